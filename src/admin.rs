@@ -1,0 +1,68 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Never on the public listener.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{Encoder, TextEncoder};
+use serde_json::json;
+
+use crate::snapshot::Snapshot;
+
+pub struct AdminApp {
+    pub snapshot: Arc<Snapshot>,
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        if method != http::Method::GET && method != http::Method::HEAD {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"GET only\n".to_vec());
+        }
+        match path.as_str() {
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/readyz" => self.readyz(),
+            "/metrics" => metrics(),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}
+
+impl AdminApp {
+    /// Ready once a valid config is loaded; the admin listener answering means the services
+    /// are up (pingora starts every listener before it serves any).
+    fn readyz(&self) -> Response<Vec<u8>> {
+        let config = self.snapshot.load();
+        let body = json!({
+            "status": "ready",
+            "config_hash": config.hash,
+            "config_loaded_at": self.snapshot.loaded_at(),
+        });
+        reply(StatusCode::OK, "application/json", body.to_string().into_bytes())
+    }
+}
+
+fn metrics() -> Response<Vec<u8>> {
+    let mut buf = Vec::new();
+    let encoder = TextEncoder::new();
+    if encoder.encode(&prometheus::gather(), &mut buf).is_err() {
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", Vec::new());
+    }
+    reply(StatusCode::OK, encoder.format_type(), buf)
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = resp.body().len();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    resp
+}

@@ -1,0 +1,203 @@
+//! The command line (`spec/gateway.md` §5): `serve`, `check`, `key new`.
+//!
+//! Pingora's own `Opt::parse_args()` would reject these flags, so pingora's `Opt` is built
+//! here from ours.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use pingora::prelude::Opt;
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::{self, Config};
+use crate::proxy::Gateway;
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about = "An LLM gateway: one endpoint, one kind of key, many vendors")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The config file.
+        #[arg(short, long, default_value = "config/switchyard.toml")]
+        config: PathBuf,
+        /// Take over the listening sockets of a running instance (zero-downtime upgrade).
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Validate a config file: exit 0, or non-zero with file:line and the reason.
+    Check {
+        #[arg(short, long, default_value = "config/switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Manage client keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new secret once, and the `[[keys]]` stanza that holds only its hash.
+    New {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        team: String,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config, upgrade } => serve(&config, upgrade),
+        Command::Check { config } => check(&config),
+        Command::Key {
+            command: KeyCommand::New { id, team },
+        } => key_new(&id, &team),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} providers, {} models, {} teams, {} keys)",
+                path.display(),
+                c.providers.len(),
+                c.models.len(),
+                c.teams.len(),
+                c.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn key_new(id: &str, team: &str) -> ExitCode {
+    let (secret, hash) = crate::auth::new_secret();
+    println!("# The secret, shown this once. Give it to the key's owner; Switchyard keeps only its hash.");
+    println!("# {secret}");
+    println!();
+    println!("[[keys]]");
+    println!("id = {}", toml_string(id));
+    println!("team = {}", toml_string(team));
+    println!("sha256 = \"{hash}\"");
+    ExitCode::SUCCESS
+}
+
+fn toml_string(s: &str) -> String {
+    // A JSON string literal is a valid TOML basic string.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
+    init_tracing();
+    let config = match config::load_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(
+        file = %path.display(),
+        hash = %config.hash,
+        listen = %config.server.listen,
+        admin = %config.server.admin_listen,
+        "config loaded"
+    );
+    let server = build_server(config, upgrade);
+    server.run_forever()
+}
+
+/// Pingora's server with the proxy on `server.listen` and the admin app on `admin_listen`.
+fn build_server(config: Config, upgrade: bool) -> Server {
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut conf = ServerConf {
+        threads: config
+            .server
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // Retries are decided by the proxy itself; this is only pingora's upper bound.
+        max_retries: 1,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(30),
+        ..ServerConf::default()
+    };
+    let tag = socket_tag(&config.server.listen);
+    conf.pid_file = std::env::temp_dir()
+        .join(format!("switchyard-{tag}.pid"))
+        .display()
+        .to_string();
+    conf.upgrade_sock = std::env::temp_dir()
+        .join(format!("switchyard-{tag}.sock"))
+        .display()
+        .to_string();
+
+    let listen = config.server.listen.clone();
+    let admin_listen = config.server.admin_listen.clone();
+    let snapshot = Snapshot::new(config);
+
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+
+    let mut proxy = http_proxy_service_with_name(&conf, Gateway::new(snapshot.clone()), "switchyard");
+    proxy.add_tcp(&listen);
+    let mut admin = Service::new(
+        "switchyard-admin".to_string(),
+        pingora::apps::http_app::HttpServer::new_app(AdminApp {
+            snapshot: Arc::clone(&snapshot),
+        }),
+    );
+    admin.add_tcp(&admin_listen);
+    server.add_service(proxy);
+    server.add_service(admin);
+    server
+}
+
+/// A file-name-safe tag of the listen address, so that instances on different ports on one
+/// machine do not share a pid file or upgrade socket.
+fn socket_tag(listen: &str) -> String {
+    listen
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Logs to stderr; the level comes from `RUST_LOG` (default `info`), the format from
+/// `SWITCHYARD_LOG_FORMAT` (`text` or `json`).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

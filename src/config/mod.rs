@@ -1,0 +1,304 @@
+//! The configuration: the TOML file of `spec/gateway.md` §4, read into raw serde types
+//! ([`raw`], `deny_unknown_fields`), then checked and turned into the runtime [`Config`]
+//! ([`validate`]) whose lookup tables the request path uses without further work.
+//!
+//! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
+//! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+
+pub mod raw;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use validate::{load_file, load_str};
+
+/// Why a config was refused: the file, the 1-based line (when one can be named), the config
+/// path of the offending field and the reason. Displayed as `file:line: path: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A secret read from the environment (a provider's API key). Its `Debug` never prints it, so
+/// it cannot leak through a log line or a panic message that formats the config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The secret itself: call only where it is put on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+/// The whole validated configuration. Immutable once built; a reload builds a new one.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// SHA-256 (hex) of the file's bytes: shown by `/readyz` and the metrics.
+    pub hash: String,
+    pub server: Server,
+    pub state: State,
+    pub log: Log,
+    pub providers: Vec<Arc<Provider>>,
+    pub models: Vec<Arc<Model>>,
+    pub teams: Vec<Arc<Team>>,
+    pub keys: Vec<Arc<Key>>,
+    pub content_filters: Vec<Arc<ContentFilter>>,
+    /// Model name or alias → index into `models`.
+    pub model_index: HashMap<String, usize>,
+    /// SHA-256 of a key's secret → index into `keys`.
+    pub key_index: HashMap<[u8; 32], usize>,
+}
+
+impl Config {
+    /// The model a client's `model` names, by its name or one of its aliases.
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.model_index.get(name).map(|&i| &self.models[i])
+    }
+    pub fn provider(&self, idx: usize) -> &Arc<Provider> {
+        &self.providers[idx]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// API listener, e.g. `0.0.0.0:8080`.
+    pub listen: String,
+    /// Admin listener (metrics, health), e.g. `127.0.0.1:9090`.
+    pub admin_listen: String,
+    /// Largest request body accepted; larger gets 413.
+    pub max_request_bytes: usize,
+    /// Worker threads of the proxy service (default: the number of CPUs).
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Counters live in this process, snapshotted under `dir`.
+    Memory { dir: PathBuf },
+    /// Counters shared by every instance through Redis.
+    Redis { url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// Where the usage log goes: `None` off, `Some(Stdout)` or a file.
+    pub usage: Option<UsageSink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageSink {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    OpenAi,
+    Azure,
+    Anthropic,
+    Gemini,
+    Mock,
+}
+
+/// Where and how to reach one vendor.
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Parsed `base_url`; `None` only for `kind = "mock"`.
+    pub upstream: Option<Upstream>,
+    /// The API key, read from `api_key_env` at load time; `None` when no env var is named.
+    pub api_key: Option<Secret>,
+    /// The env var the key came from (for messages; never the key).
+    pub api_key_env: Option<String>,
+    pub timeouts: Timeouts,
+    /// Azure: the `api-version` query parameter.
+    pub api_version: Option<String>,
+    /// Anthropic: `max_tokens` sent when the client gives none.
+    pub default_max_tokens: Option<u64>,
+}
+
+/// A parsed `base_url`, with its addresses resolved at load time (pingora's `HttpPeer`
+/// would resolve DNS blocking, and panic on failure, on every request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub tls: bool,
+    /// Host name (no port): the SNI and `Host` header.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash, e.g. `/v1`; `""` for none.
+    pub base_path: String,
+    /// `Host` header value: `host` or `host:port` when the port is not the scheme's default.
+    pub host_header: String,
+    /// Resolved addresses, at least one.
+    pub addrs: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_millis(2_000),
+            first_byte: Duration::from_millis(30_000),
+            idle: Duration::from_millis(30_000),
+            total: Duration::from_millis(600_000),
+        }
+    }
+}
+
+/// A model as clients name it, and the upstream routes that serve it.
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub aliases: Vec<String>,
+    /// Other models (indices into `Config::models`) to try, in order, when every route fails.
+    pub fallbacks: Vec<usize>,
+    pub input_usd_per_mtok: Option<f64>,
+    pub output_usd_per_mtok: Option<f64>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Index into `Config::providers`.
+    pub provider: usize,
+    /// The upstream's name for the model.
+    pub upstream_model: String,
+    /// Relative weight, at least 1.
+    pub weight: u32,
+}
+
+/// Limits and budgets shared by a team's keys, or tightened for one key. `None`: no limit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    pub tokens_per_day: Option<u64>,
+    pub usd_per_month: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct Team {
+    pub name: String,
+    /// Allowed model names (globs with `*`); `None`: every model.
+    pub models: Option<Vec<String>>,
+    pub limits: Limits,
+}
+
+impl Team {
+    /// Whether this team may use the model named `name` (its canonical name).
+    pub fn allows(&self, name: &str) -> bool {
+        match &self.models {
+            None => true,
+            Some(globs) => globs.iter().any(|g| glob_match(g, name)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Key {
+    /// Shown in metrics and logs; never the secret.
+    pub id: String,
+    /// Index into `Config::teams`.
+    pub team: usize,
+    pub sha256: [u8; 32],
+    pub limits: Limits,
+    pub expires_at: Option<SystemTime>,
+    pub disabled: bool,
+}
+
+#[derive(Debug)]
+pub struct ContentFilter {
+    pub name: String,
+    pub deny: Vec<regex::Regex>,
+    /// Team name globs this policy applies to (`*`: all).
+    pub teams: Vec<String>,
+}
+
+/// `*` matches any run of characters (also empty); everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The default config path of the spec.
+pub fn default_path() -> &'static Path {
+    Path::new("config/switchyard.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("claude-*", "claude-sonnet"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("gpt-4o", "gpt-4o"));
+        assert!(!glob_match("gpt-4o", "gpt-4o-mini"));
+        assert!(glob_match("*-mini", "gpt-4o-mini"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+}

@@ -1,0 +1,191 @@
+//! The config file exactly as written: serde types that mirror the TOML of `spec/gateway.md` §4.
+//!
+//! Every struct denies unknown fields, so a misspelt field is an error with its line rather than
+//! a setting silently ignored. Values that validation must check are kept as [`Spanned`] so an
+//! error can name the line they were written on; integers are read as `i64` (TOML's own integer
+//! type) so that `0` or `-5` reach validation and get a clear reason instead of a serde message.
+//! Nothing here is checked beyond TOML types: [`super::validate`] turns it into the runtime
+//! [`super::Config`].
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file. Every section is optional: an empty file is a valid (if useless) config.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub state: State,
+    #[serde(default)]
+    pub log: Log,
+    #[serde(default)]
+    pub providers: Vec<Provider>,
+    #[serde(default)]
+    pub models: Vec<Model>,
+    #[serde(default)]
+    pub teams: Vec<Team>,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+    #[serde(default)]
+    pub content_filters: Vec<ContentFilter>,
+}
+
+/// `[server]`: the listeners and the request size limit. Absent fields take the spec's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<Spanned<String>>,
+    pub admin_listen: Option<Spanned<String>>,
+    pub max_request_bytes: Option<Spanned<i64>>,
+    pub threads: Option<Spanned<i64>>,
+}
+
+/// `[state]`: where the counters of limits and budgets live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// `"memory"` (default) or `"redis"`.
+    pub backend: Option<Spanned<String>>,
+    /// Memory backend: the snapshot directory (default `data`).
+    pub dir: Option<Spanned<String>>,
+    /// Redis backend: `redis://…` or `rediss://…`.
+    pub redis_url: Option<Spanned<String>>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// The usage log: a file path, `"-"` for stdout; absent: off.
+    pub usage: Option<Spanned<String>>,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub name: Spanned<String>,
+    /// `openai | azure | anthropic | gemini | mock`; kept a string so an unknown kind is
+    /// reported by validation with its line and the list of known kinds.
+    pub kind: Spanned<String>,
+    pub base_url: Option<Spanned<String>>,
+    pub api_key_env: Option<Spanned<String>>,
+    pub connect_timeout_ms: Option<Spanned<i64>>,
+    pub first_byte_timeout_ms: Option<Spanned<i64>>,
+    pub idle_timeout_ms: Option<Spanned<i64>>,
+    pub total_timeout_ms: Option<Spanned<i64>>,
+    /// Azure only.
+    pub api_version: Option<Spanned<String>>,
+    /// Anthropic only.
+    pub default_max_tokens: Option<Spanned<i64>>,
+}
+
+/// One `[[models]]` entry with its `[[models.routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub fallbacks: Vec<Spanned<String>>,
+    pub input_usd_per_mtok: Option<Spanned<f64>>,
+    pub output_usd_per_mtok: Option<Spanned<f64>>,
+    /// Defaults to empty so that "no routes" is reported by validation at the model's line.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One `[[models.routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub provider: Spanned<String>,
+    /// The upstream's name for the model.
+    pub model: Spanned<String>,
+    /// Default 1.
+    pub weight: Option<Spanned<i64>>,
+}
+
+/// Per-team or per-key limits, flattened into their table in the file. Written out in both
+/// [`Team`] and [`Key`] (not `#[serde(flatten)]`), because flatten defeats both
+/// `deny_unknown_fields` and [`Spanned`].
+#[derive(Debug, Default)]
+pub struct Limits<'a> {
+    pub rpm: Option<&'a Spanned<i64>>,
+    pub tpm: Option<&'a Spanned<i64>>,
+    pub max_concurrent: Option<&'a Spanned<i64>>,
+    pub tokens_per_day: Option<&'a Spanned<i64>>,
+    pub usd_per_month: Option<&'a Spanned<f64>>,
+}
+
+/// One `[[teams]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: Spanned<String>,
+    /// Allowed model-name globs; absent: every model.
+    pub models: Option<Vec<Spanned<String>>>,
+    pub rpm: Option<Spanned<i64>>,
+    pub tpm: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub tokens_per_day: Option<Spanned<i64>>,
+    pub usd_per_month: Option<Spanned<f64>>,
+}
+
+impl Team {
+    pub fn limits(&self) -> Limits<'_> {
+        Limits {
+            rpm: self.rpm.as_ref(),
+            tpm: self.tpm.as_ref(),
+            max_concurrent: self.max_concurrent.as_ref(),
+            tokens_per_day: self.tokens_per_day.as_ref(),
+            usd_per_month: self.usd_per_month.as_ref(),
+        }
+    }
+}
+
+/// One `[[keys]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub id: Spanned<String>,
+    pub team: Spanned<String>,
+    /// SHA-256 of the secret, 64 hex digits.
+    pub sha256: Spanned<String>,
+    pub rpm: Option<Spanned<i64>>,
+    pub tpm: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub tokens_per_day: Option<Spanned<i64>>,
+    pub usd_per_month: Option<Spanned<f64>>,
+    /// An RFC 3339 date-time, quoted as the spec writes it or as a bare TOML date-time: both
+    /// are accepted, hence a [`toml::Value`] rather than a `String`.
+    pub expires_at: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl Key {
+    pub fn limits(&self) -> Limits<'_> {
+        Limits {
+            rpm: self.rpm.as_ref(),
+            tpm: self.tpm.as_ref(),
+            max_concurrent: self.max_concurrent.as_ref(),
+            tokens_per_day: self.tokens_per_day.as_ref(),
+            usd_per_month: self.usd_per_month.as_ref(),
+        }
+    }
+}
+
+/// One `[[content_filters]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentFilter {
+    pub name: Spanned<String>,
+    /// Regexes; a request whose text matches any of them is refused.
+    pub deny: Vec<Spanned<String>>,
+    /// Team-name globs; absent: every team (`["*"]`).
+    pub teams: Option<Vec<Spanned<String>>>,
+}

@@ -1,0 +1,204 @@
+//! Every error Switchyard answers itself, and the one place it becomes an HTTP answer.
+//!
+//! The JSON shape is the seed's, extended with OpenAI's fields so that OpenAI SDKs read it
+//! (`spec/gateway.md` §2): `{"error":{"message","type","param","code","reason","status"}}`.
+//! `reason` doubles as the low-cardinality metric label.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// The message of the seed's "Contents Filtered" error, word for word.
+pub const CONTENT_FILTER_MESSAGE: &str = "This content may violate our content policy, please check https://Slier.ai/terms to learn more. If you believe this to be in error, please contact us at safety@Slier.ai to keep our systems safe and available.";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed on this path")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    LengthRequired(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content filter")]
+    ContentFilter,
+    #[error("{0}")]
+    Authentication(&'static str),
+    #[error("this key's team may not use the model `{0}`")]
+    Permission(String),
+    #[error("the model `{0}` does not exist")]
+    ModelNotFound(String),
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after_secs: u64 },
+    #[error("{0}")]
+    Upstream(String),
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    #[error("{0}")]
+    Overloaded(String),
+    /// An upstream answer that is not retried, passed on with the vendor's status and message.
+    #[error("{message}")]
+    Vendor { status: u16, message: String },
+    /// A bug in Switchyard; never expected.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            InvalidRequest(_) | ContentFilter => 400,
+            Authentication(_) => 401,
+            Permission(_) => 403,
+            NotFound(_) | ModelNotFound(_) => 404,
+            MethodNotAllowed(_) => 405,
+            LengthRequired(_) => 411,
+            PayloadTooLarge { .. } => 413,
+            RateLimited { .. } | QuotaExceeded { .. } => 429,
+            Internal(_) => 500,
+            Upstream(_) => 502,
+            Overloaded(_) => 503,
+            UpstreamTimeout(_) => 504,
+            Vendor { status, .. } => *status,
+        }
+    }
+
+    /// The spec's `reason`, also the metric label: a fixed, small set of values.
+    pub fn reason(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            InvalidRequest(_) | NotFound(_) | MethodNotAllowed(_) | LengthRequired(_) => {
+                "invalid_request"
+            }
+            ContentFilter => "content_filter",
+            Authentication(_) => "authentication",
+            Permission(_) => "permission",
+            ModelNotFound(_) => "model_not_found",
+            PayloadTooLarge { .. } => "payload_too_large",
+            RateLimited { .. } => "rate_limit",
+            QuotaExceeded { .. } => "quota_exceeded",
+            Upstream(_) => "upstream_error",
+            UpstreamTimeout(_) => "upstream_timeout",
+            Overloaded(_) => "overloaded",
+            Internal(_) => "internal_error",
+            Vendor { status, .. } => vendor_reason(*status),
+        }
+    }
+
+    /// OpenAI's `type` field, which SDKs use to pick an exception class.
+    fn error_type(&self) -> &'static str {
+        match self.status() {
+            400 | 404 | 405 | 411 | 413 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 if matches!(self, GatewayError::QuotaExceeded { .. }) => "insufficient_quota",
+            429 => "rate_limit_error",
+            500 => "internal_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Seconds for `retry-after`, for the answers that carry one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited {
+                retry_after_secs, ..
+            }
+            | GatewayError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> Bytes {
+        let message = match self {
+            GatewayError::ContentFilter => CONTENT_FILTER_MESSAGE.to_string(),
+            other => other.to_string(),
+        };
+        let param = match self {
+            GatewayError::ContentFilter => Some("prompt"),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorObject {
+                message: &message,
+                r#type: self.error_type(),
+                param,
+                code: self.reason(),
+                reason: self.reason(),
+                status: self.status(),
+            },
+        };
+        // Serialising plain strings and numbers cannot fail.
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The same error as one SSE event, for a stream that already started.
+    pub fn sse_event(&self) -> Bytes {
+        let body = self.body();
+        let mut out = Vec::with_capacity(body.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&body);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+}
+
+/// The reason label for a vendor status passed on to the client.
+fn vendor_reason(status: u16) -> &'static str {
+    match status {
+        404 => "model_not_found",
+        413 => "payload_too_large",
+        429 => "rate_limit",
+        400..=499 => "invalid_request",
+        _ => "upstream_error",
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    message: &'a str,
+    r#type: &'static str,
+    param: Option<&'static str>,
+    code: &'static str,
+    reason: &'static str,
+    status: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_filter_is_the_seed_shape() {
+        let v: serde_json::Value = serde_json::from_slice(&GatewayError::ContentFilter.body()).unwrap();
+        assert_eq!(v["error"]["message"], CONTENT_FILTER_MESSAGE);
+        assert_eq!(v["error"]["param"], "prompt");
+        assert_eq!(v["error"]["reason"], "content_filter");
+        assert_eq!(v["error"]["status"], 400);
+    }
+
+    #[test]
+    fn every_field_is_present() {
+        let e = GatewayError::ModelNotFound("x\"y".into());
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["status"], 404);
+        assert_eq!(v["error"]["reason"], "model_not_found");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(v["error"]["param"].is_null());
+        assert_eq!(v["error"]["message"], "the model `x\"y` does not exist");
+    }
+}

@@ -1,0 +1,24 @@
+//! Switchyard: an LLM gateway on pingora. One endpoint, one kind of key, many vendors.
+//!
+//! A request goes through [`proxy::Gateway`] (pingora's `ProxyHttp`), whose phases call the
+//! plain functions of the modules below, each one concern:
+//!
+//! - [`config`]: the TOML file → validated runtime [`config::Config`];
+//! - [`snapshot`]: the running config behind an `ArcSwap`, taken once per request;
+//! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
+//! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
+//! - [`router`]: model resolution, the team allow-list, weighted route choice;
+//! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
+//! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod providers;
+pub mod proxy;
+pub mod router;
+pub mod snapshot;

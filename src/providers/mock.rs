@@ -1,0 +1,173 @@
+//! The built-in `mock` provider: answers in-process, with no network and no key, so that the
+//! example config serves a working API out of the box and tests have a vendor that is always up.
+//!
+//! Its answers are deterministic: a fixed sentence that echoes the start of the last message,
+//! one completion token per word, prompt tokens counted as the words of the messages' text.
+//! `max_tokens` cuts the answer with `finish_reason: "length"`.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::body::ChatRequest;
+
+/// What the mock will say, and how many tokens it counts for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub words: Vec<String>,
+    pub prompt_tokens: u64,
+    pub finish_reason: &'static str,
+}
+
+impl Reply {
+    pub fn completion_tokens(&self) -> u64 {
+        self.words.len() as u64
+    }
+    fn usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens(),
+            "total_tokens": self.prompt_tokens + self.completion_tokens(),
+        })
+    }
+}
+
+/// The mock's answer to a request.
+pub fn reply(req: &ChatRequest<'_>) -> Reply {
+    let texts: Vec<String> = req.messages.iter().map(|m| message_text(m.get())).collect();
+    let prompt_tokens = texts
+        .iter()
+        .map(|t| t.split_whitespace().count() as u64)
+        .sum::<u64>()
+        .max(1);
+    let echo: Vec<&str> = texts
+        .last()
+        .map(|t| t.split_whitespace().take(8).collect())
+        .unwrap_or_default();
+    let mut words: Vec<String> = "Hello from Switchyard's mock provider. You said:"
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    words.extend(echo.iter().map(|w| w.to_string()));
+    let mut finish_reason = "stop";
+    if let Some(max) = req.max_tokens {
+        if (words.len() as u64) > max {
+            words.truncate(max as usize);
+            finish_reason = "length";
+        }
+    }
+    Reply {
+        words,
+        prompt_tokens,
+        finish_reason,
+    }
+}
+
+/// The text of a message: its string content, or the `text` of its content parts.
+fn message_text(raw: &str) -> String {
+    #[derive(Deserialize)]
+    struct Msg {
+        #[serde(default)]
+        content: Value,
+    }
+    match serde_json::from_str::<Msg>(raw).map(|m| m.content) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// A non-streaming `chat.completion` body.
+pub fn completion(id: &str, created: u64, model: &str, reply: &Reply) -> Bytes {
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": reply.words.join(" ")},
+            "finish_reason": reply.finish_reason,
+        }],
+        "usage": reply.usage(),
+    });
+    Bytes::from(body.to_string())
+}
+
+/// The SSE events of a streamed answer: a role chunk, one chunk per word, a final chunk with
+/// `finish_reason` and `usage` (as the seed shows), then `[DONE]`.
+pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<Bytes> {
+    let chunk = |delta: Value, finish: Option<&str>, usage: Option<Value>| {
+        let mut c = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if let Some(u) = usage {
+            c["usage"] = u;
+        }
+        Bytes::from(format!("data: {c}\n\n"))
+    };
+    let mut out = Vec::with_capacity(reply.words.len() + 3);
+    out.push(chunk(json!({"role": "assistant", "content": ""}), None, None));
+    let last = reply.words.len().saturating_sub(1);
+    for (i, w) in reply.words.iter().enumerate() {
+        let text = if i == last { w.clone() } else { format!("{w} ") };
+        out.push(chunk(json!({"content": text}), None, None));
+    }
+    out.push(chunk(json!({}), Some(reply.finish_reason), Some(reply.usage())));
+    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::parse;
+
+    #[test]
+    fn counts_words_and_honours_max_tokens() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"how are you today"}]}]}"#;
+        let req = parse(body).unwrap();
+        let r = reply(&req);
+        assert_eq!(r.prompt_tokens, 6);
+        assert_eq!(r.finish_reason, "stop");
+        assert_eq!(r.words.last().unwrap(), "today");
+
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":3}"#;
+        let r = reply(&parse(body).unwrap());
+        assert_eq!(r.completion_tokens(), 3);
+        assert_eq!(r.finish_reason, "length");
+    }
+
+    #[test]
+    fn stream_reassembles_to_the_completion() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"one two"}]}"#;
+        let r = reply(&parse(body).unwrap());
+        let events = stream_events("id", 1, "mock", &r);
+        assert_eq!(events.last().unwrap().as_ref(), b"data: [DONE]\n\n");
+        let mut text = String::new();
+        let mut usage = Value::Null;
+        for e in &events[..events.len() - 1] {
+            let s = std::str::from_utf8(e).unwrap();
+            let v: Value = serde_json::from_str(s.trim_start_matches("data: ").trim()).unwrap();
+            if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(c);
+            }
+            if !v["usage"].is_null() {
+                usage = v["usage"].clone();
+            }
+        }
+        let full: Value = serde_json::from_slice(&completion("id", 1, "mock", &r)).unwrap();
+        assert_eq!(full["choices"][0]["message"]["content"], text);
+        assert_eq!(full["usage"], usage);
+        assert_eq!(usage["completion_tokens"], r.completion_tokens());
+    }
+}

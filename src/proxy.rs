@@ -1,0 +1,556 @@
+//! The request path: one `ProxyHttp` whose phases, in the order pingora calls them, are short
+//! and call the plain functions of the other modules. Read this file top to bottom to follow a
+//! request.
+//!
+//! ```text
+//! request_filter          route the path → take the config snapshot → authenticate →
+//!                         read the body → parse → resolve the model → check the allow-list →
+//!                         pick a route → answer in-process (mock) or prepare the upstream body
+//! upstream_peer           the chosen provider's resolved address, SNI and timeouts
+//! upstream_request_filter path, Host, the provider's key; the client's key never goes on
+//! request_body_filter     the rewritten body, on every attempt
+//! upstream_response_filter a vendor error is rewrapped into the spec's shape
+//! response_filter         x-request-id
+//! response_body_filter    the stream passes through as the upstream's own Bytes
+//! logging                 one line per request, on every path
+//! fail_to_proxy           the one place where a failure becomes an HTTP answer
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::{self, Principal};
+use crate::body::{self, BodyError, Prepared, RewriteOptions};
+use crate::config::{Config, Model, Provider, ProviderKind};
+use crate::error::GatewayError;
+use crate::providers::{self, mock};
+use crate::router;
+use crate::snapshot::Snapshot;
+
+/// The largest vendor error body kept to rewrap; the rest is dropped.
+const VENDOR_ERROR_LIMIT: usize = 64 * 1024;
+/// An early answer drains a client body up to this size so the client reads the answer
+/// instead of a reset; a larger one is cut off by closing the connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+pub struct Gateway {
+    snapshot: Arc<Snapshot>,
+}
+
+impl Gateway {
+    pub fn new(snapshot: Arc<Snapshot>) -> Gateway {
+        Gateway { snapshot }
+    }
+}
+
+/// What one request carries from phase to phase.
+pub struct Ctx {
+    request_id: String,
+    started: Instant,
+    /// The config this request started with; kept to its end whatever a reload does.
+    config: Option<Arc<Config>>,
+    principal: Option<Principal>,
+    model: Option<Arc<Model>>,
+    provider: Option<Arc<Provider>>,
+    upstream_model: String,
+    stream: bool,
+    /// The full rewritten body, swapped in for pingora's replay of the tail on every attempt.
+    upstream_body: Bytes,
+    /// Set when the upstream answered an error status: its body is collected and rewrapped.
+    vendor_error: Option<VendorError>,
+    /// When the first response byte went to the client.
+    first_byte_at: Option<Instant>,
+    status: u16,
+}
+
+struct VendorError {
+    status: u16,
+    body: BytesMut,
+}
+
+/// Which endpoint a request is for.
+enum Endpoint {
+    Chat,
+    Models,
+}
+
+/// How `request_filter` ended.
+enum Admitted {
+    /// Go on to the upstream.
+    Forward,
+    /// The answer was written already (mock provider, `/v1/models`).
+    Answered,
+}
+
+/// Why a request is not forwarded.
+enum Refused {
+    Error(GatewayError),
+    /// The client went away; nobody to answer.
+    ClientGone,
+}
+
+impl From<GatewayError> for Refused {
+    fn from(e: GatewayError) -> Self {
+        Refused::Error(e)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            request_id: String::new(),
+            started: Instant::now(),
+            config: None,
+            principal: None,
+            model: None,
+            provider: None,
+            upstream_model: String::new(),
+            stream: false,
+            upstream_body: Bytes::new(),
+            vendor_error: None,
+            first_byte_at: None,
+            status: 0,
+        }
+    }
+
+    /// Runs first, once per request: everything up to the choice of the upstream.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.started = Instant::now();
+        ctx.request_id = request_id(session.req_header());
+        match self.admit(session, ctx).await {
+            Ok(Admitted::Forward) => Ok(false),
+            Ok(Admitted::Answered) => Ok(true),
+            Err(Refused::Error(e)) => {
+                answer_error(session, ctx, &e).await;
+                Ok(true)
+            }
+            Err(Refused::ClientGone) => {
+                Error::e_explain(ErrorType::ReadError, "client went away while sending the body")
+            }
+        }
+    }
+
+    /// The address of the chosen provider (resolved at config load), with its timeouts.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(up) = ctx.provider.as_ref().and_then(|p| p.upstream.as_ref().map(|u| (p, u)))
+        else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let (provider, upstream) = up;
+        let addr = upstream.addrs[0];
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        let t = provider.timeouts;
+        peer.options.connection_timeout = Some(t.connect);
+        peer.options.total_connection_timeout = Some(t.connect * 2);
+        // pingora applies this to every read: the wait for the first byte and each stream gap.
+        peer.options.read_timeout = Some(t.first_byte.max(t.idle));
+        peer.options.write_timeout = Some(t.idle);
+        peer.options.idle_timeout = Some(Duration::from_secs(90));
+        Ok(Box::new(peer))
+    }
+
+    /// The upstream's path and Host, the provider's key; the client's credentials are removed.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(provider) = ctx.provider.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no provider chosen");
+        };
+        let path = providers::upstream_path(provider, &ctx.upstream_model, ctx.stream);
+        let uri = path
+            .parse::<http::Uri>()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+        req.set_uri(uri);
+        for name in providers::STRIPPED_REQUEST_HEADERS {
+            req.remove_header(*name);
+        }
+        if let Some(up) = &provider.upstream {
+            req.insert_header("host", up.host_header.as_str())?;
+        }
+        for (name, value) in providers::auth_headers(provider) {
+            req.insert_header(name, value)?;
+        }
+        req.insert_header("content-type", "application/json")?;
+        req.insert_header("content-length", ctx.upstream_body.len().to_string())?;
+        Ok(())
+    }
+
+    /// Pingora hands over the replayed tail of the client's body once per attempt; the full
+    /// rewritten body goes in its place (`body::read` explains why).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        *body = Some(if end_of_stream {
+            ctx.upstream_body.clone()
+        } else {
+            Bytes::new()
+        });
+        Ok(())
+    }
+
+    /// A vendor's error status is rewrapped into the spec's shape: the body is collected in
+    /// `response_body_filter`, so its length changes and Content-Length must go.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let status = resp.status.as_u16();
+        if !(200..300).contains(&status) {
+            let client_status = providers::client_status_for_vendor(status);
+            resp.set_status(client_status)?;
+            resp.remove_header("content-length");
+            resp.remove_header("content-encoding");
+            resp.insert_header("content-type", "application/json")?;
+            ctx.vendor_error = Some(VendorError {
+                status,
+                body: BytesMut::new(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.status = resp.status.as_u16();
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    /// Streams pass through: the upstream's `Bytes` go to the client as they came.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(err) = ctx.vendor_error.as_mut() {
+            if let Some(chunk) = body.take() {
+                let room = VENDOR_ERROR_LIMIT.saturating_sub(err.body.len());
+                err.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            if end_of_stream {
+                let provider = ctx.provider.as_deref();
+                let e = providers::vendor_error(provider, err.status, &err.body);
+                *body = Some(e.body());
+            }
+            return Ok(None);
+        }
+        if ctx.first_byte_at.is_none() && body.as_ref().is_some_and(|b| !b.is_empty()) {
+            ctx.first_byte_at = Some(Instant::now());
+        }
+        Ok(None)
+    }
+
+    /// Any failure of the proxying itself: connect errors, timeouts, resets.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let Some(err) = classify(e, ctx.provider.as_deref()) else {
+            // The client is gone: nothing to write.
+            ctx.status = 499;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if session.response_written().is_none() {
+            answer_error(session, ctx, &err).await;
+        } else if ctx.stream {
+            // Headers went out already: end the stream with one error event, no [DONE].
+            let _ = session.write_response_body(Some(err.sse_event()), true).await;
+        }
+        ctx.status = err.status();
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Runs once at the end of every request, whatever happened to it.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = match session.response_written() {
+            Some(resp) if e.is_none() => resp.status.as_u16(),
+            _ if ctx.status != 0 => ctx.status,
+            _ => 499,
+        };
+        tracing::info!(
+            request_id = %ctx.request_id,
+            key = ctx.principal.as_ref().map_or("-", |p| p.key.id.as_str()),
+            team = ctx.principal.as_ref().map_or("-", |p| p.team.name.as_str()),
+            model = ctx.model.as_ref().map_or("-", |m| m.name.as_str()),
+            provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str()),
+            stream = ctx.stream,
+            status,
+            duration_ms = ctx.started.elapsed().as_millis() as u64,
+            ttfb_ms = ctx.first_byte_at.map(|t| (t - ctx.started).as_millis() as u64),
+            "request"
+        );
+    }
+}
+
+impl Gateway {
+    /// Everything `request_filter` decides, as plain steps that each may refuse the request.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admitted, Refused> {
+        let endpoint = endpoint(session.req_header())?;
+        let config = self.snapshot.load();
+        ctx.config = Some(config.clone());
+
+        let auth_header = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let principal = auth::authenticate(&config, auth_header, SystemTime::now())?;
+        ctx.principal = Some(principal.clone());
+
+        if let Endpoint::Models = endpoint {
+            let body = models_list(&config, &principal);
+            write_answer(session, ctx, 200, "application/json", vec![body]).await;
+            return Ok(Admitted::Answered);
+        }
+
+        let bytes = match body::read(session, config.server.max_request_bytes).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge { .. }) => {
+                return Err(GatewayError::PayloadTooLarge {
+                    limit: config.server.max_request_bytes,
+                }
+                .into())
+            }
+            Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
+            Err(BodyError::Gateway(e)) => return Err(e.into()),
+        };
+        let req = body::parse(&bytes)?;
+        ctx.stream = req.stream;
+        let model = router::resolve(&config, &principal.team, &req.model)?;
+        ctx.model = Some(model.clone());
+
+        let route = router::pick(&model, rand::random::<f64>());
+        let provider = config.provider(route.provider).clone();
+        ctx.upstream_model = route.upstream_model.clone();
+        ctx.provider = Some(provider.clone());
+
+        if provider.kind == ProviderKind::Mock {
+            answer_mock(session, ctx, &req).await;
+            return Ok(Admitted::Answered);
+        }
+        if !providers::passes_through(provider.kind) {
+            return Err(GatewayError::Upstream(format!(
+                "provider `{}` is of a kind this version cannot translate to yet",
+                provider.name
+            ))
+            .into());
+        }
+        let prepared = Prepared::new(
+            &req,
+            RewriteOptions {
+                include_usage: true,
+            },
+        );
+        ctx.upstream_body = prepared.body_for(&route.upstream_model);
+        Ok(Admitted::Forward)
+    }
+}
+
+/// The endpoint of a request line; anything else is a 404 or 405.
+fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
+    let path = req.uri.path();
+    let method = &req.method;
+    match path {
+        "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
+            Ok(Endpoint::Chat)
+        }
+        "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
+        "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" => {
+            Err(GatewayError::MethodNotAllowed(method.as_str().chars().take(16).collect()))
+        }
+        _ => Err(GatewayError::NotFound(format!(
+            "no such endpoint: {}",
+            path.chars().take(128).collect::<String>()
+        ))),
+    }
+}
+
+/// The client's `x-request-id` if it is a sane token, else a new random one.
+fn request_id(req: &RequestHeader) -> String {
+    if let Some(v) = req.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        let ok = !v.is_empty()
+            && v.len() <= 128
+            && v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if ok {
+            return v.to_string();
+        }
+    }
+    format!("req_{:032x}", rand::random::<u128>())
+}
+
+/// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape.
+fn models_list(config: &Config, principal: &Principal) -> Bytes {
+    let data: Vec<serde_json::Value> = config
+        .models
+        .iter()
+        .filter(|m| principal.team.allows(&m.name))
+        .map(|m| {
+            serde_json::json!({
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "switchyard",
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
+}
+
+/// The built-in mock provider answers in-process, streamed or not.
+async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatRequest<'_>) {
+    let reply = mock::reply(req);
+    let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if req.stream {
+        let events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
+        write_answer(session, ctx, 200, "text/event-stream", events).await;
+    } else {
+        let body = mock::completion(&id, created, &ctx.upstream_model, &reply);
+        write_answer(session, ctx, 200, "application/json", vec![body]).await;
+    }
+}
+
+/// Writes an error answer in the spec's shape.
+async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) {
+    if !session.is_body_done() {
+        drain_or_close(session).await;
+    }
+    let mut extra = Vec::new();
+    if let Some(secs) = err.retry_after() {
+        extra.push(("retry-after", secs.to_string()));
+    }
+    write_answer_with(session, ctx, err.status(), "application/json", vec![err.body()], extra).await;
+}
+
+/// A client body that was not read is drained if it is of a bounded size, so that the
+/// client reads the answer instead of a connection reset; otherwise the connection closes.
+async fn drain_or_close(session: &mut Session) {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    session.set_keepalive(None);
+    if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+        let drain = session.drain_request_body();
+        let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+    }
+}
+
+async fn write_answer(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    content_type: &str,
+    chunks: Vec<Bytes>,
+) {
+    write_answer_with(session, ctx, status, content_type, chunks, Vec::new()).await;
+}
+
+/// Writes a whole answer of Switchyard's own: one body, or SSE events sent one by one.
+async fn write_answer_with(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    content_type: &str,
+    chunks: Vec<Bytes>,
+    extra: Vec<(&'static str, String)>,
+) {
+    ctx.status = status;
+    let Ok(mut resp) = ResponseHeader::build(status, Some(6)) else {
+        return;
+    };
+    let streamed = content_type == "text/event-stream";
+    let _ = resp.insert_header("content-type", content_type);
+    if streamed {
+        let _ = resp.insert_header("cache-control", "no-cache");
+        let _ = resp.insert_header("transfer-encoding", "chunked");
+    } else {
+        let len: usize = chunks.iter().map(Bytes::len).sum();
+        let _ = resp.insert_header("content-length", len.to_string());
+    }
+    let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+    for (name, value) in extra {
+        let _ = resp.insert_header(name, value);
+    }
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
+        return;
+    }
+    let n = chunks.len();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        if ctx.first_byte_at.is_none() {
+            ctx.first_byte_at = Some(Instant::now());
+        }
+        if session
+            .write_response_body(Some(chunk), i + 1 == n)
+            .await
+            .is_err()
+        {
+            ctx.status = 499;
+            return;
+        }
+    }
+    if n == 0 {
+        let _ = session.write_response_body(None, true).await;
+    }
+}
+
+/// What a proxying failure means for the client; `None` when the client itself failed.
+fn classify(e: &Error, provider: Option<&Provider>) -> Option<GatewayError> {
+    let name = provider.map_or("?", |p| p.name.as_str());
+    if matches!(e.esource(), ErrorSource::Downstream) {
+        return None;
+    }
+    let err = match e.etype() {
+        ErrorType::ConnectTimedout => {
+            GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out"))
+        }
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            GatewayError::UpstreamTimeout(format!("provider `{name}` did not answer in time"))
+        }
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+            GatewayError::Upstream(format!("cannot connect to provider `{name}`"))
+        }
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+            GatewayError::Upstream(format!("TLS with provider `{name}` failed"))
+        }
+        _ if matches!(e.esource(), ErrorSource::Upstream) => {
+            GatewayError::Upstream(format!("provider `{name}` failed mid-answer"))
+        }
+        _ => GatewayError::Upstream(format!("proxying to provider `{name}` failed")),
+    };
+    Some(err)
+}
