@@ -43,7 +43,9 @@ pub fn load_file(path: &Path) -> Result<Config> {
 /// Validates config `text`; `path` is only recorded (in errors and [`Config::source`]).
 pub fn load_str(text: &str, path: &Path) -> Result<Config> {
     let src = Source::new(text, path);
-    let raw: raw::Config = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+    // Syntax first, on its own: a syntax error has a line but no meaningful config path.
+    toml::from_str::<toml::Table>(text).map_err(|e| src.toml_error(&e, false))?;
+    let raw: raw::Config = toml::from_str(text).map_err(|e| src.toml_error(&e, true))?;
     build(&src, &raw)
 }
 
@@ -87,13 +89,14 @@ impl<'a> Source<'a> {
     }
 
     /// A TOML syntax or type error (unknown field, missing field, wrong type): the toml
-    /// crate's span gives the line; the config path is rebuilt from the table headers above it.
-    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
-        let reason = e.message().lines().next().unwrap_or("invalid TOML").to_string();
-        let path = e
-            .span()
-            .map(|span| self.path_at(span.start))
-            .unwrap_or_default();
+    /// crate's span gives the line; for a type error (`with_path`) the config path is rebuilt
+    /// from the table headers above it.
+    fn toml_error(&self, e: &toml::de::Error, with_path: bool) -> ConfigError {
+        let reason = one_line(e.message());
+        let path = match e.span() {
+            Some(span) if with_path => self.path_at(span.start),
+            _ => String::new(),
+        };
         self.error(e.span(), &path, reason)
     }
 
@@ -103,17 +106,29 @@ impl<'a> Source<'a> {
     fn path_at(&self, offset: usize) -> String {
         let line = self.line_of(offset);
         let mut headers = HeaderScan::default();
-        for text in self.text.lines().take(line - 1) {
-            headers.feed(text);
-        }
+        self.text.lines().take(line).for_each(|l| headers.feed(l));
         let current = self.text.lines().nth(line - 1).unwrap_or("");
-        headers.feed(current);
         let table = headers.table;
         match line_key(current) {
             Some(key) if table.is_empty() => key.to_string(),
             Some(key) => format!("{table}.{key}"),
             None => table,
         }
+    }
+}
+
+/// The toml crate's message without its layout: its lines (e.g. "invalid table header" and
+/// "expected `.`, `]`") joined into one, so the reason fits the `file:line: path: reason` line.
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if parts.is_empty() {
+        "invalid TOML".to_string()
+    } else {
+        parts.join("; ")
     }
 }
 
@@ -261,7 +276,10 @@ fn unique(
         Some(first) => Err(src.at(
             value,
             path,
-            format!("duplicate {what} {:?} (first on line {first})", value.get_ref()),
+            format!(
+                "duplicate {what} {:?} (first on line {first})",
+                value.get_ref()
+            ),
         )),
         None => Ok(()),
     }
@@ -281,11 +299,7 @@ fn positive(src: &Source, value: &Spanned<i64>, path: &str, max: u64) -> Result<
     match u64::try_from(v) {
         Ok(n) if n >= 1 && n <= max => Ok(n),
         Ok(n) if n > max => Err(src.at(value, path, format!("must be at most {max}, not {v}"))),
-        _ => Err(src.at(
-            value,
-            path,
-            format!("must be a positive integer, not {v}"),
-        )),
+        _ => Err(src.at(value, path, format!("must be a positive integer, not {v}"))),
     }
 }
 
@@ -358,7 +372,11 @@ fn server(src: &Source, raw: &raw::Server) -> Result<Server> {
     )?;
     if listeners_clash(listen.1, admin.1) {
         let reason = format!("admin_listen {} clashes with listen {}", admin.0, listen.0);
-        let span = raw.admin_listen.as_ref().or(raw.listen.as_ref()).map(Spanned::span);
+        let span = raw
+            .admin_listen
+            .as_ref()
+            .or(raw.listen.as_ref())
+            .map(Spanned::span);
         return Err(src.error(span, "server.admin_listen", reason));
     }
     let max_request_bytes = match &raw.max_request_bytes {
@@ -413,8 +431,10 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
 fn state(src: &Source, raw: &raw::State) -> Result<State> {
     if let Some(url) = &raw.redis_url {
         let u = url.get_ref();
-        let scheme_ok = u.starts_with("redis://") || u.starts_with("rediss://");
-        if !scheme_ok || u.len() <= "rediss://".len() {
+        let rest = u
+            .strip_prefix("redis://")
+            .or_else(|| u.strip_prefix("rediss://"));
+        if rest.is_none_or(str::is_empty) {
             return Err(src.at(
                 url,
                 "state.redis_url",
@@ -422,7 +442,10 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
             ));
         }
     }
-    let backend = raw.backend.as_ref().map_or("memory", |b| b.get_ref().as_str());
+    let backend = raw
+        .backend
+        .as_ref()
+        .map_or("memory", |b| b.get_ref().as_str());
     match backend {
         "memory" => {
             let dir = match &raw.dir {
@@ -549,7 +572,12 @@ fn provider_kind(s: &str) -> Option<ProviderKind> {
 
 /// Fields that only some kinds take: set on another kind they would be silently unused, which
 /// is almost always a copy-paste mistake, so they are refused like unknown fields.
-fn check_kind_fields(src: &Source, path: &str, p: &raw::Provider, kind: ProviderKind) -> Result<()> {
+fn check_kind_fields(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    kind: ProviderKind,
+) -> Result<()> {
     let field = |name: &str| format!("{path}.{name}");
     let kind_name = p.kind.get_ref();
     if kind == ProviderKind::Mock {
@@ -599,7 +627,11 @@ fn timeouts(src: &Source, path: &str, p: &raw::Provider) -> Result<Timeouts> {
     };
     Ok(Timeouts {
         connect: ms(&p.connect_timeout_ms, "connect_timeout_ms", d.connect)?,
-        first_byte: ms(&p.first_byte_timeout_ms, "first_byte_timeout_ms", d.first_byte)?,
+        first_byte: ms(
+            &p.first_byte_timeout_ms,
+            "first_byte_timeout_ms",
+            d.first_byte,
+        )?,
         idle: ms(&p.idle_timeout_ms, "idle_timeout_ms", d.idle)?,
         total: ms(&p.total_timeout_ms, "total_timeout_ms", d.total)?,
     })
@@ -611,16 +643,18 @@ fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result<Secret> {
     let name = var.get_ref();
     let valid_name = !name.is_empty() && !name.contains(['=', '\0']);
     if !valid_name {
-        return Err(src.at(var, path, format!("{name:?} is not an environment variable name")));
+        return Err(src.at(
+            var,
+            path,
+            format!("{name:?} is not an environment variable name"),
+        ));
     }
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
         Ok(_) => Err(src.at(var, path, format!("environment variable {name} is empty"))),
-        Err(std::env::VarError::NotPresent) => Err(src.at(
-            var,
-            path,
-            format!("environment variable {name} is not set"),
-        )),
+        Err(std::env::VarError::NotPresent) => {
+            Err(src.at(var, path, format!("environment variable {name} is not set")))
+        }
         Err(std::env::VarError::NotUnicode(_)) => Err(src.at(
             var,
             path,
@@ -676,7 +710,8 @@ fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
         ));
     }
     let default_port = if tls { 443 } else { 80 };
-    let (host, port) = split_host_port(authority, default_port).map_err(|e| format!("{url:?}: {e}"))?;
+    let (host, port) =
+        split_host_port(authority, default_port).map_err(|e| format!("{url:?}: {e}"))?;
     let bracketed = if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -698,12 +733,16 @@ fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
 
 fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Splits `host[:port]` or `[v6][:port]`; the host is lower-cased (DNS is case-insensitive)
 /// and IPv6 literals lose their brackets.
-fn split_host_port(authority: &str, default_port: u16) -> std::result::Result<(String, u16), String> {
+fn split_host_port(
+    authority: &str,
+    default_port: u16,
+) -> std::result::Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']').ok_or("unclosed '[' in the host")?;
         let host = &rest[..end];
@@ -888,7 +927,11 @@ fn fallbacks(
             return Err(src.at(f, &path, "a model cannot fall back to itself"));
         }
         if out.contains(&target) {
-            return Err(src.at(f, &path, format!("fallback {:?} is listed twice", f.get_ref())));
+            return Err(src.at(
+                f,
+                &path,
+                format!("fallback {:?} is listed twice", f.get_ref()),
+            ));
         }
         out.push(target);
     }
@@ -1096,8 +1139,10 @@ fn deny_regex(src: &Source, value: &Spanned<String>, path: &str) -> Result<regex
     if value.get_ref().is_empty() {
         return Err(src.at(value, path, "an empty regex would match every request"));
     }
-    regex::Regex::new(value.get_ref())
-        .map_err(|e| src.at(value, path, format!("invalid regex: {}", regex_reason(&e))))
+    regex::Regex::new(value.get_ref()).map_err(|e| {
+        let reason = format!("invalid regex {:?}: {}", value.get_ref(), regex_reason(&e));
+        src.at(value, path, reason)
+    })
 }
 
 /// The one-line cause of a regex error (its `Display` is a multi-line picture of the pattern).
@@ -1105,5 +1150,1167 @@ fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .find_map(|l| l.strip_prefix("error: "))
-        .map_or_else(|| text.lines().next().unwrap_or("").to_string(), str::to_string)
+        .map_or_else(
+            || text.lines().next().unwrap_or("").to_string(),
+            str::to_string,
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "test.toml";
+
+    fn load(text: &str) -> Result<Config> {
+        load_str(text, Path::new(FILE))
+    }
+
+    fn reject(text: &str) -> ConfigError {
+        match load(text) {
+            Ok(_) => panic!("config was accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Asserts `text` is rejected at the line marked `# <-`, at config `path`, with a reason
+    /// containing `reason`.
+    #[track_caller]
+    fn rejects(text: &str, path: &str, reason: &str) {
+        let marked = text.lines().position(|l| l.contains("# <-")).map(|i| i + 1);
+        assert!(marked.is_some(), "test text has no `# <-` marker");
+        let e = reject(text);
+        assert_eq!(e.line, marked, "line of {e}");
+        assert_eq!(e.path, path, "path of {e}");
+        assert!(
+            e.reason.contains(reason),
+            "reason of {e}: wanted {reason:?}"
+        );
+        assert_eq!(e.file, PathBuf::from(FILE));
+    }
+
+    /// A mock provider `p` and a team `t`, for cases about other sections.
+    const BASE: &str = "[[providers]]\nname = \"p\"\nkind = \"mock\"\n\n[[teams]]\nname = \"t\"\n";
+
+    fn with_base(rest: &str) -> String {
+        format!("{BASE}{rest}")
+    }
+
+    const HASH_A: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const HASH_B: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+
+    fn unix(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    // --- the happy path ----------------------------------------------------------------------
+
+    #[test]
+    fn empty_file_is_a_config_of_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.server.admin_listen, "127.0.0.1:9090");
+        assert_eq!(c.server.max_request_bytes, 33_554_432);
+        assert_eq!(c.server.threads, None);
+        assert_eq!(
+            c.state,
+            State::Memory {
+                dir: PathBuf::from("data")
+            }
+        );
+        assert_eq!(c.log.usage, None);
+        assert!(c.providers.is_empty() && c.models.is_empty() && c.keys.is_empty());
+        assert_eq!(
+            c.hash,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(c.source, PathBuf::from(FILE));
+    }
+
+    #[test]
+    fn full_config_round_trips() {
+        let var = "SWITCHYARD_TEST_ROUNDTRIP_KEY";
+        std::env::set_var(var, "sk-roundtrip");
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:18080"
+admin_listen = "127.0.0.1:19090"
+max_request_bytes = 2048
+threads = 3
+
+[state]
+backend = "redis"
+redis_url = "rediss://cache:6380/1"
+
+[log]
+usage = "-"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "HTTP://127.0.0.1:8000/v1/"
+api_key_env = "{var}"
+connect_timeout_ms = 100
+idle_timeout_ms = 200
+
+[[providers]]
+name = "azure"
+kind = "azure"
+base_url = "https://[::1]:8443"
+api_version = "2024-10-21"
+
+[[providers]]
+name = "claude"
+kind = "anthropic"
+base_url = "https://localhost"
+default_max_tokens = 1024
+total_timeout_ms = 5000
+
+[[providers]]
+name = "gem"
+kind = "gemini"
+base_url = "http://127.0.0.1:80/prefix"
+
+[[providers]]
+name = "mock"
+kind = "mock"
+
+[[models]]
+name = "gpt-4o"
+aliases = ["gpt4o", "4o"]
+fallbacks = ["sonnet", "flash"]
+input_usd_per_mtok = 2.5
+output_usd_per_mtok = 10
+  [[models.routes]]
+  provider = "openai"
+  model = "gpt-4o-2024-08-06"
+  weight = 3
+  [[models.routes]]
+  provider = "azure"
+  model = "gpt4o-prod"
+
+[[models]]
+name = "claude-sonnet"
+aliases = ["sonnet"]
+  [[models.routes]]
+  provider = "claude"
+  model = "claude-sonnet-4"
+
+[[models]]
+name = "flash"
+input_usd_per_mtok = 0
+  [[models.routes]]
+  provider = "gem"
+  model = "gemini-2.0-flash"
+  [[models.routes]]
+  provider = "mock"
+  model = "mock-small"
+  weight = 2
+
+[[teams]]
+name = "search"
+models = ["gpt-4o", "claude-*"]
+rpm = 600
+tpm = 200000
+max_concurrent = 50
+tokens_per_day = 5000000
+usd_per_month = 300
+
+[[teams]]
+name = "all"
+
+[[keys]]
+id = "search-prod"
+team = "search"
+sha256 = "{upper}"
+rpm = 60
+tpm = 20000
+expires_at = "2027-01-01T00:00:00Z"
+
+[[keys]]
+id = "all.1_x-y"
+team = "all"
+sha256 = "{HASH_B}"
+usd_per_month = 0.5
+expires_at = 2027-01-01T02:00:00+02:00
+disabled = true
+
+[[content_filters]]
+name = "no-secrets"
+deny = ['(?i)BEGIN (RSA|OPENSSH) PRIVATE KEY', 'AKIA[0-9A-Z]{{16}}']
+
+[[content_filters]]
+name = "search-only"
+deny = ['forbidden']
+teams = ["search", "x-*"]
+"#,
+            upper = HASH_A.to_ascii_uppercase()
+        );
+        let c = load(&text).unwrap();
+
+        assert_eq!(
+            c.server,
+            Server {
+                listen: "127.0.0.1:18080".into(),
+                admin_listen: "127.0.0.1:19090".into(),
+                max_request_bytes: 2048,
+                threads: Some(3),
+            }
+        );
+        assert_eq!(
+            c.state,
+            State::Redis {
+                url: "rediss://cache:6380/1".into()
+            }
+        );
+        assert_eq!(c.log.usage, Some(UsageSink::Stdout));
+        assert_eq!(c.hash, hex::encode(Sha256::digest(text.as_bytes())));
+
+        // Providers.
+        let names: Vec<&str> = c.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["openai", "azure", "claude", "gem", "mock"]);
+        let openai = c.provider(0);
+        assert_eq!(openai.kind, ProviderKind::OpenAi);
+        assert_eq!(
+            openai.upstream,
+            Some(Upstream {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 8000,
+                base_path: "/v1".into(),
+                host_header: "127.0.0.1:8000".into(),
+                addrs: vec!["127.0.0.1:8000".parse().unwrap()],
+            })
+        );
+        assert_eq!(
+            openai.api_key.as_ref().map(Secret::expose),
+            Some("sk-roundtrip")
+        );
+        assert_eq!(openai.api_key_env.as_deref(), Some(var));
+        let d = Timeouts::default();
+        assert_eq!(
+            openai.timeouts,
+            Timeouts {
+                connect: Duration::from_millis(100),
+                idle: Duration::from_millis(200),
+                ..d
+            }
+        );
+        let azure = c.provider(1);
+        assert_eq!(azure.kind, ProviderKind::Azure);
+        assert_eq!(azure.api_version.as_deref(), Some("2024-10-21"));
+        assert!(azure.api_key.is_none() && azure.api_key_env.is_none());
+        let up = azure.upstream.as_ref().unwrap();
+        assert_eq!((up.tls, up.host.as_str(), up.port), (true, "::1", 8443));
+        assert_eq!(up.host_header, "[::1]:8443");
+        assert_eq!(up.base_path, "");
+        assert_eq!(up.addrs, vec!["[::1]:8443".parse::<SocketAddr>().unwrap()]);
+        let claude = c.provider(2);
+        assert_eq!(claude.kind, ProviderKind::Anthropic);
+        assert_eq!(claude.default_max_tokens, Some(1024));
+        assert_eq!(claude.timeouts.total, Duration::from_millis(5000));
+        let up = claude.upstream.as_ref().unwrap();
+        assert_eq!((up.host.as_str(), up.port), ("localhost", 443));
+        assert_eq!(up.host_header, "localhost");
+        assert!(!up.addrs.is_empty() && up.addrs.iter().all(|a| a.port() == 443));
+        let gem = c.provider(3);
+        assert_eq!(gem.kind, ProviderKind::Gemini);
+        let up = gem.upstream.as_ref().unwrap();
+        assert_eq!(
+            (up.host_header.as_str(), up.base_path.as_str()),
+            ("127.0.0.1", "/prefix")
+        );
+        let mock = c.provider(4);
+        assert_eq!(mock.kind, ProviderKind::Mock);
+        assert!(mock.upstream.is_none());
+        assert_eq!(mock.timeouts, d);
+
+        // Models.
+        let gpt = c.model("4o").unwrap();
+        assert_eq!(gpt.name, "gpt-4o");
+        assert_eq!(gpt.aliases, ["gpt4o", "4o"]);
+        assert_eq!(gpt.fallbacks, [1, 2]);
+        assert_eq!(gpt.input_usd_per_mtok, Some(2.5));
+        assert_eq!(gpt.output_usd_per_mtok, Some(10.0));
+        assert_eq!(
+            gpt.routes,
+            [
+                Route {
+                    provider: 0,
+                    upstream_model: "gpt-4o-2024-08-06".into(),
+                    weight: 3
+                },
+                Route {
+                    provider: 1,
+                    upstream_model: "gpt4o-prod".into(),
+                    weight: 1
+                },
+            ]
+        );
+        assert_eq!(c.model("sonnet").unwrap().name, "claude-sonnet");
+        let flash = c.model("flash").unwrap();
+        assert_eq!(flash.input_usd_per_mtok, Some(0.0));
+        assert_eq!(flash.output_usd_per_mtok, None);
+        assert_eq!(flash.routes[1].provider, 4);
+        assert_eq!(flash.routes[1].weight, 2);
+        let mut index: Vec<(&str, usize)> = c
+            .model_index
+            .iter()
+            .map(|(k, &v)| (k.as_str(), v))
+            .collect();
+        index.sort();
+        assert_eq!(
+            index,
+            [
+                ("4o", 0),
+                ("claude-sonnet", 1),
+                ("flash", 2),
+                ("gpt-4o", 0),
+                ("gpt4o", 0),
+                ("sonnet", 1)
+            ]
+        );
+        assert!(c.model("gpt-4o-mini").is_none());
+
+        // Teams and keys.
+        let search = &c.teams[0];
+        assert_eq!(search.name, "search");
+        assert_eq!(
+            search.models.as_deref(),
+            Some(&["gpt-4o".to_string(), "claude-*".to_string()][..])
+        );
+        assert_eq!(
+            search.limits,
+            Limits {
+                rpm: Some(600),
+                tpm: Some(200_000),
+                max_concurrent: Some(50),
+                tokens_per_day: Some(5_000_000),
+                usd_per_month: Some(300.0),
+            }
+        );
+        assert!(search.allows("claude-sonnet") && !search.allows("flash"));
+        assert!(c.teams[1].models.is_none() && c.teams[1].limits == Limits::default());
+
+        let k0 = &c.keys[0];
+        assert_eq!(
+            (k0.id.as_str(), k0.team, k0.disabled),
+            ("search-prod", 0, false)
+        );
+        assert_eq!(hex::encode(k0.sha256), HASH_A);
+        assert_eq!(k0.limits.rpm, Some(60));
+        assert_eq!(k0.limits.tpm, Some(20_000));
+        assert_eq!(k0.limits.max_concurrent, None);
+        assert_eq!(k0.expires_at, Some(unix(1_798_761_600)));
+        let k1 = &c.keys[1];
+        assert_eq!(
+            (k1.id.as_str(), k1.team, k1.disabled),
+            ("all.1_x-y", 1, true)
+        );
+        assert_eq!(k1.limits.usd_per_month, Some(0.5));
+        assert_eq!(k1.expires_at, Some(unix(1_798_761_600)));
+        assert_eq!(c.key_index.len(), 2);
+        assert_eq!(c.key_index[&k0.sha256], 0);
+        assert_eq!(c.key_index[&k1.sha256], 1);
+
+        // Content filters.
+        let f0 = &c.content_filters[0];
+        assert_eq!(f0.name, "no-secrets");
+        assert_eq!(f0.teams, ["*"]);
+        assert_eq!(f0.deny.len(), 2);
+        assert!(f0.deny[0].is_match("-----begin rsa private key-----"));
+        assert!(f0.deny[1].is_match("AKIAABCDEFGHIJKLMNOP"));
+        assert_eq!(c.content_filters[1].teams, ["search", "x-*"]);
+
+        // The secret stays out of the config's Debug output.
+        assert!(!format!("{c:?}").contains("sk-roundtrip"));
+    }
+
+    #[test]
+    fn shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchyard.toml");
+        let c = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.source, path);
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.server.admin_listen, "127.0.0.1:9090");
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.provider(0).kind, ProviderKind::Mock);
+        assert_eq!(c.model("demo").unwrap().name, "gpt-4o-mini");
+        assert_eq!(
+            c.model("claude-sonnet").unwrap().routes[0].upstream_model,
+            "mock-large"
+        );
+        let demo_hash: [u8; 32] = Sha256::digest(b"sk-switchyard-demo").into();
+        let key = &c.keys[c.key_index[&demo_hash]];
+        assert_eq!(
+            (key.id.as_str(), c.teams[key.team].name.as_str()),
+            ("demo", "demo")
+        );
+        assert_eq!(
+            c.teams[0].limits,
+            Limits {
+                rpm: Some(600),
+                tpm: Some(200_000),
+                max_concurrent: Some(20),
+                tokens_per_day: Some(5_000_000),
+                usd_per_month: Some(50.0),
+            }
+        );
+    }
+
+    fn full_example() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/full.toml");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn full_example_has_no_unknown_field() {
+        let text = full_example();
+        let raw: raw::Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(raw.providers.len(), 6);
+        assert!(raw.content_filters.iter().all(|f| !f.deny.is_empty()));
+    }
+
+    /// The full example is semantically valid too, once its vendors' hosts and key variables
+    /// are swapped for ones this test controls (no network, no shared env var names).
+    #[test]
+    fn full_example_validates_offline() {
+        let mut text = full_example();
+        for host in [
+            "api.openai.com",
+            "my-resource.openai.azure.com",
+            "api.anthropic.com",
+            "generativelanguage.googleapis.com",
+        ] {
+            text = text.replace(host, "127.0.0.1");
+        }
+        for var in [
+            "OPENAI_API_KEY",
+            "AZURE_OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "GEMINI_API_KEY",
+        ] {
+            let ours = format!("SWITCHYARD_TEST_FULL_{var}");
+            std::env::set_var(&ours, "sk-test");
+            text = text.replace(&format!("\"{var}\""), &format!("\"{ours}\""));
+        }
+        let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.models.len(), 5);
+        assert_eq!(c.model("gpt4o").unwrap().fallbacks, [1]);
+        assert_eq!(c.content_filters.len(), 2);
+    }
+
+    // --- TOML-level errors -------------------------------------------------------------------
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let text = with_base(
+            "[[models]]\nname = \"m\"\n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n\
+             [[models]]\nname = \"n\"\n  [[models.routes]]\n  provider = \"p\"\n  wieght = 2 # <-\n",
+        );
+        rejects(
+            &text,
+            "models[1].routes[0].wieght",
+            "unknown field `wieght`",
+        );
+        rejects(
+            "[server]\nlisten = \"0.0.0.0:1\"\nfoo = 1 # <-\n",
+            "server.foo",
+            "`foo`",
+        );
+        rejects("bogus = 1 # <-\n", "bogus", "unknown field `bogus`");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = reject("[server]\nlisten = \"0.0.0.0:8080\"\nthreads = = 4\n");
+        assert_eq!(e.line, Some(3));
+        assert!(!e.reason.contains('\n') && !e.reason.contains('|'), "{e}");
+        rejects("[server]\n[state # <-\n", "", "invalid table header");
+    }
+
+    #[test]
+    fn type_and_missing_field_errors_name_line() {
+        rejects("[log]\nusage = 5 # <-\n", "log.usage", "invalid type");
+        rejects(
+            "[[providers]]\nname = \"a\"\nkind = \"mock\"\n[[providers]] # <-\nname = \"b\"\n",
+            "providers[1]",
+            "missing field `kind`",
+        );
+    }
+
+    #[test]
+    fn header_scan_skips_multiline_strings() {
+        let text =
+            "[[content_filters]]\nname = \"a\"\ndeny = ['''\n[[models]]\n''']\nbad = 1 # <-\n";
+        rejects(text, "content_filters[0].bad", "unknown field `bad`");
+    }
+
+    #[test]
+    fn unreadable_file_has_no_line() {
+        let e = load_file(Path::new("/nonexistent/switchyard.toml")).unwrap_err();
+        assert_eq!(e.line, None);
+        assert_eq!(e.path, "");
+        assert!(e.reason.contains("cannot read"), "{e}");
+    }
+
+    // --- names and duplicates ----------------------------------------------------------------
+
+    #[test]
+    fn duplicate_names() {
+        rejects(
+            "[[providers]]\nname = \"a\"\nkind = \"mock\"\n[[providers]]\nname = \"a\" # <-\nkind = \"mock\"\n",
+            "providers[1].name",
+            "duplicate provider \"a\" (first on line 2)",
+        );
+        let model = |name: &str, aliases: &str, mark: &str| {
+            format!(
+                "[[models]]\nname = \"{name}\"\naliases = [{aliases}] {mark}\n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n"
+            )
+        };
+        let two = |a: String, b: String| with_base(&format!("{a}{b}"));
+        // Same model name twice: the second name's line. Its marker is on the aliases line,
+        // so put the marker by hand on the name.
+        let text = two(model("m", "", ""), model("m", "", "")).replacen(
+            "name = \"m\"\naliases = [] \n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n[[models]]\nname = \"m\"",
+            "name = \"m\"\naliases = [] \n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n[[models]]\nname = \"m\" # <-",
+            1,
+        );
+        rejects(&text, "models[1].name", "duplicate model name \"m\"");
+        rejects(
+            &two(model("m", "\"x\"", ""), model("n", "\"y\", \"x\"", "# <-")),
+            "models[1].aliases[1]",
+            "alias \"x\" is already an alias of model \"m\"",
+        );
+        rejects(
+            &two(model("m", "", ""), model("n", "\"m\"", "# <-")),
+            "models[1].aliases[0]",
+            "alias \"m\" is already the name of a model",
+        );
+        rejects(
+            &two(model("m", "\"m\"", "# <-"), String::new()),
+            "models[0].aliases[0]",
+            "repeats the model's own name",
+        );
+        let text = two(model("m", "\"n\"", ""), model("n", "", ""));
+        let text = text.replacen("name = \"n\"\naliases", "name = \"n\" # <-\naliases", 1);
+        rejects(
+            &text,
+            "models[1].name",
+            "model name \"n\" is already an alias of model \"m\"",
+        );
+        rejects(
+            "[[teams]]\nname = \"t\"\n[[teams]]\nname = \"t\" # <-\n",
+            "teams[1].name",
+            "duplicate team \"t\"",
+        );
+        rejects(
+            &with_base(&format!(
+                "[[keys]]\nid = \"k\"\nteam = \"t\"\nsha256 = \"{HASH_A}\"\n\
+                 [[keys]]\nid = \"k\" # <-\nteam = \"t\"\nsha256 = \"{HASH_B}\"\n"
+            )),
+            "keys[1].id",
+            "duplicate key id \"k\"",
+        );
+        rejects(
+            &with_base(
+                "[[content_filters]]\nname = \"f\"\ndeny = ['a']\n\
+                 [[content_filters]]\nname = \"f\" # <-\ndeny = ['b']\n",
+            ),
+            "content_filters[1].name",
+            "duplicate content filter",
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        let provider =
+            |name: &str| format!("[[providers]]\nname = \"{name}\" # <-\nkind = \"mock\"\n");
+        rejects(&provider(""), "providers[0].name", "must not be empty");
+        rejects(&provider("a b"), "providers[0].name", "whitespace");
+        rejects(
+            &provider("a\\tb"),
+            "providers[0].name",
+            "whitespace or control",
+        );
+        rejects(&provider("a\\u0007"), "providers[0].name", "control");
+        rejects(
+            &provider(&"x".repeat(129)),
+            "providers[0].name",
+            "at most 128",
+        );
+        assert!(load(&provider(&"x".repeat(128))).is_ok());
+        rejects(
+            "[[teams]]\nname = \" \" # <-\n",
+            "teams[0].name",
+            "whitespace",
+        );
+    }
+
+    // --- providers ---------------------------------------------------------------------------
+
+    fn provider(fields: &str) -> String {
+        format!("[[providers]]\nname = \"v\"\n{fields}")
+    }
+
+    #[test]
+    fn provider_kind_and_kind_fields() {
+        rejects(
+            &provider("kind = \"bedrock\" # <-\n"),
+            "providers[0].kind",
+            "unknown provider kind \"bedrock\"",
+        );
+        // A missing base_url is reported at the provider's name.
+        rejects(
+            "[[providers]]\nname = \"v\" # <-\nkind = \"openai\"\n",
+            "providers[0].base_url",
+            "kind = \"openai\" requires base_url",
+        );
+        rejects(
+            &provider("kind = \"mock\"\nbase_url = \"http://127.0.0.1\" # <-\n"),
+            "providers[0].base_url",
+            "mock provider takes no base_url",
+        );
+        rejects(
+            &provider("kind = \"mock\"\napi_key_env = \"X\" # <-\n"),
+            "providers[0].api_key_env",
+            "mock provider takes no api_key_env",
+        );
+        rejects(
+            &provider("kind = \"azure\" # <-\nbase_url = \"https://127.0.0.1\"\n"),
+            "providers[0].api_version",
+            "requires api_version",
+        );
+        rejects(
+            &provider(
+                "kind = \"openai\"\nbase_url = \"https://127.0.0.1\"\napi_version = \"1\" # <-\n",
+            ),
+            "providers[0].api_version",
+            "only to kind = \"azure\"",
+        );
+        rejects(
+            &provider("kind = \"gemini\"\nbase_url = \"https://127.0.0.1\"\ndefault_max_tokens = 5 # <-\n"),
+            "providers[0].default_max_tokens",
+            "only to kind = \"anthropic\"",
+        );
+        rejects(
+            &provider("kind = \"anthropic\"\nbase_url = \"https://127.0.0.1\"\ndefault_max_tokens = 0 # <-\n"),
+            "providers[0].default_max_tokens",
+            "positive integer",
+        );
+    }
+
+    #[test]
+    fn provider_base_url() {
+        let url = |u: &str| provider(&format!("kind = \"openai\"\nbase_url = \"{u}\" # <-\n"));
+        let path = "providers[0].base_url";
+        rejects(
+            &url("ftp://127.0.0.1"),
+            path,
+            "must start with http:// or https://",
+        );
+        rejects(&url("127.0.0.1:80"), path, "must start with http://");
+        rejects(&url("http://127.0.0.1:0"), path, "not a port");
+        rejects(&url("http://127.0.0.1:99999"), path, "not a port");
+        rejects(&url("http://127.0.0.1:x/v1"), path, "not a port");
+        rejects(&url("http://"), path, "no host");
+        rejects(&url("http://:80/v1"), path, "no host");
+        rejects(&url("http://[::1/v1"), path, "unclosed");
+        rejects(&url("http://[zz]/v1"), path, "not an IPv6 address");
+        rejects(&url("http://user:pw@127.0.0.1"), path, "user info");
+        rejects(&url("http://127.0.0.1/v1?x=1"), path, "query");
+        rejects(
+            &url("http://no-such-host.invalid/v1"),
+            path,
+            "cannot resolve host no-such-host.invalid:80",
+        );
+    }
+
+    #[test]
+    fn base_url_parts() {
+        let p = parse_base_url("https://Example.COM/v1/").unwrap();
+        assert_eq!(
+            p,
+            BaseUrl {
+                tls: true,
+                host: "example.com".into(),
+                port: 443,
+                base_path: "/v1".into(),
+                host_header: "example.com".into(),
+            }
+        );
+        let p = parse_base_url("http://example.com:8080").unwrap();
+        assert_eq!(
+            (p.port, p.host_header.as_str(), p.base_path.as_str()),
+            (8080, "example.com:8080", "")
+        );
+        let p = parse_base_url("http://example.com:80/").unwrap();
+        assert_eq!(
+            (p.port, p.host_header.as_str(), p.base_path.as_str()),
+            (80, "example.com", "")
+        );
+        let p = parse_base_url("https://example.com:80").unwrap();
+        assert_eq!(p.host_header, "example.com:80");
+        let p = parse_base_url("http://[::1]/a/b//").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("::1", 80));
+        assert_eq!(
+            (p.host_header.as_str(), p.base_path.as_str()),
+            ("[::1]", "/a/b")
+        );
+    }
+
+    #[test]
+    fn provider_timeouts() {
+        let t = |field: &str| {
+            provider(&format!(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\n{field} # <-\n"
+            ))
+        };
+        rejects(
+            &t("connect_timeout_ms = 0"),
+            "providers[0].connect_timeout_ms",
+            "positive integer",
+        );
+        rejects(
+            &t("first_byte_timeout_ms = -5"),
+            "providers[0].first_byte_timeout_ms",
+            "positive integer, not -5",
+        );
+        rejects(
+            &t("idle_timeout_ms = 0"),
+            "providers[0].idle_timeout_ms",
+            "positive",
+        );
+        rejects(
+            &t("total_timeout_ms = 0"),
+            "providers[0].total_timeout_ms",
+            "positive",
+        );
+        rejects(
+            &t("total_timeout_ms = 1.5"),
+            "providers[0].total_timeout_ms",
+            "invalid type",
+        );
+    }
+
+    #[test]
+    fn provider_api_key_env() {
+        let set = "SWITCHYARD_TEST_APIKEY_SET";
+        let empty = "SWITCHYARD_TEST_APIKEY_EMPTY";
+        let unset = "SWITCHYARD_TEST_APIKEY_NEVER_SET";
+        std::env::set_var(set, "sk-value");
+        std::env::set_var(empty, "");
+        let with = |var: &str| {
+            provider(&format!(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\" # <-\n"
+            ))
+        };
+        let c = load(&with(set)).unwrap();
+        assert_eq!(c.provider(0).api_key.as_ref().unwrap().expose(), "sk-value");
+        rejects(
+            &with(unset),
+            "providers[0].api_key_env",
+            &format!("environment variable {unset} is not set"),
+        );
+        rejects(
+            &with(empty),
+            "providers[0].api_key_env",
+            &format!("environment variable {empty} is empty"),
+        );
+        rejects(
+            &with(""),
+            "providers[0].api_key_env",
+            "not an environment variable name",
+        );
+    }
+
+    /// An error about a provider whose key was read never shows the key, whatever the error.
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let var = "SWITCHYARD_TEST_SECRET_LEAK";
+        let secret = "sk-live-DO-NOT-LEAK-7f3a9c1e";
+        std::env::set_var(var, secret);
+        let cases = [
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\napi_key_env = \"{var}\"\nbase_url = \"ftp://x\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"mock\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"azure\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[providers]]\nname = \"v\"\nkind = \"mock\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[models]]\nname = \"m\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\nextra = 1\n"),
+        ];
+        for text in &cases {
+            let e = reject(text);
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains(secret), "secret leaked: {shown}");
+            }
+        }
+        let ok = format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n");
+        let c = load(&ok).unwrap();
+        assert!(!format!("{c:?}").contains(secret));
+    }
+
+    // --- models ------------------------------------------------------------------------------
+
+    #[test]
+    fn model_routes() {
+        rejects(
+            &with_base("[[models]]\nname = \"m\" # <-\n"),
+            "models[0].routes",
+            "has no [[models.routes]]",
+        );
+        let route = |fields: &str| {
+            with_base(&format!(
+                "[[models]]\nname = \"m\"\n  [[models.routes]]\n{fields}"
+            ))
+        };
+        rejects(
+            &route("  provider = \"nope\" # <-\n  model = \"x\"\n"),
+            "models[0].routes[0].provider",
+            "no provider named \"nope\"",
+        );
+        rejects(
+            &route("  provider = \"p\"\n  model = \"\" # <-\n"),
+            "models[0].routes[0].model",
+            "must not be empty",
+        );
+        rejects(
+            &route("  provider = \"p\"\n  model = \"x\"\n  weight = 0 # <-\n"),
+            "models[0].routes[0].weight",
+            "positive integer",
+        );
+        rejects(
+            &route("  provider = \"p\"\n  model = \"x\"\n  weight = 5000000000 # <-\n"),
+            "models[0].routes[0].weight",
+            "at most 4294967295",
+        );
+        rejects(
+            &with_base("[[models]]\nname = \"m\"\n  [[models.routes]] # <-\n  provider = \"p\"\n"),
+            "models[0].routes[0]",
+            "missing field `model`",
+        );
+        // The path of the second route of the second model.
+        let text = with_base(
+            "[[models]]\nname = \"a\"\n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n\
+             [[models]]\nname = \"b\"\n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n\
+             \x20 [[models.routes]]\n  provider = \"q\" # <-\n  model = \"x\"\n",
+        );
+        rejects(
+            &text,
+            "models[1].routes[1].provider",
+            "no provider named \"q\"",
+        );
+    }
+
+    fn model(name: &str, extra: &str) -> String {
+        format!("[[models]]\nname = \"{name}\"\n{extra}\n  [[models.routes]]\n  provider = \"p\"\n  model = \"x\"\n")
+    }
+
+    #[test]
+    fn model_fallbacks() {
+        rejects(
+            &with_base(&format!(
+                "{}{}",
+                model("a", "fallbacks = [\"b\", \"c\"] # <-"),
+                model("b", "")
+            )),
+            "models[0].fallbacks[1]",
+            "no model named \"c\"",
+        );
+        rejects(
+            &with_base(&model("a", "aliases = [\"aa\"]\nfallbacks = [\"aa\"] # <-")),
+            "models[0].fallbacks[0]",
+            "cannot fall back to itself",
+        );
+        rejects(
+            &with_base(&format!(
+                "{}{}",
+                model("a", "fallbacks = [\"b\", \"bb\"] # <-"),
+                model("b", "aliases = [\"bb\"]")
+            )),
+            "models[0].fallbacks[1]",
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn model_prices() {
+        rejects(
+            &with_base(&model("a", "input_usd_per_mtok = -1 # <-")),
+            "models[0].input_usd_per_mtok",
+            "finite number >= 0",
+        );
+        rejects(
+            &with_base(&model("a", "output_usd_per_mtok = nan # <-")),
+            "models[0].output_usd_per_mtok",
+            "finite number >= 0",
+        );
+        rejects(
+            &with_base(&model("a", "output_usd_per_mtok = inf # <-")),
+            "models[0].output_usd_per_mtok",
+            "finite",
+        );
+    }
+
+    // --- teams and keys ----------------------------------------------------------------------
+
+    #[test]
+    fn team_limits_and_globs() {
+        let team = |field: &str| format!("[[teams]]\nname = \"t\"\n{field} # <-\n");
+        rejects(&team("rpm = 0"), "teams[0].rpm", "positive integer");
+        rejects(
+            &team("tpm = 4294967296"),
+            "teams[0].tpm",
+            "at most 4294967295",
+        );
+        rejects(
+            &team("max_concurrent = -1"),
+            "teams[0].max_concurrent",
+            "positive",
+        );
+        rejects(
+            &team("tokens_per_day = 0"),
+            "teams[0].tokens_per_day",
+            "positive",
+        );
+        rejects(
+            &team("usd_per_month = -0.01"),
+            "teams[0].usd_per_month",
+            ">= 0",
+        );
+        rejects(
+            &team("models = [\"a\", \"\"]"),
+            "teams[0].models[1]",
+            "must not be empty",
+        );
+        let c = load(&team("models = []")).unwrap();
+        assert!(!c.teams[0].allows("anything"));
+    }
+
+    fn key(fields: &str) -> String {
+        with_base(&format!("[[keys]]\nid = \"k\"\nteam = \"t\"\n{fields}"))
+    }
+
+    #[test]
+    fn key_checks() {
+        rejects(
+            &key(&format!("sha256 = \"{HASH_A}\"\nrpm = 0 # <-\n")),
+            "keys[0].rpm",
+            "positive",
+        );
+        rejects(
+            &key(&format!(
+                "sha256 = \"{HASH_A}\"\nusd_per_month = nan # <-\n"
+            )),
+            "keys[0].usd_per_month",
+            "finite",
+        );
+        rejects(
+            &key("sha256 = \"abc\" # <-\n"),
+            "keys[0].sha256",
+            "exactly 64 hex digits",
+        );
+        let not_hex = format!("{}zz", &HASH_A[..62]);
+        rejects(
+            &key(&format!("sha256 = \"{not_hex}\" # <-\n")),
+            "keys[0].sha256",
+            "64 hex",
+        );
+        rejects(
+            &with_base(&format!(
+                "[[keys]]\nid = \"k\"\nteam = \"nope\" # <-\nsha256 = \"{HASH_A}\"\n"
+            )),
+            "keys[0].team",
+            "no team named \"nope\"",
+        );
+        rejects(
+            &with_base(&format!(
+                "[[keys]]\nid = \"a/b\" # <-\nteam = \"t\"\nsha256 = \"{HASH_A}\"\n"
+            )),
+            "keys[0].id",
+            "may contain only",
+        );
+        rejects(
+            &with_base(&format!(
+                "[[keys]]\nid = \"\" # <-\nteam = \"t\"\nsha256 = \"{HASH_A}\"\n"
+            )),
+            "keys[0].id",
+            "must not be empty",
+        );
+        // The same secret under two ids, once in upper case.
+        rejects(
+            &with_base(&format!(
+                "[[keys]]\nid = \"a\"\nteam = \"t\"\nsha256 = \"{HASH_A}\"\n\
+                 [[keys]]\nid = \"b\"\nteam = \"t\"\nsha256 = \"{}\" # <-\n",
+                HASH_A.to_ascii_uppercase()
+            )),
+            "keys[1].sha256",
+            "same sha256 as keys[0] (\"a\")",
+        );
+    }
+
+    #[test]
+    fn key_expiry() {
+        let exp = |v: &str| key(&format!("sha256 = \"{HASH_A}\"\nexpires_at = {v} # <-\n"));
+        let at = |v: &str| load(&exp(v)).map(|c| c.keys[0].expires_at);
+        assert_eq!(at("\"1970-01-01T00:00:10Z\""), Ok(Some(unix(10))));
+        assert_eq!(
+            at("\"2027-01-01t00:00:00z\""),
+            Ok(Some(unix(1_798_761_600)))
+        );
+        assert_eq!(
+            at("\"2026-12-31T19:00:00-05:00\""),
+            Ok(Some(unix(1_798_761_600)))
+        );
+        assert_eq!(
+            at("\"2027-01-01T00:00:00.5+00:00\""),
+            Ok(Some(unix(1_798_761_600) + Duration::from_millis(500)))
+        );
+        assert_eq!(at("2027-01-01T00:00:00Z"), Ok(Some(unix(1_798_761_600))));
+        let path = "keys[0].expires_at";
+        rejects(&exp("\"2027-01-01\""), path, "not an RFC 3339 date-time");
+        rejects(&exp("\"2027-01-01T00:00:00\""), path, "RFC 3339");
+        rejects(&exp("\"2027-13-01T00:00:00Z\""), path, "RFC 3339");
+        rejects(&exp("\"2027-01-01T00:00:00+25:00\""), path, "RFC 3339");
+        rejects(&exp("\"next year\""), path, "RFC 3339");
+        rejects(&exp("2027-01-01"), path, "RFC 3339");
+        rejects(&exp("1798761600"), path, "must be an RFC 3339 date-time");
+    }
+
+    // --- content filters ---------------------------------------------------------------------
+
+    #[test]
+    fn content_filter_checks() {
+        let text = "[[content_filters]]\nname = \"f\"\ndeny = [\n  'ok',\n  '(unclosed', # <-\n]\n";
+        rejects(
+            text,
+            "content_filters[0].deny[1]",
+            "invalid regex \"(unclosed\": unclosed group",
+        );
+        let e = reject(text);
+        assert!(!e.reason.contains('\n'), "{e}");
+        rejects(
+            "[[content_filters]]\nname = \"f\" # <-\ndeny = []\n",
+            "content_filters[0].deny",
+            "at least one regex",
+        );
+        rejects(
+            "[[content_filters]]\nname = \"f\"\ndeny = [''] # <-\n",
+            "content_filters[0].deny[0]",
+            "match every request",
+        );
+        rejects(
+            "[[content_filters]]\nname = \"f\"\ndeny = ['x']\nteams = [''] # <-\n",
+            "content_filters[0].teams[0]",
+            "must not be empty",
+        );
+        rejects(
+            "[[content_filters]] # <-\nname = \"f\"\n",
+            "content_filters[0]",
+            "missing field `deny`",
+        );
+    }
+
+    // --- server, state, log ------------------------------------------------------------------
+
+    #[test]
+    fn server_checks() {
+        let server = |fields: &str| format!("[server]\n{fields} # <-\n");
+        rejects(
+            &server("listen = \"localhost:80\""),
+            "server.listen",
+            "not an address",
+        );
+        rejects(
+            &server("admin_listen = \"9090\""),
+            "server.admin_listen",
+            "not an address",
+        );
+        rejects(
+            &server("admin_listen = \"0.0.0.0:8080\""),
+            "server.admin_listen",
+            "clashes with listen",
+        );
+        rejects(
+            &server("listen = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\""),
+            "server.admin_listen",
+            "clashes",
+        );
+        // Different interfaces may share a port; the wildcard takes them all.
+        assert!(load(&server("listen = \"127.0.0.2:9090\"")).is_ok());
+        rejects(
+            &server("listen = \"[::]:9090\""),
+            "server.admin_listen",
+            "clashes",
+        );
+        rejects(
+            &server("max_request_bytes = 1023"),
+            "server.max_request_bytes",
+            "at least 1024",
+        );
+        rejects(
+            &server("max_request_bytes = 0"),
+            "server.max_request_bytes",
+            "positive",
+        );
+        assert_eq!(
+            load("[server]\nmax_request_bytes = 1024\n")
+                .unwrap()
+                .server
+                .max_request_bytes,
+            1024
+        );
+        rejects(&server("threads = 0"), "server.threads", "positive");
+    }
+
+    #[test]
+    fn state_and_log_checks() {
+        rejects(
+            "[state]\nbackend = \"redis\" # <-\n",
+            "state.redis_url",
+            "requires redis_url",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"http://127.0.0.1:6379\" # <-\n",
+            "state.redis_url",
+            "redis:// or rediss://",
+        );
+        rejects(
+            "[state]\nbackend = \"disk\" # <-\n",
+            "state.backend",
+            "unknown backend \"disk\"",
+        );
+        rejects(
+            "[state]\ndir = \"\" # <-\n",
+            "state.dir",
+            "must not be empty",
+        );
+        let c = load(
+            "[state]\nbackend = \"memory\"\ndir = \"/var/lib/sy\"\nredis_url = \"redis://r\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.state,
+            State::Memory {
+                dir: "/var/lib/sy".into()
+            }
+        );
+        rejects(
+            "[log]\nusage = \"\" # <-\n",
+            "log.usage",
+            "must not be empty",
+        );
+        let c = load("[log]\nusage = \"data/u.jsonl\"\n").unwrap();
+        assert_eq!(c.log.usage, Some(UsageSink::File("data/u.jsonl".into())));
+    }
+
+    #[test]
+    fn error_display_names_file_line_and_path() {
+        let e = reject("[server]\nthreads = 0\n");
+        assert_eq!(
+            e.to_string(),
+            "test.toml:2: server.threads: must be a positive integer, not 0"
+        );
+    }
 }
