@@ -20,7 +20,11 @@ use crate::proxy::Gateway;
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about = "An LLM gateway: one endpoint, one kind of key, many vendors")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An LLM gateway: one endpoint, one kind of key, many vendors"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -163,7 +167,8 @@ fn build_server(config: Config, upgrade: bool) -> Server {
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let mut proxy = http_proxy_service_with_name(&conf, Gateway::new(snapshot.clone()), "switchyard");
+    let mut proxy =
+        http_proxy_service_with_name(&conf, Gateway::new(snapshot.clone()), "switchyard");
     proxy.add_tcp(&listen);
     let mut admin = Service::new(
         "switchyard-admin".to_string(),
@@ -186,15 +191,36 @@ fn socket_tag(listen: &str) -> String {
         .collect()
 }
 
+/// pingora's crates, whose debug and trace logs print request headers (secrets included).
+const PINGORA_TARGETS: &[&str] = &[
+    "pingora",
+    "pingora_core",
+    "pingora_proxy",
+    "pingora_http",
+    "pingora_pool",
+    "pingora_error",
+    "pingora_rustls",
+    "pingora_runtime",
+    "pingora_timeout",
+];
+
 /// Logs to stderr; the level comes from `RUST_LOG` (default `info`), the format from
 /// `SWITCHYARD_LOG_FORMAT` (`text` or `json`).
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // pingora logs whole request headers at debug and trace, the client's and the provider's
+    // keys among them: its crates are capped at info whatever RUST_LOG asks.
+    for target in PINGORA_TARGETS {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let json = std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {
