@@ -1,0 +1,496 @@
+//! `Gateway`: runs the real `switchyard` binary as a child process on free loopback
+//! ports with a generated config, waits for `GET /readyz`, and kills it on drop.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The secret of the demo key (`Authorization: Bearer sk-switchyard-demo`).
+pub const DEMO_SECRET: &str = "sk-switchyard-demo";
+/// SHA-256 hex of [`DEMO_SECRET`], as a config's `[[keys]] sha256` holds it.
+pub const DEMO_SHA256: &str = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const READY_POLL: Duration = Duration::from_millis(50);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 3;
+
+/// SHA-256 of `s`, lowercase hex.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Path of the `switchyard` binary cargo built for these tests.
+pub fn switchyard_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+/// Runs `switchyard ARGS…` to completion in `cwd` (e.g. `check -c FILE`, `key new …`)
+/// and returns its output.
+pub fn run_switchyard(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(switchyard_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run switchyard")
+}
+
+/// Two distinct free loopback addresses (bound together, then released).
+pub fn two_free_addrs() -> (SocketAddr, SocketAddr) {
+    let a = StdTcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = StdTcpListener::bind("127.0.0.1:0").expect("bind");
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
+}
+
+/// How to start a [`Gateway`]; see [`Gateway::builder`] and [`Gateway::raw_builder`].
+#[derive(Clone, Debug, Default)]
+pub struct GatewayBuilder {
+    body: String,
+    raw: bool,
+    server_extra: String,
+    env: Vec<(String, String)>,
+    program: Option<(PathBuf, Vec<String>)>,
+}
+
+impl GatewayBuilder {
+    /// Runs another program instead of `switchyard serve -c {CONFIG}` (for the harness's
+    /// own tests). `{CONFIG}` in `args` and in env values is replaced by the config path.
+    pub fn program(mut self, program: PathBuf, args: &[&str]) -> Self {
+        self.program = Some((program, args.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+
+    /// Extra lines for the generated `[server]` section (not used with raw configs).
+    pub fn server_extra(mut self, lines: &str) -> Self {
+        self.server_extra = lines.to_string();
+        self
+    }
+
+    /// An environment variable for the child.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Several environment variables for the child.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        for (k, v) in vars {
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self
+    }
+
+    /// Starts the child and waits until `GET /readyz` answers 200; panics with the logs
+    /// if it exits or is not ready within 20 s. Retries (new ports) up to 3 times when
+    /// the logs say an address was in use.
+    pub async fn start(self) -> Gateway {
+        let mut last_logs = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let mut gw = self.spawn();
+            match gw.wait_ready().await {
+                Ok(()) => return gw,
+                Err(why) => {
+                    let logs = gw.logs();
+                    gw.kill();
+                    let lower = logs.to_ascii_lowercase();
+                    let addr_in_use = lower.contains("address already in use")
+                        || lower.contains("address in use")
+                        || lower.contains("addrinuse");
+                    if addr_in_use && attempt < START_ATTEMPTS {
+                        last_logs = logs;
+                        continue;
+                    }
+                    let msg = format!(
+                        "gateway did not become ready (attempt {attempt}): {why}\n\
+                         config {}:\n{}\n===== logs =====\n{logs}",
+                        gw.config_path.display(),
+                        std::fs::read_to_string(&gw.config_path).unwrap_or_default()
+                    );
+                    drop(gw); // before panicking, so its Drop does not print the logs again
+                    panic!("{msg}");
+                }
+            }
+        }
+        panic!("gateway did not become ready: address in use every time\n{last_logs}");
+    }
+
+    /// Spawns the child without waiting for readiness (e.g. to watch it fail on a bad
+    /// config: see [`Gateway::wait_exit`]).
+    pub fn spawn(&self) -> Gateway {
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-test-")
+            .tempdir()
+            .expect("tempdir");
+        let (api, admin) = two_free_addrs();
+        let config_path = dir.path().join("switchyard.toml");
+        let mut gw = Gateway {
+            child: None,
+            api,
+            admin,
+            config_path,
+            stdout_path: dir.path().join("stdout.log"),
+            stderr_path: dir.path().join("stderr.log"),
+            server_extra: self.server_extra.clone(),
+            dir,
+        };
+        let text = if self.raw {
+            gw.fill_placeholders(&self.body)
+        } else {
+            gw.generate(&self.body)
+        };
+        std::fs::write(&gw.config_path, text).expect("write config");
+
+        let config = gw.config_path.to_string_lossy().into_owned();
+        let (program, args) = self.program.clone().unwrap_or_else(|| {
+            (
+                switchyard_bin(),
+                vec!["serve".into(), "-c".into(), "{CONFIG}".into()],
+            )
+        });
+        let mut cmd = Command::new(program);
+        cmd.args(args.iter().map(|a| a.replace("{CONFIG}", &config)))
+            .current_dir(gw.dir.path())
+            .stdin(Stdio::null())
+            .stdout(File::create(&gw.stdout_path).expect("stdout log"))
+            .stderr(File::create(&gw.stderr_path).expect("stderr log"));
+        let has_rust_log = self.env.iter().any(|(k, _)| k == "RUST_LOG");
+        if !has_rust_log && std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v.replace("{CONFIG}", &config));
+        }
+        gw.child = Some(cmd.spawn().expect("spawn switchyard"));
+        gw
+    }
+}
+
+/// A running `switchyard serve` child process. Dropping it kills the process.
+pub struct Gateway {
+    child: Option<Child>,
+    api: SocketAddr,
+    admin: SocketAddr,
+    config_path: PathBuf,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    server_extra: String,
+    dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts with a generated `[server]` section (listen, admin_listen on free loopback
+    /// ports), then `config_body` (which must not contain `[server]`), then
+    /// `[state] backend = "memory", dir = "<tempdir>/data"` unless the body has `[state]`.
+    pub async fn start(config_body: &str) -> Gateway {
+        Self::builder(config_body).start().await
+    }
+
+    /// [`Gateway::start`] with environment variables for the child.
+    pub async fn start_with_env(config_body: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::builder(config_body).envs(env).start().await
+    }
+
+    /// Starts with a complete config in which `{API}`, `{ADMIN}` and `{DIR}` are replaced
+    /// by the API address, the admin address and the temp directory. Nothing is added.
+    pub async fn start_raw(full_config: &str) -> Gateway {
+        Self::raw_builder(full_config).start().await
+    }
+
+    /// [`Gateway::start_raw`] with environment variables for the child.
+    pub async fn start_raw_with_env(full_config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::raw_builder(full_config).envs(env).start().await
+    }
+
+    /// A builder for a generated-`[server]` config (see [`Gateway::start`]).
+    pub fn builder(config_body: &str) -> GatewayBuilder {
+        GatewayBuilder {
+            body: config_body.to_string(),
+            ..GatewayBuilder::default()
+        }
+    }
+
+    /// A builder for a raw config with placeholders (see [`Gateway::start_raw`]).
+    pub fn raw_builder(full_config: &str) -> GatewayBuilder {
+        GatewayBuilder {
+            body: full_config.to_string(),
+            raw: true,
+            ..GatewayBuilder::default()
+        }
+    }
+
+    fn dir_str(&self) -> String {
+        self.dir.path().to_string_lossy().into_owned()
+    }
+
+    fn fill_placeholders(&self, text: &str) -> String {
+        text.replace("{API}", &self.api.to_string())
+            .replace("{ADMIN}", &self.admin.to_string())
+            .replace("{DIR}", &self.dir_str())
+    }
+
+    fn generate(&self, body: &str) -> String {
+        assert!(
+            !body.contains("[server]"),
+            "Gateway::start: the config body must not contain [server]; use start_raw"
+        );
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let mut text = format!(
+            "[server]\nlisten = {}\nadmin_listen = {}\n{}\n\n",
+            q(&self.api.to_string()),
+            q(&self.admin.to_string()),
+            self.server_extra.trim_end()
+        );
+        text.push_str(&self.fill_placeholders(body));
+        text.push('\n');
+        if !body.contains("[state]") {
+            let data = self.dir.path().join("data");
+            text.push_str(&format!(
+                "\n[state]\nbackend = \"memory\"\ndir = {}\n",
+                q(&data.to_string_lossy())
+            ));
+        }
+        text
+    }
+
+    /// Rewrites the config file in place with a new body (same ports, `[server]` extras
+    /// and `[state]` rule as at start). For hot-reload tests.
+    pub fn write_config(&self, config_body: &str) {
+        std::fs::write(&self.config_path, self.generate(config_body)).expect("write config");
+    }
+
+    /// Rewrites the config file in place with a full config (placeholders replaced).
+    pub fn write_config_raw(&self, full_config: &str) {
+        std::fs::write(&self.config_path, self.fill_placeholders(full_config))
+            .expect("write config");
+    }
+
+    /// Like [`Gateway::write_config`] but writes a sibling temp file and renames it over
+    /// the config (an atomic replace, as editors and config managers do).
+    pub fn write_config_atomic(&self, config_body: &str) {
+        let tmp = self.dir.path().join(".switchyard.toml.tmp");
+        std::fs::write(&tmp, self.generate(config_body)).expect("write temp config");
+        std::fs::rename(&tmp, &self.config_path).expect("rename config");
+    }
+
+    /// The generated text a body would produce (what [`Gateway::write_config`] writes).
+    pub fn render_config(&self, config_body: &str) -> String {
+        self.generate(config_body)
+    }
+
+    /// `http://API_ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.api, path)
+    }
+
+    /// `http://ADMIN_ADDR{path}`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The child's working directory (a temp dir; relative paths in the config land here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The child's pid (0 once it has been reaped by stop/kill).
+    pub fn child_pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// A reqwest client: no proxy, HTTP/1 only.
+    pub fn client(&self) -> reqwest::Client {
+        super::client()
+    }
+
+    /// The child's stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        let out = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+        let err = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        format!("----- stdout -----\n{out}\n----- stderr -----\n{err}")
+    }
+
+    /// Waits until the logs contain `needle` (panics with the logs after 20 s).
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            if Instant::now() > deadline {
+                panic!("gateway logs never contained {needle:?}:\n{logs}");
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// `GET /metrics` on the admin listener, as text.
+    pub async fn metrics(&self) -> String {
+        let resp = super::client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}\n{}", self.logs()));
+        resp.text().await.expect("metrics body")
+    }
+
+    /// `POST /v1/chat/completions` with `Authorization: Bearer {secret}` and a JSON body.
+    pub async fn chat(&self, secret: &str, body: &Value) -> reqwest::Response {
+        super::client()
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(secret)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /v1/chat/completions: {e}\n{}", self.logs()))
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = super::client();
+        let url = self.admin_url("/readyz");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Err(format!("the gateway exited with {status}"));
+            }
+            let probe = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if let Ok(resp) = probe {
+                if resp.status().as_u16() == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("GET {url} did not answer 200 within 20 s"));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Waits for readiness again (e.g. after a signal); panics with the logs on failure.
+    pub async fn wait_until_ready(&mut self) {
+        if let Err(why) = self.wait_ready().await {
+            panic!("gateway not ready: {why}\n{}", self.logs());
+        }
+    }
+
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("try_wait"))
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.try_wait().is_none()
+    }
+
+    /// Sends a signal (e.g. `libc::SIGHUP`) to the child, if it is still running.
+    pub fn signal(&mut self, sig: i32) {
+        if self.is_running() {
+            let pid = self.child_pid() as libc::pid_t;
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+
+    /// Waits (without blocking the async runtime) up to `max` for the child to exit.
+    pub async fn wait_exit(&mut self, max: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + max;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then waits (blocking the thread) up to 30 s for the exit; SIGKILL after
+    /// that. Returns the exit status. Note: this blocks the current thread, so a
+    /// `MockUpstream` on a current-thread runtime does not progress meanwhile; prefer
+    /// [`Gateway::stop_async`] when requests to a mock may still be in flight.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            if self.child.is_none() || Instant::now() > deadline {
+                return self.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits (yielding to the runtime) up to 30 s; SIGKILL after that.
+    pub async fn stop_async(&mut self) -> Option<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        match self.wait_exit(STOP_TIMEOUT).await {
+            Some(s) => Some(s),
+            None => self.kill(),
+        }
+    }
+
+    /// SIGKILL (if still running) and reap. Returns the exit status.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("pid", &self.child_pid())
+            .field("api", &self.api)
+            .field("admin", &self.admin)
+            .field("config_path", &self.config_path)
+            .finish()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            // Captured by the test harness and shown with the failure.
+            let logs = self.logs();
+            let start = logs.len().saturating_sub(30_000);
+            let start = (start..logs.len())
+                .find(|i| logs.is_char_boundary(*i))
+                .unwrap_or(0);
+            eprintln!("===== switchyard logs (tail) =====\n{}", &logs[start..]);
+        }
+    }
+}
