@@ -6,13 +6,14 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{Encoder, TextEncoder};
 use serde_json::json;
 
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
 pub struct AdminApp {
     pub snapshot: Arc<Snapshot>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[async_trait]
@@ -21,12 +22,19 @@ impl ServeHttp for AdminApp {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         if method != http::Method::GET && method != http::Method::HEAD {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"GET only\n".to_vec());
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"GET only\n".to_vec(),
+            );
         }
         match path.as_str() {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => self.readyz(),
-            "/metrics" => metrics(),
+            "/metrics" => {
+                let (body, content_type) = self.metrics.render();
+                reply(StatusCode::OK, &content_type, body)
+            }
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
     }
@@ -42,17 +50,12 @@ impl AdminApp {
             "config_hash": config.hash,
             "config_loaded_at": self.snapshot.loaded_at(),
         });
-        reply(StatusCode::OK, "application/json", body.to_string().into_bytes())
+        reply(
+            StatusCode::OK,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
     }
-}
-
-fn metrics() -> Response<Vec<u8>> {
-    let mut buf = Vec::new();
-    let encoder = TextEncoder::new();
-    if encoder.encode(&prometheus::gather(), &mut buf).is_err() {
-        return reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", Vec::new());
-    }
-    reply(StatusCode::OK, encoder.format_type(), buf)
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

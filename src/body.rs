@@ -62,14 +62,20 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
 #[derive(Debug)]
 pub enum BodyError {
     /// Over the limit; `declared` when the client's Content-Length said so before any read.
-    TooLarge { declared: bool },
+    TooLarge {
+        declared: bool,
+    },
     /// The client went away or broke the framing: nobody to answer.
     ClientGone,
     Gateway(GatewayError),
 }
 
 fn declared_length(session: &Session) -> Result<Option<usize>, BodyError> {
-    let Some(value) = session.req_header().headers.get(http::header::CONTENT_LENGTH) else {
+    let Some(value) = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+    else {
         return Ok(None);
     };
     value
@@ -140,7 +146,11 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
         check_message(i, m)?;
     }
 
-    let stream = match top.iter().find(|(k, _)| k == "stream").map(|(_, v)| v.get()) {
+    let stream = match top
+        .iter()
+        .find(|(k, _)| k == "stream")
+        .map(|(_, v)| v.get())
+    {
         None | Some("null") | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(invalid("`stream` must be a boolean")),
@@ -246,7 +256,11 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(req: &ChatRequest<'_>, opts: RewriteOptions) -> Prepared {
-        let cap: usize = req.fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+        let cap: usize = req
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
         let mut out = Vec::with_capacity(cap + 48);
         let mut first = true;
         for (k, v) in &req.fields {
@@ -293,7 +307,9 @@ fn push_field(out: &mut Vec<u8>, first: &mut bool, key: &str, raw: &str) {
 /// The client's `stream_options` with `include_usage: true`, keeping whatever else it set.
 fn merged_stream_options(client: Option<&RawValue>) -> String {
     let mut map = client
-        .and_then(|raw| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get()).ok())
+        .and_then(|raw| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get()).ok()
+        })
         .unwrap_or_default();
     map.insert("include_usage".into(), serde_json::Value::Bool(true));
     serde_json::Value::Object(map).to_string()
@@ -400,7 +416,11 @@ mod tests {
             true,
         );
         assert_eq!(v["stream_options"], json!({"include_usage":true,"other":1}));
-        let v = rewrite(r#"{"model":"m","messages":[{"role":"user"}],"stream":true}"#, "u", true);
+        let v = rewrite(
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":true}"#,
+            "u",
+            true,
+        );
         assert_eq!(v["stream_options"], json!({"include_usage":true}));
         let v = rewrite(r#"{"model":"m","messages":[{"role":"user"}]}"#, "u", true);
         assert!(v.get("stream_options").is_none());
@@ -408,7 +428,11 @@ mod tests {
 
     #[test]
     fn model_name_is_escaped() {
-        let v = rewrite(r#"{"model":"m","messages":[{"role":"user"}]}"#, "we\"ird\\", false);
+        let v = rewrite(
+            r#"{"model":"m","messages":[{"role":"user"}]}"#,
+            "we\"ird\\",
+            false,
+        );
         assert_eq!(v["model"], "we\"ird\\");
     }
 
@@ -439,7 +463,8 @@ mod tests {
 
     #[test]
     fn escaped_keys_are_understood() {
-        let req = parse(br#"{"mod\u0065l":"m","messages":[{"role":"user"}],"max_tokens":7}"#).unwrap();
+        let req =
+            parse(br#"{"mod\u0065l":"m","messages":[{"role":"user"}],"max_tokens":7}"#).unwrap();
         assert_eq!(req.model, "m");
         assert_eq!(req.max_tokens, Some(7));
     }

@@ -16,8 +16,10 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{self, Config};
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::snapshot::Snapshot;
+use crate::usage::UsageLog;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -161,19 +163,28 @@ fn build_server(config: Config, upgrade: bool) -> Server {
 
     let listen = config.server.listen.clone();
     let admin_listen = config.server.admin_listen.clone();
+    let metrics = Arc::new(Metrics::new());
+    let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
+    metrics
+        .config_last_reload_success
+        .set(crate::snapshot::unix_now() as f64);
     let snapshot = Snapshot::new(config);
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let mut proxy =
-        http_proxy_service_with_name(&conf, Gateway::new(snapshot.clone()), "switchyard");
+    let mut proxy = http_proxy_service_with_name(
+        &conf,
+        Gateway::new(snapshot.clone(), metrics.clone(), usage_log),
+        "switchyard",
+    );
     proxy.add_tcp(&listen);
     let mut admin = Service::new(
         "switchyard-admin".to_string(),
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
+            metrics,
         }),
     );
     admin.add_tcp(&admin_listen);

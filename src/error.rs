@@ -31,9 +31,15 @@ pub enum GatewayError {
     #[error("the model `{0}` does not exist")]
     ModelNotFound(String),
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: u64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{message}")]
-    QuotaExceeded { message: String, retry_after_secs: u64 },
+    QuotaExceeded {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Upstream(String),
     #[error("{0}")]
@@ -183,7 +189,8 @@ mod tests {
 
     #[test]
     fn content_filter_is_the_seed_shape() {
-        let v: serde_json::Value = serde_json::from_slice(&GatewayError::ContentFilter.body()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&GatewayError::ContentFilter.body()).unwrap();
         assert_eq!(v["error"]["message"], CONTENT_FILTER_MESSAGE);
         assert_eq!(v["error"]["param"], "prompt");
         assert_eq!(v["error"]["reason"], "content_filter");

@@ -10,6 +10,9 @@
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
 //! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
+//! - [`sse`]: the incremental SSE scanner that reads usage from a passing stream;
+//! - [`usage`]: metering, estimation, cost and the usage log;
+//! - [`metrics`]: every Prometheus metric of the spec;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 
 pub mod admin;
@@ -18,7 +21,10 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod providers;
 pub mod proxy;
 pub mod router;
 pub mod snapshot;
+pub mod sse;
+pub mod usage;

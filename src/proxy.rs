@@ -30,9 +30,11 @@ use crate::auth::{self, Principal};
 use crate::body::{self, BodyError, Prepared, RewriteOptions};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::providers::{self, mock};
 use crate::router;
 use crate::snapshot::Snapshot;
+use crate::usage::{self, Meter, Usage, UsageLog, UsageSource};
 
 /// The largest vendor error body kept to rewrap; the rest is dropped.
 const VENDOR_ERROR_LIMIT: usize = 64 * 1024;
@@ -42,11 +44,17 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 pub struct Gateway {
     snapshot: Arc<Snapshot>,
+    metrics: Arc<Metrics>,
+    usage_log: UsageLog,
 }
 
 impl Gateway {
-    pub fn new(snapshot: Arc<Snapshot>) -> Gateway {
-        Gateway { snapshot }
+    pub fn new(snapshot: Arc<Snapshot>, metrics: Arc<Metrics>, usage_log: UsageLog) -> Gateway {
+        Gateway {
+            snapshot,
+            metrics,
+            usage_log,
+        }
     }
 }
 
@@ -67,7 +75,19 @@ pub struct Ctx {
     vendor_error: Option<VendorError>,
     /// When the first response byte went to the client.
     first_byte_at: Option<Instant>,
+    /// When the request was handed to the upstream: the end of the gateway's own work.
+    forwarded_at: Option<Instant>,
     status: u16,
+    /// The spec's `reason` of an error answer, for the usage log.
+    reason: Option<&'static str>,
+    /// Reads the usage from the answer's bytes as they go to the client.
+    meter: Meter,
+    /// Usage known without metering (the in-process mock).
+    local_usage: Option<Usage>,
+    /// Prompt tokens estimated from the request, for answers that report no usage.
+    prompt_estimate: u64,
+    /// Whether this request counts in `switchyard_active_streams` right now.
+    in_active_streams: bool,
 }
 
 struct VendorError {
@@ -119,7 +139,13 @@ impl ProxyHttp for Gateway {
             upstream_body: Bytes::new(),
             vendor_error: None,
             first_byte_at: None,
+            forwarded_at: None,
             status: 0,
+            reason: None,
+            meter: Meter::None,
+            local_usage: None,
+            prompt_estimate: 0,
+            in_active_streams: false,
         }
     }
 
@@ -134,15 +160,19 @@ impl ProxyHttp for Gateway {
                 answer_error(session, ctx, &e).await;
                 Ok(true)
             }
-            Err(Refused::ClientGone) => {
-                Error::e_explain(ErrorType::ReadError, "client went away while sending the body")
-            }
+            Err(Refused::ClientGone) => Error::e_explain(
+                ErrorType::ReadError,
+                "client went away while sending the body",
+            ),
         }
     }
 
     /// The address of the chosen provider (resolved at config load), with its timeouts.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(up) = ctx.provider.as_ref().and_then(|p| p.upstream.as_ref().map(|u| (p, u)))
+        let Some(up) = ctx
+            .provider
+            .as_ref()
+            .and_then(|p| p.upstream.as_ref().map(|u| (p, u)))
         else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
@@ -185,6 +215,7 @@ impl ProxyHttp for Gateway {
         }
         req.insert_header("content-type", "application/json")?;
         req.insert_header("content-length", ctx.upstream_body.len().to_string())?;
+        ctx.forwarded_at.get_or_insert_with(Instant::now);
         Ok(())
     }
 
@@ -224,7 +255,20 @@ impl ProxyHttp for Gateway {
                 status,
                 body: BytesMut::new(),
             });
+            self.upstream_error(ctx, status_reason(status));
+            return Ok(());
         }
+        let is_sse = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        ctx.meter = if ctx.stream || is_sse {
+            self.metrics.active_streams.inc();
+            ctx.in_active_streams = true;
+            Meter::stream()
+        } else {
+            Meter::body()
+        };
         Ok(())
     }
 
@@ -255,19 +299,21 @@ impl ProxyHttp for Gateway {
             if end_of_stream {
                 let provider = ctx.provider.as_deref();
                 let e = providers::vendor_error(provider, err.status, &err.body);
+                ctx.reason = Some(e.reason());
                 *body = Some(e.body());
             }
             return Ok(None);
         }
-        if ctx.first_byte_at.is_none() && body.as_ref().is_some_and(|b| !b.is_empty()) {
-            ctx.first_byte_at = Some(Instant::now());
+        if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
+            ctx.first_byte_at.get_or_insert_with(Instant::now);
+            ctx.meter.feed(chunk);
         }
         Ok(None)
     }
 
     /// Any failure of the proxying itself: connect errors, timeouts, resets.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let Some(err) = classify(e, ctx.provider.as_deref()) else {
+        let Some((err, cause)) = classify(e, ctx.provider.as_deref()) else {
             // The client is gone: nothing to write.
             ctx.status = 499;
             return FailToProxy {
@@ -275,11 +321,14 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         };
+        self.upstream_error(ctx, cause);
         if session.response_written().is_none() {
             answer_error(session, ctx, &err).await;
         } else if ctx.stream {
             // Headers went out already: end the stream with one error event, no [DONE].
-            let _ = session.write_response_body(Some(err.sse_event()), true).await;
+            let _ = session
+                .write_response_body(Some(err.sse_event()), true)
+                .await;
         }
         ctx.status = err.status();
         FailToProxy {
@@ -288,25 +337,15 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs once at the end of every request, whatever happened to it.
+    /// Runs once at the end of every request, whatever happened to it: the one place where
+    /// a request is counted, in the metrics and the usage log.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = match session.response_written() {
-            Some(resp) if e.is_none() => resp.status.as_u16(),
-            _ if ctx.status != 0 => ctx.status,
-            _ => 499,
-        };
-        tracing::info!(
-            request_id = %ctx.request_id,
-            key = ctx.principal.as_ref().map_or("-", |p| p.key.id.as_str()),
-            team = ctx.principal.as_ref().map_or("-", |p| p.team.name.as_str()),
-            model = ctx.model.as_ref().map_or("-", |m| m.name.as_str()),
-            provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str()),
-            stream = ctx.stream,
-            status,
-            duration_ms = ctx.started.elapsed().as_millis() as u64,
-            ttfb_ms = ctx.first_byte_at.map(|t| (t - ctx.started).as_millis() as u64),
-            "request"
-        );
+        let status = final_status(session, e, ctx);
+        if ctx.in_active_streams {
+            self.metrics.active_streams.dec();
+            ctx.in_active_streams = false;
+        }
+        self.account(ctx, status);
     }
 }
 
@@ -344,6 +383,7 @@ impl Gateway {
         };
         let req = body::parse(&bytes)?;
         ctx.stream = req.stream;
+        ctx.prompt_estimate = usage::estimate_prompt(&req);
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
 
@@ -383,9 +423,9 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
             Ok(Endpoint::Chat)
         }
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
-        "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" => {
-            Err(GatewayError::MethodNotAllowed(method.as_str().chars().take(16).collect()))
-        }
+        "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" => Err(
+            GatewayError::MethodNotAllowed(method.as_str().chars().take(16).collect()),
+        ),
         _ => Err(GatewayError::NotFound(format!(
             "no such endpoint: {}",
             path.chars().take(128).collect::<String>()
@@ -395,11 +435,14 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
 
 /// The client's `x-request-id` if it is a sane token, else a new random one.
 fn request_id(req: &RequestHeader) -> String {
-    if let Some(v) = req.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = req
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
         let ok = !v.is_empty()
             && v.len() <= 128
-            && v
-                .bytes()
+            && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         if ok {
             return v.to_string();
@@ -429,6 +472,7 @@ fn models_list(config: &Config, principal: &Principal) -> Bytes {
 /// The built-in mock provider answers in-process, streamed or not.
 async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatRequest<'_>) {
     let reply = mock::reply(req);
+    ctx.local_usage = Some(reply.usage());
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -444,6 +488,7 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatReque
 
 /// Writes an error answer in the spec's shape.
 async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) {
+    ctx.reason = Some(err.reason());
     if !session.is_body_done() {
         drain_or_close(session).await;
     }
@@ -451,7 +496,15 @@ async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) 
     if let Some(secs) = err.retry_after() {
         extra.push(("retry-after", secs.to_string()));
     }
-    write_answer_with(session, ctx, err.status(), "application/json", vec![err.body()], extra).await;
+    write_answer_with(
+        session,
+        ctx,
+        err.status(),
+        "application/json",
+        vec![err.body()],
+        extra,
+    )
+    .await;
 }
 
 /// A client body that was not read is drained if it is of a bounded size, so that the
@@ -506,7 +559,11 @@ async fn write_answer_with(
     for (name, value) in extra {
         let _ = resp.insert_header(name, value);
     }
-    if session.write_response_header(Box::new(resp), false).await.is_err() {
+    if session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_err()
+    {
         return;
     }
     let n = chunks.len();
@@ -528,29 +585,150 @@ async fn write_answer_with(
     }
 }
 
-/// What a proxying failure means for the client; `None` when the client itself failed.
-fn classify(e: &Error, provider: Option<&Provider>) -> Option<GatewayError> {
+/// What a proxying failure means for the client, and its cause as a metric label;
+/// `None` when the client itself failed.
+fn classify(e: &Error, provider: Option<&Provider>) -> Option<(GatewayError, &'static str)> {
     let name = provider.map_or("?", |p| p.name.as_str());
     if matches!(e.esource(), ErrorSource::Downstream) {
         return None;
     }
-    let err = match e.etype() {
-        ErrorType::ConnectTimedout => {
-            GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out"))
-        }
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            GatewayError::UpstreamTimeout(format!("provider `{name}` did not answer in time"))
-        }
-        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-            GatewayError::Upstream(format!("cannot connect to provider `{name}`"))
-        }
-        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
-            GatewayError::Upstream(format!("TLS with provider `{name}` failed"))
-        }
-        _ if matches!(e.esource(), ErrorSource::Upstream) => {
-            GatewayError::Upstream(format!("provider `{name}` failed mid-answer"))
-        }
-        _ => GatewayError::Upstream(format!("proxying to provider `{name}` failed")),
+    let found = match e.etype() {
+        ErrorType::ConnectTimedout => (
+            GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out")),
+            "connect_timeout",
+        ),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
+            GatewayError::UpstreamTimeout(format!("provider `{name}` did not answer in time")),
+            "timeout",
+        ),
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => (
+            GatewayError::Upstream(format!("cannot connect to provider `{name}`")),
+            "connect",
+        ),
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => (
+            GatewayError::Upstream(format!("TLS with provider `{name}` failed")),
+            "tls",
+        ),
+        _ if matches!(e.esource(), ErrorSource::Upstream) => (
+            GatewayError::Upstream(format!("provider `{name}` failed mid-answer")),
+            "reset",
+        ),
+        _ => (
+            GatewayError::Upstream(format!("proxying to provider `{name}` failed")),
+            "other",
+        ),
     };
-    Some(err)
+    Some(found)
+}
+
+/// The metric cause of a vendor's error status.
+fn status_reason(status: u16) -> &'static str {
+    match status {
+        429 => "status_429",
+        401 | 403 => "status_auth",
+        400..=499 => "status_4xx",
+        _ => "status_5xx",
+    }
+}
+
+/// The status a request ended with: 499 when the client went away first.
+fn final_status(session: &Session, e: Option<&Error>, ctx: &Ctx) -> u16 {
+    if e.is_some_and(|e| matches!(e.esource(), ErrorSource::Downstream)) || ctx.status == 499 {
+        return 499;
+    }
+    if ctx.status != 0 {
+        return ctx.status;
+    }
+    match session.response_written() {
+        Some(resp) => resp.status.as_u16(),
+        None => 499,
+    }
+}
+
+impl Gateway {
+    fn upstream_error(&self, ctx: &Ctx, cause: &str) {
+        let provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str());
+        self.metrics
+            .upstream_errors
+            .with_label_values(&[provider, cause])
+            .inc();
+    }
+
+    /// Counts a finished request once: metrics, then the usage log.
+    fn account(&self, ctx: &mut Ctx, status: u16) {
+        let now = Instant::now();
+        let duration = now - ctx.started;
+        let (key, team) = ctx
+            .principal
+            .as_ref()
+            .map_or(("-", "-"), |p| (p.key.id.as_str(), p.team.name.as_str()));
+        let model = ctx.model.as_ref().map_or("-", |m| m.name.as_str());
+        let provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str());
+        let settled = match ctx.local_usage {
+            Some(u) => Some((u, UsageSource::Reported)),
+            None => ctx.meter.settle(ctx.prompt_estimate),
+        };
+        let cost = match (&settled, &ctx.model) {
+            (Some((u, _)), Some(m)) => usage::cost(m, u),
+            _ => 0.0,
+        };
+        let m = &self.metrics;
+        let status_label = status.to_string();
+        m.requests
+            .with_label_values(&[team, key, model, provider, &status_label])
+            .inc();
+        let stream = if ctx.stream { "true" } else { "false" };
+        m.request_duration
+            .with_label_values(&[model, provider, stream])
+            .observe(duration.as_secs_f64());
+        let ttft = ctx.first_byte_at.map(|t| t - ctx.started);
+        if let (Some(t), true) = (ttft, (200..300).contains(&status) || status == 499) {
+            m.ttft
+                .with_label_values(&[model, provider])
+                .observe(t.as_secs_f64());
+        }
+        let own = ctx.forwarded_at.map_or(duration, |t| t - ctx.started);
+        m.overhead.observe(own.as_secs_f64());
+        if let Some((u, source)) = &settled {
+            let src = source.label();
+            m.tokens
+                .with_label_values(&[team, key, model, provider, "prompt", src])
+                .inc_by(u.prompt_tokens as f64);
+            m.tokens
+                .with_label_values(&[team, key, model, provider, "completion", src])
+                .inc_by(u.completion_tokens as f64);
+            if cost > 0.0 {
+                m.cost.with_label_values(&[team, model]).inc_by(cost);
+            }
+        }
+        self.usage_log.write(&usage::Record {
+            request_id: &ctx.request_id,
+            time: usage::timestamp(SystemTime::now() - duration),
+            key,
+            team,
+            model,
+            provider,
+            upstream_model: &ctx.upstream_model,
+            stream: ctx.stream,
+            status,
+            reason: ctx.reason,
+            prompt_tokens: settled.map_or(0, |(u, _)| u.prompt_tokens),
+            completion_tokens: settled.map_or(0, |(u, _)| u.completion_tokens),
+            usage_source: settled.map(|(_, s)| s),
+            cost_usd: cost,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+        });
+        tracing::info!(
+            request_id = %ctx.request_id,
+            key,
+            team,
+            model,
+            provider,
+            stream = ctx.stream,
+            status,
+            duration_ms = duration.as_millis() as u64,
+            "request"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::body::ChatRequest;
+use crate::sse::Usage;
 
 /// What the mock will say, and how many tokens it counts for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,11 +24,20 @@ impl Reply {
     pub fn completion_tokens(&self) -> u64 {
         self.words.len() as u64
     }
-    fn usage(&self) -> Value {
+    /// The usage the mock reports, as the gateway counts it.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens(),
+            total_tokens: self.prompt_tokens + self.completion_tokens(),
+        }
+    }
+    fn usage_json(&self) -> Value {
+        let u = self.usage();
         json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens(),
-            "total_tokens": self.prompt_tokens + self.completion_tokens(),
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
         })
     }
 }
@@ -93,7 +103,7 @@ pub fn completion(id: &str, created: u64, model: &str, reply: &Reply) -> Bytes {
             "message": {"role": "assistant", "content": reply.words.join(" ")},
             "finish_reason": reply.finish_reason,
         }],
-        "usage": reply.usage(),
+        "usage": reply.usage_json(),
     });
     Bytes::from(body.to_string())
 }
@@ -115,13 +125,25 @@ pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<
         Bytes::from(format!("data: {c}\n\n"))
     };
     let mut out = Vec::with_capacity(reply.words.len() + 3);
-    out.push(chunk(json!({"role": "assistant", "content": ""}), None, None));
+    out.push(chunk(
+        json!({"role": "assistant", "content": ""}),
+        None,
+        None,
+    ));
     let last = reply.words.len().saturating_sub(1);
     for (i, w) in reply.words.iter().enumerate() {
-        let text = if i == last { w.clone() } else { format!("{w} ") };
+        let text = if i == last {
+            w.clone()
+        } else {
+            format!("{w} ")
+        };
         out.push(chunk(json!({"content": text}), None, None));
     }
-    out.push(chunk(json!({}), Some(reply.finish_reason), Some(reply.usage())));
+    out.push(chunk(
+        json!({}),
+        Some(reply.finish_reason),
+        Some(reply.usage_json()),
+    ));
     out.push(Bytes::from_static(b"data: [DONE]\n\n"));
     out
 }

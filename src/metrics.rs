@@ -1,0 +1,240 @@
+//! Every metric of `spec/gateway.md` §6, in one registry served by the admin listener.
+//!
+//! Label values come from the config (key ids, team, model and provider names), from a fixed
+//! set (`status`, `reason`, `limit`, `type`), or are `-` when a request never got that far:
+//! nothing a client sends becomes a label, so the number of series stays bounded.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Latency buckets (seconds) from 1 ms to 10 minutes: LLM answers span that whole range.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+/// Buckets for the gateway's own overhead, which should stay in microseconds.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub ttft: HistogramVec,
+    pub overhead: Histogram,
+    pub tokens: prometheus::CounterVec,
+    pub cost: prometheus::CounterVec,
+    pub rate_limited: IntCounterVec,
+    pub upstream_errors: IntCounterVec,
+    pub fallbacks: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub active_streams: IntGauge,
+    pub route_healthy: prometheus::IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_success: Gauge,
+    pub usage_log_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let m = Metrics {
+            requests: counter(
+                "switchyard_requests_total",
+                "Requests that reached the gateway, by outcome.",
+                &["team", "key", "model", "provider", "status"],
+            ),
+            request_duration: histogram(
+                "switchyard_request_duration_seconds",
+                "Time from the request's arrival to the end of its answer.",
+                &["model", "provider", "stream"],
+                LATENCY_BUCKETS,
+            ),
+            ttft: histogram(
+                "switchyard_time_to_first_token_seconds",
+                "Time from the request's arrival to the first byte of the answer's body.",
+                &["model", "provider"],
+                LATENCY_BUCKETS,
+            ),
+            overhead: Histogram::with_opts(
+                HistogramOpts::new(
+                    "switchyard_gateway_overhead_seconds",
+                    "Time spent in Switchyard itself before the request went upstream.",
+                )
+                .buckets(OVERHEAD_BUCKETS.to_vec()),
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            tokens: float_counter(
+                "switchyard_tokens_total",
+                "Tokens by type; usage_source says whether the vendor reported them or Switchyard estimated them.",
+                &["team", "key", "model", "provider", "type", "usage_source"],
+            ),
+            cost: float_counter(
+                "switchyard_cost_usd_total",
+                "Cost in US dollars, from the model prices of the config.",
+                &["team", "model"],
+            ),
+            rate_limited: counter(
+                "switchyard_rate_limited_total",
+                "Requests refused by a limit or budget.",
+                &["team", "key", "limit"],
+            ),
+            upstream_errors: counter(
+                "switchyard_upstream_errors_total",
+                "Failed upstream attempts, by provider and cause.",
+                &["provider", "reason"],
+            ),
+            fallbacks: counter(
+                "switchyard_fallbacks_total",
+                "Requests that fell back from one model to another.",
+                &["from", "to"],
+            ),
+            retries: counter(
+                "switchyard_retries_total",
+                "Upstream attempts after the first one.",
+                &["provider"],
+            ),
+            active_streams: IntGauge::new(
+                "switchyard_active_streams",
+                "Streaming answers in progress.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            route_healthy: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_route_healthy",
+                    "1 while a route takes traffic, 0 while it is cooled down.",
+                ),
+                &["provider", "model"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            config_reloads: counter(
+                "switchyard_config_reloads_total",
+                "Config reloads, by result.",
+                &["result"],
+            ),
+            config_last_reload_success: Gauge::new(
+                "switchyard_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last config that was loaded.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            usage_log_errors: counter(
+                "switchyard_usage_log_errors_total",
+                "Usage log lines that could not be written (dropped), by cause.",
+                &["cause"],
+            ),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.requests.clone()),
+            Box::new(self.request_duration.clone()),
+            Box::new(self.ttft.clone()),
+            Box::new(self.overhead.clone()),
+            Box::new(self.tokens.clone()),
+            Box::new(self.cost.clone()),
+            Box::new(self.rate_limited.clone()),
+            Box::new(self.upstream_errors.clone()),
+            Box::new(self.fallbacks.clone()),
+            Box::new(self.retries.clone()),
+            Box::new(self.active_streams.clone()),
+            Box::new(self.route_healthy.clone()),
+            Box::new(self.config_reloads.clone()),
+            Box::new(self.config_last_reload_success.clone()),
+            Box::new(self.usage_log_errors.clone()),
+        ];
+        for c in collectors {
+            // Names are distinct constants: registration cannot collide.
+            let _ = self.registry.register(c);
+        }
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn render(&self) -> (Vec<u8>, String) {
+        let encoder = TextEncoder::new();
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let _ = encoder.encode(&self.registry.gather(), &mut buf);
+        (buf, encoder.format_type().to_string())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric())
+}
+
+fn float_counter(name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+    prometheus::CounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|_| unreachable_metric())
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .unwrap_or_else(|_| unreachable_metric())
+}
+
+/// Metric definitions are constants checked by the tests below: an invalid one is a bug
+/// caught before release, never a runtime condition.
+#[allow(clippy::panic)]
+fn unreachable_metric() -> ! {
+    panic!("invalid metric definition")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_metric_is_exposed() {
+        let m = Metrics::new();
+        m.requests
+            .with_label_values(&["t", "k", "m", "p", "200"])
+            .inc();
+        m.request_duration
+            .with_label_values(&["m", "p", "false"])
+            .observe(0.1);
+        m.ttft.with_label_values(&["m", "p"]).observe(0.1);
+        m.tokens
+            .with_label_values(&["t", "k", "m", "p", "prompt", "reported"])
+            .inc_by(3.0);
+        m.cost.with_label_values(&["t", "m"]).inc_by(0.5);
+        m.rate_limited.with_label_values(&["t", "k", "rpm"]).inc();
+        m.upstream_errors.with_label_values(&["p", "timeout"]).inc();
+        m.fallbacks.with_label_values(&["a", "b"]).inc();
+        m.route_healthy.with_label_values(&["p", "m"]).set(1);
+        m.config_reloads.with_label_values(&["success"]).inc();
+        let (text, _) = m.render();
+        let text = String::from_utf8(text).unwrap();
+        for name in [
+            "switchyard_requests_total",
+            "switchyard_request_duration_seconds",
+            "switchyard_time_to_first_token_seconds",
+            "switchyard_gateway_overhead_seconds",
+            "switchyard_tokens_total",
+            "switchyard_cost_usd_total",
+            "switchyard_rate_limited_total",
+            "switchyard_upstream_errors_total",
+            "switchyard_fallbacks_total",
+            "switchyard_active_streams",
+            "switchyard_route_healthy",
+            "switchyard_config_reloads_total",
+            "switchyard_config_last_reload_success_timestamp_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+    }
+}
