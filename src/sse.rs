@@ -89,7 +89,7 @@ impl TryFrom<UsageWire> for Usage {
 /// of thumb for English with GPT-style tokenizers. Only an estimate, for when an upstream sends
 /// no usage: real counts vary with the language and the tokenizer.
 pub fn estimate_tokens(chars: u64) -> u64 {
-    chars / 4 + u64::from(chars % 4 != 0)
+    chars.div_ceil(4)
 }
 
 /// Where the `"content"` search of an event stands at the end of a data line: a key and its
@@ -282,9 +282,14 @@ impl Scanner {
         }
         let complete = if ev.data_lines == 1 && ev.done_line {
             true
-        } else if ev.lost || !ev.opens || !ev.closes || ev.in_string || ev.broken {
-            false
-        } else if ev.depth != 0 || ev.carry != Carry::Search {
+        } else if ev.lost
+            || !ev.opens
+            || !ev.closes
+            || ev.in_string
+            || ev.broken
+            || ev.depth != 0
+            || ev.carry != Carry::Search
+        {
             false
         } else {
             match ev.keep {
@@ -1021,6 +1026,9 @@ mod tests {
         assert_eq!(s.error.as_deref(), Some("rate limited"));
         let s = run("event: error\ndata: upstream went away\n\n");
         assert_eq!(s.error.as_deref(), Some("upstream went away"));
+        // several data lines are joined with \n
+        let s = run("event: error\ndata: upstream\ndata:went away\n\n");
+        assert_eq!(s.error.as_deref(), Some("upstream\nwent away"));
         // an event named otherwise is no error
         let s = run("event: message\ndata: {\"message\":\"fine\"}\n\n");
         assert_eq!(s.error, None);
