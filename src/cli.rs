@@ -16,8 +16,10 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{self, Config};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
+use crate::reload::{self, Reloader};
 use crate::snapshot::Snapshot;
 use crate::usage::UsageLog;
 
@@ -130,12 +132,13 @@ fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
         admin = %config.server.admin_listen,
         "config loaded"
     );
-    let server = build_server(config, upgrade);
+    let server = build_server(path, config, upgrade);
     server.run_forever()
 }
 
-/// Pingora's server with the proxy on `server.listen` and the admin app on `admin_listen`.
-fn build_server(config: Config, upgrade: bool) -> Server {
+/// Pingora's server with the proxy on `server.listen` and the admin app on `admin_listen`,
+/// and the config reloader watching `path`.
+fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server {
     let opt = Opt {
         upgrade,
         ..Opt::default()
@@ -145,8 +148,8 @@ fn build_server(config: Config, upgrade: bool) -> Server {
             .server
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        // Retries are decided by the proxy itself; this is only pingora's upper bound.
-        max_retries: 1,
+        // Retries are decided by the proxy itself (`RetryPolicy`); this is pingora's bound.
+        max_retries: 16,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(30),
         ..ServerConf::default()
@@ -165,10 +168,9 @@ fn build_server(config: Config, upgrade: bool) -> Server {
     let admin_listen = config.server.admin_listen.clone();
     let metrics = Arc::new(Metrics::new());
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
-    metrics
-        .config_last_reload_success
-        .set(crate::snapshot::unix_now() as f64);
+    let health = Arc::new(Health::new(&config, metrics.clone()));
     let snapshot = Snapshot::new(config);
+    start_reloader(path, &snapshot, &metrics);
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -176,7 +178,7 @@ fn build_server(config: Config, upgrade: bool) -> Server {
 
     let mut proxy = http_proxy_service_with_name(
         &conf,
-        Gateway::new(snapshot.clone(), metrics.clone(), usage_log),
+        Gateway::new(snapshot.clone(), metrics.clone(), usage_log, health),
         "switchyard",
     );
     proxy.add_tcp(&listen);
@@ -191,6 +193,21 @@ fn build_server(config: Config, upgrade: bool) -> Server {
     server.add_service(proxy);
     server.add_service(admin);
     server
+}
+
+/// Publishes the first config's metrics and starts the hot reloader's thread (it returns at
+/// once; the thread lives until the process exits). Without it the gateway still serves, on
+/// the config it started with.
+fn start_reloader(path: &std::path::Path, snapshot: &Arc<Snapshot>, metrics: &Arc<Metrics>) {
+    // State that outlives a reload (the limiter, the usage log sink) registers here.
+    let listeners: Vec<reload::Listener> = Vec::new();
+    let reloader = Reloader::new(path, Arc::clone(snapshot), Arc::clone(metrics), listeners);
+    reloader.publish_current();
+    if let Err(e) = reloader.spawn() {
+        tracing::error!(
+            "cannot start the config reloader ({e}); hot reload is off until a restart"
+        );
+    }
 }
 
 /// A file-name-safe tag of the listen address, so that instances on different ports on one

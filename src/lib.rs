@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: the TOML file → validated runtime [`config::Config`];
 //! - [`snapshot`]: the running config behind an `ArcSwap`, taken once per request;
+//! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
@@ -21,9 +22,11 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;
+pub mod reload;
 pub mod router;
 pub mod snapshot;
 pub mod sse;

@@ -30,9 +30,10 @@ use crate::auth::{self, Principal};
 use crate::body::{self, BodyError, Prepared, RewriteOptions};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::error::GatewayError;
+use crate::health::{now_ms, Health};
 use crate::metrics::Metrics;
 use crate::providers::{self, mock};
-use crate::router;
+use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::usage::{self, Meter, Usage, UsageLog, UsageSource};
 
@@ -46,14 +47,21 @@ pub struct Gateway {
     snapshot: Arc<Snapshot>,
     metrics: Arc<Metrics>,
     usage_log: UsageLog,
+    health: Arc<Health>,
 }
 
 impl Gateway {
-    pub fn new(snapshot: Arc<Snapshot>, metrics: Arc<Metrics>, usage_log: UsageLog) -> Gateway {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        metrics: Arc<Metrics>,
+        usage_log: UsageLog,
+        health: Arc<Health>,
+    ) -> Gateway {
         Gateway {
             snapshot,
             metrics,
             usage_log,
+            health,
         }
     }
 }
@@ -65,12 +73,27 @@ pub struct Ctx {
     /// The config this request started with; kept to its end whatever a reload does.
     config: Option<Arc<Config>>,
     principal: Option<Principal>,
+    /// The model the client asked for (fallbacks may serve it: see `choice`).
     model: Option<Arc<Model>>,
+    /// The route of the current attempt, and its provider.
+    choice: Option<Choice>,
     provider: Option<Arc<Provider>>,
     upstream_model: String,
     stream: bool,
+    /// The upstream body without its model name, built once for every attempt.
+    prepared: Option<Prepared>,
     /// The full rewritten body, swapped in for pingora's replay of the tail on every attempt.
     upstream_body: Bytes,
+    /// Routes tried so far: (model name, route index).
+    tried: Vec<(String, usize)>,
+    attempts: u32,
+    /// The end of the request's total time budget (the first route's `total_timeout_ms`).
+    deadline: Instant,
+    /// Whether every failed attempt so far was a timeout (then the answer is 504, not 502).
+    only_timeouts: bool,
+    /// An answer decided before any upstream byte (e.g. every route is waiting out a
+    /// Retry-After), for `fail_to_proxy`.
+    final_error: Option<GatewayError>,
     /// Set when the upstream answered an error status: its body is collected and rewrapped.
     vendor_error: Option<VendorError>,
     /// When the first response byte went to the client.
@@ -133,10 +156,17 @@ impl ProxyHttp for Gateway {
             config: None,
             principal: None,
             model: None,
+            choice: None,
             provider: None,
             upstream_model: String::new(),
             stream: false,
+            prepared: None,
             upstream_body: Bytes::new(),
+            tried: Vec::new(),
+            attempts: 0,
+            deadline: Instant::now(),
+            only_timeouts: true,
+            final_error: None,
             vendor_error: None,
             first_byte_at: None,
             forwarded_at: None,
@@ -167,26 +197,84 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// The address of the chosen provider (resolved at config load), with its timeouts.
+    /// Called for every attempt: the first uses the route chosen in `request_filter`, each
+    /// retry the next one (`router::next`) after a jittered backoff. The provider's address
+    /// was resolved at config load; the body for this route's model name is set here.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(up) = ctx
+        if ctx.attempts > 0 {
+            self.next_attempt(ctx).await?;
+        }
+        let (Some(choice), Some(prepared)) = (ctx.choice.as_ref(), ctx.prepared.as_ref()) else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        ctx.attempts += 1;
+        ctx.tried.push((choice.model.name.clone(), choice.index));
+        ctx.upstream_body = prepared.body_for(&choice.route.upstream_model);
+        let Some((provider, upstream)) = ctx
             .provider
             .as_ref()
             .and_then(|p| p.upstream.as_ref().map(|u| (p, u)))
         else {
-            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+            return Error::e_explain(ErrorType::InternalError, "no upstream address");
         };
-        let (provider, upstream) = up;
-        let addr = upstream.addrs[0];
+        let addr = upstream.addrs[(ctx.attempts as usize - 1) % upstream.addrs.len()];
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
         let t = provider.timeouts;
         peer.options.connection_timeout = Some(t.connect);
         peer.options.total_connection_timeout = Some(t.connect * 2);
-        // pingora applies this to every read: the wait for the first byte and each stream gap.
-        peer.options.read_timeout = Some(t.first_byte.max(t.idle));
+        // pingora applies one read timeout to every read: the wait for the answer's head and
+        // each gap between body chunks. A non-streaming answer is one wait (first byte); a
+        // stream's head comes at once and its gaps are bounded by the idle timeout.
+        peer.options.read_timeout = Some(if ctx.stream {
+            t.first_byte.max(t.idle)
+        } else {
+            t.first_byte
+        });
         peer.options.write_timeout = Some(t.idle);
         peer.options.idle_timeout = Some(Duration::from_secs(90));
         Ok(Box::new(peer))
+    }
+
+    /// A connection that failed is retried on the next route while any is left.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some((_, cause)) = classify(&e, ctx.provider.as_deref()) {
+            self.attempt_failed(ctx, cause, None);
+        }
+        e.set_retry(self.may_retry(ctx));
+        e
+    }
+
+    /// pingora's default refuses to retry a POST; here a failed attempt is retried as long
+    /// as nothing of the answer has gone to the client and a route is left. The body is
+    /// replayed exactly (`request_body_filter`).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if matches!(e.etype(), ErrorType::HTTPStatus(_)) {
+            // Our own verdict on a vendor status (`upstream_response_filter`): already counted.
+            return e;
+        }
+        let upstream_fault = !matches!(e.esource(), ErrorSource::Downstream);
+        if upstream_fault {
+            if let Some((_, cause)) = classify(&e, ctx.provider.as_deref()) {
+                self.attempt_failed(ctx, cause, None);
+            }
+        }
+        let nothing_sent = session.response_written().is_none();
+        e.set_retry(upstream_fault && nothing_sent && self.may_retry(ctx));
+        e
     }
 
     /// The upstream's path and Host, the provider's key; the client's credentials are removed.
@@ -245,6 +333,20 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let status = resp.status.as_u16();
+        if router::retryable_status(status) {
+            let retry_after = retry_after(resp);
+            self.attempt_failed(ctx, status_reason(status), retry_after);
+            if self.may_retry(ctx) {
+                let mut e =
+                    Error::explain(ErrorType::HTTPStatus(status), "retryable vendor status");
+                e.set_retry(true);
+                return Err(e.into_up());
+            }
+        } else if (200..300).contains(&status) {
+            if let Some(p) = &ctx.provider {
+                self.health.record_success(&p.name, &ctx.upstream_model);
+            }
+        }
         if !(200..300).contains(&status) {
             let client_status = providers::client_status_for_vendor(status);
             resp.set_status(client_status)?;
@@ -255,7 +357,6 @@ impl ProxyHttp for Gateway {
                 status,
                 body: BytesMut::new(),
             });
-            self.upstream_error(ctx, status_reason(status));
             return Ok(());
         }
         let is_sse = resp
@@ -308,20 +409,28 @@ impl ProxyHttp for Gateway {
             ctx.first_byte_at.get_or_insert_with(Instant::now);
             ctx.meter.feed(chunk);
         }
+        if !end_of_stream && Instant::now() > ctx.deadline {
+            return Error::e_explain(ErrorType::ReadTimedout, "total_timeout_ms reached");
+        }
         Ok(None)
     }
 
     /// Any failure of the proxying itself: connect errors, timeouts, resets.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let Some((err, cause)) = classify(e, ctx.provider.as_deref()) else {
-            // The client is gone: nothing to write.
-            ctx.status = 499;
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
+        let err = match ctx.final_error.take() {
+            Some(err) => err,
+            None => match final_error(e, ctx) {
+                Some(err) => err,
+                None => {
+                    // The client is gone: nothing to write.
+                    ctx.status = 499;
+                    return FailToProxy {
+                        error_code: 0,
+                        can_reuse_downstream: false,
+                    };
+                }
+            },
         };
-        self.upstream_error(ctx, cause);
         if session.response_written().is_none() {
             answer_error(session, ctx, &err).await;
         } else if ctx.stream {
@@ -387,29 +496,35 @@ impl Gateway {
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
 
-        let route = router::pick(&model, rand::random::<f64>());
-        let provider = config.provider(route.provider).clone();
-        ctx.upstream_model = route.upstream_model.clone();
-        ctx.provider = Some(provider.clone());
-
+        let next = router::next(
+            &config,
+            &principal.team,
+            &model,
+            &[],
+            &self.health,
+            true,
+            now_ms(),
+        );
+        let choice = match next {
+            Next::Try(choice) => choice,
+            Next::Exhausted { blocked_ms } => return Err(no_route_left(&model, blocked_ms).into()),
+        };
+        self.choose(ctx, &config, choice);
+        let provider = ctx
+            .provider
+            .clone()
+            .ok_or_else(|| GatewayError::Internal("no provider chosen".into()))?;
+        ctx.deadline = ctx.started + provider.timeouts.total;
         if provider.kind == ProviderKind::Mock {
             answer_mock(session, ctx, &req).await;
             return Ok(Admitted::Answered);
         }
-        if !providers::passes_through(provider.kind) {
-            return Err(GatewayError::Upstream(format!(
-                "provider `{}` is of a kind this version cannot translate to yet",
-                provider.name
-            ))
-            .into());
-        }
-        let prepared = Prepared::new(
+        ctx.prepared = Some(Prepared::new(
             &req,
             RewriteOptions {
                 include_usage: true,
             },
-        );
-        ctx.upstream_body = prepared.body_for(&route.upstream_model);
+        ));
         Ok(Admitted::Forward)
     }
 }
@@ -621,6 +736,41 @@ fn classify(e: &Error, provider: Option<&Provider>) -> Option<(GatewayError, &'s
     Some(found)
 }
 
+/// The answer for a proxying failure, once no retry follows; `None` when the client left.
+fn final_error(e: &Error, ctx: &Ctx) -> Option<GatewayError> {
+    if let ErrorType::HTTPStatus(status) = e.etype() {
+        let provider = ctx.provider.as_deref();
+        return Some(providers::vendor_error(provider, *status, b""));
+    }
+    let (err, _) = classify(e, ctx.provider.as_deref())?;
+    Some(match err {
+        GatewayError::UpstreamTimeout(m) if !ctx.only_timeouts => GatewayError::Upstream(m),
+        other => other,
+    })
+}
+
+/// Nothing left to try: a 429 with `retry-after` when routes only wait out a vendor's
+/// Retry-After, else a 502.
+fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
+    match blocked_ms {
+        Some(ms) => GatewayError::RateLimited {
+            message: format!(
+                "every route of `{}` is rate limited by its vendor; retry later",
+                model.name
+            ),
+            retry_after_secs: ms.div_ceil(1000).max(1),
+        },
+        None => GatewayError::Upstream(format!("no route of `{}` is available", model.name)),
+    }
+}
+
+/// A vendor's `Retry-After` in seconds (the HTTP-date form is not used by LLM vendors).
+fn retry_after(resp: &ResponseHeader) -> Option<Duration> {
+    let v = resp.headers.get("retry-after")?.to_str().ok()?.trim();
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
 /// The metric cause of a vendor's error status.
 fn status_reason(status: u16) -> &'static str {
     match status {
@@ -646,6 +796,91 @@ fn final_status(session: &Session, e: Option<&Error>, ctx: &Ctx) -> u16 {
 }
 
 impl Gateway {
+    /// Makes `choice` the current attempt's route.
+    fn choose(&self, ctx: &mut Ctx, config: &Config, choice: Choice) {
+        ctx.provider = Some(config.providers[choice.route.provider].clone());
+        ctx.upstream_model = choice.route.upstream_model.clone();
+        ctx.choice = Some(choice);
+    }
+
+    /// Moves a retry to the next route, after a jittered backoff; counts retries and
+    /// fallbacks. Fails when nothing is left (a route may have cooled down meanwhile).
+    async fn next_attempt(&self, ctx: &mut Ctx) -> Result<()> {
+        let (Some(config), Some(principal), Some(model)) =
+            (ctx.config.clone(), ctx.principal.clone(), ctx.model.clone())
+        else {
+            return Error::e_explain(ErrorType::InternalError, "retry without a request");
+        };
+        let next = router::next(
+            &config,
+            &principal.team,
+            &model,
+            &ctx.tried,
+            &self.health,
+            false,
+            now_ms(),
+        );
+        let choice = match next {
+            Next::Try(choice) => choice,
+            Next::Exhausted { blocked_ms } => {
+                ctx.final_error = Some(no_route_left(&model, blocked_ms));
+                return Error::e_explain(ErrorType::ConnectProxyFailure, "no route left");
+            }
+        };
+        let wait = router::backoff(&config.routing, ctx.attempts, rand::random::<f64>())
+            .min(ctx.deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(wait).await;
+        let from = ctx.choice.as_ref().map(|c| c.model.name.clone());
+        self.choose(ctx, &config, choice);
+        let provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str());
+        self.metrics.retries.with_label_values(&[provider]).inc();
+        if let (Some(from), Some(to)) = (from, ctx.choice.as_ref()) {
+            if from != to.model.name {
+                self.metrics
+                    .fallbacks
+                    .with_label_values(&[&from, &to.model.name])
+                    .inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether another attempt may follow: attempts and time are left, and so is a route.
+    fn may_retry(&self, ctx: &Ctx) -> bool {
+        let (Some(config), Some(principal), Some(model)) = (
+            ctx.config.as_ref(),
+            ctx.principal.as_ref(),
+            ctx.model.as_ref(),
+        ) else {
+            return false;
+        };
+        if ctx.attempts >= config.routing.max_attempts || Instant::now() >= ctx.deadline {
+            return false;
+        }
+        router::has_next(
+            config,
+            &principal.team,
+            model,
+            &ctx.tried,
+            &self.health,
+            now_ms(),
+        )
+    }
+
+    /// Records a failed attempt: route health, the error metric, the 502/504 verdict.
+    fn attempt_failed(&self, ctx: &mut Ctx, cause: &'static str, retry_after: Option<Duration>) {
+        if !matches!(cause, "timeout" | "connect_timeout") {
+            ctx.only_timeouts = false;
+        }
+        self.upstream_error(ctx, cause);
+        if let Some(c) = &ctx.choice {
+            if let Some(p) = &ctx.provider {
+                self.health
+                    .record_failure(&p.name, &c.route.upstream_model, retry_after);
+            }
+        }
+    }
+
     fn upstream_error(&self, ctx: &Ctx, cause: &str) {
         let provider = ctx.provider.as_ref().map_or("-", |p| p.name.as_str());
         self.metrics

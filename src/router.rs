@@ -2,9 +2,12 @@
 //! and the route chosen by weight.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{Config, Model, Route, Team};
+use crate::config::{Config, Model, ProviderKind, Route, Routing, Team};
 use crate::error::GatewayError;
+use crate::health::{Availability, Health};
+use crate::providers;
 
 /// The model named by `name` (its name or an alias) that `team` may use.
 pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, GatewayError> {
@@ -17,20 +20,163 @@ pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, G
     Ok(model.clone())
 }
 
-/// A route of `model` chosen with probability proportional to its weight; `roll` is a
-/// uniform random number in `[0, 1)` (passed in so that tests can steer it).
-pub fn pick(model: &Model, roll: f64) -> &Route {
-    let total: u64 = model.routes.iter().map(|r| u64::from(r.weight)).sum();
+/// One upstream attempt: which model (the requested one or a fallback) and which route.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub model: Arc<Model>,
+    /// The route's index in `model.routes`.
+    pub index: usize,
+    pub route: Route,
+}
+
+/// What is left to try.
+#[derive(Debug)]
+pub enum Next {
+    Try(Choice),
+    /// Nothing left; `blocked_ms` when some route is only waiting out a vendor's Retry-After.
+    Exhausted {
+        blocked_ms: Option<u64>,
+    },
+}
+
+/// The next route to try for a request on `primary`: an untried healthy route of the model
+/// (by weight), then of its fallbacks in order (those the team may use); when every one is
+/// cooled down, the least recently failed; never a route whose vendor said Retry-After.
+/// `local` allows the in-process mock (only on the first attempt: it answers in
+/// `request_filter`, before any upstream).
+pub fn next(
+    config: &Config,
+    team: &Team,
+    primary: &Arc<Model>,
+    tried: &[(String, usize)],
+    health: &Health,
+    local: bool,
+    now_ms: u64,
+) -> Next {
+    let chain = chain(config, team, primary);
+    let usable = |model: &Model, i: usize| {
+        let kind = config.providers[model.routes[i].provider].kind;
+        !tried.iter().any(|(m, r)| *m == model.name && *r == i)
+            && (providers::passes_through(kind) || (local && kind == ProviderKind::Mock))
+    };
+    let mut blocked_ms: Option<u64> = None;
+    let mut cooled: Vec<(u64, &Arc<Model>, usize)> = Vec::new();
+    for model in &chain {
+        let mut open: Vec<(usize, bool)> = Vec::new();
+        for i in (0..model.routes.len()).filter(|&i| usable(model, i)) {
+            let state = route_health(config, health, model, i);
+            match state.availability(now_ms) {
+                Availability::Healthy => open.push((i, false)),
+                Availability::Probe => open.push((i, true)),
+                Availability::Cooled => cooled.push((state.last_failure(), model, i)),
+                Availability::Blocked(ms) => {
+                    blocked_ms = Some(blocked_ms.map_or(ms, |b: u64| b.min(ms)))
+                }
+            }
+        }
+        while !open.is_empty() {
+            let k = pick_index(model, &open, rand::random::<f64>());
+            let (i, probe) = open[k];
+            if !probe || route_health(config, health, model, i).try_probe() {
+                return Next::Try(choice(model, i));
+            }
+            open.swap_remove(k);
+        }
+    }
+    match cooled.iter().min_by_key(|(last, _, _)| *last) {
+        Some((_, model, i)) => Next::Try(choice(model, *i)),
+        None => Next::Exhausted { blocked_ms },
+    }
+}
+
+/// The requested model, then its fallbacks that the team may use.
+fn chain(config: &Config, team: &Team, primary: &Arc<Model>) -> Vec<Arc<Model>> {
+    let mut out = vec![primary.clone()];
+    for &f in &primary.fallbacks {
+        let m = &config.models[f];
+        if team.allows(&m.name) && !out.iter().any(|o| Arc::ptr_eq(o, m)) {
+            out.push(m.clone());
+        }
+    }
+    out
+}
+
+fn route_health(
+    config: &Config,
+    health: &Health,
+    model: &Model,
+    i: usize,
+) -> Arc<crate::health::RouteHealth> {
+    let route = &model.routes[i];
+    health.route(
+        &config.providers[route.provider].name,
+        &route.upstream_model,
+    )
+}
+
+fn choice(model: &Arc<Model>, i: usize) -> Choice {
+    Choice {
+        model: model.clone(),
+        index: i,
+        route: model.routes[i].clone(),
+    }
+}
+
+/// Whether [`next`] would find a route to retry on (without taking a probe).
+pub fn has_next(
+    config: &Config,
+    team: &Team,
+    primary: &Arc<Model>,
+    tried: &[(String, usize)],
+    health: &Health,
+    now_ms: u64,
+) -> bool {
+    chain(config, team, primary).iter().any(|model| {
+        (0..model.routes.len()).any(|i| {
+            let kind = config.providers[model.routes[i].provider].kind;
+            providers::passes_through(kind)
+                && !tried.iter().any(|(m, r)| *m == model.name && *r == i)
+                && !matches!(
+                    route_health(config, health, model, i).availability(now_ms),
+                    Availability::Blocked(_)
+                )
+        })
+    })
+}
+
+/// Vendor statuses worth another route: rate limits, overload, server errors, and a
+/// refused provider key (that route's fault, not the request's). Other 4xx are the
+/// request's own fault and go back to the client.
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
+}
+
+/// The wait before attempt `done + 1`: exponential from `backoff_base`, capped at
+/// `backoff_max`, with ±50% jitter so that clients retrying together do not hit the next
+/// vendor in lockstep. `roll` is uniform in [0, 1).
+pub fn backoff(routing: &Routing, done: u32, roll: f64) -> Duration {
+    let exp = routing
+        .backoff_base
+        .saturating_mul(1u32 << done.saturating_sub(1).min(16));
+    exp.min(routing.backoff_max)
+        .mul_f64(0.5 + roll.clamp(0.0, 1.0))
+}
+
+/// Weighted pick among `open` (indices into `model.routes`); returns a position in `open`.
+fn pick_index(model: &Model, open: &[(usize, bool)], roll: f64) -> usize {
+    let total: u64 = open
+        .iter()
+        .map(|(i, _)| u64::from(model.routes[*i].weight))
+        .sum();
     let mut target = (roll.clamp(0.0, 1.0) * total as f64) as u64;
-    for route in &model.routes {
-        let w = u64::from(route.weight);
+    for (k, (i, _)) in open.iter().enumerate() {
+        let w = u64::from(model.routes[*i].weight);
         if target < w {
-            return route;
+            return k;
         }
         target -= w;
     }
-    // Validation guarantees at least one route; roll == 1.0 lands here.
-    &model.routes[model.routes.len() - 1]
+    open.len() - 1
 }
 
 /// A client-given name made safe to echo in an error: bounded, no control characters.
@@ -67,13 +213,25 @@ mod tests {
     #[test]
     fn pick_follows_the_weights() {
         let m = model(&[3, 1]);
+        let open = [(0, false), (1, false)];
         let n = 1000;
         let first = (0..n)
-            .filter(|i| pick(&m, *i as f64 / n as f64).provider == 0)
+            .filter(|i| pick_index(&m, &open, *i as f64 / n as f64) == 0)
             .count();
         assert_eq!(first, 750);
-        assert_eq!(pick(&m, 0.999_999).provider, 1);
-        assert_eq!(pick(&m, 1.0).provider, 1);
-        assert_eq!(pick(&m, 0.0).provider, 0);
+        assert_eq!(pick_index(&m, &open, 0.999_999), 1);
+        assert_eq!(pick_index(&m, &open, 1.0), 1);
+        assert_eq!(pick_index(&m, &open, 0.0), 0);
+        // Only the open routes count.
+        assert_eq!(pick_index(&m, &[(1, false)], 0.0), 0);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let r = Routing::default();
+        assert_eq!(backoff(&r, 1, 0.5), Duration::from_millis(25));
+        assert_eq!(backoff(&r, 2, 0.5), Duration::from_millis(50));
+        assert_eq!(backoff(&r, 3, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(&r, 30, 0.5), Duration::from_secs(1));
     }
 }

@@ -73,6 +73,7 @@ pub struct Config {
     pub server: Server,
     pub state: State,
     pub log: Log,
+    pub routing: Routing,
     pub providers: Vec<Arc<Provider>>,
     pub models: Vec<Arc<Model>>,
     pub teams: Vec<Arc<Team>>,
@@ -104,6 +105,35 @@ pub struct Server {
     pub max_request_bytes: usize,
     /// Worker threads of the proxy service (default: the number of CPUs).
     pub threads: Option<usize>,
+}
+
+/// `[routing]`: how failed attempts are retried and failing routes cooled down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    /// Upstream attempts per request, the first included (routes and fallbacks together).
+    pub max_attempts: u32,
+    /// The wait before the second attempt; it doubles for each further one (with jitter).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Consecutive failures that cool a route down.
+    pub failures_to_cool: u32,
+    /// How long a cooled route is skipped before one probe request is let through.
+    pub cooldown: Duration,
+    /// The longest vendor `Retry-After` honoured.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_secs(1),
+            failures_to_cool: 3,
+            cooldown: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub log: Log,
     #[serde(default)]
+    pub routing: Routing,
+    #[serde(default)]
     pub providers: Vec<Provider>,
     #[serde(default)]
     pub models: Vec<Model>,
@@ -40,6 +42,18 @@ pub struct Server {
     pub admin_listen: Option<Spanned<String>>,
     pub max_request_bytes: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
+}
+
+/// `[routing]`: retries, fallbacks and the cool-down of failing routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub max_attempts: Option<Spanned<i64>>,
+    pub backoff_base_ms: Option<Spanned<i64>>,
+    pub backoff_max_ms: Option<Spanned<i64>>,
+    pub failures_to_cool: Option<Spanned<i64>>,
+    pub cooldown_ms: Option<Spanned<i64>>,
+    pub retry_after_cap_ms: Option<Spanned<i64>>,
 }
 
 /// `[state]`: where the counters of limits and budgets live.

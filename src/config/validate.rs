@@ -19,7 +19,7 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Config, ConfigError, ContentFilter, Key, Limits, Log, Model, Provider, ProviderKind, Route,
-    Secret, Server, State, Team, Timeouts, Upstream, UsageSink,
+    Routing, Secret, Server, State, Team, Timeouts, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -206,6 +206,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
     let server = server(src, &raw.server)?;
     let state = state(src, &raw.state)?;
     let log = log(src, &raw.log)?;
+    let routing = routing(src, &raw.routing)?;
     let (providers, provider_index) = providers(src, &raw.providers)?;
     let model_index = model_index(src, &raw.models)?;
     let models = raw
@@ -223,6 +224,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         server,
         state,
         log,
+        routing,
         providers,
         models,
         teams,
@@ -234,6 +236,34 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
             .collect(),
         key_index,
     })
+}
+
+/// `[routing]`: every field a positive integer; absent ones keep [`Routing::default`].
+fn routing(src: &Source, r: &raw::Routing) -> Result<Routing> {
+    let d = Routing::default();
+    let ms = |v: &Option<Spanned<i64>>, name: &str, default: Duration| -> Result<Duration> {
+        v.as_ref().map_or(Ok(default), |v| {
+            positive(src, v, &format!("routing.{name}"), 86_400_000).map(Duration::from_millis)
+        })
+    };
+    let count = |v: &Option<Spanned<i64>>, name: &str, default: u32| -> Result<u32> {
+        v.as_ref().map_or(Ok(default), |v| {
+            positive(src, v, &format!("routing.{name}"), 16).map(|n| n as u32)
+        })
+    };
+    let routing = Routing {
+        max_attempts: count(&r.max_attempts, "max_attempts", d.max_attempts)?,
+        backoff_base: ms(&r.backoff_base_ms, "backoff_base_ms", d.backoff_base)?,
+        backoff_max: ms(&r.backoff_max_ms, "backoff_max_ms", d.backoff_max)?,
+        failures_to_cool: count(&r.failures_to_cool, "failures_to_cool", d.failures_to_cool)?,
+        cooldown: ms(&r.cooldown_ms, "cooldown_ms", d.cooldown)?,
+        retry_after_cap: ms(
+            &r.retry_after_cap_ms,
+            "retry_after_cap_ms",
+            d.retry_after_cap,
+        )?,
+    };
+    Ok(routing)
 }
 
 // ---------------------------------------------------------------------------------------------
