@@ -40,7 +40,12 @@ fn rewrite(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let req = parse(black_box(&body)).expect("valid request");
-                let prepared = Prepared::new(&req, RewriteOptions { include_usage: true });
+                let prepared = Prepared::new(
+                    &req,
+                    RewriteOptions {
+                        include_usage: true,
+                    },
+                );
                 black_box(prepared.body_for("gpt-4o-2024-08-06"))
             })
         });
