@@ -509,6 +509,12 @@ impl Gateway {
             Next::Try(choice) => choice,
             Next::Exhausted { blocked_ms } => return Err(no_route_left(&model, blocked_ms).into()),
         };
+        if choice.model.name != model.name {
+            self.metrics
+                .fallbacks
+                .with_label_values(&[&model.name, &choice.model.name])
+                .inc();
+        }
         self.choose(ctx, &config, choice);
         let provider = ctx
             .provider
@@ -947,6 +953,7 @@ impl Gateway {
             stream: ctx.stream,
             status,
             reason: ctx.reason,
+            attempts: ctx.attempts,
             prompt_tokens: settled.map_or(0, |(u, _)| u.prompt_tokens),
             completion_tokens: settled.map_or(0, |(u, _)| u.completion_tokens),
             usage_source: settled.map(|(_, s)| s),

@@ -188,6 +188,8 @@ pub struct Record<'a> {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// Upstream attempts made (retries and fallbacks included; 0 when none was made).
+    pub attempts: u32,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
