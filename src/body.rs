@@ -233,6 +233,25 @@ fn check_message(i: usize, raw: &RawValue) -> Result<(), GatewayError> {
     }
 }
 
+/// The text of a message: its string `content`, or the `text` of its content parts joined
+/// by spaces (images and other parts carry no text).
+pub fn message_text(raw: &str) -> String {
+    #[derive(Deserialize)]
+    struct Msg {
+        #[serde(default)]
+        content: serde_json::Value,
+    }
+    match serde_json::from_str::<Msg>(raw).map(|m| m.content) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod reload;

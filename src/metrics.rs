@@ -35,7 +35,9 @@ pub struct Metrics {
     pub route_healthy: prometheus::IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_success: Gauge,
+    pub config_info: prometheus::IntGaugeVec,
     pub usage_log_errors: IntCounterVec,
+    pub content_filtered: IntCounterVec,
 }
 
 impl Metrics {
@@ -120,10 +122,23 @@ impl Metrics {
                 "Unix time of the last config that was loaded.",
             )
             .unwrap_or_else(|_| unreachable_metric()),
+            config_info: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_config_info",
+                    "1 for the SHA-256 of the running config file (only that series).",
+                ),
+                &["hash"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
             usage_log_errors: counter(
                 "switchyard_usage_log_errors_total",
                 "Usage log lines that could not be written (dropped), by cause.",
                 &["cause"],
+            ),
+            content_filtered: counter(
+                "switchyard_content_filtered_total",
+                "Requests refused by a content policy of the config.",
+                &["team", "filter"],
             ),
             registry,
         };
@@ -147,7 +162,9 @@ impl Metrics {
             Box::new(self.route_healthy.clone()),
             Box::new(self.config_reloads.clone()),
             Box::new(self.config_last_reload_success.clone()),
+            Box::new(self.config_info.clone()),
             Box::new(self.usage_log_errors.clone()),
+            Box::new(self.content_filtered.clone()),
         ];
         for c in collectors {
             // Names are distinct constants: registration cannot collide.
@@ -217,6 +234,7 @@ mod tests {
         m.fallbacks.with_label_values(&["a", "b"]).inc();
         m.route_healthy.with_label_values(&["p", "m"]).set(1);
         m.config_reloads.with_label_values(&["success"]).inc();
+        m.config_info.with_label_values(&["abc"]).set(1);
         let (text, _) = m.render();
         let text = String::from_utf8(text).unwrap();
         for name in [
@@ -233,6 +251,7 @@ mod tests {
             "switchyard_route_healthy",
             "switchyard_config_reloads_total",
             "switchyard_config_last_reload_success_timestamp_seconds",
+            "switchyard_config_info",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

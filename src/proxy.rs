@@ -32,6 +32,7 @@ use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::metrics::Metrics;
+use crate::policy;
 use crate::providers::{self, mock};
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
@@ -493,6 +494,13 @@ impl Gateway {
         let req = body::parse(&bytes)?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = usage::estimate_prompt(&req);
+        if let Some(filter) = policy::check(&config, &principal.team, &req) {
+            self.metrics
+                .content_filtered
+                .with_label_values(&[&principal.team.name, &filter.name])
+                .inc();
+            return Err(GatewayError::ContentFilter.into());
+        }
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
 

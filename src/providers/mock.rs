@@ -6,10 +6,9 @@
 //! `max_tokens` cuts the answer with `finish_reason: "length"`.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::body::ChatRequest;
+use crate::body::{message_text, ChatRequest};
 use crate::sse::Usage;
 
 /// What the mock will say, and how many tokens it counts for it.
@@ -70,24 +69,6 @@ pub fn reply(req: &ChatRequest<'_>) -> Reply {
         words,
         prompt_tokens,
         finish_reason,
-    }
-}
-
-/// The text of a message: its string content, or the `text` of its content parts.
-fn message_text(raw: &str) -> String {
-    #[derive(Deserialize)]
-    struct Msg {
-        #[serde(default)]
-        content: Value,
-    }
-    match serde_json::from_str::<Msg>(raw).map(|m| m.content) {
-        Ok(Value::String(s)) => s,
-        Ok(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
     }
 }
 
