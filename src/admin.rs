@@ -42,11 +42,14 @@ impl ServeHttp for AdminApp {
 
 impl AdminApp {
     /// Ready once a valid config is loaded; the admin listener answering means the services
-    /// are up (pingora starts every listener before it serves any).
+    /// are up (pingora starts every listener before it serves any). Shows which file is
+    /// serving, its SHA-256, and when it was taken (start or last successful reload), so an
+    /// operator can tell whether an edit was picked up.
     fn readyz(&self) -> Response<Vec<u8>> {
         let config = self.snapshot.load();
         let body = json!({
             "status": "ready",
+            "config_file": config.source.display().to_string(),
             "config_hash": config.hash,
             "config_loaded_at": self.snapshot.loaded_at(),
         });

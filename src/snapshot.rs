@@ -32,12 +32,16 @@ impl Snapshot {
         self.config.load_full()
     }
 
-    /// Replaces the running config; requests in flight keep the one they took.
-    pub fn store(&self, config: Config) {
-        self.config.store(Arc::new(config));
+    /// Replaces the running config; requests in flight keep the one they took. Returns the
+    /// stored config, for the reload listeners.
+    pub fn store(&self, config: Config) -> Arc<Config> {
+        let config = Arc::new(config);
+        self.config.store(Arc::clone(&config));
         self.loaded_at.store(unix_now(), Ordering::Relaxed);
+        config
     }
 
+    /// Unix time (seconds) of the start or of the last successful reload.
     pub fn loaded_at(&self) -> u64 {
         self.loaded_at.load(Ordering::Relaxed)
     }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -56,6 +57,7 @@ pub struct GatewayBuilder {
     server_extra: String,
     env: Vec<(String, String)>,
     program: Option<(PathBuf, Vec<String>)>,
+    configmap: bool,
 }
 
 impl GatewayBuilder {
@@ -63,6 +65,15 @@ impl GatewayBuilder {
     /// own tests). `{CONFIG}` in `args` and in env values is replaced by the config path.
     pub fn program(mut self, program: PathBuf, args: &[&str]) -> Self {
         self.program = Some((program, args.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+
+    /// Lays the config out as a Kubernetes ConfigMap volume does:
+    /// `configmap/switchyard.toml -> ..data/switchyard.toml`, `..data -> ..gen0`, the file in
+    /// `..gen0/`. [`Gateway::config_path`] is then the symlink, and
+    /// [`Gateway::write_config_configmap`] swaps `..data` as the kubelet does.
+    pub fn configmap(mut self) -> Self {
+        self.configmap = true;
         self
     }
 
@@ -128,7 +139,11 @@ impl GatewayBuilder {
             .tempdir()
             .expect("tempdir");
         let (api, admin) = two_free_addrs();
-        let config_path = dir.path().join("switchyard.toml");
+        let configmap_dir = self.configmap.then(|| dir.path().join("configmap"));
+        let config_path = match &configmap_dir {
+            Some(cm) => cm.join("switchyard.toml"),
+            None => dir.path().join("switchyard.toml"),
+        };
         let mut gw = Gateway {
             child: None,
             api,
@@ -137,6 +152,8 @@ impl GatewayBuilder {
             stdout_path: dir.path().join("stdout.log"),
             stderr_path: dir.path().join("stderr.log"),
             server_extra: self.server_extra.clone(),
+            configmap_dir,
+            configmap_gen: AtomicU32::new(0),
             dir,
         };
         let text = if self.raw {
@@ -144,7 +161,11 @@ impl GatewayBuilder {
         } else {
             gw.generate(&self.body)
         };
-        std::fs::write(&gw.config_path, text).expect("write config");
+        if gw.configmap_dir.is_some() {
+            gw.swap_configmap(&text);
+        } else {
+            std::fs::write(&gw.config_path, text).expect("write config");
+        }
 
         let config = gw.config_path.to_string_lossy().into_owned();
         let (program, args) = self.program.clone().unwrap_or_else(|| {
@@ -180,6 +201,10 @@ pub struct Gateway {
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     server_extra: String,
+    /// The ConfigMap-style directory, when started with [`GatewayBuilder::configmap`].
+    configmap_dir: Option<PathBuf>,
+    /// The generation of the ConfigMap's data directory (`..genN`).
+    configmap_gen: AtomicU32,
     dir: tempfile::TempDir,
 }
 
@@ -276,6 +301,38 @@ impl Gateway {
         let tmp = self.dir.path().join(".switchyard.toml.tmp");
         std::fs::write(&tmp, self.generate(config_body)).expect("write temp config");
         std::fs::rename(&tmp, &self.config_path).expect("rename config");
+    }
+
+    /// Like [`Gateway::write_config`] but as the kubelet updates a ConfigMap volume: the new
+    /// file goes into a new `..genN` directory, a `..data_tmp` symlink to it is renamed over
+    /// `..data`, and the old generation is removed. Needs [`GatewayBuilder::configmap`].
+    pub fn write_config_configmap(&self, config_body: &str) {
+        self.swap_configmap(&self.generate(config_body));
+    }
+
+    fn swap_configmap(&self, text: &str) {
+        let cm = self
+            .configmap_dir
+            .as_ref()
+            .expect("write_config_configmap needs GatewayBuilder::configmap");
+        std::fs::create_dir_all(cm).expect("configmap dir");
+        let generation = self.configmap_gen.fetch_add(1, Ordering::SeqCst);
+        let new_dir = format!("..gen{generation}");
+        std::fs::create_dir(cm.join(&new_dir)).expect("configmap generation dir");
+        std::fs::write(cm.join(&new_dir).join("switchyard.toml"), text).expect("write config");
+        let data = cm.join("..data");
+        let old_dir = std::fs::read_link(&data).ok();
+        let tmp = cm.join("..data_tmp");
+        std::os::unix::fs::symlink(&new_dir, &tmp).expect("..data_tmp symlink");
+        std::fs::rename(&tmp, &data).expect("rename ..data_tmp over ..data");
+        let user_link = cm.join("switchyard.toml");
+        if std::fs::symlink_metadata(&user_link).is_err() {
+            std::os::unix::fs::symlink("..data/switchyard.toml", &user_link)
+                .expect("config symlink");
+        }
+        if let Some(old) = old_dir {
+            std::fs::remove_dir_all(cm.join(old)).expect("remove old generation");
+        }
     }
 
     /// The generated text a body would produce (what [`Gateway::write_config`] writes).

@@ -1,0 +1,665 @@
+//! Hot reload: the config file is watched, and SIGHUP is heard, by one background thread that
+//! validates the whole new file and swaps it into the [`Snapshot`] in one atomic store.
+//!
+//! - What triggers a reload: a change to the config file seen by `notify` (in-place writes,
+//!   editors' write-to-temp-and-rename, the Kubernetes ConfigMap `..data` symlink swap), after
+//!   [`DEBOUNCE`] without further events; or SIGHUP, at once.
+//! - Why the directory is watched and not the file: a rename over the file, or a swap of the
+//!   `..data` symlink it points through, replaces the inode a file watch would be attached to.
+//!   The directory (non-recursive) sees every one of those as an event naming the file or
+//!   `..data`; events naming other files (logs written next to the config) are ignored.
+//! - A file event whose bytes hash to the running config's hash (or to the last rejected
+//!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses).
+//! - A bad file is logged (`file:line: path: reason`), counted as
+//!   `switchyard_config_reloads_total{result="failure"}`, and the last good config keeps serving.
+//! - Fields that pingora binds or the process starts once ([`restart_only_changes`]: listen
+//!   addresses, threads, the state backend, the usage log sink) keep their running values;
+//!   each change is reported as needing a restart.
+//! - Requests in flight keep the config they took (`Snapshot::load` once per request), so a
+//!   reload never changes one half-way.
+//!
+//! Code that keeps state derived from the config (the limiter, the usage log sink) registers a
+//! [`Listener`]; it is called after each successful store.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{self, Config, ConfigError, State, UsageSink};
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+
+/// Quiet period after the last file event before reloading: an in-place write, an editor's
+/// save or a ConfigMap swap is a burst of events, and reading in the middle of one would see
+/// a half-written file.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Longest a continuous stream of events may postpone a reload.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// How long `spawn` waits for the thread to hear SIGHUP and watch the file.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name Kubernetes swaps atomically in a ConfigMap volume
+/// (`config.toml -> ..data/config.toml`, `..data -> ..2024_01_01_00_00_00.123`).
+const K8S_DATA: &str = "..data";
+
+/// Called with the new config after each successful reload, on the reloader's thread: keep it
+/// short, and never block on a request. Panics are caught and logged.
+pub type Listener = Box<dyn Fn(&Arc<Config>) + Send + Sync>;
+
+/// What set off a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A change in the config's directory (after debouncing).
+    FileEvent,
+    /// SIGHUP: reload even if the file's bytes did not change.
+    Signal,
+}
+
+/// What a reload attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file's bytes are those of the running (or last rejected) config: nothing to do.
+    Unchanged,
+    /// A new config is serving; its hash.
+    Applied { hash: String },
+    /// The file was unreadable or invalid; the running config keeps serving.
+    Rejected,
+}
+
+/// Reloads the config at `path` into `snapshot`. Built by `cli::serve`, then [`Reloader::spawn`]ed.
+pub struct Reloader {
+    path: PathBuf,
+    snapshot: Arc<Snapshot>,
+    metrics: Arc<Metrics>,
+    listeners: Vec<Listener>,
+    /// Hash of the last file that failed validation, so that repeated events about the same
+    /// bad bytes do not log and count the same failure again.
+    last_rejected: Option<String>,
+}
+
+impl Reloader {
+    /// `path` as given on the command line (it names the file in log lines and errors);
+    /// `listeners` are called after every successful reload, in order.
+    pub fn new(
+        path: &Path,
+        snapshot: Arc<Snapshot>,
+        metrics: Arc<Metrics>,
+        listeners: Vec<Listener>,
+    ) -> Reloader {
+        Reloader {
+            path: path.to_path_buf(),
+            snapshot,
+            metrics,
+            listeners,
+            last_rejected: None,
+        }
+    }
+
+    /// Sets `switchyard_config_info{hash}` and the last-success timestamp from the running
+    /// config (at startup, so that the metrics describe the first config too).
+    pub fn publish_current(&self) {
+        publish(&self.metrics, &self.snapshot);
+    }
+
+    /// One reload attempt: read, compare, validate, keep restart-only fields, store, notify.
+    pub fn reload(&mut self, trigger: Trigger) -> Outcome {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) => return self.reject(trigger, &self.unreadable(&e.to_string())),
+        };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let running = self.snapshot.load();
+        let seen = hash == running.hash || self.last_rejected.as_ref() == Some(&hash);
+        if trigger == Trigger::FileEvent && seen {
+            tracing::debug!(file = %self.path.display(), %hash, "config file unchanged");
+            return Outcome::Unchanged;
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                self.last_rejected = Some(hash);
+                return self.reject(trigger, &self.unreadable("not UTF-8 text"));
+            }
+        };
+        match config::load_str(&text, &self.path) {
+            Ok(new) => self.apply(trigger, &running, new),
+            Err(e) => {
+                self.last_rejected = Some(hash);
+                self.reject(trigger, &e)
+            }
+        }
+    }
+
+    fn unreadable(&self, why: &str) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            line: None,
+            path: String::new(),
+            reason: format!("cannot read the config file: {why}"),
+        }
+    }
+
+    fn reject(&self, trigger: Trigger, e: &ConfigError) -> Outcome {
+        self.metrics
+            .config_reloads
+            .with_label_values(&["failure"])
+            .inc();
+        tracing::error!(
+            ?trigger,
+            "config reload rejected, the running config keeps serving: {e}"
+        );
+        Outcome::Rejected
+    }
+
+    fn apply(&mut self, trigger: Trigger, running: &Config, mut new: Config) -> Outcome {
+        self.last_rejected = None;
+        for change in restart_only_changes(running, &new) {
+            tracing::warn!(
+                file = %self.path.display(),
+                "{change} requires a restart; keeping the running value until then"
+            );
+        }
+        keep_restart_only(running, &mut new);
+        let hash = new.hash.clone();
+        let stored = self.snapshot.store(new);
+        self.metrics
+            .config_reloads
+            .with_label_values(&["success"])
+            .inc();
+        publish(&self.metrics, &self.snapshot);
+        tracing::info!(file = %self.path.display(), %hash, ?trigger, "config reloaded");
+        self.notify_listeners(&stored);
+        Outcome::Applied { hash }
+    }
+
+    /// Calls every listener; one that panics is logged and does not stop the others (nor the
+    /// reloader: the new config is already serving).
+    fn notify_listeners(&self, config: &Arc<Config>) {
+        for (i, listener) in self.listeners.iter().enumerate() {
+            if catch_unwind(AssertUnwindSafe(|| listener(config))).is_err() {
+                tracing::error!(listener = i, "a config reload listener panicked");
+            }
+        }
+    }
+
+    /// Starts the reloader's thread and returns once it hears SIGHUP and watches the file
+    /// (so a SIGHUP sent after startup can never hit the default action, which kills the
+    /// process). The thread runs until the process exits. A file that cannot be watched is
+    /// logged and leaves SIGHUP working; only a thread or signal failure is an error.
+    pub fn spawn(self) -> io::Result<()> {
+        let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("config-reload".into())
+            .spawn(move || self.thread_main(ready_tx))?;
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the config reloader did not start")),
+        }
+    }
+
+    fn thread_main(self, ready: std_mpsc::SyncSender<io::Result<()>>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(rt) => rt.block_on(self.run(ready)),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+            }
+        }
+    }
+
+    async fn run(self, ready: std_mpsc::SyncSender<io::Result<()>>) {
+        let hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        // Capacity 1 is enough: a pending message already means "reload"; the file is read
+        // after the message is taken, so a later change is never missed.
+        let (tx, rx) = mpsc::channel(1);
+        let watch = FileWatch::start(&self.path, tx);
+        let _ = ready.send(Ok(()));
+        self.event_loop(rx, hangup, watch).await;
+    }
+
+    async fn event_loop(
+        mut self,
+        mut events: mpsc::Receiver<()>,
+        mut hangup: Signal,
+        mut watch: Option<FileWatch>,
+    ) {
+        loop {
+            let first = tokio::select! {
+                Some(()) = events.recv() => Trigger::FileEvent,
+                Some(()) = hangup.recv() => Trigger::Signal,
+                else => return,
+            };
+            let trigger = settle(first, &mut events, &mut hangup).await;
+            self.reload(trigger);
+            if let Some(w) = watch.as_mut() {
+                // A ConfigMap swap moves the symlink's target: follow it.
+                w.refresh(&self.path);
+            }
+        }
+    }
+}
+
+/// Waits out a burst of file events: returns after [`DEBOUNCE`] without one (or
+/// [`MAX_DELAY`] in all), or at once on SIGHUP, which is a request to reload now.
+async fn settle(first: Trigger, events: &mut mpsc::Receiver<()>, hangup: &mut Signal) -> Trigger {
+    if first == Trigger::Signal {
+        return first;
+    }
+    let deadline = Instant::now() + MAX_DELAY;
+    loop {
+        tokio::select! {
+            Some(()) = hangup.recv() => return Trigger::Signal,
+            more = events.recv() => if more.is_none() { return first },
+            () = tokio::time::sleep(DEBOUNCE) => return first,
+            () = tokio::time::sleep_until(deadline) => return first,
+        }
+    }
+}
+
+/// Sets the metrics that describe the running config: its hash (only that series) and the
+/// time it was stored.
+fn publish(metrics: &Metrics, snapshot: &Snapshot) {
+    let config = snapshot.load();
+    metrics.config_info.reset();
+    metrics
+        .config_info
+        .with_label_values(&[config.hash.as_str()])
+        .set(1);
+    metrics
+        .config_last_reload_success
+        .set(snapshot.loaded_at() as f64);
+}
+
+/// The fields of `new` that differ from `running` but that only a restart can apply: pingora
+/// binds the listeners and sizes its thread pools once, the state backend holds the counters,
+/// and the usage log writer opens its sink once (drop `log.usage` from here, and from
+/// [`keep_restart_only`], when a [`Listener`] re-points it). Each is described without
+/// secrets (a Redis URL may carry a password).
+pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
+    let (old, next) = (&running.server, &new.server);
+    let mut changes = Vec::new();
+    if old.listen != next.listen {
+        changes.push(format!("server.listen ({} -> {})", old.listen, next.listen));
+    }
+    if old.admin_listen != next.admin_listen {
+        changes.push(format!(
+            "server.admin_listen ({} -> {})",
+            old.admin_listen, next.admin_listen
+        ));
+    }
+    if old.threads != next.threads {
+        changes.push(format!(
+            "server.threads ({} -> {})",
+            threads(old.threads),
+            threads(next.threads)
+        ));
+    }
+    if running.state != new.state {
+        changes.push(format!(
+            "state ({} -> {})",
+            describe_state(&running.state),
+            describe_state(&new.state)
+        ));
+    }
+    if running.log.usage != new.log.usage {
+        changes.push(format!(
+            "log.usage ({} -> {})",
+            describe_sink(running.log.usage.as_ref()),
+            describe_sink(new.log.usage.as_ref())
+        ));
+    }
+    changes
+}
+
+/// Copies the restart-only fields of `running` into `new`, so the stored config describes
+/// what the process really runs with.
+fn keep_restart_only(running: &Config, new: &mut Config) {
+    new.server.listen.clone_from(&running.server.listen);
+    new.server
+        .admin_listen
+        .clone_from(&running.server.admin_listen);
+    new.server.threads = running.server.threads;
+    new.state = running.state.clone();
+    new.log.usage.clone_from(&running.log.usage);
+}
+
+fn threads(t: Option<usize>) -> String {
+    t.map_or_else(|| "default".to_string(), |n| n.to_string())
+}
+
+fn describe_sink(sink: Option<&UsageSink>) -> String {
+    match sink {
+        None => "off".to_string(),
+        Some(UsageSink::Stdout) => "stdout".to_string(),
+        Some(UsageSink::File(path)) => path.display().to_string(),
+    }
+}
+
+/// The state backend, named without its Redis URL.
+fn describe_state(state: &State) -> String {
+    match state {
+        State::Memory { dir } => format!("memory backend in {}", dir.display()),
+        State::Redis { .. } => "redis backend (URL not shown)".to_string(),
+    }
+}
+
+/// The `notify` watch: the directories to watch and the file names that matter in them,
+/// recomputed after each reload because a ConfigMap swap changes where the symlink leads.
+struct FileWatch {
+    watcher: RecommendedWatcher,
+    dirs: Vec<PathBuf>,
+    /// Read by the watcher's callback on notify's thread.
+    names: Arc<ArcSwap<HashSet<OsString>>>,
+}
+
+impl FileWatch {
+    /// Watches the config's directory (and its symlink target's, when elsewhere); logs and
+    /// returns `None` when the platform refuses (SIGHUP still reloads).
+    fn start(path: &Path, tx: mpsc::Sender<()>) -> Option<FileWatch> {
+        let (dirs, names) = targets(path);
+        let names = Arc::new(ArcSwap::from_pointee(names));
+        let seen = Arc::clone(&names);
+        let handler = move |res: notify::Result<Event>| {
+            let relevant = match res {
+                Ok(event) => is_relevant(&event, &seen.load()),
+                // An error may hide a change (e.g. a queue overflow): look at the file.
+                Err(_) => true,
+            };
+            if relevant {
+                // Full means a reload is already pending, which reads the newest bytes.
+                let _ = tx.try_send(());
+            }
+        };
+        let watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "cannot watch the config file ({e}); reload with SIGHUP");
+                return None;
+            }
+        };
+        let mut watch = FileWatch {
+            watcher,
+            dirs: Vec::new(),
+            names,
+        };
+        watch.set_dirs(dirs);
+        Some(watch)
+    }
+
+    /// Re-reads where the config path leads and adjusts the watched directories and names.
+    fn refresh(&mut self, path: &Path) {
+        let (dirs, names) = targets(path);
+        self.names.store(Arc::new(names));
+        if dirs != self.dirs {
+            self.set_dirs(dirs);
+        }
+    }
+
+    fn set_dirs(&mut self, dirs: Vec<PathBuf>) {
+        for old in self.dirs.iter().filter(|d| !dirs.contains(d)) {
+            // The directory may be gone already (an old ConfigMap generation): nothing to undo.
+            let _ = self.watcher.unwatch(old);
+        }
+        for dir in dirs.iter().filter(|d| !self.dirs.contains(d)) {
+            if let Err(e) = self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), "cannot watch the config directory ({e}); reload with SIGHUP");
+            }
+        }
+        self.dirs = dirs;
+    }
+}
+
+/// The directories to watch for `path` and the names that matter in them: the file's own
+/// directory and name, `..data` (the ConfigMap swap), and, when the path is a symlink, its
+/// final target's directory and name (a file edited in place elsewhere).
+fn targets(path: &Path) -> (Vec<PathBuf>, HashSet<OsString>) {
+    let dir = parent_dir(path);
+    let mut dirs = vec![dir.canonicalize().unwrap_or(dir)];
+    let mut names = HashSet::from([OsString::from(K8S_DATA)]);
+    if let Some(name) = path.file_name() {
+        names.insert(name.to_os_string());
+    }
+    if let Ok(target) = path.canonicalize() {
+        if let Some(name) = target.file_name() {
+            names.insert(name.to_os_string());
+        }
+        let target_dir = parent_dir(&target);
+        if !dirs.contains(&target_dir) {
+            dirs.push(target_dir);
+        }
+    }
+    (dirs, names)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether a directory event may have changed the config: it must name one of `names` and
+/// be a change, not the reloader's own read (an open or a read-only close) nor a metadata
+/// update. An event without paths (a rescan) counts.
+fn is_relevant(event: &Event, names: &HashSet<OsString>) -> bool {
+    let change = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        _ => true,
+    };
+    let named = event.paths.is_empty()
+        || event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| names.contains(n)));
+    change && (named || event.need_rescan())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, RenameMode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn config_text(listen: &str, route_model: &str) -> String {
+        format!(
+            r#"
+[server]
+listen = "{listen}"
+admin_listen = "127.0.0.1:19090"
+
+[state]
+backend = "memory"
+dir = "data"
+
+[[providers]]
+name = "builtin"
+kind = "mock"
+
+[[models]]
+name = "demo"
+  [[models.routes]]
+  provider = "builtin"
+  model = "{route_model}"
+
+[[teams]]
+name = "all"
+
+[[keys]]
+id = "demo"
+team = "all"
+sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
+"#
+        )
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        snapshot: Arc<Snapshot>,
+        metrics: Arc<Metrics>,
+        calls: Arc<AtomicUsize>,
+        reloader: Reloader,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, config_text("127.0.0.1:18080", "a")).unwrap();
+        let snapshot = Snapshot::new(config::load_file(&path).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let listener: Listener = Box::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        let reloader = Reloader::new(&path, snapshot.clone(), metrics.clone(), vec![listener]);
+        Fixture {
+            _dir: dir,
+            path,
+            snapshot,
+            metrics,
+            calls,
+            reloader,
+        }
+    }
+
+    fn count(m: &Metrics, result: &str) -> u64 {
+        m.config_reloads.with_label_values(&[result]).get()
+    }
+
+    #[test]
+    fn unchanged_bytes_do_nothing_but_sighup_reloads() {
+        let mut f = fixture();
+        assert_eq!(f.reloader.reload(Trigger::FileEvent), Outcome::Unchanged);
+        assert_eq!(count(&f.metrics, "success"), 0);
+        assert!(matches!(
+            f.reloader.reload(Trigger::Signal),
+            Outcome::Applied { .. }
+        ));
+        assert_eq!(count(&f.metrics, "success"), 1);
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_good_file_is_stored_and_published() {
+        let mut f = fixture();
+        std::fs::write(&f.path, config_text("127.0.0.1:18080", "b")).unwrap();
+        let Outcome::Applied { hash } = f.reloader.reload(Trigger::FileEvent) else {
+            panic!("not applied");
+        };
+        let c = f.snapshot.load();
+        assert_eq!(c.hash, hash);
+        assert_eq!(c.models[0].routes[0].upstream_model, "b");
+        assert_eq!(f.metrics.config_info.with_label_values(&[&hash]).get(), 1);
+        let (text, _) = f.metrics.render();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text.matches("switchyard_config_info{").count(), 1);
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_bad_file_is_counted_once_and_keeps_the_running_config() {
+        let mut f = fixture();
+        let before = f.snapshot.load().hash.clone();
+        std::fs::write(&f.path, "[server\n").unwrap();
+        assert_eq!(f.reloader.reload(Trigger::FileEvent), Outcome::Rejected);
+        // The same bad bytes again: not a new failure.
+        assert_eq!(f.reloader.reload(Trigger::FileEvent), Outcome::Unchanged);
+        assert_eq!(count(&f.metrics, "failure"), 1);
+        assert_eq!(f.snapshot.load().hash, before);
+        std::fs::remove_file(&f.path).unwrap();
+        assert_eq!(f.reloader.reload(Trigger::FileEvent), Outcome::Rejected);
+        assert_eq!(count(&f.metrics, "failure"), 2);
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn restart_only_fields_keep_their_running_values() {
+        let mut f = fixture();
+        let text = config_text("127.0.0.1:18081", "b")
+            .replace("dir = \"data\"", "dir = \"d2\"\n[log]\nusage = \"-\"");
+        std::fs::write(&f.path, &text).unwrap();
+        let running = f.snapshot.load();
+        let new = config::load_str(&text, &f.path).unwrap();
+        let changes = restart_only_changes(&running, &new);
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(changes[0].starts_with("server.listen"));
+        assert!(changes[1].starts_with("state"));
+        assert_eq!(changes[2], "log.usage (off -> stdout)");
+        assert!(matches!(
+            f.reloader.reload(Trigger::FileEvent),
+            Outcome::Applied { .. }
+        ));
+        let c = f.snapshot.load();
+        assert_eq!(c.server.listen, "127.0.0.1:18080");
+        assert_eq!(c.state, running.state);
+        assert_eq!(c.log.usage, None);
+        assert_eq!(c.models[0].routes[0].upstream_model, "b");
+    }
+
+    #[test]
+    fn redis_urls_are_never_described() {
+        let s = State::Redis {
+            url: "redis://:hunter2@db:6379".into(),
+        };
+        assert!(!describe_state(&s).contains("hunter2"));
+    }
+
+    #[test]
+    fn only_changes_to_the_file_or_data_link_are_relevant() {
+        let names = HashSet::from([OsString::from("c.toml"), OsString::from(K8S_DATA)]);
+        let ev = |kind, p: &str| Event::new(kind).add_path(PathBuf::from(p));
+        let write = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let rename = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let create = EventKind::Create(CreateKind::File);
+        assert!(is_relevant(&ev(write, "/d/c.toml"), &names));
+        assert!(is_relevant(&ev(rename, "/d/..data"), &names));
+        assert!(is_relevant(&ev(create, "/d/c.toml"), &names));
+        assert!(!is_relevant(&ev(open, "/d/c.toml"), &names));
+        assert!(!is_relevant(&ev(write, "/d/stderr.log"), &names));
+        assert!(!is_relevant(&ev(rename, "/d/..data_tmp"), &names));
+        assert!(is_relevant(&Event::new(EventKind::Any), &names));
+    }
+
+    #[test]
+    fn a_symlinked_config_watches_its_target_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("v1.toml"), "").unwrap();
+        let link = dir.path().join("c.toml");
+        std::os::unix::fs::symlink(real.join("v1.toml"), &link).unwrap();
+        let (dirs, names) = targets(&link);
+        assert_eq!(dirs.len(), 2);
+        assert!(names.contains(&OsString::from("c.toml")));
+        assert!(names.contains(&OsString::from("v1.toml")));
+        assert_eq!(parent_dir(Path::new("c.toml")), PathBuf::from("."));
+    }
+}
