@@ -170,7 +170,10 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
     let health = Arc::new(Health::new(&config, metrics.clone()));
     let snapshot = Snapshot::new(config);
-    start_reloader(path, &snapshot, &metrics);
+    let health_sync = Arc::clone(&health);
+    let listeners: Vec<reload::Listener> =
+        vec![Box::new(move |c: &Arc<Config>| health_sync.sync(c))];
+    start_reloader(path, &snapshot, &metrics, listeners);
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -198,9 +201,13 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
 /// Publishes the first config's metrics and starts the hot reloader's thread (it returns at
 /// once; the thread lives until the process exits). Without it the gateway still serves, on
 /// the config it started with.
-fn start_reloader(path: &std::path::Path, snapshot: &Arc<Snapshot>, metrics: &Arc<Metrics>) {
+fn start_reloader(
+    path: &std::path::Path,
+    snapshot: &Arc<Snapshot>,
+    metrics: &Arc<Metrics>,
+    listeners: Vec<reload::Listener>,
+) {
     // State that outlives a reload (the limiter, the usage log sink) registers here.
-    let listeners: Vec<reload::Listener> = Vec::new();
     let reloader = Reloader::new(path, Arc::clone(snapshot), Arc::clone(metrics), listeners);
     reloader.publish_current();
     if let Err(e) = reloader.spawn() {
