@@ -1,8 +1,14 @@
 //! What each vendor kind needs on the wire: the upstream path and the auth headers.
 //! `openai` and `azure` speak the client's dialect and are passed through untouched;
-//! `mock` answers in-process ([`mock`]).
+//! `mock` answers in-process ([`mock`]). `anthropic` and `gemini` are translated to and from
+//! their own dialects ([`translate`], [`anthropic`], [`gemini`]); [`anthropic_front`] is the
+//! reverse, for Anthropic-speaking clients of `POST /v1/messages`.
 
+pub mod anthropic;
+pub mod anthropic_front;
+pub mod gemini;
 pub mod mock;
+pub mod translate;
 
 use crate::config::{Provider, ProviderKind};
 use crate::error::GatewayError;
@@ -136,6 +142,137 @@ fn vendor_message(body: &[u8]) -> String {
     }
 }
 
+/// The status to act on for a vendor's error answer. Gemini refuses a bad API key with a 400
+/// (`API_KEY_INVALID`), which is the gateway's own key failing, like a 401 elsewhere: a route
+/// to retry and a 502 for the client, not a fault of the client's request.
+pub fn vendor_status(kind: ProviderKind, status: u16, body: &[u8]) -> u16 {
+    let key_refused = kind == ProviderKind::Gemini
+        && status == 400
+        && memchr::memmem::find(body, b"API_KEY_INVALID").is_some();
+    if key_refused {
+        401
+    } else {
+        status
+    }
+}
+
+/// Whether a vendor's own answer (`body`, not translated, with its `status`) is a refusal on
+/// content grounds, which the client gets as the seed's "Contents Filtered" error
+/// ([`GatewayError::ContentFilter`]):
+///
+/// - `openai`/`azure`: Azure's 400 `{"error":{"code":"content_filter"}}` (or its
+///   `innererror.code` `ResponsibleAIPolicyViolation`), and a 200 answer whose first choice
+///   finished with `content_filter`;
+/// - `gemini`: a 200 answer whose prompt was blocked (`promptFeedback.blockReason`) or whose
+///   first candidate stopped for SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, …;
+/// - `anthropic`: a 200 answer with `stop_reason: "refusal"`.
+///
+/// For non-streaming answers only: a stream already sent its head, so a filtered stream ends
+/// with `finish_reason: "content_filter"` instead. A byte search runs first, so an ordinary
+/// answer is not parsed twice.
+pub fn is_content_filter(kind: ProviderKind, status: u16, body: &[u8]) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    match (kind, status) {
+        (ProviderKind::OpenAi | ProviderKind::Azure, 400) => {
+            (has(b"content_filter") || has(b"ResponsibleAIPolicyViolation"))
+                && filter::openai_error(body)
+        }
+        (ProviderKind::OpenAi | ProviderKind::Azure, 200) => {
+            has(b"content_filter") && filter::openai_answer(body)
+        }
+        (ProviderKind::Anthropic, 200) => has(b"refusal") && filter::anthropic_answer(body),
+        (ProviderKind::Gemini, 200) => filter::gemini_answer(body),
+        _ => false,
+    }
+}
+
+/// The parsers behind [`is_content_filter`]: only the fields they look at are read.
+mod filter {
+    use serde::Deserialize;
+    use std::borrow::Cow;
+
+    pub(super) fn openai_error(body: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            #[serde(borrow)]
+            error: Error<'a>,
+        }
+        #[derive(Deserialize)]
+        struct Error<'a> {
+            #[serde(borrow, default)]
+            code: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            innererror: Option<Inner<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Inner<'a> {
+            #[serde(borrow, default)]
+            code: Option<Cow<'a, str>>,
+        }
+        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
+            b.error.code.as_deref() == Some("content_filter")
+                || b.error.innererror.and_then(|i| i.code).as_deref()
+                    == Some("ResponsibleAIPolicyViolation")
+        })
+    }
+
+    pub(super) fn openai_answer(body: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            #[serde(borrow, default)]
+            choices: Vec<Choice<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Choice<'a> {
+            #[serde(borrow, default)]
+            finish_reason: Option<Cow<'a, str>>,
+        }
+        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
+            b.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter")
+        })
+    }
+
+    pub(super) fn anthropic_answer(body: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            #[serde(borrow, default)]
+            stop_reason: Option<Cow<'a, str>>,
+        }
+        serde_json::from_slice::<Body<'_>>(body)
+            .is_ok_and(|b| b.stop_reason.as_deref() == Some("refusal"))
+    }
+
+    pub(super) fn gemini_answer(body: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            #[serde(borrow, default)]
+            candidates: Vec<Candidate<'a>>,
+            #[serde(borrow, default)]
+            prompt_feedback: Option<Feedback<'a>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Candidate<'a> {
+            #[serde(borrow, default)]
+            finish_reason: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Feedback<'a> {
+            #[serde(borrow, default)]
+            block_reason: Option<Cow<'a, str>>,
+        }
+        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
+            b.prompt_feedback.and_then(|f| f.block_reason).is_some()
+                || b.candidates
+                    .first()
+                    .and_then(|c| c.finish_reason.as_deref())
+                    .is_some_and(super::gemini::is_filtered)
+        })
+    }
+}
+
 /// A model name made safe for a URL path segment (percent-encodes all but unreserved bytes).
 fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -151,11 +288,134 @@ fn path_segment(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::path_segment;
+    use super::*;
 
     #[test]
     fn path_segments_are_encoded() {
         assert_eq!(path_segment("gpt-4o_v1.2"), "gpt-4o_v1.2");
         assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    fn anthropic_error(kind: &str, message: &str) -> Vec<u8> {
+        format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"{message}"}},"request_id":"req_1"}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn vendor_error_keeps_anthropic_messages() {
+        let cases = [
+            (400, "invalid_request_error", 400),
+            (404, "not_found_error", 404),
+            (413, "request_too_large", 413),
+            (429, "rate_limit_error", 429),
+            (500, "api_error", 502),
+            (529, "overloaded_error", 502),
+        ];
+        for (status, kind, client) in cases {
+            let e = vendor_error(None, status, &anthropic_error(kind, "the vendor's words"));
+            assert_eq!(e.status(), client, "{kind}");
+            assert!(e.to_string().contains("the vendor's words"), "{kind}: {e}");
+        }
+        for status in [401, 403] {
+            let e = vendor_error(
+                None,
+                status,
+                &anthropic_error("authentication_error", "bad key"),
+            );
+            assert_eq!(e.status(), 502);
+            assert!(!e.to_string().contains("bad key"));
+        }
+    }
+
+    #[test]
+    fn vendor_error_keeps_gemini_messages() {
+        let body = include_bytes!("../../tests/fixtures/gemini/error_resource_exhausted.json");
+        let e = vendor_error(None, 429, body);
+        assert_eq!(e.status(), 429);
+        assert_eq!(
+            e.to_string(),
+            "Resource has been exhausted (e.g. check quota)."
+        );
+        let body = br#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            vendor_error(None, 400, body).to_string(),
+            "Invalid JSON payload received."
+        );
+        let e = vendor_error(None, 503, br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#);
+        assert_eq!(e.status(), 502);
+        assert!(e.to_string().contains("The model is overloaded."));
+    }
+
+    #[test]
+    fn gemini_key_refusal_is_the_gateways_auth_failure() {
+        let body = include_bytes!("../../tests/fixtures/gemini/error_api_key_invalid.json");
+        assert_eq!(vendor_status(ProviderKind::Gemini, 400, body), 401);
+        assert_eq!(vendor_status(ProviderKind::Gemini, 400, b"{}"), 400);
+        assert_eq!(vendor_status(ProviderKind::OpenAi, 400, body), 400);
+        assert_eq!(
+            vendor_error(None, vendor_status(ProviderKind::Gemini, 400, body), body).status(),
+            502
+        );
+    }
+
+    #[test]
+    fn content_filter_answers_are_recognised() {
+        use ProviderKind::*;
+        let azure_400 = br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}"#;
+        assert!(is_content_filter(Azure, 400, azure_400));
+        assert!(is_content_filter(OpenAi, 400, azure_400));
+        let inner_only = br#"{"error":{"code":"400","message":"x","innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#;
+        assert!(is_content_filter(Azure, 400, inner_only));
+        assert!(!is_content_filter(
+            Azure,
+            400,
+            br#"{"error":{"code":"invalid_value","message":"content_filter is not a parameter"}}"#
+        ));
+        assert!(!is_content_filter(Azure, 429, azure_400));
+
+        let filtered = br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]}"#;
+        assert!(is_content_filter(Azure, 200, filtered));
+        let fine = br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"content_filter is a word"},"finish_reason":"stop"}]}"#;
+        assert!(!is_content_filter(Azure, 200, fine));
+
+        let gemini = |name: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/gemini/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        assert!(is_content_filter(
+            Gemini,
+            200,
+            &gemini("generate_safety.json")
+        ));
+        assert!(is_content_filter(
+            Gemini,
+            200,
+            &gemini("generate_prompt_blocked.json")
+        ));
+        assert!(!is_content_filter(
+            Gemini,
+            200,
+            &gemini("generate_text.json")
+        ));
+        assert!(!is_content_filter(
+            Gemini,
+            400,
+            &gemini("generate_safety.json")
+        ));
+
+        assert!(is_content_filter(
+            Anthropic,
+            200,
+            br#"{"type":"message","content":[],"stop_reason":"refusal"}"#
+        ));
+        assert!(!is_content_filter(
+            Anthropic,
+            200,
+            include_bytes!("../../tests/fixtures/anthropic/message_text.json")
+        ));
+        assert!(!is_content_filter(Mock, 200, filtered));
     }
 }

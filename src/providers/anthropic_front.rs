@@ -1,0 +1,1429 @@
+//! The second front door, `POST /v1/messages`: clients that speak Anthropic's Messages API
+//! (Claude SDKs, coding agents) routed to OpenAI-compatible upstreams. The reverse of
+//! [`super::anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
+//! through the gateway like any other: `body::parse`, routing, limits), and the OpenAI answer
+//! or stream becomes an Anthropic message or event stream.
+//!
+//! Request mapping ([`request_to_openai`]): `system` (a string or text blocks) → a leading
+//! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
+//! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
+//! the user's other content (their text joined; images in tool results are left out, OpenAI
+//! tool messages take text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
+//! → the `arguments` string, its bytes kept); `thinking` blocks are left out. `max_tokens` →
+//! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop`,
+//! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
+//! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
+//! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`.
+//! Dropped: `top_k`, `thinking`, `service_tier`, `container`, `mcp_servers`, `cache_control`
+//! marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
+//!
+//! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
+//! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
+//! `max_tokens`, tool_calls → `tool_use`, content_filter → `refusal`; usage → `input_tokens`
+//! (without cached tokens, which go to `cache_read_input_tokens`) and `output_tokens`.
+//! Only the first choice is read.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::sse::Usage;
+
+use super::translate::{
+    json_str, to_bytes, unreadable, End, OaToolCall, SseDecoder, SseTranslator, Str, Translated,
+};
+
+const VENDOR: &str = "openai";
+
+fn invalid(what: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidRequest(what.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request: Anthropic in.
+
+#[derive(Deserialize)]
+struct MessagesRequest<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<MessageIn<'a>>,
+    #[serde(borrow, default)]
+    system: Option<&'a RawValue>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(borrow, default)]
+    stop_sequences: Option<Vec<Str<'a>>>,
+    #[serde(borrow, default)]
+    temperature: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    top_p: Option<&'a RawValue>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<ToolIn<'a>>>,
+    #[serde(borrow, default)]
+    tool_choice: Option<ToolChoiceIn<'a>>,
+    #[serde(borrow, default)]
+    metadata: Option<MetadataIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    /// A string or an array of blocks.
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct BlockIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<SourceIn<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SourceIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ToolIn<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input_schema: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoiceIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct MetadataIn<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request: OpenAI out.
+
+#[derive(Serialize)]
+struct ChatRequestOut<'a> {
+    model: Cow<'a, str>,
+    messages: Vec<MessageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop: Vec<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<ContentOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ContentOut<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<PartOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum PartOut<'a> {
+    Text { text: Cow<'a, str> },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct ToolCallOut<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCallOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCallOut<'a> {
+    name: Cow<'a, str>,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionDefOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDefOut<'a> {
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToolChoiceOut<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: FunctionName<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct FunctionName<'a> {
+    name: Cow<'a, str>,
+}
+
+/// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
+/// `model` (the gateway routes it as it routes any chat request).
+pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
+    let req: MessagesRequest<'_> = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the request body is not a Messages request: {e}")))?;
+    if req.messages.is_empty() {
+        return Err(invalid("`messages` must not be empty"));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(system) = system_text(req.system)? {
+        messages.push(MessageOut {
+            role: "system",
+            content: Some(ContentOut::Text(system)),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
+    }
+    for m in req.messages {
+        convert_message(m, &mut messages)?;
+    }
+    let stream = req.stream.unwrap_or(false);
+    let tools = convert_tools(req.tools.unwrap_or_default())?;
+    let (tool_choice, parallel_tool_calls) = convert_tool_choice(req.tool_choice);
+    let out = ChatRequestOut {
+        model: req.model,
+        messages,
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: req
+            .stop_sequences
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.0)
+            .collect(),
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        user: req.metadata.and_then(|m| m.user_id),
+    };
+    Ok(to_bytes(&out))
+}
+
+/// The blocks of a content that is a string (one text block) or an array of blocks.
+fn blocks(raw: &RawValue) -> Result<Vec<BlockIn<'_>>, GatewayError> {
+    if raw.get().starts_with('"') {
+        let text = serde_json::from_str::<Str<'_>>(raw.get())
+            .map_err(|e| invalid(format!("bad message content: {e}")))?;
+        return Ok(vec![BlockIn {
+            kind: Cow::Borrowed("text"),
+            text: Some(text.0),
+            source: None,
+            id: None,
+            name: None,
+            input: None,
+            tool_use_id: None,
+            content: None,
+        }]);
+    }
+    serde_json::from_str(raw.get()).map_err(|e| {
+        invalid(format!(
+            "a message's `content` must be a string or blocks: {e}"
+        ))
+    })
+}
+
+/// The text of text blocks (a system prompt, a tool result), joined by newlines.
+fn joined_text<'a>(blocks: Vec<BlockIn<'a>>) -> Cow<'a, str> {
+    let mut texts: Vec<Cow<'a, str>> = blocks
+        .into_iter()
+        .filter(|b| b.kind == "text")
+        .filter_map(|b| b.text)
+        .collect();
+    match texts.len() {
+        0 => Cow::Borrowed(""),
+        1 => texts.pop().unwrap_or_default(),
+        _ => Cow::Owned(texts.join("\n")),
+    }
+}
+
+fn system_text(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, GatewayError> {
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
+    let text = joined_text(blocks(raw)?);
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn convert_message<'a>(
+    m: MessageIn<'a>,
+    out: &mut Vec<MessageOut<'a>>,
+) -> Result<(), GatewayError> {
+    match m.role.as_ref() {
+        "user" => user_messages(blocks(m.content)?, out),
+        "assistant" => {
+            out.push(assistant_message(blocks(m.content)?)?);
+            Ok(())
+        }
+        other => Err(invalid(format!(
+            "messages with role `{other}` are not supported: use `user` or `assistant`"
+        ))),
+    }
+}
+
+/// A user turn: its tool results as `tool` messages first (OpenAI wants them right after the
+/// assistant's calls), then its text and images as one user message.
+fn user_messages<'a>(
+    blocks_in: Vec<BlockIn<'a>>,
+    out: &mut Vec<MessageOut<'a>>,
+) -> Result<(), GatewayError> {
+    let mut parts = Vec::new();
+    for b in blocks_in {
+        match b.kind.as_ref() {
+            "text" => parts.extend(b.text.map(|text| PartOut::Text { text })),
+            "image" => parts.push(image_part(b.source)?),
+            "tool_result" => out.push(tool_message(b)?),
+            other => {
+                return Err(invalid(format!(
+                    "content blocks of type `{other}` are not supported by this route"
+                )))
+            }
+        }
+    }
+    let content = match parts.len() {
+        0 => return Ok(()),
+        1 if matches!(parts[0], PartOut::Text { .. }) => match parts.pop() {
+            Some(PartOut::Text { text }) => ContentOut::Text(text),
+            _ => return Ok(()),
+        },
+        _ => ContentOut::Parts(parts),
+    };
+    out.push(MessageOut {
+        role: "user",
+        content: Some(content),
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    });
+    Ok(())
+}
+
+fn image_part(source: Option<SourceIn<'_>>) -> Result<PartOut<'_>, GatewayError> {
+    let source = source.ok_or_else(|| invalid("an `image` block needs a `source`"))?;
+    let url = match (
+        source.kind.as_ref(),
+        source.media_type,
+        source.data,
+        source.url,
+    ) {
+        ("base64", Some(media), Some(data), _) => Cow::Owned(format!("data:{media};base64,{data}")),
+        ("url", _, _, Some(url)) => url,
+        (kind, ..) => {
+            return Err(invalid(format!(
+                "image sources of type `{kind}` are not supported by this route"
+            )))
+        }
+    };
+    Ok(PartOut::ImageUrl {
+        image_url: ImageUrl { url },
+    })
+}
+
+fn tool_message(b: BlockIn<'_>) -> Result<MessageOut<'_>, GatewayError> {
+    let id = b
+        .tool_use_id
+        .ok_or_else(|| invalid("a `tool_result` block needs a `tool_use_id`"))?;
+    let text = match b.content.filter(|c| c.get() != "null") {
+        Some(raw) => joined_text(blocks(raw)?),
+        None => Cow::Borrowed(""),
+    };
+    Ok(MessageOut {
+        role: "tool",
+        content: Some(ContentOut::Text(text)),
+        tool_calls: Vec::new(),
+        tool_call_id: Some(id),
+    })
+}
+
+fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, GatewayError> {
+    let mut texts: Vec<Cow<'_, str>> = Vec::new();
+    let mut tool_calls = Vec::new();
+    for b in blocks_in {
+        match b.kind.as_ref() {
+            "text" => texts.extend(b.text),
+            "tool_use" => tool_calls.push(ToolCallOut {
+                id: b
+                    .id
+                    .ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
+                kind: "function",
+                function: FunctionCallOut {
+                    name: b
+                        .name
+                        .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
+                    arguments: b.input.map_or("{}", RawValue::get),
+                },
+            }),
+            _ => {} // thinking, redacted_thinking: nothing an OpenAI upstream takes
+        }
+    }
+    let content = match texts.len() {
+        0 if !tool_calls.is_empty() => None,
+        0 => Some(ContentOut::Text(Cow::Borrowed(""))),
+        1 => texts.pop().map(ContentOut::Text),
+        _ => Some(ContentOut::Text(Cow::Owned(texts.concat()))),
+    };
+    Ok(MessageOut {
+        role: "assistant",
+        content,
+        tool_calls,
+        tool_call_id: None,
+    })
+}
+
+fn convert_tools(tools: Vec<ToolIn<'_>>) -> Result<Vec<ToolOut<'_>>, GatewayError> {
+    tools
+        .into_iter()
+        .map(|t| match (t.kind.as_deref(), t.input_schema) {
+            (None | Some("custom"), Some(schema)) => Ok(ToolOut {
+                kind: "function",
+                function: FunctionDefOut {
+                    name: t.name,
+                    description: t.description,
+                    parameters: Some(schema),
+                },
+            }),
+            (kind, _) => Err(invalid(format!(
+                "the tool `{}` ({}) is not supported by this route: only client tools with an `input_schema`",
+                t.name,
+                kind.unwrap_or("no input_schema")
+            ))),
+        })
+        .collect()
+}
+
+fn convert_tool_choice(
+    choice: Option<ToolChoiceIn<'_>>,
+) -> (Option<ToolChoiceOut<'_>>, Option<bool>) {
+    let Some(c) = choice else {
+        return (None, None);
+    };
+    let parallel = c.disable_parallel_tool_use.filter(|d| *d).map(|_| false);
+    let out = match (c.kind.as_ref(), c.name) {
+        ("any", _) => ToolChoiceOut::Mode("required"),
+        ("none", _) => ToolChoiceOut::Mode("none"),
+        ("tool", Some(name)) => ToolChoiceOut::Function {
+            kind: "function",
+            function: FunctionName { name },
+        },
+        _ => ToolChoiceOut::Mode("auto"),
+    };
+    (Some(out), parallel)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers: OpenAI in, Anthropic out.
+
+#[derive(Deserialize)]
+struct CompletionIn<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Vec<ChoiceIn<'a>>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    #[serde(borrow, default)]
+    message: Option<AnswerIn<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AnswerIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<OaToolCall<'a>>>,
+}
+
+/// OpenAI's `usage`, every count optional (servers differ).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct UsageIn {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+impl UsageIn {
+    fn usage(&self) -> Option<Usage> {
+        let (p, c) = (self.prompt_tokens?, self.completion_tokens?);
+        Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: p.saturating_add(c),
+        })
+    }
+
+    fn cached(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Serialize)]
+struct MessageOutBody<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Vec<AnswerBlock<'a>>,
+    stop_reason: &'static str,
+    stop_sequence: Option<&'static str>,
+    usage: AnthropicUsage,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AnswerBlock<'a> {
+    Text {
+        text: Cow<'a, str>,
+    },
+    ToolUse {
+        id: Cow<'a, str>,
+        name: Cow<'a, str>,
+        input: Box<RawValue>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct AnthropicUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_read_input_tokens: u64,
+}
+
+impl AnthropicUsage {
+    /// Anthropic's `input_tokens` leaves out the tokens read from the cache.
+    fn of(usage: Option<Usage>, cached: u64) -> Self {
+        let u = usage.unwrap_or_default();
+        let cached = cached.min(u.prompt_tokens);
+        AnthropicUsage {
+            input_tokens: u.prompt_tokens - cached,
+            output_tokens: u.completion_tokens,
+            cache_read_input_tokens: cached,
+        }
+    }
+
+    fn json(&self) -> String {
+        format!(
+            r#"{{"input_tokens":{},"output_tokens":{},"cache_read_input_tokens":{}}}"#,
+            self.input_tokens, self.output_tokens, self.cache_read_input_tokens
+        )
+    }
+}
+
+/// Anthropic's `stop_reason` for OpenAI's `finish_reason`.
+pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
+    match finish_reason {
+        Some("length") => "max_tokens",
+        Some("tool_calls" | "function_call") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// A tool call's `arguments` as the object Anthropic clients read. A model's broken JSON is
+/// kept as text under `_arguments` rather than failing the whole answer.
+fn input_object(arguments: &str) -> Box<RawValue> {
+    let trimmed = arguments.trim();
+    let trimmed = if trimmed.is_empty() { "{}" } else { trimmed };
+    let parsed = trimmed
+        .starts_with('{')
+        .then(|| serde_json::from_str::<Box<RawValue>>(trimmed).ok())
+        .flatten();
+    parsed.unwrap_or_else(|| {
+        let wrapped = format!(r#"{{"_arguments":{}}}"#, json_str(arguments));
+        RawValue::from_string(wrapped).unwrap_or_default()
+    })
+}
+
+/// An OpenAI `chat.completion` as an Anthropic `message` (its first choice).
+pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
+    let c: CompletionIn<'_> =
+        serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
+    let choice = c.choices.into_iter().next();
+    let finish = choice.as_ref().and_then(|ch| ch.finish_reason.as_deref());
+    let reason = stop_reason(finish);
+    let mut content = Vec::new();
+    if let Some(answer) = choice.and_then(|ch| ch.message) {
+        let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
+        content.extend(
+            text.filter(|t| !t.is_empty())
+                .map(|text| AnswerBlock::Text { text }),
+        );
+        for call in answer.tool_calls.unwrap_or_default() {
+            content.push(AnswerBlock::ToolUse {
+                input: input_object(&call.function.arguments),
+                id: call.id,
+                name: call.function.name,
+            });
+        }
+    }
+    let usage = c.usage.and_then(|u| u.usage());
+    let cached = c.usage.map_or(0, |u| u.cached());
+    let body = to_bytes(&MessageOutBody {
+        id: c.id.as_deref().unwrap_or("msg"),
+        kind: "message",
+        role: "assistant",
+        model: c.model.as_deref().unwrap_or(model_hint),
+        content,
+        stop_reason: reason,
+        stop_sequence: None,
+        usage: AnthropicUsage::of(usage, cached),
+    });
+    Ok(Translated {
+        body,
+        usage,
+        finish_reason: reason,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors in Anthropic's shape.
+
+/// Anthropic's error `type` for a status.
+pub fn error_type(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 411 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+fn error_json(status: u16, message: &str) -> String {
+    format!(
+        r#"{{"type":"error","error":{{"type":"{}","message":{}}}}}"#,
+        error_type(status),
+        json_str(message)
+    )
+}
+
+fn message_of(err: &GatewayError) -> String {
+    match err {
+        GatewayError::ContentFilter => CONTENT_FILTER_MESSAGE.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A gateway error as an Anthropic error body (`{"type":"error","error":{"type","message"}}`),
+/// for answers on the `/v1/messages` front door; the HTTP status stays `err.status()`.
+pub fn error_body(err: &GatewayError) -> Bytes {
+    Bytes::from(error_json(err.status(), &message_of(err)))
+}
+
+/// The same error as an Anthropic `error` event, for a stream that already started.
+pub fn error_event(err: &GatewayError) -> Bytes {
+    let mut out = Vec::new();
+    push_event(
+        &mut out,
+        "error",
+        &error_json(err.status(), &message_of(err)),
+    );
+    Bytes::from(out)
+}
+
+fn push_event(out: &mut Vec<u8>, name: &str, data: &str) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams: OpenAI chunks in, Anthropic events out.
+
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Vec<ChunkChoiceIn<'a>>,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoiceIn<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    delta: Option<DeltaIn<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDeltaIn<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<FunctionDeltaIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDeltaIn<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// The content block being streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text(u32),
+    /// A tool call: its OpenAI index and its block index.
+    Tool(u32, u32),
+}
+
+/// Translates an OpenAI chunk stream (asked with `include_usage`) into Anthropic's events:
+/// `message_start` at the first chunk, `content_block_start`/`_delta`/`_stop` for text and
+/// each tool call (arguments as `input_json_delta`), then at `[DONE]` a `message_delta` with
+/// the stop reason and usage and `message_stop`. An error chunk becomes an `error` event.
+/// Only the first choice is translated; tool calls are expected one after the other, as
+/// OpenAI streams them (a fragment for an earlier call goes to that call's block anyway).
+#[derive(Debug)]
+pub struct OpenAiToAnthropicStream {
+    sse: SseDecoder,
+    st: ReverseState,
+}
+
+#[derive(Debug, Default)]
+struct ReverseState {
+    model_hint: String,
+    started: bool,
+    open: Option<Open>,
+    next_block: u32,
+    /// (OpenAI tool call index, block index) of every tool call seen.
+    tools: Vec<(u32, u32)>,
+    finish: Option<&'static str>,
+    usage: Option<Usage>,
+    cached: u64,
+    content: bool,
+    end: End,
+}
+
+impl OpenAiToAnthropicStream {
+    /// `model_hint` names the model until the upstream's first chunk does.
+    pub fn new(model_hint: &str) -> Self {
+        OpenAiToAnthropicStream {
+            sse: SseDecoder::default(),
+            st: ReverseState {
+                model_hint: model_hint.to_string(),
+                ..ReverseState::default()
+            },
+        }
+    }
+}
+
+impl SseTranslator for OpenAiToAnthropicStream {
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while self.st.end == End::Open {
+            let Some(ev) = self.sse.next_event(&mut rest) else {
+                break;
+            };
+            self.st.on_event(ev.data, &mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        if self.st.end == End::Open {
+            if let Some(ev) = self.sse.finish() {
+                self.st.on_event(ev.data, &mut out);
+            }
+        }
+        if self.st.end == End::Open {
+            self.st.at_eof(&mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.st.usage
+    }
+
+    fn has_content(&self) -> bool {
+        self.st.content
+    }
+
+    fn is_done(&self) -> bool {
+        self.st.end == End::Done
+    }
+
+    fn is_failed(&self) -> bool {
+        self.st.end == End::Failed
+    }
+}
+
+impl ReverseState {
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            return self.last(out);
+        }
+        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
+        };
+        if let Some(err) = chunk.error {
+            return self.upstream_error(err, out);
+        }
+        self.begin(chunk.id.as_deref(), chunk.model.as_deref(), out);
+        if let Some(u) = chunk.usage {
+            self.usage = u.usage().or(self.usage);
+            self.cached = u.cached();
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(delta) = choice.delta {
+                self.delta(delta, out);
+            }
+            if let Some(f) = choice.finish_reason.as_deref() {
+                self.finish = Some(stop_reason(Some(f)));
+            }
+        }
+    }
+
+    fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
+        if std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        let data = format!(
+            r#"{{"type":"message_start","message":{{"id":{},"type":"message","role":"assistant","model":{},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":0,"output_tokens":0}}}}}}"#,
+            json_str(id.unwrap_or("msg")),
+            json_str(model.unwrap_or(&self.model_hint))
+        );
+        push_event(out, "message_start", &data);
+    }
+
+    fn delta(&mut self, delta: DeltaIn<'_>, out: &mut Vec<u8>) {
+        for text in [delta.content, delta.refusal].into_iter().flatten() {
+            self.text(&text, out);
+        }
+        for call in delta.tool_calls.unwrap_or_default() {
+            self.tool(call, out);
+        }
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        let block = match self.open {
+            Some(Open::Text(b)) => b,
+            _ => {
+                let b = self.open_block(out, r#"{"type":"text","text":""}"#);
+                self.open = Some(Open::Text(b));
+                b
+            }
+        };
+        self.content = true;
+        let data = format!(
+            r#"{{"type":"content_block_delta","index":{block},"delta":{{"type":"text_delta","text":{}}}}}"#,
+            json_str(text)
+        );
+        push_event(out, "content_block_delta", &data);
+    }
+
+    fn tool(&mut self, call: ToolDeltaIn<'_>, out: &mut Vec<u8>) {
+        let (name, arguments) = call
+            .function
+            .map_or((None, None), |f| (f.name, f.arguments));
+        let known = self
+            .tools
+            .iter()
+            .find(|(i, _)| *i == call.index)
+            .map(|t| t.1);
+        let block = match known {
+            Some(b) => b,
+            None => {
+                let start = format!(
+                    r#"{{"type":"tool_use","id":{},"name":{},"input":{{}}}}"#,
+                    json_str(call.id.as_deref().unwrap_or_default()),
+                    json_str(name.as_deref().unwrap_or_default())
+                );
+                let b = self.open_block(out, &start);
+                self.open = Some(Open::Tool(call.index, b));
+                self.tools.push((call.index, b));
+                self.content = true;
+                b
+            }
+        };
+        if let Some(args) = arguments.filter(|a| !a.is_empty()) {
+            let data = format!(
+                r#"{{"type":"content_block_delta","index":{block},"delta":{{"type":"input_json_delta","partial_json":{}}}}}"#,
+                json_str(&args)
+            );
+            push_event(out, "content_block_delta", &data);
+        }
+    }
+
+    /// Closes the open block and starts a new one; returns its index.
+    fn open_block(&mut self, out: &mut Vec<u8>, content_block: &str) -> u32 {
+        self.close_block(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        let data = format!(
+            r#"{{"type":"content_block_start","index":{index},"content_block":{content_block}}}"#
+        );
+        push_event(out, "content_block_start", &data);
+        index
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        let index = match self.open.take() {
+            Some(Open::Text(b)) | Some(Open::Tool(_, b)) => b,
+            None => return,
+        };
+        push_event(
+            out,
+            "content_block_stop",
+            &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
+        );
+    }
+
+    /// `message_delta` (stop reason, usage) and `message_stop`.
+    fn last(&mut self, out: &mut Vec<u8>) {
+        self.begin(None, None, out);
+        self.close_block(out);
+        let usage = AnthropicUsage::of(self.usage, self.cached);
+        let data = format!(
+            r#"{{"type":"message_delta","delta":{{"stop_reason":"{}","stop_sequence":null}},"usage":{}}}"#,
+            self.finish.unwrap_or("end_turn"),
+            usage.json()
+        );
+        push_event(out, "message_delta", &data);
+        push_event(out, "message_stop", r#"{"type":"message_stop"}"#);
+        self.end = End::Done;
+    }
+
+    /// An error chunk from upstream (the gateway's own shape or a vendor's).
+    fn upstream_error(&mut self, err: &RawValue, out: &mut Vec<u8>) {
+        #[derive(Deserialize)]
+        struct ErrorIn<'a> {
+            #[serde(borrow, default)]
+            message: Option<Cow<'a, str>>,
+            #[serde(default)]
+            status: Option<u16>,
+        }
+        let parsed = serde_json::from_str::<ErrorIn<'_>>(err.get()).ok();
+        let status = parsed.as_ref().and_then(|e| e.status).unwrap_or(502);
+        let message = parsed
+            .and_then(|e| e.message)
+            .unwrap_or(Cow::Borrowed("the upstream stream failed"));
+        push_event(out, "error", &error_json(status, &message));
+        self.end = End::Failed;
+    }
+
+    fn fail(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        out.extend_from_slice(&error_event(err));
+        self.end = End::Failed;
+    }
+
+    /// The body ended without `[DONE]`: complete if a finish reason came, else cut.
+    fn at_eof(&mut self, out: &mut Vec<u8>) {
+        if self.finish.is_some() {
+            return self.last(out);
+        }
+        self.fail(
+            &GatewayError::Upstream(
+                "the upstream stream ended before the answer was complete".into(),
+            ),
+            out,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::parse;
+    use crate::providers::anthropic;
+    use crate::providers::translate::tests::{events_of, same_at_every_cut};
+    use serde_json::{json, Value};
+
+    const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
+    const STREAM_TOOLS: &str = include_str!("../../tests/fixtures/openai/stream_tool_calls.sse");
+    const STREAM_ERROR: &str = include_str!("../../tests/fixtures/openai/stream_error.sse");
+    const COMPLETION_TOOLS: &str =
+        include_str!("../../tests/fixtures/openai/completion_tool_calls.json");
+    const COMPLETION_TEXT: &str = include_str!("../../tests/fixtures/openai/completion_text.json");
+
+    fn to_openai(body: Value) -> Value {
+        let out = request_to_openai(body.to_string().as_bytes()).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn request_maps_system_messages_and_parameters() {
+        let v = to_openai(json!({
+            "model":"claude-x","max_tokens":1024,
+            "system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}},{"type":"text","text":"French."}],
+            "messages":[
+                {"role":"user","content":"Hi"},
+                {"role":"assistant","content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"Salut"}]},
+                {"role":"user","content":[{"type":"text","text":"Look"},
+                    {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBO"}},
+                    {"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}],
+            "stop_sequences":["END"],"temperature":0.3,"top_p":0.9,"top_k":5,"stream":true,
+            "metadata":{"user_id":"u-1"},"thinking":{"type":"enabled","budget_tokens":2000}
+        }));
+        assert_eq!(
+            v,
+            json!({
+                "model":"claude-x",
+                "messages":[
+                    {"role":"system","content":"Be brief.\nFrench."},
+                    {"role":"user","content":"Hi"},
+                    {"role":"assistant","content":"Salut"},
+                    {"role":"user","content":[{"type":"text","text":"Look"},
+                        {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
+                        {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],
+                "max_tokens":1024,"temperature":0.3,"top_p":0.9,"stop":["END"],"stream":true,
+                "stream_options":{"include_usage":true},"user":"u-1"
+            })
+        );
+        // the gateway's own parser takes the result
+        let out = request_to_openai(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        let req = parse(&out).unwrap();
+        assert_eq!(
+            (req.model.as_ref(), req.max_tokens, req.stream),
+            ("m", Some(5), false)
+        );
+    }
+
+    #[test]
+    fn request_maps_tools_both_ways_of_a_turn() {
+        let v = to_openai(json!({
+            "model":"c","max_tokens":10,
+            "messages":[
+                {"role":"user","content":"Weather?"},
+                {"role":"assistant","content":[{"type":"text","text":"Checking."},
+                    {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"z":1,"a":2}}]},
+                {"role":"user","content":[
+                    {"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"18C"}]},
+                    {"type":"tool_result","tool_use_id":"toolu_2","content":"err","is_error":true},
+                    {"type":"text","text":"Thanks"}]}],
+            "tools":[{"name":"get_weather","description":"W","input_schema":{"type":"object","properties":{}}}],
+            "tool_choice":{"type":"tool","name":"get_weather","disable_parallel_tool_use":true}
+        }));
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role":"user","content":"Weather?"},
+                {"role":"assistant","content":"Checking.","tool_calls":[
+                    {"id":"toolu_1","type":"function","function":{"name":"get_weather","arguments":"{\"a\":2,\"z\":1}"}}]},
+                {"role":"tool","content":"18C","tool_call_id":"toolu_1"},
+                {"role":"tool","content":"err","tool_call_id":"toolu_2"},
+                {"role":"user","content":"Thanks"}
+            ])
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"type":"function","function":{"name":"get_weather","description":"W",
+                    "parameters":{"type":"object","properties":{}}}}])
+        );
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type":"function","function":{"name":"get_weather"}})
+        );
+        assert_eq!(v["parallel_tool_calls"], false);
+        for (choice, want) in [("auto", "auto"), ("any", "required"), ("none", "none")] {
+            let v = to_openai(
+                json!({"model":"c","messages":[{"role":"user","content":"x"}],
+                "tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":choice}}),
+            );
+            assert_eq!(v["tool_choice"], want);
+        }
+    }
+
+    #[test]
+    fn tool_input_bytes_are_kept() {
+        let body = br#"{"model":"c","messages":[{"role":"assistant","content":[
+            {"type":"tool_use","id":"t","name":"f","input":{"z": 1, "a": [2]}}]}]}"#;
+        let out = request_to_openai(body).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.contains(r#""arguments":"{\"z\": 1, \"a\": [2]}""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn request_refusals_are_400() {
+        for body in [
+            json!({"model":"c","messages":[]}),
+            json!({"messages":[{"role":"user","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"system","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
+            json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
+        ] {
+            let e = request_to_openai(body.to_string().as_bytes()).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+        }
+    }
+
+    #[test]
+    fn anthropic_request_survives_the_round_trip() {
+        // Anthropic → OpenAI → Anthropic keeps the conversation and the tools
+        let original = json!({
+            "model":"c","max_tokens":64,"system":"Be brief.",
+            "messages":[
+                {"role":"user","content":[{"type":"text","text":"Weather?"}]},
+                {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"w","input":{"city":"Paris"}}]},
+                {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"18C"}]}]}],
+            "tools":[{"name":"w","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
+            "stop_sequences":["X"]
+        });
+        let openai = request_to_openai(original.to_string().as_bytes()).unwrap();
+        let req = parse(&openai).unwrap();
+        let back: Value =
+            serde_json::from_slice(&anthropic::request_body(&req, "c", None).unwrap()).unwrap();
+        for key in [
+            "system",
+            "messages",
+            "tools",
+            "stop_sequences",
+            "max_tokens",
+        ] {
+            assert_eq!(back[key], original[key], "{key}");
+        }
+    }
+
+    #[test]
+    fn openai_answer_becomes_a_message() {
+        let t = response_from_openai(COMPLETION_TOOLS.as_bytes(), "h").unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "id":"chatcmpl-abc123","type":"message","role":"assistant","model":"gpt-4o-mini",
+                "content":[{"type":"text","text":"Checking."},
+                    {"type":"tool_use","id":"call_abc123","name":"get_current_weather","input":{"location":"Boston, MA"}}],
+                "stop_reason":"tool_use","stop_sequence":null,
+                "usage":{"input_tokens":82,"output_tokens":17,"cache_read_input_tokens":0}
+            })
+        );
+        assert_eq!(t.usage.map(|u| u.total_tokens), Some(99));
+        let t = response_from_openai(COMPLETION_TEXT.as_bytes(), "h").unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["stop_reason"], "max_tokens");
+        assert_eq!(
+            v["content"],
+            json!([{"type":"text","text":"Hello there, how may I assist you today?"}])
+        );
+        assert_eq!(t.finish_reason, "max_tokens");
+    }
+
+    #[test]
+    fn broken_tool_arguments_are_kept_as_text() {
+        let body = br#"{"id":"x","model":"m","choices":[{"message":{"content":null,"tool_calls":[
+            {"id":"c","type":"function","function":{"name":"f","arguments":"{oops"}}]},"finish_reason":"tool_calls"}]}"#;
+        let v: Value =
+            serde_json::from_slice(&response_from_openai(body, "h").unwrap().body).unwrap();
+        assert_eq!(v["content"][0]["input"], json!({"_arguments":"{oops"}));
+        assert_eq!(v["usage"]["input_tokens"], 0);
+    }
+
+    #[test]
+    fn errors_in_anthropic_shape() {
+        let v: Value = serde_json::from_slice(&error_body(&GatewayError::RateLimited {
+            message: "slow".into(),
+            retry_after_secs: 1,
+        }))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"error","error":{"type":"rate_limit_error","message":"slow"}})
+        );
+        let v: Value = serde_json::from_slice(&error_body(&GatewayError::ContentFilter)).unwrap();
+        assert_eq!(v["error"]["message"], CONTENT_FILTER_MESSAGE);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let ev = error_event(&GatewayError::Upstream("x".into()));
+        assert!(ev.starts_with(b"event: error\ndata: {\"type\":\"error\""));
+        assert!(ev.ends_with(b"\n\n"));
+    }
+
+    /// (event name, data) of an Anthropic event stream.
+    fn named_events(bytes: &[u8]) -> Vec<(String, Value)> {
+        let mut d = SseDecoder::default();
+        let mut rest = bytes;
+        let mut out = Vec::new();
+        while let Some(e) = d.next_event(&mut rest) {
+            out.push((
+                String::from_utf8_lossy(e.name).into_owned(),
+                serde_json::from_slice::<Value>(e.data).unwrap(),
+            ));
+        }
+        assert!(d.finish().is_none());
+        for (name, data) in &out {
+            assert_eq!(data["type"], name.as_str(), "event name and type agree");
+        }
+        out
+    }
+
+    fn stream(fixture: &str) -> (Vec<u8>, OpenAiToAnthropicStream) {
+        let make = || Box::new(OpenAiToAnthropicStream::new("hint")) as Box<dyn SseTranslator>;
+        let out = same_at_every_cut(&make, fixture.as_bytes());
+        let mut t = OpenAiToAnthropicStream::new("hint");
+        t.feed(fixture.as_bytes());
+        t.finish();
+        (out, t)
+    }
+
+    #[test]
+    fn text_stream_becomes_anthropic_events() {
+        let (out, t) = stream(STREAM_TEXT);
+        let ev = named_events(&out);
+        let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            ev[0].1["message"]["id"],
+            "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
+        );
+        assert_eq!(ev[0].1["message"]["model"], "gpt-4o-2024-08-06");
+        assert_eq!(ev[1].1["content_block"], json!({"type":"text","text":""}));
+        assert_eq!(
+            ev[3].1["delta"],
+            json!({"type":"text_delta","text":" wörld — 👋 \"q\""})
+        );
+        assert_eq!(
+            ev[5].1,
+            json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},
+                   "usage":{"input_tokens":15,"output_tokens":10,"cache_read_input_tokens":4}})
+        );
+        assert!(t.is_done() && t.has_content());
+        assert_eq!(t.usage().map(|u| u.total_tokens), Some(29));
+    }
+
+    #[test]
+    fn tool_call_stream_becomes_tool_use_blocks() {
+        let (out, _) = stream(STREAM_TOOLS);
+        let ev = named_events(&out);
+        let starts: Vec<&Value> = ev
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(starts.len(), 3);
+        assert_eq!(
+            starts[1],
+            &json!({"type":"content_block_start","index":1,"content_block":
+                {"type":"tool_use","id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","name":"get_weather","input":{}}})
+        );
+        let args: String = ev
+            .iter()
+            .filter(|(_, d)| d["index"] == 1 && d["delta"]["type"] == "input_json_delta")
+            .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap())
+            .collect();
+        assert_eq!(args, r#"{"location": "Paris"}"#);
+        let stops = ev.iter().filter(|(n, _)| n == "content_block_stop").count();
+        assert_eq!(stops, 3);
+        let delta = &ev[ev.len() - 2].1;
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+        assert_eq!(delta["usage"]["output_tokens"], 30);
+    }
+
+    #[test]
+    fn stream_error_becomes_an_error_event() {
+        let (out, t) = stream(STREAM_ERROR);
+        let ev = named_events(&out);
+        let (name, data) = ev.last().unwrap();
+        assert_eq!(name, "error");
+        assert_eq!(data["error"]["type"], "api_error");
+        assert!(data["error"]["message"].as_str().unwrap().contains("boom"));
+        assert!(t.is_failed());
+        // a stream cut before its finish reason ends with an error too
+        let cut = &STREAM_TEXT[..STREAM_TEXT.find("\"finish_reason\":\"stop\"").unwrap()];
+        let cut = &cut[..cut.rfind("data:").unwrap()];
+        let mut t = OpenAiToAnthropicStream::new("h");
+        let mut out = t.feed(cut.as_bytes()).to_vec();
+        out.extend_from_slice(&t.finish());
+        assert_eq!(named_events(&out).last().unwrap().0, "error");
+    }
+
+    #[test]
+    fn anthropic_stream_round_trips_through_openai() {
+        // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps text, tool input and usage
+        let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
+        let mut forward = anthropic::AnthropicStream::new("h", 1);
+        let mut openai = forward.feed(fixture.as_bytes()).to_vec();
+        openai.extend_from_slice(&forward.finish());
+        let mut back = OpenAiToAnthropicStream::new("h");
+        let mut out = back.feed(&openai).to_vec();
+        out.extend_from_slice(&back.finish());
+        let ev = named_events(&out);
+        let text: String = ev
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "Okay, let me check.");
+        let args: String = ev
+            .iter()
+            .filter(|(_, d)| d["index"] == 1)
+            .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+            .collect();
+        let args: Value = serde_json::from_str(&args).unwrap();
+        assert_eq!(
+            args,
+            json!({"location":"San Francisco, CA","unit":"fahrenheit"})
+        );
+        assert_eq!(ev[ev.len() - 2].1["delta"]["stop_reason"], "tool_use");
+        assert_eq!(back.usage(), forward.usage());
+        let _ = events_of(&openai);
+    }
+}

@@ -1,0 +1,1219 @@
+//! `kind = "gemini"`: OpenAI chat requests to Google's Gemini API
+//! (`POST {base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`;
+//! the model is in the path, see [`super::upstream_path`], never in the body), and its answers
+//! and streams back to OpenAI's shapes.
+//!
+//! Request mapping ([`request_body`]):
+//!
+//! - `system`/`developer` messages → `systemInstruction` (one text part each);
+//! - `user` → role `user`, `assistant` → role `model`, with `parts`: `text`; images as
+//!   `inlineData` (a `data:` URL) or `fileData` (any other URL, its media type guessed from the
+//!   extension); assistant `tool_calls` → `functionCall` parts (`arguments` → `args`); `tool`
+//!   messages → `functionResponse` parts of a `user` turn, named after the call they answer
+//!   (found by `tool_call_id` among the earlier assistant messages), `response` being the
+//!   tool's JSON object, or `{"output": text}`. Consecutive turns of one role are merged;
+//! - `generationConfig`: `temperature`, `top_p` → `topP`, `max_tokens`/`max_completion_tokens`
+//!   → `maxOutputTokens`, `stop` → `stopSequences`, `n` → `candidateCount`, `seed`,
+//!   `presence_penalty`, `frequency_penalty`, `response_format` json_object/json_schema →
+//!   `responseMimeType` (+ `responseJsonSchema`); Gemini's own `top_k` → `topK`;
+//! - `tools` → one `functionDeclarations` tool (schemas as `parametersJsonSchema`, which takes
+//!   JSON Schema as OpenAI clients write it); `tool_choice` auto/none/required/function →
+//!   `toolConfig.functionCallingConfig` AUTO/NONE/ANY/ANY with `allowedFunctionNames`.
+//!
+//! Dropped: `user`, `logit_bias`, `logprobs`, `top_logprobs`, `stream` (the path says it),
+//! `stream_options`, `parallel_tool_calls`, `store`, `metadata`, `modalities`, `audio`,
+//! `prediction`, `reasoning_effort`, `service_tier`, legacy `functions`/`function_call`, and
+//! any field this module does not name.
+//!
+//! Answers: the text parts of each candidate (thought parts left out) → `message.content`,
+//! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one, else one made from
+//! `responseId`), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
+//! candidate called functions), MAX_TOKENS → `length`, SAFETY, RECITATION, BLOCKLIST,
+//! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY → `content_filter`; a prompt blocked by
+//! `promptFeedback` → `content_filter`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
+//! → `prompt_tokens`, `candidatesTokenCount` + `thoughtsTokenCount` → `completion_tokens`
+//! (thinking is billed as output, as OpenAI counts reasoning tokens), `totalTokenCount`.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::body::ChatRequest;
+use crate::error::GatewayError;
+use crate::sse::Usage;
+
+use super::translate::{
+    arguments_object, content, content_delta, field, function_tools, messages, plain_text,
+    push_merged, raw_field, stop_sequences, to_bytes, tool_choice, tool_start_delta, unreadable,
+    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End, Image,
+    OaContent, OaMessage, OaPart, SseDecoder, SseTranslator, ToolCallOut, ToolChoice, Translated,
+    ROLE_DELTA,
+};
+
+const VENDOR: &str = "gemini";
+
+// ---------------------------------------------------------------------------------------------
+// Request.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Request<'a> {
+    contents: Vec<Content<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<SystemInstruction<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
+    generation_config: GenerationConfig<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    User,
+    Model,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    role: Role,
+    parts: Vec<Part<'a>>,
+}
+
+#[derive(Serialize)]
+struct SystemInstruction<'a> {
+    parts: Vec<Part<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum Part<'a> {
+    Text(Cow<'a, str>),
+    InlineData(Blob<'a>),
+    FileData(FileData<'a>),
+    FunctionCall(FunctionCall<'a>),
+    FunctionResponse(FunctionResponse<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Blob<'a> {
+    mime_type: Cow<'a, str>,
+    data: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<&'static str>,
+    file_uri: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: Cow<'a, str>,
+    args: Box<RawValue>,
+}
+
+#[derive(Serialize)]
+struct FunctionResponse<'a> {
+    name: Cow<'a, str>,
+    response: ResponseValue<'a>,
+}
+
+/// A tool's result: its own JSON object, or its text under `output` (Gemini takes an object).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResponseValue<'a> {
+    Object(Box<RawValue>),
+    Text { output: Cow<'a, str> },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolOut<'a> {
+    function_declarations: Vec<FunctionDecl<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionDecl<'a> {
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters_json_schema: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'a> {
+    function_calling_config: FunctionCallingConfig<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionCallingConfig<'a> {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_function_names: Vec<Cow<'a, str>>,
+}
+
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidate_count: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<&'a RawValue>,
+}
+
+impl GenerationConfig<'_> {
+    fn is_empty(&self) -> bool {
+        let raws = [
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.candidate_count,
+            self.seed,
+            self.presence_penalty,
+            self.frequency_penalty,
+            self.response_json_schema,
+        ];
+        raws.iter().all(Option::is_none)
+            && self.max_output_tokens.is_none()
+            && self.stop_sequences.is_empty()
+            && self.response_mime_type.is_none()
+    }
+}
+
+/// The `generateContent` body for `req` (the same for streaming: the path differs).
+pub fn request_body(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
+    let (system, contents) = convert_messages(messages(req)?)?;
+    let declarations = convert_tools(req)?;
+    let tool_config = convert_tool_choice(req, !declarations.is_empty())?;
+    let body = Request {
+        contents,
+        system_instruction: system,
+        tools: if declarations.is_empty() {
+            Vec::new()
+        } else {
+            vec![ToolOut {
+                function_declarations: declarations,
+            }]
+        },
+        tool_config,
+        generation_config: generation_config(req)?,
+    };
+    Ok(to_bytes(&body))
+}
+
+type Converted<'a> = (Option<SystemInstruction<'a>>, Vec<Content<'a>>);
+
+/// The system instruction and the conversation.
+fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<(Role, Vec<Part<'_>>)> = Vec::with_capacity(msgs.len());
+    // (tool call id, function name) of the assistant's calls so far, to name the responses
+    let mut calls: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    for m in msgs {
+        match m.role.as_ref() {
+            "system" | "developer" => {
+                let text = plain_text(content(m.content)?, "\n");
+                if !text.is_empty() {
+                    system.push(Part::Text(text));
+                }
+            }
+            "user" => push_merged(&mut turns, Role::User, user_parts(content(m.content)?)?),
+            "assistant" => push_merged(&mut turns, Role::Model, model_parts(m, &mut calls)?),
+            "tool" => push_merged(&mut turns, Role::User, vec![function_response(m, &calls)?]),
+            other => {
+                return Err(unsupported(
+                    VENDOR,
+                    format!("messages with role `{other}` are not supported"),
+                ))
+            }
+        }
+    }
+    let system = (!system.is_empty()).then_some(SystemInstruction { parts: system });
+    let contents = turns
+        .into_iter()
+        .map(|(role, parts)| Content { role, parts })
+        .collect();
+    Ok((system, contents))
+}
+
+fn user_parts(content: Option<OaContent<'_>>) -> Result<Vec<Part<'_>>, GatewayError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(OaContent::Text(t)) => Ok(text_part(t).into_iter().collect()),
+        Some(OaContent::Parts(parts)) => parts
+            .into_iter()
+            .filter_map(|p| user_part(p).transpose())
+            .collect(),
+    }
+}
+
+/// A text part, or none for empty text (Gemini refuses empty parts).
+fn text_part(text: Cow<'_, str>) -> Option<Part<'_>> {
+    (!text.is_empty()).then_some(Part::Text(text))
+}
+
+fn user_part(part: OaPart<'_>) -> Result<Option<Part<'_>>, GatewayError> {
+    match part.kind.as_ref() {
+        "text" => Ok(part.text.and_then(text_part)),
+        "image_url" => Ok(Some(match part.image()? {
+            Image::Base64 { media_type, data } => Part::InlineData(Blob {
+                mime_type: media_type,
+                data,
+            }),
+            Image::Url(url) => Part::FileData(FileData {
+                mime_type: guess_image_type(&url),
+                file_uri: url,
+            }),
+        })),
+        other => Err(unsupported(
+            VENDOR,
+            format!("content parts of type `{other}` are not supported"),
+        )),
+    }
+}
+
+/// The media type of an image URL from its extension, when it says.
+fn guess_image_type(url: &str) -> Option<&'static str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    match ext.as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        "heic" => Some("image/heic"),
+        "heif" => Some("image/heif"),
+        _ => None,
+    }
+}
+
+/// A `model` turn: its text, then its function calls (remembered to name their responses).
+fn model_parts<'a>(
+    m: OaMessage<'a>,
+    calls: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+) -> Result<Vec<Part<'a>>, GatewayError> {
+    let mut parts: Vec<Part<'a>> = match content(m.content)? {
+        None => Vec::new(),
+        Some(OaContent::Text(t)) => text_part(t).into_iter().collect(),
+        Some(OaContent::Parts(ps)) => ps
+            .into_iter()
+            .filter_map(|p| match p.kind.as_ref() {
+                "text" => p.text.and_then(text_part),
+                "refusal" => p.refusal.and_then(text_part),
+                _ => None,
+            })
+            .collect(),
+    };
+    for call in m.tool_calls.unwrap_or_default() {
+        let args = arguments_object(&call.function.arguments)?;
+        calls.push((call.id, call.function.name.clone()));
+        parts.push(Part::FunctionCall(FunctionCall {
+            name: call.function.name,
+            args,
+        }));
+    }
+    Ok(parts)
+}
+
+fn function_response<'a>(
+    m: OaMessage<'a>,
+    calls: &[(Cow<'a, str>, Cow<'a, str>)],
+) -> Result<Part<'a>, GatewayError> {
+    let id = m.tool_call_id.as_deref().ok_or_else(|| {
+        GatewayError::InvalidRequest("a `tool` message needs a `tool_call_id`".into())
+    })?;
+    let name = calls
+        .iter()
+        .rev()
+        .find(|(call_id, _)| call_id == id)
+        .map(|(_, name)| name.clone())
+        .ok_or_else(|| {
+            unsupported(
+                VENDOR,
+                format!("the `tool` message for `{id}` answers no earlier assistant tool call"),
+            )
+        })?;
+    let text = plain_text(content(m.content)?, "\n");
+    let response = match text.trim_start().starts_with('{') {
+        true => serde_json::from_str::<Box<RawValue>>(&text)
+            .map(ResponseValue::Object)
+            .unwrap_or(ResponseValue::Text { output: text }),
+        false => ResponseValue::Text { output: text },
+    };
+    Ok(Part::FunctionResponse(FunctionResponse { name, response }))
+}
+
+fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<FunctionDecl<'a>>, GatewayError> {
+    Ok(function_tools(req, VENDOR)?
+        .into_iter()
+        .map(|f| FunctionDecl {
+            name: f.name,
+            description: f.description,
+            parameters_json_schema: f.parameters,
+        })
+        .collect())
+}
+
+fn convert_tool_choice<'a>(
+    req: &ChatRequest<'a>,
+    has_tools: bool,
+) -> Result<Option<ToolConfig<'a>>, GatewayError> {
+    let choice = tool_choice(req)?;
+    if !has_tools {
+        return Ok(None);
+    }
+    let (mode, allowed) = match choice {
+        None => return Ok(None),
+        Some(ToolChoice::Auto) => ("AUTO", Vec::new()),
+        Some(ToolChoice::None) => ("NONE", Vec::new()),
+        Some(ToolChoice::Required) => ("ANY", Vec::new()),
+        Some(ToolChoice::Function(name)) => ("ANY", vec![name]),
+    };
+    Ok(Some(ToolConfig {
+        function_calling_config: FunctionCallingConfig {
+            mode,
+            allowed_function_names: allowed,
+        },
+    }))
+}
+
+fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, GatewayError> {
+    let (response_mime_type, response_json_schema) = response_format(req)?;
+    Ok(GenerationConfig {
+        temperature: raw_field(req, "temperature"),
+        top_p: raw_field(req, "top_p"),
+        top_k: raw_field(req, "top_k"),
+        candidate_count: raw_field(req, "n"),
+        max_output_tokens: req.max_tokens,
+        stop_sequences: stop_sequences(req)?,
+        seed: raw_field(req, "seed"),
+        presence_penalty: raw_field(req, "presence_penalty"),
+        frequency_penalty: raw_field(req, "frequency_penalty"),
+        response_mime_type,
+        response_json_schema,
+    })
+}
+
+type Format<'a> = (Option<&'static str>, Option<&'a RawValue>);
+
+/// `response_format`: JSON answers, with the client's schema when it gives one.
+fn response_format<'a>(req: &ChatRequest<'a>) -> Result<Format<'a>, GatewayError> {
+    #[derive(Deserialize)]
+    struct ResponseFormat<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        json_schema: Option<JsonSchema<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct JsonSchema<'a> {
+        #[serde(borrow, default)]
+        schema: Option<&'a RawValue>,
+    }
+    let Some(f) = field::<ResponseFormat<'a>>(req, "response_format")? else {
+        return Ok((None, None));
+    };
+    Ok(match f.kind.as_ref() {
+        "json_object" => (Some("application/json"), None),
+        "json_schema" => (
+            Some("application/json"),
+            f.json_schema.and_then(|s| s.schema),
+        ),
+        _ => (None, None),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers.
+
+/// A `GenerateContentResponse`: a whole answer, or one event of a stream.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseIn<'a> {
+    #[serde(borrow, default)]
+    candidates: Vec<CandidateIn<'a>>,
+    #[serde(default)]
+    usage_metadata: Option<UsageIn>,
+    #[serde(borrow, default)]
+    model_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    prompt_feedback: Option<PromptFeedback<'a>>,
+    #[serde(borrow, default)]
+    error: Option<ErrorIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<ContentIn<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    index: u32,
+}
+
+#[derive(Deserialize)]
+struct ContentIn<'a> {
+    #[serde(borrow, default)]
+    parts: Vec<PartIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartIn<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    thought: Option<bool>,
+    #[serde(borrow, default)]
+    function_call: Option<FunctionCallIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCallIn<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    args: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageIn {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    total_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    tool_use_prompt_token_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback<'a> {
+    #[serde(borrow, default)]
+    block_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorIn<'a> {
+    #[serde(default)]
+    code: Option<u16>,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+}
+
+impl UsageIn {
+    fn usage(&self) -> Option<Usage> {
+        if self.prompt_token_count.is_none()
+            && self.candidates_token_count.is_none()
+            && self.total_token_count.is_none()
+        {
+            return None;
+        }
+        let prompt =
+            self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
+        let completion =
+            self.candidates_token_count.unwrap_or(0) + self.thoughts_token_count.unwrap_or(0);
+        Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: self
+                .total_token_count
+                .unwrap_or(prompt.saturating_add(completion)),
+        })
+    }
+}
+
+/// OpenAI's `finish_reason` for a candidate's `finishReason`; `called` when the candidate
+/// called functions (Gemini says STOP then, OpenAI clients expect `tool_calls`).
+pub fn finish_reason(reason: Option<&str>, called: bool) -> &'static str {
+    match reason {
+        Some("MAX_TOKENS") => "length",
+        Some(r) if is_filtered(r) => "content_filter",
+        _ if called => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Whether a `finishReason` or `blockReason` means Gemini's filters stopped the answer.
+pub fn is_filtered(reason: &str) -> bool {
+    matches!(
+        reason,
+        "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT"
+            | "IMAGE_RECITATION"
+            | "OTHER_BLOCK"
+    )
+}
+
+fn error_of(e: &ErrorIn<'_>) -> GatewayError {
+    vendor_failure(VENDOR, e.code.unwrap_or(500), &e.message)
+}
+
+/// A tool call id for a call Gemini gave none: unique per answer and call.
+fn call_id(response_id: &str, candidate: u32, n: u32) -> String {
+    format!("call_{response_id}_{candidate}_{n}")
+}
+
+/// A successful `generateContent` answer as an OpenAI `chat.completion`, one choice per
+/// candidate. A blocked prompt is an empty answer with `finish_reason: content_filter`.
+pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
+    let r: ResponseIn<'_> =
+        serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
+    if let Some(e) = &r.error {
+        return Err(error_of(e));
+    }
+    let fallback_id = format!("gemini-{created}");
+    let id = r.response_id.as_deref().unwrap_or(&fallback_id);
+    let blocked = r.prompt_feedback.and_then(|f| f.block_reason).is_some();
+    let mut choices: Vec<Choice> = r.candidates.into_iter().map(|c| choice(c, id)).collect();
+    choices.sort_by_key(|c| c.index);
+    if choices.is_empty() {
+        choices.push(Choice {
+            index: 0,
+            message: AssistantMessage::new(String::new(), Vec::new()),
+            finish_reason: if blocked { "content_filter" } else { "stop" },
+        });
+    }
+    let finish = choices[0].finish_reason;
+    let usage = r.usage_metadata.and_then(|u| u.usage());
+    let body = to_bytes(&Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model: r.model_version.as_deref().unwrap_or(model_hint),
+        choices,
+        usage,
+    });
+    Ok(Translated {
+        body,
+        usage,
+        finish_reason: finish,
+    })
+}
+
+fn choice(c: CandidateIn<'_>, response_id: &str) -> Choice {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for p in c.content.map(|c| c.parts).unwrap_or_default() {
+        if p.thought == Some(true) {
+            continue;
+        }
+        if let Some(t) = &p.text {
+            text.push_str(t);
+        }
+        if let Some(f) = p.function_call {
+            let n = calls.len() as u32;
+            calls.push(ToolCallOut::new(
+                f.id.map_or_else(|| call_id(response_id, c.index, n), Cow::into_owned),
+                f.name.into_owned(),
+                f.args.map_or("{}", RawValue::get).to_owned(),
+            ));
+        }
+    }
+    let finish = finish_reason(c.finish_reason.as_deref(), !calls.is_empty());
+    Choice {
+        index: c.index,
+        message: AssistantMessage::new(text, calls),
+        finish_reason: finish,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams.
+
+/// Where one candidate's stream stands.
+#[derive(Debug, Clone, Copy)]
+struct ChoiceState {
+    index: u32,
+    calls: u32,
+    finish: Option<&'static str>,
+}
+
+/// Translates a `streamGenerateContent?alt=sse` stream into an OpenAI chunk stream (see
+/// [`SseTranslator`]): each event's text → content deltas, each `functionCall` → one tool call
+/// delta with its whole arguments; Gemini has no closing event, so the last chunk (finish
+/// reasons and the last `usageMetadata`) and `[DONE]` are written at [`finish`]
+/// (`SseTranslator::finish`), once a `finishReason` was seen; a stream that ends without one
+/// was cut and ends with an error event. An `{"error":…}` event becomes one error event.
+#[derive(Debug)]
+pub struct GeminiStream {
+    sse: SseDecoder,
+    st: StreamState,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    created: u64,
+    model_hint: String,
+    writer: Option<ChunkWriter>,
+    response_id: String,
+    choices: Vec<ChoiceState>,
+    usage: Option<Usage>,
+    blocked: bool,
+    content: bool,
+    end: End,
+}
+
+impl GeminiStream {
+    /// `model_hint` names the model until Gemini's `modelVersion` does; `created` is the chunks'
+    /// timestamp.
+    pub fn new(model_hint: &str, created: u64) -> Self {
+        GeminiStream {
+            sse: SseDecoder::default(),
+            st: StreamState {
+                created,
+                model_hint: model_hint.to_string(),
+                writer: None,
+                response_id: format!("gemini-{created}"),
+                choices: Vec::new(),
+                usage: None,
+                blocked: false,
+                content: false,
+                end: End::Open,
+            },
+        }
+    }
+}
+
+impl SseTranslator for GeminiStream {
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while self.st.end == End::Open {
+            let Some(ev) = self.sse.next_event(&mut rest) else {
+                break;
+            };
+            self.st.on_event(ev.data, &mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        if self.st.end == End::Open {
+            if let Some(ev) = self.sse.finish() {
+                self.st.on_event(ev.data, &mut out);
+            }
+        }
+        if self.st.end == End::Open {
+            self.st.at_eof(&mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.st.usage
+    }
+
+    fn has_content(&self) -> bool {
+        self.st.content
+    }
+
+    fn is_done(&self) -> bool {
+        self.st.end == End::Done
+    }
+
+    fn is_failed(&self) -> bool {
+        self.st.end == End::Failed
+    }
+}
+
+impl StreamState {
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let data = data.trim_ascii();
+        if data.is_empty() || data == b"[DONE]" {
+            return;
+        }
+        let r: ResponseIn<'_> = match serde_json::from_slice(data) {
+            Ok(r) => r,
+            Err(e) => return self.fail(unreadable(VENDOR, "a stream event", e), out),
+        };
+        if let Some(e) = &r.error {
+            return self.fail(error_of(e), out);
+        }
+        self.begin(r.response_id.as_deref(), r.model_version.as_deref());
+        if let Some(u) = r.usage_metadata.and_then(|u| u.usage()) {
+            self.usage = Some(u);
+        }
+        if r.prompt_feedback.and_then(|f| f.block_reason).is_some() {
+            self.blocked = true;
+        }
+        for c in r.candidates {
+            self.candidate(c, out);
+        }
+    }
+
+    /// The chunk envelope, from the first event.
+    fn begin(&mut self, id: Option<&str>, model: Option<&str>) {
+        if self.writer.is_some() {
+            return;
+        }
+        if let Some(id) = id {
+            self.response_id = id.to_string();
+        }
+        let model = model.unwrap_or(&self.model_hint);
+        self.writer = Some(ChunkWriter::new(&self.response_id, self.created, model));
+    }
+
+    /// The position of a candidate's state, opening it (and its role chunk) when new.
+    fn choice(&mut self, index: u32, out: &mut Vec<u8>) -> usize {
+        if let Some(i) = self.choices.iter().position(|c| c.index == index) {
+            return i;
+        }
+        if let Some(w) = &self.writer {
+            w.chunk(out, index, ROLE_DELTA);
+        }
+        self.choices.push(ChoiceState {
+            index,
+            calls: 0,
+            finish: None,
+        });
+        self.choices.len() - 1
+    }
+
+    fn candidate(&mut self, c: CandidateIn<'_>, out: &mut Vec<u8>) {
+        let at = self.choice(c.index, out);
+        let mut text = String::new();
+        let mut deltas = Vec::new();
+        for p in c.content.map(|c| c.parts).unwrap_or_default() {
+            if p.thought == Some(true) {
+                continue;
+            }
+            if let Some(t) = &p.text {
+                text.push_str(t);
+            }
+            if let Some(f) = p.function_call {
+                let n = self.choices[at].calls;
+                self.choices[at].calls += 1;
+                let id =
+                    f.id.map_or_else(|| call_id(&self.response_id, c.index, n), Cow::into_owned);
+                let args = f.args.map_or("{}", RawValue::get);
+                deltas.push(tool_start_delta(n, &id, &f.name, args));
+            }
+        }
+        if !text.is_empty() {
+            deltas.insert(0, content_delta(&text));
+        }
+        self.content |= !deltas.is_empty();
+        if let Some(w) = &self.writer {
+            for d in &deltas {
+                w.chunk(out, c.index, d);
+            }
+        }
+        if let Some(reason) = c.finish_reason.as_deref() {
+            let called = self.choices[at].calls > 0;
+            self.choices[at].finish = Some(finish_reason(Some(reason), called));
+        }
+    }
+
+    fn fail(&mut self, e: GatewayError, out: &mut Vec<u8>) {
+        out.extend_from_slice(&e.sse_event());
+        self.end = End::Failed;
+    }
+
+    /// The end of the body: the last chunk and `[DONE]` when the answer finished (or the
+    /// prompt was blocked), else an error event.
+    fn at_eof(&mut self, out: &mut Vec<u8>) {
+        let finished = self.choices.iter().any(|c| c.finish.is_some());
+        if !finished && !self.blocked {
+            return self.fail(
+                GatewayError::Upstream(
+                    "the gemini stream ended before the answer was complete".into(),
+                ),
+                out,
+            );
+        }
+        self.begin(None, None);
+        if self.choices.is_empty() {
+            self.choice(0, out);
+        }
+        let default = if self.blocked {
+            "content_filter"
+        } else {
+            "stop"
+        };
+        let mut finishes: Vec<(u32, &str)> = self
+            .choices
+            .iter()
+            .map(|c| (c.index, c.finish.unwrap_or(default)))
+            .collect();
+        finishes.sort_by_key(|(i, _)| *i);
+        if let Some(w) = &self.writer {
+            w.last(out, &finishes, self.usage);
+        }
+        self.end = End::Done;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::parse;
+    use crate::providers::translate::tests::{events_of, same_at_every_cut, scan};
+    use serde_json::{json, Value};
+
+    const STREAM_TEXT: &str = include_str!("../../tests/fixtures/gemini/stream_text.sse");
+    const STREAM_CALLS: &str = include_str!("../../tests/fixtures/gemini/stream_function_call.sse");
+    const STREAM_SAFETY: &str = include_str!("../../tests/fixtures/gemini/stream_safety.sse");
+    const STREAM_ERROR: &str = include_str!("../../tests/fixtures/gemini/stream_error.sse");
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/gemini/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn translate(body: &str) -> Value {
+        let req = parse(body.as_bytes()).unwrap();
+        serde_json::from_slice(&request_body(&req).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn request_maps_roles_system_images_and_config() {
+        let v = translate(
+            r#"{"model":"g","messages":[
+                {"role":"system","content":"Be brief."},
+                {"role":"user","content":[{"type":"text","text":"What is this?"},
+                    {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQ"}},
+                    {"type":"image_url","image_url":{"url":"https://example.com/cat.PNG?x=1"}}]},
+                {"role":"assistant","content":"A cat."},
+                {"role":"user","content":"Sure?"}],
+               "temperature":0.2,"top_p":0.8,"max_tokens":100,"stop":["x"],"n":2,"seed":3,
+               "user":"dropped","logit_bias":{"1":2},"stream":true,
+               "response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object"}}}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "contents":[
+                    {"role":"user","parts":[{"text":"What is this?"},
+                        {"inlineData":{"mimeType":"image/jpeg","data":"/9j/4AAQ"}},
+                        {"fileData":{"mimeType":"image/png","fileUri":"https://example.com/cat.PNG?x=1"}}]},
+                    {"role":"model","parts":[{"text":"A cat."}]},
+                    {"role":"user","parts":[{"text":"Sure?"}]}],
+                "systemInstruction":{"parts":[{"text":"Be brief."}]},
+                "generationConfig":{"temperature":0.2,"topP":0.8,"candidateCount":2,"maxOutputTokens":100,
+                    "stopSequences":["x"],"seed":3,"responseMimeType":"application/json",
+                    "responseJsonSchema":{"type":"object"}}
+            })
+        );
+        // nothing to configure: no generationConfig at all
+        let v = translate(r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#);
+        assert_eq!(
+            v,
+            json!({"contents":[{"role":"user","parts":[{"text":"hi"}]}]})
+        );
+    }
+
+    #[test]
+    fn request_maps_tools_calls_and_responses() {
+        let v = translate(
+            r#"{"model":"g","messages":[
+                {"role":"user","content":"Weather and time in Paris?"},
+                {"role":"assistant","content":"","tool_calls":[
+                    {"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\"}"}},
+                    {"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{}"}}]},
+                {"role":"tool","tool_call_id":"call_a","content":"{\"temp\": 18}"},
+                {"role":"tool","tool_call_id":"call_b","content":"noon"}],
+               "tools":[{"type":"function","function":{"name":"get_weather","description":"Weather",
+                    "parameters":{"type":"object","properties":{"location":{"type":"string"}},"additionalProperties":false}}},
+                        {"type":"function","function":{"name":"get_time"}}],
+               "tool_choice":{"type":"function","function":{"name":"get_weather"}}}"#,
+        );
+        assert_eq!(
+            v["contents"],
+            json!([
+                {"role":"user","parts":[{"text":"Weather and time in Paris?"}]},
+                {"role":"model","parts":[
+                    {"functionCall":{"name":"get_weather","args":{"location":"Paris"}}},
+                    {"functionCall":{"name":"get_time","args":{}}}]},
+                {"role":"user","parts":[
+                    {"functionResponse":{"name":"get_weather","response":{"temp":18}}},
+                    {"functionResponse":{"name":"get_time","response":{"output":"noon"}}}]}
+            ])
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"functionDeclarations":[
+                {"name":"get_weather","description":"Weather","parametersJsonSchema":
+                    {"type":"object","properties":{"location":{"type":"string"}},"additionalProperties":false}},
+                {"name":"get_time"}]}])
+        );
+        assert_eq!(
+            v["toolConfig"],
+            json!({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["get_weather"]}})
+        );
+        for (choice, mode) in [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")] {
+            let v = translate(&format!(
+                r#"{{"model":"g","messages":[{{"role":"user","content":"x"}}],
+                    "tools":[{{"type":"function","function":{{"name":"f"}}}}],"tool_choice":"{choice}"}}"#
+            ));
+            assert_eq!(
+                v["toolConfig"]["functionCallingConfig"],
+                json!({"mode": mode})
+            );
+        }
+    }
+
+    #[test]
+    fn a_tool_result_without_its_call_is_400() {
+        let req = parse(
+            br#"{"model":"g","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
+        )
+        .unwrap();
+        let e = request_body(&req).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn non_stream_text_answer() {
+        let t = response(&fixture("generate_text.json"), "hint", 5).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "id":"resp-123","object":"chat.completion","created":5,"model":"gemini-2.5-flash",
+                "choices":[{"index":0,"message":{"role":"assistant","content":"AI learns patterns from data."},
+                            "finish_reason":"stop"}],
+                "usage":{"prompt_tokens":8,"completion_tokens":16,"total_tokens":24}
+            })
+        );
+        assert_eq!(t.usage.map(|u| u.completion_tokens), Some(16));
+    }
+
+    #[test]
+    fn non_stream_function_calls() {
+        let t = response(&fixture("generate_function_call.json"), "hint", 5).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        let msg = &v["choices"][0]["message"];
+        assert!(msg["content"].is_null());
+        assert_eq!(
+            msg["tool_calls"],
+            json!([
+                {"id":"call_resp-fc_0_0","type":"function","function":{"name":"get_weather",
+                    "arguments":"{\"location\": \"Paris\", \"unit\": \"celsius\"}"}},
+                {"id":"gem-call-7","type":"function","function":{"name":"get_time","arguments":"{}"}}
+            ])
+        );
+        assert_eq!(t.finish_reason, "tool_calls");
+    }
+
+    #[test]
+    fn non_stream_filters_and_candidates() {
+        let t = response(&fixture("generate_safety.json"), "hint", 5).unwrap();
+        assert_eq!(t.finish_reason, "content_filter");
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["model"], "gemini-2.0-flash");
+        assert_eq!(v["choices"][0]["message"]["content"], "");
+        let t = response(&fixture("generate_prompt_blocked.json"), "hint", 5).unwrap();
+        assert_eq!(t.finish_reason, "content_filter");
+        assert_eq!(t.usage.map(|u| u.prompt_tokens), Some(7));
+        let t = response(&fixture("generate_max_tokens_two_candidates.json"), "h", 5).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "First, cut");
+        assert_eq!(v["choices"][0]["finish_reason"], "length");
+        assert_eq!(v["choices"][1]["index"], 1);
+        assert_eq!(v["choices"][1]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn finish_reasons() {
+        assert_eq!(finish_reason(Some("STOP"), false), "stop");
+        assert_eq!(finish_reason(Some("STOP"), true), "tool_calls");
+        assert_eq!(finish_reason(Some("MAX_TOKENS"), true), "length");
+        for r in [
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+        ] {
+            assert_eq!(finish_reason(Some(r), false), "content_filter");
+        }
+        assert_eq!(finish_reason(Some("OTHER"), false), "stop");
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = response(&fixture("error_resource_exhausted.json"), "h", 1).unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert!(e.to_string().contains("exhausted"));
+        assert_eq!(response(b"not json", "h", 1).unwrap_err().status(), 502);
+    }
+
+    fn stream(fixture: &str) -> (Vec<u8>, GeminiStream) {
+        let make = || Box::new(GeminiStream::new("hint", 9)) as Box<dyn SseTranslator>;
+        let out = same_at_every_cut(&make, fixture.as_bytes());
+        let mut t = GeminiStream::new("hint", 9);
+        t.feed(fixture.as_bytes());
+        t.finish();
+        (out, t)
+    }
+
+    #[test]
+    fn text_stream_translates_at_every_cut() {
+        let (out, t) = stream(STREAM_TEXT);
+        let events = events_of(&out);
+        assert_eq!(events.len(), 6, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            events[0]["choices"][0]["delta"],
+            json!({"role":"assistant","content":""})
+        );
+        assert_eq!(events[0]["id"], "mIEKaKm3E4aK1MkPpLbR4Qs");
+        assert_eq!(events[0]["model"], "gemini-2.5-flash");
+        let text: String = events[1..4]
+            .iter()
+            .map(|e| e["choices"][0]["delta"]["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "The sky is blue — \"ü\" 日本.");
+        assert_eq!(events[4]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            events[4]["usage"],
+            json!({"prompt_tokens":9,"completion_tokens":21,"total_tokens":30})
+        );
+        assert_eq!(events[5], "[DONE]");
+        assert!(t.is_done() && t.has_content());
+        let s = scan(&out);
+        assert_eq!(s.usage, t.usage());
+        assert!(s.done);
+    }
+
+    #[test]
+    fn function_call_stream() {
+        let (out, t) = stream(STREAM_CALLS);
+        let events = events_of(&out);
+        assert_eq!(
+            events[1]["choices"][0]["delta"],
+            json!({"tool_calls":[{"index":0,"id":"call_fc-1_0_0","type":"function",
+                "function":{"name":"get_weather","arguments":"{\"location\": \"Paris\",\"unit\": \"celsius\"}"}}]})
+        );
+        assert_eq!(
+            events[2]["choices"][0]["delta"]["tool_calls"][0]["index"],
+            1
+        );
+        assert_eq!(
+            events[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "{}"
+        );
+        assert_eq!(events[3]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(t.usage().map(|u| u.total_tokens), Some(72));
+    }
+
+    #[test]
+    fn safety_stream_ends_with_content_filter() {
+        let (out, t) = stream(STREAM_SAFETY);
+        let events = events_of(&out);
+        assert_eq!(events[1]["choices"][0]["delta"]["content"], "Here is how");
+        let last = &events[events.len() - 2];
+        assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
+        assert!(t.is_done());
+    }
+
+    #[test]
+    fn error_event_ends_the_stream_without_done() {
+        let (out, t) = stream(STREAM_ERROR);
+        let events = events_of(&out);
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[2]["error"]["reason"], "upstream_error");
+        assert!(events[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded"));
+        assert!(t.is_failed());
+        assert!(!scan(&out).done);
+    }
+
+    #[test]
+    fn two_candidates_stream_as_two_choices() {
+        let input = concat!(
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"A\"}]},\"index\":0},",
+            "{\"content\":{\"parts\":[{\"text\":\"B\"}]},\"index\":1}],\"responseId\":\"n2\"}\n\n",
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"finishReason\":\"MAX_TOKENS\",\"index\":1},",
+            "{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\",\"index\":0}],",
+            "\"usageMetadata\":{\"promptTokenCount\":2,\"candidatesTokenCount\":4,\"totalTokenCount\":6}}\n\n",
+        );
+        let (out, t) = stream(input);
+        let events = events_of(&out);
+        let text = |i: u64| -> String {
+            events
+                .iter()
+                .filter(|e| e["choices"][0]["index"] == i)
+                .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+                .collect()
+        };
+        assert_eq!((text(0), text(1)), ("Aa".to_string(), "Bb".to_string()));
+        let last = &events[events.len() - 2];
+        assert_eq!(
+            last["choices"],
+            json!([{"index":0,"delta":{},"finish_reason":"stop"},
+                   {"index":1,"delta":{},"finish_reason":"length"}])
+        );
+        assert_eq!(t.usage().map(|u| u.total_tokens), Some(6));
+    }
+
+    #[test]
+    fn a_cut_stream_ends_with_an_error_event() {
+        // the first event only (whatever line ends the fixture has)
+        let first = &STREAM_TEXT[..STREAM_TEXT[1..].find("data: ").unwrap() + 1];
+        let mut t = GeminiStream::new("h", 1);
+        let mut out = t.feed(first.as_bytes()).to_vec();
+        out.extend_from_slice(&t.finish());
+        assert_eq!(events_of(&out).last().unwrap()["error"]["status"], 502);
+        // an empty body is cut too
+        let mut t = GeminiStream::new("h", 1);
+        assert!(events_of(&t.finish())[0]["error"].is_object());
+        // a blocked prompt is complete
+        let mut t = GeminiStream::new("h", 1);
+        let mut out = t
+            .feed(b"data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":3}}\r\n\r\n")
+            .to_vec();
+        out.extend_from_slice(&t.finish());
+        let events = events_of(&out);
+        assert_eq!(events[1]["choices"][0]["finish_reason"], "content_filter");
+        assert!(t.is_done() && !t.has_content());
+    }
+}

@@ -1,0 +1,1053 @@
+//! What the dialect translators share: the OpenAI request as the client sent it (typed views
+//! that borrow from the body), the OpenAI answer written back, an incremental decoder for the
+//! vendors' Server-Sent Events, and the writer of OpenAI `chat.completion.chunk` events.
+//!
+//! Everything here is pure (bytes in, bytes out, no I/O, no pingora type), so every translator
+//! can be tested by feeding it recorded vendor streams cut at every byte. The entry points the
+//! proxy calls are [`request_body`], [`response_body`] and [`stream_translator`]; they dispatch
+//! on the provider's kind to [`super::anthropic`] and [`super::gemini`].
+//!
+//! Raw JSON (`&RawValue`) is kept for every value that is only carried across (tool schemas,
+//! tool arguments, sampling numbers): `serde_json` here has no `preserve_order`, and re-encoding
+//! a JSON schema through `Value` would reorder its `properties`, which models read in order.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use memchr::{memchr, memchr2};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::body::ChatRequest;
+use crate::config::{Provider, ProviderKind};
+use crate::error::GatewayError;
+use crate::sse::Usage;
+
+use super::anthropic::{self, AnthropicStream};
+use super::gemini::{self, GeminiStream};
+
+/// The cap on one line (and one event's data) of a vendor stream, as in [`crate::sse`]: any
+/// real event fits, and a broken upstream cannot grow the gateway's memory without bound.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
+/// provider's `default_max_tokens` gives it.
+pub const FALLBACK_MAX_TOKENS: u64 = 4096;
+
+/// A vendor's non-streaming answer, re-encoded in the client's dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    /// The answer's body: an OpenAI `chat.completion` (or an Anthropic `message` for the
+    /// `/v1/messages` front door).
+    pub body: Bytes,
+    /// The usage the vendor reported, to meter; `None` when it reported none.
+    pub usage: Option<Usage>,
+    /// The first choice's finish reason in the body's dialect (`stop`, `length`, `tool_calls`,
+    /// `content_filter`; or `end_turn`, `max_tokens`, `tool_use`, `refusal`).
+    pub finish_reason: &'static str,
+}
+
+/// A streaming translator: upstream SSE bytes in, client SSE bytes out, chunk by chunk, keeping
+/// only an unterminated line and the event being read between chunks.
+///
+/// Feed it every chunk of the upstream body as it arrives, cut anywhere; forward what it
+/// returns (possibly empty). Call [`finish`](SseTranslator::finish) once when the upstream
+/// body ended cleanly: it emits what only the end can tell (the last chunk and `[DONE]`, or an
+/// error event for a stream cut short). After a transport error, do not call `finish`; the
+/// proxy ends the stream with its own error event instead.
+///
+/// [`AnthropicStream`] and [`GeminiStream`] write OpenAI streams, so [`crate::sse::Scanner`]
+/// can meter their output like any pass-through stream;
+/// [`super::anthropic_front::OpenAiToAnthropicStream`] writes Anthropic events (meter its
+/// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
+pub trait SseTranslator: Send {
+    /// Translates the next chunk of the vendor's body.
+    fn feed(&mut self, chunk: &[u8]) -> Bytes;
+    /// Ends the stream; calling it again returns nothing more.
+    fn finish(&mut self) -> Bytes;
+    /// The usage the vendor reported so far (complete once the stream ended).
+    fn usage(&self) -> Option<Usage>;
+    /// Whether any text or tool call reached the output.
+    fn has_content(&self) -> bool;
+    /// Whether the output ended properly (`[DONE]`, or Anthropic's `message_stop`).
+    fn is_done(&self) -> bool;
+    /// Whether the output ended with an error event.
+    fn is_failed(&self) -> bool;
+}
+
+/// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
+/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::body::Prepared`].
+pub fn request_body(
+    provider: &Provider,
+    req: &ChatRequest<'_>,
+    upstream_model: &str,
+) -> Option<Result<Bytes, GatewayError>> {
+    match provider.kind {
+        ProviderKind::Anthropic => Some(anthropic::request_body(
+            req,
+            upstream_model,
+            provider.default_max_tokens,
+        )),
+        ProviderKind::Gemini => Some(gemini::request_body(req)),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+/// A translating vendor's successful non-streaming answer as an OpenAI `chat.completion`, or
+/// `None` for kinds that already answer in OpenAI's dialect.
+pub fn response_body(
+    kind: ProviderKind,
+    body: &[u8],
+    model_hint: &str,
+    created: u64,
+) -> Option<Result<Translated, GatewayError>> {
+    match kind {
+        ProviderKind::Anthropic => Some(anthropic::response(body, model_hint, created)),
+        ProviderKind::Gemini => Some(gemini::response(body, model_hint, created)),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+/// The stream translator for a translating kind, or `None` for pass-through kinds.
+/// `model_hint` (the route's upstream model) names the model until the vendor says its own.
+pub fn stream_translator(
+    kind: ProviderKind,
+    model_hint: &str,
+    created: u64,
+) -> Option<Box<dyn SseTranslator>> {
+    match kind {
+        ProviderKind::Anthropic => Some(Box::new(AnthropicStream::new(model_hint, created))),
+        ProviderKind::Gemini => Some(Box::new(GeminiStream::new(model_hint, created))),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+/// Seconds since the Unix epoch, for `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAI request, as read from the client.
+
+/// A string that borrows from the body when it has no escapes (a bare `Cow<str>` always
+/// allocates under serde; `#[serde(borrow)]` makes it borrow).
+#[derive(Deserialize)]
+pub(crate) struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+/// One message of the client's `messages`.
+#[derive(Deserialize)]
+pub(crate) struct OaMessage<'a> {
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
+    /// A string, an array of content parts, or null.
+    #[serde(borrow, default)]
+    pub content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<OaToolCall<'a>>>,
+    #[serde(borrow, default)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+}
+
+/// An assistant message's tool call.
+#[derive(Deserialize)]
+pub(crate) struct OaToolCall<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub function: OaFunctionCall<'a>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OaFunctionCall<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// A JSON object serialised as a string.
+    #[serde(borrow, default)]
+    pub arguments: Cow<'a, str>,
+}
+
+/// A message's content.
+pub(crate) enum OaContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<OaPart<'a>>),
+}
+
+/// One content part: `text`, `image_url`, `refusal`, or a kind no translator takes.
+#[derive(Deserialize)]
+pub(crate) struct OaPart<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub image_url: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub refusal: Option<Cow<'a, str>>,
+}
+
+/// An image the client gave: inline (a `data:` URL) or by URL.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Image<'a> {
+    Base64 {
+        media_type: Cow<'a, str>,
+        data: Cow<'a, str>,
+    },
+    Url(Cow<'a, str>),
+}
+
+/// A function tool of the client's `tools`.
+#[derive(Deserialize)]
+pub(crate) struct OaFunctionDef<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub parameters: Option<&'a RawValue>,
+}
+
+/// The client's `tool_choice`.
+#[derive(Debug, PartialEq)]
+pub(crate) enum ToolChoice<'a> {
+    Auto,
+    None,
+    Required,
+    Function(Cow<'a, str>),
+}
+
+/// A 400 about the client's request, saying which vendor could not take what.
+pub(crate) fn unsupported(vendor: &str, what: impl std::fmt::Display) -> GatewayError {
+    GatewayError::InvalidRequest(format!("{what} (provider kind `{vendor}`)"))
+}
+
+/// The messages of the request, typed. `body::parse` checked each has a string `role`.
+pub(crate) fn messages<'a>(req: &ChatRequest<'a>) -> Result<Vec<OaMessage<'a>>, GatewayError> {
+    req.messages
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_str(raw.get()).map_err(|e| {
+                GatewayError::InvalidRequest(format!("`messages[{i}]` is not a valid message: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// A top-level field, typed; absent and `null` are `None`, a wrong type is a 400.
+pub(crate) fn field<'a, T: Deserialize<'a>>(
+    req: &ChatRequest<'a>,
+    name: &str,
+) -> Result<Option<T>, GatewayError> {
+    match req.field(name) {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|e| GatewayError::InvalidRequest(format!("`{name}` is not valid: {e}"))),
+    }
+}
+
+/// A top-level field kept raw (numbers carried across as the client wrote them).
+pub(crate) fn raw_field<'a>(req: &ChatRequest<'a>, name: &str) -> Option<&'a RawValue> {
+    req.field(name).filter(|raw| raw.get() != "null")
+}
+
+/// The content of a message: a string, parts, or `None` for null or absent.
+pub(crate) fn content<'a>(
+    raw: Option<&'a RawValue>,
+) -> Result<Option<OaContent<'a>>, GatewayError> {
+    let Some(raw) = raw else { return Ok(None) };
+    match raw.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Str<'a>>(raw.get())
+            .map(|s| Some(OaContent::Text(s.0)))
+            .map_err(|e| GatewayError::InvalidRequest(format!("bad message content: {e}"))),
+        Some(b'[') => serde_json::from_str(raw.get())
+            .map(|p| Some(OaContent::Parts(p)))
+            .map_err(|e| GatewayError::InvalidRequest(format!("bad message content parts: {e}"))),
+        Some(b'n') => Ok(None),
+        _ => Err(GatewayError::InvalidRequest(
+            "a message's `content` must be a string, an array of parts, or null".into(),
+        )),
+    }
+}
+
+/// The text of a content (parts' texts joined by `sep`); other parts are not text and are left
+/// out. Used where a vendor takes only text (system prompts, tool results).
+pub(crate) fn plain_text<'a>(content: Option<OaContent<'a>>, sep: &str) -> Cow<'a, str> {
+    match content {
+        None => Cow::Borrowed(""),
+        Some(OaContent::Text(t)) => t,
+        Some(OaContent::Parts(parts)) => {
+            let mut texts = parts.into_iter().filter_map(|p| p.text);
+            match (texts.next(), texts.next()) {
+                (None, _) => Cow::Borrowed(""),
+                (Some(one), None) => one,
+                (Some(a), Some(b)) => {
+                    let mut s = format!("{a}{sep}{b}");
+                    for t in texts {
+                        s.push_str(sep);
+                        s.push_str(&t);
+                    }
+                    Cow::Owned(s)
+                }
+            }
+        }
+    }
+}
+
+impl<'a> OaPart<'a> {
+    /// The image of an `image_url` part (`{"url":…}` or a bare string).
+    pub fn image(&self) -> Result<Image<'a>, GatewayError> {
+        #[derive(Deserialize)]
+        struct Url<'a> {
+            #[serde(borrow)]
+            url: Cow<'a, str>,
+        }
+        let bad = || GatewayError::InvalidRequest("an `image_url` part needs a `url`".into());
+        let raw = self.image_url.ok_or_else(bad)?;
+        let url = serde_json::from_str::<Url<'a>>(raw.get())
+            .map(|u| u.url)
+            .or_else(|_| serde_json::from_str::<Str<'a>>(raw.get()).map(|s| s.0))
+            .map_err(|_| bad())?;
+        if url.starts_with("data:") {
+            return data_url(url).ok_or_else(|| {
+                GatewayError::InvalidRequest(
+                    "an image `data:` URL must be `data:<media type>;base64,<data>`".into(),
+                )
+            });
+        }
+        Ok(Image::Url(url))
+    }
+}
+
+/// `data:image/png;base64,AAAA` → media type and data, borrowed when the URL is.
+fn data_url(url: Cow<'_, str>) -> Option<Image<'_>> {
+    fn split(s: &str) -> Option<(&str, &str)> {
+        let (meta, data) = s.strip_prefix("data:")?.split_once(',')?;
+        let meta = meta.strip_suffix(";base64")?;
+        let media = meta.split(';').next().unwrap_or(meta);
+        (!media.is_empty()).then_some((media, data))
+    }
+    match url {
+        Cow::Borrowed(s) => split(s).map(|(m, d)| Image::Base64 {
+            media_type: Cow::Borrowed(m),
+            data: Cow::Borrowed(d),
+        }),
+        Cow::Owned(s) => split(&s).map(|(m, d)| Image::Base64 {
+            media_type: Cow::Owned(m.to_owned()),
+            data: Cow::Owned(d.to_owned()),
+        }),
+    }
+}
+
+/// The client's function tools; any other tool type is a 400 (no vendor here runs OpenAI's
+/// built-in tools).
+pub(crate) fn function_tools<'a>(
+    req: &ChatRequest<'a>,
+    vendor: &str,
+) -> Result<Vec<OaFunctionDef<'a>>, GatewayError> {
+    #[derive(Deserialize)]
+    struct Tool<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        function: Option<OaFunctionDef<'a>>,
+    }
+    let tools: Vec<Tool<'a>> = field(req, "tools")?.unwrap_or_default();
+    tools
+        .into_iter()
+        .map(|t| match (t.kind.as_ref(), t.function) {
+            ("function", Some(f)) => Ok(f),
+            (kind, _) => Err(unsupported(
+                vendor,
+                format!("tools of type `{kind}` are not supported"),
+            )),
+        })
+        .collect()
+}
+
+/// The client's `tool_choice`.
+pub(crate) fn tool_choice<'a>(
+    req: &ChatRequest<'a>,
+) -> Result<Option<ToolChoice<'a>>, GatewayError> {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        function: Name<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    }
+    let Some(raw) = raw_field(req, "tool_choice") else {
+        return Ok(None);
+    };
+    let bad = || {
+        GatewayError::InvalidRequest(
+            "`tool_choice` must be \"auto\", \"none\", \"required\" or a function".into(),
+        )
+    };
+    if let Ok(Str(s)) = serde_json::from_str::<Str<'a>>(raw.get()) {
+        return match s.as_ref() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            _ => Err(bad()),
+        };
+    }
+    serde_json::from_str::<Named<'a>>(raw.get())
+        .map(|n| Some(ToolChoice::Function(n.function.name)))
+        .map_err(|_| bad())
+}
+
+/// The client's `stop`: a string or an array of strings.
+pub(crate) fn stop_sequences<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, str>>, GatewayError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stop<'a> {
+        One(#[serde(borrow)] Cow<'a, str>),
+        Many(Vec<Str<'a>>),
+    }
+    Ok(match field::<Stop<'a>>(req, "stop")? {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v.into_iter().map(|s| s.0).collect(),
+    })
+}
+
+/// A tool call's `arguments` string as the JSON object vendors take; empty means `{}`.
+pub(crate) fn arguments_object(args: &str) -> Result<Box<RawValue>, GatewayError> {
+    let args = args.trim();
+    let args = if args.is_empty() { "{}" } else { args };
+    let bad = || {
+        GatewayError::InvalidRequest(
+            "a tool call's `function.arguments` must be a JSON object in a string".into(),
+        )
+    };
+    if !args.starts_with('{') {
+        return Err(bad());
+    }
+    serde_json::from_str::<Box<RawValue>>(args).map_err(|_| bad())
+}
+
+/// Appends `blocks` to the last message when it has the same role (both vendors want the
+/// results of one turn's tool calls, and any text after them, in one message).
+pub(crate) fn push_merged<R: PartialEq, T>(list: &mut Vec<(R, Vec<T>)>, role: R, blocks: Vec<T>) {
+    match list.last_mut() {
+        Some((last, existing)) if *last == role => existing.extend(blocks),
+        _ => list.push((role, blocks)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAI answer, as written to the client.
+
+/// A non-streaming `chat.completion`.
+#[derive(Serialize)]
+pub(crate) struct Completion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: Vec<Choice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: &'static str,
+}
+
+/// `content` is null when the answer is only tool calls, as OpenAI sends it.
+#[derive(Serialize)]
+pub(crate) struct AssistantMessage {
+    pub role: &'static str,
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ToolCallOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionOut,
+}
+
+#[derive(Serialize)]
+pub(crate) struct FunctionOut {
+    pub name: String,
+    pub arguments: String,
+}
+
+impl AssistantMessage {
+    pub fn new(text: String, tool_calls: Vec<ToolCallOut>) -> Self {
+        let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+        AssistantMessage {
+            role: "assistant",
+            content,
+            tool_calls,
+        }
+    }
+}
+
+impl ToolCallOut {
+    pub fn new(id: String, name: String, arguments: String) -> Self {
+        ToolCallOut {
+            id,
+            kind: "function",
+            function: FunctionOut { name, arguments },
+        }
+    }
+}
+
+/// Serialises an answer; plain strings and numbers cannot fail to serialise.
+pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A JSON string literal.
+pub(crate) fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A vendor's error reported with a status (a mid-stream error event, or an error body in a
+/// 200 answer), in the gateway's shape: the client gets the vendor's 4xx about its request,
+/// and a 502 for the vendor's own failures and for the gateway's key being refused.
+pub(crate) fn vendor_failure(vendor: &str, status: u16, message: &str) -> GatewayError {
+    let message: String = message.chars().take(1024).collect();
+    match super::client_status_for_vendor(status) {
+        502 => GatewayError::Upstream(format!(
+            "the {vendor} provider failed (status {status}): {message}"
+        )),
+        client => GatewayError::Vendor {
+            status: client,
+            message,
+        },
+    }
+}
+
+/// A 502 for a vendor answer the gateway cannot read.
+pub(crate) fn unreadable(vendor: &str, what: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Upstream(format!(
+        "the {vendor} provider sent {what} that cannot be read: {e}"
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI stream output.
+
+/// Writes `chat.completion.chunk` events. The envelope (id, created, model) is the same for
+/// every chunk of a stream, so it is serialised once and each chunk only adds its delta.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChunkWriter {
+    head: String,
+}
+
+/// The first delta of every choice, as OpenAI sends it.
+pub(crate) const ROLE_DELTA: &str = r#"{"role":"assistant","content":""}"#;
+
+impl ChunkWriter {
+    pub fn new(id: &str, created: u64, model: &str) -> Self {
+        ChunkWriter {
+            head: format!(
+                r#"{{"id":{},"object":"chat.completion.chunk","created":{created},"model":{},"choices":["#,
+                json_str(id),
+                json_str(model)
+            ),
+        }
+    }
+
+    /// One event with one choice's delta.
+    pub fn chunk(&self, out: &mut Vec<u8>, index: u32, delta: &str) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(self.head.as_bytes());
+        push_choice(out, index, delta, None);
+        out.extend_from_slice(b"]}\n\n");
+    }
+
+    /// The last event: every choice's finish reason, and the usage (the seed's shape).
+    pub fn last(&self, out: &mut Vec<u8>, finishes: &[(u32, &str)], usage: Option<Usage>) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(self.head.as_bytes());
+        for (i, (index, reason)) in finishes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_choice(out, *index, "{}", Some(reason));
+        }
+        out.push(b']');
+        if let Some(u) = usage {
+            out.extend_from_slice(usage_json(&u).as_bytes());
+        }
+        out.extend_from_slice(b"}\n\ndata: [DONE]\n\n");
+    }
+}
+
+fn push_choice(out: &mut Vec<u8>, index: u32, delta: &str, finish: Option<&str>) {
+    out.extend_from_slice(format!(r#"{{"index":{index},"delta":"#).as_bytes());
+    out.extend_from_slice(delta.as_bytes());
+    out.extend_from_slice(b",\"finish_reason\":");
+    match finish {
+        Some(f) => out.extend_from_slice(json_str(f).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+}
+
+fn usage_json(u: &Usage) -> String {
+    format!(
+        r#","usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}"#,
+        u.prompt_tokens, u.completion_tokens, u.total_tokens
+    )
+}
+
+/// A text delta.
+pub(crate) fn content_delta(text: &str) -> String {
+    format!(r#"{{"content":{}}}"#, json_str(text))
+}
+
+/// The delta that opens a tool call (with its first arguments, possibly all of them).
+pub(crate) fn tool_start_delta(index: u32, id: &str, name: &str, arguments: &str) -> String {
+    format!(
+        r#"{{"tool_calls":[{{"index":{index},"id":{},"type":"function","function":{{"name":{},"arguments":{}}}}}]}}"#,
+        json_str(id),
+        json_str(name),
+        json_str(arguments)
+    )
+}
+
+/// A fragment of a tool call's arguments.
+pub(crate) fn tool_args_delta(index: u32, fragment: &str) -> String {
+    format!(
+        r#"{{"tool_calls":[{{"index":{index},"function":{{"arguments":{}}}}}]}}"#,
+        json_str(fragment)
+    )
+}
+
+/// How a translated stream stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum End {
+    #[default]
+    Open,
+    /// Ended properly.
+    Done,
+    /// Ended with an error event.
+    Failed,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vendor stream input.
+
+/// An incremental decoder of Server-Sent Events (WHATWG rules: `\n`, `\r\n` or `\r` line ends,
+/// one split across chunks included; `data:` lines joined by `\n`; `:` comments; a blank line
+/// dispatches). It keeps only the unterminated line between chunks and the event being read.
+#[derive(Debug, Default)]
+pub(crate) struct SseDecoder {
+    partial: Vec<u8>,
+    /// Dropping the rest of an over-long line.
+    discarding: bool,
+    /// The last chunk ended in `\r`: a `\n` starting the next one ends no new line.
+    after_cr: bool,
+    started: bool,
+    name: Vec<u8>,
+    data: Vec<u8>,
+    data_lines: usize,
+    /// The event's data outgrew the cap: it is not dispatched.
+    lost: bool,
+    /// The event was handed out: clear it before reading on.
+    dispatched: bool,
+    /// A line or an event was dropped for its size.
+    pub overflowed: bool,
+}
+
+/// One decoded event: its `event:` name (empty when none) and its data.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SseEvent<'d> {
+    pub name: &'d [u8],
+    pub data: &'d [u8],
+}
+
+impl SseDecoder {
+    /// The next complete event in `input`, advancing `input` past it; `None` when `input` is
+    /// used up (its unterminated end is kept for the next chunk).
+    pub fn next_event(&mut self, input: &mut &[u8]) -> Option<SseEvent<'_>> {
+        self.reset_if_dispatched();
+        let mut buf: &[u8] = input;
+        let mut found = false;
+        while !buf.is_empty() && !found {
+            if std::mem::take(&mut self.after_cr) && buf[0] == b'\n' {
+                buf = &buf[1..];
+                continue;
+            }
+            let Some(i) = memchr2(b'\n', b'\r', buf) else {
+                self.keep_partial(buf);
+                buf = &[];
+                break;
+            };
+            let mut next = i + 1;
+            if buf[i] == b'\r' {
+                match buf.get(i + 1) {
+                    Some(b'\n') => next += 1,
+                    None => self.after_cr = true,
+                    Some(_) => {}
+                }
+            }
+            found = self.end_line(&buf[..i]);
+            buf = &buf[next..];
+        }
+        *input = buf;
+        found.then(|| self.event())
+    }
+
+    /// Ends the input: the unterminated last line counts as a line, and an event left without
+    /// its blank line is handed out (the translator decides whether its data is complete).
+    pub fn finish(&mut self) -> Option<SseEvent<'_>> {
+        self.reset_if_dispatched();
+        self.after_cr = false;
+        if !std::mem::take(&mut self.discarding) && !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+        if self.data_lines > 0 && !self.lost {
+            self.dispatched = true;
+            return Some(self.event());
+        }
+        self.reset_if_dispatched();
+        None
+    }
+
+    fn event(&self) -> SseEvent<'_> {
+        SseEvent {
+            name: &self.name,
+            data: &self.data,
+        }
+    }
+
+    fn reset_if_dispatched(&mut self) {
+        if std::mem::take(&mut self.dispatched) {
+            self.name.clear();
+            self.data.clear();
+            self.data_lines = 0;
+            self.lost = false;
+        }
+    }
+
+    fn keep_partial(&mut self, bytes: &[u8]) {
+        if self.discarding {
+            return;
+        }
+        if self.partial.len() + bytes.len() > MAX_EVENT_BYTES {
+            self.overflowed = true;
+            self.discarding = true;
+            self.partial = Vec::new();
+            return;
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    /// A line ended; `tail` is its part in this chunk. Returns whether an event is ready.
+    fn end_line(&mut self, tail: &[u8]) -> bool {
+        if std::mem::take(&mut self.discarding) {
+            return false;
+        }
+        if self.partial.is_empty() {
+            return self.line(tail);
+        }
+        if self.partial.len() + tail.len() > MAX_EVENT_BYTES {
+            self.overflowed = true;
+            self.partial = Vec::new();
+            return false;
+        }
+        let mut line = std::mem::take(&mut self.partial);
+        line.extend_from_slice(tail);
+        let ready = self.line(&line);
+        if line.capacity() <= 64 * 1024 {
+            line.clear();
+            self.partial = line;
+        }
+        ready
+    }
+
+    /// One complete line, without its line end. Returns whether it dispatched an event.
+    fn line(&mut self, mut line: &[u8]) -> bool {
+        if !std::mem::replace(&mut self.started, true) {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        if line.is_empty() {
+            let ready = self.data_lines > 0 && !self.lost;
+            self.dispatched = true;
+            if !ready {
+                self.reset_if_dispatched();
+            }
+            return ready;
+        }
+        let (field, value) = match memchr(b':', line) {
+            Some(0) => return false,
+            Some(c) => {
+                let v = &line[c + 1..];
+                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
+        };
+        match field {
+            b"data" => self.data_line(value),
+            b"event" => {
+                self.name.clear();
+                self.name.extend_from_slice(value);
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn data_line(&mut self, value: &[u8]) {
+        self.data_lines += 1;
+        if self.lost {
+            return;
+        }
+        if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+            self.overflowed = true;
+            self.lost = true;
+            self.data = Vec::new();
+            return;
+        }
+        if self.data_lines > 1 {
+            self.data.push(b'\n');
+        }
+        self.data.extend_from_slice(value);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::body::parse;
+    use crate::sse::Scanner;
+
+    /// Every event of `input` fed in one piece, then cut at `cuts`.
+    fn decode(pieces: &[&[u8]]) -> Vec<(String, String)> {
+        let mut d = SseDecoder::default();
+        let mut out = Vec::new();
+        let mut push = |e: SseEvent<'_>| {
+            out.push((
+                String::from_utf8_lossy(e.name).into_owned(),
+                String::from_utf8_lossy(e.data).into_owned(),
+            ))
+        };
+        for p in pieces {
+            let mut rest = *p;
+            while let Some(e) = d.next_event(&mut rest) {
+                push(e);
+            }
+        }
+        if let Some(e) = d.finish() {
+            push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn decoder_follows_the_sse_rules_at_every_cut() {
+        let stream = b"\xEF\xBB\xBF: comment\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\rretry: 5\r\rdata: y\n\n\n\nevent: lone\n\ndata: last";
+        let want = vec![
+            ("a".to_string(), "1\n2".to_string()),
+            (String::new(), "x".to_string()),
+            (String::new(), "y".to_string()),
+            (String::new(), "last".to_string()),
+        ];
+        assert_eq!(decode(&[stream]), want);
+        for i in 0..=stream.len() {
+            assert_eq!(decode(&[&stream[..i], &stream[i..]]), want, "cut at {i}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(decode(&bytes), want);
+    }
+
+    #[test]
+    fn decoder_name_does_not_leak_into_the_next_event() {
+        let got = decode(&[b"event: error\ndata: 1\n\ndata: 2\n\n"]);
+        assert_eq!(got[1].0, "");
+    }
+
+    fn req(body: &str) -> ChatRequest<'_> {
+        parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn images_from_data_and_http_urls() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":[
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
+            {"type":"image_url","image_url":"https://x/y.jpg"},
+            {"type":"image_url","image_url":{"url":"data:image\/gif;base64,R0lG"}},
+            {"type":"image_url","image_url":{"url":"data:text/plain,hi"}}]}]}"#;
+        let r = req(body);
+        let msgs = messages(&r).unwrap();
+        let Some(OaContent::Parts(parts)) = content(msgs[0].content).unwrap() else {
+            panic!("parts")
+        };
+        assert_eq!(
+            parts[0].image().unwrap(),
+            Image::Base64 {
+                media_type: "image/png".into(),
+                data: "iVBO".into()
+            }
+        );
+        assert_eq!(
+            parts[1].image().unwrap(),
+            Image::Url("https://x/y.jpg".into())
+        );
+        assert_eq!(
+            parts[2].image().unwrap(),
+            Image::Base64 {
+                media_type: "image/gif".into(),
+                data: "R0lG".into()
+            }
+        );
+        assert_eq!(parts[3].image().unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn stop_tool_choice_and_arguments() {
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user"}],"stop":"x","tool_choice":"required"}"#,
+        );
+        assert_eq!(stop_sequences(&r).unwrap(), vec!["x"]);
+        assert_eq!(tool_choice(&r).unwrap(), Some(ToolChoice::Required));
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user"}],"stop":["a","b"],
+                "tool_choice":{"type":"function","function":{"name":"f"}}}"#,
+        );
+        assert_eq!(stop_sequences(&r).unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            tool_choice(&r).unwrap(),
+            Some(ToolChoice::Function("f".into()))
+        );
+        let r = req(r#"{"model":"m","messages":[{"role":"user"}],"stop":3,"tool_choice":"x"}"#);
+        assert_eq!(stop_sequences(&r).unwrap_err().status(), 400);
+        assert_eq!(tool_choice(&r).unwrap_err().status(), 400);
+        assert_eq!(arguments_object("").unwrap().get(), "{}");
+        assert_eq!(
+            arguments_object(r#" {"a": [1]} "#).unwrap().get(),
+            r#"{"a": [1]}"#
+        );
+        assert!(arguments_object("[1]").is_err());
+        assert!(arguments_object("{").is_err());
+    }
+
+    #[test]
+    fn function_tools_refuse_other_types() {
+        let r =
+            req(r#"{"model":"m","messages":[{"role":"user"}],"tools":[{"type":"web_search"}]}"#);
+        let e = function_tools(&r, "anthropic").err().unwrap();
+        assert!(e.to_string().contains("web_search"), "{e}");
+    }
+
+    #[test]
+    fn chunk_writer_shapes() {
+        let w = ChunkWriter::new("id\"1", 7, "m");
+        let mut out = Vec::new();
+        w.chunk(&mut out, 0, &content_delta("a\"b"));
+        let usage = Usage {
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            total_tokens: 3,
+        };
+        w.last(&mut out, &[(0, "stop")], Some(usage));
+        let events = events_of(&out);
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0]["id"], "id\"1");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], "a\"b");
+        assert_eq!(events[1]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(events[1]["usage"]["total_tokens"], 3);
+        assert_eq!(events[2], serde_json::Value::String("[DONE]".into()));
+    }
+
+    #[test]
+    fn dispatch_by_kind() {
+        let body = include_bytes!("../../tests/fixtures/anthropic/message_text.json");
+        let t = response_body(ProviderKind::Anthropic, body, "h", 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.finish_reason, "stop");
+        let body = include_bytes!("../../tests/fixtures/gemini/generate_text.json");
+        assert!(response_body(ProviderKind::Gemini, body, "h", 1)
+            .unwrap()
+            .is_ok());
+        for kind in [
+            ProviderKind::OpenAi,
+            ProviderKind::Azure,
+            ProviderKind::Mock,
+        ] {
+            assert!(response_body(kind, b"{}", "h", 1).is_none());
+            assert!(stream_translator(kind, "h", 1).is_none());
+        }
+        let mut t = stream_translator(ProviderKind::Gemini, "h", 1).unwrap();
+        t.feed(include_bytes!(
+            "../../tests/fixtures/gemini/stream_text.sse"
+        ));
+        assert!(t.finish().ends_with(b"data: [DONE]\n\n"));
+        assert!(t.is_done() && t.usage().is_some());
+    }
+
+    /// The data of every event of an SSE byte string, as JSON (`[DONE]` as a JSON string).
+    pub(crate) fn events_of(bytes: &[u8]) -> Vec<serde_json::Value> {
+        let mut d = SseDecoder::default();
+        let mut rest = bytes;
+        let mut out = Vec::new();
+        while let Some(e) = d.next_event(&mut rest) {
+            out.push(serde_json::from_slice(e.data).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(e.data).into())
+            }));
+        }
+        assert!(d.finish().is_none(), "unterminated output event");
+        out
+    }
+
+    /// The output of a translator fed `input` in `pieces`, then finished.
+    fn run_pieces(t: &mut dyn SseTranslator, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces {
+            out.extend_from_slice(&t.feed(p));
+        }
+        out.extend_from_slice(&t.finish());
+        assert!(t.finish().is_empty(), "finish twice");
+        out
+    }
+
+    /// Feeds `input` whole, cut in two at every byte, and byte by byte, to fresh translators
+    /// from `make`, and checks the output is the same every time. Returns it.
+    pub(crate) fn same_at_every_cut(
+        make: &dyn Fn() -> Box<dyn SseTranslator>,
+        input: &[u8],
+    ) -> Vec<u8> {
+        let whole = run_pieces(make().as_mut(), &[input]);
+        for i in 0..=input.len() {
+            let got = run_pieces(make().as_mut(), &[&input[..i], &input[i..]]);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&whole),
+                "cut at byte {i}"
+            );
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run_pieces(make().as_mut(), &bytes), whole, "byte by byte");
+        whole
+    }
+
+    /// What the gateway's own scanner reads from a translated OpenAI stream.
+    pub(crate) fn scan(output: &[u8]) -> Scanner {
+        let mut s = Scanner::new();
+        s.feed(output);
+        s.finish();
+        s
+    }
+}
