@@ -28,6 +28,7 @@ pub struct Metrics {
     pub tokens: prometheus::CounterVec,
     pub cost: prometheus::CounterVec,
     pub rate_limited: IntCounterVec,
+    pub limits_backend_up: IntGauge,
     pub upstream_errors: IntCounterVec,
     pub fallbacks: IntCounterVec,
     pub retries: IntCounterVec,
@@ -84,6 +85,11 @@ impl Metrics {
                 "Requests refused by a limit or budget.",
                 &["team", "key", "limit"],
             ),
+            limits_backend_up: IntGauge::new(
+                "switchyard_limits_backend_up",
+                "1 while the limits backend answers (memory, or Redis reachable); 0 while Redis is down and limits are per instance.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
             upstream_errors: counter(
                 "switchyard_upstream_errors_total",
                 "Failed upstream attempts, by provider and cause.",
@@ -155,6 +161,7 @@ impl Metrics {
             Box::new(self.tokens.clone()),
             Box::new(self.cost.clone()),
             Box::new(self.rate_limited.clone()),
+            Box::new(self.limits_backend_up.clone()),
             Box::new(self.upstream_errors.clone()),
             Box::new(self.fallbacks.clone()),
             Box::new(self.retries.clone()),
@@ -245,6 +252,7 @@ mod tests {
             "switchyard_tokens_total",
             "switchyard_cost_usd_total",
             "switchyard_rate_limited_total",
+            "switchyard_limits_backend_up",
             "switchyard_upstream_errors_total",
             "switchyard_fallbacks_total",
             "switchyard_active_streams",

@@ -2,17 +2,20 @@
 //!
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
+//! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
 //! - [`tls`]: `TestCa`, a throw-away CA and `localhost` leaf certificates.
 #![allow(dead_code, unused_imports)]
 
 pub mod gateway;
 pub mod mock_upstream;
+pub mod redis;
 pub mod tls;
 
 pub use gateway::{
     run_switchyard, sha256_hex, switchyard_bin, Gateway, GatewayBuilder, DEMO_SECRET, DEMO_SHA256,
 };
 pub use mock_upstream::{closed_port_addr, Behaviour, MockUpstream, Recorded};
+pub use redis::RedisServer;
 pub use tls::{LeafCert, TestCa};
 
 use serde_json::{json, Value};

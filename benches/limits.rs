@@ -1,0 +1,115 @@
+//! The limiter's cost per request: one `admit` and one `settle`, against the limiter switched
+//! off (a no-op with the same async plumbing), on the memory backend (a key without limits,
+//! and a key and team with every limit) and on a real `redis-server` (started here; skipped
+//! with a message when it is not installed).
+//!
+//! `cargo bench --bench limits`
+
+#[allow(dead_code)]
+#[path = "../tests/support/redis.rs"]
+mod redis_server;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use switchyard::config::{self, Config};
+use switchyard::limits::{Demand, Limiter, Spent};
+use switchyard::metrics::Metrics;
+
+/// Key `free` has no limits; key `busy` and its team have every one, high enough never to
+/// refuse during a bench run.
+fn config() -> Config {
+    let text = format!(
+        "[[teams]]\nname = \"open\"\n\
+         [[teams]]\nname = \"t\"\nrpm = 4000000000\ntpm = 4000000000\nmax_concurrent = 1000000\n\
+         tokens_per_day = 9000000000000000000\nusd_per_month = 1e12\n\
+         [[keys]]\nid = \"free\"\nteam = \"open\"\nsha256 = \"{}\"\n\
+         [[keys]]\nid = \"busy\"\nteam = \"t\"\nsha256 = \"{}\"\n\
+         rpm = 4000000000\ntpm = 4000000000\nmax_concurrent = 1000000\n\
+         tokens_per_day = 9000000000000000000\nusd_per_month = 1e12\n",
+        "a".repeat(64),
+        "b".repeat(64)
+    );
+    config::load_str(&text, Path::new("bench.toml")).expect("valid bench config")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+const DEMAND: Demand = Demand {
+    tokens: 1200,
+    usd: 0.002,
+};
+const SPENT: Spent = Spent {
+    tokens: 300,
+    usd: 0.0005,
+};
+
+/// The limiter switched off: what the request path costs without it.
+async fn off(demand: Demand) -> Option<Spent> {
+    black_box(demand);
+    Some(SPENT)
+}
+
+fn bench_admit_settle(c: &mut Criterion, name: &str, limiter: &Limiter, cfg: &Config, key: usize) {
+    let rt = runtime();
+    let key = &cfg.keys[key];
+    let team = &cfg.teams[key.team];
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                match limiter.admit(key, team, black_box(DEMAND)).await {
+                    Ok(admission) => limiter.settle(admission, Some(SPENT)).await,
+                    Err(rejection) => panic!("bench refused: {rejection:?}"),
+                }
+            })
+        })
+    });
+}
+
+fn limits(c: &mut Criterion) {
+    let cfg = config();
+    let rt = runtime();
+    c.bench_function("limits/off (no-op baseline)", |b| {
+        b.iter(|| rt.block_on(off(black_box(DEMAND))))
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory = config::State::Memory {
+        dir: dir.path().to_path_buf(),
+    };
+    let limiter = Limiter::new(&memory, Arc::new(Metrics::new())).expect("memory limiter");
+    limiter.sync(&cfg);
+    bench_admit_settle(c, "limits/memory, key without limits", &limiter, &cfg, 0);
+    bench_admit_settle(
+        c,
+        "limits/memory, key and team with every limit",
+        &limiter,
+        &cfg,
+        1,
+    );
+
+    let Some(server) = redis_server::RedisServer::try_start() else {
+        eprintln!("limits/redis: skipped, redis-server is not installed");
+        return;
+    };
+    let state = config::State::Redis { url: server.url() };
+    let limiter = Limiter::new(&state, Arc::new(Metrics::new())).expect("redis limiter");
+    limiter.sync(&cfg);
+    bench_admit_settle(
+        c,
+        "limits/redis, key and team with every limit",
+        &limiter,
+        &cfg,
+        1,
+    );
+}
+
+criterion_group!(benches, limits);
+criterion_main!(benches);

@@ -1,0 +1,706 @@
+//! The `redis` backend: counters shared by every instance, one Lua script per admission and
+//! one per settle (one round trip each; a script runs atomically, so "check every limit of key
+//! and team, then take from all" needs no lock).
+//!
+//! Layout (`{s}` is `k` or `t`, `{name}` the key id or team name with `%`, `:`, `{`, `}`
+//! percent-encoded):
+//!
+//! | key | type | holds | expires |
+//! |---|---|---|---|
+//! | `switchyard:{s}:{name}:rpm`, `…:tpm` | string | GCRA arrival time (µs, Redis clock) | when the bucket is full again |
+//! | `switchyard:{s}:{name}:inflight` | sorted set | admitted request ids, scored by their deadline | safety TTL after the last admission |
+//! | `switchyard:{s}:{name}:tpd:{day}` | hash | `spent`, `reserved` tokens | a day after the day ends |
+//! | `switchyard:{s}:{name}:upm:{month}` | hash | `spent`, `reserved` nano-dollars | a day after the month ends |
+//!
+//! Rates are GCRA (not a sliding window), like the memory backend, computed on Redis' clock
+//! (`TIME`) so that every instance agrees. A refund or an overdraft moves the arrival time back
+//! (never before now: a full bucket) or forward. In-flight requests are members of a sorted
+//! set scored by `now + safety TTL` (the longest provider `total_timeout_ms` + 60 s): members
+//! past their score are dropped at the next admission, so the slots of a crashed instance come
+//! back by themselves. A crashed instance's budget reservations stay counted until the period
+//! ends (conservative: at most its in-flight requests' reservations).
+//!
+//! Redis down: see [`super`]'s module doc. The connection is made on first use (a
+//! `ConnectionManager`, which needs the tokio runtime of the requests); after a failure,
+//! [`Shared::probe_if_due`] builds a fresh connection in the background once a second.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::budget::{money_cap, Period};
+use super::memory::{Periods, Refusal, CONCURRENCY_RETRY};
+use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope};
+use crate::config::{Config, Key, Limits, Team};
+use crate::metrics::Metrics;
+
+/// The most one Redis call may take before the request falls back to the memory limiter.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Timeouts in a row that make an outage (one connection error does): a single slow answer
+/// under load sends only its own request to the memory limiter.
+const TIMEOUTS_FOR_OUTAGE: u32 = 3;
+/// How often Redis is probed while it is down.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// The most a probe (a new connection and a `PING`) may take, and the budget of the calls
+/// made before Redis first answered: a gateway that just started connects (and loads its
+/// scripts) under its first burst, which must not be mistaken for slowness.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a budget's counters outlive their period (for the settles of requests that
+/// started in it).
+const BUDGET_GRACE_SECS: u64 = 86_400;
+
+/// Admission (and, with `ARGV[7] = "peek"`, the headers alone). KEYS: for the key then the team,
+/// `rpm, tpm, inflight, tpd:{day}, upm:{month}`. ARGV: id, tokens, nano-dollars, safety TTL
+/// (ms), day and month expiry (unix ms), mode; then for the key then the team `rpm, tpm,
+/// max_concurrent, tokens_per_day, usd_per_month (nano-dollars)`, -1 for none.
+/// Returns 21 integers: status (1 admitted, 0 refused, 2 peek), refusing scope (0 key, 1 team),
+/// limit (1 rpm, 2 tpm, 3 concurrency, 4 tokens/day, 5 usd/month), wait (ms), the limit's
+/// value; then for key and team, rpm and tpm: limit (-1 none), remaining, reset (ms); then
+/// for key and team: day tokens and month nano-dollars spent + reserved.
+const ADMIT_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tokens = tonumber(ARGV[2])
+local usd = tonumber(ARGV[3])
+local mode = ARGV[7]
+
+local function lim(s, i) return tonumber(ARGV[7 + s * 5 + i]) end
+
+local function tat_of(key)
+  local v = redis.call('GET', key)
+  if v then return math.max(tonumber(v), now) end
+  return now
+end
+
+local function set_tat(key, tat)
+  local ms = math.ceil((tat - now) / 1000)
+  if ms <= 0 then redis.call('DEL', key)
+  else redis.call('SET', key, string.format('%.17g', tat), 'PX', ms) end
+end
+
+-- GCRA, burst = limit per minute: the new arrival time, or nil and the wait (us).
+local function gcra(key, limit, n)
+  local T = 60000000 / limit
+  local tat = tat_of(key)
+  local earliest = tat + T * (n - limit)
+  if now < earliest then return nil, earliest - now end
+  return tat + T * n, 0
+end
+
+local function status(key, limit)
+  if limit < 0 then return -1, 0, 0 end
+  local T = 60000000 / limit
+  local tat = tat_of(key)
+  local remaining = math.floor((now + T * limit - tat) / T)
+  if remaining < 0 then remaining = 0 end
+  if remaining > limit then remaining = limit end
+  return limit, remaining, math.ceil((tat - now) / 1000)
+end
+
+local function used(key, cap)
+  if cap < 0 then return 0 end
+  local v = redis.call('HMGET', key, 'spent', 'reserved')
+  return (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+end
+
+local fs, fc, fw, fcap = -1, 0, 0, 0
+local function refuse(s, code, wait, cap)
+  local rank = (code >= 4) and 1 or 0
+  local cur = (fc >= 4) and 1 or 0
+  if fs < 0 or rank > cur or (rank == cur and wait > fw) then
+    fs, fc, fw, fcap = s, code, wait, cap
+  end
+end
+
+if mode == 'admit' then
+  local plans = {}
+  for s = 0, 1 do
+    local k = s * 5
+    local p = {}
+    local rpm, tpm, conc, tpd, upm = lim(s, 1), lim(s, 2), lim(s, 3), lim(s, 4), lim(s, 5)
+    if rpm >= 0 then
+      local tat, wait = gcra(KEYS[k + 1], rpm, 1)
+      if tat then p.rpm = tat else refuse(s, 1, wait, rpm) end
+    end
+    if tpm >= 0 then
+      local tat, wait = gcra(KEYS[k + 2], tpm, math.min(tokens, tpm))
+      if tat then p.tpm = tat else refuse(s, 2, wait, tpm) end
+    end
+    if conc >= 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
+      if redis.call('ZCARD', KEYS[k + 3]) >= conc then refuse(s, 3, 0, conc) end
+    end
+    if tpd >= 0 and tokens > 0 and used(KEYS[k + 4], tpd) + tokens > tpd then refuse(s, 4, 0, tpd) end
+    if upm >= 0 and usd > 0 and used(KEYS[k + 5], upm) + usd > upm then refuse(s, 5, 0, upm) end
+    plans[s] = p
+  end
+  if fs < 0 then
+    for s = 0, 1 do
+      local k = s * 5
+      local p = plans[s]
+      if p.rpm then set_tat(KEYS[k + 1], p.rpm) end
+      if p.tpm then set_tat(KEYS[k + 2], p.tpm) end
+      if lim(s, 3) >= 0 then
+        redis.call('ZADD', KEYS[k + 3], string.format('%.17g', now + tonumber(ARGV[4]) * 1000), ARGV[1])
+        redis.call('PEXPIRE', KEYS[k + 3], ARGV[4])
+      end
+      if lim(s, 4) >= 0 and tokens > 0 then
+        redis.call('HINCRBY', KEYS[k + 4], 'reserved', ARGV[2])
+        redis.call('PEXPIREAT', KEYS[k + 4], ARGV[5])
+      end
+      if lim(s, 5) >= 0 and usd > 0 then
+        redis.call('HINCRBY', KEYS[k + 5], 'reserved', ARGV[3])
+        redis.call('PEXPIREAT', KEYS[k + 5], ARGV[6])
+      end
+    end
+  end
+end
+
+local st = 2
+if mode == 'admit' then st = (fs < 0) and 1 or 0 end
+local out = {st, fs, fc, math.ceil(fw / 1000), fcap}
+for s = 0, 1 do
+  for i = 1, 2 do
+    local l, r, reset = status(KEYS[s * 5 + i], lim(s, i))
+    out[#out + 1] = l
+    out[#out + 1] = r
+    out[#out + 1] = reset
+  end
+end
+for s = 0, 1 do
+  out[#out + 1] = used(KEYS[s * 5 + 4], lim(s, 4))
+  out[#out + 1] = used(KEYS[s * 5 + 5], lim(s, 5))
+end
+return out
+"#;
+
+/// Settle. KEYS: for the key then the team, `rpm, tpm, inflight, tpd:{admitted}, tpd:{now},
+/// upm:{admitted}, upm:{now}`. ARGV: id, refund (1/0), tokens used, nano-dollars used, day and
+/// month expiry (unix ms); then for the key then the team: rpm taken (its limit, or -1), tpm
+/// limit (-1 none), tokens reserved from it, in flight (1/0), day and month reservations.
+const SETTLE_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local refund = ARGV[2] == '1'
+local tokens = tonumber(ARGV[3])
+
+-- Moves a GCRA's arrival time by n units (back for a refund, never before now).
+local function shift(key, limit, n)
+  local T = 60000000 / limit
+  local v = redis.call('GET', key)
+  local tat = now
+  if v then tat = math.max(tonumber(v), now) end
+  tat = math.max(tat + T * n, now)
+  local ms = math.ceil((tat - now) / 1000)
+  if ms <= 0 then redis.call('DEL', key)
+  else redis.call('SET', key, string.format('%.17g', tat), 'PX', ms) end
+end
+
+local function budget(admitted, current, reserved, spent, expire)
+  if reserved == '0' then return end
+  if redis.call('EXISTS', admitted) == 1 then
+    redis.call('HINCRBY', admitted, 'reserved', '-' .. reserved)
+  end
+  if not refund then
+    redis.call('HINCRBY', current, 'spent', spent)
+    redis.call('PEXPIREAT', current, expire)
+  end
+end
+
+for s = 0, 1 do
+  local k = s * 7
+  local a = 6 + s * 6
+  local rpm, tpm, reserved = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  if refund and rpm >= 0 then shift(KEYS[k + 1], rpm, -1) end
+  if tpm >= 0 then
+    local used = tokens
+    if refund then used = 0 end
+    if used ~= reserved then shift(KEYS[k + 2], tpm, used - reserved) end
+  end
+  if ARGV[a + 4] == '1' then redis.call('ZREM', KEYS[k + 3], ARGV[1]) end
+  budget(KEYS[k + 4], KEYS[k + 5], ARGV[a + 5], ARGV[3], ARGV[5])
+  budget(KEYS[k + 6], KEYS[k + 7], ARGV[a + 6], ARGV[4], ARGV[6])
+end
+return 1
+"#;
+
+/// Why a Redis call did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("no answer within {} ms", CALL_TIMEOUT.as_millis())]
+    Timeout,
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply: {0}")]
+    Reply(String),
+}
+
+/// The shared backend: a Redis connection, the scripts, and whether Redis is up.
+pub struct Shared {
+    client: redis::Client,
+    conn: ArcSwapOption<ConnectionManager>,
+    admit: Script,
+    settle: Script,
+    up: AtomicBool,
+    /// Whether Redis has answered since the connection was made (see [`PROBE_TIMEOUT`]).
+    answered: AtomicBool,
+    /// Held while the first connection is made.
+    connecting: Mutex<()>,
+    /// Calls that timed out since the last answer.
+    timeouts_in_a_row: AtomicU32,
+    probing: AtomicBool,
+    /// When Redis went down or was last probed; the next probe waits [`RETRY_EVERY`].
+    last_try: Mutex<Option<Instant>>,
+    /// How long an in-flight entry lives without its settle (ms).
+    safety_ttl_ms: AtomicU64,
+}
+
+impl Shared {
+    /// Checks the URL; connects on first use.
+    pub(crate) fn new(url: &str) -> Result<Shared, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        Ok(Shared {
+            client,
+            conn: ArcSwapOption::empty(),
+            admit: Script::new(ADMIT_LUA),
+            settle: Script::new(SETTLE_LUA),
+            up: AtomicBool::new(true),
+            timeouts_in_a_row: AtomicU32::new(0),
+            connecting: Mutex::new(()),
+            answered: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            last_try: Mutex::new(None),
+            safety_ttl_ms: AtomicU64::new(660_000),
+        })
+    }
+
+    /// The in-flight safety TTL: the longest `total_timeout_ms` of the providers plus a minute
+    /// (no request lives longer, so no live request loses its slot).
+    pub(crate) fn sync(&self, config: &Config) {
+        let longest = config
+            .providers
+            .iter()
+            .map(|p| p.timeouts.total)
+            .max()
+            .unwrap_or(Duration::from_secs(600));
+        let ttl = longest + Duration::from_secs(60);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.safety_ttl_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Records a failed call (the request it was for went to the memory limiter). A connection
+    /// error, or [`TIMEOUTS_FOR_OUTAGE`] timeouts in a row, is an outage: its start is logged
+    /// once, the gauge drops to 0 and requests stop asking Redis until a probe succeeds.
+    pub(crate) fn went_down(&self, error: &SharedError, metrics: &Metrics) {
+        if matches!(error, SharedError::Timeout) {
+            let in_a_row = self.timeouts_in_a_row.fetch_add(1, Ordering::AcqRel) + 1;
+            if in_a_row < TIMEOUTS_FOR_OUTAGE {
+                if in_a_row == 1 {
+                    tracing::warn!(
+                        "redis answered slowly (over {} ms): a request was limited by this instance alone",
+                        CALL_TIMEOUT.as_millis()
+                    );
+                }
+                return;
+            }
+        }
+        *self.last_try.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if self.up.swap(false, Ordering::AcqRel) {
+            metrics.limits_backend_up.set(0);
+            tracing::warn!(
+                %error,
+                "redis is unreachable: limits and budgets are enforced per instance until it answers again"
+            );
+        }
+    }
+
+    /// While Redis is down: at most once per [`RETRY_EVERY`], tries a fresh connection in the
+    /// background; when it answers, limits are shared again.
+    pub(crate) fn probe_if_due(self: &Arc<Self>, metrics: &Arc<Metrics>) {
+        let due = {
+            let last = self.last_try.lock().unwrap_or_else(|p| p.into_inner());
+            last.is_none_or(|t| t.elapsed() >= RETRY_EVERY)
+        };
+        if !due || self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.probing.store(false, Ordering::Release);
+            return;
+        };
+        let (shared, metrics) = (self.clone(), metrics.clone());
+        runtime.spawn(async move { shared.probe(&metrics).await });
+    }
+
+    async fn probe(&self, metrics: &Metrics) {
+        let attempt = async {
+            let mut conn = self.new_connection()?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            // A restarted Redis has no scripts: load them before requests come back.
+            self.admit.load_async(&mut conn).await?;
+            self.settle.load_async(&mut conn).await?;
+            Ok::<_, SharedError>(conn)
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+            Ok(Ok(conn)) => {
+                self.conn.store(Some(Arc::new(conn)));
+                self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                self.up.store(true, Ordering::Release);
+                metrics.limits_backend_up.set(1);
+                tracing::info!("redis answers again: limits and budgets are shared again");
+            }
+            Ok(Err(_)) | Err(_) => {
+                *self.last_try.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
+        }
+        self.probing.store(false, Ordering::Release);
+    }
+
+    fn new_connection(&self) -> Result<ConnectionManager, SharedError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(PROBE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        Ok(ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            config,
+        )?)
+    }
+
+    /// The connection, made on first use: one for all requests (a burst at startup must not
+    /// open one each), lazy (it connects with the first command, which the others wait for),
+    /// and with the scripts loaded in the background so the first requests rarely pay the
+    /// `NOSCRIPT` round trips.
+    fn connection(&self) -> Result<ConnectionManager, SharedError> {
+        if let Some(conn) = self.conn.load_full() {
+            return Ok((*conn).clone());
+        }
+        let _only_one = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = self.conn.load_full() {
+            return Ok((*conn).clone());
+        }
+        let conn = self.new_connection()?;
+        self.conn.store(Some(Arc::new(conn.clone())));
+        self.preload(conn.clone());
+        Ok(conn)
+    }
+
+    /// Loads both scripts on `conn` in the background (no request waits for it).
+    fn preload(&self, mut conn: ConnectionManager) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let scripts = [self.admit.clone(), self.settle.clone()];
+        runtime.spawn(async move {
+            for script in scripts {
+                let load = script.load_async(&mut conn);
+                if tokio::time::timeout(PROBE_TIMEOUT, load).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Runs the admission script for `key` of `team`.
+    pub(crate) async fn admit(
+        &self,
+        key: &Key,
+        team: &Team,
+        need: Need,
+        periods: Periods,
+    ) -> Result<Result<Granted, Refused>, SharedError> {
+        let (id, reply) = self.run_admit("admit", key, team, need, periods).await?;
+        let reply = Reply::parse(&reply)?;
+        if reply.status != 1 {
+            return Ok(Err(Box::new((reply.refusal(periods)?, reply.headers))));
+        }
+        let holds = [hold(&key.limits, need), hold(&team.limits, need)];
+        Ok(Ok(Granted {
+            periods,
+            holds,
+            headers: reply.headers,
+            shared_id: Some(id),
+            budgets: Some(reply.budgets),
+        }))
+    }
+
+    /// The headers of `key` and `team` as they stand.
+    pub(crate) async fn peek(
+        &self,
+        key: &Key,
+        team: &Team,
+        periods: Periods,
+    ) -> Result<RateHeaders, SharedError> {
+        let (_, reply) = self
+            .run_admit("peek", key, team, Need::default(), periods)
+            .await?;
+        Ok(Reply::parse(&reply)?.headers)
+    }
+
+    async fn run_admit(
+        &self,
+        mode: &str,
+        key: &Key,
+        team: &Team,
+        need: Need,
+        periods: Periods,
+    ) -> Result<(String, Vec<i64>), SharedError> {
+        let id = format!("{:032x}", rand::random::<u128>());
+        let mut call = self.admit.prepare_invoke();
+        for (scope, name) in [(Scope::Key, &key.id), (Scope::Team, &team.name)] {
+            let base = base_key(scope, name);
+            call.key(format!("{base}:rpm"))
+                .key(format!("{base}:tpm"))
+                .key(format!("{base}:inflight"))
+                .key(format!("{base}:tpd:{}", periods.day))
+                .key(format!("{base}:upm:{}", periods.month));
+        }
+        call.arg(&id)
+            .arg(need.tokens)
+            .arg(need.usd_nanos)
+            .arg(self.safety_ttl_ms.load(Ordering::Relaxed))
+            .arg(expiry_ms(Period::Day, periods))
+            .arg(expiry_ms(Period::Month, periods))
+            .arg(mode);
+        for limits in [&key.limits, &team.limits] {
+            call.arg(opt(limits.rpm.map(u64::from)))
+                .arg(opt(limits.tpm.map(u64::from)))
+                .arg(opt(limits.max_concurrent.map(u64::from)))
+                .arg(opt(limits.tokens_per_day))
+                .arg(opt(limits.usd_per_month.map(money_cap)));
+        }
+        let reply: Vec<i64> = self.invoke(&call).await?;
+        Ok((id, reply))
+    }
+
+    /// Runs the settle script of an admission.
+    pub(crate) async fn settle(
+        &self,
+        id: &str,
+        names: [&String; 2],
+        holds: &[Hold; 2],
+        admitted: Periods,
+        now: Duration,
+        used: Option<Need>,
+    ) -> Result<(), SharedError> {
+        let current = Periods::at(now);
+        let mut call = self.settle.prepare_invoke();
+        for (scope, name) in [(Scope::Key, names[0]), (Scope::Team, names[1])] {
+            let base = base_key(scope, name);
+            call.key(format!("{base}:rpm"))
+                .key(format!("{base}:tpm"))
+                .key(format!("{base}:inflight"))
+                .key(format!("{base}:tpd:{}", admitted.day))
+                .key(format!("{base}:tpd:{}", current.day))
+                .key(format!("{base}:upm:{}", admitted.month))
+                .key(format!("{base}:upm:{}", current.month));
+        }
+        let spent = used.unwrap_or_default();
+        call.arg(id)
+            .arg(if used.is_none() { "1" } else { "0" })
+            .arg(spent.tokens)
+            .arg(spent.usd_nanos)
+            .arg(expiry_ms(Period::Day, current))
+            .arg(expiry_ms(Period::Month, current));
+        for hold in holds {
+            let (tpm, reserved) = hold.tpm.map_or((-1, 0), |(l, r)| (i64::from(l), r));
+            call.arg(hold.rpm.map_or(-1, i64::from))
+                .arg(tpm)
+                .arg(reserved)
+                .arg(u8::from(hold.inflight))
+                .arg(hold.day)
+                .arg(hold.month);
+        }
+        let _: i64 = self.invoke(&call).await?;
+        Ok(())
+    }
+
+    /// Runs a script within [`CALL_TIMEOUT`] ([`PROBE_TIMEOUT`] until Redis first answered);
+    /// an answer ends a run of timeouts.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, SharedError> {
+        let mut conn = self.connection()?;
+        let budget = if self.answered.load(Ordering::Relaxed) {
+            CALL_TIMEOUT
+        } else {
+            PROBE_TIMEOUT
+        };
+        let reply = tokio::time::timeout(budget, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| SharedError::Timeout)??;
+        if !self.answered.load(Ordering::Relaxed) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        }
+        Ok(reply)
+    }
+}
+
+/// A limit as the scripts take it: its value, or -1 for none.
+fn opt(v: Option<u64>) -> i64 {
+    v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// `switchyard:{k|t}:{name}`, the name escaped so that no two names share a key.
+fn base_key(scope: Scope, name: &str) -> String {
+    let s = match scope {
+        Scope::Key => 'k',
+        Scope::Team => 't',
+    };
+    let mut out = format!("switchyard:{s}:");
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Unix ms at which a budget hash of the period containing `periods` may expire.
+fn expiry_ms(period: Period, periods: Periods) -> u64 {
+    let end = period.end(periods.unix.as_secs());
+    end.saturating_add(BUDGET_GRACE_SECS).saturating_mul(1000)
+}
+
+/// What a shared admission holds, from the limits it was checked against.
+fn hold(limits: &Limits, need: Need) -> Hold {
+    Hold {
+        state: None,
+        rpm: limits.rpm,
+        tpm: limits.tpm.map(|l| (l, need.tokens.min(u64::from(l)))),
+        inflight: limits.max_concurrent.is_some(),
+        day: if limits.tokens_per_day.is_some() {
+            need.tokens
+        } else {
+            0
+        },
+        month: if limits.usd_per_month.is_some() {
+            need.usd_nanos
+        } else {
+            0
+        },
+    }
+}
+
+/// The admission script's reply.
+struct Reply {
+    /// 1 admitted, 0 refused, 2 peek.
+    status: i64,
+    scope: i64,
+    code: i64,
+    wait_ms: i64,
+    cap: i64,
+    headers: RateHeaders,
+    budgets: [(u64, u64); 2],
+}
+
+impl Reply {
+    fn parse(v: &[i64]) -> Result<Reply, SharedError> {
+        if v.len() < 21 {
+            return Err(SharedError::Reply(format!("{} values", v.len())));
+        }
+        let status = |at: usize| {
+            let limit = v[at];
+            (limit >= 0).then(|| RateStatus {
+                limit: limit.unsigned_abs(),
+                remaining: v[at + 1].max(0).unsigned_abs(),
+                reset: Duration::from_millis(v[at + 2].max(0).unsigned_abs()),
+            })
+        };
+        let key = RateHeaders::from_status(status(5), status(8));
+        let team = RateHeaders::from_status(status(11), status(14));
+        let n = |at: usize| v[at].max(0).unsigned_abs();
+        Ok(Reply {
+            status: v[0],
+            scope: v[1],
+            code: v[2],
+            wait_ms: v[3],
+            cap: v[4],
+            headers: key.tighter(team),
+            budgets: [(n(17), n(18)), (n(19), n(20))],
+        })
+    }
+
+    fn refusal(&self, periods: Periods) -> Result<Refusal, SharedError> {
+        let scope = if self.scope == 1 {
+            Scope::Team
+        } else {
+            Scope::Key
+        };
+        let wait = Duration::from_millis(self.wait_ms.max(0).unsigned_abs());
+        let (limit, retry_after) = match self.code {
+            1 => (LimitKind::Rpm, wait),
+            2 => (LimitKind::Tpm, wait),
+            3 => (LimitKind::Concurrency, CONCURRENCY_RETRY),
+            4 => (
+                LimitKind::TokensPerDay,
+                Period::Day.until_next(periods.unix),
+            ),
+            5 => (
+                LimitKind::UsdPerMonth,
+                Period::Month.until_next(periods.unix),
+            ),
+            other => return Err(SharedError::Reply(format!("limit code {other}"))),
+        };
+        Ok(Refusal {
+            scope,
+            limit,
+            retry_after,
+            cap: self.cap.max(0).unsigned_abs(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_so_they_cannot_collide() {
+        assert_eq!(base_key(Scope::Key, "alice"), "switchyard:k:alice");
+        assert_eq!(base_key(Scope::Team, "a:rpm"), "switchyard:t:a%3Arpm");
+        assert_eq!(base_key(Scope::Team, "{x}%"), "switchyard:t:%7Bx%7D%25");
+    }
+
+    #[test]
+    fn a_shared_hold_mirrors_the_limits() {
+        let limits = Limits {
+            rpm: Some(10),
+            tpm: Some(100),
+            max_concurrent: None,
+            tokens_per_day: Some(1000),
+            usd_per_month: None,
+        };
+        let h = hold(
+            &limits,
+            Need {
+                tokens: 250,
+                usd_nanos: 7,
+            },
+        );
+        assert_eq!(h.rpm, Some(10));
+        assert_eq!(
+            h.tpm,
+            Some((100, 100)),
+            "a reservation never exceeds the bucket"
+        );
+        assert!(!h.inflight);
+        assert_eq!((h.day, h.month), (250, 0));
+    }
+}

@@ -1,0 +1,172 @@
+//! `RedisServer`: a real `redis-server` child on a free loopback port, without persistence
+//! (`--save "" --appendonly no`), that a test can stop and restart on the same port (to take
+//! Redis away mid-run and bring it back empty). Killed on drop.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` child process.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Whether `redis-server` is on the PATH (`.ci/run` installs it).
+    pub fn available() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts one on a free loopback port and waits until it answers `PING`; `None` (with a
+    /// message on stderr) when `redis-server` is not installed.
+    pub fn try_start() -> Option<RedisServer> {
+        if !Self::available() {
+            eprintln!("redis-server is not installed: skipping (bash .ci/run installs it)");
+            return None;
+        }
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir: tempfile::Builder::new()
+                .prefix("switchyard-redis-")
+                .tempdir()
+                .expect("tempdir"),
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// Starts one; panics when `redis-server` is not installed.
+    pub fn start() -> RedisServer {
+        Self::try_start().expect("redis-server is required for this test")
+    }
+
+    /// `redis://127.0.0.1:{port}/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: nothing is persisted), waiting until
+    /// it answers `PING`.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let child = self.spawn();
+            self.child = Some(child);
+            if self.wait_ready(deadline) {
+                return;
+            }
+            // The port may still be held by the previous process: try again until the deadline.
+            self.stop();
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}: {}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn spawn(&self) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &self.dir.path().to_string_lossy()])
+            .args(["--logfile", &self.log_path().to_string_lossy()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, deadline: Instant) -> bool {
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false; // exited (port in use?)
+            }
+            if self
+                .command(&["PING"])
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends one command (RESP) and returns the raw reply, `None` if the server is not up.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).ok()?;
+        let mut buf = [0u8; 65536];
+        let n = s.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// The keys matching `pattern` (`KEYS`), for tests that look at what the gateway stored.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let reply = self.command(&["KEYS", pattern]).unwrap_or_default();
+        reply
+            .split("\r\n")
+            .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
