@@ -32,6 +32,19 @@ pub fn authenticate(
     let secret = bearer(header).ok_or(GatewayError::Authentication(
         "malformed Authorization header: expected `Bearer <key>`",
     ))?;
+    authenticate_secret(config, secret, now)
+}
+
+/// Checks a bare secret (Anthropic's SDKs send it as `x-api-key`).
+pub fn authenticate_secret(
+    config: &Config,
+    secret: &[u8],
+    now: SystemTime,
+) -> Result<Principal, GatewayError> {
+    let secret = secret.trim_ascii();
+    if secret.is_empty() || secret.iter().any(|c| !c.is_ascii_graphic()) {
+        return Err(GatewayError::Authentication("malformed API key"));
+    }
     let digest: [u8; 32] = Sha256::digest(secret).into();
     let key = config
         .key_index

@@ -16,7 +16,9 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{self, Config};
+use crate::drain;
 use crate::health::Health;
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{self, Reloader};
@@ -150,8 +152,12 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         // Retries are decided by the proxy itself (`RetryPolicy`); this is pingora's bound.
         max_retries: 16,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(30),
+        // SIGTERM (and the old process of a SIGQUIT upgrade) stops accepting at once, then
+        // lets requests in flight run for up to this long: pingora's grace period is the drain.
+        // `drain::watch` ends it early, as soon as no connection is left.
+        grace_period_seconds: Some(drain::bound_seconds()),
+        // Then pingora stops its runtimes: whatever still runs is dropped at its next await.
+        graceful_shutdown_timeout_seconds: Some(drain::RUNTIME_STOP_SECONDS),
         ..ServerConf::default()
     };
     let tag = socket_tag(&config.server.listen);
@@ -170,18 +176,39 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
     let health = Arc::new(Health::new(&config, metrics.clone()));
     let snapshot = Snapshot::new(config);
+    let limiter = match Limiter::new(&snapshot.load().state, metrics.clone()) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            eprintln!("{}: [state]: {e}", path.display());
+            std::process::exit(2);
+        }
+    };
+    limiter.sync(&snapshot.load());
     let health_sync = Arc::clone(&health);
-    let listeners: Vec<reload::Listener> =
-        vec![Box::new(move |c: &Arc<Config>| health_sync.sync(c))];
+    let limiter_sync = Arc::clone(&limiter);
+    let listeners: Vec<reload::Listener> = vec![
+        Box::new(move |c: &Arc<Config>| health_sync.sync(c)),
+        Box::new(move |c: &Arc<Config>| limiter_sync.sync(c)),
+    ];
     start_reloader(path, &snapshot, &metrics, listeners);
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        let limiter_flush = Arc::clone(&limiter);
+        drain::watch(&server, addr.port(), move || limiter_flush.flush());
+    }
     server.bootstrap();
     let conf = server.configuration.clone();
 
     let mut proxy = http_proxy_service_with_name(
         &conf,
-        Gateway::new(snapshot.clone(), metrics.clone(), usage_log, health),
+        Gateway::new(
+            snapshot.clone(),
+            metrics.clone(),
+            usage_log,
+            health,
+            limiter,
+        ),
         "switchyard",
     );
     proxy.add_tcp(&listen);

@@ -8,6 +8,7 @@
 //! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
+//! - [`limits`]: rate limits and budgets per key and team (memory or Redis), reserved then settled;
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
 //! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
@@ -21,8 +22,10 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod providers;

@@ -31,8 +31,11 @@ use crate::body::{self, BodyError, Prepared, RewriteOptions};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
+use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::metrics::Metrics;
 use crate::policy;
+use crate::providers::anthropic_front::{self, OpenAiToAnthropicStream};
+use crate::providers::translate::{self, SseTranslator};
 use crate::providers::{self, mock};
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
@@ -49,6 +52,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     usage_log: UsageLog,
     health: Arc<Health>,
+    limiter: Arc<Limiter>,
 }
 
 impl Gateway {
@@ -57,12 +61,14 @@ impl Gateway {
         metrics: Arc<Metrics>,
         usage_log: UsageLog,
         health: Arc<Health>,
+        limiter: Arc<Limiter>,
     ) -> Gateway {
         Gateway {
             snapshot,
             metrics,
             usage_log,
             health,
+            limiter,
         }
     }
 }
@@ -112,6 +118,22 @@ pub struct Ctx {
     prompt_estimate: u64,
     /// Whether this request counts in `switchyard_active_streams` right now.
     in_active_streams: bool,
+    /// The dialect the client speaks: OpenAI (`/v1/chat/completions`) or Anthropic
+    /// (`/v1/messages`); its answers and errors are written in it.
+    front: Front,
+    /// The request as an OpenAI body (translated from the front door's dialect), kept to
+    /// build each attempt's upstream body.
+    request_body: Bytes,
+    /// A vendor stream in another dialect, re-encoded to OpenAI chunks.
+    translator: Option<Box<dyn SseTranslator>>,
+    /// OpenAI chunks re-encoded for an Anthropic client.
+    front_stream: Option<OpenAiToAnthropicStream>,
+    /// A non-streaming answer that is translated once whole.
+    buffered: Option<BytesMut>,
+    /// What the limiter reserved for this request, settled in `logging`.
+    admission: Option<Admission>,
+    /// The `x-ratelimit-*` headers for the answer (every authenticated request gets them).
+    rate_headers: Option<RateHeaders>,
 }
 
 struct VendorError {
@@ -122,7 +144,16 @@ struct VendorError {
 /// Which endpoint a request is for.
 enum Endpoint {
     Chat,
+    /// Anthropic's Messages API, the second front door.
+    Messages,
     Models,
+}
+
+/// The client's dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    OpenAi,
+    Anthropic,
 }
 
 /// How `request_filter` ended.
@@ -177,6 +208,13 @@ impl ProxyHttp for Gateway {
             local_usage: None,
             prompt_estimate: 0,
             in_active_streams: false,
+            admission: None,
+            rate_headers: None,
+            front: Front::OpenAi,
+            request_body: Bytes::new(),
+            translator: None,
+            front_stream: None,
+            buffered: None,
         }
     }
 
@@ -188,6 +226,7 @@ impl ProxyHttp for Gateway {
             Ok(Admitted::Forward) => Ok(false),
             Ok(Admitted::Answered) => Ok(true),
             Err(Refused::Error(e)) => {
+                self.peek_rate_headers(ctx).await;
                 answer_error(session, ctx, &e).await;
                 Ok(true)
             }
@@ -210,7 +249,23 @@ impl ProxyHttp for Gateway {
         };
         ctx.attempts += 1;
         ctx.tried.push((choice.model.name.clone(), choice.index));
-        ctx.upstream_body = prepared.body_for(&choice.route.upstream_model);
+        ctx.upstream_body = match ctx.provider.as_deref() {
+            Some(p) if !providers::passes_through(p.kind) => {
+                let openai = ctx.request_body.clone();
+                let view = body::parse(&openai).map_err(|_| {
+                    Error::explain(ErrorType::InternalError, "request no longer parses")
+                })?;
+                match translate::request_body(p, &view, &choice.route.upstream_model) {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => {
+                        ctx.final_error = Some(e);
+                        return Error::e_explain(ErrorType::InternalError, "untranslatable request");
+                    }
+                    None => prepared.body_for(&choice.route.upstream_model),
+                }
+            }
+            _ => prepared.body_for(&choice.route.upstream_model),
+        };
         let Some((provider, upstream)) = ctx
             .provider
             .as_ref()
@@ -360,6 +415,7 @@ impl ProxyHttp for Gateway {
             });
             return Ok(());
         }
+        self.set_up_translation(resp, ctx)?;
         let is_sse = resp
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -382,6 +438,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.status = resp.status.as_u16();
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(h) = &ctx.rate_headers {
+            h.apply(resp);
+        }
         Ok(())
     }
 
@@ -400,13 +459,23 @@ impl ProxyHttp for Gateway {
             }
             if end_of_stream {
                 let provider = ctx.provider.as_deref();
-                let e = providers::vendor_error(provider, err.status, &err.body);
+                let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);
+                let e = if providers::is_content_filter(kind, err.status, &err.body) {
+                    GatewayError::ContentFilter
+                } else {
+                    providers::vendor_error(provider, err.status, &err.body)
+                };
                 ctx.reason = Some(e.reason());
-                *body = Some(e.body());
+                *body = Some(error_body(ctx.front, &e));
             }
             return Ok(None);
         }
-        if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
+        if ctx.translator.is_some() || ctx.buffered.is_some() || ctx.front_stream.is_some() {
+            *body = translate_chunk(ctx, body.take(), end_of_stream);
+            if body.as_ref().is_some_and(|b| !b.is_empty()) {
+                ctx.first_byte_at.get_or_insert_with(Instant::now);
+            }
+        } else if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
             ctx.first_byte_at.get_or_insert_with(Instant::now);
             ctx.meter.feed(chunk);
         }
@@ -437,7 +506,7 @@ impl ProxyHttp for Gateway {
         } else if ctx.stream {
             // Headers went out already: end the stream with one error event, no [DONE].
             let _ = session
-                .write_response_body(Some(err.sse_event()), true)
+                .write_response_body(Some(error_event(ctx.front, &err)), true)
                 .await;
         }
         ctx.status = err.status();
@@ -455,7 +524,10 @@ impl ProxyHttp for Gateway {
             self.metrics.active_streams.dec();
             ctx.in_active_streams = false;
         }
-        self.account(ctx, status);
+        let spent = self.account(ctx, status);
+        if let Some(admission) = ctx.admission.take() {
+            self.limiter.settle(admission, spent).await;
+        }
     }
 }
 
@@ -466,15 +538,22 @@ impl Gateway {
         let config = self.snapshot.load();
         ctx.config = Some(config.clone());
 
-        let auth_header = session
-            .req_header()
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let principal = auth::authenticate(&config, auth_header, SystemTime::now())?;
+        if let Endpoint::Messages = endpoint {
+            ctx.front = Front::Anthropic;
+        }
+        let headers = &session.req_header().headers;
+        let auth_header = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        let api_key = headers.get("x-api-key").map(|v| v.as_bytes());
+        let principal = match (auth_header, api_key, ctx.front) {
+            (None, Some(key), Front::Anthropic) => {
+                auth::authenticate_secret(&config, key, SystemTime::now())?
+            }
+            _ => auth::authenticate(&config, auth_header, SystemTime::now())?,
+        };
         ctx.principal = Some(principal.clone());
 
         if let Endpoint::Models = endpoint {
+            self.peek_rate_headers(ctx).await;
             let body = models_list(&config, &principal);
             write_answer(session, ctx, 200, "application/json", vec![body]).await;
             return Ok(Admitted::Answered);
@@ -491,6 +570,11 @@ impl Gateway {
             Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
+        let bytes = match ctx.front {
+            Front::OpenAi => bytes,
+            Front::Anthropic => anthropic_front::request_to_openai(&bytes)?,
+        };
+        ctx.request_body = bytes.clone();
         let req = body::parse(&bytes)?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = usage::estimate_prompt(&req);
@@ -503,6 +587,18 @@ impl Gateway {
         }
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
+
+        let demand = Demand::estimate(&model, ctx.prompt_estimate, req.max_tokens, &config.limits);
+        match self.limiter.admit(&principal.key, &principal.team, demand).await {
+            Ok(admission) => {
+                ctx.rate_headers = Some(admission.headers().clone());
+                ctx.admission = Some(admission);
+            }
+            Err(rejection) => {
+                ctx.rate_headers = Some(rejection.headers().clone());
+                return Err(rejection.to_error().into());
+            }
+        }
 
         let next = router::next(
             &config,
@@ -551,8 +647,10 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
             Ok(Endpoint::Chat)
         }
+        "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
-        "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" => Err(
+        "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/models"
+        | "/models" => Err(
             GatewayError::MethodNotAllowed(method.as_str().chars().take(16).collect()),
         ),
         _ => Err(GatewayError::NotFound(format!(
@@ -607,10 +705,22 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatReque
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if req.stream {
-        let events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
+        let mut events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
+        if ctx.front == Front::Anthropic {
+            let mut t = OpenAiToAnthropicStream::new(&ctx.upstream_model);
+            let mut out: Vec<Bytes> = events.iter().map(|e| t.feed(e)).collect();
+            out.push(t.finish());
+            events = out.into_iter().filter(|b| !b.is_empty()).collect();
+        }
         write_answer(session, ctx, 200, "text/event-stream", events).await;
     } else {
-        let body = mock::completion(&id, created, &ctx.upstream_model, &reply);
+        let mut body = mock::completion(&id, created, &ctx.upstream_model, &reply);
+        if ctx.front == Front::Anthropic {
+            match anthropic_front::response_from_openai(&body, &ctx.upstream_model) {
+                Ok(t) => body = t.body,
+                Err(e) => return answer_error(session, ctx, &e).await,
+            }
+        }
         write_answer(session, ctx, 200, "application/json", vec![body]).await;
     }
 }
@@ -630,7 +740,7 @@ async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) 
         ctx,
         err.status(),
         "application/json",
-        vec![err.body()],
+        vec![error_body(ctx.front, err)],
         extra,
     )
     .await;
@@ -685,6 +795,9 @@ async fn write_answer_with(
         let _ = resp.insert_header("content-length", len.to_string());
     }
     let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+    if let Some(h) = &ctx.rate_headers {
+        h.apply(&mut resp);
+    }
     for (name, value) in extra {
         let _ = resp.insert_header(name, value);
     }
@@ -904,7 +1017,8 @@ impl Gateway {
     }
 
     /// Counts a finished request once: metrics, then the usage log.
-    fn account(&self, ctx: &mut Ctx, status: u16) {
+    /// Returns what the request spent, for the limiter (`None`: nothing was metered).
+    fn account(&self, ctx: &mut Ctx, status: u16) -> Option<Spent> {
         let now = Instant::now();
         let duration = now - ctx.started;
         let (key, team) = ctx
@@ -917,7 +1031,9 @@ impl Gateway {
             Some(u) => Some((u, UsageSource::Reported)),
             None => ctx.meter.settle(ctx.prompt_estimate),
         };
-        let cost = match (&settled, &ctx.model) {
+        // Priced at the model that served it (a fallback may cost otherwise).
+        let served = ctx.choice.as_ref().map(|c| &c.model).or(ctx.model.as_ref());
+        let cost = match (&settled, served) {
             (Some((u, _)), Some(m)) => usage::cost(m, u),
             _ => 0.0,
         };
@@ -931,7 +1047,9 @@ impl Gateway {
             .with_label_values(&[model, provider, stream])
             .observe(duration.as_secs_f64());
         let ttft = ctx.first_byte_at.map(|t| t - ctx.started);
-        if let (Some(t), true) = (ttft, (200..300).contains(&status) || status == 499) {
+        // Time to first token means something only for answers that carried content.
+        let answered = (200..300).contains(&status) || status == 499;
+        if let (Some(t), true) = (ttft, answered) {
             m.ttft
                 .with_label_values(&[model, provider])
                 .observe(t.as_secs_f64());
@@ -957,7 +1075,11 @@ impl Gateway {
             team,
             model,
             provider,
-            upstream_model: &ctx.upstream_model,
+            upstream_model: if ctx.upstream_model.is_empty() {
+                "-"
+            } else {
+                &ctx.upstream_model
+            },
             stream: ctx.stream,
             status,
             reason: ctx.reason,
@@ -967,7 +1089,10 @@ impl Gateway {
             usage_source: settled.map(|(_, s)| s),
             cost_usd: cost,
             duration_ms: duration.as_secs_f64() * 1000.0,
-            ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+            ttft_ms: answered
+                .then_some(ttft)
+                .flatten()
+                .map(|t| t.as_secs_f64() * 1000.0),
         });
         tracing::info!(
             request_id = %ctx.request_id,
@@ -980,5 +1105,123 @@ impl Gateway {
             duration_ms = duration.as_millis() as u64,
             "request"
         );
+        settled.map(|(u, _)| Spent {
+            tokens: u.total_tokens,
+            usd: cost,
+        })
+    }
+
+    /// The `x-ratelimit-*` headers for an authenticated answer given before admission.
+    async fn peek_rate_headers(&self, ctx: &mut Ctx) {
+        if ctx.rate_headers.is_none() {
+            if let Some(p) = &ctx.principal {
+                ctx.rate_headers = Some(self.limiter.peek_headers(&p.key, &p.team).await);
+            }
+        }
+    }
+}
+
+/// An error's JSON body in the client's dialect.
+fn error_body(front: Front, err: &GatewayError) -> Bytes {
+    match front {
+        Front::OpenAi => err.body(),
+        Front::Anthropic => anthropic_front::error_body(err),
+    }
+}
+
+/// An error as the last event of a stream, in the client's dialect.
+fn error_event(front: Front, err: &GatewayError) -> Bytes {
+    match front {
+        Front::OpenAi => err.sse_event(),
+        Front::Anthropic => anthropic_front::error_event(err),
+    }
+}
+
+/// One chunk of an answer that needs translating: vendor dialect → OpenAI (metered there) →
+/// the client's dialect. Streams go chunk by chunk; a non-streaming answer is kept whole and
+/// translated at its end. Returns what to send now (`None`: nothing yet).
+fn translate_chunk(ctx: &mut Ctx, chunk: Option<Bytes>, end: bool) -> Option<Bytes> {
+    let chunk = chunk.unwrap_or_default();
+    if let Some(buf) = ctx.buffered.as_mut() {
+        buf.extend_from_slice(&chunk);
+        if !end {
+            return None;
+        }
+        let whole = std::mem::take(buf).freeze();
+        return Some(finish_buffered(ctx, whole));
+    }
+    let mut openai = match ctx.translator.as_mut() {
+        Some(t) => {
+            let mut out = t.feed(&chunk).to_vec();
+            if end {
+                out.extend_from_slice(&t.finish());
+            }
+            Bytes::from(out)
+        }
+        None => chunk,
+    };
+    ctx.meter.feed(&openai);
+    if let Some(front) = ctx.front_stream.as_mut() {
+        let mut out = front.feed(&openai).to_vec();
+        if end {
+            out.extend_from_slice(&front.finish());
+        }
+        openai = Bytes::from(out);
+    }
+    (end || !openai.is_empty()).then_some(openai)
+}
+
+/// A whole non-streaming answer: translated to OpenAI, metered, then to the client's dialect.
+fn finish_buffered(ctx: &mut Ctx, whole: Bytes) -> Bytes {
+    let kind = ctx.provider.as_ref().map_or(ProviderKind::OpenAi, |p| p.kind);
+    let created = translate::unix_now();
+    let openai = match translate::response_body(kind, &whole, &ctx.upstream_model, created) {
+        None => whole,
+        Some(Ok(t)) => t.body,
+        Some(Err(e)) => {
+            ctx.reason = Some(e.reason());
+            return error_body(ctx.front, &e);
+        }
+    };
+    ctx.meter.feed(&openai);
+    match ctx.front {
+        Front::OpenAi => openai,
+        Front::Anthropic => {
+            match anthropic_front::response_from_openai(&openai, &ctx.upstream_model) {
+                Ok(t) => t.body,
+                Err(e) => {
+                    ctx.reason = Some(e.reason());
+                    error_body(ctx.front, &e)
+                }
+            }
+        }
+    }
+}
+
+impl Gateway {
+    /// Prepares the translation of a successful answer whose dialect differs from the
+    /// client's; its length changes, so Content-Length goes (pingora then sends it chunked).
+    fn set_up_translation(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        let kind = ctx.provider.as_ref().map_or(ProviderKind::OpenAi, |p| p.kind);
+        let vendor_dialect = !providers::passes_through(kind);
+        if !vendor_dialect && ctx.front == Front::OpenAi {
+            return Ok(());
+        }
+        resp.remove_header("content-length");
+        resp.remove_header("content-encoding");
+        if ctx.stream {
+            resp.insert_header("content-type", "text/event-stream")?;
+            if vendor_dialect {
+                ctx.translator =
+                    translate::stream_translator(kind, &ctx.upstream_model, translate::unix_now());
+            }
+            if ctx.front == Front::Anthropic {
+                ctx.front_stream = Some(OpenAiToAnthropicStream::new(&ctx.upstream_model));
+            }
+        } else {
+            resp.insert_header("content-type", "application/json")?;
+            ctx.buffered = Some(BytesMut::new());
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::config::{Config, Model, ProviderKind, Route, Routing, Team};
 use crate::error::GatewayError;
 use crate::health::{Availability, Health};
-use crate::providers;
 
 /// The model named by `name` (its name or an alias) that `team` may use.
 pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, GatewayError> {
@@ -57,7 +56,7 @@ pub fn next(
     let usable = |model: &Model, i: usize| {
         let kind = config.providers[model.routes[i].provider].kind;
         !tried.iter().any(|(m, r)| *m == model.name && *r == i)
-            && (providers::passes_through(kind) || (local && kind == ProviderKind::Mock))
+            && (kind != ProviderKind::Mock || local)
     };
     let mut blocked_ms: Option<u64> = None;
     let mut cooled: Vec<(u64, &Arc<Model>, usize)> = Vec::new();
@@ -134,7 +133,7 @@ pub fn has_next(
     chain(config, team, primary).iter().any(|model| {
         (0..model.routes.len()).any(|i| {
             let kind = config.providers[model.routes[i].provider].kind;
-            providers::passes_through(kind)
+            kind != ProviderKind::Mock
                 && !tried.iter().any(|(m, r)| *m == model.name && *r == i)
                 && !matches!(
                     route_health(config, health, model, i).availability(now_ms),

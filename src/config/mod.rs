@@ -74,6 +74,7 @@ pub struct Config {
     pub state: State,
     pub log: Log,
     pub routing: Routing,
+    pub limits: LimitsConfig,
     pub providers: Vec<Arc<Provider>>,
     pub models: Vec<Arc<Model>>,
     pub teams: Vec<Arc<Team>>,
@@ -105,6 +106,22 @@ pub struct Server {
     pub max_request_bytes: usize,
     /// Worker threads of the proxy service (default: the number of CPUs).
     pub threads: Option<usize>,
+}
+
+/// `[limits]`: how the limiter estimates a request before it knows its real usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Completion tokens reserved (from tpm and the day's budget) for a request that gives no
+    /// `max_tokens`; settled with the real count when the answer ends.
+    pub default_max_tokens: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            default_max_tokens: 1024,
+        }
+    }
 }
 
 /// `[routing]`: how failed attempts are retried and failing routes cooled down.

@@ -23,6 +23,8 @@ pub struct Config {
     #[serde(default)]
     pub routing: Routing,
     #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
     pub providers: Vec<Provider>,
     #[serde(default)]
     pub models: Vec<Model>,
@@ -54,6 +56,14 @@ pub struct Routing {
     pub failures_to_cool: Option<Spanned<i64>>,
     pub cooldown_ms: Option<Spanned<i64>>,
     pub retry_after_cap_ms: Option<Spanned<i64>>,
+}
+
+/// `[limits]`: settings of the limiter itself (the limits are in `[[teams]]` and `[[keys]]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Tokens reserved for the completion when a request gives no `max_tokens`.
+    pub default_max_tokens: Option<Spanned<i64>>,
 }
 
 /// `[state]`: where the counters of limits and budgets live.

@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Config, ConfigError, ContentFilter, Key, Limits, Log, Model, Provider, ProviderKind, Route,
-    Routing, Secret, Server, State, Team, Timeouts, Upstream, UsageSink,
+    Config, ConfigError, ContentFilter, Key, Limits, LimitsConfig, Log, Model, Provider,
+    ProviderKind, Route, Routing, Secret, Server, State, Team, Timeouts, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -207,6 +207,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
     let state = state(src, &raw.state)?;
     let log = log(src, &raw.log)?;
     let routing = routing(src, &raw.routing)?;
+    let limits = limits_config(src, &raw.limits)?;
     let (providers, provider_index) = providers(src, &raw.providers)?;
     let model_index = model_index(src, &raw.models)?;
     let models = raw
@@ -225,6 +226,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         state,
         log,
         routing,
+        limits,
         providers,
         models,
         teams,
@@ -239,6 +241,15 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
 }
 
 /// `[routing]`: every field a positive integer; absent ones keep [`Routing::default`].
+/// `[limits]`: `default_max_tokens` a positive integer (default 1024).
+fn limits_config(src: &Source, raw: &raw::LimitsSection) -> Result<LimitsConfig> {
+    let default_max_tokens = match &raw.default_max_tokens {
+        None => LimitsConfig::default().default_max_tokens,
+        Some(v) => positive(src, v, "limits.default_max_tokens", u64::from(u32::MAX))?,
+    };
+    Ok(LimitsConfig { default_max_tokens })
+}
+
 fn routing(src: &Source, r: &raw::Routing) -> Result<Routing> {
     let d = Routing::default();
     let ms = |v: &Option<Spanned<i64>>, name: &str, default: Duration| -> Result<Duration> {
@@ -2333,6 +2344,24 @@ teams = ["search", "x-*"]
         );
         let c = load("[log]\nusage = \"data/u.jsonl\"\n").unwrap();
         assert_eq!(c.log.usage, Some(UsageSink::File("data/u.jsonl".into())));
+    }
+
+    #[test]
+    fn limits_section_checks() {
+        assert_eq!(load("").unwrap().limits.default_max_tokens, 1024);
+        let c = load("[limits]\ndefault_max_tokens = 256\n").unwrap();
+        assert_eq!(c.limits.default_max_tokens, 256);
+        rejects(
+            "[limits]\ndefault_max_tokens = 0 # <-\n",
+            "limits.default_max_tokens",
+            "positive integer",
+        );
+        rejects(
+            "[limits]\ndefault_max_tokens = 5000000000 # <-\n",
+            "limits.default_max_tokens",
+            "at most 4294967295",
+        );
+        rejects("[limits]\nrpm = 5 # <-\n", "limits.rpm", "unknown field");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct Translated {
 /// can meter their output like any pass-through stream;
 /// [`super::anthropic_front::OpenAiToAnthropicStream`] writes Anthropic events (meter its
 /// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
-pub trait SseTranslator: Send {
+pub trait SseTranslator: Send + Sync {
     /// Translates the next chunk of the vendor's body.
     fn feed(&mut self, chunk: &[u8]) -> Bytes;
     /// Ends the stream; calling it again returns nothing more.
