@@ -1,6 +1,8 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`. Never on the public listener.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -14,6 +16,20 @@ use crate::snapshot::Snapshot;
 pub struct AdminApp {
     pub snapshot: Arc<Snapshot>,
     pub metrics: Arc<Metrics>,
+    /// Where the API listener can be reached from this host, to tell that it accepts.
+    pub api_probe: Option<SocketAddr>,
+}
+
+/// The address that reaches a listener bound to `listen` from this host: a wildcard bind
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+pub fn probe_address(listen: &str) -> Option<SocketAddr> {
+    let mut addr: SocketAddr = listen.parse().ok()?;
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    Some(addr)
 }
 
 #[async_trait]
@@ -30,7 +46,7 @@ impl ServeHttp for AdminApp {
         }
         match path.as_str() {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            "/readyz" => self.readyz(),
+            "/readyz" => self.readyz().await,
             "/metrics" => {
                 let (body, content_type) = self.metrics.render();
                 reply(StatusCode::OK, &content_type, body)
@@ -41,11 +57,26 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
-    /// Ready once a valid config is loaded; the admin listener answering means the services
-    /// are up (pingora starts every listener before it serves any). Shows which file is
-    /// serving, its SHA-256, and when it was taken (start or last successful reload), so an
-    /// operator can tell whether an edit was picked up.
-    fn readyz(&self) -> Response<Vec<u8>> {
+    /// Ready once a valid config is loaded and the API listener accepts connections (pingora
+    /// binds each service's listener separately, so the admin one answering proves nothing
+    /// about the API one; and during a drain the API listener is closed: not ready). Shows
+    /// which file is serving, its SHA-256, and when it was taken (start or last successful
+    /// reload), so an operator can tell whether an edit was picked up.
+    async fn readyz(&self) -> Response<Vec<u8>> {
+        if let Some(addr) = self.api_probe {
+            let probe = tokio::net::TcpStream::connect(addr);
+            if !matches!(
+                tokio::time::timeout(Duration::from_millis(500), probe).await,
+                Ok(Ok(_))
+            ) {
+                let body = json!({"status": "not_ready", "reason": "the API listener does not accept connections"});
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    body.to_string().into_bytes(),
+                );
+            }
+        }
         let config = self.snapshot.load();
         let body = json!({
             "status": "ready",

@@ -217,6 +217,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
             metrics,
+            api_probe: crate::admin::probe_address(&listen),
         }),
     );
     admin.add_tcp(&admin_listen);
