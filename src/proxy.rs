@@ -259,7 +259,10 @@ impl ProxyHttp for Gateway {
                     Some(Ok(b)) => b,
                     Some(Err(e)) => {
                         ctx.final_error = Some(e);
-                        return Error::e_explain(ErrorType::InternalError, "untranslatable request");
+                        return Error::e_explain(
+                            ErrorType::InternalError,
+                            "untranslatable request",
+                        );
                     }
                     None => prepared.body_for(&choice.route.upstream_model),
                 }
@@ -516,6 +519,18 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// pingora's own log lines about a request (retries, failures) end with this summary:
+    /// it carries the request id, so every line of a request can be found by it.
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, request_id: {}",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
+    }
+
     /// Runs once at the end of every request, whatever happened to it: the one place where
     /// a request is counted, in the metrics and the usage log.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
@@ -542,7 +557,9 @@ impl Gateway {
             ctx.front = Front::Anthropic;
         }
         let headers = &session.req_header().headers;
-        let auth_header = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        let auth_header = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
         let api_key = headers.get("x-api-key").map(|v| v.as_bytes());
         let principal = match (auth_header, api_key, ctx.front) {
             (None, Some(key), Front::Anthropic) => {
@@ -589,7 +606,11 @@ impl Gateway {
         ctx.model = Some(model.clone());
 
         let demand = Demand::estimate(&model, ctx.prompt_estimate, req.max_tokens, &config.limits);
-        match self.limiter.admit(&principal.key, &principal.team, demand).await {
+        match self
+            .limiter
+            .admit(&principal.key, &principal.team, demand)
+            .await
+        {
             Ok(admission) => {
                 ctx.rate_headers = Some(admission.headers().clone());
                 ctx.admission = Some(admission);
@@ -649,10 +670,13 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         }
         "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
-        "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/models"
-        | "/models" => Err(
-            GatewayError::MethodNotAllowed(method.as_str().chars().take(16).collect()),
-        ),
+        "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/messages"
+        | "/v1/models"
+        | "/models" => Err(GatewayError::MethodNotAllowed(
+            method.as_str().chars().take(16).collect(),
+        )),
         _ => Err(GatewayError::NotFound(format!(
             "no such endpoint: {}",
             path.chars().take(128).collect::<String>()
@@ -1173,7 +1197,10 @@ fn translate_chunk(ctx: &mut Ctx, chunk: Option<Bytes>, end: bool) -> Option<Byt
 
 /// A whole non-streaming answer: translated to OpenAI, metered, then to the client's dialect.
 fn finish_buffered(ctx: &mut Ctx, whole: Bytes) -> Bytes {
-    let kind = ctx.provider.as_ref().map_or(ProviderKind::OpenAi, |p| p.kind);
+    let kind = ctx
+        .provider
+        .as_ref()
+        .map_or(ProviderKind::OpenAi, |p| p.kind);
     let created = translate::unix_now();
     let openai = match translate::response_body(kind, &whole, &ctx.upstream_model, created) {
         None => whole,
@@ -1202,7 +1229,10 @@ impl Gateway {
     /// Prepares the translation of a successful answer whose dialect differs from the
     /// client's; its length changes, so Content-Length goes (pingora then sends it chunked).
     fn set_up_translation(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        let kind = ctx.provider.as_ref().map_or(ProviderKind::OpenAi, |p| p.kind);
+        let kind = ctx
+            .provider
+            .as_ref()
+            .map_or(ProviderKind::OpenAi, |p| p.kind);
         let vendor_dialect = !providers::passes_through(kind);
         if !vendor_dialect && ctx.front == Front::OpenAi {
             return Ok(());

@@ -329,6 +329,13 @@ async fn every_route_failing_is_502_and_every_timeout_504() {
     let resp = send(&s.gw, "x1", "primary", false).await;
     assert_eq!(resp.status(), 502);
     assert_eq!(s.a.request_count() + s.b.request_count(), 2);
+    // pingora's own lines about the failed attempts carry the request id too.
+    let logs = s.gw.wait_for_log("request_id: x1").await;
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("Fail to proxy") && l.contains("request_id: x1")),
+        "{logs}"
+    );
 
     let t = setup().await;
     t.a.set_default(Behaviour {
