@@ -87,7 +87,9 @@ sha256 = "{DEMO_SHA256}"
 }
 
 fn fixture(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
     std::fs::read_to_string(full).unwrap()
 }
 
@@ -123,9 +125,20 @@ fn replay_stream(sse: &str, cut: usize) -> Behaviour {
 
 fn sdk(mode: &str, gw: &Gateway, model: &str, stream: bool, tools: bool) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_call.py");
-    let base = if mode == "openai" { gw.url("/v1") } else { gw.url("") };
+    let base = if mode == "openai" {
+        gw.url("/v1")
+    } else {
+        gw.url("")
+    };
     let mut cmd = std::process::Command::new("python3");
-    cmd.args([script, mode, &base, DEMO_SECRET, model, if stream { "stream" } else { "once" }]);
+    cmd.args([
+        script,
+        mode,
+        &base,
+        DEMO_SECRET,
+        model,
+        if stream { "stream" } else { "once" },
+    ]);
     if tools {
         cmd.arg("tools");
     }
@@ -144,9 +157,13 @@ fn sdk(mode: &str, gw: &Gateway, model: &str, stream: bool, tools: bool) -> Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_through_anthropic() {
     let s = setup().await;
-    s.anth.enqueue(replay_body(&fixture("anthropic/message_text.json")));
+    s.anth
+        .enqueue(replay_body(&fixture("anthropic/message_text.json")));
     let r = sdk("openai", &s.gw, "claude-sonnet", false, false);
-    assert_eq!(r["content"], "Hi! My name is Claude. How can I help?", "{r}");
+    assert_eq!(
+        r["content"], "Hi! My name is Claude. How can I help?",
+        "{r}"
+    );
     assert_eq!(r["finish_reason"], "stop");
     // Cache reads (5) count as prompt tokens, as OpenAI counts cached tokens.
     assert_eq!(r["usage"]["prompt_tokens"], 2100);
@@ -155,7 +172,10 @@ async fn openai_sdk_through_anthropic() {
     assert_eq!(req.path, "/v1/messages");
     assert_eq!(req.header("x-api-key"), Some(ANTH_KEY));
     assert!(req.header("anthropic-version").is_some());
-    assert!(req.header("authorization").is_none(), "the client's key never goes upstream");
+    assert!(
+        req.header("authorization").is_none(),
+        "the client's key never goes upstream"
+    );
     let sent = req.json();
     assert_eq!(sent["model"], "claude-sonnet-4-5");
     assert_eq!(sent["max_tokens"], 333, "the provider's default_max_tokens");
@@ -163,7 +183,8 @@ async fn openai_sdk_through_anthropic() {
     assert_eq!(sent["messages"][0]["role"], "user");
 
     // A stream cut every 7 bytes.
-    s.anth.enqueue(replay_stream(&fixture("anthropic/stream_text.sse"), 7));
+    s.anth
+        .enqueue(replay_stream(&fixture("anthropic/stream_text.sse"), 7));
     let r = sdk("openai", &s.gw, "claude-sonnet", true, false);
     assert_eq!(r["content"], "Bonjour — ça va? 👋\n\"quoted\"", "{r}");
     assert_eq!(r["finish_reason"], "stop");
@@ -171,7 +192,8 @@ async fn openai_sdk_through_anthropic() {
     assert_eq!(r["usage"]["completion_tokens"], 15);
 
     // Tool use, streamed, cut every 5 bytes.
-    s.anth.enqueue(replay_stream(&fixture("anthropic/stream_tool_use.sse"), 5));
+    s.anth
+        .enqueue(replay_stream(&fixture("anthropic/stream_tool_use.sse"), 5));
     let r = sdk("openai", &s.gw, "claude-sonnet", true, true);
     assert_eq!(r["finish_reason"], "tool_calls", "{r}");
     let tool_prompt = r["usage"]["prompt_tokens"].as_u64().unwrap() as f64;
@@ -197,23 +219,48 @@ async fn openai_sdk_through_anthropic() {
     });
     let r = sdk("openai", &s.gw, "claude-sonnet", false, false);
     assert_eq!(r["status"], 502, "{r}");
-    assert!(r["body"]["message"].as_str().unwrap().contains("Overloaded"), "{r}");
+    assert!(
+        r["body"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{r}"
+    );
 
     // Usage and cost of the translated vendor reach the metrics and the log.
     let m = s.gw.metrics().await;
-    let prompt = metric_value(&m, "switchyard_tokens_total", &[("model", "claude-sonnet"), ("type", "prompt"), ("usage_source", "reported")]);
+    let prompt = metric_value(
+        &m,
+        "switchyard_tokens_total",
+        &[
+            ("model", "claude-sonnet"),
+            ("type", "prompt"),
+            ("usage_source", "reported"),
+        ],
+    );
     // What the SDK was told is what the metrics counted.
     assert_eq!(prompt, Some((2100 + 25) as f64 + tool_prompt), "{m}");
-    assert!(metric_value(&m, "switchyard_cost_usd_total", &[("model", "claude-sonnet")]).unwrap() > 0.0);
+    assert!(
+        metric_value(
+            &m,
+            "switchyard_cost_usd_total",
+            &[("model", "claude-sonnet")]
+        )
+        .unwrap()
+            > 0.0
+    );
     let log = std::fs::read_to_string(s.gw.dir().join("usage.jsonl")).unwrap();
-    assert!(log.lines().any(|l| l.contains("\"provider\":\"claude\"") && l.contains("\"prompt_tokens\":2100")));
+    assert!(log
+        .lines()
+        .any(|l| l.contains("\"provider\":\"claude\"") && l.contains("\"prompt_tokens\":2100")));
     assert!(!log.contains(ANTH_KEY) && !m.contains(ANTH_KEY));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_through_gemini() {
     let s = setup().await;
-    s.gem.enqueue(replay_body(&fixture("gemini/generate_text.json")));
+    s.gem
+        .enqueue(replay_body(&fixture("gemini/generate_text.json")));
     let r = sdk("openai", &s.gw, "gemini-flash", false, false);
     assert_eq!(r["content"], "AI learns patterns from data.", "{r}");
     assert_eq!(r["finish_reason"], "stop");
@@ -225,16 +272,21 @@ async fn openai_sdk_through_gemini() {
     assert!(sent["systemInstruction"].is_object(), "{sent}");
     assert_eq!(sent["contents"][0]["role"], "user");
 
-    s.gem.enqueue(replay_stream(&fixture("gemini/stream_text.sse"), 3));
+    s.gem
+        .enqueue(replay_stream(&fixture("gemini/stream_text.sse"), 3));
     let r = sdk("openai", &s.gw, "gemini-flash", true, false);
     assert_eq!(r["content"], "The sky is blue — \"ü\" 日本.", "{r}");
     assert_eq!(r["finish_reason"], "stop");
     assert_eq!(r["usage"]["prompt_tokens"], 9);
     let req = s.gem.last_request().unwrap();
-    assert_eq!(req.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    assert_eq!(
+        req.path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
 
     // SAFETY ends the stream with finish_reason content_filter.
-    s.gem.enqueue(replay_stream(&fixture("gemini/stream_safety.sse"), 11));
+    s.gem
+        .enqueue(replay_stream(&fixture("gemini/stream_safety.sse"), 11));
     let r = sdk("openai", &s.gw, "gemini-flash", true, false);
     assert_eq!(r["finish_reason"], "content_filter", "{r}");
 }
@@ -244,7 +296,10 @@ async fn anthropic_sdk_on_the_messages_front_door() {
     let s = setup().await;
     // Routed to an OpenAI-compatible vendor, non-streaming and streaming.
     let r = sdk("anthropic", &s.gw, "gpt", false, false);
-    assert!(r["content"].as_str().unwrap().starts_with("mock reply to:"), "{r}");
+    assert!(
+        r["content"].as_str().unwrap().starts_with("mock reply to:"),
+        "{r}"
+    );
     assert_eq!(r["stop_reason"], "end_turn");
     assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0);
     let sent = s.oai.last_request().unwrap().json();
@@ -256,11 +311,16 @@ async fn anthropic_sdk_on_the_messages_front_door() {
     assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0, "{r}");
 
     // Routed to an Anthropic vendor.
-    s.anth.enqueue(replay_body(&fixture("anthropic/message_text.json")));
+    s.anth
+        .enqueue(replay_body(&fixture("anthropic/message_text.json")));
     let r = sdk("anthropic", &s.gw, "claude-sonnet", false, false);
-    assert_eq!(r["content"], "Hi! My name is Claude. How can I help?", "{r}");
+    assert_eq!(
+        r["content"], "Hi! My name is Claude. How can I help?",
+        "{r}"
+    );
     assert_eq!(r["usage"]["input_tokens"], 2100);
-    s.anth.enqueue(replay_stream(&fixture("anthropic/stream_text.sse"), 9));
+    s.anth
+        .enqueue(replay_stream(&fixture("anthropic/stream_text.sse"), 9));
     let r = sdk("anthropic", &s.gw, "claude-sonnet", true, false);
     assert_eq!(r["content"], "Bonjour — ça va? 👋\n\"quoted\"", "{r}");
     assert_eq!(r["stop_reason"], "end_turn");
@@ -269,4 +329,78 @@ async fn anthropic_sdk_on_the_messages_front_door() {
     let r = sdk("anthropic", &s.gw, "no-such-model", false, false);
     assert_eq!(r["status"], 404, "{r}");
     assert_eq!(r["body"]["type"], "error", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_deployment_urls_key_header_and_content_filter() {
+    let azure = MockUpstream::start().await;
+    let body = format!(
+        r#"
+[[providers]]
+name = "az"
+kind = "azure"
+base_url = "{}"
+api_key_env = "SY_T_AZURE"
+api_version = "2024-10-21"
+
+[[models]]
+name = "gpt-4o"
+  [[models.routes]]
+  provider = "az"
+  model = "gpt4o-prod"
+
+[[teams]]
+name = "t"
+
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "{DEMO_SHA256}"
+"#,
+        azure.origin()
+    );
+    let gw = Gateway::builder(&body)
+        .env("SY_T_AZURE", "azure-provider-secret")
+        .start()
+        .await;
+    let resp = gw
+        .chat(DEMO_SECRET, &chat_body("gpt-4o", "hello", true))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.unwrap();
+    let req = azure.last_request().unwrap();
+    assert_eq!(
+        req.path,
+        "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(req.header("api-key"), Some("azure-provider-secret"));
+    assert!(req.header("authorization").is_none());
+    assert_eq!(
+        bytes, req.response_body,
+        "Azure streams pass through untouched"
+    );
+
+    // Azure's content-filter 400 becomes the seed's Contents Filtered error.
+    azure.enqueue(Behaviour {
+        status: Some(400),
+        body: Some(
+            r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}"#
+                .into(),
+        ),
+        ..Behaviour::default()
+    });
+    let resp = gw
+        .chat(
+            DEMO_SECRET,
+            &chat_body("gpt-4o", "something hateful", false),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["reason"], "content_filter", "{v}");
+    assert_eq!(v["error"]["param"], "prompt");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("This content may violate"));
 }
