@@ -74,7 +74,7 @@ pub struct State {
     pub backend: Option<Spanned<String>>,
     /// Memory backend: the snapshot directory (default `data`).
     pub dir: Option<Spanned<String>>,
-    /// Redis backend: `redis://…` or `rediss://…`.
+    /// Redis backend: `redis://…` (`rediss://` is refused: no TLS client yet).
     pub redis_url: Option<Spanned<String>>,
 }
 

@@ -18,7 +18,8 @@
 //! set scored by `now + safety TTL` (the longest provider `total_timeout_ms` + 60 s): members
 //! past their score are dropped at the next admission, so the slots of a crashed instance come
 //! back by themselves. A crashed instance's budget reservations stay counted until the period
-//! ends (conservative: at most its in-flight requests' reservations).
+//! ends (conservative: at most its in-flight requests' reservations), and so do those of a
+//! settle that could not reach Redis.
 //!
 //! Redis down: see [`super`]'s module doc. The connection is made on first use (a
 //! `ConnectionManager`, which needs the tokio runtime of the requests); after a failure,
