@@ -3,17 +3,24 @@
 //! request.
 //!
 //! ```text
-//! request_filter          route the path → take the config snapshot → authenticate →
-//!                         read the body → parse → resolve the model → check the allow-list →
-//!                         pick a route → answer in-process (mock) or prepare the upstream body
-//! upstream_peer           the chosen provider's resolved address, SNI and timeouts
-//! upstream_request_filter path, Host, the provider's key; the client's key never goes on
-//! request_body_filter     the rewritten body, on every attempt
-//! upstream_response_filter a vendor error is rewrapped into the spec's shape
-//! response_filter         x-request-id
-//! response_body_filter    the stream passes through as the upstream's own Bytes
-//! logging                 one line per request, on every path
-//! fail_to_proxy           the one place where a failure becomes an HTTP answer
+//! request_filter           route the path → take the config snapshot → authenticate → read
+//!                          the body → [/v1/messages: translate to OpenAI] → parse → content
+//!                          policies → resolve the model and the allow-list → admit against
+//!                          the limits (reserve) → pick a route → answer in-process (mock) or
+//!                          prepare the upstream body
+//! upstream_peer            per attempt: the next route (retries, fallbacks) after a backoff;
+//!                          its body (spliced, or translated); address, SNI, timeouts
+//! fail_to_connect,
+//! error_while_proxy        retry while nothing went to the client and a route is left
+//! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
+//! request_body_filter      the rewritten body, on every attempt
+//! upstream_response_filter retryable status → next route; else a vendor error is rewrapped;
+//!                          a success in another dialect sets up its translation
+//! response_filter          x-request-id, x-ratelimit-*
+//! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
+//!                          translation chunk by chunk
+//! logging                  counted once on every path: limits settled, metrics, usage log
+//! fail_to_proxy            the one place where a proxying failure becomes an HTTP answer
 //! ```
 
 use std::sync::Arc;
