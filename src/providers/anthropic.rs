@@ -46,8 +46,8 @@ use super::translate::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
     push_merged, raw_field, stop_sequences, to_bytes, tool_args_delta, tool_choice,
     tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
-    ChunkWriter, Completion, End, Image, OaContent, OaMessage, OaPart, SseDecoder, SseTranslator,
-    Str, ToolCallOut, ToolChoice, Translated, FALLBACK_MAX_TOKENS, ROLE_DELTA,
+    ChunkWriter, Completion, End, EventState, Image, OaContent, OaMessage, OaPart, Str,
+    ToolCallOut, ToolChoice, Translated, Translating, FALLBACK_MAX_TOKENS, ROLE_DELTA,
 };
 
 const VENDOR: &str = "anthropic";
@@ -568,14 +568,13 @@ struct OpenTool {
 /// fragments from `input_json_delta`), and at `message_stop` a last chunk with the finish
 /// reason and usage, then `[DONE]`. An `error` event becomes one error event in the gateway's
 /// shape and no `[DONE]`.
-#[derive(Debug)]
-pub struct AnthropicStream {
-    sse: SseDecoder,
-    st: StreamState,
-}
+///
+/// [`SseTranslator`]: super::translate::SseTranslator
+pub type AnthropicStream = Translating<AnthropicState>;
 
+/// What an [`AnthropicStream`] keeps between events.
 #[derive(Debug)]
-struct StreamState {
+pub struct AnthropicState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -591,67 +590,21 @@ impl AnthropicStream {
     /// `model_hint` names the model until `message_start` gives Anthropic's own; `created` is
     /// the chunks' timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        AnthropicStream {
-            sse: SseDecoder::default(),
-            st: StreamState {
-                created,
-                model_hint: model_hint.to_string(),
-                writer: None,
-                tools: Vec::new(),
-                prompt: None,
-                completion: None,
-                finish: None,
-                content: false,
-                end: End::Open,
-            },
-        }
+        Translating::over(AnthropicState {
+            created,
+            model_hint: model_hint.to_string(),
+            writer: None,
+            tools: Vec::new(),
+            prompt: None,
+            completion: None,
+            finish: None,
+            content: false,
+            end: End::Open,
+        })
     }
 }
 
-impl SseTranslator for AnthropicStream {
-    fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while self.st.end == End::Open {
-            let Some(ev) = self.sse.next_event(&mut rest) else {
-                break;
-            };
-            self.st.on_event(ev.data, &mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn finish(&mut self) -> Bytes {
-        let mut out = Vec::new();
-        if self.st.end == End::Open {
-            if let Some(ev) = self.sse.finish() {
-                self.st.on_event(ev.data, &mut out);
-            }
-        }
-        if self.st.end == End::Open {
-            self.st.at_eof(&mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        usage_of(self.st.prompt, self.st.completion)
-    }
-
-    fn has_content(&self) -> bool {
-        self.st.content
-    }
-
-    fn is_done(&self) -> bool {
-        self.st.end == End::Done
-    }
-
-    fn is_failed(&self) -> bool {
-        self.st.end == End::Failed
-    }
-}
-
-impl StreamState {
+impl EventState for AnthropicState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if data.trim_ascii().is_empty() {
             return;
@@ -678,6 +631,34 @@ impl StreamState {
         }
     }
 
+    /// The body ended before `message_stop`: complete if the stop reason came, else cut.
+    fn at_eof(&mut self, out: &mut Vec<u8>) {
+        if self.finish.is_some() {
+            self.last(out);
+        } else {
+            self.fail(
+                GatewayError::Upstream(
+                    "the anthropic stream ended before the message was complete".into(),
+                ),
+                out,
+            );
+        }
+    }
+
+    fn end(&self) -> End {
+        self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        usage_of(self.prompt, self.completion)
+    }
+
+    fn has_content(&self) -> bool {
+        self.content
+    }
+}
+
+impl AnthropicState {
     /// The chunk envelope, and the role chunk that opens every OpenAI stream.
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if self.writer.is_some() {
@@ -792,20 +773,6 @@ impl StreamState {
         out.extend_from_slice(&e.sse_event());
         self.end = End::Failed;
     }
-
-    /// The body ended before `message_stop`: complete if the stop reason came, else cut.
-    fn at_eof(&mut self, out: &mut Vec<u8>) {
-        if self.finish.is_some() {
-            self.last(out);
-        } else {
-            self.fail(
-                GatewayError::Upstream(
-                    "the anthropic stream ended before the message was complete".into(),
-                ),
-                out,
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -813,6 +780,7 @@ mod tests {
     use super::*;
     use crate::body::parse;
     use crate::providers::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::providers::translate::SseTranslator;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/anthropic/stream_text.sse");

@@ -33,7 +33,7 @@ use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 use crate::sse::Usage;
 
 use super::translate::{
-    json_str, to_bytes, unreadable, End, OaToolCall, SseDecoder, SseTranslator, Str, Translated,
+    json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
 };
 
 const VENDOR: &str = "openai";
@@ -816,14 +816,11 @@ enum Open {
 /// the stop reason and usage and `message_stop`. An error chunk becomes an `error` event.
 /// Only the first choice is translated; tool calls are expected one after the other, as
 /// OpenAI streams them (a fragment for an earlier call goes to that call's block anyway).
-#[derive(Debug)]
-pub struct OpenAiToAnthropicStream {
-    sse: SseDecoder,
-    st: ReverseState,
-}
+pub type OpenAiToAnthropicStream = Translating<ReverseState>;
 
+/// What an [`OpenAiToAnthropicStream`] keeps between events.
 #[derive(Debug, Default)]
-struct ReverseState {
+pub struct ReverseState {
     model_hint: String,
     started: bool,
     open: Option<Open>,
@@ -840,60 +837,14 @@ struct ReverseState {
 impl OpenAiToAnthropicStream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str) -> Self {
-        OpenAiToAnthropicStream {
-            sse: SseDecoder::default(),
-            st: ReverseState {
-                model_hint: model_hint.to_string(),
-                ..ReverseState::default()
-            },
-        }
+        Translating::over(ReverseState {
+            model_hint: model_hint.to_string(),
+            ..ReverseState::default()
+        })
     }
 }
 
-impl SseTranslator for OpenAiToAnthropicStream {
-    fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while self.st.end == End::Open {
-            let Some(ev) = self.sse.next_event(&mut rest) else {
-                break;
-            };
-            self.st.on_event(ev.data, &mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn finish(&mut self) -> Bytes {
-        let mut out = Vec::new();
-        if self.st.end == End::Open {
-            if let Some(ev) = self.sse.finish() {
-                self.st.on_event(ev.data, &mut out);
-            }
-        }
-        if self.st.end == End::Open {
-            self.st.at_eof(&mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        self.st.usage
-    }
-
-    fn has_content(&self) -> bool {
-        self.st.content
-    }
-
-    fn is_done(&self) -> bool {
-        self.st.end == End::Done
-    }
-
-    fn is_failed(&self) -> bool {
-        self.st.end == End::Failed
-    }
-}
-
-impl ReverseState {
+impl EventState for ReverseState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() {
@@ -924,6 +875,33 @@ impl ReverseState {
         }
     }
 
+    /// The body ended without `[DONE]`: complete if a finish reason came, else cut.
+    fn at_eof(&mut self, out: &mut Vec<u8>) {
+        if self.finish.is_some() {
+            return self.last(out);
+        }
+        self.fail(
+            &GatewayError::Upstream(
+                "the upstream stream ended before the answer was complete".into(),
+            ),
+            out,
+        );
+    }
+
+    fn end(&self) -> End {
+        self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn has_content(&self) -> bool {
+        self.content
+    }
+}
+
+impl ReverseState {
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if std::mem::replace(&mut self.started, true) {
             return;
@@ -1059,19 +1037,6 @@ impl ReverseState {
         out.extend_from_slice(&error_event(err));
         self.end = End::Failed;
     }
-
-    /// The body ended without `[DONE]`: complete if a finish reason came, else cut.
-    fn at_eof(&mut self, out: &mut Vec<u8>) {
-        if self.finish.is_some() {
-            return self.last(out);
-        }
-        self.fail(
-            &GatewayError::Upstream(
-                "the upstream stream ended before the answer was complete".into(),
-            ),
-            out,
-        );
-    }
 }
 
 #[cfg(test)]
@@ -1080,6 +1045,7 @@ mod tests {
     use crate::body::parse;
     use crate::providers::anthropic;
     use crate::providers::translate::tests::{events_of, same_at_every_cut};
+    use crate::providers::translate::{SseDecoder, SseTranslator};
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");

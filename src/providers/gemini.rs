@@ -47,9 +47,9 @@ use crate::sse::Usage;
 use super::translate::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
     push_merged, raw_field, stop_sequences, to_bytes, tool_choice, tool_start_delta, unreadable,
-    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End, Image,
-    OaContent, OaMessage, OaPart, SseDecoder, SseTranslator, ToolCallOut, ToolChoice, Translated,
-    ROLE_DELTA,
+    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
+    EventState, Image, OaContent, OaMessage, OaPart, ToolCallOut, ToolChoice, Translated,
+    Translating, ROLE_DELTA,
 };
 
 const VENDOR: &str = "gemini";
@@ -633,9 +633,38 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
 }
 
 fn choice(c: CandidateIn<'_>, response_id: &str) -> Choice {
+    let (text, calls) = parts(c.content, response_id, c.index, 0);
+    let calls: Vec<ToolCallOut> = calls
+        .into_iter()
+        .map(|f| ToolCallOut::new(f.id, f.name.into_owned(), f.args.to_owned()))
+        .collect();
+    let finish = finish_reason(c.finish_reason.as_deref(), !calls.is_empty());
+    Choice {
+        index: c.index,
+        message: AssistantMessage::new(text, calls),
+        finish_reason: finish,
+    }
+}
+
+/// A function call of a candidate, its id made when Gemini gave none.
+struct CallPart<'a> {
+    id: String,
+    name: Cow<'a, str>,
+    /// The arguments object (`{}` when Gemini sent none).
+    args: &'a str,
+}
+
+/// A candidate's text (its parts joined, thoughts left out) and its function calls, numbered
+/// from `first` (a streamed candidate's calls go on across events).
+fn parts<'a>(
+    content: Option<ContentIn<'a>>,
+    response_id: &str,
+    candidate: u32,
+    first: u32,
+) -> (String, Vec<CallPart<'a>>) {
     let mut text = String::new();
     let mut calls = Vec::new();
-    for p in c.content.map(|c| c.parts).unwrap_or_default() {
+    for p in content.map(|c| c.parts).unwrap_or_default() {
         if p.thought == Some(true) {
             continue;
         }
@@ -643,20 +672,17 @@ fn choice(c: CandidateIn<'_>, response_id: &str) -> Choice {
             text.push_str(t);
         }
         if let Some(f) = p.function_call {
-            let n = calls.len() as u32;
-            calls.push(ToolCallOut::new(
-                f.id.map_or_else(|| call_id(response_id, c.index, n), Cow::into_owned),
-                f.name.into_owned(),
-                f.args.map_or("{}", RawValue::get).to_owned(),
-            ));
+            let n = first + calls.len() as u32;
+            calls.push(CallPart {
+                id: f
+                    .id
+                    .map_or_else(|| call_id(response_id, candidate, n), Cow::into_owned),
+                name: f.name,
+                args: f.args.map_or("{}", RawValue::get),
+            });
         }
     }
-    let finish = finish_reason(c.finish_reason.as_deref(), !calls.is_empty());
-    Choice {
-        index: c.index,
-        message: AssistantMessage::new(text, calls),
-        finish_reason: finish,
-    }
+    (text, calls)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,17 +699,17 @@ struct ChoiceState {
 /// Translates a `streamGenerateContent?alt=sse` stream into an OpenAI chunk stream (see
 /// [`SseTranslator`]): each event's text → content deltas, each `functionCall` → one tool call
 /// delta with its whole arguments; Gemini has no closing event, so the last chunk (finish
-/// reasons and the last `usageMetadata`) and `[DONE]` are written at [`finish`]
-/// (`SseTranslator::finish`), once a `finishReason` was seen; a stream that ends without one
-/// was cut and ends with an error event. An `{"error":…}` event becomes one error event.
-#[derive(Debug)]
-pub struct GeminiStream {
-    sse: SseDecoder,
-    st: StreamState,
-}
+/// reasons and the last `usageMetadata`) and `[DONE]` are written at [`finish`], once a
+/// `finishReason` was seen; a stream that ends without one was cut and ends with an error
+/// event. An `{"error":…}` event becomes one error event.
+///
+/// [`SseTranslator`]: super::translate::SseTranslator
+/// [`finish`]: super::translate::SseTranslator::finish
+pub type GeminiStream = Translating<GeminiState>;
 
+/// What a [`GeminiStream`] keeps between events.
 #[derive(Debug)]
-struct StreamState {
+pub struct GeminiState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -699,67 +725,21 @@ impl GeminiStream {
     /// `model_hint` names the model until Gemini's `modelVersion` does; `created` is the chunks'
     /// timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        GeminiStream {
-            sse: SseDecoder::default(),
-            st: StreamState {
-                created,
-                model_hint: model_hint.to_string(),
-                writer: None,
-                response_id: format!("gemini-{created}"),
-                choices: Vec::new(),
-                usage: None,
-                blocked: false,
-                content: false,
-                end: End::Open,
-            },
-        }
+        Translating::over(GeminiState {
+            created,
+            model_hint: model_hint.to_string(),
+            writer: None,
+            response_id: format!("gemini-{created}"),
+            choices: Vec::new(),
+            usage: None,
+            blocked: false,
+            content: false,
+            end: End::Open,
+        })
     }
 }
 
-impl SseTranslator for GeminiStream {
-    fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while self.st.end == End::Open {
-            let Some(ev) = self.sse.next_event(&mut rest) else {
-                break;
-            };
-            self.st.on_event(ev.data, &mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn finish(&mut self) -> Bytes {
-        let mut out = Vec::new();
-        if self.st.end == End::Open {
-            if let Some(ev) = self.sse.finish() {
-                self.st.on_event(ev.data, &mut out);
-            }
-        }
-        if self.st.end == End::Open {
-            self.st.at_eof(&mut out);
-        }
-        Bytes::from(out)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        self.st.usage
-    }
-
-    fn has_content(&self) -> bool {
-        self.st.content
-    }
-
-    fn is_done(&self) -> bool {
-        self.st.end == End::Done
-    }
-
-    fn is_failed(&self) -> bool {
-        self.st.end == End::Failed
-    }
-}
-
-impl StreamState {
+impl EventState for GeminiState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" {
@@ -782,74 +762,6 @@ impl StreamState {
         for c in r.candidates {
             self.candidate(c, out);
         }
-    }
-
-    /// The chunk envelope, from the first event.
-    fn begin(&mut self, id: Option<&str>, model: Option<&str>) {
-        if self.writer.is_some() {
-            return;
-        }
-        if let Some(id) = id {
-            self.response_id = id.to_string();
-        }
-        let model = model.unwrap_or(&self.model_hint);
-        self.writer = Some(ChunkWriter::new(&self.response_id, self.created, model));
-    }
-
-    /// The position of a candidate's state, opening it (and its role chunk) when new.
-    fn choice(&mut self, index: u32, out: &mut Vec<u8>) -> usize {
-        if let Some(i) = self.choices.iter().position(|c| c.index == index) {
-            return i;
-        }
-        if let Some(w) = &self.writer {
-            w.chunk(out, index, ROLE_DELTA);
-        }
-        self.choices.push(ChoiceState {
-            index,
-            calls: 0,
-            finish: None,
-        });
-        self.choices.len() - 1
-    }
-
-    fn candidate(&mut self, c: CandidateIn<'_>, out: &mut Vec<u8>) {
-        let at = self.choice(c.index, out);
-        let mut text = String::new();
-        let mut deltas = Vec::new();
-        for p in c.content.map(|c| c.parts).unwrap_or_default() {
-            if p.thought == Some(true) {
-                continue;
-            }
-            if let Some(t) = &p.text {
-                text.push_str(t);
-            }
-            if let Some(f) = p.function_call {
-                let n = self.choices[at].calls;
-                self.choices[at].calls += 1;
-                let id =
-                    f.id.map_or_else(|| call_id(&self.response_id, c.index, n), Cow::into_owned);
-                let args = f.args.map_or("{}", RawValue::get);
-                deltas.push(tool_start_delta(n, &id, &f.name, args));
-            }
-        }
-        if !text.is_empty() {
-            deltas.insert(0, content_delta(&text));
-        }
-        self.content |= !deltas.is_empty();
-        if let Some(w) = &self.writer {
-            for d in &deltas {
-                w.chunk(out, c.index, d);
-            }
-        }
-        if let Some(reason) = c.finish_reason.as_deref() {
-            let called = self.choices[at].calls > 0;
-            self.choices[at].finish = Some(finish_reason(Some(reason), called));
-        }
-    }
-
-    fn fail(&mut self, e: GatewayError, out: &mut Vec<u8>) {
-        out.extend_from_slice(&e.sse_event());
-        self.end = End::Failed;
     }
 
     /// The end of the body: the last chunk and `[DONE]` when the answer finished (or the
@@ -884,6 +796,77 @@ impl StreamState {
         }
         self.end = End::Done;
     }
+
+    fn end(&self) -> End {
+        self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn has_content(&self) -> bool {
+        self.content
+    }
+}
+
+impl GeminiState {
+    /// The chunk envelope, from the first event.
+    fn begin(&mut self, id: Option<&str>, model: Option<&str>) {
+        if self.writer.is_some() {
+            return;
+        }
+        if let Some(id) = id {
+            self.response_id = id.to_string();
+        }
+        let model = model.unwrap_or(&self.model_hint);
+        self.writer = Some(ChunkWriter::new(&self.response_id, self.created, model));
+    }
+
+    /// The position of a candidate's state, opening it (and its role chunk) when new.
+    fn choice(&mut self, index: u32, out: &mut Vec<u8>) -> usize {
+        if let Some(i) = self.choices.iter().position(|c| c.index == index) {
+            return i;
+        }
+        if let Some(w) = &self.writer {
+            w.chunk(out, index, ROLE_DELTA);
+        }
+        self.choices.push(ChoiceState {
+            index,
+            calls: 0,
+            finish: None,
+        });
+        self.choices.len() - 1
+    }
+
+    fn candidate(&mut self, c: CandidateIn<'_>, out: &mut Vec<u8>) {
+        let at = self.choice(c.index, out);
+        let first = self.choices[at].calls;
+        let (text, calls) = parts(c.content, &self.response_id, c.index, first);
+        self.choices[at].calls += calls.len() as u32;
+        let mut deltas = Vec::with_capacity(calls.len() + 1);
+        if !text.is_empty() {
+            deltas.push(content_delta(&text));
+        }
+        for (n, f) in (first..).zip(&calls) {
+            deltas.push(tool_start_delta(n, &f.id, &f.name, f.args));
+        }
+        self.content |= !deltas.is_empty();
+        if let Some(w) = &self.writer {
+            for d in &deltas {
+                w.chunk(out, c.index, d);
+            }
+        }
+        if let Some(reason) = c.finish_reason.as_deref() {
+            let called = self.choices[at].calls > 0;
+            self.choices[at].finish = Some(finish_reason(Some(reason), called));
+        }
+    }
+
+    fn fail(&mut self, e: GatewayError, out: &mut Vec<u8>) {
+        out.extend_from_slice(&e.sse_event());
+        self.end = End::Failed;
+    }
 }
 
 #[cfg(test)]
@@ -891,6 +874,7 @@ mod tests {
     use super::*;
     use crate::body::parse;
     use crate::providers::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::providers::translate::SseTranslator;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/gemini/stream_text.sse");

@@ -644,6 +644,79 @@ pub(crate) enum End {
     Failed,
 }
 
+/// What a stream translator keeps between events: the dialect's part, driven by
+/// [`Translating`], which owns the SSE decoding and the stop at the first end.
+pub(crate) trait EventState: Send + Sync {
+    /// Translates one upstream event's data, writing what the client gets to `out`.
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>);
+    /// The body ended with the stream still open: write its proper end, or an error event
+    /// when the stream was cut short.
+    fn at_eof(&mut self, out: &mut Vec<u8>);
+    fn end(&self) -> End;
+    fn usage(&self) -> Option<Usage>;
+    fn has_content(&self) -> bool;
+}
+
+/// A stream translator: an SSE decoder feeding a dialect's `EventState` event by event,
+/// until the stream ends (what follows its end is dropped).
+#[derive(Debug)]
+pub struct Translating<S> {
+    sse: SseDecoder,
+    st: S,
+}
+
+impl<S> Translating<S> {
+    pub(crate) fn over(st: S) -> Self {
+        Translating {
+            sse: SseDecoder::default(),
+            st,
+        }
+    }
+}
+
+impl<S: EventState> SseTranslator for Translating<S> {
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while self.st.end() == End::Open {
+            let Some(ev) = self.sse.next_event(&mut rest) else {
+                break;
+            };
+            self.st.on_event(ev.data, &mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        if self.st.end() == End::Open {
+            if let Some(ev) = self.sse.finish() {
+                self.st.on_event(ev.data, &mut out);
+            }
+        }
+        if self.st.end() == End::Open {
+            self.st.at_eof(&mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.st.usage()
+    }
+
+    fn has_content(&self) -> bool {
+        self.st.has_content()
+    }
+
+    fn is_done(&self) -> bool {
+        self.st.end() == End::Done
+    }
+
+    fn is_failed(&self) -> bool {
+        self.st.end() == End::Failed
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Vendor stream input.
 
