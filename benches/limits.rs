@@ -99,7 +99,10 @@ fn limits(c: &mut Criterion) {
         eprintln!("limits/redis: skipped, redis-server is not installed");
         return;
     };
-    let state = config::State::Redis { url: server.url() };
+    let state = config::State::Redis {
+        url: server.url(),
+        timeout: std::time::Duration::from_millis(100),
+    };
     let limiter = Limiter::new(&state, Arc::new(Metrics::new())).expect("redis limiter");
     limiter.sync(&cfg);
     bench_admit_settle(

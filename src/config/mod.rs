@@ -157,8 +157,9 @@ impl Default for Routing {
 pub enum State {
     /// Counters live in this process, snapshotted under `dir`.
     Memory { dir: PathBuf },
-    /// Counters shared by every instance through Redis.
-    Redis { url: String },
+    /// Counters shared by every instance through Redis; a call that takes longer than
+    /// `timeout` is limited by this instance alone.
+    Redis { url: String, timeout: Duration },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -76,6 +76,8 @@ pub struct State {
     pub dir: Option<Spanned<String>>,
     /// Redis backend: `redis://…` (`rediss://` is refused: no TLS client yet).
     pub redis_url: Option<Spanned<String>>,
+    /// Redis backend: how long a limiter call may wait for Redis (default 100 ms).
+    pub redis_timeout_ms: Option<Spanned<i64>>,
 }
 
 /// `[log]`.

@@ -503,6 +503,12 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
         "redis" => match &raw.redis_url {
             Some(url) => Ok(State::Redis {
                 url: url.get_ref().clone(),
+                timeout: match &raw.redis_timeout_ms {
+                    None => Duration::from_millis(100),
+                    Some(ms) => {
+                        Duration::from_millis(positive(src, ms, "state.redis_timeout_ms", 60_000)?)
+                    }
+                },
             }),
             None => Err(src.error(
                 raw.backend.as_ref().map(Spanned::span),
@@ -1407,7 +1413,8 @@ teams = ["search", "x-*"]
         assert_eq!(
             c.state,
             State::Redis {
-                url: "redis://cache:6380/1".into()
+                url: "redis://cache:6380/1".into(),
+                timeout: Duration::from_millis(100),
             }
         );
         assert_eq!(c.log.usage, Some(UsageSink::Stdout));

@@ -77,7 +77,7 @@
 //!   last 2 s of spending (`snapshot.rs`). Rates and in-flight counts start afresh on restart.
 //! - `redis` (`redis.rs`): every instance shares the counters. One Lua script per admission
 //!   and one per settle (one round trip each), GCRA in Lua on Redis' own clock, keys with
-//!   TTLs. If Redis does not answer within `redis::CALL_TIMEOUT` (100 ms; 1 s until it first
+//!   TTLs. If Redis does not answer within `[state] redis_timeout_ms` (100 ms by default; 1 s until it first
 //!   answered, while the connection is made) or the connection fails, that request is limited
 //!   by this instance's memory limiter instead (a slow answer is logged, at most once per run
 //!   of them). A connection error, or three timeouts in a row, is an outage: it is logged
@@ -562,8 +562,8 @@ impl Limiter {
     ) -> Result<Limiter, LimitsError> {
         match state {
             config::State::Memory { dir } => Limiter::memory(dir, metrics, clock),
-            config::State::Redis { url } => {
-                let shared = redis::Shared::new(url).map_err(LimitsError::Redis)?;
+            config::State::Redis { url, timeout } => {
+                let shared = redis::Shared::new(url, *timeout).map_err(LimitsError::Redis)?;
                 metrics.limits_backend_up.set(1);
                 Ok(Limiter {
                     inner: Arc::new(Inner {

@@ -39,8 +39,6 @@ use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Sc
 use crate::config::{Config, Key, Limits, Team};
 use crate::metrics::Metrics;
 
-/// The most one Redis call may take before the request falls back to the memory limiter.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Timeouts in a row that make an outage (one connection error does): a single slow answer
 /// under load sends only its own request to the memory limiter.
 const TIMEOUTS_FOR_OUTAGE: u32 = 3;
@@ -232,7 +230,7 @@ return 1
 /// Why a Redis call did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
-    #[error("no answer within {} ms", CALL_TIMEOUT.as_millis())]
+    #[error("no answer in time")]
     Timeout,
     #[error("{0}")]
     Redis(#[from] redis::RedisError),
@@ -258,11 +256,13 @@ pub struct Shared {
     last_try: Mutex<Option<Instant>>,
     /// How long an in-flight entry lives without its settle (ms).
     safety_ttl_ms: AtomicU64,
+    /// How long a call may wait once Redis has answered (`[state] redis_timeout_ms`).
+    call_timeout: Duration,
 }
 
 impl Shared {
     /// Checks the URL; connects on first use.
-    pub(crate) fn new(url: &str) -> Result<Shared, String> {
+    pub(crate) fn new(url: &str, call_timeout: Duration) -> Result<Shared, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         Ok(Shared {
             client,
@@ -276,6 +276,7 @@ impl Shared {
             probing: AtomicBool::new(false),
             last_try: Mutex::new(None),
             safety_ttl_ms: AtomicU64::new(660_000),
+            call_timeout,
         })
     }
 
@@ -307,7 +308,7 @@ impl Shared {
                 if in_a_row == 1 {
                     tracing::warn!(
                         "redis answered slowly (over {} ms): a request was limited by this instance alone",
-                        CALL_TIMEOUT.as_millis()
+                        self.call_timeout.as_millis()
                     );
                 }
                 return;
@@ -524,7 +525,7 @@ impl Shared {
         Ok(())
     }
 
-    /// Runs a script within [`CALL_TIMEOUT`] ([`PROBE_TIMEOUT`] until Redis first answered);
+    /// Runs a script within the call timeout ([`PROBE_TIMEOUT`] until Redis first answered);
     /// an answer ends a run of timeouts.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
@@ -532,7 +533,7 @@ impl Shared {
     ) -> Result<T, SharedError> {
         let mut conn = self.connection()?;
         let budget = if self.answered.load(Ordering::Relaxed) {
-            CALL_TIMEOUT
+            self.call_timeout
         } else {
             PROBE_TIMEOUT
         };
