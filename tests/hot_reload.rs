@@ -586,3 +586,63 @@ async fn readyz_and_metrics_show_the_new_hash() {
         Some(1.0)
     );
 }
+
+/// An unchanged provider keeps its pooled upstream connections across a reload: the vendor
+/// sees the same client connection before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_provider_keeps_its_pooled_connection() {
+    let mock = MockUpstream::start().await;
+    let config = |extra_key: &str| {
+        format!(
+            "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{}\"\n\n\
+             [[models]]\nname = \"m\"\n  [[models.routes]]\n  provider = \"up\"\n  model = \"u\"\n\n\
+             [[teams]]\nname = \"t\"\n\n\
+             [[keys]]\nid = \"k\"\nteam = \"t\"\nsha256 = \"{DEMO_SHA256}\"\n{extra_key}",
+            mock.base_url()
+        )
+    };
+    let gw = Gateway::start(&config("")).await;
+    let peer = |_: ()| mock.last_request().and_then(|r| r.peer);
+    assert_eq!(
+        gw.chat(DEMO_SECRET, &chat_body("m", "one", false))
+            .await
+            .status(),
+        200
+    );
+    let first = peer(());
+    assert_eq!(
+        gw.chat(DEMO_SECRET, &chat_body("m", "two", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(peer(()), first, "the gateway pools upstream connections");
+
+    // A reload that adds a key and leaves the provider as it was.
+    let added = format!(
+        "\n[[keys]]\nid = \"k2\"\nteam = \"t\"\nsha256 = \"{}\"\n",
+        sha256_hex(NEW)
+    );
+    gw.write_config_atomic(&config(&added));
+    let deadline = Instant::now() + EFFECT_BOUND;
+    while gw
+        .chat(NEW, &chat_body("m", "new key", false))
+        .await
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the reload never took effect");
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(
+        gw.chat(DEMO_SECRET, &chat_body("m", "three", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        peer(()),
+        first,
+        "the reload dropped the provider's pooled connection"
+    );
+}

@@ -158,6 +158,8 @@ pub struct Recorded {
     pub aborted: bool,
     /// The peer went away (or the connection failed) before the mock finished answering.
     pub client_gone: bool,
+    /// The client's address: the same one on two requests means one pooled connection.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Recorded {
@@ -460,7 +462,7 @@ async fn accept_loop(
             r = listener.accept() => r,
             _ = shutdown.changed() => return,
         };
-        let (tcp, _peer) = match accepted {
+        let (tcp, peer) = match accepted {
             Ok(x) => x,
             Err(_) => {
                 // e.g. EMFILE: back off a little and go on.
@@ -474,7 +476,7 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_conn(tcp, shared, shutdown).await,
+                None => serve_conn(tcp, peer, shared, shutdown).await,
                 Some(acceptor) => {
                     let mut sd = shutdown.clone();
                     let tls_stream = tokio::select! {
@@ -482,7 +484,7 @@ async fn accept_loop(
                         _ = sd.changed() => return,
                     };
                     if let Ok(s) = tls_stream {
-                        serve_conn(s, shared, shutdown).await
+                        serve_conn(s, peer, shared, shutdown).await
                     }
                 }
             }
@@ -496,6 +498,7 @@ async fn accept_loop(
 struct ConnTracker {
     flushes: AtomicU64,
     notify: Notify,
+    peer: Option<SocketAddr>,
 }
 
 struct TrackedIo<S> {
@@ -548,11 +551,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
     }
 }
 
-async fn serve_conn<S>(io: S, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_conn<S>(
+    io: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = Arc::new(ConnTracker::default());
+    let conn = Arc::new(ConnTracker {
+        peer: Some(peer),
+        ..ConnTracker::default()
+    });
     let io = TokioIo::new(TrackedIo {
         inner: io,
         conn: conn.clone(),
@@ -876,6 +886,7 @@ async fn handle(
         headers,
         body,
         stream,
+        peer: conn.peer,
         ..Recorded::default()
     });
     let mut guard = HandlerGuard {
