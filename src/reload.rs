@@ -49,6 +49,11 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Longest a continuous stream of events may postpone a reload.
 const MAX_DELAY: Duration = Duration::from_secs(1);
+/// How often provider host names are resolved again. Addresses are resolved when a config
+/// loads (pingora's peers take socket addresses); a vendor or a Kubernetes headless Service
+/// can move, so the running config is re-resolved this often and swapped in when an address
+/// changed.
+const DNS_REFRESH: Duration = Duration::from_secs(30);
 
 /// How long `spawn` waits for the thread to hear SIGHUP and watch the file.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +73,8 @@ pub enum Trigger {
     FileEvent,
     /// SIGHUP: reload even if the file's bytes did not change.
     Signal,
+    /// The periodic re-resolution of provider host names found a changed address.
+    Addresses,
 }
 
 /// What a reload attempt did.
@@ -187,6 +194,32 @@ impl Reloader {
         Outcome::Applied { hash }
     }
 
+    /// Resolves the running config's provider hosts again (by loading the same file) and
+    /// swaps the result in when an address changed. A file with other bytes is left to the
+    /// file events; a failed resolution keeps the last addresses.
+    pub fn refresh_addresses(&mut self) -> Outcome {
+        let running = self.snapshot.load();
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return Outcome::Unchanged;
+        };
+        if hex::encode(Sha256::digest(text.as_bytes())) != running.hash {
+            return Outcome::Unchanged;
+        }
+        match config::load_str(&text, &self.path) {
+            Ok(new) if !same_addresses(&running, &new) => {
+                tracing::info!(file = %self.path.display(), "provider addresses changed");
+                self.apply(Trigger::Addresses, &running, new)
+            }
+            Ok(_) => Outcome::Unchanged,
+            Err(e) => {
+                tracing::debug!(
+                    "re-resolving provider hosts failed, keeping the last addresses: {e}"
+                );
+                Outcome::Unchanged
+            }
+        }
+    }
+
     /// Calls every listener; one that panics is logged and does not stop the others (nor the
     /// reloader: the new config is already serving).
     fn notify_listeners(&self, config: &Arc<Config>) {
@@ -246,10 +279,16 @@ impl Reloader {
         mut hangup: Signal,
         mut watch: Option<FileWatch>,
     ) {
+        let mut dns = tokio::time::interval_at(Instant::now() + DNS_REFRESH, DNS_REFRESH);
+        dns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
                 Some(()) = events.recv() => Trigger::FileEvent,
                 Some(()) = hangup.recv() => Trigger::Signal,
+                _ = dns.tick() => {
+                    self.refresh_addresses();
+                    continue;
+                }
                 else => return,
             };
             let trigger = settle(first, &mut events, &mut hangup).await;
@@ -277,6 +316,25 @@ async fn settle(first: Trigger, events: &mut mpsc::Receiver<()>, hangup: &mut Si
             () = tokio::time::sleep_until(deadline) => return first,
         }
     }
+}
+
+/// Whether every provider resolves to the same set of addresses in both configs.
+fn same_addresses(a: &Config, b: &Config) -> bool {
+    let addrs = |c: &Config| {
+        c.providers
+            .iter()
+            .map(|p| {
+                let mut v = p
+                    .upstream
+                    .as_ref()
+                    .map(|u| u.addrs.clone())
+                    .unwrap_or_default();
+                v.sort();
+                (p.name.clone(), v)
+            })
+            .collect::<Vec<_>>()
+    };
+    addrs(a) == addrs(b)
 }
 
 /// Sets the metrics that describe the running config: its hash (only that series) and the
@@ -621,6 +679,19 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
         assert_eq!(c.state, running.state);
         assert_eq!(c.log.usage, None);
         assert_eq!(c.models[0].routes[0].upstream_model, "b");
+    }
+
+    #[test]
+    fn provider_addresses_are_compared_as_sets() {
+        let cfg = |host: &str| {
+            config::load_str(
+                &format!("[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://{host}:9/v1\"\n"),
+                Path::new("t.toml"),
+            )
+            .unwrap()
+        };
+        assert!(same_addresses(&cfg("127.0.0.1"), &cfg("127.0.0.1")));
+        assert!(!same_addresses(&cfg("127.0.0.1"), &cfg("127.0.0.2")));
     }
 
     #[test]
