@@ -33,6 +33,22 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
             return Err(BodyError::TooLarge { declared: true });
         }
     }
+    // Clients that send `Expect: 100-continue` (curl does above 1 KiB) wait for it before
+    // sending the body; it goes out only now, once the request was authenticated.
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue
+        && session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .is_err()
+    {
+        return Err(BodyError::ClientGone);
+    }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     loop {
         let remaining = declared.map_or(0, |len| len.saturating_sub(buf.len()));

@@ -787,7 +787,14 @@ async fn drain_or_close(session: &mut Session) {
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.trim().parse::<usize>().ok());
     session.set_keepalive(None);
-    if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+    // A client that asked `Expect: 100-continue` and was not told to go on sends no body:
+    // waiting for one would only stall both sides.
+    let held_back = session
+        .req_header()
+        .headers
+        .contains_key(http::header::EXPECT)
+        && session.body_bytes_read() == 0;
+    if !held_back && declared.is_some_and(|n| n <= DRAIN_LIMIT) {
         let drain = session.drain_request_body();
         let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
     }

@@ -691,3 +691,75 @@ async fn no_secret_in_the_logs() {
     }
     let _ = SystemTime::now();
 }
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = MockUpstream::start().await;
+    let gw = start(&mock.base_url(), "").await;
+    let body = serde_json::to_vec(&chat_body("mock-model", "hello", false)).unwrap();
+    let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEMO_SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // The body is held back until the gateway says to go on.
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("an interim answer before the body")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    conn.write_all(&body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("chat.completion") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_refused_expect_100_continue_gets_its_answer_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = MockUpstream::start().await;
+    let gw = start(&mock.base_url(), "").await;
+    let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
+    let head =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-wrong\r\n\
+                Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // No body follows; the 401 must come without waiting for one (the drain gives up
+    // only after 10 s, so a 5 s bound tells the two apart).
+    let mut answer = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+            .await
+            .expect("the 401 came at once")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        if String::from_utf8_lossy(&answer).contains("\"status\":401") {
+            break;
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
