@@ -529,6 +529,7 @@ sha256 = "{DEMO_SHA256}"
     }
     assert_eq!(heavy.request_count() + light.request_count(), n);
     assert_eq!(heavy.request_count(), h);
+    eprintln!("weights 3:1 over {n} requests: heavy {h}, light {}", n - h);
     // Expected 300; ±45 is more than five standard deviations (σ ≈ 8.7).
     assert!((255..=345).contains(&h), "heavy got {h} of {n}");
 }
