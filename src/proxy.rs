@@ -1132,7 +1132,9 @@ impl Gateway {
                 .flatten()
                 .map(|t| t.as_secs_f64() * 1000.0),
         });
-        tracing::info!(
+        // The usage log is the per-request record; this line (a write to stderr per request)
+        // is for debugging only.
+        tracing::debug!(
             request_id = %ctx.request_id,
             key,
             team,
