@@ -103,12 +103,13 @@ impl RouteHealth {
     }
 }
 
-/// Route identity that survives reloads: (provider name, upstream model).
-pub type RouteKey = (String, String);
+/// Route health by provider name, then upstream model: an identity that survives reloads,
+/// looked up by `&str` so that the request path allocates no key.
+type Routes = HashMap<String, HashMap<String, Arc<RouteHealth>>>;
 
 /// The health of every route of the config.
 pub struct Health {
-    routes: ArcSwap<HashMap<RouteKey, Arc<RouteHealth>>>,
+    routes: ArcSwap<Routes>,
     /// The `[routing]` settings of the running config.
     policy: ArcSwap<Routing>,
     metrics: Arc<Metrics>,
@@ -127,21 +128,19 @@ impl Health {
 
     /// After a config load: routes that remain keep their state; new ones start healthy.
     pub fn sync(&self, config: &Config) {
-        let old = self.routes.load();
-        let mut next = HashMap::new();
+        let mut next = Routes::new();
         for model in &config.models {
             for route in &model.routes {
-                let key = (
-                    config.providers[route.provider].name.clone(),
-                    route.upstream_model.clone(),
-                );
-                let state = old.get(&key).cloned().unwrap_or_default();
+                let provider = &config.providers[route.provider].name;
+                let state = self.route(provider, &route.upstream_model);
                 let cooled = state.cooled_until.load(Ordering::Relaxed) != 0;
                 self.metrics
                     .route_healthy
-                    .with_label_values(&[&key.0, &key.1])
+                    .with_label_values(&[provider, &route.upstream_model])
                     .set(i64::from(!cooled));
-                next.insert(key, state);
+                next.entry(provider.clone())
+                    .or_default()
+                    .insert(route.upstream_model.clone(), state);
             }
         }
         self.routes.store(Arc::new(next));
@@ -152,7 +151,8 @@ impl Health {
     pub fn route(&self, provider: &str, upstream_model: &str) -> Arc<RouteHealth> {
         self.routes
             .load()
-            .get(&(provider.to_string(), upstream_model.to_string()))
+            .get(provider)
+            .and_then(|models| models.get(upstream_model))
             .cloned()
             .unwrap_or_default()
     }

@@ -1191,24 +1191,30 @@ fn translate_chunk(ctx: &mut Ctx, chunk: Option<Bytes>, end: bool) -> Option<Byt
         return Some(finish_buffered(ctx, whole));
     }
     let mut openai = match ctx.translator.as_mut() {
-        Some(t) => {
-            let mut out = t.feed(&chunk).to_vec();
-            if end {
-                out.extend_from_slice(&t.finish());
-            }
-            Bytes::from(out)
-        }
+        Some(t) => through(t.as_mut(), &chunk, end),
         None => chunk,
     };
     ctx.meter.feed(&openai);
     if let Some(front) = ctx.front_stream.as_mut() {
-        let mut out = front.feed(&openai).to_vec();
-        if end {
-            out.extend_from_slice(&front.finish());
-        }
-        openai = Bytes::from(out);
+        openai = through(front, &openai, end);
     }
     (end || !openai.is_empty()).then_some(openai)
+}
+
+/// One chunk through a stream translator; at the end, with what only the end can tell.
+fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
+    let out = t.feed(input);
+    if !end {
+        return out;
+    }
+    let last = t.finish();
+    if out.is_empty() {
+        return last;
+    }
+    let mut both = BytesMut::with_capacity(out.len() + last.len());
+    both.extend_from_slice(&out);
+    both.extend_from_slice(&last);
+    both.freeze()
 }
 
 /// A whole non-streaming answer: translated to OpenAI, metered, then to the client's dialect.

@@ -53,16 +53,11 @@ pub fn next(
     now_ms: u64,
 ) -> Next {
     let chain = chain(config, team, primary);
-    let usable = |model: &Model, i: usize| {
-        let kind = config.providers[model.routes[i].provider].kind;
-        !tried.iter().any(|(m, r)| *m == model.name && *r == i)
-            && (kind != ProviderKind::Mock || local)
-    };
     let mut blocked_ms: Option<u64> = None;
     let mut cooled: Vec<(u64, &Arc<Model>, usize)> = Vec::new();
     for model in &chain {
         let mut open: Vec<(usize, bool)> = Vec::new();
-        for i in (0..model.routes.len()).filter(|&i| usable(model, i)) {
+        for i in (0..model.routes.len()).filter(|&i| usable(config, model, i, tried, local)) {
             let state = route_health(config, health, model, i);
             match state.availability(now_ms) {
                 Availability::Healthy => open.push((i, false)),
@@ -86,6 +81,19 @@ pub fn next(
         Some((_, model, i)) => Next::Try(choice(model, *i)),
         None => Next::Exhausted { blocked_ms },
     }
+}
+
+/// Whether route `i` of `model` may take an attempt: not tried yet by this request, and not
+/// the in-process mock unless `local` (the mock answers only a first attempt).
+fn usable(
+    config: &Config,
+    model: &Model,
+    i: usize,
+    tried: &[(String, usize)],
+    local: bool,
+) -> bool {
+    let kind = config.providers[model.routes[i].provider].kind;
+    !tried.iter().any(|(m, r)| *m == model.name && *r == i) && (kind != ProviderKind::Mock || local)
 }
 
 /// The requested model, then its fallbacks that the team may use.
@@ -132,9 +140,7 @@ pub fn has_next(
 ) -> bool {
     chain(config, team, primary).iter().any(|model| {
         (0..model.routes.len()).any(|i| {
-            let kind = config.providers[model.routes[i].provider].kind;
-            kind != ProviderKind::Mock
-                && !tried.iter().any(|(m, r)| *m == model.name && *r == i)
+            usable(config, model, i, tried, false)
                 && !matches!(
                     route_health(config, health, model, i).availability(now_ms),
                     Availability::Blocked(_)
