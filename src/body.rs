@@ -318,7 +318,9 @@ impl Prepared {
     pub fn body_for(&self, upstream_model: &str) -> Bytes {
         let mut out = BytesMut::with_capacity(self.rest.len() + upstream_model.len() + 16);
         out.put_slice(b"{\"model\":");
-        write_json_string(&mut out, upstream_model);
+        let mut writer = out.writer();
+        write_json_string(&mut writer, upstream_model);
+        let mut out = writer.into_inner();
         if self.rest.as_ref() != b"}" {
             out.put_u8(b',');
         }
@@ -332,9 +334,7 @@ fn push_field(out: &mut Vec<u8>, first: &mut bool, key: &str, raw: &str) {
         out.push(b',');
     }
     *first = false;
-    let mut k = BytesMut::new();
-    write_json_string(&mut k, key);
-    out.extend_from_slice(&k);
+    write_json_string(out, key);
     out.push(b':');
     out.extend_from_slice(raw.as_bytes());
 }
@@ -350,10 +350,10 @@ fn merged_stream_options(client: Option<&RawValue>) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-fn write_json_string(out: &mut BytesMut, s: &str) {
-    // Serialising a &str into a Vec cannot fail.
-    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    out.put_slice(quoted.as_bytes());
+/// Appends `s` as a JSON string literal, escaped in place.
+fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
+    // Writing a &str into a Vec or BytesMut writer cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 /// A JSON object's top-level entries, in order, values left raw. Keys borrow from the input
