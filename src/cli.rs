@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::Opt;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
@@ -211,7 +212,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         ),
         "switchyard",
     );
-    proxy.add_tcp(&listen);
+    proxy.add_listener(ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers()));
     let mut admin = Service::new(
         "switchyard-admin".to_string(),
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
@@ -224,6 +225,18 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     server.add_service(proxy);
     server.add_service(admin);
     server
+}
+
+/// Buffers of each client connection. pingora's default reads through a 64 KiB buffer that
+/// is allocated zeroed at accept and lives as long as the connection: 64 KiB resident for
+/// every open stream, most of a stream's memory. pingora's HTTP/1 layer reads headers and
+/// bodies into buffers of its own, so the socket is read directly instead; writes keep
+/// pingora's small (one-MSS) buffer.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings {
+        read: Some(0),
+        write: None,
+    }
 }
 
 /// Publishes the first config's metrics and starts the hot reloader's thread (it returns at

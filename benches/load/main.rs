@@ -2,6 +2,8 @@
 //!
 //! ```sh
 //! cargo bench --bench load                      # LOAD_SECS=5 LOAD_STREAMS=10000 by default
+//! LOAD_ONLY=streams cargo bench --bench load    # only the concurrent slow streams (memory)
+//! LOAD_GATEWAY_BIN=path/to/switchyard cargo bench --bench load   # another gateway build
 //! ```
 //!
 //! On loopback it starts, in this process, a minimal Rust mock vendor (hyper; a fixed JSON
@@ -840,7 +842,11 @@ async fn start_gateway(
     mock_port: u16,
     f: Features,
 ) -> (Child, SocketAddr) {
-    let gw_bin = PathBuf::from(env!("CARGO_BIN_EXE_switchyard"));
+    // LOAD_GATEWAY_BIN: another build of the gateway (e.g. one with frame pointers to profile).
+    let gw_bin = std::env::var_os("LOAD_GATEWAY_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
+        PathBuf::from,
+    );
     let (gw_port, admin_port) = (free_port(), free_port());
     let dir = work.join(tag);
     std::fs::create_dir_all(&dir).expect("gateway dir");
@@ -1114,6 +1120,24 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
                 s.map(|s| (s.status, s.events))
             ),
         }
+    }
+
+    if std::env::var("LOAD_ONLY").is_ok_and(|v| v == "streams") {
+        // A quick look at the memory of concurrent streams only; no report is written.
+        drop(nginx);
+        let ramp = Duration::from_secs_f64((streams as f64 / 2_000.0).clamp(1.0, 10.0));
+        let m = run_many(gw_addr, gw.pid(), streams, 10, ramp).await;
+        eprintln!(
+            "[load] {} streams: {} answered 200, {} complete, peak RSS {:.1} MB, idle RSS at start {:.1} MB, longest gap {:?}, failures {:?}",
+            m.asked,
+            m.opened,
+            m.completed,
+            m.peak_rss_kb as f64 / 1024.0,
+            idle_rss_start.unwrap_or(0) as f64 / 1024.0,
+            m.max_gap,
+            m.failures
+        );
+        return;
     }
 
     let mut figs = Vec::new();
