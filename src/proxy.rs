@@ -358,8 +358,16 @@ impl ProxyHttp for Gateway {
             .parse::<http::Uri>()
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
         req.set_uri(uri);
-        for name in providers::STRIPPED_REQUEST_HEADERS {
-            req.remove_header(*name);
+        // Only the headers present are removed: a lookup per listed name costs more than a
+        // look at the few headers a request has.
+        let stripped: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|n| providers::STRIPPED_REQUEST_HEADERS.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        for name in &stripped {
+            req.remove_header(name);
         }
         if let Some(up) = &provider.upstream {
             req.insert_header("host", up.host_header.as_str())?;
@@ -487,7 +495,7 @@ impl ProxyHttp for Gateway {
             }
         } else if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
             ctx.first_byte_at.get_or_insert_with(Instant::now);
-            ctx.meter.feed(chunk);
+            ctx.meter.feed_bytes(chunk);
         }
         if !end_of_stream && Instant::now() > ctx.deadline {
             return Error::e_explain(ErrorType::ReadTimedout, "total_timeout_ms reached");

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Model, UsageSink};
@@ -45,8 +45,11 @@ pub enum Meter {
     /// Nothing to meter (an error answer, or not started).
     None,
     Stream(Box<Scanner>),
+    /// A non-streaming answer, kept as the chunks that went to the client (shared, not
+    /// copied) and read once whole at the end.
     Body {
-        buf: BytesMut,
+        chunks: Vec<Bytes>,
+        len: usize,
         overflowed: bool,
     },
 }
@@ -58,20 +61,37 @@ impl Meter {
 
     pub fn body() -> Meter {
         Meter::Body {
-            buf: BytesMut::new(),
+            chunks: Vec::new(),
+            len: 0,
             overflowed: false,
         }
     }
 
+    /// Meters a chunk the gateway built itself (a translation).
     pub fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            Meter::Stream(s) => s.feed(chunk),
+            Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
+            Meter::None => {}
+        }
+    }
+
+    /// Meters a chunk that goes to the client as it is: a body keeps a reference to it.
+    pub fn feed_bytes(&mut self, chunk: &Bytes) {
         match self {
             Meter::None => {}
             Meter::Stream(s) => s.feed(chunk),
-            Meter::Body { buf, overflowed } => {
-                if buf.len() + chunk.len() > BODY_METER_LIMIT {
+            Meter::Body {
+                chunks,
+                len,
+                overflowed,
+            } => {
+                if *len + chunk.len() > BODY_METER_LIMIT {
                     *overflowed = true;
+                    chunks.clear();
                 } else if !*overflowed {
-                    buf.extend_from_slice(chunk);
+                    *len += chunk.len();
+                    chunks.push(chunk.clone());
                 }
             }
         }
@@ -81,7 +101,7 @@ impl Meter {
     pub fn delivered_content(&self) -> bool {
         match self {
             Meter::Stream(s) => s.content_events > 0,
-            Meter::Body { buf, .. } => !buf.is_empty(),
+            Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
     }
@@ -101,24 +121,40 @@ impl Meter {
                     ),
                 })
             }
-            Meter::Body { buf, overflowed } => {
-                let parsed = (!*overflowed)
-                    .then(|| serde_json::from_slice::<Completion>(buf).ok())
-                    .flatten();
-                Some(match parsed {
-                    Some(Completion { usage: Some(u), .. }) => (u, UsageSource::Reported),
-                    Some(c) => (
-                        estimated(prompt_estimate, estimate_tokens(c.content_chars())),
-                        UsageSource::Estimated,
-                    ),
-                    None => (
-                        estimated(prompt_estimate, estimate_tokens(buf.len() as u64)),
-                        UsageSource::Estimated,
-                    ),
-                })
-            }
+            Meter::Body {
+                chunks,
+                len,
+                overflowed,
+            } => Some(body_usage(chunks, *len, *overflowed, prompt_estimate)),
         }
     }
+}
+
+/// The usage of a whole non-streaming answer. Most answers are one chunk, read in place;
+/// the `usage` object alone is read first, and the choices only when it is missing.
+fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (Usage, UsageSource) {
+    if overflowed {
+        return (
+            estimated(prompt, estimate_tokens(len as u64)),
+            UsageSource::Estimated,
+        );
+    }
+    let joined;
+    let body: &[u8] = match chunks {
+        [one] => one,
+        _ => {
+            joined = chunks.concat();
+            &joined
+        }
+    };
+    if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
+        return (u, UsageSource::Reported);
+    }
+    let completion = match serde_json::from_slice::<Completion>(body) {
+        Ok(c) => estimate_tokens(c.content_chars()),
+        Err(_) => estimate_tokens(len as u64),
+    };
+    (estimated(prompt, completion), UsageSource::Estimated)
 }
 
 /// Prompt tokens estimated from the request's messages (their JSON size, at about four
@@ -136,11 +172,16 @@ fn estimated(prompt: u64, completion: u64) -> Usage {
     }
 }
 
-/// The parts of a `chat.completion` body that metering needs.
+/// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
 #[derive(Deserialize)]
-struct Completion {
+struct UsageOnly {
     #[serde(default)]
     usage: Option<Usage>,
+}
+
+/// The parts of a `chat.completion` body that estimating needs.
+#[derive(Deserialize)]
+struct Completion {
     #[serde(default)]
     choices: Vec<Choice>,
 }

@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo bench --bench load                      # LOAD_SECS=5 LOAD_STREAMS=10000 by default
 //! LOAD_ONLY=streams cargo bench --bench load    # only the concurrent slow streams (memory)
+//! LOAD_ONLY=chunks cargo bench --bench load     # only chunks/s through long streams
+//! LOAD_ONLY=mock cargo bench --bench load       # only the mock vendor, to profile by hand
 //! LOAD_GATEWAY_BIN=path/to/switchyard cargo bench --bench load   # another gateway build
 //! ```
 //!
@@ -1032,6 +1034,13 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     let mock_port = mock_l.local_addr().expect("addr").port();
     tokio::task::spawn_local(mock_serve(mock_l));
 
+    let only = std::env::var("LOAD_ONLY").unwrap_or_default();
+    if only == "mock" {
+        // The mock alone, to point a gateway and a profiler at by hand.
+        eprintln!("[load] mock vendor on 127.0.0.1:{mock_port} (Ctrl-C to stop)");
+        std::future::pending::<()>().await;
+    }
+
     // The gateway (core 0).
     let gw = start_gateway(pin, &work, "switchyard", mock_port, ALL_ON).await;
     let gw_addr = gw.1;
@@ -1122,7 +1131,15 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         }
     }
 
-    if std::env::var("LOAD_ONLY").is_ok_and(|v| v == "streams") {
+    if only == "chunks" {
+        // Chunks/s through 1,000-chunk streams only; no report is written.
+        for t in &targets {
+            let (rate, errors) = run_chunks(t.addr, &build_request(true, 1_000, 0), secs).await;
+            eprintln!("[load] {}: {rate:.0} chunks/s, {errors} failed", t.name);
+        }
+        return;
+    }
+    if only == "streams" {
         // A quick look at the memory of concurrent streams only; no report is written.
         drop(nginx);
         let ramp = Duration::from_secs_f64((streams as f64 / 2_000.0).clamp(1.0, 10.0));

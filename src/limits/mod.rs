@@ -322,11 +322,33 @@ impl RateHeaders {
     }
 
     /// Sets the headers on a response (those with a value; others are left as they are).
+    ///
+    /// Runs on every answer: the counts go in as numbers (no `String` on the way), in the
+    /// order of [`RateHeaders::pairs`].
     pub fn apply(&self, resp: &mut ResponseHeader) {
-        for (name, value) in self.pairs() {
-            // Names are constants and values are digits and units: insertion cannot fail.
-            let _ = resp.insert_header(name, value);
-        }
+        put_count(resp, "x-ratelimit-limit-requests", self.limit_requests);
+        put_count(
+            resp,
+            "x-ratelimit-remaining-requests",
+            self.remaining_requests,
+        );
+        put_reset(resp, "x-ratelimit-reset-requests", self.reset_requests);
+        put_count(resp, "x-ratelimit-limit-tokens", self.limit_tokens);
+        put_count(resp, "x-ratelimit-remaining-tokens", self.remaining_tokens);
+        put_reset(resp, "x-ratelimit-reset-tokens", self.reset_tokens);
+    }
+}
+
+// Names are constants and values are digits and units: insertion cannot fail.
+fn put_count(resp: &mut ResponseHeader, name: &'static str, value: Option<u64>) {
+    if let Some(v) = value {
+        let _ = resp.insert_header(name, http::HeaderValue::from(v));
+    }
+}
+
+fn put_reset(resp: &mut ResponseHeader, name: &'static str, value: Option<Duration>) {
+    if let Some(d) = value {
+        let _ = resp.insert_header(name, format_reset(d));
     }
 }
 

@@ -389,6 +389,28 @@ fn headers_are_applied_to_a_response() {
     assert_eq!(get("x-ratelimit-remaining-requests").as_deref(), Some("59"));
     assert_eq!(get("x-ratelimit-reset-requests").as_deref(), Some("1s"));
     assert_eq!(get("x-ratelimit-limit-tokens"), None, "no tpm: no header");
+
+    // Every header of a full set goes on the answer as `pairs` writes it.
+    let full = RateHeaders {
+        limit_tokens: Some(4_000_000_000),
+        remaining_tokens: Some(0),
+        reset_tokens: Some(Duration::from_millis(90_500)),
+        ..h
+    };
+    let mut resp = pingora::http::ResponseHeader::build(200, None).unwrap();
+    full.apply(&mut resp);
+    assert_eq!(full.pairs().len(), 6);
+    for (name, value) in full.pairs() {
+        let got = resp
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(got.as_deref(), Some(value.as_str()), "{name}");
+    }
+    assert_eq!(
+        resp.headers.get("x-ratelimit-reset-tokens").unwrap(),
+        "1m30.5s"
+    );
 }
 
 #[tokio::test]
