@@ -41,6 +41,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod null_proxy;
+
 const CLIENT_KEY: &str = "sk-switchyard-bench-0123456789abcdef";
 /// Upper bound of samples kept per latency run (memory bound).
 const MAX_SAMPLES: usize = 2_000_000;
@@ -475,6 +477,56 @@ fn build_request(stream: bool, chunks: u64, chunk_ms: u64) -> Rc<[u8]> {
     Rc::from(r.into_bytes())
 }
 
+/// A non-streaming request whose one message is `prompt_bytes` of text.
+fn build_big_request(prompt_bytes: usize) -> Rc<[u8]> {
+    let filler: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(prompt_bytes)
+        .collect();
+    let body = format!(
+        r#"{{"model":"bench","messages":[{{"role":"user","content":"{filler}"}}],"max_tokens":16}}"#
+    );
+    let mut r = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    r.push_str(&body);
+    Rc::from(r.into_bytes())
+}
+
+/// The gateway's own rewrite of a 1 MiB prompt, in this process: parse the borrowed view,
+/// prepare, splice the upstream body. Returns the median time over `reps` and the time of a
+/// plain copy of the same bytes, as the floor to compare with.
+fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
+    use switchyard::body::{parse, Prepared, RewriteOptions};
+    let req = build_big_request(1 << 20);
+    let at = find(&req, b"\r\n\r\n").expect("head") + 4;
+    let body = &req[at..];
+    let median = |mut v: Vec<Duration>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut rewrite = Vec::with_capacity(reps);
+    let mut copy = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        let view = parse(std::hint::black_box(body)).expect("valid request");
+        let prepared = Prepared::new(
+            &view,
+            RewriteOptions {
+                include_usage: true,
+            },
+        );
+        std::hint::black_box(prepared.body_for("mock-small"));
+        rewrite.push(t0.elapsed());
+        let t0 = Instant::now();
+        std::hint::black_box(Bytes::copy_from_slice(std::hint::black_box(body)));
+        copy.push(t0.elapsed());
+    }
+    (median(rewrite), median(copy), body.len())
+}
+
 // ---------------------------------------------------------------------------------------
 // Measurements
 // ---------------------------------------------------------------------------------------
@@ -595,6 +647,8 @@ struct Target {
 
 struct Figures {
     lat: Lat,
+    /// Full-response latency at c=1 of a request with a 1 MiB prompt.
+    big: Lat,
     tput: Tput,
     ttfb: Lat,
     chunks_per_s: f64,
@@ -613,8 +667,17 @@ async fn measure(t: &Target, secs: f64) -> Figures {
     let ttfb = run_c1(t.addr, &short, secs, true).await;
     eprintln!("[load] {}: 1,000-chunk streams", t.name);
     let (chunks_per_s, chunk_errors) = run_chunks(t.addr, &long, secs).await;
+    eprintln!("[load] {}: 1 MiB prompts", t.name);
+    let big = run_c1(
+        t.addr,
+        &build_big_request(1 << 20),
+        (secs / 2.0).max(0.5),
+        false,
+    )
+    .await;
     Figures {
         lat,
+        big,
         tput,
         ttfb,
         chunks_per_s,
@@ -814,6 +877,8 @@ error_log {d}/nginx-error.log warn;
 events {{ worker_connections 30000; }}
 http {{
   access_log off;
+  client_max_body_size 64m;
+  client_body_buffer_size 2m;
   client_body_temp_path {d}/ngx-body;
   proxy_temp_path {d}/ngx-proxy;
   fastcgi_temp_path {d}/ngx-fastcgi;
@@ -898,7 +963,7 @@ async fn start_gateway(
 
 fn svg(rows: &[(&str, &Lat)]) -> String {
     let pcts = [50.0, 90.0, 99.0, 99.9];
-    let colors = ["#4e79a7", "#59a14f", "#e15759"];
+    let colors = ["#4e79a7", "#59a14f", "#f28e2b", "#e15759"];
     let max = rows
         .iter()
         .flat_map(|(_, l)| pcts.iter().map(|p| l.pct(*p)))
@@ -998,6 +1063,11 @@ fn env_num(name: &str, default: f64) -> f64 {
 }
 
 fn main() {
+    if std::env::var("LOAD_ROLE").is_ok_and(|r| r == null_proxy::ROLE) {
+        let listen = std::env::var("LOAD_NULL_LISTEN").expect("LOAD_NULL_LISTEN");
+        let upstream = std::env::var("LOAD_NULL_UPSTREAM").expect("LOAD_NULL_UPSTREAM");
+        null_proxy::run(&listen, upstream.parse().expect("upstream address"));
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cores >= 2 && have("taskset").is_some();
     if pin && !pin_self(1) {
@@ -1096,6 +1166,27 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
         .unwrap_or_default();
 
+    // pingora alone (core 0): this binary as a null proxy, the framework's floor.
+    let null_port = free_port();
+    let null_addr: SocketAddr = format!("127.0.0.1:{null_port}").parse().expect("addr");
+    let null_proxy = Child {
+        name: "pingora null proxy",
+        inner: pinned(pin, "0", &std::env::current_exe().expect("own path"))
+            .env("LOAD_ROLE", null_proxy::ROLE)
+            .env("LOAD_NULL_LISTEN", null_addr.to_string())
+            .env("LOAD_NULL_UPSTREAM", format!("127.0.0.1:{mock_port}"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the pingora null proxy"),
+    };
+    assert!(
+        wait_listening(null_addr, Duration::from_secs(10)).await,
+        "the pingora null proxy did not listen"
+    );
+
     let mock_addr: SocketAddr = format!("127.0.0.1:{mock_port}").parse().expect("addr");
     let mut targets = vec![Target {
         name: "direct",
@@ -1109,6 +1200,11 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
             pid: Some(pid),
         });
     }
+    targets.push(Target {
+        name: "pingora",
+        addr: null_addr,
+        pid: Some(null_proxy.pid()),
+    });
     targets.push(Target {
         name: "switchyard",
         addr: gw_addr,
@@ -1162,6 +1258,8 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         figs.push(measure(t, secs).await);
     }
     drop(nginx);
+    drop(null_proxy);
+    let (rewrite_t, copy_t, rewrite_bytes) = rewrite_1mib(101);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss_after = proc_status_kb(gw.pid(), "VmRSS:");
@@ -1229,6 +1327,7 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     let idx = |n: &str| targets.iter().position(|t| t.name == n);
     let d = &figs[idx("direct").expect("direct")];
     let n = idx("nginx").map(|i| &figs[i]);
+    let pn = idx("pingora").map(|i| &figs[i]);
     let g = &figs[idx("switchyard").expect("switchyard")];
     let rps = |f: &Figures| f.tput.ok as f64 / f.tput.secs;
     let added = |f: &Figures, p: f64| f.lat.pct(p) - d.lat.pct(p);
@@ -1267,7 +1366,8 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
          file, request log at the default `info` level to a file. nginx: {}, 1 worker, `access_log off`, \
          `proxy_buffering off`, upstream keep-alive.\n",
         if pin {
-            "Switchyard and nginx pinned to core 0 (`taskset -c 0`), harness to core 1"
+            "Switchyard, nginx and the pingora null proxy pinned to core 0 (`taskset -c 0`), \
+             harness to core 1"
         } else {
             "No pinning (fewer than 2 cores or no `taskset`)"
         },
@@ -1289,36 +1389,36 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     let _ = writeln!(md, "## Figures\n");
     let _ = writeln!(
         md,
-        "| | direct (mock) | nginx | switchyard | switchyard / nginx | switchyard / direct |"
+        "| | direct (mock) | nginx | pingora null proxy | switchyard | switchyard / nginx | \
+         switchyard / pingora | switchyard / direct |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-    let nv = |f: &dyn Fn(&Figures) -> f64| n.map(f);
-    let row = |md: &mut String, label: &str, dv: f64, nv: Option<f64>, gv: f64, dig: usize| {
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let opt = |f: Option<&Figures>, v: &dyn Fn(&Figures) -> f64| f.map(v);
+    let row = |md: &mut String, label: &str, v: &dyn Fn(&Figures) -> f64, dig: usize| {
+        let (dv, nv, pv, gv) = (v(d), opt(n, v), opt(pn, v), v(g));
         let _ = writeln!(
             md,
-            "| {label} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_opt(Some(dv), dig),
             fmt_opt(nv, dig),
+            fmt_opt(pv, dig),
             fmt_opt(Some(gv), dig),
             fmt_opt(nv.map(|n| gv / n), 2),
+            fmt_opt(pv.map(|p| gv / p), 2),
             fmt_opt(Some(gv / dv), 2)
         );
     };
     row(
         &mut md,
         &format!("requests/s, c={CONC}, non-streaming"),
-        rps(d),
-        nv(&rps),
-        rps(g),
+        &rps,
         0,
     );
     for p in [50.0, 90.0, 99.0, 99.9] {
         row(
             &mut md,
             &format!("latency p{p} at c=1 (µs)"),
-            d.lat.pct(p),
-            nv(&|f: &Figures| f.lat.pct(p)),
-            g.lat.pct(p),
+            &|f: &Figures| f.lat.pct(p),
             0,
         );
     }
@@ -1326,42 +1426,56 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         row(
             &mut md,
             &format!("stream time to first byte p{p} at c=1 (µs)"),
-            d.ttfb.pct(p),
-            nv(&|f: &Figures| f.ttfb.pct(p)),
-            g.ttfb.pct(p),
+            &|f: &Figures| f.ttfb.pct(p),
             0,
         );
     }
     row(
         &mut md,
         "chunks/s through 1,000-chunk streams",
-        d.chunks_per_s,
-        nv(&|f: &Figures| f.chunks_per_s),
-        g.chunks_per_s,
+        &|f: &Figures| f.chunks_per_s,
+        0,
+    );
+    row(
+        &mut md,
+        "1 MiB prompt, latency p50 at c=1 (µs)",
+        &|f: &Figures| f.big.pct(50.0),
         0,
     );
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "| added by the proxy (minus direct) | nginx | switchyard |"
+        "| added by the proxy (minus direct) | nginx | pingora null proxy | switchyard |"
     );
-    let _ = writeln!(md, "|---|---:|---:|");
-    for p in [50.0, 99.0] {
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    let added_row = |md: &mut String, label: &str, v: &dyn Fn(&Figures) -> f64| {
         let _ = writeln!(
             md,
-            "| latency p{p} at c=1 (µs) | {} | {} |",
-            fmt_opt(n.map(|f| added(f, p)), 0),
-            fmt_opt(Some(added(g, p)), 0)
+            "| {label} | {} | {} | {} |",
+            fmt_opt(n.map(v), 0),
+            fmt_opt(pn.map(v), 0),
+            fmt_opt(Some(v(g)), 0)
+        );
+    };
+    for p in [50.0, 99.0] {
+        added_row(
+            &mut md,
+            &format!("latency p{p} at c=1 (µs)"),
+            &|f: &Figures| added(f, p),
         );
     }
     for p in [50.0, 99.0] {
-        let _ = writeln!(
-            md,
-            "| stream time to first byte p{p} (µs) | {} | {} |",
-            fmt_opt(n.map(|f| added_ttfb(f, p)), 0),
-            fmt_opt(Some(added_ttfb(g, p)), 0)
+        added_row(
+            &mut md,
+            &format!("stream time to first byte p{p} (µs)"),
+            &|f: &Figures| added_ttfb(f, p),
         );
     }
+    added_row(
+        &mut md,
+        "1 MiB prompt, latency p50 (µs)",
+        &|f: &Figures| f.big.pct(50.0) - d.big.pct(50.0),
+    );
     let cpu_row = |f: &Figures| {
         f.tput
             .proxy_cpu
@@ -1369,14 +1483,16 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     };
     let _ = writeln!(
         md,
-        "| proxy core busy during the c={CONC} run (%) | {} | {} |",
+        "| proxy core busy during the c={CONC} run (%) | {} | {} | {} |",
         fmt_opt(n.and_then(cpu_row).map(|x| x.0), 0),
+        fmt_opt(pn.and_then(cpu_row).map(|x| x.0), 0),
         fmt_opt(cpu_row(g).map(|x| x.0), 0)
     );
     let _ = writeln!(
         md,
-        "| requests per proxy CPU-second | {} | {} |",
+        "| requests per proxy CPU-second | {} | {} | {} |",
         fmt_opt(n.and_then(cpu_row).map(|x| x.1), 0),
+        fmt_opt(pn.and_then(cpu_row).map(|x| x.1), 0),
         fmt_opt(cpu_row(g).map(|x| x.1), 0)
     );
     if let Some((busy, _)) = n.and_then(cpu_row) {
@@ -1389,6 +1505,24 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
             );
         }
     }
+    let _ = writeln!(
+        md,
+        "\nThe pingora null proxy is pingora 0.9 with a `ProxyHttp` that only names the mock \
+         (`benches/load/null_proxy.rs`), on the gateway's server settings: the framework's own \
+         floor. Switchyard's own work per request (auth, body read and rewrite, limits, routing, \
+         metering, metrics, usage log) is the gap between those two columns.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Request rewrite of a 1 MiB prompt, in-process (parse the borrowed view, splice the \
+         upstream body; median of 101): {:.0} µs for {} bytes ({:.2} GiB/s); a plain copy of the \
+         same bytes takes {:.0} µs, so the rewrite costs {:.1} copies.\n",
+        rewrite_t.as_secs_f64() * 1e6,
+        rewrite_bytes,
+        rewrite_bytes as f64 / rewrite_t.as_secs_f64() / (1u64 << 30) as f64,
+        copy_t.as_secs_f64() * 1e6,
+        rewrite_t.as_secs_f64() / copy_t.as_secs_f64().max(1e-9)
+    );
     let errs: Vec<String> = targets
         .iter()
         .zip(&figs)
@@ -1538,14 +1672,14 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         fmt_opt(idle, 1),
         verdict(idle.map(|v| v <= 25.0))
     );
-    let _ = writeln!(
-        md,
-        "\nNot measured yet: the 1 MiB prompt rewrite.\n\n![latency](latency.svg)"
-    );
+    let _ = writeln!(md, "\n![latency](latency.svg)");
 
     let mut rows: Vec<(&str, &Lat)> = vec![("direct", &d.lat)];
     if let Some(f) = n {
         rows.push(("nginx", &f.lat));
+    }
+    if let Some(f) = pn {
+        rows.push(("pingora", &f.lat));
     }
     rows.push(("switchyard", &g.lat));
     std::fs::write(out_dir.join("latency.svg"), svg(&rows)).expect("write svg");
