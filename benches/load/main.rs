@@ -1258,7 +1258,6 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         figs.push(measure(t, secs).await);
     }
     drop(nginx);
-    drop(null_proxy);
     let (rewrite_t, copy_t, rewrite_bytes) = rewrite_1mib(101);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1273,6 +1272,16 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         None
     };
     let hwm = proc_status_kb(gw.pid(), "VmHWM:");
+    // The same streams through pingora alone: the framework's own memory per stream.
+    let null_idle = proc_status_kb(null_proxy.pid(), "VmRSS:");
+    let null_many = if streams > 0 {
+        eprintln!("[load] pingora null proxy: {streams} concurrent slow streams");
+        let ramp = Duration::from_secs_f64((streams as f64 / 2_000.0).clamp(1.0, 10.0));
+        Some(run_many(null_addr, null_proxy.pid(), streams, stream_chunks, ramp).await)
+    } else {
+        None
+    };
+    drop(null_proxy);
     let usage_lines = std::fs::read_to_string(work.join("switchyard/usage.jsonl"))
         .map(|s| s.lines().count())
         .unwrap_or(0);
@@ -1557,7 +1566,29 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
             mb(Some(m.peak_rss_kb))
         );
     }
-    let _ = writeln!(md, "| VmHWM (lifetime peak) | {} |\n", mb(hwm));
+    let _ = writeln!(md, "| VmHWM (lifetime peak) | {} |", mb(hwm));
+    if let Some(m) = &null_many {
+        let _ = writeln!(
+            md,
+            "| pingora null proxy: idle RSS, then peak with {} slow streams ({} complete) | {} → {} |",
+            m.peak_open,
+            m.completed,
+            mb(null_idle),
+            mb(Some(m.peak_rss_kb))
+        );
+    }
+    if let (Some(g), Some(p)) = (&many, &null_many) {
+        let per = |m: &Many, idle: Option<u64>| {
+            (m.peak_rss_kb.saturating_sub(idle.unwrap_or(0)) as f64) / m.peak_open.max(1) as f64
+        };
+        let _ = writeln!(
+            md,
+            "| per open stream, above idle (KB): switchyard / pingora null proxy | {:.1} / {:.1} |",
+            per(g, idle_rss_after),
+            per(p, null_idle)
+        );
+    }
+    let _ = writeln!(md);
     if let Some(m) = &many {
         let _ = writeln!(
             md,
