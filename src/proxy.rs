@@ -1114,25 +1114,19 @@ impl Gateway {
                 m.cost.with_label_values(&[team, model]).inc_by(cost);
             }
         }
-        self.usage_log.write(&usage::Record {
-            request_id: &ctx.request_id,
-            time: usage::timestamp(SystemTime::now() - duration),
-            key,
-            team,
-            model,
-            provider,
-            upstream_model: if ctx.upstream_model.is_empty() {
-                "-"
-            } else {
-                &ctx.upstream_model
-            },
+        self.usage_log.write(usage::Entry {
+            request_id: ctx.request_id.clone(),
+            started: SystemTime::now() - duration,
+            key: ctx.principal.as_ref().map(|p| p.key.clone()),
+            team: ctx.principal.as_ref().map(|p| p.team.clone()),
+            model: ctx.model.clone(),
+            provider: ctx.provider.clone(),
+            upstream_model: ctx.upstream_model.clone(),
             stream: ctx.stream,
             status,
             reason: ctx.reason,
             attempts: ctx.attempts,
-            prompt_tokens: settled.map_or(0, |(u, _)| u.prompt_tokens),
-            completion_tokens: settled.map_or(0, |(u, _)| u.completion_tokens),
-            usage_source: settled.map(|(_, s)| s),
+            usage: settled,
             cost_usd: cost,
             duration_ms: duration.as_secs_f64() * 1000.0,
             ttft_ms: answered

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Model, UsageSink};
+use crate::config::{Key, Model, Provider, Team, UsageSink};
 use crate::metrics::Metrics;
 pub use crate::sse::Usage;
 use crate::sse::{estimate_tokens, Scanner};
@@ -241,6 +241,57 @@ pub struct Record<'a> {
     pub ttft_ms: Option<f64>,
 }
 
+/// One request's usage as the request path hands it over: the JSON line is built by the
+/// writer thread, off the request path. Names are shared with the config (`Arc`), not copied.
+pub struct Entry {
+    pub request_id: String,
+    pub started: SystemTime,
+    pub key: Option<Arc<Key>>,
+    pub team: Option<Arc<Team>>,
+    pub model: Option<Arc<Model>>,
+    pub provider: Option<Arc<Provider>>,
+    /// Empty when no upstream was chosen.
+    pub upstream_model: String,
+    pub stream: bool,
+    pub status: u16,
+    pub reason: Option<&'static str>,
+    pub attempts: u32,
+    pub usage: Option<(Usage, UsageSource)>,
+    pub cost_usd: f64,
+    pub duration_ms: f64,
+    pub ttft_ms: Option<f64>,
+}
+
+/// `-` for a name the request never had.
+fn or_dash(s: Option<&str>) -> &str {
+    s.filter(|s| !s.is_empty()).unwrap_or("-")
+}
+
+impl Entry {
+    /// The log line's fields; `-` stands for what the request never had.
+    fn record(&self) -> Record<'_> {
+        Record {
+            request_id: &self.request_id,
+            time: timestamp(self.started),
+            key: or_dash(self.key.as_deref().map(|k| k.id.as_str())),
+            team: or_dash(self.team.as_deref().map(|t| t.name.as_str())),
+            model: or_dash(self.model.as_deref().map(|m| m.name.as_str())),
+            provider: or_dash(self.provider.as_deref().map(|p| p.name.as_str())),
+            upstream_model: or_dash(Some(&self.upstream_model)),
+            stream: self.stream,
+            status: self.status,
+            reason: self.reason,
+            attempts: self.attempts,
+            prompt_tokens: self.usage.map_or(0, |(u, _)| u.prompt_tokens),
+            completion_tokens: self.usage.map_or(0, |(u, _)| u.completion_tokens),
+            usage_source: self.usage.map(|(_, s)| s),
+            cost_usd: self.cost_usd,
+            duration_ms: self.duration_ms,
+            ttft_ms: self.ttft_ms,
+        }
+    }
+}
+
 /// RFC 3339 UTC time with milliseconds, for the log.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -255,7 +306,7 @@ const QUEUE: usize = 65_536;
 /// `switchyard_usage_log_errors_total` and reported in the log, not by failing requests.
 #[derive(Clone)]
 pub struct UsageLog {
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Box<Entry>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -265,7 +316,7 @@ impl UsageLog {
         let Some(sink) = sink.cloned() else {
             return UsageLog { tx: None, metrics };
         };
-        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let (tx, rx) = sync_channel::<Box<Entry>>(QUEUE);
         let m = metrics.clone();
         let spawned = std::thread::Builder::new()
             .name("usage-log".into())
@@ -280,14 +331,10 @@ impl UsageLog {
         }
     }
 
-    /// Queues one record; never blocks.
-    pub fn write(&self, record: &Record<'_>) {
+    /// Queues one entry; never blocks. (Boxed: the queue's slots stay one pointer each.)
+    pub fn write(&self, entry: Entry) {
         let Some(tx) = &self.tx else { return };
-        let Ok(mut line) = serde_json::to_vec(record) else {
-            return;
-        };
-        line.push(b'\n');
-        match tx.try_send(line) {
+        match tx.try_send(Box::new(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped("queue_full"),
             Err(TrySendError::Disconnected(_)) => self.dropped("writer_gone"),
@@ -307,7 +354,7 @@ const WRITE_PERIOD: Duration = Duration::from_millis(50);
 
 /// The writer thread: appends the queued lines every [`WRITE_PERIOD`] and flushes them, reopens the file
 /// after an error (at most once a second), and reports failures once per burst.
-fn write_loop(sink: UsageSink, rx: Receiver<Vec<u8>>, metrics: Arc<Metrics>) {
+fn write_loop(sink: UsageSink, rx: Receiver<Box<Entry>>, metrics: Arc<Metrics>) {
     let mut out: Option<Box<dyn Write>> = None;
     let mut last_open_try: Option<Instant> = None;
     let mut failing = false;
@@ -340,7 +387,10 @@ fn write_loop(sink: UsageSink, rx: Receiver<Vec<u8>>, metrics: Arc<Metrics>) {
         let written = match out.as_mut() {
             Some(w) => batch
                 .iter()
-                .try_for_each(|line| w.write_all(line))
+                .try_for_each(|entry| {
+                    serde_json::to_writer(&mut *w, &entry.record())?;
+                    w.write_all(b"\n")
+                })
                 .and_then(|()| w.flush())
                 .is_ok(),
             None => false,
