@@ -4,6 +4,10 @@
 //! set (`status`, `reason`, `limit`, `type`), or are `-` when a request never got that far:
 //! nothing a client sends becomes a label, so the number of series stays bounded.
 
+use std::time::Duration;
+
+use crate::usage::{Usage, UsageSource};
+
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -18,6 +22,23 @@ const LATENCY_BUCKETS: &[f64] = &[
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
+
+/// What one finished request adds to the metrics (see [`Metrics::count_request`]).
+pub struct Finished<'a> {
+    pub team: &'a str,
+    pub key: &'a str,
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub status: u16,
+    pub stream: bool,
+    pub duration: Duration,
+    /// Only for answers that carried content.
+    pub ttft: Option<Duration>,
+    /// The gateway's own part of the time, up to the hand-over to the upstream.
+    pub own: Duration,
+    pub usage: Option<(Usage, UsageSource)>,
+    pub cost: f64,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +63,43 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one finished request in every series it belongs to; called once per request.
+    pub fn count_request(&self, f: &Finished<'_>) {
+        let (team, key, model, provider) = (f.team, f.key, f.model, f.provider);
+        let mut digits = [0u8; 5];
+        self.requests
+            .with_label_values(&[
+                team,
+                key,
+                model,
+                provider,
+                status_label(f.status, &mut digits),
+            ])
+            .inc();
+        let stream = if f.stream { "true" } else { "false" };
+        self.request_duration
+            .with_label_values(&[model, provider, stream])
+            .observe(f.duration.as_secs_f64());
+        if let Some(t) = f.ttft {
+            self.ttft
+                .with_label_values(&[model, provider])
+                .observe(t.as_secs_f64());
+        }
+        self.overhead.observe(f.own.as_secs_f64());
+        if let Some((u, source)) = &f.usage {
+            let src = source.label();
+            self.tokens
+                .with_label_values(&[team, key, model, provider, "prompt", src])
+                .inc_by(u.prompt_tokens as f64);
+            self.tokens
+                .with_label_values(&[team, key, model, provider, "completion", src])
+                .inc_by(u.completion_tokens as f64);
+            if f.cost > 0.0 {
+                self.cost.with_label_values(&[team, model]).inc_by(f.cost);
+            }
+        }
+    }
+
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let m = Metrics {
@@ -218,6 +276,22 @@ fn unreachable_metric() -> ! {
     panic!("invalid metric definition")
 }
 
+/// A status code as its decimal digits, written into `buf` (no allocation per request).
+fn status_label(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +336,20 @@ mod tests {
             "switchyard_config_info",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn status_labels_are_the_decimal_code() {
+        let mut buf = [0u8; 5];
+        for (code, text) in [
+            (200, "200"),
+            (499, "499"),
+            (0, "0"),
+            (7, "7"),
+            (65535, "65535"),
+        ] {
+            assert_eq!(status_label(code, &mut buf), text);
         }
     }
 }

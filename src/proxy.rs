@@ -39,7 +39,7 @@ use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
-use crate::metrics::Metrics;
+use crate::metrics::{Finished, Metrics};
 use crate::policy;
 use crate::providers::anthropic_front::{self, OpenAiToAnthropicStream};
 use crate::providers::translate::{self, SseTranslator};
@@ -1083,37 +1083,25 @@ impl Gateway {
             (Some((u, _)), Some(m)) => usage::cost(m, u),
             _ => 0.0,
         };
-        let m = &self.metrics;
-        let status_label = status.to_string();
-        m.requests
-            .with_label_values(&[team, key, model, provider, &status_label])
-            .inc();
-        let stream = if ctx.stream { "true" } else { "false" };
-        m.request_duration
-            .with_label_values(&[model, provider, stream])
-            .observe(duration.as_secs_f64());
-        let ttft = ctx.first_byte_at.map(|t| t - ctx.started);
         // Time to first token means something only for answers that carried content.
         let answered = (200..300).contains(&status) || status == 499;
-        if let (Some(t), true) = (ttft, answered) {
-            m.ttft
-                .with_label_values(&[model, provider])
-                .observe(t.as_secs_f64());
-        }
-        let own = ctx.forwarded_at.map_or(duration, |t| t - ctx.started);
-        m.overhead.observe(own.as_secs_f64());
-        if let Some((u, source)) = &settled {
-            let src = source.label();
-            m.tokens
-                .with_label_values(&[team, key, model, provider, "prompt", src])
-                .inc_by(u.prompt_tokens as f64);
-            m.tokens
-                .with_label_values(&[team, key, model, provider, "completion", src])
-                .inc_by(u.completion_tokens as f64);
-            if cost > 0.0 {
-                m.cost.with_label_values(&[team, model]).inc_by(cost);
-            }
-        }
+        let ttft = ctx
+            .first_byte_at
+            .filter(|_| answered)
+            .map(|t| t - ctx.started);
+        self.metrics.count_request(&Finished {
+            team,
+            key,
+            model,
+            provider,
+            status,
+            stream: ctx.stream,
+            duration,
+            ttft,
+            own: ctx.forwarded_at.map_or(duration, |t| t - ctx.started),
+            usage: settled,
+            cost,
+        });
         self.usage_log.write(usage::Entry {
             request_id: ctx.request_id.clone(),
             started: SystemTime::now() - duration,
@@ -1129,10 +1117,7 @@ impl Gateway {
             usage: settled,
             cost_usd: cost,
             duration_ms: duration.as_secs_f64() * 1000.0,
-            ttft_ms: answered
-                .then_some(ttft)
-                .flatten()
-                .map(|t| t.as_secs_f64() * 1000.0),
+            ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         });
         // The usage log is the per-request record; this line (a write to stderr per request)
         // is for debugging only.
