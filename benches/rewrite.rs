@@ -35,13 +35,14 @@ fn rewrite(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
     for (name, size) in [("small_200B", 200), ("prompt_1MiB", 1 << 20)] {
-        let body = request(size);
+        let body = bytes::Bytes::from(request(size));
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
                 let req = parse(black_box(&body)).expect("valid request");
                 let prepared = Prepared::new(
                     &req,
+                    &body,
                     RewriteOptions {
                         include_usage: true,
                     },

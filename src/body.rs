@@ -282,61 +282,70 @@ pub struct RewriteOptions {
     pub include_usage: bool,
 }
 
-/// The upstream body without its `model`: `{"model":` + name + `,` + [`Prepared::rest`].
-/// Built once per request; an attempt on another route only re-prefixes the model name.
+/// The upstream body without its `model`, as parts: `{"model":` + name + the parts. The raw
+/// values stay where they are in the client's body (shared `Bytes`, so a 1 MiB prompt is
+/// not copied here); only keys, separators and a merged `stream_options` are the gateway's
+/// own bytes. Built once per request; each attempt writes the body out once, for its
+/// route's model name.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    rest: Bytes,
+    parts: Vec<Bytes>,
+    len: usize,
 }
 
 impl Prepared {
-    pub fn new(req: &ChatRequest<'_>, opts: RewriteOptions) -> Prepared {
-        let cap: usize = req
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum();
-        let mut out = Vec::with_capacity(cap + 48);
-        let mut first = true;
+    /// `body` is the buffer `req` was parsed from: the values are slices of it.
+    pub fn new(req: &ChatRequest<'_>, body: &Bytes, opts: RewriteOptions) -> Prepared {
+        let with_usage = opts.include_usage && req.stream;
+        let merged = with_usage.then(|| merged_stream_options(req.field("stream_options")));
+        let own_len: usize = req.fields.iter().map(|(k, _)| k.len() + 8).sum();
+        let mut own =
+            BytesMut::with_capacity(own_len + 32 + merged.as_ref().map_or(0, String::len));
+        let mut parts = Vec::with_capacity(req.fields.len() * 2 + 3);
+        let mut field = |own: &mut BytesMut, key: &str, value: Bytes| {
+            own.put_u8(b',');
+            let mut w = own.writer();
+            write_json_string(&mut w, key);
+            w.into_inner().put_u8(b':');
+            parts.push(own.split().freeze());
+            parts.push(value);
+        };
         for (k, v) in &req.fields {
-            if opts.include_usage && req.stream && k == "stream_options" {
+            if with_usage && k == "stream_options" {
                 continue;
             }
-            push_field(&mut out, &mut first, k, v.get());
+            field(&mut own, k, share(body, v.get().as_bytes()));
         }
-        if opts.include_usage && req.stream {
-            let merged = merged_stream_options(req.field("stream_options"));
-            push_field(&mut out, &mut first, "stream_options", &merged);
+        if let Some(m) = merged {
+            field(&mut own, "stream_options", Bytes::from(m));
         }
-        out.push(b'}');
-        Prepared {
-            rest: Bytes::from(out),
-        }
+        parts.push(Bytes::from_static(b"}"));
+        let len = parts.iter().map(Bytes::len).sum();
+        Prepared { parts, len }
     }
 
-    /// The full upstream body for one route's model name.
+    /// The full upstream body for one route's model name: one copy of the parts.
     pub fn body_for(&self, upstream_model: &str) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.rest.len() + upstream_model.len() + 16);
+        let mut out = BytesMut::with_capacity(self.len + upstream_model.len() + 16);
         out.put_slice(b"{\"model\":");
         let mut writer = out.writer();
         write_json_string(&mut writer, upstream_model);
         let mut out = writer.into_inner();
-        if self.rest.as_ref() != b"}" {
-            out.put_u8(b',');
+        for part in &self.parts {
+            out.put_slice(part);
         }
-        out.put_slice(&self.rest);
         out.freeze()
     }
 }
 
-fn push_field(out: &mut Vec<u8>, first: &mut bool, key: &str, raw: &str) {
-    if !*first {
-        out.push(b',');
+/// `part` as a slice of `body` when it lies inside it (no copy), else a copy of its own.
+fn share(body: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    if start <= body.len() && part.len() <= body.len() - start {
+        body.slice(start..start + part.len())
+    } else {
+        Bytes::copy_from_slice(part)
     }
-    *first = false;
-    write_json_string(out, key);
-    out.push(b':');
-    out.extend_from_slice(raw.as_bytes());
 }
 
 /// The client's `stream_options` with `include_usage: true`, keeping whatever else it set.
@@ -412,8 +421,9 @@ mod tests {
     use serde_json::{json, Value};
 
     fn rewrite(body: &str, upstream: &str, include_usage: bool) -> Value {
-        let req = parse(body.as_bytes()).unwrap();
-        let p = Prepared::new(&req, RewriteOptions { include_usage });
+        let body = Bytes::copy_from_slice(body.as_bytes());
+        let req = parse(&body).unwrap();
+        let p = Prepared::new(&req, &body, RewriteOptions { include_usage });
         serde_json::from_slice(&p.body_for(upstream)).unwrap()
     }
 
@@ -433,11 +443,34 @@ mod tests {
     }
 
     #[test]
+    fn values_are_shared_with_the_client_body_not_copied() {
+        let body = Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"n":1}"#,
+        );
+        let req = parse(&body).unwrap();
+        let p = Prepared::new(&req, &body, RewriteOptions::default());
+        let inside = |b: &[u8]| {
+            let (s, o) = (b.as_ptr() as usize, body.as_ptr() as usize);
+            s >= o && s + b.len() <= o + body.len()
+        };
+        let messages = p.parts.iter().find(|b| b.starts_with(b"[{")).unwrap();
+        assert!(
+            inside(messages),
+            "the messages are a slice of the client's body"
+        );
+        // A slice from elsewhere is copied, with the same bytes.
+        let other = b"[1,2]".to_vec();
+        let shared = share(&body, &other);
+        assert_eq!(&shared[..], b"[1,2]");
+        assert!(!inside(&shared));
+    }
+
+    #[test]
     fn messages_are_copied_byte_for_byte() {
         let msgs = r#"[{"role":"user","content":"a\u00e9 \"q\"  spaced   "}]"#;
-        let body = format!(r#"{{"messages":{msgs},"model":"m"}}"#);
-        let req = parse(body.as_bytes()).unwrap();
-        let out = Prepared::new(&req, RewriteOptions::default()).body_for("u");
+        let body = Bytes::from(format!(r#"{{"messages":{msgs},"model":"m"}}"#));
+        let req = parse(&body).unwrap();
+        let out = Prepared::new(&req, &body, RewriteOptions::default()).body_for("u");
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.contains(msgs), "{text}");
     }

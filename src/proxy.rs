@@ -667,6 +667,7 @@ impl Gateway {
         }
         ctx.prepared = Some(Prepared::new(
             &req,
+            &ctx.request_body,
             RewriteOptions {
                 include_usage: true,
             },
