@@ -217,28 +217,28 @@ pub fn cost(model: &Model, usage: &Usage) -> f64 {
 
 /// One line of the usage log. It never holds a prompt, a completion or a secret.
 #[derive(Debug, Serialize)]
-pub struct Record<'a> {
-    pub request_id: &'a str,
-    pub time: String,
-    pub key: &'a str,
-    pub team: &'a str,
-    pub model: &'a str,
-    pub provider: &'a str,
-    pub upstream_model: &'a str,
-    pub stream: bool,
-    pub status: u16,
+struct Record<'a> {
+    request_id: &'a str,
+    time: String,
+    key: &'a str,
+    team: &'a str,
+    model: &'a str,
+    provider: &'a str,
+    upstream_model: &'a str,
+    stream: bool,
+    status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
+    reason: Option<&'a str>,
     /// Upstream attempts made (retries and fallbacks included; 0 when none was made).
-    pub attempts: u32,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    attempts: u32,
+    prompt_tokens: u64,
+    completion_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage_source: Option<UsageSource>,
-    pub cost_usd: f64,
-    pub duration_ms: f64,
+    usage_source: Option<UsageSource>,
+    cost_usd: f64,
+    duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttft_ms: Option<f64>,
+    ttft_ms: Option<f64>,
 }
 
 /// One request's usage as the request path hands it over: the JSON line is built by the
@@ -293,7 +293,7 @@ impl Entry {
 }
 
 /// RFC 3339 UTC time with milliseconds, for the log.
-pub fn timestamp(t: SystemTime) -> String {
+fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 

@@ -286,70 +286,56 @@ impl RateHeaders {
         )
     }
 
+    /// Every header name with its value, if any, in a fixed order: the one list that
+    /// [`RateHeaders::pairs`] and [`RateHeaders::apply`] both read.
+    fn entries(&self) -> [(&'static str, Option<RateValue>); 6] {
+        use RateValue::{Count, Reset};
+        [
+            ("x-ratelimit-limit-requests", self.limit_requests.map(Count)),
+            (
+                "x-ratelimit-remaining-requests",
+                self.remaining_requests.map(Count),
+            ),
+            ("x-ratelimit-reset-requests", self.reset_requests.map(Reset)),
+            ("x-ratelimit-limit-tokens", self.limit_tokens.map(Count)),
+            (
+                "x-ratelimit-remaining-tokens",
+                self.remaining_tokens.map(Count),
+            ),
+            ("x-ratelimit-reset-tokens", self.reset_tokens.map(Reset)),
+        ]
+    }
+
     /// The headers as `(name, value)` pairs, in a fixed order.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::with_capacity(6);
-        let mut push = |name: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                out.push((name, v));
-            }
-        };
-        push(
-            "x-ratelimit-limit-requests",
-            self.limit_requests.map(|v| v.to_string()),
-        );
-        push(
-            "x-ratelimit-remaining-requests",
-            self.remaining_requests.map(|v| v.to_string()),
-        );
-        push(
-            "x-ratelimit-reset-requests",
-            self.reset_requests.map(format_reset),
-        );
-        push(
-            "x-ratelimit-limit-tokens",
-            self.limit_tokens.map(|v| v.to_string()),
-        );
-        push(
-            "x-ratelimit-remaining-tokens",
-            self.remaining_tokens.map(|v| v.to_string()),
-        );
-        push(
-            "x-ratelimit-reset-tokens",
-            self.reset_tokens.map(format_reset),
-        );
-        out
+        self.entries()
+            .into_iter()
+            .filter_map(|(name, v)| match v? {
+                RateValue::Count(n) => Some((name, n.to_string())),
+                RateValue::Reset(d) => Some((name, format_reset(d))),
+            })
+            .collect()
     }
 
     /// Sets the headers on a response (those with a value; others are left as they are).
-    ///
-    /// Runs on every answer: the counts go in as numbers (no `String` on the way), in the
-    /// order of [`RateHeaders::pairs`].
+    /// Runs on every answer: counts go in as numbers, with no `String` on the way.
     pub fn apply(&self, resp: &mut ResponseHeader) {
-        put_count(resp, "x-ratelimit-limit-requests", self.limit_requests);
-        put_count(
-            resp,
-            "x-ratelimit-remaining-requests",
-            self.remaining_requests,
-        );
-        put_reset(resp, "x-ratelimit-reset-requests", self.reset_requests);
-        put_count(resp, "x-ratelimit-limit-tokens", self.limit_tokens);
-        put_count(resp, "x-ratelimit-remaining-tokens", self.remaining_tokens);
-        put_reset(resp, "x-ratelimit-reset-tokens", self.reset_tokens);
+        for (name, v) in self.entries() {
+            // Names are constants and values are digits and units: insertion cannot fail.
+            let _ = match v {
+                Some(RateValue::Count(n)) => resp.insert_header(name, http::HeaderValue::from(n)),
+                Some(RateValue::Reset(d)) => resp.insert_header(name, format_reset(d)),
+                None => Ok(()),
+            };
+        }
     }
 }
 
-// Names are constants and values are digits and units: insertion cannot fail.
-fn put_count(resp: &mut ResponseHeader, name: &'static str, value: Option<u64>) {
-    if let Some(v) = value {
-        let _ = resp.insert_header(name, http::HeaderValue::from(v));
-    }
-}
-
-fn put_reset(resp: &mut ResponseHeader, name: &'static str, value: Option<Duration>) {
-    if let Some(d) = value {
-        let _ = resp.insert_header(name, format_reset(d));
-    }
+/// One `x-ratelimit-*` value: a count, or the time until a reset.
+#[derive(Clone, Copy)]
+enum RateValue {
+    Count(u64),
+    Reset(Duration),
 }
 
 /// A duration the way OpenAI writes its `x-ratelimit-reset-*` headers (Go's duration format),
