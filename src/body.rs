@@ -106,179 +106,12 @@ fn declared_length(session: &Session) -> Result<Option<usize>, BodyError> {
         })
 }
 
-/// A borrowed view of a chat-completions request: every top-level field in order, as raw
-/// JSON, with `model_params` already lifted.
-#[derive(Debug)]
-pub struct ChatRequest<'a> {
-    /// Top-level fields except `model` and `model_params`, in the client's order, then the
-    /// lifted `model_params` entries that the top level did not set.
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
-    pub model: Cow<'a, str>,
-    pub stream: bool,
-    pub messages: Vec<&'a RawValue>,
-    /// `max_tokens` or `max_completion_tokens`, when given as a number.
-    pub max_tokens: Option<u64>,
-}
-
-impl<'a> ChatRequest<'a> {
-    /// The raw value of a top-level field (after lifting).
-    pub fn field(&self, name: &str) -> Option<&'a RawValue> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
-    }
-}
-
-/// Parses and checks a request body. Every problem is a 400 with a message that says what.
-pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
-    let fields: Fields<'_> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
-    })?;
-    let mut top = fields.0;
-    reject_duplicates(&top)?;
-
-    let model = take(&mut top, "model")
-        .ok_or_else(|| invalid("`model` is required"))
-        .and_then(|raw| {
-            Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
-                .map_err(|_| invalid("`model` must be a string"))
-        })?;
-    if model.is_empty() {
-        return Err(invalid("`model` must not be empty"));
-    }
-    if let Some(params) = take(&mut top, "model_params") {
-        lift_model_params(&mut top, params)?;
-    }
-
-    let messages_raw = top
-        .iter()
-        .find(|(k, _)| k == "messages")
-        .map(|(_, v)| *v)
-        .ok_or_else(|| invalid("`messages` is required"))?;
-    let messages: Vec<&RawValue> = serde_json::from_str(messages_raw.get())
-        .map_err(|_| invalid("`messages` must be an array of message objects"))?;
-    if messages.is_empty() {
-        return Err(invalid("`messages` must not be empty"));
-    }
-    for (i, m) in messages.iter().enumerate() {
-        check_message(i, m)?;
-    }
-
-    let stream = match top
-        .iter()
-        .find(|(k, _)| k == "stream")
-        .map(|(_, v)| v.get())
-    {
-        None | Some("null") | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(invalid("`stream` must be a boolean")),
-    };
-    let max_tokens = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .find_map(|name| top.iter().find(|(k, _)| k == name))
-        .and_then(|(_, v)| v.get().parse::<u64>().ok());
-
-    Ok(ChatRequest {
-        fields: top,
-        model,
-        stream,
-        messages,
-        max_tokens,
-    })
-}
-
-fn invalid(msg: &str) -> GatewayError {
-    GatewayError::InvalidRequest(msg.to_string())
-}
-
-/// Two fields with one name would let the gateway check one value and the vendor use the other.
-fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
-    for (i, (k, _)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(other, _)| other == k) {
-            return Err(GatewayError::InvalidRequest(format!(
-                "the field `{}` is given twice",
-                truncate(k, 64)
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn take<'a>(fields: &mut Vec<(Cow<'a, str>, &'a RawValue)>, name: &str) -> Option<&'a RawValue> {
-    let pos = fields.iter().position(|(k, _)| k == name)?;
-    Some(fields.remove(pos).1)
-}
-
-/// `model_params` keys go to the top level; a key given at both levels keeps the top-level value.
-fn lift_model_params<'a>(
-    top: &mut Vec<(Cow<'a, str>, &'a RawValue)>,
-    params: &'a RawValue,
-) -> Result<(), GatewayError> {
-    if params.get() == "null" {
-        return Ok(());
-    }
-    let Fields(inner) = serde_json::from_str(params.get())
-        .map_err(|_| invalid("`model_params` must be an object"))?;
-    reject_duplicates(&inner)?;
-    for (k, v) in inner {
-        if k == "model" || k == "messages" || k == "model_params" {
-            return Err(GatewayError::InvalidRequest(format!(
-                "`model_params` may not set `{k}`"
-            )));
-        }
-        if !top.iter().any(|(t, _)| *t == k) {
-            top.push((k, v));
-        }
-    }
-    Ok(())
-}
-
-/// A message must be an object with a string `role`; its content is the vendor's business.
-fn check_message(i: usize, raw: &RawValue) -> Result<(), GatewayError> {
-    #[derive(Deserialize)]
-    struct Msg<'a> {
-        #[serde(borrow)]
-        role: Option<Cow<'a, str>>,
-    }
-    match serde_json::from_str::<Msg<'_>>(raw.get()) {
-        Ok(Msg { role: Some(_) }) => Ok(()),
-        Ok(Msg { role: None }) => Err(GatewayError::InvalidRequest(format!(
-            "`messages[{i}].role` is required"
-        ))),
-        Err(_) => Err(GatewayError::InvalidRequest(format!(
-            "`messages[{i}]` must be an object with a string `role`"
-        ))),
-    }
-}
-
-/// The text of a message: its string `content`, or the `text` of its content parts joined
-/// by spaces (images and other parts carry no text).
-pub fn message_text(raw: &str) -> String {
-    #[derive(Deserialize)]
-    struct Msg {
-        #[serde(default)]
-        content: serde_json::Value,
-    }
-    match serde_json::from_str::<Msg>(raw).map(|m| m.content) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(serde_json::Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 /// What changes between the client's body and the upstream's, besides `model`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RewriteOptions {
-    /// Ask an OpenAI-compatible upstream for usage in the stream's last chunk.
+    /// The request streams.
+    pub stream: bool,
+    /// Ask an OpenAI-compatible upstream for usage in the stream's last chunk (streams only).
     pub include_usage: bool,
 }
 
@@ -294,14 +127,23 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// `body` is the buffer `req` was parsed from: the values are slices of it.
-    pub fn new(req: &ChatRequest<'_>, body: &Bytes, opts: RewriteOptions) -> Prepared {
-        let with_usage = opts.include_usage && req.stream;
-        let merged = with_usage.then(|| merged_stream_options(req.field("stream_options")));
-        let own_len: usize = req.fields.iter().map(|(k, _)| k.len() + 8).sum();
+    /// `fields` are the request's top-level fields but `model`, as raw values inside `body`
+    /// (the buffer they were parsed from): the values are slices of it.
+    pub fn new(
+        fields: &[(Cow<'_, str>, &RawValue)],
+        body: &Bytes,
+        opts: RewriteOptions,
+    ) -> Prepared {
+        let with_usage = opts.include_usage && opts.stream;
+        let stream_options = fields
+            .iter()
+            .find(|(k, _)| k == "stream_options")
+            .map(|(_, v)| *v);
+        let merged = with_usage.then(|| merged_stream_options(stream_options));
+        let own_len: usize = fields.iter().map(|(k, _)| k.len() + 8).sum();
         let mut own =
             BytesMut::with_capacity(own_len + 32 + merged.as_ref().map_or(0, String::len));
-        let mut parts = Vec::with_capacity(req.fields.len() * 2 + 3);
+        let mut parts = Vec::with_capacity(fields.len() * 2 + 3);
         let mut field = |own: &mut BytesMut, key: &str, value: Bytes| {
             own.put_u8(b',');
             let mut w = own.writer();
@@ -310,7 +152,7 @@ impl Prepared {
             parts.push(own.split().freeze());
             parts.push(value);
         };
-        for (k, v) in &req.fields {
+        for (k, v) in fields {
             if with_usage && k == "stream_options" {
                 continue;
             }
@@ -360,14 +202,14 @@ fn merged_stream_options(client: Option<&RawValue>) -> String {
 }
 
 /// Appends `s` as a JSON string literal, escaped in place.
-fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
+pub fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
     // Writing a &str into a Vec or BytesMut writer cannot fail.
     let _ = serde_json::to_writer(out, s);
 }
 
 /// A JSON object's top-level entries, in order, values left raw. Keys borrow from the input
 /// unless they contain escapes.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Fields<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -391,7 +233,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 }
 
 /// A string that borrows when it can (`Cow<str>` alone always allocates under serde).
-struct CowStr<'a>(Cow<'a, str>);
+pub struct CowStr<'a>(pub Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -418,12 +260,20 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
     fn rewrite(body: &str, upstream: &str, include_usage: bool) -> Value {
         let body = Bytes::copy_from_slice(body.as_bytes());
         let req = parse(&body).unwrap();
-        let p = Prepared::new(&req, &body, RewriteOptions { include_usage });
+        let p = Prepared::new(
+            req.fields(),
+            &body,
+            RewriteOptions {
+                stream: req.stream,
+                include_usage,
+            },
+        );
         serde_json::from_slice(&p.body_for(upstream)).unwrap()
     }
 
@@ -448,7 +298,7 @@ mod tests {
             br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"n":1}"#,
         );
         let req = parse(&body).unwrap();
-        let p = Prepared::new(&req, &body, RewriteOptions::default());
+        let p = Prepared::new(req.fields(), &body, RewriteOptions::default());
         let inside = |b: &[u8]| {
             let (s, o) = (b.as_ptr() as usize, body.as_ptr() as usize);
             s >= o && s + b.len() <= o + body.len()
@@ -470,7 +320,7 @@ mod tests {
         let msgs = r#"[{"role":"user","content":"a\u00e9 \"q\"  spaced   "}]"#;
         let body = Bytes::from(format!(r#"{{"messages":{msgs},"model":"m"}}"#));
         let req = parse(&body).unwrap();
-        let out = Prepared::new(&req, &body, RewriteOptions::default()).body_for("u");
+        let out = Prepared::new(req.fields(), &body, RewriteOptions::default()).body_for("u");
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.contains(msgs), "{text}");
     }

@@ -12,8 +12,12 @@
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
 //! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
-//! - [`sse`]: the incremental SSE scanner that reads usage from a passing stream;
-//! - [`usage`]: metering, estimation, cost and the usage log;
+//! - [`sse`]: the one SSE decoder that every stream scanner and translator reads through;
+//! - [`dialect`]: one module per wire dialect: request view, stream scanner, error shape;
+//! - [`convert`]: one module per translated pair of dialects, both ways, streams included;
+//! - [`meter`]: reads an answer's usage from the bytes that go to the client;
+//! - [`usage`]: the normalised usage of an answer, estimates and cost;
+//! - [`usage_log`]: one JSON line per request, written off the request path;
 //! - [`metrics`]: every Prometheus metric of the spec;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 
@@ -22,10 +26,13 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod convert;
+pub mod dialect;
 pub mod drain;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod meter;
 pub mod metrics;
 pub mod policy;
 pub mod providers;
@@ -35,3 +42,4 @@ pub mod router;
 pub mod snapshot;
 pub mod sse;
 pub mod usage;
+pub mod usage_log;

@@ -2,8 +2,8 @@
 //! request's messages, per team, before any upstream is called. A match is answered with the
 //! seed's "Contents Filtered" error.
 
-use crate::body::{message_text, ChatRequest};
 use crate::config::{glob_match, Config, ContentFilter, Team};
+use crate::dialect::chat::{message_text, ChatRequest};
 
 /// The first policy of the team whose pattern matches a message, if any.
 pub fn check<'c>(

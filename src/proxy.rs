@@ -36,17 +36,21 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::auth::{self, Principal};
 use crate::body::{self, BodyError, Prepared, RewriteOptions};
 use crate::config::{Config, Model, Provider, ProviderKind};
+use crate::convert::messages_chat::{self, OpenAiToAnthropicStream};
+use crate::convert::{self, SseTranslator};
+use crate::dialect::chat::{self, ChatRequest};
+use crate::dialect::messages;
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
+use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
 use crate::policy;
-use crate::providers::anthropic_front::{self, OpenAiToAnthropicStream};
-use crate::providers::translate::{self, SseTranslator};
 use crate::providers::{self, mock};
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
-use crate::usage::{self, Meter, Usage, UsageLog, UsageSource};
+use crate::usage::{self, Usage, UsageSource};
+use crate::usage_log::{self, UsageLog};
 
 /// The largest vendor error body kept to rewrap; the rest is dropped.
 const VENDOR_ERROR_LIMIT: usize = 64 * 1024;
@@ -259,10 +263,10 @@ impl ProxyHttp for Gateway {
         ctx.upstream_body = match ctx.provider.as_deref() {
             Some(p) if !providers::passes_through(p.kind) => {
                 let openai = ctx.request_body.clone();
-                let view = body::parse(&openai).map_err(|_| {
+                let view = chat::parse(&openai).map_err(|_| {
                     Error::explain(ErrorType::InternalError, "request no longer parses")
                 })?;
-                match translate::request_body(p, &view, &choice.route.upstream_model) {
+                match convert::request_body(p, &view, &choice.route.upstream_model) {
                     Some(Ok(b)) => b,
                     Some(Err(e)) => {
                         ctx.final_error = Some(e);
@@ -604,10 +608,10 @@ impl Gateway {
         };
         let bytes = match ctx.front {
             Front::OpenAi => bytes,
-            Front::Anthropic => anthropic_front::request_to_openai(&bytes)?,
+            Front::Anthropic => messages_chat::request_to_openai(&bytes)?,
         };
         ctx.request_body = bytes.clone();
-        let req = body::parse(&bytes)?;
+        let req = chat::parse(&bytes)?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = usage::estimate_prompt(&req);
         if let Some(filter) = policy::check(&config, &principal.team, &req) {
@@ -666,9 +670,10 @@ impl Gateway {
             return Ok(Admitted::Answered);
         }
         ctx.prepared = Some(Prepared::new(
-            &req,
+            req.fields(),
             &ctx.request_body,
             RewriteOptions {
+                stream: req.stream,
                 include_usage: true,
             },
         ));
@@ -737,7 +742,7 @@ fn models_list(config: &Config, principal: &Principal) -> Bytes {
 }
 
 /// The built-in mock provider answers in-process, streamed or not.
-async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatRequest<'_>) {
+async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &ChatRequest<'_>) {
     let reply = mock::reply(req);
     ctx.local_usage = Some(reply.usage());
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
@@ -756,7 +761,7 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &body::ChatReque
     } else {
         let mut body = mock::completion(&id, created, &ctx.upstream_model, &reply);
         if ctx.front == Front::Anthropic {
-            match anthropic_front::response_from_openai(&body, &ctx.upstream_model) {
+            match messages_chat::response_from_openai(&body, &ctx.upstream_model) {
                 Ok(t) => body = t.body,
                 Err(e) => return answer_error(session, ctx, &e).await,
             }
@@ -1103,7 +1108,7 @@ impl Gateway {
             usage: settled,
             cost,
         });
-        self.usage_log.write(usage::Entry {
+        self.usage_log.write(usage_log::Entry {
             request_id: ctx.request_id.clone(),
             started: SystemTime::now() - duration,
             key: ctx.principal.as_ref().map(|p| p.key.clone()),
@@ -1153,7 +1158,7 @@ impl Gateway {
 fn error_body(front: Front, err: &GatewayError) -> Bytes {
     match front {
         Front::OpenAi => err.body(),
-        Front::Anthropic => anthropic_front::error_body(err),
+        Front::Anthropic => messages::error_body(err),
     }
 }
 
@@ -1161,7 +1166,7 @@ fn error_body(front: Front, err: &GatewayError) -> Bytes {
 fn error_event(front: Front, err: &GatewayError) -> Bytes {
     match front {
         Front::OpenAi => err.sse_event(),
-        Front::Anthropic => anthropic_front::error_event(err),
+        Front::Anthropic => messages::error_event(err),
     }
 }
 
@@ -1211,8 +1216,8 @@ fn finish_buffered(ctx: &mut Ctx, whole: Bytes) -> Bytes {
         .provider
         .as_ref()
         .map_or(ProviderKind::OpenAi, |p| p.kind);
-    let created = translate::unix_now();
-    let openai = match translate::response_body(kind, &whole, &ctx.upstream_model, created) {
+    let created = convert::unix_now();
+    let openai = match convert::response_body(kind, &whole, &ctx.upstream_model, created) {
         None => whole,
         Some(Ok(t)) => t.body,
         Some(Err(e)) => {
@@ -1224,7 +1229,7 @@ fn finish_buffered(ctx: &mut Ctx, whole: Bytes) -> Bytes {
     match ctx.front {
         Front::OpenAi => openai,
         Front::Anthropic => {
-            match anthropic_front::response_from_openai(&openai, &ctx.upstream_model) {
+            match messages_chat::response_from_openai(&openai, &ctx.upstream_model) {
                 Ok(t) => t.body,
                 Err(e) => {
                     ctx.reason = Some(e.reason());
@@ -1253,7 +1258,7 @@ impl Gateway {
             resp.insert_header("content-type", "text/event-stream")?;
             if vendor_dialect {
                 ctx.translator =
-                    translate::stream_translator(kind, &ctx.upstream_model, translate::unix_now());
+                    convert::stream_translator(kind, &ctx.upstream_model, convert::unix_now());
             }
             if ctx.front == Front::Anthropic {
                 ctx.front_stream = Some(OpenAiToAnthropicStream::new(&ctx.upstream_model));

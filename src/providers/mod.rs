@@ -1,14 +1,8 @@
-//! What each vendor kind needs on the wire: the upstream path and the auth headers.
-//! `openai` and `azure` speak the client's dialect and are passed through untouched;
-//! `mock` answers in-process ([`mock`]). `anthropic` and `gemini` are translated to and from
-//! their own dialects ([`translate`], [`anthropic`], [`gemini`]); [`anthropic_front`] is the
-//! reverse, for Anthropic-speaking clients of `POST /v1/messages`.
+//! What each vendor kind needs on the wire: the upstream path, the auth headers, which dialect
+//! it speaks, and how its errors are rewrapped. `mock` answers in-process ([`mock`]). Requests
+//! in another dialect than the vendor's are translated by [`crate::convert`].
 
-pub mod anthropic;
-pub mod anthropic_front;
-pub mod gemini;
 pub mod mock;
-pub mod translate;
 
 use crate::config::{Provider, ProviderKind};
 use crate::error::GatewayError;
@@ -268,7 +262,7 @@ mod filter {
                 || b.candidates
                     .first()
                     .and_then(|c| c.finish_reason.as_deref())
-                    .is_some_and(super::gemini::is_filtered)
+                    .is_some_and(crate::dialect::gemini::is_filtered)
         })
     }
 }

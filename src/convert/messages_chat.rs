@@ -1,6 +1,6 @@
 //! The second front door, `POST /v1/messages`: clients that speak Anthropic's Messages API
 //! (Claude SDKs, coding agents) routed to OpenAI-compatible upstreams. The reverse of
-//! [`super::anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
+//! [`super::chat_anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
 //! through the gateway like any other: `body::parse`, routing, limits), and the OpenAI answer
 //! or stream becomes an Anthropic message or event stream.
 //!
@@ -29,10 +29,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
-use crate::sse::Usage;
+use crate::dialect::messages::{error_event, error_json, push_event};
+use crate::error::GatewayError;
+use crate::usage::Usage;
 
-use super::translate::{
+use super::common::{
     json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
 };
 
@@ -690,64 +691,6 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors in Anthropic's shape.
-
-/// Anthropic's error `type` for a status.
-pub fn error_type(status: u16) -> &'static str {
-    match status {
-        400 | 405 | 411 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        504 => "timeout_error",
-        _ => "api_error",
-    }
-}
-
-fn error_json(status: u16, message: &str) -> String {
-    format!(
-        r#"{{"type":"error","error":{{"type":"{}","message":{}}}}}"#,
-        error_type(status),
-        json_str(message)
-    )
-}
-
-fn message_of(err: &GatewayError) -> String {
-    match err {
-        GatewayError::ContentFilter => CONTENT_FILTER_MESSAGE.to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// A gateway error as an Anthropic error body (`{"type":"error","error":{"type","message"}}`),
-/// for answers on the `/v1/messages` front door; the HTTP status stays `err.status()`.
-pub fn error_body(err: &GatewayError) -> Bytes {
-    Bytes::from(error_json(err.status(), &message_of(err)))
-}
-
-/// The same error as an Anthropic `error` event, for a stream that already started.
-pub fn error_event(err: &GatewayError) -> Bytes {
-    let mut out = Vec::new();
-    push_event(
-        &mut out,
-        "error",
-        &error_json(err.status(), &message_of(err)),
-    );
-    Bytes::from(out)
-}
-
-fn push_event(out: &mut Vec<u8>, name: &str, data: &str) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-// ---------------------------------------------------------------------------------------------
 // Streams: OpenAI chunks in, Anthropic events out.
 
 #[derive(Deserialize)]
@@ -1042,10 +985,11 @@ impl ReverseState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::parse;
-    use crate::providers::anthropic;
-    use crate::providers::translate::tests::{events_of, same_at_every_cut};
-    use crate::providers::translate::{SseDecoder, SseTranslator};
+    use crate::convert::chat_anthropic as anthropic;
+    use crate::convert::common::tests::{events_of, same_at_every_cut};
+    use crate::convert::common::SseTranslator;
+    use crate::dialect::chat::parse;
+    use crate::sse::Decoder;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
@@ -1234,28 +1178,9 @@ mod tests {
         assert_eq!(v["usage"]["input_tokens"], 0);
     }
 
-    #[test]
-    fn errors_in_anthropic_shape() {
-        let v: Value = serde_json::from_slice(&error_body(&GatewayError::RateLimited {
-            message: "slow".into(),
-            retry_after_secs: 1,
-        }))
-        .unwrap();
-        assert_eq!(
-            v,
-            json!({"type":"error","error":{"type":"rate_limit_error","message":"slow"}})
-        );
-        let v: Value = serde_json::from_slice(&error_body(&GatewayError::ContentFilter)).unwrap();
-        assert_eq!(v["error"]["message"], CONTENT_FILTER_MESSAGE);
-        assert_eq!(v["error"]["type"], "invalid_request_error");
-        let ev = error_event(&GatewayError::Upstream("x".into()));
-        assert!(ev.starts_with(b"event: error\ndata: {\"type\":\"error\""));
-        assert!(ev.ends_with(b"\n\n"));
-    }
-
     /// (event name, data) of an Anthropic event stream.
     fn named_events(bytes: &[u8]) -> Vec<(String, Value)> {
-        let mut d = SseDecoder::default();
+        let mut d = Decoder::default();
         let mut rest = bytes;
         let mut out = Vec::new();
         while let Some(e) = d.next_event(&mut rest) {
