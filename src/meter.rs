@@ -182,7 +182,8 @@ mod tests {
                 Usage {
                     prompt_tokens: 5,
                     completion_tokens: 2,
-                    total_tokens: 7
+                    total_tokens: 7,
+                    ..Usage::default()
                 },
                 UsageSource::Reported
             ))

@@ -24,17 +24,37 @@ impl UsageSource {
     }
 }
 
-/// Token usage as an OpenAI-compatible upstream reports it.
+/// The usage of one answer, normalised for every dialect (`shared/spec/gateway.md` §2b).
 ///
-/// Deserialising requires non-null `prompt_tokens` and `completion_tokens` (a usage object
-/// without them is no usage to meter); `total_tokens` defaults to their sum when absent or
-/// null. Other fields (`prompt_tokens_details`, …) are ignored.
+/// Deserialising reads OpenAI's shape: it requires non-null `prompt_tokens` and
+/// `completion_tokens` (a usage object without them is no usage to meter); `total_tokens`
+/// defaults to their sum when absent or null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "UsageWire")]
 pub struct Usage {
+    /// All input tokens, cached and cache-written included.
     pub prompt_tokens: u64,
+    /// All output tokens, reasoning included.
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Input tokens read from the vendor's prompt cache (part of `prompt_tokens`).
+    pub cached_tokens: u64,
+    /// Input tokens written to the vendor's prompt cache (part of `prompt_tokens`).
+    pub cache_write_tokens: u64,
+    /// Output tokens spent on reasoning (part of `completion_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// Usage with input and output only.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            ..Usage::default()
+        }
+    }
 }
 
 /// The wire shape of `usage`, every count optional, checked by `TryFrom`.
@@ -56,6 +76,7 @@ impl TryFrom<UsageWire> for Usage {
                 total_tokens: w
                     .total_tokens
                     .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
+                ..Usage::default()
             }),
             _ => Err("usage without prompt_tokens or completion_tokens"),
         }
@@ -81,6 +102,7 @@ pub fn estimated(prompt: u64, completion: u64) -> Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
         total_tokens: prompt + completion,
+        ..Usage::default()
     }
 }
 
@@ -112,6 +134,7 @@ mod tests {
             prompt_tokens: 1_000_000,
             completion_tokens: 500_000,
             total_tokens: 1_500_000,
+            ..Usage::default()
         };
         assert!((cost(&model(Some(2.5), Some(10.0)), &u) - 7.5).abs() < 1e-9);
         assert_eq!(cost(&model(None, None), &u), 0.0);

@@ -557,6 +557,7 @@ fn always_on_costs(config_toml: &str, reps: usize) -> (Duration, Duration) {
                 prompt_tokens: 12,
                 completion_tokens: 7,
                 total_tokens: 19,
+                ..Usage::default()
             },
             UsageSource::Reported,
         )),

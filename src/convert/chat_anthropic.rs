@@ -397,6 +397,7 @@ fn usage_of(prompt: Option<u64>, completion: Option<u64>) -> Option<Usage> {
         prompt_tokens: p,
         completion_tokens: c,
         total_tokens: p.saturating_add(c),
+        ..Usage::default()
     })
 }
 

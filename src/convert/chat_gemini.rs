@@ -556,6 +556,7 @@ impl UsageIn {
             total_tokens: self
                 .total_token_count
                 .unwrap_or(prompt.saturating_add(completion)),
+            ..Usage::default()
         })
     }
 }

@@ -748,6 +748,7 @@ pub(crate) mod tests {
             prompt_tokens: 1,
             completion_tokens: 2,
             total_tokens: 3,
+            ..Usage::default()
         };
         w.last(&mut out, &[(0, "stop")], Some(usage));
         let events = events_of(&out);

@@ -561,6 +561,7 @@ impl UsageIn {
             prompt_tokens: p,
             completion_tokens: c,
             total_tokens: p.saturating_add(c),
+            ..Usage::default()
         })
     }
 

@@ -797,6 +797,7 @@ mod tests {
                 prompt_tokens: 27,
                 completion_tokens: 31,
                 total_tokens: 58,
+                ..Usage::default()
             }),
             done: true,
             events: 23,
@@ -912,7 +913,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 9,
-                total_tokens: 21
+                total_tokens: 21,
+                ..Usage::default()
             })
         );
         assert!(s.done);
@@ -933,7 +935,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 3,
                 completion_tokens: 4,
-                total_tokens: 7
+                total_tokens: 7,
+                ..Usage::default()
             })
         );
         let s = run(concat!(
@@ -1020,7 +1023,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 1,
                 completion_tokens: 2,
-                total_tokens: 3
+                total_tokens: 3,
+                ..Usage::default()
             })
         );
         assert_eq!(s.events, 1);

@@ -29,6 +29,7 @@ impl Reply {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens(),
             total_tokens: self.prompt_tokens + self.completion_tokens(),
+            ..Usage::default()
         }
     }
     fn usage_json(&self) -> Value {
