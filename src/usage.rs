@@ -29,7 +29,7 @@ impl UsageSource {
 /// Deserialising reads OpenAI's shape: it requires non-null `prompt_tokens` and
 /// `completion_tokens` (a usage object without them is no usage to meter); `total_tokens`
 /// defaults to their sum when absent or null.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "UsageWire")]
 pub struct Usage {
     /// All input tokens, cached and cache-written included.
@@ -54,6 +54,32 @@ impl Usage {
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
             ..Usage::default()
         }
+    }
+}
+
+/// Written in OpenAI's shape: `prompt_tokens`, `completion_tokens`, `total_tokens`, and
+/// `prompt_tokens_details.cached_tokens` / `completion_tokens_details.reasoning_tokens` when
+/// they are not zero.
+impl Serialize for Usage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("prompt_tokens", &self.prompt_tokens)?;
+        m.serialize_entry("completion_tokens", &self.completion_tokens)?;
+        m.serialize_entry("total_tokens", &self.total_tokens)?;
+        if self.cached_tokens > 0 {
+            m.serialize_entry(
+                "prompt_tokens_details",
+                &serde_json::json!({"cached_tokens": self.cached_tokens}),
+            )?;
+        }
+        if self.reasoning_tokens > 0 {
+            m.serialize_entry(
+                "completion_tokens_details",
+                &serde_json::json!({"reasoning_tokens": self.reasoning_tokens}),
+            )?;
+        }
+        m.end()
     }
 }
 
