@@ -8,6 +8,7 @@
 //! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
+//! - [`request`]: the client's request as read at its front door, and its native splice;
 //! - [`limits`]: rate limits and budgets per key and team (memory or Redis), reserved then settled;
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
@@ -38,6 +39,7 @@ pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod reload;
+pub mod request;
 pub mod router;
 pub mod snapshot;
 pub mod sse;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
+use crate::dialect::{messages, messages_stream, Dialect};
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
@@ -18,10 +19,14 @@ const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
 pub enum Meter {
     /// Nothing to meter (an error answer, or not started).
     None,
+    /// A chat-completions stream.
     Stream(Box<Scanner>),
-    /// A non-streaming answer, kept as the chunks that went to the client (shared, not
-    /// copied) and read once whole at the end.
+    /// An Anthropic Messages event stream.
+    Messages(Box<messages_stream::Scanner>),
+    /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
+    /// not copied) and read once whole at the end.
     Body {
+        dialect: Dialect,
         chunks: Vec<Bytes>,
         len: usize,
         overflowed: bool,
@@ -29,12 +34,19 @@ pub enum Meter {
 }
 
 impl Meter {
-    pub fn stream() -> Meter {
-        Meter::Stream(Box::default())
+    /// The meter of a stream in `dialect` (Chat or Messages; a Gemini stream is metered after
+    /// its translation to chat).
+    pub fn stream_of(dialect: Dialect) -> Meter {
+        match dialect {
+            Dialect::Messages => Meter::Messages(Box::default()),
+            Dialect::Chat | Dialect::Gemini => Meter::Stream(Box::default()),
+        }
     }
 
-    pub fn body() -> Meter {
+    /// The meter of a whole answer in `dialect`.
+    pub fn body_of(dialect: Dialect) -> Meter {
         Meter::Body {
+            dialect,
             chunks: Vec::new(),
             len: 0,
             overflowed: false,
@@ -45,6 +57,7 @@ impl Meter {
     pub fn feed(&mut self, chunk: &[u8]) {
         match self {
             Meter::Stream(s) => s.feed(chunk),
+            Meter::Messages(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
         }
@@ -55,10 +68,12 @@ impl Meter {
         match self {
             Meter::None => {}
             Meter::Stream(s) => s.feed(chunk),
+            Meter::Messages(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
                 len,
                 overflowed,
+                ..
             } => {
                 if *len + chunk.len() > BODY_METER_LIMIT {
                     *overflowed = true;
@@ -75,6 +90,7 @@ impl Meter {
     pub fn delivered_content(&self) -> bool {
         match self {
             Meter::Stream(s) => s.content_events > 0,
+            Meter::Messages(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
@@ -95,10 +111,32 @@ impl Meter {
                     ),
                 })
             }
+            Meter::Messages(s) => {
+                s.finish();
+                Some(match s.usage() {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Body {
+                dialect: Dialect::Messages,
+                chunks,
+                len,
+                overflowed,
+            } => Some(messages_body_usage(
+                chunks,
+                *len,
+                *overflowed,
+                prompt_estimate,
+            )),
             Meter::Body {
                 chunks,
                 len,
                 overflowed,
+                ..
             } => Some(body_usage(chunks, *len, *overflowed, prompt_estimate)),
         }
     }
@@ -129,6 +167,30 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
         Err(_) => estimate_tokens(len as u64),
     };
     (estimated(prompt, completion), UsageSource::Estimated)
+}
+
+/// The usage of a whole Anthropic `message` answer, as reported or estimated.
+fn messages_body_usage(
+    chunks: &[Bytes],
+    len: usize,
+    overflowed: bool,
+    prompt: u64,
+) -> (Usage, UsageSource) {
+    let body = chunks.concat();
+    if !overflowed {
+        if let Some(u) = messages::body_usage(&body) {
+            return (u, UsageSource::Reported);
+        }
+    }
+    let chars = if overflowed {
+        len as u64
+    } else {
+        messages::body_text_chars(&body)
+    };
+    (
+        estimated(prompt, estimate_tokens(chars)),
+        UsageSource::Estimated,
+    )
 }
 
 /// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
@@ -173,7 +235,7 @@ mod tests {
 
     #[test]
     fn body_meter_reads_usage_or_estimates() {
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}],"#);
         m.feed(br#""usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#);
         assert_eq!(
@@ -188,7 +250,7 @@ mod tests {
                 UsageSource::Reported
             ))
         );
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#);
         let (u, src) = m.settle(10).unwrap();
         assert_eq!(src, UsageSource::Estimated);

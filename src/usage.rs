@@ -119,7 +119,13 @@ pub fn estimate_tokens(chars: u64) -> u64 {
 /// Prompt tokens estimated from the request's messages (their JSON size, at about four
 /// bytes a token), for answers that report no usage.
 pub fn estimate_prompt(req: &crate::dialect::chat::ChatRequest<'_>) -> u64 {
-    let bytes: usize = req.messages.iter().map(|m| m.get().len()).sum();
+    estimate_json_tokens(req.messages.iter().map(|m| m.get()))
+}
+
+/// Prompt tokens estimated from the raw JSON of a request's input (messages, system prompt,
+/// tools), at about four bytes a token; at least 1.
+pub fn estimate_json_tokens<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
+    let bytes: usize = parts.map(str::len).sum();
     estimate_tokens(bytes as u64).max(1)
 }
 

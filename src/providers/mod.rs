@@ -5,14 +5,33 @@
 pub mod mock;
 
 use crate::config::{Provider, ProviderKind};
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 
-/// The path (and query) of the chat endpoint for `upstream_model` on this provider.
-pub fn upstream_path(provider: &Provider, upstream_model: &str, stream: bool) -> String {
+/// What a request asks of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion or message (streamed or not).
+    Generate,
+    /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
+    /// the gateway's estimate).
+    CountTokens,
+}
+
+/// The path (and query) of the endpoint for `upstream_model` on this provider.
+pub fn upstream_path(
+    provider: &Provider,
+    upstream_model: &str,
+    stream: bool,
+    op: Operation,
+) -> String {
     let base = provider
         .upstream
         .as_ref()
         .map_or("", |u| u.base_path.as_str());
+    if op == Operation::CountTokens && provider.kind == ProviderKind::Anthropic {
+        return format!("{base}/v1/messages/count_tokens");
+    }
     match provider.kind {
         ProviderKind::OpenAi | ProviderKind::Mock => format!("{base}/chat/completions"),
         ProviderKind::Azure => format!(
@@ -32,12 +51,58 @@ pub fn upstream_path(provider: &Provider, upstream_model: &str, stream: bool) ->
     }
 }
 
-/// Whether this kind takes the client's OpenAI-shaped body as it is (after the rewrite).
-pub fn passes_through(kind: ProviderKind) -> bool {
-    matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure)
+/// The wire dialect a vendor kind speaks (the built-in mock speaks chat).
+pub fn dialect(kind: ProviderKind) -> Dialect {
+    match kind {
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => Dialect::Chat,
+        ProviderKind::Anthropic => Dialect::Messages,
+        ProviderKind::Gemini => Dialect::Gemini,
+    }
 }
 
-/// The headers that carry the provider's key (and API version), as the vendor expects them.
+/// The Messages API version sent to `anthropic` vendors when the client gave none (a client on
+/// the `/v1/messages` door may send its own `anthropic-version`, which is kept).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Makes the client's request head the upstream's: the client's credentials and hop-by-hop
+/// headers go ([`STRIPPED_REQUEST_HEADERS`]; `anthropic-*` headers too unless the vendor is
+/// Anthropic), the provider's key and Host come in, and `anthropic-version` is set when the
+/// client did not set it.
+pub fn prepare_upstream_head(
+    provider: &Provider,
+    req: &mut pingora::http::RequestHeader,
+    body_len: usize,
+) -> pingora::Result<()> {
+    let anthropic = provider.kind == ProviderKind::Anthropic;
+    // Only the headers present are removed: a lookup per listed name costs more than a look
+    // at the few headers a request has.
+    let stripped: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| {
+            STRIPPED_REQUEST_HEADERS.contains(&n.as_str())
+                || (!anthropic && n.as_str().starts_with("anthropic-"))
+        })
+        .cloned()
+        .collect();
+    for name in &stripped {
+        req.remove_header(name);
+    }
+    if let Some(up) = &provider.upstream {
+        req.insert_header("host", up.host_header.as_str())?;
+    }
+    for (name, value) in auth_headers(provider) {
+        req.insert_header(name, value)?;
+    }
+    if anthropic && !req.headers.contains_key("anthropic-version") {
+        req.insert_header("anthropic-version", ANTHROPIC_VERSION)?;
+    }
+    req.insert_header("content-type", "application/json")?;
+    req.insert_header("content-length", body_len.to_string())?;
+    Ok(())
+}
+
+/// The headers that carry the provider's key, as the vendor expects them.
 pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(2);
     if let Some(key) = &provider.api_key {
@@ -49,9 +114,6 @@ pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
             ProviderKind::Gemini => out.push(("x-goog-api-key", key.to_string())),
             ProviderKind::Mock => {}
         }
-    }
-    if provider.kind == ProviderKind::Anthropic {
-        out.push(("anthropic-version", "2023-06-01".to_string()));
     }
     out
 }
