@@ -184,11 +184,11 @@ fn check(
             return Err(invalid(format!("{k}: Extra inputs are not permitted")));
         }
     }
-    if !v["model"].as_str().is_some_and(|m| !m.is_empty()) {
+    if v["model"].as_str().is_none_or(|m| m.is_empty()) {
         return Err(invalid("model: Field required"));
     }
     let max_tokens = v["max_tokens"].as_u64();
-    if !count && !max_tokens.is_some_and(|n| n >= 1) {
+    if !count && max_tokens.is_none_or(|n| n < 1) {
         return Err(invalid("max_tokens: Field required"));
     }
     let msgs = v["messages"]
