@@ -3,19 +3,21 @@
 //! request.
 //!
 //! ```text
-//! request_filter           route the path → take the config snapshot → authenticate → read
-//!                          the body → [/v1/messages: translate to OpenAI] → parse → content
-//!                          policies → resolve the model and the allow-list → admit against
-//!                          the limits (reserve) → pick a route → answer in-process (mock) or
-//!                          prepare the upstream body
+//! request_filter           route the path (its front door's dialect) → take the config
+//!                          snapshot → authenticate → read the body → the door's view of it
+//!                          → content policies → resolve the model and the allow-list → admit
+//!                          against the limits (reserve) → pick a route → answer in-process
+//!                          (mock, or count_tokens on a route that cannot count)
 //! upstream_peer            per attempt: the next route (retries, fallbacks) after a backoff;
-//!                          its body (spliced, or translated); address, SNI, timeouts
+//!                          its body (the client's bytes spliced when the vendor speaks the
+//!                          door's dialect, else translated); address, SNI, timeouts
 //! fail_to_connect,
 //! error_while_proxy        retry while nothing went to the client and a route is left
 //! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
 //! request_body_filter      the rewritten body, on every attempt
 //! upstream_response_filter retryable status → next route; else a vendor error is rewrapped;
-//!                          a success in another dialect sets up its translation
+//!                          a success in another dialect than the door's sets up its
+//!                          translation; the meter reads the door's (or the pivot's) dialect
 //! response_filter          x-request-id, x-ratelimit-*
 //! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
 //!                          translation chunk by chunk
@@ -36,8 +38,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::auth::{self, Principal};
 use crate::body::{self, BodyError};
 use crate::config::{Config, Model, Provider, ProviderKind};
-use crate::convert::messages_chat::{self, OpenAiToAnthropicStream};
-use crate::convert::{self, AnswerTranslation, SseTranslator};
+use crate::convert::{self, AnswerTranslation};
 use crate::dialect::chat::{self, ChatRequest};
 use crate::dialect::{self, Dialect};
 use crate::error::GatewayError;
@@ -748,25 +749,32 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &ChatRequest<'_>
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if req.stream {
-        let mut events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
-        if ctx.front == Dialect::Messages {
-            let mut t = OpenAiToAnthropicStream::new(&ctx.upstream_model);
-            let mut out: Vec<Bytes> = events.iter().map(|e| t.feed(e)).collect();
-            out.push(t.finish());
-            events = out.into_iter().filter(|b| !b.is_empty()).collect();
-        }
-        write_answer(session, ctx, 200, "text/event-stream", events).await;
+    let (content_type, mut chunks) = if req.stream {
+        let events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
+        ("text/event-stream", events)
     } else {
-        let mut body = mock::completion(&id, created, &ctx.upstream_model, &reply);
-        if ctx.front == Dialect::Messages {
-            match messages_chat::response_from_openai(&body, &ctx.upstream_model) {
-                Ok(t) => body = t.body,
+        let body = mock::completion(&id, created, &ctx.upstream_model, &reply);
+        ("application/json", vec![body])
+    };
+    // The mock speaks chat: another front door gets its answer translated like any vendor's.
+    if let Some(mut t) = AnswerTranslation::new(
+        ctx.front,
+        ProviderKind::Mock,
+        req.stream,
+        &ctx.upstream_model,
+    ) {
+        let n = chunks.len();
+        let mut out = Vec::with_capacity(n + 1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            match t.chunk(Some(chunk), i + 1 == n, &mut Meter::None) {
+                Ok(Some(b)) if !b.is_empty() => out.push(b),
+                Ok(_) => {}
                 Err(e) => return answer_error(session, ctx, &e).await,
             }
         }
-        write_answer(session, ctx, 200, "application/json", vec![body]).await;
+        chunks = out;
     }
+    write_answer(session, ctx, 200, content_type, chunks).await;
 }
 
 /// Writes an error answer in the spec's shape.
