@@ -24,6 +24,9 @@ pub struct FrontRequest {
     pub prompt_estimate: u64,
     /// The client's body without `model`, for a vendor of the same dialect.
     native: Prepared,
+    /// A chat stream's native body without any `stream_options`, for vendors that refuse the
+    /// field (old Azure API versions): their usage is then estimated.
+    native_without_stream_options: Option<Prepared>,
     /// The request as a chat-completions body (the pivot of every translation), built by the
     /// first attempt that needs it and kept for the others.
     pub pivot: Option<Pivot>,
@@ -34,6 +37,8 @@ pub struct Pivot {
     pub body: Bytes,
     /// `body` without `model`, for chat vendors (usage asked for in streams).
     pub prepared: Prepared,
+    /// The same without `stream_options`, for chat vendors that refuse it.
+    pub without_stream_options: Prepared,
 }
 
 impl FrontRequest {
@@ -59,6 +64,7 @@ impl FrontRequest {
                     max_tokens: view.max_tokens,
                     prompt_estimate,
                     native,
+                    native_without_stream_options: None,
                     pivot: None,
                     body,
                 })
@@ -73,17 +79,31 @@ impl FrontRequest {
                         include_usage: true,
                     },
                 );
+                let native_without_stream_options = view.stream.then(|| {
+                    let fields: Vec<_> = view
+                        .fields()
+                        .iter()
+                        .filter(|(k, _)| k != "stream_options")
+                        .cloned()
+                        .collect();
+                    Prepared::new(&fields, &body, RewriteOptions::default())
+                });
+                let pivot = Pivot {
+                    body: body.clone(),
+                    prepared: native.clone(),
+                    without_stream_options: native_without_stream_options
+                        .clone()
+                        .unwrap_or_else(|| native.clone()),
+                };
                 Ok(FrontRequest {
                     dialect: Dialect::Chat,
                     model: view.model.to_string(),
                     stream: view.stream,
                     max_tokens: view.max_tokens,
                     prompt_estimate: usage::estimate_prompt(&view),
-                    native: native.clone(),
-                    pivot: Some(Pivot {
-                        body: body.clone(),
-                        prepared: native,
-                    }),
+                    native,
+                    native_without_stream_options,
+                    pivot: Some(pivot),
                     body,
                 })
             }
@@ -94,6 +114,14 @@ impl FrontRequest {
     /// only `model` changed (and, for chat streams, usage asked for).
     pub fn native_body(&self, upstream_model: &str) -> Bytes {
         self.native.body_for(upstream_model)
+    }
+
+    /// The same without `stream_options` (for a vendor that refuses the field).
+    pub fn native_body_without_stream_options(&self, upstream_model: &str) -> Bytes {
+        self.native_without_stream_options
+            .as_ref()
+            .unwrap_or(&self.native)
+            .body_for(upstream_model)
     }
 
     /// The texts of the request's system prompt and messages, for content policies.

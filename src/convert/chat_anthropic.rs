@@ -196,7 +196,12 @@ pub fn request_body(
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
         top_k: raw_field(req, "top_k"),
-        stop_sequences: stop_sequences(req)?,
+        // Anthropic refuses whitespace-only stop sequences ("each stop sequence must contain
+        // non-whitespace"): they are left out, the others kept.
+        stop_sequences: stop_sequences(req)?
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
         stream: req.stream,
         tools,
         tool_choice,

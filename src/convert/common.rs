@@ -380,6 +380,11 @@ pub(crate) fn arguments_object(args: &str) -> Result<Box<RawValue>, GatewayError
 /// Appends `blocks` to the last message when it has the same role (both vendors want the
 /// results of one turn's tool calls, and any text after them, in one message).
 pub(crate) fn push_merged<R: PartialEq, T>(list: &mut Vec<(R, Vec<T>)>, role: R, blocks: Vec<T>) {
+    // A turn without content (`"content": ""` in agent histories) is left out: Anthropic and
+    // Gemini refuse empty turns, and the turns around it then merge.
+    if blocks.is_empty() {
+        return;
+    }
     match list.last_mut() {
         Some((last, existing)) if *last == role => existing.extend(blocks),
         _ => list.push((role, blocks)),

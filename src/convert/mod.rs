@@ -41,10 +41,16 @@ pub fn upstream_body(
 ) -> Result<Bytes, GatewayError> {
     let vendor = providers::dialect(provider.kind);
     if vendor == req.dialect {
+        if !providers::takes_stream_options(provider) {
+            return Ok(req.native_body_without_stream_options(upstream_model));
+        }
         return Ok(req.native_body(upstream_model));
     }
     let pivot = chat_pivot(req)?;
     match vendor {
+        Dialect::Chat if !providers::takes_stream_options(provider) => {
+            Ok(pivot.without_stream_options.body_for(upstream_model))
+        }
         Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
         Dialect::Messages | Dialect::Gemini => {
             let view = chat::parse(&pivot.body)?;
@@ -71,7 +77,18 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
                 include_usage: true,
             },
         );
-        req.pivot = Some(Pivot { body, prepared });
+        let fields: Vec<_> = view
+            .fields()
+            .iter()
+            .filter(|(k, _)| k != "stream_options")
+            .cloned()
+            .collect();
+        let without_stream_options = Prepared::new(&fields, &body, RewriteOptions::default());
+        req.pivot = Some(Pivot {
+            body,
+            prepared,
+            without_stream_options,
+        });
     }
     req.pivot
         .as_ref()

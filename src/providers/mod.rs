@@ -60,6 +60,23 @@ pub fn dialect(kind: ProviderKind) -> Dialect {
     }
 }
 
+/// Whether a chat vendor takes `stream_options` (so that its stream can end with usage).
+/// Azure OpenAI refuses it ("Unrecognized request argument") before API version 2024-09-01
+/// (its data-plane reference: `stream_options` first appears in 2024-09-01-preview; the GA
+/// 2024-06-01 lacks it); a version that is not a date (`v1`, `preview`) takes it.
+pub fn takes_stream_options(provider: &Provider) -> bool {
+    if provider.kind != ProviderKind::Azure {
+        return true;
+    }
+    let version = provider.api_version.as_deref().unwrap_or("");
+    match version.get(..10) {
+        Some(date) if date.as_bytes().iter().filter(|b| **b == b'-').count() == 2 => {
+            date >= "2024-09-01"
+        }
+        _ => true,
+    }
+}
+
 /// The Messages API version sent to `anthropic` vendors when the client gave none (a client on
 /// the `/v1/messages` door may send its own `anthropic-version`, which is kept).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -345,6 +362,33 @@ fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_versions_that_take_stream_options() {
+        let provider = |kind, v: Option<&str>| Provider {
+            name: "p".into(),
+            kind,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: v.map(str::to_string),
+            default_max_tokens: None,
+        };
+        let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
+        for (v, takes) in [
+            ("2024-06-01", false),
+            ("2024-08-01-preview", false),
+            ("2024-09-01-preview", true),
+            ("2024-10-21", true),
+            ("2025-04-01-preview", true),
+            ("v1", true),
+            ("preview", true),
+        ] {
+            assert_eq!(takes_stream_options(&azure(v)), takes, "{v}");
+        }
+        assert!(takes_stream_options(&provider(ProviderKind::OpenAi, None)));
+    }
 
     #[test]
     fn path_segments_are_encoded() {
