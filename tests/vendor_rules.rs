@@ -168,3 +168,69 @@ async fn old_azure_api_versions_stream_without_stream_options_and_usage_is_estim
     assert!(old["completion_tokens"].as_u64().unwrap() > 0, "{old}");
     assert_eq!(new["usage_source"], "reported", "{new}");
 }
+
+/// Anthropic's `thinking` blocks reach a chat client (`reasoning_content`, and
+/// `thinking_blocks` with their signatures), and go back on the next turn first in the
+/// assistant turn, as Anthropic requires when thinking is on: streamed and not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thinking_blocks_go_to_the_chat_client_and_back() {
+    let s = setup().await;
+    let thinking =
+        json!({"type":"thinking","thinking":"Look up the weather.","signature":"SIG-abc"});
+    s.anth.set_content(
+        json!([thinking, {"type":"tool_use","id":"toolu_9","name":"wx",
+                                          "input":{"city":"Oslo"}}]),
+    );
+    let tools = json!([{"type":"function","function":{"name":"wx","parameters":{"type":"object",
+                        "properties":{"city":{"type":"string"}}}}}]);
+    let turn1 = json!({"model":"claude","max_tokens":2048,"tools":tools,
+                       "thinking":{"type":"enabled","budget_tokens":1024},
+                       "messages":[{"role":"user","content":"Weather in Oslo?"}]});
+    let (status, _, text) = chat(&s.gw, turn1.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let msg = &answer["choices"][0]["message"];
+    assert_eq!(msg["reasoning_content"], "Look up the weather.", "{msg}");
+    assert_eq!(msg["thinking_blocks"], json!([thinking]), "{msg}");
+    assert_eq!(msg["tool_calls"][0]["function"]["name"], "wx");
+
+    // Streamed, the same blocks arrive as deltas.
+    let mut streamed = turn1.clone();
+    streamed["stream"] = json!(true);
+    let (status, _, text) = chat(&s.gw, streamed).await;
+    assert_eq!(status, 200, "{text}");
+    let mut reasoning = String::new();
+    let mut blocks = Vec::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let d = &v["choices"][0]["delta"];
+        reasoning.push_str(d["reasoning_content"].as_str().unwrap_or(""));
+        blocks.extend(d["thinking_blocks"].as_array().cloned().unwrap_or_default());
+    }
+    assert_eq!(reasoning, "Look up the weather.");
+    assert_eq!(blocks, vec![thinking.clone()]);
+
+    // Turn 2 sends the assistant turn back as the client got it: the vendor accepts it.
+    let mut turn2 = turn1.clone();
+    let assistant = json!({"role":"assistant","content":null,"tool_calls":msg["tool_calls"],
+                           "reasoning_content":msg["reasoning_content"],
+                           "thinking_blocks":msg["thinking_blocks"]});
+    turn2["messages"] = json!([turn1["messages"][0], assistant,
+                               {"role":"tool","tool_call_id":"toolu_9","content":"-3C"}]);
+    let (status, _, text) = chat(&s.gw, turn2.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = s.anth.last().json();
+    assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
+    assert_eq!(sent["messages"][1]["content"][1]["type"], "tool_use");
+
+    // Without its thinking blocks the vendor refuses the turn: the mock enforces the rule.
+    turn2["messages"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("thinking_blocks");
+    let (status, _, text) = chat(&s.gw, turn2).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("Expected `thinking`"), "{text}");
+}
