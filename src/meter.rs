@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
-use crate::dialect::{messages, messages_stream, Dialect};
+use crate::dialect::{embeddings, messages, messages_stream, Dialect};
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
@@ -39,7 +39,7 @@ impl Meter {
     pub fn stream_of(dialect: Dialect) -> Meter {
         match dialect {
             Dialect::Messages => Meter::Messages(Box::default()),
-            Dialect::Chat | Dialect::Gemini => Meter::Stream(Box::default()),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Meter::Stream(Box::default()),
         }
     }
 
@@ -121,6 +121,14 @@ impl Meter {
                     ),
                 })
             }
+            Meter::Body {
+                dialect: Dialect::Embeddings,
+                chunks,
+                ..
+            } => Some(match embeddings::body_usage(&chunks.concat()) {
+                Some(u) => (u, UsageSource::Reported),
+                None => (estimated(prompt_estimate, 0), UsageSource::Estimated),
+            }),
             Meter::Body {
                 dialect: Dialect::Messages,
                 chunks,

@@ -39,7 +39,6 @@ use crate::auth::{self, Principal};
 use crate::body::{self, BodyError};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::convert::{self, AnswerTranslation};
-use crate::dialect::chat::{self, ChatRequest};
 use crate::dialect::{self, Dialect};
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
@@ -47,7 +46,7 @@ use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
 use crate::policy;
-use crate::providers::{self, mock, Operation};
+use crate::providers::{self, Operation};
 use crate::request::FrontRequest;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
@@ -156,6 +155,7 @@ enum Endpoint {
     Messages,
     /// Anthropic's token counting: answered by Anthropic routes, estimated for others.
     CountTokens,
+    Embeddings,
     Models,
 }
 
@@ -405,7 +405,10 @@ impl ProxyHttp for Gateway {
             .provider
             .as_ref()
             .map_or(ProviderKind::OpenAi, |p| p.kind);
-        ctx.translation = AnswerTranslation::new(ctx.front, kind, ctx.stream, &ctx.upstream_model);
+        ctx.translation = ctx
+            .request
+            .as_ref()
+            .and_then(|req| AnswerTranslation::new(req, kind, &ctx.upstream_model));
         // What the meter reads: the vendor's own bytes, or the chat pivot of a translation.
         let metered = match &ctx.translation {
             Some(t) => {
@@ -559,11 +562,14 @@ impl Gateway {
         ctx.config = Some(config.clone());
         ctx.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
+            Endpoint::Embeddings => Dialect::Embeddings,
             Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
-        if let Endpoint::CountTokens = endpoint {
-            ctx.operation = Operation::CountTokens;
-        }
+        ctx.operation = match endpoint {
+            Endpoint::CountTokens => Operation::CountTokens,
+            Endpoint::Embeddings => Operation::Embed,
+            _ => Operation::Generate,
+        };
         let principal = authenticate(&config, session.req_header(), ctx.front)?;
         ctx.principal = Some(principal.clone());
 
@@ -599,7 +605,7 @@ impl Gateway {
         ctx.model = Some(model.clone());
 
         // Counting tokens generates nothing: it is not charged against tpm or budgets.
-        if ctx.operation == Operation::Generate {
+        if ctx.operation != Operation::CountTokens {
             let demand =
                 Demand::estimate(&model, ctx.prompt_estimate, req.max_tokens, &config.limits);
             match self
@@ -650,8 +656,7 @@ impl Gateway {
             return Ok(Admitted::Answered);
         }
         if provider.kind == ProviderKind::Mock {
-            let pivot = convert::chat_pivot(&mut req)?.body.clone();
-            answer_mock(session, ctx, &chat::parse(&pivot)?).await;
+            answer_mock(session, ctx, &mut req).await;
             return Ok(Admitted::Answered);
         }
         ctx.request = Some(req);
@@ -689,11 +694,16 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         }
         "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
         "/v1/messages/count_tokens" if method == http::Method::POST => Ok(Endpoint::CountTokens),
+        "/v1/embeddings" | "/embeddings" if method == http::Method::POST => {
+            Ok(Endpoint::Embeddings)
+        }
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
         "/v1/chat/completions"
         | "/chat/completions"
         | "/v1/messages"
         | "/v1/messages/count_tokens"
+        | "/v1/embeddings"
+        | "/embeddings"
         | "/v1/models"
         | "/models" => Err(GatewayError::MethodNotAllowed(
             method.as_str().chars().take(16).collect(),
@@ -741,40 +751,19 @@ fn models_list(config: &Config, principal: &Principal) -> Bytes {
     Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
 }
 
-/// The built-in mock provider answers in-process, streamed or not.
-async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &ChatRequest<'_>) {
-    let reply = mock::reply(req);
-    ctx.local_usage = Some(reply.usage());
+/// The built-in mock provider answers in-process, at any front door, streamed or not.
+async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontRequest) {
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (content_type, mut chunks) = if req.stream {
-        let events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
-        ("text/event-stream", events)
-    } else {
-        let body = mock::completion(&id, created, &ctx.upstream_model, &reply);
-        ("application/json", vec![body])
-    };
-    // The mock speaks chat: another front door gets its answer translated like any vendor's.
-    if let Some(mut t) = AnswerTranslation::new(
-        ctx.front,
-        ProviderKind::Mock,
-        req.stream,
-        &ctx.upstream_model,
-    ) {
-        let n = chunks.len();
-        let mut out = Vec::with_capacity(n + 1);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            match t.chunk(Some(chunk), i + 1 == n, &mut Meter::None) {
-                Ok(Some(b)) if !b.is_empty() => out.push(b),
-                Ok(_) => {}
-                Err(e) => return answer_error(session, ctx, &e).await,
-            }
+    match convert::mock_answer(req, &id, created, &ctx.upstream_model) {
+        Ok((content_type, chunks, usage)) => {
+            ctx.local_usage = Some(usage);
+            write_answer(session, ctx, 200, content_type, chunks).await;
         }
-        chunks = out;
+        Err(e) => answer_error(session, ctx, &e).await,
     }
-    write_answer(session, ctx, 200, content_type, chunks).await;
 }
 
 /// Writes an error answer in the spec's shape.

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use crate::body::{Prepared, RewriteOptions};
-use crate::dialect::{chat, messages, Dialect};
+use crate::dialect::{chat, embeddings, messages, Dialect};
 use crate::error::GatewayError;
 use crate::usage;
 
@@ -22,6 +22,8 @@ pub struct FrontRequest {
     pub max_tokens: Option<u64>,
     /// Prompt tokens estimated from the request, for the limiter and for answers without usage.
     pub prompt_estimate: u64,
+    /// Embeddings: the vectors were asked for as base64.
+    pub base64: bool,
     /// The client's body without `model`, for a vendor of the same dialect.
     native: Prepared,
     /// A chat stream's native body without any `stream_options`, for vendors that refuse the
@@ -46,6 +48,22 @@ impl FrontRequest {
     /// 400 naming the field.
     pub fn read(dialect: Dialect, body: Bytes) -> Result<FrontRequest, GatewayError> {
         match dialect {
+            Dialect::Embeddings => {
+                let view = embeddings::parse(&body)?;
+                let native = Prepared::new(view.fields(), &body, RewriteOptions::default());
+                Ok(FrontRequest {
+                    dialect,
+                    model: view.model.to_string(),
+                    stream: false,
+                    max_tokens: Some(0),
+                    prompt_estimate: view.prompt_estimate(),
+                    base64: view.base64,
+                    native,
+                    native_without_stream_options: None,
+                    pivot: None,
+                    body,
+                })
+            }
             Dialect::Messages => {
                 let view = messages::parse(&body)?;
                 let prompt_estimate = usage::estimate_json_tokens(view.input_json());
@@ -63,6 +81,7 @@ impl FrontRequest {
                     stream: view.stream,
                     max_tokens: view.max_tokens,
                     prompt_estimate,
+                    base64: false,
                     native,
                     native_without_stream_options: None,
                     pivot: None,
@@ -101,6 +120,7 @@ impl FrontRequest {
                     stream: view.stream,
                     max_tokens: view.max_tokens,
                     prompt_estimate: usage::estimate_prompt(&view),
+                    base64: false,
                     native,
                     native_without_stream_options,
                     pivot: Some(pivot),
@@ -129,6 +149,9 @@ impl FrontRequest {
         match self.dialect {
             Dialect::Messages => {
                 messages::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
+            }
+            Dialect::Embeddings => {
+                embeddings::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
             }
             Dialect::Chat | Dialect::Gemini => chat::parse(&self.body).map_or_else(
                 |_| Vec::new(),

@@ -6,10 +6,12 @@
 //!
 //! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
 //! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
+//! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only).
 
 pub mod chat;
 pub mod chat_stream;
+pub mod embeddings;
 pub mod gemini;
 pub mod messages;
 pub mod messages_stream;
@@ -27,6 +29,8 @@ pub enum Dialect {
     Messages,
     /// Google Gemini `generateContent`.
     Gemini,
+    /// OpenAI Embeddings.
+    Embeddings,
 }
 
 /// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
@@ -34,7 +38,7 @@ pub enum Dialect {
 pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
     match dialect {
         Dialect::Messages => messages::error_body(err),
-        Dialect::Chat | Dialect::Gemini => err.body(),
+        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.body(),
     }
 }
 
@@ -42,6 +46,6 @@ pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
 pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
     match dialect {
         Dialect::Messages => messages::error_event(err),
-        Dialect::Chat | Dialect::Gemini => err.sse_event(),
+        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
     }
 }

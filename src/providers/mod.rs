@@ -16,6 +16,8 @@ pub enum Operation {
     /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
     /// the gateway's estimate).
     CountTokens,
+    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`).
+    Embed,
 }
 
 /// The path (and query) of the endpoint for `upstream_model` on this provider.
@@ -31,6 +33,20 @@ pub fn upstream_path(
         .map_or("", |u| u.base_path.as_str());
     if op == Operation::CountTokens && provider.kind == ProviderKind::Anthropic {
         return format!("{base}/v1/messages/count_tokens");
+    }
+    if op == Operation::Embed {
+        return match provider.kind {
+            ProviderKind::Azure => format!(
+                "{base}/openai/deployments/{}/embeddings?api-version={}",
+                path_segment(upstream_model),
+                provider.api_version.as_deref().unwrap_or_default()
+            ),
+            ProviderKind::Gemini => format!(
+                "{base}/v1beta/models/{}:batchEmbedContents",
+                path_segment(upstream_model)
+            ),
+            _ => format!("{base}/embeddings"),
+        };
     }
     match provider.kind {
         ProviderKind::OpenAi | ProviderKind::Mock => format!("{base}/chat/completions"),
@@ -51,7 +67,18 @@ pub fn upstream_path(
     }
 }
 
-/// The wire dialect a vendor kind speaks (the built-in mock speaks chat).
+/// Whether a vendor kind speaks `dialect` natively (then the client's bytes go through).
+pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Embeddings => matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock
+        ),
+        other => self::dialect(kind) == other,
+    }
+}
+
+/// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
 pub fn dialect(kind: ProviderKind) -> Dialect {
     match kind {
         ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => Dialect::Chat,

@@ -8,6 +8,9 @@
 //! - as Gemini 3 models do, every `functionCall` part of a `model` turn carries the
 //!   `thoughtSignature` the model gave it ("Function call is missing a thought_signature").
 //!
+//! `batchEmbedContents` requests must name `models/{model}` and carry text; their vectors are
+//! `[i + 0.5, -1]`.
+//!
 //! Answers: while the last turn is the user's text, a `functionCall` of `wx` with a
 //! `thoughtSignature` (the model wants the weather); once a `functionResponse` came back, a text.
 
@@ -82,6 +85,42 @@ fn error(code: u16, status: &str, message: &str) -> Response {
         .unwrap()
 }
 
+/// `batchEmbedContents`: every request names `models/{the path's model}` and has text; the
+/// answer's vectors are `[i + 0.5, -1]` for the i-th request.
+fn embed(action: &str, v: &Value) -> Response {
+    let model = format!("models/{}", action.trim_end_matches(":batchEmbedContents"));
+    let Some(requests) = v["requests"].as_array().filter(|r| !r.is_empty()) else {
+        return error(400, "INVALID_ARGUMENT", "requests must not be empty");
+    };
+    for (i, r) in requests.iter().enumerate() {
+        if r["model"] != model.as_str() {
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("requests[{i}].model must be {model}"),
+            );
+        }
+        if !r["content"]["parts"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+        {
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("requests[{i}].content is empty"),
+            );
+        }
+    }
+    let embeddings: Vec<Value> = (0..requests.len())
+        .map(|i| json!({"values": [i as f64 + 0.5, -1.0]}))
+        .collect();
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"embeddings": embeddings}).to_string()))
+        .unwrap()
+}
+
 fn check(v: &Value) -> Result<(), String> {
     let contents = v["contents"]
         .as_array()
@@ -127,6 +166,9 @@ async fn generate(
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
     };
+    if action.ends_with(":batchEmbedContents") {
+        return embed(&action, &v);
+    }
     if let Err(m) = check(&v) {
         return error(400, "INVALID_ARGUMENT", &m);
     }
