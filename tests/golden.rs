@@ -203,20 +203,18 @@ fn report(problems: Vec<String>) {
 /// order, number spelling, string escapes), so a golden file shows the bytes sent.
 fn pretty(json: &[u8]) -> Result<String, String> {
     serde_json::from_slice::<serde_json::Value>(json).map_err(|e| format!("not JSON: {e}"))?;
-    let text = std::str::from_utf8(json).map_err(|e| e.to_string())?;
-    let mut out = String::with_capacity(text.len() * 2);
+    let compact = String::from_utf8(compact(json)).map_err(|e| e.to_string())?;
+    let mut out = String::with_capacity(compact.len() * 2);
     let mut depth = 0usize;
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    let mut escaped = false;
-    // Strings are copied as they are; whitespace outside them is dropped.
+    let mut chars = compact.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
     let newline = |out: &mut String, depth: usize| {
         out.push('\n');
         out.push_str(&"  ".repeat(depth));
     };
     while let Some(c) = chars.next() {
+        out.push(c);
         if in_string {
-            out.push(c);
             if escaped {
                 escaped = false;
             } else if c == '\\' {
@@ -227,37 +225,24 @@ fn pretty(json: &[u8]) -> Result<String, String> {
             continue;
         }
         match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
+            '"' => in_string = true,
+            // An empty object or array stays on one line.
+            '{' | '[' if matches!(chars.peek(), Some('}' | ']')) => {
+                out.push(chars.next().unwrap());
             }
-            c if c.is_whitespace() => {}
             '{' | '[' => {
-                out.push(c);
-                let close = if c == '{' { '}' } else { ']' };
-                // An empty object or array stays on one line.
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                    chars.next();
-                }
-                if chars.peek() == Some(&close) {
-                    chars.next();
-                    out.push(close);
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
+                depth += 1;
+                newline(&mut out, depth);
             }
             '}' | ']' => {
+                out.pop();
                 depth -= 1;
                 newline(&mut out, depth);
                 out.push(c);
             }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c => out.push(c),
+            ',' => newline(&mut out, depth),
+            ':' => out.push(' '),
+            _ => {}
         }
     }
     out.push('\n');
