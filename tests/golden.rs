@@ -465,7 +465,7 @@ enum Answer {
 }
 
 fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Answer {
-    if AnswerTranslation::new(front, kind, stream, MODEL_HINT).is_none() {
+    if AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT).is_none() {
         return Answer::PassThrough;
     }
     if !stream {
@@ -484,6 +484,14 @@ fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Ans
     Answer::Stream(runs)
 }
 
+/// A minimal request at `front`, streamed or not: what an answer's translation reads of it.
+fn front_request(front: Dialect, stream: bool) -> switchyard::request::FrontRequest {
+    let body = format!(
+        r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
+    );
+    switchyard::request::FrontRequest::read(front, Bytes::from(body)).expect("a valid request")
+}
+
 /// An answer through a fresh translation, fed in chunks of `cut` bytes.
 fn translate(
     front: Dialect,
@@ -492,7 +500,7 @@ fn translate(
     bytes: &[u8],
     cut: usize,
 ) -> Result<Vec<u8>, GatewayError> {
-    let mut t = AnswerTranslation::new(front, kind, stream, MODEL_HINT).unwrap();
+    let mut t = AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT).unwrap();
     let mut meter = Meter::None;
     let mut out = Vec::new();
     let chunks: Vec<&[u8]> = bytes.chunks(cut.max(1)).collect();

@@ -100,9 +100,9 @@ fn embed(action: &str, v: &Value) -> Response {
                 &format!("requests[{i}].model must be {model}"),
             );
         }
-        if !r["content"]["parts"][0]["text"]
+        if r["content"]["parts"][0]["text"]
             .as_str()
-            .is_some_and(|t| !t.is_empty())
+            .is_none_or(|t| t.is_empty())
         {
             return error(
                 400,
