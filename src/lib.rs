@@ -15,7 +15,8 @@
 //! - [`sse`]: the incremental SSE scanner that reads usage from a passing stream;
 //! - [`usage`]: metering, estimation, cost and the usage log;
 //! - [`metrics`]: every Prometheus metric of the spec;
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener;
+//! - [`tls`]: the listeners' certificate pair, checked, served and rotated without a restart.
 
 pub mod admin;
 pub mod auth;
@@ -34,4 +35,5 @@ pub mod reload;
 pub mod router;
 pub mod snapshot;
 pub mod sse;
+pub mod tls;
 pub mod usage;
