@@ -157,6 +157,46 @@ async fn until_metric(gw: &Gateway, name: &str, labels: &[(&str, &str)], want: f
     }
 }
 
+/// The demo key's `switchyard_requests_total` for status 200 and 429, summed over their
+/// other labels.
+fn requests_counted(m: &str) -> (f64, f64) {
+    let sum = |status: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("switchyard_requests_total{"))
+            .filter(|l| l.contains("key=\"demo\"") && l.contains(&format!("status=\"{status}\"")))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum::<f64>()
+    };
+    (sum("200"), sum("429"))
+}
+
+/// Polls the metrics until [`requests_counted`] reads `want`; returns the metrics text.
+async fn until_requests_counted(gw: &Gateway, want: (f64, f64)) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = gw.metrics().await;
+        if requests_counted(&m) == want {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "wanted {want:?}\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes `text` to `path` as certificate tools do: a temporary file renamed over it (a
+/// reader never sees half a file).
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes a new pair, key first, each file atomically.
+fn rotate(certs: &Certs, leaf: &LeafCert) {
+    write_atomic(&certs.key(), &leaf.key_pem);
+    write_atomic(&certs.cert(), &leaf.cert_pem);
+}
+
 #[tokio::test]
 async fn the_openai_python_sdk_works_over_https() {
     let certs = Certs::new();
@@ -215,7 +255,10 @@ async fn http2_by_alpn_streams_limits_and_meters_like_http1() {
     }
     // The same limit counts both protocols: 4 used, 2 left, then a 429 over HTTP/2.
     for _ in 0..2 {
-        assert_eq!(chat(&h2, &gw, false).await.status(), 200);
+        let resp = chat(&h2, &gw, false).await;
+        assert_eq!(resp.status(), 200);
+        // Read to the end: a dropped HTTP/2 response is a client gone (499).
+        resp.bytes().await.unwrap();
     }
     let refused = chat(&h2, &gw, false).await;
     assert_eq!(refused.version(), http::Version::HTTP_2);
@@ -223,21 +266,8 @@ async fn http2_by_alpn_streams_limits_and_meters_like_http1() {
     assert!(refused.headers().contains_key("retry-after"));
     let v: Value = refused.json().await.unwrap();
     assert_eq!(v["error"]["reason"], "rate_limit", "{v}");
-    // Metered alike: 6 answered, 1 refused.
-    let labels = |status| [("key", "demo"), ("model", "m"), ("status", status)];
-    let m = gw.metrics().await;
-    let sum = |status| {
-        m.lines()
-            .filter(|l| l.starts_with("switchyard_requests_total{"))
-            .filter(|l| {
-                labels(status)
-                    .iter()
-                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-            })
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum::<f64>()
-    };
-    assert_eq!((sum("200"), sum("429")), (6.0, 1.0), "{m}");
+    // Metered alike: 6 answered, 1 refused (counted as each request ends: wait for them).
+    let m = until_requests_counted(&gw, (6.0, 1.0)).await;
     assert!(
         metric_value(&m, "switchyard_tokens_total", &[("type", "completion")]).is_some(),
         "{m}"
@@ -278,7 +308,7 @@ async fn a_rotated_certificate_serves_new_connections_while_an_open_stream_finis
 
     // cert-manager writes a new pair (same CA, new key) while the stream runs.
     let new_leaf = certs.ca.leaf_for_localhost();
-    new_leaf.write_pem_files(certs.dir.path());
+    rotate(&certs, &new_leaf);
     until_metric(
         &gw,
         "switchyard_tls_certificate_reloads_total",
@@ -319,7 +349,7 @@ async fn a_bad_pair_is_kept_out_and_the_last_good_pair_keeps_serving() {
 
     // A new certificate whose key never arrives: it does not match the running key.
     let other = certs.ca.leaf_for_localhost();
-    std::fs::write(certs.cert(), &other.cert_pem).unwrap();
+    write_atomic(&certs.cert(), &other.cert_pem);
     until_metric(
         &gw,
         "switchyard_tls_certificate_reloads_total",
@@ -344,7 +374,8 @@ async fn a_bad_pair_is_kept_out_and_the_last_good_pair_keeps_serving() {
     assert_eq!(peer_cert(&resp), certs.leaf.cert_chain[0].to_vec());
 
     // Garbage in place of the certificate: refused too; then the good pair comes back.
-    std::fs::write(certs.cert(), "not a certificate\n").unwrap();
+    assert_eq!(logs.matches("TLS certificate reload rejected").count(), 1);
+    write_atomic(&certs.cert(), "not a certificate\n");
     until_metric(
         &gw,
         "switchyard_tls_certificate_reloads_total",
@@ -352,7 +383,7 @@ async fn a_bad_pair_is_kept_out_and_the_last_good_pair_keeps_serving() {
         2.0,
     )
     .await;
-    other.write_pem_files(certs.dir.path());
+    rotate(&certs, &other);
     until_metric(
         &gw,
         "switchyard_tls_certificate_reloads_total",
@@ -362,12 +393,15 @@ async fn a_bad_pair_is_kept_out_and_the_last_good_pair_keeps_serving() {
     .await;
     let resp = chat(&https_client(&certs.ca, true), &gw, false).await;
     assert_eq!(peer_cert(&resp), other.cert_chain[0].to_vec());
-    assert_eq!(
-        gw.logs().matches("TLS certificate reload rejected").count(),
-        2,
-        "one line per bad pair\n{}",
-        gw.logs()
+    // One line per refused pair (a busy machine may also see the half-written rotation).
+    let m = gw.metrics().await;
+    let failures = metric_value(
+        &m,
+        "switchyard_tls_certificate_reloads_total",
+        &[("result", "failure")],
     );
+    let lines = gw.logs().matches("TLS certificate reload rejected").count();
+    assert_eq!(Some(lines as f64), failures, "{}", gw.logs());
 }
 
 #[tokio::test]
