@@ -235,6 +235,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             snapshot: Arc::clone(&snapshot),
             metrics,
             api_probe: crate::admin::probe_address(&listen),
+            api_tls: resolver.is_some(),
         }),
     );
     match (&resolver, &tls_config) {

@@ -283,6 +283,16 @@ async fn http2_by_alpn_streams_limits_and_meters_like_http1() {
         .unwrap()
         .as_secs_f64();
     assert!(expiry > now, "{expiry}");
+    // /readyz completes a TLS handshake with the API listener: ready, and nothing logged.
+    for _ in 0..3 {
+        let r = support::client()
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(!gw.logs().contains("handshake error"), "{}", gw.logs());
 }
 
 #[tokio::test]
