@@ -851,6 +851,28 @@ fn the_manifests_probe_and_serve_the_ports_and_paths_of_the_config() {
     );
     assert!(config_volume["configMap"]["items"].is_null());
 
+    // The TLS pair: a kubernetes.io/tls Secret mounted as a directory (no subPath, so a renewed
+    // certificate reaches the pod and is served without a restart), where the ConfigMap's
+    // (commented) tls_cert and tls_key point.
+    let tls_volume = volumes
+        .iter()
+        .find(|v| v["secret"]["secretName"].as_str() == Some("switchyard-tls"))
+        .expect("a volume of the TLS Secret");
+    let tls_mount = mount_of(str_of(&tls_volume["name"]));
+    assert!(
+        tls_mount["subPath"].is_null(),
+        "a subPath mount never sees renewals"
+    );
+    assert!(tls_volume["secret"]["items"].is_null());
+    let tls_dir = str_of(&tls_mount["mountPath"]);
+    for (field, file) in [("tls_cert", "tls.crt"), ("tls_key", "tls.key")] {
+        let line = format!("# {field} = \"{tls_dir}/{file}\"");
+        assert!(
+            toml_text.lines().any(|l| l.trim() == line),
+            "the ConfigMap shows {line}"
+        );
+    }
+
     // Vendor keys: the Secret, as environment variables, holding every api_key_env.
     let secret_name = c["envFrom"]
         .as_sequence()
@@ -1045,6 +1067,31 @@ fn the_configmap_config_passes_switchyard_check() {
         "switchyard check: {}\n{local}",
         output_text(&out)
     );
+
+    // With TLS turned on as the comments show (the Secret's files made here): valid too.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["switchyard.switchyard.svc".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let with_tls = local
+        .replace("# tls_cert = ", "tls_cert = ")
+        .replace("# tls_key = ", "tls_key = ")
+        .replace("/etc/switchyard/tls", &dir.path().display().to_string());
+    assert!(with_tls.contains("\ntls_cert = "), "{with_tls}");
+    let tls_path = dir.path().join("with-tls.toml");
+    std::fs::write(&tls_path, &with_tls).unwrap();
+    let mut cmd = Command::new(switchyard_bin());
+    cmd.args(["check", "-c"])
+        .arg(&tls_path)
+        .current_dir(dir.path());
+    for (k, v) in secret["stringData"].as_mapping().unwrap() {
+        cmd.env(str_of(k), str_of(v));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "with TLS: {}", output_text(&out));
 
     // Without the Secret's variables it is refused: the env vars really are needed.
     let mut cmd = Command::new(switchyard_bin());
