@@ -104,12 +104,13 @@ fn https(gw: &Gateway, path: &str) -> String {
 
 /// Starts a TLS gateway and waits until its API listener completes a request.
 async fn start_tls(certs: &Certs, base_url: &str, team_extra: &str) -> Gateway {
-    start_tls_with(certs, &body(base_url, team_extra)).await
+    let lines = tls_lines(&certs.cert(), &certs.key());
+    start_tls_with(certs, &body(base_url, team_extra), &lines).await
 }
 
-async fn start_tls_with(certs: &Certs, config_body: &str) -> Gateway {
+async fn start_tls_with(certs: &Certs, config_body: &str, server_lines: &str) -> Gateway {
     let gw = Gateway::builder(config_body)
-        .server_extra(&tls_lines(&certs.cert(), &certs.key()))
+        .server_extra(server_lines)
         .start()
         .await;
     let client = https_client(&certs.ca, true);
@@ -200,7 +201,8 @@ fn rotate(certs: &Certs, leaf: &LeafCert) {
 #[tokio::test]
 async fn the_openai_python_sdk_works_over_https() {
     let certs = Certs::new();
-    let gw = start_tls_with(&certs, &builtin_mock_body()).await;
+    let lines = tls_lines(&certs.cert(), &certs.key());
+    let gw = start_tls_with(&certs, &builtin_mock_body(), &lines).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
@@ -349,6 +351,57 @@ async fn a_rotated_certificate_serves_new_connections_while_an_open_stream_finis
         "{}",
         gw.logs()
     );
+}
+
+/// Lays `leaf` out as a Kubernetes Secret volume does (`tls.crt -> ..data/tls.crt`,
+/// `..data -> ..genN`), swapping `..data` atomically as the kubelet does on an update.
+fn secret_volume(dir: &Path, generation: u32, leaf: &LeafCert) {
+    let data = dir.join(format!("..gen{generation}"));
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), &leaf.cert_pem).unwrap();
+    std::fs::write(data.join("tls.key"), &leaf.key_pem).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..gen{generation}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_kubernetes_secret_update_is_served_without_a_restart() {
+    let certs = Certs::new();
+    let volume = tempfile::tempdir().unwrap();
+    secret_volume(volume.path(), 0, &certs.leaf);
+    let gw = start_tls_with(
+        &certs,
+        &body("http://127.0.0.1:9/v1", ""),
+        &tls_lines(
+            &volume.path().join("tls.crt"),
+            &volume.path().join("tls.key"),
+        ),
+    )
+    .await;
+    for generation in 1..=2 {
+        let leaf = certs.ca.leaf_for_localhost();
+        secret_volume(volume.path(), generation, &leaf);
+        until_metric(
+            &gw,
+            "switchyard_tls_certificate_reloads_total",
+            &[("result", "success")],
+            f64::from(generation),
+        )
+        .await;
+        let resp = chat(&https_client(&certs.ca, true), &gw, false).await;
+        assert_eq!(
+            peer_cert(&resp),
+            leaf.cert_chain[0].to_vec(),
+            "generation {generation}"
+        );
+    }
 }
 
 #[tokio::test]
