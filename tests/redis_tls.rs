@@ -45,9 +45,12 @@ rpm = {RPM}
     )
 }
 
+/// A gateway given `password` for Redis, logging at `trace` (a password must not appear even
+/// there).
 async fn start(config: &str, password: &str) -> Gateway {
     Gateway::builder(config)
         .env("SY_TEST_REDIS_PASSWORD", password)
+        .env("RUST_LOG", "trace")
         .start()
         .await
 }
@@ -132,6 +135,8 @@ async fn a_wrong_redis_password_is_an_outage_not_a_failure() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!gw.logs().contains("not-the-password"), "{}", gw.logs());
+    let logs = gw.logs();
+    assert!(logs.contains("Password authentication failed"), "{logs}");
+    assert!(!logs.contains("not-the-password"), "{logs}");
     assert!(redis.keys("switchyard:*").is_empty());
 }
