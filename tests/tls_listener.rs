@@ -298,6 +298,30 @@ async fn http2_by_alpn_streams_limits_and_meters_like_http1() {
 }
 
 #[tokio::test]
+async fn a_large_prompt_over_http2_reaches_the_vendor_whole() {
+    let certs = Certs::new();
+    let mock = MockUpstream::start().await;
+    let gw = start_tls(&certs, &mock.base_url(), "").await;
+    let prompt = "x".repeat(1024 * 1024);
+    let resp = https_client(&certs.ca, false)
+        .post(https(&gw, "/v1/chat/completions"))
+        .bearer_auth(DEMO_SECRET)
+        .json(&chat_body("m", &prompt, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200, "{}", gw.logs());
+    resp.bytes().await.unwrap();
+    let sent: Value = serde_json::from_slice(&mock.last_request().unwrap().body).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"].as_str().map(str::len),
+        Some(prompt.len())
+    );
+    assert_eq!(sent["model"], "upstream-m");
+}
+
+#[tokio::test]
 async fn a_rotated_certificate_serves_new_connections_while_an_open_stream_finishes() {
     let certs = Certs::new();
     let mock = MockUpstream::start().await;
@@ -387,6 +411,7 @@ async fn a_kubernetes_secret_update_is_served_without_a_restart() {
     .await;
     for generation in 1..=2 {
         let leaf = certs.ca.leaf_for_localhost();
+        let swapped = Instant::now();
         secret_volume(volume.path(), generation, &leaf);
         until_metric(
             &gw,
@@ -395,6 +420,10 @@ async fn a_kubernetes_secret_update_is_served_without_a_restart() {
             f64::from(generation),
         )
         .await;
+        eprintln!(
+            "generation {generation}: reload seen {:?} after the ..data swap (100 ms debounce, 50 ms polls)",
+            swapped.elapsed()
+        );
         let resp = chat(&https_client(&certs.ca, true), &gw, false).await;
         assert_eq!(
             peer_cert(&resp),
