@@ -24,7 +24,6 @@ use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{self, Reloader};
 use crate::snapshot::Snapshot;
-use crate::tls;
 use crate::usage::UsageLog;
 
 #[derive(Debug, Parser)]
@@ -226,7 +225,10 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     let resolver = tls.as_ref().map(|r| Arc::clone(r.resolver()));
     if let Some(resolver) = &resolver {
         // HTTP/2 by ALPN beside HTTP/1.1.
-        api = api.tls(tls_settings(path, tls::settings(resolver, true, None)));
+        api = api.tls(tls_settings(
+            path,
+            crate::tls::settings(resolver, true, None),
+        ));
     }
     proxy.add_listener(api);
     let mut admin = Service::new(
@@ -240,7 +242,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     );
     match (&resolver, &tls_config) {
         (Some(resolver), Some(t)) if t.admin => {
-            let settings = tls::settings(resolver, false, t.admin_client_ca.as_deref());
+            let settings = crate::tls::settings(resolver, false, t.admin_client_ca.as_deref());
             admin.add_tls_with_settings(&admin_listen, None, tls_settings(path, settings));
         }
         _ => admin.add_tcp(&admin_listen),
@@ -261,9 +263,9 @@ fn load_tls(
     path: &std::path::Path,
     tls: Option<&crate::config::TlsConfig>,
     metrics: &Arc<Metrics>,
-) -> Option<tls::Rotation> {
+) -> Option<crate::tls::Rotation> {
     let t = tls?;
-    match tls::Rotation::load(t, Arc::clone(metrics)) {
+    match crate::tls::Rotation::load(t, Arc::clone(metrics)) {
         Ok(rotation) => {
             metrics.register_tls();
             Some(rotation)
