@@ -10,6 +10,10 @@
 //!   `..data`; events naming other files (logs written next to the config) are ignored.
 //! - A file event whose bytes hash to the running config's hash (or to the last rejected
 //!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses).
+//! - Validation is `switchyard check`'s, except that the PEM files the config names are not
+//!   read ([`config::load_str_for_reload`]): the TLS settings need a restart, the pair's
+//!   contents are reloaded by `tls::Rotation`, and a bad certificate on disk must not block an
+//!   urgent edit (disabling a leaked key).
 //! - A bad file is logged (`file:line: path: reason`), counted as
 //!   `switchyard_config_reloads_total{result="failure"}`, and the last good config keeps serving.
 //! - Fields that pingora binds or the process starts once ([`restart_only_changes`]: listen
@@ -144,7 +148,7 @@ impl Reloader {
                 return self.reject(trigger, &self.unreadable("not UTF-8 text"));
             }
         };
-        match config::load_str(&text, &self.path) {
+        match config::load_str_for_reload(&text, &self.path) {
             Ok(new) => self.apply(trigger, &running, new),
             Err(e) => {
                 self.last_rejected = Some(hash);
@@ -206,7 +210,7 @@ impl Reloader {
         if hex::encode(Sha256::digest(text.as_bytes())) != running.hash {
             return Outcome::Unchanged;
         }
-        match config::load_str(&text, &self.path) {
+        match config::load_str_for_reload(&text, &self.path) {
             Ok(new) if !same_addresses(&running, &new) => {
                 tracing::info!(file = %self.path.display(), "provider addresses changed");
                 self.apply(Trigger::Addresses, &running, new)

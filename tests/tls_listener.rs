@@ -460,6 +460,15 @@ async fn a_bad_pair_is_kept_out_and_the_last_good_pair_keeps_serving() {
         "{line}"
     );
     assert!(!logs.contains(other.key_pem.lines().nth(1).unwrap()));
+    // The bad pair on disk does not block a config edit (a leaked key can still be disabled).
+    gw.write_config(&body(&mock.base_url(), "rpm = 1000"));
+    until_metric(
+        &gw,
+        "switchyard_config_reloads_total",
+        &[("result", "success")],
+        1.0,
+    )
+    .await;
     // New connections still get the last good certificate.
     let resp = chat(&https_client(&certs.ca, true), &gw, false).await;
     assert_eq!(resp.status(), 200);

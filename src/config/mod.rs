@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use validate::{load_file, load_str};
+pub use validate::{load_file, load_str, load_str_for_reload};
 
 /// Why a config was refused: the file, the 1-based line (when one can be named), the config
 /// path of the offending field and the reason. Displayed as `file:line: path: reason`.

@@ -43,7 +43,21 @@ pub fn load_file(path: &Path) -> Result<Config> {
 
 /// Validates config `text`; `path` is only recorded (in errors and [`Config::source`]).
 pub fn load_str(text: &str, path: &Path) -> Result<Config> {
-    let src = Source::new(text, path);
+    validate_source(Source::new(text, path))
+}
+
+/// [`load_str`] for a hot reload: the certificate and CA files named by `[server] tls_*` and
+/// `[state] redis_ca_file` are not read. Those settings need a restart (the running ones are
+/// kept), and the pair's contents are `tls::Rotation`'s business: a bad certificate on disk
+/// must not block a config edit such as disabling a leaked key.
+pub fn load_str_for_reload(text: &str, path: &Path) -> Result<Config> {
+    let mut src = Source::new(text, path);
+    src.read_pem_files = false;
+    validate_source(src)
+}
+
+fn validate_source(src: Source) -> Result<Config> {
+    let text = src.text;
     // Syntax first, on its own: a syntax error has a line but no meaningful config path.
     toml::from_str::<toml::Table>(text).map_err(|e| src.toml_error(&e, false))?;
     let raw: raw::Config = toml::from_str(text).map_err(|e| src.toml_error(&e, true))?;
@@ -56,6 +70,8 @@ struct Source<'a> {
     file: &'a Path,
     /// Byte offset at which each line starts; the first is 0.
     line_starts: Vec<usize>,
+    /// Whether the PEM files the config names are read and checked (not on a hot reload).
+    read_pem_files: bool,
 }
 
 impl<'a> Source<'a> {
@@ -67,6 +83,7 @@ impl<'a> Source<'a> {
             text,
             file,
             line_starts,
+            read_pem_files: true,
         }
     }
 
@@ -474,10 +491,12 @@ fn tls(src: &Source, raw: &raw::Server) -> Result<Option<TlsConfig>> {
     };
     let cert_path = PathBuf::from(non_blank(src, cert, "server.tls_cert")?);
     let key_path = PathBuf::from(non_blank(src, key, "server.tls_key")?);
-    crate::tls::load_pair(&cert_path, &key_path).map_err(|e| match e.file {
-        crate::tls::PairFile::Cert => src.at(cert, "server.tls_cert", e.to_string()),
-        crate::tls::PairFile::Key => src.at(key, "server.tls_key", e.to_string()),
-    })?;
+    if src.read_pem_files {
+        crate::tls::load_pair(&cert_path, &key_path).map_err(|e| match e.file {
+            crate::tls::PairFile::Cert => src.at(cert, "server.tls_cert", e.to_string()),
+            crate::tls::PairFile::Key => src.at(key, "server.tls_key", e.to_string()),
+        })?;
+    }
     let admin_client_ca = match &raw.admin_tls_client_ca {
         None => None,
         Some(ca) if !admin => {
@@ -489,7 +508,7 @@ fn tls(src: &Source, raw: &raw::Server) -> Result<Option<TlsConfig>> {
         }
         Some(ca) => {
             let path = PathBuf::from(non_blank(src, ca, "server.admin_tls_client_ca")?);
-            crate::tls::load_roots(&path).map_err(|reason| {
+            pem_roots(src, &path).map_err(|reason| {
                 src.at(
                     ca,
                     "server.admin_tls_client_ca",
@@ -563,6 +582,14 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
     }
 }
 
+/// Checks that `path` holds CA certificates (unless `src` reads no PEM files).
+fn pem_roots(src: &Source, path: &Path) -> std::result::Result<(), String> {
+    if src.read_pem_files {
+        crate::tls::load_roots(path)?;
+    }
+    Ok(())
+}
+
 /// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
 /// password comes from `redis_password_env`). The URL is never quoted in a message.
 fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
@@ -616,7 +643,7 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
         }
         Some(ca) => {
             let path = PathBuf::from(non_blank(src, ca, "state.redis_ca_file")?);
-            crate::tls::load_roots(&path).map_err(|reason| {
+            pem_roots(src, &path).map_err(|reason| {
                 src.at(
                     ca,
                     "state.redis_ca_file",
@@ -2489,6 +2516,14 @@ teams = ["search", "x-*"]
             &server(&format!("tls_cert = \"{c}\"\ntls_key = \"{k}\"\nadmin_tls = true\nadmin_tls_client_ca = \"{k}\"")),
             "server.admin_tls_client_ca",
             &format!("{k}: no CERTIFICATE block"),
+        );
+        // A hot reload reads no PEM file: a bad pair on disk does not block a config edit.
+        let bad = format!("[server]\ntls_cert = \"{k}\"\ntls_key = \"/missing.pem\"\n");
+        assert!(load(&bad).is_err());
+        let reloaded = load_str_for_reload(&bad, Path::new(FILE)).unwrap();
+        assert_eq!(
+            reloaded.server.tls.unwrap().key,
+            PathBuf::from("/missing.pem")
         );
         let ok = load(&format!(
             "[server]\ntls_cert = \"{c}\"\ntls_key = \"{k}\"\nadmin_tls = true\nadmin_tls_client_ca = \"{c}\"\n"
