@@ -1,7 +1,8 @@
 //! The operations kit (`deploy/`) checked against the code, so that it cannot rot:
 //!
 //! - every metric, label and label value that the alert rules and the Grafana dashboard use
-//!   exists in a real `/metrics` scrape of a gateway that served a mixed run;
+//!   exists in a real `/metrics` scrape of a gateway that served a mixed run (and of one that
+//!   serves TLS and had its certificate replaced);
 //! - `promtool check rules` / `check config` accept the Prometheus files, and the dashboard's
 //!   queries parse as PromQL (checked by promtool as recording rules);
 //! - `systemd-analyze verify` accepts the unit (ExecStart pointed at the built binary);
@@ -387,9 +388,48 @@ async fn mixed_run_scrape() -> String {
     panic!("the reload failure and the usage log errors never showed in /metrics:\n{scrape}");
 }
 
+/// A gateway serving TLS whose certificate was replaced by a pair that does not match (refused),
+/// then by a good one (taken): the TLS series the kit uses have appeared. Returns its scrape.
+async fn tls_run_scrape() -> String {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf_for_localhost().write_pem_files(dir.path());
+    let gw = Gateway::builder(
+        "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"x\"\n  [[models.routes]]\n  provider = \"m\"\n  model = \"x\"\n",
+    )
+    .server_extra(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ))
+    .start()
+    .await;
+    let next = ca.leaf_for_localhost();
+    std::fs::write(&cert, &next.cert_pem).unwrap();
+    let mut scrape = String::new();
+    for _ in 0..200 {
+        scrape = gw.metrics().await;
+        let count = |result| {
+            metric_value(
+                &scrape,
+                "switchyard_tls_certificate_reloads_total",
+                &[("result", result)],
+            )
+            .unwrap_or(0.0)
+        };
+        match (count("failure") >= 1.0, count("success") >= 1.0) {
+            (true, true) => return scrape,
+            (true, false) => std::fs::write(&key, &next.key_pem).unwrap(),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the TLS reload failure and success never showed in /metrics:\n{scrape}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_of_the_alerts_and_the_dashboard_is_in_a_real_scrape() {
-    let text = mixed_run_scrape().await;
+    let text = format!("{}\n{}", mixed_run_scrape().await, tls_run_scrape().await);
     let scrape = parse_scrape(&text);
     let mut problems = Vec::new();
     let alerts = alert_queries();
