@@ -322,6 +322,36 @@ async fn a_large_prompt_over_http2_reaches_the_vendor_whole() {
 }
 
 #[tokio::test]
+async fn the_anthropic_front_door_streams_over_http2() {
+    let certs = Certs::new();
+    let mock = MockUpstream::start().await;
+    let gw = start_tls(&certs, &mock.base_url(), "").await;
+    let resp = https_client(&certs.ca, false)
+        .post(https(&gw, "/v1/messages"))
+        .header("x-api-key", DEMO_SECRET)
+        .header("anthropic-version", "2023-06-01")
+        .json(&serde_json::json!({
+            "model": "m",
+            "max_tokens": 64,
+            "stream": true,
+            "messages": [{"role": "user", "content": "hello"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200, "{}", gw.logs());
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("event: message_start"), "{text}");
+    assert!(text.contains("tok4"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_rotated_certificate_serves_new_connections_while_an_open_stream_finishes() {
     let certs = Certs::new();
     let mock = MockUpstream::start().await;
