@@ -226,6 +226,31 @@ async fn the_openai_python_sdk_works_over_https() {
 }
 
 #[tokio::test]
+async fn the_openai_python_sdk_works_over_http2() {
+    let certs = Certs::new();
+    let lines = tls_lines(&certs.cert(), &certs.key());
+    let gw = start_tls_with(&certs, &builtin_mock_body(), &lines).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk_h2.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(https(&gw, "/v1"))
+        .arg(DEMO_SECRET)
+        .arg("m")
+        .env("SSL_CERT_FILE", certs.ca.ca_pem_path())
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\ngateway:\n{}",
+        gw.logs()
+    );
+    assert!(stdout.contains("streaming ok over HTTP/2"), "{stdout}");
+}
+
+#[tokio::test]
 async fn http2_by_alpn_streams_limits_and_meters_like_http1() {
     let certs = Certs::new();
     let mock = MockUpstream::start().await;
