@@ -723,6 +723,20 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
     }
 
     #[test]
+    fn tls_settings_need_a_restart() {
+        let cfg = |extra: &str| {
+            config::load_str_for_reload(&format!("[server]\n{extra}"), Path::new("t.toml")).unwrap()
+        };
+        let off = cfg("");
+        let on = cfg("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nadmin_tls = true\n");
+        let changes = restart_only_changes(&off, &on);
+        assert_eq!(changes, ["server.tls_* (off -> c.pem + k.pem, admin)"]);
+        let mut new = cfg("");
+        keep_restart_only(&on, &mut new);
+        assert_eq!(new.server.tls, on.server.tls);
+    }
+
+    #[test]
     fn provider_addresses_are_compared_as_sets() {
         let cfg = |host: &str| {
             config::load_str(
