@@ -53,7 +53,7 @@ use crate::snapshot::Snapshot;
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Longest a continuous stream of events may postpone a reload.
-const MAX_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(1);
 /// How often provider host names are resolved again. Addresses are resolved when a config
 /// loads (pingora's peers take socket addresses); a vendor or a Kubernetes headless Service
 /// can move, so the running config is re-resolved this often and swapped in when an address

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 
 use crate::config::TlsConfig;
 use crate::metrics::Metrics;
-use crate::reload::{FileWatch, DEBOUNCE};
+use crate::reload::{FileWatch, DEBOUNCE, MAX_DELAY};
 
 /// Which file of a pair a refusal is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,8 +347,15 @@ impl Rotation {
             .collect();
         let _ = ready.send(Ok(()));
         while rx.recv().await.is_some() {
-            // A rotation writes two files, often in a burst of events: wait for quiet.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            // A rotation writes two files, often in a burst of events: wait for quiet, but
+            // no longer than MAX_DELAY (files rewritten without pause must not starve it).
+            let deadline = tokio::time::Instant::now() + MAX_DELAY;
+            while tokio::time::Instant::now() < deadline {
+                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    _ => break,
+                }
+            }
             self.reload();
             for (w, p) in watches.iter_mut().zip([&self.cert, &self.key]) {
                 w.refresh(p);

@@ -406,6 +406,7 @@ async fn tls_run_scrape() -> String {
     .await;
     let next = ca.leaf_for_localhost();
     std::fs::write(&cert, &next.cert_pem).unwrap();
+    let mut key_written = false;
     let mut scrape = String::new();
     for _ in 0..200 {
         scrape = gw.metrics().await;
@@ -419,7 +420,10 @@ async fn tls_run_scrape() -> String {
         };
         match (count("failure") >= 1.0, count("success") >= 1.0) {
             (true, true) => return scrape,
-            (true, false) => std::fs::write(&key, &next.key_pem).unwrap(),
+            (true, false) if !key_written => {
+                std::fs::write(&key, &next.key_pem).unwrap();
+                key_written = true;
+            }
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
