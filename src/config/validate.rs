@@ -611,6 +611,14 @@ fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
             "not a valid Redis URL (redis[s]://[user@]host[:port][/db])",
         )
     })?;
+    if u.contains('#') {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "a #fragment (#insecure) is refused: the server's certificate is always verified; \
+             name a private CA in redis_ca_file",
+        ));
+    }
     if info.redis_settings().password().is_some() {
         return Err(src.at(
             url,
@@ -2561,6 +2569,11 @@ teams = ["search", "x-*"]
             "[state]\nbackend = \"redis\"\nredis_url = \"redis://u:pw@cache\" # <-\n",
             "state.redis_url",
             "redis_password_env",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c:6380/#insecure\" # <-\n",
+            "state.redis_url",
+            "#insecure) is refused",
         );
         rejects(
             "[state]\nbackend = \"redis\"\nredis_url = \"redis://c\"\nredis_ca_file = \"ca.pem\" # <-\n",
