@@ -20,7 +20,8 @@
 //! - [`usage`]: the normalised usage of an answer, estimates and cost;
 //! - [`usage_log`]: one JSON line per request, written off the request path;
 //! - [`metrics`]: every Prometheus metric of the spec;
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener;
+//! - [`tls`]: the listeners' certificate pair, checked, served and rotated without a restart.
 
 pub mod admin;
 pub mod auth;
@@ -43,5 +44,6 @@ pub mod request;
 pub mod router;
 pub mod snapshot;
 pub mod sse;
+pub mod tls;
 pub mod usage;
 pub mod usage_log;
