@@ -14,7 +14,8 @@
 //! error_while_proxy        retry while nothing went to the client and a route is left
 //! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
 //! request_body_filter      the rewritten body, on every attempt
-//! upstream_response_filter retryable status → next route; else a vendor error is rewrapped;
+//! upstream_response_filter the vendor's headers cut to an allow-list; retryable status →
+//!                          next route; else a vendor error is rewrapped;
 //!                          a success in another dialect sets up its translation
 //! response_filter          x-request-id, x-ratelimit-*
 //! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
@@ -44,6 +45,8 @@ use crate::policy;
 use crate::providers::anthropic_front::{self, OpenAiToAnthropicStream};
 use crate::providers::translate::{self, SseTranslator};
 use crate::providers::{self, mock};
+use crate::request_head;
+use crate::response_headers;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::usage::{self, Meter, Usage, UsageLog, UsageSource};
@@ -406,6 +409,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        response_headers::keep_allowed(resp);
         let status = resp.status.as_u16();
         if router::retryable_status(status) {
             let retry_after = retry_after(resp);
@@ -564,6 +568,7 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Everything `request_filter` decides, as plain steps that each may refuse the request.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admitted, Refused> {
+        request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
         let endpoint = endpoint(session.req_header())?;
         let config = self.snapshot.load();
         ctx.config = Some(config.clone());

@@ -44,6 +44,10 @@ pub struct Server {
     pub admin_listen: Option<Spanned<String>>,
     pub max_request_bytes: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
+    pub max_uri_bytes: Option<Spanned<i64>>,
+    pub max_header_line_bytes: Option<Spanned<i64>>,
+    pub max_header_bytes: Option<Spanned<i64>>,
+    pub max_headers: Option<Spanned<i64>>,
 }
 
 /// `[routing]`: retries, fallbacks and the cool-down of failing routes.
