@@ -37,6 +37,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::auth::{self, Principal};
 use crate::body::{self, BodyError, Prepared, RewriteOptions};
 use crate::config::{Config, Model, Provider, ProviderKind};
+use crate::downstream;
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
@@ -231,6 +232,7 @@ impl ProxyHttp for Gateway {
     /// Runs first, once per request: everything up to the choice of the upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Instant::now();
+        downstream::accept_early_next_request(session);
         ctx.request_id = request_id(session.req_header());
         match self.admit(session, ctx).await {
             Ok(Admitted::Forward) => Ok(false),
@@ -523,18 +525,22 @@ impl ProxyHttp for Gateway {
                 }
             },
         };
+        let mut ended_cleanly = false;
         if session.response_written().is_none() {
             answer_error(session, ctx, &err).await;
         } else if ctx.stream {
             // Headers went out already: end the stream with one error event, no [DONE].
-            let _ = session
+            ended_cleanly = session
                 .write_response_body(Some(error_event(ctx.front, &err)), true)
-                .await;
+                .await
+                .is_ok();
         }
         ctx.status = err.status();
         FailToProxy {
             error_code: err.status(),
-            can_reuse_downstream: false,
+            // A stream ended with its error event is a complete answer: closing its
+            // connection would race the client's next request on it (tests/faults.rs).
+            can_reuse_downstream: ended_cleanly && session.is_body_done(),
         }
     }
 
