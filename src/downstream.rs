@@ -8,9 +8,23 @@
 //! request is lost, reset, and never reaches the gateway's logs. With pipelining on, pingora
 //! keeps those bytes as the start of the next request and serves it after this one, in order
 //! (RFC 9112 §9.3.2); found by `tests/faults.rs` under load.
+//!
+//! A stream that fails after its head is ended with its error event and a complete chunked
+//! body, but pingora never reuses the connection of a failed proxying: it closes it after the
+//! request's logging (the usage log, the limiter's settlement, a Redis round trip). A client
+//! that reads the complete answer may send its next request on that connection meanwhile, and
+//! have it reset. [`close_after_failed_stream`] closes the connection at once, right after the
+//! last chunk, so the client sees the close with the answer's end; the window is then that of
+//! any server closing an idle connection (RFC 9112 §9.3.1), which clients (the OpenAI and
+//! Anthropic SDKs among them) meet by retrying on a new connection.
 
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
+
+/// Closes (FIN) the client's connection right after a failed stream's last chunk.
+pub async fn close_after_failed_stream(session: &mut Session) {
+    session.as_downstream_mut().shutdown().await;
+}
 
 /// Lets the next request of this connection arrive while this one's answer finishes.
 pub fn accept_early_next_request(session: &mut Session) {

@@ -525,22 +525,19 @@ impl ProxyHttp for Gateway {
                 }
             },
         };
-        let mut ended_cleanly = false;
         if session.response_written().is_none() {
             answer_error(session, ctx, &err).await;
         } else if ctx.stream {
             // Headers went out already: end the stream with one error event, no [DONE].
-            ended_cleanly = session
+            let _ = session
                 .write_response_body(Some(error_event(ctx.front, &err)), true)
-                .await
-                .is_ok();
+                .await;
+            downstream::close_after_failed_stream(session).await;
         }
         ctx.status = err.status();
         FailToProxy {
             error_code: err.status(),
-            // A stream ended with its error event is a complete answer: closing its
-            // connection would race the client's next request on it (tests/faults.rs).
-            can_reuse_downstream: ended_cleanly && session.is_body_done(),
+            can_reuse_downstream: false,
         }
     }
 

@@ -91,6 +91,8 @@ struct Outcome {
     error_event: bool,
     /// A transport error or the client timeout.
     failure: Option<String>,
+    /// Sent again on a new connection: the first went out on a connection being closed.
+    resent: bool,
     elapsed: Duration,
 }
 
@@ -116,19 +118,36 @@ async fn send(
         done: false,
         error_event: false,
         failure: None,
+        resent: false,
         elapsed: Duration::ZERO,
     };
     let started = Instant::now();
-    let mut req = client
-        .post(url)
-        .bearer_auth(DEMO_SECRET)
-        .header("x-request-id", &id)
-        .json(&body);
-    for (name, value) in headers {
-        req = req.header(name, value);
-    }
+    let build = |client: &reqwest::Client| {
+        let mut req = client
+            .post(&url)
+            .bearer_auth(DEMO_SECRET)
+            .header("x-request-id", &id)
+            .json(&body);
+        for (name, value) in &headers {
+            req = req.header(*name, value.as_str());
+        }
+        req
+    };
     let read = async {
-        let resp = req.send().await.map_err(|e| format!("send: {e:?}"))?;
+        let resp = match build(&client).send().await {
+            Ok(resp) => resp,
+            // A reused connection that the gateway closed as the request went out (it never
+            // read it): resent once on a new connection, as the OpenAI and Anthropic SDKs do.
+            // If the gateway had read it after all, its id shows two usage-log lines.
+            Err(e) if e.is_request() && !e.is_timeout() => {
+                out.resent = true;
+                build(&fresh_client())
+                    .send()
+                    .await
+                    .map_err(|e| format!("send (resent): {e:?}"))?
+            }
+            Err(e) => return Err(format!("send: {e:?}")),
+        };
         out.status = Some(resp.status().as_u16());
         let mut bytes = Vec::new();
         let mut body = resp.bytes_stream();
@@ -166,6 +185,16 @@ fn read_answer(out: &mut Outcome, text: &str) {
     let events = parse_sse_json(text);
     out.error_event = events.iter().any(|e| e.get("error").is_some());
     out.content = stream_text(&events);
+}
+
+/// A client without a connection pool.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
 }
 
 /// Launches a phase's requests, `spread_ms` apart; `plan(i)` says whether request `i`
@@ -343,6 +372,7 @@ struct Row {
     reported: usize,
     estimated: usize,
     max_ms: u128,
+    resent: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -467,6 +497,7 @@ fn reconcile(
     for (i, o) in outcomes.iter().enumerate() {
         let row = rows.entry(o.phase).or_default();
         row.sent += 1;
+        row.resent += usize::from(o.resent);
         row.max_ms = row.max_ms.max(o.elapsed.as_millis());
         match (&o.failure, o.status) {
             (Some(f), _) => {
@@ -531,9 +562,10 @@ fn reconcile(
 
     println!("\nreconciliation (phases in order; `counted` = switchyard_requests_total, scraped before SIGTERM)");
     println!(
-        "{:<8} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>9} {:>9} {:>7}",
+        "{:<8} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>9} {:>9} {:>7}",
         "phase",
         "sent",
+        "resent",
         "200",
         "cut",
         "other",
@@ -547,9 +579,10 @@ fn reconcile(
     for phase in ["redis", "reset", "reload", "sigterm"] {
         let r = rows.get(phase).cloned().unwrap_or_default();
         println!(
-            "{:<8} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>9} {:>9} {:>7}",
+            "{:<8} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>9} {:>9} {:>7}",
             phase,
             r.sent,
+            r.resent,
             r.ok_200,
             r.cut,
             r.other_status,
