@@ -6,7 +6,7 @@
 //! - [`config`]: the TOML file → validated runtime [`config::Config`];
 //! - [`snapshot`]: the running config behind an `ArcSwap`, taken once per request;
 //! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
-//! - [`downstream`]: the client's keep-alive connection between two requests;
+//! - [`downstream`]: the client's connection after a stream that failed mid-way;
 //! - [`request_head`]: caps on the request line and headers, checked first on every listener;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;

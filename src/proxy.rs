@@ -232,7 +232,6 @@ impl ProxyHttp for Gateway {
     /// Runs first, once per request: everything up to the choice of the upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Instant::now();
-        downstream::accept_early_next_request(session);
         ctx.request_id = request_id(session.req_header());
         match self.admit(session, ctx).await {
             Ok(Admitted::Forward) => Ok(false),
