@@ -41,11 +41,23 @@ const LEAKED: &[&str] = &[
     "via",
 ];
 
-/// `oai` (OpenAI kind) and `claude` (Anthropic kind) vendors; one key whose team has no limits.
+/// A key with a limit of its own (60 requests a minute).
+const LIMITED_SECRET: &str = "sk-hardening-limited";
+
+/// `oai` (OpenAI kind) and `claude` (Anthropic kind) vendors; key `k` of a team without
+/// limits, and key `lim` (`LIMITED_SECRET`) with `rpm = 60`.
 async fn setup(server_extra: &str) -> (MockUpstream, MockUpstream, Gateway) {
     let oai = MockUpstream::start().await;
     let anth = MockUpstream::start().await;
-    let body = format!(
+    let gw = Gateway::builder(&vendors_config(&oai, &anth, ""))
+        .server_extra(server_extra)
+        .start()
+        .await;
+    (oai, anth, gw)
+}
+
+fn vendors_config(oai: &MockUpstream, anth: &MockUpstream, extra: &str) -> String {
+    format!(
         r#"
 [[providers]]
 name = "oai"
@@ -76,15 +88,18 @@ name = "t"
 id = "k"
 team = "t"
 sha256 = "{DEMO_SHA256}"
+
+[[keys]]
+id = "lim"
+team = "t"
+sha256 = "{limited}"
+rpm = 60
+{extra}
 "#,
         oai.base_url(),
         anth.origin(),
-    );
-    let gw = Gateway::builder(&body)
-        .server_extra(server_extra)
-        .start()
-        .await;
-    (oai, anth, gw)
+        limited = sha256_hex(LIMITED_SECRET),
+    )
 }
 
 /// The `error` object of a JSON error answer, after checking status and shape.
@@ -362,4 +377,58 @@ async fn vendor_headers_are_cut_to_the_allow_list_on_every_answer() {
         .await;
     assert_clean(&resp, "anthropic vendor");
     assert_eq!(resp.status(), 200);
+    // A key with limits gets the gateway's own x-ratelimit-* (its 60 a minute), not the vendor's.
+    let resp = gw
+        .chat(LIMITED_SECRET, &chat_body("gpt", "hi", false))
+        .await;
+    assert_clean(&resp, "limited key");
+    assert_eq!(resp.headers()["x-ratelimit-limit-requests"], "60");
+    assert_eq!(resp.headers()["x-ratelimit-remaining-requests"], "59");
+}
+
+#[tokio::test]
+async fn counters_of_names_a_reload_adds_are_exported_at_zero() {
+    let (oai, anth, gw) = setup("").await;
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "switchyard_config_reloads_total",
+            &[("result", "failure")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&m, "switchyard_rate_limited_total", &[("key", "new")]),
+        None
+    );
+    let added = format!(
+        "\n[[keys]]\nid = \"new\"\nteam = \"t\"\nsha256 = \"{}\"\n",
+        sha256_hex("sk-hardening-new")
+    );
+    gw.write_config(&vendors_config(&oai, &anth, &added));
+    let mut scrape = String::new();
+    for _ in 0..100 {
+        scrape = gw.metrics().await;
+        if metric_value(
+            &scrape,
+            "switchyard_config_reloads_total",
+            &[("result", "success")],
+        ) == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for limit in ["rpm", "tpm", "concurrency", "budget"] {
+        assert_eq!(
+            metric_value(
+                &scrape,
+                "switchyard_rate_limited_total",
+                &[("team", "t"), ("key", "new"), ("limit", limit)]
+            ),
+            Some(0.0),
+            "{limit}\n{scrape}"
+        );
+    }
 }
