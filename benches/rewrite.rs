@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use switchyard::body::{parse, Prepared, RewriteOptions};
+use switchyard::body::{Prepared, RewriteOptions};
+use switchyard::dialect::chat::parse;
 
 fn request(prompt_bytes: usize) -> Vec<u8> {
     let filler: String = "The quick brown fox jumps over the lazy dog. "
@@ -41,9 +42,10 @@ fn rewrite(c: &mut Criterion) {
             b.iter(|| {
                 let req = parse(black_box(&body)).expect("valid request");
                 let prepared = Prepared::new(
-                    &req,
+                    req.fields(),
                     &body,
                     RewriteOptions {
+                        stream: req.stream,
                         include_usage: true,
                     },
                 );

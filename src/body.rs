@@ -106,238 +106,12 @@ fn declared_length(session: &Session) -> Result<Option<usize>, BodyError> {
         })
 }
 
-/// A borrowed view of a chat-completions request: every top-level field in order, as raw
-/// JSON, with `model_params` already lifted.
-#[derive(Debug)]
-pub struct ChatRequest<'a> {
-    /// Top-level fields except `model` and `model_params`, in the client's order, then the
-    /// lifted `model_params` entries that the top level did not set.
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
-    pub model: Cow<'a, str>,
-    pub stream: bool,
-    pub messages: Vec<&'a RawValue>,
-    /// `max_tokens` or `max_completion_tokens`, when given as a number.
-    pub max_tokens: Option<u64>,
-}
-
-impl<'a> ChatRequest<'a> {
-    /// The raw value of a top-level field (after lifting).
-    pub fn field(&self, name: &str) -> Option<&'a RawValue> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
-    }
-}
-
-/// Parses and checks a request body. Every problem is a 400 with a message that says what.
-pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
-    let fields: Fields<'_> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
-    })?;
-    let mut top = fields.0;
-    reject_duplicates(&top)?;
-
-    let model = take(&mut top, "model")
-        .ok_or_else(|| invalid("`model` is required"))
-        .and_then(|raw| {
-            Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
-                .map_err(|_| invalid("`model` must be a string"))
-        })?;
-    if model.is_empty() {
-        return Err(invalid("`model` must not be empty"));
-    }
-    if let Some(params) = take(&mut top, "model_params") {
-        lift_model_params(&mut top, params)?;
-    }
-
-    let messages_raw = top
-        .iter()
-        .find(|(k, _)| k == "messages")
-        .map(|(_, v)| *v)
-        .ok_or_else(|| invalid("`messages` is required"))?;
-    let messages: Vec<&RawValue> = serde_json::from_str(messages_raw.get())
-        .map_err(|_| invalid("`messages` must be an array of message objects"))?;
-    if messages.is_empty() {
-        return Err(invalid("`messages` must not be empty"));
-    }
-    for (i, m) in messages.iter().enumerate() {
-        check_message(i, m)?;
-    }
-
-    let stream = match top
-        .iter()
-        .find(|(k, _)| k == "stream")
-        .map(|(_, v)| v.get())
-    {
-        None | Some("null") | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(invalid("`stream` must be a boolean")),
-    };
-    let max_tokens = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .find_map(|name| top.iter().find(|(k, _)| k == name))
-        .and_then(|(_, v)| v.get().parse::<u64>().ok());
-
-    Ok(ChatRequest {
-        fields: top,
-        model,
-        stream,
-        messages,
-        max_tokens,
-    })
-}
-
-fn invalid(msg: &str) -> GatewayError {
-    GatewayError::InvalidRequest(msg.to_string())
-}
-
-/// Two fields with one name would let the gateway check one value and the vendor use the other.
-fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
-    for (i, (k, _)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(other, _)| other == k) {
-            return Err(GatewayError::InvalidRequest(format!(
-                "the field `{}` is given twice",
-                truncate(k, 64)
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn take<'a>(fields: &mut Vec<(Cow<'a, str>, &'a RawValue)>, name: &str) -> Option<&'a RawValue> {
-    let pos = fields.iter().position(|(k, _)| k == name)?;
-    Some(fields.remove(pos).1)
-}
-
-/// `model_params` keys go to the top level; a key given at both levels keeps the top-level value.
-fn lift_model_params<'a>(
-    top: &mut Vec<(Cow<'a, str>, &'a RawValue)>,
-    params: &'a RawValue,
-) -> Result<(), GatewayError> {
-    if params.get() == "null" {
-        return Ok(());
-    }
-    let Fields(inner) = serde_json::from_str(params.get())
-        .map_err(|_| invalid("`model_params` must be an object"))?;
-    reject_duplicates(&inner)?;
-    for (k, v) in inner {
-        if k == "model" || k == "messages" || k == "model_params" {
-            return Err(GatewayError::InvalidRequest(format!(
-                "`model_params` may not set `{k}`"
-            )));
-        }
-        if !top.iter().any(|(t, _)| *t == k) {
-            top.push((k, v));
-        }
-    }
-    Ok(())
-}
-
-/// The roles of OpenAI's Chat Completions API (`function` is its deprecated tool role).
-pub const MESSAGE_ROLES: &[&str] = &[
-    "system",
-    "developer",
-    "user",
-    "assistant",
-    "tool",
-    "function",
-];
-
-/// A message as the seed API (OpenAI's) requires it: an object whose `role` is one of
-/// [`MESSAGE_ROLES`] and whose `content` is a string or an array of content parts. `content`
-/// may be `null` or absent only where OpenAI allows it: an assistant message that carries
-/// `tool_calls` or a legacy `function_call`, and a legacy `function` message (whose content
-/// OpenAI types `string | null`). The error's `param` names the field (`messages[0].content`).
-fn check_message(i: usize, raw: &RawValue) -> Result<(), GatewayError> {
-    let Ok(Fields(fields)) = serde_json::from_str::<Fields<'_>>(raw.get()) else {
-        return Err(field_error(
-            format!("messages[{i}]"),
-            "must be an object with `role` and `content`",
-        ));
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.get())
-            .filter(|v| *v != "null")
-    };
-    let role = match field("role").map(serde_json::from_str::<CowStr<'_>>) {
-        None => return Err(field_error(format!("messages[{i}].role"), "is required")),
-        Some(Ok(CowStr(role))) if MESSAGE_ROLES.contains(&role.as_ref()) => role,
-        Some(_) => {
-            return Err(field_error(
-                format!("messages[{i}].role"),
-                &format!("must be one of {}", MESSAGE_ROLES.join(", ")),
-            ))
-        }
-    };
-    match field("content") {
-        None if content_may_be_null(&role, field("tool_calls"), field("function_call")) => Ok(()),
-        None => Err(field_error(
-            format!("messages[{i}].content"),
-            "is required (a string or an array of content parts)",
-        )),
-        Some(c) if c.starts_with('"') => Ok(()),
-        Some(c) if is_array_of_objects(c) => Ok(()),
-        Some(_) => Err(field_error(
-            format!("messages[{i}].content"),
-            "must be a string or an array of content parts (objects)",
-        )),
-    }
-}
-
-/// Where OpenAI's API accepts a message without content.
-fn content_may_be_null(role: &str, tool_calls: Option<&str>, function_call: Option<&str>) -> bool {
-    match role {
-        "assistant" => tool_calls.is_some() || function_call.is_some(),
-        "function" => true,
-        _ => false,
-    }
-}
-
-/// Whether raw JSON is an array whose every element is an object.
-fn is_array_of_objects(raw: &str) -> bool {
-    serde_json::from_str::<Vec<&RawValue>>(raw)
-        .is_ok_and(|parts| parts.iter().all(|p| p.get().starts_with('{')))
-}
-
-/// A 400 naming the field at fault, in OpenAI's `param`.
-fn field_error(param: String, what: &str) -> GatewayError {
-    GatewayError::InvalidParam {
-        message: format!("`{param}` {what}"),
-        param,
-    }
-}
-
-/// The text of a message: its string `content`, or the `text` of its content parts joined
-/// by spaces (images and other parts carry no text).
-pub fn message_text(raw: &str) -> String {
-    #[derive(Deserialize)]
-    struct Msg {
-        #[serde(default)]
-        content: serde_json::Value,
-    }
-    match serde_json::from_str::<Msg>(raw).map(|m| m.content) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(serde_json::Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 /// What changes between the client's body and the upstream's, besides `model`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RewriteOptions {
-    /// Ask an OpenAI-compatible upstream for usage in the stream's last chunk.
+    /// The request streams.
+    pub stream: bool,
+    /// Ask an OpenAI-compatible upstream for usage in the stream's last chunk (streams only).
     pub include_usage: bool,
 }
 
@@ -353,14 +127,23 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// `body` is the buffer `req` was parsed from: the values are slices of it.
-    pub fn new(req: &ChatRequest<'_>, body: &Bytes, opts: RewriteOptions) -> Prepared {
-        let with_usage = opts.include_usage && req.stream;
-        let merged = with_usage.then(|| merged_stream_options(req.field("stream_options")));
-        let own_len: usize = req.fields.iter().map(|(k, _)| k.len() + 8).sum();
+    /// `fields` are the request's top-level fields but `model`, as raw values inside `body`
+    /// (the buffer they were parsed from): the values are slices of it.
+    pub fn new(
+        fields: &[(Cow<'_, str>, &RawValue)],
+        body: &Bytes,
+        opts: RewriteOptions,
+    ) -> Prepared {
+        let with_usage = opts.include_usage && opts.stream;
+        let stream_options = fields
+            .iter()
+            .find(|(k, _)| k == "stream_options")
+            .map(|(_, v)| *v);
+        let merged = with_usage.then(|| merged_stream_options(stream_options));
+        let own_len: usize = fields.iter().map(|(k, _)| k.len() + 8).sum();
         let mut own =
             BytesMut::with_capacity(own_len + 32 + merged.as_ref().map_or(0, String::len));
-        let mut parts = Vec::with_capacity(req.fields.len() * 2 + 3);
+        let mut parts = Vec::with_capacity(fields.len() * 2 + 3);
         let mut field = |own: &mut BytesMut, key: &str, value: Bytes| {
             own.put_u8(b',');
             let mut w = own.writer();
@@ -369,7 +152,7 @@ impl Prepared {
             parts.push(own.split().freeze());
             parts.push(value);
         };
-        for (k, v) in &req.fields {
+        for (k, v) in fields {
             if with_usage && k == "stream_options" {
                 continue;
             }
@@ -419,14 +202,14 @@ fn merged_stream_options(client: Option<&RawValue>) -> String {
 }
 
 /// Appends `s` as a JSON string literal, escaped in place.
-fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
+pub fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
     // Writing a &str into a Vec or BytesMut writer cannot fail.
     let _ = serde_json::to_writer(out, s);
 }
 
 /// A JSON object's top-level entries, in order, values left raw. Keys borrow from the input
 /// unless they contain escapes.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Fields<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -450,7 +233,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 }
 
 /// A string that borrows when it can (`Cow<str>` alone always allocates under serde).
-struct CowStr<'a>(Cow<'a, str>);
+pub struct CowStr<'a>(pub Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -477,12 +260,20 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
     fn rewrite(body: &str, upstream: &str, include_usage: bool) -> Value {
         let body = Bytes::copy_from_slice(body.as_bytes());
         let req = parse(&body).unwrap();
-        let p = Prepared::new(&req, &body, RewriteOptions { include_usage });
+        let p = Prepared::new(
+            req.fields(),
+            &body,
+            RewriteOptions {
+                stream: req.stream,
+                include_usage,
+            },
+        );
         serde_json::from_slice(&p.body_for(upstream)).unwrap()
     }
 
@@ -507,7 +298,7 @@ mod tests {
             br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"n":1}"#,
         );
         let req = parse(&body).unwrap();
-        let p = Prepared::new(&req, &body, RewriteOptions::default());
+        let p = Prepared::new(req.fields(), &body, RewriteOptions::default());
         let inside = |b: &[u8]| {
             let (s, o) = (b.as_ptr() as usize, body.as_ptr() as usize);
             s >= o && s + b.len() <= o + body.len()
@@ -529,7 +320,7 @@ mod tests {
         let msgs = r#"[{"role":"user","content":"a\u00e9 \"q\"  spaced   "}]"#;
         let body = Bytes::from(format!(r#"{{"messages":{msgs},"model":"m"}}"#));
         let req = parse(&body).unwrap();
-        let out = Prepared::new(&req, &body, RewriteOptions::default()).body_for("u");
+        let out = Prepared::new(req.fields(), &body, RewriteOptions::default()).body_for("u");
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.contains(msgs), "{text}");
     }
@@ -600,75 +391,5 @@ mod tests {
         .unwrap();
         assert_eq!(req.model, "m");
         assert_eq!(req.max_tokens, Some(7));
-    }
-
-    /// What `param` a body with these `messages` is refused with (`None`: accepted).
-    fn refused_param(messages: &str) -> Option<String> {
-        let body = format!(r#"{{"model":"m","messages":{messages}}}"#);
-        match parse(body.as_bytes()) {
-            Ok(_) => None,
-            Err(e) => {
-                assert_eq!(e.status(), 400, "{messages}");
-                Some(e.param().unwrap_or("<none>").to_string())
-            }
-        }
-    }
-
-    #[test]
-    fn messages_follow_openais_rules() {
-        let accepted = [
-            r#"[{"role":"system","content":"s"},{"role":"developer","content":"d"},{"role":"user","content":"u"}]"#,
-            r#"[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]}]"#,
-            r#"[{"role":"user","content":""}]"#,
-            r#"[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]"#,
-            r#"[{"role":"assistant","tool_calls":[]}]"#,
-            r#"[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}]"#,
-            r#"[{"role":"tool","tool_call_id":"c","content":"42"}]"#,
-            r#"[{"role":"function","name":"f","content":null}]"#,
-        ];
-        for m in accepted {
-            assert_eq!(refused_param(m), None, "{m}");
-        }
-        let refused = [
-            (r#"[{"role":"user"}]"#, "messages[0].content"),
-            (
-                r#"[{"role":"user","content":"a"},{"role":"user","content":null}]"#,
-                "messages[1].content",
-            ),
-            (
-                r#"[{"role":"assistant","content":null}]"#,
-                "messages[0].content",
-            ),
-            (
-                r#"[{"role":"assistant","content":null,"tool_calls":null}]"#,
-                "messages[0].content",
-            ),
-            (
-                r#"[{"role":"tool","tool_call_id":"c"}]"#,
-                "messages[0].content",
-            ),
-            (r#"[{"role":"user","content":42}]"#, "messages[0].content"),
-            (
-                r#"[{"role":"user","content":{"text":"a"}}]"#,
-                "messages[0].content",
-            ),
-            (
-                r#"[{"role":"user","content":["a"]}]"#,
-                "messages[0].content",
-            ),
-            (r#"[{"role":"robot","content":"a"}]"#, "messages[0].role"),
-            (r#"[{"role":"User","content":"a"}]"#, "messages[0].role"),
-            (r#"[{"role":7,"content":"a"}]"#, "messages[0].role"),
-            (r#"[{"content":"a"}]"#, "messages[0].role"),
-            (r#"["hi"]"#, "messages[0]"),
-        ];
-        for (m, param) in refused {
-            assert_eq!(refused_param(m).as_deref(), Some(param), "{m}");
-        }
-        let e = parse(br#"{"model":"m","messages":[{"role":"user"}]}"#).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "`messages[0].content` is required (a string or an array of content parts)"
-        );
     }
 }

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{self, Reloader};
 use crate::snapshot::Snapshot;
-use crate::usage::UsageLog;
+use crate::usage_log::UsageLog;
 
 #[derive(Debug, Parser)]
 #[command(

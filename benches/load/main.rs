@@ -499,7 +499,8 @@ fn build_big_request(prompt_bytes: usize) -> Rc<[u8]> {
 /// prepare, splice the upstream body. Returns the median time over `reps` and the time of a
 /// plain copy of the same bytes, as the floor to compare with.
 fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
-    use switchyard::body::{parse, Prepared, RewriteOptions};
+    use switchyard::body::{Prepared, RewriteOptions};
+    use switchyard::dialect::chat::parse;
     let req = build_big_request(1 << 20);
     let at = find(&req, b"\r\n\r\n").expect("head") + 4;
     let body = Bytes::copy_from_slice(&req[at..]);
@@ -513,9 +514,10 @@ fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
         let t0 = Instant::now();
         let view = parse(std::hint::black_box(&body)).expect("valid request");
         let prepared = Prepared::new(
-            &view,
+            view.fields(),
             &body,
             RewriteOptions {
+                stream: view.stream,
                 include_usage: true,
             },
         );
@@ -555,6 +557,7 @@ fn always_on_costs(config_toml: &str, reps: usize) -> (Duration, Duration) {
                 prompt_tokens: 12,
                 completion_tokens: 7,
                 total_tokens: 19,
+                ..Usage::default()
             },
             UsageSource::Reported,
         )),

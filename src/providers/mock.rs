@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::body::{message_text, ChatRequest};
-use crate::sse::Usage;
+use crate::dialect::chat::{message_text, ChatRequest};
+use crate::usage::Usage;
 
 /// What the mock will say, and how many tokens it counts for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,7 @@ impl Reply {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens(),
             total_tokens: self.prompt_tokens + self.completion_tokens(),
+            ..Usage::default()
         }
     }
     fn usage_json(&self) -> Value {
@@ -132,7 +133,7 @@ pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::parse;
+    use crate::dialect::chat::parse;
 
     #[test]
     fn counts_words_and_honours_max_tokens() {

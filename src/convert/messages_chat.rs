@@ -1,6 +1,6 @@
 //! The second front door, `POST /v1/messages`: clients that speak Anthropic's Messages API
 //! (Claude SDKs, coding agents) routed to OpenAI-compatible upstreams. The reverse of
-//! [`super::anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
+//! [`super::chat_anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
 //! through the gateway like any other: `body::parse`, routing, limits), and the OpenAI answer
 //! or stream becomes an Anthropic message or event stream.
 //!
@@ -29,10 +29,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
-use crate::sse::Usage;
+use crate::dialect::messages::{error_event, error_json, push_event};
+use crate::error::GatewayError;
+use crate::usage::Usage;
 
-use super::translate::{
+use super::common::{
     json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
 };
 
@@ -56,6 +57,8 @@ struct MessagesRequest<'a> {
     #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(borrow, default)]
+    thinking: Option<ThinkingIn<'a>>,
+    #[serde(borrow, default)]
     stop_sequences: Option<Vec<Str<'a>>>,
     #[serde(borrow, default)]
     temperature: Option<&'a RawValue>,
@@ -69,6 +72,15 @@ struct MessagesRequest<'a> {
     tool_choice: Option<ToolChoiceIn<'a>>,
     #[serde(borrow, default)]
     metadata: Option<MetadataIn<'a>>,
+}
+
+/// `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"disabled"}`.
+#[derive(Deserialize)]
+struct ThinkingIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    budget_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -147,8 +159,12 @@ struct MetadataIn<'a> {
 struct ChatRequestOut<'a> {
     model: Cow<'a, str>,
     messages: Vec<MessageOut<'a>>,
+    /// OpenAI's name for the output cap: reasoning models (o-series, gpt-5) refuse
+    /// `max_tokens`, and every current OpenAI-compatible server takes this one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,10 +289,12 @@ pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
     let stream = req.stream.unwrap_or(false);
     let tools = convert_tools(req.tools.unwrap_or_default())?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req.tool_choice);
+    let reasoning_effort = reasoning_effort(req.thinking)?;
     let out = ChatRequestOut {
         model: req.model,
         messages,
-        max_tokens: req.max_tokens,
+        max_completion_tokens: req.max_tokens,
+        reasoning_effort,
         temperature: req.temperature,
         top_p: req.top_p,
         stop: req
@@ -295,6 +313,25 @@ pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
         user: req.metadata.and_then(|m| m.user_id),
     };
     Ok(to_bytes(&out))
+}
+
+/// Anthropic's thinking budget as OpenAI's `reasoning_effort`: under 2,048 tokens `low`, under
+/// 8,192 `medium`, else `high`; disabled thinking sends none.
+fn reasoning_effort(
+    thinking: Option<ThinkingIn<'_>>,
+) -> Result<Option<&'static str>, GatewayError> {
+    let Some(t) = thinking else {
+        return Ok(None);
+    };
+    match (t.kind.as_ref(), t.budget_tokens) {
+        ("disabled", _) => Ok(None),
+        ("enabled", Some(b)) if b < 2048 => Ok(Some("low")),
+        ("enabled", Some(b)) if b < 8192 => Ok(Some("medium")),
+        ("enabled", _) => Ok(Some("high")),
+        (other, _) => Err(invalid(format!(
+            "`thinking.type` `{other}` cannot be carried to this route"
+        ))),
+    }
 }
 
 /// The blocks of a content that is a string (one text block) or an array of blocks.
@@ -352,8 +389,21 @@ fn convert_message<'a>(
             out.push(assistant_message(blocks(m.content)?)?);
             Ok(())
         }
+        // Claude Code sends system text as a message; in chat it stays one, in its place.
+        "system" => {
+            let text = joined_text(blocks(m.content)?);
+            if !text.is_empty() {
+                out.push(MessageOut {
+                    role: "system",
+                    content: Some(ContentOut::Text(text)),
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+            }
+            Ok(())
+        }
         other => Err(invalid(format!(
-            "messages with role `{other}` are not supported: use `user` or `assistant`"
+            "messages with role `{other}` are not supported: use `user`, `assistant` or `system`"
         ))),
     }
 }
@@ -560,6 +610,7 @@ impl UsageIn {
             prompt_tokens: p,
             completion_tokens: c,
             total_tokens: p.saturating_add(c),
+            ..Usage::default()
         })
     }
 
@@ -687,64 +738,6 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
         usage,
         finish_reason: reason,
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors in Anthropic's shape.
-
-/// Anthropic's error `type` for a status.
-pub fn error_type(status: u16) -> &'static str {
-    match status {
-        400 | 405 | 411 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        504 => "timeout_error",
-        _ => "api_error",
-    }
-}
-
-fn error_json(status: u16, message: &str) -> String {
-    format!(
-        r#"{{"type":"error","error":{{"type":"{}","message":{}}}}}"#,
-        error_type(status),
-        json_str(message)
-    )
-}
-
-fn message_of(err: &GatewayError) -> String {
-    match err {
-        GatewayError::ContentFilter => CONTENT_FILTER_MESSAGE.to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// A gateway error as an Anthropic error body (`{"type":"error","error":{"type","message"}}`),
-/// for answers on the `/v1/messages` front door; the HTTP status stays `err.status()`.
-pub fn error_body(err: &GatewayError) -> Bytes {
-    Bytes::from(error_json(err.status(), &message_of(err)))
-}
-
-/// The same error as an Anthropic `error` event, for a stream that already started.
-pub fn error_event(err: &GatewayError) -> Bytes {
-    let mut out = Vec::new();
-    push_event(
-        &mut out,
-        "error",
-        &error_json(err.status(), &message_of(err)),
-    );
-    Bytes::from(out)
-}
-
-fn push_event(out: &mut Vec<u8>, name: &str, data: &str) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1042,10 +1035,11 @@ impl ReverseState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::parse;
-    use crate::providers::anthropic;
-    use crate::providers::translate::tests::{events_of, same_at_every_cut};
-    use crate::providers::translate::{SseDecoder, SseTranslator};
+    use crate::convert::chat_anthropic as anthropic;
+    use crate::convert::common::tests::{events_of, same_at_every_cut};
+    use crate::convert::common::SseTranslator;
+    use crate::dialect::chat::parse;
+    use crate::sse::Decoder;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
@@ -1085,7 +1079,7 @@ mod tests {
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
                         {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],
-                "max_tokens":1024,"temperature":0.3,"top_p":0.9,"stop":["END"],"stream":true,
+                "max_completion_tokens":1024,"reasoning_effort":"low","temperature":0.3,"top_p":0.9,"stop":["END"],"stream":true,
                 "stream_options":{"include_usage":true},"user":"u-1"
             })
         );
@@ -1159,11 +1153,33 @@ mod tests {
     }
 
     #[test]
+    fn system_role_messages_become_system_messages_in_place() {
+        let v = to_openai(json!({
+            "model":"c","max_tokens":10,"system":"top",
+            "messages":[{"role":"system","content":[{"type":"text","text":"mid"}]},
+                        {"role":"user","content":"hi"}]}));
+        assert_eq!(
+            v["messages"],
+            json!([{"role":"system","content":"top"},{"role":"system","content":"mid"},
+                   {"role":"user","content":"hi"}])
+        );
+        for (budget, effort) in [(1024, "low"), (4000, "medium"), (16000, "high")] {
+            let v = to_openai(json!({"model":"c","max_tokens":20000,
+                "thinking":{"type":"enabled","budget_tokens":budget},
+                "messages":[{"role":"user","content":"hi"}]}));
+            assert_eq!(v["reasoning_effort"], effort);
+            assert_eq!(v["max_completion_tokens"], 20000);
+            assert!(v.get("max_tokens").is_none());
+        }
+    }
+
+    #[test]
     fn request_refusals_are_400() {
         for body in [
             json!({"model":"c","messages":[]}),
             json!({"messages":[{"role":"user","content":"x"}]}),
-            json!({"model":"c","messages":[{"role":"system","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"developer","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"sometimes"}}),
             json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
         ] {
@@ -1234,28 +1250,9 @@ mod tests {
         assert_eq!(v["usage"]["input_tokens"], 0);
     }
 
-    #[test]
-    fn errors_in_anthropic_shape() {
-        let v: Value = serde_json::from_slice(&error_body(&GatewayError::RateLimited {
-            message: "slow".into(),
-            retry_after_secs: 1,
-        }))
-        .unwrap();
-        assert_eq!(
-            v,
-            json!({"type":"error","error":{"type":"rate_limit_error","message":"slow"}})
-        );
-        let v: Value = serde_json::from_slice(&error_body(&GatewayError::ContentFilter)).unwrap();
-        assert_eq!(v["error"]["message"], CONTENT_FILTER_MESSAGE);
-        assert_eq!(v["error"]["type"], "invalid_request_error");
-        let ev = error_event(&GatewayError::Upstream("x".into()));
-        assert!(ev.starts_with(b"event: error\ndata: {\"type\":\"error\""));
-        assert!(ev.ends_with(b"\n\n"));
-    }
-
     /// (event name, data) of an Anthropic event stream.
     fn named_events(bytes: &[u8]) -> Vec<(String, Value)> {
-        let mut d = SseDecoder::default();
+        let mut d = Decoder::default();
         let mut rest = bytes;
         let mut out = Vec::new();
         while let Some(e) = d.next_event(&mut rest) {

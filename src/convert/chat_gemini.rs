@@ -40,11 +40,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::body::ChatRequest;
+use crate::dialect::chat::ChatRequest;
+use crate::dialect::gemini::is_filtered;
 use crate::error::GatewayError;
-use crate::sse::Usage;
+use crate::usage::Usage;
 
-use super::translate::{
+use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
     push_merged, raw_field, stop_sequences, to_bytes, tool_choice, tool_start_delta, unreadable,
     unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
@@ -555,6 +556,7 @@ impl UsageIn {
             total_tokens: self
                 .total_token_count
                 .unwrap_or(prompt.saturating_add(completion)),
+            ..Usage::default()
         })
     }
 }
@@ -568,22 +570,6 @@ pub fn finish_reason(reason: Option<&str>, called: bool) -> &'static str {
         _ if called => "tool_calls",
         _ => "stop",
     }
-}
-
-/// Whether a `finishReason` or `blockReason` means Gemini's filters stopped the answer.
-pub fn is_filtered(reason: &str) -> bool {
-    matches!(
-        reason,
-        "SAFETY"
-            | "RECITATION"
-            | "BLOCKLIST"
-            | "PROHIBITED_CONTENT"
-            | "SPII"
-            | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT"
-            | "IMAGE_RECITATION"
-            | "OTHER_BLOCK"
-    )
 }
 
 fn error_of(e: &ErrorIn<'_>) -> GatewayError {
@@ -703,8 +689,8 @@ struct ChoiceState {
 /// `finishReason` was seen; a stream that ends without one was cut and ends with an error
 /// event. An `{"error":…}` event becomes one error event.
 ///
-/// [`SseTranslator`]: super::translate::SseTranslator
-/// [`finish`]: super::translate::SseTranslator::finish
+/// [`SseTranslator`]: super::common::SseTranslator
+/// [`finish`]: super::common::SseTranslator::finish
 pub type GeminiStream = Translating<GeminiState>;
 
 /// What a [`GeminiStream`] keeps between events.
@@ -872,9 +858,9 @@ impl GeminiState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::parse;
-    use crate::providers::translate::tests::{events_of, same_at_every_cut, scan};
-    use crate::providers::translate::SseTranslator;
+    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::common::SseTranslator;
+    use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/gemini/stream_text.sse");

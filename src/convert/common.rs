@@ -1,11 +1,9 @@
-//! What the dialect translators share: the OpenAI request as the client sent it (typed views
-//! that borrow from the body), the OpenAI answer written back, an incremental decoder for the
-//! vendors' Server-Sent Events, and the writer of OpenAI `chat.completion.chunk` events.
+//! What the translated pairs share: the OpenAI request as the client sent it (typed views
+//! that borrow from the body), the OpenAI answer written back, the writer of OpenAI
+//! `chat.completion.chunk` events, and the driver of stream translators over [`crate::sse`].
 //!
 //! Everything here is pure (bytes in, bytes out, no I/O, no pingora type), so every translator
-//! can be tested by feeding it recorded vendor streams cut at every byte. The entry points the
-//! proxy calls are [`request_body`], [`response_body`] and [`stream_translator`]; they dispatch
-//! on the provider's kind to [`super::anthropic`] and [`super::gemini`].
+//! can be tested by feeding it recorded vendor streams cut at every byte.
 //!
 //! Raw JSON (`&RawValue`) is kept for every value that is only carried across (tool schemas,
 //! tool arguments, sampling numbers): `serde_json` here has no `preserve_order`, and re-encoding
@@ -14,21 +12,13 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use memchr::{memchr, memchr2};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::body::ChatRequest;
-use crate::config::{Provider, ProviderKind};
+use crate::dialect::chat::ChatRequest;
 use crate::error::GatewayError;
-use crate::sse::Usage;
-
-use super::anthropic::{self, AnthropicStream};
-use super::gemini::{self, GeminiStream};
-
-/// The cap on one line (and one event's data) of a vendor stream, as in [`crate::sse`]: any
-/// real event fits, and a broken upstream cannot grow the gateway's memory without bound.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+use crate::sse::Decoder;
+use crate::usage::Usage;
 
 /// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
 /// provider's `default_max_tokens` gives it.
@@ -56,9 +46,9 @@ pub struct Translated {
 /// error event for a stream cut short). After a transport error, do not call `finish`; the
 /// proxy ends the stream with its own error event instead.
 ///
-/// [`AnthropicStream`] and [`GeminiStream`] write OpenAI streams, so [`crate::sse::Scanner`]
+/// [`AnthropicStream`] and [`GeminiStream`] write OpenAI streams, so [`crate::dialect::chat_stream::Scanner`]
 /// can meter their output like any pass-through stream;
-/// [`super::anthropic_front::OpenAiToAnthropicStream`] writes Anthropic events (meter its
+/// [`super::messages_chat::OpenAiToAnthropicStream`] writes Anthropic events (meter its
 /// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
 pub trait SseTranslator: Send + Sync {
     /// Translates the next chunk of the vendor's body.
@@ -73,53 +63,6 @@ pub trait SseTranslator: Send + Sync {
     fn is_done(&self) -> bool;
     /// Whether the output ended with an error event.
     fn is_failed(&self) -> bool;
-}
-
-/// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
-/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::body::Prepared`].
-pub fn request_body(
-    provider: &Provider,
-    req: &ChatRequest<'_>,
-    upstream_model: &str,
-) -> Option<Result<Bytes, GatewayError>> {
-    match provider.kind {
-        ProviderKind::Anthropic => Some(anthropic::request_body(
-            req,
-            upstream_model,
-            provider.default_max_tokens,
-        )),
-        ProviderKind::Gemini => Some(gemini::request_body(req)),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
-    }
-}
-
-/// A translating vendor's successful non-streaming answer as an OpenAI `chat.completion`, or
-/// `None` for kinds that already answer in OpenAI's dialect.
-pub fn response_body(
-    kind: ProviderKind,
-    body: &[u8],
-    model_hint: &str,
-    created: u64,
-) -> Option<Result<Translated, GatewayError>> {
-    match kind {
-        ProviderKind::Anthropic => Some(anthropic::response(body, model_hint, created)),
-        ProviderKind::Gemini => Some(gemini::response(body, model_hint, created)),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
-    }
-}
-
-/// The stream translator for a translating kind, or `None` for pass-through kinds.
-/// `model_hint` (the route's upstream model) names the model until the vendor says its own.
-pub fn stream_translator(
-    kind: ProviderKind,
-    model_hint: &str,
-    created: u64,
-) -> Option<Box<dyn SseTranslator>> {
-    match kind {
-        ProviderKind::Anthropic => Some(Box::new(AnthropicStream::new(model_hint, created))),
-        ProviderKind::Gemini => Some(Box::new(GeminiStream::new(model_hint, created))),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
-    }
 }
 
 /// Seconds since the Unix epoch, for `created`.
@@ -437,6 +380,11 @@ pub(crate) fn arguments_object(args: &str) -> Result<Box<RawValue>, GatewayError
 /// Appends `blocks` to the last message when it has the same role (both vendors want the
 /// results of one turn's tool calls, and any text after them, in one message).
 pub(crate) fn push_merged<R: PartialEq, T>(list: &mut Vec<(R, Vec<T>)>, role: R, blocks: Vec<T>) {
+    // A turn without content (`"content": ""` in agent histories) is left out: Anthropic and
+    // Gemini refuse empty turns, and the turns around it then merge.
+    if blocks.is_empty() {
+        return;
+    }
     match list.last_mut() {
         Some((last, existing)) if *last == role => existing.extend(blocks),
         _ => list.push((role, blocks)),
@@ -524,7 +472,7 @@ pub(crate) fn json_str(s: &str) -> String {
 /// and a 502 for the vendor's own failures and for the gateway's key being refused.
 pub(crate) fn vendor_failure(vendor: &str, status: u16, message: &str) -> GatewayError {
     let message: String = message.chars().take(1024).collect();
-    match super::client_status_for_vendor(status) {
+    match crate::providers::client_status_for_vendor(status) {
         502 => GatewayError::Upstream(format!(
             "the {vendor} provider failed (status {status}): {message}"
         )),
@@ -661,14 +609,14 @@ pub(crate) trait EventState: Send + Sync {
 /// until the stream ends (what follows its end is dropped).
 #[derive(Debug)]
 pub struct Translating<S> {
-    sse: SseDecoder,
+    sse: Decoder,
     st: S,
 }
 
 impl<S> Translating<S> {
     pub(crate) fn over(st: S) -> Self {
         Translating {
-            sse: SseDecoder::default(),
+            sse: Decoder::default(),
             st,
         }
     }
@@ -717,239 +665,11 @@ impl<S: EventState> SseTranslator for Translating<S> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Vendor stream input.
-
-/// An incremental decoder of Server-Sent Events (WHATWG rules: `\n`, `\r\n` or `\r` line ends,
-/// one split across chunks included; `data:` lines joined by `\n`; `:` comments; a blank line
-/// dispatches). It keeps only the unterminated line between chunks and the event being read.
-#[derive(Debug, Default)]
-pub(crate) struct SseDecoder {
-    partial: Vec<u8>,
-    /// Dropping the rest of an over-long line.
-    discarding: bool,
-    /// The last chunk ended in `\r`: a `\n` starting the next one ends no new line.
-    after_cr: bool,
-    started: bool,
-    name: Vec<u8>,
-    data: Vec<u8>,
-    data_lines: usize,
-    /// The event's data outgrew the cap: it is not dispatched.
-    lost: bool,
-    /// The event was handed out: clear it before reading on.
-    dispatched: bool,
-    /// A line or an event was dropped for its size.
-    pub overflowed: bool,
-}
-
-/// One decoded event: its `event:` name (empty when none) and its data.
-#[derive(Debug, PartialEq)]
-pub(crate) struct SseEvent<'d> {
-    pub name: &'d [u8],
-    pub data: &'d [u8],
-}
-
-impl SseDecoder {
-    /// The next complete event in `input`, advancing `input` past it; `None` when `input` is
-    /// used up (its unterminated end is kept for the next chunk).
-    pub fn next_event(&mut self, input: &mut &[u8]) -> Option<SseEvent<'_>> {
-        self.reset_if_dispatched();
-        let mut buf: &[u8] = input;
-        let mut found = false;
-        while !buf.is_empty() && !found {
-            if std::mem::take(&mut self.after_cr) && buf[0] == b'\n' {
-                buf = &buf[1..];
-                continue;
-            }
-            let Some(i) = memchr2(b'\n', b'\r', buf) else {
-                self.keep_partial(buf);
-                buf = &[];
-                break;
-            };
-            let mut next = i + 1;
-            if buf[i] == b'\r' {
-                match buf.get(i + 1) {
-                    Some(b'\n') => next += 1,
-                    None => self.after_cr = true,
-                    Some(_) => {}
-                }
-            }
-            found = self.end_line(&buf[..i]);
-            buf = &buf[next..];
-        }
-        *input = buf;
-        found.then(|| self.event())
-    }
-
-    /// Ends the input: the unterminated last line counts as a line, and an event left without
-    /// its blank line is handed out (the translator decides whether its data is complete).
-    pub fn finish(&mut self) -> Option<SseEvent<'_>> {
-        self.reset_if_dispatched();
-        self.after_cr = false;
-        if !std::mem::take(&mut self.discarding) && !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.line(&line);
-        }
-        if self.data_lines > 0 && !self.lost {
-            self.dispatched = true;
-            return Some(self.event());
-        }
-        self.reset_if_dispatched();
-        None
-    }
-
-    fn event(&self) -> SseEvent<'_> {
-        SseEvent {
-            name: &self.name,
-            data: &self.data,
-        }
-    }
-
-    fn reset_if_dispatched(&mut self) {
-        if std::mem::take(&mut self.dispatched) {
-            self.name.clear();
-            self.data.clear();
-            self.data_lines = 0;
-            self.lost = false;
-        }
-    }
-
-    fn keep_partial(&mut self, bytes: &[u8]) {
-        if self.discarding {
-            return;
-        }
-        if self.partial.len() + bytes.len() > MAX_EVENT_BYTES {
-            self.overflowed = true;
-            self.discarding = true;
-            self.partial = Vec::new();
-            return;
-        }
-        self.partial.extend_from_slice(bytes);
-    }
-
-    /// A line ended; `tail` is its part in this chunk. Returns whether an event is ready.
-    fn end_line(&mut self, tail: &[u8]) -> bool {
-        if std::mem::take(&mut self.discarding) {
-            return false;
-        }
-        if self.partial.is_empty() {
-            return self.line(tail);
-        }
-        if self.partial.len() + tail.len() > MAX_EVENT_BYTES {
-            self.overflowed = true;
-            self.partial = Vec::new();
-            return false;
-        }
-        let mut line = std::mem::take(&mut self.partial);
-        line.extend_from_slice(tail);
-        let ready = self.line(&line);
-        if line.capacity() <= 64 * 1024 {
-            line.clear();
-            self.partial = line;
-        }
-        ready
-    }
-
-    /// One complete line, without its line end. Returns whether it dispatched an event.
-    fn line(&mut self, mut line: &[u8]) -> bool {
-        if !std::mem::replace(&mut self.started, true) {
-            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-        }
-        if line.is_empty() {
-            let ready = self.data_lines > 0 && !self.lost;
-            self.dispatched = true;
-            if !ready {
-                self.reset_if_dispatched();
-            }
-            return ready;
-        }
-        let (field, value) = match memchr(b':', line) {
-            Some(0) => return false,
-            Some(c) => {
-                let v = &line[c + 1..];
-                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &[][..]),
-        };
-        match field {
-            b"data" => self.data_line(value),
-            b"event" => {
-                self.name.clear();
-                self.name.extend_from_slice(value);
-            }
-            _ => {}
-        }
-        false
-    }
-
-    fn data_line(&mut self, value: &[u8]) {
-        self.data_lines += 1;
-        if self.lost {
-            return;
-        }
-        if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
-            self.overflowed = true;
-            self.lost = true;
-            self.data = Vec::new();
-            return;
-        }
-        if self.data_lines > 1 {
-            self.data.push(b'\n');
-        }
-        self.data.extend_from_slice(value);
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::body::parse;
-    use crate::sse::Scanner;
-
-    /// Every event of `input` fed in one piece, then cut at `cuts`.
-    fn decode(pieces: &[&[u8]]) -> Vec<(String, String)> {
-        let mut d = SseDecoder::default();
-        let mut out = Vec::new();
-        let mut push = |e: SseEvent<'_>| {
-            out.push((
-                String::from_utf8_lossy(e.name).into_owned(),
-                String::from_utf8_lossy(e.data).into_owned(),
-            ))
-        };
-        for p in pieces {
-            let mut rest = *p;
-            while let Some(e) = d.next_event(&mut rest) {
-                push(e);
-            }
-        }
-        if let Some(e) = d.finish() {
-            push(e);
-        }
-        out
-    }
-
-    #[test]
-    fn decoder_follows_the_sse_rules_at_every_cut() {
-        let stream = b"\xEF\xBB\xBF: comment\r\nevent: a\r\ndata: 1\r\ndata:2\r\n\r\ndata: x\rretry: 5\r\rdata: y\n\n\n\nevent: lone\n\ndata: last";
-        let want = vec![
-            ("a".to_string(), "1\n2".to_string()),
-            (String::new(), "x".to_string()),
-            (String::new(), "y".to_string()),
-            (String::new(), "last".to_string()),
-        ];
-        assert_eq!(decode(&[stream]), want);
-        for i in 0..=stream.len() {
-            assert_eq!(decode(&[&stream[..i], &stream[i..]]), want, "cut at {i}");
-        }
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        assert_eq!(decode(&bytes), want);
-    }
-
-    #[test]
-    fn decoder_name_does_not_leak_into_the_next_event() {
-        let got = decode(&[b"event: error\ndata: 1\n\ndata: 2\n\n"]);
-        assert_eq!(got[1].0, "");
-    }
+    use crate::dialect::chat::parse;
+    use crate::dialect::chat_stream::Scanner;
 
     fn req(body: &str) -> ChatRequest<'_> {
         parse(body.as_bytes()).unwrap()
@@ -1036,6 +756,7 @@ pub(crate) mod tests {
             prompt_tokens: 1,
             completion_tokens: 2,
             total_tokens: 3,
+            ..Usage::default()
         };
         w.last(&mut out, &[(0, "stop")], Some(usage));
         let events = events_of(&out);
@@ -1047,36 +768,9 @@ pub(crate) mod tests {
         assert_eq!(events[2], serde_json::Value::String("[DONE]".into()));
     }
 
-    #[test]
-    fn dispatch_by_kind() {
-        let body = include_bytes!("../../tests/fixtures/anthropic/message_text.json");
-        let t = response_body(ProviderKind::Anthropic, body, "h", 1)
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.finish_reason, "stop");
-        let body = include_bytes!("../../tests/fixtures/gemini/generate_text.json");
-        assert!(response_body(ProviderKind::Gemini, body, "h", 1)
-            .unwrap()
-            .is_ok());
-        for kind in [
-            ProviderKind::OpenAi,
-            ProviderKind::Azure,
-            ProviderKind::Mock,
-        ] {
-            assert!(response_body(kind, b"{}", "h", 1).is_none());
-            assert!(stream_translator(kind, "h", 1).is_none());
-        }
-        let mut t = stream_translator(ProviderKind::Gemini, "h", 1).unwrap();
-        t.feed(include_bytes!(
-            "../../tests/fixtures/gemini/stream_text.sse"
-        ));
-        assert!(t.finish().ends_with(b"data: [DONE]\n\n"));
-        assert!(t.is_done() && t.usage().is_some());
-    }
-
     /// The data of every event of an SSE byte string, as JSON (`[DONE]` as a JSON string).
     pub(crate) fn events_of(bytes: &[u8]) -> Vec<serde_json::Value> {
-        let mut d = SseDecoder::default();
+        let mut d = Decoder::default();
         let mut rest = bytes;
         let mut out = Vec::new();
         while let Some(e) = d.next_event(&mut rest) {

@@ -38,11 +38,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::body::ChatRequest;
+use crate::dialect::chat::ChatRequest;
 use crate::error::GatewayError;
-use crate::sse::Usage;
+use crate::usage::Usage;
 
-use super::translate::{
+use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
     push_merged, raw_field, stop_sequences, to_bytes, tool_args_delta, tool_choice,
     tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
@@ -196,7 +196,12 @@ pub fn request_body(
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
         top_k: raw_field(req, "top_k"),
-        stop_sequences: stop_sequences(req)?,
+        // Anthropic refuses whitespace-only stop sequences ("each stop sequence must contain
+        // non-whitespace"): they are left out, the others kept.
+        stop_sequences: stop_sequences(req)?
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
         stream: req.stream,
         tools,
         tool_choice,
@@ -397,6 +402,7 @@ fn usage_of(prompt: Option<u64>, completion: Option<u64>) -> Option<Usage> {
         prompt_tokens: p,
         completion_tokens: c,
         total_tokens: p.saturating_add(c),
+        ..Usage::default()
     })
 }
 
@@ -569,7 +575,7 @@ struct OpenTool {
 /// reason and usage, then `[DONE]`. An `error` event becomes one error event in the gateway's
 /// shape and no `[DONE]`.
 ///
-/// [`SseTranslator`]: super::translate::SseTranslator
+/// [`SseTranslator`]: super::common::SseTranslator
 pub type AnthropicStream = Translating<AnthropicState>;
 
 /// What an [`AnthropicStream`] keeps between events.
@@ -778,9 +784,9 @@ impl AnthropicState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::parse;
-    use crate::providers::translate::tests::{events_of, same_at_every_cut, scan};
-    use crate::providers::translate::SseTranslator;
+    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::common::SseTranslator;
+    use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/anthropic/stream_text.sse");

@@ -1,0 +1,292 @@
+//! Translated pairs: one module per pair of dialects, both directions, request and answer,
+//! streaming included. A request is translated only when the route's vendor speaks another
+//! dialect than the client's front door; otherwise its bytes pass through
+//! ([`crate::dialect`]). Chat Completions is the pivot:
+//!
+//! - [`chat_anthropic`]: chat requests → Anthropic Messages; Messages answers and streams → chat;
+//! - [`chat_gemini`]: chat requests → Gemini `generateContent`; its answers and streams → chat;
+//! - [`messages_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
+//!   streams → Messages.
+//!
+//! [`common`] holds what the pairs share. Each module's doc lists what its pair drops.
+//! The entry points the proxy calls are [`request_body`], [`response_body`] and
+//! [`stream_translator`]: they dispatch on the provider's kind.
+
+pub mod chat_anthropic;
+pub mod chat_gemini;
+pub mod common;
+pub mod messages_chat;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::body::Prepared;
+use crate::body::RewriteOptions;
+use crate::config::{Provider, ProviderKind};
+use crate::dialect::chat::{self, ChatRequest};
+use crate::dialect::Dialect;
+use crate::error::GatewayError;
+use crate::meter::Meter;
+use crate::providers;
+use crate::request::{FrontRequest, Pivot};
+
+pub use common::{unix_now, SseTranslator, Translated};
+
+/// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
+/// it is the client's bytes with only `model` spliced; otherwise the request is translated
+/// through the chat pivot (made once, on the first attempt that needs it).
+pub fn upstream_body(
+    req: &mut FrontRequest,
+    provider: &Provider,
+    upstream_model: &str,
+) -> Result<Bytes, GatewayError> {
+    let vendor = providers::dialect(provider.kind);
+    if vendor == req.dialect {
+        if !providers::takes_stream_options(provider) {
+            return Ok(req.native_body_without_stream_options(upstream_model));
+        }
+        return Ok(req.native_body(upstream_model));
+    }
+    let pivot = chat_pivot(req)?;
+    match vendor {
+        Dialect::Chat if !providers::takes_stream_options(provider) => {
+            Ok(pivot.without_stream_options.body_for(upstream_model))
+        }
+        Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
+        Dialect::Messages | Dialect::Gemini => {
+            let view = chat::parse(&pivot.body)?;
+            request_body(provider, &view, upstream_model)
+                .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
+        }
+    }
+}
+
+/// The request as a chat-completions body: the client's own for the chat door, a translation
+/// for the others (kept in the request for later attempts).
+pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
+    if req.pivot.is_none() {
+        let body = match req.dialect {
+            Dialect::Messages => messages_chat::request_to_openai(&req.body)?,
+            Dialect::Chat | Dialect::Gemini => req.body.clone(),
+        };
+        let view = chat::parse(&body)?;
+        let prepared = Prepared::new(
+            view.fields(),
+            &body,
+            RewriteOptions {
+                stream: view.stream,
+                include_usage: true,
+            },
+        );
+        let fields: Vec<_> = view
+            .fields()
+            .iter()
+            .filter(|(k, _)| k != "stream_options")
+            .cloned()
+            .collect();
+        let without_stream_options = Prepared::new(&fields, &body, RewriteOptions::default());
+        req.pivot = Some(Pivot {
+            body,
+            prepared,
+            without_stream_options,
+        });
+    }
+    req.pivot
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("no chat pivot".into()))
+}
+
+/// The translation of a successful answer whose vendor speaks another dialect than the
+/// client: vendor → chat (metered there) → the front door's dialect. Streams go chunk by
+/// chunk; a whole answer is kept and translated at its end.
+pub struct AnswerTranslation {
+    front: Dialect,
+    vendor: ProviderKind,
+    model_hint: String,
+    to_chat: Option<Box<dyn SseTranslator>>,
+    to_front: Option<Box<dyn SseTranslator>>,
+    buffered: Option<BytesMut>,
+}
+
+impl AnswerTranslation {
+    /// `None` when the vendor speaks the client's dialect (the answer passes through).
+    pub fn new(
+        front: Dialect,
+        vendor: ProviderKind,
+        stream: bool,
+        model_hint: &str,
+    ) -> Option<AnswerTranslation> {
+        if providers::dialect(vendor) == front {
+            return None;
+        }
+        let mut t = AnswerTranslation {
+            front,
+            vendor,
+            model_hint: model_hint.to_string(),
+            to_chat: None,
+            to_front: None,
+            buffered: None,
+        };
+        if stream {
+            t.to_chat = stream_translator(vendor, model_hint, unix_now());
+            if front == Dialect::Messages {
+                t.to_front = Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
+                    model_hint,
+                )));
+            }
+        } else {
+            t.buffered = Some(BytesMut::new());
+        }
+        Some(t)
+    }
+
+    /// The content type of the translated answer.
+    pub fn content_type(&self) -> &'static str {
+        if self.buffered.is_some() {
+            "application/json"
+        } else {
+            "text/event-stream"
+        }
+    }
+
+    /// One chunk of the vendor's answer in; what to send the client now out (`None`: nothing
+    /// yet). `meter` reads the chat pivot. An untranslatable whole answer is an error.
+    pub fn chunk(
+        &mut self,
+        chunk: Option<Bytes>,
+        end: bool,
+        meter: &mut Meter,
+    ) -> Result<Option<Bytes>, GatewayError> {
+        let chunk = chunk.unwrap_or_default();
+        if let Some(buf) = self.buffered.as_mut() {
+            buf.extend_from_slice(&chunk);
+            if !end {
+                return Ok(None);
+            }
+            let whole = std::mem::take(buf).freeze();
+            return self.whole(whole, meter).map(Some);
+        }
+        let mut out = match self.to_chat.as_mut() {
+            Some(t) => through(t.as_mut(), &chunk, end),
+            None => chunk,
+        };
+        meter.feed(&out);
+        if let Some(front) = self.to_front.as_mut() {
+            out = through(front.as_mut(), &out, end);
+        }
+        Ok((end || !out.is_empty()).then_some(out))
+    }
+
+    /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
+    fn whole(&self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
+        let chat = match response_body(self.vendor, &whole, &self.model_hint, unix_now()) {
+            None => whole,
+            Some(t) => t?.body,
+        };
+        meter.feed(&chat);
+        match self.front {
+            Dialect::Messages => {
+                messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
+            }
+            Dialect::Chat | Dialect::Gemini => Ok(chat),
+        }
+    }
+}
+
+/// One chunk through a stream translator; at the end, with what only the end can tell.
+fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
+    let out = t.feed(input);
+    if !end {
+        return out;
+    }
+    let last = t.finish();
+    if out.is_empty() {
+        return last;
+    }
+    let mut both = BytesMut::with_capacity(out.len() + last.len());
+    both.extend_from_slice(&out);
+    both.extend_from_slice(&last);
+    both.freeze()
+}
+
+/// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
+/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::body::Prepared`].
+pub fn request_body(
+    provider: &Provider,
+    req: &ChatRequest<'_>,
+    upstream_model: &str,
+) -> Option<Result<Bytes, GatewayError>> {
+    match provider.kind {
+        ProviderKind::Anthropic => Some(chat_anthropic::request_body(
+            req,
+            upstream_model,
+            provider.default_max_tokens,
+        )),
+        ProviderKind::Gemini => Some(chat_gemini::request_body(req)),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+/// A translating vendor's successful non-streaming answer as an OpenAI `chat.completion`, or
+/// `None` for kinds that already answer in OpenAI's dialect.
+pub fn response_body(
+    kind: ProviderKind,
+    body: &[u8],
+    model_hint: &str,
+    created: u64,
+) -> Option<Result<Translated, GatewayError>> {
+    match kind {
+        ProviderKind::Anthropic => Some(chat_anthropic::response(body, model_hint, created)),
+        ProviderKind::Gemini => Some(chat_gemini::response(body, model_hint, created)),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+/// The stream translator for a translating kind, or `None` for pass-through kinds.
+/// `model_hint` (the route's upstream model) names the model until the vendor says its own.
+pub fn stream_translator(
+    kind: ProviderKind,
+    model_hint: &str,
+    created: u64,
+) -> Option<Box<dyn SseTranslator>> {
+    match kind {
+        ProviderKind::Anthropic => Some(Box::new(chat_anthropic::AnthropicStream::new(
+            model_hint, created,
+        ))),
+        ProviderKind::Gemini => Some(Box::new(chat_gemini::GeminiStream::new(
+            model_hint, created,
+        ))),
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_by_kind() {
+        let body = include_bytes!("../../tests/fixtures/anthropic/message_text.json");
+        let t = response_body(ProviderKind::Anthropic, body, "h", 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.finish_reason, "stop");
+        let body = include_bytes!("../../tests/fixtures/gemini/generate_text.json");
+        assert!(response_body(ProviderKind::Gemini, body, "h", 1)
+            .unwrap()
+            .is_ok());
+        for kind in [
+            ProviderKind::OpenAi,
+            ProviderKind::Azure,
+            ProviderKind::Mock,
+        ] {
+            assert!(response_body(kind, b"{}", "h", 1).is_none());
+            assert!(stream_translator(kind, "h", 1).is_none());
+        }
+        let mut t = stream_translator(ProviderKind::Gemini, "h", 1).unwrap();
+        t.feed(include_bytes!(
+            "../../tests/fixtures/gemini/stream_text.sse"
+        ));
+        assert!(t.finish().ends_with(b"data: [DONE]\n\n"));
+        assert!(t.is_done() && t.usage().is_some());
+    }
+}

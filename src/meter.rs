@@ -1,0 +1,260 @@
+//! Reads the usage of an answer from the bytes that go to the client.
+//!
+//! Streams are metered by their dialect's scanner ([`crate::dialect`]) over the bytes that are
+//! forwarded; a non-streaming answer's body is kept (bounded, shared not copied) and its `usage`
+//! read at the end. When an upstream reports no usage, it is estimated from the text and marked
+//! `estimated`: a request is never silently counted as zero tokens.
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::dialect::chat_stream::Scanner;
+use crate::dialect::{messages, messages_stream, Dialect};
+use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
+
+/// The largest non-streaming answer kept to read its usage; a larger one is estimated.
+const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads the usage of an answer from the bytes that go to the client.
+pub enum Meter {
+    /// Nothing to meter (an error answer, or not started).
+    None,
+    /// A chat-completions stream.
+    Stream(Box<Scanner>),
+    /// An Anthropic Messages event stream.
+    Messages(Box<messages_stream::Scanner>),
+    /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
+    /// not copied) and read once whole at the end.
+    Body {
+        dialect: Dialect,
+        chunks: Vec<Bytes>,
+        len: usize,
+        overflowed: bool,
+    },
+}
+
+impl Meter {
+    /// The meter of a stream in `dialect` (Chat or Messages; a Gemini stream is metered after
+    /// its translation to chat).
+    pub fn stream_of(dialect: Dialect) -> Meter {
+        match dialect {
+            Dialect::Messages => Meter::Messages(Box::default()),
+            Dialect::Chat | Dialect::Gemini => Meter::Stream(Box::default()),
+        }
+    }
+
+    /// The meter of a whole answer in `dialect`.
+    pub fn body_of(dialect: Dialect) -> Meter {
+        Meter::Body {
+            dialect,
+            chunks: Vec::new(),
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Meters a chunk the gateway built itself (a translation).
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            Meter::Stream(s) => s.feed(chunk),
+            Meter::Messages(s) => s.feed(chunk),
+            Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
+            Meter::None => {}
+        }
+    }
+
+    /// Meters a chunk that goes to the client as it is: a body keeps a reference to it.
+    pub fn feed_bytes(&mut self, chunk: &Bytes) {
+        match self {
+            Meter::None => {}
+            Meter::Stream(s) => s.feed(chunk),
+            Meter::Messages(s) => s.feed(chunk),
+            Meter::Body {
+                chunks,
+                len,
+                overflowed,
+                ..
+            } => {
+                if *len + chunk.len() > BODY_METER_LIMIT {
+                    *overflowed = true;
+                    chunks.clear();
+                } else if !*overflowed {
+                    *len += chunk.len();
+                    chunks.push(chunk.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether any content reached the client (a stream's first content chunk).
+    pub fn delivered_content(&self) -> bool {
+        match self {
+            Meter::Stream(s) => s.content_events > 0,
+            Meter::Messages(s) => s.content_events > 0,
+            Meter::Body { len, .. } => *len > 0,
+            Meter::None => false,
+        }
+    }
+
+    /// The answer's usage: as reported, or estimated from the text (completion) and from the
+    /// request (`prompt_estimate`). `None` when nothing was metered.
+    pub fn settle(&mut self, prompt_estimate: u64) -> Option<(Usage, UsageSource)> {
+        match self {
+            Meter::None => None,
+            Meter::Stream(s) => {
+                s.finish();
+                Some(match s.usage {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Messages(s) => {
+                s.finish();
+                Some(match s.usage() {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Body {
+                dialect: Dialect::Messages,
+                chunks,
+                len,
+                overflowed,
+            } => Some(messages_body_usage(
+                chunks,
+                *len,
+                *overflowed,
+                prompt_estimate,
+            )),
+            Meter::Body {
+                chunks,
+                len,
+                overflowed,
+                ..
+            } => Some(body_usage(chunks, *len, *overflowed, prompt_estimate)),
+        }
+    }
+}
+
+/// The usage of a whole non-streaming answer. Most answers are one chunk, read in place;
+/// the `usage` object alone is read first, and the choices only when it is missing.
+fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (Usage, UsageSource) {
+    if overflowed {
+        return (
+            estimated(prompt, estimate_tokens(len as u64)),
+            UsageSource::Estimated,
+        );
+    }
+    let joined;
+    let body: &[u8] = match chunks {
+        [one] => one,
+        _ => {
+            joined = chunks.concat();
+            &joined
+        }
+    };
+    if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
+        return (u, UsageSource::Reported);
+    }
+    let completion = match serde_json::from_slice::<Completion>(body) {
+        Ok(c) => estimate_tokens(c.content_chars()),
+        Err(_) => estimate_tokens(len as u64),
+    };
+    (estimated(prompt, completion), UsageSource::Estimated)
+}
+
+/// The usage of a whole Anthropic `message` answer, as reported or estimated.
+fn messages_body_usage(
+    chunks: &[Bytes],
+    len: usize,
+    overflowed: bool,
+    prompt: u64,
+) -> (Usage, UsageSource) {
+    let body = chunks.concat();
+    if !overflowed {
+        if let Some(u) = messages::body_usage(&body) {
+            return (u, UsageSource::Reported);
+        }
+    }
+    let chars = if overflowed {
+        len as u64
+    } else {
+        messages::body_text_chars(&body)
+    };
+    (
+        estimated(prompt, estimate_tokens(chars)),
+        UsageSource::Estimated,
+    )
+}
+
+/// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
+#[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// The parts of a `chat.completion` body that estimating needs.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Option<Message>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+impl Completion {
+    fn content_chars(&self) -> u64 {
+        self.choices
+            .iter()
+            .filter_map(|c| c.message.as_ref()?.content.as_ref())
+            .map(|s| s.chars().count() as u64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_meter_reads_usage_or_estimates() {
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}],"#);
+        m.feed(br#""usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#);
+        assert_eq!(
+            m.settle(99),
+            Some((
+                Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 2,
+                    total_tokens: 7,
+                    ..Usage::default()
+                },
+                UsageSource::Reported
+            ))
+        );
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#);
+        let (u, src) = m.settle(10).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (10, 2));
+        assert!(Meter::None.settle(1).is_none());
+    }
+}
