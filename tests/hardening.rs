@@ -377,6 +377,20 @@ async fn vendor_headers_are_cut_to_the_allow_list_on_every_answer() {
         .await;
     assert_clean(&resp, "anthropic vendor");
     assert_eq!(resp.status(), 200);
+
+    // The Anthropic front door to the Anthropic vendor: the body passes natively, the head not.
+    let native = json!({"model": "claude", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let resp = c
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", DEMO_SECRET)
+        .header("anthropic-version", "2023-06-01")
+        .json(&native)
+        .send()
+        .await
+        .unwrap();
+    assert_clean(&resp, "native messages");
+    assert_eq!(resp.status(), 200);
     // A key with limits gets the gateway's own x-ratelimit-* (its 60 a minute), not the vendor's.
     let resp = gw
         .chat(LIMITED_SECRET, &chat_body("gpt", "hi", false))
