@@ -9,7 +9,8 @@
 //!
 //! Then every request the clients sent has exactly one usage-log line (matched by its
 //! `x-request-id`), with the status the client saw; `switchyard_requests_total` counts each
-//! request of phases 1–3 once, by status (phase 4 ends with the process, and its admin
+//! request of phases 1–3 once, by status, and each cut stream once as an upstream `reset`
+//! (phase 4 ends with the process, and its admin
 //! listener, so its requests are reconciled against the log alone); the tokens of each line
 //! are what the mock vendor reported, or, where it reported none, the gateway's estimate for
 //! what was delivered (the prompt's JSON bytes / 4 and the delivered text's characters / 4,
@@ -553,6 +554,32 @@ fn reconcile(
                 "status {status}: {n} in the log, {m:?} in the metrics"
             ));
         }
+    }
+    // Each cut stream is one upstream error `reset`, in a series exported from the start: no
+    // series of a reason the gateway does not export at 0 appeared.
+    let cut: usize = ["redis", "reset", "reload"]
+        .iter()
+        .filter_map(|p| rows.get(p))
+        .map(|r| r.cut)
+        .sum();
+    let resets = metric_value(
+        scrape,
+        "switchyard_upstream_errors_total",
+        &[("reason", "reset")],
+    );
+    if resets != Some(cut as f64) {
+        problems.push(format!(
+            "{cut} streams cut, upstream_errors{{reason=reset}} {resets:?}"
+        ));
+    }
+    let error_series = scrape
+        .lines()
+        .filter(|l| l.starts_with("switchyard_upstream_errors_total{"))
+        .count();
+    if error_series != 10 {
+        problems.push(format!(
+            "{error_series} upstream_errors series for 1 provider x 10 reasons"
+        ));
     }
     for phase in ["redis", "reset", "reload"] {
         if let Some(row) = rows.get_mut(phase) {
