@@ -10,8 +10,8 @@
 //! Then every request the clients sent has exactly one usage-log line (matched by its
 //! `x-request-id`), with the status the client saw; `switchyard_requests_total` counts each
 //! request of phases 1–3 once, by status, and each cut stream once as an upstream `reset`
-//! (phase 4 ends with the process, and its admin
-//! listener, so its requests are reconciled against the log alone); the tokens of each line
+//! (phase 4 ends with the process, and its admin listener, so its requests are reconciled
+//! against the log alone); the tokens of each line
 //! are what the mock vendor reported, or, where it reported none, the gateway's estimate for
 //! what was delivered (the prompt's JSON bytes / 4 and the delivered text's characters / 4,
 //! rounded up); and no request ran into its client-side timeout. The reconciliation table is
