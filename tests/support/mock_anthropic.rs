@@ -66,6 +66,8 @@ impl AnthRecorded {
 struct Shared {
     key: String,
     usage: AnthUsage,
+    /// The answer's content blocks (default: one text block of [`ANTHROPIC_REPLY`]).
+    content: Option<Value>,
     requests: Vec<AnthRecorded>,
 }
 
@@ -93,6 +95,7 @@ impl MockAnthropic {
                 output: 7,
             },
             requests: Vec::new(),
+            content: None,
         }));
         let app = Router::new()
             .route("/v1/messages", post(messages))
@@ -109,6 +112,12 @@ impl MockAnthropic {
     /// `http://127.0.0.1:PORT`: the `base_url` of an `anthropic` provider.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers with these content blocks (text, thinking, redacted_thinking, tool_use), as a
+    /// message or as their stream events; `stop_reason` is `tool_use` when one is a tool call.
+    pub fn set_content(&self, blocks: Value) {
+        self.shared.lock().unwrap().content = Some(blocks);
     }
 
     pub fn set_usage(&self, usage: AnthUsage) {
@@ -294,9 +303,19 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (checked, usage) = {
+    let (checked, usage, content) = {
         let s = shared.lock().unwrap();
-        (check(&s, &headers, &body, false), s.usage)
+        let content = s
+            .content
+            .clone()
+            .unwrap_or_else(|| json!([{"type":"text","text":ANTHROPIC_REPLY}]));
+        (check(&s, &headers, &body, false), s.usage, content)
+    };
+    let blocks = content.as_array().cloned().unwrap_or_default();
+    let stop_reason = if blocks.iter().any(|b| b["type"] == "tool_use") {
+        "tool_use"
+    } else {
+        "end_turn"
     };
     let v = match checked {
         Ok(v) => v,
@@ -317,8 +336,7 @@ async fn messages(
                    "cache_read_input_tokens":usage.cache_read,"output_tokens":usage.output});
     if v["stream"] != true {
         let answer = json!({"id":"msg_mock1","type":"message","role":"assistant","model":model,
-            "content":[{"type":"text","text":ANTHROPIC_REPLY}],"stop_reason":"end_turn",
-            "stop_sequence":null,"usage":u});
+            "content":content,"stop_reason":stop_reason,"stop_sequence":null,"usage":u});
         let bytes = Bytes::from(answer.to_string());
         record(&shared, "/v1/messages", headers, body, 200, bytes.clone());
         return respond(StatusCode::OK, "application/json", Body::from(bytes));
@@ -326,25 +344,20 @@ async fn messages(
     let mut start_usage = u.clone();
     start_usage["output_tokens"] = json!(1);
     let mut frames = vec![
-        format!("event: message_start\ndata: {}\n\n", json!({"type":"message_start","message":{
+        format!(
+            "event: message_start\ndata: {}\n\n",
+            json!({"type":"message_start","message":{
             "id":"msg_mock1","type":"message","role":"assistant","model":model,"content":[],
-            "stop_reason":null,"stop_sequence":null,"usage":start_usage}})),
-        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
+            "stop_reason":null,"stop_sequence":null,"usage":start_usage}})
+        ),
         "event: ping\ndata: {\"type\": \"ping\"}\n\n".to_string(),
     ];
-    for piece in ["Hello from ", "the mock ", "vendor."] {
-        frames.push(format!(
-            "event: content_block_delta\ndata: {}\n\n",
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":piece}})
-        ));
+    for (i, b) in blocks.iter().enumerate() {
+        frames.extend(block_events(i, b));
     }
-    frames.push(
-        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
-            .to_string(),
-    );
     frames.push(format!(
         "event: message_delta\ndata: {}\n\n",
-        json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},
+        json!({"type":"message_delta","delta":{"stop_reason":stop_reason,"stop_sequence":null},
                "usage":{"output_tokens":usage.output}})
     ));
     frames.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
@@ -360,6 +373,61 @@ async fn messages(
         "text/event-stream",
         Body::from_stream(stream),
     )
+}
+
+/// The stream events of one content block, as Anthropic sends them: text in three deltas,
+/// thinking then its signature, a tool's input as JSON fragments.
+fn block_events(index: usize, block: &Value) -> Vec<String> {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let delta = |d: Value| {
+        event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":index,"delta":d}),
+        )
+    };
+    let mut start = block.clone();
+    let mut deltas = Vec::new();
+    match block["type"].as_str().unwrap_or("") {
+        "text" => {
+            start["text"] = json!("");
+            let text: Vec<char> = block["text"].as_str().unwrap_or("").chars().collect();
+            for piece in text.chunks(text.len().div_ceil(3).max(1)) {
+                let piece: String = piece.iter().collect();
+                deltas.push(delta(json!({"type":"text_delta","text":piece})));
+            }
+        }
+        "thinking" => {
+            start["thinking"] = json!("");
+            start["signature"] = json!("");
+            deltas.push(delta(
+                json!({"type":"thinking_delta","thinking":block["thinking"]}),
+            ));
+            deltas.push(delta(
+                json!({"type":"signature_delta","signature":block["signature"]}),
+            ));
+        }
+        "tool_use" => {
+            start["input"] = json!({});
+            let input = block["input"].to_string();
+            let (a, b) = input.split_at(input.len() / 2);
+            for part in [a, b] {
+                deltas.push(delta(
+                    json!({"type":"input_json_delta","partial_json":part}),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut out = vec![event(
+        "content_block_start",
+        json!({"type":"content_block_start","index":index,"content_block":start}),
+    )];
+    out.extend(deltas);
+    out.push(event(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":index}),
+    ));
+    out
 }
 
 async fn count_tokens(
