@@ -324,9 +324,9 @@ async fn error_rows_of_the_spec() {
         r#"{"model":42,"messages":[{"role":"user","content":"x"}]}"#,
         r#"{"model":"gpt-test"}"#,
         r#"{"model":"gpt-test","messages":"hi"}"#,
-        r#"{"model":"gpt-test","messages":[{"role":"user"}],"model_params":[1]}"#,
-        r#"{"model":"gpt-test","messages":[{"role":"user"}],"stream":"yes"}"#,
-        r#"{"model":"gpt-test","model":"x","messages":[{"role":"user"}]}"#,
+        r#"{"model":"gpt-test","messages":[{"role":"user","content":"x"}],"model_params":[1]}"#,
+        r#"{"model":"gpt-test","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+        r#"{"model":"gpt-test","model":"x","messages":[{"role":"user","content":"x"}]}"#,
         "",
     ] {
         let e = expect_error(
@@ -341,7 +341,7 @@ async fn error_rows_of_the_spec() {
     // 404 model, 403 allow-list, 404 path, 405 method.
     let e = expect_error(
         post(
-            r#"{"model":"nope","messages":[{"role":"user"}]}"#,
+            r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
             Some(DEMO_SECRET),
         )
         .await
