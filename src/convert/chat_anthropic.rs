@@ -24,13 +24,16 @@
 //! - `tools` (function tools) → `name`/`description`/`input_schema`; `tool_choice` auto/none/
 //!   required/function → auto/none/any/tool; `parallel_tool_calls: false` →
 //!   `disable_parallel_tool_use`;
-//! - Anthropic's own `top_k` and `thinking`, when a client sets them (e.g. in `model_params`),
-//!   are passed on.
+//! - `reasoning_effort` (none/minimal → thinking off; low 1,024, medium 8,192, high 24,576
+//!   tokens), or Anthropic's own `thinking` when a client sets it (e.g. in `model_params`) →
+//!   `thinking` with that budget, cut below `max_tokens` (which, as OpenAI's
+//!   `max_completion_tokens`, bounds reasoning and answer together); a `max_tokens` too small
+//!   for Anthropic's 1,024-token minimum is a 400; Anthropic's own `top_k` is passed on.
 //!
 //! Dropped, because the Messages API has no equivalent: `frequency_penalty`,
 //! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`,
 //! `stream_options`, `store`, `metadata`, `modalities`, `audio`, `prediction`,
-//! `reasoning_effort`, `service_tier`, `web_search_options`, the legacy `functions` and
+//! `service_tier`, `web_search_options`, the legacy `functions` and
 //! `function_call`, an assistant message's `reasoning_content` without its `thinking_blocks`
 //! (Anthropic checks the signature, so bare text cannot be sent back as thinking), and any
 //! field this module does not name. `n` above 1 is a 400 (one answer
@@ -57,11 +60,11 @@ use crate::usage::Usage;
 
 use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, reasoning_delta, stop_sequences, thinking_blocks_delta, to_bytes,
-    tool_args_delta, tool_choice, tool_start_delta, unreadable, unsupported, vendor_failure,
-    AssistantMessage, Choice, ChunkWriter, Completion, End, EventState, Image, OaContent,
-    OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut, ToolChoice, Translated, Translating,
-    FALLBACK_MAX_TOKENS, ROLE_DELTA,
+    push_merged, raw_field, reasoning_budget, reasoning_delta, stop_sequences,
+    thinking_blocks_delta, to_bytes, tool_args_delta, tool_choice, tool_start_delta, unreadable,
+    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
+    EventState, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut, ToolChoice,
+    Translated, Translating, FALLBACK_MAX_TOKENS, ROLE_DELTA,
 };
 
 const VENDOR: &str = "anthropic";
@@ -93,7 +96,41 @@ struct Request<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<&'a RawValue>,
+    thinking: Option<ThinkingOut>,
+}
+
+/// Anthropic's `thinking`: on with a budget of reasoning tokens (below `max_tokens`), or off.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ThinkingOut {
+    Enabled { budget_tokens: u64 },
+    Disabled,
+}
+
+/// Anthropic's smallest thinking budget.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// The client's reasoning request (`reasoning_effort`, or `thinking`) as Anthropic's
+/// `thinking`. The budget must be at least 1,024 tokens and below `max_tokens`: it is cut to
+/// `max_tokens - 1`, and a `max_tokens` that leaves no room for 1,024 is a 400 naming the field.
+fn thinking(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<ThinkingOut>, GatewayError> {
+    match reasoning_budget(req)? {
+        None => Ok(None),
+        Some(0) => Ok(Some(ThinkingOut::Disabled)),
+        Some(budget) => {
+            let budget = budget
+                .max(MIN_THINKING_BUDGET)
+                .min(max_tokens.saturating_sub(1));
+            if budget < MIN_THINKING_BUDGET {
+                return Err(GatewayError::InvalidRequest(format!(
+                    "reasoning (`reasoning_effort` or `thinking`) needs `max_tokens` above {MIN_THINKING_BUDGET} on this route: Anthropic's smallest thinking budget is {MIN_THINKING_BUDGET} tokens, and it must be below `max_tokens`"
+                )));
+            }
+            Ok(Some(ThinkingOut::Enabled {
+                budget_tokens: budget,
+            }))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,12 +243,13 @@ pub fn request_body(
     let (system, messages) = convert_messages(messages(req)?)?;
     let tools = convert_tools(req)?;
     let tool_choice = convert_tool_choice(req, !tools.is_empty())?;
+    let max_tokens = req
+        .max_tokens
+        .or(default_max_tokens)
+        .unwrap_or(FALLBACK_MAX_TOKENS);
     let body = Request {
         model: upstream_model,
-        max_tokens: req
-            .max_tokens
-            .or(default_max_tokens)
-            .unwrap_or(FALLBACK_MAX_TOKENS),
+        max_tokens,
         system,
         messages,
         temperature: raw_field(req, "temperature"),
@@ -227,7 +265,7 @@ pub fn request_body(
         tools,
         tool_choice,
         metadata: field::<Str<'_>>(req, "user")?.map(|u| Metadata { user_id: u.0 }),
-        thinking: raw_field(req, "thinking"),
+        thinking: thinking(req, max_tokens)?,
     };
     Ok(to_bytes(&body))
 }

@@ -19,13 +19,15 @@
 //!   → `maxOutputTokens`, `stop` → `stopSequences`, `n` → `candidateCount`, `seed`,
 //!   `presence_penalty`, `frequency_penalty`, `response_format` json_object/json_schema →
 //!   `responseMimeType` (+ `responseJsonSchema`); Gemini's own `top_k` → `topK`;
+//!   `reasoning_effort` (or Anthropic-style `thinking`) → `thinkingConfig.thinkingBudget`
+//!   (none/minimal 0, low 1,024, medium 8,192, high 24,576; cut to `maxOutputTokens`);
 //! - `tools` → one `functionDeclarations` tool (schemas as `parametersJsonSchema`, which takes
 //!   JSON Schema as OpenAI clients write it); `tool_choice` auto/none/required/function →
 //!   `toolConfig.functionCallingConfig` AUTO/NONE/ANY/ANY with `allowedFunctionNames`.
 //!
 //! Dropped: `user`, `logit_bias`, `logprobs`, `top_logprobs`, `stream` (the path says it),
 //! `stream_options`, `parallel_tool_calls`, `store`, `metadata`, `modalities`, `audio`,
-//! `prediction`, `reasoning_effort`, `service_tier`, legacy `functions`/`function_call`, and
+//! `prediction`, `service_tier`, legacy `functions`/`function_call`, and
 //! any field this module does not name.
 //!
 //! Answers: the text parts of each candidate (thought parts left out) → `message.content`,
@@ -52,10 +54,10 @@ use crate::usage::Usage;
 
 use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, stop_sequences, to_bytes, tool_choice, tool_start_delta, unreadable,
-    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
-    EventState, Image, OaContent, OaMessage, OaPart, ToolCallOut, ToolChoice, Translated,
-    Translating, ROLE_DELTA,
+    push_merged, raw_field, reasoning_budget, stop_sequences, to_bytes, tool_choice,
+    tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
+    ChunkWriter, Completion, End, EventState, Image, OaContent, OaMessage, OaPart, ToolCallOut,
+    ToolChoice, Translated, Translating, ROLE_DELTA,
 };
 
 const VENDOR: &str = "gemini";
@@ -220,6 +222,8 @@ struct GenerationConfig<'a> {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_json_schema: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
 }
 
 impl GenerationConfig<'_> {
@@ -445,8 +449,20 @@ fn convert_tool_choice<'a>(
     }))
 }
 
+/// `generationConfig.thinkingConfig.thinkingBudget` (tokens; 0 turns thinking off where the
+/// model allows it).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    thinking_budget: u64,
+}
+
 fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, GatewayError> {
     let (response_mime_type, response_json_schema) = response_format(req)?;
+    // Thinking counts against `maxOutputTokens`: a budget above it is cut to it.
+    let thinking_config = reasoning_budget(req)?.map(|budget| ThinkingConfig {
+        thinking_budget: req.max_tokens.map_or(budget, |max| budget.min(max)),
+    });
     Ok(GenerationConfig {
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
@@ -459,6 +475,7 @@ fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, 
         frequency_penalty: raw_field(req, "frequency_penalty"),
         response_mime_type,
         response_json_schema,
+        thinking_config,
     })
 }
 

@@ -384,6 +384,44 @@ pub(crate) fn stop_sequences<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, st
     })
 }
 
+/// How much the client asked the model to reason, read from OpenAI's `reasoning_effort`
+/// (`none`/`minimal`: no reasoning; `low`, `medium`, `high`) or from Anthropic's
+/// `thinking` (`{"type":"enabled","budget_tokens":N}` / `{"type":"disabled"}`, e.g. in
+/// `model_params`), as a budget of reasoning tokens: low 1,024, medium 8,192, high 24,576
+/// (Gemini 2.5's documented budget range; Anthropic's minimum is 1,024). `Ok(None)`: not asked;
+/// `Ok(Some(0))`: asked to not reason. An effort that is not one of these is a 400.
+pub(crate) fn reasoning_budget(req: &ChatRequest<'_>) -> Result<Option<u64>, GatewayError> {
+    #[derive(Deserialize)]
+    struct Thinking<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default)]
+        budget_tokens: Option<u64>,
+    }
+    if let Some(t) = field::<Thinking<'_>>(req, "thinking")? {
+        return match t.kind.as_ref() {
+            "disabled" => Ok(Some(0)),
+            "enabled" => Ok(Some(t.budget_tokens.unwrap_or(1024))),
+            other => Err(GatewayError::InvalidRequest(format!(
+                "`thinking.type` `{other}` is not `enabled` or `disabled`"
+            ))),
+        };
+    }
+    match field::<Str<'_>>(req, "reasoning_effort")?
+        .as_ref()
+        .map(|s| s.0.as_ref())
+    {
+        None => Ok(None),
+        Some("none" | "minimal") => Ok(Some(0)),
+        Some("low") => Ok(Some(1024)),
+        Some("medium") => Ok(Some(8192)),
+        Some("high") => Ok(Some(24576)),
+        Some(other) => Err(GatewayError::InvalidRequest(format!(
+            "`reasoning_effort` `{other}` is not one of none, minimal, low, medium, high"
+        ))),
+    }
+}
+
 /// A tool call's `arguments` string as the JSON object vendors take; empty means `{}`.
 pub(crate) fn arguments_object(args: &str) -> Result<Box<RawValue>, GatewayError> {
     let args = args.trim();
