@@ -13,6 +13,7 @@
 //! - [`request`]: the client's request as read at its front door, and its native splice;
 //! - [`limits`]: rate limits and budgets per key and team (memory or Redis), reserved then settled;
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
+//! - [`retry_hint`]: how long a vendor asks to be left alone, in every form vendors use;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
 //! - [`response_headers`]: the allow-list of a vendor's response headers the client gets;
 //! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
@@ -47,6 +48,7 @@ pub mod reload;
 pub mod request;
 pub mod request_head;
 pub mod response_headers;
+pub mod retry_hint;
 pub mod router;
 pub mod snapshot;
 pub mod sse;

@@ -52,6 +52,7 @@ use crate::providers::{self, Operation};
 use crate::request::FrontRequest;
 use crate::request_head;
 use crate::response_headers;
+use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::usage::{self, Usage, UsageSource};
@@ -378,10 +379,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        response_headers::keep_allowed(resp);
         let status = resp.status.as_u16();
+        // Read before the vendor's headers go: its rate-limit headers may say how long to wait.
+        let retry_after = retry_after(resp);
+        response_headers::keep_allowed(resp);
         if router::retryable_status(status) {
-            let retry_after = retry_after(resp);
             self.attempt_failed(ctx, status_reason(status), retry_after);
             if self.may_retry(ctx) {
                 let mut e =
@@ -946,11 +948,10 @@ fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
     }
 }
 
-/// A vendor's `Retry-After` in seconds (the HTTP-date form is not used by LLM vendors).
+/// The wait a vendor's answer asks for, in any of the forms vendors use.
 fn retry_after(resp: &ResponseHeader) -> Option<Duration> {
-    let v = resp.headers.get("retry-after")?.to_str().ok()?.trim();
-    let secs: f64 = v.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    let headers = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+    retry_hint::retry_hint(resp.status.as_u16(), headers, SystemTime::now())
 }
 
 /// The metric cause of a vendor's error status.

@@ -321,6 +321,60 @@ async fn retry_after_is_honoured_and_answers_429_when_nothing_is_left() {
     assert_eq!(s.a.request_count(), 1);
 }
 
+/// Vendors say how long to wait in several forms; each blocks the route for that long and the
+/// client, with nothing left to try, gets the gateway's own `retry-after`.
+#[tokio::test]
+async fn every_retry_hint_form_is_honoured() {
+    let in_20s = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(20));
+    let anthropic_reset =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(25))
+            .to_string();
+    let cases: Vec<(&str, Vec<(String, String)>, std::ops::RangeInclusive<u64>)> = vec![
+        ("http-date", vec![("retry-after".into(), in_20s)], 18..=21),
+        (
+            "ms",
+            vec![("retry-after-ms".into(), "12000".into())],
+            12..=12,
+        ),
+        (
+            "openai-reset",
+            vec![
+                ("x-ratelimit-reset-requests".into(), "1s".into()),
+                ("x-ratelimit-reset-tokens".into(), "0m15s".into()),
+            ],
+            15..=15,
+        ),
+        (
+            "anthropic-reset",
+            vec![("anthropic-ratelimit-tokens-reset".into(), anthropic_reset)],
+            23..=26,
+        ),
+    ];
+    for (name, headers, want) in cases {
+        let s = setup().await;
+        s.a.set_default(Behaviour {
+            status: Some(429),
+            headers,
+            ..Behaviour::default()
+        });
+        let resp = send(&s.gw, &format!("hint-{name}"), "solo", false).await;
+        assert_eq!(resp.status(), 429, "{name}");
+        // The route is blocked: the next request does not reach the vendor.
+        let resp = send(&s.gw, &format!("hint2-{name}"), "solo", false).await;
+        assert_eq!(resp.status(), 429, "{name}");
+        let secs: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            want.contains(&secs),
+            "{name}: retry-after {secs}, want {want:?}"
+        );
+        assert_eq!(s.a.request_count(), 1, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn every_route_failing_is_502_and_every_timeout_504() {
     let s = setup().await;
