@@ -136,11 +136,10 @@ impl Demand {
         limits: &LimitsConfig,
     ) -> Demand {
         let completion = max_tokens.unwrap_or(limits.default_max_tokens);
-        let input = model.input_usd_per_mtok.unwrap_or(0.0) * prompt_tokens as f64;
-        let output = model.output_usd_per_mtok.unwrap_or(0.0) * completion as f64;
+        let usage = crate::usage::Usage::new(prompt_tokens, completion);
         Demand {
-            tokens: prompt_tokens.saturating_add(completion),
-            usd: (input + output) / 1_000_000.0,
+            tokens: usage.total_tokens,
+            usd: crate::usage::cost(model, &usage),
         }
     }
 }
