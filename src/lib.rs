@@ -30,6 +30,7 @@ pub mod convert;
 pub mod dialect;
 pub mod drain;
 pub mod error;
+pub mod estimate;
 pub mod health;
 pub mod limits;
 pub mod meter;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
+use crate::estimate::{generated_chars, StreamCounter};
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
@@ -18,7 +19,9 @@ const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
 pub enum Meter {
     /// Nothing to meter (an error answer, or not started).
     None,
-    Stream(Box<Scanner>),
+    /// A chat-completions stream: the scanner reads usage, the counter the generated text
+    /// (content, reasoning, refusal, tool calls) for an estimate.
+    Stream(Box<(Scanner, StreamCounter)>),
     /// A non-streaming answer, kept as the chunks that went to the client (shared, not
     /// copied) and read once whole at the end.
     Body {
@@ -30,7 +33,7 @@ pub enum Meter {
 
 impl Meter {
     pub fn stream() -> Meter {
-        Meter::Stream(Box::default())
+        Meter::Stream(Box::new((Scanner::new(), StreamCounter::default())))
     }
 
     pub fn body() -> Meter {
@@ -44,7 +47,10 @@ impl Meter {
     /// Meters a chunk the gateway built itself (a translation).
     pub fn feed(&mut self, chunk: &[u8]) {
         match self {
-            Meter::Stream(s) => s.feed(chunk),
+            Meter::Stream(s) => {
+                s.0.feed(chunk);
+                s.1.feed(chunk);
+            }
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
         }
@@ -54,7 +60,10 @@ impl Meter {
     pub fn feed_bytes(&mut self, chunk: &Bytes) {
         match self {
             Meter::None => {}
-            Meter::Stream(s) => s.feed(chunk),
+            Meter::Stream(s) => {
+                s.0.feed(chunk);
+                s.1.feed(chunk);
+            }
             Meter::Body {
                 chunks,
                 len,
@@ -74,7 +83,7 @@ impl Meter {
     /// Whether any content reached the client (a stream's first content chunk).
     pub fn delivered_content(&self) -> bool {
         match self {
-            Meter::Stream(s) => s.content_events > 0,
+            Meter::Stream(s) => s.0.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
@@ -86,11 +95,13 @@ impl Meter {
         match self {
             Meter::None => None,
             Meter::Stream(s) => {
-                s.finish();
-                Some(match s.usage {
+                let (scanner, counter) = &mut **s;
+                scanner.finish();
+                counter.finish();
+                Some(match scanner.usage {
                     Some(u) => (u, UsageSource::Reported),
                     None => (
-                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        estimated(prompt_estimate, estimate_tokens(counter.chars)),
                         UsageSource::Estimated,
                     ),
                 })
@@ -124,9 +135,11 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
         return (u, UsageSource::Reported);
     }
-    let completion = match serde_json::from_slice::<Completion>(body) {
-        Ok(c) => estimate_tokens(c.content_chars()),
-        Err(_) => estimate_tokens(len as u64),
+    let completion = match generated_chars(body) {
+        0 if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => {
+            estimate_tokens(len as u64)
+        }
+        chars => estimate_tokens(chars),
     };
     (estimated(prompt, completion), UsageSource::Estimated)
 }
@@ -136,35 +149,6 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
 struct UsageOnly {
     #[serde(default)]
     usage: Option<Usage>,
-}
-
-/// The parts of a `chat.completion` body that estimating needs.
-#[derive(Deserialize)]
-struct Completion {
-    #[serde(default)]
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Option<Message>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-impl Completion {
-    fn content_chars(&self) -> u64 {
-        self.choices
-            .iter()
-            .filter_map(|c| c.message.as_ref()?.content.as_ref())
-            .map(|s| s.chars().count() as u64)
-            .sum()
-    }
 }
 
 #[cfg(test)]
@@ -194,5 +178,25 @@ mod tests {
         assert_eq!(src, UsageSource::Estimated);
         assert_eq!((u.prompt_tokens, u.completion_tokens), (10, 2));
         assert!(Meter::None.settle(1).is_none());
+    }
+
+    #[test]
+    fn estimates_count_reasoning_refusal_and_tool_calls() {
+        let mut m = Meter::body();
+        m.feed(br#"{"choices":[{"message":{"content":null,"reasoning_content":"abcdefgh","#);
+        m.feed(br#""tool_calls":[{"function":{"name":"abcd","arguments":"{\"q\":1}"}}]}}]}"#);
+        let (u, src) = m.settle(3).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!(u.completion_tokens, estimate_tokens(8 + 4 + 7));
+        let mut m = Meter::stream();
+        m.feed(b"data: {\"choices\":[{\"delta\":{\"reasoning\":\"abcdefgh\"}}]}\n\n");
+        m.feed(b"data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\ndata: [DONE]\n\n");
+        let (u, src) = m.settle(3).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!(u.completion_tokens, estimate_tokens(10));
+        // A body that is not JSON is estimated from its length.
+        let mut m = Meter::body();
+        m.feed(b"not json at all!");
+        assert_eq!(m.settle(1).unwrap().0.completion_tokens, 4);
     }
 }

@@ -156,11 +156,11 @@ pub fn estimate_tokens(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
-/// Prompt tokens estimated from the request's messages (their JSON size, at about four
-/// bytes a token), for answers that report no usage.
+/// Prompt tokens estimated from the request's messages (their JSON at about four bytes a
+/// token; images, audio and files at what vendors bill for them: [`crate::estimate`]), for
+/// admission and for answers that report no usage.
 pub fn estimate_prompt(req: &crate::dialect::chat::ChatRequest<'_>) -> u64 {
-    let bytes: usize = req.messages.iter().map(|m| m.get().len()).sum();
-    estimate_tokens(bytes as u64).max(1)
+    crate::estimate::prompt_tokens(&req.messages)
 }
 
 pub fn estimated(prompt: u64, completion: u64) -> Usage {
