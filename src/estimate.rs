@@ -11,7 +11,8 @@
 //!   - an image whose size can be read from its data URL (PNG, JPEG, GIF, WebP headers): the
 //!     larger of OpenAI's figure (high detail: fit in 2048×2048, shortest side to 768, then
 //!     85 + 170 per 512-px tile; `detail: "low"`: 85) and Anthropic's (w × h ÷ 750 after
-//!     fitting the long side in 1568 px); an image by URL or unreadable: [`IMAGE_TOKENS`];
+//!     fitting the long side in 1568 px, at most ~1,600); an image by URL or unreadable:
+//!     [`IMAGE_TOKENS`];
 //!   - audio: [`AUDIO_TOKENS_PER_SECOND`] for each second at 16 kB/s of encoded data;
 //!   - a file: [`FILE_PAGE_TOKENS`] for every [`FILE_PAGE_BYTES`] of data (at least one page).
 
@@ -27,6 +28,8 @@ use crate::usage::estimate_tokens;
 /// An image whose size cannot be read (a URL, or a header not understood): about the most
 /// OpenAI (1,445 for 2048×768 at high detail) or Anthropic (~1,600) bill for one image.
 pub const IMAGE_TOKENS: u64 = 1_600;
+/// The most Anthropic bills for one image (its table: 1092×1092 → ~1,590; 1268×951 → ~1,600).
+const ANTHROPIC_IMAGE_MAX: u64 = 1_600;
 /// Audio input: Gemini bills 32 tokens a second (OpenAI's audio models about 10).
 pub const AUDIO_TOKENS_PER_SECOND: u64 = 32;
 /// Encoded audio bytes in a second (128 kbit/s).
@@ -317,11 +320,12 @@ fn openai_image_tokens(w: u64, h: u64) -> u64 {
     85 + 170 * tiles as u64
 }
 
-/// Anthropic: w × h ÷ 750, after fitting the long side within 1568 px.
+/// Anthropic: w × h ÷ 750, after fitting the long side within 1568 px; a larger image is
+/// scaled to about 1.15 megapixels, ~1,600 tokens ([`ANTHROPIC_IMAGE_MAX`]).
 fn anthropic_image_tokens(w: u64, h: u64) -> u64 {
     let fit = (1568.0 / w.max(h) as f64).min(1.0);
     let (w, h) = (w as f64 * fit, h as f64 * fit);
-    (w * h / 750.0).ceil() as u64
+    ((w * h / 750.0).ceil() as u64).min(ANTHROPIC_IMAGE_MAX)
 }
 
 #[cfg(test)]
@@ -399,6 +403,11 @@ mod tests {
         // Anthropic's table: 1092×1092 → ~1590; 200×200 → ~54.
         assert_eq!(anthropic_image_tokens(1092, 1092), 1590);
         assert_eq!(anthropic_image_tokens(200, 200), 54);
+        assert_eq!(
+            anthropic_image_tokens(4000, 3000),
+            1600,
+            "scaled to ~1.15 MP"
+        );
         let url = data_url("image/png", &png(1024, 1024));
         assert_eq!(image_tokens(&url, None), 1399);
         assert_eq!(image_tokens(&url, Some("low")), 85);
