@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchyard::dialect::chat_stream::Scanner;
+use switchyard::estimate::StreamCounter;
 
 /// 1,000 events of OpenAI's `chat.completion.chunk` shape (with `include_usage`'s
 /// `"usage":null`), the usage chunk and `[DONE]`: about 270 KB, 270 bytes an event.
@@ -57,6 +58,28 @@ fn bench(c: &mut Criterion) {
                 s.finish();
                 assert_eq!(s.events, 999);
                 black_box(s.usage)
+            })
+        });
+    }
+    group.finish();
+
+    // The estimate's counter of generated text, which runs beside the scanner on every
+    // stream (it decodes every event and parses its JSON).
+    let mut group = c.benchmark_group("generated_text_counter");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Bytes(whole.len() as u64));
+    for (name, pieces) in [("tcp_1460", &segments), ("per_event", &per_event)] {
+        group.bench_with_input(BenchmarkId::new(name, whole.len()), pieces, |b, pieces| {
+            b.iter(|| {
+                let mut c = StreamCounter::default();
+                for p in pieces.iter() {
+                    c.feed(black_box(p));
+                }
+                c.finish();
+                assert!(c.chars > 998);
+                black_box(c.chars)
             })
         });
     }
