@@ -1,10 +1,11 @@
 //! Token estimates, for when a vendor reports no usage (or the client left before it did).
 //!
-//! - **What was generated** ([`generated_chars`], [`StreamCounter`]): every text the client
-//!   received — `content`, reasoning (`reasoning_content`, `reasoning`), `refusal`, tool-call
-//!   names and arguments (and the legacy `function_call`) — in a chat chunk's `delta` or a
-//!   completion's `message`, every choice. Tokens ≈ characters ÷ 4
-//!   ([`crate::usage::estimate_tokens`]).
+//! - **What was generated** ([`generated_chars`]): every text the client received — `content`,
+//!   reasoning (`reasoning_content`, `reasoning`), `refusal`, tool-call names and arguments (and
+//!   the legacy `function_call`) — in a chat chunk's `delta` or a completion's `message`, every
+//!   choice. Tokens ≈ characters ÷ 4 ([`crate::usage::estimate_tokens`]). On a stream,
+//!   [`StreamCounter`] counts all but `content`, which the chat scanner counts by itself, and
+//!   parses only the events that hold one of those keys.
 //! - **What a prompt will be billed** ([`prompt_tokens`]): a message's JSON at about four bytes
 //!   a token, except that images, audio and files count what vendors bill for them, never their
 //!   base64 length:
@@ -21,6 +22,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use memchr::memmem;
 
 use crate::sse::Decoder;
 use crate::usage::estimate_tokens;
@@ -49,6 +52,25 @@ const HEADER_B64: usize = 64 * 1024;
 /// `chat.completion`: content, reasoning, refusal, tool-call names and arguments, of every
 /// choice. Data that is not such JSON (`[DONE]`, an error, a cut event) counts 0.
 pub fn generated_chars(data: &[u8]) -> u64 {
+    chars_of(data, true)
+}
+
+/// Like [`generated_chars`] without `content`; 0 without parsing when the data holds none of
+/// the other keys (most events of a stream), so that it costs a byte search.
+pub fn generated_chars_besides_content(data: &[u8]) -> u64 {
+    const KEYS: [&[u8]; 4] = [
+        b"\"reasoning",
+        b"\"refusal\"",
+        b"\"tool_calls\"",
+        b"\"function_call\"",
+    ];
+    if KEYS.iter().all(|k| memmem::find(data, k).is_none()) {
+        return 0;
+    }
+    chars_of(data, false)
+}
+
+fn chars_of(data: &[u8], content: bool) -> u64 {
     let Ok(answer) = serde_json::from_slice::<Answer<'_>>(data) else {
         return 0;
     };
@@ -57,7 +79,7 @@ pub fn generated_chars(data: &[u8]) -> u64 {
         .iter()
         .flat_map(|c| [c.delta.as_ref(), c.message.as_ref()])
         .flatten()
-        .map(Generated::chars)
+        .map(|g| g.chars(content))
         .sum()
 }
 
@@ -108,7 +130,7 @@ struct Function<'a> {
 }
 
 impl Generated<'_> {
-    fn chars(&self) -> u64 {
+    fn chars(&self, content: bool) -> u64 {
         let calls = self
             .tool_calls
             .iter()
@@ -116,7 +138,7 @@ impl Generated<'_> {
             .filter_map(|c| c.function.as_ref());
         let functions = calls.chain(self.function_call.as_ref());
         let texts = [
-            self.content,
+            self.content.filter(|_| content),
             self.reasoning_content,
             self.reasoning,
             self.refusal,
@@ -151,26 +173,30 @@ fn text_chars(raw: &RawValue) -> u64 {
     })
 }
 
-/// Counts the generated characters of a chat-completions stream as it goes to the client
-/// (any cut), with the one SSE decoder.
+/// Counts the generated characters of a chat-completions stream besides `content` (see
+/// [`generated_chars_besides_content`]) as it goes to the client (any cut), with the one SSE
+/// decoder. (When the chat scanner decodes with [`Decoder`] too, it can call
+/// [`generated_chars`] per event instead, and this goes.)
 #[derive(Debug, Default)]
 pub struct StreamCounter {
     decoder: Decoder,
-    /// Characters of generated text so far.
+    /// Characters of generated text besides `content` so far.
     pub chars: u64,
 }
 
 impl StreamCounter {
     pub fn feed(&mut self, mut chunk: &[u8]) {
         while let Some(ev) = self.decoder.next_event(&mut chunk) {
-            self.chars = self.chars.saturating_add(generated_chars(ev.data));
+            let n = generated_chars_besides_content(ev.data);
+            self.chars = self.chars.saturating_add(n);
         }
     }
 
     /// The end of the stream: an event left without its blank line counts too.
     pub fn finish(&mut self) {
         if let Some(ev) = self.decoder.finish() {
-            self.chars = self.chars.saturating_add(generated_chars(ev.data));
+            let n = generated_chars_besides_content(ev.data);
+            self.chars = self.chars.saturating_add(n);
         }
     }
 }
@@ -354,6 +380,9 @@ mod tests {
         ] {
             assert_eq!(generated_chars(nothing), 0);
         }
+        assert_eq!(generated_chars_besides_content(chunk), 20 - 2);
+        let plain = br#"{"choices":[{"delta":{"content":"only content"}}]}"#;
+        assert_eq!(generated_chars_besides_content(plain), 0);
     }
 
     /// The issue's example: 40 reasoning chunks of 50 characters and "Yes".
@@ -376,7 +405,10 @@ mod tests {
                 c.feed(piece);
             }
             c.finish();
-            assert_eq!(c.chars, 2003, "cut {cut}");
+            assert_eq!(
+                c.chars, 2000,
+                "cut {cut}: the reasoning (content is the scanner's)"
+            );
         }
         assert_eq!(estimate_tokens(2003), 501);
     }

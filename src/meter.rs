@@ -100,10 +100,14 @@ impl Meter {
                 counter.finish();
                 Some(match scanner.usage {
                     Some(u) => (u, UsageSource::Reported),
-                    None => (
-                        estimated(prompt_estimate, estimate_tokens(counter.chars)),
-                        UsageSource::Estimated,
-                    ),
+                    // The scanner counts `content`, the counter every other generated text.
+                    None => {
+                        let chars = scanner.content_chars.saturating_add(counter.chars);
+                        (
+                            estimated(prompt_estimate, estimate_tokens(chars)),
+                            UsageSource::Estimated,
+                        )
+                    }
                 })
             }
             Meter::Body {
