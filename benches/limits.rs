@@ -101,10 +101,12 @@ fn limits(c: &mut Criterion) {
         eprintln!("limits/redis: skipped, redis-server is not installed");
         return;
     };
-    let state = config::State::Redis {
+    let state = config::State::Redis(config::RedisState {
         url: server.url(),
         timeout: std::time::Duration::from_millis(100),
-    };
+        password: None,
+        ca_file: None,
+    });
     let limiter = Limiter::new(&state, Arc::new(Metrics::new())).expect("redis limiter");
     limiter.sync(&cfg);
     bench_admit_settle(

@@ -18,6 +18,8 @@ pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     /// Where the API listener can be reached from this host, to tell that it accepts.
     pub api_probe: Option<SocketAddr>,
+    /// Whether the API listener serves TLS (the probe then completes a handshake).
+    pub api_tls: bool,
 }
 
 /// The address that reaches a listener bound to `listen` from this host: a wildcard bind
@@ -64,11 +66,7 @@ impl AdminApp {
     /// reload), so an operator can tell whether an edit was picked up.
     async fn readyz(&self) -> Response<Vec<u8>> {
         if let Some(addr) = self.api_probe {
-            let probe = tokio::net::TcpStream::connect(addr);
-            if !matches!(
-                tokio::time::timeout(Duration::from_millis(500), probe).await,
-                Ok(Ok(_))
-            ) {
+            if !probe(addr, self.api_tls).await {
                 let body = json!({"status": "not_ready", "reason": "the API listener does not accept connections"});
                 return reply(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -90,6 +88,16 @@ impl AdminApp {
             body.to_string().into_bytes(),
         )
     }
+}
+
+/// Whether the API listener at `addr` accepts a connection (and, with TLS, a handshake).
+async fn probe(addr: SocketAddr, tls: bool) -> bool {
+    let within = Duration::from_millis(500);
+    if tls {
+        return crate::tls::probe(addr, within).await;
+    }
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(tokio::time::timeout(within, connect).await, Ok(Ok(_)))
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

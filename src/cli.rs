@@ -121,6 +121,8 @@ fn toml_string(s: &str) -> String {
 
 fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
     init_tracing();
+    // rustls needs one process-wide crypto provider (the TLS listeners, the Redis client).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match config::load_file(path) {
         Ok(c) => c,
         Err(e) => {
@@ -185,13 +187,20 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         }
     };
     limiter.sync(&snapshot.load());
+    let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
-    let listeners: Vec<reload::Listener> = vec![
+    let mut listeners: Vec<reload::Listener> = vec![
         Box::new(move |c: &Arc<Config>| health_sync.sync(c)),
         Box::new(move |c: &Arc<Config>| limiter_sync.sync(c)),
     ];
+    if let Some(rotation) = &tls {
+        // SIGHUP (which always reloads the config) looks at the certificate files too.
+        let trigger = rotation.trigger();
+        listeners.push(Box::new(move |_: &Arc<Config>| trigger()));
+    }
     start_reloader(path, &snapshot, &metrics, listeners);
+    let tls_config = snapshot.load().server.tls.clone();
 
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
@@ -212,19 +221,71 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         ),
         "switchyard",
     );
-    proxy.add_listener(ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers()));
+    let mut api = ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers());
+    let resolver = tls.as_ref().map(|r| Arc::clone(r.resolver()));
+    if let Some(resolver) = &resolver {
+        // HTTP/2 by ALPN beside HTTP/1.1.
+        api = api.tls(tls_settings(
+            path,
+            crate::tls::settings(resolver, true, None),
+        ));
+    }
+    proxy.add_listener(api);
     let mut admin = Service::new(
         "switchyard-admin".to_string(),
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
             metrics,
             api_probe: crate::admin::probe_address(&listen),
+            api_tls: resolver.is_some(),
         }),
     );
-    admin.add_tcp(&admin_listen);
+    match (&resolver, &tls_config) {
+        (Some(resolver), Some(t)) if t.admin => {
+            let settings = crate::tls::settings(resolver, false, t.admin_client_ca.as_deref());
+            admin.add_tls_with_settings(&admin_listen, None, tls_settings(path, settings));
+        }
+        _ => admin.add_tcp(&admin_listen),
+    }
+    if let Some(rotation) = tls {
+        if let Err(e) = rotation.spawn() {
+            tracing::error!("cannot watch the TLS certificate files ({e}); SIGHUP reloads them");
+        }
+    }
     server.add_service(proxy);
     server.add_service(admin);
     server
+}
+
+/// The certificate pair of `[server] tls_cert`/`tls_key`, loaded for serving (validation read
+/// it a moment ago; a file that changed since is refused the same way: exit 2).
+fn load_tls(
+    path: &std::path::Path,
+    tls: Option<&crate::config::TlsConfig>,
+    metrics: &Arc<Metrics>,
+) -> Option<crate::tls::Rotation> {
+    let t = tls?;
+    match crate::tls::Rotation::load(t, Arc::clone(metrics)) {
+        Ok(rotation) => {
+            metrics.register_tls();
+            Some(rotation)
+        }
+        Err(e) => {
+            eprintln!("{}: [server] TLS: {e}", path.display());
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The settings, or exit 2 with the reason (an unreadable client CA file).
+fn tls_settings(
+    path: &std::path::Path,
+    settings: Result<pingora::listeners::tls::TlsSettings, String>,
+) -> pingora::listeners::tls::TlsSettings {
+    settings.unwrap_or_else(|e| {
+        eprintln!("{}: [server] TLS: {e}", path.display());
+        std::process::exit(2);
+    })
 }
 
 /// Buffers of each client connection. pingora's default reads through a 64 KiB buffer that

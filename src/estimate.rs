@@ -215,6 +215,19 @@ pub fn prompt_tokens(messages: &[&RawValue]) -> u64 {
         .max(1)
 }
 
+/// Prompt tokens estimated from the raw JSON of a request's input parts (an Anthropic request's
+/// `system`, `messages` and `tools`): an array's elements as messages (media counted as in
+/// [`prompt_tokens`]), anything else at about four bytes a token; at least 1.
+pub fn json_tokens<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
+    parts
+        .map(|json| match serde_json::from_str::<Vec<&RawValue>>(json) {
+            Ok(items) => items.iter().map(|m| message_tokens(m)).sum(),
+            Err(_) => estimate_tokens(json.len() as u64),
+        })
+        .fold(0u64, u64::saturating_add)
+        .max(1)
+}
+
 fn message_tokens(message: &RawValue) -> u64 {
     let json = message.get();
     let media = serde_json::from_str::<Message<'_>>(json)
@@ -247,8 +260,14 @@ fn parts_or_none<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     Ok(raw.and_then(|r| serde_json::from_str(r.get()).ok()))
 }
 
+/// A content part: OpenAI's (`image_url`, `input_audio`, `file`) or Anthropic's (`image` and
+/// `document` blocks with a base64 `source`).
 #[derive(Deserialize)]
 struct Part<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
     #[serde(borrow, default)]
     image_url: Option<ImageUrl<'a>>,
     #[serde(borrow, default)]
@@ -269,6 +288,13 @@ enum ImageUrl<'a> {
     Url(#[serde(borrow)] Cow<'a, str>),
 }
 
+/// Anthropic's `source` of an image or document block.
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
 #[derive(Deserialize)]
 struct Audio<'a> {
     #[serde(borrow, default)]
@@ -284,6 +310,17 @@ struct File<'a> {
 impl Part<'_> {
     /// The bytes of the part's payload in the message's JSON, and the tokens it is billed.
     fn estimate(&self) -> Option<(u64, u64)> {
+        if let Some(data) = self.source.as_ref().and_then(|s| s.data.as_ref()) {
+            let bytes = data.len() as u64;
+            return match self.kind.as_deref() {
+                Some("image") => Some((bytes, image_tokens_of_base64(data))),
+                Some("document") => {
+                    let pages = base64_decoded_len(data).div_ceil(FILE_PAGE_BYTES).max(1);
+                    Some((bytes, pages * FILE_PAGE_TOKENS))
+                }
+                _ => None,
+            };
+        }
         if let Some(image) = &self.image_url {
             let (url, detail) = match image {
                 ImageUrl::Object { url, detail } => (url, detail.as_deref()),
@@ -319,12 +356,25 @@ pub fn image_tokens(url: &str, detail: Option<&str>) -> u64 {
     }
 }
 
+/// Tokens billed for an image given as bare base64 (Anthropic's `source.data`).
+fn image_tokens_of_base64(b64: &str) -> u64 {
+    match base64_image_size(b64) {
+        Some((w, h)) => openai_image_tokens(w, h).max(anthropic_image_tokens(w, h)),
+        None => IMAGE_TOKENS,
+    }
+}
+
 /// Width and height from a `data:image/…;base64,` URL's image header.
 fn image_size(url: &str) -> Option<(u64, u64)> {
     let (head, b64) = url.strip_prefix("data:")?.split_once(',')?;
     if !head.ends_with(";base64") {
         return None;
     }
+    base64_image_size(b64)
+}
+
+/// Width and height from the header of a base64-encoded image.
+fn base64_image_size(b64: &str) -> Option<(u64, u64)> {
     let mut prefix = &b64.as_bytes()[..b64.len().min(HEADER_B64)];
     prefix = &prefix[..prefix.len() / 4 * 4];
     let bytes = base64::engine::general_purpose::STANDARD
@@ -482,6 +532,19 @@ mod tests {
         );
         let raw: Box<RawValue> = serde_json::from_str(&file).unwrap();
         assert!((4800..4830).contains(&prompt_tokens(&[&raw])));
+        // Anthropic's blocks (the Messages front door): the same figures.
+        let mut png = png(1024, 1024);
+        png.resize(600_000, 0);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+        let messages = format!(
+            r#"[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{b64}"}}}},
+                {{"type":"document","source":{{"type":"base64","media_type":"application/pdf","data":"{b64}"}}}},
+                {{"type":"text","text":"Compare them."}}]}}]"#
+        );
+        let n = json_tokens([r#""Be brief.""#, messages.as_str()].into_iter());
+        // 1,399 for the image, 12 pages of 1,600 for the 600 kB document, and the text.
+        assert!((1399 + 19_200..1399 + 19_200 + 80).contains(&n), "{n}");
+        assert_eq!(json_tokens(std::iter::empty()), 1);
         // Text is still about four bytes a token.
         let raw: Box<RawValue> =
             serde_json::from_str(r#"{"role":"user","content":"abcdefghijklmnop"}"#).unwrap();

@@ -8,6 +8,7 @@
 //! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
+//! - [`request`]: the client's request as read at its front door, and its native splice;
 //! - [`limits`]: rate limits and budgets per key and team (memory or Redis), reserved then settled;
 //! - [`router`]: model resolution, the team allow-list, weighted route choice;
 //! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
@@ -19,7 +20,8 @@
 //! - [`usage`]: the normalised usage of an answer, estimates and cost;
 //! - [`usage_log`]: one JSON line per request, written off the request path;
 //! - [`metrics`]: every Prometheus metric of the spec;
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener;
+//! - [`tls`]: the listeners' certificate pair, checked, served and rotated without a restart.
 
 pub mod admin;
 pub mod auth;
@@ -39,8 +41,10 @@ pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod reload;
+pub mod request;
 pub mod router;
 pub mod snapshot;
 pub mod sse;
+pub mod tls;
 pub mod usage;
 pub mod usage_log;

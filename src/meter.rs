@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
+use crate::dialect::{embeddings, messages, messages_stream, Dialect};
 use crate::estimate::{generated_chars, StreamCounter};
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
@@ -19,12 +20,15 @@ const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
 pub enum Meter {
     /// Nothing to meter (an error answer, or not started).
     None,
-    /// A chat-completions stream: the scanner reads usage, the counter the generated text
-    /// (content, reasoning, refusal, tool calls) for an estimate.
+    /// A chat-completions stream: the scanner reads usage and `content`, the counter the other
+    /// generated text (reasoning, refusal, tool calls) for an estimate.
     Stream(Box<(Scanner, StreamCounter)>),
-    /// A non-streaming answer, kept as the chunks that went to the client (shared, not
-    /// copied) and read once whole at the end.
+    /// An Anthropic Messages event stream.
+    Messages(Box<messages_stream::Scanner>),
+    /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
+    /// not copied) and read once whole at the end.
     Body {
+        dialect: Dialect,
         chunks: Vec<Bytes>,
         len: usize,
         overflowed: bool,
@@ -32,12 +36,21 @@ pub enum Meter {
 }
 
 impl Meter {
-    pub fn stream() -> Meter {
-        Meter::Stream(Box::new((Scanner::new(), StreamCounter::default())))
+    /// The meter of a stream in `dialect` (Chat or Messages; a Gemini stream is metered after
+    /// its translation to chat).
+    pub fn stream_of(dialect: Dialect) -> Meter {
+        match dialect {
+            Dialect::Messages => Meter::Messages(Box::default()),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => {
+                Meter::Stream(Box::new((Scanner::new(), StreamCounter::default())))
+            }
+        }
     }
 
-    pub fn body() -> Meter {
+    /// The meter of a whole answer in `dialect`.
+    pub fn body_of(dialect: Dialect) -> Meter {
         Meter::Body {
+            dialect,
             chunks: Vec::new(),
             len: 0,
             overflowed: false,
@@ -51,6 +64,7 @@ impl Meter {
                 s.0.feed(chunk);
                 s.1.feed(chunk);
             }
+            Meter::Messages(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
         }
@@ -64,10 +78,12 @@ impl Meter {
                 s.0.feed(chunk);
                 s.1.feed(chunk);
             }
+            Meter::Messages(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
                 len,
                 overflowed,
+                ..
             } => {
                 if *len + chunk.len() > BODY_METER_LIMIT {
                     *overflowed = true;
@@ -84,6 +100,7 @@ impl Meter {
     pub fn delivered_content(&self) -> bool {
         match self {
             Meter::Stream(s) => s.0.content_events > 0,
+            Meter::Messages(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
@@ -110,10 +127,40 @@ impl Meter {
                     }
                 })
             }
+            Meter::Messages(s) => {
+                s.finish();
+                Some(match s.usage() {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Body {
+                dialect: Dialect::Embeddings,
+                chunks,
+                ..
+            } => Some(match embeddings::body_usage(&chunks.concat()) {
+                Some(u) => (u, UsageSource::Reported),
+                None => (estimated(prompt_estimate, 0), UsageSource::Estimated),
+            }),
+            Meter::Body {
+                dialect: Dialect::Messages,
+                chunks,
+                len,
+                overflowed,
+            } => Some(messages_body_usage(
+                chunks,
+                *len,
+                *overflowed,
+                prompt_estimate,
+            )),
             Meter::Body {
                 chunks,
                 len,
                 overflowed,
+                ..
             } => Some(body_usage(chunks, *len, *overflowed, prompt_estimate)),
         }
     }
@@ -148,6 +195,30 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     (estimated(prompt, completion), UsageSource::Estimated)
 }
 
+/// The usage of a whole Anthropic `message` answer, as reported or estimated.
+fn messages_body_usage(
+    chunks: &[Bytes],
+    len: usize,
+    overflowed: bool,
+    prompt: u64,
+) -> (Usage, UsageSource) {
+    let body = chunks.concat();
+    if !overflowed {
+        if let Some(u) = messages::body_usage(&body) {
+            return (u, UsageSource::Reported);
+        }
+    }
+    let chars = if overflowed {
+        len as u64
+    } else {
+        messages::body_text_chars(&body)
+    };
+    (
+        estimated(prompt, estimate_tokens(chars)),
+        UsageSource::Estimated,
+    )
+}
+
 /// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
 #[derive(Deserialize)]
 struct UsageOnly {
@@ -161,7 +232,7 @@ mod tests {
 
     #[test]
     fn body_meter_reads_usage_or_estimates() {
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}],"#);
         m.feed(br#""usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#);
         assert_eq!(
@@ -176,7 +247,7 @@ mod tests {
                 UsageSource::Reported
             ))
         );
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(br#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#);
         let (u, src) = m.settle(10).unwrap();
         assert_eq!(src, UsageSource::Estimated);
@@ -186,20 +257,20 @@ mod tests {
 
     #[test]
     fn estimates_count_reasoning_refusal_and_tool_calls() {
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(br#"{"choices":[{"message":{"content":null,"reasoning_content":"abcdefgh","#);
         m.feed(br#""tool_calls":[{"function":{"name":"abcd","arguments":"{\"q\":1}"}}]}}]}"#);
         let (u, src) = m.settle(3).unwrap();
         assert_eq!(src, UsageSource::Estimated);
         assert_eq!(u.completion_tokens, estimate_tokens(8 + 4 + 7));
-        let mut m = Meter::stream();
+        let mut m = Meter::stream_of(Dialect::Chat);
         m.feed(b"data: {\"choices\":[{\"delta\":{\"reasoning\":\"abcdefgh\"}}]}\n\n");
         m.feed(b"data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\ndata: [DONE]\n\n");
         let (u, src) = m.settle(3).unwrap();
         assert_eq!(src, UsageSource::Estimated);
         assert_eq!(u.completion_tokens, estimate_tokens(10));
         // A body that is not JSON is estimated from its length.
-        let mut m = Meter::body();
+        let mut m = Meter::body_of(Dialect::Chat);
         m.feed(b"not json at all!");
         assert_eq!(m.settle(1).unwrap().0.completion_tokens, 4);
     }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub config_info: prometheus::IntGaugeVec,
     pub usage_log_errors: IntCounterVec,
     pub content_filtered: IntCounterVec,
+    pub tls_certificate_expiry: Gauge,
+    pub tls_certificate_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -212,6 +214,16 @@ impl Metrics {
                 "Requests refused by a content policy of the config.",
                 &["team", "filter"],
             ),
+            tls_certificate_expiry: Gauge::new(
+                "switchyard_tls_certificate_expiry_timestamp_seconds",
+                "Unix time at which the served TLS certificate expires (its notAfter); absent without TLS.",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            tls_certificate_reloads: counter(
+                "switchyard_tls_certificate_reloads_total",
+                "Reloads of the TLS certificate pair after its files changed, by result.",
+                &["result"],
+            ),
             registry,
         };
         m.register_all();
@@ -238,11 +250,19 @@ impl Metrics {
             Box::new(self.config_info.clone()),
             Box::new(self.usage_log_errors.clone()),
             Box::new(self.content_filtered.clone()),
+            Box::new(self.tls_certificate_reloads.clone()),
         ];
         for c in collectors {
             // Names are distinct constants: registration cannot collide.
             let _ = self.registry.register(c);
         }
+    }
+
+    /// Publishes the TLS certificate's expiry gauge (only a TLS listener registers it).
+    pub fn register_tls(&self) {
+        let _ = self
+            .registry
+            .register(Box::new(self.tls_certificate_expiry.clone()));
     }
 
     /// The registry in Prometheus' text format.

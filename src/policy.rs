@@ -3,13 +3,13 @@
 //! seed's "Contents Filtered" error.
 
 use crate::config::{glob_match, Config, ContentFilter, Team};
-use crate::dialect::chat::{message_text, ChatRequest};
 
-/// The first policy of the team whose pattern matches a message, if any.
+/// The first policy of the team whose pattern matches one of the request's `texts` (its system
+/// prompt and messages, in whatever dialect), if any.
 pub fn check<'c>(
     config: &'c Config,
     team: &Team,
-    req: &ChatRequest<'_>,
+    texts: impl FnOnce() -> Vec<String>,
 ) -> Option<&'c ContentFilter> {
     let mut applicable = config
         .content_filters
@@ -18,7 +18,7 @@ pub fn check<'c>(
         .peekable();
     // Most teams have no policy: then the messages are not even read.
     applicable.peek()?;
-    let texts: Vec<String> = req.messages.iter().map(|m| message_text(m.get())).collect();
+    let texts = texts();
     applicable
         .find(|f| f.deny.iter().any(|re| texts.iter().any(|t| re.is_match(t))))
         .map(|f| &**f)

@@ -3,19 +3,21 @@
 //! request.
 //!
 //! ```text
-//! request_filter           route the path → take the config snapshot → authenticate → read
-//!                          the body → [/v1/messages: translate to OpenAI] → parse → content
-//!                          policies → resolve the model and the allow-list → admit against
-//!                          the limits (reserve) → pick a route → answer in-process (mock) or
-//!                          prepare the upstream body
+//! request_filter           route the path (its front door's dialect) → take the config
+//!                          snapshot → authenticate → read the body → the door's view of it
+//!                          → content policies → resolve the model and the allow-list → admit
+//!                          against the limits (reserve) → pick a route → answer in-process
+//!                          (mock, or count_tokens on a route that cannot count)
 //! upstream_peer            per attempt: the next route (retries, fallbacks) after a backoff;
-//!                          its body (spliced, or translated); address, SNI, timeouts
+//!                          its body (the client's bytes spliced when the vendor speaks the
+//!                          door's dialect, else translated); address, SNI, timeouts
 //! fail_to_connect,
 //! error_while_proxy        retry while nothing went to the client and a route is left
 //! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
 //! request_body_filter      the rewritten body, on every attempt
 //! upstream_response_filter retryable status → next route; else a vendor error is rewrapped;
-//!                          a success in another dialect sets up its translation
+//!                          a success in another dialect than the door's sets up its
+//!                          translation; the meter reads the door's (or the pivot's) dialect
 //! response_filter          x-request-id, x-ratelimit-*
 //! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
 //!                          translation chunk by chunk
@@ -34,19 +36,18 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::{self, Principal};
-use crate::body::{self, BodyError, Prepared, RewriteOptions};
+use crate::body::{self, BodyError};
 use crate::config::{Config, Model, Provider, ProviderKind};
-use crate::convert::messages_chat::{self, OpenAiToAnthropicStream};
-use crate::convert::{self, SseTranslator};
-use crate::dialect::chat::{self, ChatRequest};
-use crate::dialect::messages;
+use crate::convert::{self, AnswerTranslation};
+use crate::dialect::{self, Dialect};
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
 use crate::policy;
-use crate::providers::{self, mock};
+use crate::providers::{self, Operation};
+use crate::request::FrontRequest;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::usage::{self, Usage, UsageSource};
@@ -98,8 +99,11 @@ pub struct Ctx {
     provider: Option<Arc<Provider>>,
     upstream_model: String,
     stream: bool,
-    /// The upstream body without its model name, built once for every attempt.
-    prepared: Option<Prepared>,
+    /// The client's request as read at its front door; each attempt's upstream body is made
+    /// from it.
+    request: Option<FrontRequest>,
+    /// What the request asks of the vendor (`count_tokens` or a generation).
+    operation: Operation,
     /// The full rewritten body, swapped in for pingora's replay of the tail on every attempt.
     upstream_body: Bytes,
     /// Routes tried so far: (model name, route index).
@@ -129,18 +133,10 @@ pub struct Ctx {
     prompt_estimate: u64,
     /// Whether this request counts in `switchyard_active_streams` right now.
     in_active_streams: bool,
-    /// The dialect the client speaks: OpenAI (`/v1/chat/completions`) or Anthropic
-    /// (`/v1/messages`); its answers and errors are written in it.
-    front: Front,
-    /// The request as an OpenAI body (translated from the front door's dialect), kept to
-    /// build each attempt's upstream body.
-    request_body: Bytes,
-    /// A vendor stream in another dialect, re-encoded to OpenAI chunks.
-    translator: Option<Box<dyn SseTranslator>>,
-    /// OpenAI chunks re-encoded for an Anthropic client.
-    front_stream: Option<OpenAiToAnthropicStream>,
-    /// A non-streaming answer that is translated once whole.
-    buffered: Option<BytesMut>,
+    /// The dialect of the client's front door; its answers and errors are written in it.
+    front: Dialect,
+    /// The translation of an answer whose vendor speaks another dialect than the client.
+    translation: Option<AnswerTranslation>,
     /// What the limiter reserved for this request, settled in `logging`.
     admission: Option<Admission>,
     /// The `x-ratelimit-*` headers for the answer (every authenticated request gets them).
@@ -157,14 +153,10 @@ enum Endpoint {
     Chat,
     /// Anthropic's Messages API, the second front door.
     Messages,
+    /// Anthropic's token counting: answered by Anthropic routes, estimated for others.
+    CountTokens,
+    Embeddings,
     Models,
-}
-
-/// The client's dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Front {
-    OpenAi,
-    Anthropic,
 }
 
 /// How `request_filter` ended.
@@ -203,7 +195,8 @@ impl ProxyHttp for Gateway {
             provider: None,
             upstream_model: String::new(),
             stream: false,
-            prepared: None,
+            request: None,
+            operation: Operation::Generate,
             upstream_body: Bytes::new(),
             tried: Vec::new(),
             attempts: 0,
@@ -221,11 +214,8 @@ impl ProxyHttp for Gateway {
             in_active_streams: false,
             admission: None,
             rate_headers: None,
-            front: Front::OpenAi,
-            request_body: Bytes::new(),
-            translator: None,
-            front_stream: None,
-            buffered: None,
+            front: Dialect::Chat,
+            translation: None,
         }
     }
 
@@ -255,31 +245,22 @@ impl ProxyHttp for Gateway {
         if ctx.attempts > 0 {
             self.next_attempt(ctx).await?;
         }
-        let (Some(choice), Some(prepared)) = (ctx.choice.as_ref(), ctx.prepared.as_ref()) else {
+        let (Some(choice), Some(provider), Some(req)) = (
+            ctx.choice.as_ref(),
+            ctx.provider.as_ref(),
+            ctx.request.as_mut(),
+        ) else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
         ctx.attempts += 1;
         ctx.tried.push((choice.model.name.clone(), choice.index));
-        ctx.upstream_body = match ctx.provider.as_deref() {
-            Some(p) if !providers::passes_through(p.kind) => {
-                let openai = ctx.request_body.clone();
-                let view = chat::parse(&openai).map_err(|_| {
-                    Error::explain(ErrorType::InternalError, "request no longer parses")
-                })?;
-                match convert::request_body(p, &view, &choice.route.upstream_model) {
-                    Some(Ok(b)) => b,
-                    Some(Err(e)) => {
-                        ctx.final_error = Some(e);
-                        return Error::e_explain(
-                            ErrorType::InternalError,
-                            "untranslatable request",
-                        );
-                    }
-                    None => prepared.body_for(&choice.route.upstream_model),
-                }
+        match convert::upstream_body(req, provider, &choice.route.upstream_model) {
+            Ok(body) => ctx.upstream_body = body,
+            Err(e) => {
+                ctx.final_error = Some(e);
+                return Error::e_explain(ErrorType::InternalError, "untranslatable request");
             }
-            _ => prepared.body_for(&choice.route.upstream_model),
-        };
+        }
         let Some((provider, upstream)) = ctx
             .provider
             .as_ref()
@@ -357,30 +338,13 @@ impl ProxyHttp for Gateway {
         let Some(provider) = ctx.provider.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "no provider chosen");
         };
-        let path = providers::upstream_path(provider, &ctx.upstream_model, ctx.stream);
+        let path =
+            providers::upstream_path(provider, &ctx.upstream_model, ctx.stream, ctx.operation);
         let uri = path
             .parse::<http::Uri>()
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
         req.set_uri(uri);
-        // Only the headers present are removed: a lookup per listed name costs more than a
-        // look at the few headers a request has.
-        let stripped: Vec<http::HeaderName> = req
-            .headers
-            .keys()
-            .filter(|n| providers::STRIPPED_REQUEST_HEADERS.contains(&n.as_str()))
-            .cloned()
-            .collect();
-        for name in &stripped {
-            req.remove_header(name);
-        }
-        if let Some(up) = &provider.upstream {
-            req.insert_header("host", up.host_header.as_str())?;
-        }
-        for (name, value) in providers::auth_headers(provider) {
-            req.insert_header(name, value)?;
-        }
-        req.insert_header("content-type", "application/json")?;
-        req.insert_header("content-length", ctx.upstream_body.len().to_string())?;
+        providers::prepare_upstream_head(provider, req, ctx.upstream_body.len())?;
         ctx.forwarded_at.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -437,17 +401,36 @@ impl ProxyHttp for Gateway {
             });
             return Ok(());
         }
-        self.set_up_translation(resp, ctx)?;
+        let kind = ctx
+            .provider
+            .as_ref()
+            .map_or(ProviderKind::OpenAi, |p| p.kind);
+        ctx.translation = ctx
+            .request
+            .as_ref()
+            .and_then(|req| AnswerTranslation::new(req, kind, &ctx.upstream_model));
+        // What the meter reads: the vendor's own bytes, or the chat pivot of a translation.
+        let metered = match &ctx.translation {
+            Some(t) => {
+                resp.remove_header("content-length");
+                resp.remove_header("content-encoding");
+                resp.insert_header("content-type", t.content_type())?;
+                Dialect::Chat
+            }
+            None => ctx.front,
+        };
         let is_sse = resp
             .headers
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        ctx.meter = if ctx.stream || is_sse {
+        ctx.meter = if ctx.operation == Operation::CountTokens {
+            Meter::None
+        } else if ctx.stream || is_sse {
             self.metrics.active_streams.inc();
             ctx.in_active_streams = true;
-            Meter::stream()
+            Meter::stream_of(metered)
         } else {
-            Meter::body()
+            Meter::body_of(metered)
         };
         Ok(())
     }
@@ -488,12 +471,18 @@ impl ProxyHttp for Gateway {
                     providers::vendor_error(provider, err.status, &err.body)
                 };
                 ctx.reason = Some(e.reason());
-                *body = Some(error_body(ctx.front, &e));
+                *body = Some(dialect::error_body(ctx.front, &e));
             }
             return Ok(None);
         }
-        if ctx.translator.is_some() || ctx.buffered.is_some() || ctx.front_stream.is_some() {
-            *body = translate_chunk(ctx, body.take(), end_of_stream);
+        if let Some(t) = ctx.translation.as_mut() {
+            *body = match t.chunk(body.take(), end_of_stream, &mut ctx.meter) {
+                Ok(out) => out,
+                Err(e) => {
+                    ctx.reason = Some(e.reason());
+                    Some(dialect::error_body(ctx.front, &e))
+                }
+            };
             if body.as_ref().is_some_and(|b| !b.is_empty()) {
                 ctx.first_byte_at.get_or_insert_with(Instant::now);
             }
@@ -528,7 +517,7 @@ impl ProxyHttp for Gateway {
         } else if ctx.stream {
             // Headers went out already: end the stream with one error event, no [DONE].
             let _ = session
-                .write_response_body(Some(error_event(ctx.front, &err)), true)
+                .write_response_body(Some(dialect::error_event(ctx.front, &err)), true)
                 .await;
         }
         ctx.status = err.status();
@@ -571,21 +560,17 @@ impl Gateway {
         let endpoint = endpoint(session.req_header())?;
         let config = self.snapshot.load();
         ctx.config = Some(config.clone());
-
-        if let Endpoint::Messages = endpoint {
-            ctx.front = Front::Anthropic;
-        }
-        let headers = &session.req_header().headers;
-        let auth_header = headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        let api_key = headers.get("x-api-key").map(|v| v.as_bytes());
-        let principal = match (auth_header, api_key, ctx.front) {
-            (None, Some(key), Front::Anthropic) => {
-                auth::authenticate_secret(&config, key, SystemTime::now())?
-            }
-            _ => auth::authenticate(&config, auth_header, SystemTime::now())?,
+        ctx.front = match endpoint {
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
+            Endpoint::Embeddings => Dialect::Embeddings,
+            Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
+        ctx.operation = match endpoint {
+            Endpoint::CountTokens => Operation::CountTokens,
+            Endpoint::Embeddings => Operation::Embed,
+            _ => Operation::Generate,
+        };
+        let principal = authenticate(&config, session.req_header(), ctx.front)?;
         ctx.principal = Some(principal.clone());
 
         if let Endpoint::Models = endpoint {
@@ -606,15 +591,10 @@ impl Gateway {
             Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
-        let bytes = match ctx.front {
-            Front::OpenAi => bytes,
-            Front::Anthropic => messages_chat::request_to_openai(&bytes)?,
-        };
-        ctx.request_body = bytes.clone();
-        let req = chat::parse(&bytes)?;
+        let mut req = FrontRequest::read(ctx.front, bytes)?;
         ctx.stream = req.stream;
-        ctx.prompt_estimate = usage::estimate_prompt(&req);
-        if let Some(filter) = policy::check(&config, &principal.team, &req) {
+        ctx.prompt_estimate = req.prompt_estimate;
+        if let Some(filter) = policy::check(&config, &principal.team, || req.texts()) {
             self.metrics
                 .content_filtered
                 .with_label_values(&[&principal.team.name, &filter.name])
@@ -624,19 +604,23 @@ impl Gateway {
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
 
-        let demand = Demand::estimate(&model, ctx.prompt_estimate, req.max_tokens, &config.limits);
-        match self
-            .limiter
-            .admit(&principal.key, &principal.team, demand)
-            .await
-        {
-            Ok(admission) => {
-                ctx.rate_headers = Some(admission.headers().clone());
-                ctx.admission = Some(admission);
-            }
-            Err(rejection) => {
-                ctx.rate_headers = Some(rejection.headers().clone());
-                return Err(rejection.to_error().into());
+        // Counting tokens generates nothing: it is not charged against tpm or budgets.
+        if ctx.operation != Operation::CountTokens {
+            let demand =
+                Demand::estimate(&model, ctx.prompt_estimate, req.max_tokens, &config.limits);
+            match self
+                .limiter
+                .admit(&principal.key, &principal.team, demand)
+                .await
+            {
+                Ok(admission) => {
+                    ctx.rate_headers = Some(admission.headers().clone());
+                    ctx.admission = Some(admission);
+                }
+                Err(rejection) => {
+                    ctx.rate_headers = Some(rejection.headers().clone());
+                    return Err(rejection.to_error().into());
+                }
             }
         }
 
@@ -665,19 +649,38 @@ impl Gateway {
             .clone()
             .ok_or_else(|| GatewayError::Internal("no provider chosen".into()))?;
         ctx.deadline = ctx.started + provider.timeouts.total;
-        if provider.kind == ProviderKind::Mock {
-            answer_mock(session, ctx, &req).await;
+        if ctx.operation == Operation::CountTokens && provider.kind != ProviderKind::Anthropic {
+            self.peek_rate_headers(ctx).await;
+            let body = format!(r#"{{"input_tokens":{}}}"#, req.prompt_estimate);
+            write_answer(session, ctx, 200, "application/json", vec![body.into()]).await;
             return Ok(Admitted::Answered);
         }
-        ctx.prepared = Some(Prepared::new(
-            req.fields(),
-            &ctx.request_body,
-            RewriteOptions {
-                stream: req.stream,
-                include_usage: true,
-            },
-        ));
+        if provider.kind == ProviderKind::Mock {
+            answer_mock(session, ctx, &mut req).await;
+            return Ok(Admitted::Answered);
+        }
+        ctx.request = Some(req);
         Ok(Admitted::Forward)
+    }
+}
+
+/// The caller's key: a bearer token, or (on the Anthropic door, as Anthropic's SDKs send it)
+/// `x-api-key`.
+fn authenticate(
+    config: &Config,
+    req: &RequestHeader,
+    front: Dialect,
+) -> Result<Principal, GatewayError> {
+    let auth_header = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
+    match (auth_header, api_key, front) {
+        (None, Some(key), Dialect::Messages) => {
+            auth::authenticate_secret(config, key, SystemTime::now())
+        }
+        _ => auth::authenticate(config, auth_header, SystemTime::now()),
     }
 }
 
@@ -690,10 +693,17 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
             Ok(Endpoint::Chat)
         }
         "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
+        "/v1/messages/count_tokens" if method == http::Method::POST => Ok(Endpoint::CountTokens),
+        "/v1/embeddings" | "/embeddings" if method == http::Method::POST => {
+            Ok(Endpoint::Embeddings)
+        }
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
         "/v1/chat/completions"
         | "/chat/completions"
         | "/v1/messages"
+        | "/v1/messages/count_tokens"
+        | "/v1/embeddings"
+        | "/embeddings"
         | "/v1/models"
         | "/models" => Err(GatewayError::MethodNotAllowed(
             method.as_str().chars().take(16).collect(),
@@ -741,32 +751,18 @@ fn models_list(config: &Config, principal: &Principal) -> Bytes {
     Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
 }
 
-/// The built-in mock provider answers in-process, streamed or not.
-async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &ChatRequest<'_>) {
-    let reply = mock::reply(req);
-    ctx.local_usage = Some(reply.usage());
+/// The built-in mock provider answers in-process, at any front door, streamed or not.
+async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontRequest) {
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if req.stream {
-        let mut events = mock::stream_events(&id, created, &ctx.upstream_model, &reply);
-        if ctx.front == Front::Anthropic {
-            let mut t = OpenAiToAnthropicStream::new(&ctx.upstream_model);
-            let mut out: Vec<Bytes> = events.iter().map(|e| t.feed(e)).collect();
-            out.push(t.finish());
-            events = out.into_iter().filter(|b| !b.is_empty()).collect();
+    match convert::mock_answer(req, &id, created, &ctx.upstream_model) {
+        Ok((content_type, chunks, usage)) => {
+            ctx.local_usage = Some(usage);
+            write_answer(session, ctx, 200, content_type, chunks).await;
         }
-        write_answer(session, ctx, 200, "text/event-stream", events).await;
-    } else {
-        let mut body = mock::completion(&id, created, &ctx.upstream_model, &reply);
-        if ctx.front == Front::Anthropic {
-            match messages_chat::response_from_openai(&body, &ctx.upstream_model) {
-                Ok(t) => body = t.body,
-                Err(e) => return answer_error(session, ctx, &e).await,
-            }
-        }
-        write_answer(session, ctx, 200, "application/json", vec![body]).await;
+        Err(e) => answer_error(session, ctx, &e).await,
     }
 }
 
@@ -785,7 +781,7 @@ async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) 
         ctx,
         err.status(),
         "application/json",
-        vec![error_body(ctx.front, err)],
+        vec![dialect::error_body(ctx.front, err)],
         extra,
     )
     .await;
@@ -1151,122 +1147,5 @@ impl Gateway {
                 ctx.rate_headers = Some(self.limiter.peek_headers(&p.key, &p.team).await);
             }
         }
-    }
-}
-
-/// An error's JSON body in the client's dialect.
-fn error_body(front: Front, err: &GatewayError) -> Bytes {
-    match front {
-        Front::OpenAi => err.body(),
-        Front::Anthropic => messages::error_body(err),
-    }
-}
-
-/// An error as the last event of a stream, in the client's dialect.
-fn error_event(front: Front, err: &GatewayError) -> Bytes {
-    match front {
-        Front::OpenAi => err.sse_event(),
-        Front::Anthropic => messages::error_event(err),
-    }
-}
-
-/// One chunk of an answer that needs translating: vendor dialect → OpenAI (metered there) →
-/// the client's dialect. Streams go chunk by chunk; a non-streaming answer is kept whole and
-/// translated at its end. Returns what to send now (`None`: nothing yet).
-fn translate_chunk(ctx: &mut Ctx, chunk: Option<Bytes>, end: bool) -> Option<Bytes> {
-    let chunk = chunk.unwrap_or_default();
-    if let Some(buf) = ctx.buffered.as_mut() {
-        buf.extend_from_slice(&chunk);
-        if !end {
-            return None;
-        }
-        let whole = std::mem::take(buf).freeze();
-        return Some(finish_buffered(ctx, whole));
-    }
-    let mut openai = match ctx.translator.as_mut() {
-        Some(t) => through(t.as_mut(), &chunk, end),
-        None => chunk,
-    };
-    ctx.meter.feed(&openai);
-    if let Some(front) = ctx.front_stream.as_mut() {
-        openai = through(front, &openai, end);
-    }
-    (end || !openai.is_empty()).then_some(openai)
-}
-
-/// One chunk through a stream translator; at the end, with what only the end can tell.
-fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
-    let out = t.feed(input);
-    if !end {
-        return out;
-    }
-    let last = t.finish();
-    if out.is_empty() {
-        return last;
-    }
-    let mut both = BytesMut::with_capacity(out.len() + last.len());
-    both.extend_from_slice(&out);
-    both.extend_from_slice(&last);
-    both.freeze()
-}
-
-/// A whole non-streaming answer: translated to OpenAI, metered, then to the client's dialect.
-fn finish_buffered(ctx: &mut Ctx, whole: Bytes) -> Bytes {
-    let kind = ctx
-        .provider
-        .as_ref()
-        .map_or(ProviderKind::OpenAi, |p| p.kind);
-    let created = convert::unix_now();
-    let openai = match convert::response_body(kind, &whole, &ctx.upstream_model, created) {
-        None => whole,
-        Some(Ok(t)) => t.body,
-        Some(Err(e)) => {
-            ctx.reason = Some(e.reason());
-            return error_body(ctx.front, &e);
-        }
-    };
-    ctx.meter.feed(&openai);
-    match ctx.front {
-        Front::OpenAi => openai,
-        Front::Anthropic => {
-            match messages_chat::response_from_openai(&openai, &ctx.upstream_model) {
-                Ok(t) => t.body,
-                Err(e) => {
-                    ctx.reason = Some(e.reason());
-                    error_body(ctx.front, &e)
-                }
-            }
-        }
-    }
-}
-
-impl Gateway {
-    /// Prepares the translation of a successful answer whose dialect differs from the
-    /// client's; its length changes, so Content-Length goes (pingora then sends it chunked).
-    fn set_up_translation(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        let kind = ctx
-            .provider
-            .as_ref()
-            .map_or(ProviderKind::OpenAi, |p| p.kind);
-        let vendor_dialect = !providers::passes_through(kind);
-        if !vendor_dialect && ctx.front == Front::OpenAi {
-            return Ok(());
-        }
-        resp.remove_header("content-length");
-        resp.remove_header("content-encoding");
-        if ctx.stream {
-            resp.insert_header("content-type", "text/event-stream")?;
-            if vendor_dialect {
-                ctx.translator =
-                    convert::stream_translator(kind, &ctx.upstream_model, convert::unix_now());
-            }
-            if ctx.front == Front::Anthropic {
-                ctx.front_stream = Some(OpenAiToAnthropicStream::new(&ctx.upstream_model));
-            }
-        } else {
-            resp.insert_header("content-type", "application/json")?;
-            ctx.buffered = Some(BytesMut::new());
-        }
-        Ok(())
     }
 }

@@ -10,11 +10,16 @@
 //!   `..data`; events naming other files (logs written next to the config) are ignored.
 //! - A file event whose bytes hash to the running config's hash (or to the last rejected
 //!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses).
+//! - Validation is `switchyard check`'s, except that the PEM files the config names are not
+//!   read ([`config::load_str_for_reload`]): the TLS settings need a restart, the pair's
+//!   contents are reloaded by `tls::Rotation`, and a bad certificate on disk must not block an
+//!   urgent edit (disabling a leaked key).
 //! - A bad file is logged (`file:line: path: reason`), counted as
 //!   `switchyard_config_reloads_total{result="failure"}`, and the last good config keeps serving.
 //! - Fields that pingora binds or the process starts once ([`restart_only_changes`]: listen
-//!   addresses, threads, the state backend, the usage log sink) keep their running values;
-//!   each change is reported as needing a restart.
+//!   addresses, threads, the TLS settings (not the certificate files' contents: `tls::Rotation`
+//!   reloads those), the state backend, the usage log sink) keep their running values; each
+//!   change is reported as needing a restart.
 //! - Requests in flight keep the config they took (`Snapshot::load` once per request), so a
 //!   reload never changes one half-way.
 //!
@@ -48,7 +53,7 @@ use crate::snapshot::Snapshot;
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Longest a continuous stream of events may postpone a reload.
-const MAX_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(1);
 /// How often provider host names are resolved again. Addresses are resolved when a config
 /// loads (pingora's peers take socket addresses); a vendor or a Kubernetes headless Service
 /// can move, so the running config is re-resolved this often and swapped in when an address
@@ -143,7 +148,7 @@ impl Reloader {
                 return self.reject(trigger, &self.unreadable("not UTF-8 text"));
             }
         };
-        match config::load_str(&text, &self.path) {
+        match config::load_str_for_reload(&text, &self.path) {
             Ok(new) => self.apply(trigger, &running, new),
             Err(e) => {
                 self.last_rejected = Some(hash);
@@ -205,7 +210,7 @@ impl Reloader {
         if hex::encode(Sha256::digest(text.as_bytes())) != running.hash {
             return Outcome::Unchanged;
         }
-        match config::load_str(&text, &self.path) {
+        match config::load_str_for_reload(&text, &self.path) {
             Ok(new) if !same_addresses(&running, &new) => {
                 tracing::info!(file = %self.path.display(), "provider addresses changed");
                 self.apply(Trigger::Addresses, &running, new)
@@ -268,7 +273,7 @@ impl Reloader {
         // Capacity 1 is enough: a pending message already means "reload"; the file is read
         // after the message is taken, so a later change is never missed.
         let (tx, rx) = mpsc::channel(1);
-        let watch = FileWatch::start(&self.path, tx);
+        let watch = FileWatch::start(&self.path, tx, "config file");
         let _ = ready.send(Ok(()));
         self.event_loop(rx, hangup, watch).await;
     }
@@ -375,6 +380,13 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
             threads(next.threads)
         ));
     }
+    if old.tls != next.tls {
+        changes.push(format!(
+            "server.tls_* ({} -> {})",
+            describe_tls(old.tls.as_ref()),
+            describe_tls(next.tls.as_ref())
+        ));
+    }
     if running.state != new.state {
         changes.push(format!(
             "state ({} -> {})",
@@ -400,8 +412,28 @@ fn keep_restart_only(running: &Config, new: &mut Config) {
         .admin_listen
         .clone_from(&running.server.admin_listen);
     new.server.threads = running.server.threads;
+    new.server.tls.clone_from(&running.server.tls);
     new.state = running.state.clone();
     new.log.usage.clone_from(&running.log.usage);
+}
+
+/// The TLS settings in a few words: which files, and whether admin and mTLS are on. A change
+/// of the files' contents is not a config change: `tls::Rotation` reloads it.
+fn describe_tls(tls: Option<&crate::config::TlsConfig>) -> String {
+    match tls {
+        None => "off".to_string(),
+        Some(t) => format!(
+            "{} + {}{}{}",
+            t.cert.display(),
+            t.key.display(),
+            if t.admin { ", admin" } else { "" },
+            if t.admin_client_ca.is_some() {
+                ", admin mTLS"
+            } else {
+                ""
+            }
+        ),
+    }
 }
 
 fn threads(t: Option<usize>) -> String {
@@ -420,23 +452,30 @@ fn describe_sink(sink: Option<&UsageSink>) -> String {
 fn describe_state(state: &State) -> String {
     match state {
         State::Memory { dir } => format!("memory backend in {}", dir.display()),
-        State::Redis { .. } => "redis backend (URL not shown)".to_string(),
+        State::Redis(_) => "redis backend (URL not shown)".to_string(),
     }
 }
 
 /// The `notify` watch: the directories to watch and the file names that matter in them,
 /// recomputed after each reload because a ConfigMap swap changes where the symlink leads.
-struct FileWatch {
+/// Also watches the TLS certificate and key (`tls::Rotation`).
+pub(crate) struct FileWatch {
     watcher: RecommendedWatcher,
+    /// What the file is, for log lines ("config file", "TLS file").
+    what: &'static str,
     dirs: Vec<PathBuf>,
     /// Read by the watcher's callback on notify's thread.
     names: Arc<ArcSwap<HashSet<OsString>>>,
 }
 
 impl FileWatch {
-    /// Watches the config's directory (and its symlink target's, when elsewhere); logs and
+    /// Watches the file's directory (and its symlink target's, when elsewhere); logs and
     /// returns `None` when the platform refuses (SIGHUP still reloads).
-    fn start(path: &Path, tx: mpsc::Sender<()>) -> Option<FileWatch> {
+    pub(crate) fn start(
+        path: &Path,
+        tx: mpsc::Sender<()>,
+        what: &'static str,
+    ) -> Option<FileWatch> {
         let (dirs, names) = targets(path);
         let names = Arc::new(ArcSwap::from_pointee(names));
         let seen = Arc::clone(&names);
@@ -454,12 +493,13 @@ impl FileWatch {
         let watcher = match notify::recommended_watcher(handler) {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(file = %path.display(), "cannot watch the config file ({e}); reload with SIGHUP");
+                tracing::warn!(file = %path.display(), "cannot watch the {what} ({e}); reload with SIGHUP");
                 return None;
             }
         };
         let mut watch = FileWatch {
             watcher,
+            what,
             dirs: Vec::new(),
             names,
         };
@@ -467,8 +507,8 @@ impl FileWatch {
         Some(watch)
     }
 
-    /// Re-reads where the config path leads and adjusts the watched directories and names.
-    fn refresh(&mut self, path: &Path) {
+    /// Re-reads where the path leads and adjusts the watched directories and names.
+    pub(crate) fn refresh(&mut self, path: &Path) {
         let (dirs, names) = targets(path);
         self.names.store(Arc::new(names));
         if dirs != self.dirs {
@@ -483,7 +523,8 @@ impl FileWatch {
         }
         for dir in dirs.iter().filter(|d| !self.dirs.contains(d)) {
             if let Err(e) = self.watcher.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(dir = %dir.display(), "cannot watch the config directory ({e}); reload with SIGHUP");
+                let what = self.what;
+                tracing::warn!(dir = %dir.display(), "cannot watch the directory of the {what} ({e}); reload with SIGHUP");
             }
         }
         self.dirs = dirs;
@@ -682,6 +723,20 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
     }
 
     #[test]
+    fn tls_settings_need_a_restart() {
+        let cfg = |extra: &str| {
+            config::load_str_for_reload(&format!("[server]\n{extra}"), Path::new("t.toml")).unwrap()
+        };
+        let off = cfg("");
+        let on = cfg("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nadmin_tls = true\n");
+        let changes = restart_only_changes(&off, &on);
+        assert_eq!(changes, ["server.tls_* (off -> c.pem + k.pem, admin)"]);
+        let mut new = cfg("");
+        keep_restart_only(&on, &mut new);
+        assert_eq!(new.server.tls, on.server.tls);
+    }
+
+    #[test]
     fn provider_addresses_are_compared_as_sets() {
         let cfg = |host: &str| {
             config::load_str(
@@ -696,10 +751,12 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
 
     #[test]
     fn redis_urls_are_never_described() {
-        let s = State::Redis {
-            url: "redis://:hunter2@db:6379".into(),
+        let s = State::Redis(crate::config::RedisState {
+            url: "redis://db:6379".into(),
             timeout: std::time::Duration::from_millis(100),
-        };
+            password: Some(crate::config::Secret::new("hunter2".into())),
+            ca_file: None,
+        });
         assert!(!describe_state(&s).contains("hunter2"));
     }
 

@@ -19,11 +19,17 @@ use memchr::{memchr, memchr2};
 /// and a broken upstream cannot make the gateway buffer without bound.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
+/// A buffer whose capacity grew past this is freed after use instead of being kept for the
+/// next line or event, so that one huge event does not pin its memory for the whole stream.
+pub const RETAIN_BYTES: usize = 64 * 1024;
+
 /// An incremental decoder of Server-Sent Events (WHATWG rules: `\n`, `\r\n` or `\r` line ends,
 /// one split across chunks included; `data:` lines joined by `\n`; `:` comments; a blank line
 /// dispatches). It keeps only the unterminated line between chunks and the event being read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
+    /// The cap on one line and on one event's data.
+    cap: usize,
     partial: Vec<u8>,
     /// Dropping the rest of an over-long line.
     discarding: bool,
@@ -48,7 +54,30 @@ pub struct Event<'d> {
     pub data: &'d [u8],
 }
 
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_cap(MAX_EVENT_BYTES)
+    }
+}
+
 impl Decoder {
+    /// A decoder that drops lines and events longer than `cap` bytes.
+    pub fn with_cap(cap: usize) -> Decoder {
+        Decoder {
+            cap,
+            partial: Vec::new(),
+            discarding: false,
+            after_cr: false,
+            started: false,
+            name: Vec::new(),
+            data: Vec::new(),
+            data_lines: 0,
+            lost: false,
+            dispatched: false,
+            overflowed: false,
+        }
+    }
+
     /// The next complete event in `input`, advancing `input` past it; `None` when `input` is
     /// used up (its unterminated end is kept for the next chunk).
     pub fn next_event(&mut self, input: &mut &[u8]) -> Option<Event<'_>> {
@@ -104,10 +133,18 @@ impl Decoder {
         }
     }
 
+    /// The bytes held between chunks (buffers' capacity), for tests of memory retention.
+    pub fn retained(&self) -> usize {
+        self.partial.capacity() + self.data.capacity() + self.name.capacity()
+    }
+
     fn reset_if_dispatched(&mut self) {
         if std::mem::take(&mut self.dispatched) {
             self.name.clear();
             self.data.clear();
+            if self.data.capacity() > RETAIN_BYTES {
+                self.data = Vec::new();
+            }
             self.data_lines = 0;
             self.lost = false;
         }
@@ -117,7 +154,7 @@ impl Decoder {
         if self.discarding {
             return;
         }
-        if self.partial.len() + bytes.len() > MAX_EVENT_BYTES {
+        if self.partial.len() + bytes.len() > self.cap {
             self.overflowed = true;
             self.discarding = true;
             self.partial = Vec::new();
@@ -134,7 +171,7 @@ impl Decoder {
         if self.partial.is_empty() {
             return self.line(tail);
         }
-        if self.partial.len() + tail.len() > MAX_EVENT_BYTES {
+        if self.partial.len() + tail.len() > self.cap {
             self.overflowed = true;
             self.partial = Vec::new();
             return false;
@@ -142,7 +179,7 @@ impl Decoder {
         let mut line = std::mem::take(&mut self.partial);
         line.extend_from_slice(tail);
         let ready = self.line(&line);
-        if line.capacity() <= 64 * 1024 {
+        if line.capacity() <= RETAIN_BYTES {
             line.clear();
             self.partial = line;
         }
@@ -186,7 +223,7 @@ impl Decoder {
         if self.lost {
             return;
         }
-        if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+        if self.data.len() + value.len() + 1 > self.cap {
             self.overflowed = true;
             self.lost = true;
             self.data = Vec::new();

@@ -228,10 +228,12 @@ fn lib_config(team: &str, key_a: &str) -> Config {
 
 fn redis_limiter(url: &str, config: &Config) -> (Limiter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let state = config::State::Redis {
+    let state = config::State::Redis(config::RedisState {
         url: url.to_string(),
         timeout: Duration::from_millis(1000),
-    };
+        password: None,
+        ca_file: None,
+    });
     let limiter = Limiter::new(&state, metrics.clone()).expect("a redis limiter");
     limiter.sync(config);
     (limiter, metrics)

@@ -1,7 +1,8 @@
 //! The operations kit (`deploy/`) checked against the code, so that it cannot rot:
 //!
 //! - every metric, label and label value that the alert rules and the Grafana dashboard use
-//!   exists in a real `/metrics` scrape of a gateway that served a mixed run;
+//!   exists in a real `/metrics` scrape of a gateway that served a mixed run (and of one that
+//!   serves TLS and had its certificate replaced);
 //! - `promtool check rules` / `check config` accept the Prometheus files, and the dashboard's
 //!   queries parse as PromQL (checked by promtool as recording rules);
 //! - `systemd-analyze verify` accepts the unit (ExecStart pointed at the built binary);
@@ -387,9 +388,52 @@ async fn mixed_run_scrape() -> String {
     panic!("the reload failure and the usage log errors never showed in /metrics:\n{scrape}");
 }
 
+/// A gateway serving TLS whose certificate was replaced by a pair that does not match (refused),
+/// then by a good one (taken): the TLS series the kit uses have appeared. Returns its scrape.
+async fn tls_run_scrape() -> String {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf_for_localhost().write_pem_files(dir.path());
+    let gw = Gateway::builder(
+        "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"x\"\n  [[models.routes]]\n  provider = \"m\"\n  model = \"x\"\n",
+    )
+    .server_extra(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ))
+    .start()
+    .await;
+    let next = ca.leaf_for_localhost();
+    std::fs::write(&cert, &next.cert_pem).unwrap();
+    let mut key_written = false;
+    let mut scrape = String::new();
+    for _ in 0..200 {
+        scrape = gw.metrics().await;
+        let count = |result| {
+            metric_value(
+                &scrape,
+                "switchyard_tls_certificate_reloads_total",
+                &[("result", result)],
+            )
+            .unwrap_or(0.0)
+        };
+        match (count("failure") >= 1.0, count("success") >= 1.0) {
+            (true, true) => return scrape,
+            (true, false) if !key_written => {
+                std::fs::write(&key, &next.key_pem).unwrap();
+                key_written = true;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the TLS reload failure and success never showed in /metrics:\n{scrape}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_of_the_alerts_and_the_dashboard_is_in_a_real_scrape() {
-    let text = mixed_run_scrape().await;
+    let text = format!("{}\n{}", mixed_run_scrape().await, tls_run_scrape().await);
     let scrape = parse_scrape(&text);
     let mut problems = Vec::new();
     let alerts = alert_queries();
@@ -851,6 +895,28 @@ fn the_manifests_probe_and_serve_the_ports_and_paths_of_the_config() {
     );
     assert!(config_volume["configMap"]["items"].is_null());
 
+    // The TLS pair: a kubernetes.io/tls Secret mounted as a directory (no subPath, so a renewed
+    // certificate reaches the pod and is served without a restart), where the ConfigMap's
+    // (commented) tls_cert and tls_key point.
+    let tls_volume = volumes
+        .iter()
+        .find(|v| v["secret"]["secretName"].as_str() == Some("switchyard-tls"))
+        .expect("a volume of the TLS Secret");
+    let tls_mount = mount_of(str_of(&tls_volume["name"]));
+    assert!(
+        tls_mount["subPath"].is_null(),
+        "a subPath mount never sees renewals"
+    );
+    assert!(tls_volume["secret"]["items"].is_null());
+    let tls_dir = str_of(&tls_mount["mountPath"]);
+    for (field, file) in [("tls_cert", "tls.crt"), ("tls_key", "tls.key")] {
+        let line = format!("# {field} = \"{tls_dir}/{file}\"");
+        assert!(
+            toml_text.lines().any(|l| l.trim() == line),
+            "the ConfigMap shows {line}"
+        );
+    }
+
     // Vendor keys: the Secret, as environment variables, holding every api_key_env.
     let secret_name = c["envFrom"]
         .as_sequence()
@@ -1045,6 +1111,31 @@ fn the_configmap_config_passes_switchyard_check() {
         "switchyard check: {}\n{local}",
         output_text(&out)
     );
+
+    // With TLS turned on as the comments show (the Secret's files made here): valid too.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["switchyard.switchyard.svc".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let with_tls = local
+        .replace("# tls_cert = ", "tls_cert = ")
+        .replace("# tls_key = ", "tls_key = ")
+        .replace("/etc/switchyard/tls", &dir.path().display().to_string());
+    assert!(with_tls.contains("\ntls_cert = "), "{with_tls}");
+    let tls_path = dir.path().join("with-tls.toml");
+    std::fs::write(&tls_path, &with_tls).unwrap();
+    let mut cmd = Command::new(switchyard_bin());
+    cmd.args(["check", "-c"])
+        .arg(&tls_path)
+        .current_dir(dir.path());
+    for (k, v) in secret["stringData"].as_mapping().unwrap() {
+        cmd.env(str_of(k), str_of(v));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "with TLS: {}", output_text(&out));
 
     // Without the Secret's variables it is refused: the env vars really are needed.
     let mut cmd = Command::new(switchyard_bin());

@@ -318,7 +318,7 @@ async fn anthropic_sdk_on_the_messages_front_door() {
         r["content"], "Hi! My name is Claude. How can I help?",
         "{r}"
     );
-    // Anthropic's own count: the 5 tokens read from the cache are not input_tokens.
+    // The vendor's own bytes: `input_tokens` without the cache read it reports beside it.
     assert_eq!(r["usage"]["input_tokens"], 2095);
     s.anth
         .enqueue(replay_stream(&fixture("anthropic/stream_text.sse"), 9));

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use validate::{load_file, load_str};
+pub use validate::{load_file, load_str, load_str_for_reload};
 
 /// Why a config was refused: the file, the 1-based line (when one can be named), the config
 /// path of the offending field and the reason. Displayed as `file:line: path: reason`.
@@ -106,6 +106,22 @@ pub struct Server {
     pub max_request_bytes: usize,
     /// Worker threads of the proxy service (default: the number of CPUs).
     pub threads: Option<usize>,
+    /// TLS on the listeners; `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server] tls_*`: the certificate pair (checked at load: readable, matching, not expired)
+/// and where it is served. Paths are relative to the working directory, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Whether the admin listener serves TLS too (same pair).
+    pub admin: bool,
+    /// CA certificates that must have signed the admin listener's client certificates.
+    pub admin_client_ca: Option<PathBuf>,
 }
 
 /// `[limits]`: how the limiter estimates a request before it knows its real usage.
@@ -159,7 +175,18 @@ pub enum State {
     Memory { dir: PathBuf },
     /// Counters shared by every instance through Redis; a call that takes longer than
     /// `timeout` is limited by this instance alone.
-    Redis { url: String, timeout: Duration },
+    Redis(RedisState),
+}
+
+/// How to reach Redis: `redis://` or `rediss://` (TLS, system roots plus `ca_file`), the
+/// password read from the environment at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisState {
+    /// Never holds a password (refused at load).
+    pub url: String,
+    pub timeout: Duration,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,14 @@ pub struct Server {
     pub admin_listen: Option<Spanned<String>>,
     pub max_request_bytes: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
+    /// PEM certificate chain (leaf first) served on the API listener; with `tls_key`.
+    pub tls_cert: Option<Spanned<String>>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<Spanned<String>>,
+    /// Serve the admin listener over TLS too, with the same pair (default false).
+    pub admin_tls: Option<Spanned<bool>>,
+    /// PEM CA certificates: the admin listener then requires a client certificate they signed.
+    pub admin_tls_client_ca: Option<Spanned<String>>,
 }
 
 /// `[routing]`: retries, fallbacks and the cool-down of failing routes.
@@ -74,8 +82,12 @@ pub struct State {
     pub backend: Option<Spanned<String>>,
     /// Memory backend: the snapshot directory (default `data`).
     pub dir: Option<Spanned<String>>,
-    /// Redis backend: `redis://…` (`rediss://` is refused: no TLS client yet).
+    /// Redis backend: `redis://…` or `rediss://…` (TLS); never with a password in it.
     pub redis_url: Option<Spanned<String>>,
+    /// Redis backend: the environment variable holding the password (`AUTH`).
+    pub redis_password_env: Option<Spanned<String>>,
+    /// Redis backend, `rediss://`: PEM CA certificates trusted beside the system roots.
+    pub redis_ca_file: Option<Spanned<String>>,
     /// Redis backend: how long a limiter call may wait for Redis (default 100 ms).
     pub redis_timeout_ms: Option<Spanned<i64>>,
 }

@@ -19,7 +19,8 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Config, ConfigError, ContentFilter, Key, Limits, LimitsConfig, Log, Model, Provider,
-    ProviderKind, Route, Routing, Secret, Server, State, Team, Timeouts, Upstream, UsageSink,
+    ProviderKind, RedisState, Route, Routing, Secret, Server, State, Team, Timeouts, TlsConfig,
+    Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -42,7 +43,21 @@ pub fn load_file(path: &Path) -> Result<Config> {
 
 /// Validates config `text`; `path` is only recorded (in errors and [`Config::source`]).
 pub fn load_str(text: &str, path: &Path) -> Result<Config> {
-    let src = Source::new(text, path);
+    validate_source(Source::new(text, path))
+}
+
+/// [`load_str`] for a hot reload: the certificate and CA files named by `[server] tls_*` and
+/// `[state] redis_ca_file` are not read. Those settings need a restart (the running ones are
+/// kept), and the pair's contents are `tls::Rotation`'s business: a bad certificate on disk
+/// must not block a config edit such as disabling a leaked key.
+pub fn load_str_for_reload(text: &str, path: &Path) -> Result<Config> {
+    let mut src = Source::new(text, path);
+    src.read_pem_files = false;
+    validate_source(src)
+}
+
+fn validate_source(src: Source) -> Result<Config> {
+    let text = src.text;
     // Syntax first, on its own: a syntax error has a line but no meaningful config path.
     toml::from_str::<toml::Table>(text).map_err(|e| src.toml_error(&e, false))?;
     let raw: raw::Config = toml::from_str(text).map_err(|e| src.toml_error(&e, true))?;
@@ -55,6 +70,8 @@ struct Source<'a> {
     file: &'a Path,
     /// Byte offset at which each line starts; the first is 0.
     line_starts: Vec<usize>,
+    /// Whether the PEM files the config names are read and checked (not on a hot reload).
+    read_pem_files: bool,
 }
 
 impl<'a> Source<'a> {
@@ -66,6 +83,7 @@ impl<'a> Source<'a> {
             text,
             file,
             line_starts,
+            read_pem_files: true,
         }
     }
 
@@ -442,7 +460,70 @@ fn server(src: &Source, raw: &raw::Server) -> Result<Server> {
         admin_listen: admin.0,
         max_request_bytes,
         threads,
+        tls: tls(src, raw)?,
     })
+}
+
+/// `tls_cert` and `tls_key` come together; the pair is read and checked now (so `check` and a
+/// start refuse a missing file, a key that does not match, an expired certificate, naming the
+/// PEM file). `admin_tls` needs the pair; `admin_tls_client_ca` needs `admin_tls`.
+fn tls(src: &Source, raw: &raw::Server) -> Result<Option<TlsConfig>> {
+    let admin = raw.admin_tls.as_ref().is_some_and(|a| *a.get_ref());
+    let (cert, key) = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(c), Some(k)) => (c, k),
+        (Some(c), None) => return Err(src.at(c, "server.tls_key", "tls_cert requires tls_key")),
+        (None, Some(k)) => return Err(src.at(k, "server.tls_cert", "tls_key requires tls_cert")),
+        (None, None) => {
+            return match (&raw.admin_tls, &raw.admin_tls_client_ca) {
+                (Some(a), _) if admin => Err(src.at(
+                    a,
+                    "server.admin_tls",
+                    "admin_tls requires tls_cert and tls_key",
+                )),
+                (_, Some(ca)) => Err(src.at(
+                    ca,
+                    "server.admin_tls_client_ca",
+                    "admin_tls_client_ca requires admin_tls = true (and tls_cert, tls_key)",
+                )),
+                _ => Ok(None),
+            }
+        }
+    };
+    let cert_path = PathBuf::from(non_blank(src, cert, "server.tls_cert")?);
+    let key_path = PathBuf::from(non_blank(src, key, "server.tls_key")?);
+    if src.read_pem_files {
+        crate::tls::load_pair(&cert_path, &key_path).map_err(|e| match e.file {
+            crate::tls::PairFile::Cert => src.at(cert, "server.tls_cert", e.to_string()),
+            crate::tls::PairFile::Key => src.at(key, "server.tls_key", e.to_string()),
+        })?;
+    }
+    let admin_client_ca = match &raw.admin_tls_client_ca {
+        None => None,
+        Some(ca) if !admin => {
+            return Err(src.at(
+                ca,
+                "server.admin_tls_client_ca",
+                "admin_tls_client_ca requires admin_tls = true",
+            ))
+        }
+        Some(ca) => {
+            let path = PathBuf::from(non_blank(src, ca, "server.admin_tls_client_ca")?);
+            pem_roots(src, &path).map_err(|reason| {
+                src.at(
+                    ca,
+                    "server.admin_tls_client_ca",
+                    format!("{}: {reason}", path.display()),
+                )
+            })?;
+            Some(path)
+        }
+    };
+    Ok(Some(TlsConfig {
+        cert: cert_path,
+        key: key_path,
+        admin,
+        admin_client_ca,
+    }))
 }
 
 /// A listen address as written (kept for the runtime) and parsed (to compare the two).
@@ -471,22 +552,7 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
 
 fn state(src: &Source, raw: &raw::State) -> Result<State> {
     if let Some(url) = &raw.redis_url {
-        let u = url.get_ref();
-        if u.starts_with("rediss://") {
-            // The redis client is built without TLS: refuse rather than fall back silently.
-            return Err(src.at(
-                url,
-                "state.redis_url",
-                "rediss:// (TLS) is not supported yet: use redis:// (e.g. through a local TLS tunnel)",
-            ));
-        }
-        if u.strip_prefix("redis://").is_none_or(str::is_empty) {
-            return Err(src.at(
-                url,
-                "state.redis_url",
-                "must be a URL starting with redis://",
-            ));
-        }
+        redis_url(src, url)?;
     }
     let backend = raw
         .backend
@@ -501,15 +567,7 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
             Ok(State::Memory { dir })
         }
         "redis" => match &raw.redis_url {
-            Some(url) => Ok(State::Redis {
-                url: url.get_ref().clone(),
-                timeout: match &raw.redis_timeout_ms {
-                    None => Duration::from_millis(100),
-                    Some(ms) => {
-                        Duration::from_millis(positive(src, ms, "state.redis_timeout_ms", 60_000)?)
-                    }
-                },
-            }),
+            Some(url) => Ok(State::Redis(redis_state(src, raw, url)?)),
             None => Err(src.error(
                 raw.backend.as_ref().map(Spanned::span),
                 "state.redis_url",
@@ -522,6 +580,93 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
             format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
         )),
     }
+}
+
+/// Checks that `path` holds CA certificates (unless `src` reads no PEM files).
+fn pem_roots(src: &Source, path: &Path) -> std::result::Result<(), String> {
+    if src.read_pem_files {
+        crate::tls::load_roots(path)?;
+    }
+    Ok(())
+}
+
+/// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
+/// password comes from `redis_password_env`). The URL is never quoted in a message.
+fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
+    let u = url.get_ref();
+    let rest = u
+        .strip_prefix("redis://")
+        .or_else(|| u.strip_prefix("rediss://"));
+    if rest.is_none_or(str::is_empty) {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "must be a URL starting with redis:// or rediss:// (TLS)",
+        ));
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(u.as_str()).map_err(|_| {
+        src.at(
+            url,
+            "state.redis_url",
+            "not a valid Redis URL (redis[s]://[user@]host[:port][/db])",
+        )
+    })?;
+    if u.contains('#') {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "a #fragment (#insecure) is refused: the server's certificate is always verified; \
+             name a private CA in redis_ca_file",
+        ));
+    }
+    if info.redis_settings().password().is_some() {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "holds a password: remove it from the URL and name the environment variable that \
+             holds it in redis_password_env",
+        ));
+    }
+    Ok(())
+}
+
+/// The Redis backend's settings: the timeout, the password from its environment variable,
+/// the extra CA file (read now; only with `rediss://`).
+fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<RedisState> {
+    let timeout = match &raw.redis_timeout_ms {
+        None => Duration::from_millis(100),
+        Some(ms) => Duration::from_millis(positive(src, ms, "state.redis_timeout_ms", 60_000)?),
+    };
+    let password = opt(raw.redis_password_env.as_ref(), |var| {
+        api_key(src, var, "state.redis_password_env")
+    })?;
+    let ca_file = match &raw.redis_ca_file {
+        None => None,
+        Some(ca) if !url.get_ref().starts_with("rediss://") => {
+            return Err(src.at(
+                ca,
+                "state.redis_ca_file",
+                "redis_ca_file requires a rediss:// (TLS) redis_url",
+            ))
+        }
+        Some(ca) => {
+            let path = PathBuf::from(non_blank(src, ca, "state.redis_ca_file")?);
+            pem_roots(src, &path).map_err(|reason| {
+                src.at(
+                    ca,
+                    "state.redis_ca_file",
+                    format!("{}: {reason}", path.display()),
+                )
+            })?;
+            Some(path)
+        }
+    };
+    Ok(RedisState {
+        url: url.get_ref().clone(),
+        timeout,
+        password,
+        ca_file,
+    })
 }
 
 fn log(src: &Source, raw: &raw::Log) -> Result<Log> {
@@ -1414,14 +1559,17 @@ teams = ["search", "x-*"]
                 admin_listen: "127.0.0.1:19090".into(),
                 max_request_bytes: 2048,
                 threads: Some(3),
+                tls: None,
             }
         );
         assert_eq!(
             c.state,
-            State::Redis {
+            State::Redis(RedisState {
                 url: "redis://cache:6380/1".into(),
                 timeout: Duration::from_millis(100),
-            }
+                password: None,
+                ca_file: None,
+            })
         );
         assert_eq!(c.log.usage, Some(UsageSink::Stdout));
         assert_eq!(c.hash, hex::encode(Sha256::digest(text.as_bytes())));
@@ -2003,6 +2151,9 @@ teams = ["search", "x-*"]
             format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[providers]]\nname = \"v\"\nkind = \"mock\"\n"),
             format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[models]]\nname = \"m\"\n"),
             format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\nextra = 1\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"rediss://u:{secret}@h\"\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://:{secret}@h:x\"\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_password_env = \"{var}\"\nredis_timeout_ms = 0\n"),
         ];
         for text in &cases {
             let e = reject(text);
@@ -2012,6 +2163,12 @@ teams = ["search", "x-*"]
         }
         let ok = format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n");
         let c = load(&ok).unwrap();
+        assert!(!format!("{c:?}").contains(secret));
+        let redis = format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_password_env = \"{var}\"\n");
+        let c = load(&redis).unwrap();
+        assert!(
+            matches!(&c.state, State::Redis(r) if r.password.as_ref().map(Secret::expose) == Some(secret))
+        );
         assert!(!format!("{c:?}").contains(secret));
     }
 
@@ -2339,6 +2496,80 @@ teams = ["search", "x-*"]
     }
 
     #[test]
+    fn tls_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let c = dir.path().join("c.pem");
+        let k = dir.path().join("k.pem");
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let (c, k) = (c.display().to_string(), k.display().to_string());
+        let server = |fields: &str| format!("[server]\n{fields} # <-\n");
+        rejects(
+            &server(&format!("tls_cert = \"{c}\"")),
+            "server.tls_key",
+            "requires tls_key",
+        );
+        rejects(
+            &server(&format!("tls_key = \"{k}\"")),
+            "server.tls_cert",
+            "requires tls_cert",
+        );
+        rejects(
+            &server("admin_tls = true"),
+            "server.admin_tls",
+            "requires tls_cert",
+        );
+        rejects(
+            &server(&format!(
+                "tls_cert = \"{c}\"\ntls_key = \"{k}\"\nadmin_tls_client_ca = \"{c}\""
+            )),
+            "server.admin_tls_client_ca",
+            "requires admin_tls = true",
+        );
+        rejects(
+            &server(&format!("tls_key = \"{k}\"\ntls_cert = \"{k}\"")),
+            "server.tls_cert",
+            &format!("{k}: no CERTIFICATE block"),
+        );
+        rejects(
+            &server(&format!("tls_cert = \"{c}\"\ntls_key = \"{c}\"")),
+            "server.tls_key",
+            &format!("{c}: no PEM private key"),
+        );
+        rejects(
+            &server(&format!("tls_cert = \"{c}\"\ntls_key = \"{k}\"\nadmin_tls = true\nadmin_tls_client_ca = \"{k}\"")),
+            "server.admin_tls_client_ca",
+            &format!("{k}: no CERTIFICATE block"),
+        );
+        // A hot reload reads no PEM file: a bad pair on disk does not block a config edit.
+        let bad = format!("[server]\ntls_cert = \"{k}\"\ntls_key = \"/missing.pem\"\n");
+        assert!(load(&bad).is_err());
+        let reloaded = load_str_for_reload(&bad, Path::new(FILE)).unwrap();
+        assert_eq!(
+            reloaded.server.tls.unwrap().key,
+            PathBuf::from("/missing.pem")
+        );
+        let ok = load(&format!(
+            "[server]\ntls_cert = \"{c}\"\ntls_key = \"{k}\"\nadmin_tls = true\nadmin_tls_client_ca = \"{c}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.server.tls,
+            Some(TlsConfig {
+                cert: c.clone().into(),
+                key: k.clone().into(),
+                admin: true,
+                admin_client_ca: Some(c.into()),
+            })
+        );
+    }
+
+    #[test]
     fn state_and_log_checks() {
         rejects(
             "[state]\nbackend = \"redis\" # <-\n",
@@ -2351,10 +2582,39 @@ teams = ["search", "x-*"]
             "starting with redis://",
         );
         rejects(
-            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://cache:6380\" # <-\n",
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@cache:6380\" # <-\n",
             "state.redis_url",
-            "not supported yet",
+            "holds a password: remove it from the URL and name the environment variable",
         );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://u:pw@cache\" # <-\n",
+            "state.redis_url",
+            "redis_password_env",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c:6380/#insecure\" # <-\n",
+            "state.redis_url",
+            "#insecure) is refused",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://c\"\nredis_ca_file = \"ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "requires a rediss://",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c\"\nredis_ca_file = \"/nonexistent/ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "/nonexistent/ca.pem: cannot read the file",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c\"\nredis_password_env = \"SY_TEST_UNSET_REDIS_PW\" # <-\n",
+            "state.redis_password_env",
+            "SY_TEST_UNSET_REDIS_PW is not set",
+        );
+        let c =
+            load("[state]\nbackend = \"redis\"\nredis_url = \"rediss://default@cache:6380/2\"\n")
+                .unwrap();
+        assert!(matches!(&c.state, State::Redis(r) if r.url == "rediss://default@cache:6380/2"));
         rejects(
             "[state]\nbackend = \"disk\" # <-\n",
             "state.backend",

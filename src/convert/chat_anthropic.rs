@@ -8,12 +8,19 @@
 //! - `user`/`assistant` → the same roles with content blocks (`text`, `image` from `image_url`:
 //!   a `data:` URL becomes a `base64` source, any other URL a `url` source); assistant
 //!   `tool_calls` → `tool_use` blocks (`arguments` string → `input` object); `tool` messages →
-//!   a user message of `tool_result` blocks (`tool_call_id` → `tool_use_id`). Consecutive
-//!   messages of one role are merged, so one turn's tool results travel together;
+//!   a user message of `tool_result` blocks (`tool_call_id` → `tool_use_id`); an assistant
+//!   message's `thinking_blocks` (as this module hands them out, below) → its first blocks,
+//!   `thinking` with its `signature` or `redacted_thinking`, as Anthropic requires when
+//!   thinking is on. Consecutive messages of one role are merged, so one turn's tool results
+//!   travel together, and a message without content (`""`, agent histories are full of them)
+//!   is left out: Anthropic refuses empty turns;
+//! - `null` for any optional field is absence;
 //! - `max_tokens` (or `max_completion_tokens`), else the provider's `default_max_tokens`,
 //!   else [`FALLBACK_MAX_TOKENS`]: Anthropic requires one;
 //! - `temperature`, `top_p` (as written: Anthropic takes temperature in 0–1 and answers 400
-//!   above), `stop` → `stop_sequences`, `stream`, `user` → `metadata.user_id`;
+//!   above), `stop` → `stop_sequences` without its whitespace-only entries (Anthropic refuses
+//!   them: "each stop sequence must contain non-whitespace"; the rest still stop the answer),
+//!   `stream`, `user` → `metadata.user_id`;
 //! - `tools` (function tools) → `name`/`description`/`input_schema`; `tool_choice` auto/none/
 //!   required/function → auto/none/any/tool; `parallel_tool_calls: false` →
 //!   `disable_parallel_tool_use`;
@@ -24,11 +31,17 @@
 //! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`,
 //! `stream_options`, `store`, `metadata`, `modalities`, `audio`, `prediction`,
 //! `reasoning_effort`, `service_tier`, `web_search_options`, the legacy `functions` and
-//! `function_call`, and any field this module does not name. `n` above 1 is a 400 (one answer
+//! `function_call`, an assistant message's `reasoning_content` without its `thinking_blocks`
+//! (Anthropic checks the signature, so bare text cannot be sent back as thinking), and any
+//! field this module does not name. `n` above 1 is a 400 (one answer
 //! only), as are tools other than functions and content parts other than text and images.
 //!
 //! Answers: text blocks are joined into `message.content`, `tool_use` blocks become
-//! `tool_calls`, `thinking` and server-tool blocks are left out. Usage counts cached prompt
+//! `tool_calls`; `thinking` blocks become `message.reasoning_content` (their texts) and
+//! `message.thinking_blocks` (each whole, `signature` included; `redacted_thinking` too), which
+//! the client sends back on its next turn. In streams: `delta.reasoning_content` as the thinking
+//! arrives and one `delta.thinking_blocks` at each block's end. Server-tool blocks (web search
+//! results, …) and citations are left out. Usage counts cached prompt
 //! tokens (`cache_read_input_tokens`, `cache_creation_input_tokens`) in `prompt_tokens`, as
 //! OpenAI's `prompt_tokens` does, and carries them as `prompt_tokens_details.cached_tokens`
 //! and `.cache_write_tokens`.
@@ -45,10 +58,11 @@ use crate::usage::Usage;
 
 use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, stop_sequences, to_bytes, tool_args_delta, tool_choice,
-    tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
-    ChunkWriter, Completion, End, EventState, Image, OaContent, OaMessage, OaPart, Str,
-    ToolCallOut, ToolChoice, Translated, Translating, FALLBACK_MAX_TOKENS, ROLE_DELTA,
+    push_merged, raw_field, reasoning_delta, stop_sequences, thinking_blocks_delta, to_bytes,
+    tool_args_delta, tool_choice, tool_start_delta, unreadable, unsupported, vendor_failure,
+    AssistantMessage, Choice, ChunkWriter, Completion, End, EventState, Image, OaContent,
+    OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut, ToolChoice, Translated, Translating,
+    FALLBACK_MAX_TOKENS, ROLE_DELTA,
 };
 
 const VENDOR: &str = "anthropic";
@@ -99,6 +113,13 @@ struct Message<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
+    Thinking {
+        thinking: Cow<'a, str>,
+        signature: Cow<'a, str>,
+    },
+    RedactedThinking {
+        data: Cow<'a, str>,
+    },
     Text {
         text: Cow<'a, str>,
     },
@@ -197,7 +218,12 @@ pub fn request_body(
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
         top_k: raw_field(req, "top_k"),
-        stop_sequences: stop_sequences(req)?,
+        // Anthropic refuses whitespace-only stop sequences ("each stop sequence must contain
+        // non-whitespace"): they are left out, the others kept.
+        stop_sequences: stop_sequences(req)?
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
         stream: req.stream,
         tools,
         tool_choice,
@@ -273,9 +299,25 @@ fn part_block(part: OaPart<'_>) -> Result<Option<Block<'_>>, GatewayError> {
     }
 }
 
-/// An assistant message: its text (and refusal) parts, then its tool calls.
+/// An assistant message: its reasoning blocks (first, as Anthropic requires when thinking is
+/// on), its text (and refusal) parts, then its tool calls. `reasoning_content` without its
+/// blocks cannot be sent back (Anthropic checks the signature) and is left out.
 fn assistant_blocks(m: OaMessage<'_>) -> Result<Vec<Block<'_>>, GatewayError> {
-    let mut blocks = Vec::new();
+    let mut blocks: Vec<Block<'_>> = m
+        .thinking_blocks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| match b {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => Block::Thinking {
+                thinking,
+                signature,
+            },
+            ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
+        })
+        .collect();
     match content(m.content)? {
         None => {}
         Some(OaContent::Text(t)) => blocks.extend(text_block(t)),
@@ -431,6 +473,29 @@ struct BlockIn<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+impl BlockIn<'_> {
+    /// A `thinking` or `redacted_thinking` block as the chat client gets it to send back.
+    fn thinking_block(&self) -> Option<ThinkingBlock<'static>> {
+        let owned = |c: &Option<Cow<'_, str>>| Cow::Owned(c.as_deref().unwrap_or("").to_string());
+        match self.kind.as_ref() {
+            "thinking" => Some(ThinkingBlock::Thinking {
+                thinking: owned(&self.thinking),
+                signature: owned(&self.signature),
+            }),
+            "redacted_thinking" => Some(ThinkingBlock::RedactedThinking {
+                data: owned(&self.data),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -504,7 +569,14 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
     }
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     for b in msg.content {
+        if let Some(t) = b.thinking_block() {
+            reasoning.push_str(b.thinking.as_deref().unwrap_or_default());
+            thinking_blocks.push(t);
+            continue;
+        }
         match b.kind.as_ref() {
             "text" => text.push_str(b.text.as_deref().unwrap_or_default()),
             "tool_use" => calls.push(ToolCallOut::new(
@@ -512,10 +584,13 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
                 b.name.unwrap_or_default().into_owned(),
                 b.input.map_or("{}", RawValue::get).to_owned(),
             )),
-            _ => {} // thinking, redacted_thinking, server tool blocks
+            _ => {} // server tool blocks
         }
     }
     let finish = finish_reason(msg.stop_reason.as_deref());
+    let mut message = AssistantMessage::new(text, calls);
+    message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
+    message.thinking_blocks = thinking_blocks;
     let usage = msg.usage.and_then(|u| u.usage());
     let body = to_bytes(&Completion {
         id: msg.id.as_deref().unwrap_or("msg"),
@@ -524,7 +599,7 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
         model: msg.model.as_deref().unwrap_or(model_hint),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage::new(text, calls),
+            message,
             finish_reason: finish,
         }],
         usage,
@@ -567,7 +642,20 @@ struct DeltaIn<'a> {
     #[serde(borrow, default)]
     partial_json: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
+}
+
+/// A `thinking` block being streamed: its text goes out as `reasoning_content` deltas, and the
+/// whole block (with the signature that comes last) as `thinking_blocks` at its end.
+#[derive(Debug, Clone)]
+struct OpenThinking {
+    block: u64,
+    thinking: String,
+    signature: String,
 }
 
 /// A `tool_use` block being streamed as an OpenAI tool call.
@@ -595,6 +683,7 @@ pub struct AnthropicState {
     model_hint: String,
     writer: Option<ChunkWriter>,
     tools: Vec<OpenTool>,
+    thinking: Option<OpenThinking>,
     usage: UsageIn,
     finish: Option<&'static str>,
     content: bool,
@@ -610,6 +699,7 @@ impl AnthropicStream {
             model_hint: model_hint.to_string(),
             writer: None,
             tools: Vec::new(),
+            thinking: None,
             usage: UsageIn::default(),
             finish: None,
             content: false,
@@ -719,8 +809,33 @@ impl AnthropicState {
                 self.content = true;
                 self.emit(&tool_start_delta(call, id, name, ""), out);
             }
-            _ => {} // thinking, redacted_thinking, server tool blocks
+            "thinking" => {
+                self.thinking = Some(OpenThinking {
+                    block: index,
+                    thinking: String::new(),
+                    signature: String::new(),
+                });
+                self.reasoning(block.thinking.as_deref().unwrap_or_default(), out);
+            }
+            "redacted_thinking" => {
+                if let Some(t) = block.thinking_block() {
+                    self.content = true;
+                    self.emit(&thinking_blocks_delta(&[t]), out);
+                }
+            }
+            _ => {} // server tool blocks
         }
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(t) = self.thinking.as_mut() {
+            t.thinking.push_str(text);
+        }
+        self.content = true;
+        self.emit(&reasoning_delta(text), out);
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -746,12 +861,30 @@ impl AnthropicState {
                 let call = tool.call;
                 self.emit(&tool_args_delta(call, fragment), out);
             }
-            _ => {} // thinking_delta, signature_delta, citations_delta
+            Some("thinking_delta") => {
+                self.reasoning(delta.thinking.as_deref().unwrap_or_default(), out)
+            }
+            Some("signature_delta") => {
+                if let Some(t) = self.thinking.as_mut().filter(|t| t.block == index) {
+                    t.signature
+                        .push_str(delta.signature.as_deref().unwrap_or_default());
+                }
+            }
+            _ => {} // citations_delta
         }
     }
 
-    /// A tool call that got no argument text gets `{}`: OpenAI clients parse `arguments`.
+    /// A thinking block's end hands the whole block over; a tool call that got no argument
+    /// text gets `{}` (OpenAI clients parse `arguments`).
     fn block_stop(&mut self, index: u64, out: &mut Vec<u8>) {
+        if let Some(t) = self.thinking.take_if(|t| t.block == index) {
+            let block = ThinkingBlock::Thinking {
+                thinking: Cow::Owned(t.thinking),
+                signature: Cow::Owned(t.signature),
+            };
+            self.emit(&thinking_blocks_delta(&[block]), out);
+            return;
+        }
         let Some(tool) = self.tools.iter_mut().find(|t| t.block == index) else {
             return;
         };
@@ -1095,7 +1228,18 @@ mod tests {
     fn tool_use_stream_translates_at_every_cut() {
         let (out, t) = stream(STREAM_TOOLS);
         let events = events_of(&out);
-        let deltas: Vec<&Value> = events.iter().map(|e| &e["choices"][0]["delta"]).collect();
+        let mut deltas: Vec<&Value> = events.iter().map(|e| &e["choices"][0]["delta"]).collect();
+        // The thinking block: its text as reasoning, then the whole block with its signature.
+        assert_eq!(
+            deltas[1],
+            &json!({"reasoning_content":"The user wants the weather."})
+        );
+        assert_eq!(
+            deltas[2],
+            &json!({"thinking_blocks":[{"type":"thinking","thinking":"The user wants the weather.",
+                    "signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}]})
+        );
+        deltas.drain(1..3);
         assert_eq!(deltas[1], &json!({"content":"Okay, let me check."}));
         assert_eq!(
             deltas[2],

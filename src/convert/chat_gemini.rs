@@ -11,7 +11,10 @@
 //!   extension); assistant `tool_calls` → `functionCall` parts (`arguments` → `args`); `tool`
 //!   messages → `functionResponse` parts of a `user` turn, named after the call they answer
 //!   (found by `tool_call_id` among the earlier assistant messages), `response` being the
-//!   tool's JSON object, or `{"output": text}`. Consecutive turns of one role are merged;
+//!   tool's JSON object, or `{"output": text}`. A tool call id that carries a thought
+//!   signature (below) gives its `functionCall` part its `thoughtSignature` back. Consecutive
+//!   turns of one role are merged, and a turn without content is left out (Gemini refuses
+//!   empty `parts`); `null` for any optional field is absence;
 //! - `generationConfig`: `temperature`, `top_p` → `topP`, `max_tokens`/`max_completion_tokens`
 //!   → `maxOutputTokens`, `stop` → `stopSequences`, `n` → `candidateCount`, `seed`,
 //!   `presence_penalty`, `frequency_penalty`, `response_format` json_object/json_schema →
@@ -27,7 +30,9 @@
 //!
 //! Answers: the text parts of each candidate (thought parts left out) → `message.content`,
 //! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one, else one made from
-//! `responseId`), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
+//! `responseId`; a part's `thoughtSignature`, which Gemini 3 wants back with the call, is
+//! appended to the id after [`THOUGHT_SIGNATURE_SEPARATOR`]; signatures on text parts, which
+//! Gemini only recommends sending back, are left out), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
 //! candidate called functions), MAX_TOKENS → `length`, SAFETY, RECITATION, BLOCKLIST,
 //! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY → `content_filter`; a prompt blocked by
 //! `promptFeedback` → `content_filter`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
@@ -100,6 +105,31 @@ enum Part<'a> {
     FileData(FileData<'a>),
     FunctionCall(FunctionCall<'a>),
     FunctionResponse(FunctionResponse<'a>),
+    /// A function call with the `thoughtSignature` Gemini gave it (a sibling of
+    /// `functionCall` in the part).
+    #[serde(untagged)]
+    SignedFunctionCall(SignedFunctionCall<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedFunctionCall<'a> {
+    function_call: FunctionCall<'a>,
+    thought_signature: Cow<'a, str>,
+}
+
+/// Joins a tool call's id and the `thoughtSignature` of its `functionCall` part: Gemini 3
+/// refuses a function call sent back without its signature, and a chat client keeps nothing
+/// of a call but its id, name and arguments. (The separator is the one other gateways use, so
+/// a client that moves between them keeps working.)
+pub const THOUGHT_SIGNATURE_SEPARATOR: &str = "__thought__";
+
+/// A tool call id and the signature it carries, if any.
+fn split_call_id(id: &str) -> (&str, Option<&str>) {
+    match id.split_once(THOUGHT_SIGNATURE_SEPARATOR) {
+        Some((id, sig)) if !sig.is_empty() => (id, Some(sig)),
+        _ => (id, None),
+    }
 }
 
 #[derive(Serialize)]
@@ -339,11 +369,18 @@ fn model_parts<'a>(
     };
     for call in m.tool_calls.unwrap_or_default() {
         let args = arguments_object(&call.function.arguments)?;
-        calls.push((call.id, call.function.name.clone()));
-        parts.push(Part::FunctionCall(FunctionCall {
-            name: call.function.name,
+        let function_call = FunctionCall {
+            name: call.function.name.clone(),
             args,
-        }));
+        };
+        parts.push(match split_call_id(&call.id).1 {
+            Some(sig) => Part::SignedFunctionCall(SignedFunctionCall {
+                function_call,
+                thought_signature: Cow::Owned(sig.to_string()),
+            }),
+            None => Part::FunctionCall(function_call),
+        });
+        calls.push((call.id, call.function.name));
     }
     Ok(parts)
 }
@@ -503,6 +540,8 @@ struct PartIn<'a> {
     thought: Option<bool>,
     #[serde(borrow, default)]
     function_call: Option<FunctionCallIn<'a>>,
+    #[serde(borrow, default)]
+    thought_signature: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -665,10 +704,14 @@ fn parts<'a>(
         }
         if let Some(f) = p.function_call {
             let n = first + calls.len() as u32;
+            let mut id =
+                f.id.map_or_else(|| call_id(response_id, candidate, n), Cow::into_owned);
+            if let Some(sig) = p.thought_signature.as_deref().filter(|s| !s.is_empty()) {
+                id.push_str(THOUGHT_SIGNATURE_SEPARATOR);
+                id.push_str(sig);
+            }
             calls.push(CallPart {
-                id: f
-                    .id
-                    .map_or_else(|| call_id(response_id, candidate, n), Cow::into_owned),
+                id,
                 name: f.name,
                 args: f.args.map_or("{}", RawValue::get),
             });

@@ -92,6 +92,28 @@ pub(crate) struct OaMessage<'a> {
     pub tool_calls: Option<Vec<OaToolCall<'a>>>,
     #[serde(borrow, default)]
     pub tool_call_id: Option<Cow<'a, str>>,
+    /// An assistant turn's reasoning blocks as this gateway hands them to chat clients
+    /// (Anthropic's `thinking` with its `signature`, `redacted_thinking`), sent back so the
+    /// vendor can check them.
+    #[serde(borrow, default)]
+    pub thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
+}
+
+/// A reasoning block a vendor needs back on the next turn, carried in chat messages as
+/// `thinking_blocks` (the OpenAI-compatible ecosystem's name) next to `reasoning_content`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ThinkingBlock<'a> {
+    Thinking {
+        #[serde(borrow)]
+        thinking: Cow<'a, str>,
+        #[serde(borrow)]
+        signature: Cow<'a, str>,
+    },
+    RedactedThinking {
+        #[serde(borrow)]
+        data: Cow<'a, str>,
+    },
 }
 
 /// An assistant message's tool call.
@@ -380,6 +402,11 @@ pub(crate) fn arguments_object(args: &str) -> Result<Box<RawValue>, GatewayError
 /// Appends `blocks` to the last message when it has the same role (both vendors want the
 /// results of one turn's tool calls, and any text after them, in one message).
 pub(crate) fn push_merged<R: PartialEq, T>(list: &mut Vec<(R, Vec<T>)>, role: R, blocks: Vec<T>) {
+    // A turn without content (`"content": ""` in agent histories) is left out: Anthropic and
+    // Gemini refuse empty turns, and the turns around it then merge.
+    if blocks.is_empty() {
+        return;
+    }
     match list.last_mut() {
         Some((last, existing)) if *last == role => existing.extend(blocks),
         _ => list.push((role, blocks)),
@@ -413,6 +440,12 @@ pub(crate) struct Choice {
 pub(crate) struct AssistantMessage {
     pub role: &'static str,
     pub content: Option<String>,
+    /// The vendor's reasoning text, when it showed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// The reasoning blocks the client must send back on the next turn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<ThinkingBlock<'static>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut>,
 }
@@ -437,6 +470,8 @@ impl AssistantMessage {
         AssistantMessage {
             role: "assistant",
             content,
+            reasoning_content: None,
+            thinking_blocks: Vec::new(),
             tool_calls,
         }
     }
@@ -565,6 +600,17 @@ pub(crate) fn tool_start_delta(index: u32, id: &str, name: &str, arguments: &str
         json_str(name),
         json_str(arguments)
     )
+}
+
+/// A reasoning text delta.
+pub(crate) fn reasoning_delta(text: &str) -> String {
+    format!(r#"{{"reasoning_content":{}}}"#, json_str(text))
+}
+
+/// A delta carrying whole reasoning blocks to hand back on the next turn.
+pub(crate) fn thinking_blocks_delta(blocks: &[ThinkingBlock<'_>]) -> String {
+    let blocks = serde_json::to_string(blocks).unwrap_or_else(|_| "[]".into());
+    format!(r#"{{"thinking_blocks":{blocks}}}"#)
 }
 
 /// A fragment of a tool call's arguments.

@@ -58,6 +58,8 @@ struct MessagesRequest<'a> {
     #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(borrow, default)]
+    thinking: Option<ThinkingIn<'a>>,
+    #[serde(borrow, default)]
     stop_sequences: Option<Vec<Str<'a>>>,
     #[serde(borrow, default)]
     temperature: Option<&'a RawValue>,
@@ -71,6 +73,15 @@ struct MessagesRequest<'a> {
     tool_choice: Option<ToolChoiceIn<'a>>,
     #[serde(borrow, default)]
     metadata: Option<MetadataIn<'a>>,
+}
+
+/// `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"disabled"}`.
+#[derive(Deserialize)]
+struct ThinkingIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    budget_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -149,8 +160,12 @@ struct MetadataIn<'a> {
 struct ChatRequestOut<'a> {
     model: Cow<'a, str>,
     messages: Vec<MessageOut<'a>>,
+    /// OpenAI's name for the output cap: reasoning models (o-series, gpt-5) refuse
+    /// `max_tokens`, and every current OpenAI-compatible server takes this one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,10 +290,12 @@ pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
     let stream = req.stream.unwrap_or(false);
     let tools = convert_tools(req.tools.unwrap_or_default())?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req.tool_choice);
+    let reasoning_effort = reasoning_effort(req.thinking)?;
     let out = ChatRequestOut {
         model: req.model,
         messages,
-        max_tokens: req.max_tokens,
+        max_completion_tokens: req.max_tokens,
+        reasoning_effort,
         temperature: req.temperature,
         top_p: req.top_p,
         stop: req
@@ -297,6 +314,25 @@ pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
         user: req.metadata.and_then(|m| m.user_id),
     };
     Ok(to_bytes(&out))
+}
+
+/// Anthropic's thinking budget as OpenAI's `reasoning_effort`: under 2,048 tokens `low`, under
+/// 8,192 `medium`, else `high`; disabled thinking sends none.
+fn reasoning_effort(
+    thinking: Option<ThinkingIn<'_>>,
+) -> Result<Option<&'static str>, GatewayError> {
+    let Some(t) = thinking else {
+        return Ok(None);
+    };
+    match (t.kind.as_ref(), t.budget_tokens) {
+        ("disabled", _) => Ok(None),
+        ("enabled", Some(b)) if b < 2048 => Ok(Some("low")),
+        ("enabled", Some(b)) if b < 8192 => Ok(Some("medium")),
+        ("enabled", _) => Ok(Some("high")),
+        (other, _) => Err(invalid(format!(
+            "`thinking.type` `{other}` cannot be carried to this route"
+        ))),
+    }
 }
 
 /// The blocks of a content that is a string (one text block) or an array of blocks.
@@ -354,8 +390,21 @@ fn convert_message<'a>(
             out.push(assistant_message(blocks(m.content)?)?);
             Ok(())
         }
+        // Claude Code sends system text as a message; in chat it stays one, in its place.
+        "system" => {
+            let text = joined_text(blocks(m.content)?);
+            if !text.is_empty() {
+                out.push(MessageOut {
+                    role: "system",
+                    content: Some(ContentOut::Text(text)),
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+            }
+            Ok(())
+        }
         other => Err(invalid(format!(
-            "messages with role `{other}` are not supported: use `user` or `assistant`"
+            "messages with role `{other}` are not supported: use `user`, `assistant` or `system`"
         ))),
     }
 }
@@ -1010,7 +1059,7 @@ mod tests {
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
                         {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],
-                "max_tokens":1024,"temperature":0.3,"top_p":0.9,"stop":["END"],"stream":true,
+                "max_completion_tokens":1024,"reasoning_effort":"low","temperature":0.3,"top_p":0.9,"stop":["END"],"stream":true,
                 "stream_options":{"include_usage":true},"user":"u-1"
             })
         );
@@ -1084,11 +1133,33 @@ mod tests {
     }
 
     #[test]
+    fn system_role_messages_become_system_messages_in_place() {
+        let v = to_openai(json!({
+            "model":"c","max_tokens":10,"system":"top",
+            "messages":[{"role":"system","content":[{"type":"text","text":"mid"}]},
+                        {"role":"user","content":"hi"}]}));
+        assert_eq!(
+            v["messages"],
+            json!([{"role":"system","content":"top"},{"role":"system","content":"mid"},
+                   {"role":"user","content":"hi"}])
+        );
+        for (budget, effort) in [(1024, "low"), (4000, "medium"), (16000, "high")] {
+            let v = to_openai(json!({"model":"c","max_tokens":20000,
+                "thinking":{"type":"enabled","budget_tokens":budget},
+                "messages":[{"role":"user","content":"hi"}]}));
+            assert_eq!(v["reasoning_effort"], effort);
+            assert_eq!(v["max_completion_tokens"], 20000);
+            assert!(v.get("max_tokens").is_none());
+        }
+    }
+
+    #[test]
     fn request_refusals_are_400() {
         for body in [
             json!({"model":"c","messages":[]}),
             json!({"messages":[{"role":"user","content":"x"}]}),
-            json!({"model":"c","messages":[{"role":"system","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"developer","content":"x"}]}),
+            json!({"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"sometimes"}}),
             json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
         ] {

@@ -6,7 +6,8 @@
 //! - [`chat_anthropic`]: chat requests → Anthropic Messages; Messages answers and streams → chat;
 //! - [`chat_gemini`]: chat requests → Gemini `generateContent`; its answers and streams → chat;
 //! - [`messages_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
-//!   streams → Messages.
+//!   streams → Messages;
+//! - [`embeddings_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
 //!
 //! [`common`] holds what the pairs share. Each module's doc lists what its pair drops.
 //! The entry points the proxy calls are [`request_body`], [`response_body`] and
@@ -15,15 +16,262 @@
 pub mod chat_anthropic;
 pub mod chat_gemini;
 pub mod common;
+pub mod embeddings_gemini;
 pub mod messages_chat;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use crate::body::Prepared;
+use crate::body::RewriteOptions;
 use crate::config::{Provider, ProviderKind};
-use crate::dialect::chat::ChatRequest;
+use crate::dialect::chat::{self, ChatRequest};
+use crate::dialect::embeddings;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
+use crate::meter::Meter;
+use crate::providers;
+use crate::request::{FrontRequest, Pivot};
 
 pub use common::{unix_now, SseTranslator, Translated};
+
+/// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
+/// it is the client's bytes with only `model` spliced; otherwise the request is translated
+/// through the chat pivot (made once, on the first attempt that needs it).
+pub fn upstream_body(
+    req: &mut FrontRequest,
+    provider: &Provider,
+    upstream_model: &str,
+) -> Result<Bytes, GatewayError> {
+    let vendor = providers::dialect(provider.kind);
+    if providers::speaks(provider.kind, req.dialect) {
+        if !providers::takes_stream_options(provider) {
+            return Ok(req.native_body_without_stream_options(upstream_model));
+        }
+        return Ok(req.native_body(upstream_model));
+    }
+    if req.dialect == Dialect::Embeddings {
+        return match vendor {
+            Dialect::Gemini => {
+                embeddings_gemini::request_body(&embeddings::parse(&req.body)?, upstream_model)
+            }
+            _ => Err(GatewayError::InvalidRequest(format!(
+                "the route's provider `{}` serves no embeddings",
+                provider.name
+            ))),
+        };
+    }
+    let pivot = chat_pivot(req)?;
+    match vendor {
+        Dialect::Chat if !providers::takes_stream_options(provider) => {
+            Ok(pivot.without_stream_options.body_for(upstream_model))
+        }
+        Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
+        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings => {
+            let view = chat::parse(&pivot.body)?;
+            request_body(provider, &view, upstream_model)
+                .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
+        }
+    }
+}
+
+/// The request as a chat-completions body: the client's own for the chat door, a translation
+/// for the others (kept in the request for later attempts).
+pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
+    if req.pivot.is_none() {
+        let body = match req.dialect {
+            Dialect::Messages => messages_chat::request_to_openai(&req.body)?,
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
+        };
+        let view = chat::parse(&body)?;
+        let prepared = Prepared::new(
+            view.fields(),
+            &body,
+            RewriteOptions {
+                stream: view.stream,
+                include_usage: true,
+            },
+        );
+        let fields: Vec<_> = view
+            .fields()
+            .iter()
+            .filter(|(k, _)| k != "stream_options")
+            .cloned()
+            .collect();
+        let without_stream_options = Prepared::new(&fields, &body, RewriteOptions::default());
+        req.pivot = Some(Pivot {
+            body,
+            prepared,
+            without_stream_options,
+        });
+    }
+    req.pivot
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("no chat pivot".into()))
+}
+
+/// The translation of a successful answer whose vendor speaks another dialect than the
+/// client: vendor → chat (metered there) → the front door's dialect. Streams go chunk by
+/// chunk; a whole answer is kept and translated at its end.
+pub struct AnswerTranslation {
+    front: Dialect,
+    vendor: ProviderKind,
+    model_hint: String,
+    /// Embeddings: the client asked for base64 vectors; the input estimate (Gemini counts none).
+    base64: bool,
+    prompt_estimate: u64,
+    to_chat: Option<Box<dyn SseTranslator>>,
+    to_front: Option<Box<dyn SseTranslator>>,
+    buffered: Option<BytesMut>,
+}
+
+impl AnswerTranslation {
+    /// `None` when the vendor speaks the client's dialect (the answer passes through).
+    pub fn new(
+        req: &FrontRequest,
+        vendor: ProviderKind,
+        model_hint: &str,
+    ) -> Option<AnswerTranslation> {
+        let (front, stream) = (req.dialect, req.stream);
+        if providers::speaks(vendor, front) {
+            return None;
+        }
+        let mut t = AnswerTranslation {
+            front,
+            vendor,
+            model_hint: model_hint.to_string(),
+            base64: req.base64,
+            prompt_estimate: req.prompt_estimate,
+            to_chat: None,
+            to_front: None,
+            buffered: None,
+        };
+        if stream {
+            t.to_chat = stream_translator(vendor, model_hint, unix_now());
+            if front == Dialect::Messages {
+                t.to_front = Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
+                    model_hint,
+                )));
+            }
+        } else {
+            t.buffered = Some(BytesMut::new());
+        }
+        Some(t)
+    }
+
+    /// The content type of the translated answer.
+    pub fn content_type(&self) -> &'static str {
+        if self.buffered.is_some() {
+            "application/json"
+        } else {
+            "text/event-stream"
+        }
+    }
+
+    /// One chunk of the vendor's answer in; what to send the client now out (`None`: nothing
+    /// yet). `meter` reads the chat pivot. An untranslatable whole answer is an error.
+    pub fn chunk(
+        &mut self,
+        chunk: Option<Bytes>,
+        end: bool,
+        meter: &mut Meter,
+    ) -> Result<Option<Bytes>, GatewayError> {
+        let chunk = chunk.unwrap_or_default();
+        if let Some(buf) = self.buffered.as_mut() {
+            buf.extend_from_slice(&chunk);
+            if !end {
+                return Ok(None);
+            }
+            let whole = std::mem::take(buf).freeze();
+            return self.whole(whole, meter).map(Some);
+        }
+        let mut out = match self.to_chat.as_mut() {
+            Some(t) => through(t.as_mut(), &chunk, end),
+            None => chunk,
+        };
+        meter.feed(&out);
+        if let Some(front) = self.to_front.as_mut() {
+            out = through(front.as_mut(), &out, end);
+        }
+        Ok((end || !out.is_empty()).then_some(out))
+    }
+
+    /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
+    fn whole(&self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
+        if self.front == Dialect::Embeddings {
+            // Gemini's vectors; the usage in them is the gateway's estimate, metered as such.
+            return embeddings_gemini::response(
+                &whole,
+                &self.model_hint,
+                self.base64,
+                self.prompt_estimate,
+            );
+        }
+        let chat = match response_body(self.vendor, &whole, &self.model_hint, unix_now()) {
+            None => whole,
+            Some(t) => t?.body,
+        };
+        meter.feed(&chat);
+        match self.front {
+            Dialect::Messages => {
+                messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
+            }
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
+        }
+    }
+}
+
+/// The built-in mock's answer at any front door: its chat answer translated like any chat
+/// vendor's, or its embeddings. Returns the content type, the chunks to write, and the usage.
+pub fn mock_answer(
+    req: &mut FrontRequest,
+    id: &str,
+    created: u64,
+    model: &str,
+) -> Result<(&'static str, Vec<Bytes>, crate::usage::Usage), GatewayError> {
+    if req.dialect == Dialect::Embeddings {
+        let (body, usage) = providers::mock::embeddings(&embeddings::parse(&req.body)?, model);
+        return Ok(("application/json", vec![body], usage));
+    }
+    let pivot = chat_pivot(req)?.body.clone();
+    let view = chat::parse(&pivot)?;
+    let reply = providers::mock::reply(&view);
+    let (content_type, chunks) = if view.stream {
+        let events = providers::mock::stream_events(id, created, model, &reply);
+        ("text/event-stream", events)
+    } else {
+        let body = providers::mock::completion(id, created, model, &reply);
+        ("application/json", vec![body])
+    };
+    let Some(mut t) = AnswerTranslation::new(req, ProviderKind::Mock, model) else {
+        return Ok((content_type, chunks, reply.usage()));
+    };
+    let n = chunks.len();
+    let mut out = Vec::with_capacity(n + 1);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        if let Some(b) = t.chunk(Some(chunk), i + 1 == n, &mut Meter::None)? {
+            if !b.is_empty() {
+                out.push(b);
+            }
+        }
+    }
+    Ok((content_type, out, reply.usage()))
+}
+
+/// One chunk through a stream translator; at the end, with what only the end can tell.
+fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
+    let out = t.feed(input);
+    if !end {
+        return out;
+    }
+    let last = t.finish();
+    if out.is_empty() {
+        return last;
+    }
+    let mut both = BytesMut::with_capacity(out.len() + last.len());
+    both.extend_from_slice(&out);
+    both.extend_from_slice(&last);
+    both.freeze()
+}
 
 /// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
 /// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::body::Prepared`].

@@ -80,10 +80,11 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
         Some("true") => true,
         Some(_) => return Err(invalid("`stream` must be a boolean")),
     };
+    // `null` is absence: `{"max_tokens":null,"max_completion_tokens":300}` means 300.
     let max_tokens = ["max_tokens", "max_completion_tokens"]
         .iter()
-        .find_map(|name| top.iter().find(|(k, _)| k == name))
-        .and_then(|(_, v)| v.get().parse::<u64>().ok());
+        .filter_map(|name| top.iter().find(|(k, _)| k == name))
+        .find_map(|(_, v)| whole_number(v));
 
     Ok(ChatRequest {
         fields: top,
@@ -94,12 +95,23 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
     })
 }
 
+/// A JSON number that is a whole non-negative number (`300` or `300.0`); `None` for `null`,
+/// fractions, negatives and anything else.
+pub fn whole_number(v: &RawValue) -> Option<u64> {
+    let text = v.get();
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    let f: f64 = serde_json::from_str(text).ok()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64).then_some(f as u64)
+}
+
 fn invalid(msg: &str) -> GatewayError {
     GatewayError::InvalidRequest(msg.to_string())
 }
 
 /// Two fields with one name would let the gateway check one value and the vendor use the other.
-fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
+pub fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
     for (i, (k, _)) in fields.iter().enumerate() {
         if fields[..i].iter().any(|(other, _)| other == k) {
             return Err(GatewayError::InvalidRequest(format!(

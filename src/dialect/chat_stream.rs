@@ -1,5 +1,5 @@
-//! An incremental scanner over the body of an OpenAI-compatible streaming chat completion:
-//! Server-Sent Events of `data: {chat.completion.chunk}` ending in `data: [DONE]`.
+//! The scanner of an OpenAI-compatible streaming chat completion passing through to a chat
+//! client: Server-Sent Events of `data: {chat.completion.chunk}` ending in `data: [DONE]`.
 //!
 //! The gateway forwards every upstream chunk to the client unchanged and shows the same bytes
 //! to [`Scanner::feed`] on the way, so that when the stream ends it knows the usage to meter,
@@ -7,37 +7,29 @@
 //!
 //! Why it is built the way it is:
 //!
-//! - **Zero-copy.** The scanner reads the forwarded chunk in place and never rebuilds it. Lines
-//!   are found with `memchr`; between chunks it keeps only the partial (unterminated) line,
-//!   because a line cut by the network cannot be understood until its end arrives.
+//! - **One decoder.** Events are read through [`crate::sse::Decoder`], as by every other
+//!   scanner and translator: it keeps only the partial line between chunks and the event being
+//!   read, and joins multi-line `data:`.
 //! - **No JSON parsing on the hot path.** Nearly every event is a content delta; parsing each one
 //!   would cost more than the proxying. `serde_json` runs only on the value after a `"usage"` key
 //!   (found with `memchr::memmem`, normally once per stream) and on error events. Content is
 //!   detected and measured by byte search.
-//! - **Bounded memory.** A line longer than the cap ([`MAX_LINE_BYTES`] by default) is dropped
-//!   and [`Scanner::overflowed`] is set, rather than letting an upstream grow our memory without
-//!   bound.
+//! - **Bounded memory.** A line or event longer than the cap ([`MAX_LINE_BYTES`] by default) is
+//!   dropped and [`Scanner::overflowed`] is set, rather than letting an upstream grow our memory
+//!   without bound.
 //!
-//! The SSE rules followed are the WHATWG ones: lines end in `\n`, `\r\n` or `\r` (a `\r` ending
-//! one chunk and a `\n` starting the next are one line end); a blank line dispatches the event;
-//! `data:` takes an optional single leading space and several `data:` lines of one event are
-//! joined with `\n`; lines starting with `:` are comments (keep-alives); a line with no colon is
-//! a field name with an empty value; `id:`, `retry:` and unknown fields are ignored, and `event:`
-//! is only looked at to notice `event: error`.
+//! `event:` is only looked at to notice `event: error`.
 
+use memchr::memchr2;
 use memchr::memmem::Finder;
-use memchr::{memchr, memchr2};
 
+use crate::sse::Decoder;
 use crate::usage::Usage;
 
-/// The default cap on one line (and on one event's kept data): large enough for any real chunk
+/// The default cap on one line (and on one event's data): large enough for any real chunk
 /// (a 1 MiB event is fine), small enough that a broken or hostile upstream cannot make the
 /// gateway buffer without bound.
-pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
-
-/// A line buffer whose capacity grew past this is freed after use instead of being kept for
-/// the next partial line, so that one huge event does not pin its memory for the whole stream.
-const RETAIN_BYTES: usize = 64 * 1024;
+pub const MAX_LINE_BYTES: usize = crate::sse::MAX_EVENT_BYTES;
 
 /// The longest error message kept from an upstream: enough for any real message, and a bound
 /// on what ends up in logs.
@@ -46,11 +38,8 @@ const MAX_ERROR_BYTES: usize = 1024;
 const USAGE_KEY: &[u8] = b"\"usage\"";
 const CONTENT_KEY: &[u8] = b"\"content\"";
 const TOOL_CALLS_KEY: &[u8] = b"\"tool_calls\"";
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Where the `"content"` search of an event stands at the end of a data line: a key and its
-/// value may sit on different `data:` lines of one event (JSON allows whitespace, hence `\n`,
-/// between them), though a JSON string itself cannot span lines.
+/// Where the `"content"` search of an event's data stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Carry {
     #[default]
@@ -61,62 +50,22 @@ enum Carry {
     AfterColon,
 }
 
-/// Which part of an event's data is copied aside, for the rare events that need JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Keep {
-    /// Nothing: the data is read in place (every ordinary event).
-    #[default]
-    Nothing,
-    /// From a `"usage"` key whose value did not end on its data line: the value goes on in the
-    /// event's next `data:` line(s), which are appended (joined with `\n`) until dispatch.
-    FromUsage,
-    /// The whole data: an error event (`event: error`, or data starting with `{"error"`).
-    Whole,
-}
-
-/// What the scanner knows about the event being read (reset at each dispatch).
+/// What the content search found in one event's data.
 #[derive(Debug, Clone, Default)]
 struct Event {
-    /// `data:` lines seen; an event with none is not dispatched.
-    data_lines: u32,
-    /// The last `event:` line said `error`.
-    error_type: bool,
-    /// The first data line is `[DONE]`.
-    done_line: bool,
-    /// The first data line starts with `{` or `[`; the last one ends with `}` or `]`.
-    opens: bool,
-    closes: bool,
-    /// Brackets opened minus closed over the data lines that were measured, and whether one of
-    /// them ended inside a string: with `opens`/`closes`, how [`Scanner::finish`] tells a
-    /// complete final event from a cut one without parsing it. A first line that opens and
-    /// closes (every ordinary chunk) is taken as balanced without measuring it, unless it is
-    /// the partial line read by `finish`, so the hot path never pays for this.
-    depth: i64,
-    broken: bool,
-    /// A non-empty `"content"` string or non-empty `"tool_calls"` was seen.
+    /// A non-empty `"content"` string was seen.
     content: bool,
     /// Characters of the `"content"` strings.
     chars: u64,
     carry: Carry,
-    /// The last data line ended inside a content string (the event is cut or not JSON).
+    /// The data ended inside a content string (the event is cut or not JSON).
     in_string: bool,
-    /// The last usage found in place on this event's data lines.
-    usage: Option<Usage>,
-    keep: Keep,
-    /// The kept data (see [`Keep`]).
-    buf: Vec<u8>,
-    /// `buf` outgrew the cap and was dropped: its usage or error is lost.
-    lost: bool,
 }
 
 /// The incremental scanner: create one per streamed response, [`feed`](Scanner::feed) it every
 /// chunk forwarded to the client, [`finish`](Scanner::finish) it at the end of the stream, then
 /// read its public fields.
-///
-/// Memory: the partial line between chunks, plus, only for an event that is an error or whose
-/// `usage` value spans several `data:` lines, that event's data from the `"usage"` key on (all
-/// of it for an error event). Both are capped at the line cap.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Scanner {
     /// The last usage seen with non-null `prompt_tokens` and `completion_tokens`, whether its
     /// chunk's `choices` was empty (OpenAI's `include_usage`) or not (the seed's shape).
@@ -130,26 +79,15 @@ pub struct Scanner {
     /// the client would show reached it.
     pub content_events: u64,
     /// Total characters of the `"content"` string values (Unicode scalar values; an escape such
-    /// as `\"` or `\u00e9` counts as one): the base of [`estimate_tokens`] when an upstream
-    /// sends no usage.
+    /// as `\"` or `\u00e9` counts as one): the base of the estimate when an upstream sends no
+    /// usage.
     pub content_chars: u64,
     /// The message of an error event: data `{"error":{"message":…}}` (or `{"error":"…"}`), or
     /// an event named `error` (its JSON `error.message` or `message`, else its text).
     pub error: Option<String>,
-    /// A line (or an event's kept data) outgrew the cap and was dropped.
+    /// A line (or an event's data) outgrew the cap and was dropped.
     pub overflowed: bool,
-    max_line: usize,
-    /// The unterminated line carried over from the previous chunk.
-    partial: Vec<u8>,
-    /// Dropping the rest of an overflowed line, up to its line end.
-    discarding: bool,
-    /// The previous chunk ended in `\r`: a `\n` starting this one belongs to that line end.
-    after_cr: bool,
-    /// No line seen yet (a UTF-8 BOM at the start of the stream is to be dropped).
-    first_line: bool,
-    /// `finish` is processing the partial line.
-    at_eof: bool,
-    ev: Event,
+    sse: Decoder,
     usage_key: Finder<'static>,
     content_key: Finder<'static>,
     tool_calls_key: Finder<'static>,
@@ -167,7 +105,7 @@ impl Scanner {
         Self::with_line_cap(MAX_LINE_BYTES)
     }
 
-    /// A scanner that drops lines (and kept event data) longer than `max_line` bytes.
+    /// A scanner that drops lines (and event data) longer than `max_line` bytes.
     pub fn with_line_cap(max_line: usize) -> Self {
         Scanner {
             usage: None,
@@ -177,255 +115,69 @@ impl Scanner {
             content_chars: 0,
             error: None,
             overflowed: false,
-            max_line,
-            partial: Vec::new(),
-            discarding: false,
-            after_cr: false,
-            first_line: true,
-            at_eof: false,
-            ev: Event::default(),
+            sse: Decoder::with_cap(max_line),
             usage_key: Finder::new(USAGE_KEY),
             content_key: Finder::new(CONTENT_KEY),
             tool_calls_key: Finder::new(TOOL_CALLS_KEY),
         }
     }
 
-    /// Scans the next chunk of the body, cut anywhere. Only the chunk's last, unterminated line
-    /// is copied (to be completed by the next chunk).
+    /// Scans the next chunk of the body, cut anywhere.
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut rest = chunk;
-        if self.after_cr {
-            self.after_cr = false;
-            if let Some((b'\n', tail)) = rest.split_first() {
-                rest = tail;
-            }
+        let mut sse = std::mem::take(&mut self.sse);
+        while let Some(ev) = sse.next_event(&mut rest) {
+            self.event(ev.name, ev.data);
         }
-        while !rest.is_empty() {
-            let Some(i) = memchr2(b'\n', b'\r', rest) else {
-                self.keep_partial(rest);
-                return;
-            };
-            let mut next = i + 1;
-            if rest.get(i) == Some(&b'\r') {
-                match rest.get(i + 1) {
-                    Some(b'\n') => next += 1,
-                    None => self.after_cr = true,
-                    Some(_) => {}
-                }
-            }
-            self.end_line(&rest[..i]);
-            rest = rest.get(next..).unwrap_or_default();
-        }
+        self.overflowed |= sse.overflowed;
+        self.sse = sse;
     }
 
-    /// Ends the stream. The partial line, if any, is processed as a line; then an event left
-    /// without its blank line is dispatched if its data is `[DONE]` or complete JSON (an
-    /// upstream that closes right after its last event loses nothing), and dropped if it was
-    /// cut. Calling it again does nothing more.
+    /// Ends the stream. An event left without its blank line is dispatched if its data is
+    /// `[DONE]` or complete JSON (an upstream that closes right after its last event loses
+    /// nothing), and dropped if it was cut. Calling it again does nothing more.
     pub fn finish(&mut self) {
-        self.after_cr = false;
-        self.discarding = false;
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.at_eof = true;
-            self.line(&line);
-            self.at_eof = false;
-        }
-        let ev = &self.ev;
-        if ev.data_lines == 0 {
-            self.ev = Event::default();
-            return;
-        }
-        let complete = if ev.data_lines == 1 && ev.done_line {
-            true
-        } else if ev.lost
-            || !ev.opens
-            || !ev.closes
-            || ev.in_string
-            || ev.broken
-            || ev.depth != 0
-            || ev.carry != Carry::Search
-        {
-            false
-        } else {
-            match ev.keep {
-                Keep::Nothing => true,
-                Keep::FromUsage => scan_usage(&self.usage_key, &ev.buf, false).1.is_none(),
-                Keep::Whole => serde_json::from_slice::<serde::de::IgnoredAny>(&ev.buf).is_ok(),
-            }
-        };
-        if complete {
-            self.dispatch();
-        } else {
-            self.ev = Event::default();
-        }
-    }
-
-    /// Keeps an unterminated piece of line until its end arrives, within the cap.
-    fn keep_partial(&mut self, bytes: &[u8]) {
-        if self.discarding {
-            return;
-        }
-        if self.partial.len() + bytes.len() > self.max_line {
-            self.overflow_partial();
-            self.discarding = true;
-            return;
-        }
-        self.partial.extend_from_slice(bytes);
-    }
-
-    fn overflow_partial(&mut self) {
-        self.overflowed = true;
-        self.partial = Vec::new();
-    }
-
-    /// A line end was found; `tail` is the line's part in the current chunk.
-    fn end_line(&mut self, tail: &[u8]) {
-        if self.discarding {
-            self.discarding = false;
-            return;
-        }
-        if self.partial.len() + tail.len() > self.max_line {
-            // also for a line that is whole in this chunk: the outcome must not depend on
-            // where the network cut the stream
-            self.overflow_partial();
-            return;
-        }
-        if self.partial.is_empty() {
-            self.line(tail);
-            return;
-        }
-        let mut line = std::mem::take(&mut self.partial);
-        line.extend_from_slice(tail);
-        self.line(&line);
-        if line.capacity() <= RETAIN_BYTES {
-            line.clear();
-            self.partial = line;
-        }
-    }
-
-    /// One complete line, without its line end.
-    fn line(&mut self, mut line: &[u8]) {
-        if self.first_line {
-            self.first_line = false;
-            line = line.strip_prefix(UTF8_BOM).unwrap_or(line);
-        }
-        let (field, value) = match memchr(b':', line) {
-            None if line.is_empty() => return self.dispatch(),
-            None => (line, &[][..]),
-            Some(0) => return, // a comment
-            Some(c) => {
-                let v = line.get(c + 1..).unwrap_or_default();
-                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
-            }
-        };
-        match field {
-            b"data" => self.data(value),
-            b"event" => self.ev.error_type = value == b"error",
-            _ => {}
-        }
-    }
-
-    /// One `data:` line's value.
-    fn data(&mut self, value: &[u8]) {
-        let ev = &mut self.ev;
-        ev.data_lines = ev.data_lines.saturating_add(1);
-        let trimmed = value.trim_ascii();
-        let first = ev.data_lines == 1;
-        if first {
-            ev.done_line = trimmed == b"[DONE]";
-            ev.opens = matches!(trimmed.first(), Some(b'{' | b'['));
-        }
-        ev.closes = matches!(trimmed.last(), Some(b'}' | b']'));
-        if self.at_eof || !(first && ev.opens && ev.closes) {
-            let (delta, in_string) = json_depth(trimmed);
-            ev.depth = ev.depth.saturating_add(delta);
-            ev.broken |= in_string;
-        }
-
-        match ev.keep {
-            Keep::Nothing if first && (ev.error_type || starts_with_error_key(trimmed)) => {
-                ev.keep = Keep::Whole;
-                keep_data(ev, value, false, self.max_line, &mut self.overflowed);
-            }
-            Keep::Nothing => {}
-            Keep::FromUsage | Keep::Whole => {
-                keep_data(ev, value, true, self.max_line, &mut self.overflowed);
+        let mut sse = std::mem::take(&mut self.sse);
+        if let Some(ev) = sse.finish() {
+            let whole = ev.data.trim_ascii() == b"[DONE]"
+                || serde_json::from_slice::<serde::de::IgnoredAny>(ev.data).is_ok();
+            if whole {
+                self.event(ev.name, ev.data);
             }
         }
-
-        scan_content(ev, &self.content_key, value);
-        if !ev.content {
-            ev.content = has_tool_calls(&self.tool_calls_key, value);
-        }
-
-        if ev.keep == Keep::Nothing {
-            let (found, cut_at) = scan_usage(&self.usage_key, value, false);
-            if found.is_some() {
-                ev.usage = found;
-            }
-            if let Some(k) = cut_at {
-                ev.keep = Keep::FromUsage;
-                let from = value.get(k..).unwrap_or_default();
-                keep_data(ev, from, false, self.max_line, &mut self.overflowed);
-            }
-        }
+        self.overflowed |= sse.overflowed;
+        self.sse = sse;
     }
 
-    /// A blank line: the event is complete.
-    fn dispatch(&mut self) {
-        let ev = std::mem::take(&mut self.ev);
-        if ev.data_lines == 0 {
-            return;
-        }
-        if ev.data_lines == 1 && ev.done_line {
+    /// The bytes the scanner holds between chunks.
+    pub fn retained(&self) -> usize {
+        self.sse.retained()
+    }
+
+    /// One complete event.
+    fn event(&mut self, name: &[u8], data: &[u8]) {
+        let trimmed = data.trim_ascii();
+        if trimmed == b"[DONE]" {
             self.done = true;
             return;
         }
         self.events += 1;
-        if ev.content {
+        let mut ev = Event::default();
+        scan_content(&mut ev, &self.content_key, data);
+        if ev.content || has_tool_calls(&self.tool_calls_key, data) {
             self.content_events += 1;
         }
         self.content_chars = self.content_chars.saturating_add(ev.chars);
-
-        let mut usage = ev.usage;
-        if ev.keep != Keep::Nothing && !ev.lost {
-            if let (Some(u), _) = scan_usage(&self.usage_key, &ev.buf, true) {
-                usage = Some(u);
-            }
+        if let Some(u) = scan_usage(&self.usage_key, data) {
+            self.usage = Some(u);
         }
-        if usage.is_some() {
-            self.usage = usage;
-        }
-
-        if ev.error_type || ev.keep == Keep::Whole {
-            let data = if ev.keep == Keep::Whole && !ev.lost {
-                Some(ev.buf.as_slice())
-            } else {
-                None
-            };
-            if let Some(message) = error_message(data, ev.error_type) {
+        let typed = name == b"error";
+        if typed || starts_with_error_key(trimmed) {
+            if let Some(message) = error_message(Some(data), typed) {
                 self.error = Some(message);
             }
         }
     }
-}
-
-/// Appends `bytes` to the event's kept data (after a `\n` when `join`), within the cap.
-fn keep_data(ev: &mut Event, bytes: &[u8], join: bool, cap: usize, overflowed: &mut bool) {
-    if ev.lost {
-        return;
-    }
-    if ev.buf.len() + bytes.len() + 1 > cap {
-        ev.lost = true;
-        ev.buf = Vec::new();
-        *overflowed = true;
-        return;
-    }
-    if join {
-        ev.buf.push(b'\n');
-    }
-    ev.buf.extend_from_slice(bytes);
 }
 
 /// Whether data starts with `{"error"` (whitespace allowed around the `{`): only such data is
@@ -444,48 +196,35 @@ fn skip_ws(data: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// Finds the values of `"usage"` keys in `data` and deserialises them, in place.
-///
-/// Returns the last usage with non-null token counts, and, when `complete` is false and a
-/// value runs off the end of `data` (it goes on in the event's next `data:` line), the offset
-/// of its key, from which the caller keeps the data. A `"usage"` found by byte search in valid
-/// JSON is a real string token (an escaped quote inside a string would be `\"`), and one
+/// Finds the values of `"usage"` keys in an event's data and deserialises them, in place;
+/// returns the last usage with non-null token counts. A `"usage"` found by byte search in
+/// valid JSON is a real string token (an escaped quote inside a string would be `\"`), and one
 /// followed by `:` is a key.
-fn scan_usage(key: &Finder<'_>, data: &[u8], complete: bool) -> (Option<Usage>, Option<usize>) {
+fn scan_usage(key: &Finder<'_>, data: &[u8]) -> Option<Usage> {
     let mut found = None;
     let mut from = 0;
     while let Some(k) = data.get(from..).and_then(|d| key.find(d)).map(|k| k + from) {
         from = k + USAGE_KEY.len();
         let mut p = skip_ws(data, from);
-        match data.get(p) {
-            None if complete => break,
-            None => return (found, Some(k)),
-            Some(b':') => {}
-            Some(_) => continue,
+        if data.get(p) != Some(&b':') {
+            continue;
         }
         p = skip_ws(data, p + 1);
         let Some(rest) = data.get(p..).filter(|r| !r.is_empty()) else {
-            if complete {
-                break;
-            }
-            return (found, Some(k));
+            break;
         };
         let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<Usage>>();
-        match values.next() {
-            Some(Ok(u)) => {
-                if u.is_some() {
-                    found = u;
-                }
-                from = p + values.byte_offset();
+        if let Some(Ok(u)) = values.next() {
+            if u.is_some() {
+                found = u;
             }
-            Some(Err(e)) if e.is_eof() && !complete => return (found, Some(k)),
-            _ => {}
+            from = p + values.byte_offset();
         }
     }
-    (found, None)
+    found
 }
 
-/// Measures the `"content"` string values of one data line, by byte search: adds their
+/// Measures the `"content"` string values of an event's data, by byte search: adds their
 /// characters to the event and marks it as content if one is non-empty.
 fn scan_content(ev: &mut Event, key: &Finder<'_>, data: &[u8]) {
     let mut state = std::mem::take(&mut ev.carry);
@@ -585,34 +324,6 @@ fn has_tool_calls(key: &Finder<'_>, data: &[u8]) -> bool {
         }
     }
     false
-}
-
-/// The brackets a data line opens minus those it closes (outside strings), and whether it ends
-/// inside a string. Only measured on lines that do not look like a whole JSON value (those of
-/// multi-line or cut events) and on the partial line at end of stream.
-fn json_depth(data: &[u8]) -> (i64, bool) {
-    let mut depth = 0i64;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in data {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth -= 1,
-            _ => {}
-        }
-    }
-    (depth, in_string)
 }
 
 /// The message of an error event. `data` is its data when kept; `typed` says the event was
@@ -1115,7 +826,7 @@ mod tests {
         assert_eq!(s.content_chars, expected_chars);
         assert_eq!(s.usage.map(|u| u.completion_tokens), Some(10_000));
         assert!(s.done && !s.overflowed);
-        assert!(s.partial.capacity() <= RETAIN_BYTES);
+        assert!(s.retained() <= 2 * crate::sse::RETAIN_BYTES);
     }
 
     #[test]
@@ -1136,7 +847,7 @@ mod tests {
         assert_eq!(s.usage.map(|u| u.total_tokens), Some(3));
         assert!(s.done && !s.overflowed);
         // the big line's buffer is not kept for the rest of the stream
-        assert!(s.partial.capacity() <= RETAIN_BYTES);
+        assert!(s.retained() <= 2 * crate::sse::RETAIN_BYTES);
     }
 
     #[test]
@@ -1154,7 +865,7 @@ mod tests {
             }
             s.finish();
             assert!(s.overflowed, "step {step}");
-            assert!(s.partial.capacity() <= 2048);
+            assert!(s.retained() <= 2048);
             assert_eq!((s.events, s.content_chars), (2, 2), "step {step}");
             assert_eq!(s.usage.map(|u| u.total_tokens), Some(2));
             assert!(s.done);

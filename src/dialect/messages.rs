@@ -1,10 +1,235 @@
-//! The Anthropic Messages dialect (`POST /v1/messages`, spoken natively by `anthropic`
-//! vendors): its error shape and event writer. Anthropic's docs: "Errors"
+//! The Anthropic Messages dialect (`POST /v1/messages` and `/v1/messages/count_tokens`,
+//! spoken natively by `anthropic` vendors): its borrowed request view, the usage of a whole
+//! answer, its error shape and event writer. Its stream scanner is [`super::messages_stream`].
+//! Anthropic's docs: "Messages" (request and `usage`), "Errors"
 //! (`{"type":"error","error":{"type","message"}}`) and "Streaming Messages" (named events).
+//!
+//! The view reads only what the gateway itself needs — `model` (routing), `stream`,
+//! `max_tokens` (limits), the texts of `system` and `messages` (content policies, estimates) —
+//! and keeps every top-level field as raw JSON borrowed from the body, so that a request to an
+//! Anthropic route goes upstream as the client's bytes with only `model` spliced: cache marks,
+//! thinking blocks and their signatures, beta fields and fields that do not exist yet survive.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
+use crate::body::Fields;
 use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::usage::Usage;
+
+/// A borrowed view of a Messages request (or a `count_tokens` request, which has the same
+/// fields but `max_tokens` and `stream`).
+#[derive(Debug)]
+pub struct MessagesRequest<'a> {
+    /// Every top-level field but `model`, as raw values, in the client's order.
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub model: Cow<'a, str>,
+    pub stream: bool,
+    /// `max_tokens`, when given as a number (`null` is absence).
+    pub max_tokens: Option<u64>,
+    pub system: Option<&'a RawValue>,
+    pub messages: Vec<&'a RawValue>,
+}
+
+impl<'a> MessagesRequest<'a> {
+    /// Every top-level field but `model`, as raw values, in order.
+    pub fn fields(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+        &self.fields
+    }
+
+    /// The texts of the system prompt and of every message (string contents and `text`
+    /// blocks; tool results' texts included), for content policies.
+    pub fn texts(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.messages.len() + 1);
+        if let Some(system) = self.system {
+            out.push(content_text(system.get()));
+        }
+        for m in &self.messages {
+            #[derive(Deserialize)]
+            struct Msg<'a> {
+                #[serde(borrow, default)]
+                content: Option<&'a RawValue>,
+            }
+            if let Ok(Msg { content: Some(c) }) = serde_json::from_str::<Msg<'_>>(m.get()) {
+                out.push(content_text(c.get()));
+            }
+        }
+        out
+    }
+
+    /// The raw JSON of what the vendor reads as input: `system`, `messages` and `tools`.
+    pub fn input_json(&self) -> impl Iterator<Item = &'a str> + '_ {
+        ["system", "messages", "tools"]
+            .into_iter()
+            .filter_map(|name| {
+                self.fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.get())
+            })
+    }
+}
+
+/// Parses a Messages request as far as the gateway needs it; every problem is a 400 naming the
+/// field. The rest (roles, block types, `max_tokens` being required, …) is the vendor's
+/// business on a native route, and the translation's on another.
+pub fn parse(body: &[u8]) -> Result<MessagesRequest<'_>, GatewayError> {
+    let Fields(mut fields) = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
+    })?;
+    crate::dialect::chat::reject_duplicates(&fields)?;
+    let model_at = fields
+        .iter()
+        .position(|(k, _)| k == "model")
+        .ok_or_else(|| invalid("`model` is required"))?;
+    let (_, raw_model) = fields.remove(model_at);
+    let model = Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw_model.get()))
+        .map_err(|_| invalid("`model` must be a string"))?;
+    if model.is_empty() {
+        return Err(invalid("`model` must not be empty"));
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
+    };
+    let messages_raw = field("messages").ok_or_else(|| invalid("`messages` is required"))?;
+    let messages: Vec<&RawValue> = serde_json::from_str(messages_raw.get())
+        .map_err(|_| invalid("`messages` must be an array of message objects"))?;
+    let stream = match field("stream").map(|v| v.get()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid("`stream` must be a boolean")),
+    };
+    let max_tokens = match field("max_tokens") {
+        None => None,
+        Some(v) => Some(
+            crate::dialect::chat::whole_number(v)
+                .ok_or_else(|| invalid("`max_tokens` must be a whole number"))?,
+        ),
+    };
+    let system = field("system");
+    Ok(MessagesRequest {
+        fields,
+        model,
+        stream,
+        max_tokens,
+        system,
+        messages,
+    })
+}
+
+fn invalid(msg: &str) -> GatewayError {
+    GatewayError::InvalidRequest(msg.to_string())
+}
+
+/// The text of a `system` or message `content`: a string, or its `text` blocks (and the text of
+/// `tool_result` blocks' own content) joined by newlines.
+fn content_text(raw: &str) -> String {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Content<'a> {
+        Text(String),
+        Blocks(#[serde(borrow)] Vec<Block<'a>>),
+    }
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
+    }
+    match serde_json::from_str::<Content<'_>>(raw) {
+        Ok(Content::Text(s)) => s,
+        Ok(Content::Blocks(blocks)) => blocks
+            .into_iter()
+            .flat_map(|b| {
+                let nested = b.content.map(|c| content_text(c.get()));
+                b.text.into_iter().chain(nested)
+            })
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(_) => String::new(),
+    }
+}
+
+/// Anthropic's `usage` object: `input_tokens` excludes what was read from or written to the
+/// prompt cache, so the normalised prompt is the sum of the three.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageWire {
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+}
+
+impl UsageWire {
+    /// The normalised usage; `None` without `output_tokens` or any input count.
+    pub fn usage(&self) -> Option<Usage> {
+        let output = self.output_tokens?;
+        let cached = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self
+            .input_tokens?
+            .saturating_add(cached)
+            .saturating_add(written);
+        Some(Usage {
+            cached_tokens: cached,
+            cache_write_tokens: written,
+            ..Usage::new(prompt, output)
+        })
+    }
+}
+
+/// The usage of a whole (non-streaming) `message` answer, if it reports one.
+pub fn body_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(default)]
+        usage: Option<UsageWire>,
+    }
+    serde_json::from_slice::<Message>(body).ok()?.usage?.usage()
+}
+
+/// The characters of generated text in a whole `message` answer (text, thinking, tool inputs),
+/// to estimate its output when it reports no usage.
+pub fn body_text_chars(body: &[u8]) -> u64 {
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        content: Vec<Block<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        thinking: Option<String>,
+        #[serde(borrow, default)]
+        input: Option<&'a RawValue>,
+    }
+    serde_json::from_slice::<Message<'_>>(body).map_or(0, |m| {
+        m.content
+            .iter()
+            .map(|b| {
+                let text = b.text.as_deref().map_or(0, |t| t.chars().count());
+                let thinking = b.thinking.as_deref().map_or(0, |t| t.chars().count());
+                let input = b.input.map_or(0, |i| i.get().len());
+                (text + thinking + input) as u64
+            })
+            .sum()
+    })
+}
 
 /// Anthropic's error `type` for a status.
 pub fn error_type(status: u16) -> &'static str {

@@ -5,10 +5,47 @@
 //! read on the way by the dialect's scanner; otherwise [`crate::convert`] translates.
 //!
 //! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
-//! - [`messages`]: Anthropic Messages (`anthropic`);
+//! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
+//! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only).
 
 pub mod chat;
 pub mod chat_stream;
+pub mod embeddings;
 pub mod gemini;
 pub mod messages;
+pub mod messages_stream;
+
+use bytes::Bytes;
+
+use crate::error::GatewayError;
+
+/// A wire dialect: what a front door or a vendor speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI Chat Completions.
+    Chat,
+    /// Anthropic Messages.
+    Messages,
+    /// Google Gemini `generateContent`.
+    Gemini,
+    /// OpenAI Embeddings.
+    Embeddings,
+}
+
+/// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
+/// is never a front door).
+pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
+    match dialect {
+        Dialect::Messages => messages::error_body(err),
+        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.body(),
+    }
+}
+
+/// An error as the last event of a stream, in `dialect`'s shape.
+pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
+    match dialect {
+        Dialect::Messages => messages::error_event(err),
+        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+    }
+}

@@ -98,10 +98,12 @@
 //!
 //! `budget.rs` (calendar periods, nano-dollars), `clock.rs` (monotonic and wall time, a manual
 //! clock for tests), `memory.rs` (the in-process limiter and its GCRA with a peek), `redis.rs`
-//! (the Lua scripts, the connection and the outage logic), `snapshot.rs` (the budgets file).
+//! (the Lua scripts, the connection and the outage logic), `connect.rs` (the Redis client:
+//! URL, password, TLS roots), `snapshot.rs` (the budgets file).
 
 mod budget;
 mod clock;
+mod connect;
 mod memory;
 mod redis;
 mod snapshot;
@@ -598,8 +600,8 @@ impl Limiter {
     ) -> Result<Limiter, LimitsError> {
         match state {
             config::State::Memory { dir } => Limiter::memory(dir, metrics, clock),
-            config::State::Redis { url, timeout } => {
-                let shared = redis::Shared::new(url, *timeout).map_err(LimitsError::Redis)?;
+            config::State::Redis(redis_state) => {
+                let shared = redis::Shared::new(redis_state).map_err(LimitsError::Redis)?;
                 metrics.limits_backend_up.set(1);
                 Ok(Limiter {
                     inner: Arc::new(Inner {

@@ -36,7 +36,7 @@ use redis::Script;
 use super::budget::{money_cap, Period};
 use super::memory::{Periods, Refusal, CONCURRENCY_RETRY};
 use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope};
-use crate::config::{Config, Key, Limits, Team};
+use crate::config::{Config, Key, Limits, RedisState, Team};
 use crate::metrics::Metrics;
 
 /// Timeouts in a row that make an outage (one connection error does): a single slow answer
@@ -285,9 +285,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Checks the URL; connects on first use.
-    pub(crate) fn new(url: &str, call_timeout: Duration) -> Result<Shared, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    /// Checks the URL (and the TLS roots); connects on first use.
+    pub(crate) fn new(state: &RedisState) -> Result<Shared, String> {
+        let client = super::connect::client(state)?;
+        let call_timeout = state.timeout;
         Ok(Shared {
             client,
             conn: ArcSwapOption::empty(),

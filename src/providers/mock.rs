@@ -73,6 +73,66 @@ pub fn reply(req: &ChatRequest<'_>) -> Reply {
     }
 }
 
+/// The mock's embeddings: for each input, `dimensions` (default 8) numbers in [-1, 1) drawn
+/// from a hash of the input, so equal inputs get equal vectors; one prompt token per word (a
+/// token id input: one per id).
+pub fn embeddings(
+    req: &crate::dialect::embeddings::EmbeddingsRequest<'_>,
+    model: &str,
+) -> (Bytes, Usage) {
+    use crate::dialect::embeddings::Input;
+    let dims = req.dimensions.unwrap_or(8).min(4096) as usize;
+    let mut prompt_tokens = 0u64;
+    let data: Vec<Value> = req
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let (seed, tokens) = match input {
+                Input::Text(t) => (t.as_bytes().to_vec(), t.split_whitespace().count() as u64),
+                Input::Tokens(ids) => (
+                    ids.iter().flat_map(|i| i.to_le_bytes()).collect(),
+                    ids.len() as u64,
+                ),
+            };
+            prompt_tokens += tokens.max(1);
+            let values = vector(&seed, dims);
+            let embedding = if req.base64 {
+                Value::from(base64_floats(&values))
+            } else {
+                json!(values)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let usage = Usage::new(prompt_tokens, 0);
+    let body = json!({"object": "list", "data": data, "model": model,
+                      "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}});
+    (Bytes::from(body.to_string()), usage)
+}
+
+/// `dims` numbers in [-1, 1) from an FNV-1a hash of `seed`, stepped by a xorshift.
+fn vector(seed: &[u8], dims: usize) -> Vec<f32> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..dims)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn base64_floats(values: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A non-streaming `chat.completion` body.
 pub fn completion(id: &str, created: u64, model: &str, reply: &Reply) -> Bytes {
     let body = json!({

@@ -5,14 +5,49 @@
 pub mod mock;
 
 use crate::config::{Provider, ProviderKind};
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 
-/// The path (and query) of the chat endpoint for `upstream_model` on this provider.
-pub fn upstream_path(provider: &Provider, upstream_model: &str, stream: bool) -> String {
+/// What a request asks of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion or message (streamed or not).
+    Generate,
+    /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
+    /// the gateway's estimate).
+    CountTokens,
+    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`).
+    Embed,
+}
+
+/// The path (and query) of the endpoint for `upstream_model` on this provider.
+pub fn upstream_path(
+    provider: &Provider,
+    upstream_model: &str,
+    stream: bool,
+    op: Operation,
+) -> String {
     let base = provider
         .upstream
         .as_ref()
         .map_or("", |u| u.base_path.as_str());
+    if op == Operation::CountTokens && provider.kind == ProviderKind::Anthropic {
+        return format!("{base}/v1/messages/count_tokens");
+    }
+    if op == Operation::Embed {
+        return match provider.kind {
+            ProviderKind::Azure => format!(
+                "{base}/openai/deployments/{}/embeddings?api-version={}",
+                path_segment(upstream_model),
+                provider.api_version.as_deref().unwrap_or_default()
+            ),
+            ProviderKind::Gemini => format!(
+                "{base}/v1beta/models/{}:batchEmbedContents",
+                path_segment(upstream_model)
+            ),
+            _ => format!("{base}/embeddings"),
+        };
+    }
     match provider.kind {
         ProviderKind::OpenAi | ProviderKind::Mock => format!("{base}/chat/completions"),
         ProviderKind::Azure => format!(
@@ -32,12 +67,86 @@ pub fn upstream_path(provider: &Provider, upstream_model: &str, stream: bool) ->
     }
 }
 
-/// Whether this kind takes the client's OpenAI-shaped body as it is (after the rewrite).
-pub fn passes_through(kind: ProviderKind) -> bool {
-    matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure)
+/// Whether a vendor kind speaks `dialect` natively (then the client's bytes go through).
+pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Embeddings => matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock
+        ),
+        other => self::dialect(kind) == other,
+    }
 }
 
-/// The headers that carry the provider's key (and API version), as the vendor expects them.
+/// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
+pub fn dialect(kind: ProviderKind) -> Dialect {
+    match kind {
+        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => Dialect::Chat,
+        ProviderKind::Anthropic => Dialect::Messages,
+        ProviderKind::Gemini => Dialect::Gemini,
+    }
+}
+
+/// Whether a chat vendor takes `stream_options` (so that its stream can end with usage).
+/// Azure OpenAI refuses it ("Unrecognized request argument") before API version 2024-09-01
+/// (its data-plane reference: `stream_options` first appears in 2024-09-01-preview; the GA
+/// 2024-06-01 lacks it); a version that is not a date (`v1`, `preview`) takes it.
+pub fn takes_stream_options(provider: &Provider) -> bool {
+    if provider.kind != ProviderKind::Azure {
+        return true;
+    }
+    let version = provider.api_version.as_deref().unwrap_or("");
+    match version.get(..10) {
+        Some(date) if date.as_bytes().iter().filter(|b| **b == b'-').count() == 2 => {
+            date >= "2024-09-01"
+        }
+        _ => true,
+    }
+}
+
+/// The Messages API version sent to `anthropic` vendors when the client gave none (a client on
+/// the `/v1/messages` door may send its own `anthropic-version`, which is kept).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Makes the client's request head the upstream's: the client's credentials and hop-by-hop
+/// headers go ([`STRIPPED_REQUEST_HEADERS`]; `anthropic-*` headers too unless the vendor is
+/// Anthropic), the provider's key and Host come in, and `anthropic-version` is set when the
+/// client did not set it.
+pub fn prepare_upstream_head(
+    provider: &Provider,
+    req: &mut pingora::http::RequestHeader,
+    body_len: usize,
+) -> pingora::Result<()> {
+    let anthropic = provider.kind == ProviderKind::Anthropic;
+    // Only the headers present are removed: a lookup per listed name costs more than a look
+    // at the few headers a request has.
+    let stripped: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| {
+            STRIPPED_REQUEST_HEADERS.contains(&n.as_str())
+                || (!anthropic && n.as_str().starts_with("anthropic-"))
+        })
+        .cloned()
+        .collect();
+    for name in &stripped {
+        req.remove_header(name);
+    }
+    if let Some(up) = &provider.upstream {
+        req.insert_header("host", up.host_header.as_str())?;
+    }
+    for (name, value) in auth_headers(provider) {
+        req.insert_header(name, value)?;
+    }
+    if anthropic && !req.headers.contains_key("anthropic-version") {
+        req.insert_header("anthropic-version", ANTHROPIC_VERSION)?;
+    }
+    req.insert_header("content-type", "application/json")?;
+    req.insert_header("content-length", body_len.to_string())?;
+    Ok(())
+}
+
+/// The headers that carry the provider's key, as the vendor expects them.
 pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(2);
     if let Some(key) = &provider.api_key {
@@ -49,9 +158,6 @@ pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
             ProviderKind::Gemini => out.push(("x-goog-api-key", key.to_string())),
             ProviderKind::Mock => {}
         }
-    }
-    if provider.kind == ProviderKind::Anthropic {
-        out.push(("anthropic-version", "2023-06-01".to_string()));
     }
     out
 }
@@ -283,6 +389,33 @@ fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_versions_that_take_stream_options() {
+        let provider = |kind, v: Option<&str>| Provider {
+            name: "p".into(),
+            kind,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: v.map(str::to_string),
+            default_max_tokens: None,
+        };
+        let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
+        for (v, takes) in [
+            ("2024-06-01", false),
+            ("2024-08-01-preview", false),
+            ("2024-09-01-preview", true),
+            ("2024-10-21", true),
+            ("2025-04-01-preview", true),
+            ("v1", true),
+            ("preview", true),
+        ] {
+            assert_eq!(takes_stream_options(&azure(v)), takes, "{v}");
+        }
+        assert!(takes_stream_options(&provider(ProviderKind::OpenAi, None)));
+    }
 
     #[test]
     fn path_segments_are_encoded() {

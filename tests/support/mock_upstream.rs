@@ -18,6 +18,9 @@
 //! | `x-mock-no-usage: 1` | omit usage (non-streaming: no `usage` field; streaming: no usage chunk) |
 //! | `x-mock-billed-tokens: 1` | report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]) instead of words |
 //!
+//! As Azure OpenAI does, a request whose `api-version` query is a date before 2024-09-01 and
+//! whose body has `stream_options` is refused with 400 "Unrecognized request argument".
+//!
 //! The stream is: a role chunk (`delta: {"role":"assistant","content":""}`), N chunks with
 //! `delta.content` = `"tok0 "`, `"tok1 "`, …, `"tok{N-1} "`, a finish chunk (`delta: {}`,
 //! `finish_reason: "stop"`), a usage chunk (`choices: []`, only when the request had
@@ -899,6 +902,21 @@ async fn sleep_ms(ms: Option<u64>) {
     }
 }
 
+/// Azure OpenAI's rule: API versions before 2024-09-01 do not know `stream_options` and refuse
+/// a request that has it, as the real service does.
+fn azure_refusal(path: &str, body: Option<&Value>) -> Option<String> {
+    let version = path.split("api-version=").nth(1)?;
+    let date = version.get(..10)?;
+    if date >= "2024-09-01" || body?.get("stream_options").is_none() {
+        return None;
+    }
+    Some(
+        json!({"error":{"code":null,"message":"Unrecognized request argument supplied: stream_options",
+                        "param":null,"type":"invalid_request_error"}})
+        .to_string(),
+    )
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
@@ -938,6 +956,14 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
+    let behaviour = match azure_refusal(&path, json_body.as_ref()) {
+        Some(body) => Behaviour {
+            status: Some(400),
+            body: Some(body),
+            ..Behaviour::default()
+        },
+        None => behaviour,
+    };
     let idx = shared.push(Recorded {
         method: parts.method.to_string(),
         path,

@@ -1,5 +1,7 @@
 //! Shared helpers for Switchyard's integration tests: include with `mod support;`.
 //!
+//! - [`mock_anthropic`]: `MockAnthropic`, a strict Anthropic Messages vendor that records bytes.
+//! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
 //! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
@@ -7,6 +9,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod gateway;
+pub mod mock_anthropic;
+pub mod mock_gemini;
 pub mod mock_upstream;
 pub mod redis;
 pub mod tls;
@@ -14,6 +18,8 @@ pub mod tls;
 pub use gateway::{
     run_switchyard, sha256_hex, switchyard_bin, Gateway, GatewayBuilder, DEMO_SECRET, DEMO_SHA256,
 };
+pub use mock_anthropic::{AnthRecorded, AnthUsage, MockAnthropic, ANTHROPIC_REPLY};
+pub use mock_gemini::{MockGemini, GEMINI_SIGNATURE};
 pub use mock_upstream::{closed_port_addr, Behaviour, MockUpstream, Recorded};
 pub use redis::RedisServer;
 pub use tls::{LeafCert, TestCa};

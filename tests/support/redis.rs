@@ -1,6 +1,8 @@
 //! `RedisServer`: a real `redis-server` child on a free loopback port, without persistence
 //! (`--save "" --appendonly no`), that a test can stop and restart on the same port (to take
 //! Redis away mid-run and bring it back empty). Killed on drop.
+//! [`RedisServer::start_tls`] also serves TLS (`--tls-port`, a certificate given as PEM, e.g.
+//! by `tls::TestCa`) and requires a password (`--requirepass`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +17,9 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// The TLS port, when started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -43,9 +48,49 @@ impl RedisServer {
                 .prefix("switchyard-redis-")
                 .tempdir()
                 .expect("tempdir"),
+            tls_port: None,
+            password: None,
         };
         server.restart();
         Some(server)
+    }
+
+    /// Starts one that also listens with TLS on a second port (serving `cert_pem`, a chain
+    /// for 127.0.0.1, and `key_pem`; clients need no certificate, `ca_pem` is only required
+    /// by redis-server) and requires `password` (`AUTH`) on both ports. Panics when
+    /// `redis-server` is not installed.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str, password: &str) -> RedisServer {
+        assert!(
+            Self::available(),
+            "redis-server is not installed: run the tests with `bash .ci/run`, which installs it"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-redis-")
+            .tempdir()
+            .expect("tempdir");
+        for (name, pem) in [
+            ("cert.pem", cert_pem),
+            ("key.pem", key_pem),
+            ("ca.pem", ca_pem),
+        ] {
+            std::fs::write(dir.path().join(name), pem).expect("write a PEM file");
+        }
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            tls_port: Some(free_port()),
+            password: Some(password.to_string()),
+        };
+        server.restart();
+        server
+    }
+
+    /// `rediss://127.0.0.1:{tls_port}/0` (no password: the gateway takes it from the
+    /// environment). Only for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("rediss://127.0.0.1:{port}/0")
     }
 
     /// Starts one; panics when `redis-server` is not installed.
@@ -94,8 +139,19 @@ impl RedisServer {
     }
 
     fn spawn(&self) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        if let Some(tls_port) = self.tls_port {
+            let file = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
+            cmd.args(["--tls-port", &tls_port.to_string()])
+                .args(["--tls-cert-file", &file("cert.pem")])
+                .args(["--tls-key-file", &file("key.pem")])
+                .args(["--tls-ca-cert-file", &file("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
+        }
+        if let Some(password) = &self.password {
+            cmd.args(["--requirepass", password]);
+        }
+        cmd.args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -137,14 +193,13 @@ impl RedisServer {
     pub fn command(&self, args: &[&str]) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        if let Some(password) = &self.password {
+            let reply = send(&mut s, &["AUTH", password])?;
+            if !reply.starts_with("+OK") {
+                return None;
+            }
         }
-        s.write_all(req.as_bytes()).ok()?;
-        let mut buf = [0u8; 65536];
-        let n = s.read(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        send(&mut s, args)
     }
 
     /// A hash field (`HGET`), `None` when absent.
@@ -172,6 +227,18 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sends one RESP command on `s` and returns the raw reply (one read).
+fn send(s: &mut TcpStream, args: &[&str]) -> Option<String> {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = [0u8; 65536];
+    let n = s.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// A loopback port that was free a moment ago.

@@ -105,8 +105,22 @@ impl TestCa {
         self.leaf(&["localhost"], &[IpAddr::V4(Ipv4Addr::LOCALHOST)])
     }
 
+    /// A client certificate (`clientAuth`) named `name`, signed by this CA (for mTLS).
+    pub fn client_leaf(&self, name: &str) -> LeafCert {
+        self.issue(&[name], &[], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
     /// A server certificate for the given DNS names and IPs, signed by this CA.
     pub fn leaf(&self, dns_names: &[&str], ips: &[IpAddr]) -> LeafCert {
+        self.issue(dns_names, ips, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    fn issue(
+        &self,
+        dns_names: &[&str],
+        ips: &[IpAddr],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> LeafCert {
         let names: Vec<String> = dns_names.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("leaf params");
         for ip in ips {
@@ -123,7 +137,7 @@ impl TestCa {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![usage];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().expect("leaf key");
         let cert = params

@@ -1,0 +1,167 @@
+//! The client's request as read at its front door: its own bytes, what routing, limits and
+//! policies need from it, and the splice that makes the upstream body when the route's vendor
+//! speaks the same dialect. A translation to the chat pivot is made only when an attempt needs
+//! it ([`crate::convert::upstream_body`]).
+
+use bytes::Bytes;
+
+use crate::body::{Prepared, RewriteOptions};
+use crate::dialect::{chat, embeddings, messages, Dialect};
+use crate::error::GatewayError;
+use crate::usage;
+
+pub struct FrontRequest {
+    /// The front door's dialect.
+    pub dialect: Dialect,
+    /// The client's body, as it came.
+    pub body: Bytes,
+    /// The model the client asked for (a configured name or alias).
+    pub model: String,
+    pub stream: bool,
+    /// The output cap the client set (`max_tokens`, `max_completion_tokens`), for the limiter.
+    pub max_tokens: Option<u64>,
+    /// Prompt tokens estimated from the request, for the limiter and for answers without usage.
+    pub prompt_estimate: u64,
+    /// Embeddings: the vectors were asked for as base64.
+    pub base64: bool,
+    /// The client's body without `model`, for a vendor of the same dialect.
+    native: Prepared,
+    /// A chat stream's native body without any `stream_options`, for vendors that refuse the
+    /// field (old Azure API versions): their usage is then estimated.
+    native_without_stream_options: Option<Prepared>,
+    /// The request as a chat-completions body (the pivot of every translation), built by the
+    /// first attempt that needs it and kept for the others.
+    pub pivot: Option<Pivot>,
+}
+
+/// The request translated to chat completions.
+pub struct Pivot {
+    pub body: Bytes,
+    /// `body` without `model`, for chat vendors (usage asked for in streams).
+    pub prepared: Prepared,
+    /// The same without `stream_options`, for chat vendors that refuse it.
+    pub without_stream_options: Prepared,
+}
+
+impl FrontRequest {
+    /// Reads a request body at a front door; a body that is not a request of that dialect is a
+    /// 400 naming the field.
+    pub fn read(dialect: Dialect, body: Bytes) -> Result<FrontRequest, GatewayError> {
+        match dialect {
+            Dialect::Embeddings => {
+                let view = embeddings::parse(&body)?;
+                let native = Prepared::new(view.fields(), &body, RewriteOptions::default());
+                Ok(FrontRequest {
+                    dialect,
+                    model: view.model.to_string(),
+                    stream: false,
+                    max_tokens: Some(0),
+                    prompt_estimate: view.prompt_estimate(),
+                    base64: view.base64,
+                    native,
+                    native_without_stream_options: None,
+                    pivot: None,
+                    body,
+                })
+            }
+            Dialect::Messages => {
+                let view = messages::parse(&body)?;
+                let prompt_estimate = usage::estimate_json_tokens(view.input_json());
+                let native = Prepared::new(
+                    view.fields(),
+                    &body,
+                    RewriteOptions {
+                        stream: view.stream,
+                        include_usage: false,
+                    },
+                );
+                Ok(FrontRequest {
+                    dialect,
+                    model: view.model.into_owned(),
+                    stream: view.stream,
+                    max_tokens: view.max_tokens,
+                    prompt_estimate,
+                    base64: false,
+                    native,
+                    native_without_stream_options: None,
+                    pivot: None,
+                    body,
+                })
+            }
+            Dialect::Chat | Dialect::Gemini => {
+                let view = chat::parse(&body)?;
+                let native = Prepared::new(
+                    view.fields(),
+                    &body,
+                    RewriteOptions {
+                        stream: view.stream,
+                        include_usage: true,
+                    },
+                );
+                let native_without_stream_options = view.stream.then(|| {
+                    let fields: Vec<_> = view
+                        .fields()
+                        .iter()
+                        .filter(|(k, _)| k != "stream_options")
+                        .cloned()
+                        .collect();
+                    Prepared::new(&fields, &body, RewriteOptions::default())
+                });
+                let pivot = Pivot {
+                    body: body.clone(),
+                    prepared: native.clone(),
+                    without_stream_options: native_without_stream_options
+                        .clone()
+                        .unwrap_or_else(|| native.clone()),
+                };
+                Ok(FrontRequest {
+                    dialect: Dialect::Chat,
+                    model: view.model.to_string(),
+                    stream: view.stream,
+                    max_tokens: view.max_tokens,
+                    prompt_estimate: usage::estimate_prompt(&view),
+                    base64: false,
+                    native,
+                    native_without_stream_options,
+                    pivot: Some(pivot),
+                    body,
+                })
+            }
+        }
+    }
+
+    /// The upstream body for a vendor of the front door's own dialect: the client's bytes with
+    /// only `model` changed (and, for chat streams, usage asked for).
+    pub fn native_body(&self, upstream_model: &str) -> Bytes {
+        self.native.body_for(upstream_model)
+    }
+
+    /// The same without `stream_options` (for a vendor that refuses the field).
+    pub fn native_body_without_stream_options(&self, upstream_model: &str) -> Bytes {
+        self.native_without_stream_options
+            .as_ref()
+            .unwrap_or(&self.native)
+            .body_for(upstream_model)
+    }
+
+    /// The texts of the request's system prompt and messages, for content policies.
+    pub fn texts(&self) -> Vec<String> {
+        match self.dialect {
+            Dialect::Messages => {
+                messages::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
+            }
+            Dialect::Embeddings => {
+                embeddings::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
+            }
+            Dialect::Chat | Dialect::Gemini => chat::parse(&self.body).map_or_else(
+                |_| Vec::new(),
+                |v| {
+                    v.messages
+                        .iter()
+                        .map(|m| chat::message_text(m.get()))
+                        .collect()
+                },
+            ),
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! `MockAnthropic`: a loopback server that behaves as Anthropic's Messages API does, strict about
+//! the rules Anthropic's docs state, and that records every request byte for byte.
+//!
+//! Enforced (each a 400 `invalid_request_error`, or 401 for the key, in Anthropic's error shape
+//! `{"type":"error","error":{"type","message"}}`):
+//! - `x-api-key` must be the configured key; `anthropic-version` must be present;
+//! - the body is a JSON object whose top-level fields are all known to the API ("Extra inputs
+//!   are not permitted"); `context_management` counts as known: a field newer than the gateway;
+//! - `model` a non-empty string; `messages` a non-empty array; `max_tokens` a positive integer
+//!   (`/v1/messages`); roles `user`, `assistant` (or `system`, which the API accepts);
+//! - every message has non-empty content ("all messages must have non-empty content");
+//! - every stop sequence has a non-whitespace character;
+//! - with `thinking` enabled: `budget_tokens` ≥ 1024 and below `max_tokens`; an assistant turn
+//!   that holds `tool_use` starts with a `thinking` or `redacted_thinking` block, and every
+//!   `thinking` block has its `signature` ("Expected `thinking` or `redacted_thinking`");
+//! - at most 4 blocks carry `cache_control`.
+//!
+//! Answers: a `message` (or its event stream) with a fixed text and the usage set with
+//! [`MockAnthropic::set_usage`]; `count_tokens` answers `{"input_tokens": N}` with N the body's
+//! length divided by 4.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// The text of every answer.
+pub const ANTHROPIC_REPLY: &str = "Hello from the mock vendor.";
+
+/// Usage reported by the mock: input (uncached), cache read, cache write, output.
+#[derive(Clone, Copy, Debug)]
+pub struct AnthUsage {
+    pub input: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub output: u64,
+}
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct AnthRecorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub status: u16,
+    /// Exactly the bytes the mock answered.
+    pub response: Bytes,
+}
+
+impl AnthRecorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+    }
+}
+
+struct Shared {
+    key: String,
+    usage: AnthUsage,
+    /// The answer's content blocks (default: one text block of [`ANTHROPIC_REPLY`]).
+    content: Option<Value>,
+    requests: Vec<AnthRecorded>,
+}
+
+pub struct MockAnthropic {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockAnthropic {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockAnthropic {
+    /// Starts the mock; requests must carry `x-api-key: key`.
+    pub async fn start(key: &str) -> MockAnthropic {
+        let shared = Arc::new(Mutex::new(Shared {
+            key: key.to_string(),
+            usage: AnthUsage {
+                input: 20,
+                cache_read: 0,
+                cache_write: 0,
+                output: 7,
+            },
+            requests: Vec::new(),
+            content: None,
+        }));
+        let app = Router::new()
+            .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockAnthropic { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT`: the `base_url` of an `anthropic` provider.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers with these content blocks (text, thinking, redacted_thinking, tool_use), as a
+    /// message or as their stream events; `stop_reason` is `tool_use` when one is a tool call.
+    pub fn set_content(&self, blocks: Value) {
+        self.shared.lock().unwrap().content = Some(blocks);
+    }
+
+    pub fn set_usage(&self, usage: AnthUsage) {
+        self.shared.lock().unwrap().usage = usage;
+    }
+
+    pub fn requests(&self) -> Vec<AnthRecorded> {
+        self.shared.lock().unwrap().requests.clone()
+    }
+
+    pub fn last(&self) -> AnthRecorded {
+        self.requests().pop().expect("a request reached the mock")
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Bytes) {
+    let body = json!({"type":"error","error":{"type":kind,"message":message}});
+    (status, Bytes::from(body.to_string()))
+}
+
+fn invalid(message: impl Into<String>) -> (StatusCode, Bytes) {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &message.into(),
+    )
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_k",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "context_management",
+];
+
+/// Checks a request as Anthropic does; `Err` is the answer.
+fn check(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    count: bool,
+) -> Result<Value, (StatusCode, Bytes)> {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(shared.key.as_str()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid x-api-key",
+        ));
+    }
+    if headers.get("anthropic-version").is_none() {
+        return Err(invalid("anthropic-version: header is required"));
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("body must be an object"))?;
+    for k in obj.keys() {
+        if !KNOWN_FIELDS.contains(&k.as_str()) || (count && k == "max_tokens") {
+            return Err(invalid(format!("{k}: Extra inputs are not permitted")));
+        }
+    }
+    if v["model"].as_str().is_none_or(|m| m.is_empty()) {
+        return Err(invalid("model: Field required"));
+    }
+    let max_tokens = v["max_tokens"].as_u64();
+    if !count && max_tokens.is_none_or(|n| n < 1) {
+        return Err(invalid("max_tokens: Field required"));
+    }
+    let msgs = v["messages"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| invalid("messages: at least one message is required"))?;
+    let thinking = v["thinking"]["type"] == "enabled";
+    if thinking {
+        let budget = v["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
+        if budget < 1024 || max_tokens.is_some_and(|m| budget >= m) {
+            return Err(invalid(
+                "thinking.budget_tokens: must be ≥ 1024 and less than max_tokens",
+            ));
+        }
+    }
+    for (i, m) in msgs.iter().enumerate() {
+        check_message(i, m, thinking)?;
+    }
+    for s in v["stop_sequences"].as_array().into_iter().flatten() {
+        if s.as_str().is_none_or(|s| s.trim().is_empty()) {
+            return Err(invalid(
+                "stop_sequences: each stop sequence must contain non-whitespace",
+            ));
+        }
+    }
+    let marks = body
+        .windows(15)
+        .filter(|w| w == b"\"cache_control\"")
+        .count();
+    if marks > 4 {
+        return Err(invalid(
+            "A maximum of 4 blocks with cache_control may be provided",
+        ));
+    }
+    Ok(v)
+}
+
+fn check_message(i: usize, m: &Value, thinking: bool) -> Result<(), (StatusCode, Bytes)> {
+    let role = m["role"].as_str().unwrap_or("");
+    if !matches!(role, "user" | "assistant" | "system") {
+        return Err(invalid(format!(
+            "messages.{i}.role: unexpected role `{role}`"
+        )));
+    }
+    let empty = match &m["content"] {
+        Value::String(s) => s.is_empty(),
+        Value::Array(blocks) => blocks.is_empty(),
+        _ => true,
+    };
+    if empty {
+        return Err(invalid(format!(
+            "messages.{i}: all messages must have non-empty content"
+        )));
+    }
+    let blocks = m["content"].as_array().cloned().unwrap_or_default();
+    for b in &blocks {
+        if b["type"] == "thinking" && !b["signature"].is_string() {
+            return Err(invalid(format!(
+                "messages.{i}.content: `thinking` blocks need their `signature`"
+            )));
+        }
+    }
+    let has_tool_use = blocks.iter().any(|b| b["type"] == "tool_use");
+    if thinking && role == "assistant" && has_tool_use {
+        let first = blocks[0]["type"].as_str().unwrap_or("");
+        if first != "thinking" && first != "redacted_thinking" {
+            return Err(invalid(format!(
+                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn record(
+    shared: &Arc<Mutex<Shared>>,
+    path: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    status: u16,
+    response: Bytes,
+) {
+    shared.lock().unwrap().requests.push(AnthRecorded {
+        path: path.to_string(),
+        headers,
+        body,
+        status,
+        response,
+    });
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Body) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("request-id", "req_mock_vendor_1")
+        .body(body)
+        .unwrap()
+}
+
+async fn messages(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (checked, usage, content) = {
+        let s = shared.lock().unwrap();
+        let content = s
+            .content
+            .clone()
+            .unwrap_or_else(|| json!([{"type":"text","text":ANTHROPIC_REPLY}]));
+        (check(&s, &headers, &body, false), s.usage, content)
+    };
+    let blocks = content.as_array().cloned().unwrap_or_default();
+    let stop_reason = if blocks.iter().any(|b| b["type"] == "tool_use") {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
+    let v = match checked {
+        Ok(v) => v,
+        Err((status, err)) => {
+            record(
+                &shared,
+                "/v1/messages",
+                headers,
+                body,
+                status.as_u16(),
+                err.clone(),
+            );
+            return respond(status, "application/json", Body::from(err));
+        }
+    };
+    let model = v["model"].as_str().unwrap_or("").to_string();
+    let u = json!({"input_tokens":usage.input,"cache_creation_input_tokens":usage.cache_write,
+                   "cache_read_input_tokens":usage.cache_read,"output_tokens":usage.output});
+    if v["stream"] != true {
+        let answer = json!({"id":"msg_mock1","type":"message","role":"assistant","model":model,
+            "content":content,"stop_reason":stop_reason,"stop_sequence":null,"usage":u});
+        let bytes = Bytes::from(answer.to_string());
+        record(&shared, "/v1/messages", headers, body, 200, bytes.clone());
+        return respond(StatusCode::OK, "application/json", Body::from(bytes));
+    }
+    let mut start_usage = u.clone();
+    start_usage["output_tokens"] = json!(1);
+    let mut frames = vec![
+        format!(
+            "event: message_start\ndata: {}\n\n",
+            json!({"type":"message_start","message":{
+            "id":"msg_mock1","type":"message","role":"assistant","model":model,"content":[],
+            "stop_reason":null,"stop_sequence":null,"usage":start_usage}})
+        ),
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n".to_string(),
+    ];
+    for (i, b) in blocks.iter().enumerate() {
+        frames.extend(block_events(i, b));
+    }
+    frames.push(format!(
+        "event: message_delta\ndata: {}\n\n",
+        json!({"type":"message_delta","delta":{"stop_reason":stop_reason,"stop_sequence":null},
+               "usage":{"output_tokens":usage.output}})
+    ));
+    frames.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
+    let all = Bytes::from(frames.concat());
+    record(&shared, "/v1/messages", headers, body, 200, all);
+    let stream = futures::stream::iter(
+        frames
+            .into_iter()
+            .map(|f| Ok::<_, Infallible>(Bytes::from(f))),
+    );
+    respond(
+        StatusCode::OK,
+        "text/event-stream",
+        Body::from_stream(stream),
+    )
+}
+
+/// The stream events of one content block, as Anthropic sends them: text in three deltas,
+/// thinking then its signature, a tool's input as JSON fragments.
+fn block_events(index: usize, block: &Value) -> Vec<String> {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let delta = |d: Value| {
+        event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":index,"delta":d}),
+        )
+    };
+    let mut start = block.clone();
+    let mut deltas = Vec::new();
+    match block["type"].as_str().unwrap_or("") {
+        "text" => {
+            start["text"] = json!("");
+            let text: Vec<char> = block["text"].as_str().unwrap_or("").chars().collect();
+            for piece in text.chunks(text.len().div_ceil(3).max(1)) {
+                let piece: String = piece.iter().collect();
+                deltas.push(delta(json!({"type":"text_delta","text":piece})));
+            }
+        }
+        "thinking" => {
+            start["thinking"] = json!("");
+            start["signature"] = json!("");
+            deltas.push(delta(
+                json!({"type":"thinking_delta","thinking":block["thinking"]}),
+            ));
+            deltas.push(delta(
+                json!({"type":"signature_delta","signature":block["signature"]}),
+            ));
+        }
+        "tool_use" => {
+            start["input"] = json!({});
+            let input = block["input"].to_string();
+            let (a, b) = input.split_at(input.len() / 2);
+            for part in [a, b] {
+                deltas.push(delta(
+                    json!({"type":"input_json_delta","partial_json":part}),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut out = vec![event(
+        "content_block_start",
+        json!({"type":"content_block_start","index":index,"content_block":start}),
+    )];
+    out.extend(deltas);
+    out.push(event(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":index}),
+    ));
+    out
+}
+
+async fn count_tokens(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let checked = check(&shared.lock().unwrap(), &headers, &body, true);
+    let (status, answer) = match checked {
+        Ok(_) => (
+            StatusCode::OK,
+            Bytes::from(json!({"input_tokens": body.len() / 4}).to_string()),
+        ),
+        Err(e) => e,
+    };
+    record(
+        &shared,
+        "/v1/messages/count_tokens",
+        headers,
+        body,
+        status.as_u16(),
+        answer.clone(),
+    );
+    respond(status, "application/json", Body::from(answer))
+}

@@ -1,0 +1,198 @@
+//! `MockGemini`: a loopback server that behaves as Gemini's `generateContent` does for what the
+//! gateway sends it, strict about the rules Google's docs state, recording every request.
+//!
+//! Enforced (400 `INVALID_ARGUMENT` in Google's error shape `{"error":{"code","message","status"}}`):
+//! - `x-goog-api-key` must be the configured key (else 403 `PERMISSION_DENIED`);
+//! - `contents` is a non-empty array; roles are `user` or `model`; every content has at least one
+//!   part ("contents.parts must not be empty");
+//! - as Gemini 3 models do, every `functionCall` part of a `model` turn carries the
+//!   `thoughtSignature` the model gave it ("Function call is missing a thought_signature").
+//!
+//! `batchEmbedContents` requests must name `models/{model}` and carry text; their vectors are
+//! `[i + 0.5, -1]`.
+//!
+//! Answers: while the last turn is the user's text, a `functionCall` of `wx` with a
+//! `thoughtSignature` (the model wants the weather); once a `functionResponse` came back, a text.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// The signature the mock gives its function calls.
+pub const GEMINI_SIGNATURE: &str = "U0lHLTAwMQ==";
+
+struct Shared {
+    key: String,
+    requests: Vec<(String, Bytes)>,
+}
+
+pub struct MockGemini {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockGemini {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockGemini {
+    pub async fn start(key: &str) -> MockGemini {
+        let shared = Arc::new(Mutex::new(Shared {
+            key: key.to_string(),
+            requests: Vec::new(),
+        }));
+        let app = Router::new()
+            .route("/v1beta/models/{action}", post(generate))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockGemini { addr, shared, task }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bodies received, as JSON, in order.
+    pub fn bodies(&self) -> Vec<Value> {
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+}
+
+fn error(code: u16, status: &str, message: &str) -> Response {
+    let body = json!({"error":{"code":code,"message":message,"status":status}});
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap())
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// `batchEmbedContents`: every request names `models/{the path's model}` and has text; the
+/// answer's vectors are `[i + 0.5, -1]` for the i-th request.
+fn embed(action: &str, v: &Value) -> Response {
+    let model = format!("models/{}", action.trim_end_matches(":batchEmbedContents"));
+    let Some(requests) = v["requests"].as_array().filter(|r| !r.is_empty()) else {
+        return error(400, "INVALID_ARGUMENT", "requests must not be empty");
+    };
+    for (i, r) in requests.iter().enumerate() {
+        if r["model"] != model.as_str() {
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("requests[{i}].model must be {model}"),
+            );
+        }
+        if r["content"]["parts"][0]["text"]
+            .as_str()
+            .is_none_or(|t| t.is_empty())
+        {
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("requests[{i}].content is empty"),
+            );
+        }
+    }
+    let embeddings: Vec<Value> = (0..requests.len())
+        .map(|i| json!({"values": [i as f64 + 0.5, -1.0]}))
+        .collect();
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"embeddings": embeddings}).to_string()))
+        .unwrap()
+}
+
+fn check(v: &Value) -> Result<(), String> {
+    let contents = v["contents"]
+        .as_array()
+        .filter(|c| !c.is_empty())
+        .ok_or("contents must not be empty")?;
+    for (i, c) in contents.iter().enumerate() {
+        let role = c["role"].as_str().unwrap_or("");
+        if role != "user" && role != "model" {
+            return Err(format!("contents[{i}].role must be user or model"));
+        }
+        let parts = c["parts"]
+            .as_array()
+            .filter(|p| !p.is_empty())
+            .ok_or(format!("contents[{i}].parts must not be empty"))?;
+        for (j, p) in parts.iter().enumerate() {
+            if role == "model"
+                && p.get("functionCall").is_some()
+                && !p["thoughtSignature"].is_string()
+            {
+                return Err(format!(
+                    "Function call is missing a thought_signature in functionCall parts. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures. contents[{i}].parts[{j}]"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn generate(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key_ok = {
+        let mut s = shared.lock().unwrap();
+        s.requests.push((action.clone(), body.clone()));
+        headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) == Some(s.key.as_str())
+    };
+    if !key_ok {
+        return error(403, "PERMISSION_DENIED", "API key not valid");
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
+    };
+    if action.ends_with(":batchEmbedContents") {
+        return embed(&action, &v);
+    }
+    if let Err(m) = check(&v) {
+        return error(400, "INVALID_ARGUMENT", &m);
+    }
+    let answered = v["contents"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["parts"].as_array())
+        .is_some_and(|p| p.iter().any(|p| p.get("functionResponse").is_some()));
+    let part = if answered {
+        json!({"text":"It is cold in Oslo."})
+    } else {
+        json!({"functionCall":{"name":"wx","args":{"city":"Oslo"}},"thoughtSignature":GEMINI_SIGNATURE})
+    };
+    let answer = json!({"candidates":[{"content":{"role":"model","parts":[part]},"finishReason":"STOP","index":0}],
+        "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15},
+        "modelVersion":"gemini-3-pro","responseId":"resp-1"});
+    let (content_type, text) = if action.ends_with(":streamGenerateContent") {
+        ("text/event-stream", format!("data: {answer}\r\n\r\n"))
+    } else {
+        ("application/json", answer.to_string())
+    };
+    Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .body(Body::from(text))
+        .unwrap()
+}
