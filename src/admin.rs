@@ -10,7 +10,9 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::request_head;
 use crate::snapshot::Snapshot;
 
 pub struct AdminApp {
@@ -37,6 +39,10 @@ pub fn probe_address(listen: &str) -> Option<SocketAddr> {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let limits = self.snapshot.load().server.head;
+        if let Err(e) = request_head::check(session.req_header(), &limits) {
+            return refuse(&e);
+        }
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         if method != http::Method::GET && method != http::Method::HEAD {
@@ -98,6 +104,12 @@ async fn probe(addr: SocketAddr, tls: bool) -> bool {
     }
     let connect = tokio::net::TcpStream::connect(addr);
     matches!(tokio::time::timeout(within, connect).await, Ok(Ok(_)))
+}
+
+/// An error of the gateway's own, in the spec's JSON shape.
+fn refuse(e: &GatewayError) -> Response<Vec<u8>> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    reply(status, "application/json", e.body().to_vec())
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

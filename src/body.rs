@@ -335,19 +335,23 @@ mod tests {
         );
         assert_eq!(v["stream_options"], json!({"include_usage":true,"other":1}));
         let v = rewrite(
-            r#"{"model":"m","messages":[{"role":"user"}],"stream":true}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#,
             "u",
             true,
         );
         assert_eq!(v["stream_options"], json!({"include_usage":true}));
-        let v = rewrite(r#"{"model":"m","messages":[{"role":"user"}]}"#, "u", true);
+        let v = rewrite(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+            "u",
+            true,
+        );
         assert!(v.get("stream_options").is_none());
     }
 
     #[test]
     fn model_name_is_escaped() {
         let v = rewrite(
-            r#"{"model":"m","messages":[{"role":"user"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
             "we\"ird\\",
             false,
         );
@@ -366,11 +370,11 @@ mod tests {
             ("{\"model\":\"m\",\"messages\":[]}", "must not be empty"),
             ("{\"model\":\"m\",\"messages\":[1]}", "`messages[0]` must be an object"),
             ("{\"model\":\"m\",\"messages\":[{}]}", "`messages[0].role` is required"),
-            ("{\"model\":\"m\",\"model\":\"n\",\"messages\":[{\"role\":\"u\"}]}", "given twice"),
-            ("{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],\"model_params\":3}", "`model_params` must be an object"),
-            ("{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],\"model_params\":{\"model\":\"x\"}}", "may not set `model`"),
-            ("{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],\"stream\":\"yes\"}", "`stream` must be a boolean"),
-            ("{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}]} trailing", "not a JSON object"),
+            ("{\"model\":\"m\",\"model\":\"n\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "given twice"),
+            ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model_params\":3}", "`model_params` must be an object"),
+            ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model_params\":{\"model\":\"x\"}}", "may not set `model`"),
+            ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", "`stream` must be a boolean"),
+            ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]} trailing", "not a JSON object"),
         ];
         for (body, want) in cases {
             let err = parse(body.as_bytes()).unwrap_err();
@@ -381,8 +385,10 @@ mod tests {
 
     #[test]
     fn escaped_keys_are_understood() {
-        let req =
-            parse(br#"{"mod\u0065l":"m","messages":[{"role":"user"}],"max_tokens":7}"#).unwrap();
+        let req = parse(
+            br#"{"mod\u0065l":"m","messages":[{"role":"user","content":"x"}],"max_tokens":7}"#,
+        )
+        .unwrap();
         assert_eq!(req.model, "m");
         assert_eq!(req.max_tokens, Some(7));
     }

@@ -14,6 +14,16 @@ pub const CONTENT_FILTER_MESSAGE: &str = "This content may violate our content p
 pub enum GatewayError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// An invalid request whose fault is one field: `param` names it as OpenAI's errors do
+    /// (`messages[0].content`).
+    #[error("{message}")]
+    InvalidParam { message: String, param: String },
+    /// The request target is longer than `server.max_uri_bytes`.
+    #[error("the request URI is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    /// A header line, the whole head, or the number of headers is over its `[server]` cap.
+    #[error("{0}")]
+    HeaderTooLarge(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method {0} is not allowed on this path")]
@@ -58,13 +68,15 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            InvalidRequest(_) | ContentFilter => 400,
+            InvalidRequest(_) | InvalidParam { .. } | ContentFilter => 400,
             Authentication(_) => 401,
             Permission(_) => 403,
             NotFound(_) | ModelNotFound(_) => 404,
             MethodNotAllowed(_) => 405,
             LengthRequired(_) => 411,
             PayloadTooLarge { .. } => 413,
+            UriTooLong { .. } => 414,
+            HeaderTooLarge(_) => 431,
             RateLimited { .. } | QuotaExceeded { .. } => 429,
             Internal(_) => 500,
             Upstream(_) => 502,
@@ -78,9 +90,13 @@ impl GatewayError {
     pub fn reason(&self) -> &'static str {
         use GatewayError::*;
         match self {
-            InvalidRequest(_) | NotFound(_) | MethodNotAllowed(_) | LengthRequired(_) => {
-                "invalid_request"
-            }
+            InvalidRequest(_)
+            | InvalidParam { .. }
+            | NotFound(_)
+            | MethodNotAllowed(_)
+            | LengthRequired(_)
+            | UriTooLong { .. }
+            | HeaderTooLarge(_) => "invalid_request",
             ContentFilter => "content_filter",
             Authentication(_) => "authentication",
             Permission(_) => "permission",
@@ -99,7 +115,7 @@ impl GatewayError {
     /// OpenAI's `type` field, which SDKs use to pick an exception class.
     fn error_type(&self) -> &'static str {
         match self.status() {
-            400 | 404 | 405 | 411 | 413 => "invalid_request_error",
+            400 | 404 | 405 | 411 | 413 | 414 | 431 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 if matches!(self, GatewayError::QuotaExceeded { .. }) => "insufficient_quota",
@@ -128,10 +144,7 @@ impl GatewayError {
             GatewayError::ContentFilter => CONTENT_FILTER_MESSAGE.to_string(),
             other => other.to_string(),
         };
-        let param = match self {
-            GatewayError::ContentFilter => Some("prompt"),
-            _ => None,
-        };
+        let param = self.param();
         let body = ErrorBody {
             error: ErrorObject {
                 message: &message,
@@ -144,6 +157,15 @@ impl GatewayError {
         };
         // Serialising plain strings and numbers cannot fail.
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// OpenAI's `param`: the request field at fault, when one is.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::ContentFilter => Some("prompt"),
+            GatewayError::InvalidParam { param, .. } => Some(param),
+            _ => None,
+        }
     }
 
     /// The same error as one SSE event, for a stream that already started.
@@ -177,7 +199,7 @@ struct ErrorBody<'a> {
 struct ErrorObject<'a> {
     message: &'a str,
     r#type: &'static str,
-    param: Option<&'static str>,
+    param: Option<&'a str>,
     code: &'static str,
     reason: &'static str,
     status: u16,
@@ -207,5 +229,29 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert!(v["error"]["param"].is_null());
         assert_eq!(v["error"]["message"], "the model `x\"y` does not exist");
+    }
+
+    #[test]
+    fn an_invalid_field_is_named_in_param() {
+        let e = GatewayError::InvalidParam {
+            message: "`messages[0].content` is required".into(),
+            param: "messages[0].content".into(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["status"], 400);
+        assert_eq!(v["error"]["reason"], "invalid_request");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "messages[0].content");
+    }
+
+    #[test]
+    fn head_limits_answer_414_and_431() {
+        let uri = GatewayError::UriTooLong { limit: 8192 };
+        assert_eq!((uri.status(), uri.reason()), (414, "invalid_request"));
+        let head = GatewayError::HeaderTooLarge("a header line is too long".into());
+        assert_eq!((head.status(), head.reason()), (431, "invalid_request"));
+        let v: serde_json::Value = serde_json::from_slice(&head.body()).unwrap();
+        assert_eq!(v["error"]["status"], 431);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
     }
 }

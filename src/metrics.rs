@@ -3,9 +3,32 @@
 //! Label values come from the config (key ids, team, model and provider names), from a fixed
 //! set (`status`, `reason`, `limit`, `type`), or are `-` when a request never got that far:
 //! nothing a client sends becomes a label, so the number of series stays bounded.
+//!
+//! Every counter whose label values the config determines is exported at 0 from the first
+//! scrape ([`Metrics::preset`], run at startup and after every successful reload), so that
+//! dashboards read 0 rather than "no data" and `increase()` sees a series' first event:
+//!
+//! | family | series exported at 0 |
+//! |---|---|
+//! | `switchyard_config_reloads_total` | `result` = `success`, `failure` |
+//! | `switchyard_rate_limited_total` | every configured key (with its team) × `limit` = `rpm`, `tpm`, `concurrency`, `budget` |
+//! | `switchyard_upstream_errors_total` | every provider (but `mock`) × every `reason` of [`UPSTREAM_ERROR_REASONS`] |
+//! | `switchyard_retries_total` | every provider (but `mock`) |
+//! | `switchyard_fallbacks_total` | every model → each of its fallbacks, and each fallback → a later one |
+//! | `switchyard_cost_usd_total` | every team × every model it may use that has (or falls back to one with) a price |
+//! | `switchyard_content_filtered_total` | every team × every content filter that applies to it |
+//! | `switchyard_usage_log_errors_total` | `cause` = `write`, `queue_full`, `writer_gone` |
+//!
+//! Families whose labels cannot be known ahead appear with their first observation:
+//! `switchyard_requests_total` (its `status` is the answer's), `switchyard_tokens_total`
+//! (`usage_source` and the served route), and the histograms (a `stream` or route first
+//! used). The alerts and the dashboard are written for that (see `deploy/`). A series whose
+//! key, team, provider or model leaves the config on a reload keeps its last value until the
+//! process restarts.
 
 use std::time::Duration;
 
+use crate::config::{glob_match, Config, ProviderKind};
 use crate::usage::{Usage, UsageSource};
 
 use prometheus::{
@@ -22,6 +45,28 @@ const LATENCY_BUCKETS: &[f64] = &[
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
+
+/// The `limit` label values of `switchyard_rate_limited_total` (`limits::LimitKind::label`).
+pub const LIMIT_LABELS: &[&str] = &["rpm", "tpm", "concurrency", "budget"];
+
+/// The `reason` label values of `switchyard_upstream_errors_total`: a connection that timed
+/// out or failed, TLS, a read timeout, a reset mid-answer, anything else; and the vendor's
+/// error statuses (`proxy::classify`, `proxy::status_reason`).
+pub const UPSTREAM_ERROR_REASONS: &[&str] = &[
+    "connect_timeout",
+    "connect",
+    "tls",
+    "timeout",
+    "reset",
+    "other",
+    "status_429",
+    "status_auth",
+    "status_4xx",
+    "status_5xx",
+];
+
+/// The `cause` label values of `switchyard_usage_log_errors_total` (`usage::UsageLog`).
+pub const USAGE_LOG_ERROR_CAUSES: &[&str] = &["write", "queue_full", "writer_gone"];
 
 /// What one finished request adds to the metrics (see [`Metrics::count_request`]).
 pub struct Finished<'a> {
@@ -106,6 +151,73 @@ impl Metrics {
             }
             if f.cost > 0.0 {
                 self.cost.with_label_values(&[team, model]).inc_by(f.cost);
+            }
+        }
+    }
+
+    /// Exports at 0 every counter series whose labels `config` determines (module docs);
+    /// series that exist already keep their values. Called at startup and after each reload.
+    pub fn preset(&self, config: &Config) {
+        for result in ["success", "failure"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
+        for cause in USAGE_LOG_ERROR_CAUSES {
+            self.usage_log_errors.with_label_values(&[cause]);
+        }
+        for key in &config.keys {
+            let team = &config.teams[key.team].name;
+            for limit in LIMIT_LABELS {
+                self.rate_limited
+                    .with_label_values(&[team.as_str(), key.id.as_str(), limit]);
+            }
+        }
+        for p in config
+            .providers
+            .iter()
+            .filter(|p| p.kind != ProviderKind::Mock)
+        {
+            self.retries.with_label_values(&[&p.name]);
+            for reason in UPSTREAM_ERROR_REASONS {
+                self.upstream_errors
+                    .with_label_values(&[p.name.as_str(), reason]);
+            }
+        }
+        for model in &config.models {
+            let chain: Vec<&str> = std::iter::once(model.name.as_str())
+                .chain(
+                    model
+                        .fallbacks
+                        .iter()
+                        .map(|&f| config.models[f].name.as_str()),
+                )
+                .collect();
+            for (i, from) in chain.iter().enumerate() {
+                for to in &chain[i + 1..] {
+                    self.fallbacks.with_label_values(&[from, to]);
+                }
+            }
+        }
+        self.preset_per_team(config);
+    }
+
+    /// The per-team series of [`Metrics::preset`]: cost and content filters.
+    fn preset_per_team(&self, config: &Config) {
+        let priced = |i: usize| {
+            let m = &config.models[i];
+            m.input_usd_per_mtok.is_some() || m.output_usd_per_mtok.is_some()
+        };
+        for team in &config.teams {
+            for (i, model) in config.models.iter().enumerate() {
+                let costs = priced(i) || model.fallbacks.iter().any(|&f| priced(f));
+                if costs && team.allows(&model.name) {
+                    self.cost.with_label_values(&[&team.name, &model.name]);
+                }
+            }
+            for filter in &config.content_filters {
+                if filter.teams.iter().any(|g| glob_match(g, &team.name)) {
+                    self.content_filtered
+                        .with_label_values(&[&team.name, &filter.name]);
+                }
             }
         }
     }
@@ -365,6 +477,84 @@ mod tests {
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
+    }
+
+    #[test]
+    fn the_config_s_counters_are_exported_at_zero() {
+        let toml = format!(
+            r#"
+[[providers]]
+name = "oai"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+[[providers]]
+name = "builtin"
+kind = "mock"
+[[models]]
+name = "a"
+fallbacks = ["b"]
+  [[models.routes]]
+  provider = "oai"
+  model = "a1"
+[[models]]
+name = "b"
+output_usd_per_mtok = 1.0
+  [[models.routes]]
+  provider = "builtin"
+  model = "b1"
+[[teams]]
+name = "t"
+[[teams]]
+name = "narrow"
+models = ["z*"]
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "{}"
+[[content_filters]]
+name = "f"
+deny = ["x"]
+teams = ["t"]
+"#,
+            "ab".repeat(32)
+        );
+        let config = crate::config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
+        let m = Metrics::new();
+        m.preset(&config);
+        let (text, _) = m.render();
+        let text = String::from_utf8(text).unwrap();
+        let zero = |series: &str| {
+            assert!(
+                text.lines().any(|l| l == format!("{series} 0")),
+                "{series} 0 missing:\n{text}"
+            )
+        };
+        zero(r#"switchyard_config_reloads_total{result="failure"}"#);
+        zero(r#"switchyard_config_reloads_total{result="success"}"#);
+        for limit in LIMIT_LABELS {
+            zero(&format!(
+                r#"switchyard_rate_limited_total{{key="k",limit="{limit}",team="t"}}"#
+            ));
+        }
+        for reason in UPSTREAM_ERROR_REASONS {
+            zero(&format!(
+                r#"switchyard_upstream_errors_total{{provider="oai",reason="{reason}"}}"#
+            ));
+        }
+        zero(r#"switchyard_retries_total{provider="oai"}"#);
+        zero(r#"switchyard_fallbacks_total{from="a",to="b"}"#);
+        zero(r#"switchyard_cost_usd_total{model="a",team="t"}"#);
+        zero(r#"switchyard_cost_usd_total{model="b",team="t"}"#);
+        zero(r#"switchyard_content_filtered_total{filter="f",team="t"}"#);
+        zero(r#"switchyard_usage_log_errors_total{cause="write"}"#);
+        // Nothing for the mock provider, nor for a team that may use no priced model.
+        assert!(!text.contains(r#"provider="builtin""#), "{text}");
+        assert!(!text.contains(r#"team="narrow""#), "{text}");
+
+        // A reload keeps the values and adds the new series.
+        m.config_reloads.with_label_values(&["failure"]).inc();
+        m.preset(&config);
+        assert_eq!(m.config_reloads.with_label_values(&["failure"]).get(), 1);
     }
 
     #[test]

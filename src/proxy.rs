@@ -15,9 +15,10 @@
 //! error_while_proxy        retry while nothing went to the client and a route is left
 //! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
 //! request_body_filter      the rewritten body, on every attempt
-//! upstream_response_filter retryable status → next route; else a vendor error is rewrapped;
-//!                          a success in another dialect than the door's sets up its
-//!                          translation; the meter reads the door's (or the pivot's) dialect
+//! upstream_response_filter the vendor's headers cut to an allow-list; retryable status →
+//!                          next route; else a vendor error is rewrapped; a success in another
+//!                          dialect than the door's sets up its translation; the meter reads
+//!                          the door's (or the pivot's) dialect
 //! response_filter          x-request-id, x-ratelimit-*
 //! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
 //!                          translation chunk by chunk
@@ -40,6 +41,7 @@ use crate::body::{self, BodyError};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
+use crate::downstream;
 use crate::error::GatewayError;
 use crate::health::{now_ms, Health};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
@@ -48,6 +50,8 @@ use crate::metrics::{Finished, Metrics};
 use crate::policy;
 use crate::providers::{self, Operation};
 use crate::request::FrontRequest;
+use crate::request_head;
+use crate::response_headers;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::usage::{self, Usage, UsageSource};
@@ -374,6 +378,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        response_headers::keep_allowed(resp);
         let status = resp.status.as_u16();
         if router::retryable_status(status) {
             let retry_after = retry_after(resp);
@@ -519,6 +524,7 @@ impl ProxyHttp for Gateway {
             let _ = session
                 .write_response_body(Some(dialect::error_event(ctx.front, &err)), true)
                 .await;
+            downstream::close_after_failed_stream(session).await;
         }
         ctx.status = err.status();
         FailToProxy {
@@ -557,6 +563,7 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Everything `request_filter` decides, as plain steps that each may refuse the request.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admitted, Refused> {
+        request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
         let endpoint = endpoint(session.req_header())?;
         let config = self.snapshot.load();
         ctx.config = Some(config.clone());

@@ -122,8 +122,9 @@ impl Reloader {
         }
     }
 
-    /// Sets `switchyard_config_info{hash}` and the last-success timestamp from the running
-    /// config (at startup, so that the metrics describe the first config too).
+    /// Sets `switchyard_config_info{hash}`, the last-success timestamp and the counters at 0
+    /// ([`Metrics::preset`]) from the running config (at startup, so that the metrics describe
+    /// the first config too).
     pub fn publish_current(&self) {
         publish(&self.metrics, &self.snapshot);
     }
@@ -342,10 +343,11 @@ fn same_addresses(a: &Config, b: &Config) -> bool {
     addrs(a) == addrs(b)
 }
 
-/// Sets the metrics that describe the running config: its hash (only that series) and the
-/// time it was stored.
+/// Sets the metrics that describe the running config: its hash (only that series), the time
+/// it was stored, and every counter series its names determine, at 0 until they count.
 fn publish(metrics: &Metrics, snapshot: &Snapshot) {
     let config = snapshot.load();
+    metrics.preset(&config);
     metrics.config_info.reset();
     metrics
         .config_info

@@ -108,7 +108,17 @@ async fn expect_error(resp: reqwest::Response, status: u16, reason: &str) -> Val
 #[tokio::test]
 async fn large_bodies_are_forwarded_intact_and_oversize_gets_413() {
     let mock = MockUpstream::start().await;
-    let gw = start(&mock.base_url(), "max_request_bytes = 9437184").await; // 9 MiB
+    // An 8 MiB body takes the debug-built mock a while to read on a loaded machine: this test is
+    // about the bytes, so the vendor gets more than the shared config's 1.5 s to answer.
+    let patient = config(&mock.base_url(), "").replace(
+        "first_byte_timeout_ms = 1500",
+        "first_byte_timeout_ms = 30000",
+    );
+    let gw = Gateway::builder(&patient)
+        .server_extra("max_request_bytes = 9437184") // 9 MiB
+        .env("SY_TEST_PROVIDER_KEY", PROVIDER_KEY)
+        .start()
+        .await;
     for size in [1 << 20, 8 << 20] {
         let filler = "x".repeat(size);
         let body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": filler}]});
@@ -324,9 +334,9 @@ async fn error_rows_of_the_spec() {
         r#"{"model":42,"messages":[{"role":"user","content":"x"}]}"#,
         r#"{"model":"gpt-test"}"#,
         r#"{"model":"gpt-test","messages":"hi"}"#,
-        r#"{"model":"gpt-test","messages":[{"role":"user"}],"model_params":[1]}"#,
-        r#"{"model":"gpt-test","messages":[{"role":"user"}],"stream":"yes"}"#,
-        r#"{"model":"gpt-test","model":"x","messages":[{"role":"user"}]}"#,
+        r#"{"model":"gpt-test","messages":[{"role":"user","content":"x"}],"model_params":[1]}"#,
+        r#"{"model":"gpt-test","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+        r#"{"model":"gpt-test","model":"x","messages":[{"role":"user","content":"x"}]}"#,
         "",
     ] {
         let e = expect_error(
@@ -341,7 +351,7 @@ async fn error_rows_of_the_spec() {
     // 404 model, 403 allow-list, 404 path, 405 method.
     let e = expect_error(
         post(
-            r#"{"model":"nope","messages":[{"role":"user"}]}"#,
+            r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
             Some(DEMO_SECRET),
         )
         .await

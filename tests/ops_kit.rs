@@ -163,11 +163,14 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
     }
     for group in grouping_re.captures_iter(expr) {
         for label in group[1].split(',').map(str::trim).filter(|l| !l.is_empty()) {
-            let known = names.iter().any(|name| {
-                samples_of(scrape, name)
-                    .iter()
-                    .any(|s| s.labels.contains_key(label))
-            });
+            // Prometheus adds the target's `job` and `instance` to every series it scrapes.
+            let target_label = matches!(label, "job" | "instance");
+            let known = target_label
+                || names.iter().any(|name| {
+                    samples_of(scrape, name)
+                        .iter()
+                        .any(|s| s.labels.contains_key(label))
+                });
             if !known {
                 problems.push(format!("grouping label {label:?} is on none of {names:?}"));
             }
@@ -587,6 +590,169 @@ fn promtool_accepts_the_rules_and_the_scrape_config() {
             "job {:?}: ports {ports:?}",
             job["job_name"]
         );
+    }
+}
+
+/// The unit tests of the alerts (`deploy/prometheus/alerts_test.yml`), as promtool reads them.
+#[derive(Deserialize)]
+struct RuleTests {
+    tests: Vec<RuleTest>,
+}
+
+#[derive(Deserialize)]
+struct RuleTest {
+    name: String,
+    input_series: Vec<InputSeries>,
+    alert_rule_test: Vec<AlertCheck>,
+}
+
+#[derive(Deserialize)]
+struct InputSeries {
+    series: String,
+    values: String,
+}
+
+#[derive(Deserialize)]
+struct AlertCheck {
+    alertname: String,
+    exp_alerts: Vec<Yaml>,
+}
+
+fn rule_tests() -> RuleTests {
+    serde_yaml::from_str(&read("deploy/prometheus/alerts_test.yml")).expect("alerts_test.yml")
+}
+
+#[test]
+fn promtool_unit_tests_fire_every_alert() {
+    let out = promtool(
+        &["test", "rules", "alerts_test.yml"],
+        &root().join("deploy/prometheus"),
+    );
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}",
+        output_text(&out)
+    );
+    // Every alert of alerts.yml is tested firing, and silent before.
+    let tests = rule_tests();
+    for (alert, _) in alert_queries() {
+        let checks: Vec<&AlertCheck> = tests
+            .tests
+            .iter()
+            .flat_map(|t| &t.alert_rule_test)
+            .filter(|c| c.alertname == alert)
+            .collect();
+        assert!(
+            checks.iter().any(|c| !c.exp_alerts.is_empty()),
+            "no unit test shows {alert} firing"
+        );
+        assert!(
+            checks.iter().any(|c| c.exp_alerts.is_empty()),
+            "no unit test shows {alert} silent before its event"
+        );
+    }
+}
+
+/// The names the unit tests of the alerts use, in a config a gateway runs.
+fn alert_test_config(vendor: &str) -> String {
+    format!(
+        r#"
+[log]
+usage = "{{DIR}}/usage.jsonl"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "{vendor}"
+
+[[models]]
+name = "gpt-4o"
+input_usd_per_mtok = 2.5
+output_usd_per_mtok = 10.0
+  [[models.routes]]
+  provider = "openai"
+  model = "gpt-4o-2024-08-06"
+
+[[teams]]
+name = "search"
+tokens_per_day = 5000000
+
+[[keys]]
+id = "search-prod"
+team = "search"
+sha256 = "{DEMO_SHA256}"
+"#
+    )
+}
+
+/// The first value of a promtool series (`0 1+1x5` → `Some(0.0)`; `_x3 1` → `None`: absent).
+fn first_value(values: &str) -> Option<f64> {
+    let first = values.split_whitespace().next().unwrap_or("_");
+    let number = first.split(['x', '+']).next().unwrap_or("_");
+    if number.starts_with('_') {
+        return None;
+    }
+    Some(number.parse().unwrap_or_else(|_| panic!("value {first}")))
+}
+
+/// A promtool series selector's name and labels, without the target labels Prometheus adds
+/// (`job`, `instance`) and without `hash` (a config file's SHA-256: the tests' are made up).
+fn series_parts(series: &str) -> (String, Vec<(String, String)>) {
+    let label_re = Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)""#).unwrap();
+    let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+    let labels = label_re
+        .captures_iter(labels)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "hash"))
+        .collect();
+    (name.to_string(), labels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_tests_start_their_series_as_a_fresh_gateway_exports_them() {
+    let vendor = MockUpstream::start().await;
+    let gw = Gateway::start(&alert_test_config(&vendor.base_url())).await;
+    let scrape = gw.metrics().await;
+    let mut checked = 0;
+    for test in rule_tests().tests {
+        for input in &test.input_series {
+            let (name, labels) = series_parts(&input.series);
+            if !name.starts_with("switchyard_") {
+                continue;
+            }
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let exported = metric_value(&scrape, &name, &pairs);
+            let place = format!("{}: {}", test.name, input.series);
+            match first_value(&input.values) {
+                // A `hash` names a config file: another file's series is born when it loads.
+                None if input.series.contains("hash=") => {}
+                None => assert_eq!(
+                    exported, None,
+                    "{place}: starts absent, but a fresh gateway exports it\n{scrape}"
+                ),
+                Some(v) => assert_eq!(
+                    exported,
+                    Some(v),
+                    "{place}: starts at {v}, a fresh gateway exports otherwise\n{scrape}"
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} series checked");
+    // The counters the issue found missing are all there, at 0.
+    for name in [
+        "switchyard_config_reloads_total",
+        "switchyard_rate_limited_total",
+        "switchyard_upstream_errors_total",
+        "switchyard_retries_total",
+        "switchyard_cost_usd_total",
+        "switchyard_usage_log_errors_total",
+    ] {
+        assert_eq!(metric_value(&scrape, name, &[]), Some(0.0), "{name}");
     }
 }
 

@@ -106,6 +106,8 @@ pub struct Server {
     pub max_request_bytes: usize,
     /// Worker threads of the proxy service (default: the number of CPUs).
     pub threads: Option<usize>,
+    /// Caps on the request head, checked first on every listener (`crate::request_head`).
+    pub head: HeadLimits,
     /// TLS on the listeners; `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
 }
@@ -122,6 +124,43 @@ pub struct TlsConfig {
     pub admin: bool,
     /// CA certificates that must have signed the admin listener's client certificates.
     pub admin_client_ca: Option<PathBuf>,
+}
+
+/// Caps on a request's head (request line and headers). The defaults are nginx's and
+/// Apache's: a request line or a header line must fit in 8 KiB (nginx's
+/// `large_client_header_buffers 4 8k`, Apache's `LimitRequestLine`/`LimitRequestFieldSize`),
+/// the whole head in 32 KiB (nginx's four such buffers), and 100 header fields (Apache's
+/// `LimitRequestFields`). pingora's HTTP/1 reader itself stops at 1 MiB of head and 256 header
+/// fields; these caps apply below that, so they are bounded by those values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Longest request target (path and query), in bytes; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Longest header line (`name: value`), in bytes; longer gets 431.
+    pub max_header_line_bytes: usize,
+    /// Largest head (request line and every header line, with their CRLFs); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most header fields; more gets 431.
+    pub max_headers: usize,
+}
+
+impl HeadLimits {
+    /// pingora 0.9's HTTP/1 reader answers a bare 400 (no body) and closes the connection
+    /// when a head is larger than this, before the gateway sees the request.
+    pub const PINGORA_MAX_HEADER_BYTES: usize = 1_048_575;
+    /// pingora 0.9's HTTP/1 reader parses at most this many header fields (more: a bare 400).
+    pub const PINGORA_MAX_HEADERS: usize = 256;
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_uri_bytes: 8 * 1024,
+            max_header_line_bytes: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 /// `[limits]`: how the limiter estimates a request before it knows its real usage.

@@ -52,6 +52,10 @@ pub struct Server {
     pub admin_tls: Option<Spanned<bool>>,
     /// PEM CA certificates: the admin listener then requires a client certificate they signed.
     pub admin_tls_client_ca: Option<Spanned<String>>,
+    pub max_uri_bytes: Option<Spanned<i64>>,
+    pub max_header_line_bytes: Option<Spanned<i64>>,
+    pub max_header_bytes: Option<Spanned<i64>>,
+    pub max_headers: Option<Spanned<i64>>,
 }
 
 /// `[routing]`: retries, fallbacks and the cool-down of failing routes.

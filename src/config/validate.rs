@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Config, ConfigError, ContentFilter, Key, Limits, LimitsConfig, Log, Model, Provider,
-    ProviderKind, RedisState, Route, Routing, Secret, Server, State, Team, Timeouts, TlsConfig,
-    Upstream, UsageSink,
+    Config, ConfigError, ContentFilter, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
+    Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Team, Timeouts,
+    TlsConfig, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -460,7 +460,44 @@ fn server(src: &Source, raw: &raw::Server) -> Result<Server> {
         admin_listen: admin.0,
         max_request_bytes,
         threads,
+        head: head_limits(src, raw)?,
         tls: tls(src, raw)?,
+    })
+}
+
+/// The caps on the request head: each positive, and no larger than what pingora's own reader
+/// lets through (above that pingora answers first, with a bare 400).
+fn head_limits(src: &Source, raw: &raw::Server) -> Result<HeadLimits> {
+    let d = HeadLimits::default();
+    let total_cap = HeadLimits::PINGORA_MAX_HEADER_BYTES as u64;
+    let cap = |v: Option<&Spanned<i64>>, path: &str, max: u64, default: usize| {
+        opt(v, |v| positive(src, v, path, max).map(|n| n as usize)).map(|n| n.unwrap_or(default))
+    };
+    Ok(HeadLimits {
+        max_uri_bytes: cap(
+            raw.max_uri_bytes.as_ref(),
+            "server.max_uri_bytes",
+            total_cap,
+            d.max_uri_bytes,
+        )?,
+        max_header_line_bytes: cap(
+            raw.max_header_line_bytes.as_ref(),
+            "server.max_header_line_bytes",
+            total_cap,
+            d.max_header_line_bytes,
+        )?,
+        max_header_bytes: cap(
+            raw.max_header_bytes.as_ref(),
+            "server.max_header_bytes",
+            total_cap,
+            d.max_header_bytes,
+        )?,
+        max_headers: cap(
+            raw.max_headers.as_ref(),
+            "server.max_headers",
+            HeadLimits::PINGORA_MAX_HEADERS as u64,
+            d.max_headers,
+        )?,
     })
 }
 
@@ -1415,6 +1452,15 @@ mod tests {
         assert_eq!(c.server.max_request_bytes, 33_554_432);
         assert_eq!(c.server.threads, None);
         assert_eq!(
+            c.server.head,
+            HeadLimits {
+                max_uri_bytes: 8192,
+                max_header_line_bytes: 8192,
+                max_header_bytes: 32768,
+                max_headers: 100,
+            }
+        );
+        assert_eq!(
             c.state,
             State::Memory {
                 dir: PathBuf::from("data")
@@ -1440,6 +1486,10 @@ listen = "127.0.0.1:18080"
 admin_listen = "127.0.0.1:19090"
 max_request_bytes = 2048
 threads = 3
+max_uri_bytes = 4096
+max_header_line_bytes = 2048
+max_header_bytes = 16384
+max_headers = 50
 
 [state]
 backend = "redis"
@@ -1560,6 +1610,12 @@ teams = ["search", "x-*"]
                 max_request_bytes: 2048,
                 threads: Some(3),
                 tls: None,
+                head: HeadLimits {
+                    max_uri_bytes: 4096,
+                    max_header_line_bytes: 2048,
+                    max_header_bytes: 16384,
+                    max_headers: 50,
+                },
             }
         );
         assert_eq!(
@@ -2493,6 +2549,34 @@ teams = ["search", "x-*"]
             1024
         );
         rejects(&server("threads = 0"), "server.threads", "positive");
+        rejects(
+            &server("max_uri_bytes = 0"),
+            "server.max_uri_bytes",
+            "positive",
+        );
+        rejects(
+            &server("max_header_line_bytes = -1"),
+            "server.max_header_line_bytes",
+            "positive",
+        );
+        rejects(
+            &server("max_header_bytes = 1048576"),
+            "server.max_header_bytes",
+            "at most 1048575",
+        );
+        rejects(
+            &server("max_headers = 257"),
+            "server.max_headers",
+            "at most 256",
+        );
+        assert_eq!(
+            load("[server]\nmax_headers = 256\n")
+                .unwrap()
+                .server
+                .head
+                .max_headers,
+            256
+        );
     }
 
     #[test]

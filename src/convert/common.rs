@@ -751,12 +751,12 @@ pub(crate) mod tests {
     #[test]
     fn stop_tool_choice_and_arguments() {
         let r = req(
-            r#"{"model":"m","messages":[{"role":"user"}],"stop":"x","tool_choice":"required"}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":"x","tool_choice":"required"}"#,
         );
         assert_eq!(stop_sequences(&r).unwrap(), vec!["x"]);
         assert_eq!(tool_choice(&r).unwrap(), Some(ToolChoice::Required));
         let r = req(
-            r#"{"model":"m","messages":[{"role":"user"}],"stop":["a","b"],
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"],
                 "tool_choice":{"type":"function","function":{"name":"f"}}}"#,
         );
         assert_eq!(stop_sequences(&r).unwrap(), vec!["a", "b"]);
@@ -764,7 +764,9 @@ pub(crate) mod tests {
             tool_choice(&r).unwrap(),
             Some(ToolChoice::Function("f".into()))
         );
-        let r = req(r#"{"model":"m","messages":[{"role":"user"}],"stop":3,"tool_choice":"x"}"#);
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":3,"tool_choice":"x"}"#,
+        );
         assert_eq!(stop_sequences(&r).unwrap_err().status(), 400);
         assert_eq!(tool_choice(&r).unwrap_err().status(), 400);
         assert_eq!(arguments_object("").unwrap().get(), "{}");
@@ -778,8 +780,9 @@ pub(crate) mod tests {
 
     #[test]
     fn function_tools_refuse_other_types() {
-        let r =
-            req(r#"{"model":"m","messages":[{"role":"user"}],"tools":[{"type":"web_search"}]}"#);
+        let r = req(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search"}]}"#,
+        );
         let e = function_tools(&r, "anthropic").err().unwrap();
         assert!(e.to_string().contains("web_search"), "{e}");
     }

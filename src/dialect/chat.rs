@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::Fields;
+use crate::body::{CowStr, Fields};
 use crate::error::GatewayError;
 
 /// A borrowed view of a chat-completions request: every top-level field in order, as raw
@@ -152,21 +152,80 @@ fn lift_model_params<'a>(
     Ok(())
 }
 
-/// A message must be an object with a string `role`; its content is the vendor's business.
+/// The roles of OpenAI's Chat Completions API (`function` is its deprecated tool role).
+pub const MESSAGE_ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+/// A message as the seed API (OpenAI's) requires it: an object whose `role` is one of
+/// [`MESSAGE_ROLES`] and whose `content` is a string or an array of content parts. `content`
+/// may be `null` or absent only where OpenAI allows it: an assistant message that carries
+/// `tool_calls` or a legacy `function_call`, and a legacy `function` message (whose content
+/// OpenAI types `string | null`). The error's `param` names the field (`messages[0].content`).
 fn check_message(i: usize, raw: &RawValue) -> Result<(), GatewayError> {
-    #[derive(Deserialize)]
-    struct Msg<'a> {
-        #[serde(borrow)]
-        role: Option<Cow<'a, str>>,
+    let Ok(Fields(fields)) = serde_json::from_str::<Fields<'_>>(raw.get()) else {
+        return Err(field_error(
+            format!("messages[{i}]"),
+            "must be an object with `role` and `content`",
+        ));
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.get())
+            .filter(|v| *v != "null")
+    };
+    let role = match field("role").map(serde_json::from_str::<CowStr<'_>>) {
+        None => return Err(field_error(format!("messages[{i}].role"), "is required")),
+        Some(Ok(CowStr(role))) if MESSAGE_ROLES.contains(&role.as_ref()) => role,
+        Some(_) => {
+            return Err(field_error(
+                format!("messages[{i}].role"),
+                &format!("must be one of {}", MESSAGE_ROLES.join(", ")),
+            ))
+        }
+    };
+    match field("content") {
+        None if content_may_be_null(&role, field("tool_calls"), field("function_call")) => Ok(()),
+        None => Err(field_error(
+            format!("messages[{i}].content"),
+            "is required (a string or an array of content parts)",
+        )),
+        Some(c) if c.starts_with('"') => Ok(()),
+        Some(c) if is_array_of_objects(c) => Ok(()),
+        Some(_) => Err(field_error(
+            format!("messages[{i}].content"),
+            "must be a string or an array of content parts (objects)",
+        )),
     }
-    match serde_json::from_str::<Msg<'_>>(raw.get()) {
-        Ok(Msg { role: Some(_) }) => Ok(()),
-        Ok(Msg { role: None }) => Err(GatewayError::InvalidRequest(format!(
-            "`messages[{i}].role` is required"
-        ))),
-        Err(_) => Err(GatewayError::InvalidRequest(format!(
-            "`messages[{i}]` must be an object with a string `role`"
-        ))),
+}
+
+/// Where OpenAI's API accepts a message without content.
+fn content_may_be_null(role: &str, tool_calls: Option<&str>, function_call: Option<&str>) -> bool {
+    match role {
+        "assistant" => tool_calls.is_some() || function_call.is_some(),
+        "function" => true,
+        _ => false,
+    }
+}
+
+/// Whether raw JSON is an array whose every element is an object.
+fn is_array_of_objects(raw: &str) -> bool {
+    serde_json::from_str::<Vec<&RawValue>>(raw)
+        .is_ok_and(|parts| parts.iter().all(|p| p.get().starts_with('{')))
+}
+
+/// A 400 naming the field at fault, in OpenAI's `param`.
+fn field_error(param: String, what: &str) -> GatewayError {
+    GatewayError::InvalidParam {
+        message: format!("`{param}` {what}"),
+        param,
     }
 }
 
@@ -193,5 +252,80 @@ fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `param` a body with these `messages` is refused with (`None`: accepted).
+    fn refused_param(messages: &str) -> Option<String> {
+        let body = format!(r#"{{"model":"m","messages":{messages}}}"#);
+        match parse(body.as_bytes()) {
+            Ok(_) => None,
+            Err(e) => {
+                assert_eq!(e.status(), 400, "{messages}");
+                Some(e.param().unwrap_or("<none>").to_string())
+            }
+        }
+    }
+
+    #[test]
+    fn messages_follow_openais_rules() {
+        let accepted = [
+            r#"[{"role":"system","content":"s"},{"role":"developer","content":"d"},{"role":"user","content":"u"}]"#,
+            r#"[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]}]"#,
+            r#"[{"role":"user","content":""}]"#,
+            r#"[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]"#,
+            r#"[{"role":"assistant","tool_calls":[]}]"#,
+            r#"[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}]"#,
+            r#"[{"role":"tool","tool_call_id":"c","content":"42"}]"#,
+            r#"[{"role":"function","name":"f","content":null}]"#,
+        ];
+        for m in accepted {
+            assert_eq!(refused_param(m), None, "{m}");
+        }
+        let refused = [
+            (r#"[{"role":"user"}]"#, "messages[0].content"),
+            (
+                r#"[{"role":"user","content":"a"},{"role":"user","content":null}]"#,
+                "messages[1].content",
+            ),
+            (
+                r#"[{"role":"assistant","content":null}]"#,
+                "messages[0].content",
+            ),
+            (
+                r#"[{"role":"assistant","content":null,"tool_calls":null}]"#,
+                "messages[0].content",
+            ),
+            (
+                r#"[{"role":"tool","tool_call_id":"c"}]"#,
+                "messages[0].content",
+            ),
+            (r#"[{"role":"user","content":42}]"#, "messages[0].content"),
+            (
+                r#"[{"role":"user","content":{"text":"a"}}]"#,
+                "messages[0].content",
+            ),
+            (
+                r#"[{"role":"user","content":["a"]}]"#,
+                "messages[0].content",
+            ),
+            (r#"[{"role":"robot","content":"a"}]"#, "messages[0].role"),
+            (r#"[{"role":"User","content":"a"}]"#, "messages[0].role"),
+            (r#"[{"role":7,"content":"a"}]"#, "messages[0].role"),
+            (r#"[{"content":"a"}]"#, "messages[0].role"),
+            (r#"["hi"]"#, "messages[0]"),
+        ];
+        for (m, param) in refused {
+            assert_eq!(refused_param(m).as_deref(), Some(param), "{m}");
+        }
+        let e = parse(br#"{"model":"m","messages":[{"role":"user"}]}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`messages[0].content` is required (a string or an array of content parts)"
+        );
     }
 }

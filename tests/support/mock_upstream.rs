@@ -92,6 +92,9 @@ pub struct Behaviour {
     /// honouring `delay_ms`, `chunk_delay_ms`, `drop_after` and `stall_after` (counted in
     /// frames). For vendor-shaped streams (Anthropic, Gemini…). No header equivalent.
     pub frames: Option<Vec<String>>,
+    /// Extra response headers, as a vendor sends them (rate limits, organization, cookies…),
+    /// on every kind of answer. No header equivalent.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Behaviour {
@@ -1029,6 +1032,9 @@ async fn handle(
     let mut builder = Response::builder().header("x-mock-request-index", idx.to_string());
     if let Some(ra) = &behaviour.retry_after {
         builder = builder.header("retry-after", ra.as_str());
+    }
+    for (name, value) in &behaviour.headers {
+        builder = builder.header(name.as_str(), value.as_str());
     }
     let resp = match plan {
         Plan::Fixed(status, ctype, text) => {
