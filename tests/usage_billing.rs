@@ -399,6 +399,37 @@ async fn every_dialect_is_billed_by_the_spec_formula() {
     assert_eq!(budget_spent_nanos(&gw, "t", total_nanos).await, total_nanos);
 }
 
+/// The Messages front door on an Anthropic vendor (bytes passed through, metered by the
+/// Messages scanner): the five fields and the cost by the formula, streamed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_pass_through_is_billed_by_the_spec_formula() {
+    let v = vendors().await;
+    let gw = gateway(&v, &one_team("")).await;
+    v.anth.enqueue(body(&anthropic_body(300)));
+    v.anth.enqueue(sse(&anthropic_stream()));
+    for stream in [false, true] {
+        let (status, answer) = post(
+            &gw,
+            "/v1/messages",
+            &json!({"model":"claude","max_tokens":500,"stream":stream,
+                    "messages":[{"role":"user","content":"hello"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let lines = usage_lines(&gw, 2).await;
+    let formula = cost_nanos(91_020, 90_000, 1_000, 300) as f64 / 1e9;
+    for l in &lines {
+        assert_eq!(l["prompt_tokens"], 91_020, "{l}");
+        assert_eq!(l["cached_tokens"], 90_000, "{l}");
+        assert_eq!(l["cache_write_tokens"], 1_000, "{l}");
+        assert_eq!(l["completion_tokens"], 300, "{l}");
+        assert_eq!(l["usage_source"], "reported", "{l}");
+        let cost = l["cost_usd"].as_f64().unwrap();
+        assert!((cost - formula).abs() < 1e-9, "{l}: {cost} vs {formula}");
+    }
+}
+
 /// The first example: usd_per_month = 1.0 at 3 / 15 USD per million; each answer
 /// reads 90,000 prompt tokens from the cache (billed at a tenth of the input price) and costs
 /// $0.02856, so 35 requests fit, not the 4 that list prices allow ($0.27156 each).
