@@ -45,6 +45,8 @@ fn runtime() -> tokio::runtime::Runtime {
 const DEMAND: Demand = Demand {
     tokens: 1200,
     usd: 0.002,
+    floor_tokens: 0,
+    floor_usd: 0.0,
 };
 const SPENT: Spent = Spent {
     tokens: 300,

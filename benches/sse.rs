@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchyard::dialect::chat_stream::Scanner;
+use switchyard::estimate::StreamCounter;
 
 /// 1,000 events of OpenAI's `chat.completion.chunk` shape (with `include_usage`'s
 /// `"usage":null`), the usage chunk and `[DONE]`: about 270 KB, 270 bytes an event.
@@ -59,6 +60,38 @@ fn bench(c: &mut Criterion) {
                 black_box(s.usage)
             })
         });
+    }
+    group.finish();
+
+    // The estimate's counter of generated text besides `content`, which runs beside the
+    // scanner on every stream: it decodes every event and searches it for the other keys;
+    // a content-only stream parses nothing, a reasoning stream parses every event.
+    let reasoning: Vec<u8> = String::from_utf8(whole.clone())
+        .unwrap()
+        .replace("\"content\"", "\"reasoning_content\"")
+        .into_bytes();
+    let mut group = c.benchmark_group("generated_text_counter");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Bytes(whole.len() as u64));
+    for (name, stream, parsed) in [("content", &whole, false), ("reasoning", &reasoning, true)] {
+        let segments: Vec<&[u8]> = stream.chunks(1460).collect();
+        group.bench_with_input(
+            BenchmarkId::new(name, stream.len()),
+            &segments,
+            |b, pieces| {
+                b.iter(|| {
+                    let mut c = StreamCounter::default();
+                    for p in pieces.iter() {
+                        c.feed(black_box(p));
+                    }
+                    c.finish();
+                    assert_eq!(c.chars > 0, parsed);
+                    black_box(c.chars)
+                })
+            },
+        );
     }
     group.finish();
 }

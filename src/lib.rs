@@ -37,6 +37,7 @@ pub mod dialect;
 pub mod downstream;
 pub mod drain;
 pub mod error;
+pub mod estimate;
 pub mod health;
 pub mod limits;
 pub mod meter;

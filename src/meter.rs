@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
 use crate::dialect::{embeddings, messages, messages_stream, Dialect};
+use crate::estimate::{generated_chars, StreamCounter};
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
@@ -19,8 +20,9 @@ const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
 pub enum Meter {
     /// Nothing to meter (an error answer, or not started).
     None,
-    /// A chat-completions stream.
-    Stream(Box<Scanner>),
+    /// A chat-completions stream: the scanner reads usage and `content`, the counter the other
+    /// generated text (reasoning, refusal, tool calls) for an estimate.
+    Stream(Box<(Scanner, StreamCounter)>),
     /// An Anthropic Messages event stream.
     Messages(Box<messages_stream::Scanner>),
     /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
@@ -39,7 +41,9 @@ impl Meter {
     pub fn stream_of(dialect: Dialect) -> Meter {
         match dialect {
             Dialect::Messages => Meter::Messages(Box::default()),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Meter::Stream(Box::default()),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => {
+                Meter::Stream(Box::new((Scanner::new(), StreamCounter::default())))
+            }
         }
     }
 
@@ -56,7 +60,10 @@ impl Meter {
     /// Meters a chunk the gateway built itself (a translation).
     pub fn feed(&mut self, chunk: &[u8]) {
         match self {
-            Meter::Stream(s) => s.feed(chunk),
+            Meter::Stream(s) => {
+                s.0.feed(chunk);
+                s.1.feed(chunk);
+            }
             Meter::Messages(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
@@ -67,7 +74,10 @@ impl Meter {
     pub fn feed_bytes(&mut self, chunk: &Bytes) {
         match self {
             Meter::None => {}
-            Meter::Stream(s) => s.feed(chunk),
+            Meter::Stream(s) => {
+                s.0.feed(chunk);
+                s.1.feed(chunk);
+            }
             Meter::Messages(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
@@ -89,7 +99,7 @@ impl Meter {
     /// Whether any content reached the client (a stream's first content chunk).
     pub fn delivered_content(&self) -> bool {
         match self {
-            Meter::Stream(s) => s.content_events > 0,
+            Meter::Stream(s) => s.0.content_events > 0,
             Meter::Messages(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
@@ -102,13 +112,19 @@ impl Meter {
         match self {
             Meter::None => None,
             Meter::Stream(s) => {
-                s.finish();
-                Some(match s.usage {
+                let (scanner, counter) = &mut **s;
+                scanner.finish();
+                counter.finish();
+                Some(match scanner.usage {
                     Some(u) => (u, UsageSource::Reported),
-                    None => (
-                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
-                        UsageSource::Estimated,
-                    ),
+                    // The scanner counts `content`, the counter every other generated text.
+                    None => {
+                        let chars = scanner.content_chars.saturating_add(counter.chars);
+                        (
+                            estimated(prompt_estimate, estimate_tokens(chars)),
+                            UsageSource::Estimated,
+                        )
+                    }
                 })
             }
             Meter::Messages(s) => {
@@ -170,9 +186,11 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
         return (u, UsageSource::Reported);
     }
-    let completion = match serde_json::from_slice::<Completion>(body) {
-        Ok(c) => estimate_tokens(c.content_chars()),
-        Err(_) => estimate_tokens(len as u64),
+    let completion = match generated_chars(body) {
+        0 if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => {
+            estimate_tokens(len as u64)
+        }
+        chars => estimate_tokens(chars),
     };
     (estimated(prompt, completion), UsageSource::Estimated)
 }
@@ -208,35 +226,6 @@ struct UsageOnly {
     usage: Option<Usage>,
 }
 
-/// The parts of a `chat.completion` body that estimating needs.
-#[derive(Deserialize)]
-struct Completion {
-    #[serde(default)]
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Option<Message>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-impl Completion {
-    fn content_chars(&self) -> u64 {
-        self.choices
-            .iter()
-            .filter_map(|c| c.message.as_ref()?.content.as_ref())
-            .map(|s| s.chars().count() as u64)
-            .sum()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +253,25 @@ mod tests {
         assert_eq!(src, UsageSource::Estimated);
         assert_eq!((u.prompt_tokens, u.completion_tokens), (10, 2));
         assert!(Meter::None.settle(1).is_none());
+    }
+
+    #[test]
+    fn estimates_count_reasoning_refusal_and_tool_calls() {
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(br#"{"choices":[{"message":{"content":null,"reasoning_content":"abcdefgh","#);
+        m.feed(br#""tool_calls":[{"function":{"name":"abcd","arguments":"{\"q\":1}"}}]}}]}"#);
+        let (u, src) = m.settle(3).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!(u.completion_tokens, estimate_tokens(8 + 4 + 7));
+        let mut m = Meter::stream_of(Dialect::Chat);
+        m.feed(b"data: {\"choices\":[{\"delta\":{\"reasoning\":\"abcdefgh\"}}]}\n\n");
+        m.feed(b"data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\ndata: [DONE]\n\n");
+        let (u, src) = m.settle(3).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!(u.completion_tokens, estimate_tokens(10));
+        // A body that is not JSON is estimated from its length.
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(b"not json at all!");
+        assert_eq!(m.settle(1).unwrap().0.completion_tokens, 4);
     }
 }

@@ -135,12 +135,20 @@ impl Metrics {
         self.overhead.observe(f.own.as_secs_f64());
         if let Some((u, source)) = &f.usage {
             let src = source.label();
-            self.tokens
-                .with_label_values(&[team, key, model, provider, "prompt", src])
-                .inc_by(u.prompt_tokens as f64);
-            self.tokens
-                .with_label_values(&[team, key, model, provider, "completion", src])
-                .inc_by(u.completion_tokens as f64);
+            // The parts (cached, cache_write, reasoning) only when a vendor reported them.
+            for (kind, n, always) in [
+                ("prompt", u.prompt_tokens, true),
+                ("completion", u.completion_tokens, true),
+                ("cached", u.cached_tokens, false),
+                ("cache_write", u.cache_write_tokens, false),
+                ("reasoning", u.reasoning_tokens, false),
+            ] {
+                if always || n > 0 {
+                    self.tokens
+                        .with_label_values(&[team, key, model, provider, kind, src])
+                        .inc_by(n as f64);
+                }
+            }
             if f.cost > 0.0 {
                 self.cost.with_label_values(&[team, model]).inc_by(f.cost);
             }
@@ -244,7 +252,7 @@ impl Metrics {
             .unwrap_or_else(|_| unreachable_metric()),
             tokens: float_counter(
                 "switchyard_tokens_total",
-                "Tokens by type; usage_source says whether the vendor reported them or Switchyard estimated them.",
+                "Tokens by type (prompt, completion; cached, cache_write and reasoning are parts of them); usage_source says whether the vendor reported them or Switchyard estimated them.",
                 &["team", "key", "model", "provider", "type", "usage_source"],
             ),
             cost: float_counter(

@@ -203,6 +203,8 @@ mod tests {
             fallbacks: vec![],
             input_usd_per_mtok: None,
             output_usd_per_mtok: None,
+            cached_input_usd_per_mtok: None,
+            cache_write_usd_per_mtok: None,
             routes: weights
                 .iter()
                 .enumerate()

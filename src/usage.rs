@@ -59,7 +59,8 @@ impl Usage {
 
 /// Written in OpenAI's shape: `prompt_tokens`, `completion_tokens`, `total_tokens`, and
 /// `prompt_tokens_details.cached_tokens` / `completion_tokens_details.reasoning_tokens` when
-/// they are not zero.
+/// they are not zero. Prompt-cache writes, which OpenAI does not report, go in
+/// `prompt_tokens_details.cache_write_tokens` (the name OpenRouter uses) when not zero.
 impl Serialize for Usage {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -67,16 +68,21 @@ impl Serialize for Usage {
         m.serialize_entry("prompt_tokens", &self.prompt_tokens)?;
         m.serialize_entry("completion_tokens", &self.completion_tokens)?;
         m.serialize_entry("total_tokens", &self.total_tokens)?;
-        if self.cached_tokens > 0 {
+        if self.cached_tokens > 0 || self.cache_write_tokens > 0 {
             m.serialize_entry(
                 "prompt_tokens_details",
-                &serde_json::json!({"cached_tokens": self.cached_tokens}),
+                &PromptDetails {
+                    cached_tokens: Some(self.cached_tokens),
+                    cache_write_tokens: Some(self.cache_write_tokens).filter(|n| *n > 0),
+                },
             )?;
         }
         if self.reasoning_tokens > 0 {
             m.serialize_entry(
                 "completion_tokens_details",
-                &serde_json::json!({"reasoning_tokens": self.reasoning_tokens}),
+                &CompletionDetails {
+                    reasoning_tokens: Some(self.reasoning_tokens),
+                },
             )?;
         }
         m.end()
@@ -89,23 +95,57 @@ struct UsageWire {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details` (its other counts, such as audio, are not read).
+#[derive(Default, Serialize, Deserialize)]
+struct PromptDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cached_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_write_tokens: Option<u64>,
+}
+
+/// OpenAI's `usage.completion_tokens_details`.
+#[derive(Default, Serialize, Deserialize)]
+struct CompletionDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<u64>,
 }
 
 impl TryFrom<UsageWire> for Usage {
     type Error = &'static str;
 
     fn try_from(w: UsageWire) -> Result<Self, Self::Error> {
-        match (w.prompt_tokens, w.completion_tokens) {
-            (Some(prompt_tokens), Some(completion_tokens)) => Ok(Usage {
-                prompt_tokens,
-                completion_tokens,
-                total_tokens: w
-                    .total_tokens
-                    .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
-                ..Usage::default()
-            }),
-            _ => Err("usage without prompt_tokens or completion_tokens"),
-        }
+        let (Some(prompt_tokens), Some(completion_tokens)) = (w.prompt_tokens, w.completion_tokens)
+        else {
+            return Err("usage without prompt_tokens or completion_tokens");
+        };
+        let prompt = w.prompt_tokens_details.unwrap_or_default();
+        let completion = w.completion_tokens_details.unwrap_or_default();
+        // The parts never exceed their whole, whatever a server reports.
+        let cached_tokens = prompt.cached_tokens.unwrap_or(0).min(prompt_tokens);
+        let cache_write_tokens = prompt
+            .cache_write_tokens
+            .unwrap_or(0)
+            .min(prompt_tokens - cached_tokens);
+        Ok(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: w
+                .total_tokens
+                .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
+            cached_tokens,
+            cache_write_tokens,
+            reasoning_tokens: completion
+                .reasoning_tokens
+                .unwrap_or(0)
+                .min(completion_tokens),
+        })
     }
 }
 
@@ -116,17 +156,18 @@ pub fn estimate_tokens(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
-/// Prompt tokens estimated from the request's messages (their JSON size, at about four
-/// bytes a token), for answers that report no usage.
+/// Prompt tokens estimated from the request's messages (their JSON at about four bytes a
+/// token; images, audio and files at what vendors bill for them: [`crate::estimate`]), for
+/// admission and for answers that report no usage.
 pub fn estimate_prompt(req: &crate::dialect::chat::ChatRequest<'_>) -> u64 {
-    estimate_json_tokens(req.messages.iter().map(|m| m.get()))
+    crate::estimate::prompt_tokens(&req.messages)
 }
 
 /// Prompt tokens estimated from the raw JSON of a request's input (messages, system prompt,
-/// tools), at about four bytes a token; at least 1.
+/// tools): each part at about four bytes a token, except images, audio and files in messages,
+/// counted at what vendors bill for them ([`crate::estimate`]); at least 1.
 pub fn estimate_json_tokens<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
-    let bytes: usize = parts.map(str::len).sum();
-    estimate_tokens(bytes as u64).max(1)
+    crate::estimate::json_tokens(parts)
 }
 
 pub fn estimated(prompt: u64, completion: u64) -> Usage {
@@ -138,9 +179,19 @@ pub fn estimated(prompt: u64, completion: u64) -> Usage {
     }
 }
 
-/// Cost in USD of `usage` at the model's prices (0 for a model without prices).
+/// Cost in USD of `usage` at the model's prices (0 for a model without prices), by the
+/// spec's formula (`gateway.md` §2b): uncached input at `input_usd_per_mtok`, cache reads at
+/// `cached_input_usd_per_mtok` and cache writes at `cache_write_usd_per_mtok` (both default to
+/// the input price), output (reasoning included) at `output_usd_per_mtok`, per million tokens.
 pub fn cost(model: &Model, usage: &Usage) -> f64 {
-    let input = model.input_usd_per_mtok.unwrap_or(0.0) * usage.prompt_tokens as f64;
+    let input_price = model.input_usd_per_mtok.unwrap_or(0.0);
+    let cached_price = model.cached_input_usd_per_mtok.unwrap_or(input_price);
+    let write_price = model.cache_write_usd_per_mtok.unwrap_or(input_price);
+    let cached = usage.cached_tokens.min(usage.prompt_tokens);
+    let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+    let uncached = usage.prompt_tokens - cached - written;
+    let input =
+        input_price * uncached as f64 + cached_price * cached as f64 + write_price * written as f64;
     let output = model.output_usd_per_mtok.unwrap_or(0.0) * usage.completion_tokens as f64;
     (input + output) / 1_000_000.0
 }
@@ -156,6 +207,8 @@ mod tests {
             fallbacks: vec![],
             input_usd_per_mtok: input,
             output_usd_per_mtok: output,
+            cached_input_usd_per_mtok: None,
+            cache_write_usd_per_mtok: None,
             routes: vec![],
         }
     }
@@ -170,5 +223,73 @@ mod tests {
         };
         assert!((cost(&model(Some(2.5), Some(10.0)), &u) - 7.5).abs() < 1e-9);
         assert_eq!(cost(&model(None, None), &u), 0.0);
+    }
+
+    /// The issue's example: 3 / 15 USD per million, cache reads at a tenth of the input price.
+    #[test]
+    fn cost_prices_cache_reads_and_writes_apart() {
+        let mut m = model(Some(3.0), Some(15.0));
+        m.cached_input_usd_per_mtok = Some(0.3);
+        m.cache_write_usd_per_mtok = Some(3.75);
+        let u = Usage {
+            prompt_tokens: 90_020,
+            completion_tokens: 100,
+            total_tokens: 90_120,
+            cached_tokens: 90_000,
+            ..Usage::default()
+        };
+        // 20 × 3 + 90000 × 0.3 + 100 × 15 = 28560 µ$.
+        assert!((cost(&m, &u) - 0.02856).abs() < 1e-12);
+        let w = Usage {
+            cache_write_tokens: 1_000,
+            cached_tokens: 0,
+            ..u
+        };
+        // 89020 × 3 + 1000 × 3.75 + 100 × 15.
+        assert!((cost(&m, &w) - (267_060.0 + 3_750.0 + 1_500.0) / 1e6).abs() < 1e-12);
+        // Without cache prices, cache reads and writes cost the input price.
+        let plain = model(Some(3.0), Some(15.0));
+        assert!((cost(&plain, &u) - 0.27156).abs() < 1e-12);
+        // Parts larger than the whole are capped (a server's bad report costs no less).
+        let odd = Usage {
+            cached_tokens: 200_000,
+            ..u
+        };
+        assert!((cost(&m, &odd) - (90_020.0 * 0.3 + 1_500.0) / 1e6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn usage_reads_and_writes_openai_details() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":90020,"completion_tokens":300,"total_tokens":90320,
+                "prompt_tokens_details":{"cached_tokens":90000,"audio_tokens":0},
+                "completion_tokens_details":{"reasoning_tokens":200,"audio_tokens":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (u.cached_tokens, u.cache_write_tokens, u.reasoning_tokens),
+            (90_000, 0, 200)
+        );
+        let back = serde_json::to_value(u).unwrap();
+        assert_eq!(back["prompt_tokens_details"]["cached_tokens"], 90_000);
+        assert!(back["prompt_tokens_details"]
+            .get("cache_write_tokens")
+            .is_none());
+        assert_eq!(back["completion_tokens_details"]["reasoning_tokens"], 200);
+        let w: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":50,"completion_tokens":1,
+                "prompt_tokens_details":{"cached_tokens":null,"cache_write_tokens":40},
+                "completion_tokens_details":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (w.cached_tokens, w.cache_write_tokens, w.total_tokens),
+            (0, 40, 51)
+        );
+        let back = serde_json::to_value(w).unwrap();
+        assert_eq!(back["prompt_tokens_details"]["cache_write_tokens"], 40);
+        assert!(back.get("completion_tokens_details").is_none());
+        let plain = serde_json::to_value(Usage::new(1, 2)).unwrap();
+        assert!(plain.get("prompt_tokens_details").is_none());
     }
 }

@@ -32,6 +32,11 @@ struct Record<'a> {
     attempts: u32,
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// Parts of `prompt_tokens`: read from and written to the vendor's prompt cache.
+    cached_tokens: u64,
+    cache_write_tokens: u64,
+    /// Part of `completion_tokens`.
+    reasoning_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_source: Option<UsageSource>,
     cost_usd: f64,
@@ -83,6 +88,9 @@ impl Entry {
             attempts: self.attempts,
             prompt_tokens: self.usage.map_or(0, |(u, _)| u.prompt_tokens),
             completion_tokens: self.usage.map_or(0, |(u, _)| u.completion_tokens),
+            cached_tokens: self.usage.map_or(0, |(u, _)| u.cached_tokens),
+            cache_write_tokens: self.usage.map_or(0, |(u, _)| u.cache_write_tokens),
+            reasoning_tokens: self.usage.map_or(0, |(u, _)| u.reasoning_tokens),
             usage_source: self.usage.map(|(_, s)| s),
             cost_usd: self.cost_usd,
             duration_ms: self.duration_ms,

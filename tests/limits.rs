@@ -240,7 +240,10 @@ fn redis_limiter(url: &str, config: &Config) -> (Limiter, Arc<Metrics>) {
 }
 
 fn demand(tokens: u64) -> Demand {
-    Demand { tokens, usd: 0.0 }
+    Demand {
+        tokens,
+        ..Demand::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,6 +282,72 @@ async fn two_limiters_sharing_redis_admit_the_limit_once() {
         !redis.keys("switchyard:k:a:rpm").is_empty(),
         "the key's GCRA lives in Redis"
     );
+}
+
+/// The rule for a large `max_tokens` against a small remaining budget, in the shared backend:
+/// admitted when the likely cost fits, reserving all that is left; the next is refused until
+/// it settles; what it really used is counted (over by at most that one request).
+#[tokio::test]
+async fn redis_budgets_grant_what_is_left_to_a_large_max_tokens() {
+    let _turn = my_turn().await;
+    let Some(redis) = RedisServer::try_start() else {
+        return;
+    };
+    let cfg = lib_config("tokens_per_day = 1000", "usd_per_month = 1.0");
+    let (one, _) = redis_limiter(&redis.url(), &cfg);
+    let (two, _) = redis_limiter(&redis.url(), &cfg);
+    let (a, b, team) = (&cfg.keys[0], &cfg.keys[1], &cfg.teams[0]);
+    let first = Demand {
+        tokens: 700,
+        usd: 0.9,
+        ..Demand::default()
+    };
+    let first = one.admit(a, team, first).await.unwrap();
+    one.settle(
+        first,
+        Some(Spent {
+            tokens: 700,
+            usd: 0.9,
+        }),
+    )
+    .await;
+    let agent = Demand {
+        tokens: 128_100,
+        usd: 1.92,
+        floor_tokens: 200,
+        floor_usd: 0.015,
+    };
+    let big = one
+        .admit(a, team, agent)
+        .await
+        .expect("200 likely ≤ 300 left");
+    let refused = two.admit(b, team, agent).await.unwrap_err();
+    assert_eq!(
+        refused.limit,
+        LimitKind::TokensPerDay,
+        "the 300 left are reserved"
+    );
+    one.settle(
+        big,
+        Some(Spent {
+            tokens: 450,
+            usd: 0.03,
+        }),
+    )
+    .await;
+    let day = redis.keys("switchyard:t:t:tpd:*");
+    assert_eq!(day.len(), 1);
+    assert_eq!(
+        redis.hget(&day[0], "spent").as_deref(),
+        Some("1150"),
+        "over by 150, less than the one request's 450"
+    );
+    assert_eq!(redis.hget(&day[0], "reserved").as_deref(), Some("0"));
+    assert!(two.admit(b, team, demand(1)).await.is_err());
+    // The key's month: 0.1 was left, all reserved (the floor fit, the demand did not);
+    // 0.93 spent once settled.
+    let month = redis.keys("switchyard:k:a:upm:*");
+    assert_eq!(redis.hget(&month[0], "spent").as_deref(), Some("930000000"));
 }
 
 #[tokio::test]

@@ -311,6 +311,10 @@ pub struct Model {
     pub fallbacks: Vec<usize>,
     pub input_usd_per_mtok: Option<f64>,
     pub output_usd_per_mtok: Option<f64>,
+    /// Prompt-cache reads; `None`: the input price.
+    pub cached_input_usd_per_mtok: Option<f64>,
+    /// Prompt-cache writes; `None`: the input price.
+    pub cache_write_usd_per_mtok: Option<f64>,
     pub routes: Vec<Route>,
 }
 

@@ -1114,6 +1114,11 @@ fn model(
         fallbacks,
         input_usd_per_mtok: price(&m.input_usd_per_mtok, "input_usd_per_mtok")?,
         output_usd_per_mtok: price(&m.output_usd_per_mtok, "output_usd_per_mtok")?,
+        cached_input_usd_per_mtok: price(
+            &m.cached_input_usd_per_mtok,
+            "cached_input_usd_per_mtok",
+        )?,
+        cache_write_usd_per_mtok: price(&m.cache_write_usd_per_mtok, "cache_write_usd_per_mtok")?,
         routes,
     })
 }
@@ -1529,6 +1534,7 @@ aliases = ["gpt4o", "4o"]
 fallbacks = ["sonnet", "flash"]
 input_usd_per_mtok = 2.5
 output_usd_per_mtok = 10
+cached_input_usd_per_mtok = 1.25
   [[models.routes]]
   provider = "openai"
   model = "gpt-4o-2024-08-06"
@@ -1690,6 +1696,11 @@ teams = ["search", "x-*"]
         assert_eq!(gpt.fallbacks, [1, 2]);
         assert_eq!(gpt.input_usd_per_mtok, Some(2.5));
         assert_eq!(gpt.output_usd_per_mtok, Some(10.0));
+        assert_eq!(gpt.cached_input_usd_per_mtok, Some(1.25));
+        assert_eq!(
+            gpt.cache_write_usd_per_mtok, None,
+            "absent: the input price"
+        );
         assert_eq!(
             gpt.routes,
             [
@@ -2316,6 +2327,16 @@ teams = ["search", "x-*"]
             &with_base(&model("a", "output_usd_per_mtok = inf # <-")),
             "models[0].output_usd_per_mtok",
             "finite",
+        );
+        rejects(
+            &with_base(&model("a", "cached_input_usd_per_mtok = -0.5 # <-")),
+            "models[0].cached_input_usd_per_mtok",
+            "finite number >= 0",
+        );
+        rejects(
+            &with_base(&model("a", "cache_write_usd_per_mtok = nan # <-")),
+            "models[0].cache_write_usd_per_mtok",
+            "finite number >= 0",
         );
     }
 

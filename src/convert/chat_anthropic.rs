@@ -46,7 +46,8 @@
 //! arrives and one `delta.thinking_blocks` at each block's end. Server-tool blocks (web search
 //! results, …) and citations are left out. Usage counts cached prompt
 //! tokens (`cache_read_input_tokens`, `cache_creation_input_tokens`) in `prompt_tokens`, as
-//! OpenAI's `prompt_tokens` does.
+//! OpenAI's `prompt_tokens` does, and carries them as `prompt_tokens_details.cached_tokens`
+//! and `.cache_write_tokens`.
 
 use std::borrow::Cow;
 
@@ -443,8 +444,10 @@ fn convert_tool_choice<'a>(
 // ---------------------------------------------------------------------------------------------
 // Answers.
 
-/// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from or written to the
-/// cache, which OpenAI's `prompt_tokens` includes.
+/// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from
+/// (`cache_read_input_tokens`) or written to (`cache_creation_input_tokens`) the cache, which
+/// the normalised `prompt_tokens` includes. `output_tokens` includes thinking, which Anthropic
+/// does not count apart: reasoning stays 0.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 struct UsageIn {
     input_tokens: Option<u64>,
@@ -454,31 +457,45 @@ struct UsageIn {
 }
 
 impl UsageIn {
-    fn prompt(&self) -> Option<u64> {
-        let parts = [
+    /// A stream's usage so far: `later` (a `message_delta`) overrides what `message_start`
+    /// said, count by count.
+    fn merge(self, later: UsageIn) -> UsageIn {
+        UsageIn {
+            input_tokens: later.input_tokens.or(self.input_tokens),
+            output_tokens: later.output_tokens.or(self.output_tokens),
+            cache_creation_input_tokens: later
+                .cache_creation_input_tokens
+                .or(self.cache_creation_input_tokens),
+            cache_read_input_tokens: later
+                .cache_read_input_tokens
+                .or(self.cache_read_input_tokens),
+        }
+    }
+
+    /// The normalised usage; `None` when the vendor said nothing.
+    fn usage(&self) -> Option<Usage> {
+        let counts = [
             self.input_tokens,
+            self.output_tokens,
             self.cache_creation_input_tokens,
             self.cache_read_input_tokens,
         ];
-        parts
-            .iter()
-            .any(Option::is_some)
-            .then(|| parts.iter().flatten().sum())
+        if counts.iter().all(Option::is_none) {
+            return None;
+        }
+        let cached_tokens = self.cache_read_input_tokens.unwrap_or(0);
+        let cache_write_tokens = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(cached_tokens)
+            .saturating_add(cache_write_tokens);
+        Some(Usage {
+            cached_tokens,
+            cache_write_tokens,
+            ..Usage::new(prompt, self.output_tokens.unwrap_or(0))
+        })
     }
-}
-
-/// Usage from what is known; `None` when the vendor said nothing.
-fn usage_of(prompt: Option<u64>, completion: Option<u64>) -> Option<Usage> {
-    if prompt.is_none() && completion.is_none() {
-        return None;
-    }
-    let (p, c) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-    Some(Usage {
-        prompt_tokens: p,
-        completion_tokens: c,
-        total_tokens: p.saturating_add(c),
-        ..Usage::default()
-    })
 }
 
 /// A content block of an answer (or of a stream's `content_block_start`).
@@ -612,9 +629,7 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
     let mut message = AssistantMessage::new(text, calls);
     message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
     message.thinking_blocks = thinking_blocks;
-    let usage = msg
-        .usage
-        .and_then(|u| usage_of(u.prompt(), u.output_tokens));
+    let usage = msg.usage.and_then(|u| u.usage());
     let body = to_bytes(&Completion {
         id: msg.id.as_deref().unwrap_or("msg"),
         object: "chat.completion",
@@ -707,8 +722,7 @@ pub struct AnthropicState {
     writer: Option<ChunkWriter>,
     tools: Vec<OpenTool>,
     thinking: Option<OpenThinking>,
-    prompt: Option<u64>,
-    completion: Option<u64>,
+    usage: UsageIn,
     finish: Option<&'static str>,
     content: bool,
     end: End,
@@ -724,8 +738,7 @@ impl AnthropicStream {
             writer: None,
             tools: Vec::new(),
             thinking: None,
-            prompt: None,
-            completion: None,
+            usage: UsageIn::default(),
             finish: None,
             content: false,
             end: End::Open,
@@ -779,7 +792,7 @@ impl EventState for AnthropicState {
     }
 
     fn usage(&self) -> Option<Usage> {
-        usage_of(self.prompt, self.completion)
+        self.usage.usage()
     }
 
     fn has_content(&self) -> bool {
@@ -813,8 +826,7 @@ impl AnthropicState {
     fn message_start(&mut self, msg: Option<MessageIn<'_>>, out: &mut Vec<u8>) {
         let Some(msg) = msg else { return };
         if let Some(u) = msg.usage {
-            self.prompt = u.prompt().or(self.prompt);
-            self.completion = u.output_tokens.or(self.completion);
+            self.usage = self.usage.merge(u);
         }
         self.begin(msg.id.as_deref(), msg.model.as_deref(), out);
     }
@@ -926,8 +938,7 @@ impl AnthropicState {
             self.finish = Some(finish_reason(Some(reason)));
         }
         if let Some(u) = usage {
-            self.prompt = u.prompt().or(self.prompt);
-            self.completion = u.output_tokens.or(self.completion);
+            self.usage = self.usage.merge(u);
         }
     }
 
@@ -936,7 +947,7 @@ impl AnthropicState {
         self.begin(None, None, out);
         let finish = self.finish.unwrap_or("stop");
         if let Some(w) = &self.writer {
-            w.last(out, &[(0, finish)], usage_of(self.prompt, self.completion));
+            w.last(out, &[(0, finish)], self.usage.usage());
         }
         self.end = End::Done;
     }
@@ -1138,7 +1149,8 @@ mod tests {
                 "model":"claude-sonnet-4-5-20250929",
                 "choices":[{"index":0,"message":{"role":"assistant","content":"Hi! My name is Claude. How can I help?"},
                             "finish_reason":"stop"}],
-                "usage":{"prompt_tokens":2100,"completion_tokens":503,"total_tokens":2603}
+                "usage":{"prompt_tokens":2100,"completion_tokens":503,"total_tokens":2603,
+                         "prompt_tokens_details":{"cached_tokens":5}}
             })
         );
         assert_eq!(t.usage.map(|u| u.total_tokens), Some(2603));
@@ -1340,5 +1352,44 @@ mod tests {
         let end = t.finish();
         assert!(end.ends_with(b"data: [DONE]\n\n"));
         assert!(t.is_done());
+    }
+
+    /// Cache reads and writes are parts of the prompt; the stream's usage is what
+    /// `message_start` said, overridden count by count by `message_delta`.
+    #[test]
+    fn cache_reads_and_writes_are_parts_of_the_prompt() {
+        let body = br#"{"id":"m","type":"message","role":"assistant","model":"c","content":[],
+            "stop_reason":"end_turn","usage":{"input_tokens":20,"cache_read_input_tokens":90000,
+            "cache_creation_input_tokens":1000,"output_tokens":100}}"#;
+        let t = response(body, "h", 1).unwrap();
+        let want = Usage {
+            prompt_tokens: 91_020,
+            completion_tokens: 100,
+            total_tokens: 91_120,
+            cached_tokens: 90_000,
+            cache_write_tokens: 1_000,
+            reasoning_tokens: 0,
+        };
+        assert_eq!(t.usage, Some(want));
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(
+            v["usage"]["prompt_tokens_details"],
+            json!({"cached_tokens":90000,"cache_write_tokens":1000})
+        );
+        let events = concat!(
+            "event: message_start\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"content\":[],",
+            "\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":90000,",
+            "\"cache_creation_input_tokens\":1000,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\n",
+            "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},",
+            "\"usage\":{\"output_tokens\":100}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let (out, t) = stream(events);
+        assert_eq!(t.usage(), Some(want));
+        let last = &events_of(&out)[1];
+        let back: Usage = serde_json::from_value(last["usage"].clone()).unwrap();
+        assert_eq!(back, want, "the chat stream carries the details");
     }
 }

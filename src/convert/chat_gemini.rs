@@ -39,7 +39,9 @@
 //! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY → `content_filter`; a prompt blocked by
 //! `promptFeedback` → `content_filter`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
 //! → `prompt_tokens`, `candidatesTokenCount` + `thoughtsTokenCount` → `completion_tokens`
-//! (thinking is billed as output, as OpenAI counts reasoning tokens), `totalTokenCount`.
+//! (thinking is billed as output, as OpenAI counts reasoning tokens), `totalTokenCount`;
+//! `cachedContentTokenCount` → `prompt_tokens_details.cached_tokens` (a part of the prompt),
+//! `thoughtsTokenCount` → `completion_tokens_details.reasoning_tokens`.
 
 use std::borrow::Cow;
 
@@ -577,6 +579,7 @@ struct UsageIn {
     total_token_count: Option<u64>,
     thoughts_token_count: Option<u64>,
     tool_use_prompt_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -604,15 +607,18 @@ impl UsageIn {
         }
         let prompt =
             self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
-        let completion =
-            self.candidates_token_count.unwrap_or(0) + self.thoughts_token_count.unwrap_or(0);
+        let reasoning = self.thoughts_token_count.unwrap_or(0);
+        let completion = self.candidates_token_count.unwrap_or(0) + reasoning;
         Some(Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: self
                 .total_token_count
                 .unwrap_or(prompt.saturating_add(completion)),
-            ..Usage::default()
+            // `promptTokenCount` already includes the cached content.
+            cached_tokens: self.cached_content_token_count.unwrap_or(0).min(prompt),
+            cache_write_tokens: 0,
+            reasoning_tokens: reasoning,
         })
     }
 }
@@ -1049,7 +1055,8 @@ mod tests {
                 "id":"resp-123","object":"chat.completion","created":5,"model":"gemini-2.5-flash",
                 "choices":[{"index":0,"message":{"role":"assistant","content":"AI learns patterns from data."},
                             "finish_reason":"stop"}],
-                "usage":{"prompt_tokens":8,"completion_tokens":16,"total_tokens":24}
+                "usage":{"prompt_tokens":8,"completion_tokens":16,"total_tokens":24,
+                         "completion_tokens_details":{"reasoning_tokens":10}}
             })
         );
         assert_eq!(t.usage.map(|u| u.completion_tokens), Some(16));
@@ -1143,7 +1150,8 @@ mod tests {
         assert_eq!(events[4]["choices"][0]["finish_reason"], "stop");
         assert_eq!(
             events[4]["usage"],
-            json!({"prompt_tokens":9,"completion_tokens":21,"total_tokens":30})
+            json!({"prompt_tokens":9,"completion_tokens":21,"total_tokens":30,
+                   "completion_tokens_details":{"reasoning_tokens":14}})
         );
         assert_eq!(events[5], "[DONE]");
         assert!(t.is_done() && t.has_content());
@@ -1245,5 +1253,31 @@ mod tests {
         let events = events_of(&out);
         assert_eq!(events[1]["choices"][0]["finish_reason"], "content_filter");
         assert!(t.is_done() && !t.has_content());
+    }
+
+    #[test]
+    fn cached_content_and_thoughts_are_read() {
+        let body = br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"ok"}]},
+            "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1200,
+            "cachedContentTokenCount":1000,"candidatesTokenCount":30,"thoughtsTokenCount":70,
+            "totalTokenCount":1300}}"#;
+        let t = response(body, "h", 1).unwrap();
+        assert_eq!(
+            t.usage,
+            Some(Usage {
+                prompt_tokens: 1200,
+                completion_tokens: 100,
+                total_tokens: 1300,
+                cached_tokens: 1000,
+                cache_write_tokens: 0,
+                reasoning_tokens: 70,
+            })
+        );
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 1000);
+        assert_eq!(
+            v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            70
+        );
     }
 }

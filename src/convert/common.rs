@@ -619,11 +619,10 @@ fn push_choice(out: &mut Vec<u8>, index: u32, delta: &str, finish: Option<&str>)
     out.push(b'}');
 }
 
+/// `,"usage":{…}` as [`Usage`]'s Serialize writes it (details included when not zero).
 fn usage_json(u: &Usage) -> String {
-    format!(
-        r#","usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}"#,
-        u.prompt_tokens, u.completion_tokens, u.total_tokens
-    )
+    let json = serde_json::to_string(u).unwrap_or_else(|_| "null".into());
+    format!(r#","usage":{json}"#)
 }
 
 /// A text delta.
@@ -832,10 +831,12 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         w.chunk(&mut out, 0, &content_delta("a\"b"));
         let usage = Usage {
-            prompt_tokens: 1,
+            prompt_tokens: 10,
             completion_tokens: 2,
-            total_tokens: 3,
-            ..Usage::default()
+            total_tokens: 12,
+            cached_tokens: 6,
+            cache_write_tokens: 3,
+            reasoning_tokens: 1,
         };
         w.last(&mut out, &[(0, "stop")], Some(usage));
         let events = events_of(&out);
@@ -843,7 +844,11 @@ pub(crate) mod tests {
         assert_eq!(events[0]["id"], "id\"1");
         assert_eq!(events[0]["choices"][0]["delta"]["content"], "a\"b");
         assert_eq!(events[1]["choices"][0]["finish_reason"], "stop");
-        assert_eq!(events[1]["usage"]["total_tokens"], 3);
+        assert_eq!(events[1]["usage"]["total_tokens"], 12);
+        // The details go out as a non-streaming answer writes them, and read back whole.
+        assert_eq!(events[1]["usage"], serde_json::to_value(usage).unwrap());
+        let back: Usage = serde_json::from_value(events[1]["usage"].clone()).unwrap();
+        assert_eq!(back, usage);
         assert_eq!(events[2], serde_json::Value::String("[DONE]".into()));
     }
 

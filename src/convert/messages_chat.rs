@@ -20,7 +20,8 @@
 //! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
 //! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
 //! `max_tokens`, tool_calls → `tool_use`, content_filter → `refusal`; usage → `input_tokens`
-//! (without cached tokens, which go to `cache_read_input_tokens`) and `output_tokens`.
+//! (without cached tokens, which go to `cache_read_input_tokens`, and cache writes, which go to
+//! `cache_creation_input_tokens`) and `output_tokens`.
 //! Only the first choice is read.
 
 use std::borrow::Cow;
@@ -567,8 +568,8 @@ struct CompletionIn<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     choices: Vec<ChoiceIn<'a>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
+    #[serde(default, deserialize_with = "lenient_usage")]
+    usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -589,36 +590,11 @@ struct AnswerIn<'a> {
     tool_calls: Option<Vec<OaToolCall<'a>>>,
 }
 
-/// OpenAI's `usage`, every count optional (servers differ).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct UsageIn {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct PromptDetails {
-    cached_tokens: Option<u64>,
-}
-
-impl UsageIn {
-    fn usage(&self) -> Option<Usage> {
-        let (p, c) = (self.prompt_tokens?, self.completion_tokens?);
-        Some(Usage {
-            prompt_tokens: p,
-            completion_tokens: c,
-            total_tokens: p.saturating_add(c),
-            ..Usage::default()
-        })
-    }
-
-    fn cached(&self) -> u64 {
-        self.prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-    }
+/// OpenAI's `usage` (every count optional, servers differ): read as [`Usage`] when it has
+/// both counts; one without them, or of an odd shape, reads as none rather than failing.
+fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
+    let v = <Option<Box<RawValue>>>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_str::<Usage>(v.get()).ok()))
 }
 
 #[derive(Serialize)]
@@ -651,25 +627,32 @@ enum AnswerBlock<'a> {
 struct AnthropicUsage {
     input_tokens: u64,
     output_tokens: u64,
+    cache_creation_input_tokens: u64,
     cache_read_input_tokens: u64,
 }
 
 impl AnthropicUsage {
-    /// Anthropic's `input_tokens` leaves out the tokens read from the cache.
-    fn of(usage: Option<Usage>, cached: u64) -> Self {
+    /// Anthropic's `input_tokens` leaves out the tokens read from and written to the cache,
+    /// which go to `cache_read_input_tokens` and `cache_creation_input_tokens`.
+    fn of(usage: Option<Usage>) -> Self {
         let u = usage.unwrap_or_default();
-        let cached = cached.min(u.prompt_tokens);
+        let read = u.cached_tokens.min(u.prompt_tokens);
+        let written = u.cache_write_tokens.min(u.prompt_tokens - read);
         AnthropicUsage {
-            input_tokens: u.prompt_tokens - cached,
+            input_tokens: u.prompt_tokens - read - written,
             output_tokens: u.completion_tokens,
-            cache_read_input_tokens: cached,
+            cache_creation_input_tokens: written,
+            cache_read_input_tokens: read,
         }
     }
 
     fn json(&self) -> String {
         format!(
-            r#"{{"input_tokens":{},"output_tokens":{},"cache_read_input_tokens":{}}}"#,
-            self.input_tokens, self.output_tokens, self.cache_read_input_tokens
+            r#"{{"input_tokens":{},"output_tokens":{},"cache_creation_input_tokens":{},"cache_read_input_tokens":{}}}"#,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_input_tokens,
+            self.cache_read_input_tokens
         )
     }
 }
@@ -721,8 +704,7 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
             });
         }
     }
-    let usage = c.usage.and_then(|u| u.usage());
-    let cached = c.usage.map_or(0, |u| u.cached());
+    let usage = c.usage;
     let body = to_bytes(&MessageOutBody {
         id: c.id.as_deref().unwrap_or("msg"),
         kind: "message",
@@ -731,7 +713,7 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
         content,
         stop_reason: reason,
         stop_sequence: None,
-        usage: AnthropicUsage::of(usage, cached),
+        usage: AnthropicUsage::of(usage),
     });
     Ok(Translated {
         body,
@@ -751,8 +733,8 @@ struct ChunkIn<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     choices: Vec<ChunkChoiceIn<'a>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
+    #[serde(default, deserialize_with = "lenient_usage")]
+    usage: Option<Usage>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
 }
@@ -822,7 +804,6 @@ pub struct ReverseState {
     tools: Vec<(u32, u32)>,
     finish: Option<&'static str>,
     usage: Option<Usage>,
-    cached: u64,
     content: bool,
     end: End,
 }
@@ -854,9 +835,8 @@ impl EventState for ReverseState {
             return self.upstream_error(err, out);
         }
         self.begin(chunk.id.as_deref(), chunk.model.as_deref(), out);
-        if let Some(u) = chunk.usage {
-            self.usage = u.usage().or(self.usage);
-            self.cached = u.cached();
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
@@ -997,7 +977,7 @@ impl ReverseState {
     fn last(&mut self, out: &mut Vec<u8>) {
         self.begin(None, None, out);
         self.close_block(out);
-        let usage = AnthropicUsage::of(self.usage, self.cached);
+        let usage = AnthropicUsage::of(self.usage);
         let data = format!(
             r#"{{"type":"message_delta","delta":{{"stop_reason":"{}","stop_sequence":null}},"usage":{}}}"#,
             self.finish.unwrap_or("end_turn"),
@@ -1226,7 +1206,8 @@ mod tests {
                 "content":[{"type":"text","text":"Checking."},
                     {"type":"tool_use","id":"call_abc123","name":"get_current_weather","input":{"location":"Boston, MA"}}],
                 "stop_reason":"tool_use","stop_sequence":null,
-                "usage":{"input_tokens":82,"output_tokens":17,"cache_read_input_tokens":0}
+                "usage":{"input_tokens":82,"output_tokens":17,"cache_creation_input_tokens":0,
+                         "cache_read_input_tokens":0}
             })
         );
         assert_eq!(t.usage.map(|u| u.total_tokens), Some(99));
@@ -1307,7 +1288,8 @@ mod tests {
         assert_eq!(
             ev[5].1,
             json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},
-                   "usage":{"input_tokens":15,"output_tokens":10,"cache_read_input_tokens":4}})
+                   "usage":{"input_tokens":15,"output_tokens":10,"cache_creation_input_tokens":0,
+                            "cache_read_input_tokens":4}})
         );
         assert!(t.is_done() && t.has_content());
         assert_eq!(t.usage().map(|u| u.total_tokens), Some(29));
@@ -1388,5 +1370,31 @@ mod tests {
         assert_eq!(ev[ev.len() - 2].1["delta"]["stop_reason"], "tool_use");
         assert_eq!(back.usage(), forward.usage());
         let _ = events_of(&openai);
+    }
+
+    /// An Anthropic client sees `input_tokens` without the cache reads and writes, which go
+    /// to their own fields.
+    #[test]
+    fn cache_parts_leave_input_tokens() {
+        let body = br#"{"id":"c","model":"m","choices":[{"index":0,"finish_reason":"stop",
+            "message":{"role":"assistant","content":"hi"}}],
+            "usage":{"prompt_tokens":91020,"completion_tokens":100,"total_tokens":91120,
+            "prompt_tokens_details":{"cached_tokens":90000,"cache_write_tokens":1000},
+            "completion_tokens_details":{"reasoning_tokens":40}}}"#;
+        let t = response_from_openai(body, "h").unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens":20,"output_tokens":100,
+                   "cache_creation_input_tokens":1000,"cache_read_input_tokens":90000})
+        );
+        let u = t.usage.unwrap();
+        assert_eq!(
+            (u.cached_tokens, u.cache_write_tokens, u.reasoning_tokens),
+            (90_000, 1_000, 40)
+        );
+        // A usage without both counts is no usage, not a failed answer.
+        let body = br#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":3}}"#;
+        assert_eq!(response_from_openai(body, "h").unwrap().usage, None);
     }
 }

@@ -136,12 +136,27 @@ impl Budget {
     /// Whether `demand` fits under `cap` next to what is spent and reserved. A demand of zero
     /// always fits: a request that costs nothing here (a model without prices) is not refused.
     pub fn fits(&self, demand: u64, cap: u64) -> bool {
-        demand == 0
-            || self
-                .spent
-                .saturating_add(self.reserved)
-                .saturating_add(demand)
-                <= cap
+        demand == 0 || demand <= self.left(cap)
+    }
+
+    /// What is left under `cap` after what is spent and reserved.
+    pub fn left(&self, cap: u64) -> u64 {
+        cap.saturating_sub(self.spent.saturating_add(self.reserved))
+    }
+
+    /// What to reserve for a request of `demand` whose likely cost is `floor` (≤ `demand`):
+    /// the whole demand when it fits; else, when what is left covers the floor, all that is
+    /// left (the next request then finds nothing left until this one settles); else `None`,
+    /// refused.
+    pub fn grant(&self, demand: u64, floor: u64, cap: u64) -> Option<u64> {
+        let left = self.left(cap);
+        if self.fits(demand, cap) {
+            Some(demand)
+        } else if left > 0 && floor <= left {
+            Some(left)
+        } else {
+            None
+        }
     }
 
     /// Drops a reservation made in period `made_in`; a reservation of a period that has since
@@ -210,6 +225,24 @@ mod tests {
         assert_eq!(b.reserved, 0);
         b.roll(8);
         assert_eq!((b.spent, b.reserved, b.period), (0, 0, 8));
+    }
+
+    #[test]
+    fn a_large_demand_gets_what_is_left_when_its_floor_fits() {
+        let mut b = Budget {
+            spent: 900,
+            ..Budget::default()
+        };
+        assert_eq!(b.grant(50, 50, 1000), Some(50), "fits whole");
+        assert_eq!(b.grant(130_000, 100, 1000), Some(100), "all that is left");
+        assert_eq!(
+            b.grant(130_000, 101, 1000),
+            None,
+            "cannot pay the likely cost"
+        );
+        b.reserved = 100;
+        assert_eq!(b.grant(130_000, 1, 1000), None, "nothing left");
+        assert_eq!(b.grant(0, 0, 1000), Some(0), "a free request");
     }
 
     #[test]

@@ -567,20 +567,24 @@ fn check(
     }
     if let Some(cap) = limits.tokens_per_day {
         state.day.roll(periods.day);
-        if !state.day.fits(need.tokens, cap) {
-            let wait = Period::Day.until_next(periods.unix);
-            refuse(LimitKind::TokensPerDay, wait, cap);
+        match state.day.grant(need.tokens, need.floor_tokens, cap) {
+            Some(grant) => plan.day = grant,
+            None => {
+                let wait = Period::Day.until_next(periods.unix);
+                refuse(LimitKind::TokensPerDay, wait, cap);
+            }
         }
-        plan.day = need.tokens;
     }
     if let Some(usd) = limits.usd_per_month {
         let cap = money_cap(usd);
         state.month.roll(periods.month);
-        if !state.month.fits(need.usd_nanos, cap) {
-            let wait = Period::Month.until_next(periods.unix);
-            refuse(LimitKind::UsdPerMonth, wait, cap);
+        match state.month.grant(need.usd_nanos, need.floor_usd_nanos, cap) {
+            Some(grant) => plan.month = grant,
+            None => {
+                let wait = Period::Month.until_next(periods.unix);
+                refuse(LimitKind::UsdPerMonth, wait, cap);
+            }
         }
-        plan.month = need.usd_nanos;
     }
     match refusal {
         Some(r) => Err(r),

@@ -52,8 +52,12 @@
 //!   [`Admission`] dropped without a settle (a cancelled task, a bug) is settled in memory as
 //!   if it used all it reserved; in Redis its slot comes back after the safety TTL.
 //! - **Budgets** (`tokens_per_day`: UTC calendar day; `usd_per_month`: UTC calendar month):
-//!   admitted while `spent + reserved + demand ≤ budget`. Spending is counted in the period
-//!   the request ends in; a reservation made in a period that has ended is dropped with it.
+//!   admitted while `spent + reserved + demand ≤ budget`, reserving the demand. A demand that
+//!   does not fit (an agent's `max_tokens` of 128k against a nearly spent day) is still
+//!   admitted when what is left covers its *floor*, its likely cost — the prompt estimate plus
+//!   `min(max_tokens, [limits] default_max_tokens)` — and then reserves all that is left, so
+//!   the next request waits for its settle; the budget ends over by at most that one request's
+//!   real usage beyond what was left. Spending is counted in the period the request ends in; a reservation made in a period that has ended is dropped with it.
 //!   A request that costs nothing against a budget (a model without prices, for
 //!   `usd_per_month`) is never refused by it. Money is counted in nano-dollars.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
@@ -126,11 +130,18 @@ pub struct Demand {
     pub tokens: u64,
     /// The cost of those tokens at the model's prices (0 for a model without prices).
     pub usd: f64,
+    /// The least a budget must have left to admit the request (its likely cost): the prompt
+    /// estimate plus `min(max_tokens, [limits] default_max_tokens)`. A budget with less than
+    /// `tokens` left but at least this reserves what it has left. 0: the whole demand.
+    pub floor_tokens: u64,
+    /// The same in USD.
+    pub floor_usd: f64,
 }
 
 impl Demand {
     /// The demand of a request: `prompt_tokens` (an estimate) plus `max_tokens`, or
-    /// `[limits] default_max_tokens` when the client gave none, priced at `model`'s prices.
+    /// `[limits] default_max_tokens` when the client gave none, priced at `model`'s prices;
+    /// its floor counts at most `default_max_tokens` of output.
     pub fn estimate(
         model: &Model,
         prompt_tokens: u64,
@@ -138,11 +149,14 @@ impl Demand {
         limits: &LimitsConfig,
     ) -> Demand {
         let completion = max_tokens.unwrap_or(limits.default_max_tokens);
-        let input = model.input_usd_per_mtok.unwrap_or(0.0) * prompt_tokens as f64;
-        let output = model.output_usd_per_mtok.unwrap_or(0.0) * completion as f64;
+        let usage = crate::usage::Usage::new(prompt_tokens, completion);
+        let likely =
+            crate::usage::Usage::new(prompt_tokens, completion.min(limits.default_max_tokens));
         Demand {
-            tokens: prompt_tokens.saturating_add(completion),
-            usd: (input + output) / 1_000_000.0,
+            tokens: usage.total_tokens,
+            usd: crate::usage::cost(model, &usage),
+            floor_tokens: likely.total_tokens,
+            floor_usd: crate::usage::cost(model, &likely),
         }
     }
 }
@@ -159,22 +173,36 @@ pub struct Spent {
 pub(crate) struct Need {
     pub(crate) tokens: u64,
     pub(crate) usd_nanos: u64,
+    /// The least a budget must have left to admit (at most `tokens` / `usd_nanos`).
+    pub(crate) floor_tokens: u64,
+    pub(crate) floor_usd_nanos: u64,
 }
 
 impl From<Demand> for Need {
     fn from(d: Demand) -> Need {
+        let tokens = d.tokens.max(1);
+        let usd_nanos = budget::usd_to_nanos_ceil(d.usd);
+        let floor = |floor: u64, whole: u64| match floor {
+            0 => whole,
+            f => f.min(whole),
+        };
         Need {
-            tokens: d.tokens.max(1),
-            usd_nanos: budget::usd_to_nanos_ceil(d.usd),
+            tokens,
+            usd_nanos,
+            floor_tokens: floor(d.floor_tokens, tokens),
+            floor_usd_nanos: floor(budget::usd_to_nanos_ceil(d.floor_usd), usd_nanos),
         }
     }
 }
 
 impl From<Spent> for Need {
     fn from(s: Spent) -> Need {
+        let (tokens, usd_nanos) = (s.tokens, budget::usd_to_nanos(s.usd));
         Need {
-            tokens: s.tokens,
-            usd_nanos: budget::usd_to_nanos(s.usd),
+            tokens,
+            usd_nanos,
+            floor_tokens: tokens,
+            floor_usd_nanos: usd_nanos,
         }
     }
 }

@@ -55,17 +55,21 @@ const BUDGET_GRACE_SECS: u64 = 86_400;
 /// Admission (and, with `ARGV[7] = "peek"`, the headers alone). KEYS: for the key then the team,
 /// `rpm, tpm, inflight, tpd:{day}, upm:{month}`. ARGV: id, tokens, nano-dollars, safety TTL
 /// (ms), day and month expiry (unix ms), mode; then for the key then the team `rpm, tpm,
-/// max_concurrent, tokens_per_day, usd_per_month (nano-dollars)`, -1 for none.
-/// Returns 21 integers: status (1 admitted, 0 refused, 2 peek), refusing scope (0 key, 1 team),
+/// max_concurrent, tokens_per_day, usd_per_month (nano-dollars)`, -1 for none; then the floors
+/// (the least a budget must have left: tokens, nano-dollars).
+/// Returns 25 integers: status (1 admitted, 0 refused, 2 peek), refusing scope (0 key, 1 team),
 /// limit (1 rpm, 2 tpm, 3 concurrency, 4 tokens/day, 5 usd/month), wait (ms), the limit's
 /// value; then for key and team, rpm and tpm: limit (-1 none), remaining, reset (ms); then
-/// for key and team: day tokens and month nano-dollars spent + reserved.
+/// for key and team: day tokens and month nano-dollars spent + reserved; then for key and
+/// team: the day tokens and month nano-dollars reserved by this admission (0: none).
 const ADMIT_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tokens = tonumber(ARGV[2])
 local usd = tonumber(ARGV[3])
 local mode = ARGV[7]
+local floor_tokens = tonumber(ARGV[18])
+local floor_usd = tonumber(ARGV[19])
 
 local function lim(s, i) return tonumber(ARGV[7 + s * 5 + i]) end
 
@@ -106,6 +110,17 @@ local function used(key, cap)
   return (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
 end
 
+-- What a budget reserves (see budget.rs `Budget::grant`): the demand when it fits, else all
+-- that is left when that covers the floor, else nil (refused).
+local function grant(key, cap, demand, floor)
+  local left = cap - used(key, cap)
+  if left < 0 then left = 0 end
+  if demand <= left then return demand end
+  if left > 0 and floor <= left then return left end
+  return nil
+end
+
+local grants = {0, 0, 0, 0}
 local fs, fc, fw, fcap = -1, 0, 0, 0
 local function refuse(s, code, wait, cap)
   local rank = (code >= 4) and 1 or 0
@@ -133,8 +148,14 @@ if mode == 'admit' then
       redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
       if redis.call('ZCARD', KEYS[k + 3]) >= conc then refuse(s, 3, 0, conc) end
     end
-    if tpd >= 0 and tokens > 0 and used(KEYS[k + 4], tpd) + tokens > tpd then refuse(s, 4, 0, tpd) end
-    if upm >= 0 and usd > 0 and used(KEYS[k + 5], upm) + usd > upm then refuse(s, 5, 0, upm) end
+    if tpd >= 0 and tokens > 0 then
+      local g = grant(KEYS[k + 4], tpd, tokens, floor_tokens)
+      if g then p.day = g else refuse(s, 4, 0, tpd) end
+    end
+    if upm >= 0 and usd > 0 then
+      local g = grant(KEYS[k + 5], upm, usd, floor_usd)
+      if g then p.month = g else refuse(s, 5, 0, upm) end
+    end
     plans[s] = p
   end
   if fs < 0 then
@@ -147,13 +168,15 @@ if mode == 'admit' then
         redis.call('ZADD', KEYS[k + 3], string.format('%.17g', now + tonumber(ARGV[4]) * 1000), ARGV[1])
         redis.call('PEXPIRE', KEYS[k + 3], ARGV[4])
       end
-      if lim(s, 4) >= 0 and tokens > 0 then
-        redis.call('HINCRBY', KEYS[k + 4], 'reserved', ARGV[2])
+      if p.day then
+        redis.call('HINCRBY', KEYS[k + 4], 'reserved', string.format('%d', p.day))
         redis.call('PEXPIREAT', KEYS[k + 4], ARGV[5])
+        grants[s * 2 + 1] = p.day
       end
-      if lim(s, 5) >= 0 and usd > 0 then
-        redis.call('HINCRBY', KEYS[k + 5], 'reserved', ARGV[3])
+      if p.month then
+        redis.call('HINCRBY', KEYS[k + 5], 'reserved', string.format('%d', p.month))
         redis.call('PEXPIREAT', KEYS[k + 5], ARGV[6])
+        grants[s * 2 + 2] = p.month
       end
     end
   end
@@ -174,6 +197,7 @@ for s = 0, 1 do
   out[#out + 1] = used(KEYS[s * 5 + 4], lim(s, 4))
   out[#out + 1] = used(KEYS[s * 5 + 5], lim(s, 5))
 end
+for i = 1, 4 do out[#out + 1] = grants[i] end
 return out
 "#;
 
@@ -425,7 +449,10 @@ impl Shared {
         if reply.status != 1 {
             return Ok(Err(Box::new((reply.refusal(periods)?, reply.headers))));
         }
-        let holds = [hold(&key.limits, need), hold(&team.limits, need)];
+        let holds = [
+            hold(&key.limits, need, reply.grants[0]),
+            hold(&team.limits, need, reply.grants[1]),
+        ];
         Ok(Ok(Granted {
             periods,
             holds,
@@ -480,6 +507,7 @@ impl Shared {
                 .arg(opt(limits.tokens_per_day))
                 .arg(opt(limits.usd_per_month.map(money_cap)));
         }
+        call.arg(need.floor_tokens).arg(need.floor_usd_nanos);
         let reply: Vec<i64> = self.invoke(&call).await?;
         Ok((id, reply))
     }
@@ -581,20 +609,21 @@ fn expiry_ms(period: Period, periods: Periods) -> u64 {
     end.saturating_add(BUDGET_GRACE_SECS).saturating_mul(1000)
 }
 
-/// What a shared admission holds, from the limits it was checked against.
-fn hold(limits: &Limits, need: Need) -> Hold {
+/// What a shared admission holds, from the limits it was checked against and what the
+/// script reserved from the budgets (`(day tokens, month nano-dollars)`).
+fn hold(limits: &Limits, need: Need, (day, month): (u64, u64)) -> Hold {
     Hold {
         state: None,
         rpm: limits.rpm,
         tpm: limits.tpm.map(|l| (l, need.tokens.min(u64::from(l)))),
         inflight: limits.max_concurrent.is_some(),
         day: if limits.tokens_per_day.is_some() {
-            need.tokens
+            day
         } else {
             0
         },
         month: if limits.usd_per_month.is_some() {
-            need.usd_nanos
+            month
         } else {
             0
         },
@@ -611,11 +640,13 @@ struct Reply {
     cap: i64,
     headers: RateHeaders,
     budgets: [(u64, u64); 2],
+    /// What this admission reserved from the day and month budgets, for key and team.
+    grants: [(u64, u64); 2],
 }
 
 impl Reply {
     fn parse(v: &[i64]) -> Result<Reply, SharedError> {
-        if v.len() < 21 {
+        if v.len() < 25 {
             return Err(SharedError::Reply(format!("{} values", v.len())));
         }
         let status = |at: usize| {
@@ -637,6 +668,7 @@ impl Reply {
             cap: v[4],
             headers: key.tighter(team),
             budgets: [(n(17), n(18)), (n(19), n(20))],
+            grants: [(n(21), n(22)), (n(23), n(24))],
         })
     }
 
@@ -695,7 +727,10 @@ mod tests {
             Need {
                 tokens: 250,
                 usd_nanos: 7,
+                floor_tokens: 100,
+                floor_usd_nanos: 7,
             },
+            (250, 7),
         );
         assert_eq!(h.rpm, Some(10));
         assert_eq!(

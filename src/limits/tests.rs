@@ -65,12 +65,36 @@ impl Rig {
 
     async fn admit(&self, id: &str, tokens: u64) -> Result<Admission, Rejection> {
         let (k, t) = self.key(id);
-        self.limiter.admit(k, t, Demand { tokens, usd: 0.0 }).await
+        self.limiter
+            .admit(
+                k,
+                t,
+                Demand {
+                    tokens,
+                    ..Demand::default()
+                },
+            )
+            .await
     }
 
     async fn admit_usd(&self, id: &str, tokens: u64, usd: f64) -> Result<Admission, Rejection> {
         let (k, t) = self.key(id);
-        self.limiter.admit(k, t, Demand { tokens, usd }).await
+        self.limiter
+            .admit(
+                k,
+                t,
+                Demand {
+                    tokens,
+                    usd,
+                    ..Demand::default()
+                },
+            )
+            .await
+    }
+
+    async fn admit_demand(&self, id: &str, demand: Demand) -> Result<Admission, Rejection> {
+        let (k, t) = self.key(id);
+        self.limiter.admit(k, t, demand).await
     }
 
     async fn peek(&self, id: &str) -> RateHeaders {
@@ -262,6 +286,89 @@ async fn a_day_budget_is_spent_then_renews_at_midnight_utc() {
     assert!(rig.admit("b", 1).await.is_err());
     rig.clock.advance(Duration::from_secs(1));
     rig.admit("b", 1000).await.expect("a new day");
+}
+
+/// An agent's `max_tokens = 128000` against 300 tokens left: admitted when its likely cost
+/// (prompt + the default output) fits, reserving all that is left; the next request is refused
+/// until it settles; the budget ends over by at most that request's real usage.
+#[tokio::test]
+async fn a_large_max_tokens_reserves_what_the_budget_has_left() {
+    let rig = Rig::new(two_keys("tokens_per_day = 1000", ""));
+    let a = rig.admit("a", 700).await.unwrap();
+    rig.limiter.settle(a, spent(700)).await;
+    let agent = Demand {
+        tokens: 100 + 128_000,
+        floor_tokens: 100 + 100,
+        ..Demand::default()
+    };
+    let big = rig
+        .admit_demand("a", agent)
+        .await
+        .expect("200 likely ≤ 300 left");
+    let r = rig.admit_demand("b", agent).await.unwrap_err();
+    assert_eq!(
+        r.limit,
+        LimitKind::TokensPerDay,
+        "the 300 left are reserved"
+    );
+    rig.limiter.settle(big, spent(450)).await;
+    // Spent 1150: over by 150, less than the one request's 450.
+    assert!(rig.admit("b", 1).await.is_err());
+    // Without room for the likely cost, it is refused, as is a demand of a floor over what is left.
+    let rig = Rig::new(two_keys("tokens_per_day = 1000", ""));
+    let a = rig.admit("a", 850).await.unwrap();
+    rig.limiter.settle(a, spent(850)).await;
+    assert!(
+        rig.admit_demand("a", agent).await.is_err(),
+        "200 > 150 left"
+    );
+    let whole = Demand {
+        tokens: 200,
+        ..Demand::default()
+    };
+    assert!(
+        rig.admit_demand("a", whole).await.is_err(),
+        "no floor: the whole demand"
+    );
+}
+
+/// Money works alike: the floor in USD.
+#[tokio::test]
+async fn a_large_max_tokens_in_dollars() {
+    let rig = Rig::new(two_keys("", "usd_per_month = 1.0"));
+    let a = rig.admit_usd("a", 10, 0.9).await.unwrap();
+    rig.limiter
+        .settle(
+            a,
+            Some(Spent {
+                tokens: 10,
+                usd: 0.9,
+            }),
+        )
+        .await;
+    let agent = Demand {
+        tokens: 128_100,
+        usd: 1.92,
+        floor_tokens: 1_100,
+        floor_usd: 0.015,
+    };
+    let big = rig
+        .admit_demand("a", agent)
+        .await
+        .expect("0.015 ≤ 0.1 left");
+    assert!(rig.admit_usd("a", 1, 0.001).await.is_err(), "0.1 reserved");
+    rig.limiter
+        .settle(
+            big,
+            Some(Spent {
+                tokens: 2_000,
+                usd: 0.03,
+            }),
+        )
+        .await;
+    rig.admit_usd("a", 1, 0.07)
+        .await
+        .expect("0.07 left once settled");
 }
 
 #[tokio::test]
@@ -506,6 +613,12 @@ fn demand_estimates_use_max_tokens_or_the_default() {
     assert_eq!(d.tokens, 150);
     assert!((d.usd - (50.0 * 2.0 + 100.0 * 8.0) / 1e6).abs() < 1e-12);
     assert_eq!(Demand::estimate(model, 50, Some(7), &c.limits).tokens, 57);
+    // The floor counts at most the default output.
+    let d = Demand::estimate(model, 50, Some(128_000), &c.limits);
+    assert_eq!((d.tokens, d.floor_tokens), (128_050, 150));
+    assert!((d.floor_usd - (50.0 * 2.0 + 100.0 * 8.0) / 1e6).abs() < 1e-12);
+    let d = Demand::estimate(model, 50, Some(7), &c.limits);
+    assert_eq!(d.floor_tokens, 57);
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! | `x-mock-drop-after: K` | streaming: after the role chunk and K content chunks (flushed), close the TCP connection without the chunked terminator |
 //! | `x-mock-stall-after: K` | streaming: after the role chunk and K content chunks, send nothing more but keep the connection open until the peer goes away |
 //! | `x-mock-no-usage: 1` | omit usage (non-streaming: no `usage` field; streaming: no usage chunk) |
+//! | `x-mock-billed-tokens: 1` | report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]) instead of words |
 //!
 //! As Azure OpenAI does, a request whose `api-version` query is a date before 2024-09-01 and
 //! whose body has `stream_options` is refused with 400 "Unrecognized request argument".
@@ -79,6 +80,8 @@ pub struct Behaviour {
     pub stall_after: Option<usize>,
     /// Omit usage.
     pub no_usage: bool,
+    /// Report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]).
+    pub billed_tokens: bool,
     /// Replace the response body verbatim (status as chosen, default 200; streaming or not).
     /// No header equivalent.
     pub body: Option<String>,
@@ -134,6 +137,9 @@ impl Behaviour {
         if let Some(v) = headers.get("x-mock-no-usage") {
             let v = v.trim();
             self.no_usage = !(v == "0" || v.eq_ignore_ascii_case("false"));
+        }
+        if let Some(v) = headers.get("x-mock-billed-tokens") {
+            self.billed_tokens = v.trim() == "1";
         }
         self
     }
@@ -805,6 +811,58 @@ pub fn prompt_words(request: &Value) -> u64 {
     n.max(1)
 }
 
+/// Prompt tokens as OpenAI bills them: every text (string contents, `text` parts, roles) in
+/// o200k tokens (a real tokenizer), 3 per message and 3 priming the reply (OpenAI's cookbook
+/// count), and every image by OpenAI's published figure: at high detail, fit in 2048×2048,
+/// shortest side to 768, 85 + 170 per 512-px tile, the size read from the data URL's PNG
+/// header (765, a 1024×1024 image, when it cannot be read); 85 at low detail.
+pub fn billed_prompt_tokens(request: &Value) -> u64 {
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let tokens = |s: &str| bpe.encode_with_special_tokens(s).len() as u64;
+    let mut n = 3;
+    for m in request["messages"].as_array().into_iter().flatten() {
+        n += 3 + tokens(m["role"].as_str().unwrap_or_default());
+        match &m["content"] {
+            Value::String(s) => n += tokens(s),
+            Value::Array(parts) => {
+                for p in parts {
+                    if let Some(t) = p["text"].as_str() {
+                        n += tokens(t);
+                    }
+                    if let Some(url) = p["image_url"]["url"].as_str() {
+                        n += openai_image_tokens(url, p["image_url"]["detail"].as_str());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+fn openai_image_tokens(url: &str, detail: Option<&str>) -> u64 {
+    use base64::Engine;
+    if detail == Some("low") {
+        return 85;
+    }
+    let b64 = url.split_once(',').map_or("", |(_, b)| b);
+    let head = base64::engine::general_purpose::STANDARD
+        .decode(&b64.as_bytes()[..b64.len().min(32)])
+        .unwrap_or_default();
+    let (w, h) = match head.get(12..24) {
+        Some(ihdr) if &ihdr[..4] == b"IHDR" => (
+            u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as f64,
+            u32::from_be_bytes(ihdr[8..12].try_into().unwrap()) as f64,
+        ),
+        _ => (1024.0, 1024.0),
+    };
+    let fit = (2048.0 / w.max(h)).min(1.0);
+    let (w, h) = (w * fit, h * fit);
+    let short = (768.0 / w.min(h)).min(1.0);
+    let (w, h) = (w * short, h * short);
+    85 + 170 * ((w / 512.0).ceil() * (h / 512.0).ceil()) as u64
+}
+
 /// Number of whitespace-separated words in `s`.
 pub fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
@@ -956,7 +1014,7 @@ async fn handle(
                     Plan::Fixed(
                         behaviour.status.unwrap_or(200),
                         "application/json",
-                        completion(&j, idx, behaviour.no_usage).to_string(),
+                        completion(&j, idx, &behaviour).to_string(),
                     )
                 }
             }
@@ -1037,9 +1095,14 @@ async fn handle(
     Ok(resp)
 }
 
-fn completion(req: &Value, idx: usize, no_usage: bool) -> Value {
+fn completion(req: &Value, idx: usize, b: &Behaviour) -> Value {
     let reply = expected_reply(req);
-    let prompt = prompt_words(req);
+    let no_usage = b.no_usage;
+    let prompt = if b.billed_tokens {
+        billed_prompt_tokens(req)
+    } else {
+        prompt_words(req)
+    };
     let completion = words(&reply);
     let mut v = json!({
         "id": format!("chatcmpl-mock-{idx}"),

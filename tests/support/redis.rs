@@ -202,6 +202,16 @@ impl RedisServer {
         send(&mut s, args)
     }
 
+    /// A hash field (`HGET`), `None` when absent.
+    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
+        let reply = self.command(&["HGET", key, field])?;
+        let mut lines = reply.split("\r\n");
+        match lines.next() {
+            Some(l) if l.starts_with('$') && l != "$-1" => lines.next().map(str::to_string),
+            _ => None,
+        }
+    }
+
     /// The keys matching `pattern` (`KEYS`), for tests that look at what the gateway stored.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
         let reply = self.command(&["KEYS", pattern]).unwrap_or_default();
