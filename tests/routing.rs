@@ -329,7 +329,12 @@ async fn every_retry_hint_form_is_honoured() {
     let anthropic_reset =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(25))
             .to_string();
-    let cases: Vec<(&str, Vec<(String, String)>, std::ops::RangeInclusive<u64>)> = vec![
+    type Case = (
+        &'static str,
+        Vec<(String, String)>,
+        std::ops::RangeInclusive<u64>,
+    );
+    let cases: Vec<Case> = vec![
         ("http-date", vec![("retry-after".into(), in_20s)], 18..=21),
         (
             "ms",
