@@ -3,9 +3,9 @@
 //! - **What was generated** ([`generated_chars`]): every text the client received — `content`,
 //!   reasoning (`reasoning_content`, `reasoning`), `refusal`, tool-call names and arguments (and
 //!   the legacy `function_call`) — in a chat chunk's `delta` or a completion's `message`, every
-//!   choice. Tokens ≈ characters ÷ 4 ([`crate::usage::estimate_tokens`]). On a stream,
-//!   [`StreamCounter`] counts all but `content`, which the chat scanner counts by itself, and
-//!   parses only the events that hold one of those keys.
+//!   choice. Tokens ≈ characters ÷ 4 ([`crate::usage::estimate_tokens`]). On a stream, the chat
+//!   scanner counts `content` itself and asks [`generated_chars_besides_content`] for the rest,
+//!   which parses only the events that hold one of those keys.
 //! - **What a prompt will be billed** ([`prompt_tokens`]): a message's JSON at about four bytes
 //!   a token, except that images, audio and files count what vendors bill for them, never their
 //!   base64 length:
@@ -25,7 +25,6 @@ use serde_json::value::RawValue;
 
 use memchr::memmem;
 
-use crate::sse::Decoder;
 use crate::usage::estimate_tokens;
 
 /// An image whose size cannot be read (a URL, or a header not understood): about the most
@@ -171,34 +170,6 @@ fn text_chars(raw: &RawValue) -> u64 {
             .map(|t| t.chars().count() as u64)
             .sum()
     })
-}
-
-/// Counts the generated characters of a chat-completions stream besides `content` (see
-/// [`generated_chars_besides_content`]) as it goes to the client (any cut), with the one SSE
-/// decoder. (When the chat scanner decodes with [`Decoder`] too, it can call
-/// [`generated_chars`] per event instead, and this goes.)
-#[derive(Debug, Default)]
-pub struct StreamCounter {
-    decoder: Decoder,
-    /// Characters of generated text besides `content` so far.
-    pub chars: u64,
-}
-
-impl StreamCounter {
-    pub fn feed(&mut self, mut chunk: &[u8]) {
-        while let Some(ev) = self.decoder.next_event(&mut chunk) {
-            let n = generated_chars_besides_content(ev.data);
-            self.chars = self.chars.saturating_add(n);
-        }
-    }
-
-    /// The end of the stream: an event left without its blank line counts too.
-    pub fn finish(&mut self) {
-        if let Some(ev) = self.decoder.finish() {
-            let n = generated_chars_besides_content(ev.data);
-            self.chars = self.chars.saturating_add(n);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,34 +404,6 @@ mod tests {
         assert_eq!(generated_chars_besides_content(chunk), 20 - 2);
         let plain = br#"{"choices":[{"delta":{"content":"only content"}}]}"#;
         assert_eq!(generated_chars_besides_content(plain), 0);
-    }
-
-    /// The issue's example: 40 reasoning chunks of 50 characters and "Yes".
-    #[test]
-    fn a_stream_counts_reasoning_at_every_cut() {
-        let mut stream = String::new();
-        for _ in 0..40 {
-            let piece = "x".repeat(50);
-            stream.push_str(&format!(
-                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_content\":\"{piece}\"}}}}]}}\n\n"
-            ));
-        }
-        stream.push_str(
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Yes\"}}]}\r\n\r\n",
-        );
-        stream.push_str("data: [DONE]");
-        for cut in [1, 7, 64, 1000, stream.len()] {
-            let mut c = StreamCounter::default();
-            for piece in stream.as_bytes().chunks(cut) {
-                c.feed(piece);
-            }
-            c.finish();
-            assert_eq!(
-                c.chars, 2000,
-                "cut {cut}: the reasoning (content is the scanner's)"
-            );
-        }
-        assert_eq!(estimate_tokens(2003), 501);
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
 use crate::dialect::{embeddings, messages, messages_stream, Dialect};
-use crate::estimate::{generated_chars, StreamCounter};
+use crate::estimate::generated_chars;
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
@@ -22,7 +22,7 @@ pub enum Meter {
     None,
     /// A chat-completions stream: the scanner reads usage and `content`, the counter the other
     /// generated text (reasoning, refusal, tool calls) for an estimate.
-    Stream(Box<(Scanner, StreamCounter)>),
+    Stream(Box<Scanner>),
     /// An Anthropic Messages event stream.
     Messages(Box<messages_stream::Scanner>),
     /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
@@ -41,9 +41,7 @@ impl Meter {
     pub fn stream_of(dialect: Dialect) -> Meter {
         match dialect {
             Dialect::Messages => Meter::Messages(Box::default()),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => {
-                Meter::Stream(Box::new((Scanner::new(), StreamCounter::default())))
-            }
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Meter::Stream(Box::default()),
         }
     }
 
@@ -60,10 +58,7 @@ impl Meter {
     /// Meters a chunk the gateway built itself (a translation).
     pub fn feed(&mut self, chunk: &[u8]) {
         match self {
-            Meter::Stream(s) => {
-                s.0.feed(chunk);
-                s.1.feed(chunk);
-            }
+            Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
@@ -74,10 +69,7 @@ impl Meter {
     pub fn feed_bytes(&mut self, chunk: &Bytes) {
         match self {
             Meter::None => {}
-            Meter::Stream(s) => {
-                s.0.feed(chunk);
-                s.1.feed(chunk);
-            }
+            Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
@@ -99,7 +91,7 @@ impl Meter {
     /// Whether any content reached the client (a stream's first content chunk).
     pub fn delivered_content(&self) -> bool {
         match self {
-            Meter::Stream(s) => s.0.content_events > 0,
+            Meter::Stream(s) => s.content_events > 0,
             Meter::Messages(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
@@ -111,15 +103,13 @@ impl Meter {
     pub fn settle(&mut self, prompt_estimate: u64) -> Option<(Usage, UsageSource)> {
         match self {
             Meter::None => None,
-            Meter::Stream(s) => {
-                let (scanner, counter) = &mut **s;
+            Meter::Stream(scanner) => {
                 scanner.finish();
-                counter.finish();
                 Some(match scanner.usage {
                     Some(u) => (u, UsageSource::Reported),
-                    // The scanner counts `content`, the counter every other generated text.
+                    // `content`, and every other generated text.
                     None => {
-                        let chars = scanner.content_chars.saturating_add(counter.chars);
+                        let chars = scanner.content_chars.saturating_add(scanner.other_chars);
                         (
                             estimated(prompt_estimate, estimate_tokens(chars)),
                             UsageSource::Estimated,

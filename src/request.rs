@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::body::{Prepared, RewriteOptions};
 use crate::dialect::{chat, embeddings, messages, Dialect};
 use crate::error::GatewayError;
-use crate::usage;
+use crate::estimate;
 
 pub struct FrontRequest {
     /// The front door's dialect.
@@ -66,7 +66,7 @@ impl FrontRequest {
             }
             Dialect::Messages => {
                 let view = messages::parse(&body)?;
-                let prompt_estimate = usage::estimate_json_tokens(view.input_json());
+                let prompt_estimate = estimate::json_tokens(view.input_json());
                 let native = Prepared::new(
                     view.fields(),
                     &body,
@@ -119,7 +119,7 @@ impl FrontRequest {
                     model: view.model.to_string(),
                     stream: view.stream,
                     max_tokens: view.max_tokens,
-                    prompt_estimate: usage::estimate_prompt(&view),
+                    prompt_estimate: estimate::prompt_tokens(&view.messages),
                     base64: false,
                     native,
                     native_without_stream_options,

@@ -156,20 +156,6 @@ pub fn estimate_tokens(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
-/// Prompt tokens estimated from the request's messages (their JSON at about four bytes a
-/// token; images, audio and files at what vendors bill for them: [`crate::estimate`]), for
-/// admission and for answers that report no usage.
-pub fn estimate_prompt(req: &crate::dialect::chat::ChatRequest<'_>) -> u64 {
-    crate::estimate::prompt_tokens(&req.messages)
-}
-
-/// Prompt tokens estimated from the raw JSON of a request's input (messages, system prompt,
-/// tools): each part at about four bytes a token, except images, audio and files in messages,
-/// counted at what vendors bill for them ([`crate::estimate`]); at least 1.
-pub fn estimate_json_tokens<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
-    crate::estimate::json_tokens(parts)
-}
-
 pub fn estimated(prompt: u64, completion: u64) -> Usage {
     Usage {
         prompt_tokens: prompt,

@@ -82,6 +82,9 @@ pub struct Scanner {
     /// as `\"` or `\u00e9` counts as one): the base of the estimate when an upstream sends no
     /// usage.
     pub content_chars: u64,
+    /// Characters of the other generated text: reasoning, refusals, tool-call names and
+    /// arguments ([`crate::estimate::generated_chars_besides_content`]).
+    pub other_chars: u64,
     /// The message of an error event: data `{"error":{"message":…}}` (or `{"error":"…"}`), or
     /// an event named `error` (its JSON `error.message` or `message`, else its text).
     pub error: Option<String>,
@@ -113,6 +116,7 @@ impl Scanner {
             events: 0,
             content_events: 0,
             content_chars: 0,
+            other_chars: 0,
             error: None,
             overflowed: false,
             sse: Decoder::with_cap(max_line),
@@ -168,6 +172,8 @@ impl Scanner {
             self.content_events += 1;
         }
         self.content_chars = self.content_chars.saturating_add(ev.chars);
+        let other = crate::estimate::generated_chars_besides_content(data);
+        self.other_chars = self.other_chars.saturating_add(other);
         if let Some(u) = scan_usage(&self.usage_key, data) {
             self.usage = Some(u);
         }
@@ -977,5 +983,30 @@ mod tests {
         .unwrap();
         assert_eq!(u.total_tokens, 21);
         assert!(serde_json::from_str::<Usage>(r#"{"prompt_tokens":12}"#).is_err());
+    }
+
+    /// The issue's example: 40 reasoning chunks of 50 characters and "Yes".
+    #[test]
+    fn a_stream_counts_reasoning_at_every_cut() {
+        let mut stream = String::new();
+        for _ in 0..40 {
+            let piece = "x".repeat(50);
+            stream.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_content\":\"{piece}\"}}}}]}}\n\n"
+            ));
+        }
+        stream.push_str(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Yes\"}}]}\r\n\r\n",
+        );
+        stream.push_str("data: [DONE]");
+        for cut in [1, 7, 64, 1000, stream.len()] {
+            let mut s = Scanner::new();
+            for piece in stream.as_bytes().chunks(cut) {
+                s.feed(piece);
+            }
+            s.finish();
+            assert_eq!((s.content_chars, s.other_chars), (3, 2000), "cut {cut}");
+        }
+        assert_eq!(estimate_tokens(3 + 2000), 501);
     }
 }
