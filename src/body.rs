@@ -207,6 +207,51 @@ pub fn write_json_string<W: std::io::Write>(out: &mut W, s: &str) {
     let _ = serde_json::to_writer(out, s);
 }
 
+/// A request body's top-level fields (raw values, in order, none given twice) and its `model`
+/// taken out of them: how every front door opens a body, with the same 400s.
+pub type TopFields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+pub fn fields_and_model(body: &[u8]) -> Result<(TopFields<'_>, Cow<'_, str>), GatewayError> {
+    let Fields(mut fields) = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
+    })?;
+    reject_duplicates(&fields)?;
+    let invalid = |m: &str| GatewayError::InvalidRequest(m.to_string());
+    let at = fields
+        .iter()
+        .position(|(k, _)| k == "model")
+        .ok_or_else(|| invalid("`model` is required"))?;
+    let (_, raw) = fields.remove(at);
+    let model = Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+        .map_err(|_| invalid("`model` must be a string"))?;
+    if model.is_empty() {
+        return Err(invalid("`model` must not be empty"));
+    }
+    Ok((fields, model))
+}
+
+/// A top-level field that is present and not `null` (`null` is absence).
+pub fn given<'a>(fields: &[(Cow<'a, str>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| *v)
+        .filter(|v| v.get() != "null")
+}
+
+/// Two fields with one name would let the gateway check one value and the vendor use the other.
+pub fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
+    for (i, (k, _)) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|(other, _)| other == k) {
+            let name: String = k.chars().take(64).collect();
+            return Err(GatewayError::InvalidRequest(format!(
+                "the field `{name}` is given twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A JSON object's top-level entries, in order, values left raw. Keys borrow from the input
 /// unless they contain escapes.
 pub struct Fields<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::{CowStr, Fields};
+use crate::body::{fields_and_model, reject_duplicates, CowStr, Fields};
 use crate::error::GatewayError;
 
 /// A borrowed view of a chat-completions request: every top-level field in order, as raw
@@ -38,21 +38,7 @@ impl<'a> ChatRequest<'a> {
 
 /// Parses and checks a request body. Every problem is a 400 with a message that says what.
 pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
-    let fields: Fields<'_> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
-    })?;
-    let mut top = fields.0;
-    reject_duplicates(&top)?;
-
-    let model = take(&mut top, "model")
-        .ok_or_else(|| invalid("`model` is required"))
-        .and_then(|raw| {
-            Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
-                .map_err(|_| invalid("`model` must be a string"))
-        })?;
-    if model.is_empty() {
-        return Err(invalid("`model` must not be empty"));
-    }
+    let (mut top, model) = fields_and_model(body)?;
     if let Some(params) = take(&mut top, "model_params") {
         lift_model_params(&mut top, params)?;
     }
@@ -108,19 +94,6 @@ pub fn whole_number(v: &RawValue) -> Option<u64> {
 
 fn invalid(msg: &str) -> GatewayError {
     GatewayError::InvalidRequest(msg.to_string())
-}
-
-/// Two fields with one name would let the gateway check one value and the vendor use the other.
-pub fn reject_duplicates(fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), GatewayError> {
-    for (i, (k, _)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(other, _)| other == k) {
-            return Err(GatewayError::InvalidRequest(format!(
-                "the field `{}` is given twice",
-                truncate(k, 64)
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn take<'a>(fields: &mut Vec<(Cow<'a, str>, &'a RawValue)>, name: &str) -> Option<&'a RawValue> {
@@ -245,13 +218,6 @@ pub fn message_text(raw: &str) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::Fields;
+use crate::body::{fields_and_model, given};
 use crate::error::GatewayError;
 use crate::usage::{estimate_tokens, Usage};
 
@@ -70,27 +70,8 @@ fn invalid(msg: &str) -> GatewayError {
 
 /// Parses an embeddings request; every problem is a 400 naming the field.
 pub fn parse(body: &[u8]) -> Result<EmbeddingsRequest<'_>, GatewayError> {
-    let Fields(mut fields) = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
-    })?;
-    crate::dialect::chat::reject_duplicates(&fields)?;
-    let at = fields
-        .iter()
-        .position(|(k, _)| k == "model")
-        .ok_or_else(|| invalid("`model` is required"))?;
-    let (_, raw_model) = fields.remove(at);
-    let model = Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw_model.get()))
-        .map_err(|_| invalid("`model` must be a string"))?;
-    if model.is_empty() {
-        return Err(invalid("`model` must not be empty"));
-    }
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-            .filter(|v| v.get() != "null")
-    };
+    let (fields, model) = fields_and_model(body)?;
+    let field = |name: &str| given(&fields, name);
     let input = field("input").ok_or_else(|| invalid("`input` is required"))?;
     let inputs = inputs(input)?;
     let base64 = match field("encoding_format").map(|v| v.get()) {

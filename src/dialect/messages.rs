@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::Fields;
+use crate::body::{fields_and_model, given};
 use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 use crate::usage::Usage;
 
@@ -77,27 +77,8 @@ impl<'a> MessagesRequest<'a> {
 /// field. The rest (roles, block types, `max_tokens` being required, …) is the vendor's
 /// business on a native route, and the translation's on another.
 pub fn parse(body: &[u8]) -> Result<MessagesRequest<'_>, GatewayError> {
-    let Fields(mut fields) = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
-    })?;
-    crate::dialect::chat::reject_duplicates(&fields)?;
-    let model_at = fields
-        .iter()
-        .position(|(k, _)| k == "model")
-        .ok_or_else(|| invalid("`model` is required"))?;
-    let (_, raw_model) = fields.remove(model_at);
-    let model = Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw_model.get()))
-        .map_err(|_| invalid("`model` must be a string"))?;
-    if model.is_empty() {
-        return Err(invalid("`model` must not be empty"));
-    }
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-            .filter(|v| v.get() != "null")
-    };
+    let (fields, model) = fields_and_model(body)?;
+    let field = |name: &str| given(&fields, name);
     let messages_raw = field("messages").ok_or_else(|| invalid("`messages` is required"))?;
     let messages: Vec<&RawValue> = serde_json::from_str(messages_raw.get())
         .map_err(|_| invalid("`messages` must be an array of message objects"))?;
