@@ -28,6 +28,35 @@ pub struct RouteHealth {
     last_failure: AtomicU64,
     /// Set while the half-open probe is in flight.
     probing: AtomicBool,
+    /// Moving average of the time to first byte of its successful attempts, µs (0: none yet).
+    ttft_ewma_us: AtomicU64,
+    /// Attempts on this route in flight now.
+    in_flight: AtomicU32,
+}
+
+/// Counts an attempt in flight on a route for as long as it lives.
+#[derive(Debug)]
+pub struct InFlight(Arc<RouteHealth>);
+
+impl InFlight {
+    pub fn start(route: Arc<RouteHealth>) -> InFlight {
+        route.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(route)
+    }
+
+    /// The attempt's time to first byte: folded into the route's average (weight 1/8).
+    pub fn first_byte_after(&self, ttft: Duration) {
+        let us = (ttft.as_micros().min(u128::from(u64::MAX)) as u64).max(1);
+        let old = self.0.ttft_ewma_us.load(Ordering::Relaxed);
+        let new = if old == 0 { us } else { old - old / 8 + us / 8 };
+        self.0.ttft_ewma_us.store(new.max(1), Ordering::Relaxed);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether a route may take a request now.
@@ -43,6 +72,14 @@ pub enum Availability {
 }
 
 impl RouteHealth {
+    /// The latency strategy's cost of sending one more request here: the average time to first
+    /// byte × (requests in flight + 1); 0 for a route never measured, so it gets tried.
+    pub fn load_cost(&self) -> u64 {
+        let ttft = self.ttft_ewma_us.load(Ordering::Relaxed);
+        let in_flight = u64::from(self.in_flight.load(Ordering::Relaxed));
+        ttft.saturating_mul(in_flight + 1)
+    }
+
     /// Whether this route may be tried now. `Probe` means its cool-down is over: the caller
     /// that picks it must win [`RouteHealth::try_probe`] first.
     pub fn availability(&self, now_ms: u64) -> Availability {

@@ -43,7 +43,7 @@ use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
 use crate::downstream;
 use crate::error::GatewayError;
-use crate::health::{now_ms, Health};
+use crate::health::{now_ms, Health, InFlight};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
@@ -138,6 +138,9 @@ pub struct Ctx {
     prompt_estimate: u64,
     /// Whether this request counts in `switchyard_active_streams` right now.
     in_active_streams: bool,
+    /// The current attempt, counted in flight on its route; and when it started.
+    in_flight: Option<InFlight>,
+    attempt_started: Instant,
     /// The dialect of the client's front door; its answers and errors are written in it.
     front: Dialect,
     /// The translation of an answer whose vendor speaks another dialect than the client.
@@ -217,6 +220,8 @@ impl ProxyHttp for Gateway {
             local_usage: None,
             prompt_estimate: 0,
             in_active_streams: false,
+            in_flight: None,
+            attempt_started: Instant::now(),
             admission: None,
             rate_headers: None,
             front: Dialect::Chat,
@@ -258,6 +263,11 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
         ctx.attempts += 1;
+        ctx.attempt_started = Instant::now();
+        ctx.in_flight = Some(InFlight::start(
+            self.health
+                .route(&provider.name, &choice.route.upstream_model),
+        ));
         ctx.tried.push((choice.model.name.clone(), choice.index));
         match convert::upstream_body(req, provider, &choice.route.upstream_model) {
             Ok(body) => ctx.upstream_body = body,
@@ -491,10 +501,10 @@ impl ProxyHttp for Gateway {
                 }
             };
             if body.as_ref().is_some_and(|b| !b.is_empty()) {
-                ctx.first_byte_at.get_or_insert_with(Instant::now);
+                first_byte(ctx);
             }
         } else if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
-            ctx.first_byte_at.get_or_insert_with(Instant::now);
+            first_byte(ctx);
             ctx.meter.feed_bytes(chunk);
         }
         if !end_of_stream && Instant::now() > ctx.deadline {
@@ -961,6 +971,18 @@ fn status_reason(status: u16) -> &'static str {
         401 | 403 => "status_auth",
         400..=499 => "status_4xx",
         _ => "status_5xx",
+    }
+}
+
+/// The first byte of an answer went to the client: the time to first token, and the route's
+/// latency average (for the `latency` strategy).
+fn first_byte(ctx: &mut Ctx) {
+    if ctx.first_byte_at.is_none() {
+        let now = Instant::now();
+        ctx.first_byte_at = Some(now);
+        if let Some(route) = &ctx.in_flight {
+            route.first_byte_after(now - ctx.attempt_started);
+        }
     }
 }
 

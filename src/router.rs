@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Model, ProviderKind, Route, Routing, Team};
+use crate::config::{Config, Model, ProviderKind, Route, Routing, Strategy, Team};
 use crate::error::GatewayError;
 use crate::health::{Availability, Health};
 
@@ -69,7 +69,12 @@ pub fn next(
             }
         }
         while !open.is_empty() {
-            let k = pick_index(model, &open, rand::random::<f64>());
+            let k = match model.strategy {
+                Strategy::Weighted => pick_index(model, &open, rand::random::<f64>()),
+                Strategy::Latency => pick_lighter(model, &open, |i| {
+                    route_health(config, health, model, i).load_cost()
+                }),
+            };
             let (i, probe) = open[k];
             if !probe || route_health(config, health, model, i).try_probe() {
                 return Next::Try(choice(model, i));
@@ -184,6 +189,24 @@ fn pick_index(model: &Model, open: &[(usize, bool)], roll: f64) -> usize {
     open.len() - 1
 }
 
+/// The power of two choices: two routes drawn by weight (distinct when there are two), the
+/// one with the lower `cost` taken; ties go to the first draw.
+fn pick_lighter(model: &Model, open: &[(usize, bool)], cost: impl Fn(usize) -> u64) -> usize {
+    let a = pick_index(model, open, rand::random::<f64>());
+    if open.len() < 2 {
+        return a;
+    }
+    let mut b = pick_index(model, open, rand::random::<f64>());
+    if b == a {
+        b = (a + 1 + (rand::random::<u64>() as usize % (open.len() - 1))) % open.len();
+    }
+    if cost(open[b].0) < cost(open[a].0) {
+        b
+    } else {
+        a
+    }
+}
+
 /// A client-given name made safe to echo in an error: bounded, no control characters.
 fn printable(name: &str) -> String {
     name.chars()
@@ -205,6 +228,7 @@ mod tests {
             output_usd_per_mtok: None,
             cached_input_usd_per_mtok: None,
             cache_write_usd_per_mtok: None,
+            strategy: Default::default(),
             routes: weights
                 .iter()
                 .enumerate()

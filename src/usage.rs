@@ -195,6 +195,7 @@ mod tests {
             output_usd_per_mtok: output,
             cached_input_usd_per_mtok: None,
             cache_write_usd_per_mtok: None,
+            strategy: Default::default(),
             routes: vec![],
         }
     }

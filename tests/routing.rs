@@ -476,3 +476,81 @@ async fn a_failing_route_cools_down_and_recovers() {
         Some(1.0)
     );
 }
+
+/// `strategy = "latency"`: a route made slow by its vendor gets a shrinking share while its
+/// weight stays as configured; the same routes under `weighted` keep their even split.
+#[tokio::test]
+async fn the_latency_strategy_sheds_a_slow_route() {
+    let fast = MockUpstream::start().await;
+    let slow = MockUpstream::start().await;
+    slow.set_default(Behaviour {
+        stall_headers_ms: Some(150),
+        ..Behaviour::default()
+    });
+    let body = format!(
+        r#"
+[[providers]]
+name = "fast"
+kind = "openai"
+base_url = "{}"
+
+[[providers]]
+name = "slow"
+kind = "openai"
+base_url = "{}"
+
+[[models]]
+name = "by-latency"
+strategy = "latency"
+  [[models.routes]]
+  provider = "fast"
+  model = "m-latency"
+  [[models.routes]]
+  provider = "slow"
+  model = "m-latency"
+
+[[models]]
+name = "by-weight"
+  [[models.routes]]
+  provider = "fast"
+  model = "m-weight"
+  [[models.routes]]
+  provider = "slow"
+  model = "m-weight"
+
+[[teams]]
+name = "t"
+
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "{DEMO_SHA256}"
+"#,
+        fast.base_url(),
+        slow.base_url()
+    );
+    let gw = Gateway::start(&body).await;
+    let n = 40;
+    for model in ["by-latency", "by-weight"] {
+        for i in 0..n {
+            let resp = send(&gw, &format!("{model}-{i}"), model, false).await;
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let share = |upstream: &str| {
+        let hits = |m: &MockUpstream| {
+            m.requests()
+                .iter()
+                .filter(|r| r.json()["model"] == upstream)
+                .count()
+        };
+        hits(&slow) as f64 / n as f64
+    };
+    let (latency, weighted) = (share("m-latency"), share("m-weight"));
+    println!("slow route's share: latency strategy {latency:.2}, weighted {weighted:.2}");
+    assert!(latency <= 0.15, "latency strategy: slow share {latency}");
+    assert!(
+        (0.25..=0.75).contains(&weighted),
+        "weighted: slow share {weighted}"
+    );
+}

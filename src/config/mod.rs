@@ -315,7 +315,21 @@ pub struct Model {
     pub cached_input_usd_per_mtok: Option<f64>,
     /// Prompt-cache writes; `None`: the input price.
     pub cache_write_usd_per_mtok: Option<f64>,
+    /// How a route is picked among the healthy ones.
+    pub strategy: Strategy,
     pub routes: Vec<Route>,
+}
+
+/// `[[models]] strategy`: how a route is picked among the model's healthy routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// At random, in proportion to the routes' weights.
+    #[default]
+    Weighted,
+    /// The power of two choices: two routes drawn by weight, the one with the lower
+    /// time-to-first-token average × (requests in flight + 1) taken, so a slow or busy route
+    /// sheds traffic before it fails.
+    Latency,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

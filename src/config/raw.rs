@@ -137,6 +137,8 @@ pub struct Model {
     pub output_usd_per_mtok: Option<Spanned<f64>>,
     pub cached_input_usd_per_mtok: Option<Spanned<f64>>,
     pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
+    /// `weighted` (default) or `latency`.
+    pub strategy: Option<Spanned<String>>,
     /// Defaults to empty so that "no routes" is reported by validation at the model's line.
     #[serde(default)]
     pub routes: Vec<Route>,

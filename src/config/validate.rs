@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Config, ConfigError, ContentFilter, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
-    Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Team, Timeouts,
-    TlsConfig, Upstream, UsageSink,
+    Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Strategy, Team,
+    Timeouts, TlsConfig, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -1119,8 +1119,24 @@ fn model(
             "cached_input_usd_per_mtok",
         )?,
         cache_write_usd_per_mtok: price(&m.cache_write_usd_per_mtok, "cache_write_usd_per_mtok")?,
+        strategy: strategy(src, &path, m.strategy.as_ref())?,
         routes,
     })
+}
+
+fn strategy(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<Strategy> {
+    let Some(v) = v else {
+        return Ok(Strategy::Weighted);
+    };
+    match v.get_ref().as_str() {
+        "weighted" => Ok(Strategy::Weighted),
+        "latency" => Ok(Strategy::Latency),
+        other => Err(src.at(
+            v,
+            &format!("{path}.strategy"),
+            format!("unknown strategy {other:?}: use \"weighted\" or \"latency\""),
+        )),
+    }
 }
 
 fn route(
