@@ -377,6 +377,11 @@ impl Metrics {
             .register(Box::new(self.tls_certificate_expiry.clone()));
     }
 
+    /// Publishes a metric owned by another module (the telemetry exporter's drop counter).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(c);
+    }
+
     /// The registry in Prometheus' text format.
     pub fn render(&self) -> (Vec<u8>, String) {
         let encoder = TextEncoder::new();

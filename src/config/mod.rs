@@ -80,6 +80,8 @@ pub struct Config {
     pub teams: Vec<Arc<Team>>,
     pub keys: Vec<Arc<Key>>,
     pub content_filters: Vec<Arc<ContentFilter>>,
+    /// `[telemetry]`; `None`: no traces.
+    pub telemetry: Option<TelemetryConfig>,
     /// Model name or alias → index into `models`.
     pub model_index: HashMap<String, usize>,
     /// SHA-256 of a key's secret → index into `keys`.
@@ -226,6 +228,23 @@ pub struct RedisState {
     pub timeout: Duration,
     pub password: Option<Secret>,
     pub ca_file: Option<PathBuf>,
+}
+
+/// `[telemetry]`: where and how the spans are exported (read at start; a reload keeps the
+/// exporter the gateway started with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// The endpoint as written, for messages.
+    pub endpoint: String,
+    /// The collector's address, resolved at load.
+    pub addr: std::net::SocketAddr,
+    /// `Host` header of the export requests.
+    pub host_header: String,
+    /// The path spans are posted to (the endpoint's path + `/v1/traces`).
+    pub path: String,
+    pub sample_ratio: f64,
+    pub service_name: String,
+    pub max_queue_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
