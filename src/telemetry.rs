@@ -79,14 +79,20 @@ impl Telemetry {
                 rand::random::<f64>() < self.sample_ratio,
             ),
         };
+        // An unsampled trace is only passed upstream: nothing of the request is kept.
+        let (method, path) = if sampled {
+            (req.method.to_string(), req.uri.path().to_string())
+        } else {
+            (String::new(), String::new())
+        };
         Trace {
             trace_id,
             span_id: new_id::<8>(),
             parent_span_id,
             sampled,
             start: SystemTime::now(),
-            method: req.method.to_string(),
-            path: req.uri.path().to_string(),
+            method,
+            path,
             attempts: Vec::new(),
         }
     }
@@ -157,6 +163,9 @@ struct Attempt {
 impl Trace {
     /// Starts the span of an upstream attempt (ending the one before).
     pub fn attempt(&mut self, provider: &Provider, model: &str) {
+        if !self.sampled {
+            return;
+        }
         let now = SystemTime::now();
         self.end_attempt(now);
         let (address, port) = provider

@@ -172,6 +172,14 @@ fn int(a: &serde_json::Map<String, Value>, key: &str) -> i64 {
         .unwrap_or_else(|| panic!("no int attribute {key} in {a:?}"))
 }
 
+/// The model name the mock vendor was sent last.
+fn sent_model(mock: &MockUpstream) -> String {
+    mock.last_request().unwrap().json()["model"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_one_span_with_genai_attributes_continuing_the_clients_trace() {
     let rx = Receiver::start().await;
@@ -221,8 +229,12 @@ async fn a_request_is_one_span_with_genai_attributes_continuing_the_clients_trac
     assert!(int(&a, "gen_ai.usage.output_tokens") > 0);
     assert_eq!(text(&a, "switchyard.team"), "research");
     assert_eq!(text(&a, "switchyard.key_id"), "alice");
-    assert_eq!(text(&a, "switchyard.provider"), "up-a");
-    assert_eq!(text(&a, "switchyard.upstream_model"), "upstream-a");
+    // Either route may serve (they split the traffic by weight): the span names the one that did.
+    let provider = text(&a, "switchyard.provider");
+    let upstream_model = provider.replace("up-", "upstream-");
+    assert!(["up-a", "up-b"].contains(&provider.as_str()), "{provider}");
+    assert_eq!(text(&a, "switchyard.upstream_model"), upstream_model);
+    assert_eq!(sent_model(&mock), upstream_model);
     assert_eq!(text(&a, "switchyard.request_id"), request_id);
     assert_eq!(int(&a, "switchyard.attempts"), 1);
     assert_eq!(int(&a, "http.response.status_code"), 200);
@@ -239,7 +251,8 @@ async fn a_request_is_one_span_with_genai_attributes_continuing_the_clients_trac
     assert_eq!(attempt["traceId"], CLIENT_TRACE);
     assert_eq!(attempt["parentSpanId"], server["spanId"]);
     let b = attrs(attempt);
-    assert_eq!(text(&b, "gen_ai.request.model"), "upstream-a");
+    assert_eq!(text(&b, "gen_ai.request.model"), upstream_model);
+    assert_eq!(text(&b, "switchyard.provider"), provider);
     assert_eq!(int(&b, "server.port"), i64::from(mock.port()));
     let sent = mock.last_request().unwrap();
     assert_eq!(
@@ -277,26 +290,36 @@ async fn a_retried_request_has_a_child_span_per_attempt() {
         "a new trace has no parent"
     );
     assert_eq!(int(&attrs(server), "switchyard.attempts"), 2);
-    assert_eq!(text(&attrs(server), "switchyard.provider"), "up-b");
     let attempts: Vec<_> = spans.iter().filter(|s| s["kind"] == 3).collect();
     assert_eq!(attempts.len(), 2);
     for a in &attempts {
         assert_eq!(a["traceId"], server["traceId"]);
         assert_eq!(a["parentSpanId"], server["spanId"]);
     }
-    let first = attempts
+    // The routes are chosen by weight: either provider may be tried first.
+    let first = *attempts
         .iter()
-        .find(|s| text(&attrs(s), "switchyard.provider") == "up-a")
-        .expect("first attempt");
+        .find(|s| int(&attrs(s), "switchyard.attempt") == 1)
+        .unwrap();
+    let second = *attempts
+        .iter()
+        .find(|s| int(&attrs(s), "switchyard.attempt") == 2)
+        .unwrap();
     assert_eq!(first["status"]["code"], 2);
     assert!(attrs(first).contains_key("error.type"));
+    assert_eq!(second["status"]["code"], 0);
+    assert_ne!(
+        text(&attrs(first), "switchyard.provider"),
+        text(&attrs(second), "switchyard.provider")
+    );
+    assert_eq!(
+        text(&attrs(server), "switchyard.provider"),
+        text(&attrs(second), "switchyard.provider")
+    );
     // Each attempt named its own span upstream.
     let sent = mock.requests();
     assert_eq!(sent.len(), 2);
-    for (req, span) in sent
-        .iter()
-        .zip([first, attempts.iter().find(|s| *s != first).unwrap()])
-    {
+    for (req, span) in sent.iter().zip([first, second]) {
         let want = format!(
             "00-{}-{}-01",
             server["traceId"].as_str().unwrap(),
