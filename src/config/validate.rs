@@ -1361,46 +1361,24 @@ fn expires_at(src: &Source, value: &Spanned<toml::Value>, path: &str) -> Result<
     parse_rfc3339(&text).map_err(|reason| src.at(value, path, reason))
 }
 
-/// RFC 3339 with `Z` or a numeric offset (`+02:00`). humantime parses UTC only, so the offset
-/// is taken off, the rest parsed as UTC, and the offset applied.
+/// RFC 3339 with `Z` or a numeric offset (`+02:00`), parsed by jiff. jiff's timestamps also
+/// take offsets up to ±25:59 (Temporal's range); RFC 3339's are at most ±23:59.
 fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
     let bad = || format!("{text:?} is not an RFC 3339 date-time such as 2027-01-01T00:00:00Z");
-    let upper = text.trim().to_ascii_uppercase();
-    let (local, offset_secs) = split_offset(&upper).ok_or_else(bad)?;
-    let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|_| bad())?;
-    let shift = Duration::from_secs(offset_secs.unsigned_abs());
-    // Local time = UTC + offset, so UTC = local - offset.
-    let t = if offset_secs >= 0 {
-        utc.checked_sub(shift)
-    } else {
-        utc.checked_add(shift)
-    };
-    t.ok_or_else(bad)
+    let text = text.trim();
+    let t: jiff::Timestamp = text.parse().map_err(|_| bad())?;
+    if offset_hours(text).is_some_and(|h| h > 23) {
+        return Err(bad());
+    }
+    Ok(SystemTime::from(t))
 }
 
-/// Splits `…Z` or `…±HH:MM` into the local part and the offset in seconds.
-fn split_offset(s: &str) -> Option<(&str, i64)> {
-    if let Some(local) = s.strip_suffix('Z') {
-        return Some((local, 0));
-    }
-    let at = s.len().checked_sub(6)?;
-    let (local, off) = (s.get(..at)?, s.get(at..)?.as_bytes());
-    let sign = match off[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits = |a: u8, b: u8| -> Option<i64> {
-        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from((a - b'0') * 10 + (b - b'0')))
-    };
-    if off[3] != b':' {
-        return None;
-    }
-    let (h, m) = (digits(off[1], off[2])?, digits(off[4], off[5])?);
-    if h > 23 || m > 59 {
-        return None;
-    }
-    Some((local, sign * (h * 3600 + m * 60)))
+/// The hours of a numeric offset at the end of `text` (`…+HH:MM`), if it has one.
+fn offset_hours(text: &str) -> Option<u32> {
+    let at = text.len().checked_sub(6)?;
+    let off = text.get(at..)?;
+    off.starts_with(['+', '-'])
+        .then(|| off.get(1..3)?.parse().ok())?
 }
 
 // ---------------------------------------------------------------------------------------------
