@@ -988,36 +988,39 @@ fn upstream(src: &Source, url: &Spanned<String>, path: &str) -> Result<Upstream>
     })
 }
 
-/// Parses `http(s)://host[:port][/path]`. Query, fragment and user info are refused: the
+/// Parses `http(s)://host[:port][/path]` with the `url` crate (WHATWG URL parsing: the host
+/// lower-cased, IDNA, IPv4 forms normalised). Query, fragment and user info are refused: the
 /// provider code appends its own path and query, and credentials belong in `api_key_env`.
-fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
-    let (tls, rest) = if let Some(rest) = strip_prefix_ci(url, "https://") {
-        (true, rest)
-    } else if let Some(rest) = strip_prefix_ci(url, "http://") {
-        (false, rest)
-    } else {
-        return Err(format!("{url:?} must start with http:// or https://"));
+fn parse_base_url(text: &str) -> std::result::Result<BaseUrl, String> {
+    // The URL parser would strip or encode whitespace; a base URL with any is a typo.
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{text:?} must not contain whitespace"));
+    }
+    let url = url::Url::parse(text).map_err(|e| url_error(text, e))?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(format!("{text:?} must start with http:// or https://")),
     };
-    if rest.contains(['?', '#']) {
-        return Err(format!("{url:?} must not have a query or fragment"));
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
     }
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?} must not contain whitespace"));
-    }
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.contains('@') {
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "{url:?} must not contain user info; put the key in api_key_env"
+            "{text:?} must not contain user info; put the key in api_key_env"
         ));
     }
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) =
-        split_host_port(authority, default_port).map_err(|e| format!("{url:?}: {e}"))?;
-    let bracketed = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.clone()
+    let (host, bracketed) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_string(), d.to_string()),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
+        None => return Err(format!("{text:?}: no host")),
     };
+    let default_port = if tls { 443 } else { 80 };
+    let port = url.port().unwrap_or(default_port);
+    if port == 0 {
+        return Err(format!("{text:?}: \"0\" is not a port (1-65535)"));
+    }
     let host_header = if port == default_port {
         bracketed
     } else {
@@ -1027,53 +1030,27 @@ fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
         tls,
         host,
         port,
-        base_path: path.trim_end_matches('/').to_string(),
+        base_path: url.path().trim_end_matches('/').to_string(),
         host_header,
     })
 }
 
-fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
-}
-
-/// Splits `host[:port]` or `[v6][:port]`; the host is lower-cased (DNS is case-insensitive)
-/// and IPv6 literals lose their brackets.
-fn split_host_port(
-    authority: &str,
-    default_port: u16,
-) -> std::result::Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unclosed '[' in the host")?;
-        let host = &rest[..end];
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+/// The `url` crate's refusal in the words of the config reference.
+fn url_error(text: &str, e: url::ParseError) -> String {
+    use url::ParseError as E;
+    let authority = text
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    match e {
+        E::RelativeUrlWithoutBase => format!("{text:?} must start with http:// or https://"),
+        E::EmptyHost => format!("{text:?}: no host"),
+        E::InvalidPort => format!("{text:?}: the port is not a port (1-65535)"),
+        E::InvalidIpv6Address if authority.contains('[') && !authority.contains(']') => {
+            format!("{text:?}: unclosed '[' in the host")
         }
-        match &rest[end + 1..] {
-            "" => (host, None),
-            tail => (host, Some(tail.strip_prefix(':').ok_or("junk after ']'")?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("no host".to_string());
+        E::InvalidIpv6Address => format!("{text:?}: the host is not an IPv6 address"),
+        e => format!("{text:?} is not a valid URL: {e}"),
     }
-    if !host.contains(':') && host.contains(['[', ']', ':']) {
-        return Err(format!("{host:?} is not a host name"));
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(format!("{p:?} is not a port (1-65535)")),
-        },
-    };
-    Ok((host.to_ascii_lowercase(), port))
 }
 
 /// Resolves the upstream's addresses once, at load: pingora's `HttpPeer::new` would resolve
@@ -2171,6 +2148,16 @@ teams = ["search", "x-*"]
             (p.host_header.as_str(), p.base_path.as_str()),
             ("[::1]", "/a/b")
         );
+        let p = parse_base_url("http://[::1]:8080").unwrap();
+        assert_eq!(p.host_header, "[::1]:8080");
+        // What WHATWG parsing adds: IDNA hosts and IPv4 shorthand, normalised.
+        let p = parse_base_url("https://Bücher.example/v1").unwrap();
+        assert_eq!(p.host, "xn--bcher-kva.example");
+        let p = parse_base_url("http://127.1:8000").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 8000));
+        assert!(parse_base_url("http://exa mple.com")
+            .unwrap_err()
+            .contains("whitespace"));
     }
 
     #[test]
