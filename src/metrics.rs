@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use crate::config::{glob_match, Config, ProviderKind};
+use crate::config::{Config, ProviderKind};
 use crate::usage::{Usage, UsageSource};
 
 use prometheus::{
@@ -214,7 +214,7 @@ impl Metrics {
                 }
             }
             for filter in &config.content_filters {
-                if filter.teams.iter().any(|g| glob_match(g, &team.name)) {
+                if filter.teams.matches(&team.name) {
                     self.content_filtered
                         .with_label_values(&[&team.name, &filter.name]);
                 }

@@ -360,8 +360,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Team {
     pub name: String,
-    /// Allowed model names (globs with `*`); `None`: every model.
-    pub models: Option<Vec<String>>,
+    /// Allowed model names (globs); `None`: every model.
+    pub models: Option<Globs>,
     pub limits: Limits,
 }
 
@@ -370,7 +370,7 @@ impl Team {
     pub fn allows(&self, name: &str) -> bool {
         match &self.models {
             None => true,
-            Some(globs) => globs.iter().any(|g| glob_match(g, name)),
+            Some(globs) => globs.matches(name),
         }
     }
 }
@@ -392,31 +392,46 @@ pub struct ContentFilter {
     pub name: String,
     pub deny: Vec<regex::Regex>,
     /// Team name globs this policy applies to (`*`: all).
-    pub teams: Vec<String>,
+    pub teams: Globs,
 }
 
-/// `*` matches any run of characters (also empty); everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// A list of globs (a team's model allow-list, a content filter's teams), compiled once at
+/// load by `globset` into one set. `*` matches any run of characters (also empty, `/`
+/// included), `?` one character, `[abc]`/`[a-z]` one of a class, `{a,b}` either; `\`
+/// escapes. Matching is case-sensitive.
+#[derive(Debug, Clone)]
+pub struct Globs {
+    patterns: Vec<String>,
+    set: globset::GlobSet,
+}
+
+impl Globs {
+    /// Compiles `patterns`; an invalid one is returned by its index, with globset's reason.
+    pub fn new(patterns: Vec<String>) -> Result<Globs, (usize, String)> {
+        let mut set = globset::GlobSetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let glob = globset::Glob::new(p).map_err(|e| (i, e.kind().to_string()))?;
+            set.add(glob);
         }
+        let set = set.build().map_err(|e| (0, e.to_string()))?;
+        Ok(Globs { patterns, set })
     }
-    p[pi..].iter().all(|&c| c == b'*')
+
+    /// Whether any of the globs matches `text` whole.
+    pub fn matches(&self, text: &str) -> bool {
+        self.set.is_match(text)
+    }
+
+    /// The globs as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+impl PartialEq for Globs {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
 }
 
 /// The default config path of the spec.
@@ -426,7 +441,11 @@ pub fn default_path() -> &'static Path {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::Globs;
+
+    fn glob_match(pattern: &str, text: &str) -> bool {
+        Globs::new(vec![pattern.to_string()]).unwrap().matches(text)
+    }
 
     #[test]
     fn globs() {
@@ -437,5 +456,16 @@ mod tests {
         assert!(glob_match("*-mini", "gpt-4o-mini"));
         assert!(glob_match("a*b*c", "aXXbYYc"));
         assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("org/*", "org/team/x"));
+        assert!(glob_match("gpt-4?", "gpt-4o"));
+        assert!(glob_match("{gpt,o}-*", "o-3"));
+        assert!(!glob_match("Claude-*", "claude-x"));
+        let two = Globs::new(vec!["a".into(), "b*".into()]).unwrap();
+        assert!(two.matches("a") && two.matches("bcd") && !two.matches("c"));
+        assert!(!Globs::new(vec![]).unwrap().matches(""));
+        assert_eq!(
+            Globs::new(vec!["ok".into(), "gpt-[4".into()]).unwrap_err(),
+            (1, "unclosed character class; missing ']'".to_string())
+        );
     }
 }

@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Config, ConfigError, ContentFilter, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
+    Config, ConfigError, ContentFilter, Globs, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
     Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Team,
     TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
 };
@@ -398,13 +398,22 @@ fn opt<T, U>(value: Option<&T>, f: impl FnOnce(&T) -> Result<U>) -> Result<Optio
     value.map(f).transpose()
 }
 
-/// A list of globs (team model allow-lists, content-filter team lists): non-empty strings.
-fn globs(src: &Source, values: &[Spanned<String>], path: &str) -> Result<Vec<String>> {
-    values
+/// A list of globs (team model allow-lists, content-filter team lists): non-empty strings
+/// that compile (`Globs`); an invalid one is reported at its own line.
+fn globs(src: &Source, values: &[Spanned<String>], path: &str) -> Result<Globs> {
+    let patterns = values
         .iter()
         .enumerate()
         .map(|(i, g)| non_blank(src, g, &format!("{path}[{i}]")))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Globs::new(patterns).map_err(|(i, reason)| {
+        let g = &values[i];
+        src.at(
+            g,
+            &format!("{path}[{i}]"),
+            format!("invalid glob {:?}: {reason}", g.get_ref()),
+        )
+    })
 }
 
 fn limits(src: &Source, raw: raw::Limits, path: &str) -> Result<Limits> {
@@ -1378,7 +1387,7 @@ fn content_filter(src: &Source, i: usize, f: &raw::ContentFilter) -> Result<Cont
         .map(|(j, re)| deny_regex(src, re, &format!("{path}.deny[{j}]")))
         .collect::<Result<Vec<_>>>()?;
     let teams = match &f.teams {
-        None => vec!["*".to_string()],
+        None => Globs::new(vec!["*".to_string()]).expect("`*` is a glob"),
         Some(g) => globs(src, g, &format!("{path}.teams"))?,
     };
     Ok(ContentFilter { name, deny, teams })
@@ -1767,7 +1776,7 @@ teams = ["search", "x-*"]
         let search = &c.teams[0];
         assert_eq!(search.name, "search");
         assert_eq!(
-            search.models.as_deref(),
+            search.models.as_ref().map(Globs::patterns),
             Some(&["gpt-4o".to_string(), "claude-*".to_string()][..])
         );
         assert_eq!(
@@ -1807,11 +1816,11 @@ teams = ["search", "x-*"]
         // Content filters.
         let f0 = &c.content_filters[0];
         assert_eq!(f0.name, "no-secrets");
-        assert_eq!(f0.teams, ["*"]);
+        assert_eq!(f0.teams.patterns(), ["*"]);
         assert_eq!(f0.deny.len(), 2);
         assert!(f0.deny[0].is_match("-----begin rsa private key-----"));
         assert!(f0.deny[1].is_match("AKIAABCDEFGHIJKLMNOP"));
-        assert_eq!(c.content_filters[1].teams, ["search", "x-*"]);
+        assert_eq!(c.content_filters[1].teams.patterns(), ["search", "x-*"]);
 
         // The secret stays out of the config's Debug output.
         assert!(!format!("{c:?}").contains("sk-roundtrip"));
@@ -2402,6 +2411,11 @@ teams = ["search", "x-*"]
             &team("models = [\"a\", \"\"]"),
             "teams[0].models[1]",
             "must not be empty",
+        );
+        rejects(
+            &team("models = [\"a\", \"gpt-[4\"]"),
+            "teams[0].models[1]",
+            "invalid glob \"gpt-[4\": unclosed character class",
         );
         let c = load(&team("models = []")).unwrap();
         assert!(!c.teams[0].allows("anything"));
