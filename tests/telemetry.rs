@@ -392,3 +392,68 @@ async fn a_collector_that_is_down_costs_dropped_spans_not_answers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_a_span_without_attempts_or_team() {
+    let rx = Receiver::start().await;
+    let mock = MockUpstream::start().await;
+    let gw = start(&mock, &telemetry_section(&rx)).await;
+
+    let resp = gw
+        .client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-not-a-key-of-this-gateway")
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    let spans = rx.wait_spans(1).await;
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span["kind"], 2);
+    assert_eq!(span["name"], "POST /v1/chat/completions");
+    let a = attrs(span);
+    assert_eq!(int(&a, "http.response.status_code"), 401);
+    assert_eq!(text(&a, "error.type"), "401");
+    assert_eq!(int(&a, "switchyard.attempts"), 0);
+    for absent in [
+        "switchyard.team",
+        "switchyard.key_id",
+        "gen_ai.operation.name",
+    ] {
+        assert!(!a.contains_key(absent), "{absent} in {a:?}");
+    }
+    assert_eq!(mock.request_count(), 0);
+    let exported = serde_json::to_string(&rx.posts()).unwrap();
+    assert!(!exported.contains("sk-not-a-key-of-this-gateway"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_ratio_of_zero_sends_no_new_trace() {
+    let rx = Receiver::start().await;
+    let mock = MockUpstream::start().await;
+    let section = format!("{}sample_ratio = 0\n", telemetry_section(&rx));
+    let gw = start(&mock, &section).await;
+
+    assert_eq!(chat_with_traceparent(&gw, None).await.status(), 200);
+    let tp = mock
+        .last_request()
+        .unwrap()
+        .header("traceparent")
+        .unwrap()
+        .to_string();
+    assert!(tp.starts_with("00-") && tp.ends_with("-00"), "{tp}");
+    // A client's sampled trace is still followed.
+    let client_tp = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    assert_eq!(
+        chat_with_traceparent(&gw, Some(&client_tp)).await.status(),
+        200
+    );
+    let spans = rx.wait_spans(2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    assert!(spans.iter().all(|s| s["traceId"] == CLIENT_TRACE));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.spans().len(), 2, "the unsampled request sent nothing");
+}
