@@ -178,6 +178,10 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     let metrics = Arc::new(Metrics::new());
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
     let health = Arc::new(Health::new(&config, metrics.clone()));
+    let telemetry = config
+        .telemetry
+        .as_ref()
+        .map(|t| crate::telemetry::Telemetry::start(t, &metrics));
     let snapshot = Snapshot::new(config);
     let limiter = match Limiter::new(&snapshot.load().state, metrics.clone()) {
         Ok(l) => Arc::new(l),
@@ -218,7 +222,8 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             usage_log,
             health,
             limiter,
-        ),
+        )
+        .with_telemetry(telemetry),
         "switchyard",
     );
     let mut api = ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers());

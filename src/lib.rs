@@ -53,6 +53,7 @@ pub mod retry_hint;
 pub mod router;
 pub mod snapshot;
 pub mod sse;
+pub mod telemetry;
 pub mod tls;
 pub mod usage;
 pub mod usage_log;

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use crate::config::{glob_match, Config, ProviderKind};
+use crate::config::{Config, ProviderKind};
 use crate::usage::{Usage, UsageSource};
 
 use prometheus::{
@@ -214,7 +214,7 @@ impl Metrics {
                 }
             }
             for filter in &config.content_filters {
-                if filter.teams.iter().any(|g| glob_match(g, &team.name)) {
+                if filter.teams.matches(&team.name) {
                     self.content_filtered
                         .with_label_values(&[&team.name, &filter.name]);
                 }
@@ -375,6 +375,11 @@ impl Metrics {
         let _ = self
             .registry
             .register(Box::new(self.tls_certificate_expiry.clone()));
+    }
+
+    /// Publishes a metric owned by another module (the telemetry exporter's drop counter).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(c);
     }
 
     /// The registry in Prometheus' text format.

@@ -2,7 +2,7 @@
 //! request's messages, per team, before any upstream is called. A match is answered with the
 //! seed's "Contents Filtered" error.
 
-use crate::config::{glob_match, Config, ContentFilter, Team};
+use crate::config::{Config, ContentFilter, Team};
 
 /// The first policy of the team whose pattern matches one of the request's `texts` (its system
 /// prompt and messages, in whatever dialect), if any.
@@ -14,7 +14,7 @@ pub fn check<'c>(
     let mut applicable = config
         .content_filters
         .iter()
-        .filter(|f| f.teams.iter().any(|g| glob_match(g, &team.name)))
+        .filter(|f| f.teams.matches(&team.name))
         .peekable();
     // Most teams have no policy: then the messages are not even read.
     applicable.peek()?;

@@ -55,6 +55,7 @@ use crate::response_headers;
 use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
+use crate::telemetry::{self, Telemetry};
 use crate::usage::{self, Usage, UsageSource};
 use crate::usage_log::{self, UsageLog};
 
@@ -70,6 +71,8 @@ pub struct Gateway {
     usage_log: UsageLog,
     health: Arc<Health>,
     limiter: Arc<Limiter>,
+    /// `[telemetry]`; `None`: no traces, and no telemetry work on the request path.
+    telemetry: Option<Telemetry>,
 }
 
 impl Gateway {
@@ -86,7 +89,14 @@ impl Gateway {
             usage_log,
             health,
             limiter,
+            telemetry: None,
         }
+    }
+
+    /// Exports a span per request (`crate::telemetry`).
+    pub fn with_telemetry(mut self, telemetry: Option<Telemetry>) -> Gateway {
+        self.telemetry = telemetry;
+        self
     }
 }
 
@@ -149,6 +159,8 @@ pub struct Ctx {
     admission: Option<Admission>,
     /// The `x-ratelimit-*` headers for the answer (every authenticated request gets them).
     rate_headers: Option<RateHeaders>,
+    /// The request's trace when `[telemetry]` is on.
+    trace: Option<telemetry::Trace>,
 }
 
 struct VendorError {
@@ -226,6 +238,7 @@ impl ProxyHttp for Gateway {
             rate_headers: None,
             front: Dialect::Chat,
             translation: None,
+            trace: None,
         }
     }
 
@@ -233,6 +246,10 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Instant::now();
         ctx.request_id = request_id(session.req_header());
+        ctx.trace = self
+            .telemetry
+            .as_ref()
+            .map(|t| t.begin(session.req_header()));
         match self.admit(session, ctx).await {
             Ok(Admitted::Forward) => Ok(false),
             Ok(Admitted::Answered) => Ok(true),
@@ -283,6 +300,9 @@ impl ProxyHttp for Gateway {
         else {
             return Error::e_explain(ErrorType::InternalError, "no upstream address");
         };
+        if let Some(trace) = &mut ctx.trace {
+            trace.attempt(provider, &ctx.upstream_model);
+        }
         let addr = upstream.addrs[(ctx.attempts as usize - 1) % upstream.addrs.len()];
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
         let t = provider.timeouts;
@@ -360,6 +380,9 @@ impl ProxyHttp for Gateway {
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
         req.set_uri(uri);
         providers::prepare_upstream_head(provider, req, ctx.upstream_body.len())?;
+        if let Some(trace) = &ctx.trace {
+            req.insert_header("traceparent", trace.traceparent())?;
+        }
         ctx.forwarded_at.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -1078,6 +1101,9 @@ impl Gateway {
             ctx.only_timeouts = false;
         }
         self.upstream_error(ctx, cause);
+        if let Some(trace) = &mut ctx.trace {
+            trace.attempt_failed(cause);
+        }
         if let Some(c) = &ctx.choice {
             if let Some(p) = &ctx.provider {
                 self.health
@@ -1151,6 +1177,27 @@ impl Gateway {
             duration_ms: duration.as_secs_f64() * 1000.0,
             ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         });
+        if let (Some(t), Some(trace)) = (&self.telemetry, ctx.trace.take()) {
+            let outcome = telemetry::Outcome {
+                request_id: &ctx.request_id,
+                operation: ctx.operation,
+                model: ctx.model.as_ref().map(|m| m.name.as_str()),
+                team: ctx.principal.as_ref().map(|p| p.team.name.as_str()),
+                key_id: ctx.principal.as_ref().map(|p| p.key.id.as_str()),
+                provider: ctx.provider.as_deref(),
+                upstream_model: &ctx.upstream_model,
+                route: ctx
+                    .choice
+                    .as_ref()
+                    .map(|c| (c.model.name.as_str(), c.index)),
+                attempts: ctx.attempts,
+                status,
+                stream: ctx.stream,
+                usage: settled,
+                cost_usd: cost,
+            };
+            t.finish(trace, &outcome);
+        }
         // The usage log is the per-request record; this line (a write to stderr per request)
         // is for debugging only.
         tracing::debug!(

@@ -18,7 +18,7 @@
 //!   `switchyard_config_reloads_total{result="failure"}`, and the last good config keeps serving.
 //! - Fields that pingora binds or the process starts once ([`restart_only_changes`]: listen
 //!   addresses, threads, the TLS settings (not the certificate files' contents: `tls::Rotation`
-//!   reloads those), the state backend, the usage log sink) keep their running values; each
+//!   reloads those), the state backend, the usage log sink, `[telemetry]`) keep their running values; each
 //!   change is reported as needing a restart.
 //! - Requests in flight keep the config they took (`Snapshot::load` once per request), so a
 //!   reload never changes one half-way.
@@ -403,6 +403,18 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
             describe_sink(new.log.usage.as_ref())
         ));
     }
+    if running.telemetry != new.telemetry {
+        let endpoint = |c: &Config| {
+            c.telemetry
+                .as_ref()
+                .map_or("off".to_string(), |t| t.endpoint.clone())
+        };
+        changes.push(format!(
+            "telemetry ({} -> {})",
+            endpoint(running),
+            endpoint(new)
+        ));
+    }
     changes
 }
 
@@ -417,6 +429,7 @@ fn keep_restart_only(running: &Config, new: &mut Config) {
     new.server.tls.clone_from(&running.server.tls);
     new.state = running.state.clone();
     new.log.usage.clone_from(&running.log.usage);
+    new.telemetry.clone_from(&running.telemetry);
 }
 
 /// The TLS settings in a few words: which files, and whether admin and mTLS are on. A change
@@ -704,15 +717,17 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
     fn restart_only_fields_keep_their_running_values() {
         let mut f = fixture();
         let text = config_text("127.0.0.1:18081", "b")
-            .replace("dir = \"data\"", "dir = \"d2\"\n[log]\nusage = \"-\"");
+            .replace("dir = \"data\"", "dir = \"d2\"\n[log]\nusage = \"-\"")
+            + "\n[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n";
         std::fs::write(&f.path, &text).unwrap();
         let running = f.snapshot.load();
         let new = config::load_str(&text, &f.path).unwrap();
         let changes = restart_only_changes(&running, &new);
-        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(changes.len(), 4, "{changes:?}");
         assert!(changes[0].starts_with("server.listen"));
         assert!(changes[1].starts_with("state"));
         assert_eq!(changes[2], "log.usage (off -> stdout)");
+        assert_eq!(changes[3], "telemetry (off -> http://127.0.0.1:4318)");
         assert!(matches!(
             f.reloader.reload(Trigger::FileEvent),
             Outcome::Applied { .. }
@@ -721,6 +736,7 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
         assert_eq!(c.server.listen, "127.0.0.1:18080");
         assert_eq!(c.state, running.state);
         assert_eq!(c.log.usage, None);
+        assert_eq!(c.telemetry, None);
         assert_eq!(c.models[0].routes[0].upstream_model, "b");
     }
 

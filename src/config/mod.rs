@@ -80,6 +80,8 @@ pub struct Config {
     pub teams: Vec<Arc<Team>>,
     pub keys: Vec<Arc<Key>>,
     pub content_filters: Vec<Arc<ContentFilter>>,
+    /// `[telemetry]`; `None`: no traces.
+    pub telemetry: Option<TelemetryConfig>,
     /// Model name or alias → index into `models`.
     pub model_index: HashMap<String, usize>,
     /// SHA-256 of a key's secret → index into `keys`.
@@ -228,6 +230,23 @@ pub struct RedisState {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[telemetry]`: where and how the spans are exported (read at start; a reload keeps the
+/// exporter the gateway started with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// The endpoint as written, for messages.
+    pub endpoint: String,
+    /// The collector's address, resolved at load.
+    pub addr: std::net::SocketAddr,
+    /// `Host` header of the export requests.
+    pub host_header: String,
+    /// The path spans are posted to (the endpoint's path + `/v1/traces`).
+    pub path: String,
+    pub sample_ratio: f64,
+    pub service_name: String,
+    pub max_queue_size: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// Where the usage log goes: `None` off, `Some(Stdout)` or a file.
@@ -355,8 +374,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Team {
     pub name: String,
-    /// Allowed model names (globs with `*`); `None`: every model.
-    pub models: Option<Vec<String>>,
+    /// Allowed model names (globs); `None`: every model.
+    pub models: Option<Globs>,
     pub limits: Limits,
 }
 
@@ -365,7 +384,7 @@ impl Team {
     pub fn allows(&self, name: &str) -> bool {
         match &self.models {
             None => true,
-            Some(globs) => globs.iter().any(|g| glob_match(g, name)),
+            Some(globs) => globs.matches(name),
         }
     }
 }
@@ -387,31 +406,46 @@ pub struct ContentFilter {
     pub name: String,
     pub deny: Vec<regex::Regex>,
     /// Team name globs this policy applies to (`*`: all).
-    pub teams: Vec<String>,
+    pub teams: Globs,
 }
 
-/// `*` matches any run of characters (also empty); everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// A list of globs (a team's model allow-list, a content filter's teams), compiled once at
+/// load by `globset` into one set. `*` matches any run of characters (also empty, `/`
+/// included), `?` one character, `[abc]`/`[a-z]` one of a class, `{a,b}` either; `\`
+/// escapes. Matching is case-sensitive.
+#[derive(Debug, Clone)]
+pub struct Globs {
+    patterns: Vec<String>,
+    set: globset::GlobSet,
+}
+
+impl Globs {
+    /// Compiles `patterns`; an invalid one is returned by its index, with globset's reason.
+    pub fn new(patterns: Vec<String>) -> Result<Globs, (usize, String)> {
+        let mut set = globset::GlobSetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let glob = globset::Glob::new(p).map_err(|e| (i, e.kind().to_string()))?;
+            set.add(glob);
         }
+        let set = set.build().map_err(|e| (0, e.to_string()))?;
+        Ok(Globs { patterns, set })
     }
-    p[pi..].iter().all(|&c| c == b'*')
+
+    /// Whether any of the globs matches `text` whole.
+    pub fn matches(&self, text: &str) -> bool {
+        self.set.is_match(text)
+    }
+
+    /// The globs as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+impl PartialEq for Globs {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
 }
 
 /// The default config path of the spec.
@@ -421,7 +455,11 @@ pub fn default_path() -> &'static Path {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::Globs;
+
+    fn glob_match(pattern: &str, text: &str) -> bool {
+        Globs::new(vec![pattern.to_string()]).unwrap().matches(text)
+    }
 
     #[test]
     fn globs() {
@@ -432,5 +470,16 @@ mod tests {
         assert!(glob_match("*-mini", "gpt-4o-mini"));
         assert!(glob_match("a*b*c", "aXXbYYc"));
         assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("org/*", "org/team/x"));
+        assert!(glob_match("gpt-4?", "gpt-4o"));
+        assert!(glob_match("{gpt,o}-*", "o-3"));
+        assert!(!glob_match("Claude-*", "claude-x"));
+        let two = Globs::new(vec!["a".into(), "b*".into()]).unwrap();
+        assert!(two.matches("a") && two.matches("bcd") && !two.matches("c"));
+        assert!(!Globs::new(vec![]).unwrap().matches(""));
+        assert_eq!(
+            Globs::new(vec!["ok".into(), "gpt-[4".into()]).unwrap_err(),
+            (1, "unclosed character class; missing ']'".to_string())
+        );
     }
 }

@@ -34,6 +34,22 @@ pub struct Config {
     pub keys: Vec<Key>,
     #[serde(default)]
     pub content_filters: Vec<ContentFilter>,
+    /// Absent: no traces are exported.
+    pub telemetry: Option<Spanned<Telemetry>>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The collector's OTLP/HTTP base URL (`http://host:4318`); spans go to `/v1/traces`.
+    pub endpoint: Option<Spanned<String>>,
+    /// Share of new traces sampled, 0 to 1 (an integer or a float); default 1.
+    pub sample_ratio: Option<Spanned<toml::Value>>,
+    /// `service.name` of the spans; default `switchyard`.
+    pub service_name: Option<Spanned<String>>,
+    /// Requests' spans waiting for export; default 2048. When full, new spans are dropped.
+    pub max_queue_size: Option<Spanned<i64>>,
 }
 
 /// `[server]`: the listeners and the request size limit. Absent fields take the spec's defaults.

@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Config, ConfigError, ContentFilter, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
+    Config, ConfigError, ContentFilter, Globs, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
     Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Strategy, Team,
-    Timeouts, TlsConfig, Upstream, UsageSink,
+    TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -237,6 +237,11 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
     let (teams, team_index) = teams(src, &raw.teams)?;
     let (keys, key_index) = keys(src, &raw.keys, &team_index)?;
     let content_filters = content_filters(src, &raw.content_filters)?;
+    let telemetry = raw
+        .telemetry
+        .as_ref()
+        .map(|t| telemetry(src, t))
+        .transpose()?;
     Ok(Config {
         source: src.file.to_path_buf(),
         hash: hex::encode(Sha256::digest(src.text.as_bytes())),
@@ -250,6 +255,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         teams,
         keys,
         content_filters,
+        telemetry,
         model_index: model_index
             .into_iter()
             .map(|(name, entry)| (name, entry.model))
@@ -392,13 +398,22 @@ fn opt<T, U>(value: Option<&T>, f: impl FnOnce(&T) -> Result<U>) -> Result<Optio
     value.map(f).transpose()
 }
 
-/// A list of globs (team model allow-lists, content-filter team lists): non-empty strings.
-fn globs(src: &Source, values: &[Spanned<String>], path: &str) -> Result<Vec<String>> {
-    values
+/// A list of globs (team model allow-lists, content-filter team lists): non-empty strings
+/// that compile (`Globs`); an invalid one is reported at its own line.
+fn globs(src: &Source, values: &[Spanned<String>], path: &str) -> Result<Globs> {
+    let patterns = values
         .iter()
         .enumerate()
         .map(|(i, g)| non_blank(src, g, &format!("{path}[{i}]")))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Globs::new(patterns).map_err(|(i, reason)| {
+        let g = &values[i];
+        src.at(
+            g,
+            &format!("{path}[{i}]"),
+            format!("invalid glob {:?}: {reason}", g.get_ref()),
+        )
+    })
 }
 
 fn limits(src: &Source, raw: raw::Limits, path: &str) -> Result<Limits> {
@@ -720,6 +735,67 @@ fn log(src: &Source, raw: &raw::Log) -> Result<Log> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// [telemetry]
+
+fn telemetry(src: &Source, section: &Spanned<raw::Telemetry>) -> Result<TelemetryConfig> {
+    let t = section.get_ref();
+    let Some(endpoint) = &t.endpoint else {
+        return Err(src.at(
+            section,
+            "telemetry.endpoint",
+            "[telemetry] requires endpoint, the collector's OTLP/HTTP URL such as \"http://127.0.0.1:4318\"",
+        ));
+    };
+    let at = |reason: String| src.at(endpoint, "telemetry.endpoint", reason);
+    let url = parse_base_url(endpoint.get_ref()).map_err(at)?;
+    if url.tls {
+        return Err(at(format!(
+            "{:?}: the OTLP exporter speaks plain http://; send spans to a local collector",
+            endpoint.get_ref()
+        )));
+    }
+    let addr = resolve(&url.host, url.port).map_err(at)?[0];
+    let path = if url.base_path.ends_with("/v1/traces") {
+        url.base_path
+    } else {
+        format!("{}/v1/traces", url.base_path)
+    };
+    Ok(TelemetryConfig {
+        endpoint: endpoint.get_ref().clone(),
+        addr,
+        host_header: url.host_header,
+        path,
+        sample_ratio: sample_ratio(src, t.sample_ratio.as_ref())?,
+        service_name: match &t.service_name {
+            Some(n) => non_blank(src, n, "telemetry.service_name")?,
+            None => "switchyard".to_string(),
+        },
+        max_queue_size: match &t.max_queue_size {
+            Some(n) => positive(src, n, "telemetry.max_queue_size", 1_000_000)? as usize,
+            None => 2048,
+        },
+    })
+}
+
+fn sample_ratio(src: &Source, v: Option<&Spanned<toml::Value>>) -> Result<f64> {
+    let Some(v) = v else { return Ok(1.0) };
+    let ratio = match v.get_ref() {
+        toml::Value::Integer(n) => *n as f64,
+        toml::Value::Float(f) => *f,
+        _ => f64::NAN,
+    };
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(src.at(
+            v,
+            "telemetry.sample_ratio",
+            "must be a number from 0 to 1 (the share of new traces sampled)",
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // [[providers]]
 
 type Providers = (Vec<Arc<Provider>>, HashMap<String, usize>);
@@ -921,36 +997,39 @@ fn upstream(src: &Source, url: &Spanned<String>, path: &str) -> Result<Upstream>
     })
 }
 
-/// Parses `http(s)://host[:port][/path]`. Query, fragment and user info are refused: the
+/// Parses `http(s)://host[:port][/path]` with the `url` crate (WHATWG URL parsing: the host
+/// lower-cased, IDNA, IPv4 forms normalised). Query, fragment and user info are refused: the
 /// provider code appends its own path and query, and credentials belong in `api_key_env`.
-fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
-    let (tls, rest) = if let Some(rest) = strip_prefix_ci(url, "https://") {
-        (true, rest)
-    } else if let Some(rest) = strip_prefix_ci(url, "http://") {
-        (false, rest)
-    } else {
-        return Err(format!("{url:?} must start with http:// or https://"));
+fn parse_base_url(text: &str) -> std::result::Result<BaseUrl, String> {
+    // The URL parser would strip or encode whitespace; a base URL with any is a typo.
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{text:?} must not contain whitespace"));
+    }
+    let url = url::Url::parse(text).map_err(|e| url_error(text, e))?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(format!("{text:?} must start with http:// or https://")),
     };
-    if rest.contains(['?', '#']) {
-        return Err(format!("{url:?} must not have a query or fragment"));
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
     }
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?} must not contain whitespace"));
-    }
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.contains('@') {
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "{url:?} must not contain user info; put the key in api_key_env"
+            "{text:?} must not contain user info; put the key in api_key_env"
         ));
     }
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) =
-        split_host_port(authority, default_port).map_err(|e| format!("{url:?}: {e}"))?;
-    let bracketed = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.clone()
+    let (host, bracketed) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_string(), d.to_string()),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
+        None => return Err(format!("{text:?}: no host")),
     };
+    let default_port = if tls { 443 } else { 80 };
+    let port = url.port().unwrap_or(default_port);
+    if port == 0 {
+        return Err(format!("{text:?}: \"0\" is not a port (1-65535)"));
+    }
     let host_header = if port == default_port {
         bracketed
     } else {
@@ -960,53 +1039,27 @@ fn parse_base_url(url: &str) -> std::result::Result<BaseUrl, String> {
         tls,
         host,
         port,
-        base_path: path.trim_end_matches('/').to_string(),
+        base_path: url.path().trim_end_matches('/').to_string(),
         host_header,
     })
 }
 
-fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
-}
-
-/// Splits `host[:port]` or `[v6][:port]`; the host is lower-cased (DNS is case-insensitive)
-/// and IPv6 literals lose their brackets.
-fn split_host_port(
-    authority: &str,
-    default_port: u16,
-) -> std::result::Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unclosed '[' in the host")?;
-        let host = &rest[..end];
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+/// The `url` crate's refusal in the words of the config reference.
+fn url_error(text: &str, e: url::ParseError) -> String {
+    use url::ParseError as E;
+    let authority = text
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    match e {
+        E::RelativeUrlWithoutBase => format!("{text:?} must start with http:// or https://"),
+        E::EmptyHost => format!("{text:?}: no host"),
+        E::InvalidPort => format!("{text:?}: the port is not a port (1-65535)"),
+        E::InvalidIpv6Address if authority.contains('[') && !authority.contains(']') => {
+            format!("{text:?}: unclosed '[' in the host")
         }
-        match &rest[end + 1..] {
-            "" => (host, None),
-            tail => (host, Some(tail.strip_prefix(':').ok_or("junk after ']'")?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("no host".to_string());
+        E::InvalidIpv6Address => format!("{text:?}: the host is not an IPv6 address"),
+        e => format!("{text:?} is not a valid URL: {e}"),
     }
-    if !host.contains(':') && host.contains(['[', ']', ':']) {
-        return Err(format!("{host:?} is not a host name"));
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(format!("{p:?} is not a port (1-65535)")),
-        },
-    };
-    Ok((host.to_ascii_lowercase(), port))
 }
 
 /// Resolves the upstream's addresses once, at load: pingora's `HttpPeer::new` would resolve
@@ -1310,46 +1363,24 @@ fn expires_at(src: &Source, value: &Spanned<toml::Value>, path: &str) -> Result<
     parse_rfc3339(&text).map_err(|reason| src.at(value, path, reason))
 }
 
-/// RFC 3339 with `Z` or a numeric offset (`+02:00`). humantime parses UTC only, so the offset
-/// is taken off, the rest parsed as UTC, and the offset applied.
+/// RFC 3339 with `Z` or a numeric offset (`+02:00`), parsed by jiff. jiff's timestamps also
+/// take offsets up to ±25:59 (Temporal's range); RFC 3339's are at most ±23:59.
 fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
     let bad = || format!("{text:?} is not an RFC 3339 date-time such as 2027-01-01T00:00:00Z");
-    let upper = text.trim().to_ascii_uppercase();
-    let (local, offset_secs) = split_offset(&upper).ok_or_else(bad)?;
-    let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|_| bad())?;
-    let shift = Duration::from_secs(offset_secs.unsigned_abs());
-    // Local time = UTC + offset, so UTC = local - offset.
-    let t = if offset_secs >= 0 {
-        utc.checked_sub(shift)
-    } else {
-        utc.checked_add(shift)
-    };
-    t.ok_or_else(bad)
+    let text = text.trim();
+    let t: jiff::Timestamp = text.parse().map_err(|_| bad())?;
+    if offset_hours(text).is_some_and(|h| h > 23) {
+        return Err(bad());
+    }
+    Ok(SystemTime::from(t))
 }
 
-/// Splits `…Z` or `…±HH:MM` into the local part and the offset in seconds.
-fn split_offset(s: &str) -> Option<(&str, i64)> {
-    if let Some(local) = s.strip_suffix('Z') {
-        return Some((local, 0));
-    }
-    let at = s.len().checked_sub(6)?;
-    let (local, off) = (s.get(..at)?, s.get(at..)?.as_bytes());
-    let sign = match off[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits = |a: u8, b: u8| -> Option<i64> {
-        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from((a - b'0') * 10 + (b - b'0')))
-    };
-    if off[3] != b':' {
-        return None;
-    }
-    let (h, m) = (digits(off[1], off[2])?, digits(off[4], off[5])?);
-    if h > 23 || m > 59 {
-        return None;
-    }
-    Some((local, sign * (h * 3600 + m * 60)))
+/// The hours of a numeric offset at the end of `text` (`…+HH:MM`), if it has one.
+fn offset_hours(text: &str) -> Option<u32> {
+    let at = text.len().checked_sub(6)?;
+    let off = text.get(at..)?;
+    off.starts_with(['+', '-'])
+        .then(|| off.get(1..3)?.parse().ok())?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1372,7 +1403,7 @@ fn content_filter(src: &Source, i: usize, f: &raw::ContentFilter) -> Result<Cont
         .map(|(j, re)| deny_regex(src, re, &format!("{path}.deny[{j}]")))
         .collect::<Result<Vec<_>>>()?;
     let teams = match &f.teams {
-        None => vec!["*".to_string()],
+        None => Globs::new(vec!["*".to_string()]).expect("`*` is a glob"),
         Some(g) => globs(src, g, &format!("{path}.teams"))?,
     };
     Ok(ContentFilter { name, deny, teams })
@@ -1761,7 +1792,7 @@ teams = ["search", "x-*"]
         let search = &c.teams[0];
         assert_eq!(search.name, "search");
         assert_eq!(
-            search.models.as_deref(),
+            search.models.as_ref().map(Globs::patterns),
             Some(&["gpt-4o".to_string(), "claude-*".to_string()][..])
         );
         assert_eq!(
@@ -1801,11 +1832,11 @@ teams = ["search", "x-*"]
         // Content filters.
         let f0 = &c.content_filters[0];
         assert_eq!(f0.name, "no-secrets");
-        assert_eq!(f0.teams, ["*"]);
+        assert_eq!(f0.teams.patterns(), ["*"]);
         assert_eq!(f0.deny.len(), 2);
         assert!(f0.deny[0].is_match("-----begin rsa private key-----"));
         assert!(f0.deny[1].is_match("AKIAABCDEFGHIJKLMNOP"));
-        assert_eq!(c.content_filters[1].teams, ["search", "x-*"]);
+        assert_eq!(c.content_filters[1].teams.patterns(), ["search", "x-*"]);
 
         // The secret stays out of the config's Debug output.
         assert!(!format!("{c:?}").contains("sk-roundtrip"));
@@ -2142,6 +2173,16 @@ teams = ["search", "x-*"]
             (p.host_header.as_str(), p.base_path.as_str()),
             ("[::1]", "/a/b")
         );
+        let p = parse_base_url("http://[::1]:8080").unwrap();
+        assert_eq!(p.host_header, "[::1]:8080");
+        // What WHATWG parsing adds: IDNA hosts and IPv4 shorthand, normalised.
+        let p = parse_base_url("https://Bücher.example/v1").unwrap();
+        assert_eq!(p.host, "xn--bcher-kva.example");
+        let p = parse_base_url("http://127.1:8000").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 8000));
+        assert!(parse_base_url("http://exa mple.com")
+            .unwrap_err()
+            .contains("whitespace"));
     }
 
     #[test]
@@ -2386,6 +2427,11 @@ teams = ["search", "x-*"]
             &team("models = [\"a\", \"\"]"),
             "teams[0].models[1]",
             "must not be empty",
+        );
+        rejects(
+            &team("models = [\"a\", \"gpt-[4\"]"),
+            "teams[0].models[1]",
+            "invalid glob \"gpt-[4\": unclosed character class",
         );
         let c = load(&team("models = []")).unwrap();
         assert!(!c.teams[0].allows("anything"));
@@ -2760,6 +2806,81 @@ teams = ["search", "x-*"]
             "at most 4294967295",
         );
         rejects("[limits]\nrpm = 5 # <-\n", "limits.rpm", "unknown field");
+    }
+
+    #[test]
+    fn telemetry_section_checks() {
+        assert_eq!(load("").unwrap().telemetry, None);
+        let t = load("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n")
+            .unwrap()
+            .telemetry
+            .unwrap();
+        assert_eq!(t.addr, "127.0.0.1:4318".parse().unwrap());
+        assert_eq!(t.path, "/v1/traces");
+        assert_eq!(t.host_header, "127.0.0.1:4318");
+        assert_eq!(
+            (t.sample_ratio, t.service_name.as_str()),
+            (1.0, "switchyard")
+        );
+        assert_eq!(t.max_queue_size, 2048);
+        let t = load(
+            "[telemetry]\nendpoint = \"http://127.0.0.1:4318/otlp/v1/traces\"\nsample_ratio = 0.25\nservice_name = \"gw\"\nmax_queue_size = 10\n",
+        )
+        .unwrap()
+        .telemetry
+        .unwrap();
+        assert_eq!(t.path, "/otlp/v1/traces");
+        assert_eq!((t.sample_ratio, t.service_name.as_str()), (0.25, "gw"));
+        assert_eq!(t.max_queue_size, 10);
+        let ratio = |r: &str| {
+            load(&format!(
+                "[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\nsample_ratio = {r}\n"
+            ))
+        };
+        assert_eq!(ratio("0").unwrap().telemetry.unwrap().sample_ratio, 0.0);
+        assert_eq!(ratio("1").unwrap().telemetry.unwrap().sample_ratio, 1.0);
+        let section =
+            |rest: &str| format!("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n{rest}");
+        rejects(
+            &section("sample_ratio = 1.5 # <-\n"),
+            "telemetry.sample_ratio",
+            "from 0 to 1",
+        );
+        rejects(
+            &section("sample_ratio = \"all\" # <-\n"),
+            "telemetry.sample_ratio",
+            "from 0 to 1",
+        );
+        rejects(
+            &section("service_name = \" \" # <-\n"),
+            "telemetry.service_name",
+            "must not be empty",
+        );
+        rejects(
+            &section("max_queue_size = 0 # <-\n"),
+            "telemetry.max_queue_size",
+            "positive integer",
+        );
+        rejects(
+            &section("headers = 1 # <-\n"),
+            "telemetry.headers",
+            "unknown field",
+        );
+        rejects(
+            "[telemetry]\nendpoint = \"https://127.0.0.1:4318\" # <-\n",
+            "telemetry.endpoint",
+            "plain http://",
+        );
+        rejects(
+            "[telemetry]\nendpoint = \"127.0.0.1:4318\" # <-\n",
+            "telemetry.endpoint",
+            "must start with http://",
+        );
+        rejects(
+            "[telemetry] # <-\nsample_ratio = 0.5\n",
+            "telemetry.endpoint",
+            "requires endpoint",
+        );
     }
 
     #[test]
