@@ -161,6 +161,8 @@ enum Endpoint {
     /// Anthropic's token counting: answered by Anthropic routes, estimated for others.
     CountTokens,
     Embeddings,
+    /// OpenAI's Responses API.
+    Responses,
     Models,
 }
 
@@ -572,11 +574,13 @@ impl Gateway {
         ctx.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
+            Endpoint::Responses => Dialect::Responses,
             Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
         ctx.operation = match endpoint {
             Endpoint::CountTokens => Operation::CountTokens,
             Endpoint::Embeddings => Operation::Embed,
+            Endpoint::Responses => Operation::Respond,
             _ => Operation::Generate,
         };
         let principal = authenticate(&config, session.req_header(), ctx.front)?;
@@ -706,6 +710,7 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         "/v1/embeddings" | "/embeddings" if method == http::Method::POST => {
             Ok(Endpoint::Embeddings)
         }
+        "/v1/responses" | "/responses" if method == http::Method::POST => Ok(Endpoint::Responses),
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
         "/v1/chat/completions"
         | "/chat/completions"
@@ -713,6 +718,8 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         | "/v1/messages/count_tokens"
         | "/v1/embeddings"
         | "/embeddings"
+        | "/v1/responses"
+        | "/responses"
         | "/v1/models"
         | "/models" => Err(GatewayError::MethodNotAllowed(
             method.as_str().chars().take(16).collect(),

@@ -60,13 +60,19 @@ pub fn upstream_body(
             ))),
         };
     }
+    if req.dialect == Dialect::Responses {
+        return Err(GatewayError::InvalidRequest(format!(
+            "the route's provider `{}` does not serve the Responses API",
+            provider.name
+        )));
+    }
     let pivot = chat_pivot(req)?;
     match vendor {
         Dialect::Chat if !providers::takes_stream_options(provider) => {
             Ok(pivot.without_stream_options.body_for(upstream_model))
         }
         Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
-        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings => {
+        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
             request_body(provider, &view, upstream_model)
                 .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
@@ -80,7 +86,9 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     if req.pivot.is_none() {
         let body = match req.dialect {
             Dialect::Messages => messages_chat::request_to_openai(&req.body)?,
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
+                req.body.clone()
+            }
         };
         let view = chat::parse(&body)?;
         let prepared = Prepared::new(
@@ -215,7 +223,7 @@ impl AnswerTranslation {
             Dialect::Messages => {
                 messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => Ok(chat),
         }
     }
 }
@@ -231,6 +239,11 @@ pub fn mock_answer(
     if req.dialect == Dialect::Embeddings {
         let (body, usage) = providers::mock::embeddings(&embeddings::parse(&req.body)?, model);
         return Ok(("application/json", vec![body], usage));
+    }
+    if req.dialect == Dialect::Responses {
+        return Err(GatewayError::InvalidRequest(
+            "the built-in mock does not serve the Responses API".into(),
+        ));
     }
     let pivot = chat_pivot(req)?.body.clone();
     let view = chat::parse(&pivot)?;
