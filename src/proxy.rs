@@ -410,14 +410,10 @@ impl ProxyHttp for Gateway {
             });
             return Ok(());
         }
-        let kind = ctx
-            .provider
-            .as_ref()
-            .map_or(ProviderKind::OpenAi, |p| p.kind);
-        ctx.translation = ctx
-            .request
-            .as_ref()
-            .and_then(|req| AnswerTranslation::new(req, kind, &ctx.upstream_model));
+        ctx.translation = match (ctx.request.as_ref(), ctx.provider.as_ref()) {
+            (Some(req), Some(p)) => AnswerTranslation::for_provider(req, p, &ctx.upstream_model),
+            _ => None,
+        };
         // What the meter reads: the vendor's own bytes, or the chat pivot of a translation.
         let metered = match &ctx.translation {
             Some(t) => {

@@ -2,7 +2,8 @@
 //! client's bytes with only `model` spliced, the vendor's answer and event stream back byte for
 //! byte, usage read from the `response` object and from `response.completed`), driven by raw
 //! HTTP and by the official OpenAI SDK (`client.responses.create`, streamed and not, a function
-//! tool and its output on a second turn).
+//! tool and its output on a second turn); translated for vendors without the Responses API
+//! (the strict `MockAnthropic`, a chat-only OpenAI-compatible server, the built-in mock).
 
 mod support;
 
@@ -16,12 +17,16 @@ const STREAM: &str = include_str!("fixtures/openai/responses_stream_text.sse");
 struct Setup {
     oai: MockUpstream,
     az: MockUpstream,
+    vllm: MockUpstream,
+    anth: MockAnthropic,
     gw: Gateway,
 }
 
 async fn setup() -> Setup {
     let oai = MockUpstream::start().await;
     let az = MockUpstream::start().await;
+    let vllm = MockUpstream::start().await;
+    let anth = MockAnthropic::start("anth-provider-key").await;
     let body = format!(
         r#"
 [log]
@@ -39,6 +44,40 @@ kind = "azure"
 base_url = "{}"
 api_key_env = "SY_R_AZ"
 api_version = "2024-10-21"
+
+[[providers]]
+name = "vllm"
+kind = "openai"
+base_url = "{}"
+chat_only = true
+
+[[providers]]
+name = "anth"
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "SY_R_ANTH"
+
+[[providers]]
+name = "local"
+kind = "mock"
+
+[[models]]
+name = "resp-vllm"
+  [[models.routes]]
+  provider = "vllm"
+  model = "qwen3"
+
+[[models]]
+name = "resp-claude"
+  [[models.routes]]
+  provider = "anth"
+  model = "claude-sonnet-4-5"
+
+[[models]]
+name = "resp-mock"
+  [[models.routes]]
+  provider = "local"
+  model = "mock-1"
 
 [[models]]
 name = "resp-oai"
@@ -63,14 +102,23 @@ team = "t"
 sha256 = "{DEMO_SHA256}"
 "#,
         oai.base_url(),
-        az.origin()
+        az.origin(),
+        vllm.base_url(),
+        anth.origin()
     );
     let gw = Gateway::builder(&body)
         .env("SY_R_OAI", "sk-oai-provider-key")
         .env("SY_R_AZ", "az-provider-key")
+        .env("SY_R_ANTH", "anth-provider-key")
         .start()
         .await;
-    Setup { oai, az, gw }
+    Setup {
+        oai,
+        az,
+        vllm,
+        anth,
+        gw,
+    }
 }
 
 fn answer(body: &str) -> Behaviour {
@@ -289,4 +337,114 @@ async fn the_openai_sdk_creates_responses_through_the_gateway() {
     );
     let lines = usage_lines(&s.gw, 3).await;
     assert_eq!(lines[2]["prompt_tokens"], 37, "{}", lines[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translated_for_vendors_without_the_api() {
+    let s = setup().await;
+    s.anth.set_content(serde_json::json!([
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}
+    ]));
+    let body = r#"{"model":"resp-claude","instructions":"Be brief.","max_output_tokens":300,
+        "input":[{"role":"user","content":[{"type":"input_text","text":"Weather in Paris?"}]}],
+        "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],
+        "tool_choice":"required","store":false}"#;
+    let (status, text, _) = post(&s.gw, body).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"][0]["content"][0]["text"], "Let me check.");
+    assert_eq!(v["output"][1]["type"], "function_call");
+    assert_eq!(v["output"][1]["call_id"], "toolu_01");
+    assert_eq!(v["output"][1]["arguments"], r#"{"city":"Paris"}"#);
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    let sent = s.anth.last().json();
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    assert_eq!(sent["system"], "Be brief.");
+    assert_eq!(sent["max_tokens"], 300);
+    assert_eq!(sent["tools"][0]["name"], "get_weather");
+    assert_eq!(sent["tool_choice"]["type"], "any");
+
+    // What Anthropic cannot carry is a 400 naming it, before the vendor.
+    let before = s.anth.requests().len();
+    let (status, text, _) = post(
+        &s.gw,
+        r#"{"model":"resp-claude","input":"x","tools":[{"type":"web_search"}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("`web_search`"), "{text}");
+    assert_eq!(s.anth.requests().len(), before);
+
+    // A chat-only OpenAI-compatible server gets chat completions.
+    let (status, text, _) = post(&s.gw, r#"{"model":"resp-vllm","input":"hello there"}"#).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(!v["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let sent = s.vllm.last_request().unwrap();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(
+        sent.json()["messages"],
+        serde_json::json!([{"role": "user", "content": "hello there"}])
+    );
+    assert_eq!(s.oai.request_count(), 0);
+
+    // Usage: metered from the chat pivot.
+    let lines = usage_lines(&s.gw, 3).await;
+    let ok: Vec<&Value> = lines.iter().filter(|l| l["status"] == 200).collect();
+    assert_eq!(ok.len(), 2, "{lines:?}");
+    assert!(ok
+        .iter()
+        .all(|l| l["completion_tokens"].as_u64().unwrap() > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_reaches_anthropic_and_the_mock() {
+    let s = setup().await;
+    s.anth.set_content(serde_json::json!([
+        {"type": "tool_use", "id": "toolu_07", "name": "get_weather", "input": {"city": "Paris"}}
+    ]));
+    for stream in ["once", "stream"] {
+        let v = run_sdk(&s.gw, "resp-claude", stream, true);
+        let turns = v["turns"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(turns.len(), 2, "{stream}: {v}");
+        assert_eq!(turns[0]["calls"][0]["call_id"], "toolu_07", "{v}");
+        assert_eq!(turns[0]["calls"][0]["arguments"], r#"{"city":"Paris"}"#);
+        assert!(
+            turns[0]["usage"]["input_tokens"].as_u64().unwrap() > 0,
+            "{v}"
+        );
+        // The second turn carried the call and its output as Anthropic's tool blocks.
+        let sent = s.anth.last().json();
+        let msgs = sent["messages"].as_array().unwrap();
+        assert_eq!(msgs[1]["content"][0]["type"], "tool_use", "{sent}");
+        assert_eq!(msgs[2]["content"][0]["type"], "tool_result", "{sent}");
+        assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_07");
+        if stream == "stream" {
+            let events = turns[0]["events"].as_array().unwrap();
+            for want in [
+                "response.created",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ] {
+                assert!(events.iter().any(|e| e == want), "{want}: {v}");
+            }
+        }
+    }
+    // The built-in mock answers on this door too, streamed and not.
+    for stream in ["once", "stream"] {
+        let v = run_sdk(&s.gw, "resp-mock", stream, false);
+        let turn = &v["turns"][0];
+        assert!(!turn["text"].as_str().unwrap_or("").is_empty(), "{v}");
+        assert_eq!(turn["status"], "completed", "{v}");
+        assert!(turn["usage"]["output_tokens"].as_u64().unwrap() > 0, "{v}");
+    }
 }

@@ -790,6 +790,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
         timeouts,
         api_version,
         default_max_tokens,
+        chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
     })
 }
 
@@ -842,6 +843,13 @@ fn check_kind_fields(
             ))
         }
         _ => {}
+    }
+    if let (Some(v), false) = (&p.chat_only, kind == ProviderKind::OpenAi) {
+        return Err(src.at(
+            v,
+            &field("chat_only"),
+            format!("chat_only applies only to kind = \"openai\", not {kind_name:?}"),
+        ));
     }
     if let (Some(v), false) = (&p.default_max_tokens, kind == ProviderKind::Anthropic) {
         return Err(src.at(

@@ -51,7 +51,7 @@ pub fn upstream_path(
             _ => format!("{base}/embeddings"),
         };
     }
-    if op == Operation::Respond && speaks(provider.kind, Dialect::Responses) {
+    if op == Operation::Respond && serves(provider, Dialect::Responses) {
         return match provider.kind {
             // Azure's v1 API (OpenAI-compatible): no deployment in the path, the deployment
             // name is the body's `model`, and no dated `api-version`.
@@ -89,6 +89,12 @@ pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
         Dialect::Responses => matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure),
         other => self::dialect(kind) == other,
     }
+}
+
+/// Whether this provider speaks `dialect` natively: its kind does, and an `openai` provider
+/// marked `chat_only` does not serve the Responses API.
+pub fn serves(provider: &Provider, dialect: Dialect) -> bool {
+    speaks(provider.kind, dialect) && !(dialect == Dialect::Responses && provider.chat_only)
 }
 
 /// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
@@ -414,6 +420,7 @@ mod tests {
             timeouts: Default::default(),
             api_version: v.map(str::to_string),
             default_max_tokens: None,
+            chat_only: false,
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -441,11 +448,20 @@ mod tests {
             timeouts: Default::default(),
             api_version: version.map(str::to_string),
             default_max_tokens: None,
+            chat_only: false,
         };
         let path = |kind, version| {
             upstream_path(&provider(kind, version), "dep", true, Operation::Respond)
         };
         assert_eq!(path(ProviderKind::OpenAi, None), "/responses");
+        let chat_only = Provider {
+            chat_only: true,
+            ..provider(ProviderKind::OpenAi, None)
+        };
+        assert_eq!(
+            upstream_path(&chat_only, "m", false, Operation::Respond),
+            "/chat/completions"
+        );
         assert_eq!(
             path(ProviderKind::Azure, Some("2024-10-21")),
             "/openai/v1/responses"
