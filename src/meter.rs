@@ -300,7 +300,7 @@ mod tests {
     fn responses_meters_read_their_usage() {
         let mut m = Meter::body_of(Dialect::Responses);
         m.feed(include_bytes!(
-            "../tests/fixtures/openai/responses_function_call.json"
+            "../tests/fixtures/responses/function_call.json"
         ));
         let (u, src) = m.settle(1).unwrap();
         assert_eq!(src, UsageSource::Reported);
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.completion_tokens), (5, 2));
         let mut m = Meter::stream_of(Dialect::Responses);
         m.feed(include_bytes!(
-            "../tests/fixtures/openai/responses_stream_text.sse"
+            "../tests/fixtures/responses/stream_text.sse"
         ));
         assert!(m.delivered_content());
         let (u, src) = m.settle(1).unwrap();

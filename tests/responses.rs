@@ -10,9 +10,9 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-const TEXT: &str = include_str!("fixtures/openai/responses_text.json");
-const CALL: &str = include_str!("fixtures/openai/responses_function_call.json");
-const STREAM: &str = include_str!("fixtures/openai/responses_stream_text.sse");
+const TEXT: &str = include_str!("fixtures/responses/text.json");
+const CALL: &str = include_str!("fixtures/responses/function_call.json");
+const STREAM: &str = include_str!("fixtures/responses/stream_text.sse");
 
 struct Setup {
     oai: MockUpstream,

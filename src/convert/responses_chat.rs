@@ -477,12 +477,17 @@ pub fn response_from_chat(
             (None, Some(refusal)) => Some(json!({"type": "refusal", "refusal": refusal})),
             (None, None) => None,
         };
+        // Item ids as the stream names them: the kind, the response id, the output index.
         if let Some(part) = part {
-            output.push(message_item(&format!("msg_{id}"), "completed", vec![part]));
+            output.push(message_item(
+                &format!("msg_{id}_0"),
+                "completed",
+                vec![part],
+            ));
         }
-        for (n, call) in m.tool_calls.iter().enumerate() {
+        for call in &m.tool_calls {
             output.push(call_item(
-                &format!("fc_{id}_{n}"),
+                &format!("fc_{id}_{}", output.len()),
                 "completed",
                 &call.id,
                 &call.function.name,
