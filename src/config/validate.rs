@@ -2763,3 +2763,25 @@ teams = ["search", "x-*"]
         );
     }
 }
+
+#[cfg(test)]
+mod chat_only_tests {
+    use super::*;
+
+    #[test]
+    fn chat_only_is_an_openai_flag() {
+        let openai = "[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nchat_only = true\n";
+        let c = load_str(openai, Path::new("t.toml")).unwrap();
+        assert!(c.providers[0].chat_only);
+        let plain = openai.replace("chat_only = true\n", "");
+        assert!(!load_str(&plain, Path::new("t.toml")).unwrap().providers[0].chat_only);
+        let mock = "[[providers]]\nname = \"m\"\nkind = \"mock\"\nchat_only = true\n";
+        let e = load_str(mock, Path::new("t.toml")).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.path, "providers[0].chat_only", "{e}");
+        assert!(
+            e.reason.contains("applies only to kind = \"openai\""),
+            "{e}"
+        );
+    }
+}
