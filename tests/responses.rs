@@ -93,6 +93,10 @@ name = "resp-az"
   provider = "az"
   model = "my-gpt41-deployment"
 
+[[content_filters]]
+name = "no-secrets"
+deny = ["(?i)project\\s+nightjar"]
+
 [[teams]]
 name = "t"
 
@@ -478,4 +482,41 @@ async fn codex_cli_says_hi() {
             .any(|l| l["model"] == "resp-mock" && l["status"] == 200 && l["stream"] == true),
         "{lines:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_and_cut_streams_on_the_responses_door() {
+    let s = setup().await;
+    // Content filters read the input items' texts and the instructions.
+    for body in [
+        r#"{"model":"resp-oai","input":[{"role":"user","content":[{"type":"input_text","text":"tell me about Project  Nightjar"}]}]}"#,
+        r#"{"model":"resp-claude","instructions":"project nightjar","input":"hi"}"#,
+        r#"{"model":"resp-oai","input":[{"type":"function_call_output","call_id":"c","output":"PROJECT NIGHTJAR"}]}"#,
+    ] {
+        let (status, text, _) = post(&s.gw, body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["code"], "content_filter", "{text}");
+    }
+    assert_eq!(s.oai.request_count(), 0);
+
+    // A translated stream cut by the vendor ends with a Responses `error` event.
+    let r =
+        s.gw.client()
+            .post(s.gw.url("/v1/responses"))
+            .bearer_auth(DEMO_SECRET)
+            .header("x-mock-drop-after", "2")
+            .body(r#"{"model":"resp-vllm","input":"hello","stream":true}"#)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap_or_default();
+    assert!(text.starts_with("event: response.created\n"), "{text}");
+    assert!(text.contains("response.output_text.delta"), "{text}");
+    assert!(!text.contains("response.completed"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\ndata: "), "{text}");
+    let data: Value = serde_json::from_str(last.split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(data["type"], "error");
 }
