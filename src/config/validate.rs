@@ -2762,11 +2762,6 @@ teams = ["search", "x-*"]
             "test.toml:2: server.threads: must be a positive integer, not 0"
         );
     }
-}
-
-#[cfg(test)]
-mod chat_only_tests {
-    use super::*;
 
     #[test]
     fn chat_only_is_an_openai_flag() {
