@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
-use crate::dialect::{embeddings, messages, messages_stream, Dialect};
+use crate::dialect::{embeddings, messages, messages_stream, responses, responses_stream, Dialect};
 use crate::estimate::generated_chars;
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
@@ -25,6 +25,8 @@ pub enum Meter {
     Stream(Box<Scanner>),
     /// An Anthropic Messages event stream.
     Messages(Box<messages_stream::Scanner>),
+    /// An OpenAI Responses event stream.
+    Responses(Box<responses_stream::Scanner>),
     /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
     /// not copied) and read once whole at the end.
     Body {
@@ -41,6 +43,7 @@ impl Meter {
     pub fn stream_of(dialect: Dialect) -> Meter {
         match dialect {
             Dialect::Messages => Meter::Messages(Box::default()),
+            Dialect::Responses => Meter::Responses(Box::default()),
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Meter::Stream(Box::default()),
         }
     }
@@ -60,6 +63,7 @@ impl Meter {
         match self {
             Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
+            Meter::Responses(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
         }
@@ -71,6 +75,7 @@ impl Meter {
             Meter::None => {}
             Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
+            Meter::Responses(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
                 len,
@@ -93,6 +98,7 @@ impl Meter {
         match self {
             Meter::Stream(s) => s.content_events > 0,
             Meter::Messages(s) => s.content_events > 0,
+            Meter::Responses(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
@@ -127,6 +133,27 @@ impl Meter {
                     ),
                 })
             }
+            Meter::Responses(s) => {
+                s.finish();
+                Some(match s.usage() {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Body {
+                dialect: Dialect::Responses,
+                chunks,
+                len,
+                overflowed,
+            } => Some(responses_body_usage(
+                chunks,
+                *len,
+                *overflowed,
+                prompt_estimate,
+            )),
             Meter::Body {
                 dialect: Dialect::Embeddings,
                 chunks,
@@ -209,6 +236,30 @@ fn messages_body_usage(
     )
 }
 
+/// The usage of a whole Responses `response` object, as reported or estimated.
+fn responses_body_usage(
+    chunks: &[Bytes],
+    len: usize,
+    overflowed: bool,
+    prompt: u64,
+) -> (Usage, UsageSource) {
+    let body = chunks.concat();
+    if !overflowed {
+        if let Some(u) = responses::body_usage(&body) {
+            return (u, UsageSource::Reported);
+        }
+    }
+    let chars = if overflowed {
+        len as u64
+    } else {
+        responses::body_text_chars(&body)
+    };
+    (
+        estimated(prompt, estimate_tokens(chars)),
+        UsageSource::Estimated,
+    )
+}
+
 /// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
 #[derive(Deserialize)]
 struct UsageOnly {
@@ -243,6 +294,33 @@ mod tests {
         assert_eq!(src, UsageSource::Estimated);
         assert_eq!((u.prompt_tokens, u.completion_tokens), (10, 2));
         assert!(Meter::None.settle(1).is_none());
+    }
+
+    #[test]
+    fn responses_meters_read_their_usage() {
+        let mut m = Meter::body_of(Dialect::Responses);
+        m.feed(include_bytes!(
+            "../tests/fixtures/responses/function_call.json"
+        ));
+        let (u, src) = m.settle(1).unwrap();
+        assert_eq!(src, UsageSource::Reported);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (291, 23));
+        let mut m = Meter::body_of(Dialect::Responses);
+        m.feed(br#"{"output":[{"type":"message","content":[{"type":"output_text","text":"abcdefgh"}]}]}"#);
+        let (u, src) = m.settle(5).unwrap();
+        assert_eq!(src, UsageSource::Estimated);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (5, 2));
+        let mut m = Meter::stream_of(Dialect::Responses);
+        m.feed(include_bytes!(
+            "../tests/fixtures/responses/stream_text.sse"
+        ));
+        assert!(m.delivered_content());
+        let (u, src) = m.settle(1).unwrap();
+        assert_eq!(src, UsageSource::Reported);
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.completion_tokens),
+            (37, 12, 11)
+        );
     }
 
     #[test]

@@ -176,6 +176,8 @@ enum Endpoint {
     /// Anthropic's token counting: answered by Anthropic routes, estimated for others.
     CountTokens,
     Embeddings,
+    /// OpenAI's Responses API.
+    Responses,
     Models,
 }
 
@@ -441,14 +443,10 @@ impl ProxyHttp for Gateway {
             });
             return Ok(());
         }
-        let kind = ctx
-            .provider
-            .as_ref()
-            .map_or(ProviderKind::OpenAi, |p| p.kind);
-        ctx.translation = ctx
-            .request
-            .as_ref()
-            .and_then(|req| AnswerTranslation::new(req, kind, &ctx.upstream_model));
+        ctx.translation = match (ctx.request.as_ref(), ctx.provider.as_ref()) {
+            (Some(req), Some(p)) => AnswerTranslation::for_provider(req, p, &ctx.upstream_model),
+            _ => None,
+        };
         // What the meter reads: the vendor's own bytes, or the chat pivot of a translation.
         let metered = match &ctx.translation {
             Some(t) => {
@@ -605,11 +603,13 @@ impl Gateway {
         ctx.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
+            Endpoint::Responses => Dialect::Responses,
             Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
         ctx.operation = match endpoint {
             Endpoint::CountTokens => Operation::CountTokens,
             Endpoint::Embeddings => Operation::Embed,
+            Endpoint::Responses => Operation::Respond,
             _ => Operation::Generate,
         };
         let principal = authenticate(&config, session.req_header(), ctx.front)?;
@@ -739,6 +739,7 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         "/v1/embeddings" | "/embeddings" if method == http::Method::POST => {
             Ok(Endpoint::Embeddings)
         }
+        "/v1/responses" | "/responses" if method == http::Method::POST => Ok(Endpoint::Responses),
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
         "/v1/chat/completions"
         | "/chat/completions"
@@ -746,6 +747,8 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         | "/v1/messages/count_tokens"
         | "/v1/embeddings"
         | "/embeddings"
+        | "/v1/responses"
+        | "/responses"
         | "/v1/models"
         | "/models" => Err(GatewayError::MethodNotAllowed(
             method.as_str().chars().take(16).collect(),

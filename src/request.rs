@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use crate::body::{Prepared, RewriteOptions};
-use crate::dialect::{chat, embeddings, messages, Dialect};
+use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::error::GatewayError;
 use crate::estimate;
 
@@ -58,6 +58,23 @@ impl FrontRequest {
                     max_tokens: Some(0),
                     prompt_estimate: view.prompt_estimate(),
                     base64: view.base64,
+                    native,
+                    native_without_stream_options: None,
+                    pivot: None,
+                    body,
+                })
+            }
+            Dialect::Responses => {
+                let view = responses::parse(&body)?;
+                let prompt_estimate = estimate::json_tokens(view.input_json());
+                let native = Prepared::new(view.fields(), &body, RewriteOptions::default());
+                Ok(FrontRequest {
+                    dialect,
+                    model: view.model.into_owned(),
+                    stream: view.stream,
+                    max_tokens: view.max_output_tokens,
+                    prompt_estimate,
+                    base64: false,
                     native,
                     native_without_stream_options: None,
                     pivot: None,
@@ -152,6 +169,9 @@ impl FrontRequest {
             }
             Dialect::Embeddings => {
                 embeddings::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
+            }
+            Dialect::Responses => {
+                responses::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
             }
             Dialect::Chat | Dialect::Gemini => chat::parse(&self.body).map_or_else(
                 |_| Vec::new(),

@@ -320,6 +320,8 @@ fn operation_name(op: Operation) -> &'static str {
         Operation::Generate => "chat",
         Operation::Embed => "embeddings",
         Operation::CountTokens => "count_tokens",
+        // A well-known value of the semconv for multimodal generation (the Responses API).
+        Operation::Respond => "generate_content",
     }
 }
 

@@ -3,7 +3,7 @@
 //! A change to a conversion shows as a diff of plain, checked-in files.
 //!
 //! - Requests: `tests/golden/requests/<door>/<case>.json` (written by hand) is read at its
-//!   front door (`chat` or `messages`) with [`FrontRequest::read`] and rendered for every vendor
+//!   front door (`chat`, `messages` or `responses`) with [`FrontRequest::read`] and rendered for every vendor
 //!   kind (`openai`, `azure`, `anthropic`, `gemini`) with [`convert::upstream_body`]; the result
 //!   is compared with `<case>.<vendor>.json` (pretty-printed, keys in the order they are sent).
 //!   A refusal is `<case>.<vendor>.error.json` with its status and message.
@@ -35,7 +35,11 @@ use switchyard::meter::Meter;
 use switchyard::providers;
 use switchyard::request::FrontRequest;
 
-const DOORS: [(&str, Dialect); 2] = [("chat", Dialect::Chat), ("messages", Dialect::Messages)];
+const DOORS: [(&str, Dialect); 3] = [
+    ("chat", Dialect::Chat),
+    ("messages", Dialect::Messages),
+    ("responses", Dialect::Responses),
+];
 
 /// The vendor kinds a request is rendered for, with the upstream model of their route.
 const VENDORS: [(&str, &str); 4] = [
@@ -361,7 +365,11 @@ fn requests_render_as_the_golden_files_for_every_door_and_vendor() {
 #[test]
 fn same_dialect_requests_are_the_clients_bytes_with_model_spliced() {
     let config = config();
-    let pairs = [("messages", Dialect::Messages, "anthropic")];
+    let pairs = [
+        ("messages", Dialect::Messages, "anthropic"),
+        ("responses", Dialect::Responses, "openai"),
+        ("responses", Dialect::Responses, "azure"),
+    ];
     let mut checked = 0;
     for (door, dialect, vendor) in pairs {
         let dir = root().join("golden/requests").join(door);
@@ -383,7 +391,7 @@ fn same_dialect_requests_are_the_clients_bytes_with_model_spliced() {
             checked += 1;
         }
     }
-    assert!(checked >= 10);
+    assert!(checked >= 20);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -486,9 +494,14 @@ fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Ans
 
 /// A minimal request at `front`, streamed or not: what an answer's translation reads of it.
 fn front_request(front: Dialect, stream: bool) -> switchyard::request::FrontRequest {
-    let body = format!(
-        r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
-    );
+    let body = match front {
+        Dialect::Responses => {
+            format!(r#"{{"model":"m","max_output_tokens":16,"input":"x","stream":{stream}}}"#)
+        }
+        _ => format!(
+            r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
+        ),
+    };
     switchyard::request::FrontRequest::read(front, Bytes::from(body)).expect("a valid request")
 }
 

@@ -284,6 +284,9 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// Anthropic: `max_tokens` sent when the client gives none.
     pub default_max_tokens: Option<u64>,
+    /// OpenAI-compatible servers that serve chat completions only (vLLM, Ollama, llama.cpp):
+    /// the Responses door is translated to chat for them.
+    pub chat_only: bool,
 }
 
 /// A parsed `base_url`, with its addresses resolved at load time (pingora's `HttpPeer`

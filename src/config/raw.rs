@@ -138,6 +138,8 @@ pub struct Provider {
     pub api_version: Option<Spanned<String>>,
     /// Anthropic only.
     pub default_max_tokens: Option<Spanned<i64>>,
+    /// OpenAI only: the server serves chat completions but not the Responses API.
+    pub chat_only: Option<Spanned<bool>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

@@ -866,6 +866,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
         timeouts,
         api_version,
         default_max_tokens,
+        chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
     })
 }
 
@@ -918,6 +919,13 @@ fn check_kind_fields(
             ))
         }
         _ => {}
+    }
+    if let (Some(v), false) = (&p.chat_only, kind == ProviderKind::OpenAi) {
+        return Err(src.at(
+            v,
+            &field("chat_only"),
+            format!("chat_only applies only to kind = \"openai\", not {kind_name:?}"),
+        ));
     }
     if let (Some(v), false) = (&p.default_max_tokens, kind == ProviderKind::Anthropic) {
         return Err(src.at(
@@ -2889,6 +2897,23 @@ teams = ["search", "x-*"]
         assert_eq!(
             e.to_string(),
             "test.toml:2: server.threads: must be a positive integer, not 0"
+        );
+    }
+
+    #[test]
+    fn chat_only_is_an_openai_flag() {
+        let openai = "[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nchat_only = true\n";
+        let c = load_str(openai, Path::new("t.toml")).unwrap();
+        assert!(c.providers[0].chat_only);
+        let plain = openai.replace("chat_only = true\n", "");
+        assert!(!load_str(&plain, Path::new("t.toml")).unwrap().providers[0].chat_only);
+        let mock = "[[providers]]\nname = \"m\"\nkind = \"mock\"\nchat_only = true\n";
+        let e = load_str(mock, Path::new("t.toml")).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.path, "providers[0].chat_only", "{e}");
+        assert!(
+            e.reason.contains("applies only to kind = \"openai\""),
+            "{e}"
         );
     }
 }

@@ -7,7 +7,9 @@
 //! - [`chat_gemini`]: chat requests → Gemini `generateContent`; its answers and streams → chat;
 //! - [`messages_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
 //!   streams → Messages;
-//! - [`embeddings_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
+//! - [`embeddings_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back;
+//! - [`responses_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
+//!   and streams → a `response` object and the Responses events.
 //!
 //! [`common`] holds what the pairs share. Each module's doc lists what its pair drops.
 //! The entry points the proxy calls are [`request_body`], [`response_body`] and
@@ -18,6 +20,7 @@ pub mod chat_gemini;
 pub mod common;
 pub mod embeddings_gemini;
 pub mod messages_chat;
+pub mod responses_chat;
 
 use bytes::{Bytes, BytesMut};
 
@@ -43,7 +46,7 @@ pub fn upstream_body(
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
     let vendor = providers::dialect(provider.kind);
-    if providers::speaks(provider.kind, req.dialect) {
+    if providers::serves(provider, req.dialect) {
         if !providers::takes_stream_options(provider) {
             return Ok(req.native_body_without_stream_options(upstream_model));
         }
@@ -66,7 +69,7 @@ pub fn upstream_body(
             Ok(pivot.without_stream_options.body_for(upstream_model))
         }
         Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
-        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings => {
+        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
             request_body(provider, &view, upstream_model)
                 .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
@@ -80,6 +83,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     if req.pivot.is_none() {
         let body = match req.dialect {
             Dialect::Messages => messages_chat::request_to_openai(&req.body)?,
+            Dialect::Responses => responses_chat::request_to_chat(&req.body)?,
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
         };
         let view = chat::parse(&body)?;
@@ -125,16 +129,32 @@ pub struct AnswerTranslation {
 }
 
 impl AnswerTranslation {
-    /// `None` when the vendor speaks the client's dialect (the answer passes through).
+    /// `None` when the provider speaks the client's dialect (the answer passes through).
+    pub fn for_provider(
+        req: &FrontRequest,
+        provider: &Provider,
+        model_hint: &str,
+    ) -> Option<AnswerTranslation> {
+        if providers::serves(provider, req.dialect) {
+            return None;
+        }
+        Some(AnswerTranslation::build(req, provider.kind, model_hint))
+    }
+
+    /// `None` when the vendor kind speaks the client's dialect (the answer passes through).
     pub fn new(
         req: &FrontRequest,
         vendor: ProviderKind,
         model_hint: &str,
     ) -> Option<AnswerTranslation> {
-        let (front, stream) = (req.dialect, req.stream);
-        if providers::speaks(vendor, front) {
+        if providers::speaks(vendor, req.dialect) {
             return None;
         }
+        Some(AnswerTranslation::build(req, vendor, model_hint))
+    }
+
+    fn build(req: &FrontRequest, vendor: ProviderKind, model_hint: &str) -> AnswerTranslation {
+        let (front, stream) = (req.dialect, req.stream);
         let mut t = AnswerTranslation {
             front,
             vendor,
@@ -147,15 +167,20 @@ impl AnswerTranslation {
         };
         if stream {
             t.to_chat = stream_translator(vendor, model_hint, unix_now());
-            if front == Dialect::Messages {
-                t.to_front = Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
+            t.to_front = match front {
+                Dialect::Messages => Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
                     model_hint,
-                )));
-            }
+                ))),
+                Dialect::Responses => Some(Box::new(responses_chat::ChatToResponsesStream::new(
+                    model_hint,
+                    unix_now(),
+                ))),
+                Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
+            };
         } else {
             t.buffered = Some(BytesMut::new());
         }
-        Some(t)
+        t
     }
 
     /// The content type of the translated answer.
@@ -214,6 +239,10 @@ impl AnswerTranslation {
         match self.front {
             Dialect::Messages => {
                 messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
+            }
+            Dialect::Responses => {
+                responses_chat::response_from_chat(&chat, &self.model_hint, unix_now())
+                    .map(|t| t.body)
             }
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
         }

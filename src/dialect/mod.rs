@@ -7,6 +7,7 @@
 //! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
 //! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
+//! - [`responses`], [`responses_stream`]: OpenAI Responses (`openai`, `azure`);
 //! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only).
 
 pub mod chat;
@@ -15,6 +16,8 @@ pub mod embeddings;
 pub mod gemini;
 pub mod messages;
 pub mod messages_stream;
+pub mod responses;
+pub mod responses_stream;
 
 use bytes::Bytes;
 
@@ -31,6 +34,8 @@ pub enum Dialect {
     Gemini,
     /// OpenAI Embeddings.
     Embeddings,
+    /// OpenAI Responses.
+    Responses,
 }
 
 /// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
@@ -38,7 +43,7 @@ pub enum Dialect {
 pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
     match dialect {
         Dialect::Messages => messages::error_body(err),
-        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.body(),
+        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => err.body(),
     }
 }
 
@@ -46,6 +51,7 @@ pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
 pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
     match dialect {
         Dialect::Messages => messages::error_event(err),
+        Dialect::Responses => responses::error_event(err),
         Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
     }
 }

@@ -18,6 +18,9 @@ pub enum Operation {
     CountTokens,
     /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`).
     Embed,
+    /// A Responses API call: `openai`/`azure` serve their own `/responses`; other vendors
+    /// generate through their usual endpoint, the request translated.
+    Respond,
 }
 
 /// The path (and query) of the endpoint for `upstream_model` on this provider.
@@ -48,6 +51,14 @@ pub fn upstream_path(
             _ => format!("{base}/embeddings"),
         };
     }
+    if op == Operation::Respond && serves(provider, Dialect::Responses) {
+        return match provider.kind {
+            // Azure's v1 API (OpenAI-compatible): no deployment in the path, the deployment
+            // name is the body's `model`, and no dated `api-version`.
+            ProviderKind::Azure => format!("{base}/openai/v1/responses"),
+            _ => format!("{base}/responses"),
+        };
+    }
     match provider.kind {
         ProviderKind::OpenAi | ProviderKind::Mock => format!("{base}/chat/completions"),
         ProviderKind::Azure => format!(
@@ -74,8 +85,16 @@ pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
             kind,
             ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock
         ),
+        // The built-in mock answers Responses through the chat translation.
+        Dialect::Responses => matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure),
         other => self::dialect(kind) == other,
     }
+}
+
+/// Whether this provider speaks `dialect` natively: its kind does, and an `openai` provider
+/// marked `chat_only` does not serve the Responses API.
+pub fn serves(provider: &Provider, dialect: Dialect) -> bool {
+    speaks(provider.kind, dialect) && !(dialect == Dialect::Responses && provider.chat_only)
 }
 
 /// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
@@ -401,6 +420,7 @@ mod tests {
             timeouts: Default::default(),
             api_version: v.map(str::to_string),
             default_max_tokens: None,
+            chat_only: false,
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -415,6 +435,43 @@ mod tests {
             assert_eq!(takes_stream_options(&azure(v)), takes, "{v}");
         }
         assert!(takes_stream_options(&provider(ProviderKind::OpenAi, None)));
+    }
+
+    #[test]
+    fn responses_paths() {
+        let provider = |kind, version: Option<&str>| Provider {
+            name: "p".into(),
+            kind,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: version.map(str::to_string),
+            default_max_tokens: None,
+            chat_only: false,
+        };
+        let path = |kind, version| {
+            upstream_path(&provider(kind, version), "dep", true, Operation::Respond)
+        };
+        assert_eq!(path(ProviderKind::OpenAi, None), "/responses");
+        let chat_only = Provider {
+            chat_only: true,
+            ..provider(ProviderKind::OpenAi, None)
+        };
+        assert_eq!(
+            upstream_path(&chat_only, "m", false, Operation::Respond),
+            "/chat/completions"
+        );
+        assert_eq!(
+            path(ProviderKind::Azure, Some("2024-10-21")),
+            "/openai/v1/responses"
+        );
+        // Vendors without the API generate through their own endpoint (translated).
+        assert_eq!(path(ProviderKind::Anthropic, None), "/v1/messages");
+        assert_eq!(
+            path(ProviderKind::Gemini, None),
+            "/v1beta/models/dep:streamGenerateContent?alt=sse"
+        );
     }
 
     #[test]

@@ -1,0 +1,1118 @@
+//! The Responses front door (`POST /v1/responses`) on vendors that do not serve the Responses
+//! API (`anthropic`, `gemini`, chat-only OpenAI-compatible servers, the built-in mock): a
+//! Responses request becomes a chat-completions request (the pivot, which then goes on like
+//! any chat request), and the chat answer or stream becomes a `response` object or the
+//! Responses event stream.
+//!
+//! Request mapping ([`request_to_chat`]): `instructions` → a leading `system` message;
+//! `input` as a string → one user message; input items: messages (`user`, `assistant`,
+//! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
+//! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
+//! `function_call` → an assistant message's `tool_calls` (consecutive calls in one message);
+//! `function_call_output` → a `tool` message; `reasoning` items are left out (a chat vendor
+//! cannot take them back). `tools` (function tools) → chat function tools; `tool_choice`
+//! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
+//! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
+//! `reasoning_effort`; `text.format` `json_schema` → `response_format` `json_schema`,
+//! `json_object` → `json_object`. Dropped: `store`, `metadata`, `include`, `truncation`,
+//! `service_tier`, `prompt_cache_key`, `safety_identifier`, `reasoning.summary`, and any other
+//! field. A 400 names what a chat vendor cannot carry: built-in tools (`web_search`,
+//! `file_search`, `computer_use_preview`, …), `input_file` parts, images by `file_id`, other
+//! input item types, `previous_response_id`, `conversation`, `prompt` and `background`.
+//!
+//! Answers: the first choice's `content` → a `message` item with one `output_text` part
+//! (`refusal` → a `refusal` part), `tool_calls` → `function_call` items; `finish_reason`
+//! `length` → `status: "incomplete"` with `incomplete_details.reason: "max_output_tokens"`,
+//! `content_filter` → `incomplete` with `content_filter`, anything else → `completed`; usage →
+//! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
+//! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::GatewayError;
+use crate::usage::Usage;
+
+use super::common::{unreadable, End, EventState, Translated, Translating};
+
+const VENDOR: &str = "openai";
+
+fn invalid(what: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidRequest(what.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request: Responses in, chat out.
+
+/// Fields that a chat vendor cannot honour and that change what the client gets: a 400.
+const REFUSED_FIELDS: &[(&str, &str)] = &[
+    (
+        "previous_response_id",
+        "responses are not stored for this route's provider",
+    ),
+    (
+        "conversation",
+        "conversations are not stored for this route's provider",
+    ),
+    ("prompt", "stored prompts are OpenAI's own"),
+];
+
+/// A Responses request body as a chat-completions body.
+pub fn request_to_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
+    let req: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
+    let given = |name: &str| req.get(name).filter(|v| !v.is_null());
+    for (field, why) in REFUSED_FIELDS {
+        if given(field).is_some() {
+            return Err(invalid(format!("`{field}` is not supported here: {why}")));
+        }
+    }
+    if given("background") == Some(&Value::Bool(true)) {
+        return Err(invalid(
+            "`background` responses are not supported for this route's provider",
+        ));
+    }
+    let mut out = Map::new();
+    out.insert(
+        "model".into(),
+        req.get("model").cloned().unwrap_or_default(),
+    );
+    let mut messages = Vec::new();
+    if let Some(instructions) = given("instructions") {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    match given("input") {
+        Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                input_item(i, item, &mut messages)?;
+            }
+        }
+        _ => return Err(invalid("`input` is required")),
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(tools) = given("tools") {
+        out.insert("tools".into(), tools_to_chat(tools)?);
+    }
+    if let Some(choice) = given("tool_choice") {
+        out.insert("tool_choice".into(), tool_choice_to_chat(choice)?);
+    }
+    if let Some(n) = given("max_output_tokens") {
+        out.insert("max_tokens".into(), n.clone());
+    }
+    for name in [
+        "temperature",
+        "top_p",
+        "parallel_tool_calls",
+        "user",
+        "stream",
+    ] {
+        if let Some(v) = given(name) {
+            out.insert(name.into(), v.clone());
+        }
+    }
+    if let Some(effort) = given("reasoning").and_then(|r| r.get("effort")) {
+        if !effort.is_null() {
+            out.insert("reasoning_effort".into(), effort.clone());
+        }
+    }
+    if let Some(format) = given("text").and_then(|t| t.get("format")) {
+        if let Some(f) = format_to_chat(format)? {
+            out.insert("response_format".into(), f);
+        }
+    }
+    Ok(Bytes::from(serde_json::to_vec(&out).unwrap_or_default()))
+}
+
+/// One input item, appended to the chat messages.
+fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let kind = item.get("type").and_then(Value::as_str);
+    match kind {
+        None | Some("message") => messages.push(message_to_chat(i, item)?),
+        Some("function_call") => {
+            let call = json!({
+                "id": item.get("call_id").cloned().unwrap_or_default(),
+                "type": "function",
+                "function": {
+                    "name": item.get("name").cloned().unwrap_or_default(),
+                    "arguments": item.get("arguments").cloned().unwrap_or_else(|| json!("{}")),
+                },
+            });
+            // Consecutive calls are one assistant turn.
+            let last = messages.last_mut().filter(|m| {
+                m["role"] == "assistant" && m.get("tool_calls").is_some_and(Value::is_array)
+            });
+            match last {
+                Some(m) => {
+                    if let Some(calls) = m["tool_calls"].as_array_mut() {
+                        calls.push(call);
+                    }
+                }
+                None => messages
+                    .push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+            }
+        }
+        Some("function_call_output") => {
+            let output = match item.get("output") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => parts_text(parts),
+                _ => {
+                    return Err(invalid(format!(
+                        "`input[{i}].output` must be a string or an array of content parts"
+                    )))
+                }
+            };
+            messages.push(json!({
+                "role": "tool",
+                "tool_call_id": item.get("call_id").cloned().unwrap_or_default(),
+                "content": output,
+            }));
+        }
+        // The vendor cannot take another vendor's reasoning back.
+        Some("reasoning") => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "`input[{i}]` of type `{other}` is not supported for this route's provider"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The text of `input_text`/`output_text` parts, joined.
+fn parts_text(parts: &[Value]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A message item as a chat message.
+fn message_to_chat(i: usize, item: &Value) -> Result<Value, GatewayError> {
+    let role = match item.get("role").and_then(Value::as_str) {
+        Some("developer") | Some("system") => "system",
+        Some("user") => "user",
+        Some("assistant") => "assistant",
+        _ => {
+            return Err(invalid(format!(
+                "`input[{i}].role` must be `user`, `assistant`, `system` or `developer`"
+            )))
+        }
+    };
+    let content = match item.get("content") {
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(parts)) if role == "user" => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, part) in parts.iter().enumerate() {
+                out.push(part_to_chat(i, j, part)?);
+            }
+            Value::Array(out)
+        }
+        // System and assistant turns take text.
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                if part.get("text").and_then(Value::as_str).is_none()
+                    && part.get("refusal").is_none()
+                {
+                    return Err(invalid(format!(
+                        "`input[{i}].content[{j}]` must be a text part in a {role} message"
+                    )));
+                }
+            }
+            let text: Vec<&str> = parts
+                .iter()
+                .filter_map(|p| p.get("text").or(p.get("refusal")).and_then(Value::as_str))
+                .collect();
+            Value::String(text.join("\n"))
+        }
+        _ => {
+            return Err(invalid(format!(
+                "`input[{i}].content` must be a string or an array of content parts"
+            )))
+        }
+    };
+    Ok(json!({"role": role, "content": content}))
+}
+
+/// A user message's content part as a chat content part.
+fn part_to_chat(i: usize, j: usize, part: &Value) -> Result<Value, GatewayError> {
+    let at = || format!("`input[{i}].content[{j}]`");
+    match part.get("type").and_then(Value::as_str) {
+        Some("input_text") | Some("output_text") => Ok(json!({
+            "type": "text",
+            "text": part.get("text").and_then(Value::as_str).unwrap_or_default(),
+        })),
+        Some("input_image") => {
+            let Some(url) = part.get("image_url").and_then(Value::as_str) else {
+                return Err(invalid(format!(
+                    "{}: images by `file_id` are not supported for this route's provider; send `image_url`",
+                    at()
+                )));
+            };
+            let mut image = json!({"url": url});
+            if let Some(detail) = part.get("detail").filter(|d| !d.is_null()) {
+                image["detail"] = detail.clone();
+            }
+            Ok(json!({"type": "image_url", "image_url": image}))
+        }
+        Some(other) => Err(invalid(format!(
+            "{} of type `{other}` is not supported for this route's provider",
+            at()
+        ))),
+        None => Err(invalid(format!("{} needs a `type`", at()))),
+    }
+}
+
+/// Function tools as chat tools; a built-in tool is a 400 naming it.
+fn tools_to_chat(tools: &Value) -> Result<Value, GatewayError> {
+    let tools = tools
+        .as_array()
+        .ok_or_else(|| invalid("`tools` must be an array"))?;
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        match tool.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                let mut function = Map::new();
+                for name in ["name", "description", "parameters", "strict"] {
+                    if let Some(v) = tool.get(name).filter(|v| !v.is_null()) {
+                        function.insert(name.into(), v.clone());
+                    }
+                }
+                out.push(json!({"type": "function", "function": function}));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "`tools[{i}]`: the built-in tool `{other}` is not available for this route's provider; only function tools are"
+                )))
+            }
+            None => return Err(invalid(format!("`tools[{i}]` needs a `type`"))),
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn tool_choice_to_chat(choice: &Value) -> Result<Value, GatewayError> {
+    match choice {
+        Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
+            Ok(choice.clone())
+        }
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            let name = o
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("`tool_choice.name` is required"))?;
+            Ok(json!({"type": "function", "function": {"name": name}}))
+        }
+        _ => Err(invalid(
+            "`tool_choice` must be `auto`, `none`, `required` or a function tool on this route",
+        )),
+    }
+}
+
+/// `text.format` as `response_format` (`None` for plain text).
+fn format_to_chat(format: &Value) -> Result<Option<Value>, GatewayError> {
+    match format.get("type").and_then(Value::as_str) {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "json_object"}))),
+        Some("json_schema") => {
+            let mut schema = Map::new();
+            for name in ["name", "description", "schema", "strict"] {
+                if let Some(v) = format.get(name).filter(|v| !v.is_null()) {
+                    schema.insert(name.into(), v.clone());
+                }
+            }
+            Ok(Some(json!({"type": "json_schema", "json_schema": schema})))
+        }
+        Some(other) => Err(invalid(format!(
+            "`text.format.type` `{other}` is not supported; use `text`, `json_object` or `json_schema`"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers: chat in, Responses out.
+
+#[derive(Deserialize)]
+struct CompletionIn {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    created: Option<u64>,
+    #[serde(default)]
+    choices: Vec<ChoiceIn>,
+    #[serde(default, deserialize_with = "lenient_usage")]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn {
+    #[serde(default)]
+    message: Option<MessageIn>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallIn>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallIn {
+    #[serde(default)]
+    id: String,
+    function: FunctionIn,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    arguments: String,
+}
+
+fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value::<Usage>(v).ok()))
+}
+
+/// The Responses `usage` object.
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+        "output_tokens": u.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.total_tokens,
+    })
+}
+
+/// The response's status and `incomplete_details` for a chat finish reason.
+fn status_of(finish_reason: Option<&str>) -> (&'static str, Value) {
+    match finish_reason {
+        Some("length") => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some("content_filter") => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
+    }
+}
+
+/// The ids of a translated response and its items, derived from the chat answer's id.
+fn response_id(chat_id: &str) -> String {
+    format!("resp_{}", chat_id.trim_start_matches("chatcmpl-"))
+}
+
+/// A `response` object around `output`.
+fn response_object(
+    id: &str,
+    created: u64,
+    model: &str,
+    status: &str,
+    incomplete: Value,
+    output: Vec<Value>,
+    usage: Option<&Usage>,
+) -> Value {
+    json!({
+        "id": id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "error": null,
+        "incomplete_details": incomplete,
+        "instructions": null,
+        "max_output_tokens": null,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": true,
+        "previous_response_id": null,
+        "store": false,
+        "temperature": null,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": null,
+        "truncation": "disabled",
+        "usage": usage.map(usage_json),
+        "metadata": {},
+    })
+}
+
+fn message_item(id: &str, status: &str, parts: Vec<Value>) -> Value {
+    json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": parts})
+}
+
+fn text_part(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": []})
+}
+
+fn call_item(id: &str, status: &str, call_id: &str, name: &str, arguments: &str) -> Value {
+    json!({"id": id, "type": "function_call", "status": status, "call_id": call_id,
+           "name": name, "arguments": arguments})
+}
+
+/// A `chat.completion` as a Responses `response` object (its first choice).
+pub fn response_from_chat(
+    body: &[u8],
+    model_hint: &str,
+    created: u64,
+) -> Result<Translated, GatewayError> {
+    let c: CompletionIn =
+        serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
+    let id = response_id(c.id.as_deref().unwrap_or("gateway"));
+    let choice = c.choices.into_iter().next();
+    let finish = choice.as_ref().and_then(|ch| ch.finish_reason.clone());
+    let mut output = Vec::new();
+    if let Some(m) = choice.and_then(|ch| ch.message) {
+        let part = match (m.content.filter(|t| !t.is_empty()), m.refusal) {
+            (Some(text), _) => Some(text_part(&text)),
+            (None, Some(refusal)) => Some(json!({"type": "refusal", "refusal": refusal})),
+            (None, None) => None,
+        };
+        // Item ids as the stream names them: the kind, the response id, the output index.
+        if let Some(part) = part {
+            output.push(message_item(
+                &format!("msg_{id}_0"),
+                "completed",
+                vec![part],
+            ));
+        }
+        for call in &m.tool_calls {
+            output.push(call_item(
+                &format!("fc_{id}_{}", output.len()),
+                "completed",
+                &call.id,
+                &call.function.name,
+                &call.function.arguments,
+            ));
+        }
+    }
+    let (status, incomplete) = status_of(finish.as_deref());
+    let model = c.model.as_deref().unwrap_or(model_hint);
+    let created = c.created.unwrap_or(created);
+    let body = response_object(
+        &id,
+        created,
+        model,
+        status,
+        incomplete,
+        output,
+        c.usage.as_ref(),
+    );
+    Ok(Translated {
+        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        usage: c.usage,
+        finish_reason: status,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams: chat chunks in, Responses events out.
+
+/// Translates a chat chunk stream (asked with `include_usage`) into the Responses semantic
+/// events: `response.created` and `response.in_progress` at the first chunk; for text
+/// `response.output_item.added` (a `message`), `response.content_part.added`,
+/// `response.output_text.delta`… then `response.output_text.done`,
+/// `response.content_part.done`, `response.output_item.done`; for each tool call
+/// `response.output_item.added` (a `function_call`), `response.function_call_arguments.delta`…
+/// then `.done` and `response.output_item.done`; at `[DONE]` `response.completed` (or
+/// `response.incomplete`) with the whole response and its usage. An error chunk, or a stream
+/// cut short, becomes an `error` event. Only the first choice is translated.
+pub type ChatToResponsesStream = Translating<StreamState>;
+
+/// The output item being streamed.
+#[derive(Debug)]
+enum Item {
+    Message {
+        text: String,
+    },
+    Call {
+        index: u32,
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+/// What a [`ChatToResponsesStream`] keeps between events.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    model: String,
+    created: u64,
+    id: String,
+    started: bool,
+    sequence: u64,
+    /// The finished output items, in order.
+    done_items: Vec<Value>,
+    open: Option<Item>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+    content: bool,
+    end: End,
+}
+
+impl ChatToResponsesStream {
+    /// `model_hint` names the model until the upstream's first chunk does.
+    pub fn new(model_hint: &str, created: u64) -> Self {
+        Translating::over(StreamState {
+            model: model_hint.to_string(),
+            created,
+            ..StreamState::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkIn {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoiceIn>,
+    #[serde(default, deserialize_with = "lenient_usage")]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoiceIn {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: Option<DeltaIn>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolDeltaIn>,
+}
+
+#[derive(Deserialize)]
+struct ToolDeltaIn {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDeltaIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDeltaIn {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+impl EventState for StreamState {
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            return self.last(out);
+        }
+        let chunk: ChunkIn = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
+        };
+        if let Some(err) = chunk.error {
+            let message = err
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the upstream stream failed");
+            return self.fail(&GatewayError::Upstream(message.to_string()), out);
+        }
+        self.begin(chunk.id.as_deref(), chunk.model.as_deref(), out);
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(delta) = choice.delta {
+                for text in [delta.content, delta.refusal].into_iter().flatten() {
+                    self.text(&text, out);
+                }
+                for call in delta.tool_calls {
+                    self.tool(call, out);
+                }
+            }
+            if let Some(f) = choice.finish_reason {
+                self.finish = Some(f);
+            }
+        }
+    }
+
+    /// The body ended without `[DONE]`: complete if a finish reason came, else cut.
+    fn at_eof(&mut self, out: &mut Vec<u8>) {
+        if self.finish.is_some() {
+            return self.last(out);
+        }
+        self.fail(
+            &GatewayError::Upstream(
+                "the upstream stream ended before the answer was complete".into(),
+            ),
+            out,
+        );
+    }
+
+    fn end(&self) -> End {
+        self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn has_content(&self) -> bool {
+        self.content
+    }
+}
+
+impl StreamState {
+    /// Writes one event, its `type` and `sequence_number` added.
+    fn push(&mut self, out: &mut Vec<u8>, kind: &str, mut data: Value) {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(&serde_json::to_vec(&data).unwrap_or_default());
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn response(&self, status: &str, incomplete: Value) -> Value {
+        response_object(
+            &self.id,
+            self.created,
+            &self.model,
+            status,
+            incomplete,
+            self.done_items.clone(),
+            self.usage.as_ref(),
+        )
+    }
+
+    fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
+        if std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        self.id = response_id(id.unwrap_or("gateway"));
+        if let Some(m) = model {
+            self.model = m.to_string();
+        }
+        let r = self.response("in_progress", Value::Null);
+        self.push(out, "response.created", json!({"response": r}));
+        self.push(out, "response.in_progress", json!({"response": r}));
+    }
+
+    fn output_index(&self) -> usize {
+        self.done_items.len()
+    }
+
+    fn item_id(&self) -> String {
+        match &self.open {
+            Some(Item::Call { .. }) => format!("fc_{}_{}", self.id, self.output_index()),
+            _ => format!("msg_{}_{}", self.id, self.output_index()),
+        }
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        if !matches!(self.open, Some(Item::Message { .. })) {
+            self.close(out);
+            self.open = Some(Item::Message {
+                text: String::new(),
+            });
+            let (id, index) = (self.item_id(), self.output_index());
+            let item = message_item(&id, "in_progress", vec![]);
+            self.push(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.push(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index, "content_index": 0,
+                       "part": text_part("")}),
+            );
+        }
+        if let Some(Item::Message { text: all }) = &mut self.open {
+            all.push_str(text);
+        }
+        self.content = true;
+        let (id, index) = (self.item_id(), self.output_index());
+        self.push(
+            out,
+            "response.output_text.delta",
+            json!({"item_id": id, "output_index": index, "content_index": 0, "delta": text,
+                   "logprobs": []}),
+        );
+    }
+
+    fn tool(&mut self, call: ToolDeltaIn, out: &mut Vec<u8>) {
+        let (name, arguments) = call
+            .function
+            .map_or((None, None), |f| (f.name, f.arguments));
+        let same = matches!(&self.open, Some(Item::Call { index, .. }) if *index == call.index);
+        if !same {
+            self.close(out);
+            self.open = Some(Item::Call {
+                index: call.index,
+                call_id: call.id.unwrap_or_default(),
+                name: name.unwrap_or_default(),
+                arguments: String::new(),
+            });
+            self.content = true;
+            let (id, index) = (self.item_id(), self.output_index());
+            if let Some(Item::Call { call_id, name, .. }) = &self.open {
+                let item = call_item(&id, "in_progress", call_id, name, "");
+                self.push(
+                    out,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                );
+            }
+        }
+        let Some(fragment) = arguments.filter(|a| !a.is_empty()) else {
+            return;
+        };
+        if let Some(Item::Call { arguments, .. }) = &mut self.open {
+            arguments.push_str(&fragment);
+        }
+        let (id, index) = (self.item_id(), self.output_index());
+        self.push(
+            out,
+            "response.function_call_arguments.delta",
+            json!({"item_id": id, "output_index": index, "delta": fragment}),
+        );
+    }
+
+    /// Finishes the open item: its `.done` events, then it joins the output.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        let (id, index) = (self.item_id(), self.output_index());
+        let item = match self.open.take() {
+            None => return,
+            Some(Item::Message { text }) => {
+                self.push(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0,
+                           "text": text, "logprobs": []}),
+                );
+                self.push(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0,
+                           "part": text_part(&text)}),
+                );
+                message_item(&id, "completed", vec![text_part(&text)])
+            }
+            Some(Item::Call {
+                call_id,
+                name,
+                arguments,
+                ..
+            }) => {
+                self.push(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id, "output_index": index, "name": name,
+                           "arguments": arguments}),
+                );
+                call_item(&id, "completed", &call_id, &name, &arguments)
+            }
+        };
+        self.push(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.done_items.push(item);
+    }
+
+    /// `response.completed` (or `.incomplete`) with the whole response.
+    fn last(&mut self, out: &mut Vec<u8>) {
+        self.begin(None, None, out);
+        self.close(out);
+        let (status, incomplete) = status_of(self.finish.as_deref());
+        let r = self.response(status, incomplete);
+        let kind = if status == "completed" {
+            "response.completed"
+        } else {
+            "response.incomplete"
+        };
+        self.push(out, kind, json!({"response": r}));
+        self.end = End::Done;
+    }
+
+    fn fail(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
+        out.extend_from_slice(&crate::dialect::responses::error_event(err));
+        self.end = End::Failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::common::tests::{events_of, same_at_every_cut};
+    use crate::convert::common::SseTranslator;
+
+    const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
+    const STREAM_TOOLS: &str = include_str!("../../tests/fixtures/openai/stream_tool_calls.sse");
+    const STREAM_ERROR: &str = include_str!("../../tests/fixtures/openai/stream_error.sse");
+    const COMPLETION_TOOLS: &str =
+        include_str!("../../tests/fixtures/openai/completion_tool_calls.json");
+
+    fn chat(body: &str) -> Value {
+        serde_json::from_slice(&request_to_chat(body.as_bytes()).unwrap()).unwrap()
+    }
+
+    fn refused(body: &str) -> String {
+        let e = request_to_chat(body.as_bytes()).unwrap_err();
+        assert_eq!(e.status(), 400, "{body}");
+        e.to_string()
+    }
+
+    #[test]
+    fn request_items_tools_and_options() {
+        let v = chat(
+            r#"{"model":"m","instructions":"Be brief.","stream":true,"max_output_tokens":50,
+            "temperature":0.2,"top_p":0.9,"store":true,"metadata":{"a":"b"},
+            "reasoning":{"effort":"low","summary":"auto"},
+            "text":{"format":{"type":"json_schema","name":"w","schema":{"type":"object"},"strict":true}},
+            "tools":[{"type":"function","name":"get_weather","description":"d","parameters":{"type":"object"},"strict":true}],
+            "tool_choice":{"type":"function","name":"get_weather"},
+            "input":[
+              {"role":"developer","content":"Use tools."},
+              {"type":"message","role":"user","content":[{"type":"input_text","text":"Weather?"},
+                {"type":"input_image","image_url":"https://x/y.png","detail":"low"}]},
+              {"type":"reasoning","id":"rs_1","summary":[]},
+              {"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+              {"type":"function_call","call_id":"c2","name":"get_weather","arguments":"{\"city\":\"Rome\"}"},
+              {"type":"function_call_output","call_id":"c1","output":"sunny"},
+              {"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"rain"}]},
+              {"role":"assistant","content":[{"type":"output_text","text":"Sunny and rain."}]}]}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "model": "m",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "system", "content": "Use tools."},
+                    {"role": "user", "content": [{"type": "text", "text": "Weather?"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                        {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                    {"role": "tool", "tool_call_id": "c2", "content": "rain"},
+                    {"role": "assistant", "content": "Sunny and rain."}],
+                "tools": [{"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": {"type": "object"}, "strict": true}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "max_tokens": 50,
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "stream": true,
+                "reasoning_effort": "low",
+                "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": true}},
+            })
+        );
+        let v = chat(r#"{"model":"m","input":"hi","tool_choice":"required"}"#);
+        assert_eq!(v["messages"], json!([{"role": "user", "content": "hi"}]));
+        assert_eq!(v["tool_choice"], "required");
+    }
+
+    #[test]
+    fn what_chat_cannot_carry_is_a_400_naming_it() {
+        for (body, want) in [
+            (
+                r#"{"model":"m","input":"x","tools":[{"type":"web_search"}]}"#,
+                "`web_search`",
+            ),
+            (
+                r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f"},{"type":"file_search","vector_store_ids":["v"]}]}"#,
+                "`tools[1]`",
+            ),
+            (
+                r#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#,
+                "`previous_response_id`",
+            ),
+            (
+                r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}"#,
+                "`input[0].content[0]` of type `input_file`",
+            ),
+            (
+                r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]}"#,
+                "`file_id`",
+            ),
+            (
+                r#"{"model":"m","input":[{"type":"item_reference","id":"x"}]}"#,
+                "`item_reference`",
+            ),
+            (
+                r#"{"model":"m","input":[{"role":"robot","content":"x"}]}"#,
+                "`input[0].role`",
+            ),
+            (
+                r#"{"model":"m","input":"x","text":{"format":{"type":"yaml"}}}"#,
+                "`text.format.type`",
+            ),
+            (
+                r#"{"model":"m","input":"x","tool_choice":{"type":"web_search"}}"#,
+                "`tool_choice`",
+            ),
+            (
+                r#"{"model":"m","input":"x","background":true}"#,
+                "`background`",
+            ),
+        ] {
+            let e = refused(body);
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn whole_answers() {
+        let t = response_from_chat(COMPLETION_TOOLS.as_bytes(), "hint", 5).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["object"], "response");
+        assert_eq!(v["status"], "completed");
+        let calls: Vec<&Value> = v["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == "function_call")
+            .collect();
+        assert!(!calls.is_empty(), "{v}");
+        assert_eq!(calls[0]["name"], "get_current_weather");
+        assert!(calls[0]["call_id"].as_str().unwrap().starts_with("call_"));
+        let u = t.usage.unwrap();
+        assert_eq!(v["usage"]["input_tokens"], u.prompt_tokens);
+        assert_eq!(v["usage"]["output_tokens"], u.completion_tokens);
+
+        let body = br#"{"id":"chatcmpl-1","choices":[{"message":{"content":"abc"},"finish_reason":"length"}],
+            "usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}"#;
+        let v: Value =
+            serde_json::from_slice(&response_from_chat(body, "hint", 5).unwrap().body).unwrap();
+        assert_eq!(v["id"], "resp_1");
+        assert_eq!(v["model"], "hint");
+        assert_eq!(v["status"], "incomplete");
+        assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
+        assert_eq!(v["output"][0]["content"][0]["text"], "abc");
+        assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 2);
+        assert!(response_from_chat(b"nope", "h", 1).is_err());
+    }
+
+    fn translate(input: &str) -> Vec<Value> {
+        let out = same_at_every_cut(
+            &|| Box::new(ChatToResponsesStream::new("hint", 9)) as Box<dyn SseTranslator>,
+            input.as_bytes(),
+        );
+        events_of(&out)
+    }
+
+    fn kinds(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn text_stream_events() {
+        let events = translate(STREAM_TEXT);
+        let kinds = kinds(&events);
+        assert_eq!(
+            kinds[..4],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added"
+            ]
+        );
+        assert_eq!(
+            kinds[kinds.len() - 4..],
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+        let text: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect();
+        let last = events.last().unwrap();
+        assert_eq!(last["response"]["output"][0]["content"][0]["text"], text);
+        assert!(last["response"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        let seq: Vec<u64> = events
+            .iter()
+            .map(|e| e["sequence_number"].as_u64().unwrap())
+            .collect();
+        assert!(seq.windows(2).all(|w| w[1] == w[0] + 1), "{seq:?}");
+    }
+
+    #[test]
+    fn tool_call_stream_events() {
+        let events = translate(STREAM_TOOLS);
+        let done: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "response.function_call_arguments.done")
+            .collect();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0]["arguments"], "{\"location\": \"Paris\"}");
+        assert_eq!(done[1]["arguments"], "{}");
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        let output = last["response"]["output"].as_array().unwrap();
+        assert_eq!(output.len(), 3, "text, two calls");
+        assert_eq!(output[1]["call_id"], "call_DdmO9pD3xa9XTPNJ32zg2hcA");
+        assert_eq!(output[2]["name"], "get_time");
+        assert_eq!(last["response"]["usage"]["total_tokens"], 110);
+        // Each item's events carry its own output index.
+        let added: Vec<u64> = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_item.added")
+            .map(|e| e["output_index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(added, [0, 1, 2]);
+    }
+
+    #[test]
+    fn errors_and_cut_streams_end_with_an_error_event() {
+        let events = translate(STREAM_ERROR);
+        assert_eq!(events.last().unwrap()["type"], "error");
+        let cut = STREAM_TEXT.split("data: [DONE]").next().unwrap();
+        let cut = cut.rsplitn(3, "\n\ndata: ").last().unwrap();
+        let mut t = ChatToResponsesStream::new("h", 1);
+        let mut out = t.feed(format!("{cut}\n\n").as_bytes()).to_vec();
+        out.extend_from_slice(&t.finish());
+        let events = events_of(&out);
+        assert_eq!(events.last().unwrap()["type"], "error", "{events:?}");
+        assert!(t.is_failed());
+    }
+}
