@@ -54,6 +54,47 @@ pub struct Event<'d> {
     pub data: &'d [u8],
 }
 
+/// Feeds `chunk` to the decoder a stream scanner keeps (`decoder` says where), handing each
+/// complete event's name and data to the scanner's `on_event`. Returns whether a line or an
+/// event was dropped for its size so far.
+pub fn feed<S>(
+    scanner: &mut S,
+    decoder: fn(&mut S) -> &mut Decoder,
+    chunk: &[u8],
+    on_event: fn(&mut S, &[u8], &[u8]),
+) -> bool {
+    // The decoder is taken out while the scanner handles events: both are borrowed mutably.
+    let mut sse = std::mem::take(decoder(scanner));
+    let mut rest = chunk;
+    while let Some(ev) = sse.next_event(&mut rest) {
+        on_event(scanner, ev.name, ev.data);
+    }
+    let overflowed = sse.overflowed;
+    *decoder(scanner) = sse;
+    overflowed
+}
+
+/// Ends a scanner's stream: an event left without its blank line is handed over when its data
+/// is whole (`[DONE]` or complete JSON: an upstream that closes right after its last event
+/// loses nothing), and dropped when it was cut. Returns [`feed`]'s `overflowed`.
+pub fn finish<S>(
+    scanner: &mut S,
+    decoder: fn(&mut S) -> &mut Decoder,
+    on_event: fn(&mut S, &[u8], &[u8]),
+) -> bool {
+    let mut sse = std::mem::take(decoder(scanner));
+    if let Some(ev) = sse.finish() {
+        let whole = ev.data.trim_ascii() == b"[DONE]"
+            || serde_json::from_slice::<serde::de::IgnoredAny>(ev.data).is_ok();
+        if whole {
+            on_event(scanner, ev.name, ev.data);
+        }
+    }
+    let overflowed = sse.overflowed;
+    *decoder(scanner) = sse;
+    overflowed
+}
+
 impl Default for Decoder {
     fn default() -> Self {
         Decoder::with_cap(MAX_EVENT_BYTES)

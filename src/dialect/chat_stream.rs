@@ -23,7 +23,7 @@
 use memchr::memchr2;
 use memchr::memmem::Finder;
 
-use crate::sse::Decoder;
+use crate::sse::{self, Decoder};
 use crate::usage::Usage;
 
 /// The default cap on one line (and on one event's data): large enough for any real chunk
@@ -128,29 +128,14 @@ impl Scanner {
 
     /// Scans the next chunk of the body, cut anywhere.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let mut rest = chunk;
-        let mut sse = std::mem::take(&mut self.sse);
-        while let Some(ev) = sse.next_event(&mut rest) {
-            self.event(ev.name, ev.data);
-        }
-        self.overflowed |= sse.overflowed;
-        self.sse = sse;
+        self.overflowed |= sse::feed(self, |s| &mut s.sse, chunk, Self::event);
     }
 
     /// Ends the stream. An event left without its blank line is dispatched if its data is
     /// `[DONE]` or complete JSON (an upstream that closes right after its last event loses
     /// nothing), and dropped if it was cut. Calling it again does nothing more.
     pub fn finish(&mut self) {
-        let mut sse = std::mem::take(&mut self.sse);
-        if let Some(ev) = sse.finish() {
-            let whole = ev.data.trim_ascii() == b"[DONE]"
-                || serde_json::from_slice::<serde::de::IgnoredAny>(ev.data).is_ok();
-            if whole {
-                self.event(ev.name, ev.data);
-            }
-        }
-        self.overflowed |= sse.overflowed;
-        self.sse = sse;
+        self.overflowed |= sse::finish(self, |s| &mut s.sse, Self::event);
     }
 
     /// The bytes the scanner holds between chunks.

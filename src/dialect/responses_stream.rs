@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::dialect::responses::UsageWire;
-use crate::sse::Decoder;
+use crate::sse::{self, Decoder};
 use crate::usage::Usage;
 
 /// The longest error message kept from an upstream.
@@ -80,25 +80,12 @@ impl Scanner {
 
     /// Scans the next chunk of the body, cut anywhere.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let mut rest = chunk;
-        let mut sse = std::mem::take(&mut self.sse);
-        while let Some(ev) = sse.next_event(&mut rest) {
-            self.event(ev.name, ev.data);
-        }
-        self.overflowed |= sse.overflowed;
-        self.sse = sse;
+        self.overflowed |= sse::feed(self, |s| &mut s.sse, chunk, Self::event);
     }
 
     /// Ends the stream: a last event without its blank line counts if its data is whole JSON.
     pub fn finish(&mut self) {
-        let mut sse = std::mem::take(&mut self.sse);
-        if let Some(ev) = sse.finish() {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(ev.data).is_ok() {
-                self.event(ev.name, ev.data);
-            }
-        }
-        self.overflowed |= sse.overflowed;
-        self.sse = sse;
+        self.overflowed |= sse::finish(self, |s| &mut s.sse, Self::event);
     }
 
     /// The usage the final response reported.
