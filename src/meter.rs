@@ -148,7 +148,8 @@ impl Meter {
                 chunks,
                 len,
                 overflowed,
-            } => Some(responses_body_usage(
+            } => Some(dialect_body_usage(
+                (responses::body_usage, responses::body_text_chars),
                 chunks,
                 *len,
                 *overflowed,
@@ -167,7 +168,8 @@ impl Meter {
                 chunks,
                 len,
                 overflowed,
-            } => Some(messages_body_usage(
+            } => Some(dialect_body_usage(
+                (messages::body_usage, messages::body_text_chars),
                 chunks,
                 *len,
                 *overflowed,
@@ -212,47 +214,29 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     (estimated(prompt, completion), UsageSource::Estimated)
 }
 
-/// The usage of a whole Anthropic `message` answer, as reported or estimated.
-fn messages_body_usage(
-    chunks: &[Bytes],
-    len: usize,
-    overflowed: bool,
-    prompt: u64,
-) -> (Usage, UsageSource) {
-    let body = chunks.concat();
-    if !overflowed {
-        if let Some(u) = messages::body_usage(&body) {
-            return (u, UsageSource::Reported);
-        }
-    }
-    let chars = if overflowed {
-        len as u64
-    } else {
-        messages::body_text_chars(&body)
-    };
-    (
-        estimated(prompt, estimate_tokens(chars)),
-        UsageSource::Estimated,
-    )
-}
+/// How a dialect reads a whole answer: its reported usage, and the characters it generated.
+type BodyReader = (fn(&[u8]) -> Option<Usage>, fn(&[u8]) -> u64);
 
-/// The usage of a whole Responses `response` object, as reported or estimated.
-fn responses_body_usage(
+/// The usage of a whole answer in a dialect other than chat (Anthropic's `message`, a
+/// Responses `response`), as reported or estimated.
+fn dialect_body_usage(
+    read: BodyReader,
     chunks: &[Bytes],
     len: usize,
     overflowed: bool,
     prompt: u64,
 ) -> (Usage, UsageSource) {
+    let (reported, text_chars) = read;
     let body = chunks.concat();
     if !overflowed {
-        if let Some(u) = responses::body_usage(&body) {
+        if let Some(u) = reported(&body) {
             return (u, UsageSource::Reported);
         }
     }
     let chars = if overflowed {
         len as u64
     } else {
-        responses::body_text_chars(&body)
+        text_chars(&body)
     };
     (
         estimated(prompt, estimate_tokens(chars)),
