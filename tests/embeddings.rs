@@ -88,21 +88,6 @@ async fn embed(gw: &Gateway, body: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn usage_lines(gw: &Gateway, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let lines: Vec<Value> = std::fs::read_to_string(gw.dir().join("usage.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} usage lines");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passed_through_translated_and_mocked() {
     let s = setup().await;
@@ -169,7 +154,7 @@ async fn passed_through_translated_and_mocked() {
     assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 4);
 
     // Usage: the vendor's count, Gemini's estimated, the mock's own; no output tokens.
-    let lines = usage_lines(&s.gw, 5).await;
+    let lines = s.gw.wait_usage_lines(5).await;
     let ok: Vec<&Value> = lines.iter().filter(|l| l["status"] == 200).collect();
     assert_eq!(ok.len(), 4, "{lines:?}");
     assert_eq!(ok[0]["prompt_tokens"], 6);

@@ -255,25 +255,16 @@ async fn collect(handles: Vec<tokio::task::JoinHandle<Outcome>>) -> Vec<Outcome>
     out
 }
 
-/// The usage log's lines, parsed.
-fn usage_lines(gw: &Gateway) -> Vec<Value> {
-    std::fs::read_to_string(gw.dir().join("usage.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("usage line {l}: {e}")))
-        .collect()
-}
-
 /// Waits until the usage log has at least `n` lines (the writer thread is asynchronous).
 async fn wait_for_lines(gw: &Gateway, n: usize) -> Vec<Value> {
     for _ in 0..200 {
-        let lines = usage_lines(gw);
+        let lines = gw.usage_lines();
         if lines.len() >= n {
             return lines;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    usage_lines(gw)
+    gw.usage_lines()
 }
 
 /// The vendor's usage in what the mock sent: `(prompt, completion)`, `None` if it sent none.
@@ -476,7 +467,7 @@ fn reconcile(
     scrape: &str,
     before_term: usize,
 ) {
-    let lines = usage_lines(gw);
+    let lines = gw.usage_lines();
     let mut by_id: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for l in &lines {
         by_id

@@ -101,25 +101,6 @@ async fn post_messages(gw: &Gateway, path: &str, body: String) -> reqwest::Respo
         .unwrap()
 }
 
-fn usage_lines(gw: &Gateway) -> Vec<Value> {
-    std::fs::read_to_string(gw.dir().join("usage.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-async fn wait_usage_lines(gw: &Gateway, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let lines = usage_lines(gw);
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("expected {n} usage lines, got {:?}", usage_lines(gw));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendor_gets_the_clients_bytes_and_the_client_the_vendors() {
     let s = setup().await;
@@ -159,7 +140,7 @@ async fn the_vendor_gets_the_clients_bytes_and_the_client_the_vendors() {
     }
 
     // Usage metered from the vendor's bytes: prompt = input + cache read + cache write.
-    let lines = wait_usage_lines(&s.gw, 2).await;
+    let lines = s.gw.wait_usage_lines(2).await;
     for (line, stream) in lines.iter().zip([false, true]) {
         assert_eq!(line["stream"], stream, "{line}");
         assert_eq!(line["status"], 200);
@@ -246,7 +227,7 @@ async fn count_tokens_passes_through_or_is_estimated_and_is_never_charged() {
     assert_eq!(s.oai.request_count(), 0);
 
     // Both are counted as requests, neither is charged tokens.
-    let lines = wait_usage_lines(&s.gw, 2).await;
+    let lines = s.gw.wait_usage_lines(2).await;
     assert!(lines.iter().all(|l| l["status"] == 200), "{lines:?}");
     assert!(
         lines

@@ -163,21 +163,6 @@ async fn post(gw: &Gateway, body: &str) -> (u16, String, Option<String>) {
     (r.status().as_u16(), r.text().await.unwrap(), ct)
 }
 
-async fn usage_lines(gw: &Gateway, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let lines: Vec<Value> = std::fs::read_to_string(gw.dir().join("usage.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} usage lines");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passed_through_byte_for_byte_and_metered() {
     let s = setup().await;
@@ -222,7 +207,7 @@ async fn passed_through_byte_for_byte_and_metered() {
     assert_eq!(sent.header("api-key"), Some("az-provider-key"));
 
     // Usage: from the response's usage, and from response.completed's; costs priced.
-    let lines = usage_lines(&s.gw, 3).await;
+    let lines = s.gw.wait_usage_lines(3).await;
     assert_eq!(
         (
             lines[0]["prompt_tokens"].as_u64(),
@@ -339,7 +324,7 @@ async fn the_openai_sdk_creates_responses_through_the_gateway() {
             .count(),
         3
     );
-    let lines = usage_lines(&s.gw, 3).await;
+    let lines = s.gw.wait_usage_lines(3).await;
     assert_eq!(lines[2]["prompt_tokens"], 37, "{}", lines[2]);
 }
 
@@ -399,7 +384,7 @@ async fn translated_for_vendors_without_the_api() {
     assert_eq!(s.oai.request_count(), 0);
 
     // Usage: metered from the chat pivot.
-    let lines = usage_lines(&s.gw, 3).await;
+    let lines = s.gw.wait_usage_lines(3).await;
     let ok: Vec<&Value> = lines.iter().filter(|l| l["status"] == 200).collect();
     assert_eq!(ok.len(), 2, "{lines:?}");
     assert!(ok
@@ -475,7 +460,7 @@ async fn codex_cli_says_hi() {
         stdout.contains("You said: say hi"),
         "Codex printed the mock's answer: {stdout}\n{stderr}"
     );
-    let lines = usage_lines(&s.gw, 1).await;
+    let lines = s.gw.wait_usage_lines(1).await;
     assert!(
         lines
             .iter()

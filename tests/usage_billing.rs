@@ -137,22 +137,6 @@ fn sse(events: &[String]) -> Behaviour {
     }
 }
 
-async fn usage_lines(gw: &Gateway, want: usize) -> Vec<Value> {
-    let path = gw.dir().join("usage.jsonl");
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("each usage line is JSON"))
-            .collect();
-        if lines.len() >= want {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the usage log did not reach {want} lines\n{}", gw.logs());
-}
-
 /// What the team's budget has spent this month, from the memory backend's snapshot.
 async fn budget_spent_nanos(gw: &Gateway, team: &str, want: u64) -> u64 {
     let path = gw.dir().join("data/budgets.json");
@@ -351,7 +335,7 @@ async fn every_dialect_is_billed_by_the_spec_formula() {
     total_nanos += cost_nanos(91_020, 90_000, 1_000, 300);
 
     // The usage log: the five fields and the cost, per request.
-    let lines = usage_lines(&gw, 7).await;
+    let lines = gw.wait_usage_lines(7).await;
     for l in &lines {
         let (prompt, cached, write, completion) = (
             l["prompt_tokens"].as_u64().unwrap(),
@@ -417,7 +401,7 @@ async fn anthropic_pass_through_is_billed_by_the_spec_formula() {
         .await;
         assert_eq!(status, 200, "{answer}");
     }
-    let lines = usage_lines(&gw, 2).await;
+    let lines = gw.wait_usage_lines(2).await;
     let formula = cost_nanos(91_020, 90_000, 1_000, 300) as f64 / 1e9;
     for l in &lines {
         assert_eq!(l["prompt_tokens"], 91_020, "{l}");
@@ -464,7 +448,7 @@ async fn cached_prompts_at_a_tenth_of_the_price_let_35_requests_through_not_4() 
             assert_eq!(status, 200, "{model}: {answer}");
             admitted += 1;
             // Each request settles before the next one asks.
-            usage_lines(&gw, i + 1).await;
+            gw.wait_usage_lines(i + 1).await;
         }
         assert_eq!(admitted, want, "{model}");
     }
@@ -496,7 +480,7 @@ async fn reasoning_chunks_count_when_usage_must_be_estimated() {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
-    let lines = usage_lines(&gw, 1).await;
+    let lines = gw.wait_usage_lines(1).await;
     assert_eq!(lines[0]["usage_source"], "estimated", "{}", lines[0]);
     assert_eq!(
         lines[0]["completion_tokens"], 501,
@@ -520,7 +504,7 @@ async fn reasoning_chunks_count_when_usage_must_be_estimated() {
     )
     .await;
     assert_eq!(status, 200);
-    let lines = usage_lines(&gw, 2).await;
+    let lines = gw.wait_usage_lines(2).await;
     assert_eq!(lines[1]["usage_source"], "estimated");
     // 400 + "lookup" (6) + the arguments (26) characters.
     assert_eq!(lines[1]["completion_tokens"], (400u64 + 6 + 26).div_ceil(4));
@@ -543,7 +527,7 @@ async fn reasoning_chunks_count_when_usage_must_be_estimated() {
         received.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(resp);
-    let lines = usage_lines(&gw, 3).await;
+    let lines = gw.wait_usage_lines(3).await;
     let l = &lines[2];
     assert_eq!(l["status"], 499, "{l}");
     assert_eq!(l["usage_source"], "estimated", "{l}");
@@ -583,7 +567,7 @@ async fn a_one_megabyte_picture_is_not_refused_by_a_day_budget() {
     assert_eq!(resp.status(), 200, "{}", gw.logs());
     resp.bytes().await.unwrap();
     assert_eq!(v.oai.request_count(), 1, "it reached the vendor");
-    let lines = usage_lines(&gw, 1).await;
+    let lines = gw.wait_usage_lines(1).await;
     let billed = lines[0]["prompt_tokens"].as_u64().unwrap();
     assert!((765..800).contains(&billed), "{}", lines[0]);
 }
@@ -635,7 +619,7 @@ async fn prompt_estimates_stay_within_a_factor_of_2_5_of_the_vendor() {
             assert_eq!(resp.status(), 200);
             resp.bytes().await.unwrap();
             n += 1;
-            let lines = usage_lines(&gw, n).await;
+            let lines = gw.wait_usage_lines(n).await;
             let l = &lines[n - 1];
             let source = if no_usage == "1" {
                 "estimated"
@@ -685,7 +669,7 @@ async fn a_large_max_tokens_is_admitted_while_the_budget_can_pay_a_likely_answer
         }
         assert_eq!(status, 200, "{a}");
         admitted += 1;
-        usage_lines(&gw, i + 1).await;
+        gw.wait_usage_lines(i + 1).await;
     }
     // Left before each: 3000, 2180, 1360, 540 (≥ ~210 likely) → admitted; then 0 → refused.
     assert_eq!(admitted, 4, "{}", gw.logs());

@@ -80,22 +80,6 @@ fn reported(rec: &Recorded) -> (u64, u64) {
     )
 }
 
-async fn usage_lines(gw: &Gateway, want: usize) -> Vec<Value> {
-    let path = gw.dir().join("usage.jsonl");
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("each usage line is JSON"))
-            .collect();
-        if lines.len() >= want {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the usage log did not reach {want} lines\n{}", gw.logs());
-}
-
 #[tokio::test]
 async fn counters_equal_the_usage_the_vendor_sent() {
     let mock = MockUpstream::start().await;
@@ -128,7 +112,7 @@ async fn counters_equal_the_usage_the_vendor_sent() {
         .unwrap();
     let total_requests = sent + 3;
 
-    let lines = usage_lines(&gw, total_requests).await;
+    let lines = gw.wait_usage_lines(total_requests).await;
     assert_eq!(lines.len(), total_requests, "one usage line per request");
 
     let (mut prompt, mut completion) = (0u64, 0u64);
@@ -229,7 +213,7 @@ async fn missing_usage_is_estimated_and_marked() {
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap();
     }
-    let lines = usage_lines(&gw, 2).await;
+    let lines = gw.wait_usage_lines(2).await;
     for l in &lines {
         assert_eq!(l["usage_source"], "estimated", "{l}");
         assert!(l["prompt_tokens"].as_u64().unwrap() > 0, "{l}");
@@ -267,7 +251,7 @@ async fn a_client_that_leaves_mid_stream_is_counted_with_partial_tokens() {
         seen += chunk.iter().filter(|b| **b == b'\n').count() / 2;
     }
     drop(resp);
-    let lines = usage_lines(&gw, 1).await;
+    let lines = gw.wait_usage_lines(1).await;
     let l = &lines[0];
     assert_eq!(l["request_id"], "leaver-1");
     assert_eq!(l["status"], 499, "{l}");
@@ -330,7 +314,7 @@ async fn no_secret_in_metrics_or_usage_log_and_promtool_accepts_the_scrape() {
         &chat_body("client-chosen-model-name", "x", false),
     )
     .await;
-    let lines = usage_lines(&gw, 4).await;
+    let lines = gw.wait_usage_lines(4).await;
     let log = serde_json::to_string(&lines).unwrap();
     let metrics = gw.metrics().await;
     for secret in [DEMO_SECRET, PROVIDER_KEY, "sk-not-a-key-at-all"] {

@@ -145,23 +145,7 @@ async fn old_azure_api_versions_stream_without_stream_options_and_usage_is_estim
         );
     }
     // The old version's stream had no usage: estimated, and marked so.
-    let lines: Vec<Value> = std::fs::read_to_string(s.gw.dir().join("usage.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let by_model = |m: &str| lines.iter().find(|l| l["model"] == m).cloned();
-    for _ in 0..50 {
-        if by_model("new-azure").is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let lines: Vec<Value> = std::fs::read_to_string(s.gw.dir().join("usage.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = s.gw.wait_usage_lines(2).await;
     let old = lines.iter().find(|l| l["model"] == "old-azure").unwrap();
     let new = lines.iter().find(|l| l["model"] == "new-azure").unwrap();
     assert_eq!(old["usage_source"], "estimated", "{old}");

@@ -384,6 +384,35 @@ impl Gateway {
         format!("----- stdout -----\n{out}\n----- stderr -----\n{err}")
     }
 
+    /// The usage log's lines (`[log] usage = "{DIR}/usage.jsonl"`), parsed.
+    pub fn usage_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir().join("usage.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("usage line {l}: {e}")))
+            .collect()
+    }
+
+    /// Waits until the usage log has at least `n` lines (its writer thread is asynchronous);
+    /// panics with the gateway's logs after 20 s.
+    pub async fn wait_usage_lines(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let lines = self.usage_lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the usage log has {} of {n} lines\n{}",
+                    lines.len(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until the logs contain `needle` (panics with the logs after 20 s).
     pub async fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + READY_TIMEOUT;
