@@ -26,9 +26,6 @@ pub struct FrontRequest {
     pub base64: bool,
     /// The client's body without `model`, for a vendor of the same dialect.
     native: Prepared,
-    /// A chat stream's native body without any `stream_options`, for vendors that refuse the
-    /// field (old Azure API versions): their usage is then estimated.
-    native_without_stream_options: Option<Prepared>,
     /// The request as a chat-completions body (the pivot of every translation), built by the
     /// first attempt that needs it and kept for the others.
     pub pivot: Option<Pivot>,
@@ -59,7 +56,6 @@ impl FrontRequest {
                     prompt_estimate: view.prompt_estimate(),
                     base64: view.base64,
                     native,
-                    native_without_stream_options: None,
                     pivot: None,
                     body,
                 })
@@ -76,7 +72,6 @@ impl FrontRequest {
                     prompt_estimate,
                     base64: false,
                     native,
-                    native_without_stream_options: None,
                     pivot: None,
                     body,
                 })
@@ -100,7 +95,6 @@ impl FrontRequest {
                     prompt_estimate,
                     base64: false,
                     native,
-                    native_without_stream_options: None,
                     pivot: None,
                     body,
                 })
@@ -115,22 +109,6 @@ impl FrontRequest {
                         include_usage: true,
                     },
                 );
-                let native_without_stream_options = view.stream.then(|| {
-                    let fields: Vec<_> = view
-                        .fields()
-                        .iter()
-                        .filter(|(k, _)| k != "stream_options")
-                        .cloned()
-                        .collect();
-                    Prepared::new(&fields, &body, RewriteOptions::default())
-                });
-                let pivot = Pivot {
-                    body: body.clone(),
-                    prepared: native.clone(),
-                    without_stream_options: native_without_stream_options
-                        .clone()
-                        .unwrap_or_else(|| native.clone()),
-                };
                 Ok(FrontRequest {
                     dialect: Dialect::Chat,
                     model: view.model.to_string(),
@@ -139,8 +117,7 @@ impl FrontRequest {
                     prompt_estimate: estimate::prompt_tokens(&view.messages),
                     base64: false,
                     native,
-                    native_without_stream_options,
-                    pivot: Some(pivot),
+                    pivot: None,
                     body,
                 })
             }
@@ -151,14 +128,6 @@ impl FrontRequest {
     /// only `model` changed (and, for chat streams, usage asked for).
     pub fn native_body(&self, upstream_model: &str) -> Bytes {
         self.native.body_for(upstream_model)
-    }
-
-    /// The same without `stream_options` (for a vendor that refuses the field).
-    pub fn native_body_without_stream_options(&self, upstream_model: &str) -> Bytes {
-        self.native_without_stream_options
-            .as_ref()
-            .unwrap_or(&self.native)
-            .body_for(upstream_model)
     }
 
     /// The texts of the request's system prompt and messages, for content policies.

@@ -47,8 +47,9 @@ pub fn upstream_body(
 ) -> Result<Bytes, GatewayError> {
     let vendor = providers::dialect(provider.kind);
     if providers::serves(provider, req.dialect) {
-        if !providers::takes_stream_options(provider) {
-            return Ok(req.native_body_without_stream_options(upstream_model));
+        if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
+            // The chat door's own body, without `stream_options` (old Azure versions).
+            return Ok(chat_pivot(req)?.without_stream_options.body_for(upstream_model));
         }
         return Ok(req.native_body(upstream_model));
     }
