@@ -49,7 +49,9 @@ pub fn upstream_body(
     if providers::serves(provider, req.dialect) {
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
             // The chat door's own body, without `stream_options` (old Azure versions).
-            return Ok(chat_pivot(req)?.without_stream_options.body_for(upstream_model));
+            return Ok(chat_pivot(req)?
+                .without_stream_options
+                .body_for(upstream_model));
         }
         return Ok(req.native_body(upstream_model));
     }
