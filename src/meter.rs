@@ -104,6 +104,31 @@ impl Meter {
         }
     }
 
+    /// Whether a stream carried content yet: text, reasoning, tool calls.
+    pub fn started(&self) -> bool {
+        match self {
+            Meter::Stream(s) => s.content_events > 0 || s.other_chars > 0,
+            Meter::Messages(s) => s.content_events > 0,
+            Meter::Responses(s) => s.content_events > 0,
+            Meter::Body { .. } | Meter::None => false,
+        }
+    }
+
+    /// The message of an error event in a stream.
+    pub fn stream_error(&self) -> Option<&str> {
+        match self {
+            Meter::Stream(s) => s.error.as_deref(),
+            Meter::Messages(s) => s.error.as_deref(),
+            Meter::Responses(s) => s.error.as_deref(),
+            Meter::Body { .. } | Meter::None => None,
+        }
+    }
+
+    /// Whether the vendor refused on content grounds inside a successful answer.
+    pub fn refused(&self) -> bool {
+        false
+    }
+
     /// The answer's usage: as reported, or estimated from the text (completion) and from the
     /// request (`prompt_estimate`). `None` when nothing was metered.
     pub fn settle(&mut self, prompt_estimate: u64) -> Option<(Usage, UsageSource)> {
