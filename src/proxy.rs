@@ -1,29 +1,26 @@
-//! The request path: one `ProxyHttp` whose phases, in the order pingora calls them, are short
-//! and call the plain functions of the other modules. Read this file top to bottom to follow a
-//! request.
+//! The request path. pingora serves the client's connection and calls `request_filter`
+//! once per request; from there the gateway runs the request itself, on pingora's pooled
+//! upstream connections (`crate::upstream`). Read this file top to bottom to follow a request.
 //!
 //! ```text
-//! request_filter           route the path (its front door's dialect) → take the config
-//!                          snapshot → authenticate → read the body → the door's view of it
-//!                          → content policies → resolve the model and the allow-list → admit
-//!                          against the limits (reserve) → pick a route → answer in-process
-//!                          (mock, or count_tokens on a route that cannot count)
-//! upstream_peer            per attempt: the next route (retries, fallbacks) after a backoff;
-//!                          its body (the client's bytes spliced when the vendor speaks the
-//!                          door's dialect, else translated); address, SNI, timeouts
-//! fail_to_connect,
-//! error_while_proxy        retry while nothing went to the client and a route is left
-//! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
-//! request_body_filter      the rewritten body, on every attempt
-//! upstream_response_filter the vendor's headers cut to an allow-list; retryable status →
-//!                          next route; else a vendor error is rewrapped; a success in another
-//!                          dialect than the door's sets up its translation; the meter reads
-//!                          the door's (or the pivot's) dialect
-//! response_filter          x-request-id, x-ratelimit-*
-//! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
-//!                          translation chunk by chunk
-//! logging                  counted once on every path: limits settled, metrics, usage log
-//! fail_to_proxy            the one place where a proxying failure becomes an HTTP answer
+//! request_filter   admit: route the path (its front door's dialect) → take the config
+//!                  snapshot → authenticate → read the body → the door's view of it → content
+//!                  policies → resolve the model and the allow-list → admit against the limits
+//!                  (reserve) → pick a route → answer in-process (mock, or count_tokens on a
+//!                  route that cannot count); then forward
+//! forward          attempts until one answers; a failed one is recorded on its route (health,
+//!                  upstream_errors{reason}) and the next route or fallback follows, after a
+//!                  backoff, while attempts, time and routes are left
+//! attempt          prepare_attempt: the body (the client's bytes spliced when the vendor
+//!                  speaks the door's dialect, else translated), the peer, the head (path, Host,
+//!                  the provider's key; the client's key never goes on) → send → head
+//!                  (first-byte timeout) → a vendor error status: vendor_error (retryable, or
+//!                  rewrapped as the answer) → begin_answer (translation, meter) → hold
+//!                  (a stream until its first content event, a whole answer to its end: any
+//!                  failure until then is retried) → release (head + what was held) → relay
+//!                  (the rest, chunk by chunk, idle timeout and deadline; a failure now ends
+//!                  the stream with one error event)
+//! logging          counted once on every path: limits settled, metrics, usage log, trace
 //! ```
 
 use std::sync::Arc;
