@@ -617,7 +617,7 @@ impl Gateway {
                 Ok(_) => {}
                 Err(e) => {
                     return Err(Failed {
-                        cause: "untranslatable",
+                        cause: "other",
                         retry_after: None,
                         error: e,
                         upstream_request_id: None,

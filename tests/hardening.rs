@@ -468,5 +468,8 @@ async fn a_large_chunked_body_reaches_the_vendor_whole() {
     assert_eq!(resp.status(), 200, "{}", gw.logs());
     assert_eq!(oai.request_count(), 1);
     let got: Value = serde_json::from_slice(&oai.last_request().unwrap().body).unwrap();
-    assert_eq!(got["messages"][0]["content"].as_str().unwrap().len(), 300 * 1024);
+    assert_eq!(
+        got["messages"][0]["content"].as_str().unwrap().len(),
+        300 * 1024
+    );
 }
