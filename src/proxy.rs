@@ -427,9 +427,8 @@ impl Gateway {
         let mut exchange = upstream::send(&self.connector, &peer, &head, &body, clock)
             .await
             .map_err(|f| Failed::of(f, Some(&provider)))?;
-        let resp = match exchange.head().await {
-            Ok(resp) => resp.clone(),
-            Err(f) => return Err(Failed::of(f, Some(&provider))),
+        let Some(resp) = exchange.head().cloned() else {
+            return Err(Failed::of(Failure::Reset, Some(&provider)));
         };
         if !(200..300).contains(&resp.status.as_u16()) {
             return self
@@ -448,6 +447,7 @@ impl Gateway {
         match hold {
             Hold::Refused => {
                 exchange.finish(&self.connector, &peer).await;
+                self.answered(ctx);
                 answer_error(session, ctx, &GatewayError::ContentFilter).await;
             }
             Hold::Ended => {

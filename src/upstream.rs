@@ -143,68 +143,80 @@ pub struct Exchange {
     clock: Clock,
 }
 
-/// Connects (or takes a pooled connection) and sends the request head and body.
+/// Connects (or takes a pooled connection), sends the request head and body, and waits for
+/// the answer's head (within the first-byte timeout). A pooled connection that fails before
+/// any answer came (the vendor closed it while it was idle) is replaced once by a fresh one.
 pub async fn send(
     connector: &Connector,
     peer: &HttpPeer,
     head: &RequestHeader,
     body: &Bytes,
-    mut clock: Clock,
+    clock: Clock,
 ) -> Result<Exchange, Failure> {
-    for fresh_try in [false, true] {
+    let mut fresh_only = false;
+    loop {
+        let mut clock = clock;
         let (until, kind) = clock.wait();
-        let (mut session, reused) =
-            match timeout_at(until.into(), connector.get_http_session(peer)).await {
-                Err(_) => return Err(kind),
-                Ok(Err(e)) => return Err(Failure::of_connect(&e)),
-                Ok(Ok(s)) => s,
-            };
+        let connect = timeout_at(until.into(), connector.get_http_session(peer)).await;
+        let (session, reused) = match connect {
+            Err(_) => return Err(kind),
+            Ok(Err(e)) => return Err(Failure::of_connect(&e)),
+            Ok(Ok(s)) => s,
+        };
+        if reused && fresh_only {
+            // A second stale one: drop it and ask again (the pool hands out each once).
+            drop(session);
+            continue;
+        }
         clock.sent_at = Some(Instant::now());
-        match write_request(&mut session, head, body, clock.deadline).await {
-            Ok(()) => {
-                return Ok(Exchange { session, clock });
-            }
-            // A pooled connection the vendor closed meanwhile: once more on a new one.
-            Err(_) if reused && !fresh_try => {
-                clock.sent_at = None;
-                continue;
+        let mut exchange = Exchange { session, clock };
+        let sent = match exchange.write_request(head, body).await {
+            Ok(()) => exchange.read_head().await,
+            Err(f) => Err(f),
+        };
+        match sent {
+            Ok(()) => return Ok(exchange),
+            Err(Failure::Reset) if reused && !fresh_only => {
+                exchange.session.shutdown().await;
+                fresh_only = true;
             }
             Err(f) => return Err(f),
         }
     }
-    Err(Failure::Reset)
-}
-
-async fn write_request(
-    session: &mut HttpSession,
-    head: &RequestHeader,
-    body: &Bytes,
-    deadline: Instant,
-) -> Result<(), Failure> {
-    let write = async {
-        session.write_request_header(Box::new(head.clone())).await?;
-        session.write_request_body(body.clone(), true).await?;
-        session.finish_request_body().await
-    };
-    match timeout_at(deadline.into(), write).await {
-        Err(_) => Err(Failure::TotalTimeout),
-        Ok(Err(e)) if matches!(e.etype(), ErrorType::WriteTimedout) => Err(Failure::IdleTimeout),
-        Ok(Err(_)) => Err(Failure::Reset),
-        Ok(Ok(())) => Ok(()),
-    }
 }
 
 impl Exchange {
-    /// Waits for the answer's head (within the first-byte timeout).
-    pub async fn head(&mut self) -> Result<&ResponseHeader, Failure> {
+    async fn write_request(&mut self, head: &RequestHeader, body: &Bytes) -> Result<(), Failure> {
+        let session = &mut self.session;
+        let write = async {
+            session.write_request_header(Box::new(head.clone())).await?;
+            session.write_request_body(body.clone(), true).await?;
+            session.finish_request_body().await
+        };
+        match timeout_at(self.clock.deadline.into(), write).await {
+            Err(_) => Err(Failure::TotalTimeout),
+            Ok(Err(e)) if matches!(e.etype(), ErrorType::WriteTimedout) => {
+                Err(Failure::IdleTimeout)
+            }
+            Ok(Err(_)) => Err(Failure::Reset),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    async fn read_head(&mut self) -> Result<(), Failure> {
         let (until, kind) = self.clock.wait();
         match timeout_at(until.into(), self.session.read_response_header()).await {
-            Err(_) => return Err(kind),
-            Ok(Err(e)) if matches!(e.etype(), ErrorType::ReadTimedout) => return Err(kind),
-            Ok(Err(_)) => return Err(Failure::Reset),
-            Ok(Ok(())) => {}
+            Err(_) => Err(kind),
+            Ok(Err(e)) if matches!(e.etype(), ErrorType::ReadTimedout) => Err(kind),
+            Ok(Err(_)) => Err(Failure::Reset),
+            Ok(Ok(())) if self.session.response_header().is_some() => Ok(()),
+            Ok(Ok(())) => Err(Failure::Reset),
         }
-        self.session.response_header().ok_or(Failure::Reset)
+    }
+
+    /// The answer's head (an exchange is made only once it came).
+    pub fn head(&self) -> Option<&ResponseHeader> {
+        self.session.response_header()
     }
 
     /// The next chunk of the answer's body; `None` at its end.
