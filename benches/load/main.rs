@@ -638,7 +638,7 @@ struct Tput {
     proxy_cpu: Option<f64>,
 }
 
-async fn tput_phase(addr: SocketAddr, req: &Rc<[u8]>, dur: f64) -> (u64, u64) {
+async fn tput_phase(addr: SocketAddr, req: &Rc<[u8]>, min_events: u64, dur: f64) -> (u64, u64) {
     let end = Instant::now() + Duration::from_secs_f64(dur);
     let mut tasks = Vec::with_capacity(CONC);
     for _ in 0..CONC {
@@ -648,7 +648,7 @@ async fn tput_phase(addr: SocketAddr, req: &Rc<[u8]>, dur: f64) -> (u64, u64) {
             let (mut ok, mut err) = (0u64, 0u64);
             while Instant::now() < end {
                 match c.request(&req).await {
-                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) if r.status == 200 && r.events >= min_events => ok += 1,
                     _ => err += 1,
                 }
             }
@@ -665,12 +665,19 @@ async fn tput_phase(addr: SocketAddr, req: &Rc<[u8]>, dur: f64) -> (u64, u64) {
     (ok, err)
 }
 
-/// `CONC` connections sending back to back for `secs` (after a 0.5 s warm-up).
-async fn run_tput(addr: SocketAddr, req: Rc<[u8]>, secs: f64, proxy_pid: Option<u32>) -> Tput {
-    tput_phase(addr, &req, 0.5).await;
+/// `CONC` connections sending back to back for `secs` (after a 0.5 s warm-up); a request
+/// counts when it is answered 200 with at least `min_events` SSE events (0: any body).
+async fn run_tput(
+    addr: SocketAddr,
+    req: Rc<[u8]>,
+    min_events: u64,
+    secs: f64,
+    proxy_pid: Option<u32>,
+) -> Tput {
+    tput_phase(addr, &req, min_events, 0.5).await;
     let cpu0 = proxy_pid.map(proc_cpu_secs);
     let t0 = Instant::now();
-    let (ok, errors) = tput_phase(addr, &req, secs).await;
+    let (ok, errors) = tput_phase(addr, &req, min_events, secs).await;
     let el = t0.elapsed().as_secs_f64();
     let proxy_cpu = proxy_pid.zip(cpu0).map(|(p, c0)| proc_cpu_secs(p) - c0);
     Tput {
@@ -679,6 +686,25 @@ async fn run_tput(addr: SocketAddr, req: Rc<[u8]>, secs: f64, proxy_pid: Option<
         secs: el,
         proxy_cpu,
     }
+}
+
+impl Tput {
+    fn per_s(&self) -> f64 {
+        self.ok as f64 / self.secs.max(1e-9)
+    }
+
+    /// Requests per CPU-second of the proxy (`None` for the mock alone).
+    fn per_cpu_s(&self) -> Option<f64> {
+        self.proxy_cpu.map(|c| self.ok as f64 / c.max(1e-9))
+    }
+}
+
+/// The streams of the streaming throughput run: issue 17's measure (20 content chunks, no
+/// delay at the mock); each has role + 20 chunks + finish + `[DONE]` events at least.
+const STREAM_CHUNKS: u64 = 20;
+
+fn streaming_request() -> Rc<[u8]> {
+    build_request(true, STREAM_CHUNKS, 0)
 }
 
 /// Chunks/s through 1,000-chunk streams (no delay at the mock), at most `reps` streams
@@ -713,6 +739,8 @@ struct Figures {
     ttfb: Lat,
     chunks_per_s: f64,
     chunk_errors: u64,
+    /// Throughput of 20-chunk streams at c=`CONC`.
+    stput: Tput,
 }
 
 async fn measure(t: &Target, secs: f64) -> Figures {
@@ -722,7 +750,12 @@ async fn measure(t: &Target, secs: f64) -> Figures {
     eprintln!("[load] {}: latency at c=1", t.name);
     let lat = run_c1(t.addr, &plain, secs, false).await;
     eprintln!("[load] {}: throughput at c={CONC}", t.name);
-    let tput = run_tput(t.addr, plain.clone(), secs, t.pid).await;
+    let tput = run_tput(t.addr, plain.clone(), 0, secs, t.pid).await;
+    eprintln!(
+        "[load] {}: throughput of {STREAM_CHUNKS}-chunk streams at c={CONC}",
+        t.name
+    );
+    let stput = run_tput(t.addr, streaming_request(), STREAM_CHUNKS + 3, secs, t.pid).await;
     eprintln!("[load] {}: stream time to first byte", t.name);
     let ttfb = run_c1(t.addr, &short, secs, true).await;
     eprintln!("[load] {}: 1,000-chunk streams", t.name);
@@ -742,6 +775,7 @@ async fn measure(t: &Target, secs: f64) -> Figures {
         ttfb,
         chunks_per_s,
         chunk_errors,
+        stput,
     }
 }
 
@@ -960,6 +994,28 @@ http {{
     )
 }
 
+/// The gateway measured: `LOAD_GATEWAY_BIN` (another build, e.g. one with frame pointers to
+/// profile), else the one cargo built with this bench.
+fn gateway_bin() -> PathBuf {
+    std::env::var_os("LOAD_GATEWAY_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
+        PathBuf::from,
+    )
+}
+
+/// How the report names the gateway's build: its profile directory, or the path given.
+fn gateway_build() -> String {
+    if std::env::var_os("LOAD_GATEWAY_BIN").is_some() {
+        return format!("`{}`", gateway_bin().display());
+    }
+    let bin = gateway_bin();
+    let profile = bin
+        .parent()
+        .and_then(|d| d.file_name())
+        .map_or("release".into(), |n| n.to_string_lossy().into_owned());
+    format!("`{profile}` build")
+}
+
 /// Starts the release gateway on free loopback ports with a generated config; panics with its
 /// log when it does not listen within 30 s.
 async fn start_gateway(
@@ -970,10 +1026,7 @@ async fn start_gateway(
     f: Features,
 ) -> (Child, SocketAddr) {
     // LOAD_GATEWAY_BIN: another build of the gateway (e.g. one with frame pointers to profile).
-    let gw_bin = std::env::var_os("LOAD_GATEWAY_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
-        PathBuf::from,
-    );
+    let gw_bin = gateway_bin();
     let (gw_port, admin_port) = (free_port(), free_port());
     let dir = work.join(tag);
     std::fs::create_dir_all(&dir).expect("gateway dir");
@@ -1298,6 +1351,30 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         }
         return;
     }
+    if only == "streaming" {
+        // Streaming requests/s at c=CONC and per proxy CPU-second only; no report is written.
+        let mut rows = Vec::new();
+        for t in &targets {
+            let r = run_tput(t.addr, streaming_request(), STREAM_CHUNKS + 3, secs, t.pid).await;
+            rows.push((t.name, r));
+        }
+        let pingora = rows.iter().find(|(n, _)| *n == "pingora").map(|(_, r)| r);
+        for (name, r) in &rows {
+            let vs = |v: Option<f64>, p: Option<f64>| {
+                v.zip(p)
+                    .map_or("–".to_string(), |(v, p)| format!("{:.2}", v / p))
+            };
+            eprintln!(
+                "[load] {name}: {:.0} streams/s ({STREAM_CHUNKS} chunks, c={CONC}), {} per proxy \
+                 CPU-second ({} × pingora), {} failed",
+                r.per_s(),
+                fmt_opt(r.per_cpu_s(), 0),
+                vs(r.per_cpu_s(), pingora.and_then(Tput::per_cpu_s)),
+                r.errors
+            );
+        }
+        return;
+    }
     if only == "streams" {
         // A quick look at the memory of concurrent streams only; no report is written.
         drop(nginx);
@@ -1391,7 +1468,7 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         eprintln!("[load] feature cost: {label}");
         let (child, addr) = start_gateway(pin, &work, &format!("feat{i}"), mock_port, *f).await;
         let lat = run_c1(addr, &plain, feat_secs, false).await;
-        let tput = run_tput(addr, plain.clone(), feat_secs, Some(child.pid())).await;
+        let tput = run_tput(addr, plain.clone(), 0, feat_secs, Some(child.pid())).await;
         drop(child);
         feature_rows.push((*label, lat, tput));
     }
@@ -1434,16 +1511,18 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     let _ = writeln!(
         md,
         "Loopback only. {}. Load generator and mock vendor: one thread of this harness (a raw \
-         HTTP/1.1 keep-alive client, a hyper server). Switchyard: release build, `threads = 1`, \
-         bearer-key auth, team and key limits (set far above the load), metrics, usage log to a \
-         file, request log at the default `info` level to a file. nginx: {}, 1 worker, `access_log off`, \
-         `proxy_buffering off`, upstream keep-alive.\n",
+         HTTP/1.1 keep-alive client, a hyper server). Switchyard: {}, `threads = 1`, every \
+         feature on: bearer keys, team and key limits (`rpm`, `tpm`, `max_concurrent`, set far \
+         above the load), team budgets (`tokens_per_day`, `usd_per_month`), metrics, usage log \
+         to a file, request log at the default `info` level to a file. nginx: {}, 1 worker, \
+         `access_log off`, `proxy_buffering off`, upstream keep-alive.\n",
         if pin {
             "Switchyard, nginx and the pingora null proxy pinned to core 0 (`taskset -c 0`), \
              harness to core 1"
         } else {
             "No pinning (fewer than 2 cores or no `taskset`)"
         },
+        gateway_build(),
         if nginx_version.is_empty() {
             "absent".to_string()
         } else {
@@ -1485,6 +1564,12 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         &mut md,
         &format!("requests/s, c={CONC}, non-streaming"),
         &rps,
+        0,
+    );
+    row(
+        &mut md,
+        &format!("requests/s, c={CONC}, {STREAM_CHUNKS}-chunk streams"),
+        &|f: &Figures| f.stput.per_s(),
         0,
     );
     for p in [50.0, 90.0, 99.0, 99.9] {
@@ -1563,10 +1648,18 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
     );
     let _ = writeln!(
         md,
-        "| requests per proxy CPU-second | {} | {} | {} |",
+        "| requests per proxy CPU-second, non-streaming | {} | {} | {} |",
         fmt_opt(n.and_then(cpu_row).map(|x| x.1), 0),
         fmt_opt(pn.and_then(cpu_row).map(|x| x.1), 0),
         fmt_opt(cpu_row(g).map(|x| x.1), 0)
+    );
+    let scpu = |f: &Figures| f.stput.per_cpu_s();
+    let _ = writeln!(
+        md,
+        "| requests per proxy CPU-second, {STREAM_CHUNKS}-chunk streams | {} | {} | {} |",
+        fmt_opt(n.and_then(scpu), 0),
+        fmt_opt(pn.and_then(scpu), 0),
+        fmt_opt(scpu(g), 0)
     );
     if let Some((busy, _)) = n.and_then(cpu_row) {
         if busy < 90.0 {
@@ -1601,14 +1694,14 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         .zip(&figs)
         .map(|(t, f)| {
             format!(
-                "{} {}/{}/{}/{}",
-                t.name, f.lat.errors, f.tput.errors, f.ttfb.errors, f.chunk_errors
+                "{} {}/{}/{}/{}/{}",
+                t.name, f.lat.errors, f.tput.errors, f.stput.errors, f.ttfb.errors, f.chunk_errors
             )
         })
         .collect();
     let _ = writeln!(
         md,
-        "\nFailed requests (latency/throughput/first byte/chunks): {}. Usage log lines written by \
+        "\nFailed requests (latency/throughput/streaming throughput/first byte/chunks): {}. Usage log lines written by \
          the gateway: {usage_lines}.\n",
         errs.join(", ")
     );
@@ -1702,6 +1795,48 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         );
     }
     let _ = writeln!(md);
+
+    // Targets of issue 19: every feature on, against pingora alone in the same run.
+    let _ = writeln!(
+        md,
+        "## Against the targets of issue 19 (every feature on)\n\n\
+         Keys, limits, budgets, metrics and the usage log on (the config above); pingora alone is \
+         the null proxy of the same run.\n"
+    );
+    let _ = writeln!(md, "| target | measured | verdict |\n|---|---|---|");
+    let per_stream = many.as_ref().map(|m| {
+        m.peak_rss_kb.saturating_sub(idle_rss_after.unwrap_or(0)) as f64 / m.peak_open.max(1) as f64
+    });
+    let _ = writeln!(
+        md,
+        "| memory per open stream ≤ 16 KB above idle | {} KB ({} streams) | {} |",
+        fmt_opt(per_stream, 1),
+        many.as_ref().map_or(0, |m| m.peak_open),
+        verdict(per_stream.map(|k| k <= 16.0))
+    );
+    let vs_pingora =
+        |v: &dyn Fn(&Figures) -> Option<f64>| pn.and_then(|p| v(g).zip(v(p))).map(|(a, b)| a / b);
+    let plain_cpu = vs_pingora(&|f: &Figures| f.tput.per_cpu_s());
+    let _ = writeln!(
+        md,
+        "| requests per proxy CPU-second ≥ 0.9 × pingora, non-streaming | {} × | {} |",
+        fmt_opt(plain_cpu, 2),
+        verdict(plain_cpu.map(|r| r >= 0.9))
+    );
+    let stream_cpu = vs_pingora(&|f: &Figures| f.stput.per_cpu_s());
+    let _ = writeln!(
+        md,
+        "| requests per proxy CPU-second ≥ 0.9 × pingora, {STREAM_CHUNKS}-chunk streams | {} × | {} |",
+        fmt_opt(stream_cpu, 2),
+        verdict(stream_cpu.map(|r| r >= 0.9))
+    );
+    let chunks = vs_pingora(&|f: &Figures| Some(f.chunks_per_s));
+    let _ = writeln!(
+        md,
+        "| chunks/s through 1,000-chunk streams ≥ 1.0 × pingora | {} × | {} |\n",
+        fmt_opt(chunks, 2),
+        verdict(chunks.map(|r| r >= 1.0))
+    );
 
     // Targets of issue 8.
     let _ = writeln!(md, "## Against the targets of issue 8\n");
