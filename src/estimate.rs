@@ -228,7 +228,10 @@ fn parts_or_none<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Vec<Part<'a>>>, D::Error> {
     let raw = <Option<&'de RawValue>>::deserialize(d)?;
-    Ok(raw.and_then(|r| serde_json::from_str(r.get()).ok()))
+    // A string (the usual content) is not parsed as parts: that would only make an error.
+    Ok(raw
+        .filter(|r| r.get().starts_with('['))
+        .and_then(|r| serde_json::from_str(r.get()).ok()))
 }
 
 /// A content part: OpenAI's (`image_url`, `input_audio`, `file`) or Anthropic's (`image` and

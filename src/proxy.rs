@@ -773,23 +773,12 @@ fn relay_chunk(
 /// The client's head: the vendor's headers cut to an allow-list, the translation's content
 /// type, the framing (a known length, or chunks), the request id and rate-limit headers.
 fn client_head(ctx: &Ctx, vendor: &ResponseHeader, len: Option<usize>) -> ResponseHeader {
-    let mut resp = vendor.clone();
-    response_headers::keep_allowed(&mut resp);
-    if let Some(t) = &ctx.translation {
-        let _ = resp.insert_header("content-type", t.content_type());
-        resp.remove_header("content-encoding");
-    }
-    resp.remove_header("content-length");
-    resp.remove_header("transfer-encoding");
-    let _ = match len {
-        Some(n) => resp.insert_header("content-length", n.to_string()),
-        None => resp.insert_header("transfer-encoding", "chunked"),
-    };
-    let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
-    if let Some(h) = &ctx.rate_headers {
-        h.apply(&mut resp);
-    }
-    resp
+    let content_type = ctx
+        .translation
+        .as_ref()
+        .map(AnswerTranslation::content_type);
+    let rate = ctx.rate_headers.as_ref();
+    response_headers::client_head(vendor, content_type, len, &ctx.request_id, rate)
 }
 
 /// Ends an answer whose head went out after a failure: a stream with one error event, a

@@ -18,7 +18,11 @@
 //! (`server`, `via`, `x-powered-by`, `cf-ray`, `alt-svc`) and hop-by-hop headers
 //! (`connection`, `keep-alive`, `proxy-*`, `te`, `trailer`, `upgrade`).
 
+use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::HeaderMap;
 use pingora::http::ResponseHeader;
+
+use crate::limits::RateHeaders;
 
 /// The vendor headers passed to the client as they are.
 pub const PASSED: &[&str] = &[
@@ -38,25 +42,79 @@ pub const VENDOR_REQUEST_IDS: &[&str] = &["x-request-id", "request-id", "apim-re
 /// The name the vendor's request id is passed under.
 pub const UPSTREAM_REQUEST_ID: &str = "x-upstream-request-id";
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static(UPSTREAM_REQUEST_ID);
+
 /// Leaves only the allowed headers of a vendor's answer, its request id renamed.
 pub fn keep_allowed(resp: &mut ResponseHeader) {
+    *resp = allowed(resp);
+}
+
+/// A new head with the vendor's status and only its allowed headers, its request id renamed.
+pub fn allowed(vendor: &ResponseHeader) -> ResponseHeader {
+    ResponseHeader::from(allowed_parts(vendor))
+}
+
+/// [`allowed`] as a plain `http` head: built without pingora's map of header-name cases,
+/// headers go in by their parsed names. An answer's head is made on every request, and
+/// pingora's `insert_header` parses each name again and keeps a second map of them.
+fn allowed_parts(vendor: &ResponseHeader) -> http::response::Parts {
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = vendor.status;
+    parts.version = vendor.version;
+    let headers = &mut parts.headers;
+    headers.reserve(PASSED.len() + 8);
+    for (name, value) in &vendor.headers {
+        if PASSED.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     let request_id = VENDOR_REQUEST_IDS
         .iter()
-        .find_map(|name| resp.headers.get(*name))
-        .cloned();
-    let dropped: Vec<http::HeaderName> = resp
-        .headers
-        .keys()
-        .filter(|name| !PASSED.contains(&name.as_str()))
-        .cloned()
-        .collect();
-    for name in &dropped {
-        resp.remove_header(name);
-    }
+        .find_map(|name| vendor.headers.get(*name));
     if let Some(id) = request_id.filter(|v| v.len() <= 256) {
-        // A valid header value stays valid under another name.
-        let _ = resp.insert_header(UPSTREAM_REQUEST_ID, id);
+        headers.insert(X_UPSTREAM_REQUEST_ID, id.clone());
     }
+    parts
+}
+
+/// The client's head of a vendor's answer: its allowed headers, the translation's content
+/// type (`content_type`; its encoding dropped), the framing (`len`: a known length, else
+/// chunks), the gateway's request id and its `x-ratelimit-*` headers.
+pub fn client_head(
+    vendor: &ResponseHeader,
+    content_type: Option<&'static str>,
+    len: Option<usize>,
+    request_id: &str,
+    rate: Option<&RateHeaders>,
+) -> ResponseHeader {
+    let mut parts = allowed_parts(vendor);
+    let headers = &mut parts.headers;
+    if let Some(t) = content_type {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(t));
+        headers.remove(CONTENT_ENCODING);
+    }
+    framing(headers, len);
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID, id);
+    }
+    if let Some(rate) = rate {
+        rate.apply_to(headers);
+    }
+    ResponseHeader::from(parts)
+}
+
+/// A known length, or chunks.
+fn framing(headers: &mut HeaderMap, len: Option<usize>) {
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(http::header::TRANSFER_ENCODING);
+    match len {
+        Some(n) => headers.insert(CONTENT_LENGTH, HeaderValue::from(n)),
+        None => headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        ),
+    };
 }
 
 /// The vendor's request id of an answer, as the client gets it (under
@@ -142,6 +200,41 @@ mod tests {
         ]);
         keep_allowed(&mut azure);
         assert_eq!(names(&azure), ["x-upstream-request-id"]);
+    }
+
+    #[test]
+    fn the_clients_head_has_the_framing_the_request_id_and_the_rate_headers() {
+        let vendor = vendor_answer(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("content-length", "120"),
+            ("x-request-id", "req_vendor"),
+            ("server", "cloudflare"),
+        ]);
+        let rate = RateHeaders {
+            limit_requests: Some(60),
+            remaining_requests: Some(59),
+            reset_requests: Some(std::time::Duration::from_secs(1)),
+            ..RateHeaders::default()
+        };
+        let resp = client_head(&vendor, None, None, "req_1", Some(&rate));
+        assert_eq!(resp.status, 200);
+        assert!(!resp.has_case());
+        assert_eq!(resp.headers["transfer-encoding"], "chunked");
+        assert!(resp.headers.get("content-length").is_none());
+        assert_eq!(resp.headers["content-encoding"], "gzip");
+        assert_eq!(resp.headers["x-request-id"], "req_1");
+        assert_eq!(resp.headers["x-upstream-request-id"], "req_vendor");
+        assert_eq!(resp.headers["x-ratelimit-remaining-requests"], "59");
+        assert!(resp.headers.get("server").is_none());
+
+        // A translated answer: its own content type, no encoding, a known length.
+        let resp = client_head(&vendor, Some("text/event-stream"), Some(7), "req_2", None);
+        assert_eq!(resp.headers["content-type"], "text/event-stream");
+        assert!(resp.headers.get("content-encoding").is_none());
+        assert_eq!(resp.headers["content-length"], "7");
+        assert!(resp.headers.get("transfer-encoding").is_none());
+        assert!(resp.headers.get("x-ratelimit-limit-requests").is_none());
     }
 
     #[test]

@@ -159,6 +159,9 @@ impl UsageLog {
 /// How often the writer thread takes the queued lines.
 const WRITE_PERIOD: Duration = Duration::from_millis(50);
 
+/// The buffer of a batch's lines is freed after a batch that made it larger than this.
+const LINES_RETAIN: usize = 1 << 20;
+
 /// The writer thread: appends the queued lines every [`WRITE_PERIOD`] and flushes them, reopens the file
 /// after an error (at most once a second), and reports failures once per burst.
 fn write_loop(sink: UsageSink, rx: Receiver<Box<Entry>>, metrics: Arc<Metrics>) {
@@ -166,6 +169,7 @@ fn write_loop(sink: UsageSink, rx: Receiver<Box<Entry>>, metrics: Arc<Metrics>) 
     let mut last_open_try: Option<Instant> = None;
     let mut failing = false;
     let mut batch = Vec::with_capacity(1024);
+    let mut lines: Vec<u8> = Vec::new();
     loop {
         // The writer polls instead of blocking in `recv`: a blocked receiver makes every
         // request's send wake this thread (a context switch per request, the largest cost of
@@ -191,17 +195,21 @@ fn write_loop(sink: UsageSink, rx: Receiver<Box<Entry>>, metrics: Arc<Metrics>) 
             last_open_try = Some(Instant::now());
             out = open(&sink);
         }
+        // The batch's lines are made in one buffer and written at once: serde_json writes a
+        // record in dozens of small pieces, each a call through the sink's `dyn Write`.
+        lines.clear();
+        for entry in &batch {
+            // A record of strings and numbers always serializes.
+            let _ = serde_json::to_writer(&mut lines, &entry.record());
+            lines.push(b'\n');
+        }
         let written = match out.as_mut() {
-            Some(w) => batch
-                .iter()
-                .try_for_each(|entry| {
-                    serde_json::to_writer(&mut *w, &entry.record())?;
-                    w.write_all(b"\n")
-                })
-                .and_then(|()| w.flush())
-                .is_ok(),
+            Some(w) => w.write_all(&lines).and_then(|()| w.flush()).is_ok(),
             None => false,
         };
+        if lines.capacity() > LINES_RETAIN {
+            lines = Vec::new();
+        }
         if written {
             if failing {
                 tracing::info!("usage log writable again");

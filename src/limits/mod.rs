@@ -361,6 +361,33 @@ impl RateHeaders {
     }
 }
 
+impl RateHeaders {
+    /// [`RateHeaders::apply`] on a plain header map (the head of a vendor's answer is built
+    /// so, `crate::response_headers::client_head`): by names parsed once, at compile time.
+    pub fn apply_to(&self, headers: &mut http::HeaderMap) {
+        use http::{HeaderName, HeaderValue};
+        const NAMES: [HeaderName; 6] = [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ];
+        for (name, (_, v)) in NAMES.into_iter().zip(self.entries()) {
+            let value = match v {
+                Some(RateValue::Count(n)) => HeaderValue::from(n),
+                Some(RateValue::Reset(d)) => match HeaderValue::try_from(format_reset(d)) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// One `x-ratelimit-*` value: a count, or the time until a reset.
 #[derive(Clone, Copy)]
 enum RateValue {

@@ -518,6 +518,14 @@ fn headers_are_applied_to_a_response() {
         resp.headers.get("x-ratelimit-reset-tokens").unwrap(),
         "1m30.5s"
     );
+
+    // A plain header map (the head of a vendor's answer) gets the same headers.
+    let mut plain = http::HeaderMap::new();
+    full.apply_to(&mut plain);
+    for (name, value) in full.pairs() {
+        assert_eq!(plain.get(name).unwrap(), value.as_str(), "{name}");
+    }
+    assert_eq!(plain.len(), 6);
 }
 
 #[tokio::test]
