@@ -242,7 +242,9 @@ impl ProxyHttp for Gateway {
             .telemetry
             .as_ref()
             .map(|t| t.begin(session.req_header()));
-        match self.admit(session, ctx).await {
+        // Boxed: admission's state lives only until the request is forwarded, not in every
+        // open stream's future (`crate::upstream::send` likewise).
+        match Box::pin(self.admit(session, ctx)).await {
             Ok(Admitted::Forward) => {
                 self.forward(session, ctx).await;
                 Ok(true)

@@ -146,7 +146,20 @@ pub struct Exchange {
 /// Connects (or takes a pooled connection), sends the request head and body, and waits for
 /// the answer's head (within the first-byte timeout). A pooled connection that fails before
 /// any answer came (the vendor closed it while it was idle) is replaced once by a fresh one.
+///
+/// The connect and send state (pingora's connector: TCP, TLS) is boxed: it lives only until
+/// the answer's head came, not in the future of every open stream.
 pub async fn send(
+    connector: &Connector,
+    peer: &HttpPeer,
+    head: &RequestHeader,
+    body: &Bytes,
+    clock: Clock,
+) -> Result<Exchange, Failure> {
+    Box::pin(connect_and_send(connector, peer, head, body, clock)).await
+}
+
+async fn connect_and_send(
     connector: &Connector,
     peer: &HttpPeer,
     head: &RequestHeader,
