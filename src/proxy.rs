@@ -496,18 +496,14 @@ impl Gateway {
         }
         let peer = upstream::peer(&provider, ctx.attempts)
             .ok_or_else(|| GatewayError::Internal("no upstream address".into()))?;
-        let mut head = session.req_header().clone();
-        // The client may speak HTTP/2; vendors are spoken to in HTTP/1.1.
-        head.set_version(http::Version::HTTP_11);
         let path =
             providers::upstream_path(&provider, &ctx.upstream_model, ctx.stream, ctx.operation);
         let uri = path
             .parse::<http::Uri>()
             .map_err(|_| GatewayError::Internal("bad upstream path".into()))?;
-        head.set_uri(uri);
-        head.set_method(http::Method::POST);
         let internal = |_| GatewayError::Internal("bad upstream header".into());
-        providers::prepare_upstream_head(&provider, &mut head, body.len()).map_err(internal)?;
+        let mut head = providers::upstream_head(&provider, session.req_header(), uri, body.len())
+            .map_err(internal)?;
         if let Some(trace) = &ctx.trace {
             head.insert_header("traceparent", trace.traceparent())
                 .map_err(internal)?;

@@ -127,42 +127,54 @@ pub fn takes_stream_options(provider: &Provider) -> bool {
 /// the `/v1/messages` door may send its own `anthropic-version`, which is kept).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// Makes the client's request head the upstream's: the client's credentials and hop-by-hop
-/// headers go ([`STRIPPED_REQUEST_HEADERS`]; `anthropic-*` headers too unless the vendor is
-/// Anthropic), the provider's key and Host come in, and `anthropic-version` is set when the
-/// client did not set it.
-pub fn prepare_upstream_head(
+/// The upstream's request head, made from the client's: `POST uri` in HTTP/1.1 (whatever the
+/// client speaks); the client's credentials and hop-by-hop headers left out
+/// ([`STRIPPED_REQUEST_HEADERS`]; `anthropic-*` headers too unless the vendor is Anthropic);
+/// Host and the provider's key in; `anthropic-version` set when the client did not set it.
+///
+/// The head is built as a plain `http` head, headers going in by their parsed names, without
+/// pingora's map of header-name cases (vendors read names case-blind): a head is made for
+/// every attempt, and pingora's `insert_header`/`remove_header` parse each name again and keep
+/// the second map in step.
+pub fn upstream_head(
     provider: &Provider,
-    req: &mut pingora::http::RequestHeader,
+    client: &pingora::http::RequestHeader,
+    uri: http::Uri,
     body_len: usize,
-) -> pingora::Result<()> {
+) -> pingora::Result<pingora::http::RequestHeader> {
+    use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+    let bad = |_| pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "bad header");
     let anthropic = provider.kind == ProviderKind::Anthropic;
-    // Only the headers present are removed: a lookup per listed name costs more than a look
-    // at the few headers a request has.
-    let stripped: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|n| {
-            STRIPPED_REQUEST_HEADERS.contains(&n.as_str())
-                || (!anthropic && n.as_str().starts_with("anthropic-"))
-        })
-        .cloned()
-        .collect();
-    for name in &stripped {
-        req.remove_header(name);
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = http::Method::POST;
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let headers = &mut parts.headers;
+    headers.reserve(client.headers.len() + 4);
+    for (name, value) in &client.headers {
+        let n = name.as_str();
+        if STRIPPED_REQUEST_HEADERS.contains(&n) || (!anthropic && n.starts_with("anthropic-")) {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
     }
     if let Some(up) = &provider.upstream {
-        req.insert_header("host", up.host_header.as_str())?;
+        headers.insert(HOST, HeaderValue::from_str(&up.host_header).map_err(bad)?);
     }
     for (name, value) in auth_headers(provider) {
-        req.insert_header(name, value)?;
+        let mut value = HeaderValue::try_from(value).map_err(bad)?;
+        value.set_sensitive(true);
+        headers.insert(HeaderName::from_static(name), value);
     }
-    if anthropic && !req.headers.contains_key("anthropic-version") {
-        req.insert_header("anthropic-version", ANTHROPIC_VERSION)?;
+    if anthropic && !headers.contains_key("anthropic-version") {
+        headers.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
     }
-    req.insert_header("content-type", "application/json")?;
-    req.insert_header("content-length", body_len.to_string())?;
-    Ok(())
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+    Ok(pingora::http::RequestHeader::from(parts))
 }
 
 /// The headers that carry the provider's key, as the vendor expects them.
@@ -408,6 +420,86 @@ fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_head_carries_the_providers_key_not_the_clients() {
+        let provider = |kind| Provider {
+            name: "p".into(),
+            kind,
+            upstream: Some(crate::config::Upstream {
+                tls: true,
+                host: "api.vendor.test".into(),
+                port: 443,
+                base_path: "/v1".into(),
+                host_header: "api.vendor.test".into(),
+                addrs: vec![([127, 0, 0, 1], 443).into()],
+            }),
+            api_key: Some(crate::config::Secret::new("sk-vendor".into())),
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: None,
+            default_max_tokens: None,
+            chat_only: false,
+        };
+        let mut client =
+            pingora::http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (name, value) in [
+            ("Host", "gateway.local"),
+            ("Authorization", "Bearer sk-client"),
+            ("x-api-key", "sk-client"),
+            ("Content-Length", "999"),
+            ("Accept-Encoding", "gzip"),
+            ("Connection", "keep-alive"),
+            ("User-Agent", "OpenAI/Python 1.0"),
+            ("anthropic-beta", "tools"),
+            ("X-Custom", "kept"),
+        ] {
+            client.append_header(name, value).unwrap();
+        }
+        let uri: http::Uri = "/v1/chat/completions".parse().unwrap();
+        let head =
+            upstream_head(&provider(ProviderKind::OpenAi), &client, uri.clone(), 42).unwrap();
+        assert_eq!(head.method, http::Method::POST);
+        assert_eq!(head.version, http::Version::HTTP_11);
+        assert_eq!(head.uri.path(), "/v1/chat/completions");
+        let get = |h: &pingora::http::RequestHeader, n: &str| {
+            h.headers.get(n).map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            get(&head, "authorization").as_deref(),
+            Some("Bearer sk-vendor")
+        );
+        assert_eq!(get(&head, "host").as_deref(), Some("api.vendor.test"));
+        assert_eq!(get(&head, "content-length").as_deref(), Some("42"));
+        assert_eq!(
+            get(&head, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            get(&head, "user-agent").as_deref(),
+            Some("OpenAI/Python 1.0")
+        );
+        assert_eq!(get(&head, "x-custom").as_deref(), Some("kept"));
+        for gone in [
+            "x-api-key",
+            "accept-encoding",
+            "connection",
+            "anthropic-beta",
+        ] {
+            assert_eq!(get(&head, gone), None, "{gone}");
+        }
+        assert_eq!(head.headers.len(), 6);
+
+        // Anthropic: its key header, the client's anthropic-* kept, a default version.
+        let head = upstream_head(&provider(ProviderKind::Anthropic), &client, uri, 42).unwrap();
+        assert_eq!(get(&head, "x-api-key").as_deref(), Some("sk-vendor"));
+        assert_eq!(get(&head, "authorization"), None);
+        assert_eq!(get(&head, "anthropic-beta").as_deref(), Some("tools"));
+        assert_eq!(
+            get(&head, "anthropic-version").as_deref(),
+            Some(ANTHROPIC_VERSION)
+        );
+    }
 
     #[test]
     fn azure_versions_that_take_stream_options() {
