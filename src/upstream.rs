@@ -139,7 +139,8 @@ pub fn peer(provider: &Provider, attempt: u32) -> Option<HttpPeer> {
 
 /// A request sent to a vendor, its answer being read.
 pub struct Exchange {
-    session: HttpSession,
+    /// Boxed: an exchange moves through several futures, and pingora's session is large.
+    session: Box<HttpSession>,
     clock: Clock,
 }
 
@@ -182,7 +183,10 @@ async fn connect_and_send(
             continue;
         }
         clock.sent_at = Some(Instant::now());
-        let mut exchange = Exchange { session, clock };
+        let mut exchange = Exchange {
+            session: Box::new(session),
+            clock,
+        };
         let sent = match exchange.write_request(head, body).await {
             Ok(()) => exchange.read_head().await,
             Err(f) => Err(f),
@@ -262,7 +266,7 @@ impl Exchange {
     pub async fn finish(mut self, connector: &Connector, peer: &HttpPeer) {
         if self.session.response_done() {
             connector
-                .release_http_session(self.session, peer, Some(POOL_IDLE))
+                .release_http_session(*self.session, peer, Some(POOL_IDLE))
                 .await;
         } else {
             self.session.shutdown().await;
