@@ -433,9 +433,8 @@ impl Gateway {
             return Err(Failed::of(Failure::Reset, Some(&provider)));
         };
         if !(200..300).contains(&resp.status.as_u16()) {
-            return self
-                .vendor_error(session, ctx, exchange, &peer, &resp)
-                .await;
+            // Boxed: the largest state of an attempt (3.5 KB), needed only on an error status.
+            return Box::pin(self.vendor_error(session, ctx, exchange, &peer, &resp)).await;
         }
         self.begin_answer(ctx, &resp);
         let mut held = Vec::new();
