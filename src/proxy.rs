@@ -690,7 +690,7 @@ impl Gateway {
     async fn relay(&self, session: &mut Session, ctx: &mut Ctx, exchange: &mut Exchange) {
         loop {
             let read = tokio::select! {
-                read = exchange.chunk() => read,
+                read = exchange.chunks() => read,
                 () = client_gone(session) => {
                     ctx.status = 499;
                     return;

@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -142,7 +142,12 @@ pub struct Exchange {
     /// Boxed: an exchange moves through several futures, and pingora's session is large.
     session: Box<HttpSession>,
     clock: Clock,
+    /// What a read ahead by [`Exchange::chunks`] got after its batch: the end, or a failure.
+    ahead: Option<Result<Option<Bytes>, Failure>>,
 }
+
+/// The most bytes [`Exchange::chunks`] gathers into one piece.
+const BATCH_BYTES: usize = 16 * 1024;
 
 /// Connects (or takes a pooled connection), sends the request head and body, and waits for
 /// the answer's head (within the first-byte timeout). A pooled connection that fails before
@@ -186,6 +191,7 @@ async fn connect_and_send(
         let mut exchange = Exchange {
             session: Box::new(session),
             clock,
+            ahead: None,
         };
         let sent = match exchange.write_request(head, body).await {
             Ok(()) => exchange.read_head().await,
@@ -251,6 +257,38 @@ impl Exchange {
         Ok(read)
     }
 
+    /// The next chunk of the answer's body with the chunks that have already arrived behind
+    /// it (up to [`BATCH_BYTES`]), as one piece; `None` at its end. pingora hands out one
+    /// HTTP chunk per read, and the client would get a write (a syscall) per chunk; a vendor
+    /// that sends events faster than they are relayed gets them relayed in fewer writes.
+    pub async fn chunks(&mut self) -> Result<Option<Bytes>, Failure> {
+        if let Some(ahead) = self.ahead.take() {
+            return ahead;
+        }
+        let Some(first) = self.chunk().await? else {
+            return Ok(None);
+        };
+        let mut batch: Option<BytesMut> = None;
+        let mut len = first.len();
+        while len < BATCH_BYTES {
+            // Only what is ready now: a chunk still on its way is not waited for.
+            match now_or_never(self.chunk()) {
+                None => break,
+                Some(Ok(Some(next))) => {
+                    len += next.len();
+                    batch
+                        .get_or_insert_with(|| BytesMut::from(&first[..]))
+                        .extend_from_slice(&next);
+                }
+                Some(end_or_failure) => {
+                    self.ahead = Some(end_or_failure);
+                    break;
+                }
+            }
+        }
+        Ok(Some(batch.map_or(first, BytesMut::freeze)))
+    }
+
     /// Reads the rest of a body (an error answer), keeping at most `limit` bytes.
     pub async fn rest(&mut self, limit: usize) -> Result<Vec<u8>, Failure> {
         let mut out = Vec::new();
@@ -271,5 +309,16 @@ impl Exchange {
         } else {
             self.session.shutdown().await;
         }
+    }
+}
+
+/// Polls a future once: its output if it is ready now. A read that is not ready is dropped
+/// before it took any byte (pingora's body reads and tokio's socket reads are cancel-safe so).
+fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
     }
 }
