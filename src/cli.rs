@@ -23,6 +23,7 @@ use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{self, Reloader};
+use crate::response_store::ResponseStore;
 use crate::snapshot::Snapshot;
 use crate::usage_log::UsageLog;
 
@@ -191,6 +192,13 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         }
     };
     limiter.sync(&snapshot.load());
+    let responses = match ResponseStore::new(&snapshot.load().state, &metrics) {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            eprintln!("{}: [state]: {e}", path.display());
+            std::process::exit(2);
+        }
+    };
     let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
@@ -222,6 +230,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             usage_log,
             health,
             limiter,
+            responses,
         )
         .with_telemetry(telemetry),
         "switchyard",

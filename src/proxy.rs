@@ -47,11 +47,13 @@ use crate::health::{now_ms, Health, InFlight};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
+use crate::models;
 use crate::policy;
 use crate::providers::{self, Operation};
 use crate::request::FrontRequest;
 use crate::request_head;
 use crate::response_headers;
+use crate::response_store::{self, door, ResponseStore};
 use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
@@ -71,6 +73,8 @@ pub struct Gateway {
     usage_log: UsageLog,
     health: Arc<Health>,
     limiter: Arc<Limiter>,
+    /// The Responses API's state on translated routes.
+    responses: Arc<ResponseStore>,
     /// `[telemetry]`; `None`: no traces, and no telemetry work on the request path.
     telemetry: Option<Telemetry>,
 }
@@ -82,6 +86,7 @@ impl Gateway {
         usage_log: UsageLog,
         health: Arc<Health>,
         limiter: Arc<Limiter>,
+        responses: Arc<ResponseStore>,
     ) -> Gateway {
         Gateway {
             snapshot,
@@ -89,6 +94,7 @@ impl Gateway {
             usage_log,
             health,
             limiter,
+            responses,
             telemetry: None,
         }
     }
@@ -161,6 +167,8 @@ pub struct Ctx {
     rate_headers: Option<RateHeaders>,
     /// The request's trace when `[telemetry]` is on.
     trace: Option<telemetry::Trace>,
+    /// The Responses door's `response` answered in-process (the mock), for the store.
+    completed_response: Option<serde_json::Value>,
 }
 
 struct VendorError {
@@ -178,6 +186,8 @@ enum Endpoint {
     Embeddings,
     /// OpenAI's Responses API.
     Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`: from the response store.
+    StoredResponse(door::Call),
     Models,
 }
 
@@ -241,6 +251,7 @@ impl ProxyHttp for Gateway {
             front: Dialect::Chat,
             translation: None,
             trace: None,
+            completed_response: None,
         }
     }
 
@@ -587,6 +598,18 @@ impl ProxyHttp for Gateway {
             ctx.in_active_streams = false;
         }
         let spent = self.account(ctx, status);
+        let completed = (ctx.completed_response.take())
+            .or_else(|| ctx.translation.as_ref()?.completed_response());
+        let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+        (self.responses)
+            .keep(
+                ctx.config.as_deref(),
+                team,
+                ctx.request.as_ref(),
+                completed,
+                status,
+            )
+            .await;
         if let Some(admission) = ctx.admission.take() {
             self.limiter.settle(admission, spent).await;
         }
@@ -603,7 +626,7 @@ impl Gateway {
         ctx.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
-            Endpoint::Responses => Dialect::Responses,
+            Endpoint::Responses | Endpoint::StoredResponse(_) => Dialect::Responses,
             Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
         ctx.operation = match endpoint {
@@ -617,7 +640,14 @@ impl Gateway {
 
         if let Endpoint::Models = endpoint {
             self.peek_rate_headers(ctx).await;
-            let body = models_list(&config, &principal);
+            let body = models::list(&config, &principal);
+            write_answer(session, ctx, 200, "application/json", vec![body]).await;
+            return Ok(Admitted::Answered);
+        }
+        if let Endpoint::StoredResponse(call) = &endpoint {
+            self.peek_rate_headers(ctx).await;
+            let query = session.req_header().uri.query();
+            let body = door::answer(&self.responses, &principal.team.name, call, query).await?;
             write_answer(session, ctx, 200, "application/json", vec![body]).await;
             return Ok(Admitted::Answered);
         }
@@ -633,7 +663,8 @@ impl Gateway {
             Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
-        let mut req = FrontRequest::read(ctx.front, bytes)?;
+        let req = FrontRequest::read(ctx.front, bytes)?;
+        let mut req = response_store::expand(&self.responses, &principal.team.name, req).await?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = req.prompt_estimate;
         if let Some(filter) = policy::check(&config, &principal.team, || req.texts()) {
@@ -645,6 +676,7 @@ impl Gateway {
         }
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
+        models::check_kind(&model, ctx.operation)?;
 
         // Counting tokens generates nothing: it is not charged against tpm or budgets.
         if ctx.operation != Operation::CountTokens {
@@ -699,6 +731,7 @@ impl Gateway {
         }
         if provider.kind == ProviderKind::Mock {
             answer_mock(session, ctx, &mut req).await;
+            ctx.request = Some(req);
             return Ok(Admitted::Answered);
         }
         ctx.request = Some(req);
@@ -730,6 +763,9 @@ fn authenticate(
 fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
     let path = req.uri.path();
     let method = &req.method;
+    if let Some(call) = door::route(method, path) {
+        return call.map(Endpoint::StoredResponse);
+    }
     match path {
         "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
             Ok(Endpoint::Chat)
@@ -778,24 +814,6 @@ fn request_id(req: &RequestHeader) -> String {
     format!("req_{:032x}", rand::random::<u128>())
 }
 
-/// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape.
-fn models_list(config: &Config, principal: &Principal) -> Bytes {
-    let data: Vec<serde_json::Value> = config
-        .models
-        .iter()
-        .filter(|m| principal.team.allows(&m.name))
-        .map(|m| {
-            serde_json::json!({
-                "id": m.name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "switchyard",
-            })
-        })
-        .collect();
-    Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
-}
-
 /// The built-in mock provider answers in-process, at any front door, streamed or not.
 async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontRequest) {
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
@@ -803,9 +821,10 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontReques
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     match convert::mock_answer(req, &id, created, &ctx.upstream_model) {
-        Ok((content_type, chunks, usage)) => {
-            ctx.local_usage = Some(usage);
-            write_answer(session, ctx, 200, content_type, chunks).await;
+        Ok(answer) => {
+            ctx.local_usage = Some(answer.usage);
+            ctx.completed_response = answer.completed;
+            write_answer(session, ctx, 200, answer.content_type, answer.chunks).await;
         }
         Err(e) => answer_error(session, ctx, &e).await,
     }

@@ -9,6 +9,7 @@ use crate::body::{Prepared, RewriteOptions};
 use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::error::GatewayError;
 use crate::estimate;
+use crate::response_store::Pending;
 
 pub struct FrontRequest {
     /// The front door's dialect.
@@ -29,6 +30,9 @@ pub struct FrontRequest {
     /// The request as a chat-completions body (the pivot of every translation), built by the
     /// first attempt that needs it and kept for the others.
     pub pivot: Option<Pivot>,
+    /// Responses door: the id its answer gets and what is stored of it
+    /// ([`crate::response_store::expand`]).
+    pub pending: Option<Pending>,
 }
 
 /// The request translated to chat completions.
@@ -57,6 +61,7 @@ impl FrontRequest {
                     base64: view.base64,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -73,6 +78,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -96,6 +102,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -118,6 +125,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }

@@ -40,6 +40,7 @@ kind = "mock"
 
 [[models]]
 name = "embed-oai"
+kind = "embedding"
 input_usd_per_mtok = 0.02
   [[models.routes]]
   provider = "oai"
@@ -47,12 +48,14 @@ input_usd_per_mtok = 0.02
 
 [[models]]
 name = "embed-gem"
+kind = "embedding"
   [[models.routes]]
   provider = "gem"
   model = "text-embedding-004"
 
 [[models]]
 name = "embed-mock"
+kind = "embedding"
   [[models.routes]]
   provider = "local"
   model = "mock-embed"

@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Config, ConfigError, ContentFilter, Globs, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
-    Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Strategy, Team,
-    TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
+    ModelKind, Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State,
+    StoredResponses, Strategy, Team, TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -223,6 +223,7 @@ fn line_key(line: &str) -> Option<&str> {
 fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
     let server = server(src, &raw.server)?;
     let state = state(src, &raw.state)?;
+    let stored_responses = stored_responses(src, &raw.state)?;
     let log = log(src, &raw.log)?;
     let routing = routing(src, &raw.routing)?;
     let limits = limits_config(src, &raw.limits)?;
@@ -247,6 +248,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         hash: hex::encode(Sha256::digest(src.text.as_bytes())),
         server,
         state,
+        stored_responses,
         log,
         routing,
         limits,
@@ -632,6 +634,29 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
             format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
         )),
     }
+}
+
+/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_max_entries`: positive
+/// integers; absent ones keep [`StoredResponses::default`].
+fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
+    let d = StoredResponses::default();
+    let ttl = match &raw.responses_ttl_s {
+        None => d.ttl,
+        Some(v) => Duration::from_secs(positive(src, v, "state.responses_ttl_s", 366 * 86_400)?),
+    };
+    let max_bytes = match &raw.responses_max_bytes {
+        None => d.max_bytes,
+        Some(v) => positive_usize(src, v, "state.responses_max_bytes")?,
+    };
+    let max_entries = match &raw.responses_max_entries {
+        None => d.max_entries,
+        Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
+    };
+    Ok(StoredResponses {
+        ttl,
+        max_bytes,
+        max_entries,
+    })
 }
 
 /// Checks that `path` holds CA certificates (unless `src` reads no PEM files).
@@ -1181,8 +1206,24 @@ fn model(
         )?,
         cache_write_usd_per_mtok: price(&m.cache_write_usd_per_mtok, "cache_write_usd_per_mtok")?,
         strategy: strategy(src, &path, m.strategy.as_ref())?,
+        kind: model_kind(src, &path, m.kind.as_ref())?,
         routes,
     })
+}
+
+fn model_kind(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<ModelKind> {
+    let Some(v) = v else {
+        return Ok(ModelKind::Chat);
+    };
+    match v.get_ref().as_str() {
+        "chat" => Ok(ModelKind::Chat),
+        "embedding" => Ok(ModelKind::Embedding),
+        other => Err(src.at(
+            v,
+            &format!("{path}.kind"),
+            format!("unknown kind {other:?}: use \"chat\" or \"embedding\""),
+        )),
+    }
 }
 
 fn strategy(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<Strategy> {
