@@ -2765,6 +2765,44 @@ teams = ["search", "x-*"]
     }
 
     #[test]
+    fn stored_responses_and_model_kinds() {
+        let c = load("").unwrap();
+        assert_eq!(c.stored_responses, StoredResponses::default());
+        let c = load(&with_base(&format!(
+            "[state]\nresponses_ttl_s = 60\nresponses_max_bytes = 1000\nresponses_max_entries = 5\n{}{}",
+            model("e", "kind = \"embedding\""),
+            model("c", "kind = \"chat\"")
+        )))
+        .unwrap();
+        assert_eq!(
+            c.stored_responses,
+            StoredResponses {
+                ttl: Duration::from_secs(60),
+                max_bytes: 1000,
+                max_entries: 5
+            }
+        );
+        assert_eq!(c.models[0].kind, ModelKind::Embedding);
+        assert_eq!(c.models[1].kind, ModelKind::Chat);
+        for field in [
+            "responses_ttl_s",
+            "responses_max_bytes",
+            "responses_max_entries",
+        ] {
+            rejects(
+                &format!("[state]\n{field} = 0 # <-\n"),
+                &format!("state.{field}"),
+                "must be a positive integer",
+            );
+        }
+        rejects(
+            &with_base(&model("e", "kind = \"vision\" # <-")),
+            "models[0].kind",
+            "unknown kind \"vision\"",
+        );
+    }
+
+    #[test]
     fn state_and_log_checks() {
         rejects(
             "[state]\nbackend = \"redis\" # <-\n",
