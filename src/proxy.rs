@@ -167,8 +167,6 @@ pub struct Ctx {
     rate_headers: Option<RateHeaders>,
     /// The request's trace when `[telemetry]` is on.
     trace: Option<telemetry::Trace>,
-    /// The Responses door's `response` answered in-process (the mock), for the store.
-    completed_response: Option<serde_json::Value>,
 }
 
 struct VendorError {
@@ -251,7 +249,6 @@ impl ProxyHttp for Gateway {
             front: Dialect::Chat,
             translation: None,
             trace: None,
-            completed_response: None,
         }
     }
 
@@ -532,6 +529,12 @@ impl ProxyHttp for Gateway {
                     Some(dialect::error_body(ctx.front, &e))
                 }
             };
+            if end_of_stream {
+                // A translated Responses answer is kept before its end goes out.
+                let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+                let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
+                (self.responses).keep_now(config, team, req, t.completed_response());
+            }
             if body.as_ref().is_some_and(|b| !b.is_empty()) {
                 first_byte(ctx);
             }
@@ -598,18 +601,6 @@ impl ProxyHttp for Gateway {
             ctx.in_active_streams = false;
         }
         let spent = self.account(ctx, status);
-        let completed = (ctx.completed_response.take())
-            .or_else(|| ctx.translation.as_ref()?.completed_response());
-        let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
-        (self.responses)
-            .keep(
-                ctx.config.as_deref(),
-                team,
-                ctx.request.as_ref(),
-                completed,
-                status,
-            )
-            .await;
         if let Some(admission) = ctx.admission.take() {
             self.limiter.settle(admission, spent).await;
         }
@@ -730,8 +721,7 @@ impl Gateway {
             return Ok(Admitted::Answered);
         }
         if provider.kind == ProviderKind::Mock {
-            answer_mock(session, ctx, &mut req).await;
-            ctx.request = Some(req);
+            answer_mock(session, ctx, &mut req, &self.responses).await;
             return Ok(Admitted::Answered);
         }
         ctx.request = Some(req);
@@ -815,7 +805,12 @@ fn request_id(req: &RequestHeader) -> String {
 }
 
 /// The built-in mock provider answers in-process, at any front door, streamed or not.
-async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontRequest) {
+async fn answer_mock(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    req: &mut FrontRequest,
+    responses: &ResponseStore,
+) {
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -823,7 +818,10 @@ async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontReques
     match convert::mock_answer(req, &id, created, &ctx.upstream_model) {
         Ok(answer) => {
             ctx.local_usage = Some(answer.usage);
-            ctx.completed_response = answer.completed;
+            let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+            (responses)
+                .keep(ctx.config.as_deref(), team, Some(req), answer.completed)
+                .await;
             write_answer(session, ctx, 200, answer.content_type, answer.chunks).await;
         }
         Err(e) => answer_error(session, ctx, &e).await,

@@ -9,7 +9,6 @@ use crate::body::{Prepared, RewriteOptions};
 use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::error::GatewayError;
 use crate::estimate;
-use crate::response_store::Pending;
 
 pub struct FrontRequest {
     /// The front door's dialect.
@@ -33,6 +32,17 @@ pub struct FrontRequest {
     /// Responses door: the id its answer gets and what is stored of it
     /// ([`crate::response_store::expand`]).
     pub pending: Option<Pending>,
+}
+
+/// What a Responses request carries for the store, decided before routing ([`crate::response_store::expand`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The id the answer gets on a translated route.
+    pub id: String,
+    /// Whether the answer is to be kept (`store`, default `true`).
+    pub store: bool,
+    /// The client's `previous_response_id`, as it sent it.
+    pub previous_response_id: Option<String>,
 }
 
 /// The request translated to chat completions.

@@ -38,6 +38,16 @@ name = "claude"
   provider = "anth"
   model = "claude-sonnet-4-5"
 
+[[providers]]
+name = "local"
+kind = "mock"
+
+[[models]]
+name = "demo"
+  [[models.routes]]
+  provider = "local"
+  model = "mock-1"
+
 [[models]]
 name = "gpt"
   [[models.routes]]
@@ -337,6 +347,15 @@ async fn expiry_and_eviction_in_memory() {
         Some(1.0),
         "{metrics}"
     );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "switchyard_responses_evicted_total",
+            &[("reason", "max_bytes")]
+        ),
+        Some(0.0),
+        "present from the first scrape: {metrics}"
+    );
     // `store: false` keeps nothing (and evicts nothing).
     let (status, v) = create(
         &gw,
@@ -458,7 +477,7 @@ async fn redis_shares_the_state_between_instances() {
             "switchyard_responses_store_errors_total",
             &[("op", "save")],
         );
-        if counted.is_some() {
+        if counted == Some(1.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -470,4 +489,53 @@ async fn redis_shares_the_state_between_instances() {
         !logs.contains(DEMO_SECRET) && !logs.contains("anth-key"),
         "{logs}"
     );
+}
+
+/// The built-in mock (the README's first commands) keeps its Responses too, streamed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_keeps_its_responses() {
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let gw = start(&anth, &oai, "").await;
+    let (status, first) =
+        create(&gw, DEMO_SECRET, json!({"model": "demo", "input": "hello"})).await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["id"].as_str().unwrap();
+    assert!(id.starts_with("resp_sy"), "{first}");
+    let r = gw
+        .client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(DEMO_SECRET)
+        .json(&json!({"model": "demo", "input": "again", "stream": true,
+                      "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    let done = text
+        .split("\n\n")
+        .find(|e| e.starts_with("event: response.completed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let done: Value = serde_json::from_str(done.split_once("data: ").unwrap().1).unwrap();
+    let second = &done["response"];
+    assert_eq!(second["previous_response_id"], id, "{done}");
+    let path = format!(
+        "/v1/responses/{}/input_items?order=asc",
+        second["id"].as_str().unwrap()
+    );
+    let (status, items) = call(&gw, DEMO_SECRET, "GET", &path, None).await;
+    assert_eq!(status, 200, "{items}");
+    let texts: Vec<&Value> = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["content"][0]["text"])
+        .collect();
+    assert_eq!(texts[0], "hello", "{items}");
+    assert_eq!(
+        texts[1], &first["output"][0]["content"][0]["text"],
+        "{items}"
+    );
+    assert_eq!(texts[2], "again", "{items}");
 }

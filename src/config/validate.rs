@@ -1960,7 +1960,9 @@ teams = ["search", "x-*"]
             text = text.replace(&format!("\"{var}\""), &format!("\"{ours}\""));
         }
         let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.models.len(), 5);
+        assert_eq!(c.models.len(), 6);
+        assert_eq!(c.models[5].kind, ModelKind::Embedding);
+        assert_eq!(c.stored_responses, StoredResponses::default());
         assert_eq!(c.model("gpt4o").unwrap().fallbacks, [1]);
         assert_eq!(c.content_filters.len(), 2);
     }

@@ -15,9 +15,11 @@
 //!
 //! A response is stored when the request did not say `"store": false`, its answer was a 200
 //! that completed (a whole `response` object, or a stream that reached `response.completed`
-//! or `response.incomplete`), and it went through a translation. What is stored is the
-//! response object and its whole input (with a `previous_response_id`, the conversation it
-//! was expanded to), under the key's team: another team's key finds nothing (404).
+//! or `response.incomplete`), and it went through a translation. It is stored before the
+//! answer's last bytes go to the client ([`ResponseStore::keep_now`]), so a follow-up sent as
+//! soon as the answer ends finds it, on any instance. What is stored is the response object
+//! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
+//! under the key's team: another team's key finds nothing (404).
 //!
 //! Failures: a lookup that the backend cannot answer (Redis down) is a 503 `overloaded` on the
 //! request that needs it; a save that fails (Redis down, one response larger than
@@ -31,6 +33,7 @@ pub mod door;
 pub mod memory;
 pub mod redis;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -41,9 +44,9 @@ use crate::config::{Config, State, StoredResponses};
 use crate::dialect::{responses, Dialect};
 use crate::error::GatewayError;
 use crate::metrics::{counter, Metrics};
-use crate::request::FrontRequest;
+use crate::request::{FrontRequest, Pending};
 
-use self::memory::Memory;
+use self::memory::{Eviction, Memory};
 use self::redis::RedisStore;
 
 /// The prefix of the ids the gateway mints for translated responses.
@@ -58,17 +61,6 @@ pub fn mint_id() -> String {
 pub fn is_minted(id: &str) -> bool {
     id.strip_prefix(ID_PREFIX)
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// What a Responses request carries for the store, decided before routing ([`expand`]).
-#[derive(Debug, Clone)]
-pub struct Pending {
-    /// The id the answer gets on a translated route.
-    pub id: String,
-    /// Whether the answer is to be kept (`store`, default `true`).
-    pub store: bool,
-    /// The client's `previous_response_id`, as it sent it.
-    pub previous_response_id: Option<String>,
 }
 
 /// One stored response: the `response` object and its input items.
@@ -138,6 +130,13 @@ impl ResponseStore {
             "Stored responses evicted before their TTL to make room (memory backend).",
             &["reason"],
         );
+        // Present from the first scrape, like every counter whose labels are a fixed set.
+        for op in ["save", "load", "delete"] {
+            errors.with_label_values(&[op]);
+        }
+        for why in [Eviction::Bytes, Eviction::Entries] {
+            evicted.with_label_values(&[why.label()]);
+        }
         metrics.register(Box::new(errors.clone()));
         metrics.register(Box::new(evicted.clone()));
         ResponseStore {
@@ -174,32 +173,38 @@ impl ResponseStore {
     }
 
     /// Keeps `stored` as `id` of `team`; a failure is logged and counted, not returned: the
-    /// answer went to the client already.
-    pub async fn save(&self, team: &str, id: &str, stored: &Stored, limits: &StoredResponses) {
-        let key = store_key(team, id);
-        let body = stored.to_bytes();
+    /// answer is on its way to the client.
+    async fn save(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
         match &self.backend {
-            Backend::Memory(m) => match m.save(key, body, limits, Instant::now()) {
-                Ok(evicted) => {
-                    for why in evicted {
-                        self.evicted.with_label_values(&[why.label()]).inc();
-                    }
-                }
-                Err(e) => self.failed(
-                    "save",
-                    team,
-                    id,
-                    &format!(
-                        "the response ({} bytes) is larger than responses_max_bytes ({})",
-                        e.bytes, e.max_bytes
-                    ),
-                ),
-            },
+            Backend::Memory(_) => self.save_in_memory(team, id, stored, limits),
             Backend::Redis(r) => {
-                if let Err(e) = r.save(&key, &body, limits.ttl).await {
+                let key = store_key(team, id);
+                if let Err(e) = r.save(&key, &stored, limits.ttl).await {
                     self.failed("save", team, id, &e.to_string());
                 }
             }
+        }
+    }
+
+    fn save_in_memory(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
+        let Backend::Memory(m) = &self.backend else {
+            return;
+        };
+        match m.save(store_key(team, id), stored, limits, Instant::now()) {
+            Ok(evicted) => {
+                for why in evicted {
+                    self.evicted.with_label_values(&[why.label()]).inc();
+                }
+            }
+            Err(e) => self.failed(
+                "save",
+                team,
+                id,
+                &format!(
+                    "the response ({} bytes) is larger than responses_max_bytes ({})",
+                    e.bytes, e.max_bytes
+                ),
+            ),
         }
     }
 
@@ -209,34 +214,71 @@ impl ResponseStore {
         tracing::warn!(op, team, response_id = id, "response store: {why}");
     }
 
-    /// After a finished request: keeps the translated answer when it should be kept.
-    /// `response` is the completed `response` object the translation handed out.
+    /// What to keep of a translated answer that completed (`response`, the object the
+    /// translation handed out), or `None` when nothing is to be kept.
+    fn what_to_keep(
+        req: Option<&FrontRequest>,
+        response: Option<Value>,
+    ) -> Option<(String, Bytes)> {
+        let req = req?;
+        let pending = req.pending.as_ref().filter(|p| p.store)?;
+        let response = response?;
+        // The request's input: with a `previous_response_id`, the whole conversation.
+        let body: Map<String, Value> = serde_json::from_slice(&req.body).ok()?;
+        let input = input_items(body.get("input"));
+        let stored = Stored { response, input };
+        Some((pending.id.clone(), stored.to_bytes()))
+    }
+
+    /// Keeps a translated answer before its last bytes go to the client, from a synchronous
+    /// body filter: a client (or another instance) that asks for it right after the answer
+    /// ends finds it. Memory: at once. Redis: the `SET` waits on this worker
+    /// (`block_in_place`, bounded by the call timeout) on pingora's multi-threaded runtime;
+    /// elsewhere it runs in the background.
+    pub fn keep_now(
+        self: &Arc<Self>,
+        config: Option<&Config>,
+        team: Option<&str>,
+        req: Option<&FrontRequest>,
+        response: Option<Value>,
+    ) {
+        let (Some(config), Some(team)) = (config, team) else {
+            return;
+        };
+        let Some((id, stored)) = Self::what_to_keep(req, response) else {
+            return;
+        };
+        let limits = config.stored_responses;
+        if let Backend::Memory(_) = &self.backend {
+            return self.save_in_memory(team, &id, stored, &limits);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.failed("save", team, &id, "no runtime to reach redis from");
+        };
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            let save = self.save(team, &id, stored, &limits);
+            tokio::task::block_in_place(|| runtime.block_on(save));
+        } else {
+            let (store, team) = (Arc::clone(self), team.to_string());
+            runtime.spawn(async move { store.save(&team, &id, stored, &limits).await });
+        }
+    }
+
+    /// [`ResponseStore::keep_now`] from an async phase (an answer made in-process), before
+    /// it is written.
     pub async fn keep(
         &self,
         config: Option<&Config>,
         team: Option<&str>,
         req: Option<&FrontRequest>,
         response: Option<Value>,
-        status: u16,
     ) {
-        let (Some(config), Some(team), Some(pending), Some(response)) =
-            (config, team, req.and_then(|r| r.pending.as_ref()), response)
-        else {
+        let (Some(config), Some(team)) = (config, team) else {
             return;
         };
-        if status != 200 || !pending.store {
-            return;
+        if let Some((id, stored)) = Self::what_to_keep(req, response) {
+            self.save(team, &id, stored, &config.stored_responses).await;
         }
-        // The request's input: with a `previous_response_id`, the whole conversation.
-        let input = serde_json::from_slice::<Map<String, Value>>(
-            &req.map_or(Bytes::new(), |r| r.body.clone()),
-        )
-        .ok()
-        .map(|body| input_items(body.get("input")))
-        .unwrap_or_default();
-        let stored = Stored { response, input };
-        self.save(team, &pending.id, &stored, &config.stored_responses)
-            .await;
     }
 }
 
