@@ -235,6 +235,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         .enumerate()
         .map(|(i, m)| model(src, i, m, &provider_index, &model_index).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    fallback_kinds(src, &raw.models, &models)?;
     let (teams, team_index) = teams(src, &raw.teams)?;
     let (keys, key_index) = keys(src, &raw.keys, &team_index)?;
     let content_filters = content_filters(src, &raw.content_filters)?;
@@ -1293,6 +1294,29 @@ fn fallbacks(
         out.push(target);
     }
     Ok(out)
+}
+
+/// A fallback serves the same doors as its model: a chat model cannot fall back to an
+/// embedding model, nor the other way.
+fn fallback_kinds(src: &Source, raw: &[raw::Model], models: &[Arc<Model>]) -> Result<()> {
+    for (i, m) in models.iter().enumerate() {
+        for (j, &f) in m.fallbacks.iter().enumerate() {
+            if models[f].kind != m.kind {
+                return Err(src.at(
+                    &raw[i].fallbacks[j],
+                    &format!("models[{i}].fallbacks[{j}]"),
+                    format!(
+                        "{:?} is a {} model and {:?} a {} model: a fallback must be of the same kind",
+                        m.name,
+                        m.kind.as_str(),
+                        models[f].name,
+                        models[f].kind.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2801,6 +2825,15 @@ teams = ["search", "x-*"]
             &with_base(&model("e", "kind = \"vision\" # <-")),
             "models[0].kind",
             "unknown kind \"vision\"",
+        );
+        rejects(
+            &with_base(&format!(
+                "{}{}",
+                model("c", "fallbacks = [\"e\"] # <-"),
+                model("e", "kind = \"embedding\"")
+            )),
+            "models[0].fallbacks[0]",
+            "a fallback must be of the same kind",
         );
     }
 
