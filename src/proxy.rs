@@ -533,7 +533,8 @@ impl ProxyHttp for Gateway {
                 // A translated Responses answer is kept before its end goes out.
                 let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
                 let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
-                (self.responses).keep_now(config, team, req, t.completed_response());
+                self.responses
+                    .keep_now(config, team, req, t.completed_response());
             }
             if body.as_ref().is_some_and(|b| !b.is_empty()) {
                 first_byte(ctx);
@@ -819,7 +820,7 @@ async fn answer_mock(
         Ok(answer) => {
             ctx.local_usage = Some(answer.usage);
             let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
-            (responses)
+            responses
                 .keep(ctx.config.as_deref(), team, Some(req), answer.completed)
                 .await;
             write_answer(session, ctx, 200, answer.content_type, answer.chunks).await;
