@@ -401,6 +401,77 @@ fn output_as_input(response: &Value) -> Vec<Value> {
 mod tests {
     use super::*;
 
+    fn request(body: &str) -> FrontRequest {
+        FrontRequest::read(Dialect::Responses, Bytes::from(body.to_string())).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_conversation_is_kept_per_team_and_expanded() {
+        let metrics = Metrics::new();
+        let store = Arc::new(ResponseStore::memory(&metrics));
+        let config = crate::config::load_str("", std::path::Path::new("t.toml")).unwrap();
+        let first = expand(&store, "a", request(r#"{"model":"m","input":"hi"}"#))
+            .await
+            .unwrap();
+        let id = first.pending.as_ref().unwrap().id.clone();
+        assert!(is_minted(&id));
+        let response = json!({"id": id, "output": [{"id": "msg_1", "type": "message",
+            "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "hello"}]}]});
+        store.keep_now(
+            Some(&config),
+            Some("a"),
+            Some(&first),
+            Some(response.clone()),
+        );
+
+        let body = format!(r#"{{"model":"m","previous_response_id":"{id}","input":"more"}}"#);
+        let next = expand(&store, "a", request(&body)).await.unwrap();
+        let sent: Value = serde_json::from_slice(&next.body).unwrap();
+        assert!(sent.get("previous_response_id").is_none(), "{sent}");
+        let texts: Vec<&Value> = sent["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| &i["content"][0]["text"])
+            .collect();
+        assert_eq!(texts, [&json!("hi"), &json!("hello"), &json!("more")]);
+        assert_eq!(
+            next.pending.as_ref().unwrap().previous_response_id,
+            Some(id.clone())
+        );
+
+        // Another team: not found, and nothing of the first team's data in the error.
+        let Err(e) = expand(&store, "b", request(&body)).await else {
+            panic!("another team's id was expanded");
+        };
+        assert_eq!(e.status(), 404);
+        assert!(!e.to_string().contains("hello"));
+        assert!(store.load("b", &id).await.unwrap().is_none());
+        assert_eq!(
+            store.load("a", &id).await.unwrap().unwrap().response,
+            response
+        );
+        // `store: false` keeps nothing.
+        let off = expand(
+            &store,
+            "a",
+            request(r#"{"model":"m","input":"x","store":false}"#),
+        )
+        .await
+        .unwrap();
+        let off_id = off.pending.as_ref().unwrap().id.clone();
+        store.keep_now(
+            Some(&config),
+            Some("a"),
+            Some(&off),
+            Some(json!({"output": []})),
+        );
+        assert!(store.load("a", &off_id).await.unwrap().is_none());
+        assert!(!store.delete("b", &id).await.unwrap());
+        assert!(store.delete("a", &id).await.unwrap());
+    }
+
     #[test]
     fn minted_ids_are_recognised() {
         let id = mint_id();
