@@ -489,6 +489,19 @@ async fn redis_shares_the_state_between_instances() {
         !logs.contains(DEMO_SECRET) && !logs.contains("anth-key"),
         "{logs}"
     );
+    // Redis back (empty): the store works again without a restart of the gateways.
+    redis.restart();
+    let mut back = None;
+    for _ in 0..50 {
+        let first = first_turn(&one).await;
+        let path = format!("/v1/responses/{}", first["id"].as_str().unwrap());
+        if call(&two, DEMO_SECRET, "GET", &path, None).await.0 == 200 {
+            back = Some(first);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "the store never came back: {}", one.logs());
 }
 
 /// The built-in mock (the README's first commands) keeps its Responses too, streamed or not.
