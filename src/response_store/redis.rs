@@ -2,10 +2,12 @@
 //! TTL, shared by every instance that names the same Redis. Keys are
 //! `switchyard:resp:{team}:{id}` (the team percent-encoded like the limiter's names), so a key
 //! of another team reads nothing. The connection is the limiter's kind (`[state]` URL,
-//! password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`].
+//! password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
+//! failed call the next ones fail at once for [`RETRY_AFTER`] (a Redis that does not answer
+//! must not hold every request that needs it for the whole timeout).
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -15,6 +17,8 @@ use crate::config::RedisState;
 /// The most a store call may take (a stored conversation can be large; the limiter's
 /// `redis_timeout_ms` is for small scripts).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long calls fail at once after one failed.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why Redis gave no answer (never quotes the URL or the password).
 #[derive(Debug, thiserror::Error)]
@@ -23,11 +27,15 @@ pub enum RedisError {
     Timeout,
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis failed less than {} ms ago", RETRY_AFTER.as_millis())]
+    RecentlyDown,
 }
 
 pub struct RedisStore {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
+    /// Until when calls fail at once, after a failed one.
+    down_until: Mutex<Option<Instant>>,
 }
 
 impl RedisStore {
@@ -35,6 +43,7 @@ impl RedisStore {
         Ok(RedisStore {
             client: crate::limits::redis_client(state)?,
             conn: Mutex::new(None),
+            down_until: Mutex::new(None),
         })
     }
 
@@ -54,11 +63,20 @@ impl RedisStore {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        {
+            let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+            if down.is_some_and(|t| Instant::now() < t) {
+                return Err(RedisError::RecentlyDown);
+            }
+        }
         let mut conn = self.connection()?;
-        tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn))
+        let result = tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn))
             .await
-            .map_err(|_| RedisError::Timeout)?
-            .map_err(RedisError::Redis)
+            .map_err(|_| RedisError::Timeout)
+            .and_then(|r| r.map_err(RedisError::Redis));
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        *down = result.is_err().then(|| Instant::now() + RETRY_AFTER);
+        result
     }
 
     pub async fn save(&self, key: &str, body: &Bytes, ttl: Duration) -> Result<(), RedisError> {
