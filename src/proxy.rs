@@ -1185,10 +1185,13 @@ fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
     }
 }
 
-/// The wait a vendor's error answer asks for, in any of the forms vendors use.
-fn retry_after(resp: &ResponseHeader, _body: &[u8]) -> Option<Duration> {
+/// The wait a vendor's error answer asks for, in any of the forms vendors use (its headers,
+/// or a retry delay inside its body); the longest wins.
+fn retry_after(resp: &ResponseHeader, body: &[u8]) -> Option<Duration> {
+    let status = resp.status.as_u16();
     let headers = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-    retry_hint::retry_hint(resp.status.as_u16(), headers, SystemTime::now())
+    let from_head = retry_hint::retry_hint(status, headers, SystemTime::now());
+    from_head.max(retry_hint::from_error_body(status, body))
 }
 
 /// The metric cause of a vendor's error status.
