@@ -16,16 +16,9 @@ use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
 
-/// Pingora replays at most this many bytes of a request body on its own (`BODY_BUF_LIMIT`).
-const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
-
-/// Reads the whole request body, refusing more than `limit` bytes.
-///
-/// Pingora forwards a body that `request_filter` has read only through its retry buffer, which
-/// holds 64 KiB. So retry buffering is switched on only for the last 64 KiB of a body of known
-/// length: pingora then calls `request_body_filter` once per upstream attempt with that tail,
-/// and the proxy swaps in the full rewritten body there (see `notes/` and `proxy.rs`).
-/// A chunked body of more than 64 KiB cannot be framed that way and gets 411.
+/// Reads the whole request body, refusing more than `limit` bytes. Each upstream attempt
+/// sends a body made from it (`proxy::prepare_attempt`), with or without the client's
+/// `Content-Length`.
 pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
     let declared = declared_length(session)?;
     if let Some(len) = declared {
@@ -51,10 +44,6 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     loop {
-        let remaining = declared.map_or(0, |len| len.saturating_sub(buf.len()));
-        if remaining <= RETRY_BUFFER_LIMIT {
-            session.enable_retry_buffering();
-        }
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
@@ -65,11 +54,6 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
             Ok(None) => break,
             Err(_) => return Err(BodyError::ClientGone),
         }
-    }
-    if !buf.is_empty() && session.get_retry_buffer().is_none() {
-        return Err(BodyError::Gateway(GatewayError::LengthRequired(format!(
-            "a request body over {RETRY_BUFFER_LIMIT} bytes needs a Content-Length header"
-        ))));
     }
     Ok(buf.freeze())
 }

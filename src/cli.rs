@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use pingora::connectors::ConnectorOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::Opt;
 use pingora::proxy::http_proxy_service_with_name;
@@ -231,6 +232,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             health,
             limiter,
             responses,
+            ConnectorOptions::from_server_conf(&conf),
         )
         .with_telemetry(telemetry),
         "switchyard",

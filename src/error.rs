@@ -28,8 +28,6 @@ pub enum GatewayError {
     NotFound(String),
     #[error("method {0} is not allowed on this path")]
     MethodNotAllowed(String),
-    #[error("{0}")]
-    LengthRequired(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("content filter")]
@@ -73,7 +71,6 @@ impl GatewayError {
             Permission(_) => 403,
             NotFound(_) | ModelNotFound(_) => 404,
             MethodNotAllowed(_) => 405,
-            LengthRequired(_) => 411,
             PayloadTooLarge { .. } => 413,
             UriTooLong { .. } => 414,
             HeaderTooLarge(_) => 431,
@@ -94,7 +91,6 @@ impl GatewayError {
             | InvalidParam { .. }
             | NotFound(_)
             | MethodNotAllowed(_)
-            | LengthRequired(_)
             | UriTooLong { .. }
             | HeaderTooLarge(_) => "invalid_request",
             ContentFilter => "content_filter",

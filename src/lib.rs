@@ -59,5 +59,6 @@ pub mod snapshot;
 pub mod sse;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
 pub mod usage;
 pub mod usage_log;

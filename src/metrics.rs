@@ -50,14 +50,18 @@ const OVERHEAD_BUCKETS: &[f64] = &[
 pub const LIMIT_LABELS: &[&str] = &["rpm", "tpm", "concurrency", "budget"];
 
 /// The `reason` label values of `switchyard_upstream_errors_total`: a connection that timed
-/// out or failed, TLS, a read timeout, a reset mid-answer, anything else; and the vendor's
-/// error statuses (`proxy::classify`, `proxy::status_reason`).
+/// out or failed, TLS, each of the other three timeouts, a reset mid-answer, an error event in
+/// a stream, an answer that cannot be translated; and the vendor's error statuses
+/// (`upstream::Failure::cause`, `proxy::status_reason`).
 pub const UPSTREAM_ERROR_REASONS: &[&str] = &[
     "connect_timeout",
     "connect",
     "tls",
-    "timeout",
+    "first_byte_timeout",
+    "idle_timeout",
+    "total_timeout",
     "reset",
+    "stream_error",
     "other",
     "status_429",
     "status_auth",
@@ -457,7 +461,9 @@ mod tests {
             .inc_by(3.0);
         m.cost.with_label_values(&["t", "m"]).inc_by(0.5);
         m.rate_limited.with_label_values(&["t", "k", "rpm"]).inc();
-        m.upstream_errors.with_label_values(&["p", "timeout"]).inc();
+        m.upstream_errors
+            .with_label_values(&["p", "idle_timeout"])
+            .inc();
         m.fallbacks.with_label_values(&["a", "b"]).inc();
         m.route_healthy.with_label_values(&["p", "m"]).set(1);
         m.config_reloads.with_label_values(&["success"]).inc();

@@ -1,36 +1,38 @@
-//! The request path: one `ProxyHttp` whose phases, in the order pingora calls them, are short
-//! and call the plain functions of the other modules. Read this file top to bottom to follow a
-//! request.
+//! The request path. pingora serves the client's connection and calls `request_filter`
+//! once per request; from there the gateway runs the request itself, on pingora's pooled
+//! upstream connections (`crate::upstream`). Read this file top to bottom to follow a request.
 //!
 //! ```text
-//! request_filter           route the path (its front door's dialect) → take the config
-//!                          snapshot → authenticate → read the body → the door's view of it
-//!                          → content policies → resolve the model and the allow-list → admit
-//!                          against the limits (reserve) → pick a route → answer in-process
-//!                          (mock, or count_tokens on a route that cannot count)
-//! upstream_peer            per attempt: the next route (retries, fallbacks) after a backoff;
-//!                          its body (the client's bytes spliced when the vendor speaks the
-//!                          door's dialect, else translated); address, SNI, timeouts
-//! fail_to_connect,
-//! error_while_proxy        retry while nothing went to the client and a route is left
-//! upstream_request_filter  path, Host, the provider's key; the client's key never goes on
-//! request_body_filter      the rewritten body, on every attempt
-//! upstream_response_filter the vendor's headers cut to an allow-list; retryable status →
-//!                          next route; else a vendor error is rewrapped; a success in another
-//!                          dialect than the door's sets up its translation; the meter reads
-//!                          the door's (or the pivot's) dialect
-//! response_filter          x-request-id, x-ratelimit-*
-//! response_body_filter     pass-through of the upstream's own Bytes (metered as they go), or
-//!                          translation chunk by chunk
-//! logging                  counted once on every path: limits settled, metrics, usage log
-//! fail_to_proxy            the one place where a proxying failure becomes an HTTP answer
+//! request_filter   admit: route the path (its front door's dialect; a stored response is
+//!                  answered from the store) → take the config snapshot → authenticate → read
+//!                  the body → the door's view of it (a gateway `previous_response_id`
+//!                  expanded) → content policies → resolve the model, its kind and the
+//!                  allow-list → admit against the limits
+//!                  (reserve) → pick a route → answer in-process (mock, or count_tokens on a
+//!                  route that cannot count); then forward
+//! forward          attempts until one answers; a failed one is recorded on its route (health,
+//!                  upstream_errors{reason}) and the next route or fallback follows, after a
+//!                  backoff, while attempts, time and routes are left
+//! attempt          prepare_attempt: the body (the client's bytes spliced when the vendor
+//!                  speaks the door's dialect, else translated), the peer, the head (path, Host,
+//!                  the provider's key; the client's key never goes on) → send → head
+//!                  (first-byte timeout) → a vendor error status: vendor_error (retryable, or
+//!                  rewrapped as the answer) → begin_answer (translation, meter) → hold
+//!                  (a stream until its first content event, a whole answer to its end: any
+//!                  failure until then is retried) → release (head + what was held) → relay
+//!                  (the rest, chunk by chunk, idle timeout and deadline; a failure now ends
+//!                  the stream with one error event); a translated Responses answer that
+//!                  completed is kept before its end goes out
+//! logging          counted once on every path: limits settled, metrics, usage log, trace
 //! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
@@ -58,6 +60,7 @@ use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::telemetry::{self, Telemetry};
+use crate::upstream::{self, Exchange, Failure};
 use crate::usage::{self, Usage, UsageSource};
 use crate::usage_log::{self, UsageLog};
 
@@ -77,6 +80,8 @@ pub struct Gateway {
     responses: Arc<ResponseStore>,
     /// `[telemetry]`; `None`: no traces, and no telemetry work on the request path.
     telemetry: Option<Telemetry>,
+    /// Pooled connections to the vendors.
+    connector: Connector,
 }
 
 impl Gateway {
@@ -87,6 +92,7 @@ impl Gateway {
         health: Arc<Health>,
         limiter: Arc<Limiter>,
         responses: Arc<ResponseStore>,
+        connector: ConnectorOptions,
     ) -> Gateway {
         Gateway {
             snapshot,
@@ -96,6 +102,7 @@ impl Gateway {
             limiter,
             responses,
             telemetry: None,
+            connector: Connector::new(Some(connector)),
         }
     }
 
@@ -125,8 +132,6 @@ pub struct Ctx {
     request: Option<FrontRequest>,
     /// What the request asks of the vendor (`count_tokens` or a generation).
     operation: Operation,
-    /// The full rewritten body, swapped in for pingora's replay of the tail on every attempt.
-    upstream_body: Bytes,
     /// Routes tried so far: (model name, route index).
     tried: Vec<(String, usize)>,
     attempts: u32,
@@ -134,11 +139,6 @@ pub struct Ctx {
     deadline: Instant,
     /// Whether every failed attempt so far was a timeout (then the answer is 504, not 502).
     only_timeouts: bool,
-    /// An answer decided before any upstream byte (e.g. every route is waiting out a
-    /// Retry-After), for `fail_to_proxy`.
-    final_error: Option<GatewayError>,
-    /// Set when the upstream answered an error status: its body is collected and rewrapped.
-    vendor_error: Option<VendorError>,
     /// When the first response byte went to the client.
     first_byte_at: Option<Instant>,
     /// When the request was handed to the upstream: the end of the gateway's own work.
@@ -167,11 +167,6 @@ pub struct Ctx {
     rate_headers: Option<RateHeaders>,
     /// The request's trace when `[telemetry]` is on.
     trace: Option<telemetry::Trace>,
-}
-
-struct VendorError {
-    status: u16,
-    body: BytesMut,
 }
 
 /// Which endpoint a request is for.
@@ -227,13 +222,10 @@ impl ProxyHttp for Gateway {
             stream: false,
             request: None,
             operation: Operation::Generate,
-            upstream_body: Bytes::new(),
             tried: Vec::new(),
             attempts: 0,
             deadline: Instant::now(),
             only_timeouts: true,
-            final_error: None,
-            vendor_error: None,
             first_byte_at: None,
             forwarded_at: None,
             status: 0,
@@ -252,7 +244,8 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs first, once per request: everything up to the choice of the upstream.
+    /// The whole request: admitted (or refused) here, then forwarded by the gateway's own
+    /// loop (`forward`), so pingora's proxy phases after this one never run.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Instant::now();
         ctx.request_id = request_id(session.req_header());
@@ -261,7 +254,10 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .map(|t| t.begin(session.req_header()));
         match self.admit(session, ctx).await {
-            Ok(Admitted::Forward) => Ok(false),
+            Ok(Admitted::Forward) => {
+                self.forward(session, ctx).await;
+                Ok(true)
+            }
             Ok(Admitted::Answered) => Ok(true),
             Err(Refused::Error(e)) => {
                 self.peek_rate_headers(ctx).await;
@@ -275,314 +271,30 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Called for every attempt: the first uses the route chosen in `request_filter`, each
-    /// retry the next one (`router::next`) after a jittered backoff. The provider's address
-    /// was resolved at config load; the body for this route's model name is set here.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        if ctx.attempts > 0 {
-            self.next_attempt(ctx).await?;
-        }
-        let (Some(choice), Some(provider), Some(req)) = (
-            ctx.choice.as_ref(),
-            ctx.provider.as_ref(),
-            ctx.request.as_mut(),
-        ) else {
-            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
-        };
-        ctx.attempts += 1;
-        ctx.attempt_started = Instant::now();
-        ctx.in_flight = Some(InFlight::start(
-            self.health
-                .route(&provider.name, &choice.route.upstream_model),
-        ));
-        ctx.tried.push((choice.model.name.clone(), choice.index));
-        match convert::upstream_body(req, provider, &choice.route.upstream_model) {
-            Ok(body) => ctx.upstream_body = body,
-            Err(e) => {
-                ctx.final_error = Some(e);
-                return Error::e_explain(ErrorType::InternalError, "untranslatable request");
-            }
-        }
-        let Some((provider, upstream)) = ctx
-            .provider
-            .as_ref()
-            .and_then(|p| p.upstream.as_ref().map(|u| (p, u)))
-        else {
-            return Error::e_explain(ErrorType::InternalError, "no upstream address");
-        };
-        if let Some(trace) = &mut ctx.trace {
-            trace.attempt(provider, &ctx.upstream_model);
-        }
-        let addr = upstream.addrs[(ctx.attempts as usize - 1) % upstream.addrs.len()];
-        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
-        let t = provider.timeouts;
-        peer.options.connection_timeout = Some(t.connect);
-        peer.options.total_connection_timeout = Some(t.connect * 2);
-        // pingora applies one read timeout to every read: the wait for the answer's head and
-        // each gap between body chunks. A non-streaming answer is one wait (first byte); a
-        // stream's head comes at once and its gaps are bounded by the idle timeout.
-        peer.options.read_timeout = Some(if ctx.stream {
-            t.first_byte.max(t.idle)
-        } else {
-            t.first_byte
-        });
-        peer.options.write_timeout = Some(t.idle);
-        peer.options.idle_timeout = Some(Duration::from_secs(90));
-        Ok(Box::new(peer))
+    /// Never called: `request_filter` answers every request.
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "the gateway forwards requests itself",
+        )
     }
 
-    /// A connection that failed is retried on the next route while any is left.
-    fn fail_to_connect(
+    /// Only a client that went away while sending its body ends here: nobody to answer.
+    async fn fail_to_proxy(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        _e: &Error,
         ctx: &mut Ctx,
-        mut e: Box<Error>,
-    ) -> Box<Error> {
-        if let Some((_, cause)) = classify(&e, ctx.provider.as_deref()) {
-            self.attempt_failed(ctx, cause, None);
-        }
-        e.set_retry(self.may_retry(ctx));
-        e
-    }
-
-    /// pingora's default refuses to retry a POST; here a failed attempt is retried as long
-    /// as nothing of the answer has gone to the client and a route is left. The body is
-    /// replayed exactly (`request_body_filter`).
-    fn error_while_proxy(
-        &self,
-        peer: &HttpPeer,
-        session: &mut Session,
-        e: Box<Error>,
-        ctx: &mut Ctx,
-        _client_reused: bool,
-    ) -> Box<Error> {
-        let mut e = e.more_context(format!("Peer: {peer}"));
-        if matches!(e.etype(), ErrorType::HTTPStatus(_)) {
-            // Our own verdict on a vendor status (`upstream_response_filter`): already counted.
-            return e;
-        }
-        let upstream_fault = !matches!(e.esource(), ErrorSource::Downstream);
-        if upstream_fault {
-            if let Some((_, cause)) = classify(&e, ctx.provider.as_deref()) {
-                self.attempt_failed(ctx, cause, None);
-            }
-        }
-        let nothing_sent = session.response_written().is_none();
-        e.set_retry(upstream_fault && nothing_sent && self.may_retry(ctx));
-        e
-    }
-
-    /// The upstream's path and Host, the provider's key; the client's credentials are removed.
-    async fn upstream_request_filter(
-        &self,
-        _session: &mut Session,
-        req: &mut RequestHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let Some(provider) = ctx.provider.as_ref() else {
-            return Error::e_explain(ErrorType::InternalError, "no provider chosen");
-        };
-        let path =
-            providers::upstream_path(provider, &ctx.upstream_model, ctx.stream, ctx.operation);
-        let uri = path
-            .parse::<http::Uri>()
-            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
-        req.set_uri(uri);
-        providers::prepare_upstream_head(provider, req, ctx.upstream_body.len())?;
-        if let Some(trace) = &ctx.trace {
-            req.insert_header("traceparent", trace.traceparent())?;
-        }
-        ctx.forwarded_at.get_or_insert_with(Instant::now);
-        Ok(())
-    }
-
-    /// Pingora hands over the replayed tail of the client's body once per attempt; the full
-    /// rewritten body goes in its place (`body::read` explains why).
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        *body = Some(if end_of_stream {
-            ctx.upstream_body.clone()
-        } else {
-            Bytes::new()
-        });
-        Ok(())
-    }
-
-    /// A vendor's error status is rewrapped into the spec's shape: the body is collected in
-    /// `response_body_filter`, so its length changes and Content-Length must go.
-    async fn upstream_response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let status = resp.status.as_u16();
-        // Read before the vendor's headers go: its rate-limit headers may say how long to wait.
-        let retry_after = retry_after(resp);
-        response_headers::keep_allowed(resp);
-        if router::retryable_status(status) {
-            self.attempt_failed(ctx, status_reason(status), retry_after);
-            if self.may_retry(ctx) {
-                let mut e =
-                    Error::explain(ErrorType::HTTPStatus(status), "retryable vendor status");
-                e.set_retry(true);
-                return Err(e.into_up());
-            }
-        } else if (200..300).contains(&status) {
-            if let Some(p) = &ctx.provider {
-                self.health.record_success(&p.name, &ctx.upstream_model);
-            }
-        }
-        if !(200..300).contains(&status) {
-            let client_status = providers::client_status_for_vendor(status);
-            resp.set_status(client_status)?;
-            resp.remove_header("content-length");
-            resp.remove_header("content-encoding");
-            resp.insert_header("content-type", "application/json")?;
-            ctx.vendor_error = Some(VendorError {
-                status,
-                body: BytesMut::new(),
-            });
-            return Ok(());
-        }
-        ctx.translation = match (ctx.request.as_ref(), ctx.provider.as_ref()) {
-            (Some(req), Some(p)) => AnswerTranslation::for_provider(req, p, &ctx.upstream_model),
-            _ => None,
-        };
-        // What the meter reads: the vendor's own bytes, or the chat pivot of a translation.
-        let metered = match &ctx.translation {
-            Some(t) => {
-                resp.remove_header("content-length");
-                resp.remove_header("content-encoding");
-                resp.insert_header("content-type", t.content_type())?;
-                Dialect::Chat
-            }
-            None => ctx.front,
-        };
-        let is_sse = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        ctx.meter = if ctx.operation == Operation::CountTokens {
-            Meter::None
-        } else if ctx.stream || is_sse {
-            self.metrics.active_streams.inc();
-            ctx.in_active_streams = true;
-            Meter::stream_of(metered)
-        } else {
-            Meter::body_of(metered)
-        };
-        Ok(())
-    }
-
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        ctx.status = resp.status.as_u16();
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(h) = &ctx.rate_headers {
-            h.apply(resp);
-        }
-        Ok(())
-    }
-
-    /// Streams pass through: the upstream's `Bytes` go to the client as they came.
-    fn response_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut Ctx,
-    ) -> Result<Option<Duration>> {
-        if let Some(err) = ctx.vendor_error.as_mut() {
-            if let Some(chunk) = body.take() {
-                let room = VENDOR_ERROR_LIMIT.saturating_sub(err.body.len());
-                err.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            if end_of_stream {
-                let provider = ctx.provider.as_deref();
-                let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);
-                let e = if providers::is_content_filter(kind, err.status, &err.body) {
-                    GatewayError::ContentFilter
-                } else {
-                    providers::vendor_error(provider, err.status, &err.body)
-                };
-                ctx.reason = Some(e.reason());
-                *body = Some(dialect::error_body(ctx.front, &e));
-            }
-            return Ok(None);
-        }
-        if let Some(t) = ctx.translation.as_mut() {
-            *body = match t.chunk(body.take(), end_of_stream, &mut ctx.meter) {
-                Ok(out) => out,
-                Err(e) => {
-                    ctx.reason = Some(e.reason());
-                    Some(dialect::error_body(ctx.front, &e))
-                }
-            };
-            if end_of_stream {
-                // A translated Responses answer is kept before its end goes out.
-                let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
-                let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
-                self.responses
-                    .keep_now(config, team, req, t.completed_response());
-            }
-            if body.as_ref().is_some_and(|b| !b.is_empty()) {
-                first_byte(ctx);
-            }
-        } else if let Some(chunk) = body.as_ref().filter(|b| !b.is_empty()) {
-            first_byte(ctx);
-            ctx.meter.feed_bytes(chunk);
-        }
-        if !end_of_stream && Instant::now() > ctx.deadline {
-            return Error::e_explain(ErrorType::ReadTimedout, "total_timeout_ms reached");
-        }
-        Ok(None)
-    }
-
-    /// Any failure of the proxying itself: connect errors, timeouts, resets.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let err = match ctx.final_error.take() {
-            Some(err) => err,
-            None => match final_error(e, ctx) {
-                Some(err) => err,
-                None => {
-                    // The client is gone: nothing to write.
-                    ctx.status = 499;
-                    return FailToProxy {
-                        error_code: 0,
-                        can_reuse_downstream: false,
-                    };
-                }
-            },
-        };
-        if session.response_written().is_none() {
-            answer_error(session, ctx, &err).await;
-        } else if ctx.stream {
-            // Headers went out already: end the stream with one error event, no [DONE].
-            let _ = session
-                .write_response_body(Some(dialect::error_event(ctx.front, &err)), true)
-                .await;
-            downstream::close_after_failed_stream(session).await;
-        }
-        ctx.status = err.status();
+    ) -> FailToProxy {
+        ctx.status = 499;
         FailToProxy {
-            error_code: err.status(),
+            error_code: 0,
             can_reuse_downstream: false,
         }
     }
 
-    /// pingora's own log lines about a request (retries, failures) end with this summary:
-    /// it carries the request id, so every line of a request can be found by it.
+    /// pingora's own log lines about a request end with this summary: it carries the request
+    /// id, so every line of a request can be found by it.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
         let req = session.req_header();
         format!(
@@ -606,6 +318,535 @@ impl ProxyHttp for Gateway {
             self.limiter.settle(admission, spent).await;
         }
     }
+}
+
+/// Why an attempt failed before anything went to the client: the route's failure, and the
+/// answer if no other attempt follows.
+struct Failed {
+    /// `switchyard_upstream_errors_total{reason}`.
+    cause: &'static str,
+    /// How long the vendor asked the route to be left alone.
+    retry_after: Option<Duration>,
+    error: GatewayError,
+    /// The vendor's request id of an error answer, passed to the client.
+    upstream_request_id: Option<String>,
+}
+
+impl Failed {
+    fn of(failure: Failure, provider: Option<&Provider>) -> Failed {
+        let name = provider.map_or("?", |p| p.name.as_str());
+        let error = match failure {
+            Failure::ConnectTimeout => {
+                GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out"))
+            }
+            Failure::FirstByteTimeout => GatewayError::UpstreamTimeout(format!(
+                "provider `{name}` sent no answer within first_byte_timeout_ms"
+            )),
+            Failure::IdleTimeout => GatewayError::UpstreamTimeout(format!(
+                "provider `{name}` went silent for idle_timeout_ms"
+            )),
+            Failure::TotalTimeout => GatewayError::UpstreamTimeout(format!(
+                "provider `{name}` did not finish within total_timeout_ms"
+            )),
+            Failure::Connect => {
+                GatewayError::Upstream(format!("cannot connect to provider `{name}`"))
+            }
+            Failure::Tls => GatewayError::Upstream(format!("TLS with provider `{name}` failed")),
+            Failure::Reset => GatewayError::Upstream(format!(
+                "provider `{name}` closed the connection mid-answer"
+            )),
+        };
+        Failed {
+            cause: failure.cause(),
+            retry_after: None,
+            error,
+            upstream_request_id: None,
+        }
+    }
+
+    /// An error event in the vendor's stream before any content.
+    fn stream_error(message: &str, provider: Option<&Provider>) -> Failed {
+        let name = provider.map_or("?", |p| p.name.as_str());
+        Failed {
+            cause: "stream_error",
+            retry_after: None,
+            error: GatewayError::Upstream(format!(
+                "provider `{name}` failed its stream: {message}"
+            )),
+            upstream_request_id: None,
+        }
+    }
+}
+
+/// The longest a stream's start is held back while it carries no content yet; a longer
+/// preamble goes to the client as it is.
+const STREAM_HOLD_LIMIT: usize = 1024 * 1024;
+/// The largest whole answer held until its end (its refusal checked, its length known); a
+/// larger one goes to the client as it comes.
+const BODY_HOLD_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What the hold of an answer ended with.
+enum Hold {
+    /// The answer has content (or outgrew the hold): the head and what was held go out.
+    Release,
+    /// The whole answer came.
+    Ended,
+    /// The vendor refused on content grounds (in a 200).
+    Refused,
+}
+
+impl Gateway {
+    /// Attempts until one answers: each failure before the first byte to the client is
+    /// recorded on its route, then the next route (or fallback) is tried while attempts, time
+    /// and routes are left; else the last failure is the answer.
+    async fn forward(&self, session: &mut Session, ctx: &mut Ctx) {
+        loop {
+            let failed = match self.attempt(session, ctx).await {
+                Ok(()) => return,
+                Err(failed) => failed,
+            };
+            self.attempt_failed(ctx, failed.cause, failed.retry_after);
+            if !self.may_retry(ctx) {
+                let id = failed.upstream_request_id.clone();
+                let err = final_error(failed, ctx);
+                answer_error_from(session, ctx, &err, id).await;
+                return;
+            }
+            if let Err(err) = self.next_attempt(ctx).await {
+                answer_error(session, ctx, &err).await;
+                return;
+            }
+        }
+    }
+
+    /// One try on the current route. `Ok`: an answer went to the client (the vendor's, its
+    /// error rewrapped, or a failure after the first byte), or the client left. `Err`: the
+    /// route failed while nothing had gone to the client.
+    async fn attempt(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Failed> {
+        let (peer, head, body) = match self.prepare_attempt(session, ctx) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                answer_error(session, ctx, &e).await;
+                return Ok(());
+            }
+        };
+        let Some(provider) = ctx.provider.clone() else {
+            return Ok(());
+        };
+        let clock = upstream::Clock::new(provider.timeouts, ctx.deadline);
+        ctx.forwarded_at.get_or_insert_with(Instant::now);
+        let mut exchange = upstream::send(&self.connector, &peer, &head, &body, clock)
+            .await
+            .map_err(|f| Failed::of(f, Some(&provider)))?;
+        let Some(resp) = exchange.head().cloned() else {
+            return Err(Failed::of(Failure::Reset, Some(&provider)));
+        };
+        if !(200..300).contains(&resp.status.as_u16()) {
+            return self
+                .vendor_error(session, ctx, exchange, &peer, &resp)
+                .await;
+        }
+        self.begin_answer(ctx, &resp);
+        let mut held = Vec::new();
+        let hold = match self.hold(ctx, &mut exchange, &mut held).await {
+            Ok(hold) => hold,
+            Err(failed) => {
+                exchange.finish(&self.connector, &peer).await;
+                return Err(failed);
+            }
+        };
+        match hold {
+            Hold::Refused => {
+                exchange.finish(&self.connector, &peer).await;
+                self.answered(ctx);
+                answer_error(session, ctx, &GatewayError::ContentFilter).await;
+            }
+            Hold::Ended => {
+                exchange.finish(&self.connector, &peer).await;
+                if self.release(session, ctx, &resp, held, true).await {
+                    self.answered(ctx);
+                }
+            }
+            Hold::Release => {
+                if self.release(session, ctx, &resp, held, false).await {
+                    self.relay(session, ctx, &mut exchange).await;
+                }
+                exchange.finish(&self.connector, &peer).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt's route in flight, its body (the client's bytes spliced when the vendor
+    /// speaks the door's dialect, else translated), its address and its request head: path,
+    /// Host, the provider's key (the client's credentials never go on), `traceparent`.
+    fn prepare_attempt(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+    ) -> Result<(HttpPeer, RequestHeader, Bytes), GatewayError> {
+        let (Some(choice), Some(provider), Some(req)) = (
+            ctx.choice.as_ref(),
+            ctx.provider.clone(),
+            ctx.request.as_mut(),
+        ) else {
+            return Err(GatewayError::Internal("no upstream chosen".into()));
+        };
+        ctx.attempts += 1;
+        ctx.attempt_started = Instant::now();
+        ctx.in_flight = Some(InFlight::start(
+            self.health
+                .route(&provider.name, &choice.route.upstream_model),
+        ));
+        ctx.tried.push((choice.model.name.clone(), choice.index));
+        let body = convert::upstream_body(req, &provider, &choice.route.upstream_model)?;
+        if let Some(trace) = &mut ctx.trace {
+            trace.attempt(&provider, &ctx.upstream_model);
+        }
+        let peer = upstream::peer(&provider, ctx.attempts)
+            .ok_or_else(|| GatewayError::Internal("no upstream address".into()))?;
+        let mut head = session.req_header().clone();
+        // The client may speak HTTP/2; vendors are spoken to in HTTP/1.1.
+        head.set_version(http::Version::HTTP_11);
+        let path =
+            providers::upstream_path(&provider, &ctx.upstream_model, ctx.stream, ctx.operation);
+        let uri = path
+            .parse::<http::Uri>()
+            .map_err(|_| GatewayError::Internal("bad upstream path".into()))?;
+        head.set_uri(uri);
+        head.set_method(http::Method::POST);
+        let internal = |_| GatewayError::Internal("bad upstream header".into());
+        providers::prepare_upstream_head(&provider, &mut head, body.len()).map_err(internal)?;
+        if let Some(trace) = &ctx.trace {
+            head.insert_header("traceparent", trace.traceparent())
+                .map_err(internal)?;
+        }
+        Ok((peer, head, body))
+    }
+
+    /// A vendor's error status: its body is read (bounded) for its message and any wait it
+    /// asks for; a retryable one fails the attempt, any other is the answer, rewrapped in the
+    /// door's error shape.
+    async fn vendor_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        mut exchange: Exchange,
+        peer: &HttpPeer,
+        resp: &ResponseHeader,
+    ) -> Result<(), Failed> {
+        let status = resp.status.as_u16();
+        let body = exchange.rest(VENDOR_ERROR_LIMIT).await.unwrap_or_default();
+        exchange.finish(&self.connector, peer).await;
+        let retry_after = retry_after(resp, &body);
+        let provider = ctx.provider.as_deref();
+        let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);
+        let err = if providers::is_content_filter(kind, status, &body) {
+            GatewayError::ContentFilter
+        } else {
+            match (
+                providers::vendor_error(provider, status, &body),
+                retry_after,
+            ) {
+                (
+                    GatewayError::Vendor {
+                        status: 429,
+                        message,
+                    },
+                    Some(wait),
+                ) => GatewayError::RateLimited {
+                    message,
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                },
+                (err, _) => err,
+            }
+        };
+        let upstream_request_id = response_headers::upstream_request_id(resp);
+        if router::retryable_status(status) {
+            return Err(Failed {
+                cause: status_reason(status),
+                retry_after,
+                error: err,
+                upstream_request_id,
+            });
+        }
+        answer_error_from(session, ctx, &err, upstream_request_id).await;
+        Ok(())
+    }
+
+    /// A successful head: the answer's translation (when the vendor speaks another dialect
+    /// than the door) and its meter, which reads the door's dialect or the chat pivot.
+    fn begin_answer(&self, ctx: &mut Ctx, resp: &ResponseHeader) {
+        ctx.translation = match (ctx.request.as_ref(), ctx.provider.as_ref()) {
+            (Some(req), Some(p)) => AnswerTranslation::for_provider(req, p, &ctx.upstream_model),
+            _ => None,
+        };
+        let metered = if ctx.translation.is_some() {
+            Dialect::Chat
+        } else {
+            ctx.front
+        };
+        ctx.meter = if ctx.operation == Operation::CountTokens {
+            Meter::None
+        } else if ctx.stream || is_sse(resp) {
+            Meter::stream_of(metered)
+        } else {
+            Meter::body_of(metered)
+        };
+    }
+
+    /// Reads the answer until it can go to the client: a stream until its first content
+    /// event, a whole answer to its end. A failure meanwhile (an error event, a timeout, a
+    /// reset) fails the attempt: nothing has gone to the client, so another route may answer.
+    async fn hold(
+        &self,
+        ctx: &mut Ctx,
+        exchange: &mut Exchange,
+        held: &mut Vec<Bytes>,
+    ) -> Result<Hold, Failed> {
+        let streamed = matches!(
+            ctx.meter,
+            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
+        );
+        let limit = if streamed {
+            STREAM_HOLD_LIMIT
+        } else {
+            BODY_HOLD_LIMIT
+        };
+        let mut len = 0;
+        loop {
+            let chunk = exchange
+                .chunk()
+                .await
+                .map_err(|f| Failed::of(f, ctx.provider.as_deref()))?;
+            let end = chunk.is_none();
+            match relay_chunk(ctx, chunk, end) {
+                Ok(Some(out)) if !out.is_empty() => {
+                    len += out.len();
+                    held.push(out);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Failed {
+                        cause: "other",
+                        retry_after: None,
+                        error: e,
+                        upstream_request_id: None,
+                    })
+                }
+            }
+            if !ctx.meter.started() {
+                if let Some(message) = ctx.meter.stream_error() {
+                    return Err(Failed::stream_error(message, ctx.provider.as_deref()));
+                }
+            }
+            if (streamed || end) && ctx.meter.refused() {
+                return Ok(Hold::Refused);
+            }
+            if end {
+                self.keep_response(ctx).await;
+                return Ok(Hold::Ended);
+            }
+            if (streamed && ctx.meter.started()) || len > limit {
+                return Ok(Hold::Release);
+            }
+        }
+    }
+
+    /// Sends the head and what was held. `false`: the client is gone.
+    async fn release(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        vendor: &ResponseHeader,
+        held: Vec<Bytes>,
+        whole: bool,
+    ) -> bool {
+        let len = whole.then(|| held.iter().map(Bytes::len).sum());
+        let head = client_head(ctx, vendor, len);
+        ctx.status = head.status.as_u16();
+        if matches!(
+            ctx.meter,
+            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
+        ) {
+            self.metrics.active_streams.inc();
+            ctx.in_active_streams = true;
+        }
+        if session
+            .write_response_header(Box::new(head), false)
+            .await
+            .is_err()
+        {
+            ctx.status = 499;
+            return false;
+        }
+        let n = held.len();
+        for (i, chunk) in held.into_iter().enumerate() {
+            first_byte(ctx);
+            if session
+                .write_response_body(Some(chunk), whole && i + 1 == n)
+                .await
+                .is_err()
+            {
+                ctx.status = 499;
+                return false;
+            }
+        }
+        if whole && n == 0 && session.write_response_body(None, true).await.is_err() {
+            ctx.status = 499;
+            return false;
+        }
+        true
+    }
+
+    /// The rest of an answer whose head went out, chunk by chunk as the vendor sends it. A
+    /// failure now cannot be retried: the answer ends with one error event in the door's
+    /// dialect, and the request counts as failed.
+    async fn relay(&self, session: &mut Session, ctx: &mut Ctx, exchange: &mut Exchange) {
+        loop {
+            let read = tokio::select! {
+                read = exchange.chunk() => read,
+                () = client_gone(session) => {
+                    ctx.status = 499;
+                    return;
+                }
+            };
+            let chunk = match read {
+                Ok(chunk) => chunk,
+                Err(f) => {
+                    let failed = Failed::of(f, ctx.provider.as_deref());
+                    self.attempt_failed(ctx, failed.cause, None);
+                    end_with_error(session, ctx, &failed.error).await;
+                    return;
+                }
+            };
+            let end = chunk.is_none();
+            let out = match relay_chunk(ctx, chunk, end) {
+                Ok(out) => out,
+                Err(e) => {
+                    end_with_error(session, ctx, &e).await;
+                    return;
+                }
+            };
+            if ctx.stream && ctx.meter.refused() {
+                end_with_error(session, ctx, &GatewayError::ContentFilter).await;
+                return;
+            }
+            if end {
+                self.keep_response(ctx).await;
+            }
+            if let Some(out) = out.filter(|o| !o.is_empty() || end) {
+                first_byte(ctx);
+                if session.write_response_body(Some(out), end).await.is_err() {
+                    ctx.status = 499;
+                    return;
+                }
+            } else if end && session.write_response_body(None, true).await.is_err() {
+                ctx.status = 499;
+                return;
+            }
+            if end {
+                break;
+            }
+        }
+        if let Some(message) = ctx.meter.stream_error() {
+            // The vendor's error event (in the door's dialect) went to the client as it came.
+            let failed = Failed::stream_error(message, ctx.provider.as_deref());
+            self.attempt_failed(ctx, failed.cause, None);
+            ctx.status = failed.error.status();
+            ctx.reason = Some(failed.error.reason());
+            downstream::close_after_failed_stream(session).await;
+            return;
+        }
+        self.answered(ctx);
+    }
+
+    /// A translated Responses answer that completed is kept (`crate::response_store`) before
+    /// its end goes to the client, so a follow-up sent at once finds it.
+    async fn keep_response(&self, ctx: &Ctx) {
+        let Some(t) = &ctx.translation else {
+            return;
+        };
+        let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+        let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
+        (self.responses)
+            .keep(config, team, req, t.completed_response())
+            .await;
+    }
+
+    /// A complete answer: the route served well.
+    fn answered(&self, ctx: &Ctx) {
+        if let Some(p) = &ctx.provider {
+            self.health.record_success(&p.name, &ctx.upstream_model);
+        }
+    }
+}
+
+/// One chunk of the vendor's answer (`None` at its end) → what goes to the client: the same
+/// bytes (metered as they go) or their translation.
+fn relay_chunk(
+    ctx: &mut Ctx,
+    chunk: Option<Bytes>,
+    end: bool,
+) -> Result<Option<Bytes>, GatewayError> {
+    if let Some(t) = ctx.translation.as_mut() {
+        return t.chunk(chunk, end, &mut ctx.meter);
+    }
+    if let Some(chunk) = chunk.as_ref().filter(|b| !b.is_empty()) {
+        ctx.meter.feed_bytes(chunk);
+    }
+    Ok(chunk)
+}
+
+/// The client's head: the vendor's headers cut to an allow-list, the translation's content
+/// type, the framing (a known length, or chunks), the request id and rate-limit headers.
+fn client_head(ctx: &Ctx, vendor: &ResponseHeader, len: Option<usize>) -> ResponseHeader {
+    let mut resp = vendor.clone();
+    response_headers::keep_allowed(&mut resp);
+    if let Some(t) = &ctx.translation {
+        let _ = resp.insert_header("content-type", t.content_type());
+        resp.remove_header("content-encoding");
+    }
+    resp.remove_header("content-length");
+    resp.remove_header("transfer-encoding");
+    let _ = match len {
+        Some(n) => resp.insert_header("content-length", n.to_string()),
+        None => resp.insert_header("transfer-encoding", "chunked"),
+    };
+    let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+    if let Some(h) = &ctx.rate_headers {
+        h.apply(&mut resp);
+    }
+    resp
+}
+
+/// Ends an answer whose head went out after a failure: a stream with one error event, a
+/// whole answer by closing the connection (its body stays incomplete).
+async fn end_with_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) {
+    ctx.status = err.status();
+    ctx.reason = Some(err.reason());
+    if ctx.stream {
+        let _ = session
+            .write_response_body(Some(dialect::error_event(ctx.front, err)), true)
+            .await;
+    }
+    downstream::close_after_failed_stream(session).await;
+}
+
+/// Resolves when the client closes its connection while its answer is being relayed.
+async fn client_gone(session: &mut Session) {
+    loop {
+        match session.as_downstream_mut().read_body_or_idle(true).await {
+            Err(_) => return,
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn is_sse(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 impl Gateway {
@@ -831,6 +1072,17 @@ async fn answer_mock(
 
 /// Writes an error answer in the spec's shape.
 async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) {
+    answer_error_from(session, ctx, err, None).await;
+}
+
+/// Writes an error answer in the spec's shape, with the vendor's request id when a vendor
+/// answered it.
+async fn answer_error_from(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    err: &GatewayError,
+    upstream_request_id: Option<String>,
+) {
     ctx.reason = Some(err.reason());
     if !session.is_body_done() {
         drain_or_close(session).await;
@@ -838,6 +1090,9 @@ async fn answer_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError) 
     let mut extra = Vec::new();
     if let Some(secs) = err.retry_after() {
         extra.push(("retry-after", secs.to_string()));
+    }
+    if let Some(id) = upstream_request_id {
+        extra.push((response_headers::UPSTREAM_REQUEST_ID, id));
     }
     write_answer_with(
         session,
@@ -938,53 +1193,12 @@ async fn write_answer_with(
     }
 }
 
-/// What a proxying failure means for the client, and its cause as a metric label;
-/// `None` when the client itself failed.
-fn classify(e: &Error, provider: Option<&Provider>) -> Option<(GatewayError, &'static str)> {
-    let name = provider.map_or("?", |p| p.name.as_str());
-    if matches!(e.esource(), ErrorSource::Downstream) {
-        return None;
-    }
-    let found = match e.etype() {
-        ErrorType::ConnectTimedout => (
-            GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out")),
-            "connect_timeout",
-        ),
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
-            GatewayError::UpstreamTimeout(format!("provider `{name}` did not answer in time")),
-            "timeout",
-        ),
-        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => (
-            GatewayError::Upstream(format!("cannot connect to provider `{name}`")),
-            "connect",
-        ),
-        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => (
-            GatewayError::Upstream(format!("TLS with provider `{name}` failed")),
-            "tls",
-        ),
-        _ if matches!(e.esource(), ErrorSource::Upstream) => (
-            GatewayError::Upstream(format!("provider `{name}` failed mid-answer")),
-            "reset",
-        ),
-        _ => (
-            GatewayError::Upstream(format!("proxying to provider `{name}` failed")),
-            "other",
-        ),
-    };
-    Some(found)
-}
-
-/// The answer for a proxying failure, once no retry follows; `None` when the client left.
-fn final_error(e: &Error, ctx: &Ctx) -> Option<GatewayError> {
-    if let ErrorType::HTTPStatus(status) = e.etype() {
-        let provider = ctx.provider.as_deref();
-        return Some(providers::vendor_error(provider, *status, b""));
-    }
-    let (err, _) = classify(e, ctx.provider.as_deref())?;
-    Some(match err {
+/// The answer when no attempt follows a failed one: 502 unless every failure was a timeout.
+fn final_error(failed: Failed, ctx: &Ctx) -> GatewayError {
+    match failed.error {
         GatewayError::UpstreamTimeout(m) if !ctx.only_timeouts => GatewayError::Upstream(m),
         other => other,
-    })
+    }
 }
 
 /// Nothing left to try: a 429 with `retry-after` when routes only wait out a vendor's
@@ -1002,10 +1216,13 @@ fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
     }
 }
 
-/// The wait a vendor's answer asks for, in any of the forms vendors use.
-fn retry_after(resp: &ResponseHeader) -> Option<Duration> {
+/// The wait a vendor's error answer asks for, in any of the forms vendors use (its headers,
+/// or a retry delay inside its body); the longest wins.
+fn retry_after(resp: &ResponseHeader, body: &[u8]) -> Option<Duration> {
+    let status = resp.status.as_u16();
     let headers = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-    retry_hint::retry_hint(resp.status.as_u16(), headers, SystemTime::now())
+    let from_head = retry_hint::retry_hint(status, headers, SystemTime::now());
+    from_head.max(retry_hint::from_error_body(status, body))
 }
 
 /// The metric cause of a vendor's error status.
@@ -1054,11 +1271,11 @@ impl Gateway {
 
     /// Moves a retry to the next route, after a jittered backoff; counts retries and
     /// fallbacks. Fails when nothing is left (a route may have cooled down meanwhile).
-    async fn next_attempt(&self, ctx: &mut Ctx) -> Result<()> {
+    async fn next_attempt(&self, ctx: &mut Ctx) -> Result<(), GatewayError> {
         let (Some(config), Some(principal), Some(model)) =
             (ctx.config.clone(), ctx.principal.clone(), ctx.model.clone())
         else {
-            return Error::e_explain(ErrorType::InternalError, "retry without a request");
+            return Err(GatewayError::Internal("retry without a request".into()));
         };
         let next = router::next(
             &config,
@@ -1071,10 +1288,7 @@ impl Gateway {
         );
         let choice = match next {
             Next::Try(choice) => choice,
-            Next::Exhausted { blocked_ms } => {
-                ctx.final_error = Some(no_route_left(&model, blocked_ms));
-                return Error::e_explain(ErrorType::ConnectProxyFailure, "no route left");
-            }
+            Next::Exhausted { blocked_ms } => return Err(no_route_left(&model, blocked_ms)),
         };
         let wait = router::backoff(&config.routing, ctx.attempts, rand::random::<f64>())
             .min(ctx.deadline.saturating_duration_since(Instant::now()));
@@ -1118,10 +1332,16 @@ impl Gateway {
 
     /// Records a failed attempt: route health, the error metric, the 502/504 verdict.
     fn attempt_failed(&self, ctx: &mut Ctx, cause: &'static str, retry_after: Option<Duration>) {
-        if !matches!(cause, "timeout" | "connect_timeout") {
+        if !cause.ends_with("timeout") {
             ctx.only_timeouts = false;
         }
         self.upstream_error(ctx, cause);
+        tracing::warn!(
+            "upstream attempt failed: provider `{}`, reason {cause}, attempt {}, request_id: {}",
+            ctx.provider.as_ref().map_or("-", |p| p.name.as_str()),
+            ctx.attempts,
+            ctx.request_id
+        );
         if let Some(trace) = &mut ctx.trace {
             trace.attempt_failed(cause);
         }

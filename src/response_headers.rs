@@ -59,6 +59,17 @@ pub fn keep_allowed(resp: &mut ResponseHeader) {
     }
 }
 
+/// The vendor's request id of an answer, as the client gets it (under
+/// [`UPSTREAM_REQUEST_ID`]).
+pub fn upstream_request_id(resp: &ResponseHeader) -> Option<String> {
+    VENDOR_REQUEST_IDS
+        .iter()
+        .find_map(|name| resp.headers.get(*name))
+        .filter(|v| v.len() <= 256)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -446,3 +446,30 @@ async fn counters_of_names_a_reload_adds_are_exported_at_zero() {
         );
     }
 }
+
+/// A body without `Content-Length` (chunked), far over pingora's 64 KiB replay buffer,
+/// reaches the vendor whole: the gateway sends the body it read.
+#[tokio::test]
+async fn a_large_chunked_body_reaches_the_vendor_whole() {
+    let (oai, _anth, gw) = setup("").await;
+    let filler = "x".repeat(300 * 1024);
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": filler}]});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(DEMO_SECRET)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(parts)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.logs());
+    assert_eq!(oai.request_count(), 1);
+    let got: Value = serde_json::from_slice(&oai.last_request().unwrap().body).unwrap();
+    assert_eq!(
+        got["messages"][0]["content"].as_str().unwrap().len(),
+        300 * 1024
+    );
+}

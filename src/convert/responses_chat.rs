@@ -23,7 +23,8 @@
 //! Answers: the first choice's `content` → a `message` item with one `output_text` part
 //! (`refusal` → a `refusal` part), `tool_calls` → `function_call` items; `finish_reason`
 //! `length` → `status: "incomplete"` with `incomplete_details.reason: "max_output_tokens"`,
-//! `content_filter` → `incomplete` with `content_filter`, anything else → `completed`; usage →
+//! `content_filter` → `incomplete` with `content_filter` (a stream ends with
+//! `response.incomplete`), anything else → `completed`; usage →
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
 //! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
 

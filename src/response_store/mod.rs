@@ -16,7 +16,7 @@
 //! A response is stored when the request did not say `"store": false`, its answer was a 200
 //! that completed (a whole `response` object, or a stream that reached `response.completed`
 //! or `response.incomplete`), and it went through a translation. It is stored before the
-//! answer's last bytes go to the client ([`ResponseStore::keep_now`]), so a follow-up sent as
+//! answer's last bytes go to the client ([`ResponseStore::keep`]), so a follow-up sent as
 //! soon as the answer ends finds it, on any instance. What is stored is the response object
 //! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
 //! under the key's team: another team's key finds nothing (404).
@@ -33,7 +33,6 @@ pub mod door;
 pub mod memory;
 pub mod redis;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -230,42 +229,9 @@ impl ResponseStore {
         Some((pending.id.clone(), stored.to_bytes()))
     }
 
-    /// Keeps a translated answer before its last bytes go to the client, from a synchronous
-    /// body filter: a client (or another instance) that asks for it right after the answer
-    /// ends finds it. Memory: at once. Redis: the `SET` waits on this worker
-    /// (`block_in_place`, bounded by the call timeout) on pingora's multi-threaded runtime;
-    /// elsewhere it runs in the background.
-    pub fn keep_now(
-        self: &Arc<Self>,
-        config: Option<&Config>,
-        team: Option<&str>,
-        req: Option<&FrontRequest>,
-        response: Option<Value>,
-    ) {
-        let (Some(config), Some(team)) = (config, team) else {
-            return;
-        };
-        let Some((id, stored)) = Self::what_to_keep(req, response) else {
-            return;
-        };
-        let limits = config.stored_responses;
-        if let Backend::Memory(_) = &self.backend {
-            return self.save_in_memory(team, &id, stored, &limits);
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.failed("save", team, &id, "no runtime to reach redis from");
-        };
-        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            let save = self.save(team, &id, stored, &limits);
-            tokio::task::block_in_place(|| runtime.block_on(save));
-        } else {
-            let (store, team) = (Arc::clone(self), team.to_string());
-            runtime.spawn(async move { store.save(&team, &id, stored, &limits).await });
-        }
-    }
-
-    /// [`ResponseStore::keep_now`] from an async phase (an answer made in-process), before
-    /// it is written.
+    /// Keeps a translated answer that completed (`response`, the object the translation
+    /// handed out), before its end goes to the client: a client (or another instance) that
+    /// asks for it right after the answer ends finds it. A failure is logged and counted.
     pub async fn keep(
         &self,
         config: Option<&Config>,
@@ -408,7 +374,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_conversation_is_kept_per_team_and_expanded() {
         let metrics = Metrics::new();
-        let store = Arc::new(ResponseStore::memory(&metrics));
+        let store = ResponseStore::memory(&metrics);
         let config = crate::config::load_str("", std::path::Path::new("t.toml")).unwrap();
         let first = expand(&store, "a", request(r#"{"model":"m","input":"hi"}"#))
             .await
@@ -418,12 +384,14 @@ mod tests {
         let response = json!({"id": id, "output": [{"id": "msg_1", "type": "message",
             "role": "assistant", "status": "completed",
             "content": [{"type": "output_text", "text": "hello"}]}]});
-        store.keep_now(
-            Some(&config),
-            Some("a"),
-            Some(&first),
-            Some(response.clone()),
-        );
+        store
+            .keep(
+                Some(&config),
+                Some("a"),
+                Some(&first),
+                Some(response.clone()),
+            )
+            .await;
 
         let body = format!(r#"{{"model":"m","previous_response_id":"{id}","input":"more"}}"#);
         let next = expand(&store, "a", request(&body)).await.unwrap();
@@ -461,12 +429,14 @@ mod tests {
         .await
         .unwrap();
         let off_id = off.pending.as_ref().unwrap().id.clone();
-        store.keep_now(
-            Some(&config),
-            Some("a"),
-            Some(&off),
-            Some(json!({"output": []})),
-        );
+        store
+            .keep(
+                Some(&config),
+                Some("a"),
+                Some(&off),
+                Some(json!({"output": []})),
+            )
+            .await;
         assert!(store.load("a", &off_id).await.unwrap().is_none());
         assert!(!store.delete("b", &id).await.unwrap());
         assert!(store.delete("a", &id).await.unwrap());
