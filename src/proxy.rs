@@ -769,7 +769,7 @@ impl Gateway {
         };
         let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
         let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
-        (self.responses)
+        self.responses
             .keep(config, team, req, t.completed_response())
             .await;
     }
