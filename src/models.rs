@@ -8,21 +8,24 @@ use crate::config::{Config, Model, ModelKind};
 use crate::error::GatewayError;
 use crate::providers::Operation;
 
-/// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape, each with
-/// a `type` (`"chat"` or `"embedding"`) beside OpenAI's fields.
+/// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape; a model
+/// marked with a `kind` has a `type` (`"chat"` or `"embedding"`) beside OpenAI's fields.
 pub fn list(config: &Config, principal: &Principal) -> Bytes {
     let data: Vec<serde_json::Value> = config
         .models
         .iter()
         .filter(|m| principal.team.allows(&m.name))
         .map(|m| {
-            serde_json::json!({
+            let mut entry = serde_json::json!({
                 "id": m.name,
                 "object": "model",
                 "created": 0,
                 "owned_by": "switchyard",
-                "type": m.kind.as_str(),
-            })
+            });
+            if let Some(kind) = m.kind.as_str() {
+                entry["type"] = kind.into();
+            }
+            entry
         })
         .collect();
     Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
@@ -35,7 +38,7 @@ pub fn check_kind(model: &Model, operation: Operation) -> Result<(), GatewayErro
         Operation::Embed => ModelKind::Embedding,
         Operation::Generate | Operation::CountTokens | Operation::Respond => ModelKind::Chat,
     };
-    if model.kind == wanted {
+    if model.kind == wanted || model.kind == ModelKind::Unmarked {
         return Ok(());
     }
     let message = match model.kind {
@@ -43,8 +46,8 @@ pub fn check_kind(model: &Model, operation: Operation) -> Result<(), GatewayErro
             "`{}` is an embedding model: use it on /v1/embeddings",
             model.name
         ),
-        ModelKind::Chat => format!(
-            "`{}` is not an embedding model (its config has no `kind = \"embedding\"`)",
+        ModelKind::Chat | ModelKind::Unmarked => format!(
+            "`{}` is a chat model (`kind = \"chat\"`), not an embedding model",
             model.name
         ),
     };

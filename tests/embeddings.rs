@@ -64,6 +64,13 @@ kind = "embedding"
 
 [[models]]
 name = "chat-mock"
+kind = "chat"
+  [[models.routes]]
+  provider = "local"
+  model = "mock-1"
+
+[[models]]
+name = "unmarked-mock"
   [[models.routes]]
   provider = "local"
   model = "mock-1"
@@ -247,7 +254,7 @@ async fn embedding_models_are_marked_and_kept_to_their_door() {
                     assert_eq!(m["object"], "model");
                     (
                         m["id"].as_str().unwrap().to_string(),
-                        m["type"].as_str().unwrap().to_string(),
+                        m["type"].as_str().unwrap_or("-").to_string(),
                     )
                 })
                 .collect::<Vec<_>>()
@@ -273,6 +280,13 @@ async fn embedding_models_are_marked_and_kept_to_their_door() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["error"]["param"], "model", "{text}");
     assert!(text.contains("not an embedding model"), "{text}");
+    // A model without `kind` (a config written before kinds) serves every door, untyped.
+    assert!(
+        all.contains(&("unmarked-mock".into(), "-".into())),
+        "{all:?}"
+    );
+    let (status, text) = embed(&s.gw, r#"{"model":"unmarked-mock","input":"x"}"#).await;
+    assert_eq!(status, 200, "{text}");
     // A chat request and a Responses request to an embedding model.
     for (path, body) in [
         (

@@ -363,7 +363,7 @@ pub struct Model {
     pub cache_write_usd_per_mtok: Option<f64>,
     /// How a route is picked among the healthy ones.
     pub strategy: Strategy,
-    /// What the model does: chat (every generating door) or embeddings.
+    /// What the model does: chat (every generating door), embeddings, or unmarked (any door).
     pub kind: ModelKind,
     pub routes: Vec<Route>,
 }
@@ -371,18 +371,23 @@ pub struct Model {
 /// `[[models]] kind`: which doors a model serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ModelKind {
-    /// Chat completions, Messages, Responses (the default).
+    /// No `kind` in the config: every door, as before kinds existed (a config written then
+    /// keeps working), and no `type` in `/v1/models`.
     #[default]
+    Unmarked,
+    /// Chat completions, Messages, Responses.
     Chat,
     /// `/v1/embeddings` only.
     Embedding,
 }
 
 impl ModelKind {
-    pub fn as_str(self) -> &'static str {
+    /// The `type` of `/v1/models`; `None` for an unmarked model.
+    pub fn as_str(self) -> Option<&'static str> {
         match self {
-            ModelKind::Chat => "chat",
-            ModelKind::Embedding => "embedding",
+            ModelKind::Unmarked => None,
+            ModelKind::Chat => Some("chat"),
+            ModelKind::Embedding => Some("embedding"),
         }
     }
 }

@@ -1214,7 +1214,7 @@ fn model(
 
 fn model_kind(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<ModelKind> {
     let Some(v) = v else {
-        return Ok(ModelKind::Chat);
+        return Ok(ModelKind::Unmarked);
     };
     match v.get_ref().as_str() {
         "chat" => Ok(ModelKind::Chat),
@@ -1297,20 +1297,21 @@ fn fallbacks(
 }
 
 /// A fallback serves the same doors as its model: a chat model cannot fall back to an
-/// embedding model, nor the other way.
+/// embedding model, nor the other way (an unmarked model may fall back to any).
 fn fallback_kinds(src: &Source, raw: &[raw::Model], models: &[Arc<Model>]) -> Result<()> {
     for (i, m) in models.iter().enumerate() {
         for (j, &f) in m.fallbacks.iter().enumerate() {
-            if models[f].kind != m.kind {
+            let (Some(kind), Some(fallback_kind)) = (m.kind.as_str(), models[f].kind.as_str())
+            else {
+                continue;
+            };
+            if kind != fallback_kind {
                 return Err(src.at(
                     &raw[i].fallbacks[j],
                     &format!("models[{i}].fallbacks[{j}]"),
                     format!(
-                        "{:?} is a {} model and {:?} a {} model: a fallback must be of the same kind",
-                        m.name,
-                        m.kind.as_str(),
-                        models[f].name,
-                        models[f].kind.as_str()
+                        "{:?} is a {kind} model and {:?} a {fallback_kind} model: a fallback must be of the same kind",
+                        m.name, models[f].name,
                     ),
                 ));
             }
@@ -2829,12 +2830,20 @@ teams = ["search", "x-*"]
         rejects(
             &with_base(&format!(
                 "{}{}",
-                model("c", "fallbacks = [\"e\"] # <-"),
+                model("c", "kind = \"chat\"\nfallbacks = [\"e\"] # <-"),
                 model("e", "kind = \"embedding\"")
             )),
             "models[0].fallbacks[0]",
             "a fallback must be of the same kind",
         );
+        // An unmarked model (no `kind`) may fall back to either.
+        let c = load(&with_base(&format!(
+            "{}{}",
+            model("u", "fallbacks = [\"e\"]"),
+            model("e", "kind = \"embedding\"")
+        )))
+        .unwrap();
+        assert_eq!(c.models[0].kind, ModelKind::Unmarked);
     }
 
     #[test]
