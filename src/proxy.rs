@@ -703,45 +703,38 @@ impl Gateway {
     /// failure now cannot be retried: the answer ends with one error event in the door's
     /// dialect, and the request counts as failed.
     async fn relay(&self, session: &mut Session, ctx: &mut Ctx, exchange: &mut Exchange) {
+        let mut vendor_failed = false;
         loop {
-            let read = tokio::select! {
-                read = exchange.chunk() => read,
-                () = client_gone(session) => {
-                    ctx.status = 499;
-                    return;
-                }
-            };
-            let chunk = match read {
-                Ok(chunk) => chunk,
-                Err(f) => {
-                    let failed = Failed::of(f, ctx.provider.as_deref());
-                    self.attempt_failed(ctx, failed.cause, None);
-                    end_with_error(session, ctx, &failed.error).await;
-                    return;
-                }
+            let Some(chunk) = self.next_chunk(session, ctx, exchange).await else {
+                return;
             };
             let end = chunk.is_none();
             let out = match relay_chunk(ctx, chunk, end) {
                 Ok(out) => out,
-                Err(e) => {
-                    end_with_error(session, ctx, &e).await;
-                    return;
-                }
+                Err(e) => return end_with_error(session, ctx, &e).await,
             };
             if ctx.stream && ctx.meter.refused() {
-                end_with_error(session, ctx, &GatewayError::ContentFilter).await;
-                return;
+                return end_with_error(session, ctx, &GatewayError::ContentFilter).await;
             }
-            if end {
+            if !vendor_failed {
+                if let Some(message) = ctx.meter.stream_error() {
+                    // The vendor's error event goes to the client as it came (in the door's
+                    // dialect); the failure is counted before the client can see the end.
+                    let failed = Failed::stream_error(message, ctx.provider.as_deref());
+                    self.attempt_failed(ctx, failed.cause, None);
+                    ctx.status = failed.error.status();
+                    ctx.reason = Some(failed.error.reason());
+                    vendor_failed = true;
+                }
+            }
+            if end && !vendor_failed {
                 self.keep_response(ctx).await;
             }
-            if let Some(out) = out.filter(|o| !o.is_empty() || end) {
+            let out = out.filter(|o| !o.is_empty() || end);
+            if out.is_some() {
                 first_byte(ctx);
-                if session.write_response_body(Some(out), end).await.is_err() {
-                    ctx.status = 499;
-                    return;
-                }
-            } else if end && session.write_response_body(None, true).await.is_err() {
+            }
+            if (out.is_some() || end) && session.write_response_body(out, end).await.is_err() {
                 ctx.status = 499;
                 return;
             }
@@ -749,16 +742,38 @@ impl Gateway {
                 break;
             }
         }
-        if let Some(message) = ctx.meter.stream_error() {
-            // The vendor's error event (in the door's dialect) went to the client as it came.
-            let failed = Failed::stream_error(message, ctx.provider.as_deref());
-            self.attempt_failed(ctx, failed.cause, None);
-            ctx.status = failed.error.status();
-            ctx.reason = Some(failed.error.reason());
+        if vendor_failed {
             downstream::close_after_failed_stream(session).await;
-            return;
+        } else {
+            self.answered(ctx);
         }
-        self.answered(ctx);
+    }
+
+    /// The vendor's next chunk (`Some(None)` at its end); `None` when the answer ended
+    /// otherwise: the client left (499), or the vendor failed (the failure is recorded and the
+    /// answer ended with its error).
+    async fn next_chunk(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        exchange: &mut Exchange,
+    ) -> Option<Option<Bytes>> {
+        let read = tokio::select! {
+            read = exchange.chunk() => read,
+            () = client_gone(session) => {
+                ctx.status = 499;
+                return None;
+            }
+        };
+        match read {
+            Ok(chunk) => Some(chunk),
+            Err(f) => {
+                let failed = Failed::of(f, ctx.provider.as_deref());
+                self.attempt_failed(ctx, failed.cause, None);
+                end_with_error(session, ctx, &failed.error).await;
+                None
+            }
+        }
     }
 
     /// A translated Responses answer that completed is kept (`crate::response_store`) before
