@@ -123,6 +123,7 @@ use crate::metrics::Metrics;
 pub use self::clock::Clock;
 /// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
 pub(crate) use self::connect::client as redis_client;
+pub(crate) use self::redis::push_key_part;
 use self::memory::{Memory, Periods};
 
 /// What a request may cost, reserved at admission.

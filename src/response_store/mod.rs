@@ -251,15 +251,7 @@ impl ResponseStore {
 /// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
 fn store_key(team: &str, id: &str) -> String {
     let mut out = String::from("switchyard:resp:");
-    for c in team.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ':' => out.push_str("%3A"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            c => out.push(c),
-        }
-    }
+    crate::limits::push_key_part(&mut out, team);
     out.push(':');
     out.push_str(id);
     out
