@@ -24,6 +24,7 @@ use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{self, Reloader};
+use crate::response_store::ResponseStore;
 use crate::snapshot::Snapshot;
 use crate::usage_log::UsageLog;
 
@@ -192,6 +193,13 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         }
     };
     limiter.sync(&snapshot.load());
+    let responses = match ResponseStore::new(&snapshot.load().state, &metrics) {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            eprintln!("{}: [state]: {e}", path.display());
+            std::process::exit(2);
+        }
+    };
     let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
@@ -223,6 +231,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             usage_log,
             health,
             limiter,
+            responses,
             ConnectorOptions::from_server_conf(&conf),
         )
         .with_telemetry(telemetry),

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::dialect::chat_stream::Scanner;
-use crate::dialect::{embeddings, messages, messages_stream, responses, responses_stream, Dialect};
+use crate::dialect::{
+    self, embeddings, messages, messages_stream, responses, responses_stream, Dialect,
+};
 use crate::estimate::generated_chars;
 use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
@@ -104,17 +106,23 @@ impl Meter {
         }
     }
 
-    /// Whether a stream carried content yet: text, reasoning, tool calls.
+    /// Whether a stream carried content: text, reasoning (thinking), a refusal's text or a tool
+    /// call. Until it did, a failure can still be retried on another route. A whole answer:
+    /// whether any of it was kept.
     pub fn started(&self) -> bool {
         match self {
+            // `other_chars`: reasoning_content, reasoning, refusal, tool calls.
             Meter::Stream(s) => s.content_events > 0 || s.other_chars > 0,
+            // Text, thinking and tool-input deltas.
             Meter::Messages(s) => s.content_events > 0,
+            // Every `*.delta` with text: output text, refusal, reasoning, call arguments.
             Meter::Responses(s) => s.content_events > 0,
-            Meter::Body { .. } | Meter::None => false,
+            Meter::Body { len, .. } => *len > 0,
+            Meter::None => false,
         }
     }
 
-    /// The message of an error event in a stream.
+    /// The message of an error event the stream carried (its scanner's `error`).
     pub fn stream_error(&self) -> Option<&str> {
         match self {
             Meter::Stream(s) => s.error.as_deref(),
@@ -124,9 +132,25 @@ impl Meter {
         }
     }
 
-    /// Whether the vendor refused on content grounds inside a successful answer.
+    /// Whether the answer says the vendor's content filter stopped it
+    /// ([`crate::dialect::refusal`]): a stream's finish event, as seen so far, or the kept
+    /// whole answer (one too large to keep is not read).
     pub fn refused(&self) -> bool {
-        false
+        match self {
+            Meter::Stream(s) => s.refused,
+            Meter::Messages(s) => s.refused,
+            Meter::Responses(s) => s.refused,
+            Meter::Body {
+                dialect,
+                chunks,
+                overflowed: false,
+                ..
+            } => match chunks.as_slice() {
+                [one] => dialect::refused(*dialect, one),
+                _ => dialect::refused(*dialect, &chunks.concat()),
+            },
+            Meter::Body { .. } | Meter::None => false,
+        }
     }
 
     /// The answer's usage: as reported, or estimated from the text (completion) and from the
@@ -350,5 +374,63 @@ mod tests {
         let mut m = Meter::body_of(Dialect::Chat);
         m.feed(b"not json at all!");
         assert_eq!(m.settle(1).unwrap().0.completion_tokens, 4);
+    }
+
+    #[test]
+    fn started_counts_text_reasoning_thinking_and_tool_calls() {
+        let fed = |dialect, chunk: &str| {
+            let mut m = Meter::stream_of(dialect);
+            m.feed(chunk.as_bytes());
+            m
+        };
+        let role = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}}]}\n\n";
+        assert!(!fed(Dialect::Chat, role).started());
+        for started in [
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}\n\n",
+        ] {
+            assert!(fed(Dialect::Chat, started).started(), "{started}");
+        }
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\n";
+        assert!(!fed(Dialect::Messages, start).started());
+        let thinking = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Let me\"}}\n\n";
+        assert!(fed(Dialect::Messages, thinking).started());
+        let created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n";
+        assert!(!fed(Dialect::Responses, created).started());
+        let reasoning = "event: response.reasoning_summary_text.delta\ndata: {\"type\":\"response.reasoning_summary_text.delta\",\"delta\":\"Thinking\"}\n\n";
+        assert!(fed(Dialect::Responses, reasoning).started());
+        assert!(!Meter::None.started());
+    }
+
+    #[test]
+    fn stream_errors_and_refusals_are_read() {
+        let mut m = Meter::stream_of(Dialect::Chat);
+        m.feed(b"data: {\"error\":{\"message\":\"busy\",\"type\":\"server_error\"}}\n\n");
+        assert_eq!(m.stream_error(), Some("busy"));
+        assert!(!m.started() && !m.refused());
+        let mut m = Meter::stream_of(Dialect::Messages);
+        m.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n");
+        assert_eq!(m.stream_error(), Some("overloaded_error: busy"));
+        m.feed(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\"}}\n\n");
+        assert!(m.refused());
+        let mut m = Meter::stream_of(Dialect::Chat);
+        m.feed(b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n");
+        assert!(m.refused() && m.stream_error().is_none());
+
+        // Whole answers, kept in chunks, read by their dialect.
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(br#"{"choices":[{"index":0,"message":{"content":null},"#);
+        m.feed(br#""finish_reason":"content_filter"}]}"#);
+        assert!(m.refused());
+        let mut m = Meter::body_of(Dialect::Messages);
+        m.feed(br#"{"type":"message","content":[],"stop_reason":"refusal"}"#);
+        assert!(m.refused() && m.stream_error().is_none());
+        let mut m = Meter::body_of(Dialect::Responses);
+        m.feed(br#"{"status":"incomplete","incomplete_details":{"reason":"content_filter"}}"#);
+        assert!(m.refused());
+        let mut m = Meter::body_of(Dialect::Chat);
+        m.feed(br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#);
+        assert!(!m.refused());
     }
 }

@@ -401,7 +401,8 @@ impl Default for Metrics {
     }
 }
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+/// An `IntCounterVec` (its fixed name and labels cannot fail).
+pub(crate) fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric())
 }
 

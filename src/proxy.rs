@@ -3,9 +3,11 @@
 //! upstream connections (`crate::upstream`). Read this file top to bottom to follow a request.
 //!
 //! ```text
-//! request_filter   admit: route the path (its front door's dialect) → take the config
-//!                  snapshot → authenticate → read the body → the door's view of it → content
-//!                  policies → resolve the model and the allow-list → admit against the limits
+//! request_filter   admit: route the path (its front door's dialect; a stored response is
+//!                  answered from the store) → take the config snapshot → authenticate → read
+//!                  the body → the door's view of it (a gateway `previous_response_id`
+//!                  expanded) → content policies → resolve the model, its kind and the
+//!                  allow-list → admit against the limits
 //!                  (reserve) → pick a route → answer in-process (mock, or count_tokens on a
 //!                  route that cannot count); then forward
 //! forward          attempts until one answers; a failed one is recorded on its route (health,
@@ -19,7 +21,8 @@
 //!                  (a stream until its first content event, a whole answer to its end: any
 //!                  failure until then is retried) → release (head + what was held) → relay
 //!                  (the rest, chunk by chunk, idle timeout and deadline; a failure now ends
-//!                  the stream with one error event)
+//!                  the stream with one error event); a translated Responses answer that
+//!                  completed is kept before its end goes out
 //! logging          counted once on every path: limits settled, metrics, usage log, trace
 //! ```
 
@@ -46,11 +49,13 @@ use crate::health::{now_ms, Health, InFlight};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
 use crate::metrics::{Finished, Metrics};
+use crate::models;
 use crate::policy;
 use crate::providers::{self, Operation};
 use crate::request::FrontRequest;
 use crate::request_head;
 use crate::response_headers;
+use crate::response_store::{self, door, ResponseStore};
 use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
@@ -71,6 +76,8 @@ pub struct Gateway {
     usage_log: UsageLog,
     health: Arc<Health>,
     limiter: Arc<Limiter>,
+    /// The Responses API's state on translated routes.
+    responses: Arc<ResponseStore>,
     /// `[telemetry]`; `None`: no traces, and no telemetry work on the request path.
     telemetry: Option<Telemetry>,
     /// Pooled connections to the vendors.
@@ -84,6 +91,7 @@ impl Gateway {
         usage_log: UsageLog,
         health: Arc<Health>,
         limiter: Arc<Limiter>,
+        responses: Arc<ResponseStore>,
         connector: ConnectorOptions,
     ) -> Gateway {
         Gateway {
@@ -92,6 +100,7 @@ impl Gateway {
             usage_log,
             health,
             limiter,
+            responses,
             telemetry: None,
             connector: Connector::new(Some(connector)),
         }
@@ -170,6 +179,8 @@ enum Endpoint {
     Embeddings,
     /// OpenAI's Responses API.
     Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`: from the response store.
+    StoredResponse(door::Call),
     Models,
 }
 
@@ -630,6 +641,7 @@ impl Gateway {
                 return Ok(Hold::Refused);
             }
             if end {
+                self.keep_response(ctx).await;
                 return Ok(Hold::Ended);
             }
             if (streamed && ctx.meter.started()) || len > limit {
@@ -688,42 +700,38 @@ impl Gateway {
     /// failure now cannot be retried: the answer ends with one error event in the door's
     /// dialect, and the request counts as failed.
     async fn relay(&self, session: &mut Session, ctx: &mut Ctx, exchange: &mut Exchange) {
+        let mut vendor_failed = false;
         loop {
-            let read = tokio::select! {
-                read = exchange.chunks() => read,
-                () = client_gone(session) => {
-                    ctx.status = 499;
-                    return;
-                }
-            };
-            let chunk = match read {
-                Ok(chunk) => chunk,
-                Err(f) => {
-                    let failed = Failed::of(f, ctx.provider.as_deref());
-                    self.attempt_failed(ctx, failed.cause, None);
-                    end_with_error(session, ctx, &failed.error).await;
-                    return;
-                }
+            let Some(chunk) = self.next_chunk(session, ctx, exchange).await else {
+                return;
             };
             let end = chunk.is_none();
             let out = match relay_chunk(ctx, chunk, end) {
                 Ok(out) => out,
-                Err(e) => {
-                    end_with_error(session, ctx, &e).await;
-                    return;
-                }
+                Err(e) => return end_with_error(session, ctx, &e).await,
             };
             if ctx.stream && ctx.meter.refused() {
-                end_with_error(session, ctx, &GatewayError::ContentFilter).await;
-                return;
+                return end_with_error(session, ctx, &GatewayError::ContentFilter).await;
             }
-            if let Some(out) = out.filter(|o| !o.is_empty() || end) {
-                first_byte(ctx);
-                if session.write_response_body(Some(out), end).await.is_err() {
-                    ctx.status = 499;
-                    return;
+            if !vendor_failed {
+                if let Some(message) = ctx.meter.stream_error() {
+                    // The vendor's error event goes to the client as it came (in the door's
+                    // dialect); the failure is counted before the client can see the end.
+                    let failed = Failed::stream_error(message, ctx.provider.as_deref());
+                    self.attempt_failed(ctx, failed.cause, None);
+                    ctx.status = failed.error.status();
+                    ctx.reason = Some(failed.error.reason());
+                    vendor_failed = true;
                 }
-            } else if end && session.write_response_body(None, true).await.is_err() {
+            }
+            if end && !vendor_failed {
+                self.keep_response(ctx).await;
+            }
+            let out = out.filter(|o| !o.is_empty() || end);
+            if out.is_some() {
+                first_byte(ctx);
+            }
+            if (out.is_some() || end) && session.write_response_body(out, end).await.is_err() {
                 ctx.status = 499;
                 return;
             }
@@ -731,16 +739,51 @@ impl Gateway {
                 break;
             }
         }
-        if let Some(message) = ctx.meter.stream_error() {
-            // The vendor's error event (in the door's dialect) went to the client as it came.
-            let failed = Failed::stream_error(message, ctx.provider.as_deref());
-            self.attempt_failed(ctx, failed.cause, None);
-            ctx.status = failed.error.status();
-            ctx.reason = Some(failed.error.reason());
+        if vendor_failed {
             downstream::close_after_failed_stream(session).await;
-            return;
+        } else {
+            self.answered(ctx);
         }
-        self.answered(ctx);
+    }
+
+    /// The vendor's next chunk (`Some(None)` at its end); `None` when the answer ended
+    /// otherwise: the client left (499), or the vendor failed (the failure is recorded and the
+    /// answer ended with its error).
+    async fn next_chunk(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        exchange: &mut Exchange,
+    ) -> Option<Option<Bytes>> {
+        let read = tokio::select! {
+            read = exchange.chunks() => read,
+            () = client_gone(session) => {
+                ctx.status = 499;
+                return None;
+            }
+        };
+        match read {
+            Ok(chunk) => Some(chunk),
+            Err(f) => {
+                let failed = Failed::of(f, ctx.provider.as_deref());
+                self.attempt_failed(ctx, failed.cause, None);
+                end_with_error(session, ctx, &failed.error).await;
+                None
+            }
+        }
+    }
+
+    /// A translated Responses answer that completed is kept (`crate::response_store`) before
+    /// its end goes to the client, so a follow-up sent at once finds it.
+    async fn keep_response(&self, ctx: &Ctx) {
+        let Some(t) = &ctx.translation else {
+            return;
+        };
+        let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+        let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
+        self.responses
+            .keep(config, team, req, t.completed_response())
+            .await;
     }
 
     /// A complete answer: the route served well.
@@ -817,7 +860,7 @@ impl Gateway {
         ctx.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
-            Endpoint::Responses => Dialect::Responses,
+            Endpoint::Responses | Endpoint::StoredResponse(_) => Dialect::Responses,
             Endpoint::Chat | Endpoint::Models => Dialect::Chat,
         };
         ctx.operation = match endpoint {
@@ -831,7 +874,14 @@ impl Gateway {
 
         if let Endpoint::Models = endpoint {
             self.peek_rate_headers(ctx).await;
-            let body = models_list(&config, &principal);
+            let body = models::list(&config, &principal);
+            write_answer(session, ctx, 200, "application/json", vec![body]).await;
+            return Ok(Admitted::Answered);
+        }
+        if let Endpoint::StoredResponse(call) = &endpoint {
+            self.peek_rate_headers(ctx).await;
+            let query = session.req_header().uri.query();
+            let body = door::answer(&self.responses, &principal.team.name, call, query).await?;
             write_answer(session, ctx, 200, "application/json", vec![body]).await;
             return Ok(Admitted::Answered);
         }
@@ -847,7 +897,8 @@ impl Gateway {
             Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
-        let mut req = FrontRequest::read(ctx.front, bytes)?;
+        let req = FrontRequest::read(ctx.front, bytes)?;
+        let mut req = response_store::expand(&self.responses, &principal.team.name, req).await?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = req.prompt_estimate;
         if let Some(filter) = policy::check(&config, &principal.team, || req.texts()) {
@@ -859,6 +910,7 @@ impl Gateway {
         }
         let model = router::resolve(&config, &principal.team, &req.model)?;
         ctx.model = Some(model.clone());
+        models::check_kind(&model, ctx.operation)?;
 
         // Counting tokens generates nothing: it is not charged against tpm or budgets.
         if ctx.operation != Operation::CountTokens {
@@ -912,7 +964,7 @@ impl Gateway {
             return Ok(Admitted::Answered);
         }
         if provider.kind == ProviderKind::Mock {
-            answer_mock(session, ctx, &mut req).await;
+            answer_mock(session, ctx, &mut req, &self.responses).await;
             return Ok(Admitted::Answered);
         }
         ctx.request = Some(req);
@@ -944,6 +996,9 @@ fn authenticate(
 fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
     let path = req.uri.path();
     let method = &req.method;
+    if let Some(call) = door::route(method, path) {
+        return call.map(Endpoint::StoredResponse);
+    }
     match path {
         "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
             Ok(Endpoint::Chat)
@@ -992,34 +1047,25 @@ fn request_id(req: &RequestHeader) -> String {
     format!("req_{:032x}", rand::random::<u128>())
 }
 
-/// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape.
-fn models_list(config: &Config, principal: &Principal) -> Bytes {
-    let data: Vec<serde_json::Value> = config
-        .models
-        .iter()
-        .filter(|m| principal.team.allows(&m.name))
-        .map(|m| {
-            serde_json::json!({
-                "id": m.name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "switchyard",
-            })
-        })
-        .collect();
-    Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
-}
-
 /// The built-in mock provider answers in-process, at any front door, streamed or not.
-async fn answer_mock(session: &mut Session, ctx: &mut Ctx, req: &mut FrontRequest) {
+async fn answer_mock(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    req: &mut FrontRequest,
+    responses: &ResponseStore,
+) {
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     match convert::mock_answer(req, &id, created, &ctx.upstream_model) {
-        Ok((content_type, chunks, usage)) => {
-            ctx.local_usage = Some(usage);
-            write_answer(session, ctx, 200, content_type, chunks).await;
+        Ok(answer) => {
+            ctx.local_usage = Some(answer.usage);
+            let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
+            responses
+                .keep(ctx.config.as_deref(), team, Some(req), answer.completed)
+                .await;
+            write_answer(session, ctx, 200, answer.content_type, answer.chunks).await;
         }
         Err(e) => answer_error(session, ctx, &e).await,
     }
@@ -1171,10 +1217,13 @@ fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
     }
 }
 
-/// The wait a vendor's error answer asks for, in any of the forms vendors use.
-fn retry_after(resp: &ResponseHeader, _body: &[u8]) -> Option<Duration> {
+/// The wait a vendor's error answer asks for, in any of the forms vendors use (its headers,
+/// or a retry delay inside its body); the longest wins.
+fn retry_after(resp: &ResponseHeader, body: &[u8]) -> Option<Duration> {
+    let status = resp.status.as_u16();
     let headers = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-    retry_hint::retry_hint(resp.status.as_u16(), headers, SystemTime::now())
+    let from_head = retry_hint::retry_hint(status, headers, SystemTime::now());
+    from_head.max(retry_hint::from_error_body(status, body))
 }
 
 /// The metric cause of a vendor's error status.

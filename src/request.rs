@@ -29,6 +29,20 @@ pub struct FrontRequest {
     /// The request as a chat-completions body (the pivot of every translation), built by the
     /// first attempt that needs it and kept for the others.
     pub pivot: Option<Pivot>,
+    /// Responses door: the id its answer gets and what is stored of it
+    /// ([`crate::response_store::expand`]).
+    pub pending: Option<Pending>,
+}
+
+/// What a Responses request carries for the store, decided before routing ([`crate::response_store::expand`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The id the answer gets on a translated route.
+    pub id: String,
+    /// Whether the answer is to be kept (`store`, default `true`).
+    pub store: bool,
+    /// The client's `previous_response_id`, as it sent it.
+    pub previous_response_id: Option<String>,
 }
 
 /// The request translated to chat completions.
@@ -57,6 +71,7 @@ impl FrontRequest {
                     base64: view.base64,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -73,6 +88,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -96,6 +112,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }
@@ -118,6 +135,7 @@ impl FrontRequest {
                     base64: false,
                     native,
                     pivot: None,
+                    pending: None,
                     body,
                 })
             }

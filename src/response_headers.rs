@@ -1,7 +1,7 @@
 //! What of a vendor's response head reaches the client: an allow-list, applied to every
-//! upstream answer (every front door, every vendor kind, errors included) in
-//! `upstream_response_filter`, before the gateway adds its own headers (`x-request-id`,
-//! `x-ratelimit-*`) in `response_filter`.
+//! upstream answer (every front door, every vendor kind) in `proxy::client_head`, before the
+//! gateway adds its own headers (`x-request-id`, `x-ratelimit-*`); a vendor error rewrapped by
+//! the gateway keeps only the vendor's request id.
 //!
 //! Kept: how to read the body ([`PASSED`]: `content-type`, `content-length`,
 //! `content-encoding`, `transfer-encoding`, `cache-control`, `date`), when to retry

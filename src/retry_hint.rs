@@ -9,6 +9,16 @@
 //! - Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-reset`
 //!   (RFC 3339 times): likewise, on a 429.
 //!
+//! And from the body of an error answer ([`from_error_body`]):
+//!
+//! - Gemini (and every Google API, Vertex AI included): `error.details[]` holds a
+//!   `google.rpc.RetryInfo` (`"@type": "type.googleapis.com/google.rpc.RetryInfo"`) whose
+//!   `retryDelay` is a protobuf `Duration` in its JSON form (`"45.5s"`); Gemini sends no
+//!   `retry-after` header with it.
+//!
+//! OpenAI, Azure OpenAI and Anthropic document their waits in headers only (their error
+//! bodies' prose, "Please retry after 20 seconds", repeats the header and is not read).
+//!
 //! The longest wait given wins (a vendor that names several limits is free again when the last
 //! resets). A date in the past is no wait. What the gateway does with it (cap, cool-down, the
 //! client's own `retry-after`) is `crate::health`'s and `crate::router`'s business.
@@ -41,6 +51,66 @@ pub fn retry_hint<'a>(
             }
         })
         .max()
+}
+
+/// The wait an error answer's JSON body asks for: Google's `RetryInfo` detail
+/// (`{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo",
+/// "retryDelay":"45.5s"}]}}`, also inside a one-element array as Gemini's streaming endpoint
+/// answers). Only error statuses (4xx, 5xx) are read; a body without the type name is not
+/// parsed.
+pub fn from_error_body(status: u16, body: &[u8]) -> Option<Duration> {
+    if !(400..=599).contains(&status) || memchr::memmem::find(body, RETRY_INFO).is_none() {
+        return None;
+    }
+    let errors: Vec<ErrorBody> = match serde_json::from_slice::<OneOrMany>(body).ok()? {
+        OneOrMany::Many(es) => es,
+        OneOrMany::One(e) => vec![e],
+    };
+    errors
+        .iter()
+        .flat_map(|e| &e.error.details)
+        .filter(|d| d.kind.as_bytes() == RETRY_INFO)
+        .filter_map(|d| protobuf_duration(d.retry_delay.as_deref()?))
+        .max()
+}
+
+const RETRY_INFO: &[u8] = b"type.googleapis.com/google.rpc.RetryInfo";
+
+/// `Many` first: serde reads a struct from an array too.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<ErrorBody>),
+    One(ErrorBody),
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorObject,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorObject {
+    #[serde(default)]
+    details: Vec<Detail>,
+}
+
+#[derive(serde::Deserialize)]
+struct Detail {
+    #[serde(rename = "@type", default)]
+    kind: String,
+    #[serde(rename = "retryDelay", default)]
+    retry_delay: Option<String>,
+}
+
+/// A protobuf `Duration` in JSON: seconds with up to nine fractional digits and an `s`
+/// (`"3s"`, `"45.5s"`, `"0.000000001s"`). A negative one is no wait.
+fn protobuf_duration(v: &str) -> Option<Duration> {
+    let secs = v.trim().strip_suffix('s')?;
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    seconds(secs)
 }
 
 fn millis(v: &str) -> Option<Duration> {
@@ -165,6 +235,52 @@ mod tests {
                 None,
                 "{v}"
             );
+        }
+    }
+
+    const GEMINI_429: &str = r#"{"error":{"code":429,"message":"You exceeded your current quota. Please retry in 45.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"45.5s"}]}}"#;
+
+    #[test]
+    fn gemini_retry_info_in_the_body() {
+        assert_eq!(
+            from_error_body(429, GEMINI_429.as_bytes()),
+            Some(Duration::from_millis(45_500))
+        );
+        let array = format!("[{GEMINI_429}]");
+        assert_eq!(
+            from_error_body(429, array.as_bytes()),
+            Some(Duration::from_millis(45_500))
+        );
+        let whole = GEMINI_429.replace("45.5s", "3s");
+        assert_eq!(
+            from_error_body(503, whole.as_bytes()),
+            Some(Duration::from_secs(3))
+        );
+        let tiny = GEMINI_429.replace("45.5s", "0.000000001s");
+        assert_eq!(
+            from_error_body(429, tiny.as_bytes()),
+            Some(Duration::from_nanos(1))
+        );
+    }
+
+    #[test]
+    fn other_bodies_are_no_hint() {
+        // Not an error status; the hint elsewhere than a RetryInfo detail; the vendors that
+        // put their waits in headers only.
+        assert_eq!(from_error_body(200, GEMINI_429.as_bytes()), None);
+        for body in [
+            r#"{"error":{"code":429,"message":"type.googleapis.com/google.rpc.RetryInfo","details":[]}}"#,
+            r#"{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.Help","retryDelay":"9s"}]}} type.googleapis.com/google.rpc.RetryInfo"#,
+            r#"{"error":{"message":"Rate limit reached for gpt-4o. Please try again in 20s.","type":"requests","code":"rate_limit_exceeded"}}"#,
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#,
+            "not json type.googleapis.com/google.rpc.RetryInfo",
+            "",
+        ] {
+            assert_eq!(from_error_body(429, body.as_bytes()), None, "{body}");
+        }
+        for delay in ["", "s", "-3s", "45.5", "1m", "NaNs", "1e3s", " s"] {
+            let body = GEMINI_429.replace("45.5s", delay);
+            assert_eq!(from_error_body(429, body.as_bytes()), None, "{delay}");
         }
     }
 }

@@ -229,6 +229,7 @@ mod tests {
             cached_input_usd_per_mtok: None,
             cache_write_usd_per_mtok: None,
             strategy: Default::default(),
+            kind: Default::default(),
             routes: weights
                 .iter()
                 .enumerate()

@@ -15,6 +15,8 @@ struct Setup {
     gw: Gateway,
 }
 
+const CHAT_ONLY_SECRET: &str = "sk-chat-only-team";
+
 async fn setup() -> Setup {
     let oai = MockUpstream::start().await;
     let gem = MockGemini::start("gem-embed-key").await;
@@ -40,6 +42,7 @@ kind = "mock"
 
 [[models]]
 name = "embed-oai"
+kind = "embedding"
 input_usd_per_mtok = 0.02
   [[models.routes]]
   provider = "oai"
@@ -47,18 +50,42 @@ input_usd_per_mtok = 0.02
 
 [[models]]
 name = "embed-gem"
+kind = "embedding"
   [[models.routes]]
   provider = "gem"
   model = "text-embedding-004"
 
 [[models]]
 name = "embed-mock"
+kind = "embedding"
   [[models.routes]]
   provider = "local"
   model = "mock-embed"
 
+[[models]]
+name = "chat-mock"
+kind = "chat"
+  [[models.routes]]
+  provider = "local"
+  model = "mock-1"
+
+[[models]]
+name = "unmarked-mock"
+  [[models.routes]]
+  provider = "local"
+  model = "mock-1"
+
 [[teams]]
 name = "t"
+
+[[teams]]
+name = "only-chat"
+models = ["chat-*"]
+
+[[keys]]
+id = "c"
+team = "only-chat"
+sha256 = "{{CHAT_ONLY_SHA256}}"
 
 [[keys]]
 id = "k"
@@ -67,7 +94,8 @@ sha256 = "{DEMO_SHA256}"
 "#,
         oai.base_url(),
         gem.origin()
-    );
+    )
+    .replace("{CHAT_ONLY_SHA256}", &sha256_hex(CHAT_ONLY_SECRET));
     let gw = Gateway::builder(&body)
         .env("SY_E_GEM", "gem-embed-key")
         .start()
@@ -197,4 +225,99 @@ async fn the_openai_sdk_embeds_through_the_gateway() {
     // The SDK's requests asked for base64 (its default) and float.
     let sent = s.gem.bodies();
     assert_eq!(sent.len(), 2);
+}
+
+/// `[[models]] kind = "embedding"`: `/v1/models` marks each model's type (and lists only what
+/// the key's team may use); a door that asks a model for what it does not do is a 400 naming
+/// `model`, before any vendor is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_models_are_marked_and_kept_to_their_door() {
+    let s = setup().await;
+    let models = |secret: &'static str| {
+        let gw = &s.gw;
+        async move {
+            let r = gw
+                .client()
+                .get(gw.url("/v1/models"))
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["object"], "list");
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["object"], "model");
+                    (
+                        m["id"].as_str().unwrap().to_string(),
+                        m["type"].as_str().unwrap_or("-").to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = models(DEMO_SECRET).await;
+    assert!(
+        all.contains(&("embed-oai".into(), "embedding".into())),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&("chat-mock".into(), "chat".into())),
+        "{all:?}"
+    );
+    assert_eq!(
+        models(CHAT_ONLY_SECRET).await,
+        vec![("chat-mock".to_string(), "chat".to_string())]
+    );
+
+    // An embeddings request to a chat model.
+    let (status, text) = embed(&s.gw, r#"{"model":"chat-mock","input":"x"}"#).await;
+    assert_eq!(status, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["param"], "model", "{text}");
+    assert!(text.contains("not an embedding model"), "{text}");
+    // A model without `kind` (a config written before kinds) serves every door, untyped.
+    assert!(
+        all.contains(&("unmarked-mock".into(), "-".into())),
+        "{all:?}"
+    );
+    let (status, text) = embed(&s.gw, r#"{"model":"unmarked-mock","input":"x"}"#).await;
+    assert_eq!(status, 200, "{text}");
+    // A chat request and a Responses request to an embedding model.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"embed-oai","messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        ("/v1/responses", r#"{"model":"embed-oai","input":"hi"}"#),
+    ] {
+        let r =
+            s.gw.client()
+                .post(s.gw.url(path))
+                .bearer_auth(DEMO_SECRET)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("is an embedding model"), "{path}: {text}");
+    }
+    // The allow-list applies on the embeddings door too.
+    let r =
+        s.gw.client()
+            .post(s.gw.url("/v1/embeddings"))
+            .bearer_auth(CHAT_ONLY_SECRET)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"embed-oai","input":"x"}"#)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(s.oai.request_count(), 0);
 }

@@ -464,6 +464,87 @@ fn answers_render_as_the_golden_files_for_every_door() {
     report(golden.finish());
 }
 
+/// The answer fixtures in which the vendor's filter stopped the answer.
+const REFUSALS: [&str; 7] = [
+    "openai/completion_content_filter.json",
+    "openai/stream_content_filter.sse",
+    "anthropic/message_refusal.json",
+    "anthropic/stream_refusal.sse",
+    "gemini/generate_safety.json",
+    "gemini/generate_prompt_blocked.json",
+    "gemini/stream_safety.sse",
+];
+
+/// Every answer at every door: the meter (the door's dialect on pass-through, the chat pivot on
+/// translated routes) says refused exactly for the refusal fixtures, and so does the door's own
+/// reader of what the client gets (the translators carry the filter's finish in each shape).
+#[test]
+fn refusals_are_seen_by_the_meter_and_carried_to_every_door() {
+    let mut checked = 0;
+    for (vendor, kind) in ANSWER_VENDORS {
+        let fixtures = root().join("fixtures").join(vendor);
+        for entry in fs::read_dir(&fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("error_") {
+                continue;
+            }
+            let stream = name.ends_with(".sse");
+            let bytes = fs::read(&path).unwrap();
+            let id = format!("{vendor}/{name}");
+            let expected = REFUSALS.contains(&id.as_str())
+                || (vendor == "gemini" && name == "stream_prompt_blocked.sse");
+            for (door, front) in DOORS {
+                let (Some(metered), Some(client)) = refusal_seen(front, kind, stream, &bytes)
+                else {
+                    continue;
+                };
+                assert_eq!(metered, expected, "meter of {id} at the {door} door");
+                assert_eq!(client, expected, "what the {door} client gets of {id}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3 * REFUSALS.len(), "only {checked} checked");
+}
+
+/// (the proxy's meter says refused, the door's reader of the client's bytes says refused);
+/// `None` where the fixture is not what this door's client would get.
+fn refusal_seen(
+    front: Dialect,
+    kind: ProviderKind,
+    stream: bool,
+    bytes: &[u8],
+) -> (Option<bool>, Option<bool>) {
+    let meter_of = |d| {
+        if stream {
+            Meter::stream_of(d)
+        } else {
+            Meter::body_of(d)
+        }
+    };
+    let Some(mut t) = AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT)
+    else {
+        // Pass-through: the vendor's own bytes, read in their dialect (an `openai` fixture is a
+        // chat answer, not what the vendor sends the Responses door: it is not read there).
+        if (kind, front) == (ProviderKind::OpenAi, Dialect::Responses) {
+            return (None, None);
+        }
+        let mut m = meter_of(front);
+        m.feed(bytes);
+        let refused = m.refused();
+        return (Some(refused), Some(refused));
+    };
+    let mut metered = meter_of(Dialect::Chat);
+    let out = t
+        .chunk(Some(Bytes::copy_from_slice(bytes)), true, &mut metered)
+        .expect("a translatable answer")
+        .unwrap_or_default();
+    let mut client = meter_of(front);
+    client.feed(&out);
+    (Some(metered.refused()), Some(client.refused()))
+}
+
 enum Answer {
     PassThrough,
     Refused(GatewayError),

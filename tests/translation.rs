@@ -284,11 +284,38 @@ async fn openai_sdk_through_gemini() {
         "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     );
 
-    // SAFETY ends the stream with finish_reason content_filter.
+    // SAFETY after some text ends the stream with the seed's Contents Filtered error event,
+    // which the SDK raises.
     s.gem
         .enqueue(replay_stream(&fixture("gemini/stream_safety.sse"), 11));
-    let r = sdk("openai", &s.gw, "gemini-flash", true, false);
-    assert_eq!(r["finish_reason"], "content_filter", "{r}");
+    let failure = sdk_failure("openai", &s.gw, "gemini-flash", true);
+    assert!(
+        failure.contains("APIError") && failure.contains("content policy"),
+        "{failure}"
+    );
+}
+
+/// Runs the SDK call expecting it to fail; returns what it printed.
+fn sdk_failure(mode: &str, gw: &Gateway, model: &str, stream: bool) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_call.py");
+    let base = if mode == "openai" {
+        gw.url("/v1")
+    } else {
+        gw.url("")
+    };
+    let out = std::process::Command::new("python3")
+        .args([
+            script,
+            mode,
+            &base,
+            DEMO_SECRET,
+            model,
+            if stream { "stream" } else { "once" },
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(!out.status.success(), "the SDK call succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,8 @@ pub struct Config {
     pub hash: String,
     pub server: Server,
     pub state: State,
+    /// `[state] responses_*`: the stored responses of translated Responses routes.
+    pub stored_responses: StoredResponses,
     pub log: Log,
     pub routing: Routing,
     pub limits: LimitsConfig,
@@ -219,6 +221,28 @@ pub enum State {
     Redis(RedisState),
 }
 
+/// `[state] responses_*`: how the gateway keeps the responses it answers on translated
+/// Responses routes (`crate::response_store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredResponses {
+    /// How long a stored response lives (both backends).
+    pub ttl: Duration,
+    /// Memory backend: the most bytes kept; the oldest responses are evicted first.
+    pub max_bytes: usize,
+    /// Memory backend: the most responses kept.
+    pub max_entries: usize,
+}
+
+impl Default for StoredResponses {
+    fn default() -> Self {
+        StoredResponses {
+            ttl: Duration::from_secs(30 * 86_400),
+            max_bytes: 64 * 1024 * 1024,
+            max_entries: 10_000,
+        }
+    }
+}
+
 /// How to reach Redis: `redis://` or `rediss://` (TLS, system roots plus `ca_file`), the
 /// password read from the environment at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,7 +363,33 @@ pub struct Model {
     pub cache_write_usd_per_mtok: Option<f64>,
     /// How a route is picked among the healthy ones.
     pub strategy: Strategy,
+    /// What the model does: chat (every generating door), embeddings, or unmarked (any door).
+    pub kind: ModelKind,
     pub routes: Vec<Route>,
+}
+
+/// `[[models]] kind`: which doors a model serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModelKind {
+    /// No `kind` in the config: every door, as before kinds existed (a config written then
+    /// keeps working), and no `type` in `/v1/models`.
+    #[default]
+    Unmarked,
+    /// Chat completions, Messages, Responses.
+    Chat,
+    /// `/v1/embeddings` only.
+    Embedding,
+}
+
+impl ModelKind {
+    /// The `type` of `/v1/models`; `None` for an unmarked model.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            ModelKind::Unmarked => None,
+            ModelKind::Chat => Some("chat"),
+            ModelKind::Embedding => Some("embedding"),
+        }
+    }
 }
 
 /// `[[models]] strategy`: how a route is picked among the model's healthy routes.

@@ -110,6 +110,12 @@ pub struct State {
     pub redis_ca_file: Option<Spanned<String>>,
     /// Redis backend: how long a limiter call may wait for Redis (default 100 ms).
     pub redis_timeout_ms: Option<Spanned<i64>>,
+    /// Stored Responses (translated routes): how long one is kept (default 30 days).
+    pub responses_ttl_s: Option<Spanned<i64>>,
+    /// Memory backend: the most bytes of stored responses kept (default 64 MiB).
+    pub responses_max_bytes: Option<Spanned<i64>>,
+    /// Memory backend: the most stored responses kept (default 10000).
+    pub responses_max_entries: Option<Spanned<i64>>,
 }
 
 /// `[log]`.
@@ -157,6 +163,8 @@ pub struct Model {
     pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
     /// `weighted` (default) or `latency`.
     pub strategy: Option<Spanned<String>>,
+    /// `chat` (default) or `embedding`.
+    pub kind: Option<Spanned<String>>,
     /// Defaults to empty so that "no routes" is reported by validation at the model's line.
     #[serde(default)]
     pub routes: Vec<Route>,

@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Config, ConfigError, ContentFilter, Globs, HeadLimits, Key, Limits, LimitsConfig, Log, Model,
-    Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State, Strategy, Team,
-    TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
+    ModelKind, Provider, ProviderKind, RedisState, Route, Routing, Secret, Server, State,
+    StoredResponses, Strategy, Team, TelemetryConfig, Timeouts, TlsConfig, Upstream, UsageSink,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -223,6 +223,7 @@ fn line_key(line: &str) -> Option<&str> {
 fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
     let server = server(src, &raw.server)?;
     let state = state(src, &raw.state)?;
+    let stored_responses = stored_responses(src, &raw.state)?;
     let log = log(src, &raw.log)?;
     let routing = routing(src, &raw.routing)?;
     let limits = limits_config(src, &raw.limits)?;
@@ -234,6 +235,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         .enumerate()
         .map(|(i, m)| model(src, i, m, &provider_index, &model_index).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    fallback_kinds(src, &raw.models, &models)?;
     let (teams, team_index) = teams(src, &raw.teams)?;
     let (keys, key_index) = keys(src, &raw.keys, &team_index)?;
     let content_filters = content_filters(src, &raw.content_filters)?;
@@ -247,6 +249,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
         hash: hex::encode(Sha256::digest(src.text.as_bytes())),
         server,
         state,
+        stored_responses,
         log,
         routing,
         limits,
@@ -632,6 +635,29 @@ fn state(src: &Source, raw: &raw::State) -> Result<State> {
             format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
         )),
     }
+}
+
+/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_max_entries`: positive
+/// integers; absent ones keep [`StoredResponses::default`].
+fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
+    let d = StoredResponses::default();
+    let ttl = match &raw.responses_ttl_s {
+        None => d.ttl,
+        Some(v) => Duration::from_secs(positive(src, v, "state.responses_ttl_s", 366 * 86_400)?),
+    };
+    let max_bytes = match &raw.responses_max_bytes {
+        None => d.max_bytes,
+        Some(v) => positive_usize(src, v, "state.responses_max_bytes")?,
+    };
+    let max_entries = match &raw.responses_max_entries {
+        None => d.max_entries,
+        Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
+    };
+    Ok(StoredResponses {
+        ttl,
+        max_bytes,
+        max_entries,
+    })
 }
 
 /// Checks that `path` holds CA certificates (unless `src` reads no PEM files).
@@ -1181,8 +1207,24 @@ fn model(
         )?,
         cache_write_usd_per_mtok: price(&m.cache_write_usd_per_mtok, "cache_write_usd_per_mtok")?,
         strategy: strategy(src, &path, m.strategy.as_ref())?,
+        kind: model_kind(src, &path, m.kind.as_ref())?,
         routes,
     })
+}
+
+fn model_kind(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<ModelKind> {
+    let Some(v) = v else {
+        return Ok(ModelKind::Unmarked);
+    };
+    match v.get_ref().as_str() {
+        "chat" => Ok(ModelKind::Chat),
+        "embedding" => Ok(ModelKind::Embedding),
+        other => Err(src.at(
+            v,
+            &format!("{path}.kind"),
+            format!("unknown kind {other:?}: use \"chat\" or \"embedding\""),
+        )),
+    }
 }
 
 fn strategy(src: &Source, path: &str, v: Option<&Spanned<String>>) -> Result<Strategy> {
@@ -1252,6 +1294,30 @@ fn fallbacks(
         out.push(target);
     }
     Ok(out)
+}
+
+/// A fallback serves the same doors as its model: a chat model cannot fall back to an
+/// embedding model, nor the other way (an unmarked model may fall back to any).
+fn fallback_kinds(src: &Source, raw: &[raw::Model], models: &[Arc<Model>]) -> Result<()> {
+    for (i, m) in models.iter().enumerate() {
+        for (j, &f) in m.fallbacks.iter().enumerate() {
+            let (Some(kind), Some(fallback_kind)) = (m.kind.as_str(), models[f].kind.as_str())
+            else {
+                continue;
+            };
+            if kind != fallback_kind {
+                return Err(src.at(
+                    &raw[i].fallbacks[j],
+                    &format!("models[{i}].fallbacks[{j}]"),
+                    format!(
+                        "{:?} is a {kind} model and {:?} a {fallback_kind} model: a fallback must be of the same kind",
+                        m.name, models[f].name,
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1919,7 +1985,9 @@ teams = ["search", "x-*"]
             text = text.replace(&format!("\"{var}\""), &format!("\"{ours}\""));
         }
         let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.models.len(), 5);
+        assert_eq!(c.models.len(), 6);
+        assert_eq!(c.models[5].kind, ModelKind::Embedding);
+        assert_eq!(c.stored_responses, StoredResponses::default());
         assert_eq!(c.model("gpt4o").unwrap().fallbacks, [1]);
         assert_eq!(c.content_filters.len(), 2);
     }
@@ -2721,6 +2789,61 @@ teams = ["search", "x-*"]
                 admin_client_ca: Some(c.into()),
             })
         );
+    }
+
+    #[test]
+    fn stored_responses_and_model_kinds() {
+        let c = load("").unwrap();
+        assert_eq!(c.stored_responses, StoredResponses::default());
+        let c = load(&with_base(&format!(
+            "[state]\nresponses_ttl_s = 60\nresponses_max_bytes = 1000\nresponses_max_entries = 5\n{}{}",
+            model("e", "kind = \"embedding\""),
+            model("c", "kind = \"chat\"")
+        )))
+        .unwrap();
+        assert_eq!(
+            c.stored_responses,
+            StoredResponses {
+                ttl: Duration::from_secs(60),
+                max_bytes: 1000,
+                max_entries: 5
+            }
+        );
+        assert_eq!(c.models[0].kind, ModelKind::Embedding);
+        assert_eq!(c.models[1].kind, ModelKind::Chat);
+        for field in [
+            "responses_ttl_s",
+            "responses_max_bytes",
+            "responses_max_entries",
+        ] {
+            rejects(
+                &format!("[state]\n{field} = 0 # <-\n"),
+                &format!("state.{field}"),
+                "must be a positive integer",
+            );
+        }
+        rejects(
+            &with_base(&model("e", "kind = \"vision\" # <-")),
+            "models[0].kind",
+            "unknown kind \"vision\"",
+        );
+        rejects(
+            &with_base(&format!(
+                "{}{}",
+                model("c", "kind = \"chat\"\nfallbacks = [\"e\"] # <-"),
+                model("e", "kind = \"embedding\"")
+            )),
+            "models[0].fallbacks[0]",
+            "a fallback must be of the same kind",
+        );
+        // An unmarked model (no `kind`) may fall back to either.
+        let c = load(&with_base(&format!(
+            "{}{}",
+            model("u", "fallbacks = [\"e\"]"),
+            model("e", "kind = \"embedding\"")
+        )))
+        .unwrap();
+        assert_eq!(c.models[0].kind, ModelKind::Unmarked);
     }
 
     #[test]

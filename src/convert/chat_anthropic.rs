@@ -44,7 +44,12 @@
 //! `message.thinking_blocks` (each whole, `signature` included; `redacted_thinking` too), which
 //! the client sends back on its next turn. In streams: `delta.reasoning_content` as the thinking
 //! arrives and one `delta.thinking_blocks` at each block's end. Server-tool blocks (web search
-//! results, …) and citations are left out. Usage counts cached prompt
+//! results, …) and citations are left out. `stop_reason` → `finish_reason`: `end_turn`,
+//! `stop_sequence`, `pause_turn` → `stop` (which stop sequence matched, and that a paused turn
+//! can be resumed, are lost), `max_tokens` and `model_context_window_exceeded` → `length`,
+//! `tool_use` → `tool_calls`, `refusal` (the classifiers stopped the answer; in a stream on
+//! `message_delta`, after whatever text came) → `content_filter`, which the gateway answers as
+//! the seed's content-filter error ([`crate::dialect::refusal`]). Usage counts cached prompt
 //! tokens (`cache_read_input_tokens`, `cache_creation_input_tokens`) in `prompt_tokens`, as
 //! OpenAI's `prompt_tokens` does, and carries them as `prompt_tokens_details.cached_tokens`
 //! and `.cache_write_tokens`.

@@ -35,9 +35,14 @@
 //! `responseId`; a part's `thoughtSignature`, which Gemini 3 wants back with the call, is
 //! appended to the id after [`THOUGHT_SIGNATURE_SEPARATOR`]; signatures on text parts, which
 //! Gemini only recommends sending back, are left out), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
-//! candidate called functions), MAX_TOKENS → `length`, SAFETY, RECITATION, BLOCKLIST,
-//! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY → `content_filter`; a prompt blocked by
-//! `promptFeedback` → `content_filter`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
+//! candidate called functions), MAX_TOKENS → `length`, the filters' reasons
+//! ([`crate::dialect::gemini::is_filtered`]: SAFETY, RECITATION, BLOCKLIST,
+//! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, …) → `content_filter`; a prompt blocked by
+//! `promptFeedback.blockReason` → an empty answer (a stream: a role chunk and a last chunk)
+//! with `content_filter`. Which filter it was (the reason, `safetyRatings`) is lost: chat has
+//! one `content_filter`, and the gateway answers it as the seed's content-filter error
+//! ([`crate::dialect::refusal`]). Other reasons (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, …)
+//! → `stop`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
 //! → `prompt_tokens`, `candidatesTokenCount` + `thoughtsTokenCount` → `completion_tokens`
 //! (thinking is billed as output, as OpenAI counts reasoning tokens), `totalTokenCount`;
 //! `cachedContentTokenCount` → `prompt_tokens_details.cached_tokens` (a part of the prompt),

@@ -63,6 +63,11 @@ pub trait SseTranslator: Send + Sync {
     fn is_done(&self) -> bool;
     /// Whether the output ended with an error event.
     fn is_failed(&self) -> bool;
+    /// A Responses stream that ended well: its whole `response` object (what
+    /// `response.completed` carried), for the response store. `None` for other dialects.
+    fn completed_response(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Seconds since the Unix epoch, for `created`.
@@ -681,6 +686,10 @@ pub(crate) trait EventState: Send + Sync {
     fn end(&self) -> End;
     fn usage(&self) -> Option<Usage>;
     fn has_content(&self) -> bool;
+    /// See [`SseTranslator::completed_response`].
+    fn completed_response(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A stream translator: an SSE decoder feeding a dialect's `EventState` event by event,
@@ -740,6 +749,10 @@ impl<S: EventState> SseTranslator for Translating<S> {
 
     fn is_failed(&self) -> bool {
         self.st.end() == End::Failed
+    }
+
+    fn completed_response(&self) -> Option<serde_json::Value> {
+        self.st.completed_response()
     }
 }
 

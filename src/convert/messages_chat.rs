@@ -19,7 +19,10 @@
 //!
 //! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
 //! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
-//! `max_tokens`, tool_calls → `tool_use`, content_filter → `refusal`; usage → `input_tokens`
+//! `max_tokens`, tool_calls → `tool_use`, content_filter (a filtered answer, whole or at the
+//! end of a stream) → `refusal` (Azure's `content_filter_results` and `prompt_filter_results`,
+//! which say which filter, are lost; Azure's first stream chunk, which carries only the latter,
+//! starts nothing); usage → `input_tokens`
 //! (without cached tokens, which go to `cache_read_input_tokens`, and cache writes, which go to
 //! `cache_creation_input_tokens`) and `output_tokens`.
 //! Only the first choice is read.
@@ -834,7 +837,14 @@ impl EventState for ReverseState {
         if let Some(err) = chunk.error {
             return self.upstream_error(err, out);
         }
-        self.begin(chunk.id.as_deref(), chunk.model.as_deref(), out);
+        // Azure's first chunk carries only `prompt_filter_results` (empty `id`, `model` and
+        // `choices`): the message starts at the next one, which names them.
+        if chunk.choices.is_empty() && chunk.usage.is_none() {
+            return;
+        }
+        let id = chunk.id.as_deref().filter(|s| !s.is_empty());
+        let model = chunk.model.as_deref().filter(|s| !s.is_empty());
+        self.begin(id, model, out);
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }

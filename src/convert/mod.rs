@@ -129,6 +129,10 @@ pub struct AnswerTranslation {
     to_chat: Option<Box<dyn SseTranslator>>,
     to_front: Option<Box<dyn SseTranslator>>,
     buffered: Option<BytesMut>,
+    /// Responses door: the id and state fields of the answer (`crate::response_store`).
+    identity: responses_chat::Identity,
+    /// Responses door: the whole translated `response` of a non-streamed answer.
+    completed: Option<Bytes>,
 }
 
 impl AnswerTranslation {
@@ -167,6 +171,8 @@ impl AnswerTranslation {
             to_chat: None,
             to_front: None,
             buffered: None,
+            identity: identity(req),
+            completed: None,
         };
         if stream {
             t.to_chat = stream_translator(vendor, model_hint, unix_now());
@@ -174,10 +180,13 @@ impl AnswerTranslation {
                 Dialect::Messages => Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
                     model_hint,
                 ))),
-                Dialect::Responses => Some(Box::new(responses_chat::ChatToResponsesStream::new(
-                    model_hint,
-                    unix_now(),
-                ))),
+                Dialect::Responses => Some(Box::new(
+                    responses_chat::ChatToResponsesStream::with_identity(
+                        model_hint,
+                        unix_now(),
+                        t.identity.clone(),
+                    ),
+                )),
                 Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
             };
         } else {
@@ -223,8 +232,18 @@ impl AnswerTranslation {
         Ok((end || !out.is_empty()).then_some(out))
     }
 
+    /// The Responses door's answer once it is complete: the whole `response` object (of a
+    /// non-streamed answer, or what a stream's `response.completed` carried), for the
+    /// response store. `None` for other doors and for answers that failed or were cut.
+    pub fn completed_response(&self) -> Option<serde_json::Value> {
+        if let Some(body) = &self.completed {
+            return serde_json::from_slice(body).ok();
+        }
+        self.to_front.as_ref().and_then(|t| t.completed_response())
+    }
+
     /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
-    fn whole(&self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
+    fn whole(&mut self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
         if self.front == Dialect::Embeddings {
             // Gemini's vectors; the usage in them is the gateway's estimate, metered as such.
             return embeddings_gemini::response(
@@ -244,25 +263,59 @@ impl AnswerTranslation {
                 messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
             }
             Dialect::Responses => {
-                responses_chat::response_from_chat(&chat, &self.model_hint, unix_now())
-                    .map(|t| t.body)
+                let body = responses_chat::response_from_chat_as(
+                    &chat,
+                    &self.model_hint,
+                    unix_now(),
+                    &self.identity,
+                )?
+                .body;
+                self.completed = Some(body.clone());
+                Ok(body)
             }
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
         }
     }
 }
 
+/// The Responses door's identity of an answer: the id and state fields decided before
+/// routing, or the defaults (an id derived from the chat answer's) without them.
+fn identity(req: &FrontRequest) -> responses_chat::Identity {
+    match &req.pending {
+        Some(p) => responses_chat::Identity {
+            id: Some(p.id.clone()),
+            store: p.store,
+            previous_response_id: p.previous_response_id.clone(),
+        },
+        None => responses_chat::Identity::default(),
+    }
+}
+
+/// The built-in mock's answer at any front door.
+pub struct MockAnswer {
+    pub content_type: &'static str,
+    pub chunks: Vec<Bytes>,
+    pub usage: crate::usage::Usage,
+    /// Responses door: the whole `response` object, for the response store.
+    pub completed: Option<serde_json::Value>,
+}
+
 /// The built-in mock's answer at any front door: its chat answer translated like any chat
-/// vendor's, or its embeddings. Returns the content type, the chunks to write, and the usage.
+/// vendor's, or its embeddings.
 pub fn mock_answer(
     req: &mut FrontRequest,
     id: &str,
     created: u64,
     model: &str,
-) -> Result<(&'static str, Vec<Bytes>, crate::usage::Usage), GatewayError> {
+) -> Result<MockAnswer, GatewayError> {
     if req.dialect == Dialect::Embeddings {
         let (body, usage) = providers::mock::embeddings(&embeddings::parse(&req.body)?, model);
-        return Ok(("application/json", vec![body], usage));
+        return Ok(MockAnswer {
+            content_type: "application/json",
+            chunks: vec![body],
+            usage,
+            completed: None,
+        });
     }
     let pivot = chat_pivot(req)?.body.clone();
     let view = chat::parse(&pivot)?;
@@ -275,7 +328,12 @@ pub fn mock_answer(
         ("application/json", vec![body])
     };
     let Some(mut t) = AnswerTranslation::new(req, ProviderKind::Mock, model) else {
-        return Ok((content_type, chunks, reply.usage()));
+        return Ok(MockAnswer {
+            content_type,
+            chunks,
+            usage: reply.usage(),
+            completed: None,
+        });
     };
     let n = chunks.len();
     let mut out = Vec::with_capacity(n + 1);
@@ -286,7 +344,12 @@ pub fn mock_answer(
             }
         }
     }
-    Ok((content_type, out, reply.usage()))
+    Ok(MockAnswer {
+        content_type,
+        chunks: out,
+        usage: reply.usage(),
+        completed: t.completed_response(),
+    })
 }
 
 /// One chunk through a stream translator; at the end, with what only the end can tell.

@@ -23,7 +23,8 @@
 //! Answers: the first choice's `content` → a `message` item with one `output_text` part
 //! (`refusal` → a `refusal` part), `tool_calls` → `function_call` items; `finish_reason`
 //! `length` → `status: "incomplete"` with `incomplete_details.reason: "max_output_tokens"`,
-//! `content_filter` → `incomplete` with `content_filter`, anything else → `completed`; usage →
+//! `content_filter` → `incomplete` with `content_filter` (a stream ends with
+//! `response.incomplete`), anything else → `completed`; usage →
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
 //! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
 
@@ -48,10 +49,6 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 /// Fields that a chat vendor cannot honour and that change what the client gets: a 400.
 const REFUSED_FIELDS: &[(&str, &str)] = &[
     (
-        "previous_response_id",
-        "responses are not stored for this route's provider",
-    ),
-    (
         "conversation",
         "conversations are not stored for this route's provider",
     ),
@@ -63,6 +60,14 @@ pub fn request_to_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
     let given = |name: &str| req.get(name).filter(|v| !v.is_null());
+    // The gateway's own ids were expanded before routing (`crate::response_store`); any
+    // other is a vendor's, which this route's vendor does not know.
+    if let Some(id) = given("previous_response_id") {
+        let id: String = id.as_str().unwrap_or("?").chars().take(128).collect();
+        return Err(GatewayError::NotFound(format!(
+            "Previous response with id '{id}' not found (`previous_response_id`): this route's provider keeps no responses, and the gateway did not store it"
+        )));
+    }
     for (field, why) in REFUSED_FIELDS {
         if given(field).is_some() {
             return Err(invalid(format!("`{field}` is not supported here: {why}")));
@@ -139,12 +144,14 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
                     "arguments": item.get("arguments").cloned().unwrap_or_else(|| json!("{}")),
                 },
             });
-            // Consecutive calls are one assistant turn.
-            let last = messages.last_mut().filter(|m| {
-                m["role"] == "assistant" && m.get("tool_calls").is_some_and(Value::is_array)
-            });
+            // Consecutive calls, and the text before them (a replayed answer), are one
+            // assistant turn.
+            let last = messages.last_mut().filter(|m| m["role"] == "assistant");
             match last {
                 Some(m) => {
+                    if !m.get("tool_calls").is_some_and(Value::is_array) {
+                        m["tool_calls"] = json!([]);
+                    }
                     if let Some(calls) = m["tool_calls"].as_array_mut() {
                         calls.push(call);
                     }
@@ -411,8 +418,28 @@ fn response_id(chat_id: &str) -> String {
     format!("resp_{}", chat_id.trim_start_matches("chatcmpl-"))
 }
 
+/// Who a translated response is: the id the gateway minted for it (`None`: derived from the
+/// chat answer's id) and the state fields its object echoes.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub id: Option<String>,
+    pub store: bool,
+    pub previous_response_id: Option<String>,
+}
+
+impl Identity {
+    fn id_or(&self, chat_id: Option<&str>) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => response_id(chat_id.unwrap_or("gateway")),
+        }
+    }
+}
+
 /// A `response` object around `output`.
+#[allow(clippy::too_many_arguments)]
 fn response_object(
+    ident: &Identity,
     id: &str,
     created: u64,
     model: &str,
@@ -433,8 +460,8 @@ fn response_object(
         "model": model,
         "output": output,
         "parallel_tool_calls": true,
-        "previous_response_id": null,
-        "store": false,
+        "previous_response_id": ident.previous_response_id,
+        "store": ident.store,
         "temperature": null,
         "text": {"format": {"type": "text"}},
         "tool_choice": "auto",
@@ -465,9 +492,19 @@ pub fn response_from_chat(
     model_hint: &str,
     created: u64,
 ) -> Result<Translated, GatewayError> {
+    response_from_chat_as(body, model_hint, created, &Identity::default())
+}
+
+/// [`response_from_chat`] for a response of the given identity.
+pub fn response_from_chat_as(
+    body: &[u8],
+    model_hint: &str,
+    created: u64,
+    ident: &Identity,
+) -> Result<Translated, GatewayError> {
     let c: CompletionIn =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
-    let id = response_id(c.id.as_deref().unwrap_or("gateway"));
+    let id = ident.id_or(c.id.as_deref());
     let choice = c.choices.into_iter().next();
     let finish = choice.as_ref().and_then(|ch| ch.finish_reason.clone());
     let mut output = Vec::new();
@@ -499,6 +536,7 @@ pub fn response_from_chat(
     let model = c.model.as_deref().unwrap_or(model_hint);
     let created = c.created.unwrap_or(created);
     let body = response_object(
+        ident,
         &id,
         created,
         model,
@@ -545,6 +583,7 @@ enum Item {
 /// What a [`ChatToResponsesStream`] keeps between events.
 #[derive(Debug, Default)]
 pub struct StreamState {
+    ident: Identity,
     model: String,
     created: u64,
     id: String,
@@ -562,7 +601,13 @@ pub struct StreamState {
 impl ChatToResponsesStream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str, created: u64) -> Self {
+        Self::with_identity(model_hint, created, Identity::default())
+    }
+
+    /// A stream whose response has the given identity.
+    pub fn with_identity(model_hint: &str, created: u64, ident: Identity) -> Self {
         Translating::over(StreamState {
+            ident,
             model: model_hint.to_string(),
             created,
             ..StreamState::default()
@@ -685,6 +730,14 @@ impl EventState for StreamState {
     fn has_content(&self) -> bool {
         self.content
     }
+
+    fn completed_response(&self) -> Option<Value> {
+        if self.end != End::Done {
+            return None;
+        }
+        let (status, incomplete) = status_of(self.finish.as_deref());
+        Some(self.response(status, incomplete))
+    }
 }
 
 impl StreamState {
@@ -702,6 +755,7 @@ impl StreamState {
 
     fn response(&self, status: &str, incomplete: Value) -> Value {
         response_object(
+            &self.ident,
             &self.id,
             self.created,
             &self.model,
@@ -716,7 +770,7 @@ impl StreamState {
         if std::mem::replace(&mut self.started, true) {
             return;
         }
-        self.id = response_id(id.unwrap_or("gateway"));
+        self.id = self.ident.id_or(id);
         if let Some(m) = model {
             self.model = m.to_string();
         }
@@ -947,6 +1001,60 @@ mod tests {
     }
 
     #[test]
+    fn a_vendors_previous_response_id_is_a_404_naming_it() {
+        let e = request_to_chat(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#)
+            .unwrap_err();
+        assert_eq!(e.status(), 404);
+        assert!(e.to_string().contains("'resp_1'"), "{e}");
+        assert!(e.to_string().contains("`previous_response_id`"), "{e}");
+    }
+
+    #[test]
+    fn a_replayed_answer_with_text_and_calls_is_one_assistant_turn() {
+        let v = chat(
+            r#"{"model":"m","input":[{"role":"user","content":"Weather?"},
+              {"type":"message","role":"assistant","content":[{"type":"output_text","text":"Let me check.","annotations":[]}]},
+              {"type":"function_call","call_id":"c1","name":"w","arguments":"{}"},
+              {"type":"function_call_output","call_id":"c1","output":"sunny"}]}"#,
+        );
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"}])
+        );
+    }
+
+    #[test]
+    fn the_minted_identity_names_the_response_and_its_items() {
+        let ident = Identity {
+            id: Some("resp_syabc".into()),
+            store: true,
+            previous_response_id: Some("resp_syold".into()),
+        };
+        let t = response_from_chat_as(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["id"], "resp_syabc");
+        assert_eq!(v["store"], true);
+        assert_eq!(v["previous_response_id"], "resp_syold");
+        assert!(v["output"][0]["id"]
+            .as_str()
+            .unwrap()
+            .contains("resp_syabc"));
+
+        let mut s = ChatToResponsesStream::with_identity("h", 1, ident);
+        assert!(s.completed_response().is_none());
+        s.feed(STREAM_TOOLS.as_bytes());
+        s.finish();
+        let r = s.completed_response().unwrap();
+        assert_eq!(r["id"], "resp_syabc");
+        let output = r["output"].as_array().unwrap();
+        assert!(output.iter().any(|i| i["type"] == "function_call"), "{r}");
+    }
+
+    #[test]
     fn what_chat_cannot_carry_is_a_400_naming_it() {
         for (body, want) in [
             (
@@ -956,10 +1064,6 @@ mod tests {
             (
                 r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f"},{"type":"file_search","vector_store_ids":["v"]}]}"#,
                 "`tools[1]`",
-            ),
-            (
-                r#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#,
-                "`previous_response_id`",
             ),
             (
                 r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}"#,

@@ -18,11 +18,14 @@
 //!   dropped and [`Scanner::overflowed`] is set, rather than letting an upstream grow our memory
 //!   without bound.
 //!
-//! `event:` is only looked at to notice `event: error`.
+//! `event:` is only looked at to notice `event: error`. A chunk whose data holds
+//! `"content_filter"` (found by byte search) is parsed to see whether a choice finished with
+//! it ([`Scanner::refused`]).
 
 use memchr::memchr2;
 use memchr::memmem::Finder;
 
+use crate::dialect::refusal;
 use crate::sse::{self, Decoder};
 use crate::usage::Usage;
 
@@ -38,6 +41,7 @@ const MAX_ERROR_BYTES: usize = 1024;
 const USAGE_KEY: &[u8] = b"\"usage\"";
 const CONTENT_KEY: &[u8] = b"\"content\"";
 const TOOL_CALLS_KEY: &[u8] = b"\"tool_calls\"";
+const CONTENT_FILTER_VALUE: &[u8] = b"\"content_filter\"";
 
 /// Where the `"content"` search of an event's data stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,12 +92,16 @@ pub struct Scanner {
     /// The message of an error event: data `{"error":{"message":…}}` (or `{"error":"…"}`), or
     /// an event named `error` (its JSON `error.message` or `message`, else its text).
     pub error: Option<String>,
+    /// A choice finished with `finish_reason: "content_filter"`: the vendor's filter stopped
+    /// the answer ([`crate::dialect::refusal`]).
+    pub refused: bool,
     /// A line (or an event's data) outgrew the cap and was dropped.
     pub overflowed: bool,
     sse: Decoder,
     usage_key: Finder<'static>,
     content_key: Finder<'static>,
     tool_calls_key: Finder<'static>,
+    content_filter_value: Finder<'static>,
 }
 
 impl Default for Scanner {
@@ -118,11 +126,13 @@ impl Scanner {
             content_chars: 0,
             other_chars: 0,
             error: None,
+            refused: false,
             overflowed: false,
             sse: Decoder::with_cap(max_line),
             usage_key: Finder::new(USAGE_KEY),
             content_key: Finder::new(CONTENT_KEY),
             tool_calls_key: Finder::new(TOOL_CALLS_KEY),
+            content_filter_value: Finder::new(CONTENT_FILTER_VALUE),
         }
     }
 
@@ -161,6 +171,10 @@ impl Scanner {
         self.other_chars = self.other_chars.saturating_add(other);
         if let Some(u) = scan_usage(&self.usage_key, data) {
             self.usage = Some(u);
+        }
+        // Parsed only when the value is there (the finish chunk of a filtered answer).
+        if self.content_filter_value.find(data).is_some() && refusal::chat(data) {
+            self.refused = true;
         }
         let typed = name == b"error";
         if typed || starts_with_error_key(trimmed) {
@@ -425,6 +439,7 @@ mod tests {
         content_events: u64,
         content_chars: u64,
         error: Option<String>,
+        refused: bool,
         overflowed: bool,
     }
 
@@ -436,6 +451,7 @@ mod tests {
             content_events: s.content_events,
             content_chars: s.content_chars,
             error: s.error.clone(),
+            refused: s.refused,
             overflowed: s.overflowed,
         }
     }
@@ -463,6 +479,7 @@ mod tests {
             content_events: 0,
             content_chars: 0,
             error: None,
+            refused: false,
             overflowed: false,
         };
         for block in normalized.split("\n\n").filter(|b| !b.is_empty()) {
@@ -484,6 +501,7 @@ mod tests {
                     o.content_chars += text.chars().count() as u64;
                     content |= !text.is_empty();
                 }
+                o.refused |= c["finish_reason"] == "content_filter";
             }
             o.content_events += u64::from(content);
             if let Ok(u) = serde_json::from_value::<Usage>(v["usage"].clone()) {
@@ -506,6 +524,7 @@ mod tests {
             content_events: 20,
             content_chars: PIECE_CHARS,
             error: None,
+            refused: false,
             overflowed: false,
         }
     }
@@ -993,5 +1012,32 @@ mod tests {
             assert_eq!((s.content_chars, s.other_chars), (3, 2000), "cut {cut}");
         }
         assert_eq!(estimate_tokens(3 + 2000), 501);
+    }
+
+    /// A filtered answer: content, then a finish chunk with `content_filter`; at every cut.
+    #[test]
+    fn a_content_filter_finish_is_seen_at_every_cut() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Once upon\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        for cut in [1, 7, 64, stream.len()] {
+            let mut s = Scanner::new();
+            for piece in stream.as_bytes().chunks(cut) {
+                s.feed(piece);
+            }
+            s.finish();
+            assert!(s.refused, "cut {cut}");
+            assert_eq!(s.content_events, 1);
+        }
+        assert_eq!(oracle(stream).refused, scan(stream.as_bytes()).refused);
+        // The words in content, or a finish that is not the filter's, are no refusal.
+        let fine = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\\"content_filter\\\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        assert!(!scan(fine.as_bytes()).refused);
     }
 }

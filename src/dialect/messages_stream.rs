@@ -8,7 +8,8 @@
 //!   `input_json_delta` (`partial_json`) — the generated text, counted for estimates;
 //!   `signature_delta` and `citations_delta` carry no generated text;
 //! - `message_delta`: `usage` with the cumulative `output_tokens` (and, on newer models, input
-//!   counts again: the latest value of each field wins);
+//!   counts again: the latest value of each field wins); its `delta.stop_reason` `refusal`
+//!   says the classifiers stopped the answer ([`Scanner::refused`]);
 //! - `message_stop`: the end; `error`: a failure mid-stream (`error.type`, `error.message`);
 //!   `ping`: nothing.
 //!
@@ -21,6 +22,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::dialect::messages::UsageWire;
+use crate::dialect::refusal::ANTHROPIC_REFUSAL;
 use crate::sse::{self, Decoder};
 use crate::usage::Usage;
 
@@ -44,6 +46,9 @@ pub struct Scanner {
     pub content_chars: u64,
     /// The message of an `error` event.
     pub error: Option<String>,
+    /// `message_delta` said `stop_reason: "refusal"`: the vendor's classifiers stopped the
+    /// answer ([`crate::dialect::refusal`]).
+    pub refused: bool,
     /// A line or an event outgrew the decoder's cap and was dropped.
     pub overflowed: bool,
     /// Whether a `message_start` or `message_delta` reported usage.
@@ -78,6 +83,8 @@ struct DeltaIn<'a> {
     thinking: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +135,10 @@ impl Scanner {
             "message_delta" => {
                 if let Some(u) = ev.usage {
                     self.merge(u);
+                }
+                let stop = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
+                if stop == Some(ANTHROPIC_REFUSAL) {
+                    self.refused = true;
                 }
             }
             "content_block_delta" => {
@@ -256,5 +267,16 @@ mod tests {
         assert_eq!(s.usage().unwrap().completion_tokens, 7);
         let s = scan_pieces(&[&whole.as_bytes()[..whole.len() - 2]]);
         assert!(s.usage().is_none());
+    }
+
+    #[test]
+    fn a_refusal_after_some_text() {
+        let refused = STREAM.replace(
+            "\"stop_reason\":\"end_turn\"",
+            "\"stop_reason\":\"refusal\"",
+        );
+        let s = scan_pieces(&[refused.as_bytes()]);
+        assert!(s.refused && s.content_events > 0);
+        assert!(!scan_pieces(&[STREAM.as_bytes()]).refused);
     }
 }

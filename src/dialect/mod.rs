@@ -8,7 +8,8 @@
 //! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`responses`], [`responses_stream`]: OpenAI Responses (`openai`, `azure`);
-//! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only).
+//! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only);
+//! - [`refusal`]: each dialect's way of saying its content filter stopped an answer.
 
 pub mod chat;
 pub mod chat_stream;
@@ -16,12 +17,15 @@ pub mod embeddings;
 pub mod gemini;
 pub mod messages;
 pub mod messages_stream;
+pub mod refusal;
 pub mod responses;
 pub mod responses_stream;
 
 use bytes::Bytes;
 
 use crate::error::GatewayError;
+
+pub use refusal::refused;
 
 /// A wire dialect: what a front door or a vendor speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,9 @@
 //!   a `delta` string of generated text, counted for estimates;
 //! - `response.completed` (and `response.incomplete`): the final `response`, whose `usage` has
 //!   `input_tokens` (`input_tokens_details.cached_tokens`) and `output_tokens`
-//!   (`output_tokens_details.reasoning_tokens`);
+//!   (`output_tokens_details.reasoning_tokens`); an incomplete one whose
+//!   `incomplete_details.reason` is `content_filter` was stopped by the filter
+//!   ([`Scanner::refused`]);
 //! - `response.failed`: the final `response` with its `error` (`code`, `message`);
 //!   `error`: a failure (`code`, `message`) outside a response.
 
@@ -16,6 +18,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::dialect::refusal::ResponseObject;
 use crate::dialect::responses::UsageWire;
 use crate::sse::{self, Decoder};
 use crate::usage::Usage;
@@ -39,6 +42,9 @@ pub struct Scanner {
     pub content_chars: u64,
     /// The message of a `response.failed` or `error` event.
     pub error: Option<String>,
+    /// `response.incomplete` with `incomplete_details.reason: "content_filter"`: the vendor's
+    /// filter stopped the answer ([`crate::dialect::refusal`]).
+    pub refused: bool,
     /// A line or an event outgrew the decoder's cap and was dropped.
     pub overflowed: bool,
 }
@@ -61,6 +67,8 @@ struct EventIn<'a> {
 struct ResponseIn<'a> {
     #[serde(default)]
     usage: Option<UsageWire>,
+    #[serde(borrow, flatten)]
+    finish: ResponseObject<'a>,
     #[serde(borrow, default)]
     error: Option<ErrorIn<'a>>,
 }
@@ -117,6 +125,7 @@ impl Scanner {
                 if let Some(u) = r.usage.as_ref().and_then(UsageWire::usage) {
                     self.usage = Some(u);
                 }
+                self.refused |= r.finish.filtered();
                 if kind == "response.failed" {
                     let (code, message) = r
                         .error
@@ -191,5 +200,17 @@ mod tests {
         let s = scan_pieces(&[cut.as_bytes()]);
         assert!(s.usage().is_none() && !s.done);
         assert_eq!(s.content_events, 3);
+    }
+
+    #[test]
+    fn an_incomplete_response_stopped_by_the_filter() {
+        let end = "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"id\":\"r\",\"status\":\"incomplete\",\"incomplete_details\":{\"reason\":\"content_filter\"},\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}}\n\n";
+        let cut = STREAM.split("event: response.completed").next().unwrap();
+        let s = scan_pieces(&[cut.as_bytes(), end.as_bytes()]);
+        assert!(s.refused && s.done && s.content_events == 3);
+        assert_eq!(s.usage().unwrap().completion_tokens, 2);
+        let length = end.replace("content_filter", "max_output_tokens");
+        assert!(!scan_pieces(&[length.as_bytes()]).refused);
+        assert!(!scan_pieces(&[STREAM.as_bytes()]).refused);
     }
 }

@@ -121,7 +121,10 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
 pub use self::clock::Clock;
+/// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
+pub(crate) use self::connect::client as redis_client;
 use self::memory::{Memory, Periods};
+pub(crate) use self::redis::push_key_part;
 
 /// What a request may cost, reserved at admission.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

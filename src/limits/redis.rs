@@ -591,6 +591,13 @@ fn base_key(scope: Scope, name: &str) -> String {
         Scope::Team => 't',
     };
     let mut out = format!("switchyard:{s}:");
+    push_key_part(&mut out, name);
+    out
+}
+
+/// Appends `name` to a Redis key, `%`, `:` and braces escaped, so that no two names share a
+/// key and no name makes a cluster hash tag.
+pub(crate) fn push_key_part(out: &mut String, name: &str) {
     for c in name.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -600,7 +607,6 @@ fn base_key(scope: Scope, name: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Unix ms at which a budget hash of the period containing `periods` may expire.

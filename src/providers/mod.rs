@@ -5,7 +5,7 @@
 pub mod mock;
 
 use crate::config::{Provider, ProviderKind};
-use crate::dialect::Dialect;
+use crate::dialect::{refusal, Dialect};
 use crate::error::GatewayError;
 
 /// What a request asks of the vendor.
@@ -292,11 +292,13 @@ pub fn vendor_status(kind: ProviderKind, status: u16, body: &[u8]) -> u16 {
 /// ([`GatewayError::ContentFilter`]):
 ///
 /// - `openai`/`azure`: Azure's 400 `{"error":{"code":"content_filter"}}` (or its
-///   `innererror.code` `ResponsibleAIPolicyViolation`), and a 200 answer whose first choice
+///   `innererror.code` `ResponsibleAIPolicyViolation`), and a 200 answer with a choice
 ///   finished with `content_filter`;
-/// - `gemini`: a 200 answer whose prompt was blocked (`promptFeedback.blockReason`) or whose
-///   first candidate stopped for SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, …;
+/// - `gemini`: a 200 answer whose prompt was blocked (`promptFeedback.blockReason`) or with a
+///   candidate stopped for SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, …;
 /// - `anthropic`: a 200 answer with `stop_reason: "refusal"`.
+///
+/// The 200 answers are read by [`crate::dialect::refusal`].
 ///
 /// For non-streaming answers only: a stream already sent its head, so a filtered stream ends
 /// with `finish_reason: "content_filter"` instead. A byte search runs first, so an ordinary
@@ -308,11 +310,9 @@ pub fn is_content_filter(kind: ProviderKind, status: u16, body: &[u8]) -> bool {
             (has(b"content_filter") || has(b"ResponsibleAIPolicyViolation"))
                 && filter::openai_error(body)
         }
-        (ProviderKind::OpenAi | ProviderKind::Azure, 200) => {
-            has(b"content_filter") && filter::openai_answer(body)
-        }
-        (ProviderKind::Anthropic, 200) => has(b"refusal") && filter::anthropic_answer(body),
-        (ProviderKind::Gemini, 200) => filter::gemini_answer(body),
+        (ProviderKind::OpenAi | ProviderKind::Azure, 200) => refusal::chat(body),
+        (ProviderKind::Anthropic, 200) => refusal::messages(body),
+        (ProviderKind::Gemini, 200) => refusal::gemini_answer(body),
         _ => false,
     }
 }
@@ -344,62 +344,6 @@ mod filter {
             b.error.code.as_deref() == Some("content_filter")
                 || b.error.innererror.and_then(|i| i.code).as_deref()
                     == Some("ResponsibleAIPolicyViolation")
-        })
-    }
-
-    pub(super) fn openai_answer(body: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        struct Body<'a> {
-            #[serde(borrow, default)]
-            choices: Vec<Choice<'a>>,
-        }
-        #[derive(Deserialize)]
-        struct Choice<'a> {
-            #[serde(borrow, default)]
-            finish_reason: Option<Cow<'a, str>>,
-        }
-        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
-            b.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter")
-        })
-    }
-
-    pub(super) fn anthropic_answer(body: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        struct Body<'a> {
-            #[serde(borrow, default)]
-            stop_reason: Option<Cow<'a, str>>,
-        }
-        serde_json::from_slice::<Body<'_>>(body)
-            .is_ok_and(|b| b.stop_reason.as_deref() == Some("refusal"))
-    }
-
-    pub(super) fn gemini_answer(body: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Body<'a> {
-            #[serde(borrow, default)]
-            candidates: Vec<Candidate<'a>>,
-            #[serde(borrow, default)]
-            prompt_feedback: Option<Feedback<'a>>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Candidate<'a> {
-            #[serde(borrow, default)]
-            finish_reason: Option<Cow<'a, str>>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Feedback<'a> {
-            #[serde(borrow, default)]
-            block_reason: Option<Cow<'a, str>>,
-        }
-        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
-            b.prompt_feedback.and_then(|f| f.block_reason).is_some()
-                || b.candidates
-                    .first()
-                    .and_then(|c| c.finish_reason.as_deref())
-                    .is_some_and(crate::dialect::gemini::is_filtered)
         })
     }
 }

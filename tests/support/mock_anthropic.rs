@@ -18,8 +18,13 @@
 //! Answers: a `message` (or its event stream) with a fixed text and the usage set with
 //! [`MockAnthropic::set_usage`]; `count_tokens` answers `{"input_tokens": N}` with N the body's
 //! length divided by 4.
+//!
+//! Failures as Anthropic has them, set with [`MockAnthropic::set_behaviour`]
+//! ([`AnthBehaviour`]): a stall before the head or before the first event, an `error` event
+//! (`overloaded_error`, "busy") after K text deltas (0: before any content), silence after K
+//! deltas, a text delta trickled forever, and a `stop_reason` of the mock's choosing
+//! (`refusal`, whole and streamed).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +35,8 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+
+use super::paced::{paced_body, stall, Then};
 
 /// The text of every answer.
 pub const ANTHROPIC_REPLY: &str = "Hello from the mock vendor.";
@@ -42,6 +49,30 @@ pub struct AnthUsage {
     pub cache_write: u64,
     pub output: u64,
 }
+
+/// How the mock fails (every field optional; the default answers normally).
+#[derive(Clone, Debug, Default)]
+pub struct AnthBehaviour {
+    /// Sleep before sending the head.
+    pub stall_headers_ms: Option<u64>,
+    /// Streams: sleep after the head, before the first event.
+    pub delay_ms: Option<u64>,
+    /// Streams: after `message_start`, `ping` and K text deltas (0: before any content), send
+    /// `event: error` `{"type":"error","error":{"type":"overloaded_error","message":"busy"}}`
+    /// and close.
+    pub error_after: Option<usize>,
+    /// Streams: after `message_start`, `ping` and K text deltas, go silent with the
+    /// connection open.
+    pub stall_after: Option<usize>,
+    /// Streams: after `message_start`, `ping` and the first text delta, one more text delta
+    /// every N ms, forever.
+    pub trickle_ms: Option<u64>,
+    /// The answer's `stop_reason` (e.g. `refusal`) instead of `end_turn`/`tool_use`.
+    pub stop_reason: Option<String>,
+}
+
+/// The error event of an overloaded Anthropic, as it ends a stream.
+pub const ANTHROPIC_OVERLOADED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n";
 
 /// One request the mock received.
 #[derive(Clone, Debug)]
@@ -68,6 +99,7 @@ struct Shared {
     usage: AnthUsage,
     /// The answer's content blocks (default: one text block of [`ANTHROPIC_REPLY`]).
     content: Option<Value>,
+    behaviour: AnthBehaviour,
     requests: Vec<AnthRecorded>,
 }
 
@@ -96,6 +128,7 @@ impl MockAnthropic {
             },
             requests: Vec::new(),
             content: None,
+            behaviour: AnthBehaviour::default(),
         }));
         let app = Router::new()
             .route("/v1/messages", post(messages))
@@ -118,6 +151,20 @@ impl MockAnthropic {
     /// message or as their stream events; `stop_reason` is `tool_use` when one is a tool call.
     pub fn set_content(&self, blocks: Value) {
         self.shared.lock().unwrap().content = Some(blocks);
+    }
+
+    /// Fails (or stops) this way on every following answer.
+    pub fn set_behaviour(&self, behaviour: AnthBehaviour) {
+        self.shared.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// How many `/v1/messages` requests reached the mock.
+    pub fn message_count(&self) -> usize {
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .iter()
+            .filter(|r| r.path == "/v1/messages")
+            .count()
     }
 
     pub fn set_usage(&self, usage: AnthUsage) {
@@ -303,19 +350,21 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (checked, usage, content) = {
+    let (checked, usage, content, behaviour) = {
         let s = shared.lock().unwrap();
         let content = s
             .content
             .clone()
             .unwrap_or_else(|| json!([{"type":"text","text":ANTHROPIC_REPLY}]));
-        (check(&s, &headers, &body, false), s.usage, content)
+        let b = s.behaviour.clone();
+        (check(&s, &headers, &body, false), s.usage, content, b)
     };
+    stall(behaviour.stall_headers_ms).await;
     let blocks = content.as_array().cloned().unwrap_or_default();
-    let stop_reason = if blocks.iter().any(|b| b["type"] == "tool_use") {
-        "tool_use"
-    } else {
-        "end_turn"
+    let stop_reason = match &behaviour.stop_reason {
+        Some(r) => r.as_str(),
+        None if blocks.iter().any(|b| b["type"] == "tool_use") => "tool_use",
+        None => "end_turn",
     };
     let v = match checked {
         Ok(v) => v,
@@ -361,18 +410,52 @@ async fn messages(
                "usage":{"output_tokens":usage.output}})
     ));
     frames.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
+    let (frames, then) = failing(frames, &behaviour);
     let all = Bytes::from(frames.concat());
     record(&shared, "/v1/messages", headers, body, 200, all);
-    let stream = futures::stream::iter(
-        frames
-            .into_iter()
-            .map(|f| Ok::<_, Infallible>(Bytes::from(f))),
-    );
     respond(
         StatusCode::OK,
         "text/event-stream",
-        Body::from_stream(stream),
+        paced_body(frames, behaviour.delay_ms, then),
     )
+}
+
+/// The frames of a stream cut where `b` fails it, and what follows them.
+fn failing(mut frames: Vec<String>, b: &AnthBehaviour) -> (Vec<String>, Then) {
+    // The frame index just after the K-th text delta (K = 0: after message_start and ping).
+    let after_deltas = |k: usize| {
+        if k == 0 {
+            return 2;
+        }
+        let mut seen = 0;
+        for (i, f) in frames.iter().enumerate() {
+            if f.starts_with("event: content_block_delta") {
+                seen += 1;
+                if seen == k {
+                    return i + 1;
+                }
+            }
+        }
+        frames.len()
+    };
+    if let Some(k) = b.error_after {
+        frames.truncate(after_deltas(k));
+        frames.push(ANTHROPIC_OVERLOADED_EVENT.to_string());
+        return (frames, Then::Close);
+    }
+    if let Some(k) = b.stall_after {
+        frames.truncate(after_deltas(k));
+        return (frames, Then::Stall);
+    }
+    if let Some(every_ms) = b.trickle_ms {
+        frames.truncate(after_deltas(1));
+        let frame = format!(
+            "event: content_block_delta\ndata: {}\n\n",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"."}})
+        );
+        return (frames, Then::Trickle { every_ms, frame });
+    }
+    (frames, Then::Close)
 }
 
 /// The stream events of one content block, as Anthropic sends them: text in three deltas,

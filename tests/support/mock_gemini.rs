@@ -13,6 +13,12 @@
 //!
 //! Answers: while the last turn is the user's text, a `functionCall` of `wx` with a
 //! `thoughtSignature` (the model wants the weather); once a `functionResponse` came back, a text.
+//!
+//! Set with [`MockGemini::set_behaviour`] ([`GeminiBehaviour`]): a filtered answer (text parts,
+//! one stream event each, then a candidate with `finishReason` SAFETY or another reason), a
+//! prompt blocked by `promptFeedback.blockReason`, a 429 `RESOURCE_EXHAUSTED` whose wait is
+//! only in its body (`google.rpc.RetryInfo` `retryDelay`, no `retry-after` header, as Gemini
+//! answers), and a stall before the head.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -25,11 +31,42 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::paced::stall;
+
 /// The signature the mock gives its function calls.
 pub const GEMINI_SIGNATURE: &str = "U0lHLTAwMQ==";
 
+/// How the mock answers instead (every field optional; the default answers normally).
+#[derive(Clone, Debug, Default)]
+pub struct GeminiBehaviour {
+    /// Sleep before sending the head.
+    pub stall_headers_ms: Option<u64>,
+    /// The candidate's `finishReason` (SAFETY, RECITATION, …) after `text_before`.
+    pub finish_reason: Option<String>,
+    /// Text parts before the finish (a stream: one event each); none: no content at all.
+    pub text_before: Vec<String>,
+    /// Answer `promptFeedback.blockReason` with this reason and no candidate.
+    pub block_reason: Option<String>,
+    /// Answer 429 `RESOURCE_EXHAUSTED` with a `RetryInfo` of this `retryDelay` ("45.5s").
+    pub retry_delay: Option<String>,
+}
+
+/// Gemini's 429 with its wait in a `RetryInfo` detail (the shape of Google's answers).
+pub fn gemini_retry_info_body(retry_delay: &str) -> String {
+    json!({"error":{"code":429,
+        "message":format!("You exceeded your current quota. Please retry in {retry_delay}."),
+        "status":"RESOURCE_EXHAUSTED",
+        "details":[
+            {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{
+                "quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+            {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":retry_delay}]}})
+    .to_string()
+}
+
 struct Shared {
     key: String,
+    behaviour: GeminiBehaviour,
     requests: Vec<(String, Bytes)>,
 }
 
@@ -49,6 +86,7 @@ impl MockGemini {
     pub async fn start(key: &str) -> MockGemini {
         let shared = Arc::new(Mutex::new(Shared {
             key: key.to_string(),
+            behaviour: GeminiBehaviour::default(),
             requests: Vec::new(),
         }));
         let app = Router::new()
@@ -64,6 +102,16 @@ impl MockGemini {
 
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers this way from now on.
+    pub fn set_behaviour(&self, behaviour: GeminiBehaviour) {
+        self.shared.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// How many requests reached the mock.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().unwrap().requests.len()
     }
 
     /// The bodies received, as JSON, in order.
@@ -155,11 +203,13 @@ async fn generate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key_ok = {
+    let (key_ok, behaviour) = {
         let mut s = shared.lock().unwrap();
         s.requests.push((action.clone(), body.clone()));
-        headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) == Some(s.key.as_str())
+        let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
+        (key == Some(s.key.as_str()), s.behaviour.clone())
     };
+    stall(behaviour.stall_headers_ms).await;
     if !key_ok {
         return error(403, "PERMISSION_DENIED", "API key not valid");
     }
@@ -171,6 +221,17 @@ async fn generate(
     }
     if let Err(m) = check(&v) {
         return error(400, "INVALID_ARGUMENT", &m);
+    }
+    let stream = action.ends_with(":streamGenerateContent");
+    if let Some(delay) = &behaviour.retry_delay {
+        return Response::builder()
+            .status(429)
+            .header("content-type", "application/json")
+            .body(Body::from(gemini_retry_info_body(delay)))
+            .unwrap();
+    }
+    if behaviour.finish_reason.is_some() || behaviour.block_reason.is_some() {
+        return filtered(&behaviour, stream);
     }
     let answered = v["contents"]
         .as_array()
@@ -185,10 +246,52 @@ async fn generate(
     let answer = json!({"candidates":[{"content":{"role":"model","parts":[part]},"finishReason":"STOP","index":0}],
         "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15},
         "modelVersion":"gemini-3-pro","responseId":"resp-1"});
-    let (content_type, text) = if action.ends_with(":streamGenerateContent") {
+    let (content_type, text) = if stream {
         ("text/event-stream", format!("data: {answer}\r\n\r\n"))
     } else {
         ("application/json", answer.to_string())
+    };
+    Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .body(Body::from(text))
+        .unwrap()
+}
+
+/// A filtered answer: the text parts (a stream: one event each), then the candidate stopped
+/// with `finishReason`, or a prompt blocked by `promptFeedback.blockReason`.
+fn filtered(b: &GeminiBehaviour, stream: bool) -> Response {
+    let usage = json!({"promptTokenCount":10,"candidatesTokenCount":b.text_before.len(),
+        "totalTokenCount":10 + b.text_before.len()});
+    let text_event = |t: &str| {
+        json!({"candidates":[{"content":{"role":"model","parts":[{"text":t}]},"index":0}],
+            "modelVersion":"gemini-3-pro","responseId":"resp-f"})
+    };
+    let last = match &b.block_reason {
+        Some(reason) => json!({"promptFeedback":{"blockReason":reason},"usageMetadata":usage,
+            "modelVersion":"gemini-3-pro","responseId":"resp-f"}),
+        None => {
+            let mut candidate = json!({"finishReason":b.finish_reason,"index":0,
+                "safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT",
+                                  "probability":"HIGH","blocked":true}]});
+            if !stream && !b.text_before.is_empty() {
+                let parts: Vec<Value> = b.text_before.iter().map(|t| json!({"text":t})).collect();
+                candidate["content"] = json!({"role":"model","parts":parts});
+            }
+            json!({"candidates":[candidate],"usageMetadata":usage,
+                "modelVersion":"gemini-3-pro","responseId":"resp-f"})
+        }
+    };
+    let (content_type, text) = if stream {
+        let mut events: Vec<String> = b
+            .text_before
+            .iter()
+            .map(|t| format!("data: {}\r\n\r\n", text_event(t)))
+            .collect();
+        events.push(format!("data: {last}\r\n\r\n"));
+        ("text/event-stream", events.concat())
+    } else {
+        ("application/json", last.to_string())
     };
     Response::builder()
         .status(200)

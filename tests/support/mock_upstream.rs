@@ -15,6 +15,8 @@
 //! | `x-mock-chunk-delay-ms: N` | streaming: sleep N ms before every event after the first |
 //! | `x-mock-drop-after: K` | streaming: after the role chunk and K content chunks (flushed), close the TCP connection without the chunked terminator |
 //! | `x-mock-stall-after: K` | streaming: after the role chunk and K content chunks, send nothing more but keep the connection open until the peer goes away |
+//! | `x-mock-error-event-after: K` | streaming: after the role chunk and K content chunks (0: before any content), send `data: {"error":{"message":"busy","type":"server_error","code":null}}` and end the body (no `[DONE]`) |
+//! | `x-mock-finish-reason: R` | the finish reason (`content_filter`: the filter stopped the answer), streamed or not |
 //! | `x-mock-no-usage: 1` | omit usage (non-streaming: no `usage` field; streaming: no usage chunk) |
 //! | `x-mock-billed-tokens: 1` | report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]) instead of words |
 //!
@@ -26,6 +28,10 @@
 //! `finish_reason: "stop"`), a usage chunk (`choices: []`, only when the request had
 //! `stream_options.include_usage: true` and not no-usage), then `data: [DONE]`.
 //! Every event is `data: {json}\n\n` and is its own body frame.
+//!
+//! Failures in time: `stall_headers_ms` (before the head), `delay_ms` (after the head, before
+//! the first event), `stall_after: 1` (after the first content event), `trickle(ms)` (an
+//! event every `ms` forever, as `chunks: usize::MAX` with `chunk_delay_ms`).
 //!
 //! `Behaviour::body` replaces the whole answer with a fixed body; `Behaviour::frames`
 //! replaces it with raw frames sent one by one (vendor-shaped streams).
@@ -78,6 +84,11 @@ pub struct Behaviour {
     pub drop_after: Option<usize>,
     /// Streaming: after K content chunks, go silent but keep the connection open.
     pub stall_after: Option<usize>,
+    /// Streaming: after K content chunks (0: before any content), an error event, then the
+    /// end of the body without `[DONE]`.
+    pub error_event_after: Option<usize>,
+    /// The finish reason instead of `stop` (`content_filter`), streamed or not.
+    pub finish_reason: Option<String>,
     /// Omit usage.
     pub no_usage: bool,
     /// Report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]).
@@ -102,6 +113,15 @@ impl Behaviour {
     pub fn status(status: u16) -> Behaviour {
         Behaviour {
             status: Some(status),
+            ..Behaviour::default()
+        }
+    }
+
+    /// Shorthand: a stream of content events, one every `every_ms`, that never ends.
+    pub fn trickle(every_ms: u64) -> Behaviour {
+        Behaviour {
+            chunks: Some(usize::MAX),
+            chunk_delay_ms: Some(every_ms),
             ..Behaviour::default()
         }
     }
@@ -133,6 +153,12 @@ impl Behaviour {
         }
         if let Some(v) = num(headers, "x-mock-stall-after") {
             self.stall_after = Some(v);
+        }
+        if let Some(v) = num(headers, "x-mock-error-event-after") {
+            self.error_event_after = Some(v);
+        }
+        if let Some(v) = headers.get("x-mock-finish-reason") {
+            self.finish_reason = Some(v.trim().to_string());
         }
         if let Some(v) = headers.get("x-mock-no-usage") {
             let v = v.trim();
@@ -1112,7 +1138,7 @@ fn completion(req: &Value, idx: usize, b: &Behaviour) -> Value {
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": reply},
-            "finish_reason": "stop"
+            "finish_reason": b.finish_reason.as_deref().unwrap_or("stop")
         }],
     });
     if !no_usage {
@@ -1162,6 +1188,9 @@ async fn produce_stream(mut p: Producer, req: Value, idx: usize, b: Behaviour) {
         if b.stall_after == Some(i) {
             return p.stall().await;
         }
+        if b.error_event_after == Some(i) {
+            return error_event(p, between).await;
+        }
         sleep_ms(between).await;
         if !p
             .send(stream_event(&chunk(
@@ -1179,8 +1208,12 @@ async fn produce_stream(mut p: Producer, req: Value, idx: usize, b: Behaviour) {
     if b.stall_after.is_some() {
         return p.stall().await;
     }
+    if b.error_event_after.is_some() {
+        return error_event(p, between).await;
+    }
     sleep_ms(between).await;
-    if !p.send(stream_event(&chunk(json!({}), json!("stop")))).await {
+    let finish = b.finish_reason.as_deref().unwrap_or("stop");
+    if !p.send(stream_event(&chunk(json!({}), json!(finish)))).await {
         return;
     }
     if include_usage && !b.no_usage {
@@ -1204,6 +1237,15 @@ async fn produce_stream(mut p: Producer, req: Value, idx: usize, b: Behaviour) {
     }
     sleep_ms(between).await;
     if p.send(Bytes::from_static(b"data: [DONE]\n\n")).await {
+        p.finish();
+    }
+}
+
+/// The error event an OpenAI-compatible server sends mid-stream, then the end of the body.
+async fn error_event(mut p: Producer, between: Option<u64>) {
+    sleep_ms(between).await;
+    let event = json!({"error": {"message": "busy", "type": "server_error", "code": null}});
+    if p.send(stream_event(&event)).await {
         p.finish();
     }
 }

@@ -3,6 +3,7 @@
 //! - [`mock_anthropic`]: `MockAnthropic`, a strict Anthropic Messages vendor that records bytes.
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
+//! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
 //! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
 //! - [`tls`]: `TestCa`, a throw-away CA and `localhost` leaf certificates.
@@ -12,14 +13,18 @@ pub mod gateway;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_upstream;
+pub mod paced;
 pub mod redis;
 pub mod tls;
 
 pub use gateway::{
     run_switchyard, sha256_hex, switchyard_bin, Gateway, GatewayBuilder, DEMO_SECRET, DEMO_SHA256,
 };
-pub use mock_anthropic::{AnthRecorded, AnthUsage, MockAnthropic, ANTHROPIC_REPLY};
-pub use mock_gemini::{MockGemini, GEMINI_SIGNATURE};
+pub use mock_anthropic::{
+    AnthBehaviour, AnthRecorded, AnthUsage, MockAnthropic, ANTHROPIC_OVERLOADED_EVENT,
+    ANTHROPIC_REPLY,
+};
+pub use mock_gemini::{gemini_retry_info_body, GeminiBehaviour, MockGemini, GEMINI_SIGNATURE};
 pub use mock_upstream::{closed_port_addr, Behaviour, MockUpstream, Recorded};
 pub use redis::RedisServer;
 pub use tls::{LeafCert, TestCa};

@@ -1,0 +1,475 @@
+//! The Responses API's state on translated routes (`anthropic`, `gemini`, chat-only `openai`,
+//! the built-in mock): the gateway keeps each response it answers there, with its input, in
+//! the `[state]` backend (memory, or Redis shared by every instance), so that
+//! `previous_response_id`, `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` and
+//! `GET /v1/responses/{id}/input_items` work as they do on OpenAI.
+//!
+//! The rule for ids:
+//! - a translated response gets an id the gateway mints: `resp_sy` + 32 hex digits
+//!   ([`mint_id`]); only such ids are ever looked up in the store, on every route. A
+//!   `previous_response_id` of that form is expanded before routing (the stored input, the
+//!   stored output, then the new input) and never reaches a vendor;
+//! - any other id is the vendor's: it passes through untouched on native routes
+//!   (`openai`/`azure` serving the Responses API keep their own state) and is a 404 on
+//!   translated ones; `GET`/`DELETE` answer from the store only, so they are 404 for it.
+//!
+//! A response is stored when the request did not say `"store": false`, its answer was a 200
+//! that completed (a whole `response` object, or a stream that reached `response.completed`
+//! or `response.incomplete`), and it went through a translation. It is stored before the
+//! answer's last bytes go to the client ([`ResponseStore::keep`]), so a follow-up sent as
+//! soon as the answer ends finds it, on any instance. What is stored is the response object
+//! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
+//! under the key's team: another team's key finds nothing (404).
+//!
+//! Failures: a lookup that the backend cannot answer (Redis down) is a 503 `overloaded` on the
+//! request that needs it; a save that fails (Redis down, one response larger than
+//! `responses_max_bytes`) is logged (the id and the team, nothing of the content) and counted
+//! in `switchyard_responses_store_errors_total{op}`; memory evictions are counted in
+//! `switchyard_responses_evicted_total{reason}`.
+//!
+//! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers).
+
+pub mod door;
+pub mod memory;
+pub mod redis;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use prometheus::IntCounterVec;
+use serde_json::{json, Map, Value};
+
+use crate::config::{Config, State, StoredResponses};
+use crate::dialect::{responses, Dialect};
+use crate::error::GatewayError;
+use crate::metrics::{counter, Metrics};
+use crate::request::{FrontRequest, Pending};
+
+use self::memory::{Eviction, Memory};
+use self::redis::RedisStore;
+
+/// The prefix of the ids the gateway mints for translated responses.
+pub const ID_PREFIX: &str = "resp_sy";
+
+/// A new response id: `resp_sy` and 128 random bits in hex.
+pub fn mint_id() -> String {
+    format!("{ID_PREFIX}{:032x}", rand::random::<u128>())
+}
+
+/// Whether `id` is one the gateway minted (and so may be in its store).
+pub fn is_minted(id: &str) -> bool {
+    id.strip_prefix(ID_PREFIX)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// One stored response: the `response` object and its input items.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub response: Value,
+    pub input: Vec<Value>,
+}
+
+impl Stored {
+    fn to_bytes(&self) -> Bytes {
+        let v = json!({"response": self.response, "input": self.input});
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Stored> {
+        let mut v: Map<String, Value> = serde_json::from_slice(b).ok()?;
+        let response = v.remove("response")?;
+        let input = match v.remove("input")? {
+            Value::Array(items) => items,
+            _ => return None,
+        };
+        Some(Stored { response, input })
+    }
+}
+
+enum Backend {
+    Memory(Memory),
+    Redis(RedisStore),
+}
+
+/// The response store: its backend and its metrics.
+pub struct ResponseStore {
+    backend: Backend,
+    errors: IntCounterVec,
+    evicted: IntCounterVec,
+}
+
+/// The backend could not answer.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl ResponseStore {
+    /// The store of `state`'s backend (a Redis client connects on first use); its metrics are
+    /// registered with `metrics`.
+    pub fn new(state: &State, metrics: &Metrics) -> Result<ResponseStore, String> {
+        let backend = match state {
+            State::Memory { .. } => Backend::Memory(Memory::default()),
+            State::Redis(r) => Backend::Redis(RedisStore::new(r)?),
+        };
+        Ok(ResponseStore::with_backend(backend, metrics))
+    }
+
+    /// A memory store (a gateway built without one: tests).
+    pub fn memory(metrics: &Metrics) -> ResponseStore {
+        ResponseStore::with_backend(Backend::Memory(Memory::default()), metrics)
+    }
+
+    fn with_backend(backend: Backend, metrics: &Metrics) -> ResponseStore {
+        let errors = counter(
+            "switchyard_responses_store_errors_total",
+            "Stored responses that could not be written, read or deleted.",
+            &["op"],
+        );
+        let evicted = counter(
+            "switchyard_responses_evicted_total",
+            "Stored responses evicted before their TTL to make room (memory backend).",
+            &["reason"],
+        );
+        // Present from the first scrape, like every counter whose labels are a fixed set.
+        for op in ["save", "load", "delete"] {
+            errors.with_label_values(&[op]);
+        }
+        for why in [Eviction::Bytes, Eviction::Entries] {
+            evicted.with_label_values(&[why.label()]);
+        }
+        metrics.register(Box::new(errors.clone()));
+        metrics.register(Box::new(evicted.clone()));
+        ResponseStore {
+            backend,
+            errors,
+            evicted,
+        }
+    }
+
+    /// The stored response `id` of `team`; `None` when there is none (unknown, expired,
+    /// evicted, deleted, another team's).
+    pub async fn load(&self, team: &str, id: &str) -> Result<Option<Stored>, Unavailable> {
+        let key = store_key(team, id);
+        let found = match &self.backend {
+            Backend::Memory(m) => m.load(&key, Instant::now()),
+            Backend::Redis(r) => r.load(&key).await.map_err(|e| {
+                self.failed("load", team, id, &e.to_string());
+                Unavailable(e.to_string())
+            })?,
+        };
+        Ok(found.and_then(|b| Stored::from_bytes(&b)))
+    }
+
+    /// Deletes the stored response `id` of `team`; whether there was one.
+    pub async fn delete(&self, team: &str, id: &str) -> Result<bool, Unavailable> {
+        let key = store_key(team, id);
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.delete(&key, Instant::now())),
+            Backend::Redis(r) => r.delete(&key).await.map_err(|e| {
+                self.failed("delete", team, id, &e.to_string());
+                Unavailable(e.to_string())
+            }),
+        }
+    }
+
+    /// Keeps `stored` as `id` of `team`; a failure is logged and counted, not returned: the
+    /// answer is on its way to the client.
+    async fn save(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
+        match &self.backend {
+            Backend::Memory(_) => self.save_in_memory(team, id, stored, limits),
+            Backend::Redis(r) => {
+                let key = store_key(team, id);
+                if let Err(e) = r.save(&key, &stored, limits.ttl).await {
+                    self.failed("save", team, id, &e.to_string());
+                }
+            }
+        }
+    }
+
+    fn save_in_memory(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
+        let Backend::Memory(m) = &self.backend else {
+            return;
+        };
+        match m.save(store_key(team, id), stored, limits, Instant::now()) {
+            Ok(evicted) => {
+                for why in evicted {
+                    self.evicted.with_label_values(&[why.label()]).inc();
+                }
+            }
+            Err(e) => self.failed(
+                "save",
+                team,
+                id,
+                &format!(
+                    "the response ({} bytes) is larger than responses_max_bytes ({})",
+                    e.bytes, e.max_bytes
+                ),
+            ),
+        }
+    }
+
+    /// Logs and counts a failed call; the message never holds content or secrets.
+    fn failed(&self, op: &'static str, team: &str, id: &str, why: &str) {
+        self.errors.with_label_values(&[op]).inc();
+        tracing::warn!(op, team, response_id = id, "response store: {why}");
+    }
+
+    /// What to keep of a translated answer that completed (`response`, the object the
+    /// translation handed out), or `None` when nothing is to be kept.
+    fn what_to_keep(
+        req: Option<&FrontRequest>,
+        response: Option<Value>,
+    ) -> Option<(String, Bytes)> {
+        let req = req?;
+        let pending = req.pending.as_ref().filter(|p| p.store)?;
+        let response = response?;
+        // The request's input: with a `previous_response_id`, the whole conversation.
+        let body: Map<String, Value> = serde_json::from_slice(&req.body).ok()?;
+        let input = input_items(body.get("input"));
+        let stored = Stored { response, input };
+        Some((pending.id.clone(), stored.to_bytes()))
+    }
+
+    /// Keeps a translated answer that completed (`response`, the object the translation
+    /// handed out), before its end goes to the client: a client (or another instance) that
+    /// asks for it right after the answer ends finds it. A failure is logged and counted.
+    pub async fn keep(
+        &self,
+        config: Option<&Config>,
+        team: Option<&str>,
+        req: Option<&FrontRequest>,
+        response: Option<Value>,
+    ) {
+        let (Some(config), Some(team)) = (config, team) else {
+            return;
+        };
+        if let Some((id, stored)) = Self::what_to_keep(req, response) {
+            self.save(team, &id, stored, &config.stored_responses).await;
+        }
+    }
+}
+
+/// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
+fn store_key(team: &str, id: &str) -> String {
+    let mut out = String::from("switchyard:resp:");
+    crate::limits::push_key_part(&mut out, team);
+    out.push(':');
+    out.push_str(id);
+    out
+}
+
+/// The 404 of a `previous_response_id` that is not in the store (for this team).
+fn previous_not_found(id: &str) -> GatewayError {
+    let id: String = id.chars().take(128).collect();
+    GatewayError::NotFound(format!(
+        "Previous response with id '{id}' not found (`previous_response_id`)."
+    ))
+}
+
+/// The 503 of a store that cannot answer.
+pub fn unavailable(id: &str, e: &Unavailable) -> GatewayError {
+    GatewayError::Overloaded(format!(
+        "the response store cannot be read now ({}); response '{id}' is unavailable, retry later",
+        e.0
+    ))
+}
+
+/// Before routing, on the Responses door: decides the id and whether to store, and expands a
+/// gateway-minted `previous_response_id` into the conversation it continues (the stored
+/// input, the stored output, then the new input), so every attempt's body is made from it.
+/// Unknown (expired, evicted, deleted, another team's) → 404 naming it; store down → 503.
+pub async fn expand(
+    store: &ResponseStore,
+    team: &str,
+    mut req: FrontRequest,
+) -> Result<FrontRequest, GatewayError> {
+    if req.dialect != Dialect::Responses {
+        return Ok(req);
+    }
+    let view = responses::parse(&req.body)?;
+    let store_it = view.field("store").is_none_or(|v| v.get() != "false");
+    let previous = match view.field("previous_response_id") {
+        None => None,
+        Some(v) => Some(serde_json::from_str::<String>(v.get()).map_err(|_| {
+            GatewayError::InvalidParam {
+                message: "`previous_response_id` must be a string".into(),
+                param: "previous_response_id".into(),
+            }
+        })?),
+    };
+    let minted = previous.as_deref().filter(|id| is_minted(id));
+    let pending = Pending {
+        id: mint_id(),
+        store: store_it,
+        previous_response_id: previous.clone(),
+    };
+    if let Some(id) = minted {
+        let stored = store
+            .load(team, id)
+            .await
+            .map_err(|e| unavailable(id, &e))?
+            .ok_or_else(|| previous_not_found(id))?;
+        let mut body: Map<String, Value> = serde_json::from_slice(&req.body).map_err(|e| {
+            GatewayError::InvalidRequest(format!("the request body is not JSON: {e}"))
+        })?;
+        let mut input = stored.input;
+        input.extend(output_as_input(&stored.response));
+        input.extend(input_items(body.get("input")));
+        body.insert("input".into(), Value::Array(input));
+        body.remove("previous_response_id");
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        req = FrontRequest::read(Dialect::Responses, bytes)?;
+    }
+    req.pending = Some(pending);
+    Ok(req)
+}
+
+/// The request's `input` as items: a string is one user message.
+fn input_items(input: Option<&Value>) -> Vec<Value> {
+    match input {
+        Some(Value::String(text)) => vec![json!({
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        })],
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// A stored response's output items as input items: without the ids and statuses the
+/// gateway gave them (a vendor must not take them for its own).
+fn output_as_input(response: &Value) -> Vec<Value> {
+    let Some(items) = response.get("output").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            if let Some(o) = item.as_object_mut() {
+                o.remove("id");
+                o.remove("status");
+            }
+            item
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &str) -> FrontRequest {
+        FrontRequest::read(Dialect::Responses, Bytes::from(body.to_string())).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_conversation_is_kept_per_team_and_expanded() {
+        let metrics = Metrics::new();
+        let store = ResponseStore::memory(&metrics);
+        let config = crate::config::load_str("", std::path::Path::new("t.toml")).unwrap();
+        let first = expand(&store, "a", request(r#"{"model":"m","input":"hi"}"#))
+            .await
+            .unwrap();
+        let id = first.pending.as_ref().unwrap().id.clone();
+        assert!(is_minted(&id));
+        let response = json!({"id": id, "output": [{"id": "msg_1", "type": "message",
+            "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "hello"}]}]});
+        store
+            .keep(
+                Some(&config),
+                Some("a"),
+                Some(&first),
+                Some(response.clone()),
+            )
+            .await;
+
+        let body = format!(r#"{{"model":"m","previous_response_id":"{id}","input":"more"}}"#);
+        let next = expand(&store, "a", request(&body)).await.unwrap();
+        let sent: Value = serde_json::from_slice(&next.body).unwrap();
+        assert!(sent.get("previous_response_id").is_none(), "{sent}");
+        let texts: Vec<&Value> = sent["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| &i["content"][0]["text"])
+            .collect();
+        assert_eq!(texts, [&json!("hi"), &json!("hello"), &json!("more")]);
+        assert_eq!(
+            next.pending.as_ref().unwrap().previous_response_id,
+            Some(id.clone())
+        );
+
+        // Another team: not found, and nothing of the first team's data in the error.
+        let Err(e) = expand(&store, "b", request(&body)).await else {
+            panic!("another team's id was expanded");
+        };
+        assert_eq!(e.status(), 404);
+        assert!(!e.to_string().contains("hello"));
+        assert!(store.load("b", &id).await.unwrap().is_none());
+        assert_eq!(
+            store.load("a", &id).await.unwrap().unwrap().response,
+            response
+        );
+        // `store: false` keeps nothing.
+        let off = expand(
+            &store,
+            "a",
+            request(r#"{"model":"m","input":"x","store":false}"#),
+        )
+        .await
+        .unwrap();
+        let off_id = off.pending.as_ref().unwrap().id.clone();
+        store
+            .keep(
+                Some(&config),
+                Some("a"),
+                Some(&off),
+                Some(json!({"output": []})),
+            )
+            .await;
+        assert!(store.load("a", &off_id).await.unwrap().is_none());
+        assert!(!store.delete("b", &id).await.unwrap());
+        assert!(store.delete("a", &id).await.unwrap());
+    }
+
+    #[test]
+    fn minted_ids_are_recognised() {
+        let id = mint_id();
+        assert!(is_minted(&id), "{id}");
+        assert!(!is_minted(
+            "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452e3795b"
+        ));
+        assert!(!is_minted("resp_sy"));
+        assert!(!is_minted(&format!("{id}0")));
+    }
+
+    #[test]
+    fn keys_hold_the_team_escaped() {
+        assert_eq!(
+            store_key("a:b", "resp_sy1"),
+            "switchyard:resp:a%3Ab:resp_sy1"
+        );
+        assert_ne!(store_key("a:b", "x"), store_key("a", "b:x"));
+    }
+
+    #[test]
+    fn stored_round_trip_and_output_as_input() {
+        let s = Stored {
+            response: json!({"id": "r", "output": [{"id": "fc_1", "status": "completed",
+                "type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}),
+            input: vec![json!({"role": "user", "content": "hi"})],
+        };
+        let back = Stored::from_bytes(&s.to_bytes()).unwrap();
+        assert_eq!(back.input, s.input);
+        assert_eq!(
+            output_as_input(&back.response),
+            vec![json!({"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"})]
+        );
+        assert_eq!(
+            input_items(Some(&json!("hi")))[0]["content"][0]["text"],
+            "hi"
+        );
+    }
+}
