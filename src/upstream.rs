@@ -13,7 +13,9 @@
 //! Each wait is bounded by the earlier of its own timeout and the deadline, and reports which
 //! one ran out ([`Failure`]). A pooled connection that the vendor closed while it was idle fails
 //! on its first write or read: the exchange is then tried once more on a fresh connection, which
-//! is not a failure of the route.
+//! is not a failure of the route. As with pingora's own proxy, a vendor that closed the
+//! connection just after reading the request may so see it twice; it sent no answer to the
+//! first.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -739,12 +739,6 @@ impl Producer {
             let notified = self.conn.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            eprintln!(
-                "DBG sent={} mark={:?} flushes={}",
-                self.sent,
-                *self.progress.pending_mark.lock().unwrap(),
-                self.conn.flushes.load(Ordering::SeqCst)
-            );
             if let Some((consumed, flushes_at)) = *self.progress.pending_mark.lock().unwrap() {
                 if consumed >= self.sent && self.conn.flushes.load(Ordering::SeqCst) > flushes_at {
                     return;
