@@ -576,6 +576,34 @@ async fn a_stall_after_content_ends_as_an_idle_timeout() {
     assert_eq!(upstream_errors(&s.gw, "a", "idle_timeout").await, Some(1.0));
 }
 
+/// Silence after the first events but before any content (Anthropic's `message_start` and
+/// `ping`, then nothing) is an idle timeout while nothing went to the client: the fallback
+/// answers, whole.
+#[tokio::test]
+async fn a_stall_after_the_first_events_before_content_falls_back() {
+    let s = setup().await;
+    s.anth.set_behaviour(AnthBehaviour {
+        stall_after: Some(0),
+        ..AnthBehaviour::default()
+    });
+    let got = chat(&s.gw, "is1", "claude", true).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(s.anth.message_count(), 1);
+    assert_eq!(s.b.request_count(), 1);
+    assert_eq!(
+        got.text,
+        s.b.last_request().unwrap().response_text(),
+        "nothing of the stalled attempt reached the client"
+    );
+    assert_eq!(
+        upstream_errors(&s.gw, "anth", "idle_timeout").await,
+        Some(1.0)
+    );
+    let line = usage_line(&s.gw, "is1").await;
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["attempts"], 2, "{line}");
+}
+
 /// Total: a hard deadline. A vendor that trickles an event every 100 ms never trips the idle
 /// timeout; the stream still ends at `total_timeout_ms`, with one error event.
 #[tokio::test]
