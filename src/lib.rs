@@ -40,6 +40,7 @@ pub mod downstream;
 pub mod drain;
 pub mod error;
 pub mod estimate;
+pub mod failed;
 pub mod health;
 pub mod limits;
 pub mod meter;

@@ -45,6 +45,7 @@ use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
 use crate::downstream;
 use crate::error::GatewayError;
+use crate::failed::{self, Failed};
 use crate::health::{now_ms, Health, InFlight};
 use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
 use crate::meter::Meter;
@@ -56,7 +57,6 @@ use crate::request::FrontRequest;
 use crate::request_head;
 use crate::response_headers;
 use crate::response_store::{self, door, ResponseStore};
-use crate::retry_hint;
 use crate::router::{self, Choice, Next};
 use crate::snapshot::Snapshot;
 use crate::telemetry::{self, Telemetry};
@@ -322,64 +322,6 @@ impl ProxyHttp for Gateway {
     }
 }
 
-/// Why an attempt failed before anything went to the client: the route's failure, and the
-/// answer if no other attempt follows.
-struct Failed {
-    /// `switchyard_upstream_errors_total{reason}`.
-    cause: &'static str,
-    /// How long the vendor asked the route to be left alone.
-    retry_after: Option<Duration>,
-    error: GatewayError,
-    /// The vendor's request id of an error answer, passed to the client.
-    upstream_request_id: Option<String>,
-}
-
-impl Failed {
-    fn of(failure: Failure, provider: Option<&Provider>) -> Failed {
-        let name = provider.map_or("?", |p| p.name.as_str());
-        let error = match failure {
-            Failure::ConnectTimeout => {
-                GatewayError::UpstreamTimeout(format!("connecting to provider `{name}` timed out"))
-            }
-            Failure::FirstByteTimeout => GatewayError::UpstreamTimeout(format!(
-                "provider `{name}` sent no answer within first_byte_timeout_ms"
-            )),
-            Failure::IdleTimeout => GatewayError::UpstreamTimeout(format!(
-                "provider `{name}` went silent for idle_timeout_ms"
-            )),
-            Failure::TotalTimeout => GatewayError::UpstreamTimeout(format!(
-                "provider `{name}` did not finish within total_timeout_ms"
-            )),
-            Failure::Connect => {
-                GatewayError::Upstream(format!("cannot connect to provider `{name}`"))
-            }
-            Failure::Tls => GatewayError::Upstream(format!("TLS with provider `{name}` failed")),
-            Failure::Reset => GatewayError::Upstream(format!(
-                "provider `{name}` closed the connection mid-answer"
-            )),
-        };
-        Failed {
-            cause: failure.cause(),
-            retry_after: None,
-            error,
-            upstream_request_id: None,
-        }
-    }
-
-    /// An error event in the vendor's stream before any content.
-    fn stream_error(message: &str, provider: Option<&Provider>) -> Failed {
-        let name = provider.map_or("?", |p| p.name.as_str());
-        Failed {
-            cause: "stream_error",
-            retry_after: None,
-            error: GatewayError::Upstream(format!(
-                "provider `{name}` failed its stream: {message}"
-            )),
-            upstream_request_id: None,
-        }
-    }
-}
-
 /// The longest a stream's start is held back while it carries no content yet; a longer
 /// preamble goes to the client as it is.
 const STREAM_HOLD_LIMIT: usize = 1024 * 1024;
@@ -410,7 +352,7 @@ impl Gateway {
             self.attempt_failed(ctx, failed.cause, failed.retry_after);
             if !self.may_retry(ctx) {
                 let id = failed.upstream_request_id.clone();
-                let err = final_error(failed, ctx);
+                let err = failed::final_error(failed, ctx.only_timeouts);
                 answer_error_from(session, ctx, &err, id).await;
                 return;
             }
@@ -535,7 +477,7 @@ impl Gateway {
         let status = resp.status.as_u16();
         let body = exchange.rest(VENDOR_ERROR_LIMIT).await.unwrap_or_default();
         exchange.finish(&self.connector, peer).await;
-        let retry_after = retry_after(resp, &body);
+        let retry_after = failed::retry_after(resp, &body);
         let provider = ctx.provider.as_deref();
         let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);
         let err = if providers::is_content_filter(kind, status, &body) {
@@ -561,7 +503,7 @@ impl Gateway {
         let upstream_request_id = response_headers::upstream_request_id(resp);
         if router::retryable_status(status) {
             return Err(Failed {
-                cause: status_reason(status),
+                cause: failed::status_reason(status),
                 retry_after,
                 error: err,
                 upstream_request_id,
@@ -943,7 +885,9 @@ impl Gateway {
         );
         let choice = match next {
             Next::Try(choice) => choice,
-            Next::Exhausted { blocked_ms } => return Err(no_route_left(&model, blocked_ms).into()),
+            Next::Exhausted { blocked_ms } => {
+                return Err(failed::no_route_left(&model, blocked_ms).into())
+            }
         };
         if choice.model.name != model.name {
             self.metrics
@@ -1194,48 +1138,6 @@ async fn write_answer_with(
     }
 }
 
-/// The answer when no attempt follows a failed one: 502 unless every failure was a timeout.
-fn final_error(failed: Failed, ctx: &Ctx) -> GatewayError {
-    match failed.error {
-        GatewayError::UpstreamTimeout(m) if !ctx.only_timeouts => GatewayError::Upstream(m),
-        other => other,
-    }
-}
-
-/// Nothing left to try: a 429 with `retry-after` when routes only wait out a vendor's
-/// Retry-After, else a 502.
-fn no_route_left(model: &Model, blocked_ms: Option<u64>) -> GatewayError {
-    match blocked_ms {
-        Some(ms) => GatewayError::RateLimited {
-            message: format!(
-                "every route of `{}` is rate limited by its vendor; retry later",
-                model.name
-            ),
-            retry_after_secs: ms.div_ceil(1000).max(1),
-        },
-        None => GatewayError::Upstream(format!("no route of `{}` is available", model.name)),
-    }
-}
-
-/// The wait a vendor's error answer asks for, in any of the forms vendors use (its headers,
-/// or a retry delay inside its body); the longest wins.
-fn retry_after(resp: &ResponseHeader, body: &[u8]) -> Option<Duration> {
-    let status = resp.status.as_u16();
-    let headers = resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-    let from_head = retry_hint::retry_hint(status, headers, SystemTime::now());
-    from_head.max(retry_hint::from_error_body(status, body))
-}
-
-/// The metric cause of a vendor's error status.
-fn status_reason(status: u16) -> &'static str {
-    match status {
-        429 => "status_429",
-        401 | 403 => "status_auth",
-        400..=499 => "status_4xx",
-        _ => "status_5xx",
-    }
-}
-
 /// The first byte of an answer went to the client: the time to first token, and the route's
 /// latency average (for the `latency` strategy).
 fn first_byte(ctx: &mut Ctx) {
@@ -1289,7 +1191,9 @@ impl Gateway {
         );
         let choice = match next {
             Next::Try(choice) => choice,
-            Next::Exhausted { blocked_ms } => return Err(no_route_left(&model, blocked_ms)),
+            Next::Exhausted { blocked_ms } => {
+                return Err(failed::no_route_left(&model, blocked_ms))
+            }
         };
         let wait = router::backoff(&config.routing, ctx.attempts, rand::random::<f64>())
             .min(ctx.deadline.saturating_duration_since(Instant::now()));
