@@ -209,26 +209,6 @@ fn assert_filtered_body(door: Door, text: &str, what: &str) {
     }
 }
 
-/// The (event name, data) pairs of an SSE body.
-fn named_events(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for block in text.replace("\r\n", "\n").split("\n\n") {
-        let mut name = String::new();
-        let mut data = Vec::new();
-        for line in block.lines() {
-            if let Some(n) = line.strip_prefix("event:") {
-                name = n.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push(d.strip_prefix(' ').unwrap_or(d));
-            }
-        }
-        if !data.is_empty() {
-            out.push((name, data.join("\n")));
-        }
-    }
-    out
-}
-
 /// The error events of a stream at `door`: chat `data: {"error":…}`, Messages and Responses
 /// `event: error`.
 fn error_events(door: Door, text: &str) -> Vec<Value> {
@@ -251,22 +231,8 @@ fn says_filtered(door: Door, e: &Value) -> bool {
     }
 }
 
-async fn usage_line(gw: &Gateway, request_id: &str) -> Value {
-    for _ in 0..400 {
-        if let Some(line) = gw
-            .usage_lines()
-            .into_iter()
-            .find(|l| l["request_id"] == request_id)
-        {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no usage line for {request_id}\n{}", gw.logs());
-}
-
 async fn assert_logged_as_filtered(gw: &Gateway, id: &str) {
-    let line = usage_line(gw, id).await;
+    let line = gw.usage_line(id).await;
     assert_eq!(line["status"], 400, "{id}: {line}");
     assert_eq!(line["reason"], "content_filter", "{id}: {line}");
 }

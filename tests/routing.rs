@@ -106,21 +106,6 @@ fn without_model(body: &[u8]) -> Value {
     v
 }
 
-async fn usage_line(gw: &Gateway, request_id: &str) -> Value {
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(gw.dir().join("usage.jsonl")).unwrap_or_default();
-        if let Some(line) = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|l| l["request_id"] == request_id)
-        {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no usage line for {request_id}\n{}", gw.logs());
-}
-
 async fn send(gw: &Gateway, id: &str, model: &str, stream: bool) -> reqwest::Response {
     client()
         .post(gw.url("/v1/chat/completions"))
@@ -216,7 +201,7 @@ async fn each_failure_before_the_first_byte_falls_back() {
                 Some(0.0)
             );
         }
-        let line = usage_line(&s.gw, "r2").await;
+        let line = s.gw.usage_line("r2").await;
         assert_eq!(line["provider"], "b");
         assert_eq!(line["model"], "primary");
         assert_eq!(line["upstream_model"], "b-model");
@@ -289,7 +274,7 @@ async fn after_the_first_byte_a_stream_is_never_retried() {
             .collect();
         assert_eq!(contents, ["", "tok0 ", "tok1 ", "tok2 "], "{text}");
         assert_eq!(s.b.request_count(), 0, "no retry after bytes went out");
-        let line = usage_line(&s.gw, "mid").await;
+        let line = s.gw.usage_line("mid").await;
         assert_eq!(line["usage_source"], "estimated");
         assert!(line["completion_tokens"].as_u64().unwrap() > 0, "{line}");
         assert_ne!(line["status"], 200, "{line}");

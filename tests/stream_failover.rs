@@ -284,20 +284,6 @@ async fn messages(gw: &Gateway, id: &str, model: &str, stream: bool) -> Got {
     post(gw, "/v1/messages", id, body).await
 }
 
-async fn usage_line(gw: &Gateway, request_id: &str) -> Value {
-    for _ in 0..400 {
-        if let Some(line) = gw
-            .usage_lines()
-            .into_iter()
-            .find(|l| l["request_id"] == request_id)
-        {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no usage line for {request_id}\n{}", gw.logs());
-}
-
 async fn upstream_errors(gw: &Gateway, provider: &str, reason: &str) -> Option<f64> {
     metric_value(
         &gw.metrics().await,
@@ -322,26 +308,6 @@ fn chat_errors(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The (event name, data) pairs of an SSE body.
-fn named_events(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for block in text.replace("\r\n", "\n").split("\n\n") {
-        let mut name = String::new();
-        let mut data = Vec::new();
-        for line in block.lines() {
-            if let Some(n) = line.strip_prefix("event:") {
-                name = n.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push(d.strip_prefix(' ').unwrap_or(d));
-            }
-        }
-        if !data.is_empty() {
-            out.push((name, data.join("\n")));
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // An error event before any content: the next route answers.
 
@@ -364,7 +330,7 @@ async fn an_error_event_before_content_falls_back_and_is_counted() {
         s.b.last_request().unwrap().response_text(),
         "the client gets the fallback's stream, whole, and nothing of the failed attempt"
     );
-    let line = usage_line(&s.gw, "ev1").await;
+    let line = s.gw.usage_line("ev1").await;
     assert_eq!(line["status"], 200, "{line}");
     assert_eq!(line["attempts"], 2, "{line}");
     assert_eq!(line["provider"], "b", "{line}");
@@ -399,7 +365,7 @@ async fn an_openai_error_chunk_before_content_falls_back() {
     assert_eq!(got.status, 200, "{}", got.text);
     assert_eq!((s.a.request_count(), s.b.request_count()), (1, 1));
     assert_eq!(got.text, s.b.last_request().unwrap().response_text());
-    let line = usage_line(&s.gw, "oe1").await;
+    let line = s.gw.usage_line("oe1").await;
     assert_eq!(
         (line["status"].clone(), line["attempts"].clone()),
         (json!(200), json!(2))
@@ -424,7 +390,7 @@ async fn an_error_event_before_content_with_no_route_left_is_a_502() {
         e["error"]["message"].as_str().unwrap().contains("busy"),
         "{e}"
     );
-    let line = usage_line(&s.gw, "nr1").await;
+    let line = s.gw.usage_line("nr1").await;
     assert_eq!(line["status"], 502, "{line}");
     assert_eq!(line["reason"], "upstream_error", "{line}");
 
@@ -464,7 +430,7 @@ async fn an_error_event_after_content_ends_the_stream_with_one_error_event() {
         "the error event ends the stream"
     );
     assert_eq!(s.b.request_count(), 0, "never retried after content");
-    let line = usage_line(&s.gw, "ac1").await;
+    let line = s.gw.usage_line("ac1").await;
     assert_eq!(line["status"], 502, "{line}");
     assert_eq!(line["reason"], "upstream_error", "{line}");
     assert_eq!(upstream_errors(&s.gw, "a", "stream_error").await, Some(1.0));
@@ -495,7 +461,7 @@ async fn an_anthropic_error_after_content_is_one_error_event_at_the_messages_doo
     assert_eq!(errors.len(), 1, "{}", got.text);
     assert_eq!(events.last().unwrap().0, "error", "{}", got.text);
     assert_eq!(s.b.request_count(), 0);
-    let line = usage_line(&s.gw, "am1").await;
+    let line = s.gw.usage_line("am1").await;
     assert_eq!(line["status"], 502, "{line}");
     assert_eq!(line["reason"], "upstream_error", "{line}");
 }
@@ -544,7 +510,7 @@ async fn a_stall_before_the_first_event_falls_back_as_a_first_byte_timeout() {
             Some(1.0),
             "{when}"
         );
-        let line = usage_line(&s.gw, "fb1").await;
+        let line = s.gw.usage_line("fb1").await;
         assert_eq!(line["attempts"], 2, "{when}: {line}");
     }
 }
@@ -570,7 +536,7 @@ async fn a_stall_after_content_ends_as_an_idle_timeout() {
     );
     assert!(!parse_sse(&got.text).iter().any(|e| e == "[DONE]"));
     assert_eq!(s.b.request_count(), 0);
-    let line = usage_line(&s.gw, "id1").await;
+    let line = s.gw.usage_line("id1").await;
     assert_eq!(line["status"], 504, "{line}");
     assert_eq!(line["reason"], "upstream_timeout", "{line}");
     assert_eq!(upstream_errors(&s.gw, "a", "idle_timeout").await, Some(1.0));
@@ -599,7 +565,7 @@ async fn a_stall_after_the_first_events_before_content_falls_back() {
         upstream_errors(&s.gw, "anth", "idle_timeout").await,
         Some(1.0)
     );
-    let line = usage_line(&s.gw, "is1").await;
+    let line = s.gw.usage_line("is1").await;
     assert_eq!(line["status"], 200, "{line}");
     assert_eq!(line["attempts"], 2, "{line}");
 }
@@ -622,7 +588,7 @@ async fn a_trickling_stream_ends_at_the_total_timeout() {
         "the stream ran {:?} past a total timeout of {TOTAL_MS} ms",
         got.took
     );
-    let line = usage_line(&s.gw, "tt1").await;
+    let line = s.gw.usage_line("tt1").await;
     assert_eq!(line["status"], 504, "{line}");
     assert_eq!(line["reason"], "upstream_timeout", "{line}");
     assert_eq!(
@@ -644,7 +610,7 @@ async fn connect_failures_fall_back_labelled_apart() {
             let id = format!("{model}-{stream}");
             let got = chat(&s.gw, &id, model, stream).await;
             assert_eq!(got.status, 200, "{id}: {}", got.text);
-            let line = usage_line(&s.gw, &id).await;
+            let line = s.gw.usage_line(&id).await;
             assert_eq!(line["provider"], "b", "{id}: {line}");
         }
         assert_eq!(

@@ -413,6 +413,24 @@ impl Gateway {
         }
     }
 
+    /// Waits for the usage-log line of `request_id` (panics with the logs after 20 s).
+    pub async fn usage_line(&self, request_id: &str) -> Value {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(line) = self
+                .usage_lines()
+                .into_iter()
+                .find(|l| l["request_id"] == request_id)
+            {
+                return line;
+            }
+            if Instant::now() > deadline {
+                panic!("no usage line for {request_id}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until the logs contain `needle` (panics with the logs after 20 s).
     pub async fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + READY_TIMEOUT;

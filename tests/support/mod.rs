@@ -68,6 +68,26 @@ pub fn parse_sse(body: &str) -> Vec<String> {
     events
 }
 
+/// The (event name, data) pairs of an SSE body; the name is empty for unnamed events.
+pub fn named_events(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for block in text.replace("\r\n", "\n").split("\n\n") {
+        let mut name = String::new();
+        let mut data = Vec::new();
+        for line in block.lines() {
+            if let Some(n) = line.strip_prefix("event:") {
+                name = n.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d.strip_prefix(' ').unwrap_or(d));
+            }
+        }
+        if !data.is_empty() {
+            out.push((name, data.join("\n")));
+        }
+    }
+    out
+}
+
 /// The JSON events of an SSE body (everything but `[DONE]`), parsed.
 pub fn parse_sse_json(body: &str) -> Vec<Value> {
     parse_sse(body)
