@@ -55,6 +55,16 @@ impl Failed {
         }
     }
 
+    /// A whole answer that cannot be translated to the client's dialect.
+    pub fn untranslatable(error: GatewayError) -> Failed {
+        Failed {
+            cause: "other",
+            retry_after: None,
+            error,
+            upstream_request_id: None,
+        }
+    }
+
     /// An error event in the vendor's stream before any content.
     pub fn stream_error(message: &str, provider: Option<&Provider>) -> Failed {
         let name = provider.map_or("?", |p| p.name.as_str());

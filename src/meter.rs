@@ -95,14 +95,22 @@ impl Meter {
         }
     }
 
-    /// Whether any content reached the client (a stream's first content chunk).
-    pub fn delivered_content(&self) -> bool {
-        match self {
-            Meter::Stream(s) => s.content_events > 0,
-            Meter::Messages(s) => s.content_events > 0,
-            Meter::Responses(s) => s.content_events > 0,
-            Meter::Body { len, .. } => *len > 0,
-            Meter::None => false,
+    /// Whether this meters an event stream (not a whole answer).
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
+        )
+    }
+
+    /// A whole answer has come: its chunks become one buffer (one copy when it came in several),
+    /// which the refusal check and the usage read then take in place.
+    pub fn seal(&mut self) {
+        if let Meter::Body { chunks, .. } = self {
+            if chunks.len() > 1 {
+                let one = Bytes::from(chunks.concat());
+                *chunks = vec![one];
+            }
         }
     }
 
@@ -145,10 +153,7 @@ impl Meter {
                 chunks,
                 overflowed: false,
                 ..
-            } => match chunks.as_slice() {
-                [one] => dialect::refused(*dialect, one),
-                _ => dialect::refused(*dialect, &chunks.concat()),
-            },
+            } => dialect::refused(*dialect, &whole(chunks)),
             Meter::Body { .. } | Meter::None => false,
         }
     }
@@ -208,7 +213,7 @@ impl Meter {
                 dialect: Dialect::Embeddings,
                 chunks,
                 ..
-            } => Some(match embeddings::body_usage(&chunks.concat()) {
+            } => Some(match embeddings::body_usage(&whole(chunks)) {
                 Some(u) => (u, UsageSource::Reported),
                 None => (estimated(prompt_estimate, 0), UsageSource::Estimated),
             }),
@@ -234,6 +239,14 @@ impl Meter {
     }
 }
 
+/// A whole answer's bytes: in place when it is one chunk (every answer [`Meter::seal`]ed).
+fn whole(chunks: &[Bytes]) -> std::borrow::Cow<'_, [u8]> {
+    match chunks {
+        [one] => std::borrow::Cow::Borrowed(one),
+        _ => std::borrow::Cow::Owned(chunks.concat()),
+    }
+}
+
 /// The usage of a whole non-streaming answer. Most answers are one chunk, read in place;
 /// the `usage` object alone is read first, and the choices only when it is missing.
 fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (Usage, UsageSource) {
@@ -243,14 +256,8 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
             UsageSource::Estimated,
         );
     }
-    let joined;
-    let body: &[u8] = match chunks {
-        [one] => one,
-        _ => {
-            joined = chunks.concat();
-            &joined
-        }
-    };
+    let body = whole(chunks);
+    let body: &[u8] = &body;
     if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
         return (u, UsageSource::Reported);
     }
@@ -276,7 +283,7 @@ fn dialect_body_usage(
     prompt: u64,
 ) -> (Usage, UsageSource) {
     let (reported, text_chars) = read;
-    let body = chunks.concat();
+    let body = whole(chunks);
     if !overflowed {
         if let Some(u) = reported(&body) {
             return (u, UsageSource::Reported);
@@ -347,7 +354,7 @@ mod tests {
         m.feed(include_bytes!(
             "../tests/fixtures/responses/stream_text.sse"
         ));
-        assert!(m.delivered_content());
+        assert!(m.started());
         let (u, src) = m.settle(1).unwrap();
         assert_eq!(src, UsageSource::Reported);
         assert_eq!(

@@ -543,10 +543,7 @@ impl Gateway {
         exchange: &mut Exchange,
         held: &mut Vec<Bytes>,
     ) -> Result<Hold, Failed> {
-        let streamed = matches!(
-            ctx.meter,
-            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
-        );
+        let streamed = ctx.meter.is_stream();
         let limit = if streamed {
             STREAM_HOLD_LIMIT
         } else {
@@ -559,20 +556,17 @@ impl Gateway {
                 .await
                 .map_err(|f| Failed::of(f, ctx.provider.as_deref()))?;
             let end = chunk.is_none();
-            match relay_chunk(ctx, chunk, end) {
+            let out = relay_chunk(ctx, chunk, end);
+            if end {
+                ctx.meter.seal();
+            }
+            match out {
                 Ok(Some(out)) if !out.is_empty() => {
                     len += out.len();
                     held.push(out);
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    return Err(Failed {
-                        cause: "other",
-                        retry_after: None,
-                        error: e,
-                        upstream_request_id: None,
-                    })
-                }
+                Err(e) => return Err(Failed::untranslatable(e)),
             }
             if !ctx.meter.started() {
                 if let Some(message) = ctx.meter.stream_error() {
@@ -604,10 +598,7 @@ impl Gateway {
         let len = whole.then(|| held.iter().map(Bytes::len).sum());
         let head = client_head(ctx, vendor, len);
         ctx.status = head.status.as_u16();
-        if matches!(
-            ctx.meter,
-            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
-        ) {
+        if ctx.meter.is_stream() {
             self.metrics.active_streams.inc();
             ctx.in_active_streams = true;
         }
@@ -776,13 +767,16 @@ async fn end_with_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError
     downstream::close_after_failed_stream(session).await;
 }
 
-/// Resolves when the client closes its connection while its answer is being relayed.
+/// Resolves when the client closes its connection while its answer is being relayed (a
+/// client that sends anything else meanwhile is simply not watched any more).
 async fn client_gone(session: &mut Session) {
-    loop {
-        match session.as_downstream_mut().read_body_or_idle(true).await {
-            Err(_) => return,
-            Ok(_) => std::future::pending::<()>().await,
-        }
+    if session
+        .as_downstream_mut()
+        .read_body_or_idle(true)
+        .await
+        .is_ok()
+    {
+        std::future::pending::<()>().await;
     }
 }
 
