@@ -283,17 +283,24 @@ async fn mock_provider_usage_is_counted() {
         .chat(DEMO_SECRET, &chat_body("local", "one two three", true))
         .await;
     s.bytes().await.unwrap();
-    let metrics = gw.metrics().await;
-    let completion = metric_value(
-        &metrics,
-        "switchyard_tokens_total",
-        &[("model", "local"), ("type", "completion")],
-    )
-    .unwrap();
-    assert_eq!(
-        completion as u64,
-        2 * r["usage"]["completion_tokens"].as_u64().unwrap()
-    );
+    // A request is counted once its answer has ended, which the client may see first: wait
+    // for both (bounded).
+    let want = 2 * r["usage"]["completion_tokens"].as_u64().unwrap();
+    let mut completion = 0;
+    for _ in 0..100 {
+        let metrics = gw.metrics().await;
+        completion = metric_value(
+            &metrics,
+            "switchyard_tokens_total",
+            &[("model", "local"), ("type", "completion")],
+        )
+        .unwrap_or(0.0) as u64;
+        if completion >= want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(completion, want);
 }
 
 #[tokio::test]
