@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -35,7 +35,6 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue
         && session
-            .as_downstream_mut()
             .write_continue_response()
             .await
             .is_err()

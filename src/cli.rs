@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use pingora::connectors::ConnectorOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::Opt;
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -223,8 +222,8 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let mut proxy = http_proxy_service_with_name(
-        &conf,
+    let mut proxy = Service::new(
+        "switchyard".to_string(),
         Gateway::new(
             snapshot.clone(),
             metrics.clone(),
@@ -235,7 +234,6 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
             ConnectorOptions::from_server_conf(&conf),
         )
         .with_telemetry(telemetry),
-        "switchyard",
     );
     let mut api = ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers());
     let resolver = tls.as_ref().map(|r| Arc::clone(r.resolver()));

@@ -34,16 +34,16 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::prelude::{HttpPeer, ProxyHttp, Session};
-use pingora::proxy::FailToProxy;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::apps::{HttpServerApp, ReusedHttpStream};
+use pingora::server::ShutdownWatch;
+use pingora::upstreams::peer::HttpPeer;
 
 use crate::auth::{self, Principal};
 use crate::body::{self, BodyError};
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
-use crate::downstream;
+use crate::downstream::{self, Closing, Session};
 use crate::error::GatewayError;
 use crate::failed::{self, Failed};
 use crate::health::{now_ms, Health, InFlight};
@@ -82,6 +82,8 @@ pub struct Gateway {
     telemetry: Option<Telemetry>,
     /// Pooled connections to the vendors.
     connector: Connector,
+    /// Set when the server stops: idle client connections close.
+    closing: Closing,
 }
 
 impl Gateway {
@@ -103,6 +105,7 @@ impl Gateway {
             responses,
             telemetry: None,
             connector: Connector::new(Some(connector)),
+            closing: Closing::default(),
         }
     }
 
@@ -206,13 +209,46 @@ impl From<GatewayError> for Refused {
 }
 
 #[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
+impl HttpServerApp for Gateway {
+    /// One request of a client connection, from its head to its count; then the connection
+    /// goes back to pingora for the next one, or is closed.
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !downstream::read_head(&mut session, &self.closing, shutdown).await {
+            return None;
+        }
+        let mut ctx = Ctx::new();
+        let served = self.serve(&mut session, &mut ctx).await;
+        self.logging(&session, served, &mut ctx).await;
+        match served {
+            Served::Answered => downstream::finish(session).await,
+            Served::ClientGone => None,
+        }
+    }
 
-    fn new_ctx(&self) -> Ctx {
+    async fn http_cleanup(&self) {
+        self.closing.start();
+    }
+}
+
+/// How a request ended for its connection.
+#[derive(Clone, Copy)]
+enum Served {
+    /// An answer went out (or was cut short): the connection may be kept.
+    Answered,
+    /// The client went away while sending its body: nobody to answer, the connection closes.
+    ClientGone,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        let now = Instant::now();
         Ctx {
             request_id: String::new(),
-            started: Instant::now(),
+            started: now,
             config: None,
             principal: None,
             model: None,
@@ -224,7 +260,7 @@ impl ProxyHttp for Gateway {
             operation: Operation::Generate,
             tried: Vec::new(),
             attempts: 0,
-            deadline: Instant::now(),
+            deadline: now,
             only_timeouts: true,
             first_byte_at: None,
             forwarded_at: None,
@@ -235,7 +271,7 @@ impl ProxyHttp for Gateway {
             prompt_estimate: 0,
             in_active_streams: false,
             in_flight: None,
-            attempt_started: Instant::now(),
+            attempt_started: now,
             admission: None,
             rate_headers: None,
             front: Dialect::Chat,
@@ -243,11 +279,11 @@ impl ProxyHttp for Gateway {
             trace: None,
         }
     }
+}
 
-    /// The whole request: admitted (or refused) here, then forwarded by the gateway's own
-    /// loop (`forward`), so pingora's proxy phases after this one never run.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.started = Instant::now();
+impl Gateway {
+    /// The whole request: admitted (or refused), then forwarded by the gateway's own loop.
+    async fn serve(&self, session: &mut Session, ctx: &mut Ctx) -> Served {
         ctx.request_id = request_id(session.req_header());
         ctx.trace = self
             .telemetry
@@ -258,59 +294,25 @@ impl ProxyHttp for Gateway {
         match Box::pin(self.admit(session, ctx)).await {
             Ok(Admitted::Forward) => {
                 self.forward(session, ctx).await;
-                Ok(true)
+                Served::Answered
             }
-            Ok(Admitted::Answered) => Ok(true),
+            Ok(Admitted::Answered) => Served::Answered,
             Err(Refused::Error(e)) => {
                 self.peek_rate_headers(ctx).await;
                 answer_error(session, ctx, &e).await;
-                Ok(true)
+                Served::Answered
             }
-            Err(Refused::ClientGone) => Error::e_explain(
-                ErrorType::ReadError,
-                "client went away while sending the body",
-            ),
+            Err(Refused::ClientGone) => {
+                ctx.status = 499;
+                Served::ClientGone
+            }
         }
-    }
-
-    /// Never called: `request_filter` answers every request.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "the gateway forwards requests itself",
-        )
-    }
-
-    /// Only a client that went away while sending its body ends here: nobody to answer.
-    async fn fail_to_proxy(
-        &self,
-        _session: &mut Session,
-        _e: &Error,
-        ctx: &mut Ctx,
-    ) -> FailToProxy {
-        ctx.status = 499;
-        FailToProxy {
-            error_code: 0,
-            can_reuse_downstream: false,
-        }
-    }
-
-    /// pingora's own log lines about a request end with this summary: it carries the request
-    /// id, so every line of a request can be found by it.
-    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
-        let req = session.req_header();
-        format!(
-            "{} {}, request_id: {}",
-            req.method,
-            req.uri.path(),
-            ctx.request_id
-        )
     }
 
     /// Runs once at the end of every request, whatever happened to it: the one place where
     /// a request is counted, in the metrics and the usage log.
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = final_status(session, e, ctx);
+    async fn logging(&self, session: &Session, served: Served, ctx: &mut Ctx) {
+        let status = final_status(session, served, ctx);
         if ctx.in_active_streams {
             self.metrics.active_streams.dec();
             ctx.in_active_streams = false;
@@ -603,7 +605,7 @@ impl Gateway {
             ctx.in_active_streams = true;
         }
         if session
-            .write_response_header(Box::new(head), false)
+            .write_response_header(Box::new(head))
             .await
             .is_err()
         {
@@ -614,7 +616,7 @@ impl Gateway {
         for (i, chunk) in held.into_iter().enumerate() {
             first_byte(ctx);
             if session
-                .write_response_body(Some(chunk), whole && i + 1 == n)
+                .write_response_body(chunk, whole && i + 1 == n)
                 .await
                 .is_err()
             {
@@ -622,7 +624,7 @@ impl Gateway {
                 return false;
             }
         }
-        if whole && n == 0 && session.write_response_body(None, true).await.is_err() {
+        if whole && n == 0 && session.write_response_body(Bytes::new(), true).await.is_err() {
             ctx.status = 499;
             return false;
         }
@@ -664,7 +666,7 @@ impl Gateway {
             if out.is_some() {
                 first_byte(ctx);
             }
-            if (out.is_some() || end) && session.write_response_body(out, end).await.is_err() {
+            if (out.is_some() || end) && session.write_response_body(out.unwrap_or_default(), end).await.is_err() {
                 ctx.status = 499;
                 return;
             }
@@ -761,7 +763,7 @@ async fn end_with_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError
     ctx.reason = Some(err.reason());
     if ctx.stream {
         let _ = session
-            .write_response_body(Some(dialect::error_event(ctx.front, err)), true)
+            .write_response_body(dialect::error_event(ctx.front, err), true)
             .await;
     }
     downstream::close_after_failed_stream(session).await;
@@ -771,7 +773,6 @@ async fn end_with_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError
 /// client that sends anything else meanwhile is simply not watched any more).
 async fn client_gone(session: &mut Session) {
     if session
-        .as_downstream_mut()
         .read_body_or_idle(true)
         .await
         .is_ok()
@@ -1107,7 +1108,7 @@ async fn write_answer_with(
         let _ = resp.insert_header(name, value);
     }
     if session
-        .write_response_header(Box::new(resp), false)
+        .write_response_header(Box::new(resp))
         .await
         .is_err()
     {
@@ -1119,7 +1120,7 @@ async fn write_answer_with(
             ctx.first_byte_at = Some(Instant::now());
         }
         if session
-            .write_response_body(Some(chunk), i + 1 == n)
+            .write_response_body(chunk, i + 1 == n)
             .await
             .is_err()
         {
@@ -1128,7 +1129,7 @@ async fn write_answer_with(
         }
     }
     if n == 0 {
-        let _ = session.write_response_body(None, true).await;
+        let _ = session.write_response_body(Bytes::new(), true).await;
     }
 }
 
@@ -1145,8 +1146,8 @@ fn first_byte(ctx: &mut Ctx) {
 }
 
 /// The status a request ended with: 499 when the client went away first.
-fn final_status(session: &Session, e: Option<&Error>, ctx: &Ctx) -> u16 {
-    if e.is_some_and(|e| matches!(e.esource(), ErrorSource::Downstream)) || ctx.status == 499 {
+fn final_status(session: &Session, served: Served, ctx: &Ctx) -> u16 {
+    if matches!(served, Served::ClientGone) || ctx.status == 499 {
         return 499;
     }
     if ctx.status != 0 {
