@@ -298,8 +298,7 @@ impl Gateway {
             }
             Ok(Admitted::Answered) => Served::Answered,
             Err(Refused::Error(e)) => {
-                self.peek_rate_headers(ctx).await;
-                answer_error(session, ctx, &e).await;
+                Box::pin(self.refuse(session, ctx, &e)).await;
                 Served::Answered
             }
             Err(Refused::ClientGone) => {
@@ -307,6 +306,12 @@ impl Gateway {
                 Served::ClientGone
             }
         }
+    }
+
+    /// A request refused before it was forwarded: the error, with the limits' headers.
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, e: &GatewayError) {
+        self.peek_rate_headers(ctx).await;
+        answer_error(session, ctx, e).await;
     }
 
     /// Runs once at the end of every request, whatever happened to it: the one place where
@@ -372,7 +377,9 @@ impl Gateway {
         let (peer, head, body) = match self.prepare_attempt(session, ctx) {
             Ok(prepared) => prepared,
             Err(e) => {
-                answer_error(session, ctx, &e).await;
+                // Boxed, as every path that only a failing request takes: an open stream's
+                // future is as large as its largest state.
+                Box::pin(answer_error(session, ctx, &e)).await;
                 return Ok(());
             }
         };
@@ -384,6 +391,9 @@ impl Gateway {
         let mut exchange = upstream::send(&self.connector, &peer, &head, &body, clock)
             .await
             .map_err(|f| Failed::of(f, Some(&provider)))?;
+        // Needed only to send (and resend on a stale connection): not kept while the
+        // answer streams.
+        drop((head, body));
         let Some(resp) = exchange.head().cloned() else {
             return Err(Failed::of(Failure::Reset, Some(&provider)));
         };
@@ -404,7 +414,7 @@ impl Gateway {
             Hold::Refused => {
                 exchange.finish(&self.connector, &peer).await;
                 self.answered(ctx);
-                answer_error(session, ctx, &GatewayError::ContentFilter).await;
+                Box::pin(answer_error(session, ctx, &GatewayError::ContentFilter)).await;
             }
             Hold::Ended => {
                 exchange.finish(&self.connector, &peer).await;
@@ -643,10 +653,10 @@ impl Gateway {
             let end = chunk.is_none();
             let out = match relay_chunk(ctx, chunk, end) {
                 Ok(out) => out,
-                Err(e) => return end_with_error(session, ctx, &e).await,
+                Err(e) => return Box::pin(end_with_error(session, ctx, &e)).await,
             };
             if ctx.stream && ctx.meter.refused() {
-                return end_with_error(session, ctx, &GatewayError::ContentFilter).await;
+                return Box::pin(end_with_error(session, ctx, &GatewayError::ContentFilter)).await;
             }
             if !vendor_failed {
                 if let Some(message) = ctx.meter.stream_error() {
@@ -702,7 +712,7 @@ impl Gateway {
             Err(f) => {
                 let failed = Failed::of(f, ctx.provider.as_deref());
                 self.attempt_failed(ctx, failed.cause, None);
-                end_with_error(session, ctx, &failed.error).await;
+                Box::pin(end_with_error(session, ctx, &failed.error)).await;
                 None
             }
         }
@@ -716,9 +726,12 @@ impl Gateway {
         };
         let team = ctx.principal.as_ref().map(|p| p.team.name.as_str());
         let (config, req) = (ctx.config.as_deref(), ctx.request.as_ref());
-        self.responses
-            .keep(config, team, req, t.completed_response())
-            .await;
+        // Boxed: only translated Responses answers are kept.
+        Box::pin(
+            self.responses
+                .keep(config, team, req, t.completed_response()),
+        )
+        .await;
     }
 
     /// A complete answer: the route served well.

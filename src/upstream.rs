@@ -305,9 +305,9 @@ impl Exchange {
     /// vendor keeps it alive), else closes it.
     pub async fn finish(mut self, connector: &Connector, peer: &HttpPeer) {
         if self.session.response_done() {
-            connector
-                .release_http_session(*self.session, peer, Some(POOL_IDLE))
-                .await;
+            // Boxed: pingora's release is a large future, and it would otherwise be part of
+            // the future of every open stream.
+            Box::pin(connector.release_http_session(*self.session, peer, Some(POOL_IDLE))).await;
         } else {
             self.session.shutdown().await;
         }

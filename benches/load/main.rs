@@ -4,6 +4,8 @@
 //! cargo bench --bench load                      # LOAD_SECS=5 LOAD_STREAMS=10000 by default
 //! LOAD_ONLY=streams cargo bench --bench load    # only the concurrent slow streams (memory)
 //! LOAD_ONLY=chunks cargo bench --bench load     # only chunks/s through long streams
+//! LOAD_ONLY=plain cargo bench --bench load      # only non-streaming requests per CPU-second
+//! LOAD_ONLY=streaming cargo bench --bench load  # only 20-chunk streams per CPU-second
 //! LOAD_ONLY=mock cargo bench --bench load       # only the mock vendor, to profile by hand
 //! LOAD_GATEWAY_BIN=path/to/switchyard cargo bench --bench load   # another gateway build
 //! ```
@@ -1351,11 +1353,16 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
         }
         return;
     }
-    if only == "streaming" {
-        // Streaming requests/s at c=CONC and per proxy CPU-second only; no report is written.
+    if only == "streaming" || only == "plain" {
+        // Requests/s at c=CONC and per proxy CPU-second only (20-chunk streams, or
+        // non-streaming requests); no report is written.
         let mut rows = Vec::new();
         for t in &targets {
-            let r = run_tput(t.addr, streaming_request(), STREAM_CHUNKS + 3, secs, t.pid).await;
+            let r = if only == "plain" {
+                run_tput(t.addr, build_request(false, 0, 0), 0, secs, t.pid).await
+            } else {
+                run_tput(t.addr, streaming_request(), STREAM_CHUNKS + 3, secs, t.pid).await
+            };
             rows.push((t.name, r));
         }
         let pingora = rows.iter().find(|(n, _)| *n == "pingora").map(|(_, r)| r);
@@ -1365,8 +1372,8 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
                     .map_or("–".to_string(), |(v, p)| format!("{:.2}", v / p))
             };
             eprintln!(
-                "[load] {name}: {:.0} streams/s ({STREAM_CHUNKS} chunks, c={CONC}), {} per proxy \
-                 CPU-second ({} × pingora), {} failed",
+                "[load] {name}: {:.0} requests/s ({only}, c={CONC}), {} per proxy CPU-second ({} \
+                 × pingora), {} failed",
                 r.per_s(),
                 fmt_opt(r.per_cpu_s(), 0),
                 vs(r.per_cpu_s(), pingora.and_then(Tput::per_cpu_s)),
