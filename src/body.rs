@@ -33,12 +33,7 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyErro
         .headers
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue
-        && session
-            .write_continue_response()
-            .await
-            .is_err()
-    {
+    if expects_continue && session.write_continue_response().await.is_err() {
         return Err(BodyError::ClientGone);
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));

@@ -31,10 +31,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::apps::{HttpServerApp, ReusedHttpStream};
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::apps::{HttpServerApp, ReusedHttpStream};
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
 
@@ -394,14 +394,16 @@ impl Gateway {
         // Needed only to send (and resend on a stale connection): not kept while the
         // answer streams.
         drop((head, body));
-        let Some(resp) = exchange.head().cloned() else {
+        let Some(vendor) = exchange.head() else {
             return Err(Failed::of(Failure::Reset, Some(&provider)));
         };
-        if !(200..300).contains(&resp.status.as_u16()) {
+        if !(200..300).contains(&vendor.status.as_u16()) {
             // Boxed: the largest state of an attempt (3.5 KB), needed only on an error status.
-            return Box::pin(self.vendor_error(session, ctx, exchange, &peer, &resp)).await;
+            return Box::pin(self.vendor_error(session, ctx, exchange, &peer)).await;
         }
-        self.begin_answer(ctx, &resp);
+        self.begin_answer(ctx, vendor);
+        // The client's head, but for its framing, while the vendor's is at hand.
+        let head = client_parts(ctx, vendor);
         let mut held = Vec::new();
         let hold = match self.hold(ctx, &mut exchange, &mut held).await {
             Ok(hold) => hold,
@@ -418,12 +420,12 @@ impl Gateway {
             }
             Hold::Ended => {
                 exchange.finish(&self.connector, &peer).await;
-                if self.release(session, ctx, &resp, held, true).await {
+                if self.release(session, ctx, head, held, true).await {
                     self.answered(ctx);
                 }
             }
             Hold::Release => {
-                if self.release(session, ctx, &resp, held, false).await {
+                if self.release(session, ctx, head, held, false).await {
                     self.relay(session, ctx, &mut exchange).await;
                 }
                 exchange.finish(&self.connector, &peer).await;
@@ -484,12 +486,14 @@ impl Gateway {
         ctx: &mut Ctx,
         mut exchange: Exchange,
         peer: &HttpPeer,
-        resp: &ResponseHeader,
     ) -> Result<(), Failed> {
+        let Some(resp) = exchange.head().cloned() else {
+            return Err(Failed::of(Failure::Reset, ctx.provider.as_deref()));
+        };
         let status = resp.status.as_u16();
         let body = exchange.rest(VENDOR_ERROR_LIMIT).await.unwrap_or_default();
         exchange.finish(&self.connector, peer).await;
-        let retry_after = failed::retry_after(resp, &body);
+        let retry_after = failed::retry_after(&resp, &body);
         let provider = ctx.provider.as_deref();
         let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);
         let err = if providers::is_content_filter(kind, status, &body) {
@@ -512,7 +516,7 @@ impl Gateway {
                 (err, _) => err,
             }
         };
-        let upstream_request_id = response_headers::upstream_request_id(resp);
+        let upstream_request_id = response_headers::upstream_request_id(&resp);
         if router::retryable_status(status) {
             return Err(Failed {
                 cause: failed::status_reason(status),
@@ -603,22 +607,18 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
-        vendor: &ResponseHeader,
+        head: http::response::Parts,
         held: Vec<Bytes>,
         whole: bool,
     ) -> bool {
         let len = whole.then(|| held.iter().map(Bytes::len).sum());
-        let head = client_head(ctx, vendor, len);
+        let head = response_headers::framed(head, len);
         ctx.status = head.status.as_u16();
         if ctx.meter.is_stream() {
             self.metrics.active_streams.inc();
             ctx.in_active_streams = true;
         }
-        if session
-            .write_response_header(Box::new(head))
-            .await
-            .is_err()
-        {
+        if session.write_response_header(Box::new(head)).await.is_err() {
             ctx.status = 499;
             return false;
         }
@@ -634,7 +634,13 @@ impl Gateway {
                 return false;
             }
         }
-        if whole && n == 0 && session.write_response_body(Bytes::new(), true).await.is_err() {
+        if whole
+            && n == 0
+            && session
+                .write_response_body(Bytes::new(), true)
+                .await
+                .is_err()
+        {
             ctx.status = 499;
             return false;
         }
@@ -676,7 +682,12 @@ impl Gateway {
             if out.is_some() {
                 first_byte(ctx);
             }
-            if (out.is_some() || end) && session.write_response_body(out.unwrap_or_default(), end).await.is_err() {
+            if (out.is_some() || end)
+                && session
+                    .write_response_body(out.unwrap_or_default(), end)
+                    .await
+                    .is_err()
+            {
                 ctx.status = 499;
                 return;
             }
@@ -758,15 +769,15 @@ fn relay_chunk(
     Ok(chunk)
 }
 
-/// The client's head: the vendor's headers cut to an allow-list, the translation's content
-/// type, the framing (a known length, or chunks), the request id and rate-limit headers.
-fn client_head(ctx: &Ctx, vendor: &ResponseHeader, len: Option<usize>) -> ResponseHeader {
+/// The client's head but its framing: the vendor's headers cut to an allow-list, the
+/// translation's content type, the request id and rate-limit headers.
+fn client_parts(ctx: &Ctx, vendor: &ResponseHeader) -> http::response::Parts {
     let content_type = ctx
         .translation
         .as_ref()
         .map(AnswerTranslation::content_type);
     let rate = ctx.rate_headers.as_ref();
-    response_headers::client_head(vendor, content_type, len, &ctx.request_id, rate)
+    response_headers::client_parts(vendor, content_type, &ctx.request_id, rate)
 }
 
 /// Ends an answer whose head went out after a failure: a stream with one error event, a
@@ -785,11 +796,7 @@ async fn end_with_error(session: &mut Session, ctx: &mut Ctx, err: &GatewayError
 /// Resolves when the client closes its connection while its answer is being relayed (a
 /// client that sends anything else meanwhile is simply not watched any more).
 async fn client_gone(session: &mut Session) {
-    if session
-        .read_body_or_idle(true)
-        .await
-        .is_ok()
-    {
+    if session.read_body_or_idle(true).await.is_ok() {
         std::future::pending::<()>().await;
     }
 }
@@ -1120,11 +1127,7 @@ async fn write_answer_with(
     for (name, value) in extra {
         let _ = resp.insert_header(name, value);
     }
-    if session
-        .write_response_header(Box::new(resp))
-        .await
-        .is_err()
-    {
+    if session.write_response_header(Box::new(resp)).await.is_err() {
         return;
     }
     let n = chunks.len();

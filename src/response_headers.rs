@@ -88,19 +88,35 @@ pub fn client_head(
     request_id: &str,
     rate: Option<&RateHeaders>,
 ) -> ResponseHeader {
+    framed(client_parts(vendor, content_type, request_id, rate), len)
+}
+
+/// [`client_head`] before its framing, which is known only when the answer goes out: made
+/// while the vendor's head is at hand, so that it need not be kept (or copied) meanwhile.
+pub fn client_parts(
+    vendor: &ResponseHeader,
+    content_type: Option<&'static str>,
+    request_id: &str,
+    rate: Option<&RateHeaders>,
+) -> http::response::Parts {
     let mut parts = allowed_parts(vendor);
     let headers = &mut parts.headers;
     if let Some(t) = content_type {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(t));
         headers.remove(CONTENT_ENCODING);
     }
-    framing(headers, len);
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, id);
     }
     if let Some(rate) = rate {
         rate.apply_to(headers);
     }
+    parts
+}
+
+/// The head of [`client_parts`] with its framing: a known length, or chunks.
+pub fn framed(mut parts: http::response::Parts, len: Option<usize>) -> ResponseHeader {
+    framing(&mut parts.headers, len);
     ResponseHeader::from(parts)
 }
 
