@@ -81,7 +81,9 @@ pub async fn read_head(session: &mut Session, closing: &Closing, shutdown: &Shut
 /// keep-alive, the request body read to its end), else `None` (it is closed).
 pub async fn finish(session: Session) -> Option<ReusedHttpStream> {
     let settings = HttpPersistentSettings::for_session(&session);
-    let reusable = session.finish().await.ok().flatten()?;
+    // Boxed: pingora's finish is a large future, and it would otherwise be part of the future
+    // of every open stream (which it follows).
+    let reusable = Box::pin(session.finish()).await.ok().flatten()?;
     Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
 }
 
