@@ -1,12 +1,12 @@
 //! Switchyard: an LLM gateway on pingora. One endpoint, one kind of key, many vendors.
 //!
-//! A request goes through [`proxy::Gateway`] (pingora's `ProxyHttp`), whose phases call the
+//! A request goes through [`proxy::Gateway`] (a pingora `HttpServerApp`), whose steps call the
 //! plain functions of the modules below, each one concern:
 //!
 //! - [`config`]: the TOML file → validated runtime [`config::Config`];
 //! - [`snapshot`]: the running config behind an `ArcSwap`, taken once per request;
 //! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
-//! - [`downstream`]: the client's connection after a stream that failed mid-way;
+//! - [`downstream`]: the client's connection: each request head, keep-alive or close;
 //! - [`request_head`]: caps on the request line and headers, checked first on every listener;
 //! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
 //! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;

@@ -1,9 +1,11 @@
-//! The request path. pingora serves the client's connection and calls `request_filter`
-//! once per request; from there the gateway runs the request itself, on pingora's pooled
-//! upstream connections (`crate::upstream`). Read this file top to bottom to follow a request.
+//! The request path. pingora serves the client's connection and hands each request to
+//! `process_new_http` (the gateway is a pingora `HttpServerApp`; `crate::downstream` reads the
+//! head and keeps or closes the connection); the gateway runs the request itself, on pingora's
+//! pooled upstream connections (`crate::upstream`). Read this file top to bottom to follow a
+//! request.
 //!
 //! ```text
-//! request_filter   admit: route the path (its front door's dialect; a stored response is
+//! serve            admit: route the path (its front door's dialect; a stored response is
 //!                  answered from the store) → take the config snapshot → authenticate → read
 //!                  the body → the door's view of it (a gateway `previous_response_id`
 //!                  expanded) → content policies → resolve the model, its kind and the
@@ -187,7 +189,7 @@ enum Endpoint {
     Models,
 }
 
-/// How `request_filter` ended.
+/// How `admit` ended.
 enum Admitted {
     /// Go on to the upstream.
     Forward,
@@ -808,7 +810,7 @@ fn is_sse(resp: &ResponseHeader) -> bool {
 }
 
 impl Gateway {
-    /// Everything `request_filter` decides, as plain steps that each may refuse the request.
+    /// Everything `admit` decides, as plain steps that each may refuse the request.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Admitted, Refused> {
         request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
         let endpoint = endpoint(session.req_header())?;

@@ -1,6 +1,6 @@
 //! Caps on the request head (`[server]` `max_uri_bytes`, `max_header_line_bytes`,
 //! `max_header_bytes`, `max_headers`), checked first on every listener: the API listener's
-//! `request_filter` and the admin listener's handler call [`check`] before anything else.
+//! `proxy`'s `admit` and the admin listener's handler call [`check`] before anything else.
 //!
 //! pingora 0.9's HTTP/1 reader has already read the head when this runs: it buffers up to
 //! 1 MiB of head and parses up to 256 header fields, and answers anything beyond that itself

@@ -42,7 +42,7 @@ pub enum Next {
 /// (by weight), then of its fallbacks in order (those the team may use); when every one is
 /// cooled down, the least recently failed; never a route whose vendor said Retry-After.
 /// `local` allows the in-process mock (only on the first attempt: it answers in
-/// `request_filter`, before any upstream).
+/// `admit`, before any upstream).
 pub fn next(
     config: &Config,
     team: &Team,

@@ -8,7 +8,7 @@
 //! // keep their state):
 //! let limiter = Limiter::new(&config.state, metrics.clone())?;  // memory or redis
 //! limiter.sync(&config);
-//! // In request_filter, after auth and model resolution, before choosing a route:
+//! // In proxy's admit, after auth and model resolution, before choosing a route:
 //! let demand = Demand::estimate(&model, prompt_estimate, max_tokens, &config.limits);
 //! match limiter.admit(&principal.key, &principal.team, demand).await {
 //!     Ok(admission) => ctx.admission = Some(admission), // admission.headers().apply(resp)
