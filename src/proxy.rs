@@ -34,7 +34,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::apps::{HttpServerApp, ReusedHttpStream};
-use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::server::ShutdownWatch;
@@ -82,8 +81,8 @@ pub struct Gateway {
     responses: Arc<ResponseStore>,
     /// `[telemetry]`; `None`: no traces, and no telemetry work on the request path.
     telemetry: Option<Telemetry>,
-    /// Pooled connections to the vendors.
-    connector: Connector,
+    /// Connections to the vendors.
+    pool: upstream::Pool,
     /// Set when the server stops: idle client connections close.
     closing: Closing,
 }
@@ -106,7 +105,7 @@ impl Gateway {
             limiter,
             responses,
             telemetry: None,
-            connector: Connector::new(Some(connector)),
+            pool: upstream::Pool::new(connector),
             closing: Closing::default(),
         }
     }
@@ -390,18 +389,18 @@ impl Gateway {
         };
         let clock = upstream::Clock::new(provider.timeouts, ctx.deadline);
         ctx.forwarded_at.get_or_insert_with(Instant::now);
-        let mut exchange = upstream::send(&self.connector, &peer, &head, &body, clock)
+        let mut exchange = upstream::send(&self.pool, &peer, &head, &body, clock)
             .await
             .map_err(|f| Failed::of(f, Some(&provider)))?;
         // Needed only to send (and resend on a stale connection): not kept while the
         // answer streams.
-        drop((head, body));
+        drop((peer, head, body));
         let Some(vendor) = exchange.head() else {
             return Err(Failed::of(Failure::Reset, Some(&provider)));
         };
         if !(200..300).contains(&vendor.status.as_u16()) {
             // Boxed: the largest state of an attempt (3.5 KB), needed only on an error status.
-            return Box::pin(self.vendor_error(session, ctx, exchange, &peer)).await;
+            return Box::pin(self.vendor_error(session, ctx, exchange)).await;
         }
         self.begin_answer(ctx, vendor);
         // The client's head, but for its framing, while the vendor's is at hand.
@@ -410,18 +409,18 @@ impl Gateway {
         let hold = match self.hold(ctx, &mut exchange, &mut held).await {
             Ok(hold) => hold,
             Err(failed) => {
-                exchange.finish(&self.connector, &peer).await;
+                exchange.finish(&self.pool);
                 return Err(failed);
             }
         };
         match hold {
             Hold::Refused => {
-                exchange.finish(&self.connector, &peer).await;
+                exchange.finish(&self.pool);
                 self.answered(ctx);
                 Box::pin(answer_error(session, ctx, &GatewayError::ContentFilter)).await;
             }
             Hold::Ended => {
-                exchange.finish(&self.connector, &peer).await;
+                exchange.finish(&self.pool);
                 if self.release(session, ctx, head, held, true).await {
                     self.answered(ctx);
                 }
@@ -430,7 +429,7 @@ impl Gateway {
                 if self.release(session, ctx, head, held, false).await {
                     self.relay(session, ctx, &mut exchange).await;
                 }
-                exchange.finish(&self.connector, &peer).await;
+                exchange.finish(&self.pool);
             }
         }
         Ok(())
@@ -487,14 +486,13 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
         mut exchange: Exchange,
-        peer: &HttpPeer,
     ) -> Result<(), Failed> {
         let Some(resp) = exchange.head().cloned() else {
             return Err(Failed::of(Failure::Reset, ctx.provider.as_deref()));
         };
         let status = resp.status.as_u16();
         let body = exchange.rest(VENDOR_ERROR_LIMIT).await.unwrap_or_default();
-        exchange.finish(&self.connector, peer).await;
+        exchange.finish(&self.pool);
         let retry_after = failed::retry_after(&resp, &body);
         let provider = ctx.provider.as_deref();
         let kind = provider.map_or(ProviderKind::OpenAi, |p| p.kind);

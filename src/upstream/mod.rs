@@ -1,5 +1,5 @@
-//! One attempt's exchange with a vendor, on pingora's pooled connections (its `Connector`),
-//! under the four timeouts of a provider (`[[providers]] *_timeout_ms`):
+//! One attempt's exchange with a vendor, under the four timeouts of a provider
+//! (`[[providers]] *_timeout_ms`):
 //!
 //! - **connect**: the TCP and TLS handshakes (`connect_timeout_ms`);
 //! - **first byte**: from the request's last byte to the answer's head *and* its first body
@@ -11,27 +11,40 @@
 //!   silent stream on time, not at its next chunk.
 //!
 //! Each wait is bounded by the earlier of its own timeout and the deadline, and reports which
-//! one ran out ([`Failure`]). A pooled connection that the vendor closed while it was idle fails
-//! on its first write or read: the exchange is then tried once more on a fresh connection, which
-//! is not a failure of the route. As with pingora's own proxy, a vendor that closed the
-//! connection just after reading the request may so see it twice; it sent no answer to the
-//! first.
+//! one ran out ([`Failure`]).
+//!
+//! Connections are made by pingora's transport connector (TCP, TLS) and kept idle between
+//! requests ([`pool`]); HTTP/1.1 is spoken on them by [`wire`]: the request's head and a small
+//! body go in one write, and the answer is read through one buffer that grows with what it
+//! holds. (pingora's own HTTP client writes a request's head and body apart, reads each answer
+//! through a 64 KiB buffer, and watches each idle connection with a task of its own.)
+//!
+//! A pooled connection that the vendor closed while it was idle fails on its first write or
+//! read: the exchange is then tried once more on a fresh connection, which is not a failure of
+//! the route. As with pingora's own proxy, a vendor that closed the connection just after
+//! reading the request may so see it twice; it sent no answer to the first.
+
+pub mod pool;
+pub mod wire;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use pingora::connectors::http::Connector;
+use bytes::{Buf, Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::Stream;
 use pingora::{Error, ErrorType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout_at;
 
 use crate::config::{Provider, Timeouts};
+pub use pool::Pool;
+use wire::{Body, Decoded, Framing};
 
-/// How long an idle pooled connection to a vendor is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+/// The room for a read at first; it grows (to [`READ_MAX`]) while reads fill it.
+const READ_MIN: usize = 4 * 1024;
+const READ_MAX: usize = 64 * 1024;
 
 /// Why an attempt failed; [`Failure::cause`] is its `switchyard_upstream_errors_total` reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,14 +148,25 @@ pub fn peer(provider: &Provider, attempt: u32) -> Option<HttpPeer> {
     // Reads are bounded here (`Clock`), not by pingora's per-read timeout.
     peer.options.read_timeout = None;
     peer.options.write_timeout = Some(t.idle);
-    peer.options.idle_timeout = Some(POOL_IDLE);
+    peer.options.idle_timeout = Some(pool::IDLE);
     Some(peer)
 }
 
 /// A request sent to a vendor, its answer being read.
 pub struct Exchange {
-    /// Boxed: an exchange moves through several futures, and pingora's session is large.
-    session: Box<HttpSession>,
+    stream: Stream,
+    /// The pool key of the connection's peer.
+    key: u64,
+    /// What was read from the connection and not yet handed out.
+    buf: BytesMut,
+    /// The room made in `buf` before a read: [`READ_MIN`], doubled (to [`READ_MAX`]) by each
+    /// read that fills it.
+    read_size: usize,
+    /// The answer's head, once it came.
+    head: Option<ResponseHeader>,
+    body: Body,
+    /// Whether the connection may carry another request after this answer.
+    reusable: bool,
     clock: Clock,
     /// What a read ahead by [`Exchange::chunks`] got after its batch: the end, or a failure.
     ahead: Option<Result<Option<Bytes>, Failure>>,
@@ -158,105 +182,154 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// The connect and send state (pingora's connector: TCP, TLS) is boxed: it lives only until
 /// the answer's head came, not in the future of every open stream.
 pub async fn send(
-    connector: &Connector,
+    pool: &Pool,
     peer: &HttpPeer,
     head: &RequestHeader,
     body: &Bytes,
     clock: Clock,
 ) -> Result<Exchange, Failure> {
-    Box::pin(connect_and_send(connector, peer, head, body, clock)).await
+    Box::pin(connect_and_send(pool, peer, head, body, clock)).await
 }
 
 async fn connect_and_send(
-    connector: &Connector,
+    pool: &Pool,
     peer: &HttpPeer,
     head: &RequestHeader,
     body: &Bytes,
     clock: Clock,
 ) -> Result<Exchange, Failure> {
+    let key = pool::key(peer);
+    let mut request = Vec::new();
+    wire::encode_request(head, body, &mut request);
     let mut fresh_only = false;
     loop {
-        let mut clock = clock;
-        let (until, kind) = clock.wait();
-        let connect = timeout_at(until.into(), connector.get_http_session(peer)).await;
-        let (session, reused) = match connect {
-            Err(_) => return Err(kind),
-            Ok(Err(e)) => return Err(Failure::of_connect(&e)),
-            Ok(Ok(s)) => s,
+        let pooled = if fresh_only { None } else { pool.take(key) };
+        let reused = pooled.is_some();
+        let stream = match pooled {
+            Some(stream) => stream,
+            None => {
+                let (until, kind) = clock.wait();
+                match timeout_at(until.into(), pool.connect(peer)).await {
+                    Err(_) => return Err(kind),
+                    Ok(Err(e)) => return Err(Failure::of_connect(&e)),
+                    Ok(Ok(s)) => s,
+                }
+            }
         };
-        if reused && fresh_only {
-            // A second stale one: drop it and ask again (the pool hands out each once).
-            drop(session);
-            continue;
-        }
-        clock.sent_at = Some(Instant::now());
         let mut exchange = Exchange {
-            session: Box::new(session),
+            stream,
+            key,
+            buf: BytesMut::new(),
+            read_size: READ_MIN,
+            head: None,
+            body: Body::new(Framing::Empty),
+            reusable: false,
             clock,
             ahead: None,
         };
-        let sent = match exchange.write_request(head, body).await {
-            Ok(()) => exchange.read_head().await,
+        let sent = match exchange.write_request(&request, body).await {
+            Ok(()) => {
+                exchange.clock.sent_at = Some(Instant::now());
+                exchange.read_head().await
+            }
             Err(f) => Err(f),
         };
         match sent {
             Ok(()) => return Ok(exchange),
-            Err(Failure::Reset) if reused && !fresh_only => {
-                exchange.session.shutdown().await;
-                fresh_only = true;
-            }
+            Err(Failure::Reset) if reused => fresh_only = true,
             Err(f) => return Err(f),
         }
     }
 }
 
 impl Exchange {
-    async fn write_request(&mut self, head: &RequestHeader, body: &Bytes) -> Result<(), Failure> {
-        let session = &mut self.session;
+    /// Writes the encoded request (its head, and its body when small) and a large body after
+    /// it, within the request's deadline.
+    async fn write_request(&mut self, request: &[u8], body: &Bytes) -> Result<(), Failure> {
+        let stream = &mut self.stream;
         let write = async {
-            session.write_request_header(Box::new(head.clone())).await?;
-            session.write_request_body(body.clone(), true).await?;
-            session.finish_request_body().await
+            stream.write_all(request).await?;
+            if body.len() > wire::COALESCE_LIMIT {
+                stream.write_all(body).await?;
+            }
+            stream.flush().await
         };
         match timeout_at(self.clock.deadline.into(), write).await {
             Err(_) => Err(Failure::TotalTimeout),
-            Ok(Err(e)) if matches!(e.etype(), ErrorType::WriteTimedout) => {
-                Err(Failure::IdleTimeout)
-            }
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(())) => Ok(()),
         }
     }
 
+    /// Reads until the answer's head (interim 1xx heads are passed over).
     async fn read_head(&mut self) -> Result<(), Failure> {
+        loop {
+            match wire::parse_head(&self.buf) {
+                Err(_) => return Err(Failure::Reset),
+                Ok(None) => {
+                    if self.fill().await? == 0 {
+                        return Err(Failure::Reset);
+                    }
+                }
+                Ok(Some(h)) if (100..200).contains(&h.head.status.as_u16()) => {
+                    self.buf.advance(h.len);
+                }
+                Ok(Some(h)) => {
+                    self.buf.advance(h.len);
+                    let framing = Framing::of(&h.head).map_err(|_| Failure::Reset)?;
+                    self.reusable = h.keep_alive && framing.reusable(&h.head);
+                    self.body = Body::new(framing);
+                    self.head = Some(h.head);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads more of the answer into the buffer, within the current wait; 0 at the
+    /// connection's end.
+    async fn fill(&mut self) -> Result<usize, Failure> {
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
+        }
+        let room = self.buf.capacity() - self.buf.len();
         let (until, kind) = self.clock.wait();
-        match timeout_at(until.into(), self.session.read_response_header()).await {
+        match timeout_at(until.into(), self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Err(kind),
-            Ok(Err(e)) if matches!(e.etype(), ErrorType::ReadTimedout) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
-            Ok(Ok(())) if self.session.response_header().is_some() => Ok(()),
-            Ok(Ok(())) => Err(Failure::Reset),
+            Ok(Ok(n)) => {
+                // A read that filled the room: a large answer; read more at once next time.
+                if n == room {
+                    self.read_size = (self.read_size * 2).min(READ_MAX);
+                }
+                Ok(n)
+            }
         }
     }
 
     /// The answer's head (an exchange is made only once it came).
     pub fn head(&self) -> Option<&ResponseHeader> {
-        self.session.response_header()
+        self.head.as_ref()
     }
 
     /// The next chunk of the answer's body; `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Failure> {
-        let (until, kind) = self.clock.wait();
-        let read = match timeout_at(until.into(), self.session.read_response_body()).await {
-            Err(_) => return Err(kind),
-            Ok(Err(e)) if matches!(e.etype(), ErrorType::ReadTimedout) => return Err(kind),
-            Ok(Err(_)) => return Err(Failure::Reset),
-            Ok(Ok(read)) => read,
-        };
-        if read.as_ref().is_some_and(|b| !b.is_empty()) {
-            self.clock.body_started = true;
+        loop {
+            match self.body.decode(&mut self.buf) {
+                Err(_) => return Err(Failure::Reset),
+                Ok(Decoded::End) => return Ok(None),
+                Ok(Decoded::Data(data)) => {
+                    self.clock.body_started = true;
+                    return Ok(Some(data));
+                }
+                Ok(Decoded::More) => {
+                    if self.fill().await? == 0 {
+                        self.body.eof().map_err(|_| Failure::Reset)?;
+                        self.reusable = false;
+                    }
+                }
+            }
         }
-        Ok(read)
     }
 
     /// The next chunk of the answer's body with the chunks that have already arrived behind
@@ -302,20 +375,16 @@ impl Exchange {
     }
 
     /// Gives the connection back to the pool when the answer was read to its end (and the
-    /// vendor keeps it alive), else closes it.
-    pub async fn finish(mut self, connector: &Connector, peer: &HttpPeer) {
-        if self.session.response_done() {
-            // Boxed: pingora's release is a large future, and it would otherwise be part of
-            // the future of every open stream.
-            Box::pin(connector.release_http_session(*self.session, peer, Some(POOL_IDLE))).await;
-        } else {
-            self.session.shutdown().await;
+    /// vendor keeps it alive, and sent nothing after it), else closes it.
+    pub fn finish(self, pool: &Pool) {
+        if self.reusable && self.body.done() && self.buf.is_empty() {
+            pool.give_back(self.key, self.stream);
         }
     }
 }
 
 /// Polls a future once: its output if it is ready now. A read that is not ready is dropped
-/// before it took any byte (pingora's body reads and tokio's socket reads are cancel-safe so).
+/// before it took any byte (tokio's socket reads are cancel-safe so).
 fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
