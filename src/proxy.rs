@@ -405,6 +405,7 @@ impl Gateway {
         self.begin_answer(ctx, vendor);
         // The client's head, but for its framing, while the vendor's is at hand.
         let head = client_parts(ctx, vendor);
+        exchange.forget_head();
         let mut held = Vec::new();
         let hold = match self.hold(ctx, &mut exchange, &mut held).await {
             Ok(hold) => hold,

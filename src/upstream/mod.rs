@@ -43,7 +43,7 @@ pub use pool::Pool;
 use wire::{Body, Decoded, Framing};
 
 /// The room for a read at first; it grows (to [`READ_MAX`]) while reads fill it.
-const READ_MIN: usize = 4 * 1024;
+const READ_MIN: usize = 2 * 1024;
 const READ_MAX: usize = 64 * 1024;
 
 /// Why an attempt failed; [`Failure::cause`] is its `switchyard_upstream_errors_total` reason.
@@ -307,9 +307,16 @@ impl Exchange {
         }
     }
 
-    /// The answer's head (an exchange is made only once it came).
+    /// The answer's head (an exchange is made only once it came; `None` after
+    /// [`Exchange::forget_head`]).
     pub fn head(&self) -> Option<&ResponseHeader> {
         self.head.as_ref()
+    }
+
+    /// Drops the answer's head once what the client needs of it was taken: an open stream
+    /// does not keep it.
+    pub fn forget_head(&mut self) {
+        self.head = None;
     }
 
     /// The next chunk of the answer's body; `None` at its end.
