@@ -1,4 +1,4 @@
-//! Pooled upstream connections (`src/upstream.rs`): a vendor that closes a keep-alive
+//! Pooled upstream connections (`src/upstream/pool.rs`): a vendor that closes a keep-alive
 //! connection just as the gateway reuses it (the request crosses the close) costs the client
 //! nothing — the gateway sends again on a fresh connection, without counting a failure of the
 //! route.
@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
+use support::raw_vendor::read_request;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
@@ -40,36 +41,6 @@ async fn closing_vendor() -> (String, Arc<AtomicUsize>) {
         }
     });
     (format!("http://{addr}/v1"), connections)
-}
-
-/// Reads one request (a head and its Content-Length body).
-async fn read_request(sock: &mut tokio::net::TcpStream) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let Ok(n) = sock.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return;
-            }
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
+//! - [`raw_vendor`]: what raw-socket vendors share (reading a request).
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
 //! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
 //! - [`tls`]: `TestCa`, a throw-away CA and `localhost` leaf certificates.
@@ -14,6 +15,7 @@ pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_upstream;
 pub mod paced;
+pub mod raw_vendor;
 pub mod redis;
 pub mod tls;
 
