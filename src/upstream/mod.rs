@@ -6,7 +6,7 @@
 //!   bytes (`first_byte_timeout_ms`) — a vendor that answers 200 and then stays silent is as
 //!   slow as one that does not answer;
 //! - **idle**: the longest silence between two chunks after the first (`idle_timeout_ms`);
-//!   every byte resets it;
+//!   every byte resets it; the request's write too must end within it;
 //! - **total**: the request's hard deadline (`total_timeout_ms` from its arrival), which ends a
 //!   silent stream on time, not at its next chunk.
 //!
@@ -128,6 +128,17 @@ impl Clock {
             }
             Some(_) => (now + self.timeouts.idle, Failure::IdleTimeout),
         };
+        self.capped(until, kind)
+    }
+
+    /// The end of the request's write: a vendor that reads none of it for the idle timeout is
+    /// as slow as one that sends nothing.
+    fn write_wait(&self) -> (Instant, Failure) {
+        self.capped(Instant::now() + self.timeouts.idle, Failure::IdleTimeout)
+    }
+
+    /// `until`, or the deadline when it comes first.
+    fn capped(&self, until: Instant, kind: Failure) -> (Instant, Failure) {
         if self.deadline <= until {
             (self.deadline, Failure::TotalTimeout)
         } else {
@@ -254,8 +265,9 @@ impl Exchange {
             }
             stream.flush().await
         };
-        match timeout_at(self.clock.deadline.into(), write).await {
-            Err(_) => Err(Failure::TotalTimeout),
+        let (until, kind) = self.clock.write_wait();
+        match timeout_at(until.into(), write).await {
+            Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(())) => Ok(()),
         }
