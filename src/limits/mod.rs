@@ -321,6 +321,11 @@ impl RateHeaders {
 
     /// Every header name with its value, if any, in a fixed order: the one list that
     /// [`RateHeaders::pairs`] and [`RateHeaders::apply`] both read.
+    /// How many headers [`RateHeaders::apply_to`] adds.
+    pub fn count(&self) -> usize {
+        self.entries().iter().filter(|(_, v)| v.is_some()).count()
+    }
+
     fn entries(&self) -> [(&'static str, Option<RateValue>); 6] {
         use RateValue::{Count, Reset};
         [
