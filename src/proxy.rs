@@ -422,12 +422,12 @@ impl Gateway {
             }
             Hold::Ended => {
                 exchange.finish(&self.pool);
-                if self.release(session, ctx, head, held, true).await {
+                if Box::pin(self.release(session, ctx, head, held, true)).await {
                     self.answered(ctx);
                 }
             }
             Hold::Release => {
-                if self.release(session, ctx, head, held, false).await {
+                if Box::pin(self.release(session, ctx, head, held, false)).await {
                     self.relay(session, ctx, &mut exchange).await;
                 }
                 exchange.finish(&self.pool);

@@ -174,7 +174,7 @@ pub struct Exchange {
     /// read that fills it.
     read_size: usize,
     /// The answer's head, once it came.
-    head: Option<ResponseHeader>,
+    head: Option<Box<ResponseHeader>>,
     body: Body,
     /// Whether the connection may carry another request after this answer.
     reusable: bool,
@@ -291,7 +291,7 @@ impl Exchange {
                     let framing = Framing::of(&h.head).map_err(|_| Failure::Reset)?;
                     self.reusable = h.keep_alive && framing.reusable(&h.head);
                     self.body = Body::new(framing);
-                    self.head = Some(h.head);
+                    self.head = Some(Box::new(h.head));
                     return Ok(());
                 }
             }
@@ -322,7 +322,7 @@ impl Exchange {
     /// The answer's head (an exchange is made only once it came; `None` after
     /// [`Exchange::forget_head`]).
     pub fn head(&self) -> Option<&ResponseHeader> {
-        self.head.as_ref()
+        self.head.as_deref()
     }
 
     /// Drops the answer's head once what the client needs of it was taken: an open stream
