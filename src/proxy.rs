@@ -1,8 +1,8 @@
 //! The request path. pingora serves the client's connection and hands each request to
 //! `process_new_http` (the gateway is a pingora `HttpServerApp`; `crate::downstream` reads the
-//! head and keeps or closes the connection); the gateway runs the request itself, on pingora's
-//! pooled upstream connections (`crate::upstream`). Read this file top to bottom to follow a
-//! request.
+//! head and keeps or closes the connection); the gateway runs the request itself, speaking
+//! HTTP/1.1 to the vendors on connections it keeps (`crate::upstream`). Read this file top to
+//! bottom to follow a request.
 //!
 //! ```text
 //! serve            admit: route the path (its front door's dialect; a stored response is
