@@ -243,6 +243,7 @@ async fn connect_and_send(
                 exchange.clock.sent_at = Some(Instant::now());
                 exchange.read_head().await
             }
+            Err(Failure::Reset) => exchange.read_early_answer().await,
             Err(f) => Err(f),
         };
         match sent {
@@ -270,6 +271,20 @@ impl Exchange {
             Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// The answer a vendor sent before it read the whole request (a 413, a 400) and closed
+    /// the connection, which so failed the request's write: its head when it came (the
+    /// connection is then not kept), else the write's failure (a reset).
+    async fn read_early_answer(&mut self) -> Result<(), Failure> {
+        self.clock.sent_at = Some(Instant::now());
+        match self.read_head().await {
+            Ok(()) => {
+                self.reusable = false;
+                Ok(())
+            }
+            Err(_) => Err(Failure::Reset),
         }
     }
 

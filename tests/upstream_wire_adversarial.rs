@@ -1,0 +1,518 @@
+//! The gateway's HTTP/1.1 client (`src/upstream/*`) against a vendor that bends or breaks
+//! HTTP on purpose, through the real binary: heads and chunk lines split at every byte, odd
+//! but valid heads, heads too large, streams cut mid-chunk or ended by the connection, an
+//! early answer to a large body, bytes after an answer, endless interim heads, a vendor that
+//! never reads. Each ends with the right status within the provider's timeouts, is counted
+//! once in the usage log, and leaves no connection whose leftover bytes the next request
+//! would read.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::raw_vendor::{read_request, serve, write_slowly};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+/// What a connection that must not be reused would answer.
+const WRONG: &str = r#"{"id":"chatcmpl-2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"LEFTOVER"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+/// An SSE event with content, and the stream's end.
+const EVENT: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":null}]}\n\n";
+const DONE: &str = "data: [DONE]\n\n";
+
+/// Bounds every client call: each vendor here must be ended by the gateway's timeouts well
+/// before.
+const CLIENT_BOUND: Duration = Duration::from_secs(20);
+
+fn with_length(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn chunked(head_extra: &str, pieces: &[&str]) -> String {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{head_extra}transfer-encoding: chunked\r\n\r\n"
+    );
+    for p in pieces {
+        out.push_str(&format!("{:x}\r\n{p}\r\n", p.len()));
+    }
+    out.push_str("0\r\n\r\n");
+    out
+}
+
+async fn gateway(base_url: &str) -> Gateway {
+    let config = format!(
+        r#"
+[log]
+usage = "{{DIR}}/usage.jsonl"
+
+[routing]
+max_attempts = 1
+
+[[providers]]
+name = "v"
+kind = "openai"
+base_url = "{base_url}"
+api_key_env = "SY_ADV_KEY"
+connect_timeout_ms = 1000
+first_byte_timeout_ms = 1000
+idle_timeout_ms = 700
+total_timeout_ms = 8000
+
+[[models]]
+name = "m"
+  [[models.routes]]
+  provider = "v"
+  model = "vendor-m"
+
+[[teams]]
+name = "t"
+
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "{DEMO_SHA256}"
+"#
+    );
+    Gateway::builder(&config)
+        .env("SY_ADV_KEY", "sk-vendor-adversarial")
+        .start()
+        .await
+}
+
+/// Sends a chat request with `x-request-id: id`; its status and body as text.
+async fn ask(gw: &Gateway, id: &str, content: &str, stream: bool) -> (u16, String) {
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(DEMO_SECRET)
+        .header("x-request-id", id)
+        .timeout(CLIENT_BOUND)
+        .json(&chat_body("m", content, stream))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}\n{}", gw.logs()));
+    let status = resp.status().as_u16();
+    let text = match resp.bytes().await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => panic!("{id}: the body did not end within {CLIENT_BOUND:?}: {e}"),
+    };
+    (status, text)
+}
+
+fn content(text: &str) -> Value {
+    let body: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    body["choices"][0]["message"]["content"].clone()
+}
+
+fn errors(m: &str, reason: &str) -> Option<f64> {
+    metric_value(
+        m,
+        "switchyard_upstream_errors_total",
+        &[("provider", "v"), ("reason", reason)],
+    )
+}
+
+/// The usage log's lines of request `id` (after its line came, and a moment for a second).
+async fn usage_of(gw: &Gateway, id: &str) -> Vec<Value> {
+    gw.usage_line(id).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.usage_lines()
+        .into_iter()
+        .filter(|l| l["request_id"] == id)
+        .collect()
+}
+
+/// A vendor that answers every request with the scripted answer of its index (in the order
+/// the requests came, whatever the connection), and closes the connection after it when
+/// asked.
+async fn scripted(answers: Vec<(String, bool)>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    serve(move |mut sock: TcpStream, _| {
+        let answers = answers.clone();
+        async move {
+            while read_request(&mut sock).await.is_some() {
+                let Some((raw, close)) = answers.lock().unwrap().next() else {
+                    return;
+                };
+                if sock.write_all(raw.as_bytes()).await.is_err() || close {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn heads_and_chunk_lines_split_at_every_byte_are_read_whole() {
+    let (a, b) = ANSWER.split_at(50);
+    let raw = chunked("", &[a, b]);
+    let (url, connections) = serve(move |mut sock: TcpStream, _| {
+        let raw = raw.clone();
+        async move {
+            while read_request(&mut sock).await.is_some() {
+                if !write_slowly(&mut sock, raw.as_bytes(), Duration::from_millis(1)).await {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let gw = gateway(&url).await;
+    for i in 0..2 {
+        let (status, text) = ask(&gw, &format!("split-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "{text}\n{}", gw.logs());
+        assert_eq!(content(&text), "hi");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "kept after its end");
+}
+
+#[tokio::test]
+async fn a_stream_split_at_every_byte_is_relayed_whole() {
+    let raw = format!(
+        "{}{:x}\r\n{DONE}\r\n0\r\n\r\n",
+        stream_head_and_event(),
+        DONE.len()
+    );
+    let (url, connections) = serve(move |mut sock: TcpStream, _| {
+        let raw = raw.clone();
+        async move {
+            while read_request(&mut sock).await.is_some() {
+                if !write_slowly(&mut sock, raw.as_bytes(), Duration::from_millis(1)).await {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let gw = gateway(&url).await;
+    for i in 0..2 {
+        let id = format!("split-stream-{i}");
+        let (status, text) = ask(&gw, &id, "hello", true).await;
+        assert_eq!(status, 200, "{text}\n{}", gw.logs());
+        let events = parse_sse(&text);
+        assert_eq!(events.len(), 2, "{text}");
+        assert!(events[0].contains("\"hi\""), "{text}");
+        assert_eq!(events[1], "[DONE]");
+        let lines = usage_of(&gw, &id).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["status"], 200, "{lines:?}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "kept after its end");
+}
+
+#[tokio::test]
+async fn odd_but_valid_heads_are_read() {
+    let many: String = (0..200).map(|i| format!("x-vendor-{i}: {i}\r\n")).collect();
+    let answers = [
+        // No reason phrase.
+        format!(
+            "HTTP/1.1 200\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+            ANSWER.len()
+        ),
+        // The coding's name in capitals.
+        chunked("", &[ANSWER]).replace("transfer-encoding: chunked", "Transfer-Encoding: CHUNKED"),
+        // `chunked` named twice for a body chunked once.
+        chunked("transfer-encoding: chunked\r\n", &[ANSWER]),
+        // A length with leading zeros.
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {:08}\r\n\r\n{ANSWER}",
+            ANSWER.len()
+        ),
+        // 200 headers (pingora's own client took up to 256).
+        with_length(ANSWER).replace("content-type", &format!("{many}content-type")),
+        // An obsolete line folding (RFC 9112 §5.2: replaced by a space), and a space before
+        // a colon, both accepted by pingora's own client.
+        with_length(ANSWER).replace(
+            "content-type: application/json\r\n",
+            "content-type: application/json\r\nx-folded: a\r\n  b\r\nx-spaced : c\r\n",
+        ),
+    ];
+    let n = answers.len();
+    let (url, _) = scripted(answers.into_iter().map(|a| (a, true)).collect()).await;
+    let gw = gateway(&url).await;
+    for i in 0..n {
+        let (status, text) = ask(&gw, &format!("odd-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "answer {i}: {text}\n{}", gw.logs());
+        assert_eq!(content(&text), "hi", "answer {i}");
+    }
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_head_over_64_kib_fails_as_a_reset_once_and_the_next_request_is_served() {
+    let huge = format!(
+        "HTTP/1.1 200 OK\r\nx-huge: {}\r\ncontent-length: 2\r\n\r\n{{}}",
+        "a".repeat(70 * 1024)
+    );
+    let (url, connections) = scripted(vec![(huge, false), (with_length(ANSWER), false)]).await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "huge", "hello", false).await;
+    assert_eq!(status, 502, "{text}\n{}", gw.logs());
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_error", "{body}");
+    let lines = usage_of(&gw, "huge").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 502, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
+
+    let (status, text) = ask(&gw, "after-huge", "hello", false).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content(&text), "hi");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "not reused after a broken head"
+    );
+}
+
+/// A streamed answer's head (chunked) and one content event; the test writes what follows.
+fn stream_head_and_event() -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{EVENT}\r\n",
+        EVENT.len()
+    )
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_chunk_ends_with_one_error_event_and_is_counted_once() {
+    let cut = format!(
+        "{}40\r\ndata: {{\"id\":\"c1\",\"obj",
+        stream_head_and_event()
+    );
+    let (url, _) = scripted(vec![(cut, true)]).await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "cut", "hello", true).await;
+    assert_eq!(
+        status, 200,
+        "the head went out with the first content: {text}"
+    );
+    let events = parse_sse(&text);
+    assert!(!events.contains(&"[DONE]".to_string()), "{text}");
+    let errors_sent: Vec<&String> = events.iter().filter(|e| e.contains("\"error\"")).collect();
+    assert_eq!(errors_sent.len(), 1, "one error event: {text}");
+    assert!(text.contains("\"hi\""), "what came is delivered: {text}");
+    let lines = usage_of(&gw, "cut").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 502, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_close_delimited_stream_is_read_to_its_end() {
+    let whole = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{EVENT}{DONE}");
+    let (url, connections) = scripted(vec![(whole.clone(), true), (whole, true)]).await;
+    let gw = gateway(&url).await;
+    for i in 0..2 {
+        let id = format!("close-{i}");
+        let (status, text) = ask(&gw, &id, "hello", true).await;
+        assert_eq!(status, 200, "{text}");
+        let events = parse_sse(&text);
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
+        assert!(text.contains("\"hi\""), "{text}");
+        let lines = usage_of(&gw, &id).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["status"], 200, "{lines:?}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "a closed connection is not kept"
+    );
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(0.0));
+}
+
+/// Fails today: the HTTP framing cannot tell this cut from an end (the connection's end is
+/// the body's end), and the relay (`src/proxy.rs`) takes a stream's end without `[DONE]` (or
+/// a `finish_reason`) as a success, passing the cut event's bytes on.
+#[tokio::test]
+#[ignore = "needs the relay to check an SSE stream's end (src/proxy.rs): see the report"]
+async fn a_close_delimited_stream_cut_before_its_end_ends_with_an_error_event() {
+    let cut = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{EVENT}data: {{\"id\":\"c1\",\"ob");
+    let (url, _) = scripted(vec![(cut, true)]).await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "close-cut", "hello", true).await;
+    assert_eq!(status, 200, "{text}");
+    let events = parse_sse(&text);
+    assert!(!events.contains(&"[DONE]".to_string()), "{text}");
+    let errors_sent = events.iter().filter(|e| e.contains("\"error\"")).count();
+    assert_eq!(errors_sent, 1, "one error event: {text}");
+    let lines = usage_of(&gw, "close-cut").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 502, "{lines:?}");
+}
+
+/// A vendor that reads a request's head only, answers `status` at once and closes.
+async fn early_answer(status: &str) -> String {
+    let body = r#"{"error":{"message":"request too large for this vendor","type":"invalid_request_error"}}"#;
+    let raw = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (url, _) = serve(move |mut sock: TcpStream, _| {
+        let raw = raw.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if sock.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let _ = sock.write_all(raw.as_bytes()).await;
+            // Closed with the body unread: the gateway's socket may see a reset.
+        }
+    })
+    .await;
+    url
+}
+
+#[tokio::test]
+async fn an_early_answer_to_a_large_body_is_passed_on() {
+    for (status, code) in [("413 Payload Too Large", 413), ("400 Bad Request", 400)] {
+        let url = early_answer(status).await;
+        let gw = gateway(&url).await;
+        let large = "x".repeat(4 * 1024 * 1024);
+        let id = format!("early-{code}");
+        let (got, text) = ask(&gw, &id, &large, false).await;
+        assert_eq!(got, code, "{text}\n{}", gw.logs());
+        assert!(text.contains("request too large for this vendor"), "{text}");
+        let lines = usage_of(&gw, &id).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["status"], code, "{lines:?}");
+    }
+}
+
+#[tokio::test]
+async fn bytes_after_an_answer_keep_its_connection_from_reuse() {
+    // The first connection sends a second answer after the first (at once, or a moment
+    // later), and answers any later request on it with that wrong answer too; the others
+    // answer right.
+    let (url, connections) = serve(|mut sock: TcpStream, n| async move {
+        while read_request(&mut sock).await.is_some() {
+            let ok = match n {
+                0 => {
+                    let both = format!("{}{}", with_length(ANSWER), with_length(WRONG));
+                    sock.write_all(both.as_bytes()).await.is_ok()
+                }
+                1 => {
+                    let first = sock.write_all(with_length(ANSWER).as_bytes()).await.is_ok();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    first && sock.write_all(with_length(WRONG).as_bytes()).await.is_ok()
+                }
+                _ => sock.write_all(with_length(ANSWER).as_bytes()).await.is_ok(),
+            };
+            if !ok {
+                return;
+            }
+        }
+    })
+    .await;
+    let gw = gateway(&url).await;
+    for i in 0..4 {
+        let (status, text) = ask(&gw, &format!("extra-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "request {i}: {text}\n{}", gw.logs());
+        assert_eq!(
+            content(&text),
+            "hi",
+            "request {i} got another answer's bytes"
+        );
+        // Room for the late bytes of connection 1 to come.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(0.0));
+}
+
+#[tokio::test]
+async fn endless_interim_heads_end_by_the_first_byte_timeout() {
+    for pause in [Duration::ZERO, Duration::from_millis(20)] {
+        let (url, _) = serve(move |mut sock: TcpStream, _| async move {
+            if read_request(&mut sock).await.is_none() {
+                return;
+            }
+            loop {
+                if sock
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if pause.is_zero() {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        })
+        .await;
+        let gw = gateway(&url).await;
+        let id = format!("interim-{}", pause.as_millis());
+        let (status, text) = ask(&gw, &id, "hello", false).await;
+        assert_eq!(status, 504, "{text}\n{}", gw.logs());
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["error"]["code"], "upstream_timeout", "{body}");
+        assert_eq!(errors(&gw.metrics().await, "first_byte_timeout"), Some(1.0));
+        let lines = usage_of(&gw, &id).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_vendor_that_never_reads_ends_by_the_idle_timeout() {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let (url, _) = serve(move |sock: TcpStream, _| {
+        // Held open, never read.
+        keep.lock().unwrap().push(sock);
+        async {}
+    })
+    .await;
+    let gw = gateway(&url).await;
+    let large = "x".repeat(16 * 1024 * 1024);
+    let (status, text) = ask(&gw, "unread", &large, false).await;
+    assert_eq!(status, 504, "{text}\n{}", gw.logs());
+    assert_eq!(errors(&gw.metrics().await, "idle_timeout"), Some(1.0));
+    let lines = usage_of(&gw, "unread").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 504, "{lines:?}");
+    drop(held);
+}
+
+#[tokio::test]
+async fn garbage_on_an_idle_pooled_connection_is_not_read_as_the_next_answer() {
+    let (url, connections) = serve(|mut sock: TcpStream, n| async move {
+        while read_request(&mut sock).await.is_some() {
+            if sock
+                .write_all(with_length(ANSWER).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = sock.write_all(with_length(WRONG).as_bytes()).await;
+            }
+        }
+    })
+    .await;
+    let gw = gateway(&url).await;
+    for i in 0..2 {
+        let (status, text) = ask(&gw, &format!("idle-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(content(&text), "hi", "request {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
