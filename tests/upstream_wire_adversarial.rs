@@ -350,8 +350,13 @@ async fn a_close_delimited_stream_cut_before_its_end_ends_with_an_error_event() 
     assert_eq!(lines[0]["status"], 502, "{lines:?}");
 }
 
-/// A vendor that reads a request's head only, answers `status` at once and closes.
+/// A vendor that reads a request's head only, answers `status` at once and closes (or holds
+/// the connection open, reading nothing more).
 async fn early_answer(status: &str) -> String {
+    early_answer_then(status, false).await
+}
+
+async fn early_answer_then(status: &str, hold: bool) -> String {
     let body = r#"{"error":{"message":"request too large for this vendor","type":"invalid_request_error"}}"#;
     let raw = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -369,6 +374,9 @@ async fn early_answer(status: &str) -> String {
                 head.push(byte[0]);
             }
             let _ = sock.write_all(raw.as_bytes()).await;
+            if hold {
+                tokio::time::sleep(CLIENT_BOUND).await;
+            }
             // Closed with the body unread: the gateway's socket may see a reset.
         }
     })
@@ -390,6 +398,49 @@ async fn an_early_answer_to_a_large_body_is_passed_on() {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["status"], code, "{lines:?}");
     }
+}
+
+#[tokio::test]
+async fn an_early_answer_from_a_vendor_that_stops_reading_is_passed_on() {
+    let url = early_answer_then("413 Payload Too Large", true).await;
+    let gw = gateway(&url).await;
+    let large = "x".repeat(8 * 1024 * 1024);
+    let (got, text) = ask(&gw, "early-held", &large, false).await;
+    assert_eq!(got, 413, "{text}\n{}", gw.logs());
+    assert!(text.contains("request too large for this vendor"), "{text}");
+    let lines = usage_of(&gw, "early-held").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 413, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "idle_timeout"), Some(0.0));
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_read_up_to_its_limit_only() {
+    // A 400 whose body never ends: its first 64 KiB carry the message, then blanks forever.
+    let (url, connections) = serve(|mut sock: TcpStream, _| async move {
+        if read_request(&mut sock).await.is_none() {
+            return;
+        }
+        let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n\
+                    {\"error\":{\"message\":\"no such parameter\",\"type\":\"invalid_request_error\"}}";
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let blanks = vec![b' '; 16 * 1024];
+        while sock.write_all(&blanks).await.is_ok() {}
+    })
+    .await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "endless-error", "hello", false).await;
+    assert_eq!(status, 400, "{text}\n{}", gw.logs());
+    assert!(text.contains("no such parameter"), "{text}");
+    let (status, _) = ask(&gw, "after-endless-error", "hello", false).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "not kept with its body unread"
+    );
 }
 
 #[tokio::test]

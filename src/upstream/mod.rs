@@ -244,7 +244,11 @@ async fn connect_and_send(
                 exchange.read_head().await
             }
             Err(Failure::Reset) => exchange.read_early_answer().await,
-            Err(f) => Err(f),
+            // A write that timed out: the vendor may have answered and stopped reading.
+            Err(f) => match now_or_never(exchange.read_early_answer()) {
+                Some(Ok(())) => Ok(()),
+                _ => Err(f),
+            },
         };
         match sent {
             Ok(()) => return Ok(exchange),
@@ -275,8 +279,8 @@ impl Exchange {
     }
 
     /// The answer a vendor sent before it read the whole request (a 413, a 400) and closed
-    /// the connection, which so failed the request's write: its head when it came (the
-    /// connection is then not kept), else the write's failure (a reset).
+    /// the connection or stopped reading, which so failed the request's write: its head when
+    /// it came (the connection is then not kept), else a reset.
     async fn read_early_answer(&mut self) -> Result<(), Failure> {
         self.clock.sent_at = Some(Instant::now());
         match self.read_head().await {
@@ -398,11 +402,15 @@ impl Exchange {
         Ok(Some(batch.map_or(first, BytesMut::freeze)))
     }
 
-    /// Reads the rest of a body (an error answer), keeping at most `limit` bytes.
+    /// Reads the rest of a body (an error answer) up to `limit` bytes: a longer one is not
+    /// waited for (a vendor could send it for ever), and its connection is then not kept.
     pub async fn rest(&mut self, limit: usize) -> Result<Vec<u8>, Failure> {
         let mut out = Vec::new();
-        while let Some(chunk) = self.chunk().await? {
-            let room = limit.saturating_sub(out.len());
+        while out.len() < limit {
+            let Some(chunk) = self.chunk().await? else {
+                break;
+            };
+            let room = limit - out.len();
             out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         Ok(out)
