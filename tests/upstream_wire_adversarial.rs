@@ -567,3 +567,53 @@ async fn garbage_on_an_idle_pooled_connection_is_not_read_as_the_next_answer() {
     }
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn statuses_outside_http_classes_are_not_passed_on() {
+    let answers = [
+        "HTTP/1.1 600 Beyond\r\ncontent-length: 2\r\n\r\n{}",
+        "HTTP/1.1 999 Nine\r\ncontent-length: 2\r\n\r\n{}",
+    ];
+    let (url, _) = scripted(answers.iter().map(|a| (a.to_string(), true)).collect()).await;
+    let gw = gateway(&url).await;
+    for i in 0..answers.len() {
+        let (status, text) = ask(&gw, &format!("class-{i}"), "hello", false).await;
+        assert_eq!(status, 502, "answer {i}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_broken_answer_on_a_kept_connection_is_not_sent_again() {
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = requests.clone();
+    let (url, connections) = serve(move |mut sock: TcpStream, n| {
+        let seen = seen.clone();
+        async move {
+            let mut on_this = 0;
+            while read_request(&mut sock).await.is_some() {
+                seen.fetch_add(1, Ordering::SeqCst);
+                on_this += 1;
+                let raw = if n == 0 && on_this == 2 {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello"
+                        .to_string()
+                } else {
+                    with_length(ANSWER)
+                };
+                if sock.write_all(raw.as_bytes()).await.is_err() || (n == 0 && on_this == 2) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "kept-1", "hello", false).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = ask(&gw, "kept-2", "hello", false).await;
+    // The vendor answered (badly) on the kept connection: it has the request; sending it
+    // again would make it answer (and bill) twice for one attempt.
+    assert_eq!(status, 502, "{text}");
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "sent once per attempt");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
+}

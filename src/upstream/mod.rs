@@ -20,8 +20,9 @@
 //! through a 64 KiB buffer, and watches each idle connection with a task of its own.)
 //!
 //! A pooled connection that the vendor closed while it was idle fails on its first write or
-//! read: the exchange is then tried once more on a fresh connection, which is not a failure of
-//! the route. As with pingora's own proxy, a vendor that closed the connection just after
+//! read, before any byte of an answer: the exchange is then tried once more on a fresh
+//! connection, which is not a failure of the route (a broken answer is one: it is not sent
+//! again). As with pingora's own proxy, a vendor that closed the connection just after
 //! reading the request may so see it twice; it sent no answer to the first.
 
 pub mod pool;
@@ -178,6 +179,9 @@ pub struct Exchange {
     body: Body,
     /// Whether the connection may carry another request after this answer.
     reusable: bool,
+    /// Whether any byte came from the vendor for this request: it has the request then, and
+    /// a kept connection that fails is not sent it again.
+    answered: bool,
     clock: Clock,
     /// What a read ahead by [`Exchange::chunks`] got after its batch: the end, or a failure.
     ahead: Option<Result<Option<Bytes>, Failure>>,
@@ -188,7 +192,8 @@ const BATCH_BYTES: usize = 16 * 1024;
 
 /// Connects (or takes a pooled connection), sends the request head and body, and waits for
 /// the answer's head (within the first-byte timeout). A pooled connection that fails before
-/// any answer came (the vendor closed it while it was idle) is replaced once by a fresh one.
+/// any byte of an answer came (the vendor closed it while it was idle) is replaced once by a
+/// fresh one; one that failed after (a broken answer) is not: the vendor had the request.
 ///
 /// The connect and send state (pingora's connector: TCP, TLS) is boxed: it lives only until
 /// the answer's head came, not in the future of every open stream.
@@ -235,6 +240,7 @@ async fn connect_and_send(
             head: None,
             body: Body::new(Framing::Empty),
             reusable: false,
+            answered: false,
             clock,
             ahead: None,
         };
@@ -252,7 +258,7 @@ async fn connect_and_send(
         };
         match sent {
             Ok(()) => return Ok(exchange),
-            Err(Failure::Reset) if reused => fresh_only = true,
+            Err(Failure::Reset) if reused && !exchange.answered => fresh_only = true,
             Err(f) => return Err(f),
         }
     }
@@ -329,6 +335,7 @@ impl Exchange {
             Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(n)) => {
+                self.answered |= n > 0;
                 // A read that filled the room: a large answer; read more at once next time.
                 if n == room {
                     self.read_size = (self.read_size * 2).min(READ_MAX);
