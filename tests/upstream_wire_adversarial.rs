@@ -48,6 +48,10 @@ fn chunked(head_extra: &str, pieces: &[&str]) -> String {
 }
 
 async fn gateway(base_url: &str) -> Gateway {
+    gateway_with_total(base_url, 8000).await
+}
+
+async fn gateway_with_total(base_url: &str, total_ms: u64) -> Gateway {
     let config = format!(
         r#"
 [log]
@@ -64,7 +68,7 @@ api_key_env = "SY_ADV_KEY"
 connect_timeout_ms = 1000
 first_byte_timeout_ms = 1000
 idle_timeout_ms = 700
-total_timeout_ms = 8000
+total_timeout_ms = {total_ms}
 
 [[models]]
 name = "m"
@@ -616,4 +620,70 @@ async fn a_broken_answer_on_a_kept_connection_is_not_sent_again() {
     assert_eq!(requests.load(Ordering::SeqCst), 2, "sent once per attempt");
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
+}
+
+#[tokio::test]
+async fn chunk_sizes_in_capitals_and_with_leading_zeros_are_read() {
+    let (a, b) = ANSWER.split_at(10);
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+         000{:X}\r\n{a}\r\n{:X}\r\n{b}\r\n000\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    assert!(raw.contains("\r\n000A\r\n"), "{raw}");
+    let (url, connections) = scripted(vec![(raw.clone(), false), (raw, false)]).await;
+    let gw = gateway(&url).await;
+    for i in 0..2 {
+        let (status, text) = ask(&gw, &format!("hex-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(content(&text), "hi");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_head_that_trickles_for_ever_ends_by_the_first_byte_timeout() {
+    let (url, _) = serve(|mut sock: TcpStream, _| async move {
+        if read_request(&mut sock).await.is_none() {
+            return;
+        }
+        let mut endless = b"HTTP/1.1 200 OK\r\nx-slow: ".to_vec();
+        endless.extend(std::iter::repeat_n(b'a', 60_000));
+        write_slowly(&mut sock, &endless, Duration::from_millis(20)).await;
+    })
+    .await;
+    let gw = gateway(&url).await;
+    let (status, text) = ask(&gw, "trickle-head", "hello", false).await;
+    assert_eq!(status, 504, "{text}");
+    assert_eq!(errors(&gw.metrics().await, "first_byte_timeout"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_stream_that_trickles_for_ever_ends_by_the_total_timeout_counted_once() {
+    let (url, _) = serve(|mut sock: TcpStream, _| async move {
+        if read_request(&mut sock).await.is_none() {
+            return;
+        }
+        let head = stream_head_and_event();
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        // A chunk that never ends, a byte at a time, each well within the idle timeout.
+        let mut endless = b"100000\r\n: ".to_vec();
+        endless.extend(std::iter::repeat_n(b'.', 60_000));
+        write_slowly(&mut sock, &endless, Duration::from_millis(20)).await;
+    })
+    .await;
+    let gw = gateway_with_total(&url, 2000).await;
+    let (status, text) = ask(&gw, "trickle-stream", "hello", true).await;
+    assert_eq!(status, 200, "{text}");
+    let events = parse_sse(&text);
+    assert!(!events.contains(&"[DONE]".to_string()), "{text}");
+    assert!(text.contains("\"hi\""), "{text}");
+    assert!(text.contains("upstream_timeout"), "{text}");
+    let lines = usage_of(&gw, "trickle-stream").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 504, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "total_timeout"), Some(1.0));
 }
