@@ -687,3 +687,53 @@ async fn a_stream_that_trickles_for_ever_ends_by_the_total_timeout_counted_once(
     assert_eq!(lines[0]["status"], 504, "{lines:?}");
     assert_eq!(errors(&gw.metrics().await, "total_timeout"), Some(1.0));
 }
+
+#[tokio::test]
+async fn a_large_body_read_slowly_but_steadily_is_not_an_idle_timeout() {
+    // A vendor that reads at most 256 KiB every 30 ms (some 8 MB/s): the 24 MiB body takes
+    // about 3 s to go, far more than the 700 ms idle timeout, each pause far less.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut body_left = None;
+                loop {
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    match body_left {
+                        Some(ref mut left) => *left -= n,
+                        None => {
+                            head.extend_from_slice(&buf[..n]);
+                            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let text =
+                                    String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                                let len: usize = text
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .and_then(|v| v.trim().parse().ok())
+                                    .unwrap();
+                                body_left = Some(len - (head.len() - end - 4));
+                            }
+                        }
+                    }
+                    if body_left == Some(0) {
+                        let _ = sock.write_all(with_length(ANSWER).as_bytes()).await;
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            });
+        }
+    });
+    let gw = gateway(&format!("http://{addr}/v1")).await;
+    let large = "x".repeat(24 * 1024 * 1024);
+    let (status, text) = ask(&gw, "slow-reader", &large, false).await;
+    assert_eq!(status, 200, "{text}\n{}", gw.logs());
+    assert_eq!(content(&text), "hi");
+    assert_eq!(errors(&gw.metrics().await, "idle_timeout"), Some(0.0));
+}

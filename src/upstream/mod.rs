@@ -6,7 +6,7 @@
 //!   bytes (`first_byte_timeout_ms`) — a vendor that answers 200 and then stays silent is as
 //!   slow as one that does not answer;
 //! - **idle**: the longest silence between two chunks after the first (`idle_timeout_ms`);
-//!   every byte resets it; the request's write too must end within it;
+//!   every byte resets it; each write of the request too must end within it;
 //! - **total**: the request's hard deadline (`total_timeout_ms` from its arrival), which ends a
 //!   silent stream on time, not at its next chunk.
 //!
@@ -132,8 +132,8 @@ impl Clock {
         self.capped(until, kind)
     }
 
-    /// The end of the request's write: a vendor that reads none of it for the idle timeout is
-    /// as slow as one that sends nothing.
+    /// The end of one write of the request: a vendor that reads none of it for the idle
+    /// timeout is as slow as one that sends nothing.
     fn write_wait(&self) -> (Instant, Failure) {
         self.capped(Instant::now() + self.timeouts.idle, Failure::IdleTimeout)
     }
@@ -268,20 +268,30 @@ impl Exchange {
     /// Writes the encoded request (its head, and its body when small) and a large body after
     /// it, within the request's deadline.
     async fn write_request(&mut self, request: &[u8], body: &Bytes) -> Result<(), Failure> {
-        let stream = &mut self.stream;
-        let write = async {
-            stream.write_all(request).await?;
-            if body.len() > wire::COALESCE_LIMIT {
-                stream.write_all(body).await?;
-            }
-            stream.flush().await
-        };
+        self.write_all(request).await?;
+        if body.len() > wire::COALESCE_LIMIT {
+            self.write_all(body).await?;
+        }
         let (until, kind) = self.clock.write_wait();
-        match timeout_at(until.into(), write).await {
+        match timeout_at(until.into(), self.stream.flush()).await {
             Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(())) => Ok(()),
         }
+    }
+
+    /// Writes `bytes`, each write within the idle timeout (as pingora's per-write timeout): a
+    /// vendor that reads a large body slowly but steadily is not idle.
+    async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
+        while !bytes.is_empty() {
+            let (until, kind) = self.clock.write_wait();
+            match timeout_at(until.into(), self.stream.write(bytes)).await {
+                Err(_) => return Err(kind),
+                Ok(Err(_)) | Ok(Ok(0)) => return Err(Failure::Reset),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+            }
+        }
+        Ok(())
     }
 
     /// The answer a vendor sent before it read the whole request (a 413, a 400) and closed
