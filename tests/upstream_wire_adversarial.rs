@@ -737,3 +737,123 @@ async fn a_large_body_read_slowly_but_steadily_is_not_an_idle_timeout() {
     assert_eq!(content(&text), "hi");
     assert_eq!(errors(&gw.metrics().await, "idle_timeout"), Some(0.0));
 }
+
+/// A TLS vendor (a certificate for `localhost` from `ca`): each connection is handed to
+/// `handler` after its handshake.
+async fn tls_vendor<F, Fut>(
+    ca: &TestCa,
+    handler: F,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.leaf_for_localhost().server_config());
+    let (url, connections) = serve(move |sock: TcpStream, _| {
+        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+        async move {
+            if let Ok(tls) = acceptor.accept(sock).await {
+                handler(tls).await;
+            }
+        }
+    })
+    .await;
+    (
+        url.replace("http://127.0.0.1", "https://localhost"),
+        connections,
+    )
+}
+
+async fn tls_gateway(ca: &TestCa, base_url: &str) -> Gateway {
+    let config = format!(
+        r#"
+[log]
+usage = "{{DIR}}/usage.jsonl"
+
+[routing]
+max_attempts = 1
+
+[[providers]]
+name = "v"
+kind = "openai"
+base_url = "{base_url}"
+api_key_env = "SY_ADV_KEY"
+connect_timeout_ms = 1000
+first_byte_timeout_ms = 1000
+idle_timeout_ms = 700
+total_timeout_ms = 8000
+
+[[models]]
+name = "m"
+  [[models.routes]]
+  provider = "v"
+  model = "vendor-m"
+
+[[teams]]
+name = "t"
+
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "{DEMO_SHA256}"
+"#
+    );
+    Gateway::builder(&config)
+        .env("SY_ADV_KEY", "sk-vendor-adversarial")
+        .env("SSL_CERT_FILE", ca.ca_pem_path().to_str().unwrap())
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn over_tls_connections_are_kept_and_an_early_answer_is_passed_on() {
+    let ca = TestCa::new();
+    let (url, connections) = tls_vendor(&ca, |mut tls| async move {
+        while read_request(&mut tls).await.is_some() {
+            if tls.write_all(with_length(ANSWER).as_bytes()).await.is_err() {
+                return;
+            }
+            let _ = tls.flush().await;
+        }
+    })
+    .await;
+    let gw = tls_gateway(&ca, &url).await;
+    for i in 0..3 {
+        let (status, text) = ask(&gw, &format!("tls-{i}"), "hello", false).await;
+        assert_eq!(status, 200, "{text}\n{}", gw.logs());
+        assert_eq!(content(&text), "hi");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one kept TLS connection"
+    );
+
+    let body = r#"{"error":{"message":"request too large for this vendor","type":"invalid_request_error"}}"#;
+    let raw = format!(
+        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (url, _) = tls_vendor(&ca, move |mut tls| {
+        let raw = raw.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let _ = tls.write_all(raw.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    })
+    .await;
+    let gw = tls_gateway(&ca, &url).await;
+    let large = "x".repeat(4 * 1024 * 1024);
+    let (status, text) = ask(&gw, "tls-early", &large, false).await;
+    assert_eq!(status, 413, "{text}\n{}", gw.logs());
+    assert!(text.contains("request too large for this vendor"), "{text}");
+}

@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 
 /// Reads one request (a head and its `Content-Length` body) as text; `None` at the
 /// connection's end.
-pub async fn read_request(sock: &mut TcpStream) -> Option<String> {
+pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(sock: &mut S) -> Option<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
