@@ -6,7 +6,7 @@
 //!   bytes (`first_byte_timeout_ms`) — a vendor that answers 200 and then stays silent is as
 //!   slow as one that does not answer;
 //! - **idle**: the longest silence between two chunks after the first (`idle_timeout_ms`);
-//!   every byte resets it; the request's write too must end within it;
+//!   every byte resets it; each write of the request too must end within it;
 //! - **total**: the request's hard deadline (`total_timeout_ms` from its arrival), which ends a
 //!   silent stream on time, not at its next chunk.
 //!
@@ -20,8 +20,9 @@
 //! through a 64 KiB buffer, and watches each idle connection with a task of its own.)
 //!
 //! A pooled connection that the vendor closed while it was idle fails on its first write or
-//! read: the exchange is then tried once more on a fresh connection, which is not a failure of
-//! the route. As with pingora's own proxy, a vendor that closed the connection just after
+//! read, before any byte of an answer: the exchange is then tried once more on a fresh
+//! connection, which is not a failure of the route (a broken answer is one: it is not sent
+//! again). As with pingora's own proxy, a vendor that closed the connection just after
 //! reading the request may so see it twice; it sent no answer to the first.
 
 pub mod pool;
@@ -131,8 +132,8 @@ impl Clock {
         self.capped(until, kind)
     }
 
-    /// The end of the request's write: a vendor that reads none of it for the idle timeout is
-    /// as slow as one that sends nothing.
+    /// The end of one write of the request: a vendor that reads none of it for the idle
+    /// timeout is as slow as one that sends nothing.
     fn write_wait(&self) -> (Instant, Failure) {
         self.capped(Instant::now() + self.timeouts.idle, Failure::IdleTimeout)
     }
@@ -178,6 +179,9 @@ pub struct Exchange {
     body: Body,
     /// Whether the connection may carry another request after this answer.
     reusable: bool,
+    /// Whether any byte came from the vendor for this request: it has the request then, and
+    /// a kept connection that fails is not sent it again.
+    answered: bool,
     clock: Clock,
     /// What a read ahead by [`Exchange::chunks`] got after its batch: the end, or a failure.
     ahead: Option<Result<Option<Bytes>, Failure>>,
@@ -188,7 +192,8 @@ const BATCH_BYTES: usize = 16 * 1024;
 
 /// Connects (or takes a pooled connection), sends the request head and body, and waits for
 /// the answer's head (within the first-byte timeout). A pooled connection that fails before
-/// any answer came (the vendor closed it while it was idle) is replaced once by a fresh one.
+/// any byte of an answer came (the vendor closed it while it was idle) is replaced once by a
+/// fresh one; one that failed after (a broken answer) is not: the vendor had the request.
 ///
 /// The connect and send state (pingora's connector: TCP, TLS) is boxed: it lives only until
 /// the answer's head came, not in the future of every open stream.
@@ -235,6 +240,7 @@ async fn connect_and_send(
             head: None,
             body: Body::new(Framing::Empty),
             reusable: false,
+            answered: false,
             clock,
             ahead: None,
         };
@@ -243,11 +249,16 @@ async fn connect_and_send(
                 exchange.clock.sent_at = Some(Instant::now());
                 exchange.read_head().await
             }
-            Err(f) => Err(f),
+            Err(Failure::Reset) => exchange.read_early_answer().await,
+            // A write that timed out: the vendor may have answered and stopped reading.
+            Err(f) => match now_or_never(exchange.read_early_answer()) {
+                Some(Ok(())) => Ok(()),
+                _ => Err(f),
+            },
         };
         match sent {
             Ok(()) => return Ok(exchange),
-            Err(Failure::Reset) if reused => fresh_only = true,
+            Err(Failure::Reset) if reused && !exchange.answered => fresh_only = true,
             Err(f) => return Err(f),
         }
     }
@@ -257,19 +268,43 @@ impl Exchange {
     /// Writes the encoded request (its head, and its body when small) and a large body after
     /// it, within the request's deadline.
     async fn write_request(&mut self, request: &[u8], body: &Bytes) -> Result<(), Failure> {
-        let stream = &mut self.stream;
-        let write = async {
-            stream.write_all(request).await?;
-            if body.len() > wire::COALESCE_LIMIT {
-                stream.write_all(body).await?;
-            }
-            stream.flush().await
-        };
+        self.write_all(request).await?;
+        if body.len() > wire::COALESCE_LIMIT {
+            self.write_all(body).await?;
+        }
         let (until, kind) = self.clock.write_wait();
-        match timeout_at(until.into(), write).await {
+        match timeout_at(until.into(), self.stream.flush()).await {
             Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Writes `bytes`, each write within the idle timeout (as pingora's per-write timeout): a
+    /// vendor that reads a large body slowly but steadily is not idle.
+    async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
+        while !bytes.is_empty() {
+            let (until, kind) = self.clock.write_wait();
+            match timeout_at(until.into(), self.stream.write(bytes)).await {
+                Err(_) => return Err(kind),
+                Ok(Err(_)) | Ok(Ok(0)) => return Err(Failure::Reset),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer a vendor sent before it read the whole request (a 413, a 400) and closed
+    /// the connection or stopped reading, which so failed the request's write: its head when
+    /// it came (the connection is then not kept), else a reset.
+    async fn read_early_answer(&mut self) -> Result<(), Failure> {
+        self.clock.sent_at = Some(Instant::now());
+        match self.read_head().await {
+            Ok(()) => {
+                self.reusable = false;
+                Ok(())
+            }
+            Err(_) => Err(Failure::Reset),
         }
     }
 
@@ -310,6 +345,7 @@ impl Exchange {
             Err(_) => Err(kind),
             Ok(Err(_)) => Err(Failure::Reset),
             Ok(Ok(n)) => {
+                self.answered |= n > 0;
                 // A read that filled the room: a large answer; read more at once next time.
                 if n == room {
                     self.read_size = (self.read_size * 2).min(READ_MAX);
@@ -383,11 +419,15 @@ impl Exchange {
         Ok(Some(batch.map_or(first, BytesMut::freeze)))
     }
 
-    /// Reads the rest of a body (an error answer), keeping at most `limit` bytes.
+    /// Reads the rest of a body (an error answer) up to `limit` bytes: a longer one is not
+    /// waited for (a vendor could send it for ever), and its connection is then not kept.
     pub async fn rest(&mut self, limit: usize) -> Result<Vec<u8>, Failure> {
         let mut out = Vec::new();
-        while let Some(chunk) = self.chunk().await? {
-            let room = limit.saturating_sub(out.len());
+        while out.len() < limit {
+            let Some(chunk) = self.chunk().await? else {
+                break;
+            };
+            let room = limit - out.len();
             out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         Ok(out)

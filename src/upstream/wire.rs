@@ -13,8 +13,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 /// The largest answer head read; a longer one is not HTTP the gateway accepts.
 pub const HEAD_LIMIT: usize = 64 * 1024;
-/// The most headers an answer head may have.
-const MAX_HEADERS: usize = 128;
+/// The most headers an answer head may have (pingora's own client takes as many).
+const MAX_HEADERS: usize = 256;
 /// The longest chunk-size line (with its extensions) or trailer line.
 const LINE_LIMIT: usize = 4 * 1024;
 /// A body up to this size is written with its head in one piece; a larger one after it.
@@ -57,16 +57,22 @@ pub struct Head {
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
+    // As pingora's own client: an obsolete line folding and a space before a header's colon
+    // are taken from a vendor (RFC 9112 §5.2, §5.1 allow a recipient to).
+    let mut parser = httparse::ParserConfig::default();
+    parser.allow_obsolete_multiline_headers_in_responses(true);
+    parser.allow_spaces_after_header_name_in_responses(true);
+    let len = match parser.parse_response(&mut resp, buf) {
+        // A head that came whole in one read is held to the limit too.
+        Ok(httparse::Status::Complete(len)) if len <= HEAD_LIMIT => len,
         Ok(httparse::Status::Partial) if buf.len() < HEAD_LIMIT => return Ok(None),
-        Ok(httparse::Status::Partial) | Err(_) => return Err(Malformed),
+        Ok(_) | Err(_) => return Err(Malformed),
     };
     let status = resp.code.ok_or(Malformed)?;
     let mut head =
         ResponseHeader::build_no_case(status, Some(resp.headers.len())).map_err(|_| Malformed)?;
     for h in resp.headers.iter() {
-        head.append_header(h.name.to_string(), h.value)
+        head.append_header(h.name.to_string(), unfold(h.value)?)
             .map_err(|_| Malformed)?;
     }
     let http11 = resp.version == Some(1);
@@ -76,6 +82,19 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
         len,
         keep_alive,
     }))
+}
+
+/// A header value with each obsolete line folding (CRLF and its spaces) replaced by spaces
+/// (RFC 9112 §5.2); a value with another control byte is refused.
+fn unfold(value: &[u8]) -> Result<http::HeaderValue, Malformed> {
+    if !value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return http::HeaderValue::from_bytes(value).map_err(|_| Malformed);
+    }
+    let value: Vec<u8> = value
+        .iter()
+        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+        .collect();
+    http::HeaderValue::from_bytes(&value).map_err(|_| Malformed)
 }
 
 /// Whether a comma-separated header (`Connection`, `Transfer-Encoding`) lists `token`.
@@ -355,6 +374,30 @@ mod tests {
         );
         let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(HEAD_LIMIT));
         assert_eq!(parse_head(endless.as_bytes()).err(), Some(Malformed));
+    }
+
+    #[test]
+    fn heads_as_pingora_took_them_parse() {
+        let many: String = (0..200).map(|i| format!("x-{i}: {i}\r\n")).collect();
+        let h = head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"));
+        assert_eq!(h.head.headers.len(), 200);
+        let h = head("HTTP/1.1 200\r\nx-folded: a\r\n \tb\r\nx-spaced : c\r\n\r\n");
+        assert_eq!(h.head.status.as_u16(), 200);
+        assert_eq!(h.head.headers["x-folded"], "a   \tb");
+        assert_eq!(h.head.headers["x-spaced"], "c");
+        let too_many: String = (0..=MAX_HEADERS)
+            .map(|i| format!("x-{i}: {i}\r\n"))
+            .collect();
+        assert_eq!(
+            parse_head(format!("HTTP/1.1 200 OK\r\n{too_many}\r\n").as_bytes()).err(),
+            Some(Malformed)
+        );
+    }
+
+    #[test]
+    fn a_whole_head_over_the_limit_is_malformed() {
+        let whole = format!("HTTP/1.1 200 OK\r\nx: {}\r\n\r\n", "a".repeat(HEAD_LIMIT));
+        assert_eq!(parse_head(whole.as_bytes()).err(), Some(Malformed));
     }
 
     #[test]
