@@ -95,6 +95,28 @@ impl Meter {
         }
     }
 
+    /// Whether a stream reached its end: `[DONE]` or a finished choice (chat),
+    /// `message_stop` (Messages), a terminal `response.*` event (Responses). A whole answer
+    /// always has. Read at the stream's end: the last event, left without its blank line, is
+    /// taken first.
+    pub fn ended(&mut self) -> bool {
+        match self {
+            Meter::Stream(s) => {
+                s.finish();
+                s.done || s.finished
+            }
+            Meter::Messages(s) => {
+                s.finish();
+                s.done
+            }
+            Meter::Responses(s) => {
+                s.finish();
+                s.done
+            }
+            Meter::Body { .. } | Meter::None => true,
+        }
+    }
+
     /// Whether this meters an event stream (not a whole answer).
     pub fn is_stream(&self) -> bool {
         matches!(

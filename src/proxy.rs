@@ -593,6 +593,10 @@ impl Gateway {
             if (streamed || end) && ctx.meter.refused() {
                 return Ok(Hold::Refused);
             }
+            if end && cut_short(ctx) {
+                // Nothing went out yet: another route may answer.
+                return Err(Failed::of(Failure::Reset, ctx.provider.as_deref()));
+            }
             if end {
                 self.keep_response(ctx).await;
                 return Ok(Hold::Ended);
@@ -675,6 +679,14 @@ impl Gateway {
                     ctx.reason = Some(failed.error.reason());
                     vendor_failed = true;
                 }
+            }
+            if end && !vendor_failed && cut_short(ctx) {
+                // The vendor's stream ended before its end event (cut where the connection's
+                // end is the body's end, or a chunked body ended early): one error event, and
+                // the request counts as failed, as for a reset mid-stream.
+                let failed = Failed::of(Failure::Reset, ctx.provider.as_deref());
+                self.attempt_failed(ctx, failed.cause, None);
+                return Box::pin(end_with_error(session, ctx, &failed.error)).await;
             }
             if end && !vendor_failed {
                 self.keep_response(ctx).await;
@@ -768,6 +780,13 @@ fn relay_chunk(
         ctx.meter.feed_bytes(chunk);
     }
     Ok(chunk)
+}
+
+/// Whether a stream the vendor's bytes go through as they are ended without its end event
+/// (`[DONE]` or a finished choice, `message_stop`, a terminal `response.*` event). A translated
+/// stream is judged by its translator, which ends a cut one with its own error event.
+fn cut_short(ctx: &mut Ctx) -> bool {
+    ctx.translation.is_none() && ctx.meter.is_stream() && !ctx.meter.ended()
 }
 
 /// The client's head but its framing: the vendor's headers cut to an allow-list, the

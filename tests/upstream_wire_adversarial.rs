@@ -334,11 +334,9 @@ async fn a_close_delimited_stream_is_read_to_its_end() {
     assert_eq!(errors(&gw.metrics().await, "reset"), Some(0.0));
 }
 
-/// Fails today: the HTTP framing cannot tell this cut from an end (the connection's end is
-/// the body's end), and the relay (`src/proxy.rs`) takes a stream's end without `[DONE]` (or
-/// a `finish_reason`) as a success, passing the cut event's bytes on.
+/// The HTTP framing cannot tell this cut from an end (the connection's end is the body's end):
+/// the relay does, from the stream's events (no `[DONE]`, no finished choice).
 #[tokio::test]
-#[ignore = "needs the relay to check an SSE stream's end (src/proxy.rs): see the report"]
 async fn a_close_delimited_stream_cut_before_its_end_ends_with_an_error_event() {
     let cut = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{EVENT}data: {{\"id\":\"c1\",\"ob");
     let (url, _) = scripted(vec![(cut, true)]).await;
@@ -856,4 +854,45 @@ async fn over_tls_connections_are_kept_and_an_early_answer_is_passed_on() {
     let (status, text) = ask(&gw, "tls-early", &large, false).await;
     assert_eq!(status, 413, "{text}\n{}", gw.logs());
     assert!(text.contains("request too large for this vendor"), "{text}");
+}
+
+/// A chunked stream that ends cleanly but before its end event (no `[DONE]`, no finished
+/// choice) is cut too: one error event, 502 once, `reset`. One whose choice finished is whole
+/// without `[DONE]` (lenient OpenAI-compatible servers omit it).
+#[tokio::test]
+async fn a_stream_ended_before_its_end_event_is_an_error_but_a_finished_one_is_whole() {
+    let chunked = |events: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{events}\r\n0\r\n\r\n",
+            events.len()
+        )
+    };
+    let finished = EVENT.replace("\"finish_reason\":null", "\"finish_reason\":\"stop\"");
+    let (url, _) = scripted(vec![
+        (chunked(EVENT), false),
+        (chunked(&format!("{EVENT}{finished}")), false),
+    ])
+    .await;
+    let gw = gateway(&url).await;
+
+    let (status, text) = ask(&gw, "no-end", "hello", true).await;
+    assert_eq!(status, 200, "{text}");
+    let events = parse_sse(&text);
+    assert!(!events.contains(&"[DONE]".to_string()), "{text}");
+    assert_eq!(
+        events.iter().filter(|e| e.contains("\"error\"")).count(),
+        1,
+        "{text}"
+    );
+    let lines = usage_of(&gw, "no-end").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 502, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
+
+    let (status, text) = ask(&gw, "finished", "hello", true).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    let lines = usage_of(&gw, "finished").await;
+    assert_eq!(lines[0]["status"], 200, "{lines:?}");
+    assert_eq!(errors(&gw.metrics().await, "reset"), Some(1.0));
 }

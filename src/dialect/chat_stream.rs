@@ -42,6 +42,7 @@ const USAGE_KEY: &[u8] = b"\"usage\"";
 const CONTENT_KEY: &[u8] = b"\"content\"";
 const TOOL_CALLS_KEY: &[u8] = b"\"tool_calls\"";
 const CONTENT_FILTER_VALUE: &[u8] = b"\"content_filter\"";
+const FINISH_REASON_KEY: &[u8] = b"\"finish_reason\"";
 
 /// Where the `"content"` search of an event's data stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub struct Scanner {
     pub usage: Option<Usage>,
     /// `data: [DONE]` was seen: the upstream ended the stream properly.
     pub done: bool,
+    /// A choice finished (a non-null `finish_reason`): the answer is whole even if a lenient
+    /// upstream then closes without `[DONE]`.
+    pub finished: bool,
     /// Data events dispatched, `[DONE]` excluded (error events included).
     pub events: u64,
     /// Events with a non-empty `"content"` string or non-empty `"tool_calls"`: whether anything
@@ -102,6 +106,7 @@ pub struct Scanner {
     content_key: Finder<'static>,
     tool_calls_key: Finder<'static>,
     content_filter_value: Finder<'static>,
+    finish_reason_key: Finder<'static>,
 }
 
 impl Default for Scanner {
@@ -121,6 +126,7 @@ impl Scanner {
         Scanner {
             usage: None,
             done: false,
+            finished: false,
             events: 0,
             content_events: 0,
             content_chars: 0,
@@ -133,6 +139,7 @@ impl Scanner {
             content_key: Finder::new(CONTENT_KEY),
             tool_calls_key: Finder::new(TOOL_CALLS_KEY),
             content_filter_value: Finder::new(CONTENT_FILTER_VALUE),
+            finish_reason_key: Finder::new(FINISH_REASON_KEY),
         }
     }
 
@@ -172,6 +179,9 @@ impl Scanner {
         if let Some(u) = scan_usage(&self.usage_key, data) {
             self.usage = Some(u);
         }
+        if !self.finished && finish_reason_set(&self.finish_reason_key, data) {
+            self.finished = true;
+        }
         // Parsed only when the value is there (the finish chunk of a filtered answer).
         if self.content_filter_value.find(data).is_some() && refusal::chat(data) {
             self.refused = true;
@@ -183,6 +193,26 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Whether an event's data has a `"finish_reason"` key with a value other than `null`.
+fn finish_reason_set(key: &Finder<'_>, data: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(k) = data.get(from..).and_then(|d| key.find(d)).map(|k| k + from) {
+        from = k + FINISH_REASON_KEY.len();
+        let p = skip_ws(data, from);
+        if data.get(p) != Some(&b':') {
+            continue;
+        }
+        let p = skip_ws(data, p + 1);
+        if data
+            .get(p..)
+            .is_some_and(|v| !v.is_empty() && !v.starts_with(b"null"))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether data starts with `{"error"` (whitespace allowed around the `{`): only such data is
@@ -620,6 +650,20 @@ mod tests {
         s.feed(stream.as_bytes());
         s.finish();
         s
+    }
+
+    #[test]
+    fn a_finished_choice_is_seen_whatever_the_spacing_and_null_is_not_one() {
+        let open = "data: {\"choices\":[{\"delta\":{\"content\":\"finish_reason\"},\"finish_reason\":null}]}\n\n";
+        assert!(
+            !run(open).finished,
+            "null, and the words in content, are not a finish"
+        );
+        let spaced = "data: {\"choices\":[{\"delta\":{},\"finish_reason\" :  \"length\"}]}\n\n";
+        assert!(run(&format!("{open}{spaced}")).finished);
+        // The last event left without its blank line counts once the stream is finished.
+        assert!(run("data: {\"choices\":[{\"finish_reason\":\"stop\"}]}").finished);
+        assert!(!run(open).done);
     }
 
     #[test]
