@@ -52,7 +52,15 @@ async fn gateway(base_url: &str) -> Gateway {
 }
 
 async fn gateway_with_total(base_url: &str, total_ms: u64) -> Gateway {
-    let config = format!(
+    Gateway::builder(&config(base_url, total_ms))
+        .env("SY_ADV_KEY", "sk-vendor-adversarial")
+        .start()
+        .await
+}
+
+/// One OpenAI-kind vendor at `base_url` with short timeouts, one attempt per request.
+fn config(base_url: &str, total_ms: u64) -> String {
+    format!(
         r#"
 [log]
 usage = "{{DIR}}/usage.jsonl"
@@ -84,11 +92,7 @@ id = "k"
 team = "t"
 sha256 = "{DEMO_SHA256}"
 "#
-    );
-    Gateway::builder(&config)
-        .env("SY_ADV_KEY", "sk-vendor-adversarial")
-        .start()
-        .await
+    )
 }
 
 /// Sends a chat request with `x-request-id: id`; its status and body as text.
@@ -763,39 +767,7 @@ where
 }
 
 async fn tls_gateway(ca: &TestCa, base_url: &str) -> Gateway {
-    let config = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[routing]
-max_attempts = 1
-
-[[providers]]
-name = "v"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_ADV_KEY"
-connect_timeout_ms = 1000
-first_byte_timeout_ms = 1000
-idle_timeout_ms = 700
-total_timeout_ms = 8000
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "v"
-  model = "vendor-m"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#
-    );
+    let config = config(base_url, 8000);
     Gateway::builder(&config)
         .env("SY_ADV_KEY", "sk-vendor-adversarial")
         .env("SSL_CERT_FILE", ca.ca_pem_path().to_str().unwrap())
