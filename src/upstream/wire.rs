@@ -55,30 +55,48 @@ pub struct Head {
 
 /// Parses an answer head at the start of `buf`; `Ok(None)` when more bytes are needed.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
+    // Not parsed before its end came: a head that trickles in is not parsed again after
+    // every read. It ends with an empty line (CRLF, or a bare LF: RFC 9112 §2.2).
+    let end = memchr::memmem::find(buf, b"\n\r\n").or_else(|| memchr::memmem::find(buf, b"\n\n"));
+    match end {
+        None if buf.len() < HEAD_LIMIT => return Ok(None),
+        None => return Err(Malformed),
+        Some(_) => {}
+    }
+    // Filled by the parser as it goes: no 256 headers set up for every answer.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
     // As pingora's own client: an obsolete line folding and a space before a header's colon
     // are taken from a vendor (RFC 9112 §5.2, §5.1 allow a recipient to).
     let mut parser = httparse::ParserConfig::default();
     parser.allow_obsolete_multiline_headers_in_responses(true);
     parser.allow_spaces_after_header_name_in_responses(true);
-    let len = match parser.parse_response(&mut resp, buf) {
+    let len = match parser.parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
         // A head that came whole in one read is held to the limit too.
         Ok(httparse::Status::Complete(len)) if len <= HEAD_LIMIT => len,
         Ok(httparse::Status::Partial) if buf.len() < HEAD_LIMIT => return Ok(None),
         Ok(_) | Err(_) => return Err(Malformed),
     };
-    let status = resp.code.ok_or(Malformed)?;
-    let mut head =
-        ResponseHeader::build_no_case(status, Some(resp.headers.len())).map_err(|_| Malformed)?;
+    let status = http::StatusCode::from_u16(resp.code.ok_or(Malformed)?).map_err(|_| Malformed)?;
+    // A plain `http` head, headers in by their parsed names (as `crate::response_headers`
+    // builds the client's): no pingora map of header-name cases.
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.headers.reserve(resp.headers.len());
     for h in resp.headers.iter() {
-        head.append_header(h.name.to_string(), unfold(h.value)?)
-            .map_err(|_| Malformed)?;
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Malformed)?;
+        parts.headers.append(name, unfold(h.value)?);
     }
     let http11 = resp.version == Some(1);
-    let keep_alive = http11 && !has_token(&head.headers, CONNECTION, "close");
+    parts.version = if http11 {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_10
+    };
+    let keep_alive = http11 && !has_token(&parts.headers, CONNECTION, "close");
     Ok(Some(Head {
-        head,
+        head: ResponseHeader::from(parts),
         len,
         keep_alive,
     }))
