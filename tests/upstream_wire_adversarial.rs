@@ -159,11 +159,9 @@ async fn scripted(answers: Vec<(String, bool)>) -> (String, Arc<std::sync::atomi
     .await
 }
 
-#[tokio::test]
-async fn heads_and_chunk_lines_split_at_every_byte_are_read_whole() {
-    let (a, b) = ANSWER.split_at(50);
-    let raw = chunked("", &[a, b]);
-    let (url, connections) = serve(move |mut sock: TcpStream, _| {
+/// A vendor that answers every request with `raw`, one byte at a time (1 ms apart).
+async fn byte_by_byte(raw: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    serve(move |mut sock: TcpStream, _| {
         let raw = raw.clone();
         async move {
             while read_request(&mut sock).await.is_some() {
@@ -173,7 +171,14 @@ async fn heads_and_chunk_lines_split_at_every_byte_are_read_whole() {
             }
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn heads_and_chunk_lines_split_at_every_byte_are_read_whole() {
+    let (a, b) = ANSWER.split_at(50);
+    let raw = chunked("", &[a, b]);
+    let (url, connections) = byte_by_byte(raw).await;
     let gw = gateway(&url).await;
     for i in 0..2 {
         let (status, text) = ask(&gw, &format!("split-{i}"), "hello", false).await;
@@ -190,17 +195,7 @@ async fn a_stream_split_at_every_byte_is_relayed_whole() {
         stream_head_and_event(),
         DONE.len()
     );
-    let (url, connections) = serve(move |mut sock: TcpStream, _| {
-        let raw = raw.clone();
-        async move {
-            while read_request(&mut sock).await.is_some() {
-                if !write_slowly(&mut sock, raw.as_bytes(), Duration::from_millis(1)).await {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+    let (url, connections) = byte_by_byte(raw).await;
     let gw = gateway(&url).await;
     for i in 0..2 {
         let id = format!("split-stream-{i}");
