@@ -23,7 +23,7 @@ use serde_json::json;
 use switchyard::config::{self, Config, Provider};
 use switchyard::convert;
 use switchyard::dialect::{chat, Dialect};
-use switchyard::request::FrontRequest;
+use switchyard::gateway::request::FrontRequest;
 
 /// Counts every allocation (and reallocation, as one allocation of its new size).
 struct Counting;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use switchyard::body::{Prepared, RewriteOptions};
+use switchyard::gateway::body::{Prepared, RewriteOptions};
 use switchyard::dialect::chat::parse;
 
 fn request(prompt_bytes: usize) -> Vec<u8> {

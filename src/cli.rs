@@ -15,17 +15,17 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use crate::admin::AdminApp;
+use crate::server::admin::AdminApp;
 use crate::config::{self, Config};
-use crate::drain;
-use crate::health::Health;
-use crate::limits::Limiter;
-use crate::metrics::Metrics;
-use crate::proxy::Gateway;
-use crate::reload::{self, Reloader};
+use crate::server::drain;
+use crate::policy::health::Health;
+use crate::policy::limits::Limiter;
+use crate::observability::metrics::Metrics;
+use crate::gateway::Gateway;
+use crate::config::reload::{self, Reloader};
 use crate::response_store::ResponseStore;
-use crate::snapshot::Snapshot;
-use crate::usage_log::UsageLog;
+use crate::config::snapshot::Snapshot;
+use crate::accounting::usage_log::UsageLog;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,7 +104,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn key_new(id: &str, team: &str) -> ExitCode {
-    let (secret, hash) = crate::auth::new_secret();
+    let (secret, hash) = crate::policy::auth::new_secret();
     println!("# The secret, shown this once. Give it to the key's owner; Switchyard keeps only its hash.");
     println!("# {secret}");
     println!();
@@ -182,7 +182,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     let telemetry = config
         .telemetry
         .as_ref()
-        .map(|t| crate::telemetry::Telemetry::start(t, &metrics));
+        .map(|t| crate::observability::telemetry::Telemetry::start(t, &metrics));
     let snapshot = Snapshot::new(config);
     let limiter = match Limiter::new(&snapshot.load().state, metrics.clone()) {
         Ok(l) => Arc::new(l),
@@ -241,7 +241,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         // HTTP/2 by ALPN beside HTTP/1.1.
         api = api.tls(tls_settings(
             path,
-            crate::tls::settings(resolver, true, None),
+            crate::server::tls::settings(resolver, true, None),
         ));
     }
     proxy.add_listener(api);
@@ -250,13 +250,13 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
             metrics,
-            api_probe: crate::admin::probe_address(&listen),
+            api_probe: crate::server::admin::probe_address(&listen),
             api_tls: resolver.is_some(),
         }),
     );
     match (&resolver, &tls_config) {
         (Some(resolver), Some(t)) if t.admin => {
-            let settings = crate::tls::settings(resolver, false, t.admin_client_ca.as_deref());
+            let settings = crate::server::tls::settings(resolver, false, t.admin_client_ca.as_deref());
             admin.add_tls_with_settings(&admin_listen, None, tls_settings(path, settings));
         }
         _ => admin.add_tcp(&admin_listen),
@@ -277,9 +277,9 @@ fn load_tls(
     path: &std::path::Path,
     tls: Option<&crate::config::TlsConfig>,
     metrics: &Arc<Metrics>,
-) -> Option<crate::tls::Rotation> {
+) -> Option<crate::server::tls::Rotation> {
     let t = tls?;
-    match crate::tls::Rotation::load(t, Arc::clone(metrics)) {
+    match crate::server::tls::Rotation::load(t, Arc::clone(metrics)) {
         Ok(rotation) => {
             metrics.register_tls();
             Some(rotation)

@@ -1,65 +1,46 @@
 //! Switchyard: an LLM gateway on pingora. One endpoint, one kind of key, many vendors.
 //!
-//! A request goes through [`proxy::Gateway`] (a pingora `HttpServerApp`), whose steps call the
-//! plain functions of the modules below, each one concern:
+//! The folders are the gateway's parts. Read them in the order a request meets them:
 //!
-//! - [`config`]: the TOML file → validated runtime [`config::Config`];
-//! - [`snapshot`]: the running config behind an `ArcSwap`, taken once per request;
-//! - [`reload`]: hot reload (file watch with `notify`, SIGHUP) → validate → swap the snapshot;
-//! - [`downstream`]: the client's connection: each request head, keep-alive or close;
-//! - [`request_head`]: caps on the request line and headers, checked first on every listener;
-//! - [`auth`]: bearer secret → key and team (SHA-256, constant-time compare);
-//! - [`body`]: the bounded body read and the request rewrite that splices raw JSON;
-//! - [`request`]: the client's request as read at its front door, and its native splice;
-//! - [`limits`]: rate limits and budgets per key and team (memory or Redis), reserved then settled;
-//! - [`router`]: model resolution, the team allow-list, weighted route choice;
-//! - [`models`]: `/v1/models` and which doors a model serves (chat or embedding);
-//! - [`response_store`]: the Responses API's state on translated routes (memory or Redis);
-//! - [`retry_hint`]: how long a vendor asks to be left alone, in every form vendors use;
-//! - [`providers`]: what each vendor kind needs (paths, auth headers, the built-in mock);
-//! - [`response_headers`]: the allow-list of a vendor's response headers the client gets;
-//! - [`error`]: every error Switchyard answers, in the spec's JSON shape;
-//! - [`sse`]: the one SSE decoder that every stream scanner and translator reads through;
-//! - [`dialect`]: one module per wire dialect: request view, stream scanner, error shape;
-//! - [`convert`]: one module per translated pair of dialects, both ways, streams included;
-//! - [`meter`]: reads an answer's usage from the bytes that go to the client;
-//! - [`usage`]: the normalised usage of an answer, estimates and cost;
-//! - [`usage_log`]: one JSON line per request, written off the request path;
-//! - [`metrics`]: every Prometheus metric of the spec;
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener;
-//! - [`tls`]: the listeners' certificate pair, checked, served and rotated without a restart.
+//! 1. [`server`]: the listeners. pingora accepts the client's connection (TLS from
+//!    [`server::tls`]); [`server::downstream`] reads each request head in turn and
+//!    [`server::request_head`] caps its size; [`server::admin`] serves `/metrics`, `/healthz`
+//!    and `/readyz` on a listener of its own; [`server::drain`] ends a graceful stop early.
+//! 2. [`gateway`]: the request path, one request's life top to bottom (its module doc is the
+//!    map): the door routed by path, the body read ([`gateway::body`]) and viewed in its
+//!    door's dialect ([`gateway::request`]), the attempts, the answer, and the accounting at
+//!    the end. Every error the gateway answers itself is made in [`gateway::error`].
+//! 3. [`config`]: the TOML file, validated into the runtime [`config::Config`], kept behind an
+//!    `ArcSwap` ([`config::snapshot`]) that a request takes once, and hot reloaded
+//!    ([`config::reload`]).
+//! 4. [`policy`]: who may do what: the key ([`policy::auth`]), content filters, rate limits
+//!    and budgets reserved then settled ([`policy::limits`], memory or Redis), the model and
+//!    the route chosen by weight ([`policy::router`], [`policy::models`]), and the passive
+//!    health of routes ([`policy::health`]).
+//! 5. [`dialect`]: one module per wire dialect a client or a vendor speaks (request view,
+//!    stream scanner, error shape), over the one SSE decoder [`dialect::sse`].
+//! 6. [`convert`]: one module per translated pair of dialects, both ways, streams included,
+//!    used only when the route's vendor speaks another dialect than the client's door.
+//! 7. [`providers`]: what each vendor kind needs (path, auth, error rewrapping, retry hints),
+//!    and the built-in `mock`; [`upstream`]: the gateway's own HTTP/1.1 client to the vendors,
+//!    with its connection pool.
+//! 8. [`response_store`]: the Responses API's state on translated routes (memory or Redis).
+//! 9. [`accounting`]: usage read from the answer's bytes ([`accounting::meter`]), estimated
+//!    when a vendor reports none, priced ([`accounting::usage`]) and logged
+//!    ([`accounting::usage_log`]).
+//! 10. [`observability`]: every Prometheus metric, and OpenTelemetry traces.
+//!
+//! [`cli`] is the command line: `serve`, `check`, `key new`.
 
-pub mod admin;
-pub mod auth;
-pub mod body;
+pub mod accounting;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dialect;
-pub mod downstream;
-pub mod drain;
-pub mod error;
-pub mod estimate;
-pub mod failed;
-pub mod health;
-pub mod limits;
-pub mod meter;
-pub mod metrics;
-pub mod models;
+pub mod gateway;
+pub mod observability;
 pub mod policy;
 pub mod providers;
-pub mod proxy;
-pub mod reload;
-pub mod request;
-pub mod request_head;
-pub mod response_headers;
 pub mod response_store;
-pub mod retry_hint;
-pub mod router;
-pub mod snapshot;
-pub mod sse;
-pub mod telemetry;
-pub mod tls;
+pub mod server;
 pub mod upstream;
-pub mod usage;
-pub mod usage_log;

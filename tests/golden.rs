@@ -30,10 +30,10 @@ use regex::Regex;
 use switchyard::config::{self, Config, Provider, ProviderKind};
 use switchyard::convert::{self, unix_now, AnswerTranslation};
 use switchyard::dialect::{self, Dialect};
-use switchyard::error::GatewayError;
-use switchyard::meter::Meter;
+use switchyard::gateway::error::GatewayError;
+use switchyard::accounting::meter::Meter;
 use switchyard::providers;
-use switchyard::request::FrontRequest;
+use switchyard::gateway::request::FrontRequest;
 
 const DOORS: [(&str, Dialect); 3] = [
     ("chat", Dialect::Chat),
@@ -574,7 +574,7 @@ fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Ans
 }
 
 /// A minimal request at `front`, streamed or not: what an answer's translation reads of it.
-fn front_request(front: Dialect, stream: bool) -> switchyard::request::FrontRequest {
+fn front_request(front: Dialect, stream: bool) -> switchyard::gateway::request::FrontRequest {
     let body = match front {
         Dialect::Responses => {
             format!(r#"{{"model":"m","max_output_tokens":16,"input":"x","stream":{stream}}}"#)
@@ -583,7 +583,7 @@ fn front_request(front: Dialect, stream: bool) -> switchyard::request::FrontRequ
             r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
         ),
     };
-    switchyard::request::FrontRequest::read(front, Bytes::from(body)).expect("a valid request")
+    switchyard::gateway::request::FrontRequest::read(front, Bytes::from(body)).expect("a valid request")
 }
 
 /// An answer through a fresh translation, fed in chunks of `cut` bytes.

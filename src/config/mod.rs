@@ -7,6 +7,8 @@
 
 pub mod raw;
 pub mod validate;
+pub mod reload;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -110,7 +112,7 @@ pub struct Server {
     pub max_request_bytes: usize,
     /// Worker threads of the proxy service (default: the number of CPUs).
     pub threads: Option<usize>,
-    /// Caps on the request head, checked first on every listener (`crate::request_head`).
+    /// Caps on the request head, checked first on every listener (`crate::server::request_head`).
     pub head: HeadLimits,
     /// TLS on the listeners; `None`: plain HTTP.
     pub tls: Option<TlsConfig>,

@@ -61,8 +61,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::dialect::chat::ChatRequest;
-use crate::error::GatewayError;
-use crate::usage::Usage;
+use crate::gateway::error::GatewayError;
+use crate::accounting::usage::Usage;
 
 use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,

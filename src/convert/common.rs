@@ -1,6 +1,6 @@
 //! What the translated pairs share: the OpenAI request as the client sent it (typed views
 //! that borrow from the body), the OpenAI answer written back, the writer of OpenAI
-//! `chat.completion.chunk` events, and the driver of stream translators over [`crate::sse`].
+//! `chat.completion.chunk` events, and the driver of stream translators over [`crate::dialect::sse`].
 //!
 //! Everything here is pure (bytes in, bytes out, no I/O, no pingora type), so every translator
 //! can be tested by feeding it recorded vendor streams cut at every byte.
@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::dialect::chat::ChatRequest;
-use crate::error::GatewayError;
-use crate::sse::Decoder;
-use crate::usage::Usage;
+use crate::gateway::error::GatewayError;
+use crate::dialect::sse::Decoder;
+use crate::accounting::usage::Usage;
 
 /// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
 /// provider's `default_max_tokens` gives it.

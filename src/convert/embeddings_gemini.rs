@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::dialect::embeddings::{EmbeddingsRequest, Input};
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 
 use super::common::{to_bytes, unreadable, unsupported};
 

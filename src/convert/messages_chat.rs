@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::dialect::messages::{error_event, error_json, push_event};
-use crate::error::GatewayError;
-use crate::usage::Usage;
+use crate::gateway::error::GatewayError;
+use crate::accounting::usage::Usage;
 
 use super::common::{
     json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
@@ -1029,7 +1029,7 @@ mod tests {
     use crate::convert::common::tests::{events_of, same_at_every_cut};
     use crate::convert::common::SseTranslator;
     use crate::dialect::chat::parse;
-    use crate::sse::Decoder;
+    use crate::dialect::sse::Decoder;
     use serde_json::{json, Value};
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");

@@ -24,16 +24,16 @@ pub mod responses_chat;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::body::Prepared;
-use crate::body::RewriteOptions;
+use crate::gateway::body::Prepared;
+use crate::gateway::body::RewriteOptions;
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::chat::{self, ChatRequest};
 use crate::dialect::embeddings;
 use crate::dialect::Dialect;
-use crate::error::GatewayError;
-use crate::meter::Meter;
+use crate::gateway::error::GatewayError;
+use crate::accounting::meter::Meter;
 use crate::providers;
-use crate::request::{FrontRequest, Pivot};
+use crate::gateway::request::{FrontRequest, Pivot};
 
 pub use common::{unix_now, SseTranslator, Translated};
 
@@ -295,7 +295,7 @@ fn identity(req: &FrontRequest) -> responses_chat::Identity {
 pub struct MockAnswer {
     pub content_type: &'static str,
     pub chunks: Vec<Bytes>,
-    pub usage: crate::usage::Usage,
+    pub usage: crate::accounting::usage::Usage,
     /// Responses door: the whole `response` object, for the response store.
     pub completed: Option<serde_json::Value>,
 }
@@ -369,7 +369,7 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
 }
 
 /// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
-/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::body::Prepared`].
+/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::gateway::body::Prepared`].
 pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,

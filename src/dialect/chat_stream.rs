@@ -7,7 +7,7 @@
 //!
 //! Why it is built the way it is:
 //!
-//! - **One decoder.** Events are read through [`crate::sse::Decoder`], as by every other
+//! - **One decoder.** Events are read through [`crate::dialect::sse::Decoder`], as by every other
 //!   scanner and translator: it keeps only the partial line between chunks and the event being
 //!   read, and joins multi-line `data:`.
 //! - **No JSON parsing on the hot path.** Nearly every event is a content delta; parsing each one
@@ -26,13 +26,13 @@ use memchr::memchr2;
 use memchr::memmem::Finder;
 
 use crate::dialect::refusal;
-use crate::sse::{self, Decoder};
-use crate::usage::Usage;
+use crate::dialect::sse::{self, Decoder};
+use crate::accounting::usage::Usage;
 
 /// The default cap on one line (and on one event's data): large enough for any real chunk
 /// (a 1 MiB event is fine), small enough that a broken or hostile upstream cannot make the
 /// gateway buffer without bound.
-pub const MAX_LINE_BYTES: usize = crate::sse::MAX_EVENT_BYTES;
+pub const MAX_LINE_BYTES: usize = crate::dialect::sse::MAX_EVENT_BYTES;
 
 /// The longest error message kept from an upstream: enough for any real message, and a bound
 /// on what ends up in logs.
@@ -91,7 +91,7 @@ pub struct Scanner {
     /// usage.
     pub content_chars: u64,
     /// Characters of the other generated text: reasoning, refusals, tool-call names and
-    /// arguments ([`crate::estimate::generated_chars_besides_content`]).
+    /// arguments ([`crate::accounting::estimate::generated_chars_besides_content`]).
     pub other_chars: u64,
     /// The message of an error event: data `{"error":{"message":…}}` (or `{"error":"…"}`), or
     /// an event named `error` (its JSON `error.message` or `message`, else its text).
@@ -174,7 +174,7 @@ impl Scanner {
             self.content_events += 1;
         }
         self.content_chars = self.content_chars.saturating_add(ev.chars);
-        let other = crate::estimate::generated_chars_besides_content(data);
+        let other = crate::accounting::estimate::generated_chars_besides_content(data);
         self.other_chars = self.other_chars.saturating_add(other);
         if let Some(u) = scan_usage(&self.usage_key, data) {
             self.usage = Some(u);
@@ -404,7 +404,7 @@ fn truncate(mut s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::usage::estimate_tokens;
+    use crate::accounting::usage::estimate_tokens;
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -880,7 +880,7 @@ mod tests {
         assert_eq!(s.content_chars, expected_chars);
         assert_eq!(s.usage.map(|u| u.completion_tokens), Some(10_000));
         assert!(s.done && !s.overflowed);
-        assert!(s.retained() <= 2 * crate::sse::RETAIN_BYTES);
+        assert!(s.retained() <= 2 * crate::dialect::sse::RETAIN_BYTES);
     }
 
     #[test]
@@ -901,7 +901,7 @@ mod tests {
         assert_eq!(s.usage.map(|u| u.total_tokens), Some(3));
         assert!(s.done && !s.overflowed);
         // the big line's buffer is not kept for the rest of the stream
-        assert!(s.retained() <= 2 * crate::sse::RETAIN_BYTES);
+        assert!(s.retained() <= 2 * crate::dialect::sse::RETAIN_BYTES);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! - `message_stop`: the end; `error`: a failure mid-stream (`error.type`, `error.message`);
 //!   `ping`: nothing.
 //!
-//! Events are read through the one SSE decoder ([`crate::sse::Decoder`]); an event's JSON is
+//! Events are read through the one SSE decoder ([`crate::dialect::sse::Decoder`]); an event's JSON is
 //! parsed only for the few event types that carry usage or an error, and deltas are read with a
 //! borrowed view (no allocation for text without escapes).
 
@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 use crate::dialect::messages::UsageWire;
 use crate::dialect::refusal::ANTHROPIC_REFUSAL;
-use crate::sse::{self, Decoder};
-use crate::usage::Usage;
+use crate::dialect::sse::{self, Decoder};
+use crate::accounting::usage::Usage;
 
 /// The longest error message kept from an upstream.
 const MAX_ERROR_CHARS: usize = 1024;

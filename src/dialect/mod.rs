@@ -1,7 +1,7 @@
 //! Wire dialects: one module per dialect a client or a vendor speaks, each with its borrowed
 //! request view, its stream scanner (usage, content seen, error events) and its error shape.
 //! When the route's vendor speaks the front door's dialect the client's bytes go upstream with
-//! only `model` spliced ([`crate::body::Prepared`]) and the vendor's bytes come back untouched,
+//! only `model` spliced ([`crate::gateway::body::Prepared`]) and the vendor's bytes come back untouched,
 //! read on the way by the dialect's scanner; otherwise [`crate::convert`] translates.
 //!
 //! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
@@ -20,10 +20,11 @@ pub mod messages_stream;
 pub mod refusal;
 pub mod responses;
 pub mod responses_stream;
+pub mod sse;
 
 use bytes::Bytes;
 
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 
 pub use refusal::refused;
 

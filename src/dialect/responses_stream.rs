@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 use crate::dialect::refusal::ResponseObject;
 use crate::dialect::responses::UsageWire;
-use crate::sse::{self, Decoder};
-use crate::usage::Usage;
+use crate::dialect::sse::{self, Decoder};
+use crate::accounting::usage::Usage;
 
 /// The longest error message kept from an upstream.
 const MAX_ERROR_CHARS: usize = 1024;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::dialect::chat::{message_text, ChatRequest};
-use crate::usage::Usage;
+use crate::accounting::usage::Usage;
 
 /// What the mock will say, and how many tokens it counts for it.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,10 +3,11 @@
 //! in another dialect than the vendor's are translated by [`crate::convert`].
 
 pub mod mock;
+pub mod retry_hint;
 
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::{refusal, Dialect};
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 
 /// What a request asks of the vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

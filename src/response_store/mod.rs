@@ -41,9 +41,9 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{Config, State, StoredResponses};
 use crate::dialect::{responses, Dialect};
-use crate::error::GatewayError;
-use crate::metrics::{counter, Metrics};
-use crate::request::{FrontRequest, Pending};
+use crate::gateway::error::GatewayError;
+use crate::observability::metrics::{counter, Metrics};
+use crate::gateway::request::{FrontRequest, Pending};
 
 use self::memory::{Eviction, Memory};
 use self::redis::RedisStore;
@@ -251,7 +251,7 @@ impl ResponseStore {
 /// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
 fn store_key(team: &str, id: &str) -> String {
     let mut out = String::from("switchyard:resp:");
-    crate::limits::push_key_part(&mut out, team);
+    crate::policy::limits::push_key_part(&mut out, team);
     out.push(':');
     out.push_str(id);
     out

@@ -41,7 +41,7 @@ pub struct RedisStore {
 impl RedisStore {
     pub fn new(state: &RedisState) -> Result<RedisStore, String> {
         Ok(RedisStore {
-            client: crate::limits::redis_client(state)?,
+            client: crate::policy::limits::redis_client(state)?,
             conn: Mutex::new(None),
             down_until: Mutex::new(None),
         })

@@ -79,7 +79,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
         Ok(_) | Err(_) => return Err(Malformed),
     };
     let status = http::StatusCode::from_u16(resp.code.ok_or(Malformed)?).map_err(|_| Malformed)?;
-    // A plain `http` head, headers in by their parsed names (as `crate::response_headers`
+    // A plain `http` head, headers in by their parsed names (as `crate::gateway::response_headers`
     // builds the client's): no pingora map of header-name cases.
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;

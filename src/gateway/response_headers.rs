@@ -22,7 +22,7 @@ use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CO
 use http::HeaderMap;
 use pingora::http::ResponseHeader;
 
-use crate::limits::RateHeaders;
+use crate::policy::limits::RateHeaders;
 
 /// The vendor headers passed to the client as they are.
 pub const PASSED: &[&str] = &[

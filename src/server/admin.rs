@@ -10,10 +10,10 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::error::GatewayError;
-use crate::metrics::Metrics;
-use crate::request_head;
-use crate::snapshot::Snapshot;
+use crate::gateway::error::GatewayError;
+use crate::observability::metrics::Metrics;
+use crate::server::request_head;
+use crate::config::snapshot::Snapshot;
 
 pub struct AdminApp {
     pub snapshot: Arc<Snapshot>,
@@ -100,7 +100,7 @@ impl AdminApp {
 async fn probe(addr: SocketAddr, tls: bool) -> bool {
     let within = Duration::from_millis(500);
     if tls {
-        return crate::tls::probe(addr, within).await;
+        return crate::server::tls::probe(addr, within).await;
     }
     let connect = tokio::net::TcpStream::connect(addr);
     matches!(tokio::time::timeout(within, connect).await, Ok(Ok(_)))

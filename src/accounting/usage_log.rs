@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Key, Model, Provider, Team, UsageSink};
-use crate::metrics::Metrics;
-use crate::usage::{Usage, UsageSource};
+use crate::observability::metrics::Metrics;
+use crate::accounting::usage::{Usage, UsageSource};
 
 /// One line of the usage log. It never holds a prompt, a completion or a secret.
 #[derive(Debug, Serialize)]

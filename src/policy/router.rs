@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Model, ProviderKind, Route, Routing, Strategy, Team};
-use crate::error::GatewayError;
-use crate::health::{Availability, Health};
+use crate::gateway::error::GatewayError;
+use crate::policy::health::{Availability, Health};
 
 /// The model named by `name` (its name or an alias) that `team` may use.
 pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, GatewayError> {
@@ -118,7 +118,7 @@ fn route_health(
     health: &Health,
     model: &Model,
     i: usize,
-) -> Arc<crate::health::RouteHealth> {
+) -> Arc<crate::policy::health::RouteHealth> {
     let route = &model.routes[i];
     health.route(
         &config.providers[route.provider].name,

@@ -12,8 +12,8 @@ use crate::dialect::chat_stream::Scanner;
 use crate::dialect::{
     self, embeddings, messages, messages_stream, responses, responses_stream, Dialect,
 };
-use crate::estimate::generated_chars;
-use crate::usage::{estimate_tokens, estimated, Usage, UsageSource};
+use crate::accounting::estimate::generated_chars;
+use crate::accounting::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
 const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
@@ -362,7 +362,7 @@ mod tests {
     fn responses_meters_read_their_usage() {
         let mut m = Meter::body_of(Dialect::Responses);
         m.feed(include_bytes!(
-            "../tests/fixtures/responses/function_call.json"
+            "../../tests/fixtures/responses/function_call.json"
         ));
         let (u, src) = m.settle(1).unwrap();
         assert_eq!(src, UsageSource::Reported);
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.completion_tokens), (5, 2));
         let mut m = Meter::stream_of(Dialect::Responses);
         m.feed(include_bytes!(
-            "../tests/fixtures/responses/stream_text.sse"
+            "../../tests/fixtures/responses/stream_text.sse"
         ));
         assert!(m.started());
         let (u, src) = m.settle(1).unwrap();

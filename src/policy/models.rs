@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::auth::Principal;
+use crate::policy::auth::Principal;
 use crate::config::{Config, Model, ModelKind};
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 use crate::providers::Operation;
 
 /// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape; a model

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use pingora::http::ResponseHeader;
 
 use crate::config::{Model, Provider};
-use crate::error::GatewayError;
-use crate::retry_hint;
+use crate::gateway::error::GatewayError;
+use crate::providers::retry_hint;
 use crate::upstream::Failure;
 
 /// Why an attempt failed before anything went to the client: the route's failure, and the

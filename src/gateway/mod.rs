@@ -1,5 +1,5 @@
 //! The request path. pingora serves the client's connection and hands each request to
-//! `process_new_http` (the gateway is a pingora `HttpServerApp`; `crate::downstream` reads the
+//! `process_new_http` (the gateway is a pingora `HttpServerApp`; `crate::server::downstream` reads the
 //! head and keeps or closes the connection); the gateway runs the request itself, speaking
 //! HTTP/1.1 to the vendors on connections it keeps (`crate::upstream`). Read this file top to
 //! bottom to follow a request.
@@ -28,6 +28,12 @@
 //! logging          counted once on every path: limits settled, metrics, usage log, trace
 //! ```
 
+pub mod body;
+pub mod error;
+pub mod failed;
+pub mod request;
+pub mod response_headers;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,31 +45,30 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::auth::{self, Principal};
-use crate::body::{self, BodyError};
+use crate::policy::auth::{self, Principal};
+use body::BodyError;
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
-use crate::downstream::{self, Closing, Session};
-use crate::error::GatewayError;
-use crate::failed::{self, Failed};
-use crate::health::{now_ms, Health, InFlight};
-use crate::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
-use crate::meter::Meter;
-use crate::metrics::{Finished, Metrics};
-use crate::models;
-use crate::policy;
+use crate::server::downstream::{self, Closing, Session};
+use crate::gateway::error::GatewayError;
+use failed::Failed;
+use crate::policy::health::{now_ms, Health, InFlight};
+use crate::policy::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
+use crate::accounting::meter::Meter;
+use crate::observability::metrics::{Finished, Metrics};
+use crate::policy::models;
+use crate::policy::content_filter;
 use crate::providers::{self, Operation};
-use crate::request::FrontRequest;
-use crate::request_head;
-use crate::response_headers;
+use crate::gateway::request::FrontRequest;
+use crate::server::request_head;
 use crate::response_store::{self, door, ResponseStore};
-use crate::router::{self, Choice, Next};
-use crate::snapshot::Snapshot;
-use crate::telemetry::{self, Telemetry};
+use crate::policy::router::{self, Choice, Next};
+use crate::config::snapshot::Snapshot;
+use crate::observability::telemetry::{self, Telemetry};
 use crate::upstream::{self, Exchange, Failure};
-use crate::usage::{self, Usage, UsageSource};
-use crate::usage_log::{self, UsageLog};
+use crate::accounting::usage::{self, Usage, UsageSource};
+use crate::accounting::usage_log::{self, UsageLog};
 
 /// The largest vendor error body kept to rewrap; the rest is dropped.
 const VENDOR_ERROR_LIMIT: usize = 64 * 1024;
@@ -110,7 +115,7 @@ impl Gateway {
         }
     }
 
-    /// Exports a span per request (`crate::telemetry`).
+    /// Exports a span per request (`crate::observability::telemetry`).
     pub fn with_telemetry(mut self, telemetry: Option<Telemetry>) -> Gateway {
         self.telemetry = telemetry;
         self
@@ -878,7 +883,7 @@ impl Gateway {
         let mut req = response_store::expand(&self.responses, &principal.team.name, req).await?;
         ctx.stream = req.stream;
         ctx.prompt_estimate = req.prompt_estimate;
-        if let Some(filter) = policy::check(&config, &principal.team, || req.texts()) {
+        if let Some(filter) = content_filter::check(&config, &principal.team, || req.texts()) {
             self.metrics
                 .content_filtered
                 .with_label_values(&[&principal.team.name, &filter.name])

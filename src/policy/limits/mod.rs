@@ -117,8 +117,8 @@ use std::time::Duration;
 use pingora::http::ResponseHeader;
 
 use crate::config::{self, Config, Key, LimitsConfig, Model, Team};
-use crate::error::GatewayError;
-use crate::metrics::Metrics;
+use crate::gateway::error::GatewayError;
+use crate::observability::metrics::Metrics;
 
 pub use self::clock::Clock;
 /// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
@@ -152,14 +152,14 @@ impl Demand {
         limits: &LimitsConfig,
     ) -> Demand {
         let completion = max_tokens.unwrap_or(limits.default_max_tokens);
-        let usage = crate::usage::Usage::new(prompt_tokens, completion);
+        let usage = crate::accounting::usage::Usage::new(prompt_tokens, completion);
         let likely =
-            crate::usage::Usage::new(prompt_tokens, completion.min(limits.default_max_tokens));
+            crate::accounting::usage::Usage::new(prompt_tokens, completion.min(limits.default_max_tokens));
         Demand {
             tokens: usage.total_tokens,
-            usd: crate::usage::cost(model, &usage),
+            usd: crate::accounting::usage::cost(model, &usage),
             floor_tokens: likely.total_tokens,
-            floor_usd: crate::usage::cost(model, &likely),
+            floor_usd: crate::accounting::usage::cost(model, &likely),
         }
     }
 }
@@ -371,7 +371,7 @@ impl RateHeaders {
 
 impl RateHeaders {
     /// [`RateHeaders::apply`] on a plain header map (the head of a vendor's answer is built
-    /// so, `crate::response_headers::client_head`): by names parsed once, at compile time.
+    /// so, `crate::gateway::response_headers::client_head`): by names parsed once, at compile time.
     pub fn apply_to(&self, headers: &mut http::HeaderMap) {
         use http::{HeaderName, HeaderValue};
         const NAMES: [HeaderName; 6] = [

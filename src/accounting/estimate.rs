@@ -3,7 +3,7 @@
 //! - **What was generated** ([`generated_chars`]): every text the client received — `content`,
 //!   reasoning (`reasoning_content`, `reasoning`), `refusal`, tool-call names and arguments (and
 //!   the legacy `function_call`) — in a chat chunk's `delta` or a completion's `message`, every
-//!   choice. Tokens ≈ characters ÷ 4 ([`crate::usage::estimate_tokens`]). On a stream, the chat
+//!   choice. Tokens ≈ characters ÷ 4 ([`crate::accounting::usage::estimate_tokens`]). On a stream, the chat
 //!   scanner counts `content` itself and asks [`generated_chars_besides_content`] for the rest,
 //!   which parses only the events that hold one of those keys.
 //! - **What a prompt will be billed** ([`prompt_tokens`]): a message's JSON at about four bytes
@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 
 use memchr::memmem;
 
-use crate::usage::estimate_tokens;
+use crate::accounting::usage::estimate_tokens;
 
 /// An image whose size cannot be read (a URL, or a header not understood): about the most
 /// OpenAI (1,445 for 2048×768 at high detail) or Anthropic (~1,600) bill for one image.

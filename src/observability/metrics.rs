@@ -29,7 +29,7 @@
 use std::time::Duration;
 
 use crate::config::{Config, ProviderKind};
-use crate::usage::{Usage, UsageSource};
+use crate::accounting::usage::{Usage, UsageSource};
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Routing};
-use crate::metrics::Metrics;
+use crate::observability::metrics::Metrics;
 
 /// The health of one route.
 #[derive(Debug, Default)]

@@ -37,7 +37,7 @@ use super::budget::{money_cap, Period};
 use super::memory::{Periods, Refusal, CONCURRENCY_RETRY};
 use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope};
 use crate::config::{Config, Key, Limits, RedisState, Team};
-use crate::metrics::Metrics;
+use crate::observability::metrics::Metrics;
 
 /// Timeouts in a row that make an outage (one connection error does): a single slow answer
 /// under load sends only its own request to the memory limiter.

@@ -35,8 +35,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::TlsConfig;
-use crate::metrics::Metrics;
-use crate::reload::{FileWatch, DEBOUNCE, MAX_DELAY};
+use crate::observability::metrics::Metrics;
+use crate::config::reload::{FileWatch, DEBOUNCE, MAX_DELAY};
 
 /// Which file of a pair a refusal is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@
 //!
 //! The longest wait given wins (a vendor that names several limits is free again when the last
 //! resets). A date in the past is no wait. What the gateway does with it (cap, cool-down, the
-//! client's own `retry-after`) is `crate::health`'s and `crate::router`'s business.
+//! client's own `retry-after`) is `crate::policy::health`'s and `crate::policy::router`'s business.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,6 +1,6 @@
 //! Usage of one answer, normalised for every dialect, and its cost.
 //!
-//! How it is read from the answers: [`crate::meter`]. Where it is written: [`crate::usage_log`],
+//! How it is read from the answers: [`crate::accounting::meter`]. Where it is written: [`crate::accounting::usage_log`],
 //! the metrics and the limiter.
 
 use serde::{Deserialize, Serialize};
