@@ -372,14 +372,15 @@ async fn every_route_failing_is_502_and_every_timeout_504() {
     s.b.set_default(Behaviour::status(502));
     let resp = send(&s.gw, "x1", "primary", false).await;
     assert_eq!(resp.status(), 502);
-    assert_eq!(s.a.request_count() + s.b.request_count(), 2);
+    // Both routes, then (each failure being transient) one of them again: max_attempts.
+    assert_eq!(s.a.request_count() + s.b.request_count(), 3);
     // Each failed attempt is logged with the request id.
     let logs = s.gw.wait_for_log("request_id: x1").await;
     assert_eq!(
         logs.lines()
             .filter(|l| l.contains("upstream attempt failed") && l.contains("request_id: x1"))
             .count(),
-        2,
+        3,
         "{logs}"
     );
 
@@ -540,4 +541,53 @@ sha256 = "{DEMO_SHA256}"
         (0.25..=0.75).contains(&weighted),
         "weighted: slow share {weighted}"
     );
+}
+
+/// A model with one route: a transient failure (here a 500, then a reset) is tried again on
+/// the same route, with the backoff and within `max_attempts`; a failure that would repeat (a
+/// 400) is not.
+#[tokio::test]
+async fn a_single_route_is_retried_after_a_transient_failure() {
+    let s = setup().await;
+    s.a.enqueue(Behaviour::status(500));
+    let resp = send(&s.gw, "same1", "solo", false).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.a.request_count(), 2);
+    let line = s.gw.usage_line("same1").await;
+    assert_eq!(line["attempts"], 2, "{line}");
+    assert_eq!(line["provider"], "a");
+    assert_eq!(line["status"], 200);
+    let m = s.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "switchyard_upstream_errors_total",
+            &[("provider", "a"), ("reason", "status_5xx")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, "switchyard_retries_total", &[("provider", "a")]),
+        Some(1.0)
+    );
+
+    // Streams too, before any content.
+    s.a.enqueue(Behaviour::status(503));
+    let resp = send(&s.gw, "same2", "solo", true).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("[DONE]"));
+    assert_eq!(s.a.request_count(), 4);
+
+    // The request's own fault is not retried.
+    s.a.enqueue(Behaviour::status(400));
+    let resp = send(&s.gw, "same3", "solo", false).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(s.a.request_count(), 5);
+
+    // Every attempt failing: max_attempts (3) tries, then 502 — but the route cools down
+    // after failures_to_cool (2), so the third is not taken on it.
+    s.a.set_default(Behaviour::status(500));
+    let resp = send(&s.gw, "same4", "solo", false).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(s.a.request_count(), 7);
 }

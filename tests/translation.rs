@@ -213,10 +213,18 @@ async fn openai_sdk_through_anthropic() {
     let r = sdk("openai", &s.gw, "claude-sonnet", false, false);
     assert_eq!(r["status"], 400, "{r}");
     assert_eq!(r["error"], "BadRequestError");
-    s.anth.enqueue(Behaviour {
+    // A 529 once is tried again on the same route (the only one) and answers.
+    let overloaded = || Behaviour {
         status: Some(529),
         ..replay_body(&fixture("anthropic/error_overloaded.json"))
-    });
+    };
+    s.anth.enqueue(overloaded());
+    let r = sdk("openai", &s.gw, "claude-sonnet", false, false);
+    assert!(r["status"].is_null(), "{r}");
+    // On every attempt (max_attempts = 3): a 502 with the vendor's message.
+    for _ in 0..3 {
+        s.anth.enqueue(overloaded());
+    }
     let r = sdk("openai", &s.gw, "claude-sonnet", false, false);
     assert_eq!(r["status"], 502, "{r}");
     assert!(

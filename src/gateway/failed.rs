@@ -65,6 +65,24 @@ impl Failed {
         }
     }
 
+    /// Whether the same route may be tried again: a failure that says nothing about the route's
+    /// deployment or the request (a refused connection or a reset, a 5xx/429/529 status or an
+    /// error event before any content, a timeout before the first byte). A vendor's 4xx, a
+    /// refused provider key, a TLS failure, an answer that cannot be translated, and the idle
+    /// and total timeouts are not: they would fail the same way again.
+    pub fn transient(&self) -> bool {
+        matches!(
+            self.cause,
+            "connect"
+                | "connect_timeout"
+                | "first_byte_timeout"
+                | "reset"
+                | "status_5xx"
+                | "status_429"
+                | "stream_error"
+        )
+    }
+
     /// An error event in the vendor's stream before any content.
     pub fn stream_error(message: &str, provider: Option<&Provider>) -> Failed {
         let name = provider.map_or("?", |p| p.name.as_str());
@@ -133,6 +151,28 @@ mod tests {
         assert_eq!(final_error(timeout(), false).status(), 502);
         let reset = Failed::of(Failure::Reset, None);
         assert_eq!(final_error(reset, true).status(), 502);
+    }
+
+    #[test]
+    fn only_transient_failures_try_the_same_route_again() {
+        let of = |f| Failed::of(f, None).transient();
+        assert!(of(Failure::Connect) && of(Failure::ConnectTimeout) && of(Failure::Reset));
+        assert!(of(Failure::FirstByteTimeout));
+        assert!(!of(Failure::Tls) && !of(Failure::IdleTimeout) && !of(Failure::TotalTimeout));
+        let status = |cause| Failed {
+            cause,
+            retry_after: None,
+            error: GatewayError::Upstream(String::new()),
+            upstream_request_id: None,
+        };
+        for s in [500, 503, 529, 429] {
+            assert!(status(status_reason(s)).transient(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 422] {
+            assert!(!status(status_reason(s)).transient(), "{s}");
+        }
+        assert!(Failed::stream_error("overloaded", None).transient());
+        assert!(!Failed::untranslatable(GatewayError::Upstream(String::new())).transient());
     }
 
     #[test]

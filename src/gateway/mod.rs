@@ -45,30 +45,30 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::policy::auth::{self, Principal};
-use body::BodyError;
+use crate::accounting::meter::Meter;
+use crate::accounting::usage::{self, Usage, UsageSource};
+use crate::accounting::usage_log::{self, UsageLog};
+use crate::config::snapshot::Snapshot;
 use crate::config::{Config, Model, Provider, ProviderKind};
 use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
-use crate::server::downstream::{self, Closing, Session};
 use crate::gateway::error::GatewayError;
-use failed::Failed;
+use crate::gateway::request::FrontRequest;
+use crate::observability::metrics::{Finished, Metrics};
+use crate::observability::telemetry::{self, Telemetry};
+use crate::policy::auth::{self, Principal};
+use crate::policy::content_filter;
 use crate::policy::health::{now_ms, Health, InFlight};
 use crate::policy::limits::{Admission, Demand, Limiter, RateHeaders, Spent};
-use crate::accounting::meter::Meter;
-use crate::observability::metrics::{Finished, Metrics};
 use crate::policy::models;
-use crate::policy::content_filter;
-use crate::providers::{self, Operation};
-use crate::gateway::request::FrontRequest;
-use crate::server::request_head;
-use crate::response_store::{self, door, ResponseStore};
 use crate::policy::router::{self, Choice, Next};
-use crate::config::snapshot::Snapshot;
-use crate::observability::telemetry::{self, Telemetry};
+use crate::providers::{self, Operation};
+use crate::response_store::{self, door, ResponseStore};
+use crate::server::downstream::{self, Closing, Session};
+use crate::server::request_head;
 use crate::upstream::{self, Exchange, Failure};
-use crate::accounting::usage::{self, Usage, UsageSource};
-use crate::accounting::usage_log::{self, UsageLog};
+use body::BodyError;
+use failed::Failed;
 
 /// The largest vendor error body kept to rewrap; the rest is dropped.
 const VENDOR_ERROR_LIMIT: usize = 64 * 1024;
@@ -363,13 +363,14 @@ impl Gateway {
                 Err(failed) => failed,
             };
             self.attempt_failed(ctx, failed.cause, failed.retry_after);
-            if !self.may_retry(ctx) {
+            let again = failed.transient();
+            if !self.may_retry(ctx, again) {
                 let id = failed.upstream_request_id.clone();
                 let err = failed::final_error(failed, ctx.only_timeouts);
                 answer_error_from(session, ctx, &err, id).await;
                 return;
             }
-            if let Err(err) = self.next_attempt(ctx).await {
+            if let Err(err) = self.next_attempt(ctx, again).await {
                 answer_error(session, ctx, &err).await;
                 return;
             }
@@ -921,6 +922,7 @@ impl Gateway {
             &[],
             &self.health,
             true,
+            false,
             now_ms(),
         );
         let choice = match next {
@@ -1210,7 +1212,8 @@ impl Gateway {
 
     /// Moves a retry to the next route, after a jittered backoff; counts retries and
     /// fallbacks. Fails when nothing is left (a route may have cooled down meanwhile).
-    async fn next_attempt(&self, ctx: &mut Ctx) -> Result<(), GatewayError> {
+    /// `again`: the failure was transient, so a route already tried may take another try.
+    async fn next_attempt(&self, ctx: &mut Ctx, again: bool) -> Result<(), GatewayError> {
         let (Some(config), Some(principal), Some(model)) =
             (ctx.config.clone(), ctx.principal.clone(), ctx.model.clone())
         else {
@@ -1223,6 +1226,7 @@ impl Gateway {
             &ctx.tried,
             &self.health,
             false,
+            again,
             now_ms(),
         );
         let choice = match next {
@@ -1250,7 +1254,7 @@ impl Gateway {
     }
 
     /// Whether another attempt may follow: attempts and time are left, and so is a route.
-    fn may_retry(&self, ctx: &Ctx) -> bool {
+    fn may_retry(&self, ctx: &Ctx, again: bool) -> bool {
         let (Some(config), Some(principal), Some(model)) = (
             ctx.config.as_ref(),
             ctx.principal.as_ref(),
@@ -1267,6 +1271,7 @@ impl Gateway {
             model,
             &ctx.tried,
             &self.health,
+            again,
             now_ms(),
         )
     }

@@ -39,10 +39,13 @@ pub enum Next {
 }
 
 /// The next route to try for a request on `primary`: an untried healthy route of the model
-/// (by weight), then of its fallbacks in order (those the team may use); when every one is
-/// cooled down, the least recently failed; never a route whose vendor said Retry-After.
-/// `local` allows the in-process mock (only on the first attempt: it answers in
-/// `admit`, before any upstream).
+/// (by weight), then of its fallbacks in order (those the team may use); then, when `again`
+/// (the last failure was transient: [`crate::gateway::failed::Failed::transient`]), a route
+/// this request already tried that its failures have not cooled down — so a model with one
+/// route gets `max_attempts` tries; when every route is cooled down, the least recently failed
+/// untried one; never a route whose vendor said Retry-After. `local` allows the in-process
+/// mock (only on the first attempt: it answers in `admit`, before any upstream).
+#[allow(clippy::too_many_arguments)]
 pub fn next(
     config: &Config,
     team: &Team,
@@ -50,6 +53,7 @@ pub fn next(
     tried: &[(String, usize)],
     health: &Health,
     local: bool,
+    again: bool,
     now_ms: u64,
 ) -> Next {
     let chain = chain(config, team, primary);
@@ -82,6 +86,11 @@ pub fn next(
             open.swap_remove(k);
         }
     }
+    if again {
+        if let Some(choice) = tried_again(config, health, &chain, tried, now_ms) {
+            return Next::Try(choice);
+        }
+    }
     match cooled.iter().min_by_key(|(last, _, _)| *last) {
         Some((_, model, i)) => Next::Try(choice(model, *i)),
         None => Next::Exhausted { blocked_ms },
@@ -99,6 +108,46 @@ fn usable(
 ) -> bool {
     let kind = config.providers[model.routes[i].provider].kind;
     !tried.iter().any(|(m, r)| *m == model.name && *r == i) && (kind != ProviderKind::Mock || local)
+}
+
+/// A route already tried by this request that is still healthy (below `failures_to_cool`),
+/// for another try after a transient failure: the first model of `chain` that has one, by
+/// weight. Never the in-process mock, never a cooled, probing or blocked route.
+fn tried_again(
+    config: &Config,
+    health: &Health,
+    chain: &[Arc<Model>],
+    tried: &[(String, usize)],
+    now_ms: u64,
+) -> Option<Choice> {
+    chain.iter().find_map(|model| {
+        let open: Vec<(usize, bool)> = (0..model.routes.len())
+            .filter(|&i| again_usable(config, health, model, i, tried, now_ms))
+            .map(|i| (i, false))
+            .collect();
+        (!open.is_empty()).then(|| {
+            let k = pick_index(model, &open, rand::random::<f64>());
+            choice(model, open[k].0)
+        })
+    })
+}
+
+/// Whether route `i` of `model` was tried by this request and may take another try.
+fn again_usable(
+    config: &Config,
+    health: &Health,
+    model: &Model,
+    i: usize,
+    tried: &[(String, usize)],
+    now_ms: u64,
+) -> bool {
+    let kind = config.providers[model.routes[i].provider].kind;
+    kind != ProviderKind::Mock
+        && tried.iter().any(|(m, r)| *m == model.name && *r == i)
+        && matches!(
+            route_health(config, health, model, i).availability(now_ms),
+            Availability::Healthy
+        )
 }
 
 /// The requested model, then its fallbacks that the team may use.
@@ -134,22 +183,25 @@ fn choice(model: &Arc<Model>, i: usize) -> Choice {
     }
 }
 
-/// Whether [`next`] would find a route to retry on (without taking a probe).
+/// Whether [`next`] would find a route to retry on (without taking a probe); `again` as for
+/// [`next`].
 pub fn has_next(
     config: &Config,
     team: &Team,
     primary: &Arc<Model>,
     tried: &[(String, usize)],
     health: &Health,
+    again: bool,
     now_ms: u64,
 ) -> bool {
     chain(config, team, primary).iter().any(|model| {
         (0..model.routes.len()).any(|i| {
-            usable(config, model, i, tried, false)
+            let untried = usable(config, model, i, tried, false)
                 && !matches!(
                     route_health(config, health, model, i).availability(now_ms),
                     Availability::Blocked(_)
-                )
+                );
+            untried || (again && again_usable(config, health, model, i, tried, now_ms))
         })
     })
 }
