@@ -9,6 +9,7 @@ pub mod raw;
 pub mod reload;
 pub mod snapshot;
 pub mod validate;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
