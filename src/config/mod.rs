@@ -295,6 +295,18 @@ pub enum ProviderKind {
     Mock,
 }
 
+impl ProviderKind {
+    /// Every kind, in the order a config error lists them. What each one is and takes is its
+    /// [`crate::providers::Vendor`] (`crate::providers::vendor(kind)`).
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Azure,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Mock,
+    ];
+}
+
 /// Where and how to reach one vendor.
 #[derive(Debug)]
 pub struct Provider {

@@ -12,6 +12,7 @@ use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Result, Source};
 use crate::config::raw;
 use crate::config::{Provider, ProviderKind, Secret, Timeouts, Upstream};
+use crate::providers::{self, vendor::kinds_taking};
 
 type Providers = (Vec<Arc<Provider>>, HashMap<String, usize>);
 
@@ -40,8 +41,9 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
             &p.kind,
             &field("kind"),
             format!(
-                "unknown provider kind {:?} (expected openai, azure, anthropic, gemini or mock)",
-                p.kind.get_ref()
+                "unknown provider kind {:?} (expected {})",
+                p.kind.get_ref(),
+                kind_names()
             ),
         )
     })?;
@@ -61,10 +63,10 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
             (Some(key), Some(var.get_ref().clone()))
         }
     };
-    let upstream = match (&p.base_url, kind) {
+    let upstream = match (&p.base_url, providers::vendor(kind).fields().base_url) {
         (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
-        (None, ProviderKind::Mock) => None,
-        (None, _) => {
+        (None, false) => None,
+        (None, true) => {
             return Err(src.at(
                 &p.name,
                 &field("base_url"),
@@ -85,19 +87,29 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
     })
 }
 
+/// The kind named `s` (its vendor's [`crate::providers::Vendor::name`]).
 fn provider_kind(s: &str) -> Option<ProviderKind> {
-    match s {
-        "openai" => Some(ProviderKind::OpenAi),
-        "azure" => Some(ProviderKind::Azure),
-        "anthropic" => Some(ProviderKind::Anthropic),
-        "gemini" => Some(ProviderKind::Gemini),
-        "mock" => Some(ProviderKind::Mock),
-        _ => None,
+    ProviderKind::ALL
+        .into_iter()
+        .find(|k| providers::vendor(*k).name() == s)
+}
+
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini or mock`.
+fn kind_names() -> String {
+    let names: Vec<&str> = ProviderKind::ALL
+        .iter()
+        .map(|k| providers::vendor(*k).name())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
-/// Fields that only some kinds take: set on another kind they would be silently unused, which
-/// is almost always a copy-paste mistake, so they are refused like unknown fields.
+/// Fields that only some kinds take ([`crate::providers::vendor::ConfigFields`]): set on another kind they would be
+/// silently unused, which is almost always a copy-paste mistake, so they are refused like
+/// unknown fields.
 fn check_kind_fields(
     src: &Source,
     path: &str,
@@ -106,47 +118,59 @@ fn check_kind_fields(
 ) -> Result<()> {
     let field = |name: &str| format!("{path}.{name}");
     let kind_name = p.kind.get_ref();
-    if kind == ProviderKind::Mock {
-        if let Some(url) = &p.base_url {
-            return Err(src.at(url, &field("base_url"), "a mock provider takes no base_url"));
-        }
-        if let Some(env) = &p.api_key_env {
-            return Err(src.at(
-                env,
-                &field("api_key_env"),
-                "a mock provider takes no api_key_env",
-            ));
-        }
+    let takes = providers::vendor(kind).fields();
+    if let (Some(url), false) = (&p.base_url, takes.base_url) {
+        return Err(src.at(
+            url,
+            &field("base_url"),
+            format!("a {kind_name} provider takes no base_url"),
+        ));
     }
-    match (&p.api_version, kind) {
-        (None, ProviderKind::Azure) => {
+    if let (Some(env), false) = (&p.api_key_env, takes.api_key_env) {
+        return Err(src.at(
+            env,
+            &field("api_key_env"),
+            format!("a {kind_name} provider takes no api_key_env"),
+        ));
+    }
+    match (&p.api_version, takes.api_version) {
+        (None, true) => {
             return Err(src.at(
                 &p.kind,
                 &field("api_version"),
-                "kind = \"azure\" requires api_version",
+                format!("kind = {kind_name:?} requires api_version"),
             ))
         }
-        (Some(v), k) if k != ProviderKind::Azure => {
+        (Some(v), false) => {
             return Err(src.at(
                 v,
                 &field("api_version"),
-                format!("api_version applies only to kind = \"azure\", not {kind_name:?}"),
+                format!(
+                    "api_version applies only to {}, not {kind_name:?}",
+                    kinds_taking(|f| f.api_version)
+                ),
             ))
         }
         _ => {}
     }
-    if let (Some(v), false) = (&p.chat_only, kind == ProviderKind::OpenAi) {
+    if let (Some(v), false) = (&p.chat_only, takes.chat_only) {
         return Err(src.at(
             v,
             &field("chat_only"),
-            format!("chat_only applies only to kind = \"openai\", not {kind_name:?}"),
+            format!(
+                "chat_only applies only to {}, not {kind_name:?}",
+                kinds_taking(|f| f.chat_only)
+            ),
         ));
     }
-    if let (Some(v), false) = (&p.default_max_tokens, kind == ProviderKind::Anthropic) {
+    if let (Some(v), false) = (&p.default_max_tokens, takes.default_max_tokens) {
         return Err(src.at(
             v,
             &field("default_max_tokens"),
-            format!("default_max_tokens applies only to kind = \"anthropic\", not {kind_name:?}"),
+            format!(
+                "default_max_tokens applies only to {}, not {kind_name:?}",
+                kinds_taking(|f| f.default_max_tokens)
+            ),
         ));
     }
     Ok(())
