@@ -35,6 +35,10 @@ impl Vendor for Anthropic {
         }
     }
 
+    fn counts_tokens(&self) -> bool {
+        true
+    }
+
     fn key_header(&self, key: &str) -> Option<(&'static str, String)> {
         Some(("x-api-key", key.to_string()))
     }

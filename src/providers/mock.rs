@@ -190,52 +190,6 @@ pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dialect::chat::parse;
-
-    #[test]
-    fn counts_words_and_honours_max_tokens() {
-        let body = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},
-            {"role":"user","content":[{"type":"text","text":"how are you today"}]}]}"#;
-        let req = parse(body).unwrap();
-        let r = reply(&req);
-        assert_eq!(r.prompt_tokens, 6);
-        assert_eq!(r.finish_reason, "stop");
-        assert_eq!(r.words.last().unwrap(), "today");
-
-        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":3}"#;
-        let r = reply(&parse(body).unwrap());
-        assert_eq!(r.completion_tokens(), 3);
-        assert_eq!(r.finish_reason, "length");
-    }
-
-    #[test]
-    fn stream_reassembles_to_the_completion() {
-        let body = br#"{"model":"m","messages":[{"role":"user","content":"one two"}]}"#;
-        let r = reply(&parse(body).unwrap());
-        let events = stream_events("id", 1, "mock", &r);
-        assert_eq!(events.last().unwrap().as_ref(), b"data: [DONE]\n\n");
-        let mut text = String::new();
-        let mut usage = Value::Null;
-        for e in &events[..events.len() - 1] {
-            let s = std::str::from_utf8(e).unwrap();
-            let v: Value = serde_json::from_str(s.trim_start_matches("data: ").trim()).unwrap();
-            if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
-                text.push_str(c);
-            }
-            if !v["usage"].is_null() {
-                usage = v["usage"].clone();
-            }
-        }
-        let full: Value = serde_json::from_slice(&completion("id", 1, "mock", &r)).unwrap();
-        assert_eq!(full["choices"][0]["message"]["content"], text);
-        assert_eq!(full["usage"], usage);
-        assert_eq!(usage["completion_tokens"], r.completion_tokens());
-    }
-}
-
 /// The built-in mock as a vendor kind (`kind = "mock"`): it speaks chat (and embeddings),
 /// answers in-process, and takes neither `base_url` nor `api_key_env`.
 pub struct Mock;
@@ -282,5 +236,51 @@ impl super::vendor::Vendor for Mock {
             api_key_env: false,
             ..super::vendor::ConfigFields::REMOTE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::chat::parse;
+
+    #[test]
+    fn counts_words_and_honours_max_tokens() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"how are you today"}]}]}"#;
+        let req = parse(body).unwrap();
+        let r = reply(&req);
+        assert_eq!(r.prompt_tokens, 6);
+        assert_eq!(r.finish_reason, "stop");
+        assert_eq!(r.words.last().unwrap(), "today");
+
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":3}"#;
+        let r = reply(&parse(body).unwrap());
+        assert_eq!(r.completion_tokens(), 3);
+        assert_eq!(r.finish_reason, "length");
+    }
+
+    #[test]
+    fn stream_reassembles_to_the_completion() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"one two"}]}"#;
+        let r = reply(&parse(body).unwrap());
+        let events = stream_events("id", 1, "mock", &r);
+        assert_eq!(events.last().unwrap().as_ref(), b"data: [DONE]\n\n");
+        let mut text = String::new();
+        let mut usage = Value::Null;
+        for e in &events[..events.len() - 1] {
+            let s = std::str::from_utf8(e).unwrap();
+            let v: Value = serde_json::from_str(s.trim_start_matches("data: ").trim()).unwrap();
+            if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(c);
+            }
+            if !v["usage"].is_null() {
+                usage = v["usage"].clone();
+            }
+        }
+        let full: Value = serde_json::from_slice(&completion("id", 1, "mock", &r)).unwrap();
+        assert_eq!(full["choices"][0]["message"]["content"], text);
+        assert_eq!(full["usage"], usage);
+        assert_eq!(usage["completion_tokens"], r.completion_tokens());
     }
 }

@@ -429,6 +429,9 @@ mod tests {
             .map(|k| vendor(*k).is_local())
             .collect();
         assert_eq!(local, [false, false, false, false, true]);
+        assert!(ProviderKind::ALL
+            .iter()
+            .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));
         assert_eq!(vendor::kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
             vendor::kinds_taking(|f| f.base_url),

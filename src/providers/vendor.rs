@@ -42,6 +42,12 @@ pub trait Vendor: Sync {
         op: Operation,
     ) -> String;
 
+    /// Whether the vendor counts a request's tokens itself ([`Operation::CountTokens`]);
+    /// others are answered with the gateway's estimate.
+    fn counts_tokens(&self) -> bool {
+        false
+    }
+
     /// The header that carries the provider's key, if the vendor takes one.
     fn key_header(&self, _key: &str) -> Option<(&'static str, String)> {
         None
