@@ -15,17 +15,17 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use crate::accounting::usage_log::UsageLog;
-use crate::config::reload::{self, Reloader};
-use crate::config::snapshot::Snapshot;
+use crate::server::admin::AdminApp;
 use crate::config::{self, Config};
-use crate::gateway::Gateway;
-use crate::observability::metrics::Metrics;
+use crate::server::drain;
 use crate::policy::health::Health;
 use crate::policy::limits::Limiter;
+use crate::observability::metrics::Metrics;
+use crate::gateway::Gateway;
+use crate::config::reload::{self, Reloader};
 use crate::response_store::ResponseStore;
-use crate::server::admin::AdminApp;
-use crate::server::drain;
+use crate::config::snapshot::Snapshot;
+use crate::accounting::usage_log::UsageLog;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -256,8 +256,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
     );
     match (&resolver, &tls_config) {
         (Some(resolver), Some(t)) if t.admin => {
-            let settings =
-                crate::server::tls::settings(resolver, false, t.admin_client_ca.as_deref());
+            let settings = crate::server::tls::settings(resolver, false, t.admin_client_ca.as_deref());
             admin.add_tls_with_settings(&admin_listen, None, tls_settings(path, settings));
         }
         _ => admin.add_tcp(&admin_listen),
