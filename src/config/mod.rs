@@ -4,6 +4,11 @@
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
 //! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+//!
+//! A running config is kept in [`snapshot`] and replaced by [`reload`], which hears of file
+//! changes through [`watch`] (the TLS certificate rotation uses the same watcher). Checking a
+//! config reaches none of them: [`validate`] reads certificate files only through
+//! `crate::server::tls::pem`, which imports nothing of the crate.
 
 pub mod raw;
 pub mod reload;

@@ -4,10 +4,10 @@
 //! - What triggers a reload: a change to the config file seen by `notify` (in-place writes,
 //!   editors' write-to-temp-and-rename, the Kubernetes ConfigMap `..data` symlink swap), after
 //!   [`DEBOUNCE`] without further events; or SIGHUP, at once.
-//! - Why the directory is watched and not the file: a rename over the file, or a swap of the
-//!   `..data` symlink it points through, replaces the inode a file watch would be attached to.
-//!   The directory (non-recursive) sees every one of those as an event naming the file or
-//!   `..data`; events naming other files (logs written next to the config) are ignored.
+//! - The watch is [`crate::config::watch`]'s: the file's directory, not the file (a rename over
+//!   the file, or a swap of the `..data` symlink it points through, replaces the inode a file
+//!   watch would be attached to); events naming other files (logs written next to the config)
+//!   are ignored.
 //! - A file event whose bytes hash to the running config's hash (or to the last rejected
 //!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses).
 //! - Validation is `switchyard check`'s, except that the PEM files the config names are not

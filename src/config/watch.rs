@@ -5,6 +5,8 @@
 //!
 //! Why the directory is watched and not the file: a rename over the file, or a swap of the
 //! `..data` symlink it points through, replaces the inode a file watch would be attached to.
+//! The directory (non-recursive) sees every one of those as an event naming the file or
+//! `..data`; events naming other files (logs written next to the config) are ignored.
 
 use std::collections::HashSet;
 use std::ffi::OsString;

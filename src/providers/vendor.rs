@@ -10,7 +10,7 @@
 //! the static key by [`Vendor::key_header`]); such a vendor will need the request's method,
 //! URI and body hash there, which can be added as an argument without touching the others.
 
-use crate::config::{Provider, ProviderKind};
+use crate::config::Provider;
 use crate::dialect::Dialect;
 
 use super::Operation;
@@ -130,16 +130,4 @@ impl ConfigFields {
         chat_only: false,
         default_max_tokens: false,
     };
-}
-
-/// The kinds whose [`ConfigFields`] pass `takes`, as a config error would name them:
-/// `kind = "azure"`, or `kind = "a" or "b"`.
-pub fn kinds_taking(takes: impl Fn(&ConfigFields) -> bool) -> String {
-    let names: Vec<String> = ProviderKind::ALL
-        .iter()
-        .map(|k| super::vendor(*k))
-        .filter(|v| takes(&v.fields()))
-        .map(|v| format!("{:?}", v.name()))
-        .collect();
-    format!("kind = {}", names.join(" or "))
 }

@@ -12,7 +12,7 @@ use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Result, Source};
 use crate::config::raw;
 use crate::config::{Provider, ProviderKind, Secret, Timeouts, Upstream};
-use crate::providers::{self, vendor::kinds_taking};
+use crate::providers::{self, vendor::ConfigFields};
 
 type Providers = (Vec<Arc<Provider>>, HashMap<String, usize>);
 
@@ -107,7 +107,19 @@ fn kind_names() -> String {
     }
 }
 
-/// Fields that only some kinds take ([`crate::providers::vendor::ConfigFields`]): set on another kind they would be
+/// The kinds whose [`ConfigFields`] pass `takes`, as an error names them: `kind = "azure"`,
+/// or `kind = "a" or "b"`.
+fn kinds_taking(takes: impl Fn(&ConfigFields) -> bool) -> String {
+    let names: Vec<String> = ProviderKind::ALL
+        .iter()
+        .map(|k| providers::vendor(*k))
+        .filter(|v| takes(&v.fields()))
+        .map(|v| format!("{:?}", v.name()))
+        .collect();
+    format!("kind = {}", names.join(" or "))
+}
+
+/// Fields that only some kinds take ([`ConfigFields`]): set on another kind they would be
 /// silently unused, which is almost always a copy-paste mistake, so they are refused like
 /// unknown fields.
 fn check_kind_fields(
@@ -407,6 +419,18 @@ mod tests {
             path,
             "cannot resolve host no-such-host.invalid:80",
         );
+    }
+
+    #[test]
+    fn kind_only_fields_name_the_kinds_that_take_them() {
+        assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
+        assert_eq!(
+            kinds_taking(|f| f.base_url),
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
+        );
+        assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
+        assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
+        assert_eq!(provider_kind("bedrock"), None);
     }
 
     #[test]
