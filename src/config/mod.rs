@@ -4,11 +4,17 @@
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
 //! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+//!
+//! A running config is kept in [`snapshot`] and replaced by [`reload`], which hears of file
+//! changes through [`watch`] (the TLS certificate rotation uses the same watcher). Checking a
+//! config reaches none of them: [`validate`] reads certificate files only through
+//! `crate::server::tls::pem`, which imports nothing of the crate.
 
 pub mod raw;
 pub mod reload;
 pub mod snapshot;
 pub mod validate;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -292,6 +298,18 @@ pub enum ProviderKind {
     Anthropic,
     Gemini,
     Mock,
+}
+
+impl ProviderKind {
+    /// Every kind, in the order a config error lists them. What each one is and takes is its
+    /// [`crate::providers::Vendor`] (`crate::providers::vendor(kind)`).
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Azure,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Mock,
+    ];
 }
 
 /// Where and how to reach one vendor.

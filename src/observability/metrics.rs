@@ -29,7 +29,7 @@
 use std::time::Duration;
 
 use crate::accounting::usage::{Usage, UsageSource};
-use crate::config::{Config, ProviderKind};
+use crate::config::Config;
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
@@ -178,7 +178,7 @@ impl Metrics {
         for p in config
             .providers
             .iter()
-            .filter(|p| p.kind != ProviderKind::Mock)
+            .filter(|p| !crate::providers::vendor(p.kind).is_local())
         {
             self.retries.with_label_values(&[&p.name]);
             for reason in UPSTREAM_ERROR_REASONS {

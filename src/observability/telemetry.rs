@@ -325,15 +325,10 @@ fn operation_name(op: Operation) -> &'static str {
     }
 }
 
-/// `gen_ai.provider.name`: the semconv's well-known values.
+/// `gen_ai.provider.name`: the semconv's well-known values
+/// ([`crate::providers::Vendor::telemetry_name`]).
 fn vendor_name(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::OpenAi => "openai",
-        ProviderKind::Azure => "azure.ai.openai",
-        ProviderKind::Anthropic => "anthropic",
-        ProviderKind::Gemini => "gcp.gemini",
-        ProviderKind::Mock => "switchyard.mock",
-    }
+    crate::providers::vendor(kind).telemetry_name()
 }
 
 fn tokens(n: u64) -> i64 {

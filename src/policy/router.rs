@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Model, ProviderKind, Route, Routing, Strategy, Team};
+use crate::config::{Config, Model, Route, Routing, Strategy, Team};
 use crate::gateway::error::GatewayError;
 use crate::policy::health::{Availability, Health};
 
@@ -107,7 +107,8 @@ fn usable(
     local: bool,
 ) -> bool {
     let kind = config.providers[model.routes[i].provider].kind;
-    !tried.iter().any(|(m, r)| *m == model.name && *r == i) && (kind != ProviderKind::Mock || local)
+    !tried.iter().any(|(m, r)| *m == model.name && *r == i)
+        && (!crate::providers::vendor(kind).is_local() || local)
 }
 
 /// A route already tried by this request that is still healthy (below `failures_to_cool`),

@@ -190,6 +190,55 @@ pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<
     out
 }
 
+/// The built-in mock as a vendor kind (`kind = "mock"`): it speaks chat (and embeddings),
+/// answers in-process, and takes neither `base_url` nor `api_key_env`.
+pub struct Mock;
+
+impl super::vendor::Vendor for Mock {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+
+    fn telemetry_name(&self) -> &'static str {
+        "switchyard.mock"
+    }
+
+    fn dialect(&self) -> crate::dialect::Dialect {
+        crate::dialect::Dialect::Chat
+    }
+
+    /// The mock answers Responses through the chat translation.
+    fn speaks(&self, dialect: crate::dialect::Dialect) -> bool {
+        use crate::dialect::Dialect;
+        matches!(dialect, Dialect::Chat | Dialect::Embeddings)
+    }
+
+    fn path(
+        &self,
+        _provider: &crate::config::Provider,
+        _model: &str,
+        _stream: bool,
+        op: super::Operation,
+    ) -> String {
+        match op {
+            super::Operation::Embed => "/embeddings".to_string(),
+            _ => "/chat/completions".to_string(),
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    fn fields(&self) -> super::vendor::ConfigFields {
+        super::vendor::ConfigFields {
+            base_url: false,
+            api_key_env: false,
+            ..super::vendor::ConfigFields::REMOTE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

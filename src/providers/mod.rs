@@ -1,13 +1,29 @@
 //! What each vendor kind needs on the wire: the upstream path, the auth headers, which dialect
-//! it speaks, and how its errors are rewrapped. `mock` answers in-process ([`mock`]). Requests
-//! in another dialect than the vendor's are translated by [`crate::convert`].
+//! it speaks, and how its errors are rewrapped.
+//!
+//! A vendor kind is a module implementing [`Vendor`] ([`openai`], [`azure`], [`anthropic`],
+//! [`gemini`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
+//! [`ProviderKind`] is turned into its vendor: adding a kind is adding its file, its
+//! `ProviderKind` variant and a line there. The free functions below are what the rest of the
+//! gateway calls; each asks the provider's vendor. Requests in another dialect than the
+//! vendor's are translated by [`crate::convert`].
 
+pub mod anthropic;
+pub mod azure;
+pub mod gemini;
 pub mod mock;
+pub mod openai;
 pub mod retry_hint;
+pub mod vendor;
 
 use crate::config::{Provider, ProviderKind};
-use crate::dialect::{refusal, Dialect};
+use crate::dialect::Dialect;
 use crate::gateway::error::GatewayError;
+
+pub use vendor::Vendor;
+
+/// The Messages API version sent to `anthropic` vendors when the client gave none.
+pub use anthropic::VERSION as ANTHROPIC_VERSION;
 
 /// What a request asks of the vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +40,19 @@ pub enum Operation {
     Respond,
 }
 
-/// The path (and query) of the endpoint for `upstream_model` on this provider.
+/// The vendor of a kind: the one dispatch on [`ProviderKind`].
+pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
+    match kind {
+        ProviderKind::OpenAi => &openai::OpenAi,
+        ProviderKind::Azure => &azure::Azure,
+        ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::Mock => &mock::Mock,
+    }
+}
+
+/// The path (and query) of the endpoint for `upstream_model` on this provider: the
+/// `base_url`'s path, then the vendor's ([`Vendor::path`]).
 pub fn upstream_path(
     provider: &Provider,
     upstream_model: &str,
@@ -35,61 +63,13 @@ pub fn upstream_path(
         .upstream
         .as_ref()
         .map_or("", |u| u.base_path.as_str());
-    if op == Operation::CountTokens && provider.kind == ProviderKind::Anthropic {
-        return format!("{base}/v1/messages/count_tokens");
-    }
-    if op == Operation::Embed {
-        return match provider.kind {
-            ProviderKind::Azure => format!(
-                "{base}/openai/deployments/{}/embeddings?api-version={}",
-                path_segment(upstream_model),
-                provider.api_version.as_deref().unwrap_or_default()
-            ),
-            ProviderKind::Gemini => format!(
-                "{base}/v1beta/models/{}:batchEmbedContents",
-                path_segment(upstream_model)
-            ),
-            _ => format!("{base}/embeddings"),
-        };
-    }
-    if op == Operation::Respond && serves(provider, Dialect::Responses) {
-        return match provider.kind {
-            // Azure's v1 API (OpenAI-compatible): no deployment in the path, the deployment
-            // name is the body's `model`, and no dated `api-version`.
-            ProviderKind::Azure => format!("{base}/openai/v1/responses"),
-            _ => format!("{base}/responses"),
-        };
-    }
-    match provider.kind {
-        ProviderKind::OpenAi | ProviderKind::Mock => format!("{base}/chat/completions"),
-        ProviderKind::Azure => format!(
-            "{base}/openai/deployments/{}/chat/completions?api-version={}",
-            path_segment(upstream_model),
-            provider.api_version.as_deref().unwrap_or_default()
-        ),
-        ProviderKind::Anthropic => format!("{base}/v1/messages"),
-        ProviderKind::Gemini if stream => format!(
-            "{base}/v1beta/models/{}:streamGenerateContent?alt=sse",
-            path_segment(upstream_model)
-        ),
-        ProviderKind::Gemini => format!(
-            "{base}/v1beta/models/{}:generateContent",
-            path_segment(upstream_model)
-        ),
-    }
+    let path = vendor(provider.kind).path(provider, upstream_model, stream, op);
+    format!("{base}{path}")
 }
 
 /// Whether a vendor kind speaks `dialect` natively (then the client's bytes go through).
 pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
-    match dialect {
-        Dialect::Embeddings => matches!(
-            kind,
-            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock
-        ),
-        // The built-in mock answers Responses through the chat translation.
-        Dialect::Responses => matches!(kind, ProviderKind::OpenAi | ProviderKind::Azure),
-        other => self::dialect(kind) == other,
-    }
+    vendor(kind).speaks(dialect)
 }
 
 /// Whether this provider speaks `dialect` natively: its kind does, and an `openai` provider
@@ -100,38 +80,21 @@ pub fn serves(provider: &Provider, dialect: Dialect) -> bool {
 
 /// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
 pub fn dialect(kind: ProviderKind) -> Dialect {
-    match kind {
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => Dialect::Chat,
-        ProviderKind::Anthropic => Dialect::Messages,
-        ProviderKind::Gemini => Dialect::Gemini,
-    }
+    vendor(kind).dialect()
 }
 
-/// Whether a chat vendor takes `stream_options` (so that its stream can end with usage).
-/// Azure OpenAI refuses it ("Unrecognized request argument") before API version 2024-09-01
-/// (its data-plane reference: `stream_options` first appears in 2024-09-01-preview; the GA
-/// 2024-06-01 lacks it); a version that is not a date (`v1`, `preview`) takes it.
+/// Whether a chat vendor takes `stream_options` (so that its stream can end with usage); see
+/// [`azure::Azure`] for the one that may not.
 pub fn takes_stream_options(provider: &Provider) -> bool {
-    if provider.kind != ProviderKind::Azure {
-        return true;
-    }
-    let version = provider.api_version.as_deref().unwrap_or("");
-    match version.get(..10) {
-        Some(date) if date.as_bytes().iter().filter(|b| **b == b'-').count() == 2 => {
-            date >= "2024-09-01"
-        }
-        _ => true,
-    }
+    vendor(provider.kind).takes_stream_options(provider)
 }
-
-/// The Messages API version sent to `anthropic` vendors when the client gave none (a client on
-/// the `/v1/messages` door may send its own `anthropic-version`, which is kept).
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// The upstream's request head, made from the client's: `POST uri` in HTTP/1.1 (whatever the
 /// client speaks); the client's credentials and hop-by-hop headers left out
-/// ([`STRIPPED_REQUEST_HEADERS`]; `anthropic-*` headers too unless the vendor is Anthropic);
-/// Host and the provider's key in; `anthropic-version` set when the client did not set it.
+/// ([`STRIPPED_REQUEST_HEADERS`], and those the vendor does not take: `anthropic-*` headers
+/// unless the vendor is Anthropic, [`Vendor::takes_client_header`]); Host and the provider's
+/// key in; the vendor's default headers (`anthropic-version`) set when the client did not set
+/// them.
 ///
 /// The head is built as a plain `http` head, headers going in by their parsed names, without
 /// pingora's map of header-name cases (vendors read names case-blind): a head is made for
@@ -145,7 +108,7 @@ pub fn upstream_head(
 ) -> pingora::Result<pingora::http::RequestHeader> {
     use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
     let bad = |_| pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "bad header");
-    let anthropic = provider.kind == ProviderKind::Anthropic;
+    let vendor = vendor(provider.kind);
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = http::Method::POST;
     parts.uri = uri;
@@ -154,7 +117,7 @@ pub fn upstream_head(
     headers.reserve(client.headers.len() + 4);
     for (name, value) in &client.headers {
         let n = name.as_str();
-        if STRIPPED_REQUEST_HEADERS.contains(&n) || (!anthropic && n.starts_with("anthropic-")) {
+        if STRIPPED_REQUEST_HEADERS.contains(&n) || !vendor.takes_client_header(n) {
             continue;
         }
         headers.append(name.clone(), value.clone());
@@ -162,16 +125,18 @@ pub fn upstream_head(
     if let Some(up) = &provider.upstream {
         headers.insert(HOST, HeaderValue::from_str(&up.host_header).map_err(bad)?);
     }
-    for (name, value) in auth_headers(provider) {
+    for (name, value) in vendor.auth_headers(provider) {
         let mut value = HeaderValue::try_from(value).map_err(bad)?;
         value.set_sensitive(true);
         headers.insert(HeaderName::from_static(name), value);
     }
-    if anthropic && !headers.contains_key("anthropic-version") {
-        headers.insert(
-            HeaderName::from_static("anthropic-version"),
-            HeaderValue::from_static(ANTHROPIC_VERSION),
-        );
+    for &(name, value) in vendor.default_headers() {
+        if !headers.contains_key(name) {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
@@ -180,18 +145,7 @@ pub fn upstream_head(
 
 /// The headers that carry the provider's key, as the vendor expects them.
 pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
-    let mut out = Vec::with_capacity(2);
-    if let Some(key) = &provider.api_key {
-        let key = key.expose();
-        match provider.kind {
-            ProviderKind::OpenAi => out.push(("authorization", format!("Bearer {key}"))),
-            ProviderKind::Azure => out.push(("api-key", key.to_string())),
-            ProviderKind::Anthropic => out.push(("x-api-key", key.to_string())),
-            ProviderKind::Gemini => out.push(("x-goog-api-key", key.to_string())),
-            ProviderKind::Mock => {}
-        }
-    }
-    out
+    vendor(provider.kind).auth_headers(provider)
 }
 
 /// Client headers that never go upstream: credentials (the client's key must not reach a
@@ -274,23 +228,17 @@ fn vendor_message(body: &[u8]) -> String {
     }
 }
 
-/// The status to act on for a vendor's error answer. Gemini refuses a bad API key with a 400
-/// (`API_KEY_INVALID`), which is the gateway's own key failing, like a 401 elsewhere: a route
-/// to retry and a 502 for the client, not a fault of the client's request.
+/// The status to act on for a vendor's error answer ([`Vendor::status`]): Gemini's refusal
+/// of a bad API key (a 400 `API_KEY_INVALID`) is the gateway's own key failing, like a 401
+/// elsewhere: a route to retry and a 502 for the client, not a fault of the client's request.
 pub fn vendor_status(kind: ProviderKind, status: u16, body: &[u8]) -> u16 {
-    let key_refused = kind == ProviderKind::Gemini
-        && status == 400
-        && memchr::memmem::find(body, b"API_KEY_INVALID").is_some();
-    if key_refused {
-        401
-    } else {
-        status
-    }
+    vendor(kind).status(status, body)
 }
 
 /// Whether a vendor's own answer (`body`, not translated, with its `status`) is a refusal on
 /// content grounds, which the client gets as the seed's "Contents Filtered" error
-/// ([`GatewayError::ContentFilter`]):
+/// ([`GatewayError::ContentFilter`]); each vendor's signal is its
+/// [`Vendor::is_content_filter`]:
 ///
 /// - `openai`/`azure`: Azure's 400 `{"error":{"code":"content_filter"}}` (or its
 ///   `innererror.code` `ResponsibleAIPolicyViolation`), and a 200 answer with a choice
@@ -302,51 +250,9 @@ pub fn vendor_status(kind: ProviderKind, status: u16, body: &[u8]) -> u16 {
 /// The 200 answers are read by [`crate::dialect::refusal`].
 ///
 /// For non-streaming answers only: a stream already sent its head, so a filtered stream ends
-/// with `finish_reason: "content_filter"` instead. A byte search runs first, so an ordinary
-/// answer is not parsed twice.
+/// with `finish_reason: "content_filter"` instead.
 pub fn is_content_filter(kind: ProviderKind, status: u16, body: &[u8]) -> bool {
-    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
-    match (kind, status) {
-        (ProviderKind::OpenAi | ProviderKind::Azure, 400) => {
-            (has(b"content_filter") || has(b"ResponsibleAIPolicyViolation"))
-                && filter::openai_error(body)
-        }
-        (ProviderKind::OpenAi | ProviderKind::Azure, 200) => refusal::chat(body),
-        (ProviderKind::Anthropic, 200) => refusal::messages(body),
-        (ProviderKind::Gemini, 200) => refusal::gemini_answer(body),
-        _ => false,
-    }
-}
-
-/// The parsers behind [`is_content_filter`]: only the fields they look at are read.
-mod filter {
-    use serde::Deserialize;
-    use std::borrow::Cow;
-
-    pub(super) fn openai_error(body: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        struct Body<'a> {
-            #[serde(borrow)]
-            error: Error<'a>,
-        }
-        #[derive(Deserialize)]
-        struct Error<'a> {
-            #[serde(borrow, default)]
-            code: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            innererror: Option<Inner<'a>>,
-        }
-        #[derive(Deserialize)]
-        struct Inner<'a> {
-            #[serde(borrow, default)]
-            code: Option<Cow<'a, str>>,
-        }
-        serde_json::from_slice::<Body<'_>>(body).is_ok_and(|b| {
-            b.error.code.as_deref() == Some("content_filter")
-                || b.error.innererror.and_then(|i| i.code).as_deref()
-                    == Some("ResponsibleAIPolicyViolation")
-        })
-    }
+    vendor(kind).is_content_filter(status, body)
 }
 
 /// A model name made safe for a URL path segment (percent-encodes all but unreserved bytes).
@@ -509,6 +415,23 @@ mod tests {
             path(ProviderKind::Gemini, None),
             "/v1beta/models/dep:streamGenerateContent?alt=sse"
         );
+    }
+
+    #[test]
+    fn every_kind_is_one_vendor_with_its_own_name() {
+        let names: Vec<&str> = ProviderKind::ALL
+            .iter()
+            .map(|k| vendor(*k).name())
+            .collect();
+        assert_eq!(names, ["openai", "azure", "anthropic", "gemini", "mock"]);
+        let local: Vec<bool> = ProviderKind::ALL
+            .iter()
+            .map(|k| vendor(*k).is_local())
+            .collect();
+        assert_eq!(local, [false, false, false, false, true]);
+        assert!(ProviderKind::ALL
+            .iter()
+            .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));
     }
 
     #[test]

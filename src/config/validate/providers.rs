@@ -1,0 +1,595 @@
+//! `[[providers]]`: names, kinds and the fields each kind takes, timeouts, the API key read
+//! from its environment variable, and `base_url` parsed and resolved once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::checks::{name, non_blank, opt, positive, unique};
+use super::{Result, Source};
+use crate::config::raw;
+use crate::config::{Provider, ProviderKind, Secret, Timeouts, Upstream};
+use crate::providers::{self, vendor::ConfigFields};
+
+type Providers = (Vec<Arc<Provider>>, HashMap<String, usize>);
+
+pub(super) fn providers(src: &Source, raw: &[raw::Provider]) -> Result<Providers> {
+    let mut seen = HashMap::new();
+    let mut list = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        let path = format!("providers[{i}]");
+        name(src, &p.name, &format!("{path}.name"))?;
+        unique(src, &mut seen, &p.name, &format!("{path}.name"), "provider")?;
+        list.push(Arc::new(provider(src, &path, p)?));
+    }
+    let index = list
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.clone(), i))
+        .collect();
+    Ok((list, index))
+}
+
+fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
+    let field = |name: &str| format!("{path}.{name}");
+    let name = name(src, &p.name, &field("name"))?;
+    let kind = provider_kind(p.kind.get_ref()).ok_or_else(|| {
+        src.at(
+            &p.kind,
+            &field("kind"),
+            format!(
+                "unknown provider kind {:?} (expected {})",
+                p.kind.get_ref(),
+                kind_names()
+            ),
+        )
+    })?;
+    let kind_name = p.kind.get_ref();
+    check_kind_fields(src, path, p, kind)?;
+    let api_version = opt(p.api_version.as_ref(), |v| {
+        non_blank(src, v, &field("api_version"))
+    })?;
+    let default_max_tokens = opt(p.default_max_tokens.as_ref(), |v| {
+        positive(src, v, &field("default_max_tokens"), u64::MAX)
+    })?;
+    let timeouts = timeouts(src, path, p)?;
+    let (api_key, api_key_env) = match &p.api_key_env {
+        None => (None, None),
+        Some(var) => {
+            let key = api_key(src, var, &field("api_key_env"))?;
+            (Some(key), Some(var.get_ref().clone()))
+        }
+    };
+    let upstream = match (&p.base_url, providers::vendor(kind).fields().base_url) {
+        (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
+        (None, false) => None,
+        (None, true) => {
+            return Err(src.at(
+                &p.name,
+                &field("base_url"),
+                format!("kind = {kind_name:?} requires base_url"),
+            ))
+        }
+    };
+    Ok(Provider {
+        name,
+        kind,
+        upstream,
+        api_key,
+        api_key_env,
+        timeouts,
+        api_version,
+        default_max_tokens,
+        chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
+    })
+}
+
+/// The kind named `s` (its vendor's [`crate::providers::Vendor::name`]).
+fn provider_kind(s: &str) -> Option<ProviderKind> {
+    ProviderKind::ALL
+        .into_iter()
+        .find(|k| providers::vendor(*k).name() == s)
+}
+
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini or mock`.
+fn kind_names() -> String {
+    let names: Vec<&str> = ProviderKind::ALL
+        .iter()
+        .map(|k| providers::vendor(*k).name())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The kinds whose [`ConfigFields`] pass `takes`, as an error names them: `kind = "azure"`,
+/// or `kind = "a" or "b"`.
+fn kinds_taking(takes: impl Fn(&ConfigFields) -> bool) -> String {
+    let names: Vec<String> = ProviderKind::ALL
+        .iter()
+        .map(|k| providers::vendor(*k))
+        .filter(|v| takes(&v.fields()))
+        .map(|v| format!("{:?}", v.name()))
+        .collect();
+    format!("kind = {}", names.join(" or "))
+}
+
+/// Fields that only some kinds take ([`ConfigFields`]): set on another kind they would be
+/// silently unused, which is almost always a copy-paste mistake, so they are refused like
+/// unknown fields.
+fn check_kind_fields(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    kind: ProviderKind,
+) -> Result<()> {
+    let field = |name: &str| format!("{path}.{name}");
+    let kind_name = p.kind.get_ref();
+    let takes = providers::vendor(kind).fields();
+    if let (Some(url), false) = (&p.base_url, takes.base_url) {
+        return Err(src.at(
+            url,
+            &field("base_url"),
+            format!("a {kind_name} provider takes no base_url"),
+        ));
+    }
+    if let (Some(env), false) = (&p.api_key_env, takes.api_key_env) {
+        return Err(src.at(
+            env,
+            &field("api_key_env"),
+            format!("a {kind_name} provider takes no api_key_env"),
+        ));
+    }
+    match (&p.api_version, takes.api_version) {
+        (None, true) => {
+            return Err(src.at(
+                &p.kind,
+                &field("api_version"),
+                format!("kind = {kind_name:?} requires api_version"),
+            ))
+        }
+        (Some(v), false) => {
+            return Err(src.at(
+                v,
+                &field("api_version"),
+                format!(
+                    "api_version applies only to {}, not {kind_name:?}",
+                    kinds_taking(|f| f.api_version)
+                ),
+            ))
+        }
+        _ => {}
+    }
+    if let (Some(v), false) = (&p.chat_only, takes.chat_only) {
+        return Err(src.at(
+            v,
+            &field("chat_only"),
+            format!(
+                "chat_only applies only to {}, not {kind_name:?}",
+                kinds_taking(|f| f.chat_only)
+            ),
+        ));
+    }
+    if let (Some(v), false) = (&p.default_max_tokens, takes.default_max_tokens) {
+        return Err(src.at(
+            v,
+            &field("default_max_tokens"),
+            format!(
+                "default_max_tokens applies only to {}, not {kind_name:?}",
+                kinds_taking(|f| f.default_max_tokens)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn timeouts(src: &Source, path: &str, p: &raw::Provider) -> Result<Timeouts> {
+    let d = Timeouts::default();
+    let ms = |value: &Option<Spanned<i64>>, name: &str, default: Duration| match value {
+        None => Ok(default),
+        Some(v) => positive(src, v, &format!("{path}.{name}"), u64::MAX).map(Duration::from_millis),
+    };
+    Ok(Timeouts {
+        connect: ms(&p.connect_timeout_ms, "connect_timeout_ms", d.connect)?,
+        first_byte: ms(
+            &p.first_byte_timeout_ms,
+            "first_byte_timeout_ms",
+            d.first_byte,
+        )?,
+        idle: ms(&p.idle_timeout_ms, "idle_timeout_ms", d.idle)?,
+        total: ms(&p.total_timeout_ms, "total_timeout_ms", d.total)?,
+    })
+}
+
+/// Reads the API key from the named environment variable now, so a missing key fails the load
+/// (and `switchyard check`) rather than the first request. The value never enters a message.
+pub(super) fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result<Secret> {
+    let name = var.get_ref();
+    let valid_name = !name.is_empty() && !name.contains(['=', '\0']);
+    if !valid_name {
+        return Err(src.at(
+            var,
+            path,
+            format!("{name:?} is not an environment variable name"),
+        ));
+    }
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        Ok(_) => Err(src.at(var, path, format!("environment variable {name} is empty"))),
+        Err(std::env::VarError::NotPresent) => {
+            Err(src.at(var, path, format!("environment variable {name} is not set")))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(src.at(
+            var,
+            path,
+            format!("environment variable {name} is not valid UTF-8"),
+        )),
+    }
+}
+
+/// `base_url` split into its parts, before name resolution.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct BaseUrl {
+    pub(super) tls: bool,
+    /// Without brackets for an IPv6 literal.
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) base_path: String,
+    pub(super) host_header: String,
+}
+
+fn upstream(src: &Source, url: &Spanned<String>, path: &str) -> Result<Upstream> {
+    let parsed = parse_base_url(url.get_ref()).map_err(|reason| src.at(url, path, reason))?;
+    let addrs = resolve(&parsed.host, parsed.port).map_err(|reason| src.at(url, path, reason))?;
+    Ok(Upstream {
+        tls: parsed.tls,
+        host: parsed.host,
+        port: parsed.port,
+        base_path: parsed.base_path,
+        host_header: parsed.host_header,
+        addrs,
+    })
+}
+
+/// Parses `http(s)://host[:port][/path]` with the `url` crate (WHATWG URL parsing: the host
+/// lower-cased, IDNA, IPv4 forms normalised). Query, fragment and user info are refused: the
+/// provider code appends its own path and query, and credentials belong in `api_key_env`.
+pub(super) fn parse_base_url(text: &str) -> std::result::Result<BaseUrl, String> {
+    // The URL parser would strip or encode whitespace; a base URL with any is a typo.
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{text:?} must not contain whitespace"));
+    }
+    let url = url::Url::parse(text).map_err(|e| url_error(text, e))?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(format!("{text:?} must start with http:// or https://")),
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} must not contain user info; put the key in api_key_env"
+        ));
+    }
+    let (host, bracketed) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_string(), d.to_string()),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
+        None => return Err(format!("{text:?}: no host")),
+    };
+    let default_port = if tls { 443 } else { 80 };
+    let port = url.port().unwrap_or(default_port);
+    if port == 0 {
+        return Err(format!("{text:?}: \"0\" is not a port (1-65535)"));
+    }
+    let host_header = if port == default_port {
+        bracketed
+    } else {
+        format!("{bracketed}:{port}")
+    };
+    Ok(BaseUrl {
+        tls,
+        host,
+        port,
+        base_path: url.path().trim_end_matches('/').to_string(),
+        host_header,
+    })
+}
+
+/// The `url` crate's refusal in the words of the config reference.
+fn url_error(text: &str, e: url::ParseError) -> String {
+    use url::ParseError as E;
+    let authority = text
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    match e {
+        E::RelativeUrlWithoutBase => format!("{text:?} must start with http:// or https://"),
+        E::EmptyHost => format!("{text:?}: no host"),
+        E::InvalidPort => format!("{text:?}: the port is not a port (1-65535)"),
+        E::InvalidIpv6Address if authority.contains('[') && !authority.contains(']') => {
+            format!("{text:?}: unclosed '[' in the host")
+        }
+        E::InvalidIpv6Address => format!("{text:?}: the host is not an IPv6 address"),
+        e => format!("{text:?} is not a valid URL: {e}"),
+    }
+}
+
+/// Resolves the upstream's addresses once, at load: pingora's `HttpPeer::new` would resolve
+/// on every request, blocking, and panic on failure.
+pub(super) fn resolve(host: &str, port: u16) -> std::result::Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host {host}:{port}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve host {host}:{port}: no addresses"));
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::validate::testing::*;
+
+    // --- providers ---------------------------------------------------------------------------
+
+    fn provider(fields: &str) -> String {
+        format!("[[providers]]\nname = \"v\"\n{fields}")
+    }
+
+    #[test]
+    fn provider_kind_and_kind_fields() {
+        rejects(
+            &provider("kind = \"bedrock\" # <-\n"),
+            "providers[0].kind",
+            "unknown provider kind \"bedrock\"",
+        );
+        // A missing base_url is reported at the provider's name.
+        rejects(
+            "[[providers]]\nname = \"v\" # <-\nkind = \"openai\"\n",
+            "providers[0].base_url",
+            "kind = \"openai\" requires base_url",
+        );
+        rejects(
+            &provider("kind = \"mock\"\nbase_url = \"http://127.0.0.1\" # <-\n"),
+            "providers[0].base_url",
+            "mock provider takes no base_url",
+        );
+        rejects(
+            &provider("kind = \"mock\"\napi_key_env = \"X\" # <-\n"),
+            "providers[0].api_key_env",
+            "mock provider takes no api_key_env",
+        );
+        rejects(
+            &provider("kind = \"azure\" # <-\nbase_url = \"https://127.0.0.1\"\n"),
+            "providers[0].api_version",
+            "requires api_version",
+        );
+        rejects(
+            &provider(
+                "kind = \"openai\"\nbase_url = \"https://127.0.0.1\"\napi_version = \"1\" # <-\n",
+            ),
+            "providers[0].api_version",
+            "only to kind = \"azure\"",
+        );
+        rejects(
+            &provider("kind = \"gemini\"\nbase_url = \"https://127.0.0.1\"\ndefault_max_tokens = 5 # <-\n"),
+            "providers[0].default_max_tokens",
+            "only to kind = \"anthropic\"",
+        );
+        rejects(
+            &provider("kind = \"anthropic\"\nbase_url = \"https://127.0.0.1\"\ndefault_max_tokens = 0 # <-\n"),
+            "providers[0].default_max_tokens",
+            "positive integer",
+        );
+    }
+
+    #[test]
+    fn provider_base_url() {
+        let url = |u: &str| provider(&format!("kind = \"openai\"\nbase_url = \"{u}\" # <-\n"));
+        let path = "providers[0].base_url";
+        rejects(
+            &url("ftp://127.0.0.1"),
+            path,
+            "must start with http:// or https://",
+        );
+        rejects(&url("127.0.0.1:80"), path, "must start with http://");
+        rejects(&url("http://127.0.0.1:0"), path, "not a port");
+        rejects(&url("http://127.0.0.1:99999"), path, "not a port");
+        rejects(&url("http://127.0.0.1:x/v1"), path, "not a port");
+        rejects(&url("http://"), path, "no host");
+        rejects(&url("http://:80/v1"), path, "no host");
+        rejects(&url("http://[::1/v1"), path, "unclosed");
+        rejects(&url("http://[zz]/v1"), path, "not an IPv6 address");
+        rejects(&url("http://user:pw@127.0.0.1"), path, "user info");
+        rejects(&url("http://127.0.0.1/v1?x=1"), path, "query");
+        rejects(
+            &url("http://no-such-host.invalid/v1"),
+            path,
+            "cannot resolve host no-such-host.invalid:80",
+        );
+    }
+
+    #[test]
+    fn kind_only_fields_name_the_kinds_that_take_them() {
+        assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
+        assert_eq!(
+            kinds_taking(|f| f.base_url),
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
+        );
+        assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
+        assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
+        assert_eq!(provider_kind("bedrock"), None);
+    }
+
+    #[test]
+    fn base_url_parts() {
+        let p = parse_base_url("https://Example.COM/v1/").unwrap();
+        assert_eq!(
+            p,
+            BaseUrl {
+                tls: true,
+                host: "example.com".into(),
+                port: 443,
+                base_path: "/v1".into(),
+                host_header: "example.com".into(),
+            }
+        );
+        let p = parse_base_url("http://example.com:8080").unwrap();
+        assert_eq!(
+            (p.port, p.host_header.as_str(), p.base_path.as_str()),
+            (8080, "example.com:8080", "")
+        );
+        let p = parse_base_url("http://example.com:80/").unwrap();
+        assert_eq!(
+            (p.port, p.host_header.as_str(), p.base_path.as_str()),
+            (80, "example.com", "")
+        );
+        let p = parse_base_url("https://example.com:80").unwrap();
+        assert_eq!(p.host_header, "example.com:80");
+        let p = parse_base_url("http://[::1]/a/b//").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("::1", 80));
+        assert_eq!(
+            (p.host_header.as_str(), p.base_path.as_str()),
+            ("[::1]", "/a/b")
+        );
+        let p = parse_base_url("http://[::1]:8080").unwrap();
+        assert_eq!(p.host_header, "[::1]:8080");
+        // What WHATWG parsing adds: IDNA hosts and IPv4 shorthand, normalised.
+        let p = parse_base_url("https://Bücher.example/v1").unwrap();
+        assert_eq!(p.host, "xn--bcher-kva.example");
+        let p = parse_base_url("http://127.1:8000").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 8000));
+        assert!(parse_base_url("http://exa mple.com")
+            .unwrap_err()
+            .contains("whitespace"));
+    }
+
+    #[test]
+    fn provider_timeouts() {
+        let t = |field: &str| {
+            provider(&format!(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\n{field} # <-\n"
+            ))
+        };
+        rejects(
+            &t("connect_timeout_ms = 0"),
+            "providers[0].connect_timeout_ms",
+            "positive integer",
+        );
+        rejects(
+            &t("first_byte_timeout_ms = -5"),
+            "providers[0].first_byte_timeout_ms",
+            "positive integer, not -5",
+        );
+        rejects(
+            &t("idle_timeout_ms = 0"),
+            "providers[0].idle_timeout_ms",
+            "positive",
+        );
+        rejects(
+            &t("total_timeout_ms = 0"),
+            "providers[0].total_timeout_ms",
+            "positive",
+        );
+        rejects(
+            &t("total_timeout_ms = 1.5"),
+            "providers[0].total_timeout_ms",
+            "invalid type",
+        );
+    }
+
+    #[test]
+    fn provider_api_key_env() {
+        let set = "SWITCHYARD_TEST_APIKEY_SET";
+        let empty = "SWITCHYARD_TEST_APIKEY_EMPTY";
+        let unset = "SWITCHYARD_TEST_APIKEY_NEVER_SET";
+        std::env::set_var(set, "sk-value");
+        std::env::set_var(empty, "");
+        let with = |var: &str| {
+            provider(&format!(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\" # <-\n"
+            ))
+        };
+        let c = load(&with(set)).unwrap();
+        assert_eq!(c.provider(0).api_key.as_ref().unwrap().expose(), "sk-value");
+        rejects(
+            &with(unset),
+            "providers[0].api_key_env",
+            &format!("environment variable {unset} is not set"),
+        );
+        rejects(
+            &with(empty),
+            "providers[0].api_key_env",
+            &format!("environment variable {empty} is empty"),
+        );
+        rejects(
+            &with(""),
+            "providers[0].api_key_env",
+            "not an environment variable name",
+        );
+    }
+
+    /// An error about a provider whose key was read never shows the key, whatever the error.
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let var = "SWITCHYARD_TEST_SECRET_LEAK";
+        let secret = "sk-live-DO-NOT-LEAK-7f3a9c1e";
+        std::env::set_var(var, secret);
+        let cases = [
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\napi_key_env = \"{var}\"\nbase_url = \"ftp://x\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"mock\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"azure\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[providers]]\nname = \"v\"\nkind = \"mock\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n[[models]]\nname = \"m\"\n"),
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\nextra = 1\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"rediss://u:{secret}@h\"\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://:{secret}@h:x\"\n"),
+            format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_password_env = \"{var}\"\nredis_timeout_ms = 0\n"),
+        ];
+        for text in &cases {
+            let e = reject(text);
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains(secret), "secret leaked: {shown}");
+            }
+        }
+        let ok = format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{var}\"\n");
+        let c = load(&ok).unwrap();
+        assert!(!format!("{c:?}").contains(secret));
+        let redis = format!("[state]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_password_env = \"{var}\"\n");
+        let c = load(&redis).unwrap();
+        assert!(
+            matches!(&c.state, State::Redis(r) if r.password.as_ref().map(Secret::expose) == Some(secret))
+        );
+        assert!(!format!("{c:?}").contains(secret));
+    }
+
+    #[test]
+    fn chat_only_is_an_openai_flag() {
+        let openai = "[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nchat_only = true\n";
+        let c = load_str(openai, Path::new("t.toml")).unwrap();
+        assert!(c.providers[0].chat_only);
+        let plain = openai.replace("chat_only = true\n", "");
+        assert!(!load_str(&plain, Path::new("t.toml")).unwrap().providers[0].chat_only);
+        let mock = "[[providers]]\nname = \"m\"\nkind = \"mock\"\nchat_only = true\n";
+        let e = load_str(mock, Path::new("t.toml")).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.path, "providers[0].chat_only", "{e}");
+        assert!(
+            e.reason.contains("applies only to kind = \"openai\""),
+            "{e}"
+        );
+    }
+}

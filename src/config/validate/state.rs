@@ -1,0 +1,239 @@
+//! `[state]` (the memory or Redis backend, stored responses) and `[log]` (the usage sink).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::checks::{non_blank, opt, pem_roots, positive, positive_usize};
+use super::providers::api_key;
+use super::{Result, Source};
+use crate::config::raw;
+use crate::config::{Log, RedisState, State, StoredResponses, UsageSink};
+
+pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
+    if let Some(url) = &raw.redis_url {
+        redis_url(src, url)?;
+    }
+    let backend = raw
+        .backend
+        .as_ref()
+        .map_or("memory", |b| b.get_ref().as_str());
+    match backend {
+        "memory" => {
+            let dir = match &raw.dir {
+                None => PathBuf::from("data"),
+                Some(d) => PathBuf::from(non_blank(src, d, "state.dir")?),
+            };
+            Ok(State::Memory { dir })
+        }
+        "redis" => match &raw.redis_url {
+            Some(url) => Ok(State::Redis(redis_state(src, raw, url)?)),
+            None => Err(src.error(
+                raw.backend.as_ref().map(Spanned::span),
+                "state.redis_url",
+                "backend = \"redis\" requires redis_url".to_string(),
+            )),
+        },
+        other => Err(src.error(
+            raw.backend.as_ref().map(Spanned::span),
+            "state.backend",
+            format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
+        )),
+    }
+}
+
+/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_max_entries`: positive
+/// integers; absent ones keep [`StoredResponses::default`].
+pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
+    let d = StoredResponses::default();
+    let ttl = match &raw.responses_ttl_s {
+        None => d.ttl,
+        Some(v) => Duration::from_secs(positive(src, v, "state.responses_ttl_s", 366 * 86_400)?),
+    };
+    let max_bytes = match &raw.responses_max_bytes {
+        None => d.max_bytes,
+        Some(v) => positive_usize(src, v, "state.responses_max_bytes")?,
+    };
+    let max_entries = match &raw.responses_max_entries {
+        None => d.max_entries,
+        Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
+    };
+    Ok(StoredResponses {
+        ttl,
+        max_bytes,
+        max_entries,
+    })
+}
+
+/// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
+/// password comes from `redis_password_env`). The URL is never quoted in a message.
+fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
+    let u = url.get_ref();
+    let rest = u
+        .strip_prefix("redis://")
+        .or_else(|| u.strip_prefix("rediss://"));
+    if rest.is_none_or(str::is_empty) {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "must be a URL starting with redis:// or rediss:// (TLS)",
+        ));
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(u.as_str()).map_err(|_| {
+        src.at(
+            url,
+            "state.redis_url",
+            "not a valid Redis URL (redis[s]://[user@]host[:port][/db])",
+        )
+    })?;
+    if u.contains('#') {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "a #fragment (#insecure) is refused: the server's certificate is always verified; \
+             name a private CA in redis_ca_file",
+        ));
+    }
+    if info.redis_settings().password().is_some() {
+        return Err(src.at(
+            url,
+            "state.redis_url",
+            "holds a password: remove it from the URL and name the environment variable that \
+             holds it in redis_password_env",
+        ));
+    }
+    Ok(())
+}
+
+/// The Redis backend's settings: the timeout, the password from its environment variable,
+/// the extra CA file (read now; only with `rediss://`).
+fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<RedisState> {
+    let timeout = match &raw.redis_timeout_ms {
+        None => Duration::from_millis(100),
+        Some(ms) => Duration::from_millis(positive(src, ms, "state.redis_timeout_ms", 60_000)?),
+    };
+    let password = opt(raw.redis_password_env.as_ref(), |var| {
+        api_key(src, var, "state.redis_password_env")
+    })?;
+    let ca_file = match &raw.redis_ca_file {
+        None => None,
+        Some(ca) if !url.get_ref().starts_with("rediss://") => {
+            return Err(src.at(
+                ca,
+                "state.redis_ca_file",
+                "redis_ca_file requires a rediss:// (TLS) redis_url",
+            ))
+        }
+        Some(ca) => {
+            let path = PathBuf::from(non_blank(src, ca, "state.redis_ca_file")?);
+            pem_roots(src, &path).map_err(|reason| {
+                src.at(
+                    ca,
+                    "state.redis_ca_file",
+                    format!("{}: {reason}", path.display()),
+                )
+            })?;
+            Some(path)
+        }
+    };
+    Ok(RedisState {
+        url: url.get_ref().clone(),
+        timeout,
+        password,
+        ca_file,
+    })
+}
+
+pub(super) fn log(src: &Source, raw: &raw::Log) -> Result<Log> {
+    let usage = match &raw.usage {
+        None => None,
+        Some(u) if u.get_ref() == "-" => Some(UsageSink::Stdout),
+        Some(u) => Some(UsageSink::File(PathBuf::from(non_blank(
+            src,
+            u,
+            "log.usage",
+        )?))),
+    };
+    Ok(Log { usage })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::validate::testing::*;
+
+    #[test]
+    fn state_and_log_checks() {
+        rejects(
+            "[state]\nbackend = \"redis\" # <-\n",
+            "state.redis_url",
+            "requires redis_url",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"http://127.0.0.1:6379\" # <-\n",
+            "state.redis_url",
+            "starting with redis://",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@cache:6380\" # <-\n",
+            "state.redis_url",
+            "holds a password: remove it from the URL and name the environment variable",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://u:pw@cache\" # <-\n",
+            "state.redis_url",
+            "redis_password_env",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c:6380/#insecure\" # <-\n",
+            "state.redis_url",
+            "#insecure) is refused",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://c\"\nredis_ca_file = \"ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "requires a rediss://",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c\"\nredis_ca_file = \"/nonexistent/ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "/nonexistent/ca.pem: cannot read the file",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://c\"\nredis_password_env = \"SY_TEST_UNSET_REDIS_PW\" # <-\n",
+            "state.redis_password_env",
+            "SY_TEST_UNSET_REDIS_PW is not set",
+        );
+        let c =
+            load("[state]\nbackend = \"redis\"\nredis_url = \"rediss://default@cache:6380/2\"\n")
+                .unwrap();
+        assert!(matches!(&c.state, State::Redis(r) if r.url == "rediss://default@cache:6380/2"));
+        rejects(
+            "[state]\nbackend = \"disk\" # <-\n",
+            "state.backend",
+            "unknown backend \"disk\"",
+        );
+        rejects(
+            "[state]\ndir = \"\" # <-\n",
+            "state.dir",
+            "must not be empty",
+        );
+        let c = load(
+            "[state]\nbackend = \"memory\"\ndir = \"/var/lib/sy\"\nredis_url = \"redis://r\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.state,
+            State::Memory {
+                dir: "/var/lib/sy".into()
+            }
+        );
+        rejects(
+            "[log]\nusage = \"\" # <-\n",
+            "log.usage",
+            "must not be empty",
+        );
+        let c = load("[log]\nusage = \"data/u.jsonl\"\n").unwrap();
+        assert_eq!(c.log.usage, Some(UsageSink::File("data/u.jsonl".into())));
+    }
+}

@@ -1,0 +1,65 @@
+//! Anthropic (`kind = "anthropic"`): the Messages API and its `count_tokens`, the key in
+//! `x-api-key`, an `anthropic-version` header, and the client's `anthropic-*` headers kept.
+
+use crate::config::Provider;
+use crate::dialect::{refusal, Dialect};
+
+use super::vendor::{ConfigFields, Vendor};
+use super::Operation;
+
+/// The Messages API version sent when the client gave none (a client on the `/v1/messages`
+/// door may send its own `anthropic-version`, which is kept).
+pub const VERSION: &str = "2023-06-01";
+
+/// The Anthropic API.
+pub struct Anthropic;
+
+impl Vendor for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn telemetry_name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Messages
+    }
+
+    fn path(&self, _provider: &Provider, _model: &str, _stream: bool, op: Operation) -> String {
+        match op {
+            Operation::CountTokens => "/v1/messages/count_tokens".to_string(),
+            Operation::Embed => "/embeddings".to_string(),
+            Operation::Generate | Operation::Respond => "/v1/messages".to_string(),
+        }
+    }
+
+    fn counts_tokens(&self) -> bool {
+        true
+    }
+
+    fn key_header(&self, key: &str) -> Option<(&'static str, String)> {
+        Some(("x-api-key", key.to_string()))
+    }
+
+    fn takes_client_header(&self, _name: &str) -> bool {
+        true
+    }
+
+    fn default_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[("anthropic-version", VERSION)]
+    }
+
+    /// A 200 answer with `stop_reason: "refusal"`.
+    fn is_content_filter(&self, status: u16, body: &[u8]) -> bool {
+        status == 200 && refusal::messages(body)
+    }
+
+    fn fields(&self) -> ConfigFields {
+        ConfigFields {
+            default_max_tokens: true,
+            ..ConfigFields::REMOTE
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Google Gemini (`kind = "gemini"`, the Gemini API): `generateContent`,
+//! `streamGenerateContent` (as SSE) and `batchEmbedContents` on `v1beta/models/{model}`, the key
+//! in `x-goog-api-key`.
+
+use crate::config::Provider;
+use crate::dialect::{refusal, Dialect};
+
+use super::vendor::Vendor;
+use super::{path_segment, Operation};
+
+/// The Gemini API.
+pub struct Gemini;
+
+impl Vendor for Gemini {
+    fn name(&self) -> &'static str {
+        "gemini"
+    }
+
+    fn telemetry_name(&self) -> &'static str {
+        "gcp.gemini"
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Gemini
+    }
+
+    fn path(&self, _provider: &Provider, model: &str, stream: bool, op: Operation) -> String {
+        let model = path_segment(model);
+        match op {
+            Operation::Embed => format!("/v1beta/models/{model}:batchEmbedContents"),
+            _ if stream => format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
+            _ => format!("/v1beta/models/{model}:generateContent"),
+        }
+    }
+
+    fn key_header(&self, key: &str) -> Option<(&'static str, String)> {
+        Some(("x-goog-api-key", key.to_string()))
+    }
+
+    /// Gemini refuses a bad API key with a 400 (`API_KEY_INVALID`), which is the gateway's own
+    /// key failing, like a 401 elsewhere.
+    fn status(&self, status: u16, body: &[u8]) -> u16 {
+        if status == 400 && memchr::memmem::find(body, b"API_KEY_INVALID").is_some() {
+            401
+        } else {
+            status
+        }
+    }
+
+    /// A 200 answer whose prompt was blocked (`promptFeedback.blockReason`) or with a
+    /// candidate stopped for SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, ….
+    fn is_content_filter(&self, status: u16, body: &[u8]) -> bool {
+        status == 200 && refusal::gemini_answer(body)
+    }
+}
