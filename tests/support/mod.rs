@@ -33,6 +33,13 @@ pub use tls::{LeafCert, TestCa};
 
 use serde_json::{json, Value};
 
+/// The Python interpreter that runs `tests/python/*.py`: `$SWITCHYARD_PYTHON` when set (`.ci/run`
+/// sets it to the interpreter of the virtual environment it makes, `.venv/bin/python`), else
+/// `python3` from `PATH`.
+pub fn python() -> String {
+    std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
 /// A reqwest client: no proxy, HTTP/1 only, no timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
