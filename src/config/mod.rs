@@ -3,12 +3,14 @@
 //! ([`validate`]) whose lookup tables the request path uses without further work.
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
-//! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+//! so `switchyard check` and a rejected hot reload say exactly what is wrong. [`demo_key`]
+//! warns while the published demo key is loaded and reaches more than the built-in mock.
 
+pub mod demo_key;
 pub mod raw;
-pub mod validate;
 pub mod reload;
 pub mod snapshot;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
