@@ -568,14 +568,15 @@ impl Rejection {
                 self.cap
             ),
             LimitKind::TokensPerDay => format!(
-                "quota exceeded: this request needs {} tokens reserved (its prompt and max tokens) \
-                 and {who} has {} left of its {} tokens for today (UTC); it renews in {secs} s",
+                "quota exceeded: this request needs at least {} tokens of budget (its prompt \
+                 and likely output) and {who} has {} left of its {} tokens for today (UTC); \
+                 it renews in {secs} s",
                 self.needed, self.left, self.cap
             ),
             LimitKind::UsdPerMonth => format!(
-                "quota exceeded: this request needs {} reserved (its prompt and max tokens at the \
-                 model's prices) and {who} has {} left of its {} for this month (UTC); it renews \
-                 in {secs} s",
+                "quota exceeded: this request needs at least {} of budget (its prompt and \
+                 likely output at the model's prices) and {who} has {} left of its {} for this \
+                 month (UTC); it renews in {secs} s",
                 usd(self.needed),
                 usd(self.left),
                 usd(self.cap)
