@@ -102,6 +102,10 @@ fn grafana_to_promql(expr: &str) -> String {
     expr.replace("$__rate_interval", "5m")
         .replace("$__interval", "1m")
         .replace("$__range", "1h")
+        .replace("${job}", ".*")
+        .replace("${instance}", ".*")
+        .replace("$job", ".*")
+        .replace("$instance", ".*")
         .replace("${team}", ".*")
         .replace("${model}", ".*")
         .replace("$team", ".*")
@@ -119,7 +123,7 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)""#).unwrap();
     let grouping_re = Regex::new(r"\b(?:by|without)\s*\(([^)]*)\)").unwrap();
     let label_values_re = Regex::new(
-        r"label_values\(\s*(switchyard_[a-zA-Z0-9_]+)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)",
+        r"label_values\(\s*(switchyard_[a-zA-Z0-9_]+)\s*(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)",
     )
     .unwrap();
 
@@ -137,6 +141,10 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         }
         for m in matcher_re.captures_iter(&sel[2]) {
             let (label, op, value) = (&m[1], &m[2], &m[3]);
+            // Prometheus adds the target's `job` and `instance` to every series it scrapes.
+            if matches!(label, "job" | "instance") {
+                continue;
+            }
             if !samples.iter().any(|s| s.labels.contains_key(label)) {
                 problems.push(format!("{name} has no label {label:?}"));
                 continue;
@@ -177,6 +185,9 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         }
     }
     for lv in label_values_re.captures_iter(expr) {
+        if matches!(&lv[2], "job" | "instance") {
+            continue;
+        }
         let samples = samples_of(scrape, &lv[1]);
         if !samples.iter().any(|s| s.labels.contains_key(&lv[2])) {
             problems.push(format!(
@@ -490,6 +501,72 @@ async fn every_metric_of_the_alerts_and_the_dashboard_is_in_a_real_scrape() {
             "neither the alerts nor the dashboard use {name}"
         );
     }
+}
+
+/// The dashboard has `job` and `instance` variables, and every query of its panels and of its
+/// other variables reads only what they choose: each `switchyard_` selector carries
+/// `job=~"$job"` and `instance=~"$instance"` (the `instance` variable's own query, the job).
+#[test]
+fn every_dashboard_query_is_scoped_by_the_job_and_instance_variables() {
+    let doc: Json = serde_json::from_str(&read("deploy/grafana/switchyard.json")).unwrap();
+    let vars: Vec<&str> = doc["templating"]["list"]
+        .as_array()
+        .expect("templating.list")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(
+        vars.contains(&"job") && vars.contains(&"instance"),
+        "{vars:?}"
+    );
+    let metric_re = Regex::new(r"\bswitchyard_[a-zA-Z0-9_]+(\{[^}]*\})?").unwrap();
+    let mut panels = 0;
+    for (place, expr) in dashboard_queries() {
+        if place.ends_with("/job") {
+            continue; // the job variable chooses among every job
+        }
+        panels += 1;
+        for m in metric_re.captures_iter(&expr) {
+            let selector = m.get(1).map_or("", |s| s.as_str());
+            assert!(selector.contains(r#"job=~"$job""#), "{place}: {expr}");
+            if !place.ends_with("/instance") {
+                assert!(
+                    selector.contains(r#"instance=~"$instance""#),
+                    "{place}: {expr}"
+                );
+            }
+        }
+    }
+    assert!(panels > 20, "only {panels} queries");
+}
+
+/// Every aggregation of the alerts keeps `job` (`by (job, ...)`, or `without (...)` that does
+/// not drop it): an alert never sums staging and production together.
+#[test]
+fn every_alert_aggregation_keeps_the_job() {
+    let agg_re = Regex::new(
+        r"\b(sum|count|avg|min|max|group|stddev|stdvar)\s*(?:(by|without)\s*\(([^)]*)\))?\s*\(",
+    )
+    .unwrap();
+    let mut aggregations = 0;
+    for (name, expr) in alert_queries() {
+        for m in agg_re.captures_iter(&expr) {
+            aggregations += 1;
+            let labels: Vec<&str> = m
+                .get(3)
+                .map_or("", |l| l.as_str())
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let keeps_job = match m.get(2).map(|c| c.as_str()) {
+                Some("by") => labels.contains(&"job"),
+                Some(_) => !labels.contains(&"job"),
+                None => false,
+            };
+            assert!(keeps_job, "{name}: `{}` drops the job in {expr}", &m[0]);
+        }
+    }
+    assert!(aggregations >= 10, "only {aggregations} aggregations");
 }
 
 #[test]
