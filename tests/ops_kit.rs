@@ -993,6 +993,110 @@ fn manifests() -> BTreeMap<(String, String), Yaml> {
     out
 }
 
+/// The bundled Redis requires a password from a Secret, the gateway's config and environment
+/// carry the same one, and a NetworkPolicy admits only the gateway's pods (`gateway_labels`).
+fn redis_is_locked_to_the_gateway(
+    m: &BTreeMap<(String, String), Yaml>,
+    raw: &switchyard::config::raw::Config,
+    redis: &Yaml,
+    gateway: &Yaml,
+    gateway_labels: &Yaml,
+) {
+    let redis_c = &redis["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = redis_c["args"]
+        .as_sequence()
+        .expect("redis args")
+        .iter()
+        .map(str_of)
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--requirepass")
+        .expect("redis runs with --requirepass");
+    let var = args[at + 1]
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .expect("the password is an env var of the container, not in the manifest");
+    let env = redis_c["env"]
+        .as_sequence()
+        .expect("redis env")
+        .iter()
+        .find(|e| e["name"].as_str() == Some(var))
+        .expect("the password's variable");
+    let from = &env["valueFrom"]["secretKeyRef"];
+    let (secret_name, key) = (str_of(&from["name"]), str_of(&from["key"]));
+    let secret = get(m, "Secret", secret_name);
+    assert!(
+        secret["stringData"][key].as_str().is_some(),
+        "{secret_name} has no {key}"
+    );
+
+    // The gateway: redis_password_env names a variable its container gets from that Secret.
+    let password_env = raw
+        .state
+        .redis_password_env
+        .as_ref()
+        .expect("[state] redis_password_env")
+        .get_ref();
+    assert_eq!(password_env, key, "the gateway reads the Secret's key");
+    assert!(
+        gateway["envFrom"]
+            .as_sequence()
+            .expect("envFrom")
+            .iter()
+            .any(|e| e["secretRef"]["name"].as_str() == Some(secret_name)),
+        "the gateway's envFrom lacks the Secret {secret_name}"
+    );
+
+    // The NetworkPolicy: on the Redis pods, ingress from the gateway's pods only.
+    let policy = m
+        .iter()
+        .filter(|((kind, _), _)| kind == "NetworkPolicy")
+        .map(|(_, v)| v)
+        .find(|p| {
+            p["spec"]["podSelector"]["matchLabels"]
+                .as_mapping()
+                .is_some_and(|sel| {
+                    sel.iter().all(|(k, v)| {
+                        &redis["spec"]["template"]["metadata"]["labels"][str_of(k)] == v
+                    })
+                })
+        })
+        .expect("a NetworkPolicy selects the Redis pods");
+    let types: Vec<&str> = policy["spec"]["policyTypes"]
+        .as_sequence()
+        .expect("policyTypes")
+        .iter()
+        .map(str_of)
+        .collect();
+    assert!(types.contains(&"Ingress"), "{types:?}");
+    let rules = policy["spec"]["ingress"]
+        .as_sequence()
+        .expect("ingress rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let peers = rule["from"]
+            .as_sequence()
+            .expect("every rule names its peers");
+        for peer in peers {
+            let peer = peer.as_mapping().unwrap();
+            assert_eq!(peer.len(), 1, "only a podSelector: {peer:?}");
+            let sel = peer
+                .get("podSelector")
+                .and_then(|s| s["matchLabels"].as_mapping())
+                .expect("a podSelector with matchLabels");
+            assert!(!sel.is_empty());
+            for (k, v) in sel {
+                assert_eq!(
+                    &gateway_labels[str_of(k)],
+                    v,
+                    "a peer other than the gateway"
+                );
+            }
+        }
+    }
+}
+
 /// The files kustomization.yaml lists; they must be every manifest of the directory.
 fn kustomization_resources() -> Vec<String> {
     let k: Yaml = serde_yaml::from_str(&read("deploy/kubernetes/kustomization.yaml")).unwrap();
@@ -1300,6 +1404,7 @@ fn the_manifests_probe_and_serve_the_ports_and_paths_of_the_config() {
             v
         );
     }
+    redis_is_locked_to_the_gateway(&m, &raw, redis, c, labels);
 
     // The PodDisruptionBudget and the HPA act on the gateway's pods and Deployment.
     let pdb = get(&m, "PodDisruptionBudget", "switchyard");
@@ -1343,12 +1448,22 @@ fn the_configmap_config_passes_switchyard_check() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, &local).unwrap();
-    let secret = get(&m, "Secret", "switchyard-vendor-keys");
+    // The gateway's environment: every Secret of its envFrom (vendor keys, Redis password).
+    let secret_vars: Vec<(String, String)> = ["switchyard-vendor-keys", "switchyard-redis"]
+        .iter()
+        .flat_map(|name| {
+            let secret = get(&m, "Secret", name);
+            secret["stringData"]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (str_of(k).to_string(), str_of(v).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["check", "-c"]).arg(&path).current_dir(dir.path());
-    for (k, v) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env(str_of(k), str_of(v));
-    }
+    cmd.envs(secret_vars.iter().cloned());
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -1375,17 +1490,15 @@ fn the_configmap_config_passes_switchyard_check() {
     cmd.args(["check", "-c"])
         .arg(&tls_path)
         .current_dir(dir.path());
-    for (k, v) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env(str_of(k), str_of(v));
-    }
+    cmd.envs(secret_vars.iter().cloned());
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "with TLS: {}", output_text(&out));
 
     // Without the Secret's variables it is refused: the env vars really are needed.
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["check", "-c"]).arg(&path).current_dir(dir.path());
-    for (k, _) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env_remove(str_of(k));
+    for (k, _) in &secret_vars {
+        cmd.env_remove(k);
     }
     assert!(!cmd.output().unwrap().status.success());
 }
