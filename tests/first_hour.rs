@@ -14,26 +14,6 @@ const DEMO: &str = "sk-switchyard-demo";
 /// The part of the demo-key warning that does not change with the reason.
 const DEMO_WARNING: &str = "the public demo key \"sk-switchyard-demo\" is in the config";
 
-/// A shipped config made runnable by the test harness: its listeners on the harness's free
-/// loopback ports, its state and usage log in the gateway's temp directory.
-fn shipped(path: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join(path)).unwrap();
-    text.lines()
-        .map(|line| {
-            let key = line.split('=').next().unwrap_or("").trim();
-            match key {
-                "listen" => "listen = \"{API}\"".to_string(),
-                "admin_listen" => "admin_listen = \"{ADMIN}\"".to_string(),
-                "dir" => "dir = \"{DIR}/data\"".to_string(),
-                "usage" => "usage = \"{DIR}/usage.jsonl\"".to_string(),
-                _ => line.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// A real (OpenAI-compatible) vendor and a model routed to it, as the README's walkthrough
 /// adds them.
 fn real_vendor(base_url: &str) -> String {
@@ -52,7 +32,7 @@ async fn error_of(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, 
 #[tokio::test]
 async fn the_demo_key_is_refused_on_a_real_route_and_warned_about_when_it_is_not() {
     let vendor = MockUpstream::start().await;
-    let example = shipped("config/switchyard.toml");
+    let example = shipped_config("config/switchyard.toml");
     let config = format!("{example}\n{}", real_vendor(&vendor.base_url()));
     let gw = Gateway::start_raw(&config).await;
 
@@ -83,7 +63,7 @@ async fn the_demo_key_on_a_public_listener_is_warned_about_at_start() {
         .unwrap()
         .port();
     let public = format!("0.0.0.0:{port}");
-    let container = shipped("deploy/container.toml").replace("{API}", &public);
+    let container = shipped_config("deploy/container.toml").replace("{API}", &public);
     let gw = Gateway::start_raw(&container).await;
     let logs = gw.wait_for_log(DEMO_WARNING).await;
     assert!(
@@ -94,7 +74,7 @@ async fn the_demo_key_on_a_public_listener_is_warned_about_at_start() {
 
 #[tokio::test]
 async fn the_container_config_serves_the_readme_examples() {
-    let gw = Gateway::start_raw(&shipped("deploy/container.toml")).await;
+    let gw = Gateway::start_raw(&shipped_config("deploy/container.toml")).await;
     let resp = gw.chat(DEMO, &chat_body("demo", "hello", false)).await;
     assert_eq!(resp.status(), 200);
     let resp = gw

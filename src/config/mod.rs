@@ -1,4 +1,4 @@
-//! The configuration: the TOML file of `spec/gateway.md` §4, read into raw serde types
+//! The configuration: the TOML file of docs/config.md, read into raw serde types
 //! ([`raw`], `deny_unknown_fields`), then checked and turned into the runtime [`Config`]
 //! ([`validate`]) whose lookup tables the request path uses without further work.
 //!

@@ -1,7 +1,7 @@
 //! Every error Switchyard answers itself, and the one place it becomes an HTTP answer.
 //!
 //! The JSON shape is the seed's, extended with OpenAI's fields so that OpenAI SDKs read it
-//! (`spec/gateway.md` §2): `{"error":{"message","type","param","code","reason","status"}}`.
+//! (docs/api.md, "Errors"): `{"error":{"message","type","param","code","reason","status"}}`.
 //! `reason` doubles as the low-cardinality metric label.
 
 use bytes::Bytes;
