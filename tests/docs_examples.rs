@@ -168,7 +168,11 @@ fn run(ex: &Example, gw: &Gateway) -> String {
 #[tokio::test]
 async fn every_checked_example_prints_what_it_shows() {
     let examples: Vec<Example> = doc_files().iter().flat_map(|f| examples_of(f)).collect();
-    assert!(examples.len() >= 10, "only {} checked examples", examples.len());
+    assert!(
+        examples.len() >= 10,
+        "only {} checked examples",
+        examples.len()
+    );
     assert!(
         examples.iter().any(|e| e.place.starts_with("README.md")),
         "the README's examples are checked"
@@ -191,7 +195,10 @@ async fn every_checked_example_prints_what_it_shows() {
 fn the_matcher_takes_dots_for_any_text() {
     assert!(matches("a\nb", "a\nb  \n\n"));
     assert!(!matches("a\nb", "a\nc"));
-    assert!(matches(r#"{"id":"...","n":1}"#, r#"{"id":"chatcmpl-12ab","n":1}"#));
+    assert!(matches(
+        r#"{"id":"...","n":1}"#,
+        r#"{"id":"chatcmpl-12ab","n":1}"#
+    ));
     assert!(!matches(r#"{"id":"...","n":1}"#, r#"{"id":"x","n":2}"#));
     assert!(matches("head\n...\ntail", "head\nx\ny\ntail"));
     assert!(!matches("ab...ba", "aba"), "the pieces may not overlap");
