@@ -12,7 +12,7 @@ use support::*;
 const DEMO: &str = "sk-switchyard-demo";
 
 /// The part of the demo-key warning that does not change with the reason.
-const DEMO_WARNING: &str = "the public demo key \"sk-switchyard-demo\" is in the config";
+const DEMO_WARNING: &str = "the public demo key of the example configs is in the config";
 
 /// A real (OpenAI-compatible) vendor and a model routed to it, as the README's walkthrough
 /// adds them.
@@ -52,6 +52,10 @@ async fn the_demo_key_is_refused_on_a_real_route_and_warned_about_when_it_is_not
     gw.write_config_raw(&open);
     let logs = gw.wait_for_log(DEMO_WARNING).await;
     assert!(logs.contains("`acme-large`"), "{logs}");
+    assert!(
+        !logs.contains(DEMO),
+        "no secret in the logs, not even the public one"
+    );
 }
 
 #[tokio::test]

@@ -40,12 +40,13 @@ pub fn exposure(config: &Config) -> Option<String> {
 /// Logs a warning when the demo key is exposed (see [`exposure`]); called at start and after
 /// every reload.
 pub fn warn_if_exposed(config: &Config) {
+    // The secret is public, but it is not written to a log all the same: logs hold no secret.
     if let Some(why) = exposure(config) {
         tracing::warn!(
             file = %config.source.display(),
-            key = "demo",
-            "the public demo key {DEMO_SECRET:?} is in the config and {why}: anyone can use it; \
-             remove its [[keys]] entry, or generate your own with `switchyard key new`"
+            "the public demo key of the example configs is in the config and {why}: anyone who \
+             has read the README can use it; remove its [[keys]] entry, or generate your own \
+             with `switchyard key new`"
         );
     }
 }
