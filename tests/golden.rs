@@ -27,13 +27,13 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use regex::Regex;
+use switchyard::accounting::meter::Meter;
 use switchyard::config::{self, Config, Provider, ProviderKind};
 use switchyard::convert::{self, unix_now, AnswerTranslation};
 use switchyard::dialect::{self, Dialect};
 use switchyard::gateway::error::GatewayError;
-use switchyard::accounting::meter::Meter;
-use switchyard::providers;
 use switchyard::gateway::request::FrontRequest;
+use switchyard::providers;
 
 const DOORS: [(&str, Dialect); 3] = [
     ("chat", Dialect::Chat),
@@ -583,7 +583,8 @@ fn front_request(front: Dialect, stream: bool) -> switchyard::gateway::request::
             r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
         ),
     };
-    switchyard::gateway::request::FrontRequest::read(front, Bytes::from(body)).expect("a valid request")
+    switchyard::gateway::request::FrontRequest::read(front, Bytes::from(body))
+        .expect("a valid request")
 }
 
 /// An answer through a fresh translation, fed in chunks of `cut` bytes.

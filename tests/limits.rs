@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use support::*;
 use switchyard::config::{self, Config};
-use switchyard::policy::limits::{Demand, LimitKind, Limiter, Scope, Spent};
 use switchyard::observability::metrics::Metrics;
+use switchyard::policy::limits::{Demand, LimitKind, Limiter, Scope, Spent};
 
 // -------------------------------------------------------------------------------------------
 // Helpers
