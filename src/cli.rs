@@ -63,7 +63,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Print a new secret once, and the `[[keys]]` stanza that holds only its hash.
+    /// Print a new secret once (on stderr), and the `[[keys]]` stanza that holds only its hash
+    /// (on stdout, ready to append to a config).
     New {
         #[arg(long)]
         id: String,
@@ -103,16 +104,48 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `key new`: the secret on stderr, shown this once; the `[[keys]]` stanza alone on stdout,
+/// so that `switchyard key new ... >> switchyard.toml` never writes the secret into a config.
+/// `--id` and `--team` are checked by the rules `check` applies; exit 2 when one breaks them.
 fn key_new(id: &str, team: &str) -> ExitCode {
     let (secret, hash) = crate::policy::auth::new_secret();
-    println!("# The secret, shown this once. Give it to the key's owner; Switchyard keeps only its hash.");
-    println!("# {secret}");
-    println!();
-    println!("[[keys]]");
-    println!("id = {}", toml_string(id));
-    println!("team = {}", toml_string(team));
-    println!("sha256 = \"{hash}\"");
+    let stanza = key_stanza(id, team, &hash);
+    if let Err(e) = stanza_is_valid(team, &stanza) {
+        eprintln!("switchyard key new: {e}");
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "The secret, shown this once. Give it to the key's owner; Switchyard keeps only its hash:"
+    );
+    eprintln!("{secret}");
+    print!("{stanza}");
     ExitCode::SUCCESS
+}
+
+/// The `[[keys]]` stanza of a key: its id, team and the SHA-256 (hex) of its secret.
+fn key_stanza(id: &str, team: &str, hash: &str) -> String {
+    format!(
+        "[[keys]]\nid = {}\nteam = {}\nsha256 = \"{hash}\"\n",
+        toml_string(id),
+        toml_string(team)
+    )
+}
+
+/// Validates `stanza` as `check` would, in a config of its own beside a `[[teams]]` named
+/// `team`; an error names the flag at fault (`--id`, `--team`) and the rule it breaks.
+fn stanza_is_valid(team: &str, stanza: &str) -> Result<(), String> {
+    let text = format!("[[teams]]\nname = {}\n\n{stanza}", toml_string(team));
+    match config::load_str(&text, std::path::Path::new("key new")) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let flag = if e.path.starts_with("keys[0].id") {
+                "--id"
+            } else {
+                "--team"
+            };
+            Err(format!("{flag}: {}", e.reason))
+        }
+    }
 }
 
 fn toml_string(s: &str) -> String {
@@ -138,6 +171,7 @@ fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
         admin = %config.server.admin_listen,
         "config loaded"
     );
+    config::demo_key::warn_if_exposed(&config);
     let server = build_server(path, config, upgrade);
     server.run_forever()
 }

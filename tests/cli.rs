@@ -75,13 +75,15 @@ async fn key_new_prints_a_working_key() {
         dir.path(),
     );
     assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let secret = text
+    // The secret on stderr; stdout is the stanza alone (`>> config` never writes the secret).
+    let err = String::from_utf8(out.stderr).unwrap();
+    let secret = err
         .lines()
-        .find_map(|l| l.strip_prefix("# sk-"))
-        .map(|s| format!("sk-{s}"))
-        .expect("the secret is printed");
-    let stanza = &text[text.find("[[keys]]").expect("a [[keys]] stanza")..];
+        .find(|l| l.starts_with("sk-"))
+        .expect("the secret is printed")
+        .to_string();
+    let stanza = &String::from_utf8(out.stdout).unwrap();
+    assert!(stanza.starts_with("[[keys]]"), "{stanza}");
     assert!(stanza.contains(&sha256_hex(&secret)));
     assert!(!stanza.contains(&secret), "the stanza holds only the hash");
 
@@ -94,6 +96,28 @@ async fn key_new_prints_a_working_key() {
     assert_eq!(resp.status(), 200, "{}", gw.logs());
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
+}
+
+#[test]
+fn key_new_refuses_an_id_check_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, flag) in [
+        (["--id", "ci/bot", "--team", "demo"], "--id"),
+        (["--id", "", "--team", "demo"], "--id"),
+        (["--id", "ci-bot", "--team", "a team"], "--team"),
+    ] {
+        let mut all = vec!["key", "new"];
+        all.extend(args);
+        let out = run_switchyard(&all, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: no stanza");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(
+            !err.contains("sk-"),
+            "{args:?}: no secret for a refused key: {err}"
+        );
+    }
 }
 
 #[test]

@@ -202,7 +202,7 @@ async fn the_openai_sdk_embeds_through_the_gateway() {
         "/tests/python/openai_embeddings.py"
     );
     for model in ["embed-gem", "embed-mock"] {
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(support::python())
             .args([script, &s.gw.url("/v1"), DEMO_SECRET, model])
             .output()
             .expect("python3 runs");

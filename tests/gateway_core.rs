@@ -659,7 +659,7 @@ async fn openai_python_sdk_works_unchanged() {
     let mock = MockUpstream::start().await;
     let gw = start(&mock.base_url(), "").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(support::python())
         .arg(script)
         .arg(gw.url("/v1"))
         .arg(DEMO_SECRET)

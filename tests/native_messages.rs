@@ -255,7 +255,7 @@ async fn count_tokens_passes_through_or_is_estimated_and_is_never_charged() {
 /// Runs tests/python/anthropic_sdk.py (create, stream, count_tokens) against the gateway.
 fn anthropic_sdk(gw: &Gateway, model: &str, max_tokens: u32) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/anthropic_sdk.py");
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(support::python())
         .args([
             script,
             &gw.url(""),

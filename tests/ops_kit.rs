@@ -102,6 +102,10 @@ fn grafana_to_promql(expr: &str) -> String {
     expr.replace("$__rate_interval", "5m")
         .replace("$__interval", "1m")
         .replace("$__range", "1h")
+        .replace("${job}", ".*")
+        .replace("${instance}", ".*")
+        .replace("$job", ".*")
+        .replace("$instance", ".*")
         .replace("${team}", ".*")
         .replace("${model}", ".*")
         .replace("$team", ".*")
@@ -119,7 +123,7 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)""#).unwrap();
     let grouping_re = Regex::new(r"\b(?:by|without)\s*\(([^)]*)\)").unwrap();
     let label_values_re = Regex::new(
-        r"label_values\(\s*(switchyard_[a-zA-Z0-9_]+)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)",
+        r"label_values\(\s*(switchyard_[a-zA-Z0-9_]+)\s*(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)",
     )
     .unwrap();
 
@@ -137,6 +141,10 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         }
         for m in matcher_re.captures_iter(&sel[2]) {
             let (label, op, value) = (&m[1], &m[2], &m[3]);
+            // Prometheus adds the target's `job` and `instance` to every series it scrapes.
+            if matches!(label, "job" | "instance") {
+                continue;
+            }
             if !samples.iter().any(|s| s.labels.contains_key(label)) {
                 problems.push(format!("{name} has no label {label:?}"));
                 continue;
@@ -177,6 +185,9 @@ fn check_query(expr: &str, scrape: &[Sample]) -> Vec<String> {
         }
     }
     for lv in label_values_re.captures_iter(expr) {
+        if matches!(&lv[2], "job" | "instance") {
+            continue;
+        }
         let samples = samples_of(scrape, &lv[1]);
         if !samples.iter().any(|s| s.labels.contains_key(&lv[2])) {
             problems.push(format!(
@@ -490,6 +501,72 @@ async fn every_metric_of_the_alerts_and_the_dashboard_is_in_a_real_scrape() {
             "neither the alerts nor the dashboard use {name}"
         );
     }
+}
+
+/// The dashboard has `job` and `instance` variables, and every query of its panels and of its
+/// other variables reads only what they choose: each `switchyard_` selector carries
+/// `job=~"$job"` and `instance=~"$instance"` (the `instance` variable's own query, the job).
+#[test]
+fn every_dashboard_query_is_scoped_by_the_job_and_instance_variables() {
+    let doc: Json = serde_json::from_str(&read("deploy/grafana/switchyard.json")).unwrap();
+    let vars: Vec<&str> = doc["templating"]["list"]
+        .as_array()
+        .expect("templating.list")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(
+        vars.contains(&"job") && vars.contains(&"instance"),
+        "{vars:?}"
+    );
+    let metric_re = Regex::new(r"\bswitchyard_[a-zA-Z0-9_]+(\{[^}]*\})?").unwrap();
+    let mut panels = 0;
+    for (place, expr) in dashboard_queries() {
+        if place.ends_with("/job") {
+            continue; // the job variable chooses among every job
+        }
+        panels += 1;
+        for m in metric_re.captures_iter(&expr) {
+            let selector = m.get(1).map_or("", |s| s.as_str());
+            assert!(selector.contains(r#"job=~"$job""#), "{place}: {expr}");
+            if !place.ends_with("/instance") {
+                assert!(
+                    selector.contains(r#"instance=~"$instance""#),
+                    "{place}: {expr}"
+                );
+            }
+        }
+    }
+    assert!(panels > 20, "only {panels} queries");
+}
+
+/// Every aggregation of the alerts keeps `job` (`by (job, ...)`, or `without (...)` that does
+/// not drop it): an alert never sums staging and production together.
+#[test]
+fn every_alert_aggregation_keeps_the_job() {
+    let agg_re = Regex::new(
+        r"\b(sum|count|avg|min|max|group|stddev|stdvar)\s*(?:(by|without)\s*\(([^)]*)\))?\s*\(",
+    )
+    .unwrap();
+    let mut aggregations = 0;
+    for (name, expr) in alert_queries() {
+        for m in agg_re.captures_iter(&expr) {
+            aggregations += 1;
+            let labels: Vec<&str> = m
+                .get(3)
+                .map_or("", |l| l.as_str())
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let keeps_job = match m.get(2).map(|c| c.as_str()) {
+                Some("by") => labels.contains(&"job"),
+                Some(_) => !labels.contains(&"job"),
+                None => false,
+            };
+            assert!(keeps_job, "{name}: `{}` drops the job in {expr}", &m[0]);
+        }
+    }
+    assert!(aggregations >= 10, "only {aggregations} aggregations");
 }
 
 #[test]
@@ -916,6 +993,110 @@ fn manifests() -> BTreeMap<(String, String), Yaml> {
     out
 }
 
+/// The bundled Redis requires a password from a Secret, the gateway's config and environment
+/// carry the same one, and a NetworkPolicy admits only the gateway's pods (`gateway_labels`).
+fn redis_is_locked_to_the_gateway(
+    m: &BTreeMap<(String, String), Yaml>,
+    raw: &switchyard::config::raw::Config,
+    redis: &Yaml,
+    gateway: &Yaml,
+    gateway_labels: &Yaml,
+) {
+    let redis_c = &redis["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = redis_c["args"]
+        .as_sequence()
+        .expect("redis args")
+        .iter()
+        .map(str_of)
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--requirepass")
+        .expect("redis runs with --requirepass");
+    let var = args[at + 1]
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .expect("the password is an env var of the container, not in the manifest");
+    let env = redis_c["env"]
+        .as_sequence()
+        .expect("redis env")
+        .iter()
+        .find(|e| e["name"].as_str() == Some(var))
+        .expect("the password's variable");
+    let from = &env["valueFrom"]["secretKeyRef"];
+    let (secret_name, key) = (str_of(&from["name"]), str_of(&from["key"]));
+    let secret = get(m, "Secret", secret_name);
+    assert!(
+        secret["stringData"][key].as_str().is_some(),
+        "{secret_name} has no {key}"
+    );
+
+    // The gateway: redis_password_env names a variable its container gets from that Secret.
+    let password_env = raw
+        .state
+        .redis_password_env
+        .as_ref()
+        .expect("[state] redis_password_env")
+        .get_ref();
+    assert_eq!(password_env, key, "the gateway reads the Secret's key");
+    assert!(
+        gateway["envFrom"]
+            .as_sequence()
+            .expect("envFrom")
+            .iter()
+            .any(|e| e["secretRef"]["name"].as_str() == Some(secret_name)),
+        "the gateway's envFrom lacks the Secret {secret_name}"
+    );
+
+    // The NetworkPolicy: on the Redis pods, ingress from the gateway's pods only.
+    let policy = m
+        .iter()
+        .filter(|((kind, _), _)| kind == "NetworkPolicy")
+        .map(|(_, v)| v)
+        .find(|p| {
+            p["spec"]["podSelector"]["matchLabels"]
+                .as_mapping()
+                .is_some_and(|sel| {
+                    sel.iter().all(|(k, v)| {
+                        &redis["spec"]["template"]["metadata"]["labels"][str_of(k)] == v
+                    })
+                })
+        })
+        .expect("a NetworkPolicy selects the Redis pods");
+    let types: Vec<&str> = policy["spec"]["policyTypes"]
+        .as_sequence()
+        .expect("policyTypes")
+        .iter()
+        .map(str_of)
+        .collect();
+    assert!(types.contains(&"Ingress"), "{types:?}");
+    let rules = policy["spec"]["ingress"]
+        .as_sequence()
+        .expect("ingress rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let peers = rule["from"]
+            .as_sequence()
+            .expect("every rule names its peers");
+        for peer in peers {
+            let peer = peer.as_mapping().unwrap();
+            assert_eq!(peer.len(), 1, "only a podSelector: {peer:?}");
+            let sel = peer
+                .get("podSelector")
+                .and_then(|s| s["matchLabels"].as_mapping())
+                .expect("a podSelector with matchLabels");
+            assert!(!sel.is_empty());
+            for (k, v) in sel {
+                assert_eq!(
+                    &gateway_labels[str_of(k)],
+                    v,
+                    "a peer other than the gateway"
+                );
+            }
+        }
+    }
+}
+
 /// The files kustomization.yaml lists; they must be every manifest of the directory.
 fn kustomization_resources() -> Vec<String> {
     let k: Yaml = serde_yaml::from_str(&read("deploy/kubernetes/kustomization.yaml")).unwrap();
@@ -1223,6 +1404,7 @@ fn the_manifests_probe_and_serve_the_ports_and_paths_of_the_config() {
             v
         );
     }
+    redis_is_locked_to_the_gateway(&m, &raw, redis, c, labels);
 
     // The PodDisruptionBudget and the HPA act on the gateway's pods and Deployment.
     let pdb = get(&m, "PodDisruptionBudget", "switchyard");
@@ -1266,12 +1448,22 @@ fn the_configmap_config_passes_switchyard_check() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, &local).unwrap();
-    let secret = get(&m, "Secret", "switchyard-vendor-keys");
+    // The gateway's environment: every Secret of its envFrom (vendor keys, Redis password).
+    let secret_vars: Vec<(String, String)> = ["switchyard-vendor-keys", "switchyard-redis"]
+        .iter()
+        .flat_map(|name| {
+            let secret = get(&m, "Secret", name);
+            secret["stringData"]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (str_of(k).to_string(), str_of(v).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["check", "-c"]).arg(&path).current_dir(dir.path());
-    for (k, v) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env(str_of(k), str_of(v));
-    }
+    cmd.envs(secret_vars.iter().cloned());
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -1298,17 +1490,15 @@ fn the_configmap_config_passes_switchyard_check() {
     cmd.args(["check", "-c"])
         .arg(&tls_path)
         .current_dir(dir.path());
-    for (k, v) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env(str_of(k), str_of(v));
-    }
+    cmd.envs(secret_vars.iter().cloned());
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "with TLS: {}", output_text(&out));
 
     // Without the Secret's variables it is refused: the env vars really are needed.
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["check", "-c"]).arg(&path).current_dir(dir.path());
-    for (k, _) in secret["stringData"].as_mapping().unwrap() {
-        cmd.env_remove(str_of(k));
+    for (k, _) in &secret_vars {
+        cmd.env_remove(k);
     }
     assert!(!cmd.output().unwrap().status.success());
 }

@@ -267,7 +267,7 @@ fn run_sdk(gw: &Gateway, model: &str, stream: &str, tools: bool) -> Value {
     if tools {
         args.push("tools");
     }
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(support::python())
         .args(args)
         .output()
         .expect("python3 runs");

@@ -155,7 +155,7 @@ fn run_sdk(gw: &Gateway, model: &str, stream: &str) -> Value {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/openai_responses_state.py"
     );
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(support::python())
         .args([script, &gw.url("/v1"), DEMO_SECRET, model, stream])
         .output()
         .expect("python3 runs");

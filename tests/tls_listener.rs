@@ -204,7 +204,7 @@ async fn the_openai_python_sdk_works_over_https() {
     let lines = tls_lines(&certs.cert(), &certs.key());
     let gw = start_tls_with(&certs, &builtin_mock_body(), &lines).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(support::python())
         .arg(script)
         .arg(https(&gw, "/v1"))
         .arg(DEMO_SECRET)
@@ -231,7 +231,7 @@ async fn the_openai_python_sdk_works_over_http2() {
     let lines = tls_lines(&certs.cert(), &certs.key());
     let gw = start_tls_with(&certs, &builtin_mock_body(), &lines).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk_h2.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(support::python())
         .arg(script)
         .arg(https(&gw, "/v1"))
         .arg(DEMO_SECRET)

@@ -130,7 +130,7 @@ fn sdk(mode: &str, gw: &Gateway, model: &str, stream: bool, tools: bool) -> Valu
     } else {
         gw.url("")
     };
-    let mut cmd = std::process::Command::new("python3");
+    let mut cmd = std::process::Command::new(support::python());
     cmd.args([
         script,
         mode,
@@ -311,7 +311,7 @@ fn sdk_failure(mode: &str, gw: &Gateway, model: &str, stream: bool) -> String {
     } else {
         gw.url("")
     };
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(support::python())
         .args([
             script,
             mode,

@@ -1,15 +1,17 @@
-//! The configuration: the TOML file of `spec/gateway.md` §4, read into raw serde types
+//! The configuration: the TOML file of docs/config.md, read into raw serde types
 //! ([`raw`], `deny_unknown_fields`), then checked and turned into the runtime [`Config`]
 //! ([`validate`]) whose lookup tables the request path uses without further work.
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
-//! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+//! so `switchyard check` and a rejected hot reload say exactly what is wrong. [`demo_key`]
+//! warns while the published demo key is loaded and reaches more than the built-in mock.
 //!
 //! A running config is kept in [`snapshot`] and replaced by [`reload`], which hears of file
 //! changes through [`watch`] (the TLS certificate rotation uses the same watcher). Checking a
 //! config reaches none of them: [`validate`] reads certificate files only through
 //! `crate::server::tls::pem`, which imports nothing of the crate.
 
+pub mod demo_key;
 pub mod raw;
 pub mod reload;
 pub mod snapshot;

@@ -181,6 +181,7 @@ impl Reloader {
             .inc();
         publish(&self.metrics, &self.snapshot);
         tracing::info!(file = %self.path.display(), %hash, ?trigger, "config reloaded");
+        super::demo_key::warn_if_exposed(&stored);
         self.notify_listeners(&stored);
         Outcome::Applied { hash }
     }

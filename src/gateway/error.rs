@@ -1,7 +1,7 @@
 //! Every error Switchyard answers itself, and the one place it becomes an HTTP answer.
 //!
 //! The JSON shape is the seed's, extended with OpenAI's fields so that OpenAI SDKs read it
-//! (`spec/gateway.md` §2): `{"error":{"message","type","param","code","reason","status"}}`.
+//! (docs/api.md, "Errors"): `{"error":{"message","type","param","code","reason","status"}}`.
 //! `reason` doubles as the low-cardinality metric label.
 
 use bytes::Bytes;
@@ -34,9 +34,12 @@ pub enum GatewayError {
     ContentFilter,
     #[error("{0}")]
     Authentication(&'static str),
-    #[error("this key's team may not use the model `{0}`")]
+    /// The model as the client named it (an alias stays the alias).
+    #[error(
+        "this key's team may not use the model `{0}`; GET /v1/models lists the models it may use"
+    )]
     Permission(String),
-    #[error("the model `{0}` does not exist")]
+    #[error("the model `{0}` does not exist; GET /v1/models lists the models this key may use")]
     ModelNotFound(String),
     #[error("{message}")]
     RateLimited {
@@ -134,6 +137,27 @@ impl GatewayError {
         }
     }
 
+    /// Whether retrying the same request could change this answer: not for a malformed or
+    /// refused request (400, 401, 403, 404, 405, 413, 414, 431), whoever made it. OpenAI's
+    /// and Anthropic's SDKs (and Claude Code) read `x-should-retry: false` as "do not retry";
+    /// without it they retry a 401, which a mistyped key turns into a minute of silence.
+    pub fn should_retry(&self) -> bool {
+        !matches!(self.status(), 400 | 401 | 403 | 404 | 405 | 413 | 414 | 431)
+    }
+
+    /// The headers this error's answer carries besides `content-type`: `retry-after` (seconds)
+    /// when there is a time to wait, and `x-should-retry: false` when no retry can change it.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(secs) = self.retry_after() {
+            out.push(("retry-after", secs.to_string()));
+        }
+        if !self.should_retry() {
+            out.push(("x-should-retry", "false".to_string()));
+        }
+        out
+    }
+
     /// The JSON body of this error.
     pub fn body(&self) -> Bytes {
         let message = match self {
@@ -224,7 +248,10 @@ mod tests {
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert!(v["error"]["param"].is_null());
-        assert_eq!(v["error"]["message"], "the model `x\"y` does not exist");
+        assert_eq!(
+            v["error"]["message"],
+            "the model `x\"y` does not exist; GET /v1/models lists the models this key may use"
+        );
     }
 
     #[test]
@@ -238,6 +265,32 @@ mod tests {
         assert_eq!(v["error"]["reason"], "invalid_request");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "messages[0].content");
+    }
+
+    #[test]
+    fn answers_no_retry_can_change_say_so() {
+        for e in [
+            GatewayError::InvalidRequest("x".into()),
+            GatewayError::Authentication("bad key"),
+            GatewayError::Permission("m".into()),
+            GatewayError::ModelNotFound("m".into()),
+            GatewayError::Vendor {
+                status: 400,
+                message: "x".into(),
+            },
+        ] {
+            assert_eq!(
+                e.headers(),
+                [("x-should-retry", "false".to_string())],
+                "{e:?}"
+            );
+        }
+        let limited = GatewayError::RateLimited {
+            message: "x".into(),
+            retry_after_secs: 3,
+        };
+        assert_eq!(limited.headers(), [("retry-after", "3".to_string())]);
+        assert!(GatewayError::Upstream("x".into()).headers().is_empty());
     }
 
     #[test]

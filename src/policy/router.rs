@@ -8,13 +8,14 @@ use crate::config::{Config, Model, Route, Routing, Strategy, Team};
 use crate::gateway::error::GatewayError;
 use crate::policy::health::{Availability, Health};
 
-/// The model named by `name` (its name or an alias) that `team` may use.
+/// The model named by `name` (its name or an alias) that `team` may use. Errors name the
+/// model as the client sent it: 404 `ModelNotFound`, 403 `Permission`.
 pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, GatewayError> {
     let model = config
         .model(name)
         .ok_or_else(|| GatewayError::ModelNotFound(printable(name)))?;
     if !team.allows(&model.name) {
-        return Err(GatewayError::Permission(model.name.clone()));
+        return Err(GatewayError::Permission(printable(name)));
     }
     Ok(model.clone())
 }

@@ -33,6 +33,32 @@ pub use tls::{LeafCert, TestCa};
 
 use serde_json::{json, Value};
 
+/// The Python interpreter that runs `tests/python/*.py`: `$SWITCHYARD_PYTHON` when set (`.ci/run`
+/// sets it to the interpreter of the virtual environment it makes, `.venv/bin/python`), else
+/// `python3` from `PATH`.
+pub fn python() -> String {
+    std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// A config file of the repository (`config/switchyard.toml`, `deploy/container.toml`) made
+/// runnable by [`Gateway::start_raw`]: its `listen` and `admin_listen` on the harness's free
+/// loopback ports, its state `dir` and usage log in the gateway's temp directory; every other
+/// line as shipped.
+pub fn shipped_config(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(path)).expect("a shipped config");
+    text.lines()
+        .map(|line| match line.split('=').next().unwrap_or("").trim() {
+            "listen" => "listen = \"{API}\"".to_string(),
+            "admin_listen" => "admin_listen = \"{ADMIN}\"".to_string(),
+            "dir" => "dir = \"{DIR}/data\"".to_string(),
+            "usage" => "usage = \"{DIR}/usage.jsonl\"".to_string(),
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A reqwest client: no proxy, HTTP/1 only, no timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

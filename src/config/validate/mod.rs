@@ -699,7 +699,7 @@ teams = ["search", "x-*"]
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchyard.toml");
         let c = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.source, path);
-        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert_eq!(c.server.admin_listen, "127.0.0.1:9090");
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.provider(0).kind, ProviderKind::Mock);

@@ -289,6 +289,10 @@ pub(crate) struct Refusal {
     pub(crate) retry_after: Duration,
     /// The limit's value (requests, tokens, or nano-dollars), for the message.
     pub(crate) cap: u64,
+    /// For a budget: the least this request needed reserved, and what the budget had left
+    /// (tokens, or nano-dollars); 0 and 0 for the other limits. For the message.
+    pub(crate) needed: u64,
+    pub(crate) left: u64,
 }
 
 impl Refusal {
@@ -538,30 +542,39 @@ fn check(
 ) -> Result<Plan, Refusal> {
     let mut plan = Plan::default();
     let mut refusal: Option<Refusal> = None;
-    let mut refuse = |limit: LimitKind, retry_after: Duration, cap: u64| {
+    // `needed` and `left` are a budget's (0 for the other limits).
+    let mut refuse = |limit: LimitKind, retry_after: Duration, cap: u64, needed: u64, left: u64| {
         let r = Refusal {
             scope,
             limit,
             retry_after,
             cap,
+            needed,
+            left,
         };
         refusal = Some(refusal.map_or(r, |prev| prev.worse(r)));
     };
     if let Some(bucket) = state.rpm.as_mut() {
         match bucket.plan(1) {
             Ok(take) => plan.rpm = Some(take),
-            Err(wait) => refuse(LimitKind::Rpm, wait, u64::from(bucket.limit())),
+            Err(wait) => refuse(LimitKind::Rpm, wait, u64::from(bucket.limit()), 0, 0),
         }
     }
     if let Some(bucket) = state.tpm.as_mut() {
         match bucket.plan(need.tokens) {
             Ok(take) => plan.tpm = Some(take),
-            Err(wait) => refuse(LimitKind::Tpm, wait, u64::from(bucket.limit())),
+            Err(wait) => refuse(LimitKind::Tpm, wait, u64::from(bucket.limit()), 0, 0),
         }
     }
     if let Some(max) = limits.max_concurrent {
         if state.inflight >= max {
-            refuse(LimitKind::Concurrency, CONCURRENCY_RETRY, u64::from(max));
+            refuse(
+                LimitKind::Concurrency,
+                CONCURRENCY_RETRY,
+                u64::from(max),
+                0,
+                0,
+            );
         }
         plan.inflight = true;
     }
@@ -571,7 +584,8 @@ fn check(
             Some(grant) => plan.day = grant,
             None => {
                 let wait = Period::Day.until_next(periods.unix);
-                refuse(LimitKind::TokensPerDay, wait, cap);
+                let left = state.day.left(cap);
+                refuse(LimitKind::TokensPerDay, wait, cap, need.floor_tokens, left);
             }
         }
     }
@@ -582,7 +596,14 @@ fn check(
             Some(grant) => plan.month = grant,
             None => {
                 let wait = Period::Month.until_next(periods.unix);
-                refuse(LimitKind::UsdPerMonth, wait, cap);
+                let left = state.month.left(cap);
+                refuse(
+                    LimitKind::UsdPerMonth,
+                    wait,
+                    cap,
+                    need.floor_usd_nanos,
+                    left,
+                );
             }
         }
     }

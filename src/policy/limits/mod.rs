@@ -511,6 +511,10 @@ pub struct Rejection {
     pub name: String,
     /// The limit's value (requests, tokens, or nano-dollars for money).
     cap: u64,
+    /// For a budget: the least the request needed reserved and what the budget had left
+    /// (tokens, or nano-dollars for money).
+    needed: u64,
+    left: u64,
     headers: RateHeaders,
 }
 
@@ -564,14 +568,31 @@ impl Rejection {
                 self.cap
             ),
             LimitKind::TokensPerDay => format!(
-                "quota exceeded: {who} has used its {} tokens for today (UTC); it renews in {secs} s",
-                self.cap
+                "quota exceeded: this request needs at least {} tokens of budget (its prompt \
+                 and likely output) and {who} has {} left of its {} tokens for today (UTC); \
+                 it renews in {secs} s",
+                self.needed, self.left, self.cap
             ),
             LimitKind::UsdPerMonth => format!(
-                "quota exceeded: {who} has used its ${:.2} for this month (UTC); it renews in {secs} s",
-                self.cap as f64 / 1e9
+                "quota exceeded: this request needs at least {} of budget (its prompt and \
+                 likely output at the model's prices) and {who} has {} left of its {} for this \
+                 month (UTC); it renews in {secs} s",
+                usd(self.needed),
+                usd(self.left),
+                usd(self.cap)
             ),
         }
+    }
+}
+
+/// Nano-dollars as dollars for a message: cents (`$1.25`), or down to a millionth of a dollar
+/// below a cent (`$0.000450`), so that a small amount does not read `$0.00`.
+fn usd(nanos: u64) -> String {
+    let dollars = nanos as f64 / 1e9;
+    if nanos == 0 || nanos >= 10_000_000 {
+        format!("${dollars:.2}")
+    } else {
+        format!("${dollars:.6}")
     }
 }
 
@@ -861,6 +882,8 @@ impl Limiter {
             retry_after: refusal.retry_after,
             name,
             cap: refusal.cap,
+            needed: refusal.needed,
+            left: refusal.left,
             headers,
         }
     }

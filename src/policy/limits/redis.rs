@@ -447,7 +447,10 @@ impl Shared {
         let (id, reply) = self.run_admit("admit", key, team, need, periods).await?;
         let reply = Reply::parse(&reply)?;
         if reply.status != 1 {
-            return Ok(Err(Box::new((reply.refusal(periods)?, reply.headers))));
+            return Ok(Err(Box::new((
+                reply.refusal(need, periods)?,
+                reply.headers,
+            ))));
         }
         let holds = [
             hold(&key.limits, need, reply.grants[0]),
@@ -678,7 +681,9 @@ impl Reply {
         })
     }
 
-    fn refusal(&self, periods: Periods) -> Result<Refusal, SharedError> {
+    /// The refusal this reply tells of; for a budget, what `need` needed at least and what
+    /// the refusing entity's budget had left (its cap less its `used`, from `budgets`).
+    fn refusal(&self, need: Need, periods: Periods) -> Result<Refusal, SharedError> {
         let scope = if self.scope == 1 {
             Scope::Team
         } else {
@@ -699,11 +704,20 @@ impl Reply {
             ),
             other => return Err(SharedError::Reply(format!("limit code {other}"))),
         };
+        let cap = self.cap.max(0).unsigned_abs();
+        let (day_used, month_used) = self.budgets[usize::from(scope == Scope::Team)];
+        let (needed, left) = match limit {
+            LimitKind::TokensPerDay => (need.floor_tokens, cap.saturating_sub(day_used)),
+            LimitKind::UsdPerMonth => (need.floor_usd_nanos, cap.saturating_sub(month_used)),
+            _ => (0, 0),
+        };
         Ok(Refusal {
             scope,
             limit,
             retry_after,
-            cap: self.cap.max(0).unsigned_abs(),
+            cap,
+            needed,
+            left,
         })
     }
 }
