@@ -6,6 +6,7 @@
 //!
 //! Redis tests need `redis-server` (`.ci/run` installs it); without it they say so and pass.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::path::Path;
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use support::*;
 use switchyard::config::{self, Config};
-use switchyard::policy::limits::{Demand, LimitKind, Limiter, Scope, Spent};
 use switchyard::observability::metrics::Metrics;
+use switchyard::policy::limits::{Demand, LimitKind, Limiter, Scope, Spent};
 
 // -------------------------------------------------------------------------------------------
 // Helpers
