@@ -20,82 +20,37 @@ const CHAT_ONLY_SECRET: &str = "sk-chat-only-team";
 async fn setup() -> Setup {
     let oai = MockUpstream::start().await;
     let gem = MockGemini::start("gem-embed-key").await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "oai"
-kind = "openai"
-base_url = "{}"
-
-[[providers]]
-name = "gem"
-kind = "gemini"
-base_url = "{}"
-api_key_env = "SY_E_GEM"
-
-[[providers]]
-name = "local"
-kind = "mock"
-
-[[models]]
-name = "embed-oai"
-kind = "embedding"
-input_usd_per_mtok = 0.02
-  [[models.routes]]
-  provider = "oai"
-  model = "text-embedding-3-small"
-
-[[models]]
-name = "embed-gem"
-kind = "embedding"
-  [[models.routes]]
-  provider = "gem"
-  model = "text-embedding-004"
-
-[[models]]
-name = "embed-mock"
-kind = "embedding"
-  [[models.routes]]
-  provider = "local"
-  model = "mock-embed"
-
-[[models]]
-name = "chat-mock"
-kind = "chat"
-  [[models.routes]]
-  provider = "local"
-  model = "mock-1"
-
-[[models]]
-name = "unmarked-mock"
-  [[models.routes]]
-  provider = "local"
-  model = "mock-1"
-
-[[teams]]
-name = "t"
-
-[[teams]]
-name = "only-chat"
-models = ["chat-*"]
-
-[[keys]]
-id = "c"
-team = "only-chat"
-sha256 = "{{CHAT_ONLY_SHA256}}"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        oai.base_url(),
-        gem.origin()
-    )
-    .replace("{CHAT_ONLY_SHA256}", &sha256_hex(CHAT_ONLY_SECRET));
+    let only_chat_key = format!(
+        "[[keys]]\nid = \"c\"\nteam = \"only-chat\"\nsha256 = \"{}\"",
+        sha256_hex(CHAT_ONLY_SECRET)
+    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider("oai", "openai", &oai.base_url(), "")
+        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_E_GEM\"")
+        .mock_provider("local")
+        .model_with(
+            "embed-oai",
+            "kind = \"embedding\"\ninput_usd_per_mtok = 0.02",
+            &[("oai", "text-embedding-3-small")],
+        )
+        .model_with(
+            "embed-gem",
+            "kind = \"embedding\"",
+            &[("gem", "text-embedding-004")],
+        )
+        .model_with(
+            "embed-mock",
+            "kind = \"embedding\"",
+            &[("local", "mock-embed")],
+        )
+        .model_with("chat-mock", "kind = \"chat\"", &[("local", "mock-1")])
+        .model("unmarked-mock", &[("local", "mock-1")])
+        .team("t", "")
+        .team("only-chat", "models = [\"chat-*\"]")
+        .text(&only_chat_key)
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_E_GEM", "gem-embed-key")
         .start()

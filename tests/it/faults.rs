@@ -15,7 +15,7 @@
 //! are what the mock vendor reported, or, where it reported none, the gateway's estimate for
 //! what was delivered (the prompt's JSON bytes / 4 and the delivered text's characters / 4,
 //! rounded up); and no request ran into its client-side timeout. The reconciliation table is
-//! printed (`cargo test --test faults -- --nocapture`).
+//! printed (`cargo test --test it faults:: -- --nocapture`).
 
 use crate::support;
 

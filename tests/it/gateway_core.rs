@@ -16,67 +16,27 @@ const EXPIRED_SECRET: &str = "sk-test-expired";
 
 /// A config with one OpenAI-compatible upstream (`up`) and the mock provider.
 fn config(base_url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_TEST_PROVIDER_KEY"
-first_byte_timeout_ms = 1500
-idle_timeout_ms = 1500
-
-[[providers]]
-name = "builtin"
-kind = "mock"
-
-[[models]]
-name = "gpt-test"
-aliases = ["gt"]
-  [[models.routes]]
-  provider = "up"
-  model = "upstream-gpt"
-
-[[models]]
-name = "mock-model"
-  [[models.routes]]
-  provider = "builtin"
-  model = "mock-1"
-
-[[teams]]
-name = "all"
-
-[[teams]]
-name = "narrow"
-models = ["mock-*"]
-
-[[keys]]
-id = "demo"
-team = "all"
-sha256 = "{DEMO_SHA256}"
-
-[[keys]]
-id = "limited"
-team = "narrow"
-sha256 = "{limited}"
-
-[[keys]]
-id = "off"
-team = "all"
-sha256 = "{disabled}"
-disabled = true
-
-[[keys]]
-id = "old"
-team = "all"
-sha256 = "{expired}"
-expires_at = "2020-01-01T00:00:00Z"
-{extra}
-"#,
-        limited = sha256_hex(LIMITED_SECRET),
-        disabled = sha256_hex(DISABLED_SECRET),
-        expired = sha256_hex(EXPIRED_SECRET),
-    )
+    let up = "api_key_env = \"SY_TEST_PROVIDER_KEY\"\n\
+              first_byte_timeout_ms = 1500\n\
+              idle_timeout_ms = 1500";
+    ConfigBody::new()
+        .provider("up", "openai", base_url, up)
+        .mock_provider("builtin")
+        .model_with("gpt-test", "aliases = [\"gt\"]", &[("up", "upstream-gpt")])
+        .model("mock-model", &[("builtin", "mock-1")])
+        .team("all", "")
+        .team("narrow", "models = [\"mock-*\"]")
+        .demo_key("demo", "all")
+        .key("limited", "narrow", LIMITED_SECRET, "")
+        .key("off", "all", DISABLED_SECRET, "disabled = true")
+        .key(
+            "old",
+            "all",
+            EXPIRED_SECRET,
+            "expires_at = \"2020-01-01T00:00:00Z\"",
+        )
+        .text(extra)
+        .build()
 }
 
 async fn start(base_url: &str, server_extra: &str) -> Gateway {

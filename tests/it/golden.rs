@@ -17,7 +17,7 @@
 //!
 //! Timestamps the translators take from the clock are written as `0`.
 //!
-//! `SWITCHYARD_BLESS=1 cargo test --test golden` rewrites the golden files (and deletes the
+//! `SWITCHYARD_BLESS=1 cargo test --test it golden::` rewrites the golden files (and deletes the
 //! stale ones); read the diff before committing it. Without it the test fails listing every
 //! file that differs, is missing or is stale.
 

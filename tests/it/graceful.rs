@@ -22,28 +22,12 @@ const CHUNKS: usize = 40;
 const CHUNK_DELAY_MS: u64 = 50;
 
 fn config(base_url: &str) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "{base_url}"
-
-[[models]]
-name = "slow"
-  [[models.routes]]
-  provider = "up"
-  model = "upstream-slow"
-
-[[teams]]
-name = "ops"
-
-[[keys]]
-id = "ops"
-team = "ops"
-sha256 = "{DEMO_SHA256}"
-"#
-    )
+    ConfigBody::new()
+        .provider("up", "openai", base_url, "")
+        .model("slow", &[("up", "upstream-slow")])
+        .team("ops", "")
+        .demo_key("ops", "ops")
+        .build()
 }
 
 /// What the client has received so far, and whether the body ended (and how).

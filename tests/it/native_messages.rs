@@ -19,47 +19,24 @@ struct Setup {
 async fn setup() -> Setup {
     let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "claude"
-kind = "anthropic"
-base_url = "{}"
-api_key_env = "SY_N_ANTH"
-
-[[providers]]
-name = "oai"
-kind = "openai"
-base_url = "{}"
-
-[[models]]
-name = "claude-sonnet"
-input_usd_per_mtok = 3.0
-output_usd_per_mtok = 15.0
-  [[models.routes]]
-  provider = "claude"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "gpt"
-  [[models.routes]]
-  provider = "oai"
-  model = "gpt-5"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        anth.origin(),
-        oai.base_url()
-    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider(
+            "claude",
+            "anthropic",
+            &anth.origin(),
+            "api_key_env = \"SY_N_ANTH\"",
+        )
+        .provider("oai", "openai", &oai.base_url(), "")
+        .model_with(
+            "claude-sonnet",
+            "input_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0",
+            &[("claude", "claude-sonnet-4-5")],
+        )
+        .model("gpt", &[("oai", "gpt-5")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_N_ANTH", ANTH_KEY)
         .start()

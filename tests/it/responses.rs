@@ -27,89 +27,45 @@ async fn setup() -> Setup {
     let az = MockUpstream::start().await;
     let vllm = MockUpstream::start().await;
     let anth = MockAnthropic::start("anth-provider-key").await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "oai"
-kind = "openai"
-base_url = "{}"
-api_key_env = "SY_R_OAI"
-
-[[providers]]
-name = "az"
-kind = "azure"
-base_url = "{}"
-api_key_env = "SY_R_AZ"
-api_version = "2024-10-21"
-
-[[providers]]
-name = "vllm"
-kind = "openai"
-base_url = "{}"
-chat_only = true
-
-[[providers]]
-name = "anth"
-kind = "anthropic"
-base_url = "{}"
-api_key_env = "SY_R_ANTH"
-
-[[providers]]
-name = "local"
-kind = "mock"
-
-[[models]]
-name = "resp-vllm"
-  [[models.routes]]
-  provider = "vllm"
-  model = "qwen3"
-
-[[models]]
-name = "resp-claude"
-  [[models.routes]]
-  provider = "anth"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "resp-mock"
-  [[models.routes]]
-  provider = "local"
-  model = "mock-1"
-
-[[models]]
-name = "resp-oai"
-input_usd_per_mtok = 2.0
-output_usd_per_mtok = 8.0
-  [[models.routes]]
-  provider = "oai"
-  model = "gpt-4.1"
-
-[[models]]
-name = "resp-az"
-  [[models.routes]]
-  provider = "az"
-  model = "my-gpt41-deployment"
-
-[[content_filters]]
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider(
+            "oai",
+            "openai",
+            &oai.base_url(),
+            "api_key_env = \"SY_R_OAI\"",
+        )
+        .provider(
+            "az",
+            "azure",
+            &az.origin(),
+            "api_key_env = \"SY_R_AZ\"\napi_version = \"2024-10-21\"",
+        )
+        .provider("vllm", "openai", &vllm.base_url(), "chat_only = true")
+        .provider(
+            "anth",
+            "anthropic",
+            &anth.origin(),
+            "api_key_env = \"SY_R_ANTH\"",
+        )
+        .mock_provider("local")
+        .model("resp-vllm", &[("vllm", "qwen3")])
+        .model("resp-claude", &[("anth", "claude-sonnet-4-5")])
+        .model("resp-mock", &[("local", "mock-1")])
+        .model_with(
+            "resp-oai",
+            "input_usd_per_mtok = 2.0\noutput_usd_per_mtok = 8.0",
+            &[("oai", "gpt-4.1")],
+        )
+        .model("resp-az", &[("az", "my-gpt41-deployment")])
+        .text(
+            r#"[[content_filters]]
 name = "no-secrets"
-deny = ["(?i)project\\s+nightjar"]
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        oai.base_url(),
-        az.origin(),
-        vllm.base_url(),
-        anth.origin()
-    );
+deny = ["(?i)project\\s+nightjar"]"#,
+        )
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_R_OAI", "sk-oai-provider-key")
         .env("SY_R_AZ", "az-provider-key")

@@ -19,83 +19,38 @@ async fn setup() -> Setup {
     let a = MockUpstream::start().await;
     let b = MockUpstream::start().await;
     let dead = closed_port_addr();
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[routing]
+    let body = ConfigBody::new()
+        .usage_log()
+        .text(
+            "[routing]
 max_attempts = 3
 backoff_base_ms = 1
 backoff_max_ms = 5
 failures_to_cool = 2
 cooldown_ms = 300
-retry_after_cap_ms = 30000
-
-[[providers]]
-name = "a"
-kind = "openai"
-base_url = "{a}"
-first_byte_timeout_ms = 600
-idle_timeout_ms = 600
-
-[[providers]]
-name = "b"
-kind = "openai"
-base_url = "{b}"
-
-[[providers]]
-name = "dead"
-kind = "openai"
-base_url = "http://{dead}/v1"
-connect_timeout_ms = 500
-
-[[models]]
-name = "primary"
-fallbacks = ["backup"]
-  [[models.routes]]
-  provider = "a"
-  model = "a-model"
-
-[[models]]
-name = "backup"
-  [[models.routes]]
-  provider = "b"
-  model = "b-model"
-
-[[models]]
-name = "deadfirst"
-fallbacks = ["backup"]
-  [[models.routes]]
-  provider = "dead"
-  model = "x"
-
-[[models]]
-name = "solo"
-  [[models.routes]]
-  provider = "a"
-  model = "solo-model"
-
-[[models]]
-name = "pair"
-  [[models.routes]]
-  provider = "a"
-  model = "pa"
-  [[models.routes]]
-  provider = "b"
-  model = "pb"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        a = a.base_url(),
-        b = b.base_url(),
-    );
+retry_after_cap_ms = 30000",
+        )
+        .provider(
+            "a",
+            "openai",
+            &a.base_url(),
+            "first_byte_timeout_ms = 600\nidle_timeout_ms = 600",
+        )
+        .provider("b", "openai", &b.base_url(), "")
+        .provider(
+            "dead",
+            "openai",
+            &format!("http://{dead}/v1"),
+            "connect_timeout_ms = 500",
+        )
+        .model_with("primary", "fallbacks = [\"backup\"]", &[("a", "a-model")])
+        .model("backup", &[("b", "b-model")])
+        .model_with("deadfirst", "fallbacks = [\"backup\"]", &[("dead", "x")])
+        .model("solo", &[("a", "solo-model")])
+        .model("pair", &[("a", "pa"), ("b", "pb")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::start(&body).await;
     Setup { a, b, gw }
 }
@@ -474,48 +429,18 @@ async fn the_latency_strategy_sheds_a_slow_route() {
         stall_headers_ms: Some(150),
         ..Behaviour::default()
     });
-    let body = format!(
-        r#"
-[[providers]]
-name = "fast"
-kind = "openai"
-base_url = "{}"
-
-[[providers]]
-name = "slow"
-kind = "openai"
-base_url = "{}"
-
-[[models]]
-name = "by-latency"
-strategy = "latency"
-  [[models.routes]]
-  provider = "fast"
-  model = "m-latency"
-  [[models.routes]]
-  provider = "slow"
-  model = "m-latency"
-
-[[models]]
-name = "by-weight"
-  [[models.routes]]
-  provider = "fast"
-  model = "m-weight"
-  [[models.routes]]
-  provider = "slow"
-  model = "m-weight"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        fast.base_url(),
-        slow.base_url()
-    );
+    let body = ConfigBody::new()
+        .provider("fast", "openai", &fast.base_url(), "")
+        .provider("slow", "openai", &slow.base_url(), "")
+        .model_with(
+            "by-latency",
+            "strategy = \"latency\"",
+            &[("fast", "m-latency"), ("slow", "m-latency")],
+        )
+        .model("by-weight", &[("fast", "m-weight"), ("slow", "m-weight")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::start(&body).await;
     let n = 40;
     for model in ["by-latency", "by-weight"] {

@@ -48,139 +48,59 @@ async fn setup() -> Setup {
     let gem = MockGemini::start(GEM_KEY).await;
     let hole = BlackHole::new().await;
     let refused = closed_port_addr();
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[routing]
+    let short = format!(
+        "first_byte_timeout_ms = {SHORT_MS}\nidle_timeout_ms = {SHORT_MS}\ntotal_timeout_ms = 10000"
+    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .text(
+            "[routing]
 max_attempts = 3
 backoff_base_ms = 1
 backoff_max_ms = 5
 failures_to_cool = 3
 cooldown_ms = 60000
-retry_after_cap_ms = 60000
-
-[[providers]]
-name = "anth"
-kind = "anthropic"
-base_url = "{anth}"
-api_key_env = "SY_SF_ANTH"
-first_byte_timeout_ms = {SHORT_MS}
-idle_timeout_ms = {SHORT_MS}
-total_timeout_ms = 10000
-
-[[providers]]
-name = "a"
-kind = "openai"
-base_url = "{a}"
-first_byte_timeout_ms = {SHORT_MS}
-idle_timeout_ms = {SHORT_MS}
-total_timeout_ms = 10000
-
-[[providers]]
-name = "slow"
-kind = "openai"
-base_url = "{a}"
-first_byte_timeout_ms = 5000
-idle_timeout_ms = 5000
-total_timeout_ms = {TOTAL_MS}
-
-[[providers]]
-name = "b"
-kind = "openai"
-base_url = "{b}"
-
-[[providers]]
-name = "refused"
-kind = "openai"
-base_url = "http://{refused}/v1"
-connect_timeout_ms = 200
-
-[[providers]]
-name = "hole"
-kind = "openai"
-base_url = "http://{hole_addr}/v1"
-connect_timeout_ms = 200
-
-[[providers]]
-name = "gem"
-kind = "gemini"
-base_url = "{gem}"
-api_key_env = "SY_SF_GEM"
-
-[[models]]
-name = "claude"
-fallbacks = ["gpt"]
-  [[models.routes]]
-  provider = "anth"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "claude-solo"
-  [[models.routes]]
-  provider = "anth"
-  model = "claude-solo-4-5"
-
-[[models]]
-name = "primary"
-fallbacks = ["gpt"]
-  [[models.routes]]
-  provider = "a"
-  model = "a-model"
-
-[[models]]
-name = "solo"
-  [[models.routes]]
-  provider = "a"
-  model = "solo-model"
-
-[[models]]
-name = "slow"
-  [[models.routes]]
-  provider = "slow"
-  model = "slow-model"
-
-[[models]]
-name = "refused"
-fallbacks = ["gpt"]
-  [[models.routes]]
-  provider = "refused"
-  model = "r"
-
-[[models]]
-name = "hole"
-fallbacks = ["gpt"]
-  [[models.routes]]
-  provider = "hole"
-  model = "h"
-
-[[models]]
-name = "gemini"
-  [[models.routes]]
-  provider = "gem"
-  model = "gemini-3-pro"
-
-[[models]]
-name = "gpt"
-  [[models.routes]]
-  provider = "b"
-  model = "gpt-5"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        anth = anth.origin(),
-        a = a.base_url(),
-        b = b.base_url(),
-        gem = gem.origin(),
-        hole_addr = hole.addr,
-    );
+retry_after_cap_ms = 60000",
+        )
+        .provider(
+            "anth",
+            "anthropic",
+            &anth.origin(),
+            &format!("api_key_env = \"SY_SF_ANTH\"\n{short}"),
+        )
+        .provider("a", "openai", &a.base_url(), &short)
+        .provider(
+            "slow",
+            "openai",
+            &a.base_url(),
+            &format!("first_byte_timeout_ms = 5000\nidle_timeout_ms = 5000\ntotal_timeout_ms = {TOTAL_MS}"),
+        )
+        .provider("b", "openai", &b.base_url(), "")
+        .provider(
+            "refused",
+            "openai",
+            &format!("http://{refused}/v1"),
+            "connect_timeout_ms = 200",
+        )
+        .provider(
+            "hole",
+            "openai",
+            &format!("http://{}/v1", hole.addr),
+            "connect_timeout_ms = 200",
+        )
+        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_SF_GEM\"")
+        .model_with("claude", "fallbacks = [\"gpt\"]", &[("anth", "claude-sonnet-4-5")])
+        .model("claude-solo", &[("anth", "claude-solo-4-5")])
+        .model_with("primary", "fallbacks = [\"gpt\"]", &[("a", "a-model")])
+        .model("solo", &[("a", "solo-model")])
+        .model("slow", &[("slow", "slow-model")])
+        .model_with("refused", "fallbacks = [\"gpt\"]", &[("refused", "r")])
+        .model_with("hole", "fallbacks = [\"gpt\"]", &[("hole", "h")])
+        .model("gemini", &[("gem", "gemini-3-pro")])
+        .model("gpt", &[("b", "gpt-5")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_SF_ANTH", ANTH_KEY)
         .env("SY_SF_GEM", GEM_KEY)

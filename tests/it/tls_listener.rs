@@ -12,37 +12,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    chat_body, metric_value, parse_sse, parse_sse_json, run_switchyard, stream_text, Gateway,
-    LeafCert, MockUpstream, TestCa, DEMO_SECRET, DEMO_SHA256,
+    chat_body, metric_value, parse_sse, parse_sse_json, run_switchyard, stream_text, ConfigBody,
+    Gateway, LeafCert, MockUpstream, TestCa, DEMO_SECRET,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// The mock vendor as model `m`, the demo key in team `t` (with `team_extra`).
 fn body(base_url: &str, team_extra: &str) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "{base_url}"
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "up"
-  model = "upstream-m"
-
-[[teams]]
-name = "t"
-{team_extra}
-
-[[keys]]
-id = "demo"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#
-    )
+    ConfigBody::new()
+        .provider("up", "openai", base_url, "")
+        .model("m", &[("up", "upstream-m")])
+        .team("t", team_extra)
+        .demo_key("demo", "t")
+        .build()
 }
 
 /// The built-in mock vendor as model `m` (its streamed text equals its non-streamed text, as
@@ -665,9 +648,10 @@ async fn the_admin_listener_can_require_client_certificates() {
         tls_lines(&certs.cert(), &certs.key()),
         certs.ca.ca_pem_path().display()
     );
-    let gw = Gateway::builder(&body("http://127.0.0.1:9/v1", ""))
+    let mut gw = Gateway::builder(&body("http://127.0.0.1:9/v1", ""))
         .server_extra(&server)
         .spawn();
+    gw.wait_bound().await;
     let admin = format!("https://127.0.0.1:{}/metrics", gw.admin_addr().port());
     let client_cert = certs.ca.client_leaf("prometheus");
     let identity = reqwest::Identity::from_pem(

@@ -18,59 +18,32 @@ struct Setup {
 async fn setup() -> Setup {
     let anth = MockAnthropic::start(ANTH_KEY).await;
     let azure = MockUpstream::start().await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "claude"
-kind = "anthropic"
-base_url = "{anth}"
-api_key_env = "SY_V_ANTH"
-
-[[providers]]
-name = "az-old"
-kind = "azure"
-base_url = "{azure}"
-api_version = "2024-06-01"
-
-[[providers]]
-name = "az-new"
-kind = "azure"
-base_url = "{azure}"
-api_version = "2024-10-21"
-
-[[models]]
-name = "claude"
-  [[models.routes]]
-  provider = "claude"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "old-azure"
-  [[models.routes]]
-  provider = "az-old"
-  model = "gpt4o"
-
-[[models]]
-name = "new-azure"
-  [[models.routes]]
-  provider = "az-new"
-  model = "gpt4o"
-
-[[teams]]
-name = "t"
-tpm = 100000
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        anth = anth.origin(),
-        azure = azure.origin(),
-    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider(
+            "claude",
+            "anthropic",
+            &anth.origin(),
+            "api_key_env = \"SY_V_ANTH\"",
+        )
+        .provider(
+            "az-old",
+            "azure",
+            &azure.origin(),
+            "api_version = \"2024-06-01\"",
+        )
+        .provider(
+            "az-new",
+            "azure",
+            &azure.origin(),
+            "api_version = \"2024-10-21\"",
+        )
+        .model("claude", &[("claude", "claude-sonnet-4-5")])
+        .model("old-azure", &[("az-old", "gpt4o")])
+        .model("new-azure", &[("az-new", "gpt4o")])
+        .team("t", "tpm = 100000")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_V_ANTH", ANTH_KEY)
         .start()

@@ -119,7 +119,8 @@ impl GatewayBuilder {
     }
 
     /// Spawns the child without waiting for readiness (e.g. to watch it fail on a bad
-    /// config: see [`Gateway::wait_exit`]).
+    /// config: see [`Gateway::wait_exit`]). Its addresses are known after
+    /// [`Gateway::wait_bound`].
     pub fn spawn(&self) -> Gateway {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-test-")
@@ -472,6 +473,15 @@ impl Gateway {
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST /v1/chat/completions: {e}\n{}", self.logs()))
+    }
+
+    /// Waits until the child reports the addresses it bound (for a child from
+    /// [`GatewayBuilder::spawn`] that `/readyz` cannot tell about, e.g. an admin listener
+    /// that wants client certificates); panics with the logs after 20 s or if it exits.
+    pub async fn wait_bound(&mut self) {
+        if let Err(why) = self.read_ready_file().await {
+            panic!("gateway did not bind: {why}\n{}", self.logs());
+        }
     }
 
     /// Waits for the ready file and takes the bound addresses from it.

@@ -5,11 +5,13 @@
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
 //! - [`raw_vendor`]: what raw-socket vendors share (reading a request).
+//! - [`config`]: `ConfigBody`, the TOML of common setups (vendors, models, a team, a key).
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
 //! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
 //! - [`tls`]: `TestCa`, a throw-away CA and `localhost` leaf certificates.
 #![allow(dead_code, unused_imports)]
 
+pub mod config;
 pub mod gateway;
 pub mod mock_anthropic;
 pub mod mock_gemini;
@@ -19,6 +21,7 @@ pub mod raw_vendor;
 pub mod redis;
 pub mod tls;
 
+pub use config::ConfigBody;
 pub use gateway::{
     run_switchyard, sha256_hex, switchyard_bin, Gateway, GatewayBuilder, ANY_PORT, DEMO_SECRET,
     DEMO_SHA256,
