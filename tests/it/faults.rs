@@ -36,42 +36,19 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 const TOTAL_TIMEOUT_MS: u64 = 10_000;
 
 fn config(mock: &str, redis: &str, key_rpm: u32) -> String {
-    format!(
-        r#"
-[state]
-backend = "redis"
-redis_url = "{redis}"
-redis_timeout_ms = 100
-
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "vendor"
-kind = "openai"
-base_url = "{mock}"
-first_byte_timeout_ms = 5000
-idle_timeout_ms = 3000
-total_timeout_ms = {TOTAL_TIMEOUT_MS}
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "vendor"
-  model = "m-up"
-
-[[teams]]
-name = "load"
-rpm = 1000000
-tpm = 1000000000
-
-[[keys]]
-id = "load-key"
-team = "load"
-sha256 = "{DEMO_SHA256}"
-rpm = {key_rpm}
-"#
-    )
+    let state =
+        format!("[state]\nbackend = \"redis\"\nredis_url = \"{redis}\"\nredis_timeout_ms = 100");
+    let vendor = format!(
+        "first_byte_timeout_ms = 5000\nidle_timeout_ms = 3000\ntotal_timeout_ms = {TOTAL_TIMEOUT_MS}"
+    );
+    ConfigBody::new()
+        .text(&state)
+        .usage_log()
+        .provider("vendor", "openai", mock, &vendor)
+        .model("m", &[("vendor", "m-up")])
+        .team("load", "rpm = 1000000\ntpm = 1000000000")
+        .key("load-key", "load", DEMO_SECRET, &format!("rpm = {key_rpm}"))
+        .build()
 }
 
 /// What one client saw of one request.

@@ -35,72 +35,34 @@ async fn setup() -> Setup {
     let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let gem = MockGemini::start(GEM_KEY).await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "azure"
-kind = "azure"
-base_url = "{origin}"
-api_version = "2024-10-21"
-
-[[providers]]
-name = "vllm"
-kind = "openai"
-base_url = "{base}"
-chat_only = true
-
-[[providers]]
-name = "anth"
-kind = "anthropic"
-base_url = "{anth}"
-api_key_env = "SY_RF_ANTH"
-
-[[providers]]
-name = "gem"
-kind = "gemini"
-base_url = "{gem}"
-api_key_env = "SY_RF_GEM"
-
-[[models]]
-name = "azure"
-  [[models.routes]]
-  provider = "azure"
-  model = "gpt4o-prod"
-
-[[models]]
-name = "vllm"
-  [[models.routes]]
-  provider = "vllm"
-  model = "llama"
-
-[[models]]
-name = "claude"
-  [[models.routes]]
-  provider = "anth"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "gemini"
-  [[models.routes]]
-  provider = "gem"
-  model = "gemini-3-pro"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        origin = oai.origin(),
-        base = oai.base_url(),
-        anth = anth.origin(),
-        gem = gem.origin(),
-    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider(
+            "azure",
+            "azure",
+            &oai.origin(),
+            "api_version = \"2024-10-21\"",
+        )
+        .provider("vllm", "openai", &oai.base_url(), "chat_only = true")
+        .provider(
+            "anth",
+            "anthropic",
+            &anth.origin(),
+            "api_key_env = \"SY_RF_ANTH\"",
+        )
+        .provider(
+            "gem",
+            "gemini",
+            &gem.origin(),
+            "api_key_env = \"SY_RF_GEM\"",
+        )
+        .model("azure", &[("azure", "gpt4o-prod")])
+        .model("vllm", &[("vllm", "llama")])
+        .model("claude", &[("anth", "claude-sonnet-4-5")])
+        .model("gemini", &[("gem", "gemini-3-pro")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_RF_ANTH", ANTH_KEY)
         .env("SY_RF_GEM", GEM_KEY)

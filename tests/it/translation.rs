@@ -23,61 +23,26 @@ async fn setup() -> Setup {
     let anth = MockUpstream::start().await;
     let gem = MockUpstream::start().await;
     let oai = MockUpstream::start().await;
-    let body = format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "claude"
-kind = "anthropic"
-base_url = "{}"
-api_key_env = "SY_T_ANTH"
-default_max_tokens = 333
-
-[[providers]]
-name = "gem"
-kind = "gemini"
-base_url = "{}"
-api_key_env = "SY_T_GEM"
-
-[[providers]]
-name = "oai"
-kind = "openai"
-base_url = "{}"
-
-[[models]]
-name = "claude-sonnet"
-input_usd_per_mtok = 3.0
-output_usd_per_mtok = 15.0
-  [[models.routes]]
-  provider = "claude"
-  model = "claude-sonnet-4-5"
-
-[[models]]
-name = "gemini-flash"
-  [[models.routes]]
-  provider = "gem"
-  model = "gemini-2.5-flash"
-
-[[models]]
-name = "gpt"
-  [[models.routes]]
-  provider = "oai"
-  model = "gpt-x"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        anth.origin(),
-        gem.origin(),
-        oai.base_url()
-    );
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider(
+            "claude",
+            "anthropic",
+            &anth.origin(),
+            "api_key_env = \"SY_T_ANTH\"\ndefault_max_tokens = 333",
+        )
+        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_T_GEM\"")
+        .provider("oai", "openai", &oai.base_url(), "")
+        .model_with(
+            "claude-sonnet",
+            "input_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0",
+            &[("claude", "claude-sonnet-4-5")],
+        )
+        .model("gemini-flash", &[("gem", "gemini-2.5-flash")])
+        .model("gpt", &[("oai", "gpt-x")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_T_ANTH", ANTH_KEY)
         .env("SY_T_GEM", GEM_KEY)

@@ -74,30 +74,12 @@ async fn vendor(scripts: Vec<Script>) -> Vendor {
 }
 
 async fn gateway(v: &Vendor) -> Gateway {
-    let config = format!(
-        r#"
-[[providers]]
-name = "v"
-kind = "openai"
-base_url = "{}"
-api_key_env = "SY_WIRE_KEY"
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "v"
-  model = "vendor-m"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        v.base_url
-    );
+    let config = ConfigBody::new()
+        .provider("v", "openai", &v.base_url, "api_key_env = \"SY_WIRE_KEY\"")
+        .model("m", &[("v", "vendor-m")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     Gateway::builder(&config)
         .env("SY_WIRE_KEY", "sk-vendor-wire")
         .start()

@@ -60,39 +60,21 @@ async fn gateway_with_total(base_url: &str, total_ms: u64) -> Gateway {
 
 /// One OpenAI-kind vendor at `base_url` with short timeouts, one attempt per request.
 fn config(base_url: &str, total_ms: u64) -> String {
-    format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[routing]
-max_attempts = 1
-
-[[providers]]
-name = "v"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_ADV_KEY"
+    let vendor = format!(
+        "api_key_env = \"SY_ADV_KEY\"
 connect_timeout_ms = 1000
 first_byte_timeout_ms = 1000
 idle_timeout_ms = 700
-total_timeout_ms = {total_ms}
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "v"
-  model = "vendor-m"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#
-    )
+total_timeout_ms = {total_ms}"
+    );
+    ConfigBody::new()
+        .usage_log()
+        .text("[routing]\nmax_attempts = 1")
+        .provider("v", "openai", base_url, &vendor)
+        .model("m", &[("v", "vendor-m")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build()
 }
 
 /// Sends a chat request with `x-request-id: id`; its status and body as text.
