@@ -57,49 +57,16 @@ async fn setup(server_extra: &str) -> (MockUpstream, MockUpstream, Gateway) {
 }
 
 fn vendors_config(oai: &MockUpstream, anth: &MockUpstream, extra: &str) -> String {
-    format!(
-        r#"
-[[providers]]
-name = "oai"
-kind = "openai"
-base_url = "{}"
-
-[[providers]]
-name = "claude"
-kind = "anthropic"
-base_url = "{}"
-
-[[models]]
-name = "gpt"
-  [[models.routes]]
-  provider = "oai"
-  model = "gpt-x"
-
-[[models]]
-name = "claude"
-  [[models.routes]]
-  provider = "claude"
-  model = "claude-x"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-
-[[keys]]
-id = "lim"
-team = "t"
-sha256 = "{limited}"
-rpm = 60
-{extra}
-"#,
-        oai.base_url(),
-        anth.origin(),
-        limited = sha256_hex(LIMITED_SECRET),
-    )
+    ConfigBody::new()
+        .provider("oai", "openai", &oai.base_url(), "")
+        .provider("claude", "anthropic", &anth.origin(), "")
+        .model("gpt", &[("oai", "gpt-x")])
+        .model("claude", &[("claude", "claude-x")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .key("lim", "t", LIMITED_SECRET, "rpm = 60")
+        .text(extra)
+        .build()
 }
 
 /// The `error` object of a JSON error answer, after checking status and shape.

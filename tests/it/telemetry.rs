@@ -86,40 +86,18 @@ impl Receiver {
 }
 
 fn config(base_url: &str, telemetry: &str) -> String {
-    format!(
-        r#"
-{telemetry}
-
-[[providers]]
-name = "up-a"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_OTEL_PROVIDER_KEY"
-
-[[providers]]
-name = "up-b"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_OTEL_PROVIDER_KEY"
-
-[[models]]
-name = "gpt-test"
-  [[models.routes]]
-  provider = "up-a"
-  model = "upstream-a"
-  [[models.routes]]
-  provider = "up-b"
-  model = "upstream-b"
-
-[[teams]]
-name = "research"
-
-[[keys]]
-id = "alice"
-team = "research"
-sha256 = "{DEMO_SHA256}"
-"#
-    )
+    let key = "api_key_env = \"SY_OTEL_PROVIDER_KEY\"";
+    ConfigBody::new()
+        .text(telemetry)
+        .provider("up-a", "openai", base_url, key)
+        .provider("up-b", "openai", base_url, key)
+        .model(
+            "gpt-test",
+            &[("up-a", "upstream-a"), ("up-b", "upstream-b")],
+        )
+        .team("research", "")
+        .demo_key("alice", "research")
+        .build()
 }
 
 async fn start(mock: &MockUpstream, telemetry: &str) -> Gateway {

@@ -327,31 +327,17 @@ async fn anthropic_sdk_on_the_messages_front_door() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_deployment_urls_key_header_and_content_filter() {
     let azure = MockUpstream::start().await;
-    let body = format!(
-        r#"
-[[providers]]
-name = "az"
-kind = "azure"
-base_url = "{}"
-api_key_env = "SY_T_AZURE"
-api_version = "2024-10-21"
-
-[[models]]
-name = "gpt-4o"
-  [[models.routes]]
-  provider = "az"
-  model = "gpt4o-prod"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#,
-        azure.origin()
-    );
+    let body = ConfigBody::new()
+        .provider(
+            "az",
+            "azure",
+            &azure.origin(),
+            "api_key_env = \"SY_T_AZURE\"\napi_version = \"2024-10-21\"",
+        )
+        .model("gpt-4o", &[("az", "gpt4o-prod")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&body)
         .env("SY_T_AZURE", "azure-provider-secret")
         .start()

@@ -46,28 +46,12 @@ async fn closing_vendor() -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn a_pooled_connection_the_vendor_closed_is_replaced_without_a_failure() {
     let (base_url, connections) = closing_vendor().await;
-    let config = format!(
-        r#"
-[[providers]]
-name = "v"
-kind = "openai"
-base_url = "{base_url}"
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "v"
-  model = "m"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{DEMO_SHA256}"
-"#
-    );
+    let config = ConfigBody::new()
+        .provider("v", "openai", &base_url, "")
+        .model("m", &[("v", "m")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
     let gw = Gateway::builder(&config).start().await;
     for i in 0..3 {
         let resp = gw.chat(DEMO_SECRET, &chat_body("m", "hi", false)).await;
