@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use switchyard::config::{self, Config};
-use switchyard::observability::metrics::Metrics;
 use switchyard::policy::limits::{Demand, Limiter, Spent};
+use switchyard::observability::metrics::Metrics;
 
 /// Key `free` has no limits; key `busy` and its team have every one, high enough never to
 /// refuse during a bench run.

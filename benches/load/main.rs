@@ -501,8 +501,8 @@ fn build_big_request(prompt_bytes: usize) -> Rc<[u8]> {
 /// prepare, splice the upstream body. Returns the median time over `reps` and the time of a
 /// plain copy of the same bytes, as the floor to compare with.
 fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
-    use switchyard::dialect::chat::parse;
     use switchyard::gateway::body::{Prepared, RewriteOptions};
+    use switchyard::dialect::chat::parse;
     let req = build_big_request(1 << 20);
     let at = find(&req, b"\r\n\r\n").expect("head") + 4;
     let body = Bytes::copy_from_slice(&req[at..]);
@@ -537,8 +537,8 @@ fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
 /// request (`Metrics::count_request`, as the gateway calls it once per request). Medians of
 /// `reps` batches of 1,000 calls, per call.
 fn always_on_costs(config_toml: &str, reps: usize) -> (Duration, Duration) {
-    use switchyard::accounting::usage::{Usage, UsageSource};
     use switchyard::observability::metrics::{Finished, Metrics};
+    use switchyard::accounting::usage::{Usage, UsageSource};
     let config = switchyard::config::load_str(config_toml, Path::new("bench.toml"))
         .expect("the bench config loads");
     let header = format!("Bearer {CLIENT_KEY}");

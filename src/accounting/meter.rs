@@ -8,12 +8,12 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::accounting::estimate::generated_chars;
-use crate::accounting::usage::{estimate_tokens, estimated, Usage, UsageSource};
 use crate::dialect::chat_stream::Scanner;
 use crate::dialect::{
     self, embeddings, messages, messages_stream, responses, responses_stream, Dialect,
 };
+use crate::accounting::estimate::generated_chars;
+use crate::accounting::usage::{estimate_tokens, estimated, Usage, UsageSource};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
 const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;

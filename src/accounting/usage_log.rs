@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::accounting::usage::{Usage, UsageSource};
 use crate::config::{Key, Model, Provider, Team, UsageSink};
 use crate::observability::metrics::Metrics;
+use crate::accounting::usage::{Usage, UsageSource};
 
 /// One line of the usage log. It never holds a prompt, a completion or a secret.
 #[derive(Debug, Serialize)]

@@ -6,9 +6,9 @@
 //! so `switchyard check` and a rejected hot reload say exactly what is wrong.
 
 pub mod raw;
+pub mod validate;
 pub mod reload;
 pub mod snapshot;
-pub mod validate;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -43,9 +43,9 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::snapshot::Snapshot;
 use crate::config::{self, Config, ConfigError, State, UsageSink};
 use crate::observability::metrics::Metrics;
+use crate::config::snapshot::Snapshot;
 
 /// Quiet period after the last file event before reloading: an in-place write, an editor's
 /// save or a ConfigMap swap is a burst of events, and reading in the middle of one would see

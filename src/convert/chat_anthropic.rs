@@ -60,9 +60,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
 use crate::dialect::chat::ChatRequest;
 use crate::gateway::error::GatewayError;
+use crate::accounting::usage::Usage;
 
 use super::common::{
     arguments_object, content, content_delta, field, function_tools, messages, plain_text,

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
 use crate::dialect::chat::ChatRequest;
-use crate::dialect::sse::Decoder;
 use crate::gateway::error::GatewayError;
+use crate::dialect::sse::Decoder;
+use crate::accounting::usage::Usage;
 
 /// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
 /// provider's `default_max_tokens` gives it.

@@ -33,9 +33,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
 use crate::dialect::messages::{error_event, error_json, push_event};
 use crate::gateway::error::GatewayError;
+use crate::accounting::usage::Usage;
 
 use super::common::{
     json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,

@@ -32,8 +32,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
+use crate::accounting::usage::Usage;
 
 use super::common::{unreadable, End, EventState, Translated, Translating};
 

@@ -11,9 +11,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::{estimate_tokens, Usage};
 use crate::gateway::body::{fields_and_model, given};
 use crate::gateway::error::GatewayError;
+use crate::accounting::usage::{estimate_tokens, Usage};
 
 /// One input to embed.
 #[derive(Debug, Clone, PartialEq)]

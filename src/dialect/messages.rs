@@ -16,9 +16,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
 use crate::gateway::body::{fields_and_model, given};
 use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::accounting::usage::Usage;
 
 /// A borrowed view of a Messages request (or a `count_tokens` request, which has the same
 /// fields but `max_tokens` and `stream`).

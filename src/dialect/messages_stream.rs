@@ -21,10 +21,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::accounting::usage::Usage;
 use crate::dialect::messages::UsageWire;
 use crate::dialect::refusal::ANTHROPIC_REFUSAL;
 use crate::dialect::sse::{self, Decoder};
+use crate::accounting::usage::Usage;
 
 /// The longest error message kept from an upstream.
 const MAX_ERROR_CHARS: usize = 1024;

@@ -21,10 +21,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
-use crate::dialect::chat::whole_number;
 use crate::gateway::body::fields_and_model;
+use crate::dialect::chat::whole_number;
 use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::accounting::usage::Usage;
 
 /// A borrowed view of a Responses request.
 #[derive(Debug)]

@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 
-use crate::accounting::estimate;
-use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::gateway::body::{Prepared, RewriteOptions};
+use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::gateway::error::GatewayError;
+use crate::accounting::estimate;
 
 pub struct FrontRequest {
     /// The front door's dialect.

@@ -28,8 +28,8 @@
 
 use std::time::Duration;
 
-use crate::accounting::usage::{Usage, UsageSource};
 use crate::config::{Config, ProviderKind};
+use crate::accounting::usage::{Usage, UsageSource};
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,

@@ -16,10 +16,10 @@ use pingora::http::RequestHeader;
 use prometheus::IntCounter;
 use serde_json::{json, Value};
 
-use crate::accounting::usage::{Usage, UsageSource};
 use crate::config::{Provider, ProviderKind, TelemetryConfig};
 use crate::observability::metrics::Metrics;
 use crate::providers::Operation;
+use crate::accounting::usage::{Usage, UsageSource};
 
 /// The version of the OpenTelemetry semantic conventions the attribute names follow.
 pub const SEMCONV_VERSION: &str = "1.37.0";

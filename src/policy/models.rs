@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
+use crate::policy::auth::Principal;
 use crate::config::{Config, Model, ModelKind};
 use crate::gateway::error::GatewayError;
-use crate::policy::auth::Principal;
 use crate::providers::Operation;
 
 /// `GET /v1/models`: the models this key's team may use, in OpenAI's list shape; a model

@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::accounting::usage::Usage;
 use crate::dialect::chat::{message_text, ChatRequest};
+use crate::accounting::usage::Usage;
 
 /// What the mock will say, and how many tokens it counts for it.
 #[derive(Debug, Clone, PartialEq)]

@@ -42,8 +42,8 @@ use serde_json::{json, Map, Value};
 use crate::config::{Config, State, StoredResponses};
 use crate::dialect::{responses, Dialect};
 use crate::gateway::error::GatewayError;
-use crate::gateway::request::{FrontRequest, Pending};
 use crate::observability::metrics::{counter, Metrics};
+use crate::gateway::request::{FrontRequest, Pending};
 
 use self::memory::{Eviction, Memory};
 use self::redis::RedisStore;

@@ -10,10 +10,10 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::config::snapshot::Snapshot;
 use crate::gateway::error::GatewayError;
 use crate::observability::metrics::Metrics;
 use crate::server::request_head;
+use crate::config::snapshot::Snapshot;
 
 pub struct AdminApp {
     pub snapshot: Arc<Snapshot>,

@@ -34,9 +34,9 @@ use rustls::RootCertStore;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::config::reload::{FileWatch, DEBOUNCE, MAX_DELAY};
 use crate::config::TlsConfig;
 use crate::observability::metrics::Metrics;
+use crate::config::reload::{FileWatch, DEBOUNCE, MAX_DELAY};
 
 /// Which file of a pair a refusal is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

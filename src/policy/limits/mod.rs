@@ -153,10 +153,8 @@ impl Demand {
     ) -> Demand {
         let completion = max_tokens.unwrap_or(limits.default_max_tokens);
         let usage = crate::accounting::usage::Usage::new(prompt_tokens, completion);
-        let likely = crate::accounting::usage::Usage::new(
-            prompt_tokens,
-            completion.min(limits.default_max_tokens),
-        );
+        let likely =
+            crate::accounting::usage::Usage::new(prompt_tokens, completion.min(limits.default_max_tokens));
         Demand {
             tokens: usage.total_tokens,
             usd: crate::accounting::usage::cost(model, &usage),
