@@ -11,43 +11,20 @@ const OTHER_SECRET: &str = "sk-test-other-team";
 #[tokio::test]
 async fn a_matching_prompt_gets_the_seed_error_and_never_reaches_the_vendor() {
     let mock = MockUpstream::start().await;
-    let cfg = format!(
-        r#"
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "{}"
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "up"
-  model = "u"
-
-[[teams]]
-name = "search"
-
-[[teams]]
-name = "research"
-
-[[keys]]
-id = "s"
-team = "search"
-sha256 = "{DEMO_SHA256}"
-
-[[keys]]
-id = "r"
-team = "research"
-sha256 = "{}"
-
-[[content_filters]]
+    let cfg = ConfigBody::new()
+        .provider("up", "openai", &mock.base_url(), "")
+        .model("m", &[("up", "u")])
+        .team("search", "")
+        .team("research", "")
+        .demo_key("s", "search")
+        .key("r", "research", OTHER_SECRET, "")
+        .text(
+            r#"[[content_filters]]
 name = "no-secrets"
 deny = ['(?i)BEGIN (RSA|OPENSSH) PRIVATE KEY']
-teams = ["sea*"]
-"#,
-        mock.base_url(),
-        sha256_hex(OTHER_SECRET)
-    );
+teams = ["sea*"]"#,
+        )
+        .build();
     let gw = Gateway::start(&cfg).await;
     let leaky = "here: -----begin rsa private key----- MIIE...";
     for body in [

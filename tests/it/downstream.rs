@@ -12,31 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn config() -> String {
-    format!(
-        r#"
-[log]
-usage = "{{DIR}}/usage.jsonl"
-
-[[providers]]
-name = "local"
-kind = "mock"
-
-[[models]]
-name = "m"
-  [[models.routes]]
-  provider = "local"
-  model = "mock-1"
-
-[[teams]]
-name = "t"
-
-[[keys]]
-id = "k"
-team = "t"
-sha256 = "{}"
-"#,
-        sha256_hex(DEMO_SECRET)
-    )
+    ConfigBody::new()
+        .usage_log()
+        .mock_provider("local")
+        .model("m", &[("local", "mock-1")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build()
 }
 
 fn chat_request(secret: &str) -> Vec<u8> {

@@ -12,46 +12,22 @@ use support::*;
 const PROVIDER_KEY: &str = "sk-provider-usage-secret-42";
 
 fn config(base_url: &str, usage_path: &str) -> String {
-    format!(
-        r#"
-[log]
-usage = "{usage_path}"
-
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "{base_url}"
-api_key_env = "SY_USAGE_PROVIDER_KEY"
-first_byte_timeout_ms = 2000
-idle_timeout_ms = 2000
-
-[[providers]]
-name = "builtin"
-kind = "mock"
-
-[[models]]
-name = "gpt-test"
-input_usd_per_mtok = 2.0
-output_usd_per_mtok = 8.0
-  [[models.routes]]
-  provider = "up"
-  model = "upstream-gpt"
-
-[[models]]
-name = "local"
-  [[models.routes]]
-  provider = "builtin"
-  model = "mock-1"
-
-[[teams]]
-name = "research"
-
-[[keys]]
-id = "alice"
-team = "research"
-sha256 = "{DEMO_SHA256}"
-"#
-    )
+    let up = "api_key_env = \"SY_USAGE_PROVIDER_KEY\"\n\
+              first_byte_timeout_ms = 2000\n\
+              idle_timeout_ms = 2000";
+    ConfigBody::new()
+        .text(&format!("[log]\nusage = \"{usage_path}\""))
+        .provider("up", "openai", base_url, up)
+        .mock_provider("builtin")
+        .model_with(
+            "gpt-test",
+            "input_usd_per_mtok = 2.0\noutput_usd_per_mtok = 8.0",
+            &[("up", "upstream-gpt")],
+        )
+        .model("local", &[("builtin", "mock-1")])
+        .team("research", "")
+        .demo_key("alice", "research")
+        .build()
 }
 
 async fn start(mock: &MockUpstream) -> Gateway {
