@@ -39,7 +39,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
-use std::net::{Ipv6Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -469,7 +469,7 @@ impl MockUpstream {
         let _ = self.shutdown.send(true);
     }
 
-    /// A loopback address nothing listens on (bind 127.0.0.1:0, take the port, drop it).
+    /// A loopback address nothing listens on: see [`closed_port_addr`].
     pub fn closed_port_addr() -> SocketAddr {
         closed_port_addr()
     }
@@ -481,12 +481,21 @@ impl Drop for MockUpstream {
     }
 }
 
-/// A loopback address nothing listens on (bind 127.0.0.1:0, take the port, drop it).
+/// A loopback address nothing listens on: a socket of this process is bound there (bound,
+/// not listening, so a connection is refused) for as long as the process runs, so the port
+/// cannot be given to anything else. One address for the whole process.
 pub fn closed_port_addr() -> SocketAddr {
-    let l = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let a = l.local_addr().expect("local_addr");
-    drop(l);
-    a
+    static CLOSED: std::sync::OnceLock<(tokio::net::TcpSocket, SocketAddr)> =
+        std::sync::OnceLock::new();
+    let (_, addr) = CLOSED.get_or_init(|| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind 127.0.0.1:0");
+        let addr = socket.local_addr().expect("local_addr");
+        (socket, addr)
+    });
+    *addr
 }
 
 async fn accept_loop(

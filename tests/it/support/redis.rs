@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// First starts tried on new ports when the last one's port was taken meanwhile.
+const START_ATTEMPTS: usize = 3;
 
 /// A `redis-server` child process.
 pub struct RedisServer {
@@ -51,7 +53,7 @@ impl RedisServer {
             tls_port: None,
             password: None,
         };
-        server.restart();
+        server.first_start();
         Some(server)
     }
 
@@ -82,7 +84,7 @@ impl RedisServer {
             tls_port: Some(free_port()),
             password: Some(password.to_string()),
         };
-        server.restart();
+        server.first_start();
         server
     }
 
@@ -113,6 +115,25 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the server for the first time. Its ports were free a moment ago (redis-server
+    /// cannot be given port 0 and say which port it took), but another program may have
+    /// bound one since: then it starts again on new free ports.
+    fn first_start(&mut self) {
+        for _ in 1..START_ATTEMPTS {
+            self.child = Some(self.spawn());
+            if self.wait_ready(Instant::now() + READY_TIMEOUT) {
+                return;
+            }
+            self.stop();
+            if !self.log().contains("Address already in use") {
+                break;
+            }
+            self.port = free_port();
+            self.tls_port = self.tls_port.map(|_| free_port());
+        }
+        self.restart(); // the last attempt, which panics with the log
     }
 
     /// Starts the server again on the same port (empty: nothing is persisted), waiting until
