@@ -6,7 +6,7 @@
 //! `cargo bench --bench limits`
 
 #[allow(dead_code)]
-#[path = "../tests/support/redis.rs"]
+#[path = "../tests/it/support/redis.rs"]
 mod redis_server;
 
 use std::hint::black_box;

@@ -25,7 +25,7 @@ use crate::policy::health::Health;
 use crate::policy::limits::Limiter;
 use crate::response_store::ResponseStore;
 use crate::server::admin::AdminApp;
-use crate::server::drain;
+use crate::server::{bind, drain};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +48,11 @@ pub enum Command {
         /// Take over the listening sockets of a running instance (zero-downtime upgrade).
         #[arg(long)]
         upgrade: bool,
+        /// Once every listener is bound, write `{"listen":"IP:PORT","admin":"IP:PORT"}` here
+        /// (atomically). With `listen` or `admin_listen` on port 0 the system picks a free
+        /// port, and this file (or the `listening` line on stderr) tells which.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Validate a config file: exit 0, or non-zero with file:line and the reason.
     Check {
@@ -76,7 +81,11 @@ pub enum KeyCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config, upgrade } => serve(&config, upgrade),
+        Command::Serve {
+            config,
+            upgrade,
+            ready_file,
+        } => serve(&config, upgrade, ready_file),
         Command::Check { config } => check(&config),
         Command::Key {
             command: KeyCommand::New { id, team },
@@ -153,7 +162,7 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
+fn serve(path: &std::path::Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode {
     init_tracing();
     // rustls needs one process-wide crypto provider (the TLS listeners, the Redis client).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -172,13 +181,34 @@ fn serve(path: &std::path::Path, upgrade: bool) -> ExitCode {
         "config loaded"
     );
     config::demo_key::warn_if_exposed(&config);
-    let server = build_server(path, config, upgrade);
+    let (api, admin) = match (
+        bind::reserve(&config.server.listen),
+        bind::reserve(&config.server.admin_listen),
+    ) {
+        (Ok(api), Ok(admin)) => (api, admin),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!(
+                "{}: [server]: cannot bind a port for a listener: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let server = build_server(path, config, upgrade, &api, &admin);
+    bind::announce(api, admin, ready_file);
     server.run_forever()
 }
 
-/// Pingora's server with the proxy on `server.listen` and the admin app on `admin_listen`,
-/// and the config reloader watching `path`.
-fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server {
+/// Pingora's server with the proxy on `api` (`server.listen`) and the admin app on `admin`
+/// (`admin_listen`), each with port 0 replaced by the port reserved for it, and the config
+/// reloader watching `path`.
+fn build_server(
+    path: &std::path::Path,
+    config: Config,
+    upgrade: bool,
+    api: &bind::Reserved,
+    admin: &bind::Reserved,
+) -> Server {
     let opt = Opt {
         upgrade,
         ..Opt::default()
@@ -198,7 +228,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         graceful_shutdown_timeout_seconds: Some(drain::RUNTIME_STOP_SECONDS),
         ..ServerConf::default()
     };
-    let tag = socket_tag(&config.server.listen);
+    let tag = socket_tag(&api.addr);
     conf.pid_file = std::env::temp_dir()
         .join(format!("switchyard-{tag}.pid"))
         .display()
@@ -208,8 +238,8 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         .display()
         .to_string();
 
-    let listen = config.server.listen.clone();
-    let admin_listen = config.server.admin_listen.clone();
+    let listen = api.addr.clone();
+    let admin_listen = admin.addr.clone();
     let metrics = Arc::new(Metrics::new());
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
     let health = Arc::new(Health::new(&config, metrics.clone()));
@@ -269,17 +299,20 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         )
         .with_telemetry(telemetry),
     );
-    let mut api = ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers());
+    let mut api_listener = ListenerConfig::tcp(listen.clone()).l4_buffer(client_buffers());
+    if let Some(options) = api.socket_options() {
+        api_listener = api_listener.tcp_socket_options(options);
+    }
     let resolver = tls.as_ref().map(|r| Arc::clone(r.resolver()));
     if let Some(resolver) = &resolver {
         // HTTP/2 by ALPN beside HTTP/1.1.
-        api = api.tls(tls_settings(
+        api_listener = api_listener.tls(tls_settings(
             path,
             crate::server::tls::settings(resolver, true, None),
         ));
     }
-    proxy.add_listener(api);
-    let mut admin = Service::new(
+    proxy.add_listener(api_listener);
+    let mut admin_service = Service::new(
         "switchyard-admin".to_string(),
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
@@ -292,9 +325,16 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         (Some(resolver), Some(t)) if t.admin => {
             let settings =
                 crate::server::tls::settings(resolver, false, t.admin_client_ca.as_deref());
-            admin.add_tls_with_settings(&admin_listen, None, tls_settings(path, settings));
+            admin_service.add_tls_with_settings(
+                &admin_listen,
+                admin.socket_options(),
+                tls_settings(path, settings),
+            );
         }
-        _ => admin.add_tcp(&admin_listen),
+        _ => match admin.socket_options() {
+            Some(options) => admin_service.add_tcp_with_settings(&admin_listen, options),
+            None => admin_service.add_tcp(&admin_listen),
+        },
     }
     if let Some(rotation) = tls {
         if let Err(e) = rotation.spawn() {
@@ -302,7 +342,7 @@ fn build_server(path: &std::path::Path, config: Config, upgrade: bool) -> Server
         }
     }
     server.add_service(proxy);
-    server.add_service(admin);
+    server.add_service(admin_service);
     server
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Codex CLI through the gateway: `codex exec "say hi"` with a model provider whose base_url is
-# the gateway and wire_api = "responses". Run by tests/responses.rs (codex_cli_says_hi).
+# the gateway and wire_api = "responses". Run by tests/it/responses.rs (codex_cli_says_hi).
 #
 # Usage: tests/codex_cli.sh BASE_URL API_KEY MODEL
 #   BASE_URL  the gateway's /v1 (e.g. http://127.0.0.1:8080/v1); MODEL a model the key may use.

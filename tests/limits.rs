@@ -6,6 +6,7 @@
 //!
 //! Redis tests need `redis-server` (`.ci/run` installs it); without it they say so and pass.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::path::Path;

@@ -177,9 +177,12 @@ fn socket_addr(
 }
 
 /// Whether two listeners would fight over one port: the same address, or the same port where
-/// one of them is the wildcard address (which binds every interface).
+/// one of them is the wildcard address (which binds every interface). Port 0 (the system picks
+/// a free port for each) never clashes.
 fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 #[cfg(test)]

@@ -1,0 +1,39 @@
+//! The integration tests, one crate so that `support` (the mock vendors, the gateway
+//! harness) compiles once: a module per area. `tests/limits.rs` stays a crate of its own
+//! (its tests take turns and need the machine to themselves; see its `TURN`).
+//!
+//! Run one area with `cargo test --test it <area>::`, e.g. `cargo test --test it hot_reload::`.
+
+mod support;
+
+mod cli;
+mod content_filter;
+mod docs_examples;
+mod downstream;
+mod embeddings;
+mod failure_mocks;
+mod faults;
+mod first_hour;
+mod gateway_core;
+mod golden;
+mod graceful;
+mod hardening;
+mod hot_reload;
+mod native_messages;
+mod ops_kit;
+mod redis_tls;
+mod refusals;
+mod responses;
+mod responses_state;
+mod routing;
+mod stream_failover;
+mod support_selftest;
+mod telemetry;
+mod tls_listener;
+mod translation;
+mod upstream_pool;
+mod upstream_wire;
+mod upstream_wire_adversarial;
+mod usage_billing;
+mod usage_metrics;
+mod vendor_rules;
