@@ -74,7 +74,13 @@ async fn vendor(scripts: Vec<Script>) -> Vendor {
 }
 
 async fn gateway(v: &Vendor) -> Gateway {
+    gateway_with(v, "").await
+}
+
+/// `routing`: a `[routing]` table's lines (empty: the defaults).
+async fn gateway_with(v: &Vendor, routing: &str) -> Gateway {
     let config = ConfigBody::new()
+        .text(&format!("[routing]\n{routing}\n"))
         .provider("v", "openai", &v.base_url, "api_key_env = \"SY_WIRE_KEY\"")
         .model("m", &[("v", "vendor-m")])
         .team("t", "")
@@ -237,7 +243,9 @@ async fn broken_framing_fails_the_attempt_as_a_reset() {
         },
     ])
     .await;
-    let gw = gateway(&v).await;
+    // One attempt per request: a reset is transient, so the defaults would try the same
+    // route again (and take the next script).
+    let gw = gateway_with(&v, "max_attempts = 1").await;
     for i in 0..4 {
         let (status, body) = ask(&gw).await;
         assert_eq!(status, 502, "request {i}: {body}");

@@ -131,7 +131,9 @@ async fn counters_equal_the_usage_the_vendor_sent() {
             "switchyard_upstream_errors_total",
             &[("provider", "up")]
         ),
-        Some(1.0)
+        // The vendor's 500 on every attempt: the model's one route is tried max_attempts (3)
+        // times, each failure counted; the request itself once.
+        Some(3.0)
     );
     let cost = metric_value(
         &metrics,
