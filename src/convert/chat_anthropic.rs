@@ -57,61 +57,32 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::dialect::chat::ChatRequest;
-use crate::gateway::error::GatewayError;
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::{
+    content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut,
+    ToolChoice,
+};
+use crate::dialect::chat::ChatRequest;
+use crate::dialect::messages::wire::{
+    AnswerIn, Block, BlockIn, DeltaIn, ErrorIn, EventIn, Message, Metadata, Request, Role, Schema,
+    Source, ThinkingOut, Tool, ToolChoiceOut, UsageIn,
+};
+use crate::gateway::error::GatewayError;
 
 use super::common::{
-    arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, reasoning_budget, reasoning_delta, stop_sequences,
-    thinking_blocks_delta, to_bytes, tool_args_delta, tool_choice, tool_start_delta, unreadable,
-    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
-    EventState, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut, ToolChoice,
-    Translated, Translating, FALLBACK_MAX_TOKENS, ROLE_DELTA,
+    arguments_object, content_delta, function_tools, push_merged, reasoning_budget,
+    reasoning_delta, thinking_blocks_delta, to_bytes, tool_args_delta, tool_start_delta,
+    unreadable, unsupported, vendor_failure, ChunkWriter, End, EventState, Translated, Translating,
+    FALLBACK_MAX_TOKENS, ROLE_DELTA,
 };
 
 const VENDOR: &str = "anthropic";
 
 // ---------------------------------------------------------------------------------------------
 // Request.
-
-#[derive(Serialize)]
-struct Request<'a> {
-    model: &'a str,
-    max_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<Cow<'a, str>>,
-    messages: Vec<Message<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_k: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop_sequences: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Tool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<ToolChoiceOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Metadata<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<ThinkingOut>,
-}
-
-/// Anthropic's `thinking`: on with a budget of reasoning tokens (below `max_tokens`), or off.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ThinkingOut {
-    Enabled { budget_tokens: u64 },
-    Disabled,
-}
 
 /// Anthropic's smallest thinking budget.
 const MIN_THINKING_BUDGET: u64 = 1024;
@@ -137,104 +108,6 @@ fn thinking(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<ThinkingOut
             }))
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    User,
-    Assistant,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: Role,
-    content: Vec<Block<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Block<'a> {
-    Thinking {
-        thinking: Cow<'a, str>,
-        signature: Cow<'a, str>,
-    },
-    RedactedThinking {
-        data: Cow<'a, str>,
-    },
-    Text {
-        text: Cow<'a, str>,
-    },
-    Image {
-        source: Source<'a>,
-    },
-    ToolUse {
-        id: Cow<'a, str>,
-        name: Cow<'a, str>,
-        input: Box<RawValue>,
-    },
-    ToolResult {
-        tool_use_id: Cow<'a, str>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        content: Vec<Block<'a>>,
-    },
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Source<'a> {
-    Base64 {
-        media_type: Cow<'a, str>,
-        data: Cow<'a, str>,
-    },
-    Url {
-        url: Cow<'a, str>,
-    },
-}
-
-#[derive(Serialize)]
-struct Tool<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    input_schema: Schema<'a>,
-}
-
-/// A tool's schema: the client's, or an empty object schema for a function without
-/// parameters (Anthropic requires `input_schema`).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Schema<'a> {
-    Given(&'a RawValue),
-    Empty {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        properties: serde_json::Map<String, serde_json::Value>,
-    },
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ToolChoiceOut<'a> {
-    Auto {
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    Any {
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    Tool {
-        name: Cow<'a, str>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    None,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    user_id: Cow<'a, str>,
 }
 
 /// The Messages API body for `req`, sent to `upstream_model`.
@@ -449,81 +322,6 @@ fn convert_tool_choice<'a>(
 // ---------------------------------------------------------------------------------------------
 // Answers.
 
-/// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from
-/// (`cache_read_input_tokens`) or written to (`cache_creation_input_tokens`) the cache, which
-/// the normalised `prompt_tokens` includes. `output_tokens` includes thinking, which Anthropic
-/// does not count apart: reasoning stays 0.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct UsageIn {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl UsageIn {
-    /// A stream's usage so far: `later` (a `message_delta`) overrides what `message_start`
-    /// said, count by count.
-    fn merge(self, later: UsageIn) -> UsageIn {
-        UsageIn {
-            input_tokens: later.input_tokens.or(self.input_tokens),
-            output_tokens: later.output_tokens.or(self.output_tokens),
-            cache_creation_input_tokens: later
-                .cache_creation_input_tokens
-                .or(self.cache_creation_input_tokens),
-            cache_read_input_tokens: later
-                .cache_read_input_tokens
-                .or(self.cache_read_input_tokens),
-        }
-    }
-
-    /// The normalised usage; `None` when the vendor said nothing.
-    fn usage(&self) -> Option<Usage> {
-        let counts = [
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_creation_input_tokens,
-            self.cache_read_input_tokens,
-        ];
-        if counts.iter().all(Option::is_none) {
-            return None;
-        }
-        let cached_tokens = self.cache_read_input_tokens.unwrap_or(0);
-        let cache_write_tokens = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self
-            .input_tokens
-            .unwrap_or(0)
-            .saturating_add(cached_tokens)
-            .saturating_add(cache_write_tokens);
-        Some(Usage {
-            cached_tokens,
-            cache_write_tokens,
-            ..Usage::new(prompt, self.output_tokens.unwrap_or(0))
-        })
-    }
-}
-
-/// A content block of an answer (or of a stream's `content_block_start`).
-#[derive(Deserialize)]
-struct BlockIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    data: Option<Cow<'a, str>>,
-}
-
 impl BlockIn<'_> {
     /// A `thinking` or `redacted_thinking` block as the chat client gets it to send back.
     fn thinking_block(&self) -> Option<ThinkingBlock<'static>> {
@@ -539,32 +337,6 @@ impl BlockIn<'_> {
             _ => None,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    message: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    content: Vec<BlockIn<'a>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
 }
 
 /// OpenAI's `finish_reason` for Anthropic's `stop_reason`.
@@ -601,7 +373,7 @@ fn error_of(e: &ErrorIn<'_>) -> GatewayError {
 /// A successful Messages answer as an OpenAI `chat.completion`. The model is the one Anthropic
 /// names, else `model_hint`.
 pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
-    let msg: MessageIn<'_> =
+    let msg: AnswerIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     if let Some(e) = msg
         .error
@@ -656,41 +428,6 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
 
 // ---------------------------------------------------------------------------------------------
 // Streams.
-
-/// One event of a Messages stream; every field is optional so that one shape reads them all.
-#[derive(Deserialize)]
-struct EventIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    index: u64,
-    #[serde(borrow, default)]
-    message: Option<MessageIn<'a>>,
-    #[serde(borrow, default)]
-    content_block: Option<BlockIn<'a>>,
-    #[serde(borrow, default)]
-    delta: Option<DeltaIn<'a>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-}
 
 /// A `thinking` block being streamed: its text goes out as `reasoning_content` deltas, and the
 /// whole block (with the signature that comes last) as `thinking_blocks` at its end.
@@ -828,7 +565,7 @@ impl AnthropicState {
         }
     }
 
-    fn message_start(&mut self, msg: Option<MessageIn<'_>>, out: &mut Vec<u8>) {
+    fn message_start(&mut self, msg: Option<AnswerIn<'_>>, out: &mut Vec<u8>) {
         let Some(msg) = msg else { return };
         if let Some(u) = msg.usage {
             self.usage = self.usage.merge(u);

@@ -51,79 +51,33 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::{
+    content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ToolCallOut,
+    ToolChoice,
+};
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::gemini::is_filtered;
+use crate::dialect::gemini::wire::{
+    Blob, CandidateIn, Content, ContentIn, ErrorIn, FileData, FunctionCall, FunctionCallingConfig,
+    FunctionDecl, FunctionResponse, GenerationConfig, Part, Request, ResponseIn, ResponseValue,
+    Role, SignedFunctionCall, ThinkingConfig, ToolConfig, ToolOut,
+};
 use crate::gateway::error::GatewayError;
-use crate::accounting::usage::Usage;
 
 use super::common::{
-    arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, reasoning_budget, stop_sequences, to_bytes, tool_choice,
-    tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
-    ChunkWriter, Completion, End, EventState, Image, OaContent, OaMessage, OaPart, ToolCallOut,
-    ToolChoice, Translated, Translating, ROLE_DELTA,
+    arguments_object, content_delta, function_tools, push_merged, reasoning_budget, to_bytes,
+    tool_start_delta, unreadable, unsupported, vendor_failure, ChunkWriter, End, EventState,
+    Translated, Translating, ROLE_DELTA,
 };
 
 const VENDOR: &str = "gemini";
 
 // ---------------------------------------------------------------------------------------------
 // Request.
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Request<'a> {
-    contents: Vec<Content<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system_instruction: Option<SystemInstruction<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ToolOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_config: Option<ToolConfig<'a>>,
-    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
-    generation_config: GenerationConfig<'a>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    User,
-    Model,
-}
-
-#[derive(Serialize)]
-struct Content<'a> {
-    role: Role,
-    parts: Vec<Part<'a>>,
-}
-
-#[derive(Serialize)]
-struct SystemInstruction<'a> {
-    parts: Vec<Part<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum Part<'a> {
-    Text(Cow<'a, str>),
-    InlineData(Blob<'a>),
-    FileData(FileData<'a>),
-    FunctionCall(FunctionCall<'a>),
-    FunctionResponse(FunctionResponse<'a>),
-    /// A function call with the `thoughtSignature` Gemini gave it (a sibling of
-    /// `functionCall` in the part).
-    #[serde(untagged)]
-    SignedFunctionCall(SignedFunctionCall<'a>),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignedFunctionCall<'a> {
-    function_call: FunctionCall<'a>,
-    thought_signature: Cow<'a, str>,
-}
 
 /// Joins a tool call's id and the `thoughtSignature` of its `functionCall` part: Gemini 3
 /// refuses a function call sent back without its signature, and a chat client keeps nothing
@@ -136,119 +90,6 @@ fn split_call_id(id: &str) -> (&str, Option<&str>) {
     match id.split_once(THOUGHT_SIGNATURE_SEPARATOR) {
         Some((id, sig)) if !sig.is_empty() => (id, Some(sig)),
         _ => (id, None),
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Blob<'a> {
-    mime_type: Cow<'a, str>,
-    data: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FileData<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mime_type: Option<&'static str>,
-    file_uri: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct FunctionCall<'a> {
-    name: Cow<'a, str>,
-    args: Box<RawValue>,
-}
-
-#[derive(Serialize)]
-struct FunctionResponse<'a> {
-    name: Cow<'a, str>,
-    response: ResponseValue<'a>,
-}
-
-/// A tool's result: its own JSON object, or its text under `output` (Gemini takes an object).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ResponseValue<'a> {
-    Object(Box<RawValue>),
-    Text { output: Cow<'a, str> },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolOut<'a> {
-    function_declarations: Vec<FunctionDecl<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FunctionDecl<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters_json_schema: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolConfig<'a> {
-    function_calling_config: FunctionCallingConfig<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FunctionCallingConfig<'a> {
-    mode: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    allowed_function_names: Vec<Cow<'a, str>>,
-}
-
-#[derive(Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GenerationConfig<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_k: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    candidate_count: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_output_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop_sequences: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence_penalty: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frequency_penalty: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_mime_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_json_schema: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking_config: Option<ThinkingConfig>,
-}
-
-impl GenerationConfig<'_> {
-    fn is_empty(&self) -> bool {
-        let raws = [
-            self.temperature,
-            self.top_p,
-            self.top_k,
-            self.candidate_count,
-            self.seed,
-            self.presence_penalty,
-            self.frequency_penalty,
-            self.response_json_schema,
-        ];
-        raws.iter().all(Option::is_none)
-            && self.max_output_tokens.is_none()
-            && self.stop_sequences.is_empty()
-            && self.response_mime_type.is_none()
     }
 }
 
@@ -273,7 +114,7 @@ pub fn request_body(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     Ok(to_bytes(&body))
 }
 
-type Converted<'a> = (Option<SystemInstruction<'a>>, Vec<Content<'a>>);
+type Converted<'a> = (Option<Content<'a>>, Vec<Content<'a>>);
 
 /// The system instruction and the conversation.
 fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
@@ -300,10 +141,16 @@ fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayEr
             }
         }
     }
-    let system = (!system.is_empty()).then_some(SystemInstruction { parts: system });
+    let system = (!system.is_empty()).then_some(Content {
+        role: None,
+        parts: system,
+    });
     let contents = turns
         .into_iter()
-        .map(|(role, parts)| Content { role, parts })
+        .map(|(role, parts)| Content {
+            role: Some(role),
+            parts,
+        })
         .collect();
     Ok((system, contents))
 }
@@ -456,14 +303,6 @@ fn convert_tool_choice<'a>(
     }))
 }
 
-/// `generationConfig.thinkingConfig.thinkingBudget` (tokens; 0 turns thinking off where the
-/// model allows it).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ThinkingConfig {
-    thinking_budget: u64,
-}
-
 fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, GatewayError> {
     let (response_mime_type, response_json_schema) = response_format(req)?;
     // Thinking counts against `maxOutputTokens`: a budget above it is cut to it.
@@ -490,18 +329,6 @@ type Format<'a> = (Option<&'static str>, Option<&'a RawValue>);
 
 /// `response_format`: JSON answers, with the client's schema when it gives one.
 fn response_format<'a>(req: &ChatRequest<'a>) -> Result<Format<'a>, GatewayError> {
-    #[derive(Deserialize)]
-    struct ResponseFormat<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow, default)]
-        json_schema: Option<JsonSchema<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct JsonSchema<'a> {
-        #[serde(borrow, default)]
-        schema: Option<&'a RawValue>,
-    }
     let Some(f) = field::<ResponseFormat<'a>>(req, "response_format")? else {
         return Ok((None, None));
     };
@@ -517,116 +344,6 @@ fn response_format<'a>(req: &ChatRequest<'a>) -> Result<Format<'a>, GatewayError
 
 // ---------------------------------------------------------------------------------------------
 // Answers.
-
-/// A `GenerateContentResponse`: a whole answer, or one event of a stream.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseIn<'a> {
-    #[serde(borrow, default)]
-    candidates: Vec<CandidateIn<'a>>,
-    #[serde(default)]
-    usage_metadata: Option<UsageIn>,
-    #[serde(borrow, default)]
-    model_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    response_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    prompt_feedback: Option<PromptFeedback<'a>>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CandidateIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<ContentIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    index: u32,
-}
-
-#[derive(Deserialize)]
-struct ContentIn<'a> {
-    #[serde(borrow, default)]
-    parts: Vec<PartIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PartIn<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default)]
-    thought: Option<bool>,
-    #[serde(borrow, default)]
-    function_call: Option<FunctionCallIn<'a>>,
-    #[serde(borrow, default)]
-    thought_signature: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionCallIn<'a> {
-    #[serde(borrow, default)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    args: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageIn {
-    prompt_token_count: Option<u64>,
-    candidates_token_count: Option<u64>,
-    total_token_count: Option<u64>,
-    thoughts_token_count: Option<u64>,
-    tool_use_prompt_token_count: Option<u64>,
-    cached_content_token_count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PromptFeedback<'a> {
-    #[serde(borrow, default)]
-    block_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorIn<'a> {
-    #[serde(default)]
-    code: Option<u16>,
-    #[serde(borrow, default)]
-    message: Cow<'a, str>,
-}
-
-impl UsageIn {
-    fn usage(&self) -> Option<Usage> {
-        if self.prompt_token_count.is_none()
-            && self.candidates_token_count.is_none()
-            && self.total_token_count.is_none()
-        {
-            return None;
-        }
-        let prompt =
-            self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
-        let reasoning = self.thoughts_token_count.unwrap_or(0);
-        let completion = self.candidates_token_count.unwrap_or(0) + reasoning;
-        Some(Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: self
-                .total_token_count
-                .unwrap_or(prompt.saturating_add(completion)),
-            // `promptTokenCount` already includes the cached content.
-            cached_tokens: self.cached_content_token_count.unwrap_or(0).min(prompt),
-            cache_write_tokens: 0,
-            reasoning_tokens: reasoning,
-        })
-    }
-}
 
 /// OpenAI's `finish_reason` for a candidate's `finishReason`; `called` when the candidate
 /// called functions (Gemini says STOP then, OpenAI clients expect `tool_calls`).

@@ -9,16 +9,16 @@
 //! tool arguments, sampling numbers): `serde_json` here has no `preserve_order`, and re-encoding
 //! a JSON schema through `Value` would reorder its `properties`, which models read in order.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::dialect::chat::ChatRequest;
-use crate::gateway::error::GatewayError;
-use crate::dialect::sse::Decoder;
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::{field, OaFunctionDef, OaTool, Str, ThinkingBlock};
+use crate::dialect::chat::ChatRequest;
+use crate::dialect::messages::wire::ThinkingIn;
+use crate::dialect::sse::Decoder;
+use crate::gateway::error::GatewayError;
 
 /// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
 /// provider's `default_max_tokens` gives it.
@@ -80,237 +80,9 @@ pub fn unix_now() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The OpenAI request, as read from the client.
 
-/// A string that borrows from the body when it has no escapes (a bare `Cow<str>` always
-/// allocates under serde; `#[serde(borrow)]` makes it borrow).
-#[derive(Deserialize)]
-pub(crate) struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
-
-/// One message of the client's `messages`.
-#[derive(Deserialize)]
-pub(crate) struct OaMessage<'a> {
-    #[serde(borrow)]
-    pub role: Cow<'a, str>,
-    /// A string, an array of content parts, or null.
-    #[serde(borrow, default)]
-    pub content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub tool_calls: Option<Vec<OaToolCall<'a>>>,
-    #[serde(borrow, default)]
-    pub tool_call_id: Option<Cow<'a, str>>,
-    /// An assistant turn's reasoning blocks as this gateway hands them to chat clients
-    /// (Anthropic's `thinking` with its `signature`, `redacted_thinking`), sent back so the
-    /// vendor can check them.
-    #[serde(borrow, default)]
-    pub thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
-}
-
-/// A reasoning block a vendor needs back on the next turn, carried in chat messages as
-/// `thinking_blocks` (the OpenAI-compatible ecosystem's name) next to `reasoning_content`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum ThinkingBlock<'a> {
-    Thinking {
-        #[serde(borrow)]
-        thinking: Cow<'a, str>,
-        #[serde(borrow)]
-        signature: Cow<'a, str>,
-    },
-    RedactedThinking {
-        #[serde(borrow)]
-        data: Cow<'a, str>,
-    },
-}
-
-/// An assistant message's tool call.
-#[derive(Deserialize)]
-pub(crate) struct OaToolCall<'a> {
-    #[serde(borrow)]
-    pub id: Cow<'a, str>,
-    #[serde(borrow)]
-    pub function: OaFunctionCall<'a>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct OaFunctionCall<'a> {
-    #[serde(borrow)]
-    pub name: Cow<'a, str>,
-    /// A JSON object serialised as a string.
-    #[serde(borrow, default)]
-    pub arguments: Cow<'a, str>,
-}
-
-/// A message's content.
-pub(crate) enum OaContent<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<OaPart<'a>>),
-}
-
-/// One content part: `text`, `image_url`, `refusal`, or a kind no translator takes.
-#[derive(Deserialize)]
-pub(crate) struct OaPart<'a> {
-    #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub image_url: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub refusal: Option<Cow<'a, str>>,
-}
-
-/// An image the client gave: inline (a `data:` URL) or by URL.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Image<'a> {
-    Base64 {
-        media_type: Cow<'a, str>,
-        data: Cow<'a, str>,
-    },
-    Url(Cow<'a, str>),
-}
-
-/// A function tool of the client's `tools`.
-#[derive(Deserialize)]
-pub(crate) struct OaFunctionDef<'a> {
-    #[serde(borrow)]
-    pub name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub description: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub parameters: Option<&'a RawValue>,
-}
-
-/// The client's `tool_choice`.
-#[derive(Debug, PartialEq)]
-pub(crate) enum ToolChoice<'a> {
-    Auto,
-    None,
-    Required,
-    Function(Cow<'a, str>),
-}
-
 /// A 400 about the client's request, saying which vendor could not take what.
 pub(crate) fn unsupported(vendor: &str, what: impl std::fmt::Display) -> GatewayError {
     GatewayError::InvalidRequest(format!("{what} (provider kind `{vendor}`)"))
-}
-
-/// The messages of the request, typed. `body::parse` checked each has a string `role`.
-pub(crate) fn messages<'a>(req: &ChatRequest<'a>) -> Result<Vec<OaMessage<'a>>, GatewayError> {
-    req.messages
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            serde_json::from_str(raw.get()).map_err(|e| {
-                GatewayError::InvalidRequest(format!("`messages[{i}]` is not a valid message: {e}"))
-            })
-        })
-        .collect()
-}
-
-/// A top-level field, typed; absent and `null` are `None`, a wrong type is a 400.
-pub(crate) fn field<'a, T: Deserialize<'a>>(
-    req: &ChatRequest<'a>,
-    name: &str,
-) -> Result<Option<T>, GatewayError> {
-    match req.field(name) {
-        None => Ok(None),
-        Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(|e| GatewayError::InvalidRequest(format!("`{name}` is not valid: {e}"))),
-    }
-}
-
-/// A top-level field kept raw (numbers carried across as the client wrote them).
-pub(crate) fn raw_field<'a>(req: &ChatRequest<'a>, name: &str) -> Option<&'a RawValue> {
-    req.field(name).filter(|raw| raw.get() != "null")
-}
-
-/// The content of a message: a string, parts, or `None` for null or absent.
-pub(crate) fn content<'a>(
-    raw: Option<&'a RawValue>,
-) -> Result<Option<OaContent<'a>>, GatewayError> {
-    let Some(raw) = raw else { return Ok(None) };
-    match raw.get().as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<Str<'a>>(raw.get())
-            .map(|s| Some(OaContent::Text(s.0)))
-            .map_err(|e| GatewayError::InvalidRequest(format!("bad message content: {e}"))),
-        Some(b'[') => serde_json::from_str(raw.get())
-            .map(|p| Some(OaContent::Parts(p)))
-            .map_err(|e| GatewayError::InvalidRequest(format!("bad message content parts: {e}"))),
-        Some(b'n') => Ok(None),
-        _ => Err(GatewayError::InvalidRequest(
-            "a message's `content` must be a string, an array of parts, or null".into(),
-        )),
-    }
-}
-
-/// The text of a content (parts' texts joined by `sep`); other parts are not text and are left
-/// out. Used where a vendor takes only text (system prompts, tool results).
-pub(crate) fn plain_text<'a>(content: Option<OaContent<'a>>, sep: &str) -> Cow<'a, str> {
-    match content {
-        None => Cow::Borrowed(""),
-        Some(OaContent::Text(t)) => t,
-        Some(OaContent::Parts(parts)) => {
-            let mut texts = parts.into_iter().filter_map(|p| p.text);
-            match (texts.next(), texts.next()) {
-                (None, _) => Cow::Borrowed(""),
-                (Some(one), None) => one,
-                (Some(a), Some(b)) => {
-                    let mut s = format!("{a}{sep}{b}");
-                    for t in texts {
-                        s.push_str(sep);
-                        s.push_str(&t);
-                    }
-                    Cow::Owned(s)
-                }
-            }
-        }
-    }
-}
-
-impl<'a> OaPart<'a> {
-    /// The image of an `image_url` part (`{"url":…}` or a bare string).
-    pub fn image(&self) -> Result<Image<'a>, GatewayError> {
-        #[derive(Deserialize)]
-        struct Url<'a> {
-            #[serde(borrow)]
-            url: Cow<'a, str>,
-        }
-        let bad = || GatewayError::InvalidRequest("an `image_url` part needs a `url`".into());
-        let raw = self.image_url.ok_or_else(bad)?;
-        let url = serde_json::from_str::<Url<'a>>(raw.get())
-            .map(|u| u.url)
-            .or_else(|_| serde_json::from_str::<Str<'a>>(raw.get()).map(|s| s.0))
-            .map_err(|_| bad())?;
-        if url.starts_with("data:") {
-            return data_url(url).ok_or_else(|| {
-                GatewayError::InvalidRequest(
-                    "an image `data:` URL must be `data:<media type>;base64,<data>`".into(),
-                )
-            });
-        }
-        Ok(Image::Url(url))
-    }
-}
-
-/// `data:image/png;base64,AAAA` → media type and data, borrowed when the URL is.
-fn data_url(url: Cow<'_, str>) -> Option<Image<'_>> {
-    fn split(s: &str) -> Option<(&str, &str)> {
-        let (meta, data) = s.strip_prefix("data:")?.split_once(',')?;
-        let meta = meta.strip_suffix(";base64")?;
-        let media = meta.split(';').next().unwrap_or(meta);
-        (!media.is_empty()).then_some((media, data))
-    }
-    match url {
-        Cow::Borrowed(s) => split(s).map(|(m, d)| Image::Base64 {
-            media_type: Cow::Borrowed(m),
-            data: Cow::Borrowed(d),
-        }),
-        Cow::Owned(s) => split(&s).map(|(m, d)| Image::Base64 {
-            media_type: Cow::Owned(m.to_owned()),
-            data: Cow::Owned(d.to_owned()),
-        }),
-    }
 }
 
 /// The client's function tools; any other tool type is a 400 (no vendor here runs OpenAI's
@@ -319,14 +91,7 @@ pub(crate) fn function_tools<'a>(
     req: &ChatRequest<'a>,
     vendor: &str,
 ) -> Result<Vec<OaFunctionDef<'a>>, GatewayError> {
-    #[derive(Deserialize)]
-    struct Tool<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow)]
-        function: Option<OaFunctionDef<'a>>,
-    }
-    let tools: Vec<Tool<'a>> = field(req, "tools")?.unwrap_or_default();
+    let tools: Vec<OaTool<'a>> = field(req, "tools")?.unwrap_or_default();
     tools
         .into_iter()
         .map(|t| match (t.kind.as_ref(), t.function) {
@@ -339,56 +104,6 @@ pub(crate) fn function_tools<'a>(
         .collect()
 }
 
-/// The client's `tool_choice`.
-pub(crate) fn tool_choice<'a>(
-    req: &ChatRequest<'a>,
-) -> Result<Option<ToolChoice<'a>>, GatewayError> {
-    #[derive(Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow)]
-        function: Name<'a>,
-    }
-    #[derive(Deserialize)]
-    struct Name<'a> {
-        #[serde(borrow)]
-        name: Cow<'a, str>,
-    }
-    let Some(raw) = raw_field(req, "tool_choice") else {
-        return Ok(None);
-    };
-    let bad = || {
-        GatewayError::InvalidRequest(
-            "`tool_choice` must be \"auto\", \"none\", \"required\" or a function".into(),
-        )
-    };
-    if let Ok(Str(s)) = serde_json::from_str::<Str<'a>>(raw.get()) {
-        return match s.as_ref() {
-            "auto" => Ok(Some(ToolChoice::Auto)),
-            "none" => Ok(Some(ToolChoice::None)),
-            "required" => Ok(Some(ToolChoice::Required)),
-            _ => Err(bad()),
-        };
-    }
-    serde_json::from_str::<Named<'a>>(raw.get())
-        .map(|n| Some(ToolChoice::Function(n.function.name)))
-        .map_err(|_| bad())
-}
-
-/// The client's `stop`: a string or an array of strings.
-pub(crate) fn stop_sequences<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, str>>, GatewayError> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Stop<'a> {
-        One(#[serde(borrow)] Cow<'a, str>),
-        Many(Vec<Str<'a>>),
-    }
-    Ok(match field::<Stop<'a>>(req, "stop")? {
-        None => Vec::new(),
-        Some(Stop::One(s)) => vec![s],
-        Some(Stop::Many(v)) => v.into_iter().map(|s| s.0).collect(),
-    })
-}
-
 /// How much the client asked the model to reason, read from OpenAI's `reasoning_effort`
 /// (`none`/`minimal`: no reasoning; `low`, `medium`, `high`) or from Anthropic's
 /// `thinking` (`{"type":"enabled","budget_tokens":N}` / `{"type":"disabled"}`, e.g. in
@@ -396,14 +111,7 @@ pub(crate) fn stop_sequences<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, st
 /// (Gemini 2.5's documented budget range; Anthropic's minimum is 1,024). `Ok(None)`: not asked;
 /// `Ok(Some(0))`: asked to not reason. An effort that is not one of these is a 400.
 pub(crate) fn reasoning_budget(req: &ChatRequest<'_>) -> Result<Option<u64>, GatewayError> {
-    #[derive(Deserialize)]
-    struct Thinking<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(default)]
-        budget_tokens: Option<u64>,
-    }
-    if let Some(t) = field::<Thinking<'_>>(req, "thinking")? {
+    if let Some(t) = field::<ThinkingIn<'_>>(req, "thinking")? {
         return match t.kind.as_ref() {
             "disabled" => Ok(Some(0)),
             "enabled" => Ok(Some(t.budget_tokens.unwrap_or(1024))),
@@ -458,77 +166,6 @@ pub(crate) fn push_merged<R: PartialEq, T>(list: &mut Vec<(R, Vec<T>)>, role: R,
 
 // ---------------------------------------------------------------------------------------------
 // The OpenAI answer, as written to the client.
-
-/// A non-streaming `chat.completion`.
-#[derive(Serialize)]
-pub(crate) struct Completion<'a> {
-    pub id: &'a str,
-    pub object: &'static str,
-    pub created: u64,
-    pub model: &'a str,
-    pub choices: Vec<Choice>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Choice {
-    pub index: u32,
-    pub message: AssistantMessage,
-    pub finish_reason: &'static str,
-}
-
-/// `content` is null when the answer is only tool calls, as OpenAI sends it.
-#[derive(Serialize)]
-pub(crate) struct AssistantMessage {
-    pub role: &'static str,
-    pub content: Option<String>,
-    /// The vendor's reasoning text, when it showed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_content: Option<String>,
-    /// The reasoning blocks the client must send back on the next turn.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub thinking_blocks: Vec<ThinkingBlock<'static>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCallOut>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ToolCallOut {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub function: FunctionOut,
-}
-
-#[derive(Serialize)]
-pub(crate) struct FunctionOut {
-    pub name: String,
-    pub arguments: String,
-}
-
-impl AssistantMessage {
-    pub fn new(text: String, tool_calls: Vec<ToolCallOut>) -> Self {
-        let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
-        AssistantMessage {
-            role: "assistant",
-            content,
-            reasoning_content: None,
-            thinking_blocks: Vec::new(),
-            tool_calls,
-        }
-    }
-}
-
-impl ToolCallOut {
-    pub fn new(id: String, name: String, arguments: String) -> Self {
-        ToolCallOut {
-            id,
-            kind: "function",
-            function: FunctionOut { name, arguments },
-        }
-    }
-}
 
 /// Serialises an answer; plain strings and numbers cannot fail to serialise.
 pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Bytes {
@@ -760,6 +397,9 @@ impl<S: EventState> SseTranslator for Translating<S> {
 pub(crate) mod tests {
     use super::*;
     use crate::dialect::chat::parse;
+    use crate::dialect::chat::wire::{
+        content, messages, stop_sequences, tool_choice, Image, OaContent, ToolChoice,
+    };
     use crate::dialect::chat_stream::Scanner;
 
     fn req(body: &str) -> ChatRequest<'_> {

@@ -10,40 +10,19 @@
 //! embeds text). Dropped: `user`. Gemini reports no usage: it is estimated (marked) from the
 //! input text.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
+use crate::dialect::embeddings::wire::{Item, List, UsageOut, Vector};
 use crate::dialect::embeddings::{EmbeddingsRequest, Input};
+use crate::dialect::gemini::wire::{BatchAnswer, BatchRequest, Content, EmbedRequest, Part};
 use crate::gateway::error::GatewayError;
 
 use super::common::{to_bytes, unreadable, unsupported};
 
 const VENDOR: &str = "gemini";
-
-#[derive(Serialize)]
-struct BatchRequest<'a> {
-    requests: Vec<EmbedRequest<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EmbedRequest<'a> {
-    model: String,
-    content: Content<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output_dimensionality: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Content<'a> {
-    parts: [Part<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct Part<'a> {
-    text: &'a str,
-}
 
 /// The `batchEmbedContents` body for `req`, sent to `upstream_model`.
 pub fn request_body(
@@ -58,7 +37,8 @@ pub fn request_body(
             Input::Text(text) => Ok(EmbedRequest {
                 model: model.clone(),
                 content: Content {
-                    parts: [Part { text }],
+                    role: None,
+                    parts: vec![Part::Text(Cow::Borrowed(text.as_str()))],
                 },
                 output_dimensionality: req.dimensions,
             }),
@@ -69,46 +49,6 @@ pub fn request_body(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(to_bytes(&BatchRequest { requests }))
-}
-
-#[derive(Deserialize)]
-struct BatchAnswer {
-    #[serde(default)]
-    embeddings: Vec<Embedding>,
-}
-
-#[derive(Deserialize)]
-struct Embedding {
-    #[serde(default)]
-    values: Vec<f32>,
-}
-
-#[derive(Serialize)]
-struct List<'a> {
-    object: &'static str,
-    data: Vec<Item>,
-    model: &'a str,
-    usage: UsageOut,
-}
-
-#[derive(Serialize)]
-struct Item {
-    object: &'static str,
-    index: usize,
-    embedding: Vector,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Vector {
-    Floats(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Serialize)]
-struct UsageOut {
-    prompt_tokens: u64,
-    total_tokens: u64,
 }
 
 /// A `batchEmbedContents` answer in OpenAI's list shape; `prompt_tokens` is the gateway's

@@ -30,16 +30,23 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::Str;
+use crate::dialect::chat::wire::{
+    ChatRequestOut, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut, FunctionName,
+    ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut, ToolDeltaIn, ToolOut,
+};
+use crate::dialect::messages::wire::{
+    AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
+    ThinkingIn, ToolChoiceIn, ToolIn,
+};
 use crate::dialect::messages::{error_event, error_json, push_event};
 use crate::gateway::error::GatewayError;
-use crate::accounting::usage::Usage;
 
-use super::common::{
-    json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
-};
+use super::common::{json_str, to_bytes, unreadable, End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -50,225 +57,8 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 // ---------------------------------------------------------------------------------------------
 // Request: Anthropic in.
 
-#[derive(Deserialize)]
-struct MessagesRequest<'a> {
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    messages: Vec<MessageIn<'a>>,
-    #[serde(borrow, default)]
-    system: Option<&'a RawValue>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(borrow, default)]
-    thinking: Option<ThinkingIn<'a>>,
-    #[serde(borrow, default)]
-    stop_sequences: Option<Vec<Str<'a>>>,
-    #[serde(borrow, default)]
-    temperature: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    top_p: Option<&'a RawValue>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(borrow, default)]
-    tools: Option<Vec<ToolIn<'a>>>,
-    #[serde(borrow, default)]
-    tool_choice: Option<ToolChoiceIn<'a>>,
-    #[serde(borrow, default)]
-    metadata: Option<MetadataIn<'a>>,
-}
-
-/// `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"disabled"}`.
-#[derive(Deserialize)]
-struct ThinkingIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    budget_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn<'a> {
-    #[serde(borrow)]
-    role: Cow<'a, str>,
-    /// A string or an array of blocks.
-    #[serde(borrow)]
-    content: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct BlockIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    source: Option<SourceIn<'a>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    tool_use_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct SourceIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    media_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    data: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    url: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ToolIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    description: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input_schema: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ToolChoiceIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default)]
-    disable_parallel_tool_use: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct MetadataIn<'a> {
-    #[serde(borrow, default)]
-    user_id: Option<Cow<'a, str>>,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Request: OpenAI out.
-
-#[derive(Serialize)]
-struct ChatRequestOut<'a> {
-    model: Cow<'a, str>,
-    messages: Vec<MessageOut<'a>>,
-    /// OpenAI's name for the output cap: reasoning models (o-series, gpt-5) refuse
-    /// `max_tokens`, and every current OpenAI-compatible server takes this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ToolOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<ToolChoiceOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<ContentOut<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCallOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ContentOut<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<PartOut<'a>>),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum PartOut<'a> {
-    Text { text: Cow<'a, str> },
-    ImageUrl { image_url: ImageUrl<'a> },
-}
-
-#[derive(Serialize)]
-struct ImageUrl<'a> {
-    url: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct ToolCallOut<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionCallOut<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionCallOut<'a> {
-    name: Cow<'a, str>,
-    arguments: &'a str,
-}
-
-#[derive(Serialize)]
-struct ToolOut<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionDefOut<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionDefOut<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ToolChoiceOut<'a> {
-    Mode(&'static str),
-    Function {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        function: FunctionName<'a>,
-    },
-}
-
-#[derive(Serialize)]
-struct FunctionName<'a> {
-    name: Cow<'a, str>,
-}
 
 /// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
 /// `model` (the gateway routes it as it routes any chat request).
@@ -346,12 +136,7 @@ fn blocks(raw: &RawValue) -> Result<Vec<BlockIn<'_>>, GatewayError> {
         return Ok(vec![BlockIn {
             kind: Cow::Borrowed("text"),
             text: Some(text.0),
-            source: None,
-            id: None,
-            name: None,
-            input: None,
-            tool_use_id: None,
-            content: None,
+            ..BlockIn::default()
         }]);
     }
     serde_json::from_str(raw.get()).map_err(|e| {
@@ -491,18 +276,12 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
     for b in blocks_in {
         match b.kind.as_ref() {
             "text" => texts.extend(b.text),
-            "tool_use" => tool_calls.push(ToolCallOut {
-                id: b
-                    .id
-                    .ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
-                kind: "function",
-                function: FunctionCallOut {
-                    name: b
-                        .name
-                        .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
-                    arguments: b.input.map_or("{}", RawValue::get),
-                },
-            }),
+            "tool_use" => tool_calls.push(ToolCallOut::new(
+                b.id.ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
+                b.name
+                    .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
+                b.input.map_or("{}", RawValue::get),
+            )),
             _ => {} // thinking, redacted_thinking: nothing an OpenAI upstream takes
         }
     }
@@ -563,103 +342,6 @@ fn convert_tool_choice(
 // ---------------------------------------------------------------------------------------------
 // Answers: OpenAI in, Anthropic out.
 
-#[derive(Deserialize)]
-struct CompletionIn<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChoiceIn<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceIn<'a> {
-    #[serde(borrow, default)]
-    message: Option<AnswerIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct AnswerIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<OaToolCall<'a>>>,
-}
-
-/// OpenAI's `usage` (every count optional, servers differ): read as [`Usage`] when it has
-/// both counts; one without them, or of an odd shape, reads as none rather than failing.
-fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
-    let v = <Option<Box<RawValue>>>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_str::<Usage>(v.get()).ok()))
-}
-
-#[derive(Serialize)]
-struct MessageOutBody<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    role: &'static str,
-    model: &'a str,
-    content: Vec<AnswerBlock<'a>>,
-    stop_reason: &'static str,
-    stop_sequence: Option<&'static str>,
-    usage: AnthropicUsage,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum AnswerBlock<'a> {
-    Text {
-        text: Cow<'a, str>,
-    },
-    ToolUse {
-        id: Cow<'a, str>,
-        name: Cow<'a, str>,
-        input: Box<RawValue>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-struct AnthropicUsage {
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_creation_input_tokens: u64,
-    cache_read_input_tokens: u64,
-}
-
-impl AnthropicUsage {
-    /// Anthropic's `input_tokens` leaves out the tokens read from and written to the cache,
-    /// which go to `cache_read_input_tokens` and `cache_creation_input_tokens`.
-    fn of(usage: Option<Usage>) -> Self {
-        let u = usage.unwrap_or_default();
-        let read = u.cached_tokens.min(u.prompt_tokens);
-        let written = u.cache_write_tokens.min(u.prompt_tokens - read);
-        AnthropicUsage {
-            input_tokens: u.prompt_tokens - read - written,
-            output_tokens: u.completion_tokens,
-            cache_creation_input_tokens: written,
-            cache_read_input_tokens: read,
-        }
-    }
-
-    fn json(&self) -> String {
-        format!(
-            r#"{{"input_tokens":{},"output_tokens":{},"cache_creation_input_tokens":{},"cache_read_input_tokens":{}}}"#,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_creation_input_tokens,
-            self.cache_read_input_tokens
-        )
-    }
-}
-
 /// Anthropic's `stop_reason` for OpenAI's `finish_reason`.
 pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     match finish_reason {
@@ -697,10 +379,10 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
         let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
         content.extend(
             text.filter(|t| !t.is_empty())
-                .map(|text| AnswerBlock::Text { text }),
+                .map(|text| Block::Text { text }),
         );
         for call in answer.tool_calls.unwrap_or_default() {
-            content.push(AnswerBlock::ToolUse {
+            content.push(Block::ToolUse {
                 input: input_object(&call.function.arguments),
                 id: call.id,
                 name: call.function.name,
@@ -727,58 +409,6 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
 
 // ---------------------------------------------------------------------------------------------
 // Streams: OpenAI chunks in, Anthropic events out.
-
-#[derive(Deserialize)]
-struct ChunkIn<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChunkChoiceIn<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoiceIn<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    delta: Option<DeltaIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolDeltaIn<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    function: Option<FunctionDeltaIn<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDeltaIn<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    arguments: Option<Cow<'a, str>>,
-}
 
 /// The content block being streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

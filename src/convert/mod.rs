@@ -24,16 +24,16 @@ pub mod responses_chat;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::gateway::body::Prepared;
-use crate::gateway::body::RewriteOptions;
+use crate::accounting::meter::Meter;
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::chat::{self, ChatRequest};
 use crate::dialect::embeddings;
 use crate::dialect::Dialect;
+use crate::gateway::body::Prepared;
+use crate::gateway::body::RewriteOptions;
 use crate::gateway::error::GatewayError;
-use crate::accounting::meter::Meter;
-use crate::providers;
 use crate::gateway::request::{FrontRequest, Pivot};
+use crate::providers;
 
 pub use common::{unix_now, SseTranslator, Translated};
 

@@ -28,12 +28,15 @@
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
 //! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::gateway::error::GatewayError;
+use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
+
 use crate::accounting::usage::Usage;
+use crate::gateway::error::GatewayError;
 
 use super::common::{unreadable, End, EventState, Translated, Translating};
 
@@ -341,58 +344,6 @@ fn format_to_chat(format: &Value) -> Result<Option<Value>, GatewayError> {
 // ---------------------------------------------------------------------------------------------
 // Answers: chat in, Responses out.
 
-#[derive(Deserialize)]
-struct CompletionIn {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    created: Option<u64>,
-    #[serde(default)]
-    choices: Vec<ChoiceIn>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceIn {
-    #[serde(default)]
-    message: Option<MessageIn>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCallIn>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallIn {
-    #[serde(default)]
-    id: String,
-    function: FunctionIn,
-}
-
-#[derive(Deserialize)]
-struct FunctionIn {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: String,
-}
-
-fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_value::<Usage>(v).ok()))
-}
-
 /// The Responses `usage` object.
 fn usage_json(u: &Usage) -> Value {
     json!({
@@ -502,7 +453,7 @@ pub fn response_from_chat_as(
     created: u64,
     ident: &Identity,
 ) -> Result<Translated, GatewayError> {
-    let c: CompletionIn =
+    let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     let id = ident.id_or(c.id.as_deref());
     let choice = c.choices.into_iter().next();
@@ -522,7 +473,7 @@ pub fn response_from_chat_as(
                 vec![part],
             ));
         }
-        for call in &m.tool_calls {
+        for call in m.tool_calls.iter().flatten() {
             output.push(call_item(
                 &format!("fc_{id}_{}", output.len()),
                 "completed",
@@ -615,58 +566,6 @@ impl ChatToResponsesStream {
     }
 }
 
-#[derive(Deserialize)]
-struct ChunkIn {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChunkChoiceIn>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoiceIn {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: Option<DeltaIn>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolDeltaIn>,
-}
-
-#[derive(Deserialize)]
-struct ToolDeltaIn {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDeltaIn>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDeltaIn {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
-
 impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
@@ -676,11 +575,12 @@ impl EventState for StreamState {
         if data == b"[DONE]" {
             return self.last(out);
         }
-        let chunk: ChunkIn = match serde_json::from_slice(data) {
+        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
             Ok(c) => c,
             Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
         };
         if let Some(err) = chunk.error {
+            let err: Value = serde_json::from_str(err.get()).unwrap_or_default();
             let message = err
                 .get("message")
                 .and_then(Value::as_str)
@@ -696,12 +596,12 @@ impl EventState for StreamState {
                 for text in [delta.content, delta.refusal].into_iter().flatten() {
                     self.text(&text, out);
                 }
-                for call in delta.tool_calls {
+                for call in delta.tool_calls.into_iter().flatten() {
                     self.tool(call, out);
                 }
             }
             if let Some(f) = choice.finish_reason {
-                self.finish = Some(f);
+                self.finish = Some(f.into_owned());
             }
         }
     }
@@ -826,7 +726,7 @@ impl StreamState {
         );
     }
 
-    fn tool(&mut self, call: ToolDeltaIn, out: &mut Vec<u8>) {
+    fn tool(&mut self, call: ToolDeltaIn<'_>, out: &mut Vec<u8>) {
         let (name, arguments) = call
             .function
             .map_or((None, None), |f| (f.name, f.arguments));
@@ -835,8 +735,8 @@ impl StreamState {
             self.close(out);
             self.open = Some(Item::Call {
                 index: call.index,
-                call_id: call.id.unwrap_or_default(),
-                name: name.unwrap_or_default(),
+                call_id: call.id.map(Cow::into_owned).unwrap_or_default(),
+                name: name.map(Cow::into_owned).unwrap_or_default(),
                 arguments: String::new(),
             });
             self.content = true;

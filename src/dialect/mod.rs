@@ -4,23 +4,32 @@
 //! only `model` spliced ([`crate::gateway::body::Prepared`]) and the vendor's bytes come back untouched,
 //! read on the way by the dialect's scanner; otherwise [`crate::convert`] translates.
 //!
-//! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
-//! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
+//! One folder per dialect, each holding the dialect's request view (`mod.rs`), its wire types
+//! (`wire.rs`: the serde shapes of its requests and answers, one declaration per shape, which
+//! [`crate::convert`] reads and writes) and its stream scanner (`stream.rs`):
+//!
+//! - [`chat`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
+//! - [`messages`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
-//! - [`responses`], [`responses_stream`]: OpenAI Responses (`openai`, `azure`);
-//! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only);
-//! - [`refusal`]: each dialect's way of saying its content filter stopped an answer.
+//! - [`responses`]: OpenAI Responses (`openai`, `azure`);
+//! - [`gemini`]: Gemini `generateContent` and `batchEmbedContents` (`gemini`; a vendor dialect
+//!   only).
+//!
+//! Shared by all: [`sse`], the one Server-Sent Events decoder, and [`refusal`], each dialect's
+//! way of saying its content filter stopped an answer. [`chat_stream`], [`messages_stream`]
+//! and [`responses_stream`] are the old paths of the stream scanners.
 
 pub mod chat;
-pub mod chat_stream;
 pub mod embeddings;
 pub mod gemini;
 pub mod messages;
-pub mod messages_stream;
 pub mod refusal;
 pub mod responses;
-pub mod responses_stream;
 pub mod sse;
+
+pub use chat::stream as chat_stream;
+pub use messages::stream as messages_stream;
+pub use responses::stream as responses_stream;
 
 use bytes::Bytes;
 

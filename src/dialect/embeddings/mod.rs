@@ -6,14 +6,16 @@
 //! `{"object":"list","data":[{"object":"embedding","index","embedding"}],"model","usage":
 //! {"prompt_tokens","total_tokens"}}`.
 
+pub mod wire;
+
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::accounting::usage::{estimate_tokens, Usage};
 use crate::gateway::body::{fields_and_model, given};
 use crate::gateway::error::GatewayError;
-use crate::accounting::usage::{estimate_tokens, Usage};
 
 /// One input to embed.
 #[derive(Debug, Clone, PartialEq)]

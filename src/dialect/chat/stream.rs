@@ -25,9 +25,9 @@
 use memchr::memchr2;
 use memchr::memmem::Finder;
 
+use crate::accounting::usage::Usage;
 use crate::dialect::refusal;
 use crate::dialect::sse::{self, Decoder};
-use crate::accounting::usage::Usage;
 
 /// The default cap on one line (and on one event's data): large enough for any real chunk
 /// (a 1 MiB event is fine), small enough that a broken or hostile upstream cannot make the

@@ -1,6 +1,6 @@
 //! The OpenAI Responses dialect (`POST /v1/responses`, spoken natively by `openai` and `azure`
 //! vendors): its borrowed request view and the usage of a whole `response` object. Its stream
-//! scanner is [`super::responses_stream`]; its error shape is OpenAI's
+//! scanner is [`stream`]; its error shape is OpenAI's
 //! `{"error":{"message","type","param","code"}}`, the chat door's.
 //!
 //! OpenAI's API reference, "Create a model response": `input` is a string or an array of input
@@ -15,16 +15,18 @@
 //! every top-level field as raw JSON, so that a native route gets the client's bytes with only
 //! `model` spliced.
 
+pub mod stream;
+
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::gateway::body::fields_and_model;
-use crate::dialect::chat::whole_number;
-use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::whole_number;
+use crate::gateway::body::fields_and_model;
+use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 
 /// A borrowed view of a Responses request.
 #[derive(Debug)]

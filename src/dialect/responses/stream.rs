@@ -18,10 +18,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::accounting::usage::Usage;
 use crate::dialect::refusal::ResponseObject;
 use crate::dialect::responses::UsageWire;
 use crate::dialect::sse::{self, Decoder};
-use crate::accounting::usage::Usage;
 
 /// The longest error message kept from an upstream.
 const MAX_ERROR_CHARS: usize = 1024;
@@ -157,7 +157,7 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const STREAM: &str = include_str!("../../tests/fixtures/responses/stream_text.sse");
+    const STREAM: &str = include_str!("../../../tests/fixtures/responses/stream_text.sse");
 
     fn scan_pieces(pieces: &[&[u8]]) -> Scanner {
         let mut s = Scanner::new();
