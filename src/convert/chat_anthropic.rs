@@ -72,12 +72,15 @@ use crate::dialect::messages::wire::{
 };
 use crate::gateway::error::GatewayError;
 
-use super::common::{
-    arguments_object, content_delta, function_tools, push_merged, reasoning_budget,
-    reasoning_delta, thinking_blocks_delta, to_bytes, tool_args_delta, tool_start_delta,
-    unreadable, unsupported, vendor_failure, ChunkWriter, End, EventState, Translated, Translating,
-    FALLBACK_MAX_TOKENS, ROLE_DELTA,
+use super::chunks::{
+    content_delta, reasoning_delta, thinking_blocks_delta, to_bytes, tool_args_delta,
+    tool_start_delta, ChunkWriter, ROLE_DELTA,
 };
+use super::errors::{unreadable, unsupported, vendor_failure};
+use super::request::{
+    arguments_object, function_tools, push_merged, reasoning_budget, FALLBACK_MAX_TOKENS,
+};
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "anthropic";
 
@@ -453,7 +456,7 @@ struct OpenTool {
 /// reason and usage, then `[DONE]`. An `error` event becomes one error event in the gateway's
 /// shape and no `[DONE]`.
 ///
-/// [`SseTranslator`]: super::common::SseTranslator
+/// [`SseTranslator`]: super::translate::SseTranslator
 pub type AnthropicStream = Translating<AnthropicState>;
 
 /// What an [`AnthropicStream`] keeps between events.
@@ -703,8 +706,8 @@ impl AnthropicState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 

@@ -68,11 +68,10 @@ use crate::dialect::gemini::wire::{
 };
 use crate::gateway::error::GatewayError;
 
-use super::common::{
-    arguments_object, content_delta, function_tools, push_merged, reasoning_budget, to_bytes,
-    tool_start_delta, unreadable, unsupported, vendor_failure, ChunkWriter, End, EventState,
-    Translated, Translating, ROLE_DELTA,
-};
+use super::chunks::{content_delta, to_bytes, tool_start_delta, ChunkWriter, ROLE_DELTA};
+use super::errors::{unreadable, unsupported, vendor_failure};
+use super::request::{arguments_object, function_tools, push_merged, reasoning_budget};
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "gemini";
 
@@ -477,8 +476,8 @@ struct ChoiceState {
 /// `finishReason` was seen; a stream that ends without one was cut and ends with an error
 /// event. An `{"error":…}` event becomes one error event.
 ///
-/// [`SseTranslator`]: super::common::SseTranslator
-/// [`finish`]: super::common::SseTranslator::finish
+/// [`SseTranslator`]: super::translate::SseTranslator
+/// [`finish`]: super::translate::SseTranslator::finish
 pub type GeminiStream = Translating<GeminiState>;
 
 /// What a [`GeminiStream`] keeps between events.
@@ -646,8 +645,8 @@ impl GeminiState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 

@@ -20,7 +20,8 @@ use crate::dialect::embeddings::{EmbeddingsRequest, Input};
 use crate::dialect::gemini::wire::{BatchAnswer, BatchRequest, Content, EmbedRequest, Part};
 use crate::gateway::error::GatewayError;
 
-use super::common::{to_bytes, unreadable, unsupported};
+use super::chunks::to_bytes;
+use super::errors::{unreadable, unsupported};
 
 const VENDOR: &str = "gemini";
 

@@ -46,7 +46,9 @@ use crate::dialect::messages::wire::{
 use crate::dialect::messages::{error_event, error_json, push_event};
 use crate::gateway::error::GatewayError;
 
-use super::common::{json_str, to_bytes, unreadable, End, EventState, Translated, Translating};
+use super::chunks::{json_str, to_bytes};
+use super::errors::unreadable;
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -656,8 +658,8 @@ impl ReverseState {
 mod tests {
     use super::*;
     use crate::convert::chat_anthropic as anthropic;
-    use crate::convert::common::tests::{events_of, same_at_every_cut};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use crate::dialect::sse::Decoder;
     use serde_json::{json, Value};

@@ -11,16 +11,21 @@
 //! - [`responses_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
 //!   and streams → a `response` object and the Responses events.
 //!
-//! [`common`] holds what the pairs share. Each module's doc lists what its pair drops.
+//! What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
+//! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
+//! beyond the chat wire view) and [`errors`]. Each module's doc lists what its pair drops.
 //! The entry points the proxy calls are [`request_body`], [`response_body`] and
 //! [`stream_translator`]: they dispatch on the provider's kind.
 
 pub mod chat_anthropic;
 pub mod chat_gemini;
-pub mod common;
+pub mod chunks;
 pub mod embeddings_gemini;
+pub mod errors;
 pub mod messages_chat;
+pub mod request;
 pub mod responses_chat;
+pub mod translate;
 
 use bytes::{Bytes, BytesMut};
 
@@ -35,7 +40,7 @@ use crate::gateway::error::GatewayError;
 use crate::gateway::request::{FrontRequest, Pivot};
 use crate::providers;
 
-pub use common::{unix_now, SseTranslator, Translated};
+pub use translate::{unix_now, SseTranslator, Translated};
 
 /// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
 /// it is the client's bytes with only `model` spliced; otherwise the request is translated

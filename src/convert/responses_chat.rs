@@ -38,7 +38,8 @@ use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
 use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
 
-use super::common::{unreadable, End, EventState, Translated, Translating};
+use super::errors::unreadable;
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -831,8 +832,8 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut};
+    use crate::convert::translate::SseTranslator;
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
     const STREAM_TOOLS: &str = include_str!("../../tests/fixtures/openai/stream_tool_calls.sse");
