@@ -33,9 +33,9 @@ pub struct Translated {
 /// error event for a stream cut short). After a transport error, do not call `finish`; the
 /// proxy ends the stream with its own error event instead.
 ///
-/// [`AnthropicStream`] and [`GeminiStream`] write OpenAI streams, so [`crate::dialect::chat_stream::Scanner`]
+/// [`super::chat_to_messages::Stream`] and [`super::chat_to_gemini::Stream`] write OpenAI streams, so [`crate::dialect::chat_stream::Scanner`]
 /// can meter their output like any pass-through stream;
-/// [`super::messages_chat::OpenAiToAnthropicStream`] writes Anthropic events (meter its
+/// [`super::messages_to_chat::Stream`] writes Anthropic events (meter its
 /// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
 pub trait SseTranslator: Send + Sync {
     /// Translates the next chunk of the vendor's body.

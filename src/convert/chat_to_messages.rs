@@ -1,7 +1,7 @@
 //! `kind = "anthropic"`: OpenAI chat requests to Anthropic's Messages API
 //! (`POST {base}/v1/messages`) and its answers and streams back to OpenAI's shapes.
 //!
-//! Request mapping ([`request_body`]):
+//! Request mapping ([`request`]):
 //!
 //! - `system` and `developer` messages → the top-level `system` string (texts joined by a
 //!   blank line, wherever they stood: Anthropic has no system turn mid-conversation);
@@ -114,7 +114,7 @@ fn thinking(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<ThinkingOut
 }
 
 /// The Messages API body for `req`, sent to `upstream_model`.
-pub fn request_body(
+pub fn request(
     req: &ChatRequest<'_>,
     upstream_model: &str,
     default_max_tokens: Option<u64>,
@@ -375,7 +375,7 @@ fn error_of(e: &ErrorIn<'_>) -> GatewayError {
 
 /// A successful Messages answer as an OpenAI `chat.completion`. The model is the one Anthropic
 /// names, else `model_hint`.
-pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
+pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
     let msg: AnswerIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     if let Some(e) = msg
@@ -457,11 +457,11 @@ struct OpenTool {
 /// shape and no `[DONE]`.
 ///
 /// [`SseTranslator`]: super::translate::SseTranslator
-pub type AnthropicStream = Translating<AnthropicState>;
+pub type Stream = Translating<StreamState>;
 
-/// What an [`AnthropicStream`] keeps between events.
+/// What an [`Stream`] keeps between events.
 #[derive(Debug)]
-pub struct AnthropicState {
+pub struct StreamState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -473,11 +473,11 @@ pub struct AnthropicState {
     end: End,
 }
 
-impl AnthropicStream {
+impl Stream {
     /// `model_hint` names the model until `message_start` gives Anthropic's own; `created` is
     /// the chunks' timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        Translating::over(AnthropicState {
+        Translating::over(StreamState {
             created,
             model_hint: model_hint.to_string(),
             writer: None,
@@ -491,7 +491,7 @@ impl AnthropicStream {
     }
 }
 
-impl EventState for AnthropicState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if data.trim_ascii().is_empty() {
             return;
@@ -545,7 +545,7 @@ impl EventState for AnthropicState {
     }
 }
 
-impl AnthropicState {
+impl StreamState {
     /// The chunk envelope, and the role chunk that opens every OpenAI stream.
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if self.writer.is_some() {
@@ -720,12 +720,12 @@ mod tests {
 
     fn translate(body: &str, default_max: Option<u64>) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request_body(&req, "claude-up", default_max).unwrap()).unwrap()
+        serde_json::from_slice(&request(&req, "claude-up", default_max).unwrap()).unwrap()
     }
 
     fn translate_err(body: &str) -> GatewayError {
         let req = parse(body.as_bytes()).unwrap();
-        request_body(&req, "claude-up", None).unwrap_err()
+        request(&req, "claude-up", None).unwrap_err()
     }
 
     #[test]
@@ -823,7 +823,7 @@ mod tests {
             br#"{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}]}"#,
         )
         .unwrap();
-        let raw = request_body(&req, "m", None).unwrap();
+        let raw = request(&req, "m", None).unwrap();
         let text = std::str::from_utf8(&raw).unwrap();
         assert!(text.contains(r#""properties":{"z":{},"a":{}}"#), "{text}");
     }
@@ -885,7 +885,7 @@ mod tests {
 
     #[test]
     fn non_stream_text_answer() {
-        let t = response(MESSAGE_TEXT.as_bytes(), "hint", 1700).unwrap();
+        let t = answer(MESSAGE_TEXT.as_bytes(), "hint", 1700).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -904,7 +904,7 @@ mod tests {
 
     #[test]
     fn non_stream_tool_use_answer() {
-        let t = response(MESSAGE_TOOLS.as_bytes(), "hint", 1).unwrap();
+        let t = answer(MESSAGE_TOOLS.as_bytes(), "hint", 1).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         let msg = &v["choices"][0]["message"];
         assert_eq!(msg["content"], "I'll check the weather.");
@@ -926,7 +926,7 @@ mod tests {
     #[test]
     fn only_tool_calls_means_null_content_and_missing_model_uses_the_hint() {
         let body = br#"{"id":"m1","type":"message","content":[{"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"tool_use"}"#;
-        let t = response(body, "hint", 1).unwrap();
+        let t = answer(body, "hint", 1).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert!(v["choices"][0]["message"]["content"].is_null());
         assert_eq!(v["model"], "hint");
@@ -946,7 +946,7 @@ mod tests {
 
     #[test]
     fn error_bodies_and_unreadable_answers() {
-        let e = response(
+        let e = answer(
             include_bytes!("../../tests/fixtures/anthropic/error_overloaded.json"),
             "h",
             1,
@@ -954,7 +954,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.status(), 502);
         assert!(e.to_string().contains("Overloaded"), "{e}");
-        let e = response(
+        let e = answer(
             include_bytes!("../../tests/fixtures/anthropic/error_invalid_request.json"),
             "h",
             1,
@@ -962,13 +962,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().starts_with("max_tokens: 100000"), "{e}");
-        assert_eq!(response(b"<html>", "h", 1).unwrap_err().status(), 502);
+        assert_eq!(answer(b"<html>", "h", 1).unwrap_err().status(), 502);
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, AnthropicStream) {
-        let make = || Box::new(AnthropicStream::new("hint", 1700)) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint", 1700)) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = AnthropicStream::new("hint", 1700);
+        let mut t = Stream::new("hint", 1700);
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -1070,7 +1070,7 @@ mod tests {
         assert!(!s.done);
         assert!(s.error.unwrap().contains("Overloaded"));
         // a rate-limit error keeps its 429
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let out = t.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n");
         assert_eq!(events_of(&out)[0]["error"]["status"], 429);
         assert!(t.finish().is_empty());
@@ -1079,20 +1079,20 @@ mod tests {
     #[test]
     fn a_cut_stream_ends_with_an_error_event() {
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("event: message_delta").unwrap()];
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(cut.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         let events = events_of(&out);
         assert_eq!(events.last().unwrap()["error"]["status"], 502);
         assert!(t.is_failed());
         // cut inside an event's JSON
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         t.feed(&STREAM_TEXT.as_bytes()[..40]);
         let end = t.finish();
         assert!(events_of(&end)[0]["error"].is_object());
         // ending right after message_delta is complete enough
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("event: message_stop").unwrap()];
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         t.feed(cut.as_bytes());
         let end = t.finish();
         assert!(end.ends_with(b"data: [DONE]\n\n"));
@@ -1106,7 +1106,7 @@ mod tests {
         let body = br#"{"id":"m","type":"message","role":"assistant","model":"c","content":[],
             "stop_reason":"end_turn","usage":{"input_tokens":20,"cache_read_input_tokens":90000,
             "cache_creation_input_tokens":1000,"output_tokens":100}}"#;
-        let t = response(body, "h", 1).unwrap();
+        let t = answer(body, "h", 1).unwrap();
         let want = Usage {
             prompt_tokens: 91_020,
             completion_tokens: 100,

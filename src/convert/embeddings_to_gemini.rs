@@ -26,10 +26,7 @@ use super::errors::{unreadable, unsupported};
 const VENDOR: &str = "gemini";
 
 /// The `batchEmbedContents` body for `req`, sent to `upstream_model`.
-pub fn request_body(
-    req: &EmbeddingsRequest<'_>,
-    upstream_model: &str,
-) -> Result<Bytes, GatewayError> {
+pub fn request(req: &EmbeddingsRequest<'_>, upstream_model: &str) -> Result<Bytes, GatewayError> {
     let model = format!("models/{upstream_model}");
     let requests = req
         .inputs
@@ -54,7 +51,7 @@ pub fn request_body(
 
 /// A `batchEmbedContents` answer in OpenAI's list shape; `prompt_tokens` is the gateway's
 /// estimate (Gemini reports none), so the meter marks it estimated only if the caller says so.
-pub fn response(
+pub fn answer(
     body: &[u8],
     model: &str,
     base64: bool,
@@ -103,7 +100,7 @@ mod tests {
     fn requests_and_answers() {
         let req = parse(br#"{"model":"e","input":["a","b"],"dimensions":3}"#).unwrap();
         let v: Value =
-            serde_json::from_slice(&request_body(&req, "text-embedding-004").unwrap()).unwrap();
+            serde_json::from_slice(&request(&req, "text-embedding-004").unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"requests":[
@@ -111,17 +108,17 @@ mod tests {
                 {"model":"models/text-embedding-004","content":{"parts":[{"text":"b"}]},"outputDimensionality":3}]})
         );
         let req = parse(br#"{"model":"e","input":[1,2]}"#).unwrap();
-        assert_eq!(request_body(&req, "m").unwrap_err().status(), 400);
+        assert_eq!(request(&req, "m").unwrap_err().status(), 400);
 
-        let answer = br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#;
-        let v: Value = serde_json::from_slice(&response(answer, "m", false, 4).unwrap()).unwrap();
+        let body = br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#;
+        let v: Value = serde_json::from_slice(&answer(body, "m", false, 4).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"object":"list","model":"m","usage":{"prompt_tokens":4,"total_tokens":4},
                    "data":[{"object":"embedding","index":0,"embedding":[0.5,-1.0]},
                            {"object":"embedding","index":1,"embedding":[0.25]}]})
         );
-        let v: Value = serde_json::from_slice(&response(answer, "m", true, 4).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&answer(body, "m", true, 4).unwrap()).unwrap();
         // 0.5f32 = 00 00 00 3f, -1.0f32 = 00 00 80 bf
         assert_eq!(v["data"][0]["embedding"], "AAAAPwAAgL8=");
     }

@@ -4,7 +4,7 @@
 //! any chat request), and the chat answer or stream becomes a `response` object or the
 //! Responses event stream.
 //!
-//! Request mapping ([`request_to_chat`]): `instructions` → a leading `system` message;
+//! Request mapping ([`request`]): `instructions` → a leading `system` message;
 //! `input` as a string → one user message; input items: messages (`user`, `assistant`,
 //! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
@@ -60,7 +60,7 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// A Responses request body as a chat-completions body.
-pub fn request_to_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
+pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
     let given = |name: &str| req.get(name).filter(|v| !v.is_null());
@@ -438,17 +438,9 @@ fn call_item(id: &str, status: &str, call_id: &str, name: &str, arguments: &str)
            "name": name, "arguments": arguments})
 }
 
-/// A `chat.completion` as a Responses `response` object (its first choice).
-pub fn response_from_chat(
-    body: &[u8],
-    model_hint: &str,
-    created: u64,
-) -> Result<Translated, GatewayError> {
-    response_from_chat_as(body, model_hint, created, &Identity::default())
-}
-
-/// [`response_from_chat`] for a response of the given identity.
-pub fn response_from_chat_as(
+/// A `chat.completion` as a Responses `response` object (its first choice), of the given
+/// identity.
+pub fn answer(
     body: &[u8],
     model_hint: &str,
     created: u64,
@@ -516,7 +508,7 @@ pub fn response_from_chat_as(
 /// then `.done` and `response.output_item.done`; at `[DONE]` `response.completed` (or
 /// `response.incomplete`) with the whole response and its usage. An error chunk, or a stream
 /// cut short, becomes an `error` event. Only the first choice is translated.
-pub type ChatToResponsesStream = Translating<StreamState>;
+pub type Stream = Translating<StreamState>;
 
 /// The output item being streamed.
 #[derive(Debug)]
@@ -532,7 +524,7 @@ enum Item {
     },
 }
 
-/// What a [`ChatToResponsesStream`] keeps between events.
+/// What a [`Stream`] keeps between events.
 #[derive(Debug, Default)]
 pub struct StreamState {
     ident: Identity,
@@ -550,7 +542,7 @@ pub struct StreamState {
     end: End,
 }
 
-impl ChatToResponsesStream {
+impl Stream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str, created: u64) -> Self {
         Self::with_identity(model_hint, created, Identity::default())
@@ -842,11 +834,11 @@ mod tests {
         include_str!("../../tests/fixtures/openai/completion_tool_calls.json");
 
     fn chat(body: &str) -> Value {
-        serde_json::from_slice(&request_to_chat(body.as_bytes()).unwrap()).unwrap()
+        serde_json::from_slice(&request(body.as_bytes()).unwrap()).unwrap()
     }
 
     fn refused(body: &str) -> String {
-        let e = request_to_chat(body.as_bytes()).unwrap_err();
+        let e = request(body.as_bytes()).unwrap_err();
         assert_eq!(e.status(), 400, "{body}");
         e.to_string()
     }
@@ -903,8 +895,8 @@ mod tests {
 
     #[test]
     fn a_vendors_previous_response_id_is_a_404_naming_it() {
-        let e = request_to_chat(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#)
-            .unwrap_err();
+        let e =
+            request(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#).unwrap_err();
         assert_eq!(e.status(), 404);
         assert!(e.to_string().contains("'resp_1'"), "{e}");
         assert!(e.to_string().contains("`previous_response_id`"), "{e}");
@@ -935,7 +927,7 @@ mod tests {
             store: true,
             previous_response_id: Some("resp_syold".into()),
         };
-        let t = response_from_chat_as(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["id"], "resp_syabc");
         assert_eq!(v["store"], true);
@@ -945,7 +937,7 @@ mod tests {
             .unwrap()
             .contains("resp_syabc"));
 
-        let mut s = ChatToResponsesStream::with_identity("h", 1, ident);
+        let mut s = Stream::with_identity("h", 1, ident);
         assert!(s.completed_response().is_none());
         s.feed(STREAM_TOOLS.as_bytes());
         s.finish();
@@ -1002,7 +994,7 @@ mod tests {
 
     #[test]
     fn whole_answers() {
-        let t = response_from_chat(COMPLETION_TOOLS.as_bytes(), "hint", 5).unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &Identity::default()).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["object"], "response");
         assert_eq!(v["status"], "completed");
@@ -1022,19 +1014,20 @@ mod tests {
         let body = br#"{"id":"chatcmpl-1","choices":[{"message":{"content":"abc"},"finish_reason":"length"}],
             "usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}"#;
         let v: Value =
-            serde_json::from_slice(&response_from_chat(body, "hint", 5).unwrap().body).unwrap();
+            serde_json::from_slice(&answer(body, "hint", 5, &Identity::default()).unwrap().body)
+                .unwrap();
         assert_eq!(v["id"], "resp_1");
         assert_eq!(v["model"], "hint");
         assert_eq!(v["status"], "incomplete");
         assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
         assert_eq!(v["output"][0]["content"][0]["text"], "abc");
         assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 2);
-        assert!(response_from_chat(b"nope", "h", 1).is_err());
+        assert!(answer(b"nope", "h", 1, &Identity::default()).is_err());
     }
 
     fn translate(input: &str) -> Vec<Value> {
         let out = same_at_every_cut(
-            &|| Box::new(ChatToResponsesStream::new("hint", 9)) as Box<dyn SseTranslator>,
+            &|| Box::new(Stream::new("hint", 9)) as Box<dyn SseTranslator>,
             input.as_bytes(),
         );
         events_of(&out)
@@ -1113,7 +1106,7 @@ mod tests {
         assert_eq!(events.last().unwrap()["type"], "error");
         let cut = STREAM_TEXT.split("data: [DONE]").next().unwrap();
         let cut = cut.rsplitn(3, "\n\ndata: ").last().unwrap();
-        let mut t = ChatToResponsesStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(format!("{cut}\n\n").as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         let events = events_of(&out);

@@ -1,10 +1,10 @@
 //! The second front door, `POST /v1/messages`: clients that speak Anthropic's Messages API
 //! (Claude SDKs, coding agents) routed to OpenAI-compatible upstreams. The reverse of
-//! [`super::chat_anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
+//! [`super::chat_to_messages`]: an Anthropic request becomes an OpenAI chat request (which then goes
 //! through the gateway like any other: `body::parse`, routing, limits), and the OpenAI answer
 //! or stream becomes an Anthropic message or event stream.
 //!
-//! Request mapping ([`request_to_openai`]): `system` (a string or text blocks) → a leading
+//! Request mapping ([`request`]): `system` (a string or text blocks) → a leading
 //! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
 //! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
 //! the user's other content (their text joined; images in tool results are left out, OpenAI
@@ -64,7 +64,7 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 
 /// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
 /// `model` (the gateway routes it as it routes any chat request).
-pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
+pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let req: MessagesRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a Messages request: {e}")))?;
     if req.messages.is_empty() {
@@ -370,7 +370,7 @@ fn input_object(arguments: &str) -> Box<RawValue> {
 }
 
 /// An OpenAI `chat.completion` as an Anthropic `message` (its first choice).
-pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
+pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
     let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     let choice = c.choices.into_iter().next();
@@ -426,11 +426,11 @@ enum Open {
 /// the stop reason and usage and `message_stop`. An error chunk becomes an `error` event.
 /// Only the first choice is translated; tool calls are expected one after the other, as
 /// OpenAI streams them (a fragment for an earlier call goes to that call's block anyway).
-pub type OpenAiToAnthropicStream = Translating<ReverseState>;
+pub type Stream = Translating<StreamState>;
 
-/// What an [`OpenAiToAnthropicStream`] keeps between events.
+/// What an [`Stream`] keeps between events.
 #[derive(Debug, Default)]
-pub struct ReverseState {
+pub struct StreamState {
     model_hint: String,
     started: bool,
     open: Option<Open>,
@@ -443,17 +443,17 @@ pub struct ReverseState {
     end: End,
 }
 
-impl OpenAiToAnthropicStream {
+impl Stream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str) -> Self {
-        Translating::over(ReverseState {
+        Translating::over(StreamState {
             model_hint: model_hint.to_string(),
-            ..ReverseState::default()
+            ..StreamState::default()
         })
     }
 }
 
-impl EventState for ReverseState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() {
@@ -516,7 +516,7 @@ impl EventState for ReverseState {
     }
 }
 
-impl ReverseState {
+impl StreamState {
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if std::mem::replace(&mut self.started, true) {
             return;
@@ -657,7 +657,7 @@ impl ReverseState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::chat_anthropic as anthropic;
+    use crate::convert::chat_to_messages as anthropic;
     use crate::convert::translate::tests::{events_of, same_at_every_cut};
     use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
@@ -672,7 +672,7 @@ mod tests {
     const COMPLETION_TEXT: &str = include_str!("../../tests/fixtures/openai/completion_text.json");
 
     fn to_openai(body: Value) -> Value {
-        let out = request_to_openai(body.to_string().as_bytes()).unwrap();
+        let out = request(body.to_string().as_bytes()).unwrap();
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -706,10 +706,9 @@ mod tests {
             })
         );
         // the gateway's own parser takes the result
-        let out = request_to_openai(
-            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
-        )
-        .unwrap();
+        let out =
+            request(br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
         let req = parse(&out).unwrap();
         assert_eq!(
             (req.model.as_ref(), req.max_tokens, req.stream),
@@ -766,7 +765,7 @@ mod tests {
     fn tool_input_bytes_are_kept() {
         let body = br#"{"model":"c","messages":[{"role":"assistant","content":[
             {"type":"tool_use","id":"t","name":"f","input":{"z": 1, "a": [2]}}]}]}"#;
-        let out = request_to_openai(body).unwrap();
+        let out = request(body).unwrap();
         let text = std::str::from_utf8(&out).unwrap();
         assert!(
             text.contains(r#""arguments":"{\"z\": 1, \"a\": [2]}""#),
@@ -805,7 +804,7 @@ mod tests {
             json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
         ] {
-            let e = request_to_openai(body.to_string().as_bytes()).unwrap_err();
+            let e = request(body.to_string().as_bytes()).unwrap_err();
             assert_eq!(e.status(), 400, "{body}");
         }
     }
@@ -822,10 +821,10 @@ mod tests {
             "tools":[{"name":"w","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
             "stop_sequences":["X"]
         });
-        let openai = request_to_openai(original.to_string().as_bytes()).unwrap();
+        let openai = request(original.to_string().as_bytes()).unwrap();
         let req = parse(&openai).unwrap();
         let back: Value =
-            serde_json::from_slice(&anthropic::request_body(&req, "c", None).unwrap()).unwrap();
+            serde_json::from_slice(&anthropic::request(&req, "c", None).unwrap()).unwrap();
         for key in [
             "system",
             "messages",
@@ -839,7 +838,7 @@ mod tests {
 
     #[test]
     fn openai_answer_becomes_a_message() {
-        let t = response_from_openai(COMPLETION_TOOLS.as_bytes(), "h").unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -853,7 +852,7 @@ mod tests {
             })
         );
         assert_eq!(t.usage.map(|u| u.total_tokens), Some(99));
-        let t = response_from_openai(COMPLETION_TEXT.as_bytes(), "h").unwrap();
+        let t = answer(COMPLETION_TEXT.as_bytes(), "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["stop_reason"], "max_tokens");
         assert_eq!(
@@ -867,8 +866,7 @@ mod tests {
     fn broken_tool_arguments_are_kept_as_text() {
         let body = br#"{"id":"x","model":"m","choices":[{"message":{"content":null,"tool_calls":[
             {"id":"c","type":"function","function":{"name":"f","arguments":"{oops"}}]},"finish_reason":"tool_calls"}]}"#;
-        let v: Value =
-            serde_json::from_slice(&response_from_openai(body, "h").unwrap().body).unwrap();
+        let v: Value = serde_json::from_slice(&answer(body, "h").unwrap().body).unwrap();
         assert_eq!(v["content"][0]["input"], json!({"_arguments":"{oops"}));
         assert_eq!(v["usage"]["input_tokens"], 0);
     }
@@ -891,10 +889,10 @@ mod tests {
         out
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, OpenAiToAnthropicStream) {
-        let make = || Box::new(OpenAiToAnthropicStream::new("hint")) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint")) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = OpenAiToAnthropicStream::new("hint");
+        let mut t = Stream::new("hint");
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -977,7 +975,7 @@ mod tests {
         // a stream cut before its finish reason ends with an error too
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("\"finish_reason\":\"stop\"").unwrap()];
         let cut = &cut[..cut.rfind("data:").unwrap()];
-        let mut t = OpenAiToAnthropicStream::new("h");
+        let mut t = Stream::new("h");
         let mut out = t.feed(cut.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         assert_eq!(named_events(&out).last().unwrap().0, "error");
@@ -987,10 +985,10 @@ mod tests {
     fn anthropic_stream_round_trips_through_openai() {
         // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps text, tool input and usage
         let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
-        let mut forward = anthropic::AnthropicStream::new("h", 1);
+        let mut forward = anthropic::Stream::new("h", 1);
         let mut openai = forward.feed(fixture.as_bytes()).to_vec();
         openai.extend_from_slice(&forward.finish());
-        let mut back = OpenAiToAnthropicStream::new("h");
+        let mut back = Stream::new("h");
         let mut out = back.feed(&openai).to_vec();
         out.extend_from_slice(&back.finish());
         let ev = named_events(&out);
@@ -1023,7 +1021,7 @@ mod tests {
             "usage":{"prompt_tokens":91020,"completion_tokens":100,"total_tokens":91120,
             "prompt_tokens_details":{"cached_tokens":90000,"cache_write_tokens":1000},
             "completion_tokens_details":{"reasoning_tokens":40}}}"#;
-        let t = response_from_openai(body, "h").unwrap();
+        let t = answer(body, "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v["usage"],
@@ -1037,6 +1035,6 @@ mod tests {
         );
         // A usage without both counts is no usage, not a failed answer.
         let body = br#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":3}}"#;
-        assert_eq!(response_from_openai(body, "h").unwrap().usage, None);
+        assert_eq!(answer(body, "h").unwrap().usage, None);
     }
 }

@@ -3,7 +3,7 @@
 //! the model is in the path, see [`super::upstream_path`], never in the body), and its answers
 //! and streams back to OpenAI's shapes.
 //!
-//! Request mapping ([`request_body`]):
+//! Request mapping ([`request`]):
 //!
 //! - `system`/`developer` messages → `systemInstruction` (one text part each);
 //! - `user` → role `user`, `assistant` → role `model`, with `parts`: `text`; images as
@@ -93,7 +93,7 @@ fn split_call_id(id: &str) -> (&str, Option<&str>) {
 }
 
 /// The `generateContent` body for `req` (the same for streaming: the path differs).
-pub fn request_body(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
+pub fn request(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let (system, contents) = convert_messages(messages(req)?)?;
     let declarations = convert_tools(req)?;
     let tool_config = convert_tool_choice(req, !declarations.is_empty())?;
@@ -366,7 +366,7 @@ fn call_id(response_id: &str, candidate: u32, n: u32) -> String {
 
 /// A successful `generateContent` answer as an OpenAI `chat.completion`, one choice per
 /// candidate. A blocked prompt is an empty answer with `finish_reason: content_filter`.
-pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
+pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
     let r: ResponseIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     if let Some(e) = &r.error {
@@ -478,11 +478,11 @@ struct ChoiceState {
 ///
 /// [`SseTranslator`]: super::translate::SseTranslator
 /// [`finish`]: super::translate::SseTranslator::finish
-pub type GeminiStream = Translating<GeminiState>;
+pub type Stream = Translating<StreamState>;
 
-/// What a [`GeminiStream`] keeps between events.
+/// What a [`Stream`] keeps between events.
 #[derive(Debug)]
-pub struct GeminiState {
+pub struct StreamState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -494,11 +494,11 @@ pub struct GeminiState {
     end: End,
 }
 
-impl GeminiStream {
+impl Stream {
     /// `model_hint` names the model until Gemini's `modelVersion` does; `created` is the chunks'
     /// timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        Translating::over(GeminiState {
+        Translating::over(StreamState {
             created,
             model_hint: model_hint.to_string(),
             writer: None,
@@ -512,7 +512,7 @@ impl GeminiStream {
     }
 }
 
-impl EventState for GeminiState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" {
@@ -583,7 +583,7 @@ impl EventState for GeminiState {
     }
 }
 
-impl GeminiState {
+impl StreamState {
     /// The chunk envelope, from the first event.
     fn begin(&mut self, id: Option<&str>, model: Option<&str>) {
         if self.writer.is_some() {
@@ -665,7 +665,7 @@ mod tests {
 
     fn translate(body: &str) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request_body(&req).unwrap()).unwrap()
+        serde_json::from_slice(&request(&req).unwrap()).unwrap()
     }
 
     #[test]
@@ -761,14 +761,14 @@ mod tests {
             br#"{"model":"g","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
         )
         .unwrap();
-        let e = request_body(&req).unwrap_err();
+        let e = request(&req).unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("nope"), "{e}");
     }
 
     #[test]
     fn non_stream_text_answer() {
-        let t = response(&fixture("generate_text.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_text.json"), "hint", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -785,7 +785,7 @@ mod tests {
 
     #[test]
     fn non_stream_function_calls() {
-        let t = response(&fixture("generate_function_call.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_function_call.json"), "hint", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         let msg = &v["choices"][0]["message"];
         assert!(msg["content"].is_null());
@@ -802,15 +802,15 @@ mod tests {
 
     #[test]
     fn non_stream_filters_and_candidates() {
-        let t = response(&fixture("generate_safety.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_safety.json"), "hint", 5).unwrap();
         assert_eq!(t.finish_reason, "content_filter");
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["model"], "gemini-2.0-flash");
         assert_eq!(v["choices"][0]["message"]["content"], "");
-        let t = response(&fixture("generate_prompt_blocked.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_prompt_blocked.json"), "hint", 5).unwrap();
         assert_eq!(t.finish_reason, "content_filter");
         assert_eq!(t.usage.map(|u| u.prompt_tokens), Some(7));
-        let t = response(&fixture("generate_max_tokens_two_candidates.json"), "h", 5).unwrap();
+        let t = answer(&fixture("generate_max_tokens_two_candidates.json"), "h", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "First, cut");
         assert_eq!(v["choices"][0]["finish_reason"], "length");
@@ -837,16 +837,16 @@ mod tests {
 
     #[test]
     fn error_bodies() {
-        let e = response(&fixture("error_resource_exhausted.json"), "h", 1).unwrap_err();
+        let e = answer(&fixture("error_resource_exhausted.json"), "h", 1).unwrap_err();
         assert_eq!(e.status(), 429);
         assert!(e.to_string().contains("exhausted"));
-        assert_eq!(response(b"not json", "h", 1).unwrap_err().status(), 502);
+        assert_eq!(answer(b"not json", "h", 1).unwrap_err().status(), 502);
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, GeminiStream) {
-        let make = || Box::new(GeminiStream::new("hint", 9)) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint", 9)) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = GeminiStream::new("hint", 9);
+        let mut t = Stream::new("hint", 9);
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -958,15 +958,15 @@ mod tests {
     fn a_cut_stream_ends_with_an_error_event() {
         // the first event only (whatever line ends the fixture has)
         let first = &STREAM_TEXT[..STREAM_TEXT[1..].find("data: ").unwrap() + 1];
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(first.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         assert_eq!(events_of(&out).last().unwrap()["error"]["status"], 502);
         // an empty body is cut too
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         assert!(events_of(&t.finish())[0]["error"].is_object());
         // a blocked prompt is complete
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t
             .feed(b"data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":3}}\r\n\r\n")
             .to_vec();
@@ -982,7 +982,7 @@ mod tests {
             "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1200,
             "cachedContentTokenCount":1000,"candidatesTokenCount":30,"thoughtsTokenCount":70,
             "totalTokenCount":1300}}"#;
-        let t = response(body, "h", 1).unwrap();
+        let t = answer(body, "h", 1).unwrap();
         assert_eq!(
             t.usage,
             Some(Usage {
