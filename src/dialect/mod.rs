@@ -33,6 +33,7 @@ pub use responses::stream as responses_stream;
 
 use bytes::Bytes;
 
+use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
 
 pub use refusal::refused;
@@ -50,6 +51,42 @@ pub enum Dialect {
     Embeddings,
     /// OpenAI Responses.
     Responses,
+}
+
+/// How a whole answer in a dialect is read for its usage: the usage it reports, and the
+/// characters of text it generated (the base of an estimate when it reports none).
+pub type BodyReader = (fn(&[u8]) -> Option<Usage>, fn(&[u8]) -> u64);
+
+/// The scanner that meters a stream: each dialect's own ([`chat::stream`], [`messages::stream`],
+/// [`responses::stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamScanner {
+    Chat,
+    Messages,
+    Responses,
+}
+
+impl Dialect {
+    /// The scanner that meters a stream in this dialect. A Gemini stream is metered after its
+    /// translation to chat; embeddings do not stream.
+    pub fn stream_scanner(self) -> StreamScanner {
+        match self {
+            Dialect::Messages => StreamScanner::Messages,
+            Dialect::Responses => StreamScanner::Responses,
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => StreamScanner::Chat,
+        }
+    }
+
+    /// The reader of a whole answer in this dialect (Anthropic's `message`, a Responses
+    /// `response`); `None` for a `chat.completion` (the dialects answered in chat's shape),
+    /// which the meter reads itself, and for embeddings, which generate no text.
+    pub fn body_reader(self) -> Option<BodyReader> {
+        match self {
+            Dialect::Messages => Some((messages::body_usage, messages::body_text_chars)),
+            Dialect::Responses => Some((responses::body_usage, responses::body_text_chars)),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
+        }
+    }
 }
 
 /// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
