@@ -30,14 +30,14 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 use crate::dialect::chat::wire::{
-    ChatRequestOut, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut, FunctionName,
-    ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut, ToolDeltaIn, ToolOut,
+    ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
+    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut,
+    ToolDeltaIn, ToolOut,
 };
 use crate::dialect::messages::wire::{
     AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
@@ -632,14 +632,7 @@ impl StreamState {
 
     /// An error chunk from upstream (the gateway's own shape or a vendor's).
     fn upstream_error(&mut self, err: &RawValue, out: &mut Vec<u8>) {
-        #[derive(Deserialize)]
-        struct ErrorIn<'a> {
-            #[serde(borrow, default)]
-            message: Option<Cow<'a, str>>,
-            #[serde(default)]
-            status: Option<u16>,
-        }
-        let parsed = serde_json::from_str::<ErrorIn<'_>>(err.get()).ok();
+        let parsed = serde_json::from_str::<ChunkErrorIn<'_>>(err.get()).ok();
         let status = parsed.as_ref().and_then(|e| e.status).unwrap_or(502);
         let message = parsed
             .and_then(|e| e.message)

@@ -89,20 +89,34 @@ impl Dialect {
     }
 }
 
-/// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
-/// is never a front door).
+/// An error's JSON body in `dialect`'s shape ([`Dialect::error_body`]).
 pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
-    match dialect {
-        Dialect::Messages => messages::error_body(err),
-        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => err.body(),
-    }
+    dialect.error_body(err)
 }
 
-/// An error as the last event of a stream, in `dialect`'s shape.
+/// An error as the last event of a stream, in `dialect`'s shape ([`Dialect::error_event`]).
 pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
-    match dialect {
-        Dialect::Messages => messages::error_event(err),
-        Dialect::Responses => responses::error_event(err),
-        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+    dialect.error_event(err)
+}
+
+impl Dialect {
+    /// An error's JSON body in this dialect's shape (a vendor dialect answers in the chat
+    /// shape: it is never a front door).
+    pub fn error_body(self, err: &GatewayError) -> Bytes {
+        match self {
+            Dialect::Messages => messages::error_body(err),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
+                err.body()
+            }
+        }
+    }
+
+    /// An error as the last event of a stream, in this dialect's shape.
+    pub fn error_event(self, err: &GatewayError) -> Bytes {
+        match self {
+            Dialect::Messages => messages::error_event(err),
+            Dialect::Responses => responses::error_event(err),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+        }
     }
 }

@@ -17,6 +17,9 @@ use super::ChatRequest;
 use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
 
+// ---------------------------------------------------------------------------------------------
+// The request, as a client sends it (read off the pivot).
+
 /// A string that borrows from the body when it has no escapes (a bare `Cow<str>` always
 /// allocates under serde; `#[serde(borrow)]` makes it borrow).
 #[derive(Deserialize)]
@@ -319,6 +322,9 @@ pub(crate) fn stop_sequences<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, st
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The answer, as written to a chat client (a translated vendor's).
+
 /// A non-streaming `chat.completion`.
 #[derive(Serialize)]
 pub(crate) struct Completion<'a> {
@@ -398,6 +404,9 @@ impl<'a> ToolCallOut<'a> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The request, as written for a chat vendor (a translated door's).
 
 #[derive(Serialize)]
 pub(crate) struct ChatRequestOut<'a> {
@@ -496,6 +505,9 @@ pub(crate) struct FunctionName<'a> {
     pub(crate) name: Cow<'a, str>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The answer and its stream chunks, as read from a chat vendor (lenient: servers differ).
+
 #[derive(Deserialize)]
 pub(crate) struct CompletionIn<'a> {
     #[serde(borrow, default)]
@@ -567,6 +579,15 @@ pub(crate) struct ChunkIn<'a> {
     pub(crate) usage: Option<Usage>,
     #[serde(borrow, default)]
     pub(crate) error: Option<&'a RawValue>,
+}
+
+/// A stream chunk's `error` object: the gateway's own (with its `status`) or a vendor's.
+#[derive(Deserialize)]
+pub(crate) struct ChunkErrorIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) status: Option<u16>,
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,9 @@ use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
 
+// ---------------------------------------------------------------------------------------------
+// The `generateContent` request, as written.
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Request<'a> {
@@ -182,6 +185,9 @@ pub(crate) struct ThinkingConfig {
     pub(crate) thinking_budget: u64,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `GenerateContentResponse`, as read.
+
 /// A `GenerateContentResponse`: a whole answer, or one event of a stream.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -291,6 +297,9 @@ impl UsageIn {
         })
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `batchEmbedContents`: the request (its contents are [`Content`]s) and the answer.
 
 #[derive(Serialize)]
 pub(crate) struct BatchRequest<'a> {

@@ -12,6 +12,9 @@ use serde_json::value::RawValue;
 use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 
+// ---------------------------------------------------------------------------------------------
+// The request, as written for an `anthropic` vendor.
+
 #[derive(Serialize)]
 pub(crate) struct Request<'a> {
     pub(crate) model: &'a str,
@@ -144,6 +147,9 @@ pub(crate) enum ToolChoiceOut<'a> {
 pub(crate) struct Metadata<'a> {
     pub(crate) user_id: Cow<'a, str>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Answers and stream events, as read from an `anthropic` vendor.
 
 /// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from
 /// (`cache_read_input_tokens`) or written to (`cache_creation_input_tokens`) the cache, which
@@ -309,6 +315,9 @@ pub(crate) struct DeltaIn<'a> {
     pub(crate) stop_reason: Option<Cow<'a, str>>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The request, as read at the `/v1/messages` door.
+
 #[derive(Deserialize)]
 pub(crate) struct MessagesRequest<'a> {
     #[serde(borrow)]
@@ -394,6 +403,9 @@ pub(crate) struct MetadataIn<'a> {
     #[serde(borrow, default)]
     pub(crate) user_id: Option<Cow<'a, str>>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// The answer, as written to a `/v1/messages` client (its blocks are [`Block`]s).
 
 #[derive(Serialize)]
 pub(crate) struct MessageOutBody<'a> {
