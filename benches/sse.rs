@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use switchyard::dialect::chat_stream::Scanner;
+use switchyard::dialect::chat::stream::Scanner;
 
 /// 1,000 events of OpenAI's `chat.completion.chunk` shape (with `include_usage`'s
 /// `"usage":null`), the usage chunk and `[DONE]`: about 270 KB, 270 bytes an event.

@@ -10,10 +10,8 @@ use serde::Deserialize;
 
 use crate::accounting::estimate::generated_chars;
 use crate::accounting::usage::{estimate_tokens, estimated, Usage, UsageSource};
-use crate::dialect::chat_stream::Scanner;
-use crate::dialect::{
-    self, embeddings, messages, messages_stream, responses, responses_stream, Dialect,
-};
+use crate::dialect::chat::stream::Scanner;
+use crate::dialect::{self, embeddings, messages, responses, BodyReader, Dialect, StreamScanner};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
 const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
@@ -26,9 +24,9 @@ pub enum Meter {
     /// generated text (reasoning, refusal, tool calls) for an estimate.
     Stream(Box<Scanner>),
     /// An Anthropic Messages event stream.
-    Messages(Box<messages_stream::Scanner>),
+    Messages(Box<messages::stream::Scanner>),
     /// An OpenAI Responses event stream.
-    Responses(Box<responses_stream::Scanner>),
+    Responses(Box<responses::stream::Scanner>),
     /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
     /// not copied) and read once whole at the end.
     Body {
@@ -43,10 +41,10 @@ impl Meter {
     /// The meter of a stream in `dialect` (Chat or Messages; a Gemini stream is metered after
     /// its translation to chat).
     pub fn stream_of(dialect: Dialect) -> Meter {
-        match dialect {
-            Dialect::Messages => Meter::Messages(Box::default()),
-            Dialect::Responses => Meter::Responses(Box::default()),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Meter::Stream(Box::default()),
+        match dialect.stream_scanner() {
+            StreamScanner::Messages => Meter::Messages(Box::default()),
+            StreamScanner::Responses => Meter::Responses(Box::default()),
+            StreamScanner::Chat => Meter::Stream(Box::default()),
         }
     }
 
@@ -220,18 +218,6 @@ impl Meter {
                 })
             }
             Meter::Body {
-                dialect: Dialect::Responses,
-                chunks,
-                len,
-                overflowed,
-            } => Some(dialect_body_usage(
-                (responses::body_usage, responses::body_text_chars),
-                chunks,
-                *len,
-                *overflowed,
-                prompt_estimate,
-            )),
-            Meter::Body {
                 dialect: Dialect::Embeddings,
                 chunks,
                 ..
@@ -240,23 +226,14 @@ impl Meter {
                 None => (estimated(prompt_estimate, 0), UsageSource::Estimated),
             }),
             Meter::Body {
-                dialect: Dialect::Messages,
+                dialect,
                 chunks,
                 len,
                 overflowed,
-            } => Some(dialect_body_usage(
-                (messages::body_usage, messages::body_text_chars),
-                chunks,
-                *len,
-                *overflowed,
-                prompt_estimate,
-            )),
-            Meter::Body {
-                chunks,
-                len,
-                overflowed,
-                ..
-            } => Some(body_usage(chunks, *len, *overflowed, prompt_estimate)),
+            } => Some(match dialect.body_reader() {
+                Some(read) => dialect_body_usage(read, chunks, *len, *overflowed, prompt_estimate),
+                None => body_usage(chunks, *len, *overflowed, prompt_estimate),
+            }),
         }
     }
 }
@@ -291,9 +268,6 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     };
     (estimated(prompt, completion), UsageSource::Estimated)
 }
-
-/// How a dialect reads a whole answer: its reported usage, and the characters it generated.
-type BodyReader = (fn(&[u8]) -> Option<Usage>, fn(&[u8]) -> u64);
 
 /// The usage of a whole answer in a dialect other than chat (Anthropic's `message`, a
 /// Responses `response`), as reported or estimated.

@@ -1,26 +1,39 @@
-//! Translated pairs: one module per pair of dialects, both directions, request and answer,
-//! streaming included. A request is translated only when the route's vendor speaks another
-//! dialect than the client's front door; otherwise its bytes pass through
-//! ([`crate::dialect`]). Chat Completions is the pivot:
+//! Translated pairs. A request is translated only when the route's vendor speaks another
+//! dialect than the client's front door; otherwise its bytes pass through ([`crate::dialect`]).
+//! [`Route`] decides which, in one place, from the door's dialect and the provider.
 //!
-//! - [`chat_anthropic`]: chat requests → Anthropic Messages; Messages answers and streams → chat;
-//! - [`chat_gemini`]: chat requests → Gemini `generateContent`; its answers and streams → chat;
-//! - [`messages_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
+//! Naming: one module per pair, `<door dialect>_to_<vendor dialect>`, holding both directions
+//! (the request door → vendor, the answer and the stream vendor → door), each with the same
+//! entry points: `request(…)` (the request body), `answer(…)` (a whole answer, as
+//! [`Translated`] or bytes) and `Stream::new(…)` (a stream translator, an [`SseTranslator`]).
+//! Chat Completions is the pivot, so pairs chain through it (a Messages door on a Gemini
+//! vendor is `messages_to_chat` then `chat_to_gemini`):
+//!
+//! - [`chat_to_messages`]: chat requests → Anthropic Messages; Messages answers and streams →
+//!   chat;
+//! - [`chat_to_gemini`]: chat requests → Gemini `generateContent`; its answers and streams →
+//!   chat;
+//! - [`messages_to_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
 //!   streams → Messages;
-//! - [`embeddings_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back;
-//! - [`responses_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
-//!   and streams → a `response` object and the Responses events.
+//! - [`responses_to_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
+//!   and streams → a `response` object and the Responses events;
+//! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
 //!
-//! [`common`] holds what the pairs share. Each module's doc lists what its pair drops.
-//! The entry points the proxy calls are [`request_body`], [`response_body`] and
-//! [`stream_translator`]: they dispatch on the provider's kind.
+//! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
+//! wire`). What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
+//! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
+//! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
+//! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
-pub mod chat_anthropic;
-pub mod chat_gemini;
-pub mod common;
-pub mod embeddings_gemini;
-pub mod messages_chat;
-pub mod responses_chat;
+pub mod chat_to_gemini;
+pub mod chat_to_messages;
+pub mod chunks;
+pub mod embeddings_to_gemini;
+pub mod errors;
+pub mod messages_to_chat;
+pub mod request;
+pub mod responses_to_chat;
+pub mod translate;
 
 use bytes::{Bytes, BytesMut};
 
@@ -35,7 +48,53 @@ use crate::gateway::error::GatewayError;
 use crate::gateway::request::{FrontRequest, Pivot};
 use crate::providers;
 
-pub use common::{unix_now, SseTranslator, Translated};
+pub use translate::{unix_now, SseTranslator, Translated};
+
+/// How a request goes between its front door and the route's vendor: the ONE place that
+/// decides pass-through or translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The vendor speaks the door's dialect: the client's bytes go upstream with only `model`
+    /// spliced, and the vendor's bytes come back untouched.
+    PassThrough,
+    /// The vendor speaks another dialect: the pair translates.
+    Translate(Pair),
+}
+
+/// A translated pair, (door dialect, vendor dialect). Chat Completions is the pivot: the
+/// door's leg (`<door>_to_chat`; none for the chat door) and the vendor's leg
+/// (`chat_to_<vendor>`; none for a chat vendor) chain through it; embeddings go straight
+/// (`embeddings_to_gemini`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub door: Dialect,
+    pub vendor: Dialect,
+}
+
+impl Route {
+    /// The route from `door` to `provider` (whose configuration may narrow what its kind
+    /// speaks: a `chat_only` OpenAI provider serves no Responses).
+    pub fn for_provider(door: Dialect, provider: &Provider) -> Route {
+        let native = providers::serves(provider, door);
+        Route::decide(door, providers::dialect(provider.kind), native)
+    }
+
+    /// The route from `door` to a vendor kind (the built-in mock).
+    pub fn for_kind(door: Dialect, kind: ProviderKind) -> Route {
+        Route::decide(
+            door,
+            providers::dialect(kind),
+            providers::speaks(kind, door),
+        )
+    }
+
+    fn decide(door: Dialect, vendor: Dialect, native: bool) -> Route {
+        if native {
+            return Route::PassThrough;
+        }
+        Route::Translate(Pair { door, vendor })
+    }
+}
 
 /// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
 /// it is the client's bytes with only `model` spliced; otherwise the request is translated
@@ -45,8 +104,7 @@ pub fn upstream_body(
     provider: &Provider,
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
-    let vendor = providers::dialect(provider.kind);
-    if providers::serves(provider, req.dialect) {
+    let Route::Translate(pair) = Route::for_provider(req.dialect, provider) else {
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
             // The chat door's own body, without `stream_options` (old Azure versions).
             return Ok(chat_pivot(req)?
@@ -54,11 +112,11 @@ pub fn upstream_body(
                 .body_for(upstream_model));
         }
         return Ok(req.native_body(upstream_model));
-    }
-    if req.dialect == Dialect::Embeddings {
-        return match vendor {
+    };
+    if pair.door == Dialect::Embeddings {
+        return match pair.vendor {
             Dialect::Gemini => {
-                embeddings_gemini::request_body(&embeddings::parse(&req.body)?, upstream_model)
+                embeddings_to_gemini::request(&embeddings::parse(&req.body)?, upstream_model)
             }
             _ => Err(GatewayError::InvalidRequest(format!(
                 "the route's provider `{}` serves no embeddings",
@@ -67,7 +125,7 @@ pub fn upstream_body(
         };
     }
     let pivot = chat_pivot(req)?;
-    match vendor {
+    match pair.vendor {
         Dialect::Chat if !providers::takes_stream_options(provider) => {
             Ok(pivot.without_stream_options.body_for(upstream_model))
         }
@@ -85,8 +143,8 @@ pub fn upstream_body(
 pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     if req.pivot.is_none() {
         let body = match req.dialect {
-            Dialect::Messages => messages_chat::request_to_openai(&req.body)?,
-            Dialect::Responses => responses_chat::request_to_chat(&req.body)?,
+            Dialect::Messages => messages_to_chat::request(&req.body)?,
+            Dialect::Responses => responses_to_chat::request(&req.body)?,
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
         };
         let view = chat::parse(&body)?;
@@ -121,7 +179,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
 /// chunk; a whole answer is kept and translated at its end.
 pub struct AnswerTranslation {
     front: Dialect,
-    vendor: ProviderKind,
+    vendor: Dialect,
     model_hint: String,
     /// Embeddings: the client asked for base64 vectors; the input estimate (Gemini counts none).
     base64: bool,
@@ -130,7 +188,7 @@ pub struct AnswerTranslation {
     to_front: Option<Box<dyn SseTranslator>>,
     buffered: Option<BytesMut>,
     /// Responses door: the id and state fields of the answer (`crate::response_store`).
-    identity: responses_chat::Identity,
+    identity: responses_to_chat::Identity,
     /// Responses door: the whole translated `response` of a non-streamed answer.
     completed: Option<Bytes>,
 }
@@ -142,10 +200,10 @@ impl AnswerTranslation {
         provider: &Provider,
         model_hint: &str,
     ) -> Option<AnswerTranslation> {
-        if providers::serves(provider, req.dialect) {
-            return None;
+        match Route::for_provider(req.dialect, provider) {
+            Route::PassThrough => None,
+            Route::Translate(pair) => Some(AnswerTranslation::build(req, pair, model_hint)),
         }
-        Some(AnswerTranslation::build(req, provider.kind, model_hint))
     }
 
     /// `None` when the vendor kind speaks the client's dialect (the answer passes through).
@@ -154,17 +212,16 @@ impl AnswerTranslation {
         vendor: ProviderKind,
         model_hint: &str,
     ) -> Option<AnswerTranslation> {
-        if providers::speaks(vendor, req.dialect) {
-            return None;
+        match Route::for_kind(req.dialect, vendor) {
+            Route::PassThrough => None,
+            Route::Translate(pair) => Some(AnswerTranslation::build(req, pair, model_hint)),
         }
-        Some(AnswerTranslation::build(req, vendor, model_hint))
     }
 
-    fn build(req: &FrontRequest, vendor: ProviderKind, model_hint: &str) -> AnswerTranslation {
-        let (front, stream) = (req.dialect, req.stream);
+    fn build(req: &FrontRequest, pair: Pair, model_hint: &str) -> AnswerTranslation {
         let mut t = AnswerTranslation {
-            front,
-            vendor,
+            front: pair.door,
+            vendor: pair.vendor,
             model_hint: model_hint.to_string(),
             base64: req.base64,
             prompt_estimate: req.prompt_estimate,
@@ -174,19 +231,15 @@ impl AnswerTranslation {
             identity: identity(req),
             completed: None,
         };
-        if stream {
-            t.to_chat = stream_translator(vendor, model_hint, unix_now());
-            t.to_front = match front {
-                Dialect::Messages => Some(Box::new(messages_chat::OpenAiToAnthropicStream::new(
+        if req.stream {
+            t.to_chat = stream_translator(pair.vendor, model_hint, unix_now());
+            t.to_front = match pair.door {
+                Dialect::Messages => Some(Box::new(messages_to_chat::Stream::new(model_hint))),
+                Dialect::Responses => Some(Box::new(responses_to_chat::Stream::with_identity(
                     model_hint,
+                    unix_now(),
+                    t.identity.clone(),
                 ))),
-                Dialect::Responses => Some(Box::new(
-                    responses_chat::ChatToResponsesStream::with_identity(
-                        model_hint,
-                        unix_now(),
-                        t.identity.clone(),
-                    ),
-                )),
                 Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
             };
         } else {
@@ -246,7 +299,7 @@ impl AnswerTranslation {
     fn whole(&mut self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
         if self.front == Dialect::Embeddings {
             // Gemini's vectors; the usage in them is the gateway's estimate, metered as such.
-            return embeddings_gemini::response(
+            return embeddings_to_gemini::answer(
                 &whole,
                 &self.model_hint,
                 self.base64,
@@ -259,17 +312,11 @@ impl AnswerTranslation {
         };
         meter.feed(&chat);
         match self.front {
-            Dialect::Messages => {
-                messages_chat::response_from_openai(&chat, &self.model_hint).map(|t| t.body)
-            }
+            Dialect::Messages => messages_to_chat::answer(&chat, &self.model_hint).map(|t| t.body),
             Dialect::Responses => {
-                let body = responses_chat::response_from_chat_as(
-                    &chat,
-                    &self.model_hint,
-                    unix_now(),
-                    &self.identity,
-                )?
-                .body;
+                let body =
+                    responses_to_chat::answer(&chat, &self.model_hint, unix_now(), &self.identity)?
+                        .body;
                 self.completed = Some(body.clone());
                 Ok(body)
             }
@@ -280,14 +327,14 @@ impl AnswerTranslation {
 
 /// The Responses door's identity of an answer: the id and state fields decided before
 /// routing, or the defaults (an id derived from the chat answer's) without them.
-fn identity(req: &FrontRequest) -> responses_chat::Identity {
+fn identity(req: &FrontRequest) -> responses_to_chat::Identity {
     match &req.pending {
-        Some(p) => responses_chat::Identity {
+        Some(p) => responses_to_chat::Identity {
             id: Some(p.id.clone()),
             store: p.store,
             previous_response_id: p.previous_response_id.clone(),
         },
-        None => responses_chat::Identity::default(),
+        None => responses_to_chat::Identity::default(),
     }
 }
 
@@ -368,54 +415,51 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
     both.freeze()
 }
 
-/// The vendor body for a provider that does not speak OpenAI's dialect, or `None` for kinds
-/// whose body is the client's own (`openai`, `azure`, `mock`): those use [`crate::gateway::body::Prepared`].
+/// The vendor body for a provider that does not speak OpenAI's dialect (the chat pivot's leg
+/// to the vendor: `chat_to_<vendor>`), or `None` for chat vendors (`openai`, `azure`,
+/// `mock`), whose body is the client's own ([`crate::gateway::body::Prepared`]).
 pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,
     upstream_model: &str,
 ) -> Option<Result<Bytes, GatewayError>> {
-    match provider.kind {
-        ProviderKind::Anthropic => Some(chat_anthropic::request_body(
+    match providers::dialect(provider.kind) {
+        Dialect::Messages => Some(chat_to_messages::request(
             req,
             upstream_model,
             provider.default_max_tokens,
         )),
-        ProviderKind::Gemini => Some(chat_gemini::request_body(req)),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+        Dialect::Gemini => Some(chat_to_gemini::request(req)),
+        Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }
 
 /// A translating vendor's successful non-streaming answer as an OpenAI `chat.completion`, or
-/// `None` for kinds that already answer in OpenAI's dialect.
+/// `None` for vendors that already answer in the chat dialect.
 pub fn response_body(
-    kind: ProviderKind,
+    vendor: Dialect,
     body: &[u8],
     model_hint: &str,
     created: u64,
 ) -> Option<Result<Translated, GatewayError>> {
-    match kind {
-        ProviderKind::Anthropic => Some(chat_anthropic::response(body, model_hint, created)),
-        ProviderKind::Gemini => Some(chat_gemini::response(body, model_hint, created)),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    match vendor {
+        Dialect::Messages => Some(chat_to_messages::answer(body, model_hint, created)),
+        Dialect::Gemini => Some(chat_to_gemini::answer(body, model_hint, created)),
+        Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }
 
-/// The stream translator for a translating kind, or `None` for pass-through kinds.
+/// The stream translator from a vendor's dialect to chat, or `None` for chat vendors.
 /// `model_hint` (the route's upstream model) names the model until the vendor says its own.
 pub fn stream_translator(
-    kind: ProviderKind,
+    vendor: Dialect,
     model_hint: &str,
     created: u64,
 ) -> Option<Box<dyn SseTranslator>> {
-    match kind {
-        ProviderKind::Anthropic => Some(Box::new(chat_anthropic::AnthropicStream::new(
-            model_hint, created,
-        ))),
-        ProviderKind::Gemini => Some(Box::new(chat_gemini::GeminiStream::new(
-            model_hint, created,
-        ))),
-        ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => None,
+    match vendor {
+        Dialect::Messages => Some(Box::new(chat_to_messages::Stream::new(model_hint, created))),
+        Dialect::Gemini => Some(Box::new(chat_to_gemini::Stream::new(model_hint, created))),
+        Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }
 
@@ -426,12 +470,12 @@ mod tests {
     #[test]
     fn dispatch_by_kind() {
         let body = include_bytes!("../../tests/fixtures/anthropic/message_text.json");
-        let t = response_body(ProviderKind::Anthropic, body, "h", 1)
+        let t = response_body(Dialect::Messages, body, "h", 1)
             .unwrap()
             .unwrap();
         assert_eq!(t.finish_reason, "stop");
         let body = include_bytes!("../../tests/fixtures/gemini/generate_text.json");
-        assert!(response_body(ProviderKind::Gemini, body, "h", 1)
+        assert!(response_body(Dialect::Gemini, body, "h", 1)
             .unwrap()
             .is_ok());
         for kind in [
@@ -439,10 +483,11 @@ mod tests {
             ProviderKind::Azure,
             ProviderKind::Mock,
         ] {
-            assert!(response_body(kind, b"{}", "h", 1).is_none());
-            assert!(stream_translator(kind, "h", 1).is_none());
+            let vendor = providers::dialect(kind);
+            assert!(response_body(vendor, b"{}", "h", 1).is_none());
+            assert!(stream_translator(vendor, "h", 1).is_none());
         }
-        let mut t = stream_translator(ProviderKind::Gemini, "h", 1).unwrap();
+        let mut t = stream_translator(Dialect::Gemini, "h", 1).unwrap();
         t.feed(include_bytes!(
             "../../tests/fixtures/gemini/stream_text.sse"
         ));

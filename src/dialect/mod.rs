@@ -4,26 +4,36 @@
 //! only `model` spliced ([`crate::gateway::body::Prepared`]) and the vendor's bytes come back untouched,
 //! read on the way by the dialect's scanner; otherwise [`crate::convert`] translates.
 //!
-//! - [`chat`], [`chat_stream`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
-//! - [`messages`], [`messages_stream`]: Anthropic Messages (`anthropic`);
+//! One folder per dialect, each holding the dialect's request view (`mod.rs`), its wire types
+//! (`wire.rs`: the serde shapes of its requests and answers, one declaration per shape, which
+//! [`crate::convert`] reads and writes) and its stream scanner (`stream.rs`):
+//!
+//! - [`chat`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
+//! - [`messages`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
-//! - [`responses`], [`responses_stream`]: OpenAI Responses (`openai`, `azure`);
-//! - [`gemini`]: Gemini `generateContent` (`gemini`; a vendor dialect only);
-//! - [`refusal`]: each dialect's way of saying its content filter stopped an answer.
+//! - [`responses`]: OpenAI Responses (`openai`, `azure`);
+//! - [`gemini`]: Gemini `generateContent` and `batchEmbedContents` (`gemini`; a vendor dialect
+//!   only).
+//!
+//! Shared by all: [`sse`], the one Server-Sent Events decoder, and [`refusal`], each dialect's
+//! way of saying its content filter stopped an answer. [`chat_stream`], [`messages_stream`]
+//! and [`responses_stream`] are the old paths of the stream scanners.
 
 pub mod chat;
-pub mod chat_stream;
 pub mod embeddings;
 pub mod gemini;
 pub mod messages;
-pub mod messages_stream;
 pub mod refusal;
 pub mod responses;
-pub mod responses_stream;
 pub mod sse;
+
+pub use chat::stream as chat_stream;
+pub use messages::stream as messages_stream;
+pub use responses::stream as responses_stream;
 
 use bytes::Bytes;
 
+use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
 
 pub use refusal::refused;
@@ -43,20 +53,70 @@ pub enum Dialect {
     Responses,
 }
 
-/// An error's JSON body in `dialect`'s shape (a vendor dialect answers in the chat shape: it
-/// is never a front door).
-pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
-    match dialect {
-        Dialect::Messages => messages::error_body(err),
-        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => err.body(),
+/// How a whole answer in a dialect is read for its usage: the usage it reports, and the
+/// characters of text it generated (the base of an estimate when it reports none).
+pub type BodyReader = (fn(&[u8]) -> Option<Usage>, fn(&[u8]) -> u64);
+
+/// The scanner that meters a stream: each dialect's own ([`chat::stream`], [`messages::stream`],
+/// [`responses::stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamScanner {
+    Chat,
+    Messages,
+    Responses,
+}
+
+impl Dialect {
+    /// The scanner that meters a stream in this dialect. A Gemini stream is metered after its
+    /// translation to chat; embeddings do not stream.
+    pub fn stream_scanner(self) -> StreamScanner {
+        match self {
+            Dialect::Messages => StreamScanner::Messages,
+            Dialect::Responses => StreamScanner::Responses,
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => StreamScanner::Chat,
+        }
+    }
+
+    /// The reader of a whole answer in this dialect (Anthropic's `message`, a Responses
+    /// `response`); `None` for a `chat.completion` (the dialects answered in chat's shape),
+    /// which the meter reads itself, and for embeddings, which generate no text.
+    pub fn body_reader(self) -> Option<BodyReader> {
+        match self {
+            Dialect::Messages => Some((messages::body_usage, messages::body_text_chars)),
+            Dialect::Responses => Some((responses::body_usage, responses::body_text_chars)),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
+        }
     }
 }
 
-/// An error as the last event of a stream, in `dialect`'s shape.
+/// An error's JSON body in `dialect`'s shape ([`Dialect::error_body`]).
+pub fn error_body(dialect: Dialect, err: &GatewayError) -> Bytes {
+    dialect.error_body(err)
+}
+
+/// An error as the last event of a stream, in `dialect`'s shape ([`Dialect::error_event`]).
 pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
-    match dialect {
-        Dialect::Messages => messages::error_event(err),
-        Dialect::Responses => responses::error_event(err),
-        Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+    dialect.error_event(err)
+}
+
+impl Dialect {
+    /// An error's JSON body in this dialect's shape (a vendor dialect answers in the chat
+    /// shape: it is never a front door).
+    pub fn error_body(self, err: &GatewayError) -> Bytes {
+        match self {
+            Dialect::Messages => messages::error_body(err),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
+                err.body()
+            }
+        }
+    }
+
+    /// An error as the last event of a stream, in this dialect's shape.
+    pub fn error_event(self, err: &GatewayError) -> Bytes {
+        match self {
+            Dialect::Messages => messages::error_event(err),
+            Dialect::Responses => responses::error_event(err),
+            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+        }
     }
 }

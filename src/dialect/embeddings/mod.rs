@@ -6,6 +6,8 @@
 //! `{"object":"list","data":[{"object":"embedding","index","embedding"}],"model","usage":
 //! {"prompt_tokens","total_tokens"}}`.
 
+pub mod wire;
+
 use std::borrow::Cow;
 
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `kind = "anthropic"`: OpenAI chat requests to Anthropic's Messages API
 //! (`POST {base}/v1/messages`) and its answers and streams back to OpenAI's shapes.
 //!
-//! Request mapping ([`request_body`]):
+//! Request mapping ([`request`]):
 //!
 //! - `system` and `developer` messages → the top-level `system` string (texts joined by a
 //!   blank line, wherever they stood: Anthropic has no system turn mid-conversation);
@@ -57,61 +57,35 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::{
+    content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut,
+    ToolChoice,
+};
 use crate::dialect::chat::ChatRequest;
+use crate::dialect::messages::wire::{
+    AnswerIn, Block, BlockIn, DeltaIn, ErrorIn, EventIn, Message, Metadata, Request, Role, Schema,
+    Source, ThinkingOut, Tool, ToolChoiceOut, UsageIn,
+};
 use crate::gateway::error::GatewayError;
 
-use super::common::{
-    arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, reasoning_budget, reasoning_delta, stop_sequences,
-    thinking_blocks_delta, to_bytes, tool_args_delta, tool_choice, tool_start_delta, unreadable,
-    unsupported, vendor_failure, AssistantMessage, Choice, ChunkWriter, Completion, End,
-    EventState, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut, ToolChoice,
-    Translated, Translating, FALLBACK_MAX_TOKENS, ROLE_DELTA,
+use super::chunks::{
+    content_delta, reasoning_delta, thinking_blocks_delta, to_bytes, tool_args_delta,
+    tool_start_delta, ChunkWriter, ROLE_DELTA,
 };
+use super::errors::{unreadable, unsupported, vendor_failure};
+use super::request::{
+    arguments_object, function_tools, push_merged, reasoning_budget, FALLBACK_MAX_TOKENS,
+};
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "anthropic";
 
 // ---------------------------------------------------------------------------------------------
 // Request.
-
-#[derive(Serialize)]
-struct Request<'a> {
-    model: &'a str,
-    max_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<Cow<'a, str>>,
-    messages: Vec<Message<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_k: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop_sequences: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Tool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<ToolChoiceOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Metadata<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking: Option<ThinkingOut>,
-}
-
-/// Anthropic's `thinking`: on with a budget of reasoning tokens (below `max_tokens`), or off.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ThinkingOut {
-    Enabled { budget_tokens: u64 },
-    Disabled,
-}
 
 /// Anthropic's smallest thinking budget.
 const MIN_THINKING_BUDGET: u64 = 1024;
@@ -139,106 +113,8 @@ fn thinking(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<ThinkingOut
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    User,
-    Assistant,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: Role,
-    content: Vec<Block<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Block<'a> {
-    Thinking {
-        thinking: Cow<'a, str>,
-        signature: Cow<'a, str>,
-    },
-    RedactedThinking {
-        data: Cow<'a, str>,
-    },
-    Text {
-        text: Cow<'a, str>,
-    },
-    Image {
-        source: Source<'a>,
-    },
-    ToolUse {
-        id: Cow<'a, str>,
-        name: Cow<'a, str>,
-        input: Box<RawValue>,
-    },
-    ToolResult {
-        tool_use_id: Cow<'a, str>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        content: Vec<Block<'a>>,
-    },
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Source<'a> {
-    Base64 {
-        media_type: Cow<'a, str>,
-        data: Cow<'a, str>,
-    },
-    Url {
-        url: Cow<'a, str>,
-    },
-}
-
-#[derive(Serialize)]
-struct Tool<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    input_schema: Schema<'a>,
-}
-
-/// A tool's schema: the client's, or an empty object schema for a function without
-/// parameters (Anthropic requires `input_schema`).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Schema<'a> {
-    Given(&'a RawValue),
-    Empty {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        properties: serde_json::Map<String, serde_json::Value>,
-    },
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ToolChoiceOut<'a> {
-    Auto {
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    Any {
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    Tool {
-        name: Cow<'a, str>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        disable_parallel_tool_use: bool,
-    },
-    None,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    user_id: Cow<'a, str>,
-}
-
 /// The Messages API body for `req`, sent to `upstream_model`.
-pub fn request_body(
+pub fn request(
     req: &ChatRequest<'_>,
     upstream_model: &str,
     default_max_tokens: Option<u64>,
@@ -449,81 +325,6 @@ fn convert_tool_choice<'a>(
 // ---------------------------------------------------------------------------------------------
 // Answers.
 
-/// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from
-/// (`cache_read_input_tokens`) or written to (`cache_creation_input_tokens`) the cache, which
-/// the normalised `prompt_tokens` includes. `output_tokens` includes thinking, which Anthropic
-/// does not count apart: reasoning stays 0.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct UsageIn {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl UsageIn {
-    /// A stream's usage so far: `later` (a `message_delta`) overrides what `message_start`
-    /// said, count by count.
-    fn merge(self, later: UsageIn) -> UsageIn {
-        UsageIn {
-            input_tokens: later.input_tokens.or(self.input_tokens),
-            output_tokens: later.output_tokens.or(self.output_tokens),
-            cache_creation_input_tokens: later
-                .cache_creation_input_tokens
-                .or(self.cache_creation_input_tokens),
-            cache_read_input_tokens: later
-                .cache_read_input_tokens
-                .or(self.cache_read_input_tokens),
-        }
-    }
-
-    /// The normalised usage; `None` when the vendor said nothing.
-    fn usage(&self) -> Option<Usage> {
-        let counts = [
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_creation_input_tokens,
-            self.cache_read_input_tokens,
-        ];
-        if counts.iter().all(Option::is_none) {
-            return None;
-        }
-        let cached_tokens = self.cache_read_input_tokens.unwrap_or(0);
-        let cache_write_tokens = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self
-            .input_tokens
-            .unwrap_or(0)
-            .saturating_add(cached_tokens)
-            .saturating_add(cache_write_tokens);
-        Some(Usage {
-            cached_tokens,
-            cache_write_tokens,
-            ..Usage::new(prompt, self.output_tokens.unwrap_or(0))
-        })
-    }
-}
-
-/// A content block of an answer (or of a stream's `content_block_start`).
-#[derive(Deserialize)]
-struct BlockIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    data: Option<Cow<'a, str>>,
-}
-
 impl BlockIn<'_> {
     /// A `thinking` or `redacted_thinking` block as the chat client gets it to send back.
     fn thinking_block(&self) -> Option<ThinkingBlock<'static>> {
@@ -539,32 +340,6 @@ impl BlockIn<'_> {
             _ => None,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    message: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    content: Vec<BlockIn<'a>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
 }
 
 /// OpenAI's `finish_reason` for Anthropic's `stop_reason`.
@@ -600,8 +375,8 @@ fn error_of(e: &ErrorIn<'_>) -> GatewayError {
 
 /// A successful Messages answer as an OpenAI `chat.completion`. The model is the one Anthropic
 /// names, else `model_hint`.
-pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
-    let msg: MessageIn<'_> =
+pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
+    let msg: AnswerIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     if let Some(e) = msg
         .error
@@ -657,41 +432,6 @@ pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translate
 // ---------------------------------------------------------------------------------------------
 // Streams.
 
-/// One event of a Messages stream; every field is optional so that one shape reads them all.
-#[derive(Deserialize)]
-struct EventIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    index: u64,
-    #[serde(borrow, default)]
-    message: Option<MessageIn<'a>>,
-    #[serde(borrow, default)]
-    content_block: Option<BlockIn<'a>>,
-    #[serde(borrow, default)]
-    delta: Option<DeltaIn<'a>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-}
-
 /// A `thinking` block being streamed: its text goes out as `reasoning_content` deltas, and the
 /// whole block (with the signature that comes last) as `thinking_blocks` at its end.
 #[derive(Debug, Clone)]
@@ -716,12 +456,12 @@ struct OpenTool {
 /// reason and usage, then `[DONE]`. An `error` event becomes one error event in the gateway's
 /// shape and no `[DONE]`.
 ///
-/// [`SseTranslator`]: super::common::SseTranslator
-pub type AnthropicStream = Translating<AnthropicState>;
+/// [`SseTranslator`]: super::translate::SseTranslator
+pub type Stream = Translating<StreamState>;
 
-/// What an [`AnthropicStream`] keeps between events.
+/// What an [`Stream`] keeps between events.
 #[derive(Debug)]
-pub struct AnthropicState {
+pub struct StreamState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -733,11 +473,11 @@ pub struct AnthropicState {
     end: End,
 }
 
-impl AnthropicStream {
+impl Stream {
     /// `model_hint` names the model until `message_start` gives Anthropic's own; `created` is
     /// the chunks' timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        Translating::over(AnthropicState {
+        Translating::over(StreamState {
             created,
             model_hint: model_hint.to_string(),
             writer: None,
@@ -751,7 +491,7 @@ impl AnthropicStream {
     }
 }
 
-impl EventState for AnthropicState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if data.trim_ascii().is_empty() {
             return;
@@ -805,7 +545,7 @@ impl EventState for AnthropicState {
     }
 }
 
-impl AnthropicState {
+impl StreamState {
     /// The chunk envelope, and the role chunk that opens every OpenAI stream.
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if self.writer.is_some() {
@@ -828,7 +568,7 @@ impl AnthropicState {
         }
     }
 
-    fn message_start(&mut self, msg: Option<MessageIn<'_>>, out: &mut Vec<u8>) {
+    fn message_start(&mut self, msg: Option<AnswerIn<'_>>, out: &mut Vec<u8>) {
         let Some(msg) = msg else { return };
         if let Some(u) = msg.usage {
             self.usage = self.usage.merge(u);
@@ -966,8 +706,8 @@ impl AnthropicState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
@@ -980,12 +720,12 @@ mod tests {
 
     fn translate(body: &str, default_max: Option<u64>) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request_body(&req, "claude-up", default_max).unwrap()).unwrap()
+        serde_json::from_slice(&request(&req, "claude-up", default_max).unwrap()).unwrap()
     }
 
     fn translate_err(body: &str) -> GatewayError {
         let req = parse(body.as_bytes()).unwrap();
-        request_body(&req, "claude-up", None).unwrap_err()
+        request(&req, "claude-up", None).unwrap_err()
     }
 
     #[test]
@@ -1083,7 +823,7 @@ mod tests {
             br#"{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}]}"#,
         )
         .unwrap();
-        let raw = request_body(&req, "m", None).unwrap();
+        let raw = request(&req, "m", None).unwrap();
         let text = std::str::from_utf8(&raw).unwrap();
         assert!(text.contains(r#""properties":{"z":{},"a":{}}"#), "{text}");
     }
@@ -1145,7 +885,7 @@ mod tests {
 
     #[test]
     fn non_stream_text_answer() {
-        let t = response(MESSAGE_TEXT.as_bytes(), "hint", 1700).unwrap();
+        let t = answer(MESSAGE_TEXT.as_bytes(), "hint", 1700).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -1164,7 +904,7 @@ mod tests {
 
     #[test]
     fn non_stream_tool_use_answer() {
-        let t = response(MESSAGE_TOOLS.as_bytes(), "hint", 1).unwrap();
+        let t = answer(MESSAGE_TOOLS.as_bytes(), "hint", 1).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         let msg = &v["choices"][0]["message"];
         assert_eq!(msg["content"], "I'll check the weather.");
@@ -1186,7 +926,7 @@ mod tests {
     #[test]
     fn only_tool_calls_means_null_content_and_missing_model_uses_the_hint() {
         let body = br#"{"id":"m1","type":"message","content":[{"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"tool_use"}"#;
-        let t = response(body, "hint", 1).unwrap();
+        let t = answer(body, "hint", 1).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert!(v["choices"][0]["message"]["content"].is_null());
         assert_eq!(v["model"], "hint");
@@ -1206,7 +946,7 @@ mod tests {
 
     #[test]
     fn error_bodies_and_unreadable_answers() {
-        let e = response(
+        let e = answer(
             include_bytes!("../../tests/fixtures/anthropic/error_overloaded.json"),
             "h",
             1,
@@ -1214,7 +954,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.status(), 502);
         assert!(e.to_string().contains("Overloaded"), "{e}");
-        let e = response(
+        let e = answer(
             include_bytes!("../../tests/fixtures/anthropic/error_invalid_request.json"),
             "h",
             1,
@@ -1222,13 +962,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().starts_with("max_tokens: 100000"), "{e}");
-        assert_eq!(response(b"<html>", "h", 1).unwrap_err().status(), 502);
+        assert_eq!(answer(b"<html>", "h", 1).unwrap_err().status(), 502);
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, AnthropicStream) {
-        let make = || Box::new(AnthropicStream::new("hint", 1700)) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint", 1700)) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = AnthropicStream::new("hint", 1700);
+        let mut t = Stream::new("hint", 1700);
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -1330,7 +1070,7 @@ mod tests {
         assert!(!s.done);
         assert!(s.error.unwrap().contains("Overloaded"));
         // a rate-limit error keeps its 429
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let out = t.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n");
         assert_eq!(events_of(&out)[0]["error"]["status"], 429);
         assert!(t.finish().is_empty());
@@ -1339,20 +1079,20 @@ mod tests {
     #[test]
     fn a_cut_stream_ends_with_an_error_event() {
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("event: message_delta").unwrap()];
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(cut.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         let events = events_of(&out);
         assert_eq!(events.last().unwrap()["error"]["status"], 502);
         assert!(t.is_failed());
         // cut inside an event's JSON
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         t.feed(&STREAM_TEXT.as_bytes()[..40]);
         let end = t.finish();
         assert!(events_of(&end)[0]["error"].is_object());
         // ending right after message_delta is complete enough
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("event: message_stop").unwrap()];
-        let mut t = AnthropicStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         t.feed(cut.as_bytes());
         let end = t.finish();
         assert!(end.ends_with(b"data: [DONE]\n\n"));
@@ -1366,7 +1106,7 @@ mod tests {
         let body = br#"{"id":"m","type":"message","role":"assistant","model":"c","content":[],
             "stop_reason":"end_turn","usage":{"input_tokens":20,"cache_read_input_tokens":90000,
             "cache_creation_input_tokens":1000,"output_tokens":100}}"#;
-        let t = response(body, "h", 1).unwrap();
+        let t = answer(body, "h", 1).unwrap();
         let want = Usage {
             prompt_tokens: 91_020,
             completion_tokens: 100,

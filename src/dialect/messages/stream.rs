@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::accounting::usage::Usage;
-use crate::dialect::messages::UsageWire;
+use crate::dialect::messages::wire::{DeltaIn, UsageIn};
 use crate::dialect::refusal::ANTHROPIC_REFUSAL;
 use crate::dialect::sse::{self, Decoder};
 
@@ -34,7 +34,7 @@ const MAX_ERROR_CHARS: usize = 1024;
 #[derive(Debug, Default)]
 pub struct Scanner {
     sse: Decoder,
-    input: UsageWire,
+    input: UsageIn,
     /// `message_stop` was seen: the vendor ended the stream properly.
     pub done: bool,
     /// Events dispatched (pings included).
@@ -62,7 +62,7 @@ struct EventIn<'a> {
     #[serde(default)]
     message: Option<MessageIn>,
     #[serde(default)]
-    usage: Option<UsageWire>,
+    usage: Option<UsageIn>,
     #[serde(borrow, default)]
     delta: Option<DeltaIn<'a>>,
     #[serde(borrow, default)]
@@ -72,19 +72,7 @@ struct EventIn<'a> {
 #[derive(Deserialize)]
 struct MessageIn {
     #[serde(default)]
-    usage: Option<UsageWire>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
+    usage: Option<UsageIn>,
 }
 
 #[derive(Deserialize)]
@@ -115,7 +103,7 @@ impl Scanner {
         if !self.reported {
             return None;
         }
-        self.input.usage()
+        self.input.reported()
     }
 
     fn event(&mut self, name: &[u8], data: &[u8]) {
@@ -169,21 +157,9 @@ impl Scanner {
     }
 
     /// Usage fields seen later replace earlier ones; absent ones keep their value.
-    fn merge(&mut self, u: UsageWire) {
+    fn merge(&mut self, u: UsageIn) {
         self.reported = true;
-        let keep = |new: Option<u64>, old: Option<u64>| new.or(old);
-        self.input = UsageWire {
-            input_tokens: keep(u.input_tokens, self.input.input_tokens),
-            cache_read_input_tokens: keep(
-                u.cache_read_input_tokens,
-                self.input.cache_read_input_tokens,
-            ),
-            cache_creation_input_tokens: keep(
-                u.cache_creation_input_tokens,
-                self.input.cache_creation_input_tokens,
-            ),
-            output_tokens: keep(u.output_tokens, self.input.output_tokens),
-        };
+        self.input = self.input.merge(u);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The OpenAI Responses dialect (`POST /v1/responses`, spoken natively by `openai` and `azure`
 //! vendors): its borrowed request view and the usage of a whole `response` object. Its stream
-//! scanner is [`super::responses_stream`]; its error shape is OpenAI's
+//! scanner is [`stream`]; its error shape is OpenAI's
 //! `{"error":{"message","type","param","code"}}`, the chat door's.
 //!
 //! OpenAI's API reference, "Create a model response": `input` is a string or an array of input
@@ -14,6 +14,8 @@
 //! The view reads only what the gateway needs (routing, limits, policies, estimates) and keeps
 //! every top-level field as raw JSON, so that a native route gets the client's bytes with only
 //! `model` spliced.
+
+pub mod stream;
 
 use std::borrow::Cow;
 

@@ -10,46 +10,23 @@
 //! embeds text). Dropped: `user`. Gemini reports no usage: it is estimated (marked) from the
 //! input text.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
+use crate::dialect::embeddings::wire::{Item, List, UsageOut, Vector};
 use crate::dialect::embeddings::{EmbeddingsRequest, Input};
+use crate::dialect::gemini::wire::{BatchAnswer, BatchRequest, Content, EmbedRequest, Part};
 use crate::gateway::error::GatewayError;
 
-use super::common::{to_bytes, unreadable, unsupported};
+use super::chunks::to_bytes;
+use super::errors::{unreadable, unsupported};
 
 const VENDOR: &str = "gemini";
 
-#[derive(Serialize)]
-struct BatchRequest<'a> {
-    requests: Vec<EmbedRequest<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EmbedRequest<'a> {
-    model: String,
-    content: Content<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output_dimensionality: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Content<'a> {
-    parts: [Part<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct Part<'a> {
-    text: &'a str,
-}
-
 /// The `batchEmbedContents` body for `req`, sent to `upstream_model`.
-pub fn request_body(
-    req: &EmbeddingsRequest<'_>,
-    upstream_model: &str,
-) -> Result<Bytes, GatewayError> {
+pub fn request(req: &EmbeddingsRequest<'_>, upstream_model: &str) -> Result<Bytes, GatewayError> {
     let model = format!("models/{upstream_model}");
     let requests = req
         .inputs
@@ -58,7 +35,8 @@ pub fn request_body(
             Input::Text(text) => Ok(EmbedRequest {
                 model: model.clone(),
                 content: Content {
-                    parts: [Part { text }],
+                    role: None,
+                    parts: vec![Part::Text(Cow::Borrowed(text.as_str()))],
                 },
                 output_dimensionality: req.dimensions,
             }),
@@ -71,49 +49,9 @@ pub fn request_body(
     Ok(to_bytes(&BatchRequest { requests }))
 }
 
-#[derive(Deserialize)]
-struct BatchAnswer {
-    #[serde(default)]
-    embeddings: Vec<Embedding>,
-}
-
-#[derive(Deserialize)]
-struct Embedding {
-    #[serde(default)]
-    values: Vec<f32>,
-}
-
-#[derive(Serialize)]
-struct List<'a> {
-    object: &'static str,
-    data: Vec<Item>,
-    model: &'a str,
-    usage: UsageOut,
-}
-
-#[derive(Serialize)]
-struct Item {
-    object: &'static str,
-    index: usize,
-    embedding: Vector,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Vector {
-    Floats(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Serialize)]
-struct UsageOut {
-    prompt_tokens: u64,
-    total_tokens: u64,
-}
-
 /// A `batchEmbedContents` answer in OpenAI's list shape; `prompt_tokens` is the gateway's
 /// estimate (Gemini reports none), so the meter marks it estimated only if the caller says so.
-pub fn response(
+pub fn answer(
     body: &[u8],
     model: &str,
     base64: bool,
@@ -162,7 +100,7 @@ mod tests {
     fn requests_and_answers() {
         let req = parse(br#"{"model":"e","input":["a","b"],"dimensions":3}"#).unwrap();
         let v: Value =
-            serde_json::from_slice(&request_body(&req, "text-embedding-004").unwrap()).unwrap();
+            serde_json::from_slice(&request(&req, "text-embedding-004").unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"requests":[
@@ -170,17 +108,17 @@ mod tests {
                 {"model":"models/text-embedding-004","content":{"parts":[{"text":"b"}]},"outputDimensionality":3}]})
         );
         let req = parse(br#"{"model":"e","input":[1,2]}"#).unwrap();
-        assert_eq!(request_body(&req, "m").unwrap_err().status(), 400);
+        assert_eq!(request(&req, "m").unwrap_err().status(), 400);
 
-        let answer = br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#;
-        let v: Value = serde_json::from_slice(&response(answer, "m", false, 4).unwrap()).unwrap();
+        let body = br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#;
+        let v: Value = serde_json::from_slice(&answer(body, "m", false, 4).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"object":"list","model":"m","usage":{"prompt_tokens":4,"total_tokens":4},
                    "data":[{"object":"embedding","index":0,"embedding":[0.5,-1.0]},
                            {"object":"embedding","index":1,"embedding":[0.25]}]})
         );
-        let v: Value = serde_json::from_slice(&response(answer, "m", true, 4).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&answer(body, "m", true, 4).unwrap()).unwrap();
         // 0.5f32 = 00 00 00 3f, -1.0f32 = 00 00 80 bf
         assert_eq!(v["data"][0]["embedding"], "AAAAPwAAgL8=");
     }

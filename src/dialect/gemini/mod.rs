@@ -2,6 +2,8 @@
 //! facts about its answers that more than one module needs. Google's API reference:
 //! `FinishReason` and `BlockReason`.
 
+pub mod wire;
+
 /// Whether a `finishReason` or `blockReason` means Gemini's filters stopped the answer.
 pub fn is_filtered(reason: &str) -> bool {
     matches!(

@@ -4,7 +4,7 @@
 //! any chat request), and the chat answer or stream becomes a `response` object or the
 //! Responses event stream.
 //!
-//! Request mapping ([`request_to_chat`]): `instructions` → a leading `system` message;
+//! Request mapping ([`request`]): `instructions` → a leading `system` message;
 //! `input` as a string → one user message; input items: messages (`user`, `assistant`,
 //! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
@@ -28,14 +28,18 @@
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
 //! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
 use crate::gateway::error::GatewayError;
 
-use super::common::{unreadable, End, EventState, Translated, Translating};
+use super::errors::unreadable;
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -56,7 +60,7 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// A Responses request body as a chat-completions body.
-pub fn request_to_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
+pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
     let given = |name: &str| req.get(name).filter(|v| !v.is_null());
@@ -341,58 +345,6 @@ fn format_to_chat(format: &Value) -> Result<Option<Value>, GatewayError> {
 // ---------------------------------------------------------------------------------------------
 // Answers: chat in, Responses out.
 
-#[derive(Deserialize)]
-struct CompletionIn {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    created: Option<u64>,
-    #[serde(default)]
-    choices: Vec<ChoiceIn>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceIn {
-    #[serde(default)]
-    message: Option<MessageIn>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCallIn>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallIn {
-    #[serde(default)]
-    id: String,
-    function: FunctionIn,
-}
-
-#[derive(Deserialize)]
-struct FunctionIn {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: String,
-}
-
-fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_value::<Usage>(v).ok()))
-}
-
 /// The Responses `usage` object.
 fn usage_json(u: &Usage) -> Value {
     json!({
@@ -486,23 +438,15 @@ fn call_item(id: &str, status: &str, call_id: &str, name: &str, arguments: &str)
            "name": name, "arguments": arguments})
 }
 
-/// A `chat.completion` as a Responses `response` object (its first choice).
-pub fn response_from_chat(
-    body: &[u8],
-    model_hint: &str,
-    created: u64,
-) -> Result<Translated, GatewayError> {
-    response_from_chat_as(body, model_hint, created, &Identity::default())
-}
-
-/// [`response_from_chat`] for a response of the given identity.
-pub fn response_from_chat_as(
+/// A `chat.completion` as a Responses `response` object (its first choice), of the given
+/// identity.
+pub fn answer(
     body: &[u8],
     model_hint: &str,
     created: u64,
     ident: &Identity,
 ) -> Result<Translated, GatewayError> {
-    let c: CompletionIn =
+    let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     let id = ident.id_or(c.id.as_deref());
     let choice = c.choices.into_iter().next();
@@ -522,7 +466,7 @@ pub fn response_from_chat_as(
                 vec![part],
             ));
         }
-        for call in &m.tool_calls {
+        for call in m.tool_calls.iter().flatten() {
             output.push(call_item(
                 &format!("fc_{id}_{}", output.len()),
                 "completed",
@@ -564,7 +508,7 @@ pub fn response_from_chat_as(
 /// then `.done` and `response.output_item.done`; at `[DONE]` `response.completed` (or
 /// `response.incomplete`) with the whole response and its usage. An error chunk, or a stream
 /// cut short, becomes an `error` event. Only the first choice is translated.
-pub type ChatToResponsesStream = Translating<StreamState>;
+pub type Stream = Translating<StreamState>;
 
 /// The output item being streamed.
 #[derive(Debug)]
@@ -580,7 +524,7 @@ enum Item {
     },
 }
 
-/// What a [`ChatToResponsesStream`] keeps between events.
+/// What a [`Stream`] keeps between events.
 #[derive(Debug, Default)]
 pub struct StreamState {
     ident: Identity,
@@ -598,7 +542,7 @@ pub struct StreamState {
     end: End,
 }
 
-impl ChatToResponsesStream {
+impl Stream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str, created: u64) -> Self {
         Self::with_identity(model_hint, created, Identity::default())
@@ -615,58 +559,6 @@ impl ChatToResponsesStream {
     }
 }
 
-#[derive(Deserialize)]
-struct ChunkIn {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChunkChoiceIn>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoiceIn {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: Option<DeltaIn>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolDeltaIn>,
-}
-
-#[derive(Deserialize)]
-struct ToolDeltaIn {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDeltaIn>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDeltaIn {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
-
 impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
@@ -676,11 +568,12 @@ impl EventState for StreamState {
         if data == b"[DONE]" {
             return self.last(out);
         }
-        let chunk: ChunkIn = match serde_json::from_slice(data) {
+        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
             Ok(c) => c,
             Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
         };
         if let Some(err) = chunk.error {
+            let err: Value = serde_json::from_str(err.get()).unwrap_or_default();
             let message = err
                 .get("message")
                 .and_then(Value::as_str)
@@ -696,12 +589,12 @@ impl EventState for StreamState {
                 for text in [delta.content, delta.refusal].into_iter().flatten() {
                     self.text(&text, out);
                 }
-                for call in delta.tool_calls {
+                for call in delta.tool_calls.into_iter().flatten() {
                     self.tool(call, out);
                 }
             }
             if let Some(f) = choice.finish_reason {
-                self.finish = Some(f);
+                self.finish = Some(f.into_owned());
             }
         }
     }
@@ -826,7 +719,7 @@ impl StreamState {
         );
     }
 
-    fn tool(&mut self, call: ToolDeltaIn, out: &mut Vec<u8>) {
+    fn tool(&mut self, call: ToolDeltaIn<'_>, out: &mut Vec<u8>) {
         let (name, arguments) = call
             .function
             .map_or((None, None), |f| (f.name, f.arguments));
@@ -835,8 +728,8 @@ impl StreamState {
             self.close(out);
             self.open = Some(Item::Call {
                 index: call.index,
-                call_id: call.id.unwrap_or_default(),
-                name: name.unwrap_or_default(),
+                call_id: call.id.map(Cow::into_owned).unwrap_or_default(),
+                name: name.map(Cow::into_owned).unwrap_or_default(),
                 arguments: String::new(),
             });
             self.content = true;
@@ -931,8 +824,8 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut};
+    use crate::convert::translate::SseTranslator;
 
     const STREAM_TEXT: &str = include_str!("../../tests/fixtures/openai/stream_text.sse");
     const STREAM_TOOLS: &str = include_str!("../../tests/fixtures/openai/stream_tool_calls.sse");
@@ -941,11 +834,11 @@ mod tests {
         include_str!("../../tests/fixtures/openai/completion_tool_calls.json");
 
     fn chat(body: &str) -> Value {
-        serde_json::from_slice(&request_to_chat(body.as_bytes()).unwrap()).unwrap()
+        serde_json::from_slice(&request(body.as_bytes()).unwrap()).unwrap()
     }
 
     fn refused(body: &str) -> String {
-        let e = request_to_chat(body.as_bytes()).unwrap_err();
+        let e = request(body.as_bytes()).unwrap_err();
         assert_eq!(e.status(), 400, "{body}");
         e.to_string()
     }
@@ -1002,8 +895,8 @@ mod tests {
 
     #[test]
     fn a_vendors_previous_response_id_is_a_404_naming_it() {
-        let e = request_to_chat(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#)
-            .unwrap_err();
+        let e =
+            request(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#).unwrap_err();
         assert_eq!(e.status(), 404);
         assert!(e.to_string().contains("'resp_1'"), "{e}");
         assert!(e.to_string().contains("`previous_response_id`"), "{e}");
@@ -1034,7 +927,7 @@ mod tests {
             store: true,
             previous_response_id: Some("resp_syold".into()),
         };
-        let t = response_from_chat_as(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["id"], "resp_syabc");
         assert_eq!(v["store"], true);
@@ -1044,7 +937,7 @@ mod tests {
             .unwrap()
             .contains("resp_syabc"));
 
-        let mut s = ChatToResponsesStream::with_identity("h", 1, ident);
+        let mut s = Stream::with_identity("h", 1, ident);
         assert!(s.completed_response().is_none());
         s.feed(STREAM_TOOLS.as_bytes());
         s.finish();
@@ -1101,7 +994,7 @@ mod tests {
 
     #[test]
     fn whole_answers() {
-        let t = response_from_chat(COMPLETION_TOOLS.as_bytes(), "hint", 5).unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &Identity::default()).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["object"], "response");
         assert_eq!(v["status"], "completed");
@@ -1121,19 +1014,20 @@ mod tests {
         let body = br#"{"id":"chatcmpl-1","choices":[{"message":{"content":"abc"},"finish_reason":"length"}],
             "usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}"#;
         let v: Value =
-            serde_json::from_slice(&response_from_chat(body, "hint", 5).unwrap().body).unwrap();
+            serde_json::from_slice(&answer(body, "hint", 5, &Identity::default()).unwrap().body)
+                .unwrap();
         assert_eq!(v["id"], "resp_1");
         assert_eq!(v["model"], "hint");
         assert_eq!(v["status"], "incomplete");
         assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
         assert_eq!(v["output"][0]["content"][0]["text"], "abc");
         assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 2);
-        assert!(response_from_chat(b"nope", "h", 1).is_err());
+        assert!(answer(b"nope", "h", 1, &Identity::default()).is_err());
     }
 
     fn translate(input: &str) -> Vec<Value> {
         let out = same_at_every_cut(
-            &|| Box::new(ChatToResponsesStream::new("hint", 9)) as Box<dyn SseTranslator>,
+            &|| Box::new(Stream::new("hint", 9)) as Box<dyn SseTranslator>,
             input.as_bytes(),
         );
         events_of(&out)
@@ -1212,7 +1106,7 @@ mod tests {
         assert_eq!(events.last().unwrap()["type"], "error");
         let cut = STREAM_TEXT.split("data: [DONE]").next().unwrap();
         let cut = cut.rsplitn(3, "\n\ndata: ").last().unwrap();
-        let mut t = ChatToResponsesStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(format!("{cut}\n\n").as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         let events = events_of(&out);

@@ -1,6 +1,9 @@
 //! The chat-completions dialect (`POST /v1/chat/completions`, the seed API; spoken natively by
 //! `openai` and `azure` vendors): its borrowed request view, with `model_params` lifted. Its
-//! stream scanner is [`super::chat_stream`]; its error shape is [`crate::gateway::error::GatewayError::body`].
+//! stream scanner is [`stream`]; its error shape is [`crate::gateway::error::GatewayError::body`].
+
+pub mod stream;
+pub mod wire;
 
 use std::borrow::Cow;
 

@@ -157,7 +157,7 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const STREAM: &str = include_str!("../../tests/fixtures/responses/stream_text.sse");
+    const STREAM: &str = include_str!("../../../tests/fixtures/responses/stream_text.sse");
 
     fn scan_pieces(pieces: &[&[u8]]) -> Scanner {
         let mut s = Scanner::new();

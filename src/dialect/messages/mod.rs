@@ -1,6 +1,6 @@
 //! The Anthropic Messages dialect (`POST /v1/messages` and `/v1/messages/count_tokens`,
 //! spoken natively by `anthropic` vendors): its borrowed request view, the usage of a whole
-//! answer, its error shape and event writer. Its stream scanner is [`super::messages_stream`].
+//! answer, its error shape and event writer. Its stream scanner is [`stream`].
 //! Anthropic's docs: "Messages" (request and `usage`), "Errors"
 //! (`{"type":"error","error":{"type","message"}}`) and "Streaming Messages" (named events).
 //!
@@ -9,6 +9,9 @@
 //! and keeps every top-level field as raw JSON borrowed from the body, so that a request to an
 //! Anthropic route goes upstream as the client's bytes with only `model` spliced: cache marks,
 //! thinking blocks and their signatures, beta fields and fields that do not exist yet survive.
+
+pub mod stream;
+pub mod wire;
 
 use std::borrow::Cow;
 
@@ -140,46 +143,17 @@ fn content_text(raw: &str) -> String {
     }
 }
 
-/// Anthropic's `usage` object: `input_tokens` excludes what was read from or written to the
-/// prompt cache, so the normalised prompt is the sum of the three.
-#[derive(Debug, Default, Deserialize)]
-pub struct UsageWire {
-    #[serde(default)]
-    pub input_tokens: Option<u64>,
-    #[serde(default)]
-    pub cache_read_input_tokens: Option<u64>,
-    #[serde(default)]
-    pub cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    pub output_tokens: Option<u64>,
-}
-
-impl UsageWire {
-    /// The normalised usage; `None` without `output_tokens` or any input count.
-    pub fn usage(&self) -> Option<Usage> {
-        let output = self.output_tokens?;
-        let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self
-            .input_tokens?
-            .saturating_add(cached)
-            .saturating_add(written);
-        Some(Usage {
-            cached_tokens: cached,
-            cache_write_tokens: written,
-            ..Usage::new(prompt, output)
-        })
-    }
-}
-
 /// The usage of a whole (non-streaming) `message` answer, if it reports one.
 pub fn body_usage(body: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]
     struct Message {
         #[serde(default)]
-        usage: Option<UsageWire>,
+        usage: Option<wire::UsageIn>,
     }
-    serde_json::from_slice::<Message>(body).ok()?.usage?.usage()
+    serde_json::from_slice::<Message>(body)
+        .ok()?
+        .usage?
+        .reported()
 }
 
 /// The characters of generated text in a whole `message` answer (text, thinking, tool inputs),

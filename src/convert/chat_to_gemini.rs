@@ -3,7 +3,7 @@
 //! the model is in the path, see [`super::upstream_path`], never in the body), and its answers
 //! and streams back to OpenAI's shapes.
 //!
-//! Request mapping ([`request_body`]):
+//! Request mapping ([`request`]):
 //!
 //! - `system`/`developer` messages → `systemInstruction` (one text part each);
 //! - `user` → role `user`, `assistant` → role `model`, with `parts`: `text`; images as
@@ -51,79 +51,32 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::{
+    content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ToolCallOut,
+    ToolChoice,
+};
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::gemini::is_filtered;
+use crate::dialect::gemini::wire::{
+    Blob, CandidateIn, Content, ContentIn, ErrorIn, FileData, FunctionCall, FunctionCallingConfig,
+    FunctionDecl, FunctionResponse, GenerationConfig, Part, Request, ResponseIn, ResponseValue,
+    Role, SignedFunctionCall, ThinkingConfig, ToolConfig, ToolOut,
+};
 use crate::gateway::error::GatewayError;
 
-use super::common::{
-    arguments_object, content, content_delta, field, function_tools, messages, plain_text,
-    push_merged, raw_field, reasoning_budget, stop_sequences, to_bytes, tool_choice,
-    tool_start_delta, unreadable, unsupported, vendor_failure, AssistantMessage, Choice,
-    ChunkWriter, Completion, End, EventState, Image, OaContent, OaMessage, OaPart, ToolCallOut,
-    ToolChoice, Translated, Translating, ROLE_DELTA,
-};
+use super::chunks::{content_delta, to_bytes, tool_start_delta, ChunkWriter, ROLE_DELTA};
+use super::errors::{unreadable, unsupported, vendor_failure};
+use super::request::{arguments_object, function_tools, push_merged, reasoning_budget};
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "gemini";
 
 // ---------------------------------------------------------------------------------------------
 // Request.
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Request<'a> {
-    contents: Vec<Content<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system_instruction: Option<SystemInstruction<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ToolOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_config: Option<ToolConfig<'a>>,
-    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
-    generation_config: GenerationConfig<'a>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Role {
-    User,
-    Model,
-}
-
-#[derive(Serialize)]
-struct Content<'a> {
-    role: Role,
-    parts: Vec<Part<'a>>,
-}
-
-#[derive(Serialize)]
-struct SystemInstruction<'a> {
-    parts: Vec<Part<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum Part<'a> {
-    Text(Cow<'a, str>),
-    InlineData(Blob<'a>),
-    FileData(FileData<'a>),
-    FunctionCall(FunctionCall<'a>),
-    FunctionResponse(FunctionResponse<'a>),
-    /// A function call with the `thoughtSignature` Gemini gave it (a sibling of
-    /// `functionCall` in the part).
-    #[serde(untagged)]
-    SignedFunctionCall(SignedFunctionCall<'a>),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignedFunctionCall<'a> {
-    function_call: FunctionCall<'a>,
-    thought_signature: Cow<'a, str>,
-}
 
 /// Joins a tool call's id and the `thoughtSignature` of its `functionCall` part: Gemini 3
 /// refuses a function call sent back without its signature, and a chat client keeps nothing
@@ -139,121 +92,8 @@ fn split_call_id(id: &str) -> (&str, Option<&str>) {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Blob<'a> {
-    mime_type: Cow<'a, str>,
-    data: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FileData<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mime_type: Option<&'static str>,
-    file_uri: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct FunctionCall<'a> {
-    name: Cow<'a, str>,
-    args: Box<RawValue>,
-}
-
-#[derive(Serialize)]
-struct FunctionResponse<'a> {
-    name: Cow<'a, str>,
-    response: ResponseValue<'a>,
-}
-
-/// A tool's result: its own JSON object, or its text under `output` (Gemini takes an object).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ResponseValue<'a> {
-    Object(Box<RawValue>),
-    Text { output: Cow<'a, str> },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolOut<'a> {
-    function_declarations: Vec<FunctionDecl<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FunctionDecl<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters_json_schema: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolConfig<'a> {
-    function_calling_config: FunctionCallingConfig<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FunctionCallingConfig<'a> {
-    mode: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    allowed_function_names: Vec<Cow<'a, str>>,
-}
-
-#[derive(Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GenerationConfig<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_k: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    candidate_count: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_output_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop_sequences: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence_penalty: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frequency_penalty: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_mime_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_json_schema: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    thinking_config: Option<ThinkingConfig>,
-}
-
-impl GenerationConfig<'_> {
-    fn is_empty(&self) -> bool {
-        let raws = [
-            self.temperature,
-            self.top_p,
-            self.top_k,
-            self.candidate_count,
-            self.seed,
-            self.presence_penalty,
-            self.frequency_penalty,
-            self.response_json_schema,
-        ];
-        raws.iter().all(Option::is_none)
-            && self.max_output_tokens.is_none()
-            && self.stop_sequences.is_empty()
-            && self.response_mime_type.is_none()
-    }
-}
-
 /// The `generateContent` body for `req` (the same for streaming: the path differs).
-pub fn request_body(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
+pub fn request(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let (system, contents) = convert_messages(messages(req)?)?;
     let declarations = convert_tools(req)?;
     let tool_config = convert_tool_choice(req, !declarations.is_empty())?;
@@ -273,7 +113,7 @@ pub fn request_body(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     Ok(to_bytes(&body))
 }
 
-type Converted<'a> = (Option<SystemInstruction<'a>>, Vec<Content<'a>>);
+type Converted<'a> = (Option<Content<'a>>, Vec<Content<'a>>);
 
 /// The system instruction and the conversation.
 fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
@@ -300,10 +140,16 @@ fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayEr
             }
         }
     }
-    let system = (!system.is_empty()).then_some(SystemInstruction { parts: system });
+    let system = (!system.is_empty()).then_some(Content {
+        role: None,
+        parts: system,
+    });
     let contents = turns
         .into_iter()
-        .map(|(role, parts)| Content { role, parts })
+        .map(|(role, parts)| Content {
+            role: Some(role),
+            parts,
+        })
         .collect();
     Ok((system, contents))
 }
@@ -456,14 +302,6 @@ fn convert_tool_choice<'a>(
     }))
 }
 
-/// `generationConfig.thinkingConfig.thinkingBudget` (tokens; 0 turns thinking off where the
-/// model allows it).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ThinkingConfig {
-    thinking_budget: u64,
-}
-
 fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, GatewayError> {
     let (response_mime_type, response_json_schema) = response_format(req)?;
     // Thinking counts against `maxOutputTokens`: a budget above it is cut to it.
@@ -490,18 +328,6 @@ type Format<'a> = (Option<&'static str>, Option<&'a RawValue>);
 
 /// `response_format`: JSON answers, with the client's schema when it gives one.
 fn response_format<'a>(req: &ChatRequest<'a>) -> Result<Format<'a>, GatewayError> {
-    #[derive(Deserialize)]
-    struct ResponseFormat<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow, default)]
-        json_schema: Option<JsonSchema<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct JsonSchema<'a> {
-        #[serde(borrow, default)]
-        schema: Option<&'a RawValue>,
-    }
     let Some(f) = field::<ResponseFormat<'a>>(req, "response_format")? else {
         return Ok((None, None));
     };
@@ -517,116 +343,6 @@ fn response_format<'a>(req: &ChatRequest<'a>) -> Result<Format<'a>, GatewayError
 
 // ---------------------------------------------------------------------------------------------
 // Answers.
-
-/// A `GenerateContentResponse`: a whole answer, or one event of a stream.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseIn<'a> {
-    #[serde(borrow, default)]
-    candidates: Vec<CandidateIn<'a>>,
-    #[serde(default)]
-    usage_metadata: Option<UsageIn>,
-    #[serde(borrow, default)]
-    model_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    response_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    prompt_feedback: Option<PromptFeedback<'a>>,
-    #[serde(borrow, default)]
-    error: Option<ErrorIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CandidateIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<ContentIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    index: u32,
-}
-
-#[derive(Deserialize)]
-struct ContentIn<'a> {
-    #[serde(borrow, default)]
-    parts: Vec<PartIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PartIn<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default)]
-    thought: Option<bool>,
-    #[serde(borrow, default)]
-    function_call: Option<FunctionCallIn<'a>>,
-    #[serde(borrow, default)]
-    thought_signature: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionCallIn<'a> {
-    #[serde(borrow, default)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    args: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageIn {
-    prompt_token_count: Option<u64>,
-    candidates_token_count: Option<u64>,
-    total_token_count: Option<u64>,
-    thoughts_token_count: Option<u64>,
-    tool_use_prompt_token_count: Option<u64>,
-    cached_content_token_count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PromptFeedback<'a> {
-    #[serde(borrow, default)]
-    block_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorIn<'a> {
-    #[serde(default)]
-    code: Option<u16>,
-    #[serde(borrow, default)]
-    message: Cow<'a, str>,
-}
-
-impl UsageIn {
-    fn usage(&self) -> Option<Usage> {
-        if self.prompt_token_count.is_none()
-            && self.candidates_token_count.is_none()
-            && self.total_token_count.is_none()
-        {
-            return None;
-        }
-        let prompt =
-            self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
-        let reasoning = self.thoughts_token_count.unwrap_or(0);
-        let completion = self.candidates_token_count.unwrap_or(0) + reasoning;
-        Some(Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: self
-                .total_token_count
-                .unwrap_or(prompt.saturating_add(completion)),
-            // `promptTokenCount` already includes the cached content.
-            cached_tokens: self.cached_content_token_count.unwrap_or(0).min(prompt),
-            cache_write_tokens: 0,
-            reasoning_tokens: reasoning,
-        })
-    }
-}
 
 /// OpenAI's `finish_reason` for a candidate's `finishReason`; `called` when the candidate
 /// called functions (Gemini says STOP then, OpenAI clients expect `tool_calls`).
@@ -650,7 +366,7 @@ fn call_id(response_id: &str, candidate: u32, n: u32) -> String {
 
 /// A successful `generateContent` answer as an OpenAI `chat.completion`, one choice per
 /// candidate. A blocked prompt is an empty answer with `finish_reason: content_filter`.
-pub fn response(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
+pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated, GatewayError> {
     let r: ResponseIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     if let Some(e) = &r.error {
@@ -760,13 +476,13 @@ struct ChoiceState {
 /// `finishReason` was seen; a stream that ends without one was cut and ends with an error
 /// event. An `{"error":…}` event becomes one error event.
 ///
-/// [`SseTranslator`]: super::common::SseTranslator
-/// [`finish`]: super::common::SseTranslator::finish
-pub type GeminiStream = Translating<GeminiState>;
+/// [`SseTranslator`]: super::translate::SseTranslator
+/// [`finish`]: super::translate::SseTranslator::finish
+pub type Stream = Translating<StreamState>;
 
-/// What a [`GeminiStream`] keeps between events.
+/// What a [`Stream`] keeps between events.
 #[derive(Debug)]
-pub struct GeminiState {
+pub struct StreamState {
     created: u64,
     model_hint: String,
     writer: Option<ChunkWriter>,
@@ -778,11 +494,11 @@ pub struct GeminiState {
     end: End,
 }
 
-impl GeminiStream {
+impl Stream {
     /// `model_hint` names the model until Gemini's `modelVersion` does; `created` is the chunks'
     /// timestamp.
     pub fn new(model_hint: &str, created: u64) -> Self {
-        Translating::over(GeminiState {
+        Translating::over(StreamState {
             created,
             model_hint: model_hint.to_string(),
             writer: None,
@@ -796,7 +512,7 @@ impl GeminiStream {
     }
 }
 
-impl EventState for GeminiState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" {
@@ -867,7 +583,7 @@ impl EventState for GeminiState {
     }
 }
 
-impl GeminiState {
+impl StreamState {
     /// The chunk envelope, from the first event.
     fn begin(&mut self, id: Option<&str>, model: Option<&str>) {
         if self.writer.is_some() {
@@ -929,8 +645,8 @@ impl GeminiState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::common::tests::{events_of, same_at_every_cut, scan};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut, scan};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use serde_json::{json, Value};
 
@@ -949,7 +665,7 @@ mod tests {
 
     fn translate(body: &str) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request_body(&req).unwrap()).unwrap()
+        serde_json::from_slice(&request(&req).unwrap()).unwrap()
     }
 
     #[test]
@@ -1045,14 +761,14 @@ mod tests {
             br#"{"model":"g","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
         )
         .unwrap();
-        let e = request_body(&req).unwrap_err();
+        let e = request(&req).unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("nope"), "{e}");
     }
 
     #[test]
     fn non_stream_text_answer() {
-        let t = response(&fixture("generate_text.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_text.json"), "hint", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -1069,7 +785,7 @@ mod tests {
 
     #[test]
     fn non_stream_function_calls() {
-        let t = response(&fixture("generate_function_call.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_function_call.json"), "hint", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         let msg = &v["choices"][0]["message"];
         assert!(msg["content"].is_null());
@@ -1086,15 +802,15 @@ mod tests {
 
     #[test]
     fn non_stream_filters_and_candidates() {
-        let t = response(&fixture("generate_safety.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_safety.json"), "hint", 5).unwrap();
         assert_eq!(t.finish_reason, "content_filter");
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["model"], "gemini-2.0-flash");
         assert_eq!(v["choices"][0]["message"]["content"], "");
-        let t = response(&fixture("generate_prompt_blocked.json"), "hint", 5).unwrap();
+        let t = answer(&fixture("generate_prompt_blocked.json"), "hint", 5).unwrap();
         assert_eq!(t.finish_reason, "content_filter");
         assert_eq!(t.usage.map(|u| u.prompt_tokens), Some(7));
-        let t = response(&fixture("generate_max_tokens_two_candidates.json"), "h", 5).unwrap();
+        let t = answer(&fixture("generate_max_tokens_two_candidates.json"), "h", 5).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "First, cut");
         assert_eq!(v["choices"][0]["finish_reason"], "length");
@@ -1121,16 +837,16 @@ mod tests {
 
     #[test]
     fn error_bodies() {
-        let e = response(&fixture("error_resource_exhausted.json"), "h", 1).unwrap_err();
+        let e = answer(&fixture("error_resource_exhausted.json"), "h", 1).unwrap_err();
         assert_eq!(e.status(), 429);
         assert!(e.to_string().contains("exhausted"));
-        assert_eq!(response(b"not json", "h", 1).unwrap_err().status(), 502);
+        assert_eq!(answer(b"not json", "h", 1).unwrap_err().status(), 502);
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, GeminiStream) {
-        let make = || Box::new(GeminiStream::new("hint", 9)) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint", 9)) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = GeminiStream::new("hint", 9);
+        let mut t = Stream::new("hint", 9);
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -1242,15 +958,15 @@ mod tests {
     fn a_cut_stream_ends_with_an_error_event() {
         // the first event only (whatever line ends the fixture has)
         let first = &STREAM_TEXT[..STREAM_TEXT[1..].find("data: ").unwrap() + 1];
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t.feed(first.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         assert_eq!(events_of(&out).last().unwrap()["error"]["status"], 502);
         // an empty body is cut too
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         assert!(events_of(&t.finish())[0]["error"].is_object());
         // a blocked prompt is complete
-        let mut t = GeminiStream::new("h", 1);
+        let mut t = Stream::new("h", 1);
         let mut out = t
             .feed(b"data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":3}}\r\n\r\n")
             .to_vec();
@@ -1266,7 +982,7 @@ mod tests {
             "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1200,
             "cachedContentTokenCount":1000,"candidatesTokenCount":30,"thoughtsTokenCount":70,
             "totalTokenCount":1300}}"#;
-        let t = response(body, "h", 1).unwrap();
+        let t = answer(body, "h", 1).unwrap();
         assert_eq!(
             t.usage,
             Some(Usage {

@@ -1,10 +1,10 @@
 //! The second front door, `POST /v1/messages`: clients that speak Anthropic's Messages API
 //! (Claude SDKs, coding agents) routed to OpenAI-compatible upstreams. The reverse of
-//! [`super::chat_anthropic`]: an Anthropic request becomes an OpenAI chat request (which then goes
+//! [`super::chat_to_messages`]: an Anthropic request becomes an OpenAI chat request (which then goes
 //! through the gateway like any other: `body::parse`, routing, limits), and the OpenAI answer
 //! or stream becomes an Anthropic message or event stream.
 //!
-//! Request mapping ([`request_to_openai`]): `system` (a string or text blocks) → a leading
+//! Request mapping ([`request`]): `system` (a string or text blocks) → a leading
 //! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
 //! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
 //! the user's other content (their text joined; images in tool results are left out, OpenAI
@@ -30,16 +30,25 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::dialect::chat::wire::Str;
+use crate::dialect::chat::wire::{
+    ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
+    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut,
+    ToolDeltaIn, ToolOut,
+};
+use crate::dialect::messages::wire::{
+    AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
+    ThinkingIn, ToolChoiceIn, ToolIn,
+};
 use crate::dialect::messages::{error_event, error_json, push_event};
 use crate::gateway::error::GatewayError;
 
-use super::common::{
-    json_str, to_bytes, unreadable, End, EventState, OaToolCall, Str, Translated, Translating,
-};
+use super::chunks::{json_str, to_bytes};
+use super::errors::unreadable;
+use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -50,229 +59,12 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 // ---------------------------------------------------------------------------------------------
 // Request: Anthropic in.
 
-#[derive(Deserialize)]
-struct MessagesRequest<'a> {
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    messages: Vec<MessageIn<'a>>,
-    #[serde(borrow, default)]
-    system: Option<&'a RawValue>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(borrow, default)]
-    thinking: Option<ThinkingIn<'a>>,
-    #[serde(borrow, default)]
-    stop_sequences: Option<Vec<Str<'a>>>,
-    #[serde(borrow, default)]
-    temperature: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    top_p: Option<&'a RawValue>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(borrow, default)]
-    tools: Option<Vec<ToolIn<'a>>>,
-    #[serde(borrow, default)]
-    tool_choice: Option<ToolChoiceIn<'a>>,
-    #[serde(borrow, default)]
-    metadata: Option<MetadataIn<'a>>,
-}
-
-/// `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"disabled"}`.
-#[derive(Deserialize)]
-struct ThinkingIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    budget_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct MessageIn<'a> {
-    #[serde(borrow)]
-    role: Cow<'a, str>,
-    /// A string or an array of blocks.
-    #[serde(borrow)]
-    content: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct BlockIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    source: Option<SourceIn<'a>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    tool_use_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct SourceIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    media_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    data: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    url: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ToolIn<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    description: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input_schema: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ToolChoiceIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default)]
-    disable_parallel_tool_use: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct MetadataIn<'a> {
-    #[serde(borrow, default)]
-    user_id: Option<Cow<'a, str>>,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Request: OpenAI out.
 
-#[derive(Serialize)]
-struct ChatRequestOut<'a> {
-    model: Cow<'a, str>,
-    messages: Vec<MessageOut<'a>>,
-    /// OpenAI's name for the output cap: reasoning models (o-series, gpt-5) refuse
-    /// `max_tokens`, and every current OpenAI-compatible server takes this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    stop: Vec<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<ToolOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<ToolChoiceOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<ContentOut<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCallOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ContentOut<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<PartOut<'a>>),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum PartOut<'a> {
-    Text { text: Cow<'a, str> },
-    ImageUrl { image_url: ImageUrl<'a> },
-}
-
-#[derive(Serialize)]
-struct ImageUrl<'a> {
-    url: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct ToolCallOut<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionCallOut<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionCallOut<'a> {
-    name: Cow<'a, str>,
-    arguments: &'a str,
-}
-
-#[derive(Serialize)]
-struct ToolOut<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionDefOut<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionDefOut<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ToolChoiceOut<'a> {
-    Mode(&'static str),
-    Function {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        function: FunctionName<'a>,
-    },
-}
-
-#[derive(Serialize)]
-struct FunctionName<'a> {
-    name: Cow<'a, str>,
-}
-
 /// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
 /// `model` (the gateway routes it as it routes any chat request).
-pub fn request_to_openai(body: &[u8]) -> Result<Bytes, GatewayError> {
+pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let req: MessagesRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a Messages request: {e}")))?;
     if req.messages.is_empty() {
@@ -346,12 +138,7 @@ fn blocks(raw: &RawValue) -> Result<Vec<BlockIn<'_>>, GatewayError> {
         return Ok(vec![BlockIn {
             kind: Cow::Borrowed("text"),
             text: Some(text.0),
-            source: None,
-            id: None,
-            name: None,
-            input: None,
-            tool_use_id: None,
-            content: None,
+            ..BlockIn::default()
         }]);
     }
     serde_json::from_str(raw.get()).map_err(|e| {
@@ -491,18 +278,12 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
     for b in blocks_in {
         match b.kind.as_ref() {
             "text" => texts.extend(b.text),
-            "tool_use" => tool_calls.push(ToolCallOut {
-                id: b
-                    .id
-                    .ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
-                kind: "function",
-                function: FunctionCallOut {
-                    name: b
-                        .name
-                        .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
-                    arguments: b.input.map_or("{}", RawValue::get),
-                },
-            }),
+            "tool_use" => tool_calls.push(ToolCallOut::new(
+                b.id.ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
+                b.name
+                    .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
+                b.input.map_or("{}", RawValue::get),
+            )),
             _ => {} // thinking, redacted_thinking: nothing an OpenAI upstream takes
         }
     }
@@ -563,103 +344,6 @@ fn convert_tool_choice(
 // ---------------------------------------------------------------------------------------------
 // Answers: OpenAI in, Anthropic out.
 
-#[derive(Deserialize)]
-struct CompletionIn<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChoiceIn<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceIn<'a> {
-    #[serde(borrow, default)]
-    message: Option<AnswerIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct AnswerIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<OaToolCall<'a>>>,
-}
-
-/// OpenAI's `usage` (every count optional, servers differ): read as [`Usage`] when it has
-/// both counts; one without them, or of an odd shape, reads as none rather than failing.
-fn lenient_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Usage>, D::Error> {
-    let v = <Option<Box<RawValue>>>::deserialize(d)?;
-    Ok(v.and_then(|v| serde_json::from_str::<Usage>(v.get()).ok()))
-}
-
-#[derive(Serialize)]
-struct MessageOutBody<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    role: &'static str,
-    model: &'a str,
-    content: Vec<AnswerBlock<'a>>,
-    stop_reason: &'static str,
-    stop_sequence: Option<&'static str>,
-    usage: AnthropicUsage,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum AnswerBlock<'a> {
-    Text {
-        text: Cow<'a, str>,
-    },
-    ToolUse {
-        id: Cow<'a, str>,
-        name: Cow<'a, str>,
-        input: Box<RawValue>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-struct AnthropicUsage {
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_creation_input_tokens: u64,
-    cache_read_input_tokens: u64,
-}
-
-impl AnthropicUsage {
-    /// Anthropic's `input_tokens` leaves out the tokens read from and written to the cache,
-    /// which go to `cache_read_input_tokens` and `cache_creation_input_tokens`.
-    fn of(usage: Option<Usage>) -> Self {
-        let u = usage.unwrap_or_default();
-        let read = u.cached_tokens.min(u.prompt_tokens);
-        let written = u.cache_write_tokens.min(u.prompt_tokens - read);
-        AnthropicUsage {
-            input_tokens: u.prompt_tokens - read - written,
-            output_tokens: u.completion_tokens,
-            cache_creation_input_tokens: written,
-            cache_read_input_tokens: read,
-        }
-    }
-
-    fn json(&self) -> String {
-        format!(
-            r#"{{"input_tokens":{},"output_tokens":{},"cache_creation_input_tokens":{},"cache_read_input_tokens":{}}}"#,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_creation_input_tokens,
-            self.cache_read_input_tokens
-        )
-    }
-}
-
 /// Anthropic's `stop_reason` for OpenAI's `finish_reason`.
 pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     match finish_reason {
@@ -686,7 +370,7 @@ fn input_object(arguments: &str) -> Box<RawValue> {
 }
 
 /// An OpenAI `chat.completion` as an Anthropic `message` (its first choice).
-pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
+pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
     let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     let choice = c.choices.into_iter().next();
@@ -697,10 +381,10 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
         let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
         content.extend(
             text.filter(|t| !t.is_empty())
-                .map(|text| AnswerBlock::Text { text }),
+                .map(|text| Block::Text { text }),
         );
         for call in answer.tool_calls.unwrap_or_default() {
-            content.push(AnswerBlock::ToolUse {
+            content.push(Block::ToolUse {
                 input: input_object(&call.function.arguments),
                 id: call.id,
                 name: call.function.name,
@@ -728,58 +412,6 @@ pub fn response_from_openai(body: &[u8], model_hint: &str) -> Result<Translated,
 // ---------------------------------------------------------------------------------------------
 // Streams: OpenAI chunks in, Anthropic events out.
 
-#[derive(Deserialize)]
-struct ChunkIn<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChunkChoiceIn<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoiceIn<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    delta: Option<DeltaIn<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaIn<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolDeltaIn<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    function: Option<FunctionDeltaIn<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDeltaIn<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    arguments: Option<Cow<'a, str>>,
-}
-
 /// The content block being streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -794,11 +426,11 @@ enum Open {
 /// the stop reason and usage and `message_stop`. An error chunk becomes an `error` event.
 /// Only the first choice is translated; tool calls are expected one after the other, as
 /// OpenAI streams them (a fragment for an earlier call goes to that call's block anyway).
-pub type OpenAiToAnthropicStream = Translating<ReverseState>;
+pub type Stream = Translating<StreamState>;
 
-/// What an [`OpenAiToAnthropicStream`] keeps between events.
+/// What an [`Stream`] keeps between events.
 #[derive(Debug, Default)]
-pub struct ReverseState {
+pub struct StreamState {
     model_hint: String,
     started: bool,
     open: Option<Open>,
@@ -811,17 +443,17 @@ pub struct ReverseState {
     end: End,
 }
 
-impl OpenAiToAnthropicStream {
+impl Stream {
     /// `model_hint` names the model until the upstream's first chunk does.
     pub fn new(model_hint: &str) -> Self {
-        Translating::over(ReverseState {
+        Translating::over(StreamState {
             model_hint: model_hint.to_string(),
-            ..ReverseState::default()
+            ..StreamState::default()
         })
     }
 }
 
-impl EventState for ReverseState {
+impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let data = data.trim_ascii();
         if data.is_empty() {
@@ -884,7 +516,7 @@ impl EventState for ReverseState {
     }
 }
 
-impl ReverseState {
+impl StreamState {
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if std::mem::replace(&mut self.started, true) {
             return;
@@ -1000,14 +632,7 @@ impl ReverseState {
 
     /// An error chunk from upstream (the gateway's own shape or a vendor's).
     fn upstream_error(&mut self, err: &RawValue, out: &mut Vec<u8>) {
-        #[derive(Deserialize)]
-        struct ErrorIn<'a> {
-            #[serde(borrow, default)]
-            message: Option<Cow<'a, str>>,
-            #[serde(default)]
-            status: Option<u16>,
-        }
-        let parsed = serde_json::from_str::<ErrorIn<'_>>(err.get()).ok();
+        let parsed = serde_json::from_str::<ChunkErrorIn<'_>>(err.get()).ok();
         let status = parsed.as_ref().and_then(|e| e.status).unwrap_or(502);
         let message = parsed
             .and_then(|e| e.message)
@@ -1025,9 +650,9 @@ impl ReverseState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::chat_anthropic as anthropic;
-    use crate::convert::common::tests::{events_of, same_at_every_cut};
-    use crate::convert::common::SseTranslator;
+    use crate::convert::chat_to_messages as anthropic;
+    use crate::convert::translate::tests::{events_of, same_at_every_cut};
+    use crate::convert::translate::SseTranslator;
     use crate::dialect::chat::parse;
     use crate::dialect::sse::Decoder;
     use serde_json::{json, Value};
@@ -1040,7 +665,7 @@ mod tests {
     const COMPLETION_TEXT: &str = include_str!("../../tests/fixtures/openai/completion_text.json");
 
     fn to_openai(body: Value) -> Value {
-        let out = request_to_openai(body.to_string().as_bytes()).unwrap();
+        let out = request(body.to_string().as_bytes()).unwrap();
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -1074,10 +699,9 @@ mod tests {
             })
         );
         // the gateway's own parser takes the result
-        let out = request_to_openai(
-            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
-        )
-        .unwrap();
+        let out =
+            request(br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
         let req = parse(&out).unwrap();
         assert_eq!(
             (req.model.as_ref(), req.max_tokens, req.stream),
@@ -1134,7 +758,7 @@ mod tests {
     fn tool_input_bytes_are_kept() {
         let body = br#"{"model":"c","messages":[{"role":"assistant","content":[
             {"type":"tool_use","id":"t","name":"f","input":{"z": 1, "a": [2]}}]}]}"#;
-        let out = request_to_openai(body).unwrap();
+        let out = request(body).unwrap();
         let text = std::str::from_utf8(&out).unwrap();
         assert!(
             text.contains(r#""arguments":"{\"z\": 1, \"a\": [2]}""#),
@@ -1173,7 +797,7 @@ mod tests {
             json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
         ] {
-            let e = request_to_openai(body.to_string().as_bytes()).unwrap_err();
+            let e = request(body.to_string().as_bytes()).unwrap_err();
             assert_eq!(e.status(), 400, "{body}");
         }
     }
@@ -1190,10 +814,10 @@ mod tests {
             "tools":[{"name":"w","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
             "stop_sequences":["X"]
         });
-        let openai = request_to_openai(original.to_string().as_bytes()).unwrap();
+        let openai = request(original.to_string().as_bytes()).unwrap();
         let req = parse(&openai).unwrap();
         let back: Value =
-            serde_json::from_slice(&anthropic::request_body(&req, "c", None).unwrap()).unwrap();
+            serde_json::from_slice(&anthropic::request(&req, "c", None).unwrap()).unwrap();
         for key in [
             "system",
             "messages",
@@ -1207,7 +831,7 @@ mod tests {
 
     #[test]
     fn openai_answer_becomes_a_message() {
-        let t = response_from_openai(COMPLETION_TOOLS.as_bytes(), "h").unwrap();
+        let t = answer(COMPLETION_TOOLS.as_bytes(), "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v,
@@ -1221,7 +845,7 @@ mod tests {
             })
         );
         assert_eq!(t.usage.map(|u| u.total_tokens), Some(99));
-        let t = response_from_openai(COMPLETION_TEXT.as_bytes(), "h").unwrap();
+        let t = answer(COMPLETION_TEXT.as_bytes(), "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(v["stop_reason"], "max_tokens");
         assert_eq!(
@@ -1235,8 +859,7 @@ mod tests {
     fn broken_tool_arguments_are_kept_as_text() {
         let body = br#"{"id":"x","model":"m","choices":[{"message":{"content":null,"tool_calls":[
             {"id":"c","type":"function","function":{"name":"f","arguments":"{oops"}}]},"finish_reason":"tool_calls"}]}"#;
-        let v: Value =
-            serde_json::from_slice(&response_from_openai(body, "h").unwrap().body).unwrap();
+        let v: Value = serde_json::from_slice(&answer(body, "h").unwrap().body).unwrap();
         assert_eq!(v["content"][0]["input"], json!({"_arguments":"{oops"}));
         assert_eq!(v["usage"]["input_tokens"], 0);
     }
@@ -1259,10 +882,10 @@ mod tests {
         out
     }
 
-    fn stream(fixture: &str) -> (Vec<u8>, OpenAiToAnthropicStream) {
-        let make = || Box::new(OpenAiToAnthropicStream::new("hint")) as Box<dyn SseTranslator>;
+    fn stream(fixture: &str) -> (Vec<u8>, Stream) {
+        let make = || Box::new(Stream::new("hint")) as Box<dyn SseTranslator>;
         let out = same_at_every_cut(&make, fixture.as_bytes());
-        let mut t = OpenAiToAnthropicStream::new("hint");
+        let mut t = Stream::new("hint");
         t.feed(fixture.as_bytes());
         t.finish();
         (out, t)
@@ -1345,7 +968,7 @@ mod tests {
         // a stream cut before its finish reason ends with an error too
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("\"finish_reason\":\"stop\"").unwrap()];
         let cut = &cut[..cut.rfind("data:").unwrap()];
-        let mut t = OpenAiToAnthropicStream::new("h");
+        let mut t = Stream::new("h");
         let mut out = t.feed(cut.as_bytes()).to_vec();
         out.extend_from_slice(&t.finish());
         assert_eq!(named_events(&out).last().unwrap().0, "error");
@@ -1355,10 +978,10 @@ mod tests {
     fn anthropic_stream_round_trips_through_openai() {
         // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps text, tool input and usage
         let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
-        let mut forward = anthropic::AnthropicStream::new("h", 1);
+        let mut forward = anthropic::Stream::new("h", 1);
         let mut openai = forward.feed(fixture.as_bytes()).to_vec();
         openai.extend_from_slice(&forward.finish());
-        let mut back = OpenAiToAnthropicStream::new("h");
+        let mut back = Stream::new("h");
         let mut out = back.feed(&openai).to_vec();
         out.extend_from_slice(&back.finish());
         let ev = named_events(&out);
@@ -1391,7 +1014,7 @@ mod tests {
             "usage":{"prompt_tokens":91020,"completion_tokens":100,"total_tokens":91120,
             "prompt_tokens_details":{"cached_tokens":90000,"cache_write_tokens":1000},
             "completion_tokens_details":{"reasoning_tokens":40}}}"#;
-        let t = response_from_openai(body, "h").unwrap();
+        let t = answer(body, "h").unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(
             v["usage"],
@@ -1405,6 +1028,6 @@ mod tests {
         );
         // A usage without both counts is no usage, not a failed answer.
         let body = br#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":3}}"#;
-        assert_eq!(response_from_openai(body, "h").unwrap().usage, None);
+        assert_eq!(answer(body, "h").unwrap().usage, None);
     }
 }
