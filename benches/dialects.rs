@@ -12,6 +12,11 @@
 //! per request, printed as a table with a median time per request from plain timed batches.
 //! Run with `cargo bench --bench dialects`.
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The bench measures the process itself (rlimits, CPU pinning, a counting allocator).
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

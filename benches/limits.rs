@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench limits`
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[allow(dead_code)]
 #[path = "../tests/it/support/redis.rs"]
 mod redis_server;

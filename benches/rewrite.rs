@@ -3,6 +3,9 @@
 //! once and never re-serialised, so the cost per byte should stay near `memcpy` plus
 //! serde_json's validation of the raw `messages`.
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};

@@ -2,6 +2,9 @@
 //! (1460-byte TCP segments) and as an upstream writes it (one event per chunk): the scanner
 //! sits on the streaming hot path, so it must cost far less than forwarding the bytes.
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -21,6 +21,7 @@ use crate::config::snapshot::Snapshot;
 use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::observability::metrics::Metrics;
+use crate::observability::telemetry::Telemetry;
 use crate::policy::health::Health;
 use crate::policy::limits::Limiter;
 use crate::response_store::ResponseStore;
@@ -243,10 +244,18 @@ fn build_server(
     let metrics = Arc::new(Metrics::new());
     let usage_log = UsageLog::start(config.log.usage.as_ref(), metrics.clone());
     let health = Arc::new(Health::new(&config, metrics.clone()));
-    let telemetry = config
+    let telemetry = match config
         .telemetry
         .as_ref()
-        .map(|t| crate::observability::telemetry::Telemetry::start(t, &metrics));
+        .map(|t| Telemetry::start(t, &metrics))
+    {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("{}: [telemetry]: {e}", path.display());
+            std::process::exit(2);
+        }
+    };
     let snapshot = Snapshot::new(config);
     let limiter = match Limiter::new(&snapshot.load().state, metrics.clone()) {
         Ok(l) => Arc::new(l),

@@ -6,6 +6,9 @@
 //!
 //! Redis tests need `redis-server` (`.ci/run` installs it); without it they say so and pass.
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "it/support/mod.rs"]
 mod support;
 

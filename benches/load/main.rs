@@ -22,6 +22,11 @@
 //! Every loop is bounded in count and time; only 127.0.0.1 is used; child processes are
 //! killed when their handle drops (also on panic).
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The bench measures the process itself (rlimits, CPU pinning, a counting allocator).
+#![allow(unsafe_code)]
+
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::io;

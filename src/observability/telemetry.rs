@@ -39,13 +39,14 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Registers the drop counter and starts the exporter thread.
-    pub fn start(config: &TelemetryConfig, metrics: &Metrics) -> Telemetry {
+    /// Registers the drop counter and starts the exporter thread. Fails only when the
+    /// system refuses a new thread.
+    pub fn start(config: &TelemetryConfig, metrics: &Metrics) -> Result<Telemetry, String> {
         let dropped = IntCounter::new(
             "switchyard_telemetry_spans_dropped_total",
             "Spans not exported: the export queue was full or the collector failed",
         )
-        .expect("a valid metric name");
+        .map_err(|e| format!("telemetry metric: {e}"))?;
         metrics.register(Box::new(dropped.clone()));
         let (queue, rx) = mpsc::sync_channel(config.max_queue_size);
         let exporter = Exporter {
@@ -55,12 +56,12 @@ impl Telemetry {
         std::thread::Builder::new()
             .name("otlp-exporter".to_string())
             .spawn(move || exporter.run(rx))
-            .expect("spawn the OTLP exporter thread");
-        Telemetry {
+            .map_err(|e| format!("cannot start the OTLP exporter thread: {e}"))?;
+        Ok(Telemetry {
             sample_ratio: config.sample_ratio,
             queue,
             dropped,
-        }
+        })
     }
 
     /// A request's trace: the client's `traceparent` continued (its sampled flag followed),

@@ -378,6 +378,7 @@ async fn sigquit_hands_the_sockets_to_a_process_started_with_upgrade() {
 
     // The new process stops as cleanly.
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    #[allow(unsafe_code)]
     unsafe {
         libc::kill(new.0.id() as libc::pid_t, libc::SIGTERM);
     }

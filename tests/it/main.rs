@@ -4,6 +4,9 @@
 //!
 //! Run one area with `cargo test --test it <area>::`, e.g. `cargo test --test it hot_reload::`.
 
+// Test and bench code: a failed expectation panics with its message, which is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 mod cli;

@@ -810,6 +810,8 @@ async fn gateway_harness_raw_config_and_drop_kills() {
     drop(gw);
     // Reaped: the pid no longer names our child.
     // SAFETY: signal 0 only checks for existence.
+    // SAFETY: kill(2) with signal 0 only asks whether the pid exists.
+    #[allow(unsafe_code)]
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     assert!(!alive, "the child survived Drop");
 }

@@ -27,7 +27,8 @@ fn content_filter(src: &Source, i: usize, f: &raw::ContentFilter) -> Result<Cont
         .map(|(j, re)| deny_regex(src, re, &format!("{path}.deny[{j}]")))
         .collect::<Result<Vec<_>>>()?;
     let teams = match &f.teams {
-        None => Globs::new(vec!["*".to_string()]).expect("`*` is a glob"),
+        None => Globs::new(vec!["*".to_string()])
+            .map_err(|(_, e)| src.error(None, &format!("{path}.teams"), e))?,
         Some(g) => globs(src, g, &format!("{path}.teams"))?,
     };
     Ok(ContentFilter { name, deny, teams })

@@ -562,6 +562,7 @@ impl Gateway {
         if self.is_running() {
             let pid = self.child_pid() as libc::pid_t;
             // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::kill(pid, sig);
             }
