@@ -1,7 +1,7 @@
 //! What an answer used and cost: the meter that reads usage from the answer's bytes, the
 //! normalised usage and its cost, estimates when a vendor reports none, and the usage log.
 
-pub mod estimate;
+pub(crate) mod estimate;
 pub mod meter;
 pub mod usage;
-pub mod usage_log;
+pub(crate) mod usage_log;

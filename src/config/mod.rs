@@ -11,12 +11,12 @@
 //! config reaches none of them: [`validate`] reads certificate files only through
 //! `crate::server::tls::pem`, which imports nothing of the crate.
 
-pub mod demo_key;
+pub(crate) mod demo_key;
 pub mod raw;
-pub mod reload;
-pub mod snapshot;
-pub mod validate;
-pub mod watch;
+pub(crate) mod reload;
+pub(crate) mod snapshot;
+pub(crate) mod validate;
+pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -25,15 +25,15 @@
 //! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
-pub mod chat_to_gemini;
-pub mod chat_to_messages;
-pub mod chunks;
-pub mod embeddings_to_gemini;
-pub mod errors;
-pub mod messages_to_chat;
-pub mod request;
-pub mod responses_to_chat;
-pub mod translate;
+pub(crate) mod chat_to_gemini;
+pub(crate) mod chat_to_messages;
+pub(crate) mod chunks;
+pub(crate) mod embeddings_to_gemini;
+pub(crate) mod errors;
+pub(crate) mod messages_to_chat;
+pub(crate) mod request;
+pub(crate) mod responses_to_chat;
+pub(crate) mod translate;
 
 use bytes::{Bytes, BytesMut};
 

@@ -543,7 +543,9 @@ pub struct StreamState {
 }
 
 impl Stream {
-    /// `model_hint` names the model until the upstream's first chunk does.
+    /// `model_hint` names the model until the upstream's first chunk does. The gateway always
+    /// knows the response's identity ([`Stream::with_identity`]); tests need none.
+    #[cfg(test)]
     pub fn new(model_hint: &str, created: u64) -> Self {
         Self::with_identity(model_hint, created, Identity::default())
     }

@@ -20,12 +20,12 @@
 //! and [`responses_stream`] are the old paths of the stream scanners.
 
 pub mod chat;
-pub mod embeddings;
-pub mod gemini;
-pub mod messages;
-pub mod refusal;
-pub mod responses;
-pub mod sse;
+pub(crate) mod embeddings;
+pub(crate) mod gemini;
+pub(crate) mod messages;
+pub(crate) mod refusal;
+pub(crate) mod responses;
+pub(crate) mod sse;
 
 pub use chat::stream as chat_stream;
 pub use messages::stream as messages_stream;

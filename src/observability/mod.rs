@@ -1,4 +1,4 @@
 //! What operators see: Prometheus metrics and OpenTelemetry traces.
 
 pub mod metrics;
-pub mod telemetry;
+pub(crate) mod telemetry;

@@ -2,8 +2,8 @@
 //! and routing, and the passive health of routes.
 
 pub mod auth;
-pub mod content_filter;
-pub mod health;
+pub(crate) mod content_filter;
+pub(crate) mod health;
 pub mod limits;
-pub mod models;
-pub mod router;
+pub(crate) mod models;
+pub(crate) mod router;

@@ -8,13 +8,13 @@
 //! gateway calls; each asks the provider's vendor. Requests in another dialect than the
 //! vendor's are translated by [`crate::convert`].
 
-pub mod anthropic;
-pub mod azure;
-pub mod gemini;
-pub mod mock;
-pub mod openai;
-pub mod retry_hint;
-pub mod vendor;
+pub(crate) mod anthropic;
+pub(crate) mod azure;
+pub(crate) mod gemini;
+pub(crate) mod mock;
+pub(crate) mod openai;
+pub(crate) mod retry_hint;
+pub(crate) mod vendor;
 
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::Dialect;

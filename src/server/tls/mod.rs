@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 pub mod pem;
 
 use pem::read;
-pub use pem::{load_pair, load_roots, parse_pair, Pair, PairError, PairFile};
+pub use pem::{load_roots, parse_pair, Pair, PairError, PairFile};
 
 use crate::config::watch::{FileWatch, DEBOUNCE, MAX_DELAY};
 use crate::config::TlsConfig;
@@ -340,6 +340,7 @@ fn publish_expiry(metrics: &Metrics, pair: &Pair) {
 
 #[cfg(test)]
 mod tests {
+    use super::pem::load_pair;
     use super::*;
     use std::time::SystemTime;
 
