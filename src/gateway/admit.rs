@@ -44,12 +44,11 @@ pub(super) struct Admitted {
     pub(super) deadline: Instant,
 }
 
-/// How `admit` ended when it did not refuse. Not boxed: it is moved once, from `admit` to
-/// `forward`, and a box would cost an allocation per request.
-#[allow(clippy::large_enum_variant)]
+/// How `admit` ended when it did not refuse.
 pub(super) enum Admit {
-    /// Go on to the upstream.
-    Forward(Admitted),
+    /// Go on to the upstream. Boxed: moved from `admit` to `serve` to `forward` by a pointer,
+    /// and held in an open stream's future as one.
+    Forward(Box<Admitted>),
     /// The answer was written already (mock provider, `/v1/models`, a stored response, an
     /// estimated `count_tokens`).
     Answered,
@@ -165,14 +164,14 @@ impl Gateway {
             answer::write_answer(session, record, 200, "application/json", vec![body.into()]).await;
             return Ok(Admit::Answered);
         }
-        let mut admitted = Admitted {
+        let mut admitted = Box::new(Admitted {
             config,
             principal,
             model,
             request: req,
             route,
             deadline,
-        };
+        });
         if kind == ProviderKind::Mock {
             answer::answer_mock(session, record, &mut admitted, &self.responses).await;
             record.route = Some(admitted.route);

@@ -21,7 +21,7 @@ use crate::policy::health::{now_ms, InFlight};
 use crate::policy::router::{self, Next};
 use crate::providers;
 use crate::server::downstream::Session;
-use crate::upstream;
+use crate::upstream::{self, Exchange};
 
 impl Gateway {
     /// Attempts until one answers: each failure before the first byte to the client is
@@ -31,7 +31,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         record: &mut Record,
-        mut admitted: Admitted,
+        mut admitted: Box<Admitted>,
     ) {
         // Routes tried so far: (model name, route index).
         let mut tried: Vec<(String, usize)> = Vec::new();
@@ -79,26 +79,11 @@ impl Gateway {
             self.health
                 .route(&route.provider.name, route.upstream_model()),
         );
-        let prepared = match self.prepare_attempt(session, record, admitted) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                // Boxed, as every path that only a failing request takes: an open stream's
-                // future is as large as its largest state.
-                Box::pin(answer_error(session, record, &e)).await;
-                return Ok(());
-            }
+        // Its own future, so that what only the send needs (the peer, the head, the body)
+        // shares its place in this one with the answer's state instead of adding to it.
+        let Some(exchange) = self.send(session, record, admitted).await? else {
+            return Ok(());
         };
-        let admitted = &*admitted;
-        let provider = &admitted.route.provider;
-        let clock = upstream::Clock::new(provider.timeouts, admitted.deadline);
-        record.forwarded_at.get_or_insert_with(Instant::now);
-        let sent = {
-            // Needed only to send (and resend on a stale connection): not kept while the
-            // answer streams.
-            let (peer, head, body) = prepared;
-            upstream::send(&self.pool, &peer, &head, &body, clock).await
-        };
-        let exchange = sent.map_err(|f| Failed::of(f, Some(provider)))?;
         let attempt = Attempt {
             admitted,
             in_flight,
@@ -106,6 +91,33 @@ impl Gateway {
             translation: None,
         };
         self.answer(session, record, attempt, exchange).await
+    }
+
+    /// Makes the attempt's request (`prepare_attempt`) and sends it; the peer, the head and
+    /// the body are needed only to send (and resend on a stale connection), not while the
+    /// answer streams. `Ok(None)`: the request could not be made, and its error was answered.
+    async fn send(
+        &self,
+        session: &mut Session,
+        record: &mut Record,
+        admitted: &mut Admitted,
+    ) -> Result<Option<Exchange>, Failed> {
+        let (peer, head, body) = match self.prepare_attempt(session, record, admitted) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // Boxed, as every path that only a failing request takes: an open stream's
+                // future is as large as its largest state.
+                Box::pin(answer_error(session, record, &e)).await;
+                return Ok(None);
+            }
+        };
+        let provider = &admitted.route.provider;
+        let clock = upstream::Clock::new(provider.timeouts, admitted.deadline);
+        record.forwarded_at.get_or_insert_with(Instant::now);
+        upstream::send(&self.pool, &peer, &head, &body, clock)
+            .await
+            .map(Some)
+            .map_err(|f| Failed::of(f, Some(provider)))
     }
 
     /// The attempt's body (the client's bytes spliced when the vendor speaks the door's
