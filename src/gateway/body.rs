@@ -17,8 +17,8 @@ use serde_json::value::RawValue;
 use crate::gateway::error::GatewayError;
 
 /// Reads the whole request body, refusing more than `limit` bytes. Each upstream attempt
-/// sends a body made from it (`proxy::prepare_attempt`), with or without the client's
-/// `Content-Length`.
+/// sends a body made from it (`prepare_attempt` in `gateway/attempt.rs`), with or without the
+/// client's `Content-Length`.
 pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
     let declared = declared_length(session)?;
     if let Some(len) = declared {

@@ -46,11 +46,13 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static(UPSTREAM_REQUEST_ID);
 
 /// Leaves only the allowed headers of a vendor's answer, its request id renamed.
+#[cfg(test)] // the gateway builds heads from parts ([`client_parts`])
 pub fn keep_allowed(resp: &mut ResponseHeader) {
     *resp = allowed(resp);
 }
 
 /// A new head with the vendor's status and only its allowed headers, its request id renamed.
+#[cfg(test)] // the gateway builds heads from parts ([`client_parts`])
 pub fn allowed(vendor: &ResponseHeader) -> ResponseHeader {
     ResponseHeader::from(allowed_parts(vendor, 2))
 }
@@ -96,6 +98,7 @@ fn is_framing(name: &HeaderName) -> bool {
 /// The client's head of a vendor's answer: its allowed headers, the translation's content
 /// type (`content_type`; its encoding dropped), the framing (`len`: a known length, else
 /// chunks), the gateway's request id and its `x-ratelimit-*` headers.
+#[cfg(test)] // the gateway builds heads from parts ([`client_parts`])
 pub fn client_head(
     vendor: &ResponseHeader,
     content_type: Option<&'static str>,

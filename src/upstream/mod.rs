@@ -74,17 +74,6 @@ impl Failure {
         }
     }
 
-    /// Whether the vendor was too slow (the answer is then 504, not 502).
-    pub fn is_timeout(self) -> bool {
-        matches!(
-            self,
-            Failure::ConnectTimeout
-                | Failure::FirstByteTimeout
-                | Failure::IdleTimeout
-                | Failure::TotalTimeout
-        )
-    }
-
     fn of_connect(e: &Error) -> Failure {
         match e.etype() {
             ErrorType::ConnectTimedout => Failure::ConnectTimeout,

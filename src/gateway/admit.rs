@@ -1,0 +1,316 @@
+//! The first phase of a request (the map is in `super`): from its path to an `Admitted`
+//! request, or a refusal. Routes the path to its front door, authenticates, reads the body
+//! and the door's view of it, applies the content policies, resolves the model, reserves
+//! against the limits and picks the first route. The door's own answers (`/v1/models`, a
+//! stored response, the mock, an estimated `count_tokens`) are written here.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use pingora::http::RequestHeader;
+
+use super::{answer, Chosen, Gateway, Record};
+use crate::config::{Config, Model};
+use crate::dialect::Dialect;
+use crate::gateway::body::{self, BodyError};
+use crate::gateway::error::GatewayError;
+use crate::gateway::failed;
+use crate::gateway::request::FrontRequest;
+use crate::policy::auth::{self, Principal};
+use crate::policy::content_filter;
+use crate::policy::health::now_ms;
+use crate::policy::limits::Demand;
+use crate::policy::models;
+use crate::policy::router::{self, Next};
+use crate::providers::{self, Operation};
+use crate::response_store::{self, door};
+use crate::server::downstream::Session;
+use crate::server::request_head;
+
+/// A request admitted to go to the vendors: what every later step takes.
+pub(super) struct Admitted {
+    /// The config this request started with; kept to its end whatever a reload does.
+    pub(super) config: Arc<Config>,
+    pub(super) principal: Principal,
+    /// The model the client asked for (fallbacks may serve it: see `route`).
+    pub(super) model: Arc<Model>,
+    /// The client's request as read at its front door; each attempt's upstream body is made
+    /// from it.
+    pub(super) request: FrontRequest,
+    /// The route of the current attempt: the first one picked here, the next one after a
+    /// failure (`attempt.rs`).
+    pub(super) route: Chosen,
+    /// The end of the request's total time budget (the first route's `total_timeout_ms`).
+    pub(super) deadline: Instant,
+}
+
+/// How `admit` ended when it did not refuse.
+pub(super) enum Admit {
+    /// Go on to the upstream. Boxed: moved from `admit` to `serve` to `forward` by a pointer,
+    /// and held in an open stream's future as one.
+    Forward(Box<Admitted>),
+    /// The answer was written already (mock provider, `/v1/models`, a stored response, an
+    /// estimated `count_tokens`).
+    Answered,
+}
+
+/// Why a request is not forwarded.
+pub(super) enum Refused {
+    Error(GatewayError),
+    /// The client went away; nobody to answer.
+    ClientGone,
+}
+
+impl From<GatewayError> for Refused {
+    fn from(e: GatewayError) -> Self {
+        Refused::Error(e)
+    }
+}
+
+/// Which endpoint a request is for.
+enum Endpoint {
+    Chat,
+    /// Anthropic's Messages API, the second front door.
+    Messages,
+    /// Anthropic's token counting: answered by Anthropic routes, estimated for others.
+    CountTokens,
+    Embeddings,
+    /// OpenAI's Responses API.
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`: from the response store.
+    StoredResponse(door::Call),
+    Models,
+}
+
+impl Gateway {
+    /// Everything `admit` decides, as plain steps that each may refuse the request. What it
+    /// learns on the way goes into `record`, so that a refusal is counted with it.
+    pub(super) async fn admit(
+        &self,
+        session: &mut Session,
+        record: &mut Record,
+    ) -> Result<Admit, Refused> {
+        request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
+        let endpoint = endpoint(session.req_header())?;
+        let config = self.snapshot.load();
+        record.front = match endpoint {
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
+            Endpoint::Embeddings => Dialect::Embeddings,
+            Endpoint::Responses | Endpoint::StoredResponse(_) => Dialect::Responses,
+            Endpoint::Chat | Endpoint::Models => Dialect::Chat,
+        };
+        record.operation = match endpoint {
+            Endpoint::CountTokens => Operation::CountTokens,
+            Endpoint::Embeddings => Operation::Embed,
+            Endpoint::Responses => Operation::Respond,
+            _ => Operation::Generate,
+        };
+        let principal = authenticate(&config, session.req_header(), record.front)?;
+        record.principal = Some(principal.clone());
+
+        if let Endpoint::Models = endpoint {
+            self.peek_rate_headers(record).await;
+            let body = models::list(&config, &principal);
+            answer::write_answer(session, record, 200, "application/json", vec![body]).await;
+            return Ok(Admit::Answered);
+        }
+        if let Endpoint::StoredResponse(call) = &endpoint {
+            self.peek_rate_headers(record).await;
+            let query = session.req_header().uri.query();
+            let body = door::answer(&self.responses, &principal.team.name, call, query).await?;
+            answer::write_answer(session, record, 200, "application/json", vec![body]).await;
+            return Ok(Admit::Answered);
+        }
+
+        let bytes = match body::read(session, config.server.max_request_bytes).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge { .. }) => {
+                return Err(GatewayError::PayloadTooLarge {
+                    limit: config.server.max_request_bytes,
+                }
+                .into())
+            }
+            Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
+            Err(BodyError::Gateway(e)) => return Err(e.into()),
+        };
+        let req = FrontRequest::read(record.front, bytes)?;
+        let req = response_store::expand(&self.responses, &principal.team.name, req).await?;
+        record.stream = req.stream;
+        record.prompt_estimate = req.prompt_estimate;
+        if let Some(filter) = content_filter::check(&config, &principal.team, || req.texts()) {
+            self.metrics
+                .content_filtered
+                .with_label_values(&[&principal.team.name, &filter.name])
+                .inc();
+            return Err(GatewayError::ContentFilter.into());
+        }
+        let model = router::resolve(&config, &principal.team, &req.model)?;
+        record.model = Some(model.clone());
+        models::check_kind(&model, record.operation)?;
+
+        // Counting tokens generates nothing: it is not charged against tpm or budgets.
+        if record.operation != Operation::CountTokens {
+            self.reserve(record, &config, &principal, &model, req.max_tokens)
+                .await?;
+        }
+
+        let route = self.first_route(&config, &principal, &model)?;
+        let deadline = record.started + route.provider.timeouts.total;
+        let vendor = providers::vendor(route.provider.kind);
+        if record.operation == Operation::CountTokens && !vendor.counts_tokens() {
+            record.route = Some(route);
+            self.peek_rate_headers(record).await;
+            let body = format!(r#"{{"input_tokens":{}}}"#, req.prompt_estimate);
+            answer::write_answer(session, record, 200, "application/json", vec![body.into()]).await;
+            return Ok(Admit::Answered);
+        }
+        let mut admitted = Box::new(Admitted {
+            config,
+            principal,
+            model,
+            request: req,
+            route,
+            deadline,
+        });
+        if vendor.is_local() {
+            answer::answer_mock(session, record, &mut admitted, &self.responses).await;
+            record.route = Some(admitted.route);
+            return Ok(Admit::Answered);
+        }
+        Ok(Admit::Forward(admitted))
+    }
+
+    /// Admits the request against the limits (`crate::policy::limits`): what it reserves is
+    /// settled in `logging`; a rejection refuses it, with the limits' headers.
+    async fn reserve(
+        &self,
+        record: &mut Record,
+        config: &Config,
+        principal: &Principal,
+        model: &Model,
+        max_tokens: Option<u64>,
+    ) -> Result<(), GatewayError> {
+        let demand = Demand::estimate(model, record.prompt_estimate, max_tokens, &config.limits);
+        match self
+            .limiter
+            .admit(&principal.key, &principal.team, demand)
+            .await
+        {
+            Ok(admission) => {
+                record.rate_headers = Some(admission.headers().clone());
+                record.admission = Some(admission);
+                Ok(())
+            }
+            Err(rejection) => {
+                record.rate_headers = Some(rejection.headers().clone());
+                Err(rejection.to_error())
+            }
+        }
+    }
+
+    /// The first route for `model` (a fallback's when its own are all down; counted in
+    /// `switchyard_fallbacks_total`).
+    fn first_route(
+        &self,
+        config: &Config,
+        principal: &Principal,
+        model: &Arc<Model>,
+    ) -> Result<Chosen, GatewayError> {
+        let next = router::next(
+            config,
+            &principal.team,
+            model,
+            &[],
+            &self.health,
+            true,
+            false,
+            now_ms(),
+        );
+        let choice = match next {
+            Next::Try(choice) => choice,
+            Next::Exhausted { blocked_ms } => return Err(failed::no_route_left(model, blocked_ms)),
+        };
+        if choice.model.name != model.name {
+            self.metrics
+                .fallbacks
+                .with_label_values(&[&model.name, &choice.model.name])
+                .inc();
+        }
+        Ok(Chosen::new(config, choice))
+    }
+}
+
+/// The caller's key: a bearer token, or (on the Anthropic door, as Anthropic's SDKs send it)
+/// `x-api-key`.
+fn authenticate(
+    config: &Config,
+    req: &RequestHeader,
+    front: Dialect,
+) -> Result<Principal, GatewayError> {
+    let auth_header = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
+    match (auth_header, api_key, front) {
+        (None, Some(key), Dialect::Messages) => {
+            auth::authenticate_secret(config, key, SystemTime::now())
+        }
+        _ => auth::authenticate(config, auth_header, SystemTime::now()),
+    }
+}
+
+/// The endpoint of a request line; anything else is a 404 or 405.
+fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
+    let path = req.uri.path();
+    let method = &req.method;
+    if let Some(call) = door::route(method, path) {
+        return call.map(Endpoint::StoredResponse);
+    }
+    match path {
+        "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
+            Ok(Endpoint::Chat)
+        }
+        "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
+        "/v1/messages/count_tokens" if method == http::Method::POST => Ok(Endpoint::CountTokens),
+        "/v1/embeddings" | "/embeddings" if method == http::Method::POST => {
+            Ok(Endpoint::Embeddings)
+        }
+        "/v1/responses" | "/responses" if method == http::Method::POST => Ok(Endpoint::Responses),
+        "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
+        "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/messages"
+        | "/v1/messages/count_tokens"
+        | "/v1/embeddings"
+        | "/embeddings"
+        | "/v1/responses"
+        | "/responses"
+        | "/v1/models"
+        | "/models" => Err(GatewayError::MethodNotAllowed(
+            method.as_str().chars().take(16).collect(),
+        )),
+        _ => Err(GatewayError::NotFound(format!(
+            "no such endpoint: {}",
+            path.chars().take(128).collect::<String>()
+        ))),
+    }
+}
+
+/// The client's `x-request-id` if it is a sane token, else a new random one.
+pub(super) fn request_id(req: &RequestHeader) -> String {
+    if let Some(v) = req
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        let ok = !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if ok {
+            return v.to_string();
+        }
+    }
+    format!("req_{:032x}", rand::random::<u128>())
+}
