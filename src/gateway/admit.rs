@@ -268,7 +268,10 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         return call.map(Endpoint::StoredResponse);
     }
     match path {
-        "/v1/chat/completions" | "/chat/completions" if method == http::Method::POST => {
+        // `/v2/chat/completions`: the chat API this gateway serves names both versions.
+        "/v1/chat/completions" | "/v2/chat/completions" | "/chat/completions"
+            if method == http::Method::POST =>
+        {
             Ok(Endpoint::Chat)
         }
         "/v1/messages" if method == http::Method::POST => Ok(Endpoint::Messages),
@@ -279,6 +282,7 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         "/v1/responses" | "/responses" if method == http::Method::POST => Ok(Endpoint::Responses),
         "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
         "/v1/chat/completions"
+        | "/v2/chat/completions"
         | "/chat/completions"
         | "/v1/messages"
         | "/v1/messages/count_tokens"
@@ -287,9 +291,14 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
         | "/v1/responses"
         | "/responses"
         | "/v1/models"
-        | "/models" => Err(GatewayError::MethodNotAllowed(
-            method.as_str().chars().take(16).collect(),
-        )),
+        | "/models" => Err(GatewayError::MethodNotAllowed {
+            method: method.as_str().chars().take(16).collect(),
+            allow: if path.ends_with("/models") {
+                "GET"
+            } else {
+                "POST"
+            },
+        }),
         _ => Err(GatewayError::NotFound(format!(
             "no such endpoint: {}",
             path.chars().take(128).collect::<String>()

@@ -556,10 +556,7 @@ pub(super) async fn answer_error_from(
     if !session.is_body_done() {
         drain_or_close(session).await;
     }
-    let mut extra = Vec::new();
-    if let Some(secs) = err.retry_after() {
-        extra.push(("retry-after", secs.to_string()));
-    }
+    let mut extra = err.headers();
     if let Some(id) = upstream_request_id {
         extra.push((response_headers::UPSTREAM_REQUEST_ID, id));
     }

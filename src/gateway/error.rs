@@ -26,8 +26,9 @@ pub enum GatewayError {
     HeaderTooLarge(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("method {0} is not allowed on this path")]
-    MethodNotAllowed(String),
+    /// `allow`: the methods the path takes, for the answer's `Allow` header (RFC 9110 §15.5.6).
+    #[error("method {method} is not allowed on this path (allowed: {allow})")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("content filter")]
@@ -73,7 +74,7 @@ impl GatewayError {
             Authentication(_) => 401,
             Permission(_) => 403,
             NotFound(_) | ModelNotFound(_) => 404,
-            MethodNotAllowed(_) => 405,
+            MethodNotAllowed { .. } => 405,
             PayloadTooLarge { .. } => 413,
             UriTooLong { .. } => 414,
             HeaderTooLarge(_) => 431,
@@ -93,7 +94,7 @@ impl GatewayError {
             InvalidRequest(_)
             | InvalidParam { .. }
             | NotFound(_)
-            | MethodNotAllowed(_)
+            | MethodNotAllowed { .. }
             | UriTooLong { .. }
             | HeaderTooLarge(_) => "invalid_request",
             ContentFilter => "content_filter",
@@ -146,9 +147,13 @@ impl GatewayError {
     }
 
     /// The headers this error's answer carries besides `content-type`: `retry-after` (seconds)
-    /// when there is a time to wait, and `x-should-retry: false` when no retry can change it.
+    /// when there is a time to wait, `x-should-retry: false` when no retry can change it, and
+    /// `allow` on a 405.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if let GatewayError::MethodNotAllowed { allow, .. } = self {
+            out.push(("allow", allow.to_string()));
+        }
         if let Some(secs) = self.retry_after() {
             out.push(("retry-after", secs.to_string()));
         }

@@ -67,6 +67,7 @@ use crate::policy::router::Choice;
 use crate::providers::Operation;
 use crate::response_store::ResponseStore;
 use crate::server::downstream::{self, Closing, Session};
+use crate::server::probe;
 use crate::upstream;
 use admit::{Admit, Admitted, Refused};
 
@@ -127,6 +128,9 @@ impl HttpServerApp for Gateway {
     ) -> Option<ReusedHttpStream> {
         if !downstream::read_head(&mut session, &self.closing, shutdown).await {
             return None;
+        }
+        if probe::is_probe(session.req_header()) {
+            return probe::answer(session).await;
         }
         let mut record = Record::new();
         let served = self.serve(&mut session, &mut record).await;

@@ -44,9 +44,10 @@ pub fn route(method: &http::Method, path: &str) -> Option<Result<Call, GatewayEr
         (None, &http::Method::DELETE) => Op::Delete,
         (Some(op), &http::Method::GET) => op,
         _ => {
-            return Some(Err(GatewayError::MethodNotAllowed(
-                method.as_str().chars().take(16).collect(),
-            )))
+            return Some(Err(GatewayError::MethodNotAllowed {
+                method: method.as_str().chars().take(16).collect(),
+                allow: if op.is_some() { "GET" } else { "GET, DELETE" },
+            }))
         }
     };
     Some(Ok(Call {
@@ -202,7 +203,7 @@ mod tests {
         );
         assert!(matches!(
             route(&http::Method::POST, "/v1/responses/resp_1"),
-            Some(Err(GatewayError::MethodNotAllowed(_)))
+            Some(Err(GatewayError::MethodNotAllowed { .. }))
         ));
         assert_eq!(route(get, "/v1/responses"), None);
         assert_eq!(route(get, "/v1/responses/"), None);

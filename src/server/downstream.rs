@@ -1,7 +1,7 @@
 //! The client's connection: its request heads in turn, and whether it is kept for the next.
 //!
 //! pingora serves the connection (HTTP/1.1, or HTTP/2 by ALPN) and hands each request to
-//! `proxy::Gateway` as a [`Session`]. The gateway is a plain pingora HTTP application
+//! `gateway::Gateway` as a [`Session`]. The gateway is a plain pingora HTTP application
 //! (`HttpServerApp`), not a `ProxyHttp`: it forwards requests itself (`crate::upstream`), so
 //! pingora's proxy phases would only cost time and memory. What they did for a request that
 //! the gateway keeps is here: read the head (a malformed one is answered 400 and the

@@ -5,5 +5,6 @@ pub mod admin;
 pub mod bind;
 pub mod downstream;
 pub mod drain;
+pub mod probe;
 pub mod request_head;
 pub mod tls;

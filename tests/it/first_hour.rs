@@ -161,7 +161,6 @@ fn small_only() -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs src/gateway/mod.rs answer_error_from to send GatewayError::headers()"]
 async fn answers_no_retry_can_change_say_so() {
     let gw = Gateway::start(&small_only()).await;
     let mut bad = chat_body("small", "hi", false);
@@ -183,10 +182,15 @@ async fn answers_no_retry_can_change_say_so() {
 }
 
 #[tokio::test]
-#[ignore = "needs src/gateway/mod.rs to make its 405 with the path's methods and send them as Allow"]
 async fn a_405_says_which_methods_are_allowed() {
     let gw = Gateway::start(&small_only()).await;
-    for (path, allow) in [("/v1/chat/completions", "POST"), ("/v1/models", "GET")] {
+    for (path, allow) in [
+        ("/v1/chat/completions", "POST"),
+        ("/v2/chat/completions", "POST"),
+        ("/v1/models", "GET"),
+        ("/v1/responses/resp_x", "GET, DELETE"),
+        ("/v1/responses/resp_x/input_items", "GET"),
+    ] {
         let resp = gw
             .client()
             .put(gw.url(path))
@@ -244,4 +248,55 @@ sha256 = "{DEMO_SHA256}"
         "what is left: {message}"
     );
     assert!(!message.contains("has used"), "{message}");
+}
+
+/// The chat API names `/v2/chat/completions` beside `/v1/chat/completions`: the same door.
+#[tokio::test]
+async fn the_v2_chat_path_is_the_chat_door() {
+    let gw = Gateway::start(&small_only()).await;
+    let resp = gw
+        .client()
+        .post(gw.url("/v2/chat/completions"))
+        .bearer_auth(DEMO)
+        .json(&chat_body("small", "hi there", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion", "{v}");
+    // Its errors are the chat door's, with the same key rules.
+    let resp = gw
+        .client()
+        .post(gw.url("/v2/chat/completions"))
+        .bearer_auth("sk-wrong")
+        .json(&chat_body("small", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+/// Load balancers probe the API port; Claude Code sends `HEAD /` at start. Neither needs a
+/// key, and neither is counted as a request.
+#[tokio::test]
+async fn the_api_listener_answers_health_probes_uncounted() {
+    let gw = Gateway::start(&small_only()).await;
+    let resp = gw.client().get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    let resp = gw.client().head(gw.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = gw.client().head(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // `GET /` is no probe: a 404 in the chat door's shape, counted.
+    let resp = gw.client().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric_value(&m, "switchyard_requests_total", &[]),
+        Some(1.0),
+        "only GET / counts\n{m}"
+    );
 }
