@@ -184,11 +184,14 @@ impl GatewayError {
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }
 
-    /// OpenAI's `param`: the request field at fault, when one is.
+    /// OpenAI's `param`: the request field at fault, when one is. An invalid request's
+    /// message names its field first, in backticks (`` `messages[2]` must be an object ``), or
+    /// as "the field `x`": that field is the `param`, so no refusal of a field leaves it `null`.
     pub fn param(&self) -> Option<&str> {
         match self {
             GatewayError::ContentFilter => Some("prompt"),
             GatewayError::InvalidParam { param, .. } => Some(param),
+            GatewayError::InvalidRequest(message) => field_named(message),
             _ => None,
         }
     }
@@ -230,6 +233,17 @@ struct ErrorObject<'a> {
     status: u16,
 }
 
+/// The field an invalid request's message starts by naming: `` `path` `` at its start, or
+/// after "the field ". Only a field path (letters, digits, `_`, `-`, `.`, `[`, `]`) counts.
+fn field_named(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix('`')
+        .or_else(|| message.strip_prefix("the field `"))?;
+    let name = &rest[..rest.find('`')?];
+    let is_path = |c: char| c.is_ascii_alphanumeric() || "_-.[]".contains(c);
+    (!name.is_empty() && name.len() <= 128 && name.chars().all(is_path)).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +271,28 @@ mod tests {
             v["error"]["message"],
             "the model `x\"y` does not exist; GET /v1/models lists the models this key may use"
         );
+    }
+
+    #[test]
+    fn a_refused_field_named_in_the_message_is_the_param() {
+        for (message, param) in [
+            ("`model` is required", Some("model")),
+            (
+                "`messages[2].content` must be a string",
+                Some("messages[2].content"),
+            ),
+            (
+                "the field `temperature` is given twice",
+                Some("temperature"),
+            ),
+            ("`model_params` may not set `model`", Some("model_params")),
+            ("the request body is not a JSON object: eof", None),
+            ("` not a field` x", None),
+            ("`unclosed", None),
+        ] {
+            let e = GatewayError::InvalidRequest(message.into());
+            assert_eq!(e.param(), param, "{message}");
+        }
     }
 
     #[test]

@@ -300,3 +300,45 @@ async fn the_api_listener_answers_health_probes_uncounted() {
         "only GET / counts\n{m}"
     );
 }
+
+/// A refusal of one field names it in `param` (OpenAI's SDKs show it), on every door.
+#[tokio::test]
+async fn a_refused_field_is_named_in_param() {
+    let gw = Gateway::start(&small_only()).await;
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "hi"}]}),
+            "model",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "small"}),
+            "messages",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "small", "messages": "hi"}),
+            "messages",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "small", "input": []}),
+            "input",
+        ),
+        ("/v1/embeddings", json!({"model": "small"}), "input"),
+    ];
+    for (path, body, param) in cases {
+        let resp = gw
+            .client()
+            .post(gw.url(path))
+            .bearer_auth(DEMO)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path} {body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], param, "{path} {body}: {v}");
+    }
+}
