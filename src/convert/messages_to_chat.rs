@@ -393,7 +393,7 @@ pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError>
     }
     let usage = c.usage;
     let body = to_bytes(&MessageOutBody {
-        id: c.id.as_deref().unwrap_or("msg"),
+        id: &message_id(c.id.as_deref()),
         kind: "message",
         role: "assistant",
         model: c.model.as_deref().unwrap_or(model_hint),
@@ -516,6 +516,26 @@ impl EventState for StreamState {
     }
 }
 
+/// A Messages answer's id in Anthropic's style (`msg_…`) from the chat answer's id: the same
+/// vendor id gives the same message id (`chatcmpl-abc12` → `msg_abc12`; only letters, digits,
+/// `_` and `-` kept), so a client that logs ids can still find the vendor's.
+fn message_id(chat_id: Option<&str>) -> String {
+    let id = chat_id.unwrap_or_default();
+    let id = id.strip_prefix("chatcmpl-").unwrap_or(id);
+    let kept: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect();
+    if kept.is_empty() {
+        format!("msg_{:016x}", rand::random::<u64>())
+    } else if kept.starts_with("msg_") {
+        kept
+    } else {
+        format!("msg_{kept}")
+    }
+}
+
 impl StreamState {
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
         if std::mem::replace(&mut self.started, true) {
@@ -523,7 +543,7 @@ impl StreamState {
         }
         let data = format!(
             r#"{{"type":"message_start","message":{{"id":{},"type":"message","role":"assistant","model":{},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":0,"output_tokens":0}}}}}}"#,
-            json_str(id.unwrap_or("msg")),
+            json_str(&message_id(id)),
             json_str(model.unwrap_or(&self.model_hint))
         );
         push_event(out, "message_start", &data);
@@ -836,7 +856,7 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "id":"chatcmpl-abc123","type":"message","role":"assistant","model":"gpt-4o-mini",
+                "id":"msg_abc123","type":"message","role":"assistant","model":"gpt-4o-mini",
                 "content":[{"type":"text","text":"Checking."},
                     {"type":"tool_use","id":"call_abc123","name":"get_current_weather","input":{"location":"Boston, MA"}}],
                 "stop_reason":"tool_use","stop_sequence":null,
@@ -910,7 +930,7 @@ mod tests {
         );
         assert_eq!(
             ev[0].1["message"]["id"],
-            "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
+            "msg_B9MBs8CjcvOU2jLn4n570S5qMJKcT"
         );
         assert_eq!(ev[0].1["message"]["model"], "gpt-4o-2024-08-06");
         assert_eq!(ev[1].1["content_block"], json!({"type":"text","text":""}));

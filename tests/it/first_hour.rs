@@ -342,3 +342,71 @@ async fn a_refused_field_is_named_in_param() {
         assert_eq!(v["error"]["param"], param, "{path} {body}: {v}");
     }
 }
+
+/// Every door answers with ids in its own vendor's style, whatever vendor answered (here the
+/// built-in mock, which speaks chat): `chatcmpl-…`, `msg_…`, `resp_…`; streams too.
+#[tokio::test]
+async fn ids_are_in_the_doors_own_style() {
+    let gw = Gateway::start(&small_only()).await;
+    let post = |path: &'static str, body: Value, anthropic: bool| {
+        let mut req = gw.client().post(gw.url(path)).json(&body);
+        req = if anthropic {
+            req.header("x-api-key", DEMO)
+                .header("anthropic-version", "2023-06-01")
+        } else {
+            req.bearer_auth(DEMO)
+        };
+        req.send()
+    };
+    let v: Value = post(
+        "/v1/chat/completions",
+        chat_body("small", "hi", false),
+        false,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"), "{v}");
+    let messages = json!({"model": "small", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let v: Value = post("/v1/messages", messages.clone(), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("msg_"), "{v}");
+    let mut streamed = messages;
+    streamed["stream"] = json!(true);
+    let text = post("/v1/messages", streamed, true)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("data: ")
+                .filter(|d| d.contains("message_start"))
+        })
+        .unwrap();
+    let start: Value = serde_json::from_str(start).unwrap();
+    assert!(
+        start["message"]["id"].as_str().unwrap().starts_with("msg_"),
+        "{start}"
+    );
+    let v: Value = post(
+        "/v1/responses",
+        json!({"model": "small", "input": "hi"}),
+        false,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("resp_"), "{v}");
+}
