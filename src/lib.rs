@@ -2,32 +2,37 @@
 //!
 //! The folders are the gateway's parts. Read them in the order a request meets them:
 //!
-//! 1. [`server`]: the listeners. pingora accepts the client's connection (TLS from
-//!    [`server::tls`]); [`server::downstream`] reads each request head in turn and
-//!    [`server::request_head`] caps its size; [`server::admin`] serves `/metrics`, `/healthz`
-//!    and `/readyz` on a listener of its own; [`server::drain`] ends a graceful stop early.
-//! 2. [`gateway`]: the request path, one request's life top to bottom (its module doc is the
-//!    map): the door routed by path, the body read ([`gateway::body`]) and viewed in its
-//!    door's dialect ([`gateway::request`]), the attempts, the answer, and the accounting at
-//!    the end. Every error the gateway answers itself is made in [`gateway::error`].
-//! 3. [`config`]: the TOML file, validated into the runtime [`config::Config`], kept behind an
-//!    `ArcSwap` ([`config::snapshot`]) that a request takes once, and hot reloaded
-//!    ([`config::reload`]).
+//! 1. `server`: the listeners. pingora accepts the client's connection (TLS from `server::tls`,
+//!    port-0 listeners reserved and reported by `server::bind`); `server::downstream` reads
+//!    each request head in turn and `server::request_head` caps its size; `server::probe`
+//!    answers load balancers' health probes on the API port; `server::admin` serves
+//!    `/metrics`, `/healthz` and `/readyz` on a listener of its own; `server::drain` ends a
+//!    graceful stop early.
+//! 2. [`gateway`]: the request path, one file per phase in the order a request meets them (its
+//!    module doc is the map): `admit` (door, key, body, views, policies, model, limits, first
+//!    route), `attempt` (the forward loop, one try at a time), `answer` (hold, release, relay)
+//!    and `account` (counted once). The body is read by [`gateway::body`] and viewed in its
+//!    door's dialect by [`gateway::request`]; every error the gateway answers itself is made in
+//!    [`gateway::error`].
+//! 3. [`config`]: the TOML file, validated section by section into the runtime
+//!    [`config::Config`], kept behind an `ArcSwap` that a request takes once, and hot reloaded
+//!    on the file watcher.
 //! 4. [`policy`]: who may do what: the key ([`policy::auth`]), content filters, rate limits
 //!    and budgets reserved then settled ([`policy::limits`], memory or Redis), the model and
-//!    the route chosen by weight ([`policy::router`], [`policy::models`]), and the passive
-//!    health of routes ([`policy::health`]).
-//! 5. [`dialect`]: one module per wire dialect a client or a vendor speaks (request view,
-//!    stream scanner, error shape), over the one SSE decoder [`dialect::sse`].
-//! 6. [`convert`]: one module per translated pair of dialects, both ways, streams included,
-//!    used only when the route's vendor speaks another dialect than the client's door.
-//! 7. [`providers`]: what each vendor kind needs (path, auth, error rewrapping, retry hints),
-//!    and the built-in `mock`; [`upstream`]: the gateway's own HTTP/1.1 client to the vendors,
-//!    with its connection pool.
-//! 8. [`response_store`]: the Responses API's state on translated routes (memory or Redis).
+//!    the route chosen by weight (`policy::router`, `policy::models`), and the passive health
+//!    of routes (`policy::health`).
+//! 5. [`dialect`]: one folder per wire dialect a client or a vendor speaks, with its wire
+//!    types, request view, stream scanner and error shape, over the one SSE decoder.
+//! 6. [`convert`]: one module per translated pair of dialects (`<door>_to_<vendor>`), both
+//!    ways, streams included, used only when the route's vendor speaks another dialect than
+//!    the client's door (decided in one place, `convert::Route`).
+//! 7. [`providers`]: one module per vendor kind behind the `Vendor` trait (path, auth, error
+//!    rewrapping, config fields), retry hints, and the built-in `mock`; `upstream`: the
+//!    gateway's own HTTP/1.1 client to the vendors, with its connection pool.
+//! 8. `response_store`: the Responses API's state on translated routes (memory or Redis).
 //! 9. [`accounting`]: usage read from the answer's bytes ([`accounting::meter`]), estimated
 //!    when a vendor reports none, priced ([`accounting::usage`]) and logged
-//!    ([`accounting::usage_log`]).
+//!    (`accounting::usage_log`).
 //! 10. [`observability`]: every Prometheus metric, and OpenTelemetry traces.
 //!
 //! [`cli`] is the command line: `serve`, `check`, `key new`.
