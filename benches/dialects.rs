@@ -27,8 +27,8 @@ use criterion::{black_box, Criterion, Throughput};
 use serde_json::json;
 use switchyard::config::{self, Config, Provider};
 use switchyard::convert;
+use switchyard::dialect::request::FrontRequest;
 use switchyard::dialect::{chat, Dialect};
-use switchyard::gateway::request::FrontRequest;
 
 /// Counts every allocation (and reallocation, as one allocation of its new size).
 struct Counting;

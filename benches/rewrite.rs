@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use switchyard::dialect::body::{Prepared, RewriteOptions};
 use switchyard::dialect::chat::parse;
-use switchyard::gateway::body::{Prepared, RewriteOptions};
 
 fn request(prompt_bytes: usize) -> Vec<u8> {
     let filler: String = "The quick brown fox jumps over the lazy dog. "

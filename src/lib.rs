@@ -11,9 +11,10 @@
 //! 2. [`gateway`]: the request path, one file per phase in the order a request meets them (its
 //!    module doc is the map): `admit` (door, key, body, views, policies, model, limits, first
 //!    route), `attempt` (the forward loop, one try at a time), `answer` (hold, release, relay)
-//!    and `account` (counted once). The body is read by [`gateway::body`] and viewed in its
-//!    door's dialect by [`gateway::request`]; every error the gateway answers itself is made in
-//!    [`gateway::error`].
+//!    and `account` (counted once). The body is read by [`dialect::body`] and viewed in its
+//!    door's dialect by [`dialect::request`]. Every error the gateway answers itself is an
+//!    [`error::GatewayError`], made into its door's shape at one place; every part uses it,
+//!    and it imports nothing of the crate.
 //! 3. [`config`]: the TOML file, validated section by section into the runtime
 //!    [`config::Config`], kept behind an `ArcSwap` that a request takes once, and hot reloaded
 //!    on the file watcher.
@@ -22,7 +23,9 @@
 //!    the route chosen by weight (`policy::router`, `policy::models`), and the passive health
 //!    of routes (`policy::health`).
 //! 5. [`dialect`]: one folder per wire dialect a client or a vendor speaks, with its wire
-//!    types, request view, stream scanner and error shape, over the one SSE decoder.
+//!    types, request view, stream scanner and error shape, over the one SSE decoder; the
+//!    request body's JSON view and rewrite ([`dialect::body`]) and the client's request as read
+//!    at its door ([`dialect::request`]), which every part below takes.
 //! 6. [`convert`]: one module per translated pair of dialects (`<door>_to_<vendor>`), both
 //!    ways, streams included, used only when the route's vendor speaks another dialect than
 //!    the client's door (decided in one place, `convert::Route`).
@@ -42,6 +45,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dialect;
+pub mod error;
 pub mod gateway;
 pub mod observability;
 pub mod policy;

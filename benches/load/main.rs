@@ -506,8 +506,8 @@ fn build_big_request(prompt_bytes: usize) -> Rc<[u8]> {
 /// prepare, splice the upstream body. Returns the median time over `reps` and the time of a
 /// plain copy of the same bytes, as the floor to compare with.
 fn rewrite_1mib(reps: usize) -> (Duration, Duration, usize) {
+    use switchyard::dialect::body::{Prepared, RewriteOptions};
     use switchyard::dialect::chat::parse;
-    use switchyard::gateway::body::{Prepared, RewriteOptions};
     let req = build_big_request(1 << 20);
     let at = find(&req, b"\r\n\r\n").expect("head") + 4;
     let body = Bytes::copy_from_slice(&req[at..]);

@@ -66,7 +66,7 @@ use crate::dialect::gemini::wire::{
     FunctionDecl, FunctionResponse, GenerationConfig, Part, Request, ResponseIn, ResponseValue,
     Role, SignedFunctionCall, ThinkingConfig, ToolConfig, ToolOut,
 };
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 use super::chunks::{content_delta, to_bytes, tool_start_delta, ChunkWriter, ROLE_DELTA};
 use super::errors::{unreadable, unsupported, vendor_failure};

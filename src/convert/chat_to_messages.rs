@@ -70,7 +70,7 @@ use crate::dialect::messages::wire::{
     AnswerIn, Block, BlockIn, DeltaIn, ErrorIn, EventIn, Message, Metadata, Request, Role, Schema,
     Source, ThinkingOut, Tool, ToolChoiceOut, UsageIn,
 };
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 use super::chunks::{
     content_delta, reasoning_delta, thinking_blocks_delta, to_bytes, tool_args_delta,

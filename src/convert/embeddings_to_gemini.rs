@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::dialect::embeddings::wire::{Item, List, UsageOut, Vector};
 use crate::dialect::embeddings::{EmbeddingsRequest, Input};
 use crate::dialect::gemini::wire::{BatchAnswer, BatchRequest, Content, EmbedRequest, Part};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 use super::chunks::to_bytes;
 use super::errors::{unreadable, unsupported};

@@ -2,7 +2,7 @@
 //! own error reported inside an answer or a stream (its 4xx, or 502), and a vendor answer the
 //! gateway cannot read (502). The messages never carry a key or a header.
 
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 /// A 400 about the client's request, saying which vendor could not take what.
 pub(crate) fn unsupported(vendor: &str, what: impl std::fmt::Display) -> GatewayError {

@@ -44,7 +44,7 @@ use crate::dialect::messages::wire::{
     ThinkingIn, ToolChoiceIn, ToolIn,
 };
 use crate::dialect::messages::{error_event, error_json, push_event};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 use super::chunks::{json_str, to_bytes};
 use super::errors::unreadable;

@@ -39,13 +39,13 @@ use bytes::{Bytes, BytesMut};
 
 use crate::accounting::meter::Meter;
 use crate::config::{Provider, ProviderKind};
+use crate::dialect::body::Prepared;
+use crate::dialect::body::RewriteOptions;
 use crate::dialect::chat::{self, ChatRequest};
 use crate::dialect::embeddings;
+use crate::dialect::request::{FrontRequest, Pivot};
 use crate::dialect::Dialect;
-use crate::gateway::body::Prepared;
-use crate::gateway::body::RewriteOptions;
-use crate::gateway::error::GatewayError;
-use crate::gateway::request::{FrontRequest, Pivot};
+use crate::error::GatewayError;
 use crate::providers;
 
 pub use translate::{unix_now, SseTranslator, Translated};
@@ -417,7 +417,7 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
 
 /// The vendor body for a provider that does not speak OpenAI's dialect (the chat pivot's leg
 /// to the vendor: `chat_to_<vendor>`), or `None` for chat vendors (`openai`, `azure`,
-/// `mock`), whose body is the client's own ([`crate::gateway::body::Prepared`]).
+/// `mock`), whose body is the client's own ([`crate::dialect::body::Prepared`]).
 pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,

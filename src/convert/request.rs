@@ -8,7 +8,7 @@ use super::errors::unsupported;
 use crate::dialect::chat::wire::{field, OaFunctionDef, OaTool, Str};
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::messages::wire::ThinkingIn;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 /// The `max_tokens` sent to Anthropic (which requires one) when neither the client nor the
 /// provider's `default_max_tokens` gives it.

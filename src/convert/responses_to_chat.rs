@@ -36,7 +36,7 @@ use serde_json::{json, Map, Value};
 use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 use super::errors::unreadable;
 use super::translate::{End, EventState, Translated, Translating};

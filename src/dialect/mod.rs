@@ -1,7 +1,7 @@
 //! Wire dialects: one module per dialect a client or a vendor speaks, each with its borrowed
 //! request view, its stream scanner (usage, content seen, error events) and its error shape.
 //! When the route's vendor speaks the front door's dialect the client's bytes go upstream with
-//! only `model` spliced ([`crate::gateway::body::Prepared`]) and the vendor's bytes come back untouched,
+//! only `model` spliced ([`crate::dialect::body::Prepared`]) and the vendor's bytes come back untouched,
 //! read on the way by the dialect's scanner; otherwise [`crate::convert`] translates.
 //!
 //! One folder per dialect, each holding the dialect's request view (`mod.rs`), its wire types
@@ -19,11 +19,13 @@
 //! way of saying its content filter stopped an answer. [`chat_stream`], [`messages_stream`]
 //! and [`responses_stream`] are the old paths of the stream scanners.
 
+pub mod body;
 pub mod chat;
 pub(crate) mod embeddings;
 pub(crate) mod gemini;
 pub(crate) mod messages;
 pub(crate) mod refusal;
+pub mod request;
 pub(crate) mod responses;
 pub(crate) mod sse;
 
@@ -34,7 +36,7 @@ pub use responses::stream as responses_stream;
 use bytes::Bytes;
 
 use crate::accounting::usage::Usage;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 pub use refusal::refused;
 

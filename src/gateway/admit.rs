@@ -5,17 +5,17 @@
 //! stored response, the mock, an estimated `count_tokens`) are written here.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use pingora::http::RequestHeader;
 
-use super::{answer, Chosen, Gateway, Record};
+use super::{answer, Admitted, Chosen, Gateway, Record};
 use crate::config::{Config, Model};
+use crate::dialect::body::{self, BodyError};
+use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
-use crate::gateway::body::{self, BodyError};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::gateway::failed;
-use crate::gateway::request::FrontRequest;
 use crate::policy::auth::{self, Principal};
 use crate::policy::content_filter;
 use crate::policy::health::now_ms;
@@ -26,23 +26,6 @@ use crate::providers::{self, Operation};
 use crate::response_store::{self, door};
 use crate::server::downstream::Session;
 use crate::server::request_head;
-
-/// A request admitted to go to the vendors: what every later step takes.
-pub(super) struct Admitted {
-    /// The config this request started with; kept to its end whatever a reload does.
-    pub(super) config: Arc<Config>,
-    pub(super) principal: Principal,
-    /// The model the client asked for (fallbacks may serve it: see `route`).
-    pub(super) model: Arc<Model>,
-    /// The client's request as read at its front door; each attempt's upstream body is made
-    /// from it.
-    pub(super) request: FrontRequest,
-    /// The route of the current attempt: the first one picked here, the next one after a
-    /// failure (`attempt.rs`).
-    pub(super) route: Chosen,
-    /// The end of the request's total time budget (the first route's `total_timeout_ms`).
-    pub(super) deadline: Instant,
-}
 
 /// How `admit` ended when it did not refuse.
 pub(super) enum Admit {

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 
-use super::admit::Admitted;
+use super::Admitted;
 use super::{Attempt, Chosen, Gateway, Record};
 use crate::accounting::meter::Meter;
 use crate::convert::{self, AnswerTranslation};
 use crate::dialect::{self, Dialect};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::gateway::failed::{self, Failed};
 use crate::gateway::response_headers;
 use crate::policy::router;

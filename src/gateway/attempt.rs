@@ -11,11 +11,11 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::admit::Admitted;
 use super::answer::{answer_error, answer_error_from};
+use super::Admitted;
 use super::{Attempt, Chosen, Gateway, Record};
 use crate::convert;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::gateway::failed::{self, Failed};
 use crate::policy::health::{now_ms, InFlight};
 use crate::policy::router::{self, Next};

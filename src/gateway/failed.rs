@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use pingora::http::ResponseHeader;
 
 use crate::config::{Model, Provider};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::providers::retry_hint;
 use crate::upstream::Failure;
 

@@ -32,10 +32,7 @@
 //!                  metrics, usage log, trace; and a failed attempt's record on its route
 //! ```
 
-pub mod body;
-pub mod error;
 pub(crate) mod failed;
-pub mod request;
 pub(crate) mod response_headers;
 
 mod account;
@@ -57,6 +54,7 @@ use crate::accounting::usage_log::UsageLog;
 use crate::config::snapshot::Snapshot;
 use crate::config::{Config, Model, Provider};
 use crate::convert::AnswerTranslation;
+use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
 use crate::observability::metrics::Metrics;
 use crate::observability::telemetry::{self, Telemetry};
@@ -69,7 +67,7 @@ use crate::response_store::ResponseStore;
 use crate::server::downstream::{self, Closing, Session};
 use crate::server::probe;
 use crate::upstream;
-use admit::{Admit, Admitted, Refused};
+use admit::{Admit, Refused};
 
 pub struct Gateway {
     snapshot: Arc<Snapshot>,
@@ -254,6 +252,23 @@ impl Record {
             in_active_streams: false,
         }
     }
+}
+
+/// A request admitted to go to the vendors: what every later step takes.
+struct Admitted {
+    /// The config this request started with; kept to its end whatever a reload does.
+    config: Arc<Config>,
+    principal: Principal,
+    /// The model the client asked for (fallbacks may serve it: see `route`).
+    model: Arc<Model>,
+    /// The client's request as read at its front door; each attempt's upstream body is made
+    /// from it.
+    request: FrontRequest,
+    /// The route of the current attempt: the first one picked here, the next one after a
+    /// failure (`attempt.rs`).
+    route: Chosen,
+    /// The end of the request's total time budget (the first route's `total_timeout_ms`).
+    deadline: Instant,
 }
 
 /// A route picked for an attempt (the model that serves, which may be a fallback, and its

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Key, Team};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 /// The key a request authenticated with, and its team.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::config::{Config, Model, ModelKind};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::policy::auth::Principal;
 use crate::providers::Operation;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Model, Route, Routing, Strategy, Team};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::policy::health::{Availability, Health};
 
 /// The model named by `name` (its name or an alias) that `team` may use. Errors name the

@@ -18,7 +18,7 @@ pub(crate) mod vendor;
 
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::Dialect;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 pub use vendor::Vendor;
 

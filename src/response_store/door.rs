@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{is_minted, unavailable, ResponseStore};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

@@ -40,9 +40,9 @@ use prometheus::IntCounterVec;
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, State, StoredResponses};
+use crate::dialect::request::{FrontRequest, Pending};
 use crate::dialect::{responses, Dialect};
-use crate::gateway::error::GatewayError;
-use crate::gateway::request::{FrontRequest, Pending};
+use crate::error::GatewayError;
 use crate::observability::metrics::{counter, Metrics};
 
 use self::memory::{Eviction, Memory};

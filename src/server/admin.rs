@@ -11,7 +11,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::config::snapshot::Snapshot;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::observability::metrics::Metrics;
 use crate::server::request_head;
 

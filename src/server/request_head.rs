@@ -12,7 +12,7 @@
 use pingora::http::RequestHeader;
 
 use crate::config::HeadLimits;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 /// `" HTTP/1.1\r\n"` after the request target, and the blank line that ends the head.
 const REQUEST_LINE_TAIL: usize = 11;

@@ -30,9 +30,9 @@ use regex::Regex;
 use switchyard::accounting::meter::Meter;
 use switchyard::config::{self, Config, Provider, ProviderKind};
 use switchyard::convert::{self, unix_now, AnswerTranslation};
+use switchyard::dialect::request::FrontRequest;
 use switchyard::dialect::{self, Dialect};
-use switchyard::gateway::error::GatewayError;
-use switchyard::gateway::request::FrontRequest;
+use switchyard::error::GatewayError;
 use switchyard::providers;
 
 const DOORS: [(&str, Dialect); 3] = [
@@ -574,7 +574,7 @@ fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Ans
 }
 
 /// A minimal request at `front`, streamed or not: what an answer's translation reads of it.
-fn front_request(front: Dialect, stream: bool) -> switchyard::gateway::request::FrontRequest {
+fn front_request(front: Dialect, stream: bool) -> switchyard::dialect::request::FrontRequest {
     let body = match front {
         Dialect::Responses => {
             format!(r#"{{"model":"m","max_output_tokens":16,"input":"x","stream":{stream}}}"#)
@@ -583,7 +583,7 @@ fn front_request(front: Dialect, stream: bool) -> switchyard::gateway::request::
             r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
         ),
     };
-    switchyard::gateway::request::FrontRequest::read(front, Bytes::from(body))
+    switchyard::dialect::request::FrontRequest::read(front, Bytes::from(body))
         .expect("a valid request")
 }
 

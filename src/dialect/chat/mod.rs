@@ -1,6 +1,6 @@
 //! The chat-completions dialect (`POST /v1/chat/completions`, the seed API; spoken natively by
 //! `openai` and `azure` vendors): its borrowed request view, with `model_params` lifted. Its
-//! stream scanner is [`stream`]; its error shape is [`crate::gateway::error::GatewayError::body`].
+//! stream scanner is [`stream`]; its error shape is [`crate::error::GatewayError::body`].
 
 pub mod stream;
 pub mod wire;
@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::gateway::body::{fields_and_model, reject_duplicates, CowStr, Fields};
-use crate::gateway::error::GatewayError;
+use crate::dialect::body::{fields_and_model, reject_duplicates, CowStr, Fields};
+use crate::error::GatewayError;
 
 /// A borrowed view of a chat-completions request: every top-level field in order, as raw
 /// JSON, with `model_params` already lifted.

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::ChatRequest;
 use crate::accounting::usage::Usage;
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 // ---------------------------------------------------------------------------------------------
 // The request, as a client sends it (read off the pivot).

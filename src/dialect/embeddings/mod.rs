@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::{estimate_tokens, Usage};
-use crate::gateway::body::{fields_and_model, given};
-use crate::gateway::error::GatewayError;
+use crate::dialect::body::{fields_and_model, given};
+use crate::error::GatewayError;
 
 /// One input to embed.
 #[derive(Debug, Clone, PartialEq)]

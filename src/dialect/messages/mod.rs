@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
-use crate::gateway::body::{fields_and_model, given};
-use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::dialect::body::{fields_and_model, given};
+use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 
 /// A borrowed view of a Messages request (or a `count_tokens` request, which has the same
 /// fields but `max_tokens` and `stream`).

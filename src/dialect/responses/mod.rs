@@ -24,9 +24,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::dialect::body::fields_and_model;
 use crate::dialect::chat::whole_number;
-use crate::gateway::body::fields_and_model;
-use crate::gateway::error::{GatewayError, CONTENT_FILTER_MESSAGE};
+use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
 
 /// A borrowed view of a Responses request.
 #[derive(Debug)]

@@ -117,7 +117,7 @@ use std::time::Duration;
 use pingora::http::ResponseHeader;
 
 use crate::config::{self, Config, Key, LimitsConfig, Model, Team};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 use crate::observability::metrics::Metrics;
 
 pub use self::clock::Clock;

@@ -14,7 +14,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 /// Reads the whole request body, refusing more than `limit` bytes. Each upstream attempt
 /// sends a body made from it (`prepare_attempt` in `gateway/attempt.rs`), with or without the

@@ -6,9 +6,9 @@
 use bytes::Bytes;
 
 use crate::accounting::estimate;
+use crate::dialect::body::{Prepared, RewriteOptions};
 use crate::dialect::{chat, embeddings, messages, responses, Dialect};
-use crate::gateway::body::{Prepared, RewriteOptions};
-use crate::gateway::error::GatewayError;
+use crate::error::GatewayError;
 
 pub struct FrontRequest {
     /// The front door's dialect.
