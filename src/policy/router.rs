@@ -143,7 +143,7 @@ fn again_usable(
     now_ms: u64,
 ) -> bool {
     let kind = config.providers[model.routes[i].provider].kind;
-    kind != ProviderKind::Mock
+    !crate::providers::vendor(kind).is_local()
         && tried.iter().any(|(m, r)| *m == model.name && *r == i)
         && matches!(
             route_health(config, health, model, i).availability(now_ms),
