@@ -44,9 +44,9 @@ fn line_of(text: &str, marker: &str) -> usize {
         + 1
 }
 
-/// Eight mistakes in eight sections or items, with vendor key variables that are not set and
-/// hosts that cannot resolve (`.invalid`, RFC 6761): `--offline` reports every mistake and
-/// nothing about the variables or hosts.
+/// Eleven mistakes in eleven sections or items (one a misspelt field), with vendor key
+/// variables that are not set and hosts that cannot resolve (`.invalid`, RFC 6761):
+/// `--offline` reports every mistake and nothing about the variables or hosts.
 const MISTAKES: &str = r#"
 [server]
 listen = "127.0.0.1:18080"
@@ -54,6 +54,9 @@ threads = 0                                  # <- server
 
 [routing]
 max_attempts = 99                            # <- routing
+
+[log]
+usgae = "-"                                  # <- log
 
 [[providers]]
 name = "openai"
@@ -112,6 +115,7 @@ fn check_offline_lists_every_mistake() {
     let expected = [
         ("server", "server.threads"),
         ("routing", "routing.max_attempts"),
+        ("log", "log.usgae"),
         ("provider openai", "providers[0].connect_timeout_ms"),
         ("provider claude", "providers[1].api_version"),
         ("model gpt", "models[0].routes[0].provider"),

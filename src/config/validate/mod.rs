@@ -5,9 +5,10 @@
 //! (`models[1].routes[0].provider`) of the offending field. Validation goes on after an error:
 //! each section, and each provider, model, team, key and content filter, is checked on its own
 //! ([`check_str`] returns every error, at least one per faulty item; [`load_str`] the first).
-//! A TOML syntax error, an unknown field or a wrong type stops at that one error: the file
-//! cannot be read further. Those get their line from the `toml` crate's error span; semantic
-//! errors get it from the [`Spanned`] raw fields. Secrets (environment values, key files)
+//! A TOML syntax error stops at that one error: the file cannot be read further. An unknown
+//! field or a wrongly typed value is reported and passed over (its line set aside), up to a
+//! missing field or a value over several lines. Those get their line from the `toml` crate's
+//! error span; semantic errors get it from the [`Spanned`] raw fields. Secrets (environment values, key files)
 //! never appear in an error.
 //!
 //! [`Mode`] says what a check may reach: at start everything; on a hot reload not the PEM
@@ -121,11 +122,48 @@ fn first(errors: Vec<ConfigError>) -> ConfigError {
 }
 
 fn validate_source(src: Source) -> std::result::Result<Config, Vec<ConfigError>> {
-    let text = src.text;
     // Syntax first, on its own: a syntax error has a line but no meaningful config path.
-    toml::from_str::<toml::Table>(text).map_err(|e| vec![src.toml_error(&e, false)])?;
-    let raw: raw::Config = toml::from_str(text).map_err(|e| vec![src.toml_error(&e, true)])?;
+    toml::from_str::<toml::Table>(src.text).map_err(|e| vec![src.toml_error(&e, false)])?;
+    let raw = deserialize(&src)?;
     build(&src, &raw)
+}
+
+/// Most unknown fields and wrongly typed values reported before giving up on the file.
+const MAX_FIELD_ERRORS: usize = 100;
+
+/// The raw config, read past unknown fields and wrongly typed values: each such error is
+/// recorded in `src`, its line blanked (spaces, byte for byte, so every offset and line of the
+/// text stays the same) and the text read again. An error that is not on a `key = value` line
+/// (a missing field, reported at its table's header), or whose blanking breaks the syntax (a
+/// value over several lines), ends the reading: every error so far is returned.
+fn deserialize(src: &Source) -> std::result::Result<raw::Config, Vec<ConfigError>> {
+    let mut text = src.text.to_string();
+    for _ in 0..MAX_FIELD_ERRORS {
+        let e = match toml::from_str::<raw::Config>(&text) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => e,
+        };
+        src.errors.borrow_mut().push(src.toml_error(&e, true));
+        let blanked = e
+            .span()
+            .is_some_and(|span| blank_line(&mut text, span.start));
+        if !blanked || toml::from_str::<toml::Table>(&text).is_err() {
+            break;
+        }
+    }
+    Err(src.errors.take())
+}
+
+/// Replaces the line holding byte `offset` by spaces when it is a `key = value` line.
+fn blank_line(text: &mut String, offset: usize) -> bool {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    if line_key(&text[start..end]).is_none() {
+        return false;
+    }
+    let spaces = " ".repeat(end - start);
+    text.replace_range(start..end, &spaces);
+    true
 }
 
 /// The text being validated, with what is needed to turn a byte offset into a line.
@@ -1114,13 +1152,51 @@ endpoint = "https://127.0.0.1:4318"
         assert_eq!(load(text).unwrap_err(), errors[0]);
     }
 
-    /// A syntax or type error stops there: the file cannot be read further.
+    /// A syntax error stops there: the file cannot be read further. Unknown fields and
+    /// wrong types are passed over, line by line, up to a missing field.
     #[test]
-    fn a_toml_error_is_the_only_error() {
-        let text = "[server]\nbogus = 1\n[routing]\nmax_attempts = 0\n";
-        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+    fn toml_errors_are_passed_over_up_to_a_missing_field() {
+        let errors = check_str(
+            "[server\n[routing]\nmax_attempts = 0\n",
+            Path::new(FILE),
+            Mode::Start,
+        )
+        .unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, Some(2));
+
+        let text = "[server]\nbogus = 1\nthreads = \"two\"\n[routing]\nmax_attempts = 0\n\
+                    [[providers]]\nname = \"p\"\nkind = \"mock\"\ncolour = \"ünïcode\"\n\
+                    [[models]]\nname = \"m\"\n  [[models.routes]]\n  provider = \"nope\"\n  model = \"x\"\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        let found: Vec<(Option<usize>, &str)> =
+            errors.iter().map(|e| (e.line, e.path.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (Some(2), "server.bogus"),
+                (Some(3), "server.threads"),
+                (Some(9), "providers[0].colour"),
+                (Some(5), "routing.max_attempts"),
+                (Some(13), "models[0].routes[0].provider"),
+            ],
+            "{errors:#?}"
+        );
+        assert_eq!(load(text).unwrap_err(), errors[0]);
+
+        // A missing field ends the reading (its table cannot be built).
+        let text =
+            "[server]\nbogus = 1\n[[providers]]\nkind = \"mock\"\n[routing]\nmax_attempts = 0\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        let found: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(found, [Some(2), Some(3)], "{errors:#?}");
+        assert!(
+            errors[1].reason.contains("missing field `name`"),
+            "{errors:#?}"
+        );
+        // So does a value over several lines.
+        let text = "[server]\nbogus = [\n 1,\n]\n[routing]\nmax_attempts = 0\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
     }
 
     /// Offline, variables are named but not read and host names not resolved; what the
