@@ -703,6 +703,38 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
         assert!(!same_addresses(&cfg("127.0.0.1"), &cfg("127.0.0.2")));
     }
 
+    /// A key file event reloads, but stores a new config only when a key changed.
+    #[test]
+    fn a_key_file_change_applies_only_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk-a\n").unwrap();
+        let path = dir.path().join("c.toml");
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_file = \"{}\"\n",
+            key.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        let snapshot = Snapshot::new(config::load_file(&path).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let mut reloader = Reloader::new(&path, snapshot.clone(), metrics.clone(), vec![]);
+        assert_eq!(reloader.reload(Trigger::KeyFile), Outcome::Unchanged);
+        assert_eq!(count(&metrics, "success"), 0);
+        std::fs::write(&key, "sk-b\n").unwrap();
+        // A file event about the config's own (unchanged) bytes does not look at keys.
+        assert_eq!(reloader.reload(Trigger::FileEvent), Outcome::Unchanged);
+        assert!(matches!(
+            reloader.reload(Trigger::KeyFile),
+            Outcome::Applied { .. }
+        ));
+        let c = snapshot.load();
+        assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-b");
+        assert_eq!(c.key_files, std::slice::from_ref(&key));
+        std::fs::remove_file(&key).unwrap();
+        assert_eq!(reloader.reload(Trigger::KeyFile), Outcome::Rejected);
+        assert_eq!(count(&metrics, "failure"), 1);
+    }
+
     #[test]
     fn redis_urls_are_never_described() {
         let s = State::Redis(crate::config::RedisState {
