@@ -3,7 +3,10 @@
 //! ([`validate`]) whose lookup tables the request path uses without further work.
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
-//! so `switchyard check` and a rejected hot reload say exactly what is wrong.
+//! so `switchyard check` and a rejected hot reload say exactly what is wrong; every
+//! independent error is reported, not just the first ([`check_str`]). `switchyard check
+//! --offline` ([`Mode::Offline`]) reads no environment variable or key file and resolves no
+//! host, so CI can check a config without its secrets.
 //!
 //! A running config is kept in [`snapshot`] and replaced by [`reload`], which hears of file
 //! changes through [`watch`] (the TLS certificate rotation uses the same watcher). Checking a
