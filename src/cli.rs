@@ -55,10 +55,15 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         ready_file: Option<PathBuf>,
     },
-    /// Validate a config file: exit 0, or non-zero with file:line and the reason.
+    /// Validate a config file: exit 0, or non-zero with every error (file:line: path: reason)
+    /// and their count.
     Check {
         #[arg(short, long, default_value = "config/switchyard.toml")]
         config: PathBuf,
+        /// Check everything but the environment, key files and DNS (for CI without secrets):
+        /// environment variables and key files are named but not read, hosts not resolved.
+        #[arg(long)]
+        offline: bool,
     },
     /// Manage client keys.
     Key {
@@ -87,31 +92,54 @@ pub fn run(cli: Cli) -> ExitCode {
             upgrade,
             ready_file,
         } => serve(&config, upgrade, ready_file),
-        Command::Check { config } => check(&config),
+        Command::Check { config, offline } => check(&config, offline),
         Command::Key {
             command: KeyCommand::New { id, team },
         } => key_new(&id, &team),
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
+fn check(path: &std::path::Path, offline: bool) -> ExitCode {
+    let mode = if offline {
+        config::Mode::Offline
+    } else {
+        config::Mode::Start
+    };
+    match config::check_file(path, mode) {
         Ok(c) => {
             println!(
-                "{}: ok ({} providers, {} models, {} teams, {} keys)",
+                "{}: ok ({} providers, {} models, {} teams, {} keys){}",
                 path.display(),
                 c.providers.len(),
                 c.models.len(),
                 c.teams.len(),
-                c.keys.len()
+                c.keys.len(),
+                if offline {
+                    "; offline: environment variables, key files and hosts not checked"
+                } else {
+                    ""
+                }
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
+        Err(errors) => {
+            print_errors(path, &errors);
             ExitCode::from(2)
         }
     }
+}
+
+/// Every error on its own line (`file:line: path: reason`), then their count.
+fn print_errors(path: &std::path::Path, errors: &[config::ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    let n = errors.len();
+    eprintln!(
+        "{}: {n} error{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 /// `key new`: the secret on stderr, shown this once; the `[[keys]]` stanza alone on stdout,
@@ -167,10 +195,10 @@ fn serve(path: &std::path::Path, upgrade: bool, ready_file: Option<PathBuf>) -> 
     init_tracing();
     // rustls needs one process-wide crypto provider (the TLS listeners, the Redis client).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match config::load_file(path) {
+    let config = match config::check_file(path, config::Mode::Start) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
+        Err(errors) => {
+            print_errors(path, &errors);
             return ExitCode::from(2);
         }
     };

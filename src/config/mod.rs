@@ -3,8 +3,11 @@
 //! ([`validate`]) whose lookup tables the request path uses without further work.
 //!
 //! Every error names the file, the line and the config path (`models[1].routes[0].provider`),
-//! so `switchyard check` and a rejected hot reload say exactly what is wrong. [`demo_key`]
-//! warns while the published demo key is loaded and reaches more than the built-in mock.
+//! so `switchyard check` and a rejected hot reload say exactly what is wrong; every
+//! independent error is reported, not just the first ([`check_str`]). `switchyard check
+//! --offline` ([`Mode::Offline`]) reads no environment variable or key file and resolves no
+//! host, so CI can check a config without its secrets. [`demo_key`] warns while the published
+//! demo key is loaded and reaches more than the built-in mock.
 //!
 //! A running config is kept in [`snapshot`] and replaced by [`reload`], which hears of file
 //! changes through [`watch`] (the TLS certificate rotation uses the same watcher). Checking a
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use validate::{load_file, load_str, load_str_for_reload};
+pub use validate::{check_file, check_str, load_file, load_str, load_str_for_reload, Mode};
 
 /// Why a config was refused: the file, the 1-based line (when one can be named), the config
 /// path of the offending field and the reason. Displayed as `file:line: path: reason`.
@@ -52,7 +55,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A secret read from the environment (a provider's API key). Its `Debug` never prints it, so
+/// A secret read from the environment or a key file (a provider's API key). Its `Debug` never prints it, so
 /// it cannot leak through a log line or a panic message that formats the config.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -98,6 +101,9 @@ pub struct Config {
     pub model_index: HashMap<String, usize>,
     /// SHA-256 of a key's secret → index into `keys`.
     pub key_index: HashMap<[u8; 32], usize>,
+    /// The files vendor keys were read from (`api_key_file`), as written: the reloader
+    /// watches them, so a rotated key is read again without a restart.
+    pub key_files: Vec<PathBuf>,
 }
 
 impl Config {
@@ -270,7 +276,8 @@ pub struct RedisState {
 pub struct TelemetryConfig {
     /// The endpoint as written, for messages.
     pub endpoint: String,
-    /// The collector's address, resolved at load.
+    /// The collector's address, resolved at load (unspecified, `0.0.0.0`, in a config checked
+    /// offline, which is never served).
     pub addr: std::net::SocketAddr,
     /// `Host` header of the export requests.
     pub host_header: String,
@@ -321,7 +328,8 @@ pub struct Provider {
     pub kind: ProviderKind,
     /// Parsed `base_url`; `None` only for `kind = "mock"`.
     pub upstream: Option<Upstream>,
-    /// The API key, read from `api_key_env` at load time; `None` when no env var is named.
+    /// The API key, read from `api_key_env` or `api_key_file` at load time; `None` when
+    /// neither is named (or when checked offline).
     pub api_key: Option<Secret>,
     /// The env var the key came from (for messages; never the key).
     pub api_key_env: Option<String>,
@@ -347,7 +355,8 @@ pub struct Upstream {
     pub base_path: String,
     /// `Host` header value: `host` or `host:port` when the port is not the scheme's default.
     pub host_header: String,
-    /// Resolved addresses, at least one.
+    /// Resolved addresses, at least one (none only in a config checked offline, which is
+    /// never served).
     pub addrs: Vec<SocketAddr>,
 }
 

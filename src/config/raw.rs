@@ -136,6 +136,8 @@ pub struct Provider {
     pub kind: Spanned<String>,
     pub base_url: Option<Spanned<String>>,
     pub api_key_env: Option<Spanned<String>>,
+    /// The file holding the API key (instead of `api_key_env`), reread on every reload.
+    pub api_key_file: Option<Spanned<String>>,
     pub connect_timeout_ms: Option<Spanned<i64>>,
     pub first_byte_timeout_ms: Option<Spanned<i64>>,
     pub idle_timeout_ms: Option<Spanned<i64>>,

@@ -9,12 +9,20 @@
 //!   watch would be attached to); events naming other files (logs written next to the config)
 //!   are ignored.
 //! - A file event whose bytes hash to the running config's hash (or to the last rejected
-//!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses).
+//!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses
+//!   and rereads the key files).
+//! - The vendor key files the running config names (`api_key_file`) are watched the same way
+//!   (a Kubernetes Secret volume swaps `..data` as a ConfigMap volume does): a change to one
+//!   reloads the config, which rereads every key file, and the new config is stored only when
+//!   a key differs ([`Trigger::KeyFile`]); the next request uses the new key. A key's value is
+//!   never logged. The watched files follow the running config after each reload.
 //! - Validation is `switchyard check`'s, except that the PEM files the config names are not
-//!   read ([`config::load_str_for_reload`]): the TLS settings need a restart, the pair's
+//!   read ([`config::Mode::Reload`]): the TLS settings need a restart, the pair's
 //!   contents are reloaded by `tls::Rotation`, and a bad certificate on disk must not block an
-//!   urgent edit (disabling a leaked key).
-//! - A bad file is logged (`file:line: path: reason`), counted as
+//!   urgent edit (disabling a leaked key). An `api_key_env` variable the process does not have
+//!   is refused with "restart the process (or use api_key_file)": the environment of a running
+//!   process is fixed when it starts.
+//! - A bad file is logged (one line per error, `file:line: path: reason`), counted once as
 //!   `switchyard_config_reloads_total{result="failure"}`, and the last good config keeps serving.
 //! - Fields that pingora binds or the process starts once ([`restart_only_changes`]: listen
 //!   addresses, threads, the TLS settings (not the certificate files' contents: `tls::Rotation`
@@ -65,6 +73,8 @@ pub enum Trigger {
     Signal,
     /// The periodic re-resolution of provider host names found a changed address.
     Addresses,
+    /// A change to one of the running config's key files (`api_key_file`), after debouncing.
+    KeyFile,
 }
 
 /// What a reload attempt did.
@@ -134,33 +144,40 @@ impl Reloader {
                 return self.reject(trigger, &self.unreadable("not UTF-8 text"));
             }
         };
-        match config::load_str_for_reload(&text, &self.path) {
+        match config::check_str(&text, &self.path, config::Mode::Reload) {
+            Ok(new) if trigger == Trigger::KeyFile && !keys_changed(&running, &new) => {
+                tracing::debug!(file = %self.path.display(), "key files unchanged");
+                Outcome::Unchanged
+            }
             Ok(new) => self.apply(trigger, &running, new),
-            Err(e) => {
+            Err(errors) => {
                 self.last_rejected = Some(hash);
-                self.reject(trigger, &e)
+                self.reject(trigger, &errors)
             }
         }
     }
 
-    fn unreadable(&self, why: &str) -> ConfigError {
-        ConfigError {
+    fn unreadable(&self, why: &str) -> Vec<ConfigError> {
+        vec![ConfigError {
             file: self.path.clone(),
             line: None,
             path: String::new(),
             reason: format!("cannot read the config file: {why}"),
-        }
+        }]
     }
 
-    fn reject(&self, trigger: Trigger, e: &ConfigError) -> Outcome {
+    /// Counts one failure and logs each error on its own line.
+    fn reject(&self, trigger: Trigger, errors: &[ConfigError]) -> Outcome {
         self.metrics
             .config_reloads
             .with_label_values(&["failure"])
             .inc();
-        tracing::error!(
-            ?trigger,
-            "config reload rejected, the running config keeps serving: {e}"
-        );
+        for e in errors {
+            tracing::error!(
+                ?trigger,
+                "config reload rejected, the running config keeps serving: {e}"
+            );
+        }
         Outcome::Rejected
     }
 
@@ -261,21 +278,27 @@ impl Reloader {
         // after the message is taken, so a later change is never missed.
         let (tx, rx) = mpsc::channel(1);
         let watch = FileWatch::start(&self.path, tx, "config file");
+        let (key_tx, key_rx) = mpsc::channel(1);
+        let mut keys = KeyFileWatches::new(key_tx);
+        keys.follow(&self.snapshot.load().key_files);
         let _ = ready.send(Ok(()));
-        self.event_loop(rx, hangup, watch).await;
+        self.event_loop(rx, key_rx, hangup, watch, keys).await;
     }
 
     async fn event_loop(
         mut self,
         mut events: mpsc::Receiver<()>,
+        mut key_events: mpsc::Receiver<()>,
         mut hangup: Signal,
         mut watch: Option<FileWatch>,
+        mut keys: KeyFileWatches,
     ) {
         let mut dns = tokio::time::interval_at(Instant::now() + DNS_REFRESH, DNS_REFRESH);
         dns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
                 Some(()) = events.recv() => Trigger::FileEvent,
+                Some(()) = key_events.recv() => Trigger::KeyFile,
                 Some(()) = hangup.recv() => Trigger::Signal,
                 _ = dns.tick() => {
                     self.refresh_addresses();
@@ -283,14 +306,66 @@ impl Reloader {
                 }
                 else => return,
             };
-            let trigger = settle(first, &mut events, &mut hangup).await;
+            let burst = match first {
+                Trigger::KeyFile => &mut key_events,
+                _ => &mut events,
+            };
+            let trigger = settle(first, burst, &mut hangup).await;
             self.reload(trigger);
             if let Some(w) = watch.as_mut() {
                 // A ConfigMap swap moves the symlink's target: follow it.
                 w.refresh(&self.path);
             }
+            keys.follow(&self.snapshot.load().key_files);
         }
     }
+}
+
+/// The watches of the running config's key files (`api_key_file`): one [`FileWatch`] per
+/// file, all signalling one channel ([`Trigger::KeyFile`]).
+struct KeyFileWatches {
+    tx: mpsc::Sender<()>,
+    /// Each file as the config names it, and its watch (`None`: the platform refused; a
+    /// SIGHUP still rereads it).
+    watches: Vec<(PathBuf, Option<FileWatch>)>,
+}
+
+impl KeyFileWatches {
+    fn new(tx: mpsc::Sender<()>) -> KeyFileWatches {
+        KeyFileWatches {
+            tx,
+            watches: Vec::new(),
+        }
+    }
+
+    /// Watches exactly `files`: drops the watches of files no longer named, follows where the
+    /// others now lead (a Secret's `..data` swap), and starts watching new ones.
+    fn follow(&mut self, files: &[PathBuf]) {
+        self.watches.retain(|(path, _)| files.contains(path));
+        for (path, watch) in &mut self.watches {
+            if let Some(w) = watch.as_mut() {
+                w.refresh(path);
+            }
+        }
+        for file in files {
+            if !self.watches.iter().any(|(path, _)| path == file) {
+                let watch = FileWatch::start(file, self.tx.clone(), "API key file");
+                self.watches.push((file.clone(), watch));
+            }
+        }
+    }
+}
+
+/// Whether a provider's key differs between the two configs (compared by provider, in
+/// order; the keys themselves are never shown).
+fn keys_changed(running: &Config, new: &Config) -> bool {
+    let keys = |c: &Config| {
+        c.providers
+            .iter()
+            .map(|p| (p.name.clone(), p.api_key.clone()))
+            .collect::<Vec<_>>()
+    };
+    keys(running) != keys(new)
 }
 
 /// Waits out a burst of file events: returns after [`DEBOUNCE`] without one (or
@@ -627,6 +702,38 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
         };
         assert!(same_addresses(&cfg("127.0.0.1"), &cfg("127.0.0.1")));
         assert!(!same_addresses(&cfg("127.0.0.1"), &cfg("127.0.0.2")));
+    }
+
+    /// A key file event reloads, but stores a new config only when a key changed.
+    #[test]
+    fn a_key_file_change_applies_only_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk-a\n").unwrap();
+        let path = dir.path().join("c.toml");
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_file = \"{}\"\n",
+            key.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        let snapshot = Snapshot::new(config::load_file(&path).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let mut reloader = Reloader::new(&path, snapshot.clone(), metrics.clone(), vec![]);
+        assert_eq!(reloader.reload(Trigger::KeyFile), Outcome::Unchanged);
+        assert_eq!(count(&metrics, "success"), 0);
+        std::fs::write(&key, "sk-b\n").unwrap();
+        // A file event about the config's own (unchanged) bytes does not look at keys.
+        assert_eq!(reloader.reload(Trigger::FileEvent), Outcome::Unchanged);
+        assert!(matches!(
+            reloader.reload(Trigger::KeyFile),
+            Outcome::Applied { .. }
+        ));
+        let c = snapshot.load();
+        assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-b");
+        assert_eq!(c.key_files, std::slice::from_ref(&key));
+        std::fs::remove_file(&key).unwrap();
+        assert_eq!(reloader.reload(Trigger::KeyFile), Outcome::Rejected);
+        assert_eq!(count(&metrics, "failure"), 1);
     }
 
     #[test]

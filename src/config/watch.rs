@@ -1,6 +1,7 @@
 //! The file watcher behind hot reloads: a `notify` watch of a file's directory that signals
-//! a change of the file (the config, or a TLS certificate or key), with the Kubernetes
-//! ConfigMap `..data` symlink swap and a symlinked file's target both seen. Used by
+//! a change of the file (the config, a vendor key file, or a TLS certificate or key), with
+//! the Kubernetes ConfigMap (or Secret) `..data` symlink swap and a symlinked file's target
+//! both seen. Used by
 //! [`crate::config::reload`] and `crate::server::tls::Rotation`; it knows neither.
 //!
 //! Why the directory is watched and not the file: a rename over the file, or a swap of the

@@ -10,6 +10,7 @@
 mod support;
 
 mod cli;
+mod config_check;
 mod content_filter;
 mod docs_examples;
 mod downstream;
@@ -22,6 +23,7 @@ mod golden;
 mod graceful;
 mod hardening;
 mod hot_reload;
+mod key_file;
 mod native_messages;
 mod ops_kit;
 mod redis_tls;

@@ -141,7 +141,7 @@ pub(super) fn limits(src: &Source, raw: raw::Limits, path: &str) -> Result<Limit
 
 /// Checks that `path` holds CA certificates (unless `src` reads no PEM files).
 pub(super) fn pem_roots(src: &Source, path: &Path) -> std::result::Result<(), String> {
-    if src.read_pem_files {
+    if src.read_pem_files() {
         crate::server::tls::pem::load_roots(path)?;
     }
     Ok(())

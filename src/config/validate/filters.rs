@@ -34,19 +34,23 @@ fn content_filter(src: &Source, i: usize, f: &raw::ContentFilter) -> Result<Cont
     Ok(ContentFilter { name, deny, teams })
 }
 
-pub(super) fn content_filters(
-    src: &Source,
-    raw: &[raw::ContentFilter],
-) -> Result<Vec<Arc<ContentFilter>>> {
+/// Checks every filter on its own, recording each one's first error in `src`.
+pub(super) fn content_filters(src: &Source, raw: &[raw::ContentFilter]) -> Vec<Arc<ContentFilter>> {
     let mut seen = HashMap::new();
     let mut list = Vec::with_capacity(raw.len());
     for (i, f) in raw.iter().enumerate() {
-        let filter = content_filter(src, i, f)?;
+        let Some(filter) = src.keep(content_filter(src, i, f)) else {
+            continue;
+        };
         let path = format!("content_filters[{i}].name");
-        unique(src, &mut seen, &f.name, &path, "content filter")?;
-        list.push(Arc::new(filter));
+        if src
+            .keep(unique(src, &mut seen, &f.name, &path, "content filter"))
+            .is_some()
+        {
+            list.push(Arc::new(filter));
+        }
     }
-    Ok(list)
+    list
 }
 
 fn deny_regex(src: &Source, value: &Spanned<String>, path: &str) -> Result<regex::Regex> {

@@ -1,10 +1,19 @@
 //! From the raw TOML types to the runtime [`Config`]: every check of the config happens here,
 //! once, at load or reload, so the request path never meets a malformed value.
 //!
-//! The first problem found is returned as a [`ConfigError`] naming the 1-based line and the
-//! config path (`models[1].routes[0].provider`) of the offending field. TOML syntax errors and
-//! unknown fields get their line from the `toml` crate's error span; semantic errors get it from
-//! the [`Spanned`] raw fields. Secrets (environment values) never appear in an error.
+//! Every problem is reported as a [`ConfigError`] naming the 1-based line and the config path
+//! (`models[1].routes[0].provider`) of the offending field. Validation goes on after an error:
+//! each section, and each provider, model, team, key and content filter, is checked on its own
+//! ([`check_str`] returns every error, at least one per faulty item; [`load_str`] the first).
+//! A TOML syntax error stops at that one error: the file cannot be read further. An unknown
+//! field or a wrongly typed value is reported and passed over (its line set aside), up to a
+//! missing field or a value over several lines. Those get their line from the `toml` crate's
+//! error span; semantic errors get it from the [`Spanned`] raw fields. Secrets (environment values, key files)
+//! never appear in an error.
+//!
+//! [`Mode`] says what a check may reach: at start everything; on a hot reload not the PEM
+//! files; offline (`switchyard check --offline`) neither the environment, nor key files, nor
+//! DNS.
 //!
 //! One submodule per section: [`server`], [`state`] (and `[log]`), [`routing`] (and
 //! `[limits]`), [`providers`], [`models`], [`teams`] (and keys), [`filters`], [`telemetry`];
@@ -20,6 +29,7 @@ mod state;
 mod teams;
 mod telemetry;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -32,7 +42,7 @@ use super::raw;
 use super::{Config, ConfigError};
 use filters::content_filters;
 use models::{fallback_kinds, model, model_index};
-use providers::providers;
+use providers::{providers, Providers};
 use routing::{limits_config, routing};
 use server::server;
 use state::{log, state, stored_responses};
@@ -44,38 +54,116 @@ pub(super) type Result<T> = std::result::Result<T, ConfigError>;
 /// Longest provider, model, alias, team or key name: they become metric labels and log fields.
 pub(super) const MAX_NAME_LEN: usize = 128;
 
+/// What a check reads besides the config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `serve` and `switchyard check`: environment variables, key files, PEM files, DNS.
+    Start,
+    /// A hot reload: as [`Mode::Start`] but not the PEM files the config names (see
+    /// [`load_str_for_reload`]); an environment variable the process lacks is reported as
+    /// needing a restart (a process's environment is fixed when it starts).
+    Reload,
+    /// `switchyard check --offline`, for CI without secrets: no environment variable, no key
+    /// file and no host name is read or resolved (their names and paths are still checked).
+    /// The [`Config`] it returns is for counting only: it has no keys and no addresses.
+    Offline,
+}
+
 /// Reads and validates the config file at `path`. An unreadable file is an error without a line.
 pub fn load_file(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        path: String::new(),
-        reason: format!("cannot read the config file: {e}"),
-    })?;
-    load_str(&text, path)
+    check_file(path, Mode::Start).map_err(first)
 }
 
 /// Validates config `text`; `path` is only recorded (in errors and [`Config::source`]).
 pub fn load_str(text: &str, path: &Path) -> Result<Config> {
-    validate_source(Source::new(text, path))
+    check_str(text, path, Mode::Start).map_err(first)
 }
 
-/// [`load_str`] for a hot reload: the certificate and CA files named by `[server] tls_*` and
-/// `[state] redis_ca_file` are not read. Those settings need a restart (the running ones are
-/// kept), and the pair's contents are `tls::Rotation`'s business: a bad certificate on disk
-/// must not block a config edit such as disabling a leaked key.
+/// [`load_str`] for a hot reload ([`Mode::Reload`]): the certificate and CA files named by
+/// `[server] tls_*` and `[state] redis_ca_file` are not read. Those settings need a restart
+/// (the running ones are kept), and the pair's contents are `tls::Rotation`'s business: a bad
+/// certificate on disk must not block a config edit such as disabling a leaked key.
 pub fn load_str_for_reload(text: &str, path: &Path) -> Result<Config> {
-    let mut src = Source::new(text, path);
-    src.read_pem_files = false;
-    validate_source(src)
+    check_str(text, path, Mode::Reload).map_err(first)
 }
 
-fn validate_source(src: Source) -> Result<Config> {
-    let text = src.text;
+/// Reads and validates the config file at `path`, returning every error found (never an
+/// empty list), section by section (`[server]`, `[state]`, `[log]`, `[routing]`, `[limits]`,
+/// providers, models, teams, keys, content filters, `[telemetry]`), items in file order.
+pub fn check_file(path: &Path, mode: Mode) -> std::result::Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            path: String::new(),
+            reason: format!("cannot read the config file: {e}"),
+        }]
+    })?;
+    check_str(&text, path, mode)
+}
+
+/// Validates config `text` in `mode`, returning every error found (never an empty list).
+pub fn check_str(
+    text: &str,
+    path: &Path,
+    mode: Mode,
+) -> std::result::Result<Config, Vec<ConfigError>> {
+    validate_source(Source::new(text, path, mode))
+}
+
+/// The first of a list of errors (the list is never empty; a placeholder if it were).
+fn first(errors: Vec<ConfigError>) -> ConfigError {
+    errors.into_iter().next().unwrap_or_else(|| ConfigError {
+        file: Default::default(),
+        line: None,
+        path: String::new(),
+        reason: "invalid config".to_string(),
+    })
+}
+
+fn validate_source(src: Source) -> std::result::Result<Config, Vec<ConfigError>> {
     // Syntax first, on its own: a syntax error has a line but no meaningful config path.
-    toml::from_str::<toml::Table>(text).map_err(|e| src.toml_error(&e, false))?;
-    let raw: raw::Config = toml::from_str(text).map_err(|e| src.toml_error(&e, true))?;
+    toml::from_str::<toml::Table>(src.text).map_err(|e| vec![src.toml_error(&e, false)])?;
+    let raw = deserialize(&src)?;
     build(&src, &raw)
+}
+
+/// Most unknown fields and wrongly typed values reported before giving up on the file.
+const MAX_FIELD_ERRORS: usize = 100;
+
+/// The raw config, read past unknown fields and wrongly typed values: each such error is
+/// recorded in `src`, its line blanked (spaces, byte for byte, so every offset and line of the
+/// text stays the same) and the text read again. An error that is not on a `key = value` line
+/// (a missing field, reported at its table's header), or whose blanking breaks the syntax (a
+/// value over several lines), ends the reading: every error so far is returned.
+fn deserialize(src: &Source) -> std::result::Result<raw::Config, Vec<ConfigError>> {
+    let mut text = src.text.to_string();
+    for _ in 0..MAX_FIELD_ERRORS {
+        let e = match toml::from_str::<raw::Config>(&text) {
+            Ok(raw) => return Ok(raw),
+            Err(e) => e,
+        };
+        src.errors.borrow_mut().push(src.toml_error(&e, true));
+        let blanked = e
+            .span()
+            .is_some_and(|span| blank_line(&mut text, span.start));
+        if !blanked || toml::from_str::<toml::Table>(&text).is_err() {
+            break;
+        }
+    }
+    Err(src.errors.take())
+}
+
+/// Replaces the line holding byte `offset` by spaces when it is a `key = value` line.
+fn blank_line(text: &mut String, offset: usize) -> bool {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    if line_key(&text[start..end]).is_none() {
+        return false;
+    }
+    let spaces = " ".repeat(end - start);
+    text.replace_range(start..end, &spaces);
+    true
 }
 
 /// The text being validated, with what is needed to turn a byte offset into a line.
@@ -84,12 +172,14 @@ pub(super) struct Source<'a> {
     file: &'a Path,
     /// Byte offset at which each line starts; the first is 0.
     line_starts: Vec<usize>,
-    /// Whether the PEM files the config names are read and checked (not on a hot reload).
-    read_pem_files: bool,
+    /// What may be read besides the text.
+    mode: Mode,
+    /// The errors found so far ([`Source::keep`]), in order.
+    errors: RefCell<Vec<ConfigError>>,
 }
 
 impl<'a> Source<'a> {
-    fn new(text: &'a str, file: &'a Path) -> Self {
+    fn new(text: &'a str, file: &'a Path, mode: Mode) -> Self {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -97,7 +187,31 @@ impl<'a> Source<'a> {
             text,
             file,
             line_starts,
-            read_pem_files: true,
+            mode,
+            errors: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether the PEM files the config names are read and checked (not on a hot reload).
+    fn read_pem_files(&self) -> bool {
+        self.mode != Mode::Reload
+    }
+
+    /// Whether environment variables and key files are read, and host names resolved (not
+    /// offline).
+    fn online(&self) -> bool {
+        self.mode != Mode::Offline
+    }
+
+    /// The value of a check that succeeded; a failed one's error is recorded for the report
+    /// and `None` returned, so that validation goes on with the next item.
+    fn keep<T>(&self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
         }
     }
 
@@ -234,30 +348,64 @@ fn line_key(line: &str) -> Option<&str> {
     bare.then_some(key)
 }
 
-fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
-    let server = server(src, &raw.server)?;
-    let state = state(src, &raw.state)?;
-    let stored_responses = stored_responses(src, &raw.state)?;
-    let log = log(src, &raw.log)?;
-    let routing = routing(src, &raw.routing)?;
-    let limits = limits_config(src, &raw.limits)?;
-    let (providers, provider_index) = providers(src, &raw.providers)?;
-    let model_index = model_index(src, &raw.models)?;
-    let models = raw
+/// Every section and item checked on its own (errors recorded in `src`), then the runtime
+/// [`Config`] built when none failed.
+fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<ConfigError>> {
+    let server = src.keep(server(src, &raw.server));
+    let state = src.keep(state(src, &raw.state));
+    let stored_responses = src.keep(stored_responses(src, &raw.state));
+    let log = src.keep(log(src, &raw.log));
+    let routing = src.keep(routing(src, &raw.routing));
+    let limits = src.keep(limits_config(src, &raw.limits));
+    let Providers {
+        list: providers,
+        index: provider_index,
+        key_files,
+    } = providers(src, &raw.providers);
+    let model_index = model_index(src, &raw.models);
+    let models: Vec<Option<Arc<_>>> = raw
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| model(src, i, m, &provider_index, &model_index).map(Arc::new))
-        .collect::<Result<Vec<_>>>()?;
-    fallback_kinds(src, &raw.models, &models)?;
-    let (teams, team_index) = teams(src, &raw.teams)?;
-    let (keys, key_index) = keys(src, &raw.keys, &team_index)?;
-    let content_filters = content_filters(src, &raw.content_filters)?;
-    let telemetry = raw
-        .telemetry
-        .as_ref()
-        .map(|t| telemetry(src, t))
-        .transpose()?;
+        .map(|(i, m)| src.keep(model(src, i, m, &provider_index, &model_index).map(Arc::new)))
+        .collect();
+    // Fallbacks are model indices: their kinds are compared only when every model was built.
+    let models: Option<Vec<_>> = models.into_iter().collect();
+    if let Some(models) = &models {
+        src.keep(fallback_kinds(src, &raw.models, models));
+    }
+    let (teams, team_index) = teams(src, &raw.teams);
+    let (keys, key_index) = keys(src, &raw.keys, &team_index);
+    let content_filters = content_filters(src, &raw.content_filters);
+    let telemetry = match raw.telemetry.as_ref() {
+        None => Some(None),
+        Some(t) => src.keep(telemetry(src, t)).map(Some),
+    };
+    let errors = src.errors.take();
+    let (
+        false,
+        Some(server),
+        Some(state),
+        Some(stored_responses),
+        Some(log),
+        Some(routing),
+        Some(limits),
+        Some(models),
+        Some(telemetry),
+    ) = (
+        !errors.is_empty(),
+        server,
+        state,
+        stored_responses,
+        log,
+        routing,
+        limits,
+        models,
+        telemetry,
+    )
+    else {
+        return Err(errors);
+    };
     Ok(Config {
         source: src.file.to_path_buf(),
         hash: hex::encode(Sha256::digest(src.text.as_bytes())),
@@ -278,6 +426,7 @@ fn build(src: &Source, raw: &raw::Config) -> Result<Config> {
             .map(|(name, entry)| (name, entry.model))
             .collect(),
         key_index,
+        key_files,
     })
 }
 
@@ -924,5 +1073,164 @@ teams = ["search", "x-*"]
             e.to_string(),
             "test.toml:2: server.threads: must be a positive integer, not 0"
         );
+    }
+
+    // --- every error, offline ----------------------------------------------------------------
+
+    /// One mistake in each of nine places, each in a different section or item: every one is
+    /// reported, in the file's order, and the first is what `load_str` returns.
+    #[test]
+    fn every_independent_error_is_reported() {
+        let text = r#"
+[server]
+threads = 0
+
+[routing]
+max_attempts = 0
+
+[[providers]]
+name = "a"
+kind = "bedrock"
+
+[[providers]]
+name = "b"
+kind = "openai"
+base_url = "ftp://x"
+
+[[models]]
+name = "m"
+  [[models.routes]]
+  provider = "a"
+  model = ""
+
+[[models]]
+name = "n"
+fallbacks = ["nope"]
+  [[models.routes]]
+  provider = "b"
+  model = "x"
+
+[[teams]]
+name = "t"
+models = ["[bad"]
+
+[[keys]]
+id = "k"
+team = "t"
+sha256 = "xyz"
+
+[[content_filters]]
+name = "f"
+deny = ["(unclosed"]
+
+[telemetry]
+endpoint = "https://127.0.0.1:4318"
+"#;
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.threads",
+                "routing.max_attempts",
+                "providers[0].kind",
+                "providers[1].base_url",
+                "models[0].routes[0].model",
+                "models[1].fallbacks[0]",
+                "teams[0].models[0]",
+                "keys[0].sha256",
+                "content_filters[0].deny[0]",
+                "telemetry.endpoint",
+            ],
+            "{errors:#?}"
+        );
+        // Routes naming a provider that failed for another reason are not reported again.
+        assert!(errors
+            .iter()
+            .all(|e| !e.reason.contains("no provider named")));
+        assert!(errors.iter().all(|e| e.line.is_some()));
+        assert_eq!(load(text).unwrap_err(), errors[0]);
+    }
+
+    /// A syntax error stops there: the file cannot be read further. Unknown fields and
+    /// wrong types are passed over, line by line, up to a missing field.
+    #[test]
+    fn toml_errors_are_passed_over_up_to_a_missing_field() {
+        let errors = check_str(
+            "[server\n[routing]\nmax_attempts = 0\n",
+            Path::new(FILE),
+            Mode::Start,
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+
+        let text = "[server]\nbogus = 1\nthreads = \"two\"\n[routing]\nmax_attempts = 0\n\
+                    [[providers]]\nname = \"p\"\nkind = \"mock\"\ncolour = \"ünïcode\"\n\
+                    [[models]]\nname = \"m\"\n  [[models.routes]]\n  provider = \"nope\"\n  model = \"x\"\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        let found: Vec<(Option<usize>, &str)> =
+            errors.iter().map(|e| (e.line, e.path.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (Some(2), "server.bogus"),
+                (Some(3), "server.threads"),
+                (Some(9), "providers[0].colour"),
+                (Some(5), "routing.max_attempts"),
+                (Some(13), "models[0].routes[0].provider"),
+            ],
+            "{errors:#?}"
+        );
+        assert_eq!(load(text).unwrap_err(), errors[0]);
+
+        // A missing field ends the reading (its table cannot be built).
+        let text =
+            "[server]\nbogus = 1\n[[providers]]\nkind = \"mock\"\n[routing]\nmax_attempts = 0\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        let found: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(found, [Some(2), Some(3)], "{errors:#?}");
+        assert!(
+            errors[1].reason.contains("missing field `name`"),
+            "{errors:#?}"
+        );
+        // So does a value over several lines.
+        let text = "[server]\nbogus = [\n 1,\n]\n[routing]\nmax_attempts = 0\n";
+        let errors = check_str(text, Path::new(FILE), Mode::Start).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+    }
+
+    /// Offline, variables are named but not read and host names not resolved; what the
+    /// config says on its own is still checked.
+    #[test]
+    fn offline_reads_no_environment_and_resolves_no_host() {
+        let unset = "SWITCHYARD_TEST_OFFLINE_NEVER_SET";
+        let text = format!(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://cache.invalid\"\n\
+             redis_password_env = \"{unset}_R\"\n\
+             [[providers]]\nname = \"p\"\nkind = \"openai\"\n\
+             base_url = \"https://api.example.invalid/v1\"\napi_key_env = \"{unset}\"\n\
+             [[providers]]\nname = \"q\"\nkind = \"anthropic\"\nbase_url = \"https://127.0.0.1\"\n\
+             api_key_file = \"/no/such/dir/key\"\n\
+             [telemetry]\nendpoint = \"http://collector.invalid:4318\"\n"
+        );
+        let online = check_str(&text, Path::new(FILE), Mode::Start).unwrap_err();
+        let reasons: Vec<String> = online.iter().map(|e| e.reason.clone()).collect();
+        assert_eq!(online.len(), 4, "{reasons:#?}");
+        assert!(reasons[0].contains(&format!("{unset}_R is not set")));
+        assert!(reasons[1].contains(&format!("{unset} is not set")));
+        assert!(reasons[2].contains("cannot read /no/such/dir/key"));
+        assert!(reasons[3].contains("cannot resolve host collector.invalid"));
+
+        let c = check_str(&text, Path::new(FILE), Mode::Offline).unwrap();
+        assert!(c.providers.iter().all(|p| p.api_key.is_none()));
+        assert!(c.providers[0].upstream.as_ref().unwrap().addrs.is_empty());
+        assert_eq!(c.providers[1].upstream.as_ref().unwrap().addrs.len(), 1);
+        assert_eq!(c.key_files, [PathBuf::from("/no/such/dir/key")]);
+
+        // Names and the rest are still checked offline.
+        let bad = text.replace(&format!("\"{unset}\""), "\"\"") + "[routing]\nmax_attempts = 0\n";
+        let errors = check_str(&bad, Path::new(FILE), Mode::Offline).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["routing.max_attempts", "providers[0].api_key_env"]);
     }
 }

@@ -19,11 +19,9 @@ pub(super) struct NameEntry {
 }
 
 /// Model names and aliases share one namespace (a client's `model` may be either): builds the
-/// index and refuses any name that appears twice, whichever kinds the two are.
-pub(super) fn model_index(
-    src: &Source,
-    models: &[raw::Model],
-) -> Result<HashMap<String, NameEntry>> {
+/// index and refuses any name that appears twice, whichever kinds the two are. Each bad name
+/// is recorded in `src` and left out of the index; the others are checked still.
+pub(super) fn model_index(src: &Source, models: &[raw::Model]) -> HashMap<String, NameEntry> {
     let mut index: HashMap<String, NameEntry> = HashMap::new();
     for (i, m) in models.iter().enumerate() {
         let names = std::iter::once((&m.name, format!("models[{i}].name"), false)).chain(
@@ -33,7 +31,9 @@ pub(super) fn model_index(
                 .map(|(j, a)| (a, format!("models[{i}].aliases[{j}]"), true)),
         );
         for (value, path, alias) in names {
-            let text = name(src, value, &path)?;
+            let Some(text) = src.keep(name(src, value, &path)) else {
+                continue;
+            };
             let entry = NameEntry {
                 model: i,
                 line: src.line_of(value.span().start),
@@ -41,12 +41,13 @@ pub(super) fn model_index(
             };
             if let Some(first) = index.get(&text) {
                 let reason = name_clash(models, &text, first, &entry);
-                return Err(src.at(value, &path, reason));
+                src.keep::<()>(Err(src.at(value, &path, reason)));
+                continue;
             }
             index.insert(text, entry);
         }
     }
-    Ok(index)
+    index
 }
 
 fn name_clash(models: &[raw::Model], text: &str, first: &NameEntry, new: &NameEntry) -> String {

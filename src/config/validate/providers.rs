@@ -1,39 +1,64 @@
 //! `[[providers]]`: names, kinds and the fields each kind takes, timeouts, the API key read
-//! from its environment variable, and `base_url` parsed and resolved once.
+//! from its environment variable or its file, and `base_url` parsed and resolved once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::checks::{name, non_blank, opt, positive, unique};
-use super::{Result, Source};
+use super::{Mode, Result, Source};
 use crate::config::raw;
 use crate::config::{Provider, ProviderKind, Secret, Timeouts, Upstream};
 use crate::providers::{self, vendor::ConfigFields};
 
-type Providers = (Vec<Arc<Provider>>, HashMap<String, usize>);
-
-pub(super) fn providers(src: &Source, raw: &[raw::Provider]) -> Result<Providers> {
-    let mut seen = HashMap::new();
-    let mut list = Vec::with_capacity(raw.len());
-    for (i, p) in raw.iter().enumerate() {
-        let path = format!("providers[{i}]");
-        name(src, &p.name, &format!("{path}.name"))?;
-        unique(src, &mut seen, &p.name, &format!("{path}.name"), "provider")?;
-        list.push(Arc::new(provider(src, &path, p)?));
-    }
-    let index = list
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.clone(), i))
-        .collect();
-    Ok((list, index))
+/// The providers that passed, by their position in the file, and the key files they read.
+pub(super) struct Providers {
+    pub(super) list: Vec<Arc<Provider>>,
+    /// Provider name → index into `list` (every well-named provider, also one that failed
+    /// otherwise, so that its routes are not reported as naming no provider).
+    pub(super) index: HashMap<String, usize>,
+    /// Every `api_key_file`, in order ([`crate::config::Config::key_files`]).
+    pub(super) key_files: Vec<PathBuf>,
 }
 
-fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
+/// Checks every provider on its own, recording each one's first error in `src`.
+pub(super) fn providers(src: &Source, raw: &[raw::Provider]) -> Providers {
+    let mut seen = HashMap::new();
+    let mut out = Providers {
+        list: Vec::with_capacity(raw.len()),
+        index: HashMap::new(),
+        key_files: Vec::new(),
+    };
+    for (i, p) in raw.iter().enumerate() {
+        let path = format!("providers[{i}]");
+        let named = src
+            .keep(name(src, &p.name, &format!("{path}.name")))
+            .and_then(|_| {
+                src.keep(unique(
+                    src,
+                    &mut seen,
+                    &p.name,
+                    &format!("{path}.name"),
+                    "provider",
+                ))
+            });
+        if named.is_some() {
+            out.index.insert(p.name.get_ref().clone(), i);
+        }
+        if let Some((provider, key_file)) = src.keep(provider(src, &path, p)) {
+            out.list.push(Arc::new(provider));
+            out.key_files.extend(key_file);
+        }
+    }
+    out
+}
+
+/// One provider, and the key file it read its key from (if any).
+fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Option<PathBuf>)> {
     let field = |name: &str| format!("{path}.{name}");
     let name = name(src, &p.name, &field("name"))?;
     let kind = provider_kind(p.kind.get_ref()).ok_or_else(|| {
@@ -56,11 +81,22 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
         positive(src, v, &field("default_max_tokens"), u64::MAX)
     })?;
     let timeouts = timeouts(src, path, p)?;
-    let (api_key, api_key_env) = match &p.api_key_env {
-        None => (None, None),
-        Some(var) => {
+    let (api_key, api_key_env, api_key_file) = match (&p.api_key_env, &p.api_key_file) {
+        (None, None) => (None, None, None),
+        (Some(_), Some(file)) => {
+            return Err(src.at(
+                file,
+                &field("api_key_file"),
+                "give either api_key_env or api_key_file, not both",
+            ))
+        }
+        (Some(var), None) => {
             let key = api_key(src, var, &field("api_key_env"))?;
-            (Some(key), Some(var.get_ref().clone()))
+            (key, Some(var.get_ref().clone()), None)
+        }
+        (None, Some(file)) => {
+            let (key, path) = api_key_file(src, file, &field("api_key_file"))?;
+            (key, None, Some(path))
         }
     };
     let upstream = match (&p.base_url, providers::vendor(kind).fields().base_url) {
@@ -74,7 +110,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
             ))
         }
     };
-    Ok(Provider {
+    let provider = Provider {
         name,
         kind,
         upstream,
@@ -84,7 +120,8 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<Provider> {
         api_version,
         default_max_tokens,
         chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
-    })
+    };
+    Ok((provider, api_key_file))
 }
 
 /// The kind named `s` (its vendor's [`crate::providers::Vendor::name`]).
@@ -143,6 +180,14 @@ fn check_kind_fields(
             env,
             &field("api_key_env"),
             format!("a {kind_name} provider takes no api_key_env"),
+        ));
+    }
+    // A kind that takes a key from the environment takes it from a file just as well.
+    if let (Some(file), false) = (&p.api_key_file, takes.api_key_env) {
+        return Err(src.at(
+            file,
+            &field("api_key_file"),
+            format!("a {kind_name} provider takes no api_key_file"),
         ));
     }
     match (&p.api_version, takes.api_version) {
@@ -208,7 +253,10 @@ fn timeouts(src: &Source, path: &str, p: &raw::Provider) -> Result<Timeouts> {
 
 /// Reads the API key from the named environment variable now, so a missing key fails the load
 /// (and `switchyard check`) rather than the first request. The value never enters a message.
-pub(super) fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result<Secret> {
+/// Offline ([`Mode::Offline`]) only the name is checked and no key is returned. On a reload,
+/// a variable the process does not have is reported as needing a restart: a process's
+/// environment is fixed when it starts (POSIX `exec`), so no reload can ever see it.
+pub(super) fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result<Option<Secret>> {
     let name = var.get_ref();
     let valid_name = !name.is_empty() && !name.contains(['=', '\0']);
     if !valid_name {
@@ -218,9 +266,20 @@ pub(super) fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result
             format!("{name:?} is not an environment variable name"),
         ));
     }
+    if !src.online() {
+        return Ok(None);
+    }
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
         Ok(_) => Err(src.at(var, path, format!("environment variable {name} is empty"))),
+        Err(std::env::VarError::NotPresent) if src.mode == Mode::Reload => Err(src.at(
+            var,
+            path,
+            format!(
+                "environment variable {name} is not set in the running process (its \
+                 environment is fixed at start): restart the process (or use api_key_file)"
+            ),
+        )),
         Err(std::env::VarError::NotPresent) => {
             Err(src.at(var, path, format!("environment variable {name} is not set")))
         }
@@ -229,6 +288,48 @@ pub(super) fn api_key(src: &Source, var: &Spanned<String>, path: &str) -> Result
             path,
             format!("environment variable {name} is not valid UTF-8"),
         )),
+    }
+}
+
+/// Reads the API key from `api_key_file` now (at start and on every reload), with its
+/// trailing line break(s) trimmed: a Kubernetes Secret mounted as a file, or a file written
+/// by `echo`. Offline ([`Mode::Offline`]) the file is not read. The file's content never
+/// enters a message: an unreadable file is reported with the OS's reason only.
+fn api_key_file(
+    src: &Source,
+    file: &Spanned<String>,
+    path: &str,
+) -> Result<(Option<Secret>, PathBuf)> {
+    let name = non_blank(src, file, path)?;
+    let at = PathBuf::from(&name);
+    if !src.online() {
+        return Ok((None, at));
+    }
+    let bytes = std::fs::read(&at)
+        .map_err(|e| src.at(file, path, format!("cannot read {name}: {}", io_reason(&e))))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(src.at(file, path, format!("{name} is not UTF-8 text")));
+    };
+    let key = text.trim_end_matches(['\n', '\r']);
+    if key.trim().is_empty() {
+        return Err(src.at(file, path, format!("{name} is empty")));
+    }
+    if key.contains(['\n', '\r']) {
+        return Err(src.at(
+            file,
+            path,
+            format!("{name} holds more than one line: it must hold the key alone"),
+        ));
+    }
+    Ok((Some(Secret::new(key.to_string())), at))
+}
+
+/// An I/O error's reason without the OS error code decoration (`No such file or directory`).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -245,7 +346,8 @@ pub(super) struct BaseUrl {
 
 fn upstream(src: &Source, url: &Spanned<String>, path: &str) -> Result<Upstream> {
     let parsed = parse_base_url(url.get_ref()).map_err(|reason| src.at(url, path, reason))?;
-    let addrs = resolve(&parsed.host, parsed.port).map_err(|reason| src.at(url, path, reason))?;
+    let addrs = resolve_unless_offline(src, &parsed.host, parsed.port)
+        .map_err(|reason| src.at(url, path, reason))?;
     Ok(Upstream {
         tls: parsed.tls,
         host: parsed.host,
@@ -318,6 +420,20 @@ fn url_error(text: &str, e: url::ParseError) -> String {
         }
         E::InvalidIpv6Address => format!("{text:?}: the host is not an IPv6 address"),
         e => format!("{text:?} is not a valid URL: {e}"),
+    }
+}
+
+/// [`resolve`], except offline ([`Mode::Offline`]): an IP address is taken as it is and a
+/// host name is not resolved (no address).
+pub(super) fn resolve_unless_offline(
+    src: &Source,
+    host: &str,
+    port: u16,
+) -> std::result::Result<Vec<SocketAddr>, String> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+        Err(_) if !src.online() => Ok(Vec::new()),
+        Err(_) => resolve(host, port),
     }
 }
 
@@ -591,5 +707,79 @@ mod tests {
             e.reason.contains("applies only to kind = \"openai\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn provider_api_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        let with = |path: &str| {
+            provider(&format!(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_file = \"{path}\" # <-\n"
+            ))
+        };
+        let text = with(&file.display().to_string());
+        std::fs::write(&file, "sk-from-file\n").unwrap();
+        let c = load(&text).unwrap();
+        let p = c.provider(0);
+        assert_eq!(p.api_key.as_ref().unwrap().expose(), "sk-from-file");
+        assert_eq!(
+            (p.api_key_env.as_deref(), c.key_files.clone()),
+            (None, vec![file.clone()])
+        );
+        std::fs::write(&file, "sk-crlf\r\n").unwrap();
+        assert_eq!(
+            load(&text)
+                .unwrap()
+                .provider(0)
+                .api_key
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "sk-crlf"
+        );
+
+        let path = "providers[0].api_key_file";
+        std::fs::write(&file, "\n").unwrap();
+        rejects(&text, path, "is empty");
+        std::fs::write(&file, "sk-SECRET-one\nsk-SECRET-two\n").unwrap();
+        rejects(&text, path, "more than one line");
+        assert!(!reject(&text).to_string().contains("SECRET"));
+        rejects(
+            &with("/no/such/key"),
+            path,
+            "cannot read /no/such/key: no such file",
+        );
+        rejects(&with(" "), path, "must not be empty");
+        rejects(
+            &provider("kind = \"mock\"\napi_key_file = \"k\" # <-\n"),
+            path,
+            "mock provider takes no api_key_file",
+        );
+        rejects(
+            &provider(
+                "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"X\"\napi_key_file = \"k\" # <-\n",
+            ),
+            path,
+            "either api_key_env or api_key_file, not both",
+        );
+    }
+
+    /// A reload cannot see a variable the process was started without: it says so.
+    #[test]
+    fn a_reload_missing_a_variable_asks_for_a_restart() {
+        let unset = "SWITCHYARD_TEST_RELOAD_NEVER_SET";
+        let text = provider(&format!(
+            "kind = \"openai\"\nbase_url = \"http://127.0.0.1\"\napi_key_env = \"{unset}\"\n"
+        ));
+        let e = load_str_for_reload(&text, Path::new(FILE)).unwrap_err();
+        assert!(e.reason.contains(unset), "{e}");
+        assert!(
+            e.reason
+                .contains("restart the process (or use api_key_file)"),
+            "{e}"
+        );
+        let e = load(&text).unwrap_err();
+        assert!(!e.reason.contains("restart"), "{e}");
     }
 }

@@ -121,7 +121,7 @@ fn tls(src: &Source, raw: &raw::Server) -> Result<Option<TlsConfig>> {
     };
     let cert_path = PathBuf::from(non_blank(src, cert, "server.tls_cert")?);
     let key_path = PathBuf::from(non_blank(src, key, "server.tls_key")?);
-    if src.read_pem_files {
+    if src.read_pem_files() {
         crate::server::tls::pem::load_pair(&cert_path, &key_path).map_err(|e| match e.file {
             crate::server::tls::pem::PairFile::Cert => {
                 src.at(cert, "server.tls_cert", e.to_string())

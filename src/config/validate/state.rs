@@ -115,7 +115,8 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
     };
     let password = opt(raw.redis_password_env.as_ref(), |var| {
         api_key(src, var, "state.redis_password_env")
-    })?;
+    })?
+    .flatten();
     let ca_file = match &raw.redis_ca_file {
         None => None,
         Some(ca) if !url.get_ref().starts_with("rediss://") => {

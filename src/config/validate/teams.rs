@@ -14,50 +14,91 @@ use crate::config::{Key, Team};
 
 type Teams = (Vec<Arc<Team>>, HashMap<String, usize>);
 
-pub(super) fn teams(src: &Source, raw: &[raw::Team]) -> Result<Teams> {
+/// Checks every team on its own, recording each one's first error in `src`. The index holds
+/// every well-named team (also one that failed otherwise, so that its keys are not reported
+/// as naming no team).
+pub(super) fn teams(src: &Source, raw: &[raw::Team]) -> Teams {
     let mut seen = HashMap::new();
     let mut list = Vec::with_capacity(raw.len());
     let mut index = HashMap::new();
     for (i, t) in raw.iter().enumerate() {
         let path = format!("teams[{i}]");
-        let name = name(src, &t.name, &format!("{path}.name"))?;
-        unique(src, &mut seen, &t.name, &format!("{path}.name"), "team")?;
-        let models = opt(t.models.as_ref(), |g| {
-            globs(src, g, &format!("{path}.models"))
-        })?;
-        let limits = limits(src, t.limits(), &path)?;
-        index.insert(name.clone(), i);
-        list.push(Arc::new(Team {
-            name,
-            models,
-            limits,
-        }));
+        let named = src
+            .keep(name(src, &t.name, &format!("{path}.name")))
+            .and_then(|_| {
+                src.keep(unique(
+                    src,
+                    &mut seen,
+                    &t.name,
+                    &format!("{path}.name"),
+                    "team",
+                ))
+            });
+        if named.is_none() {
+            continue;
+        }
+        index.insert(t.name.get_ref().clone(), i);
+        if let Some(team) = src.keep(team(src, &path, t)) {
+            list.push(Arc::new(team));
+        }
     }
-    Ok((list, index))
+    (list, index)
+}
+
+fn team(src: &Source, path: &str, t: &raw::Team) -> Result<Team> {
+    let models = opt(t.models.as_ref(), |g| {
+        globs(src, g, &format!("{path}.models"))
+    })?;
+    Ok(Team {
+        name: t.name.get_ref().clone(),
+        models,
+        limits: limits(src, t.limits(), path)?,
+    })
 }
 
 type Keys = (Vec<Arc<Key>>, HashMap<[u8; 32], usize>);
 
-pub(super) fn keys(src: &Source, raw: &[raw::Key], teams: &HashMap<String, usize>) -> Result<Keys> {
+/// Checks every key on its own, recording each one's first error in `src`.
+pub(super) fn keys(src: &Source, raw: &[raw::Key], teams: &HashMap<String, usize>) -> Keys {
     let mut seen_ids = HashMap::new();
     let mut index: HashMap<[u8; 32], usize> = HashMap::new();
     let mut list = Vec::with_capacity(raw.len());
     for (i, k) in raw.iter().enumerate() {
         let path = format!("keys[{i}]");
-        let key = key(src, &path, k, teams)?;
-        unique(src, &mut seen_ids, &k.id, &format!("{path}.id"), "key id")?;
-        if let Some(&first) = index.get(&key.sha256) {
-            let first_id = raw.get(first).map_or("", |f| f.id.get_ref().as_str());
-            return Err(src.at(
-                &k.sha256,
-                &format!("{path}.sha256"),
-                format!("same sha256 as keys[{first}] ({first_id:?}): one secret, one key"),
-            ));
+        let Some(key) = src.keep(key(src, &path, k, teams)) else {
+            continue;
+        };
+        let distinct = unique(src, &mut seen_ids, &k.id, &format!("{path}.id"), "key id")
+            .and_then(|()| distinct_secret(src, raw, &index, &path, k, &key));
+        if src.keep(distinct).is_none() {
+            continue;
         }
         index.insert(key.sha256, i);
         list.push(Arc::new(key));
     }
-    Ok((list, index))
+    (list, index)
+}
+
+/// One secret, one key: refuses a hash already held by an earlier key (named).
+fn distinct_secret(
+    src: &Source,
+    raw: &[raw::Key],
+    index: &HashMap<[u8; 32], usize>,
+    path: &str,
+    k: &raw::Key,
+    key: &Key,
+) -> Result<()> {
+    match index.get(&key.sha256) {
+        Some(&first) => {
+            let first_id = raw.get(first).map_or("", |f| f.id.get_ref().as_str());
+            Err(src.at(
+                &k.sha256,
+                &format!("{path}.sha256"),
+                format!("same sha256 as keys[{first}] ({first_id:?}): one secret, one key"),
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 fn key(src: &Source, path: &str, k: &raw::Key, teams: &HashMap<String, usize>) -> Result<Key> {

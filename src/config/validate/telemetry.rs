@@ -3,7 +3,7 @@
 use toml::Spanned;
 
 use super::checks::{non_blank, positive};
-use super::providers::{parse_base_url, resolve};
+use super::providers::{parse_base_url, resolve_unless_offline};
 use super::{Result, Source};
 use crate::config::raw;
 use crate::config::TelemetryConfig;
@@ -28,7 +28,12 @@ pub(super) fn telemetry(
             endpoint.get_ref()
         )));
     }
-    let addr = resolve(&url.host, url.port).map_err(at)?[0];
+    // Offline a host name is not resolved: the unspecified address stands in for it.
+    let addr = resolve_unless_offline(src, &url.host, url.port)
+        .map_err(at)?
+        .first()
+        .copied()
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], url.port)));
     let path = if url.base_path.ends_with("/v1/traces") {
         url.base_path
     } else {
