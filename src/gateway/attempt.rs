@@ -21,7 +21,7 @@ use crate::policy::health::{now_ms, InFlight};
 use crate::policy::router::{self, Next};
 use crate::providers;
 use crate::server::downstream::Session;
-use crate::upstream::{self, Exchange};
+use crate::upstream::{self, Exchange, Failure};
 
 impl Gateway {
     /// Attempts until one answers: each failure before the first byte to the client is
@@ -116,10 +116,24 @@ impl Gateway {
         let provider = &admitted.route.provider;
         let clock = upstream::Clock::new(provider.timeouts, admitted.deadline);
         record.forwarded_at.get_or_insert_with(Instant::now);
-        upstream::send(&self.pool, &peer, &head, &body, clock)
-            .await
-            .map(Some)
-            .map_err(|f| Failed::of(f, Some(provider)))
+        let addresses = provider.upstream.as_ref().map_or(1, |u| u.addrs.len());
+        let mut peer = peer;
+        let mut next = record.attempts;
+        loop {
+            match upstream::send(&self.pool, &peer, &head, &body, clock).await {
+                // A host's address that refuses the connection (`localhost` as `::1` while the
+                // vendor listens on 127.0.0.1 only, as Ollama does): its next address, in the
+                // same attempt, once each.
+                Err(Failure::Connect) if next + 1 < record.attempts + addresses as u32 => {
+                    next += 1;
+                    match upstream::peer(provider, next) {
+                        Some(other) => peer = other,
+                        None => return Err(Failed::of(Failure::Connect, Some(provider))),
+                    }
+                }
+                other => return other.map(Some).map_err(|f| Failed::of(f, Some(provider))),
+            }
+        }
     }
 
     /// The attempt's body (the client's bytes spliced when the vendor speaks the door's
