@@ -1,13 +1,13 @@
 //! Every error Switchyard answers itself, and the one place it becomes an HTTP answer.
 //!
-//! The JSON shape is the seed's, extended with OpenAI's fields so that OpenAI SDKs read it
+//! The JSON shape is the chat API's (docs/api.md), extended with OpenAI's fields so that OpenAI SDKs read it
 //! (docs/api.md, "Errors"): `{"error":{"message","type","param","code","reason","status"}}`.
 //! `reason` doubles as the low-cardinality metric label.
 
 use bytes::Bytes;
 use serde::Serialize;
 
-/// The message of the seed's "Contents Filtered" error, word for word.
+/// The message of the "Contents Filtered" error of the chat API, word for word.
 pub const CONTENT_FILTER_MESSAGE: &str = "This content may violate our content policy, please check https://Slier.ai/terms to learn more. If you believe this to be in error, please contact us at safety@Slier.ai to keep our systems safe and available.";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

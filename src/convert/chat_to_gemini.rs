@@ -40,7 +40,7 @@
 //! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, …) → `content_filter`; a prompt blocked by
 //! `promptFeedback.blockReason` → an empty answer (a stream: a role chunk and a last chunk)
 //! with `content_filter`. Which filter it was (the reason, `safetyRatings`) is lost: chat has
-//! one `content_filter`, and the gateway answers it as the seed's content-filter error
+//! one `content_filter`, and the gateway answers it as the chat API's content-filter error
 //! ([`crate::dialect::refusal`]). Other reasons (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, …)
 //! → `stop`. Usage: `promptTokenCount` (+ `toolUsePromptTokenCount`)
 //! → `prompt_tokens`, `candidatesTokenCount` + `thoughtsTokenCount` → `completion_tokens`

@@ -49,7 +49,7 @@
 //! can be resumed, are lost), `max_tokens` and `model_context_window_exceeded` → `length`,
 //! `tool_use` → `tool_calls`, `refusal` (the classifiers stopped the answer; in a stream on
 //! `message_delta`, after whatever text came) → `content_filter`, which the gateway answers as
-//! the seed's content-filter error ([`crate::dialect::refusal`]). Usage counts cached prompt
+//! the chat API's content-filter error ([`crate::dialect::refusal`]). Usage counts cached prompt
 //! tokens (`cache_read_input_tokens`, `cache_creation_input_tokens`) in `prompt_tokens`, as
 //! OpenAI's `prompt_tokens` does, and carries them as `prompt_tokens_details.cached_tokens`
 //! and `.cache_write_tokens`.

@@ -46,7 +46,7 @@ impl ChunkWriter {
         out.extend_from_slice(b"]}\n\n");
     }
 
-    /// The last event: every choice's finish reason, and the usage (the seed's shape).
+    /// The last event: every choice's finish reason, and the usage (the chat API's shape).
     pub fn last(&self, out: &mut Vec<u8>, finishes: &[(u32, &str)], usage: Option<Usage>) {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(self.head.as_bytes());

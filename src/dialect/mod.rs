@@ -8,7 +8,7 @@
 //! (`wire.rs`: the serde shapes of its requests and answers, one declaration per shape, which
 //! [`crate::convert`] reads and writes) and its stream scanner (`stream.rs`):
 //!
-//! - [`chat`]: OpenAI Chat Completions (the seed API; `openai`, `azure`);
+//! - [`chat`]: OpenAI Chat Completions (the chat API; `openai`, `azure`);
 //! - [`messages`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`responses`]: OpenAI Responses (`openai`, `azure`);

@@ -1,5 +1,5 @@
 //! Vendor refusals in a 200: an answer whose finish says the vendor's content filter stopped
-//! it. The gateway answers such a whole answer with the seed's "Contents Filtered" error and
+//! it. The gateway answers such a whole answer with the "Contents Filtered" error of the chat API and
 //! ends such a stream with that error event ([`crate::error::GatewayError::ContentFilter`]).
 //!
 //! What each dialect says (vendors' API references):

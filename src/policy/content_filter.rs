@@ -1,6 +1,6 @@
 //! Content policies (`[[content_filters]]`): deny patterns matched against the text of a
 //! request's messages, per team, before any upstream is called. A match is answered with the
-//! seed's "Contents Filtered" error.
+//! "Contents Filtered" error of the chat API.
 
 use crate::config::{Config, ContentFilter, Team};
 

@@ -151,7 +151,7 @@ pub fn completion(id: &str, created: u64, model: &str, reply: &Reply) -> Bytes {
 }
 
 /// The SSE events of a streamed answer: a role chunk, one chunk per word, a final chunk with
-/// `finish_reason` and `usage` (as the seed shows), then `[DONE]`.
+/// `finish_reason` and `usage` (as the chat API shows), then `[DONE]`.
 pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<Bytes> {
     let chunk = |delta: Value, finish: Option<&str>, usage: Option<Value>| {
         let mut c = json!({

@@ -236,7 +236,7 @@ pub fn vendor_status(kind: ProviderKind, status: u16, body: &[u8]) -> u16 {
 }
 
 /// Whether a vendor's own answer (`body`, not translated, with its `status`) is a refusal on
-/// content grounds, which the client gets as the seed's "Contents Filtered" error
+/// content grounds, which the client gets as the "Contents Filtered" error of the chat API
 /// ([`GatewayError::ContentFilter`]); each vendor's signal is its
 /// [`Vendor::is_content_filter`]:
 ///

@@ -1,4 +1,4 @@
-//! The chat-completions dialect (`POST /v1/chat/completions`, the seed API; spoken natively by
+//! The chat-completions dialect (`POST /v1/chat/completions`, the chat API; spoken natively by
 //! `openai` and `azure` vendors): its borrowed request view, with `model_params` lifted. Its
 //! stream scanner is [`stream`]; its error shape is [`crate::error::GatewayError::body`].
 
@@ -138,7 +138,7 @@ pub const MESSAGE_ROLES: &[&str] = &[
     "function",
 ];
 
-/// A message as the seed API (OpenAI's) requires it: an object whose `role` is one of
+/// A message as the chat API (OpenAI's) requires it: an object whose `role` is one of
 /// [`MESSAGE_ROLES`] and whose `content` is a string or an array of content parts. `content`
 /// may be `null` or absent only where OpenAI allows it: an assistant message that carries
 /// `tool_calls` or a legacy `function_call`, and a legacy `function` message (whose content

@@ -73,7 +73,7 @@ struct Event {
 #[derive(Debug)]
 pub struct Scanner {
     /// The last usage seen with non-null `prompt_tokens` and `completion_tokens`, whether its
-    /// chunk's `choices` was empty (OpenAI's `include_usage`) or not (the seed's shape).
+    /// chunk's `choices` was empty (OpenAI's `include_usage`) or not (the chat API's shape).
     /// `"usage": null` in ordinary chunks is ignored.
     pub usage: Option<Usage>,
     /// `data: [DONE]` was seen: the upstream ended the stream properly.
