@@ -13,9 +13,10 @@
 //! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop`,
 //! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
-//! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`.
-//! Dropped: `top_k`, `thinking`, `service_tier`, `container`, `mcp_servers`, `cache_control`
-//! marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
+//! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`
+//! (hashed when over OpenAI's 64 characters), `thinking` (a budget, or `adaptive` with
+//! `output_config.effort`) → `reasoning_effort`. Dropped: `top_k`, `service_tier`,
+//! `container`, `mcp_servers`, `cache_control` marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
 //!
 //! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
 //! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
@@ -85,7 +86,8 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let stream = req.stream.unwrap_or(false);
     let tools = convert_tools(req.tools.unwrap_or_default())?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req.tool_choice);
-    let reasoning_effort = reasoning_effort(req.thinking)?;
+    let effort = req.output_config.and_then(|c| c.effort);
+    let reasoning_effort = reasoning_effort(req.thinking, effort.as_deref())?;
     let out = ChatRequestOut {
         model: req.model,
         messages,
@@ -106,28 +108,66 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
         tools,
         tool_choice,
         parallel_tool_calls,
-        user: req.metadata.and_then(|m| m.user_id),
+        user: req.metadata.and_then(|m| m.user_id).map(openai_user),
     };
     Ok(to_bytes(&out))
 }
 
-/// Anthropic's thinking budget as OpenAI's `reasoning_effort`: under 2,048 tokens `low`, under
-/// 8,192 `medium`, else `high`; disabled thinking sends none.
+/// Anthropic's thinking as OpenAI's `reasoning_effort`. A budget (`enabled`): under 2,048
+/// tokens `low`, under 8,192 `medium`, else `high`. `adaptive` (Claude Code's default): the
+/// level of `output_config.effort` (`max` → `high`, OpenAI's highest everywhere), or none when
+/// no effort is given (the model decides, as Anthropic's default does). `output_config.effort`
+/// without `thinking` sets the level too; `disabled` sends none. An unknown type or effort is a
+/// 400 naming the field.
 fn reasoning_effort(
     thinking: Option<ThinkingIn<'_>>,
+    effort: Option<&str>,
 ) -> Result<Option<&'static str>, GatewayError> {
+    let level = match effort {
+        None => None,
+        Some("low") => Some("low"),
+        Some("medium") => Some("medium"),
+        Some("high" | "max") => Some("high"),
+        Some(other) => {
+            return Err(invalid(format!(
+                "`output_config.effort` `{}` is not one of low, medium, high, max",
+                printable(other)
+            )))
+        }
+    };
     let Some(t) = thinking else {
-        return Ok(None);
+        return Ok(level);
     };
     match (t.kind.as_ref(), t.budget_tokens) {
         ("disabled", _) => Ok(None),
+        ("adaptive", _) => Ok(level),
         ("enabled", Some(b)) if b < 2048 => Ok(Some("low")),
         ("enabled", Some(b)) if b < 8192 => Ok(Some("medium")),
         ("enabled", _) => Ok(Some("high")),
         (other, _) => Err(invalid(format!(
-            "`thinking.type` `{other}` cannot be carried to this route"
+            "`thinking.type` `{}` is not one of enabled, adaptive, disabled",
+            printable(other)
         ))),
     }
+}
+
+/// OpenAI's `user` is at most 64 characters (API reference, "Create chat completion": `user`;
+/// longer is a 400), while Anthropic's `metadata.user_id` is not bounded so (Claude Code sends
+/// ~160): a longer one goes as the hex SHA-256 of it (64 characters), the same for the same id.
+fn openai_user(user_id: Cow<'_, str>) -> Cow<'_, str> {
+    if user_id.chars().count() <= 64 {
+        return user_id;
+    }
+    use sha2::{Digest, Sha256};
+    Cow::Owned(hex::encode(Sha256::digest(user_id.as_bytes())))
+}
+
+/// A client's value made safe to echo in an error: bounded, no control characters.
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The blocks of a content that is a string (one text block) or an array of blocks.
@@ -787,6 +827,50 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_thinking_and_effort_become_reasoning_effort() {
+        let cases = [
+            (json!({"type": "adaptive"}), Some("low"), json!("low")),
+            (json!({"type": "adaptive"}), Some("medium"), json!("medium")),
+            (json!({"type": "adaptive"}), Some("high"), json!("high")),
+            (json!({"type": "adaptive"}), Some("max"), json!("high")),
+            (json!({"type": "adaptive"}), None, Value::Null),
+            (json!({"type": "disabled"}), Some("high"), Value::Null),
+            (Value::Null, Some("medium"), json!("medium")),
+        ];
+        for (thinking, effort, want) in cases {
+            let mut body = json!({"model":"c","max_tokens":100,
+                "messages":[{"role":"user","content":"hi"}]});
+            if !thinking.is_null() {
+                body["thinking"] = thinking.clone();
+            }
+            if let Some(e) = effort {
+                body["output_config"] = json!({ "effort": e });
+            }
+            let v = to_openai(body);
+            assert_eq!(v["reasoning_effort"], want, "{thinking} {effort:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_metadata_user_id_fits_openais_user() {
+        let long = format!(
+            "user_{}_account__session_{}",
+            "a".repeat(64),
+            "b".repeat(36)
+        );
+        let v = to_openai(json!({"model":"c","max_tokens":1,
+            "messages":[{"role":"user","content":"hi"}],"metadata":{"user_id": long}}));
+        let user = v["user"].as_str().unwrap();
+        assert_eq!(user.len(), 64);
+        let again = to_openai(json!({"model":"c","max_tokens":1,
+            "messages":[{"role":"user","content":"hi"}],"metadata":{"user_id": long}}));
+        assert_eq!(again["user"], user, "the same id maps the same way");
+        let v = to_openai(json!({"model":"c","max_tokens":1,
+            "messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u-1"}}));
+        assert_eq!(v["user"], "u-1");
+    }
+
+    #[test]
     fn system_role_messages_become_system_messages_in_place() {
         let v = to_openai(json!({
             "model":"c","max_tokens":10,"system":"top",
@@ -814,6 +898,7 @@ mod tests {
             json!({"messages":[{"role":"user","content":"x"}]}),
             json!({"model":"c","messages":[{"role":"developer","content":"x"}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"sometimes"}}),
+            json!({"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"adaptive"},"output_config":{"effort":"extreme"}}),
             json!({"model":"c","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}),
             json!({"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
         ] {

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod claude_code_requests;
 mod cli;
 mod config_check;
 mod content_filter;

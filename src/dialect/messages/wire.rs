@@ -344,9 +344,21 @@ pub(crate) struct MessagesRequest<'a> {
     pub(crate) tool_choice: Option<ToolChoiceIn<'a>>,
     #[serde(borrow, default)]
     pub(crate) metadata: Option<MetadataIn<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) output_config: Option<OutputConfigIn<'a>>,
 }
 
-/// `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"disabled"}`.
+/// `output_config`: `effort` (`low`, `medium`, `high`, `max`) bounds the whole answer's token
+/// spend, thinking included; with `thinking: {"type":"adaptive"}` it sets how much the model
+/// thinks (Anthropic, "Effort": platform.claude.com/docs/en/build-with-claude/effort).
+#[derive(Deserialize)]
+pub(crate) struct OutputConfigIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) effort: Option<Cow<'a, str>>,
+}
+
+/// `thinking`: `{"type":"enabled","budget_tokens":N}`, `{"type":"adaptive"}` (the model decides
+/// when and how much, by `output_config.effort`; Claude 4.6 and later) or `{"type":"disabled"}`.
 #[derive(Deserialize)]
 pub(crate) struct ThinkingIn<'a> {
     #[serde(rename = "type", borrow)]
