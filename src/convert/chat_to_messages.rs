@@ -29,6 +29,9 @@
 //!   `thinking` with that budget, cut below `max_tokens` (which, as OpenAI's
 //!   `max_completion_tokens`, bounds reasoning and answer together); a `max_tokens` too small
 //!   for Anthropic's 1,024-token minimum is a 400; Anthropic's own `top_k` is passed on.
+//!   With thinking on, what Anthropic refuses beside it is resolved as its docs advise
+//!   (`Sampling::with_thinking`): a `temperature` other than 1, `top_k`, and a `top_p` below
+//!   0.95 are left out, a forced `tool_choice` becomes `auto`.
 //!
 //! Dropped, because the Messages API has no equivalent: `frequency_penalty`,
 //! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`,
@@ -129,14 +132,30 @@ pub fn request(
         .max_tokens
         .or(default_max_tokens)
         .unwrap_or(FALLBACK_MAX_TOKENS);
+    let thinking = thinking(req, max_tokens)?;
+    let sampling = Sampling {
+        temperature: raw_field(req, "temperature"),
+        top_p: raw_field(req, "top_p"),
+        top_k: raw_field(req, "top_k"),
+        tool_choice,
+    };
+    let Sampling {
+        temperature,
+        top_p,
+        top_k,
+        tool_choice,
+    } = match thinking {
+        Some(ThinkingOut::Enabled { .. }) => sampling.with_thinking(),
+        _ => sampling,
+    };
     let body = Request {
         model: upstream_model,
         max_tokens,
         system,
         messages,
-        temperature: raw_field(req, "temperature"),
-        top_p: raw_field(req, "top_p"),
-        top_k: raw_field(req, "top_k"),
+        temperature,
+        top_p,
+        top_k,
         // Anthropic refuses whitespace-only stop sequences ("each stop sequence must contain
         // non-whitespace"): they are left out, the others kept.
         stop_sequences: stop_sequences(req)?
@@ -147,9 +166,49 @@ pub fn request(
         tools,
         tool_choice,
         metadata: field::<Str<'_>>(req, "user")?.map(|u| Metadata { user_id: u.0 }),
-        thinking: thinking(req, max_tokens)?,
+        thinking,
     };
     Ok(to_bytes(&body))
+}
+
+/// The sampling parameters and the tool choice, as the client sent them.
+struct Sampling<'a> {
+    temperature: Option<&'a RawValue>,
+    top_p: Option<&'a RawValue>,
+    top_k: Option<&'a RawValue>,
+    tool_choice: Option<ToolChoiceOut<'a>>,
+}
+
+impl<'a> Sampling<'a> {
+    /// What Anthropic takes beside thinking, resolved as its docs advise rather than refused
+    /// ("Building with extended thinking", Feature compatibility: thinking is not compatible
+    /// with `temperature` or `top_k` modifications nor with forced tool use; `top_p` may be
+    /// set between 0.95 and 1): a `temperature` other than 1 and `top_k` are left out, a
+    /// `top_p` below 0.95 is left out, and a forced `tool_choice` (`required`, a named
+    /// function) becomes `auto` — clients such as LangChain always send a temperature, and
+    /// the vendor would answer 400 "temperature may only be set to 1 when thinking is enabled".
+    fn with_thinking(self) -> Sampling<'a> {
+        let number = |v: &RawValue| v.get().parse::<f64>().ok();
+        Sampling {
+            temperature: self.temperature.filter(|v| number(v) == Some(1.0)),
+            top_p: self
+                .top_p
+                .filter(|v| number(v).is_some_and(|p| (0.95..=1.0).contains(&p))),
+            top_k: None,
+            tool_choice: self.tool_choice.map(|c| match c {
+                ToolChoiceOut::Any {
+                    disable_parallel_tool_use,
+                }
+                | ToolChoiceOut::Tool {
+                    disable_parallel_tool_use,
+                    ..
+                } => ToolChoiceOut::Auto {
+                    disable_parallel_tool_use,
+                },
+                other => other,
+            }),
+        }
+    }
 }
 
 type Converted<'a> = (Option<Cow<'a, str>>, Vec<Message<'a>>);
@@ -726,6 +785,54 @@ mod tests {
     fn translate_err(body: &str) -> GatewayError {
         let req = parse(body.as_bytes()).unwrap();
         request(&req, "claude-up", None).unwrap_err()
+    }
+
+    /// Anthropic: thinking is not compatible with `temperature`/`top_k` modifications nor
+    /// with forced tool use; `top_p` may be 0.95–1 ("Building with extended thinking").
+    #[test]
+    fn thinking_leaves_out_what_anthropic_refuses_beside_it() {
+        let tools = r#""tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#;
+        for choice in [
+            r#""required""#,
+            r#"{"type":"function","function":{"name":"f"}}"#,
+        ] {
+            let v = translate(
+                &format!(
+                    r#"{{"model":"c","max_tokens":4000,"reasoning_effort":"low","temperature":0.2,
+                    "top_p":0.5,"top_k":40,{tools},"tool_choice":{choice},
+                    "messages":[{{"role":"user","content":"hi"}}]}}"#
+                ),
+                None,
+            );
+            assert_eq!(v["thinking"]["type"], "enabled", "{v}");
+            for gone in ["temperature", "top_p", "top_k"] {
+                assert!(v.get(gone).is_none(), "{gone}: {v}");
+            }
+            assert_eq!(v["tool_choice"], json!({"type": "auto"}), "{v}");
+        }
+        // What Anthropic takes beside thinking stays: temperature 1, top_p in 0.95–1.
+        let v = translate(
+            r#"{"model":"c","max_tokens":4000,"reasoning_effort":"high","temperature":1,
+                "top_p":0.97,"messages":[{"role":"user","content":"hi"}]}"#,
+            None,
+        );
+        assert_eq!(
+            (v["temperature"].as_f64(), v["top_p"].as_f64()),
+            (Some(1.0), Some(0.97))
+        );
+        // Without thinking, everything as sent.
+        let v = translate(
+            &format!(
+                r#"{{"model":"c","temperature":0.2,"top_p":0.5,{tools},"tool_choice":"required",
+                "messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
+            None,
+        );
+        assert_eq!(
+            (v["temperature"].as_f64(), v["top_p"].as_f64()),
+            (Some(0.2), Some(0.5))
+        );
+        assert_eq!(v["tool_choice"], json!({"type": "any"}), "{v}");
     }
 
     #[test]

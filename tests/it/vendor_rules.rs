@@ -278,3 +278,45 @@ sha256 = "{DEMO_SHA256}"
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("thought_signature"), "{text}");
 }
+
+/// Reasoning changes what else Anthropic takes: thinking is not compatible with a
+/// `temperature` other than 1, `top_k`, a `top_p` below 0.95 or a forced `tool_choice`
+/// (Anthropic, "Building with extended thinking"). LangChain and many SDK wrappers always send
+/// a temperature; the gateway leaves out what the vendor would refuse, on the chat and the
+/// Responses doors, and the strict mock accepts the result.
+#[tokio::test]
+async fn reasoning_with_sampling_and_forced_tools_is_made_acceptable() {
+    let s = setup().await;
+    let tools = json!([{"type": "function", "function": {"name": "lookup",
+        "parameters": {"type": "object", "properties": {}}}}]);
+    for choice in [
+        json!("required"),
+        json!({"type": "function", "function": {"name": "lookup"}}),
+    ] {
+        let (status, _, text) = chat(
+            &s.gw,
+            json!({"model": "claude", "max_tokens": 4000, "reasoning_effort": "low",
+                "temperature": 0.2, "top_p": 0.5, "tools": tools, "tool_choice": choice,
+                "messages": [{"role": "user", "content": "look it up"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let sent = s.anth.last().json();
+        assert_eq!(sent["thinking"]["type"], "enabled", "{sent}");
+        assert!(sent.get("temperature").is_none(), "{sent}");
+        assert!(sent.get("top_p").is_none(), "{sent}");
+        assert_eq!(sent["tool_choice"]["type"], "auto", "{sent}");
+    }
+    let r =
+        s.gw.client()
+            .post(s.gw.url("/v1/responses"))
+            .bearer_auth(DEMO_SECRET)
+            .json(&json!({"model": "claude", "max_output_tokens": 4000,
+            "reasoning": {"effort": "low"}, "temperature": 0.2, "input": "hi"}))
+            .send()
+            .await
+            .unwrap();
+    let status = r.status();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
+    assert!(s.anth.last().json().get("temperature").is_none());
+}

@@ -10,6 +10,11 @@
 //!   (`/v1/messages`); roles `user`, `assistant` (or `system`, which the API accepts);
 //! - every message has non-empty content ("all messages must have non-empty content");
 //! - every stop sequence has a non-whitespace character;
+//! - with `thinking` enabled (or `adaptive`): no `temperature` but 1, no `top_k`, a `top_p`
+//!   only in 0.95–1, no forced `tool_choice` (`any`, `tool`) ("Building with extended
+//!   thinking", Feature compatibility; the 400s Anthropic gives: "temperature may only be set
+//!   to 1 when thinking is enabled", "Thinking may not be enabled when tool_choice forces tool
+//!   use");
 //! - with `thinking` enabled: `budget_tokens` ≥ 1024 and below `max_tokens`; an assistant turn
 //!   that holds `tool_use` starts with a `thinking` or `redacted_thinking` block, and every
 //!   `thinking` block has its `signature` ("Expected `thinking` or `redacted_thinking`");
@@ -260,6 +265,9 @@ fn check(
             ));
         }
     }
+    if thinking || v["thinking"]["type"] == "adaptive" {
+        check_beside_thinking(&v)?;
+    }
     for (i, m) in msgs.iter().enumerate() {
         check_message(i, m, thinking)?;
     }
@@ -280,6 +288,32 @@ fn check(
         ));
     }
     Ok(v)
+}
+
+/// What thinking is not compatible with (Anthropic, "Building with extended thinking").
+fn check_beside_thinking(v: &Value) -> Result<(), (StatusCode, Bytes)> {
+    if v["temperature"].as_f64().is_some_and(|t| t != 1.0) {
+        return Err(invalid(
+            "temperature may only be set to 1 when thinking is enabled",
+        ));
+    }
+    if !v["top_k"].is_null() {
+        return Err(invalid("top_k is not supported when thinking is enabled"));
+    }
+    if v["top_p"]
+        .as_f64()
+        .is_some_and(|p| !(0.95..=1.0).contains(&p))
+    {
+        return Err(invalid(
+            "top_p must be between 0.95 and 1 when thinking is enabled",
+        ));
+    }
+    if matches!(v["tool_choice"]["type"].as_str(), Some("any" | "tool")) {
+        return Err(invalid(
+            "Thinking may not be enabled when tool_choice forces tool use.",
+        ));
+    }
+    Ok(())
 }
 
 fn check_message(i: usize, m: &Value, thinking: bool) -> Result<(), (StatusCode, Bytes)> {
