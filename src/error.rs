@@ -233,6 +233,16 @@ struct ErrorObject<'a> {
     status: u16,
 }
 
+/// A client-given value made safe to echo in an error: at most `max` characters, control
+/// characters replaced by `?`.
+pub fn printable(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The field an invalid request's message starts by naming: `` `path` `` at its start, or
 /// after "the field ". Only a field path (letters, digits, `_`, `-`, `.`, `[`, `]`) counts.
 fn field_named(message: &str) -> Option<&str> {

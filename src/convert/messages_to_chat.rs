@@ -45,7 +45,7 @@ use crate::dialect::messages::wire::{
     ThinkingIn, ToolChoiceIn, ToolIn,
 };
 use crate::dialect::messages::{error_event, error_json, push_event};
-use crate::error::GatewayError;
+use crate::error::{printable, GatewayError};
 
 use super::chunks::{json_str, to_bytes};
 use super::errors::unreadable;
@@ -131,7 +131,7 @@ fn reasoning_effort(
         Some(other) => {
             return Err(invalid(format!(
                 "`output_config.effort` `{}` is not one of low, medium, high, max",
-                printable(other)
+                printable(other, 64)
             )))
         }
     };
@@ -146,7 +146,7 @@ fn reasoning_effort(
         ("enabled", _) => Ok(Some("high")),
         (other, _) => Err(invalid(format!(
             "`thinking.type` `{}` is not one of enabled, adaptive, disabled",
-            printable(other)
+            printable(other, 64)
         ))),
     }
 }
@@ -160,14 +160,6 @@ fn openai_user(user_id: Cow<'_, str>) -> Cow<'_, str> {
     }
     use sha2::{Digest, Sha256};
     Cow::Owned(hex::encode(Sha256::digest(user_id.as_bytes())))
-}
-
-/// A client's value made safe to echo in an error: bounded, no control characters.
-fn printable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// The blocks of a content that is a string (one text block) or an array of blocks.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Model, Route, Routing, Strategy, Team};
-use crate::error::GatewayError;
+use crate::error::{printable, GatewayError};
 use crate::policy::health::{Availability, Health};
 
 /// The model named by `name` (its name or an alias) that `team` may use. Errors name the
@@ -13,9 +13,9 @@ use crate::policy::health::{Availability, Health};
 pub fn resolve(config: &Config, team: &Team, name: &str) -> Result<Arc<Model>, GatewayError> {
     let model = config
         .model(name)
-        .ok_or_else(|| GatewayError::ModelNotFound(printable(name)))?;
+        .ok_or_else(|| GatewayError::ModelNotFound(printable(name, 128)))?;
     if !team.allows(&model.name) {
-        return Err(GatewayError::Permission(printable(name)));
+        return Err(GatewayError::Permission(printable(name, 128)));
     }
     Ok(model.clone())
 }
@@ -259,14 +259,6 @@ fn pick_lighter(model: &Model, open: &[(usize, bool)], cost: impl Fn(usize) -> u
     } else {
         a
     }
-}
-
-/// A client-given name made safe to echo in an error: bounded, no control characters.
-fn printable(name: &str) -> String {
-    name.chars()
-        .take(128)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! - with `thinking` enabled: `budget_tokens` ≥ 1024 and below `max_tokens`; an assistant turn
 //!   that holds `tool_use` starts with a `thinking` or `redacted_thinking` block, and every
 //!   `thinking` block has its `signature` ("Expected `thinking` or `redacted_thinking`");
+//! - `output_config.effort`, when given, is `low`, `medium`, `high` or `max` ("Effort",
+//!   platform.claude.com/docs/en/build-with-claude/effort);
 //! - at most 4 blocks carry `cache_control`.
 //!
 //! Answers: a `message` (or its event stream) with a fixed text and the usage set with
@@ -216,6 +218,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "container",
     "mcp_servers",
     "context_management",
+    "output_config",
 ];
 
 /// Checks a request as Anthropic does; `Err` is the answer.
@@ -262,6 +265,13 @@ fn check(
         if budget < 1024 || max_tokens.is_some_and(|m| budget >= m) {
             return Err(invalid(
                 "thinking.budget_tokens: must be ≥ 1024 and less than max_tokens",
+            ));
+        }
+    }
+    if let Some(effort) = v.pointer("/output_config/effort") {
+        if !matches!(effort.as_str(), Some("low" | "medium" | "high" | "max")) {
+            return Err(invalid(
+                "output_config.effort: Input should be 'low', 'medium', 'high' or 'max'",
             ));
         }
     }

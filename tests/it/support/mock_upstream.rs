@@ -1036,6 +1036,14 @@ async fn handle(
         )
     } else {
         match json_body {
+            Some(j) if j.is_object() && openai_rule_broken(&j).is_some() => {
+                let message = openai_rule_broken(&j).unwrap_or_default();
+                Plan::Fixed(
+                    400,
+                    "application/json",
+                    error_json(&message, "invalid_request_error"),
+                )
+            }
             Some(j) if j.is_object() => {
                 if stream {
                     Plan::Stream(j)
@@ -1276,4 +1284,16 @@ async fn produce_frames(mut p: Producer, frames: Vec<String>, b: Behaviour) {
         return p.stall().await;
     }
     p.finish();
+}
+
+/// The rules of OpenAI's chat API this mock enforces (a 400 naming the field), each with the
+/// doc it comes from:
+/// - `user`: a string of at most 64 characters (API reference, "Create chat completion",
+///   `user`; a longer one is refused "string too long").
+fn openai_rule_broken(body: &Value) -> Option<String> {
+    let user = body.get("user")?.as_str()?;
+    let n = user.chars().count();
+    (n > 64).then(|| {
+        format!("Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length {n}.")
+    })
 }
