@@ -155,9 +155,14 @@ fn pivot(body: &Bytes, anthropic: &Provider) -> Bytes {
     let mut req = FrontRequest::read(Dialect::Messages, body.clone()).unwrap();
     let pivot = convert::chat_pivot(&mut req).unwrap();
     let view = chat::parse(&pivot.body).unwrap();
-    convert::request_body(anthropic, &view, "claude-sonnet-4-5")
-        .expect("anthropic is translated")
-        .unwrap()
+    convert::request_body(
+        anthropic,
+        &view,
+        "claude-sonnet-4-5",
+        &mut switchyard::dialect::adjusted::Adjustments::default(),
+    )
+    .expect("anthropic is translated")
+    .unwrap()
 }
 
 fn translated(body: &Bytes, openai: &Provider) -> Bytes {

@@ -39,6 +39,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::accounting::meter::Meter;
 use crate::config::{Provider, ProviderKind};
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::body::Prepared;
 use crate::dialect::body::RewriteOptions;
 use crate::dialect::chat::{self, ChatRequest};
@@ -99,11 +100,15 @@ impl Route {
 /// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
 /// it is the client's bytes with only `model` spliced; otherwise the request is translated
 /// through the chat pivot (made once, on the first attempt that needs it).
+///
+/// What the translation changed for the vendor is left in `req.adjusted` (empty on
+/// pass-through): the door's leg's changes, then the vendor's leg's.
 pub fn upstream_body(
     req: &mut FrontRequest,
     provider: &Provider,
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
+    req.adjusted = Adjustments::default();
     let Route::Translate(pair) = Route::for_provider(req.dialect, provider) else {
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
             // The chat door's own body, without `stream_options` (old Azure versions).
@@ -125,17 +130,20 @@ pub fn upstream_body(
         };
     }
     let pivot = chat_pivot(req)?;
-    match pair.vendor {
+    let mut adjusted = pivot.adjusted.clone();
+    let body = match pair.vendor {
         Dialect::Chat if !providers::takes_stream_options(provider) => {
             Ok(pivot.without_stream_options.body_for(upstream_model))
         }
         Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
         Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
-            request_body(provider, &view, upstream_model)
+            request_body(provider, &view, upstream_model, &mut adjusted)
                 .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
         }
-    }
+    };
+    req.adjusted = adjusted;
+    body
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
@@ -167,6 +175,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
             body,
             prepared,
             without_stream_options,
+            adjusted: Adjustments::default(),
         });
     }
     req.pivot
@@ -418,10 +427,12 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
 /// The vendor body for a provider that does not speak OpenAI's dialect (the chat pivot's leg
 /// to the vendor: `chat_to_<vendor>`), or `None` for chat vendors (`openai`, `azure`,
 /// `mock`), whose body is the client's own ([`crate::dialect::body::Prepared`]).
+/// What the leg changes for the vendor is noted in `adjusted`.
 pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,
     upstream_model: &str,
+    _adjusted: &mut Adjustments,
 ) -> Option<Result<Bytes, GatewayError>> {
     match providers::dialect(provider.kind) {
         Dialect::Messages => Some(chat_to_messages::request(

@@ -15,10 +15,12 @@
 //! - [`gemini`]: Gemini `generateContent` and `batchEmbedContents` (`gemini`; a vendor dialect
 //!   only).
 //!
-//! Shared by all: [`sse`], the one Server-Sent Events decoder, and [`refusal`], each dialect's
-//! way of saying its content filter stopped an answer. [`chat_stream`], [`messages_stream`]
+//! Shared by all: [`sse`], the one Server-Sent Events decoder, [`refusal`], each dialect's
+//! way of saying its content filter stopped an answer, and [`adjusted`], what a translation
+//! changed for the route's vendor. [`chat_stream`], [`messages_stream`]
 //! and [`responses_stream`] are the old paths of the stream scanners.
 
+pub mod adjusted;
 pub mod body;
 pub mod chat;
 pub(crate) mod embeddings;

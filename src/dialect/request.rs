@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::accounting::estimate;
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::body::{Prepared, RewriteOptions};
 use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::error::GatewayError;
@@ -32,6 +33,9 @@ pub struct FrontRequest {
     /// Responses door: the id its answer gets and what is stored of it
     /// ([`crate::response_store::expand`]).
     pub pending: Option<Pending>,
+    /// What the last attempt's translation changed for its vendor
+    /// ([`crate::dialect::adjusted`]); empty on pass-through.
+    pub adjusted: Adjustments,
 }
 
 /// What a Responses request carries for the store, decided before routing ([`crate::response_store::expand`]).
@@ -52,6 +56,8 @@ pub struct Pivot {
     pub prepared: Prepared,
     /// The same without `stream_options`, for chat vendors that refuse it.
     pub without_stream_options: Prepared,
+    /// What the door's leg (`<door>_to_chat`) changed for every vendor.
+    pub adjusted: Adjustments,
 }
 
 impl FrontRequest {
@@ -72,6 +78,7 @@ impl FrontRequest {
                     native,
                     pivot: None,
                     pending: None,
+                    adjusted: Adjustments::default(),
                     body,
                 })
             }
@@ -89,6 +96,7 @@ impl FrontRequest {
                     native,
                     pivot: None,
                     pending: None,
+                    adjusted: Adjustments::default(),
                     body,
                 })
             }
@@ -113,6 +121,7 @@ impl FrontRequest {
                     native,
                     pivot: None,
                     pending: None,
+                    adjusted: Adjustments::default(),
                     body,
                 })
             }
@@ -136,6 +145,7 @@ impl FrontRequest {
                     native,
                     pivot: None,
                     pending: None,
+                    adjusted: Adjustments::default(),
                     body,
                 })
             }

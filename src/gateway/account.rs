@@ -69,6 +69,7 @@ impl Gateway {
             own: record.forwarded_at.map_or(duration, |t| t - record.started),
             usage: settled,
             cost,
+            adjusted: record.adjusted.as_slice(),
         });
         self.usage_log.write(usage_log::Entry {
             request_id: record.request_id.clone(),

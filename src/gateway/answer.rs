@@ -18,7 +18,7 @@ use super::Admitted;
 use super::{Attempt, Chosen, Gateway, Record};
 use crate::accounting::meter::Meter;
 use crate::convert::{self, AnswerTranslation};
-use crate::dialect::{self, Dialect};
+use crate::dialect::{self, adjusted, Dialect};
 use crate::error::GatewayError;
 use crate::gateway::failed::{self, Failed};
 use crate::gateway::response_headers;
@@ -470,7 +470,15 @@ fn client_parts(
         .as_ref()
         .map(AnswerTranslation::content_type);
     let rate = record.rate_headers.as_ref();
-    response_headers::client_parts(vendor, content_type, &record.request_id, rate)
+    let mut parts = response_headers::client_parts(vendor, content_type, &record.request_id, rate);
+    if let Some(value) = record.adjusted.header_value() {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            parts
+                .headers
+                .insert(http::HeaderName::from_static(adjusted::HEADER), value);
+        }
+    }
+    parts
 }
 
 /// Ends an answer whose head went out after a failure: a stream with one error event, a

@@ -148,6 +148,7 @@ impl Gateway {
         let route = &admitted.route;
         let (provider, upstream_model) = (&route.provider, route.upstream_model());
         let body = convert::upstream_body(&mut admitted.request, provider, upstream_model)?;
+        record.adjusted = admitted.request.adjusted.clone();
         if let Some(trace) = &mut record.trace {
             trace.attempt(provider, upstream_model);
         }

@@ -54,6 +54,7 @@ use crate::accounting::usage_log::UsageLog;
 use crate::config::snapshot::Snapshot;
 use crate::config::{Config, Model, Provider};
 use crate::convert::AnswerTranslation;
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
 use crate::observability::metrics::Metrics;
@@ -225,6 +226,9 @@ struct Record {
     prompt_estimate: u64,
     /// Whether this request counts in `switchyard_active_streams` right now.
     in_active_streams: bool,
+    /// What the last attempt's translation changed for its vendor (said in the answer's
+    /// `x-switchyard-adjusted`, counted in `switchyard_request_adjustments_total`).
+    adjusted: Adjustments,
 }
 
 impl Record {
@@ -250,6 +254,7 @@ impl Record {
             local_usage: None,
             prompt_estimate: 0,
             in_active_streams: false,
+            adjusted: Adjustments::default(),
         }
     }
 }

@@ -20,7 +20,9 @@
 //! | `switchyard_usage_log_errors_total` | `cause` = `write`, `queue_full`, `writer_gone` |
 //!
 //! Families whose labels cannot be known ahead appear with their first observation:
-//! `switchyard_requests_total` (its `status` is the answer's), `switchyard_tokens_total`
+//! `switchyard_requests_total` (its `status` is the answer's),
+//! `switchyard_request_adjustments_total` (its `adjustment` is a contract rule's field name),
+//! `switchyard_tokens_total`
 //! (`usage_source` and the served route), and the histograms (a `stream` or route first
 //! used). The alerts and the dashboard are written for that (see `deploy/`). A series whose
 //! key, team, provider or model leaves the config on a reload keeps its last value until the
@@ -87,6 +89,8 @@ pub struct Finished<'a> {
     pub own: Duration,
     pub usage: Option<(Usage, UsageSource)>,
     pub cost: f64,
+    /// What the translation changed for the vendor (`crate::dialect::adjusted`): fixed names.
+    pub adjusted: &'a [&'static str],
 }
 
 pub struct Metrics {
@@ -109,6 +113,7 @@ pub struct Metrics {
     pub config_info: prometheus::IntGaugeVec,
     pub usage_log_errors: IntCounterVec,
     pub content_filtered: IntCounterVec,
+    pub adjustments: IntCounterVec,
     pub tls_certificate_expiry: Gauge,
     pub tls_certificate_reloads: IntCounterVec,
 }
@@ -127,6 +132,11 @@ impl Metrics {
                 status_label(f.status, &mut digits),
             ])
             .inc();
+        for adjustment in f.adjusted {
+            self.adjustments
+                .with_label_values(&[provider, adjustment])
+                .inc();
+        }
         let stream = if f.stream { "true" } else { "false" };
         self.request_duration
             .with_label_values(&[model, provider, stream])
@@ -330,6 +340,11 @@ impl Metrics {
                 "Requests refused by a content policy of the config.",
                 &["team", "filter"],
             ),
+            adjustments: counter(
+                "switchyard_request_adjustments_total",
+                "Requests a translation changed so that the route's vendor takes them (a field its docs say cannot go with another, a hosted tool it cannot run), by provider and the client's field changed.",
+                &["provider", "adjustment"],
+            ),
             tls_certificate_expiry: Gauge::new(
                 "switchyard_tls_certificate_expiry_timestamp_seconds",
                 "Unix time at which the served TLS certificate expires (its notAfter); absent without TLS.",
@@ -366,6 +381,7 @@ impl Metrics {
             Box::new(self.config_info.clone()),
             Box::new(self.usage_log_errors.clone()),
             Box::new(self.content_filtered.clone()),
+            Box::new(self.adjustments.clone()),
             Box::new(self.tls_certificate_reloads.clone()),
         ];
         for c in collectors {
