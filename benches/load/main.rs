@@ -6,6 +6,9 @@
 //! LOAD_ONLY=chunks cargo bench --bench load     # only chunks/s through long streams
 //! LOAD_ONLY=plain cargo bench --bench load      # only non-streaming requests per CPU-second
 //! LOAD_ONLY=streaming cargo bench --bench load  # only 20-chunk streams per CPU-second
+//! LOAD_ONLY=translated cargo bench --bench load # 20-chunk streams per CPU-second, passed
+//!                                               # through (chat door) and translated (the
+//!                                               # Messages door on the same chat vendor)
 //! LOAD_ONLY=mock cargo bench --bench load       # only the mock vendor, to profile by hand
 //! LOAD_GATEWAY_BIN=path/to/switchyard cargo bench --bench load   # another gateway build
 //! ```
@@ -715,6 +718,18 @@ fn streaming_request() -> Rc<[u8]> {
     build_request(true, STREAM_CHUNKS, 0)
 }
 
+/// The same stream asked for at the Messages door (`/v1/messages`): the gateway translates the
+/// request to chat and each chat chunk back to Messages events (`message_start` …
+/// `message_stop`), so a stream ends with at least role + 20 content deltas + stop events.
+fn translated_streaming_request() -> Rc<[u8]> {
+    let body = r#"{"model":"bench","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"How are you?"}]}"#;
+    let r = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {CLIENT_KEY}\r\nanthropic-version: 2023-06-01\r\nContent-Type: application/json\r\nContent-Length: {}\r\nx-bench-chunks: {STREAM_CHUNKS}\r\nx-bench-chunk-ms: 0\r\n\r\n{body}",
+        body.len()
+    );
+    Rc::from(r.into_bytes())
+}
+
 /// Chunks/s through 1,000-chunk streams (no delay at the mock), at most `reps` streams
 /// and about `secs` seconds.
 async fn run_chunks(addr: SocketAddr, req: &[u8], secs: f64) -> (f64, u64) {
@@ -1384,6 +1399,38 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
                 fmt_opt(r.per_cpu_s(), 0),
                 vs(r.per_cpu_s(), pingora.and_then(Tput::per_cpu_s)),
                 r.errors
+            );
+        }
+        return;
+    }
+    if only == "translated" {
+        // Requests/s and per proxy CPU-second of the gateway alone, the same 20-chunk stream
+        // passed through and translated; no report is written.
+        let t = targets
+            .iter()
+            .find(|t| t.name == "switchyard")
+            .expect("the gateway is a target");
+        let pass = run_tput(t.addr, streaming_request(), STREAM_CHUNKS + 3, secs, t.pid).await;
+        let tr = run_tput(
+            t.addr,
+            translated_streaming_request(),
+            STREAM_CHUNKS + 3,
+            secs,
+            t.pid,
+        )
+        .await;
+        for (name, r) in [("passed through", &pass), ("translated", &tr)] {
+            eprintln!(
+                "[load] switchyard, {name}: {:.0} requests/s (c={CONC}), {} per proxy CPU-second, {} failed",
+                r.per_s(),
+                fmt_opt(r.per_cpu_s(), 0),
+                r.errors
+            );
+        }
+        if let (Some(a), Some(b)) = (tr.per_cpu_s(), pass.per_cpu_s()) {
+            eprintln!(
+                "[load] translated / passed through, per CPU-second: {:.2}",
+                a / b
             );
         }
         return;
