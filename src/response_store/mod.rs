@@ -15,9 +15,11 @@
 //!
 //! A response is stored when the request did not say `"store": false`, its answer was a 200
 //! that completed (a whole `response` object, or a stream that reached `response.completed`
-//! or `response.incomplete`), and it went through a translation. It is stored before the
-//! answer's last bytes go to the client ([`ResponseStore::keep`]), so a follow-up sent as
-//! soon as the answer ends finds it, on any instance. What is stored is the response object
+//! or `response.incomplete`), and it went through a translation. It is stored as soon as the
+//! translation made that whole object (a stream's `response.completed`/`response.incomplete`
+//! event, a whole answer's body), before those bytes go to the client ([`ResponseStore::keep`],
+//! called by `gateway::answer`): a follow-up sent the moment the client reads that event finds
+//! it, on any instance, even while the vendor's own last bytes are still to come. What is stored is the response object
 //! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
 //! under the key's team: another team's key finds nothing (404).
 //!

@@ -552,3 +552,65 @@ async fn the_mock_keeps_its_responses() {
     );
     assert_eq!(texts[2], "again", "{items}");
 }
+
+/// A raw HTTP/1.1 client reads a translated stream only until `response.completed` and sends
+/// its next turn at once, while the vendor still holds back its stream's last bytes: the
+/// gateway kept the response before that event went out, so the follow-up is a 200 (it was a
+/// 404 when the response was kept only at the vendor's last byte: #27, "The Responses store
+/// answers late").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_sent_at_response_completed_finds_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let gw = start(&anth, &oai, "").await;
+    anth.set_behaviour(AnthBehaviour {
+        end_delay_ms: Some(4_000),
+        ..AnthBehaviour::default()
+    });
+    for turn in 0..3 {
+        let body = json!({"model": "claude", "input": format!("turn {turn}"), "stream": true})
+            .to_string();
+        let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
+        let head = format!(
+            "POST /v1/responses HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {DEMO_SECRET}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        let started = std::time::Instant::now();
+        let completed = loop {
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some(at) = text.find("event: response.completed\ndata: ") {
+                let rest = &text[at + "event: response.completed\ndata: ".len()..];
+                if let Some(line) = rest.split_once('\n').map(|(l, _)| l) {
+                    break serde_json::from_str::<Value>(line).unwrap();
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+                .await
+                .expect("response.completed within 10 s")
+                .unwrap();
+            assert!(n > 0, "the stream ended before response.completed: {text}");
+            seen.extend_from_slice(&buf[..n]);
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "response.completed came only with the vendor's last bytes"
+        );
+        let id = completed["response"]["id"].as_str().unwrap().to_string();
+        // At once, on another connection, while the first one is still open.
+        let (status, next) = create(
+            &gw,
+            DEMO_SECRET,
+            json!({"model": "claude", "input": "and then?", "previous_response_id": id}),
+        )
+        .await;
+        assert_eq!(status, 200, "turn {turn}: {next}");
+        assert_eq!(next["previous_response_id"], id, "{next}");
+        drop(conn);
+    }
+}
