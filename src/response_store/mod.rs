@@ -321,8 +321,115 @@ pub async fn expand(
         let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         req = FrontRequest::read(Dialect::Responses, bytes)?;
     }
+    if memchr::memmem::find(&req.body, b"\"item_reference\"").is_some() {
+        let mut body: Map<String, Value> = serde_json::from_slice(&req.body).map_err(|e| {
+            GatewayError::InvalidRequest(format!("the request body is not JSON: {e}"))
+        })?;
+        let resolved = match body.get_mut("input") {
+            Some(Value::Array(items)) => resolve_references(store, team, items).await?,
+            _ => false,
+        };
+        if resolved {
+            let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+            req = FrontRequest::read(Dialect::Responses, bytes)?;
+        }
+    }
     req.pending = Some(pending);
     Ok(req)
+}
+
+/// The response id in an output item id the gateway minted: items are named
+/// `{kind}_{response id}_{output index}` (`msg_resp_sy…_0`, `fc_resp_sy…_1`: see
+/// `convert::responses_to_chat`), so `msg_resp_sy<32 hex>_0` names response `resp_sy<32 hex>`.
+/// `None` for any other id (a vendor's own, which only a native route knows).
+fn minted_item_response(item_id: &str) -> Option<&str> {
+    let (head, index) = item_id.rsplit_once('_')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (_kind, response) = head.split_once('_')?;
+    is_minted(response).then_some(response)
+}
+
+/// The id of an `item_reference` input item (`{"type":"item_reference","id":…}`).
+fn reference_id(item: &Value) -> Option<&str> {
+    (item.get("type").and_then(Value::as_str) == Some("item_reference"))
+        .then(|| item.get("id").and_then(Value::as_str))
+        .flatten()
+}
+
+/// Replaces each `item_reference` input item that names an output item the gateway stored
+/// (its id minted by the gateway: [`minted_item_response`]) by that item, as input (without
+/// its id and status, like a `previous_response_id`'s output). The Vercel AI SDK's OpenAI
+/// provider sends these for the previous step's output when `store` is on (OpenAI's Responses
+/// API reference, "Input item list": `item_reference`, "An internal identifier for an item to
+/// reference"). A reference to such an item that this team's store does not hold (unknown,
+/// expired, evicted, deleted, another team's) is a 400 naming `input[i].id`, in OpenAI's words
+/// "Item with id '…' not found."; the store down is a 503. Other references are left for the
+/// route (a native OpenAI route knows its own ids). Whether any was replaced.
+async fn resolve_references(
+    store: &ResponseStore,
+    team: &str,
+    items: &mut [Value],
+) -> Result<bool, GatewayError> {
+    let mut resolved = false;
+    let mut loaded: Vec<(String, Option<Stored>)> = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        let Some(id) = reference_id(item).map(str::to_string) else {
+            continue;
+        };
+        let Some(response_id) = minted_item_response(&id) else {
+            continue;
+        };
+        if !loaded.iter().any(|(r, _)| r == response_id) {
+            let stored = store
+                .load(team, response_id)
+                .await
+                .map_err(|e| unavailable(response_id, &e))?;
+            loaded.push((response_id.to_string(), stored));
+        }
+        let found = loaded
+            .iter()
+            .find(|(r, _)| r == response_id)
+            .and_then(|(_, s)| s.as_ref())
+            .and_then(|s| output_item(&s.response, &id));
+        match found {
+            Some(stored_item) => *item = stored_item,
+            None => return Err(reference_not_found(i, &id)),
+        }
+        resolved = true;
+    }
+    Ok(resolved)
+}
+
+/// The output item `id` of a stored response, as an input item (no id, no status).
+fn output_item(response: &Value, id: &str) -> Option<Value> {
+    let item = response
+        .get("output")?
+        .as_array()?
+        .iter()
+        .find(|item| item.get("id").and_then(Value::as_str) == Some(id))?;
+    Some(as_input(item))
+}
+
+/// An output item as an input item: without the id and status the gateway gave it (a vendor
+/// must not take them for its own).
+fn as_input(item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Some(o) = item.as_object_mut() {
+        o.remove("id");
+        o.remove("status");
+    }
+    item
+}
+
+/// The 400 of an `item_reference` the store does not hold (OpenAI's wording).
+fn reference_not_found(i: usize, id: &str) -> GatewayError {
+    let id: String = id.chars().take(128).collect();
+    GatewayError::InvalidParam {
+        message: format!("Item with id '{id}' not found (`input[{i}].id`)."),
+        param: format!("input[{i}].id"),
+    }
 }
 
 /// The request's `input` as items: a string is one user message.
@@ -344,17 +451,7 @@ fn output_as_input(response: &Value) -> Vec<Value> {
     let Some(items) = response.get("output").and_then(Value::as_array) else {
         return Vec::new();
     };
-    items
-        .iter()
-        .map(|item| {
-            let mut item = item.clone();
-            if let Some(o) = item.as_object_mut() {
-                o.remove("id");
-                o.remove("status");
-            }
-            item
-        })
-        .collect()
+    items.iter().map(as_input).collect()
 }
 
 #[cfg(test)]
@@ -434,6 +531,74 @@ mod tests {
         assert!(store.load("a", &off_id).await.unwrap().is_none());
         assert!(!store.delete("b", &id).await.unwrap());
         assert!(store.delete("a", &id).await.unwrap());
+    }
+
+    #[test]
+    fn item_ids_name_their_response() {
+        let id = mint_id();
+        assert_eq!(
+            minted_item_response(&format!("msg_{id}_0")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            minted_item_response(&format!("fc_{id}_12")),
+            Some(id.as_str())
+        );
+        assert_eq!(minted_item_response(&format!("msg_{id}_")), None);
+        assert_eq!(minted_item_response(&format!("msg_{id}x_0")), None);
+        assert_eq!(minted_item_response("msg_67ccd2bed1ec8190_0"), None);
+        assert_eq!(minted_item_response(&id), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn item_references_become_the_stored_items() {
+        let metrics = Metrics::new();
+        let store = ResponseStore::memory(&metrics);
+        let config = crate::config::load_str("", std::path::Path::new("t.toml")).unwrap();
+        let first = expand(&store, "a", request(r#"{"model":"m","input":"hi"}"#))
+            .await
+            .unwrap();
+        let id = first.pending.as_ref().unwrap().id.clone();
+        let call = json!({"id": format!("fc_{id}_1"), "type": "function_call",
+            "status": "completed", "call_id": "c1", "name": "f", "arguments": "{}"});
+        let response = json!({"id": id, "output": [{"id": format!("msg_{id}_0"),
+            "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "calling"}]}, call]});
+        store
+            .keep(Some(&config), Some("a"), Some(&first), Some(response))
+            .await;
+        let body = json!({"model": "m", "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "item_reference", "id": format!("msg_{id}_0")},
+            {"type": "item_reference", "id": format!("fc_{id}_1")},
+            {"type": "function_call_output", "call_id": "c1", "output": "42"},
+            {"type": "item_reference", "id": "msg_vendors_own"}]});
+        let next = expand(&store, "a", request(&body.to_string()))
+            .await
+            .unwrap();
+        let sent: Value = serde_json::from_slice(&next.body).unwrap();
+        let input = sent["input"].as_array().unwrap();
+        assert_eq!(input[1]["type"], "message", "{sent}");
+        assert_eq!(input[1]["content"][0]["text"], "calling", "{sent}");
+        assert!(input[1].get("id").is_none(), "{sent}");
+        assert_eq!(input[2]["call_id"], "c1", "{sent}");
+        assert_eq!(
+            input[4]["id"], "msg_vendors_own",
+            "left for the route: {sent}"
+        );
+
+        // Another team, or an item the response does not hold: 400 naming `input[i].id`.
+        let Err(e) = expand(&store, "b", request(&body.to_string())).await else {
+            panic!("another team's item was resolved");
+        };
+        assert_eq!((e.status(), e.param()), (400, Some("input[1].id")), "{e}");
+        let missing = json!({"model": "m", "input": [
+            {"type": "item_reference", "id": format!("fc_{id}_7")}]});
+        let Err(e) = expand(&store, "a", request(&missing.to_string())).await else {
+            panic!("an unknown item was resolved");
+        };
+        assert!(e.to_string().contains("Item with id"), "{e}");
+        assert_eq!(e.param(), Some("input[0].id"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod hot_reload;
 mod key_file;
 mod native_messages;
 mod ops_kit;
+mod real_clients_vercel;
 mod redis_tls;
 mod refusals;
 mod responses;

@@ -570,8 +570,8 @@ async fn a_follow_up_sent_at_response_completed_finds_it() {
         ..AnthBehaviour::default()
     });
     for turn in 0..3 {
-        let body = json!({"model": "claude", "input": format!("turn {turn}"), "stream": true})
-            .to_string();
+        let body =
+            json!({"model": "claude", "input": format!("turn {turn}"), "stream": true}).to_string();
         let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
         let head = format!(
             "POST /v1/responses HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {DEMO_SECRET}\r\n\
@@ -613,4 +613,49 @@ async fn a_follow_up_sent_at_response_completed_finds_it() {
         assert_eq!(next["previous_response_id"], id, "{next}");
         drop(conn);
     }
+}
+
+/// An `item_reference` the gateway cannot resolve is a 400 naming `input[i].id`, before any
+/// vendor is called: one that names a response the store does not hold (another team's), and
+/// one in no form the gateway mints, on a translated route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_item_references_are_a_400_naming_the_item() {
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let gw = start(&anth, &oai, "").await;
+    let first = first_turn(&gw).await;
+    let item = first["output"][0]["id"].as_str().unwrap().to_string();
+    assert!(item.starts_with("msg_resp_sy"), "{first}");
+    let before = anth.requests().len();
+    for (secret, id) in [(OTHER_SECRET, item.as_str()), (DEMO_SECRET, "msg_abc123")] {
+        let (status, v) = create(
+            &gw,
+            secret,
+            json!({"model": "claude", "input": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"type": "item_reference", "id": id}]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "input[1].id", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("Item with id '{id}' not found")),
+            "{v}"
+        );
+    }
+    assert_eq!(anth.requests().len(), before, "no vendor call");
+    // The owner's reference resolves.
+    let (status, v) = create(
+        &gw,
+        DEMO_SECRET,
+        json!({"model": "claude", "input": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "item_reference", "id": item},
+            {"role": "user", "content": "And tomorrow?"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
 }
