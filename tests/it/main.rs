@@ -25,6 +25,7 @@ mod graceful;
 mod hardening;
 mod hot_reload;
 mod key_file;
+mod models_endpoint;
 mod native_messages;
 mod ops_kit;
 mod real_clients_vercel;
