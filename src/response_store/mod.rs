@@ -23,11 +23,17 @@
 //! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
 //! under the key's team: another team's key finds nothing (404).
 //!
+//! Bounds, on both backends, by what the backend really holds (the body, its keys and index
+//! entries): `[state] responses_team_max_bytes` per team, `responses_max_bytes` in all (and
+//! `responses_max_entries` in memory); a save over a bound evicts the team's oldest, then the
+//! oldest of all ([`memory`], [`redis`] say how each counts and evicts). The bytes held are the
+//! gauge `switchyard_responses_stored_bytes`, evictions `switchyard_responses_evicted_total
+//! {reason}` (`team_max_bytes`, `max_bytes`, `max_entries`).
+//!
 //! Failures: a lookup that the backend cannot answer (Redis down) is a 503 `overloaded` on the
-//! request that needs it; a save that fails (Redis down, one response larger than
-//! `responses_max_bytes`) is logged (the id and the team, nothing of the content) and counted
-//! in `switchyard_responses_store_errors_total{op}`; memory evictions are counted in
-//! `switchyard_responses_evicted_total{reason}`.
+//! request that needs it; a save that fails (Redis down, one response larger than its team's
+//! bound) is logged (the id and the team, nothing of the content) and counted in
+//! `switchyard_responses_store_errors_total{op}`.
 //!
 //! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers).
 
@@ -38,17 +44,17 @@ pub mod redis;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, State, StoredResponses};
 use crate::dialect::request::{FrontRequest, Pending};
 use crate::dialect::{responses, Dialect};
 use crate::error::GatewayError;
-use crate::observability::metrics::{counter, Metrics};
+use crate::observability::metrics::{counter, gauge, Metrics};
 
 use self::memory::{Eviction, Memory};
-use self::redis::RedisStore;
+use self::redis::{Bounds, RedisStore};
 
 /// The prefix of the ids the gateway mints for translated responses.
 pub const ID_PREFIX: &str = "resp_sy";
@@ -72,9 +78,13 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// The stored form, at its exact length (a `Vec` grown by the serializer holds up to twice
+    /// its length: what the memory backend counts must be what it holds).
     fn to_bytes(&self) -> Bytes {
         let v = json!({"response": self.response, "input": self.input});
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
+        bytes.shrink_to_fit();
+        Bytes::from(bytes)
     }
 
     fn from_bytes(b: &[u8]) -> Option<Stored> {
@@ -98,6 +108,9 @@ pub struct ResponseStore {
     backend: Backend,
     errors: IntCounterVec,
     evicted: IntCounterVec,
+    /// The bytes the store holds (memory: this process's; Redis: every instance's, as of this
+    /// instance's last save).
+    held: IntGauge,
 }
 
 /// The backend could not answer.
@@ -128,22 +141,31 @@ impl ResponseStore {
         );
         let evicted = counter(
             "switchyard_responses_evicted_total",
-            "Stored responses evicted before their TTL to make room (memory backend).",
+            "Stored responses evicted before their TTL to make room: for the store's bound in \
+             bytes (max_bytes), a team's (team_max_bytes), the memory store's in entries \
+             (max_entries).",
             &["reason"],
+        );
+        let held = gauge(
+            "switchyard_responses_stored_bytes",
+            "Bytes held by stored responses (Redis: all instances', as of this instance's last \
+             save).",
         );
         // Present from the first scrape, like every counter whose labels are a fixed set.
         for op in ["save", "load", "delete"] {
             errors.with_label_values(&[op]);
         }
-        for why in [Eviction::Bytes, Eviction::Entries] {
+        for why in Eviction::ALL {
             evicted.with_label_values(&[why.label()]);
         }
         metrics.register(Box::new(errors.clone()));
         metrics.register(Box::new(evicted.clone()));
+        metrics.register(Box::new(held.clone()));
         ResponseStore {
             backend,
             errors,
             evicted,
+            held,
         }
     }
 
@@ -163,10 +185,13 @@ impl ResponseStore {
 
     /// Deletes the stored response `id` of `team`; whether there was one.
     pub async fn delete(&self, team: &str, id: &str) -> Result<bool, Unavailable> {
-        let key = store_key(team, id);
         match &self.backend {
-            Backend::Memory(m) => Ok(m.delete(&key, Instant::now())),
-            Backend::Redis(r) => r.delete(&key).await.map_err(|e| {
+            Backend::Memory(m) => {
+                let deleted = m.delete(&store_key(team, id), Instant::now());
+                self.held.set(gauge_value(m.usage().bytes));
+                Ok(deleted)
+            }
+            Backend::Redis(r) => r.delete(&team_part(team), id).await.map_err(|e| {
                 self.failed("delete", team, id, &e.to_string());
                 Unavailable(e.to_string())
             }),
@@ -178,12 +203,42 @@ impl ResponseStore {
     async fn save(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
         match &self.backend {
             Backend::Memory(_) => self.save_in_memory(team, id, stored, limits),
-            Backend::Redis(r) => {
-                let key = store_key(team, id);
-                if let Err(e) = r.save(&key, &stored, limits.ttl).await {
-                    self.failed("save", team, id, &e.to_string());
-                }
+            Backend::Redis(r) => self.save_in_redis(r, team, id, stored, limits).await,
+        }
+    }
+
+    async fn save_in_redis(
+        &self,
+        r: &RedisStore,
+        team: &str,
+        id: &str,
+        stored: Bytes,
+        limits: &StoredResponses,
+    ) {
+        let team_max = limits.team_max_bytes.min(limits.max_bytes);
+        let held = redis::held_bytes(&format!("{}:{id}", team_part(team)), stored.len());
+        if held > team_max {
+            let why = format!(
+                "the response ({held} bytes) is larger than responses_team_max_bytes ({team_max})"
+            );
+            return self.failed("save", team, id, &why);
+        }
+        let bounds = Bounds {
+            team_max,
+            total_max: limits.max_bytes,
+        };
+        match r
+            .save(&team_part(team), id, &stored, limits.ttl, bounds)
+            .await
+        {
+            Ok(saved) => {
+                let evicted = |why: Eviction| self.evicted.with_label_values(&[why.label()]);
+                evicted(Eviction::TeamBytes).inc_by(saved.evicted_for_team);
+                evicted(Eviction::Bytes).inc_by(saved.evicted_for_total);
+                self.held
+                    .set(i64::try_from(saved.bytes).unwrap_or(i64::MAX));
             }
+            Err(e) => self.failed("save", team, id, &e.to_string()),
         }
     }
 
@@ -191,18 +246,20 @@ impl ResponseStore {
         let Backend::Memory(m) = &self.backend else {
             return;
         };
-        match m.save(store_key(team, id), stored, limits, Instant::now()) {
+        match m.save(team, store_key(team, id), stored, limits, Instant::now()) {
             Ok(evicted) => {
                 for why in evicted {
                     self.evicted.with_label_values(&[why.label()]).inc();
                 }
+                self.held.set(gauge_value(m.usage().bytes));
             }
             Err(e) => self.failed(
                 "save",
                 team,
                 id,
                 &format!(
-                    "the response ({} bytes) is larger than responses_max_bytes ({})",
+                    "the response ({} bytes held) is larger than its team's bound \
+                     (responses_team_max_bytes, at most responses_max_bytes: {})",
                     e.bytes, e.max_bytes
                 ),
             ),
@@ -252,11 +309,18 @@ impl ResponseStore {
 
 /// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
 fn store_key(team: &str, id: &str) -> String {
-    let mut out = String::from("switchyard:resp:");
+    format!("switchyard:resp:{}:{id}", team_part(team))
+}
+
+/// The team as it is written in keys: escaped (no `:`, no two teams alike).
+fn team_part(team: &str) -> String {
+    let mut out = String::new();
     crate::policy::limits::push_key_part(&mut out, team);
-    out.push(':');
-    out.push_str(id);
     out
+}
+
+fn gauge_value(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// The 404 of a `previous_response_id` that is not in the store (for this team).

@@ -659,3 +659,113 @@ async fn unknown_item_references_are_a_400_naming_the_item() {
     .await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// The bytes the Redis store holds, all teams or one (`team:{team}`).
+fn held(redis: &RedisServer, field: &str) -> u64 {
+    redis
+        .hget("switchyard:resp-held", field)
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+async fn status_of(gw: &Gateway, secret: &str, v: &Value) -> u16 {
+    let path = format!("/v1/responses/{}", v["id"].as_str().unwrap());
+    call(gw, secret, "GET", &path, None).await.0
+}
+
+/// #27: on Redis a stored response lived its 30-day TTL with no cap. Now a team's responses
+/// are bounded in bytes (`responses_team_max_bytes`: the team's oldest evicted, its others and
+/// other teams' kept) and so is the whole store (`responses_max_bytes`: the oldest of all
+/// evicted), by what Redis holds; evictions counted, the bytes held a gauge; a delete frees its
+/// bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_is_bounded_per_team_and_in_total() {
+    let Some(redis) = RedisServer::try_start() else {
+        panic!("redis-server is needed for this test");
+    };
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    anth.set_content(tool_blocks());
+    let state = |extra: &str| {
+        format!(
+            "[state]\nbackend = \"redis\"\nredis_url = \"{}\"\nresponses_ttl_s = 600\n{extra}",
+            redis.url()
+        )
+    };
+    // One response's size, as Redis holds it (all are alike here).
+    let size = {
+        let mut gw = start(&anth, &oai, &state("")).await;
+        first_turn(&gw).await;
+        gw.stop();
+        let size = held(&redis, "total");
+        assert!(size > 500, "{size}");
+        assert_eq!(held(&redis, "team:t"), size);
+        redis.command(&["FLUSHALL"]).unwrap();
+        size
+    };
+    let team_max = size * 7 / 2;
+    let total_max = size * 9 / 2;
+    let gw = start(
+        &anth,
+        &oai,
+        &state(&format!(
+            "responses_team_max_bytes = {team_max}\nresponses_max_bytes = {total_max}\n"
+        )),
+    )
+    .await;
+    let mut mine = Vec::new();
+    for _ in 0..5 {
+        mine.push(first_turn(&gw).await);
+    }
+    // The team's bound: its two oldest went, its three newest stay.
+    for (i, v) in mine.iter().enumerate() {
+        let want = if i < 2 { 404 } else { 200 };
+        assert_eq!(status_of(&gw, DEMO_SECRET, v).await, want, "response {i}");
+    }
+    assert!(held(&redis, "team:t") <= team_max);
+    let body = json!({"model": "claude", "input": "Weather in Paris?",
+                      "tools": [{"type": "function", "name": "get_weather",
+                                 "parameters": {"type": "object"}}]});
+    let (status, x) = create(&gw, OTHER_SECRET, body.clone()).await;
+    assert_eq!(status, 200, "{x}");
+    // Another team's response fits beside them: nothing of `t` went.
+    assert_eq!(status_of(&gw, DEMO_SECRET, &mine[2]).await, 200);
+    // The store's bound: one more response evicts the oldest of all (`t`'s third).
+    let (status, y) = create(&gw, OTHER_SECRET, body).await;
+    assert_eq!(status, 200, "{y}");
+    assert_eq!(status_of(&gw, DEMO_SECRET, &mine[2]).await, 404);
+    for v in &mine[3..] {
+        assert_eq!(status_of(&gw, DEMO_SECRET, v).await, 200);
+    }
+    for v in [&x, &y] {
+        assert_eq!(status_of(&gw, OTHER_SECRET, v).await, 200);
+    }
+    let total = held(&redis, "total");
+    assert!(total <= total_max, "{total} > {total_max}");
+    assert_eq!(
+        redis.keys("switchyard:resp:*").len(),
+        4,
+        "{:?}",
+        redis.keys("*")
+    );
+    let metrics = gw.metrics().await;
+    let evicted = |reason: &str| {
+        metric_value(
+            &metrics,
+            "switchyard_responses_evicted_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(evicted("team_max_bytes"), Some(2.0), "{metrics}");
+    assert_eq!(evicted("max_bytes"), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "switchyard_responses_stored_bytes", &[]),
+        Some(total as f64),
+        "{metrics}"
+    );
+    // A delete frees its bytes and its index entries.
+    let path = format!("/v1/responses/{}", mine[4]["id"].as_str().unwrap());
+    assert_eq!(call(&gw, DEMO_SECRET, "DELETE", &path, None).await.0, 200);
+    assert!(held(&redis, "total") < total);
+    let index = redis.command(&["ZCARD", "switchyard:resp-team:t"]).unwrap();
+    assert_eq!(index.trim(), ":1", "only mine[3] is left in t's index");
+}

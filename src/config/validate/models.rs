@@ -355,14 +355,23 @@ mod tests {
             StoredResponses {
                 ttl: Duration::from_secs(60),
                 max_bytes: 1000,
+                team_max_bytes: 1000,
                 max_entries: 5
             }
+        );
+        let c = load("[state]\nresponses_team_max_bytes = 4096\n").unwrap();
+        assert_eq!(c.stored_responses.team_max_bytes, 4096);
+        rejects(
+            "[state]\nresponses_max_bytes = 1000\nresponses_team_max_bytes = 2000 # <-\n",
+            "state.responses_team_max_bytes",
+            "more than responses_max_bytes",
         );
         assert_eq!(c.models[0].kind, ModelKind::Embedding);
         assert_eq!(c.models[1].kind, ModelKind::Chat);
         for field in [
             "responses_ttl_s",
             "responses_max_bytes",
+            "responses_team_max_bytes",
             "responses_max_entries",
         ] {
             rejects(

@@ -43,8 +43,9 @@ pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
     }
 }
 
-/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_max_entries`: positive
-/// integers; absent ones keep [`StoredResponses::default`].
+/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_team_max_bytes`,
+/// `responses_max_entries`: positive integers; absent ones keep [`StoredResponses::default`]
+/// (the team's bound no more than the total's). A team bound over the total is refused.
 pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
     let d = StoredResponses::default();
     let ttl = match &raw.responses_ttl_s {
@@ -55,6 +56,23 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
         None => d.max_bytes,
         Some(v) => positive_usize(src, v, "state.responses_max_bytes")?,
     };
+    let team_max_bytes = match &raw.responses_team_max_bytes {
+        None => d.team_max_bytes.min(max_bytes),
+        Some(v) => {
+            let n = positive_usize(src, v, "state.responses_team_max_bytes")?;
+            if n > max_bytes {
+                return Err(src.at(
+                    v,
+                    "state.responses_team_max_bytes",
+                    format!(
+                        "{n} is more than responses_max_bytes ({max_bytes}): one team's bound \
+                         cannot exceed the whole store's"
+                    ),
+                ));
+            }
+            n
+        }
+    };
     let max_entries = match &raw.responses_max_entries {
         None => d.max_entries,
         Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
@@ -62,6 +80,7 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
     Ok(StoredResponses {
         ttl,
         max_bytes,
+        team_max_bytes,
         max_entries,
     })
 }
