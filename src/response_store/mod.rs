@@ -100,7 +100,8 @@ impl Stored {
 
 enum Backend {
     Memory(Memory),
-    Redis(RedisStore),
+    /// Boxed: the client and its scripts are much larger than the memory store's maps.
+    Redis(Box<RedisStore>),
 }
 
 /// The response store: its backend and its metrics.
@@ -123,7 +124,7 @@ impl ResponseStore {
     pub fn new(state: &State, metrics: &Metrics) -> Result<ResponseStore, String> {
         let backend = match state {
             State::Memory { .. } => Backend::Memory(Memory::default()),
-            State::Redis(r) => Backend::Redis(RedisStore::new(r)?),
+            State::Redis(r) => Backend::Redis(Box::new(RedisStore::new(r)?)),
         };
         Ok(ResponseStore::with_backend(backend, metrics))
     }
