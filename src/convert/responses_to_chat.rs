@@ -982,7 +982,7 @@ mod tests {
             ),
             (
                 r#"{"model":"m","input":[{"type":"item_reference","id":"x"}]}"#,
-                "`item_reference`",
+                "Item with id 'x' not found (`input[0].id`)",
             ),
             (
                 r#"{"model":"m","input":[{"role":"robot","content":"x"}]}"#,

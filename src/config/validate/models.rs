@@ -359,8 +359,8 @@ mod tests {
                 max_entries: 5
             }
         );
-        let c = load("[state]\nresponses_team_max_bytes = 4096\n").unwrap();
-        assert_eq!(c.stored_responses.team_max_bytes, 4096);
+        let team = load("[state]\nresponses_team_max_bytes = 4096\n").unwrap();
+        assert_eq!(team.stored_responses.team_max_bytes, 4096);
         rejects(
             "[state]\nresponses_max_bytes = 1000\nresponses_team_max_bytes = 2000 # <-\n",
             "state.responses_team_max_bytes",
