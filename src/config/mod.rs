@@ -87,6 +87,9 @@ pub struct Config {
     pub state: State,
     /// `[state] responses_*`: the stored responses of translated Responses routes.
     pub stored_responses: StoredResponses,
+    /// `[state] responses_redis_url`: the stored responses' own Redis (`None`: they live in
+    /// `state`'s backend). Read at start, like `state`.
+    pub responses_redis: Option<RedisState>,
     pub log: Log,
     pub routing: Routing,
     pub limits: LimitsConfig,

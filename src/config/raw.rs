@@ -116,6 +116,9 @@ pub struct State {
     pub responses_max_bytes: Option<Spanned<i64>>,
     /// Both backends: the most bytes of one team's stored responses (default 16 MiB).
     pub responses_team_max_bytes: Option<Spanned<i64>>,
+    /// Stored responses in a Redis of their own (`redis://…` or `rediss://…`, the password and
+    /// CA of `redis_password_env`/`redis_ca_file`), whatever the limiter's backend.
+    pub responses_redis_url: Option<Spanned<String>>,
     /// Memory backend: the most stored responses kept (default 10000).
     pub responses_max_entries: Option<Spanned<i64>>,
 }

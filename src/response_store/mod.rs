@@ -47,7 +47,7 @@ use bytes::Bytes;
 use prometheus::{IntCounterVec, IntGauge};
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, State, StoredResponses};
+use crate::config::{Config, RedisState, State, StoredResponses};
 use crate::dialect::request::{FrontRequest, Pending};
 use crate::dialect::{responses, Dialect};
 use crate::error::GatewayError;
@@ -119,12 +119,16 @@ pub struct ResponseStore {
 pub struct Unavailable(pub String);
 
 impl ResponseStore {
-    /// The store of `state`'s backend (a Redis client connects on first use); its metrics are
-    /// registered with `metrics`.
-    pub fn new(state: &State, metrics: &Metrics) -> Result<ResponseStore, String> {
-        let backend = match state {
-            State::Memory { .. } => Backend::Memory(Memory::default()),
-            State::Redis(r) => Backend::Redis(Box::new(RedisStore::new(r)?)),
+    /// The store of its own Redis (`[state] responses_redis_url`) or else of `state`'s backend
+    /// (a Redis client connects on first use); its metrics are registered with `metrics`.
+    pub fn new(
+        state: &State,
+        own: Option<&RedisState>,
+        metrics: &Metrics,
+    ) -> Result<ResponseStore, String> {
+        let backend = match (own, state) {
+            (Some(r), _) | (None, State::Redis(r)) => Backend::Redis(Box::new(RedisStore::new(r)?)),
+            (None, State::Memory { .. }) => Backend::Memory(Memory::default()),
         };
         Ok(ResponseStore::with_backend(backend, metrics))
     }

@@ -1,8 +1,8 @@
 //! The `redis` backend of the response store: one string per response, `SET … PX` with the
 //! TTL, shared by every instance that names the same Redis. Keys are
 //! `switchyard:resp:{team}:{id}` (the team percent-encoded like the limiter's names), so a key
-//! of another team reads nothing. The connection is the limiter's kind (`[state]` URL,
-//! password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
+//! of another team reads nothing. The connection is the limiter's kind (`[state]` URL, or the
+//! store's own `responses_redis_url`; password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
 //! failed call the next ones fail at once for [`RETRY_AFTER`] (a Redis that does not answer
 //! must not hold every request that needs it for the whole timeout).
 //!

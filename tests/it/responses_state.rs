@@ -769,3 +769,40 @@ async fn redis_store_is_bounded_per_team_and_in_total() {
     let index = redis.command(&["ZCARD", "switchyard:resp-team:t"]).unwrap();
     assert_eq!(index.trim(), ":1", "only mine[3] is left in t's index");
 }
+
+/// `[state] responses_redis_url`: stored responses in a Redis of their own while the limiter
+/// keeps its counters elsewhere (here in memory): a response is in that Redis, and continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_responses_in_a_redis_of_their_own() {
+    let Some(redis) = RedisServer::try_start() else {
+        panic!("redis-server is needed for this test");
+    };
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!(
+        "[state]\nbackend = \"memory\"\ndir = {:?}\nresponses_redis_url = \"{}\"\n",
+        dir.path().display().to_string(),
+        redis.url()
+    );
+    let gw = start(&anth, &oai, &state).await;
+    anth.set_content(tool_blocks());
+    let first = first_turn(&gw).await;
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(
+        redis.keys("switchyard:resp:*"),
+        vec![format!("switchyard:resp:t:{id}")]
+    );
+    assert!(
+        redis.keys("switchyard:t:*").is_empty(),
+        "the limiter is not there"
+    );
+    let (status, v) = create(
+        &gw,
+        DEMO_SECRET,
+        json!({"model": "claude", "previous_response_id": id, "input": [
+            {"type": "function_call_output", "call_id": "toolu_42", "output": "sunny"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}

@@ -85,9 +85,24 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
     })
 }
 
+/// `[state] responses_redis_url`: the stored responses' own Redis, checked like `redis_url`,
+/// with the same password and CA settings; `None` without it.
+pub(super) fn responses_redis(src: &Source, raw: &raw::State) -> Result<Option<RedisState>> {
+    let Some(url) = &raw.responses_redis_url else {
+        return Ok(None);
+    };
+    redis_url_as(src, url, "state.responses_redis_url")?;
+    redis_state(src, raw, url).map(Some)
+}
+
 /// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
 /// password comes from `redis_password_env`). The URL is never quoted in a message.
 fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
+    redis_url_as(src, url, "state.redis_url")
+}
+
+/// [`redis_url`] for the setting at `path`.
+fn redis_url_as(src: &Source, url: &Spanned<String>, path: &str) -> Result<()> {
     let u = url.get_ref();
     let rest = u
         .strip_prefix("redis://")
@@ -95,21 +110,21 @@ fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
     if rest.is_none_or(str::is_empty) {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "must be a URL starting with redis:// or rediss:// (TLS)",
         ));
     }
     let info = redis::IntoConnectionInfo::into_connection_info(u.as_str()).map_err(|_| {
         src.at(
             url,
-            "state.redis_url",
+            path,
             "not a valid Redis URL (redis[s]://[user@]host[:port][/db])",
         )
     })?;
     if u.contains('#') {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "a #fragment (#insecure) is refused: the server's certificate is always verified; \
              name a private CA in redis_ca_file",
         ));
@@ -117,7 +132,7 @@ fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
     if info.redis_settings().password().is_some() {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "holds a password: remove it from the URL and name the environment variable that \
              holds it in redis_password_env",
         ));
