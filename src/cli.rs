@@ -293,13 +293,15 @@ fn build_server(
         }
     };
     limiter.sync(&snapshot.load());
-    let responses = match ResponseStore::new(&snapshot.load().state, &metrics) {
-        Ok(store) => Arc::new(store),
-        Err(e) => {
-            eprintln!("{}: [state]: {e}", path.display());
-            std::process::exit(2);
-        }
-    };
+    let config = snapshot.load();
+    let responses =
+        match ResponseStore::new(&config.state, config.responses_redis.as_ref(), &metrics) {
+            Ok(store) => Arc::new(store),
+            Err(e) => {
+                eprintln!("{}: [state]: {e}", path.display());
+                std::process::exit(2);
+            }
+        };
     let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);

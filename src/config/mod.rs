@@ -87,6 +87,9 @@ pub struct Config {
     pub state: State,
     /// `[state] responses_*`: the stored responses of translated Responses routes.
     pub stored_responses: StoredResponses,
+    /// `[state] responses_redis_url`: the stored responses' own Redis (`None`: they live in
+    /// `state`'s backend). Read at start, like `state`.
+    pub responses_redis: Option<RedisState>,
     pub log: Log,
     pub routing: Routing,
     pub limits: LimitsConfig,
@@ -243,17 +246,29 @@ pub enum State {
 pub struct StoredResponses {
     /// How long a stored response lives (both backends).
     pub ttl: Duration,
-    /// Memory backend: the most bytes kept; the oldest responses are evicted first.
+    /// Both backends: the most bytes held by all teams' stored responses (as the backend
+    /// holds them: the body, its keys and index entries); the oldest are evicted first.
     pub max_bytes: usize,
+    /// Both backends: the most bytes held by one team's stored responses; that team's oldest
+    /// are evicted first. At most `max_bytes`.
+    pub team_max_bytes: usize,
     /// Memory backend: the most responses kept.
     pub max_entries: usize,
+}
+
+impl StoredResponses {
+    /// Default of `responses_max_bytes`: 64 MiB.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+    /// Default of `responses_team_max_bytes`: 16 MiB (or `responses_max_bytes` if smaller).
+    pub const DEFAULT_TEAM_MAX_BYTES: usize = 16 * 1024 * 1024;
 }
 
 impl Default for StoredResponses {
     fn default() -> Self {
         StoredResponses {
             ttl: Duration::from_secs(30 * 86_400),
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            team_max_bytes: Self::DEFAULT_TEAM_MAX_BYTES,
             max_entries: 10_000,
         }
     }

@@ -112,8 +112,13 @@ pub struct State {
     pub redis_timeout_ms: Option<Spanned<i64>>,
     /// Stored Responses (translated routes): how long one is kept (default 30 days).
     pub responses_ttl_s: Option<Spanned<i64>>,
-    /// Memory backend: the most bytes of stored responses kept (default 64 MiB).
+    /// Both backends: the most bytes of stored responses held, all teams (default 64 MiB).
     pub responses_max_bytes: Option<Spanned<i64>>,
+    /// Both backends: the most bytes of one team's stored responses (default 16 MiB).
+    pub responses_team_max_bytes: Option<Spanned<i64>>,
+    /// Stored responses in a Redis of their own (`redis://…` or `rediss://…`, the password and
+    /// CA of `redis_password_env`/`redis_ca_file`), whatever the limiter's backend.
+    pub responses_redis_url: Option<Spanned<String>>,
     /// Memory backend: the most stored responses kept (default 10000).
     pub responses_max_entries: Option<Spanned<i64>>,
 }

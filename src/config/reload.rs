@@ -457,6 +457,17 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
             describe_state(&new.state)
         ));
     }
+    if running.responses_redis != new.responses_redis {
+        let describe = |r: &Option<crate::config::RedisState>| match r {
+            Some(_) => "its own redis (URL not shown)",
+            None => "the state backend",
+        };
+        changes.push(format!(
+            "state.responses_redis_url ({} -> {})",
+            describe(&running.responses_redis),
+            describe(&new.responses_redis)
+        ));
+    }
     if running.log.usage != new.log.usage {
         changes.push(format!(
             "log.usage ({} -> {})",
@@ -489,6 +500,7 @@ fn keep_restart_only(running: &Config, new: &mut Config) {
     new.server.threads = running.server.threads;
     new.server.tls.clone_from(&running.server.tls);
     new.state = running.state.clone();
+    new.responses_redis.clone_from(&running.responses_redis);
     new.log.usage.clone_from(&running.log.usage);
     new.telemetry.clone_from(&running.telemetry);
 }

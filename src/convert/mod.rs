@@ -200,6 +200,8 @@ pub struct AnswerTranslation {
     identity: responses_to_chat::Identity,
     /// Responses door: the whole translated `response` of a non-streamed answer.
     completed: Option<Bytes>,
+    /// Responses door: the completed response was handed out for the store already.
+    handed_out: bool,
 }
 
 impl AnswerTranslation {
@@ -239,6 +241,7 @@ impl AnswerTranslation {
             buffered: None,
             identity: identity(req),
             completed: None,
+            handed_out: false,
         };
         if req.stream {
             t.to_chat = stream_translator(pair.vendor, model_hint, unix_now());
@@ -302,6 +305,18 @@ impl AnswerTranslation {
             return serde_json::from_slice(body).ok();
         }
         self.to_front.as_ref().and_then(|t| t.completed_response())
+    }
+
+    /// [`Self::completed_response`] the first time the answer is complete (the chunk that
+    /// holds `response.completed`/`response.incomplete` was just translated, or the whole
+    /// answer), `None` before and after: the caller keeps it before those bytes go out.
+    pub fn take_completed_response(&mut self) -> Option<serde_json::Value> {
+        if self.handed_out {
+            return None;
+        }
+        let response = self.completed_response()?;
+        self.handed_out = true;
+        Some(response)
     }
 
     /// A whole non-streaming answer: to chat, metered, then to the client's dialect.

@@ -182,6 +182,18 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
         }
         // The vendor cannot take another vendor's reasoning back.
         Some("reasoning") => {}
+        // The gateway's own references were resolved before routing
+        // (`crate::response_store::expand`); any other names an item nobody here stored.
+        Some("item_reference") => {
+            let id = item.get("id").and_then(Value::as_str).unwrap_or("?");
+            let id: String = id.chars().take(128).collect();
+            return Err(GatewayError::InvalidParam {
+                message: format!(
+                    "Item with id '{id}' not found (`input[{i}].id`): the gateway did not store it, and this route's provider keeps no items"
+                ),
+                param: format!("input[{i}].id"),
+            });
+        }
         Some(other) => {
             return Err(invalid(format!(
                 "`input[{i}]` of type `{other}` is not supported for this route's provider"
@@ -970,7 +982,7 @@ mod tests {
             ),
             (
                 r#"{"model":"m","input":[{"type":"item_reference","id":"x"}]}"#,
-                "`item_reference`",
+                "Item with id 'x' not found (`input[0].id`)",
             ),
             (
                 r#"{"model":"m","input":[{"role":"robot","content":"x"}]}"#,

@@ -1,8 +1,9 @@
 //! The first phase of a request (the map is in `super`): from its path to an `Admitted`
 //! request, or a refusal. Routes the path to its front door, authenticates, reads the body
 //! and the door's view of it, applies the content policies, resolves the model, reserves
-//! against the limits and picks the first route. The door's own answers (`/v1/models`, a
-//! stored response, the mock, an estimated `count_tokens`) are written here.
+//! against the limits and picks the first route. The door's own answers (`/v1/models` and
+//! `/v1/models/{id}`, a stored response, the mock, an estimated `count_tokens`) are written
+//! here.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -62,7 +63,8 @@ enum Endpoint {
     Responses,
     /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`: from the response store.
     StoredResponse(door::Call),
-    Models,
+    /// `GET /v1/models` (`None`) or `GET /v1/models/{id}`.
+    Models(Option<String>),
 }
 
 impl Gateway {
@@ -76,11 +78,14 @@ impl Gateway {
         request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
         let endpoint = endpoint(session.req_header())?;
         let config = self.snapshot.load();
+        // `/v1/models` answers (and refuses) in the shape of the client that asks.
+        let anthropic_client = models::anthropic_client(session.req_header());
         record.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
+            Endpoint::Models(_) if anthropic_client => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
             Endpoint::Responses | Endpoint::StoredResponse(_) => Dialect::Responses,
-            Endpoint::Chat | Endpoint::Models => Dialect::Chat,
+            Endpoint::Chat | Endpoint::Models(_) => Dialect::Chat,
         };
         record.operation = match endpoint {
             Endpoint::CountTokens => Operation::CountTokens,
@@ -91,9 +96,16 @@ impl Gateway {
         let principal = authenticate(&config, session.req_header(), record.front)?;
         record.principal = Some(principal.clone());
 
-        if let Endpoint::Models = endpoint {
+        if let Endpoint::Models(id) = &endpoint {
             self.peek_rate_headers(record).await;
-            let body = models::list(&config, &principal);
+            let anthropic = record.front == Dialect::Messages;
+            let body = match id {
+                None => {
+                    let query = session.req_header().uri.query();
+                    models::list(&config, &principal, anthropic, query)?
+                }
+                Some(id) => models::retrieve(&config, &principal, anthropic, id)?,
+            };
             answer::write_answer(session, record, 200, "application/json", vec![body]).await;
             return Ok(Admit::Answered);
         }
@@ -223,8 +235,8 @@ impl Gateway {
     }
 }
 
-/// The caller's key: a bearer token, or (on the Anthropic door, as Anthropic's SDKs send it)
-/// `x-api-key`.
+/// The caller's key: a bearer token, or (on the Anthropic door, and from an Anthropic client
+/// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`.
 fn authenticate(
     config: &Config,
     req: &RequestHeader,
@@ -263,7 +275,7 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
             Ok(Endpoint::Embeddings)
         }
         "/v1/responses" | "/responses" if method == http::Method::POST => Ok(Endpoint::Responses),
-        "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models),
+        "/v1/models" | "/models" if method == http::Method::GET => Ok(Endpoint::Models(None)),
         "/v1/chat/completions"
         | "/v2/chat/completions"
         | "/chat/completions"
@@ -282,11 +294,27 @@ fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
                 "POST"
             },
         }),
-        _ => Err(GatewayError::NotFound(format!(
-            "no such endpoint: {}",
-            path.chars().take(128).collect::<String>()
-        ))),
+        _ => match model_id(path) {
+            Some(id) if method == http::Method::GET => Ok(Endpoint::Models(Some(id))),
+            Some(_) => Err(GatewayError::MethodNotAllowed {
+                method: method.as_str().chars().take(16).collect(),
+                allow: "GET",
+            }),
+            None => Err(GatewayError::NotFound(format!(
+                "no such endpoint: {}",
+                path.chars().take(128).collect::<String>()
+            ))),
+        },
     }
+}
+
+/// The model id of `/v1/models/{id}` (or `/models/{id}`), its `%XX` escapes decoded.
+fn model_id(path: &str) -> Option<String> {
+    let id = path
+        .strip_prefix("/v1/models/")
+        .or_else(|| path.strip_prefix("/models/"))
+        .filter(|id| !id.is_empty())?;
+    Some(models::percent_decoded(id))
 }
 
 /// The client's `x-request-id` if it is a sane token, else a new random one.

@@ -208,8 +208,9 @@ impl Gateway {
                 // Nothing went out yet: another route may answer.
                 return Err(Failed::of(Failure::Reset, Some(provider)));
             }
+            // A Responses answer that just completed is kept before any of it goes out.
+            self.keep_response(attempt).await;
             if end {
-                self.keep_response(attempt).await;
                 return Ok(Hold::Ended);
             }
             if (streamed && record.meter.started()) || len > limit {
@@ -313,7 +314,9 @@ impl Gateway {
                 self.attempt_failed(record, route, failed.cause, None);
                 return Box::pin(end_with_error(session, record, &failed.error)).await;
             }
-            if end && !vendor_failed {
+            if !vendor_failed {
+                // The chunk that holds `response.completed` is kept before it is written:
+                // the vendor's last bytes may come later (or never).
                 self.keep_response(attempt).await;
             }
             let out = out.filter(|o| !o.is_empty() || end);
@@ -368,10 +371,17 @@ impl Gateway {
         }
     }
 
-    /// A translated Responses answer that completed is kept (`crate::response_store`) before
-    /// its end goes to the client, so a follow-up sent at once finds it.
-    async fn keep_response(&self, attempt: &Attempt<'_>) {
-        let Some(t) = &attempt.translation else {
+    /// A translated Responses answer is kept (`crate::response_store`) as soon as its
+    /// translation completed it (a stream's `response.completed`/`response.incomplete` was
+    /// just made, or the whole answer), before those bytes go to the client: a follow-up sent
+    /// the moment the client reads that event finds it, though the vendor's own last bytes
+    /// come later. Once per answer; nothing for other answers.
+    async fn keep_response(&self, attempt: &mut Attempt<'_>) {
+        let Some(completed) = attempt
+            .translation
+            .as_mut()
+            .and_then(AnswerTranslation::take_completed_response)
+        else {
             return;
         };
         let Admitted {
@@ -385,7 +395,7 @@ impl Gateway {
             Some(config),
             Some(&principal.team.name),
             Some(request),
-            t.completed_response(),
+            Some(completed),
         ))
         .await;
     }

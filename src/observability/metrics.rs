@@ -422,6 +422,10 @@ pub(crate) fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec 
     IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric())
 }
 
+pub(crate) fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric())
+}
+
 fn float_counter(name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
     prometheus::CounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|_| unreachable_metric())

@@ -15,17 +15,25 @@
 //!
 //! A response is stored when the request did not say `"store": false`, its answer was a 200
 //! that completed (a whole `response` object, or a stream that reached `response.completed`
-//! or `response.incomplete`), and it went through a translation. It is stored before the
-//! answer's last bytes go to the client ([`ResponseStore::keep`]), so a follow-up sent as
-//! soon as the answer ends finds it, on any instance. What is stored is the response object
+//! or `response.incomplete`), and it went through a translation. It is stored as soon as the
+//! translation made that whole object (a stream's `response.completed`/`response.incomplete`
+//! event, a whole answer's body), before those bytes go to the client ([`ResponseStore::keep`],
+//! called by `gateway::answer`): a follow-up sent the moment the client reads that event finds
+//! it, on any instance, even while the vendor's own last bytes are still to come. What is stored is the response object
 //! and its whole input (with a `previous_response_id`, the conversation it was expanded to),
 //! under the key's team: another team's key finds nothing (404).
 //!
+//! Bounds, on both backends, by what the backend really holds (the body, its keys and index
+//! entries): `[state] responses_team_max_bytes` per team, `responses_max_bytes` in all (and
+//! `responses_max_entries` in memory); a save over a bound evicts the team's oldest, then the
+//! oldest of all ([`memory`], [`redis`] say how each counts and evicts). The bytes held are the
+//! gauge `switchyard_responses_stored_bytes`, evictions `switchyard_responses_evicted_total
+//! {reason}` (`team_max_bytes`, `max_bytes`, `max_entries`).
+//!
 //! Failures: a lookup that the backend cannot answer (Redis down) is a 503 `overloaded` on the
-//! request that needs it; a save that fails (Redis down, one response larger than
-//! `responses_max_bytes`) is logged (the id and the team, nothing of the content) and counted
-//! in `switchyard_responses_store_errors_total{op}`; memory evictions are counted in
-//! `switchyard_responses_evicted_total{reason}`.
+//! request that needs it; a save that fails (Redis down, one response larger than its team's
+//! bound) is logged (the id and the team, nothing of the content) and counted in
+//! `switchyard_responses_store_errors_total{op}`.
 //!
 //! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers).
 
@@ -36,17 +44,17 @@ pub mod redis;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, State, StoredResponses};
+use crate::config::{Config, RedisState, State, StoredResponses};
 use crate::dialect::request::{FrontRequest, Pending};
 use crate::dialect::{responses, Dialect};
 use crate::error::GatewayError;
-use crate::observability::metrics::{counter, Metrics};
+use crate::observability::metrics::{counter, gauge, Metrics};
 
 use self::memory::{Eviction, Memory};
-use self::redis::RedisStore;
+use self::redis::{Bounds, RedisStore};
 
 /// The prefix of the ids the gateway mints for translated responses.
 pub const ID_PREFIX: &str = "resp_sy";
@@ -70,9 +78,13 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// The stored form, at its exact length (a `Vec` grown by the serializer holds up to twice
+    /// its length: what the memory backend counts must be what it holds).
     fn to_bytes(&self) -> Bytes {
         let v = json!({"response": self.response, "input": self.input});
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
+        bytes.shrink_to_fit();
+        Bytes::from(bytes)
     }
 
     fn from_bytes(b: &[u8]) -> Option<Stored> {
@@ -88,7 +100,8 @@ impl Stored {
 
 enum Backend {
     Memory(Memory),
-    Redis(RedisStore),
+    /// Boxed: the client and its scripts are much larger than the memory store's maps.
+    Redis(Box<RedisStore>),
 }
 
 /// The response store: its backend and its metrics.
@@ -96,6 +109,9 @@ pub struct ResponseStore {
     backend: Backend,
     errors: IntCounterVec,
     evicted: IntCounterVec,
+    /// The bytes the store holds (memory: this process's; Redis: every instance's, as of this
+    /// instance's last save).
+    held: IntGauge,
 }
 
 /// The backend could not answer.
@@ -103,12 +119,16 @@ pub struct ResponseStore {
 pub struct Unavailable(pub String);
 
 impl ResponseStore {
-    /// The store of `state`'s backend (a Redis client connects on first use); its metrics are
-    /// registered with `metrics`.
-    pub fn new(state: &State, metrics: &Metrics) -> Result<ResponseStore, String> {
-        let backend = match state {
-            State::Memory { .. } => Backend::Memory(Memory::default()),
-            State::Redis(r) => Backend::Redis(RedisStore::new(r)?),
+    /// The store of its own Redis (`[state] responses_redis_url`) or else of `state`'s backend
+    /// (a Redis client connects on first use); its metrics are registered with `metrics`.
+    pub fn new(
+        state: &State,
+        own: Option<&RedisState>,
+        metrics: &Metrics,
+    ) -> Result<ResponseStore, String> {
+        let backend = match (own, state) {
+            (Some(r), _) | (None, State::Redis(r)) => Backend::Redis(Box::new(RedisStore::new(r)?)),
+            (None, State::Memory { .. }) => Backend::Memory(Memory::default()),
         };
         Ok(ResponseStore::with_backend(backend, metrics))
     }
@@ -126,22 +146,31 @@ impl ResponseStore {
         );
         let evicted = counter(
             "switchyard_responses_evicted_total",
-            "Stored responses evicted before their TTL to make room (memory backend).",
+            "Stored responses evicted before their TTL to make room: for the store's bound in \
+             bytes (max_bytes), a team's (team_max_bytes), the memory store's in entries \
+             (max_entries).",
             &["reason"],
+        );
+        let held = gauge(
+            "switchyard_responses_stored_bytes",
+            "Bytes held by stored responses (Redis: all instances', as of this instance's last \
+             save).",
         );
         // Present from the first scrape, like every counter whose labels are a fixed set.
         for op in ["save", "load", "delete"] {
             errors.with_label_values(&[op]);
         }
-        for why in [Eviction::Bytes, Eviction::Entries] {
+        for why in Eviction::ALL {
             evicted.with_label_values(&[why.label()]);
         }
         metrics.register(Box::new(errors.clone()));
         metrics.register(Box::new(evicted.clone()));
+        metrics.register(Box::new(held.clone()));
         ResponseStore {
             backend,
             errors,
             evicted,
+            held,
         }
     }
 
@@ -161,10 +190,13 @@ impl ResponseStore {
 
     /// Deletes the stored response `id` of `team`; whether there was one.
     pub async fn delete(&self, team: &str, id: &str) -> Result<bool, Unavailable> {
-        let key = store_key(team, id);
         match &self.backend {
-            Backend::Memory(m) => Ok(m.delete(&key, Instant::now())),
-            Backend::Redis(r) => r.delete(&key).await.map_err(|e| {
+            Backend::Memory(m) => {
+                let deleted = m.delete(&store_key(team, id), Instant::now());
+                self.held.set(gauge_value(m.usage().bytes));
+                Ok(deleted)
+            }
+            Backend::Redis(r) => r.delete(&team_part(team), id).await.map_err(|e| {
                 self.failed("delete", team, id, &e.to_string());
                 Unavailable(e.to_string())
             }),
@@ -176,12 +208,42 @@ impl ResponseStore {
     async fn save(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
         match &self.backend {
             Backend::Memory(_) => self.save_in_memory(team, id, stored, limits),
-            Backend::Redis(r) => {
-                let key = store_key(team, id);
-                if let Err(e) = r.save(&key, &stored, limits.ttl).await {
-                    self.failed("save", team, id, &e.to_string());
-                }
+            Backend::Redis(r) => self.save_in_redis(r, team, id, stored, limits).await,
+        }
+    }
+
+    async fn save_in_redis(
+        &self,
+        r: &RedisStore,
+        team: &str,
+        id: &str,
+        stored: Bytes,
+        limits: &StoredResponses,
+    ) {
+        let team_max = limits.team_max_bytes.min(limits.max_bytes);
+        let held = redis::held_bytes(&format!("{}:{id}", team_part(team)), stored.len());
+        if held > team_max {
+            let why = format!(
+                "the response ({held} bytes) is larger than responses_team_max_bytes ({team_max})"
+            );
+            return self.failed("save", team, id, &why);
+        }
+        let bounds = Bounds {
+            team_max,
+            total_max: limits.max_bytes,
+        };
+        match r
+            .save(&team_part(team), id, &stored, limits.ttl, bounds)
+            .await
+        {
+            Ok(saved) => {
+                let evicted = |why: Eviction| self.evicted.with_label_values(&[why.label()]);
+                evicted(Eviction::TeamBytes).inc_by(saved.evicted_for_team);
+                evicted(Eviction::Bytes).inc_by(saved.evicted_for_total);
+                self.held
+                    .set(i64::try_from(saved.bytes).unwrap_or(i64::MAX));
             }
+            Err(e) => self.failed("save", team, id, &e.to_string()),
         }
     }
 
@@ -189,18 +251,20 @@ impl ResponseStore {
         let Backend::Memory(m) = &self.backend else {
             return;
         };
-        match m.save(store_key(team, id), stored, limits, Instant::now()) {
+        match m.save(team, store_key(team, id), stored, limits, Instant::now()) {
             Ok(evicted) => {
                 for why in evicted {
                     self.evicted.with_label_values(&[why.label()]).inc();
                 }
+                self.held.set(gauge_value(m.usage().bytes));
             }
             Err(e) => self.failed(
                 "save",
                 team,
                 id,
                 &format!(
-                    "the response ({} bytes) is larger than responses_max_bytes ({})",
+                    "the response ({} bytes held) is larger than its team's bound \
+                     (responses_team_max_bytes, at most responses_max_bytes: {})",
                     e.bytes, e.max_bytes
                 ),
             ),
@@ -250,11 +314,18 @@ impl ResponseStore {
 
 /// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
 fn store_key(team: &str, id: &str) -> String {
-    let mut out = String::from("switchyard:resp:");
+    format!("switchyard:resp:{}:{id}", team_part(team))
+}
+
+/// The team as it is written in keys: escaped (no `:`, no two teams alike).
+fn team_part(team: &str) -> String {
+    let mut out = String::new();
     crate::policy::limits::push_key_part(&mut out, team);
-    out.push(':');
-    out.push_str(id);
     out
+}
+
+fn gauge_value(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// The 404 of a `previous_response_id` that is not in the store (for this team).
@@ -319,8 +390,115 @@ pub async fn expand(
         let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         req = FrontRequest::read(Dialect::Responses, bytes)?;
     }
+    if memchr::memmem::find(&req.body, b"\"item_reference\"").is_some() {
+        let mut body: Map<String, Value> = serde_json::from_slice(&req.body).map_err(|e| {
+            GatewayError::InvalidRequest(format!("the request body is not JSON: {e}"))
+        })?;
+        let resolved = match body.get_mut("input") {
+            Some(Value::Array(items)) => resolve_references(store, team, items).await?,
+            _ => false,
+        };
+        if resolved {
+            let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+            req = FrontRequest::read(Dialect::Responses, bytes)?;
+        }
+    }
     req.pending = Some(pending);
     Ok(req)
+}
+
+/// The response id in an output item id the gateway minted: items are named
+/// `{kind}_{response id}_{output index}` (`msg_resp_sy…_0`, `fc_resp_sy…_1`: see
+/// `convert::responses_to_chat`), so `msg_resp_sy<32 hex>_0` names response `resp_sy<32 hex>`.
+/// `None` for any other id (a vendor's own, which only a native route knows).
+fn minted_item_response(item_id: &str) -> Option<&str> {
+    let (head, index) = item_id.rsplit_once('_')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (_kind, response) = head.split_once('_')?;
+    is_minted(response).then_some(response)
+}
+
+/// The id of an `item_reference` input item (`{"type":"item_reference","id":…}`).
+fn reference_id(item: &Value) -> Option<&str> {
+    (item.get("type").and_then(Value::as_str) == Some("item_reference"))
+        .then(|| item.get("id").and_then(Value::as_str))
+        .flatten()
+}
+
+/// Replaces each `item_reference` input item that names an output item the gateway stored
+/// (its id minted by the gateway: [`minted_item_response`]) by that item, as input (without
+/// its id and status, like a `previous_response_id`'s output). The Vercel AI SDK's OpenAI
+/// provider sends these for the previous step's output when `store` is on (OpenAI's Responses
+/// API reference, "Input item list": `item_reference`, "An internal identifier for an item to
+/// reference"). A reference to such an item that this team's store does not hold (unknown,
+/// expired, evicted, deleted, another team's) is a 400 naming `input[i].id`, in OpenAI's words
+/// "Item with id '…' not found."; the store down is a 503. Other references are left for the
+/// route (a native OpenAI route knows its own ids). Whether any was replaced.
+async fn resolve_references(
+    store: &ResponseStore,
+    team: &str,
+    items: &mut [Value],
+) -> Result<bool, GatewayError> {
+    let mut resolved = false;
+    let mut loaded: Vec<(String, Option<Stored>)> = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        let Some(id) = reference_id(item).map(str::to_string) else {
+            continue;
+        };
+        let Some(response_id) = minted_item_response(&id) else {
+            continue;
+        };
+        if !loaded.iter().any(|(r, _)| r == response_id) {
+            let stored = store
+                .load(team, response_id)
+                .await
+                .map_err(|e| unavailable(response_id, &e))?;
+            loaded.push((response_id.to_string(), stored));
+        }
+        let found = loaded
+            .iter()
+            .find(|(r, _)| r == response_id)
+            .and_then(|(_, s)| s.as_ref())
+            .and_then(|s| output_item(&s.response, &id));
+        match found {
+            Some(stored_item) => *item = stored_item,
+            None => return Err(reference_not_found(i, &id)),
+        }
+        resolved = true;
+    }
+    Ok(resolved)
+}
+
+/// The output item `id` of a stored response, as an input item (no id, no status).
+fn output_item(response: &Value, id: &str) -> Option<Value> {
+    let item = response
+        .get("output")?
+        .as_array()?
+        .iter()
+        .find(|item| item.get("id").and_then(Value::as_str) == Some(id))?;
+    Some(as_input(item))
+}
+
+/// An output item as an input item: without the id and status the gateway gave it (a vendor
+/// must not take them for its own).
+fn as_input(item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Some(o) = item.as_object_mut() {
+        o.remove("id");
+        o.remove("status");
+    }
+    item
+}
+
+/// The 400 of an `item_reference` the store does not hold (OpenAI's wording).
+fn reference_not_found(i: usize, id: &str) -> GatewayError {
+    let id: String = id.chars().take(128).collect();
+    GatewayError::InvalidParam {
+        message: format!("Item with id '{id}' not found (`input[{i}].id`)."),
+        param: format!("input[{i}].id"),
+    }
 }
 
 /// The request's `input` as items: a string is one user message.
@@ -342,17 +520,7 @@ fn output_as_input(response: &Value) -> Vec<Value> {
     let Some(items) = response.get("output").and_then(Value::as_array) else {
         return Vec::new();
     };
-    items
-        .iter()
-        .map(|item| {
-            let mut item = item.clone();
-            if let Some(o) = item.as_object_mut() {
-                o.remove("id");
-                o.remove("status");
-            }
-            item
-        })
-        .collect()
+    items.iter().map(as_input).collect()
 }
 
 #[cfg(test)]
@@ -432,6 +600,74 @@ mod tests {
         assert!(store.load("a", &off_id).await.unwrap().is_none());
         assert!(!store.delete("b", &id).await.unwrap());
         assert!(store.delete("a", &id).await.unwrap());
+    }
+
+    #[test]
+    fn item_ids_name_their_response() {
+        let id = mint_id();
+        assert_eq!(
+            minted_item_response(&format!("msg_{id}_0")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            minted_item_response(&format!("fc_{id}_12")),
+            Some(id.as_str())
+        );
+        assert_eq!(minted_item_response(&format!("msg_{id}_")), None);
+        assert_eq!(minted_item_response(&format!("msg_{id}x_0")), None);
+        assert_eq!(minted_item_response("msg_67ccd2bed1ec8190_0"), None);
+        assert_eq!(minted_item_response(&id), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn item_references_become_the_stored_items() {
+        let metrics = Metrics::new();
+        let store = ResponseStore::memory(&metrics);
+        let config = crate::config::load_str("", std::path::Path::new("t.toml")).unwrap();
+        let first = expand(&store, "a", request(r#"{"model":"m","input":"hi"}"#))
+            .await
+            .unwrap();
+        let id = first.pending.as_ref().unwrap().id.clone();
+        let call = json!({"id": format!("fc_{id}_1"), "type": "function_call",
+            "status": "completed", "call_id": "c1", "name": "f", "arguments": "{}"});
+        let response = json!({"id": id, "output": [{"id": format!("msg_{id}_0"),
+            "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "calling"}]}, call]});
+        store
+            .keep(Some(&config), Some("a"), Some(&first), Some(response))
+            .await;
+        let body = json!({"model": "m", "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "item_reference", "id": format!("msg_{id}_0")},
+            {"type": "item_reference", "id": format!("fc_{id}_1")},
+            {"type": "function_call_output", "call_id": "c1", "output": "42"},
+            {"type": "item_reference", "id": "msg_vendors_own"}]});
+        let next = expand(&store, "a", request(&body.to_string()))
+            .await
+            .unwrap();
+        let sent: Value = serde_json::from_slice(&next.body).unwrap();
+        let input = sent["input"].as_array().unwrap();
+        assert_eq!(input[1]["type"], "message", "{sent}");
+        assert_eq!(input[1]["content"][0]["text"], "calling", "{sent}");
+        assert!(input[1].get("id").is_none(), "{sent}");
+        assert_eq!(input[2]["call_id"], "c1", "{sent}");
+        assert_eq!(
+            input[4]["id"], "msg_vendors_own",
+            "left for the route: {sent}"
+        );
+
+        // Another team, or an item the response does not hold: 400 naming `input[i].id`.
+        let Err(e) = expand(&store, "b", request(&body.to_string())).await else {
+            panic!("another team's item was resolved");
+        };
+        assert_eq!((e.status(), e.param()), (400, Some("input[1].id")), "{e}");
+        let missing = json!({"model": "m", "input": [
+            {"type": "item_reference", "id": format!("fc_{id}_7")}]});
+        let Err(e) = expand(&store, "a", request(&missing.to_string())).await else {
+            panic!("an unknown item was resolved");
+        };
+        assert!(e.to_string().contains("Item with id"), "{e}");
+        assert_eq!(e.param(), Some("input[0].id"));
     }
 
     #[test]

@@ -1,10 +1,28 @@
 //! The `redis` backend of the response store: one string per response, `SET … PX` with the
 //! TTL, shared by every instance that names the same Redis. Keys are
 //! `switchyard:resp:{team}:{id}` (the team percent-encoded like the limiter's names), so a key
-//! of another team reads nothing. The connection is the limiter's kind (`[state]` URL,
-//! password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
+//! of another team reads nothing. The connection is the limiter's kind (`[state]` URL, or the
+//! store's own `responses_redis_url`; password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
 //! failed call the next ones fail at once for [`RETRY_AFTER`] (a Redis that does not answer
 //! must not hold every request that needs it for the whole timeout).
+//!
+//! Bounded by what it holds, per team and in total (`[state] responses_team_max_bytes`,
+//! `responses_max_bytes`), so that stored responses can never crowd out the limiter's keys.
+//! Beside the bodies, three index keys:
+//! - `switchyard:resp-team:{team}`: a sorted set of the team's response ids, scored by expiry
+//!   (epoch ms; with one TTL for all, the oldest first);
+//! - `switchyard:resp-all`: a sorted set of every `{team}:{id}`, scored the same way;
+//! - `switchyard:resp-held`: a hash of `{team}:{id}` → the bytes that entry holds
+//!   ([`held_bytes`]), and the running sums `total` and `team:{team}`.
+//!
+//! Saving and deleting are Lua scripts ([`SAVE_LUA`], [`DELETE_LUA`]), so each runs atomically
+//! in Redis: however many instances save at once, the sums never overshoot their bounds. A save
+//! first forgets the entries whose expiry passed (up to 100 per call, the index entries of
+//! bodies Redis already expired), then evicts the team's oldest while the team is over its
+//! bound, then the oldest of all while the store is over its own, then writes. The index keys
+//! get the TTL at each save, so an idle store leaves nothing behind. The scripts touch keys
+//! they derive from their arguments: a single Redis (or a primary with replicas), not Redis
+//! Cluster, as for the limiter.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,6 +51,8 @@ pub enum RedisError {
 
 pub struct RedisStore {
     client: redis::Client,
+    save_script: redis::Script,
+    delete_script: redis::Script,
     conn: Mutex<Option<ConnectionManager>>,
     /// Until when calls fail at once, after a failed one.
     down_until: Mutex<Option<Instant>>,
@@ -42,6 +62,8 @@ impl RedisStore {
     pub fn new(state: &RedisState) -> Result<RedisStore, String> {
         Ok(RedisStore {
             client: crate::policy::limits::redis_client(state)?,
+            save_script: redis::Script::new(SAVE_LUA),
+            delete_script: redis::Script::new(DELETE_LUA),
             conn: Mutex::new(None),
             down_until: Mutex::new(None),
         })
@@ -63,27 +85,56 @@ impl RedisStore {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        {
-            let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
-            if down.is_some_and(|t| Instant::now() < t) {
-                return Err(RedisError::RecentlyDown);
-            }
-        }
+        self.check_down()?;
         let mut conn = self.connection()?;
         let result = tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn))
             .await
             .map_err(|_| RedisError::Timeout)
             .and_then(|r| r.map_err(RedisError::Redis));
-        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
-        *down = result.is_err().then(|| Instant::now() + RETRY_AFTER);
+        self.mark(result.is_err());
         result
     }
 
-    pub async fn save(&self, key: &str, body: &Bytes, ttl: Duration) -> Result<(), RedisError> {
+    /// Keeps `body` under `key` (of `team`, response `id`) for `ttl`, evicting oldest first to
+    /// keep the team within `team_max` bytes and the store within `total_max`. Returns the
+    /// evictions (for the team's bound, for the store's) and the bytes the store holds after.
+    pub async fn save(
+        &self,
+        team_part: &str,
+        id: &str,
+        body: &Bytes,
+        ttl: Duration,
+        bounds: Bounds,
+    ) -> Result<Saved, RedisError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(body.as_ref()).arg("PX").arg(ms);
-        self.run::<()>(&cmd).await
+        let member = format!("{team_part}:{id}");
+        let held = held_bytes(&member, body.len());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut call = self.save_script.prepare_invoke();
+        call.key(format!("{KEY_PREFIX}{member}"))
+            .key(format!("{TEAM_INDEX_PREFIX}{team_part}"))
+            .key(ALL_INDEX)
+            .key(HELD)
+            .arg(body.as_ref())
+            .arg(ms)
+            .arg(now_ms)
+            .arg(&member)
+            .arg(id)
+            .arg(team_part)
+            .arg(held)
+            .arg(bounds.team_max)
+            .arg(bounds.total_max)
+            .arg(KEY_PREFIX)
+            .arg(TEAM_INDEX_PREFIX);
+        let (team, total, bytes): (i64, i64, i64) = self.invoke(&call).await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Saved {
+            evicted_for_team: count(team),
+            evicted_for_total: count(total),
+            bytes: count(bytes),
+        })
     }
 
     pub async fn load(&self, key: &str) -> Result<Option<Bytes>, RedisError> {
@@ -93,10 +144,152 @@ impl RedisStore {
         Ok(v.map(Bytes::from))
     }
 
-    pub async fn delete(&self, key: &str) -> Result<bool, RedisError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(key);
-        let n: i64 = self.run(&cmd).await?;
+    /// Deletes `{team}:{id}` and its index entries; whether there was a body.
+    pub async fn delete(&self, team_part: &str, id: &str) -> Result<bool, RedisError> {
+        let member = format!("{team_part}:{id}");
+        let mut call = self.delete_script.prepare_invoke();
+        call.key(format!("{KEY_PREFIX}{member}"))
+            .key(ALL_INDEX)
+            .key(HELD)
+            .arg(&member)
+            .arg(KEY_PREFIX)
+            .arg(TEAM_INDEX_PREFIX);
+        let n: i64 = self.invoke(&call).await?;
         Ok(n > 0)
     }
+
+    /// Runs a script within [`CALL_TIMEOUT`], failing at once for [`RETRY_AFTER`] after a
+    /// failure, like [`Self::run`].
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        self.check_down()?;
+        let mut conn = self.connection()?;
+        let result = tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| RedisError::Timeout)
+            .and_then(|r| r.map_err(RedisError::Redis));
+        self.mark(result.is_err());
+        result
+    }
+
+    fn check_down(&self) -> Result<(), RedisError> {
+        let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        if down.is_some_and(|t| Instant::now() < t) {
+            return Err(RedisError::RecentlyDown);
+        }
+        Ok(())
+    }
+
+    fn mark(&self, failed: bool) {
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        *down = failed.then(|| Instant::now() + RETRY_AFTER);
+    }
 }
+
+/// The bounds a save keeps, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub team_max: usize,
+    pub total_max: usize,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    pub evicted_for_team: u64,
+    pub evicted_for_total: u64,
+    /// The bytes the store holds after it, all teams.
+    pub bytes: u64,
+}
+
+/// The body keys' prefix (then `{team}:{id}`).
+const KEY_PREFIX: &str = "switchyard:resp:";
+/// A team's index (then `{team}`).
+const TEAM_INDEX_PREFIX: &str = "switchyard:resp-team:";
+const ALL_INDEX: &str = "switchyard:resp-all";
+const HELD: &str = "switchyard:resp-held";
+/// Redis's own bookkeeping per stored response, an estimate: the key's and the value's
+/// headers, the expiry entry, the sorted sets' skip-list and dict nodes, the hash's entry.
+const REDIS_ENTRY_OVERHEAD: usize = 200;
+
+/// The bytes one stored response holds in Redis: the body, its key (`switchyard:resp:` and
+/// `member`), `member` in the store's index and the held hash, the id in the team's index, and
+/// [`REDIS_ENTRY_OVERHEAD`].
+pub fn held_bytes(member: &str, body_len: usize) -> usize {
+    body_len + KEY_PREFIX.len() + 4 * member.len() + REDIS_ENTRY_OVERHEAD
+}
+
+/// Saves one response. KEYS: the body's key, the team's index, the store's index, the held
+/// hash. ARGV: body, TTL ms, now ms, member `{team}:{id}`, id, team, held bytes, team bound,
+/// store bound, body key prefix, team index prefix. Returns {evicted for the team, evicted for
+/// the store, bytes held after}.
+const SAVE_LUA: &str = r#"
+local body_key, team_index, all_index, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, id, team = ARGV[4], ARGV[5], ARGV[6]
+local size, team_max, total_max = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local key_prefix, team_prefix = ARGV[10], ARGV[11]
+
+local function forget(m)
+  local n = tonumber(redis.call('HGET', held, m) or '0')
+  local t, i = string.match(m, '^(.*):([^:]*)$')
+  redis.call('HDEL', held, m)
+  redis.call('ZREM', all_index, m)
+  redis.call('ZREM', team_prefix .. t, i)
+  redis.call('DEL', key_prefix .. m)
+  redis.call('HINCRBY', held, 'total', -n)
+  redis.call('HINCRBY', held, 'team:' .. t, -n)
+end
+
+local function sum(field)
+  return tonumber(redis.call('HGET', held, field) or '0')
+end
+
+if redis.call('HEXISTS', held, member) == 1 then forget(member) end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', all_index, '-inf', now, 'LIMIT', 0, 100)) do
+  forget(m)
+end
+local for_team, for_total = 0, 0
+while sum('team:' .. team) + size > team_max do
+  local oldest = redis.call('ZRANGE', team_index, 0, 0)[1]
+  if not oldest then break end
+  forget(team .. ':' .. oldest)
+  for_team = for_team + 1
+end
+while sum('total') + size > total_max do
+  local oldest = redis.call('ZRANGE', all_index, 0, 0)[1]
+  if not oldest then break end
+  forget(oldest)
+  for_total = for_total + 1
+end
+local expires = now + ttl
+redis.call('SET', body_key, ARGV[1], 'PX', ttl)
+redis.call('ZADD', team_index, expires, id)
+redis.call('ZADD', all_index, expires, member)
+redis.call('HSET', held, member, size)
+redis.call('HINCRBY', held, 'team:' .. team, size)
+local total = redis.call('HINCRBY', held, 'total', size)
+for _, k in ipairs({team_index, all_index, held}) do
+  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+end
+return {for_team, for_total, total}
+"#;
+
+/// Deletes one response. KEYS: the body's key, the store's index, the held hash. ARGV: member
+/// `{team}:{id}`, body key prefix, team index prefix. Returns how many bodies were deleted.
+const DELETE_LUA: &str = r#"
+local body_key, all_index, held = KEYS[1], KEYS[2], KEYS[3]
+local member, team_prefix = ARGV[1], ARGV[3]
+local n = tonumber(redis.call('HGET', held, member) or '0')
+local t, i = string.match(member, '^(.*):([^:]*)$')
+if redis.call('HEXISTS', held, member) == 1 then
+  redis.call('HDEL', held, member)
+  redis.call('ZREM', all_index, member)
+  redis.call('ZREM', team_prefix .. t, i)
+  redis.call('HINCRBY', held, 'total', -n)
+  redis.call('HINCRBY', held, 'team:' .. t, -n)
+end
+return redis.call('DEL', body_key)
+"#;

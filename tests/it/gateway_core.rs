@@ -562,7 +562,8 @@ async fn models_list_is_per_key_and_mock_provider_answers() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["gpt-test", "mock-model"]);
+    // Each model, then its aliases (a name a client may send as `model`).
+    assert_eq!(ids, ["gpt-test", "gt", "mock-model"]);
     assert_eq!(all["data"][0]["object"], "model");
     let narrow: Value = list(LIMITED_SECRET).await.unwrap().json().await.unwrap();
     assert_eq!(narrow["data"].as_array().unwrap().len(), 1);

@@ -552,3 +552,257 @@ async fn the_mock_keeps_its_responses() {
     );
     assert_eq!(texts[2], "again", "{items}");
 }
+
+/// A raw HTTP/1.1 client reads a translated stream only until `response.completed` and sends
+/// its next turn at once, while the vendor still holds back its stream's last bytes: the
+/// gateway kept the response before that event went out, so the follow-up is a 200 (it was a
+/// 404 when the response was kept only at the vendor's last byte: #27, "The Responses store
+/// answers late").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_sent_at_response_completed_finds_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let gw = start(&anth, &oai, "").await;
+    anth.set_behaviour(AnthBehaviour {
+        end_delay_ms: Some(4_000),
+        ..AnthBehaviour::default()
+    });
+    for turn in 0..3 {
+        let body =
+            json!({"model": "claude", "input": format!("turn {turn}"), "stream": true}).to_string();
+        let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
+        let head = format!(
+            "POST /v1/responses HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {DEMO_SECRET}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        let started = std::time::Instant::now();
+        let completed = loop {
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some(at) = text.find("event: response.completed\ndata: ") {
+                let rest = &text[at + "event: response.completed\ndata: ".len()..];
+                if let Some(line) = rest.split_once('\n').map(|(l, _)| l) {
+                    break serde_json::from_str::<Value>(line).unwrap();
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+                .await
+                .expect("response.completed within 10 s")
+                .unwrap();
+            assert!(n > 0, "the stream ended before response.completed: {text}");
+            seen.extend_from_slice(&buf[..n]);
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "response.completed came only with the vendor's last bytes"
+        );
+        let id = completed["response"]["id"].as_str().unwrap().to_string();
+        // At once, on another connection, while the first one is still open.
+        let (status, next) = create(
+            &gw,
+            DEMO_SECRET,
+            json!({"model": "claude", "input": "and then?", "previous_response_id": id}),
+        )
+        .await;
+        assert_eq!(status, 200, "turn {turn}: {next}");
+        assert_eq!(next["previous_response_id"], id, "{next}");
+        drop(conn);
+    }
+}
+
+/// An `item_reference` the gateway cannot resolve is a 400 naming `input[i].id`, before any
+/// vendor is called: one that names a response the store does not hold (another team's), and
+/// one in no form the gateway mints, on a translated route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_item_references_are_a_400_naming_the_item() {
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let gw = start(&anth, &oai, "").await;
+    let first = first_turn(&gw).await;
+    let item = first["output"][0]["id"].as_str().unwrap().to_string();
+    assert!(item.starts_with("msg_resp_sy"), "{first}");
+    let before = anth.requests().len();
+    for (secret, id) in [(OTHER_SECRET, item.as_str()), (DEMO_SECRET, "msg_abc123")] {
+        let (status, v) = create(
+            &gw,
+            secret,
+            json!({"model": "claude", "input": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"type": "item_reference", "id": id}]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["param"], "input[1].id", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("Item with id '{id}' not found")),
+            "{v}"
+        );
+    }
+    assert_eq!(anth.requests().len(), before, "no vendor call");
+    // The owner's reference resolves.
+    let (status, v) = create(
+        &gw,
+        DEMO_SECRET,
+        json!({"model": "claude", "input": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "item_reference", "id": item},
+            {"role": "user", "content": "And tomorrow?"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// The bytes the Redis store holds, all teams or one (`team:{team}`).
+fn held(redis: &RedisServer, field: &str) -> u64 {
+    redis
+        .hget("switchyard:resp-held", field)
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+async fn status_of(gw: &Gateway, secret: &str, v: &Value) -> u16 {
+    let path = format!("/v1/responses/{}", v["id"].as_str().unwrap());
+    call(gw, secret, "GET", &path, None).await.0
+}
+
+/// #27: on Redis a stored response lived its 30-day TTL with no cap. Now a team's responses
+/// are bounded in bytes (`responses_team_max_bytes`: the team's oldest evicted, its others and
+/// other teams' kept) and so is the whole store (`responses_max_bytes`: the oldest of all
+/// evicted), by what Redis holds; evictions counted, the bytes held a gauge; a delete frees its
+/// bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_is_bounded_per_team_and_in_total() {
+    let Some(redis) = RedisServer::try_start() else {
+        panic!("redis-server is needed for this test");
+    };
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    anth.set_content(tool_blocks());
+    let state = |extra: &str| {
+        format!(
+            "[state]\nbackend = \"redis\"\nredis_url = \"{}\"\nresponses_ttl_s = 600\n{extra}",
+            redis.url()
+        )
+    };
+    // One response's size, as Redis holds it (all are alike here).
+    let size = {
+        let mut gw = start(&anth, &oai, &state("")).await;
+        first_turn(&gw).await;
+        gw.stop();
+        let size = held(&redis, "total");
+        assert!(size > 500, "{size}");
+        assert_eq!(held(&redis, "team:t"), size);
+        redis.command(&["FLUSHALL"]).unwrap();
+        size
+    };
+    let team_max = size * 7 / 2;
+    let total_max = size * 9 / 2;
+    let gw = start(
+        &anth,
+        &oai,
+        &state(&format!(
+            "responses_team_max_bytes = {team_max}\nresponses_max_bytes = {total_max}\n"
+        )),
+    )
+    .await;
+    let mut mine = Vec::new();
+    for _ in 0..5 {
+        mine.push(first_turn(&gw).await);
+    }
+    // The team's bound: its two oldest went, its three newest stay.
+    for (i, v) in mine.iter().enumerate() {
+        let want = if i < 2 { 404 } else { 200 };
+        assert_eq!(status_of(&gw, DEMO_SECRET, v).await, want, "response {i}");
+    }
+    assert!(held(&redis, "team:t") <= team_max);
+    let body = json!({"model": "claude", "input": "Weather in Paris?",
+                      "tools": [{"type": "function", "name": "get_weather",
+                                 "parameters": {"type": "object"}}]});
+    let (status, x) = create(&gw, OTHER_SECRET, body.clone()).await;
+    assert_eq!(status, 200, "{x}");
+    // Another team's response fits beside them: nothing of `t` went.
+    assert_eq!(status_of(&gw, DEMO_SECRET, &mine[2]).await, 200);
+    // The store's bound: one more response evicts the oldest of all (`t`'s third).
+    let (status, y) = create(&gw, OTHER_SECRET, body).await;
+    assert_eq!(status, 200, "{y}");
+    assert_eq!(status_of(&gw, DEMO_SECRET, &mine[2]).await, 404);
+    for v in &mine[3..] {
+        assert_eq!(status_of(&gw, DEMO_SECRET, v).await, 200);
+    }
+    for v in [&x, &y] {
+        assert_eq!(status_of(&gw, OTHER_SECRET, v).await, 200);
+    }
+    let total = held(&redis, "total");
+    assert!(total <= total_max, "{total} > {total_max}");
+    assert_eq!(
+        redis.keys("switchyard:resp:*").len(),
+        4,
+        "{:?}",
+        redis.keys("*")
+    );
+    let metrics = gw.metrics().await;
+    let evicted = |reason: &str| {
+        metric_value(
+            &metrics,
+            "switchyard_responses_evicted_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(evicted("team_max_bytes"), Some(2.0), "{metrics}");
+    assert_eq!(evicted("max_bytes"), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "switchyard_responses_stored_bytes", &[]),
+        Some(total as f64),
+        "{metrics}"
+    );
+    // A delete frees its bytes and its index entries.
+    let path = format!("/v1/responses/{}", mine[4]["id"].as_str().unwrap());
+    assert_eq!(call(&gw, DEMO_SECRET, "DELETE", &path, None).await.0, 200);
+    assert!(held(&redis, "total") < total);
+    let index = redis.command(&["ZCARD", "switchyard:resp-team:t"]).unwrap();
+    assert_eq!(index.trim(), ":1", "only mine[3] is left in t's index");
+}
+
+/// `[state] responses_redis_url`: stored responses in a Redis of their own while the limiter
+/// keeps its counters elsewhere (here in memory): a response is in that Redis, and continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_responses_in_a_redis_of_their_own() {
+    let Some(redis) = RedisServer::try_start() else {
+        panic!("redis-server is needed for this test");
+    };
+    let anth = MockAnthropic::start("anth-key").await;
+    let oai = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!(
+        "[state]\nbackend = \"memory\"\ndir = {:?}\nresponses_redis_url = \"{}\"\n",
+        dir.path().display().to_string(),
+        redis.url()
+    );
+    let gw = start(&anth, &oai, &state).await;
+    anth.set_content(tool_blocks());
+    let first = first_turn(&gw).await;
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(
+        redis.keys("switchyard:resp:*"),
+        vec![format!("switchyard:resp:t:{id}")]
+    );
+    assert!(
+        redis.keys("switchyard:t:*").is_empty(),
+        "the limiter is not there"
+    );
+    let (status, v) = create(
+        &gw,
+        DEMO_SECRET,
+        json!({"model": "claude", "previous_response_id": id, "input": [
+            {"type": "function_call_output", "call_id": "toolu_42", "output": "sunny"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}

@@ -45,7 +45,7 @@ use models::{fallback_kinds, model, model_index};
 use providers::{providers, Providers};
 use routing::{limits_config, routing};
 use server::server;
-use state::{log, state, stored_responses};
+use state::{log, responses_redis, state, stored_responses};
 use teams::{keys, teams};
 use telemetry::telemetry;
 
@@ -354,6 +354,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
     let server = src.keep(server(src, &raw.server));
     let state = src.keep(state(src, &raw.state));
     let stored_responses = src.keep(stored_responses(src, &raw.state));
+    let responses_redis = src.keep(responses_redis(src, &raw.state));
     let log = src.keep(log(src, &raw.log));
     let routing = src.keep(routing(src, &raw.routing));
     let limits = src.keep(limits_config(src, &raw.limits));
@@ -387,6 +388,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         Some(server),
         Some(state),
         Some(stored_responses),
+        Some(responses_redis),
         Some(log),
         Some(routing),
         Some(limits),
@@ -397,6 +399,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         server,
         state,
         stored_responses,
+        responses_redis,
         log,
         routing,
         limits,
@@ -412,6 +415,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         server,
         state,
         stored_responses,
+        responses_redis,
         log,
         routing,
         limits,

@@ -355,14 +355,34 @@ mod tests {
             StoredResponses {
                 ttl: Duration::from_secs(60),
                 max_bytes: 1000,
+                team_max_bytes: 1000,
                 max_entries: 5
             }
+        );
+        let team = load("[state]\nresponses_team_max_bytes = 4096\n").unwrap();
+        assert_eq!(team.stored_responses.team_max_bytes, 4096);
+        assert!(team.responses_redis.is_none());
+        let own = load("[state]\nresponses_redis_url = \"redis://127.0.0.1:6390/2\"\n").unwrap();
+        assert_eq!(
+            own.responses_redis.map(|r| r.url),
+            Some("redis://127.0.0.1:6390/2".to_string())
+        );
+        rejects(
+            "[state]\nresponses_redis_url = \"redis://:hunter2@h:6379\" # <-\n",
+            "state.responses_redis_url",
+            "holds a password",
+        );
+        rejects(
+            "[state]\nresponses_max_bytes = 1000\nresponses_team_max_bytes = 2000 # <-\n",
+            "state.responses_team_max_bytes",
+            "more than responses_max_bytes",
         );
         assert_eq!(c.models[0].kind, ModelKind::Embedding);
         assert_eq!(c.models[1].kind, ModelKind::Chat);
         for field in [
             "responses_ttl_s",
             "responses_max_bytes",
+            "responses_team_max_bytes",
             "responses_max_entries",
         ] {
             rejects(

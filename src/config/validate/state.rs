@@ -43,8 +43,9 @@ pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
     }
 }
 
-/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_max_entries`: positive
-/// integers; absent ones keep [`StoredResponses::default`].
+/// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_team_max_bytes`,
+/// `responses_max_entries`: positive integers; absent ones keep [`StoredResponses::default`]
+/// (the team's bound no more than the total's). A team bound over the total is refused.
 pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
     let d = StoredResponses::default();
     let ttl = match &raw.responses_ttl_s {
@@ -55,6 +56,23 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
         None => d.max_bytes,
         Some(v) => positive_usize(src, v, "state.responses_max_bytes")?,
     };
+    let team_max_bytes = match &raw.responses_team_max_bytes {
+        None => d.team_max_bytes.min(max_bytes),
+        Some(v) => {
+            let n = positive_usize(src, v, "state.responses_team_max_bytes")?;
+            if n > max_bytes {
+                return Err(src.at(
+                    v,
+                    "state.responses_team_max_bytes",
+                    format!(
+                        "{n} is more than responses_max_bytes ({max_bytes}): one team's bound \
+                         cannot exceed the whole store's"
+                    ),
+                ));
+            }
+            n
+        }
+    };
     let max_entries = match &raw.responses_max_entries {
         None => d.max_entries,
         Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
@@ -62,13 +80,29 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
     Ok(StoredResponses {
         ttl,
         max_bytes,
+        team_max_bytes,
         max_entries,
     })
+}
+
+/// `[state] responses_redis_url`: the stored responses' own Redis, checked like `redis_url`,
+/// with the same password and CA settings; `None` without it.
+pub(super) fn responses_redis(src: &Source, raw: &raw::State) -> Result<Option<RedisState>> {
+    let Some(url) = &raw.responses_redis_url else {
+        return Ok(None);
+    };
+    redis_url_as(src, url, "state.responses_redis_url")?;
+    redis_state(src, raw, url).map(Some)
 }
 
 /// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
 /// password comes from `redis_password_env`). The URL is never quoted in a message.
 fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
+    redis_url_as(src, url, "state.redis_url")
+}
+
+/// [`redis_url`] for the setting at `path`.
+fn redis_url_as(src: &Source, url: &Spanned<String>, path: &str) -> Result<()> {
     let u = url.get_ref();
     let rest = u
         .strip_prefix("redis://")
@@ -76,21 +110,21 @@ fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
     if rest.is_none_or(str::is_empty) {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "must be a URL starting with redis:// or rediss:// (TLS)",
         ));
     }
     let info = redis::IntoConnectionInfo::into_connection_info(u.as_str()).map_err(|_| {
         src.at(
             url,
-            "state.redis_url",
+            path,
             "not a valid Redis URL (redis[s]://[user@]host[:port][/db])",
         )
     })?;
     if u.contains('#') {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "a #fragment (#insecure) is refused: the server's certificate is always verified; \
              name a private CA in redis_ca_file",
         ));
@@ -98,7 +132,7 @@ fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
     if info.redis_settings().password().is_some() {
         return Err(src.at(
             url,
-            "state.redis_url",
+            path,
             "holds a password: remove it from the URL and name the environment variable that \
              holds it in redis_password_env",
         ));

@@ -29,8 +29,8 @@
 //! Failures as Anthropic has them, set with [`MockAnthropic::set_behaviour`]
 //! ([`AnthBehaviour`]): a stall before the head or before the first event, an `error` event
 //! (`overloaded_error`, "busy") after K text deltas (0: before any content), silence after K
-//! deltas, a text delta trickled forever, and a `stop_reason` of the mock's choosing
-//! (`refusal`, whole and streamed).
+//! deltas, a text delta trickled forever, a `stop_reason` of the mock's choosing
+//! (`refusal`, whole and streamed), and a stream whose end comes late after `message_stop`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,9 @@ pub struct AnthBehaviour {
     pub trickle_ms: Option<u64>,
     /// The answer's `stop_reason` (e.g. `refusal`) instead of `end_turn`/`tool_use`.
     pub stop_reason: Option<String>,
+    /// Streams: after the last event (`message_stop`), hold the body's end back N ms (the
+    /// client has the whole answer; the vendor's last bytes come late).
+    pub end_delay_ms: Option<u64>,
 }
 
 /// The error event of an overloaded Anthropic, as it ends a stream.
@@ -498,6 +501,9 @@ fn failing(mut frames: Vec<String>, b: &AnthBehaviour) -> (Vec<String>, Then) {
             json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"."}})
         );
         return (frames, Then::Trickle { every_ms, frame });
+    }
+    if let Some(ms) = b.end_delay_ms {
+        return (frames, Then::CloseAfter { ms });
     }
     (frames, Then::Close)
 }

@@ -18,6 +18,9 @@ pub enum Then {
     Stall,
     /// Send `frame` every `every_ms` milliseconds until the peer goes away.
     Trickle { every_ms: u64, frame: String },
+    /// Wait `ms` milliseconds, then end the body: the last event went out, the body's end
+    /// (the chunked terminator) comes late.
+    CloseAfter { ms: u64 },
 }
 
 /// A body that waits `first_delay_ms` (after the head went out), sends `frames` one by one,
@@ -42,6 +45,10 @@ pub fn paced_body(frames: Vec<String>, first_delay_ms: Option<u64>, then: Then) 
         }
         match &s.then {
             Then::Close => None,
+            Then::CloseAfter { ms } => {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                None
+            }
             Then::Stall => futures::future::pending().await,
             Then::Trickle { every_ms, frame } => {
                 tokio::time::sleep(Duration::from_millis(*every_ms)).await;
