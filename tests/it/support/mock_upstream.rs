@@ -59,6 +59,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
+use super::strict;
 use super::tls::TestCa;
 
 /// The fixed `created` timestamp of every mock answer (deterministic output).
@@ -934,19 +935,13 @@ async fn sleep_ms(ms: Option<u64>) {
     }
 }
 
-/// Azure OpenAI's rule: API versions before 2024-09-01 do not know `stream_options` and refuse
-/// a request that has it, as the real service does.
+/// Azure OpenAI's rule on the `api-version` query ([`strict::openai_chat::check_azure_api_version`]),
+/// as the refusal body Azure sends.
 fn azure_refusal(path: &str, body: Option<&Value>) -> Option<String> {
     let version = path.split("api-version=").nth(1)?;
-    let date = version.get(..10)?;
-    if date >= "2024-09-01" || body?.get("stream_options").is_none() {
-        return None;
-    }
-    Some(
-        json!({"error":{"code":null,"message":"Unrecognized request argument supplied: stream_options",
-                        "param":null,"type":"invalid_request_error"}})
-        .to_string(),
-    )
+    strict::openai_chat::check_azure_api_version(version, body?)
+        .err()
+        .map(|r| r.openai_body())
 }
 
 async fn handle(
@@ -996,6 +991,7 @@ async fn handle(
         },
         None => behaviour,
     };
+    let rule_path = path.clone();
     let idx = shared.push(Recorded {
         method: parts.method.to_string(),
         path,
@@ -1036,13 +1032,9 @@ async fn handle(
         )
     } else {
         match json_body {
-            Some(j) if j.is_object() && openai_rule_broken(&j).is_some() => {
-                let message = openai_rule_broken(&j).unwrap_or_default();
-                Plan::Fixed(
-                    400,
-                    "application/json",
-                    error_json(&message, "invalid_request_error"),
-                )
+            Some(j) if j.is_object() && openai_rule_broken(&rule_path, &j).is_some() => {
+                let refusal = openai_rule_broken(&rule_path, &j).unwrap_or_default();
+                Plan::Fixed(400, "application/json", refusal)
             }
             Some(j) if j.is_object() => {
                 if stream {
@@ -1286,14 +1278,17 @@ async fn produce_frames(mut p: Producer, frames: Vec<String>, b: Behaviour) {
     p.finish();
 }
 
-/// The rules of OpenAI's chat API this mock enforces (a 400 naming the field), each with the
-/// doc it comes from:
-/// - `user`: a string of at most 64 characters (API reference, "Create chat completion",
-///   `user`; a longer one is refused "string too long").
-fn openai_rule_broken(body: &Value) -> Option<String> {
-    let user = body.get("user")?.as_str()?;
-    let n = user.chars().count();
-    (n > 64).then(|| {
-        format!("Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length {n}.")
-    })
+/// The OpenAI contract of the endpoint `path` names ([`strict::openai_chat`] for chat
+/// completions, [`strict::openai_responses`] for Responses; other endpoints: none), as the
+/// refusal body OpenAI sends.
+fn openai_rule_broken(path: &str, body: &Value) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let checked = if path.ends_with("/chat/completions") {
+        strict::openai_chat::check(body)
+    } else if path.ends_with("/responses") {
+        strict::openai_responses::check(body)
+    } else {
+        Ok(())
+    };
+    checked.err().map(|r| r.openai_body())
 }
