@@ -168,10 +168,19 @@ struct Case {
     cache: bool,
     /// Chat: the system text as a `developer` message.
     developer: bool,
-    /// Responses: `store: false` with `include: [\"reasoning.encrypted_content\"]`.
+    /// Responses: `store: false` with `include: ["reasoning.encrypted_content"]`.
     stateless: bool,
     /// Tools offered without `description` and `parameters`.
     bare_tools: bool,
+    /// Content as part arrays where the door allows (chat assistant and tool messages,
+    /// Responses `output_text` items, Messages system blocks).
+    parts: bool,
+    /// More parameters: chat `seed`, penalties, `parallel_tool_calls`; Messages
+    /// `disable_parallel_tool_use`; Responses `parallel_tool_calls`, `truncation`.
+    more_params: bool,
+    /// Tool results marked as errors (Messages `is_error`), `redacted_thinking` beside
+    /// thinking (Messages), named user messages (chat).
+    marks: bool,
     choice: Choice,
     reasoning: Reasoning,
     temperature: Option<f64>,
@@ -229,10 +238,7 @@ const KNOWN: &[Known] = &[
         kind: "tool-call id outside Anthropic's pattern",
         owner: "contract (tool-call id mapping)",
         applies: |case, _, vendor| {
-            vendor == Vendor::Anthropic
-                && case
-                    .calls()
-                    .any(|c| !strict::word_id(&c.id, usize::MAX))
+            vendor == Vendor::Anthropic && case.calls().any(|c| !strict::word_id(&c.id, usize::MAX))
         },
     },
     // Chat and Messages doors -> openai: a tool-call id over 40 characters (the gateway's own
@@ -285,6 +291,28 @@ const KNOWN: &[Known] = &[
                 && case.calls().next().is_some()
         },
     },
+    // Messages door -> openai and Responses door -> anthropic (and -> gemini, kept away above
+    // for its signatures): an image in a tool result is dropped, the request answered 200
+    // (#27, sixth example: "Silently dropped content").
+    // POST /v1/responses {"model":"<anthropic route>","input":[
+    //   {"role":"user","content":"hi"},
+    //   {"type":"function_call","call_id":"call_1","name":"lookup","arguments":"{}"},
+    //   {"type":"function_call_output","call_id":"call_1","output":[
+    //     {"type":"input_text","text":"r"},
+    //     {"type":"input_image","image_url":"data:image/png;base64,iVBOR…"}]}],
+    //  "tools":[{"type":"function","name":"lookup","parameters":{}}]}
+    // -> Anthropic gets the tool_result as text only.
+    Known {
+        kind: "an image in a tool result silently dropped",
+        owner: "state (images in tool results)",
+        applies: |case, door, vendor| {
+            let passed_through = matches!(
+                (door, vendor),
+                (Door::Messages, Vendor::Anthropic) | (Door::Responses, Vendor::OpenAi)
+            );
+            door != Door::Chat && !passed_through && case.calls().any(|c| c.result_image)
+        },
+    },
 ];
 
 fn known(case: &Case, door: Door, vendor: Vendor) -> Option<&'static str> {
@@ -299,11 +327,24 @@ fn known(case: &Case, door: Door, vendor: Vendor) -> Option<&'static str> {
 // ---------------------------------------------------------------------------------------
 
 fn text() -> impl Strategy<Value = String> {
-    "[a-z]{1,8}( [a-zA-Z0-9]{1,8}){0,4}"
+    prop_oneof![
+        8 => "[a-z]{1,8}( [a-zA-Z0-9]{1,8}){0,4}",
+        1 => prop::sample::select(vec!["héllo wörld", "日本語のテキスト", "emoji 🙂 ok", "tab\tand\nnewline", "\"quoted\" {json}"])
+            .prop_map(str::to_string),
+    ]
 }
 
+/// A user turn: text, text and an image, or (a quarter of the image turns) an image alone.
 fn user_turn() -> impl Strategy<Value = UserTurn> {
-    (text(), prop::bool::weighted(0.25)).prop_map(|(text, image)| UserTurn { text, image })
+    (
+        text(),
+        prop::bool::weighted(0.25),
+        prop::bool::weighted(0.25),
+    )
+        .prop_map(|(text, image, alone)| UserTurn {
+            text: if image && alone { String::new() } else { text },
+            image,
+        })
 }
 
 fn id_kind() -> impl Strategy<Value = IdKind> {
@@ -410,32 +451,41 @@ fn case() -> impl Strategy<Value = Case> {
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.2),
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
     );
     (head, tail, extra).prop_map(
         |(
             (system, names, choice, reasoning, temperature, top_p, max_tokens),
             (stop, user, history, last, stream),
-            (top_k, cache, developer, stateless, bare_tools),
+            (top_k, cache, developer, stateless, bare_tools, parts, more_params, marks),
         )| {
-            normalise(Case {
-                system,
-                names,
-                top_k,
-                cache,
-                developer,
-                stateless,
-                bare_tools,
-                choice,
-                reasoning,
-                temperature,
-                top_p,
-                max_tokens,
-                stop: stop.into_iter().map(str::to_string).collect(),
-                user,
-                history: Vec::new(),
-                last,
-                stream,
-            }, history)
+            normalise(
+                Case {
+                    system,
+                    names,
+                    top_k,
+                    cache,
+                    developer,
+                    stateless,
+                    bare_tools,
+                    parts,
+                    more_params,
+                    marks,
+                    choice,
+                    reasoning,
+                    temperature,
+                    top_p,
+                    max_tokens,
+                    stop: stop.into_iter().map(str::to_string).collect(),
+                    user,
+                    history: Vec::new(),
+                    last,
+                    stream,
+                },
+                history,
+            )
         },
     )
 }
@@ -512,8 +562,13 @@ fn first_64(s: &str) -> String {
 
 fn chat_user(u: &UserTurn) -> Value {
     if u.image {
-        json!({"role":"user","content":[{"type":"text","text":u.text},
-            {"type":"image_url","image_url":{"url":format!("data:image/png;base64,{PNG}")}}]})
+        let mut parts = vec![
+            json!({"type":"image_url","image_url":{"url":format!("data:image/png;base64,{PNG}")}}),
+        ];
+        if !u.text.is_empty() {
+            parts.insert(0, json!({"type":"text","text":u.text}));
+        }
+        json!({"role":"user","content":parts})
     } else {
         json!({"role":"user","content":u.text})
     }
@@ -524,14 +579,26 @@ fn chat_user(u: &UserTurn) -> Value {
 fn render_chat(case: &Case, model: &str) -> Value {
     let mut messages = Vec::new();
     if let Some(s) = &case.system {
-        let role = if case.developer { "developer" } else { "system" };
+        let role = if case.developer {
+            "developer"
+        } else {
+            "system"
+        };
         messages.push(json!({"role":role,"content":s}));
     }
     for ex in &case.history {
         if let Some(u) = &ex.user {
-            messages.push(chat_user(u));
+            let mut m = chat_user(u);
+            if case.marks {
+                m["name"] = json!("alice");
+            }
+            messages.push(m);
         }
-        let mut a = json!({"role":"assistant","content":ex.text});
+        let content = match (&ex.text, case.parts) {
+            (Some(t), true) => json!([{"type":"text","text":t}]),
+            (t, _) => json!(t),
+        };
+        let mut a = json!({"role":"assistant","content":content});
         if !ex.calls.is_empty() {
             a["tool_calls"] = ex
                 .calls
@@ -541,7 +608,11 @@ fn render_chat(case: &Case, model: &str) -> Value {
         }
         messages.push(a);
         for c in &ex.calls {
-            messages.push(json!({"role":"tool","tool_call_id":c.id,"content":c.result}));
+            let content = match case.parts && !c.result.is_empty() {
+                true => json!([{"type":"text","text":c.result}]),
+                false => json!(c.result),
+            };
+            messages.push(json!({"role":"tool","tool_call_id":c.id,"content":content}));
         }
     }
     if let Some(u) = &case.last {
@@ -577,6 +648,14 @@ fn render_chat(case: &Case, model: &str) -> Value {
         body["stop"] = json!(case.stop.iter().take(4).collect::<Vec<_>>());
     }
     body["user"] = json!(case.user.as_deref().map(first_64));
+    if case.more_params {
+        body["seed"] = json!(7);
+        body["presence_penalty"] = json!(0.5);
+        body["frequency_penalty"] = json!(-0.5);
+        if !case.names.is_empty() {
+            body["parallel_tool_calls"] = json!(false);
+        }
+    }
     strip_nulls(body)
 }
 
@@ -585,14 +664,17 @@ fn anth_image() -> Value {
 }
 
 fn anth_user_blocks(u: &UserTurn) -> Vec<Value> {
-    let mut blocks = vec![json!({"type":"text","text":u.text})];
+    let mut blocks = Vec::new();
+    if !u.text.is_empty() {
+        blocks.push(json!({"type":"text","text":u.text}));
+    }
     if u.image {
         blocks.push(anth_image());
     }
     blocks
 }
 
-fn anth_results(calls: &[Call]) -> Vec<Value> {
+fn anth_results(calls: &[Call], is_error: bool) -> Vec<Value> {
     calls
         .iter()
         .map(|c| {
@@ -603,7 +685,11 @@ fn anth_results(calls: &[Call]) -> Vec<Value> {
             } else {
                 json!(c.result)
             };
-            json!({"type":"tool_result","tool_use_id":c.id,"content":content})
+            let mut result = json!({"type":"tool_result","tool_use_id":c.id,"content":content});
+            if is_error {
+                result["is_error"] = json!(true);
+            }
+            result
         })
         .collect()
 }
@@ -626,10 +712,14 @@ fn render_messages(case: &Case, model: &str) -> Value {
         }
         let mut blocks = Vec::new();
         match &ex.thinking {
-            Some((t, sig)) => blocks.push(json!({"type":"thinking","thinking":t,"signature":sig})),
-            None if enabled && !ex.calls.is_empty() => blocks.push(
-                json!({"type":"thinking","thinking":"planning","signature":"c2lnbmF0dXJl"}),
-            ),
+            Some((t, sig)) => {
+                blocks.push(json!({"type":"thinking","thinking":t,"signature":sig}));
+                if case.marks {
+                    blocks.push(json!({"type":"redacted_thinking","data":sig}));
+                }
+            }
+            None if enabled && !ex.calls.is_empty() => blocks
+                .push(json!({"type":"thinking","thinking":"planning","signature":"c2lnbmF0dXJl"})),
             None => {}
         }
         if let Some(t) = &ex.text {
@@ -637,10 +727,11 @@ fn render_messages(case: &Case, model: &str) -> Value {
         }
         for c in &ex.calls {
             let input: Value = serde_json::from_str(&c.args).unwrap_or(json!({}));
-            blocks.push(json!({"type":"tool_use","id":c.id,"name":case.names[c.tool],"input":input}));
+            blocks
+                .push(json!({"type":"tool_use","id":c.id,"name":case.names[c.tool],"input":input}));
         }
         messages.push(json!({"role":"assistant","content":blocks}));
-        pending = anth_results(&ex.calls);
+        pending = anth_results(&ex.calls, case.marks);
     }
     let mut user = pending;
     if let Some(u) = &case.last {
@@ -667,14 +758,18 @@ fn render_messages(case: &Case, model: &str) -> Value {
     }
     body["max_tokens"] = json!(max_tokens);
     if let Some(s) = &case.system {
-        body["system"] = match case.cache {
-            true => json!([{"type":"text","text":s,"cache_control":{"type":"ephemeral"}}]),
-            false => json!(s),
+        body["system"] = match (case.cache, case.parts) {
+            (true, _) => json!([{"type":"text","text":s,"cache_control":{"type":"ephemeral"}}]),
+            (false, true) => json!([{"type":"text","text":s},{"type":"text","text":"Be brief."}]),
+            (false, false) => json!(s),
         };
     }
     if case.cache {
         let last = body["messages"].as_array_mut().and_then(|m| m.last_mut());
-        if let Some(block) = last.and_then(|m| m["content"].as_array_mut()).and_then(|b| b.last_mut()) {
+        if let Some(block) = last
+            .and_then(|m| m["content"].as_array_mut())
+            .and_then(|b| b.last_mut())
+        {
             block["cache_control"] = json!({"type":"ephemeral"});
         }
     }
@@ -700,6 +795,10 @@ fn render_messages(case: &Case, model: &str) -> Value {
         Choice::Required => json!({"type":"any"}),
         Choice::Named => json!({"type":"tool","name":case.names[0]}),
     };
+    if case.more_params && body["tool_choice"].is_object() && body["tool_choice"]["type"] != "none"
+    {
+        body["tool_choice"]["disable_parallel_tool_use"] = json!(true);
+    }
     if !thinking {
         body["temperature"] = json!(case.temperature);
     }
@@ -716,8 +815,12 @@ fn render_messages(case: &Case, model: &str) -> Value {
 
 fn responses_user(u: &UserTurn) -> Value {
     if u.image {
-        json!({"role":"user","content":[{"type":"input_text","text":u.text},
-            {"type":"input_image","image_url":format!("data:image/png;base64,{PNG}")}]})
+        let mut parts =
+            vec![json!({"type":"input_image","image_url":format!("data:image/png;base64,{PNG}")})];
+        if !u.text.is_empty() {
+            parts.insert(0, json!({"type":"input_text","text":u.text}));
+        }
+        json!({"role":"user","content":parts})
     } else {
         json!({"role":"user","content":u.text})
     }
@@ -737,7 +840,11 @@ fn render_responses(case: &Case, model: &str) -> Value {
                 "summary":[{"type":"summary_text","text":t}],"encrypted_content":sig}));
         }
         if let Some(t) = &ex.text {
-            input.push(json!({"role":"assistant","content":t}));
+            input.push(match case.parts {
+                true => json!({"type":"message","role":"assistant","id":format!("msg_gen{k}"),
+                    "status":"completed","content":[{"type":"output_text","text":t,"annotations":[]}]}),
+                false => json!({"role":"assistant","content":t}),
+            });
         }
         for c in &ex.calls {
             input.push(json!({"type":"function_call","call_id":c.id,"name":case.names[c.tool],"arguments":c.args}));
@@ -783,6 +890,12 @@ fn render_responses(case: &Case, model: &str) -> Value {
     body["temperature"] = json!(case.temperature);
     body["top_p"] = json!(case.top_p);
     body["max_output_tokens"] = json!(case.max_tokens);
+    if case.more_params {
+        body["truncation"] = json!("auto");
+        if !case.names.is_empty() {
+            body["parallel_tool_calls"] = json!(false);
+        }
+    }
     if case.stateless {
         body["store"] = json!(false);
         body["include"] = json!(["reasoning.encrypted_content"]);
@@ -826,10 +939,18 @@ async fn world() -> World {
             &anth.origin(),
             "api_key_env = \"SY_GEN_ANTH\"",
         )
-        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_GEN_GEM\"")
+        .provider(
+            "gem",
+            "gemini",
+            &gem.origin(),
+            "api_key_env = \"SY_GEN_GEM\"",
+        )
         .mock_provider("builtin")
         .model(Vendor::OpenAi.model(), &[("oa", "gpt-5")])
-        .model(Vendor::Anthropic.model(), &[("claude", "claude-sonnet-4-5")])
+        .model(
+            Vendor::Anthropic.model(),
+            &[("claude", "claude-sonnet-4-5")],
+        )
         .model(Vendor::Gemini.model(), &[("gem", "gemini-3-pro")])
         .model(Vendor::Builtin.model(), &[("builtin", "mock-large")])
         .team("t", "")
@@ -884,7 +1005,7 @@ impl World {
                 (body, verdict(check))
             }
             Vendor::Gemini => {
-                let body = self.gem.bodies().pop().unwrap_or(Value::Null);
+                let body = self.gem.last_body().unwrap_or(Value::Null);
                 let check = strict::gemini::check(&body);
                 (body, verdict(check))
             }
@@ -933,7 +1054,10 @@ enum Outcome {
     /// Refused by the gateway before any vendor call, with this message.
     Refused(String),
     /// The property does not hold: the kind (for the survey) and the full report.
-    Broken { kind: String, report: String },
+    Broken {
+        kind: String,
+        report: String,
+    },
     /// Kept away from this pair by [`KNOWN`].
     Skipped(&'static str),
 }
@@ -969,7 +1093,13 @@ async fn exercise(w: &World, case: &Case, door: Door, vendor: Vendor) -> Outcome
     let called = w.seen(vendor) > before;
     let shaped = door_error_message(door, &text);
     if (200..300).contains(&status) {
-        return Outcome::Answered;
+        return match called.then(|| dropped_images(w, vendor, &body)).flatten() {
+            Some(report) => Outcome::Broken {
+                kind: format!("{door:?} -> {vendor:?}: an image of the request silently dropped"),
+                report: format!("{door:?} door -> {vendor:?}: answered {status}, {report}"),
+            },
+            None => Outcome::Answered,
+        };
     }
     if (400..500).contains(&status) && !called {
         if let Some(message) = shaped {
@@ -998,6 +1128,25 @@ async fn exercise(w: &World, case: &Case, door: Door, vendor: Vendor) -> Outcome
         kind: kind_of(door, vendor, &refusal),
         report,
     }
+}
+
+/// When the vendor got fewer images than the client sent (an answered request that lost
+/// content, which the vendor cannot see), what was sent and what arrived.
+fn dropped_images(w: &World, vendor: Vendor, body: &Value) -> Option<String> {
+    let count = |v: &Value| v.to_string().matches(PNG).count();
+    let sent = count(body);
+    if sent == 0 {
+        return None;
+    }
+    let (arrived, _) = w.last_sent(vendor);
+    (count(&arrived) < sent).then(|| {
+        format!(
+            "{sent} images sent, {} arrived\nthe client's request:\n{}\nwhat the gateway sent the vendor:\n{}",
+            count(&arrived),
+            serde_json::to_string_pretty(body).unwrap_or_default(),
+            serde_json::to_string_pretty(&arrived).unwrap_or_default()
+        )
+    })
 }
 
 fn support_printable(text: &str) -> String {
@@ -1085,7 +1234,10 @@ fn every_door_to_every_vendor_keeps_the_vendor_rules() {
         started.elapsed().as_secs_f64()
     );
     for (kind, n) in &t.skipped {
-        let owner = KNOWN.iter().find(|k| k.kind == *kind).map_or("", |k| k.owner);
+        let owner = KNOWN
+            .iter()
+            .find(|k| k.kind == *kind)
+            .map_or("", |k| k.owner);
         eprintln!("  kept away (known, fixed by {owner}): {n} x {kind}");
     }
     for (kind, n) in &t.refused {

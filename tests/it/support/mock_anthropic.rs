@@ -168,7 +168,11 @@ impl MockAnthropic {
     }
 
     pub fn last(&self) -> AnthRecorded {
-        self.requests().pop().expect("a request reached the mock")
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .last()
+            .cloned()
+            .expect("a request reached the mock")
     }
 }
 

@@ -112,6 +112,14 @@ impl MockGemini {
         self.shared.lock().unwrap().requests.len()
     }
 
+    /// The last body received, as JSON.
+    pub fn last_body(&self) -> Option<Value> {
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .last()
+            .and_then(|(_, b)| serde_json::from_slice(b).ok())
+    }
+
     /// The bodies received, as JSON, in order.
     pub fn bodies(&self) -> Vec<Value> {
         let s = self.shared.lock().unwrap();

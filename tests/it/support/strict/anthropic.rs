@@ -135,7 +135,9 @@ fn check_with(v: &Value, count: bool) -> Result<(), Refusal> {
 /// thinking is `enabled`.
 fn check_thinking(v: &Value, max_tokens: Option<u64>) -> Result<bool, Refusal> {
     let kind = &v["thinking"]["type"];
-    if !v["thinking"].is_null() && !matches!(kind.as_str(), Some("enabled" | "disabled" | "adaptive")) {
+    if !v["thinking"].is_null()
+        && !matches!(kind.as_str(), Some("enabled" | "disabled" | "adaptive"))
+    {
         return Err(invalid(
             "thinking.type: Input tag does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'",
         ));
@@ -241,7 +243,11 @@ fn check_message(i: usize, m: &Value, thinking: bool) -> Result<(), Refusal> {
         }
     }
     for (j, b) in blocks.iter().enumerate() {
-        check_block(&format!("messages.{i}.content.{j}"), b, allowed_blocks(role))?;
+        check_block(
+            &format!("messages.{i}.content.{j}"),
+            b,
+            allowed_blocks(role),
+        )?;
     }
     Ok(())
 }
@@ -320,7 +326,8 @@ fn check_stop_sequences(v: &Value) -> Result<(), Refusal> {
 fn cache_marks(v: &Value) -> usize {
     match v {
         Value::Object(o) => {
-            usize::from(o.contains_key("cache_control")) + o.values().map(cache_marks).sum::<usize>()
+            usize::from(o.contains_key("cache_control"))
+                + o.values().map(cache_marks).sum::<usize>()
         }
         Value::Array(a) => a.iter().map(cache_marks).sum(),
         _ => 0,
@@ -337,9 +344,7 @@ fn check_sampling(v: &Value) -> Result<(), Refusal> {
         return Err(invalid("top_p: Input should be less than or equal to 1"));
     }
     if !v["top_k"].is_null() && v["top_k"].as_u64().is_none() {
-        return Err(invalid(
-            "top_k: Input should be greater than or equal to 0",
-        ));
+        return Err(invalid("top_k: Input should be greater than or equal to 0"));
     }
     Ok(())
 }
@@ -444,7 +449,10 @@ fn check_tool_ids(msgs: &[Value]) -> Result<(), Refusal> {
         }
     }
     for (i, m) in msgs.iter().enumerate() {
-        let before = i.checked_sub(1).map(|p| tool_use_ids(&msgs[p])).unwrap_or_default();
+        let before = i
+            .checked_sub(1)
+            .map(|p| tool_use_ids(&msgs[p]))
+            .unwrap_or_default();
         if let Some(id) = tool_result_ids(m).iter().find(|id| !before.contains(id)) {
             return Err(invalid(format!(
                 "messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
@@ -522,18 +530,28 @@ mod tests {
     #[test]
     fn a_tool_loop_with_thinking_and_an_image_result_passes() {
         check(&ok()).unwrap();
-        check(&with("thinking", json!({"type":"enabled","budget_tokens":1024}))).unwrap();
+        check(&with(
+            "thinking",
+            json!({"type":"enabled","budget_tokens":1024}),
+        ))
+        .unwrap();
     }
 
     #[test]
     fn the_version_header_is_required() {
         check_headers(Some("2023-06-01")).unwrap();
-        assert!(check_headers(None).unwrap_err().message.contains("anthropic-version"));
+        assert!(check_headers(None)
+            .unwrap_err()
+            .message
+            .contains("anthropic-version"));
     }
 
     #[test]
     fn fields_model_max_tokens_messages() {
-        refused_saying(with("user", json!("x")), "user: Extra inputs are not permitted");
+        refused_saying(
+            with("user", json!("x")),
+            "user: Extra inputs are not permitted",
+        );
         refused_saying(with("model", json!("")), "model");
         refused_saying(with("max_tokens", json!(0)), "max_tokens");
         refused_saying(with("messages", json!([])), "messages");
@@ -554,7 +572,10 @@ mod tests {
         let mut b = ok();
         b["messages"][0]["content"] = json!([{"type":"text","text":""}]);
         refused_saying(b, "text content blocks must be non-empty");
-        refused_saying(with("system", json!([{"type":"text","text":""}])), "system.0.text");
+        refused_saying(
+            with("system", json!([{"type":"text","text":""}])),
+            "system.0.text",
+        );
     }
 
     #[test]
@@ -570,12 +591,13 @@ mod tests {
 
     #[test]
     fn images_of_supported_types_with_valid_base64() {
-        let img = |media: &str, data: &str| {
-            json!([{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":media,"data":data}}]}])
-        };
+        let img = |media: &str, data: &str| json!([{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":media,"data":data}}]}]);
         check(&with("messages", img("image/webp", PNG))).unwrap();
         refused_saying(with("messages", img("image/bmp", PNG)), "media_type");
-        refused_saying(with("messages", img("image/png", "not base64!")), "not valid base64");
+        refused_saying(
+            with("messages", img("image/png", "not base64!")),
+            "not valid base64",
+        );
         let mut b = ok();
         b["messages"][2]["content"][0]["content"][1]["source"]["media_type"] = json!("image/tiff");
         refused_saying(b, "messages.2.content.0.content.1.source");
@@ -606,7 +628,10 @@ mod tests {
         refused_saying(b, "unexpected `tool_use_id`");
         let mut b = ok();
         b["messages"][2]["content"] = json!("no results");
-        refused_saying(b, "were found without `tool_result` blocks immediately after: toolu_1");
+        refused_saying(
+            b,
+            "were found without `tool_result` blocks immediately after: toolu_1",
+        );
         let mut b = ok();
         b["messages"].as_array_mut().unwrap().pop();
         refused_saying(b, "toolu_1");
@@ -615,19 +640,34 @@ mod tests {
     #[test]
     fn tool_results_come_first() {
         let mut b = ok();
-        b["messages"][2]["content"].as_array_mut().unwrap().reverse();
+        b["messages"][2]["content"]
+            .as_array_mut()
+            .unwrap()
+            .reverse();
         refused_saying(b, "must come first");
     }
 
     #[test]
     fn tool_names_unique_and_named_choice() {
-        refused_saying(with("tools", json!([{"name":"a.b","input_schema":{}}])), "tools.0.custom.name");
-        refused_saying(with("tools", json!([{"name":&"n".repeat(65),"input_schema":{}}])), "pattern");
         refused_saying(
-            with("tools", json!([{"name":"f","input_schema":{}},{"name":"f","input_schema":{}}])),
+            with("tools", json!([{"name":"a.b","input_schema":{}}])),
+            "tools.0.custom.name",
+        );
+        refused_saying(
+            with("tools", json!([{"name":&"n".repeat(65),"input_schema":{}}])),
+            "pattern",
+        );
+        refused_saying(
+            with(
+                "tools",
+                json!([{"name":"f","input_schema":{}},{"name":"f","input_schema":{}}]),
+            ),
             "unique",
         );
-        refused_saying(with("tool_choice", json!({"type":"tool","name":"g"})), "not found");
+        refused_saying(
+            with("tool_choice", json!({"type":"tool","name":"g"})),
+            "not found",
+        );
         check(&with("tools", json!([{"type":"web_search_20250305","name":"web_search"},{"name":"f","input_schema":{}}]))).unwrap();
     }
 
@@ -642,7 +682,10 @@ mod tests {
     #[test]
     fn metadata_user_id_only_and_at_most_256() {
         check(&with("metadata", json!({"user_id":"u".repeat(256)}))).unwrap();
-        refused_saying(with("metadata", json!({"user_id":"u".repeat(257)})), "at most 256");
+        refused_saying(
+            with("metadata", json!({"user_id":"u".repeat(257)})),
+            "at most 256",
+        );
         refused_saying(with("metadata", json!({"session":"x"})), "metadata.session");
     }
 
@@ -655,14 +698,23 @@ mod tests {
     #[test]
     fn thinking_types_budget_and_what_it_excludes() {
         refused_saying(with("thinking", json!({"type":"on"})), "thinking.type");
-        refused_saying(with("thinking", json!({"type":"enabled","budget_tokens":512})), "budget_tokens");
-        refused_saying(with("thinking", json!({"type":"enabled","budget_tokens":4096})), "budget_tokens");
+        refused_saying(
+            with("thinking", json!({"type":"enabled","budget_tokens":512})),
+            "budget_tokens",
+        );
+        refused_saying(
+            with("thinking", json!({"type":"enabled","budget_tokens":4096})),
+            "budget_tokens",
+        );
         let on = |k: &str, v: Value| {
             let mut b = with("thinking", json!({"type":"adaptive"}));
             b[k] = v;
             b
         };
-        refused_saying(on("temperature", json!(0.2)), "temperature may only be set to 1");
+        refused_saying(
+            on("temperature", json!(0.2)),
+            "temperature may only be set to 1",
+        );
         refused_saying(on("top_k", json!(5)), "top_k");
         refused_saying(on("top_p", json!(0.5)), "top_p must be between 0.95 and 1");
         refused_saying(on("tool_choice", json!({"type":"any"})), "forces tool use");
@@ -672,16 +724,25 @@ mod tests {
     #[test]
     fn thinking_enabled_tool_turns_start_with_thinking_and_thinking_is_signed() {
         let mut b = with("thinking", json!({"type":"enabled","budget_tokens":1024}));
-        b["messages"][1]["content"].as_array_mut().unwrap().remove(0);
+        b["messages"][1]["content"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
         refused_saying(b, "Expected `thinking` or `redacted_thinking`");
         let mut b = ok();
-        b["messages"][1]["content"][0].as_object_mut().unwrap().remove("signature");
+        b["messages"][1]["content"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("signature");
         refused_saying(b, "signature");
     }
 
     #[test]
     fn effort_values_and_cache_control_count() {
-        refused_saying(with("output_config", json!({"effort":"xhigh"})), "output_config.effort");
+        refused_saying(
+            with("output_config", json!({"effort":"xhigh"})),
+            "output_config.effort",
+        );
         let marked: Vec<Value> = (0..5)
             .map(|i| json!({"type":"text","text":format!("s{i}"),"cache_control":{"type":"ephemeral"}}))
             .collect();

@@ -121,7 +121,9 @@ fn check_part(at: &str, p: &Value) -> Result<(), Refusal> {
     }
     if let Some(call) = p.get("functionCall") {
         if call["name"].as_str().is_none_or(str::is_empty) {
-            return Err(invalid(format!("{at}.function_call.name: Name cannot be empty.")));
+            return Err(invalid(format!(
+                "{at}.function_call.name: Name cannot be empty."
+            )));
         }
     }
     Ok(())
@@ -187,7 +189,8 @@ fn check_system(v: &Value) -> Result<(), Refusal> {
 /// `^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$`: a function declaration's name.
 fn function_name_ok(name: &str) -> bool {
     let mut cs = name.chars();
-    cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars(name) <= 64
         && cs.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
 }
@@ -196,7 +199,12 @@ fn function_name_ok(name: &str) -> bool {
 fn check_tools(v: &Value) -> Result<(), Refusal> {
     let mut names = Vec::new();
     for (i, t) in v["tools"].as_array().into_iter().flatten().enumerate() {
-        for (j, f) in t["functionDeclarations"].as_array().into_iter().flatten().enumerate() {
+        for (j, f) in t["functionDeclarations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let name = f["name"].as_str().unwrap_or("");
             if !function_name_ok(name) {
                 return Err(invalid(format!(
@@ -208,7 +216,10 @@ fn check_tools(v: &Value) -> Result<(), Refusal> {
     }
     let config = &v["toolConfig"]["functionCallingConfig"];
     let mode = config["mode"].as_str().unwrap_or("AUTO");
-    if !matches!(mode, "AUTO" | "ANY" | "NONE" | "VALIDATED" | "MODE_UNSPECIFIED") {
+    if !matches!(
+        mode,
+        "AUTO" | "ANY" | "NONE" | "VALIDATED" | "MODE_UNSPECIFIED"
+    ) {
         return Err(invalid(format!(
             "Invalid value at 'tool_config.function_calling_config.mode' (type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), \"{mode}\""
         )));
@@ -219,7 +230,10 @@ fn check_tools(v: &Value) -> Result<(), Refusal> {
                 "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: allowed_function_names is only allowed when mode is ANY.",
             ));
         }
-        if let Some(n) = allowed.iter().find(|n| !names.contains(&n.as_str().unwrap_or(""))) {
+        if let Some(n) = allowed
+            .iter()
+            .find(|n| !names.contains(&n.as_str().unwrap_or("")))
+        {
             return Err(invalid(format!(
                 "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: {n} is not a declared function."
             )));
@@ -339,7 +353,10 @@ mod tests {
     #[test]
     fn function_calls_carry_their_thought_signature() {
         let mut b = ok();
-        b["contents"][1]["parts"][1].as_object_mut().unwrap().remove("thoughtSignature");
+        b["contents"][1]["parts"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("thoughtSignature");
         refused_saying(b, "missing a thought_signature");
     }
 
@@ -350,7 +367,10 @@ mod tests {
         refused_saying(b, "number of function response parts is equal");
         let mut b = ok();
         b["contents"].as_array_mut().unwrap().remove(1);
-        refused_saying(b, "function response turn comes immediately after a function call turn");
+        refused_saying(
+            b,
+            "function response turn comes immediately after a function call turn",
+        );
         let mut b = ok();
         b["contents"].as_array_mut().unwrap().remove(0);
         refused_saying(b, "function call turn comes immediately after a user turn");
@@ -382,13 +402,16 @@ mod tests {
         b["toolConfig"] = json!({"functionCallingConfig":{"mode":"REQUIRED"}});
         refused_saying(b, "function_calling_config.mode");
         let mut b = ok();
-        b["toolConfig"] = json!({"functionCallingConfig":{"mode":"AUTO","allowedFunctionNames":["g"]}});
+        b["toolConfig"] =
+            json!({"functionCallingConfig":{"mode":"AUTO","allowedFunctionNames":["g"]}});
         refused_saying(b, "only allowed when mode is ANY");
         let mut b = ok();
-        b["toolConfig"] = json!({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["h"]}});
+        b["toolConfig"] =
+            json!({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["h"]}});
         refused_saying(b, "not a declared function");
         let mut b = ok();
-        b["toolConfig"] = json!({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["g"]}});
+        b["toolConfig"] =
+            json!({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["g"]}});
         check(&b).unwrap();
     }
 
@@ -404,9 +427,15 @@ mod tests {
         refused_saying(set("topK", json!(0)), "top_k");
         refused_saying(set("candidateCount", json!(0)), "candidate_count");
         refused_saying(set("maxOutputTokens", json!(0)), "max_output_tokens");
-        refused_saying(set("stopSequences", json!(["a", "b", "c", "d", "e", "f"])), "at most 5");
         refused_saying(
-            set("thinkingConfig", json!({"thinkingBudget":1024,"thinkingLevel":"high"})),
+            set("stopSequences", json!(["a", "b", "c", "d", "e", "f"])),
+            "at most 5",
+        );
+        refused_saying(
+            set(
+                "thinkingConfig",
+                json!({"thinkingBudget":1024,"thinkingLevel":"high"}),
+            ),
             "only one of thinking budget and thinking level",
         );
         check(&set("thinkingConfig", json!({"thinkingBudget":-1}))).unwrap();

@@ -51,7 +51,14 @@ pub fn check_azure_api_version(api_version: &str, body: &Value) -> Result<(), Re
 }
 
 /// The roles OpenAI's chat API knows.
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// Checks a chat completions body as OpenAI does.
 pub fn check(body: &Value) -> Result<(), Refusal> {
@@ -89,11 +96,7 @@ fn check_identity(body: &Value) -> Result<(), Refusal> {
     }
     if let Some(id) = body["safety_identifier"].as_str() {
         if chars(id) > 64 {
-            return Err(Refusal::openai_too_long(
-                "safety_identifier",
-                64,
-                chars(id),
-            ));
+            return Err(Refusal::openai_too_long("safety_identifier", 64, chars(id)));
         }
     }
     Ok(())
@@ -230,7 +233,11 @@ fn check_message(i: usize, m: &Value) -> Result<(), Refusal> {
         ));
     }
     let calls = m["tool_calls"].as_array().filter(|c| !c.is_empty());
-    if role == "assistant" && m["content"].is_null() && calls.is_none() && m["function_call"].is_null() {
+    if role == "assistant"
+        && m["content"].is_null()
+        && calls.is_none()
+        && m["function_call"].is_null()
+    {
         return Err(Refusal::openai(
             &format!("messages[{i}].content"),
             None,
@@ -368,7 +375,10 @@ mod tests {
 
     #[test]
     fn messages_non_empty_and_known_roles() {
-        assert_eq!(refused(with("messages", json!([]))).param.as_deref(), Some("messages"));
+        assert_eq!(
+            refused(with("messages", json!([]))).param.as_deref(),
+            Some("messages")
+        );
         let r = refused(with("messages", json!([{"role":"model","content":"x"}])));
         assert_eq!(r.param.as_deref(), Some("messages[0].role"));
     }
@@ -384,7 +394,9 @@ mod tests {
     fn tool_messages_answer_the_calls_before_them() {
         let mut b = tool_loop("call_1");
         b["messages"][2]["tool_call_id"] = json!("call_2");
-        assert!(refused(b).message.contains("must be a response to a preceeding message"));
+        assert!(refused(b)
+            .message
+            .contains("must be a response to a preceeding message"));
         let b = json!({"model":"m","messages":[{"role":"user","content":"hi"},
             {"role":"tool","tool_call_id":"x","content":"r"}]});
         assert!(refused(b).message.contains("role 'tool'"));
@@ -395,7 +407,10 @@ mod tests {
         let mut b = tool_loop("call_1");
         b["messages"][2] = json!({"role":"user","content":"next"});
         let r = refused(b);
-        assert!(r.message.contains("did not have response messages: call_1"), "{r:?}");
+        assert!(
+            r.message.contains("did not have response messages: call_1"),
+            "{r:?}"
+        );
         let mut b = tool_loop("call_1");
         b["messages"].as_array_mut().unwrap().pop();
         assert!(refused(b).message.contains("call_1"));
@@ -411,16 +426,34 @@ mod tests {
     #[test]
     fn content_part_types_by_role_and_image_urls() {
         let img = |url: &str| json!({"type":"image_url","image_url":{"url":url}});
-        let b = with("messages", json!([{"role":"user","content":[img("data:image/png;base64,iVBORw0KGgo=")]}]));
+        let b = with(
+            "messages",
+            json!([{"role":"user","content":[img("data:image/png;base64,iVBORw0KGgo=")]}]),
+        );
         check(&b).unwrap();
-        let b = with("messages", json!([{"role":"user","content":[img("data:image/bmp;base64,iVBORw0KGgo=")]}]));
+        let b = with(
+            "messages",
+            json!([{"role":"user","content":[img("data:image/bmp;base64,iVBORw0KGgo=")]}]),
+        );
         assert_eq!(refused(b).code, Some("invalid_image_url"));
-        let b = with("messages", json!([{"role":"user","content":"a"},
-            {"role":"assistant","content":[img("https://x/y.png")]}]));
-        assert_eq!(refused(b).param.as_deref(), Some("messages[1].content[0].type"));
-        let b = with("messages", json!([{"role":"system","content":[img("https://x/y.png")]},
-            {"role":"user","content":"a"}]));
-        assert_eq!(refused(b).param.as_deref(), Some("messages[0].content[0].type"));
+        let b = with(
+            "messages",
+            json!([{"role":"user","content":"a"},
+            {"role":"assistant","content":[img("https://x/y.png")]}]),
+        );
+        assert_eq!(
+            refused(b).param.as_deref(),
+            Some("messages[1].content[0].type")
+        );
+        let b = with(
+            "messages",
+            json!([{"role":"system","content":[img("https://x/y.png")]},
+            {"role":"user","content":"a"}]),
+        );
+        assert_eq!(
+            refused(b).param.as_deref(),
+            Some("messages[0].content[0].type")
+        );
     }
 
     #[test]
@@ -436,8 +469,14 @@ mod tests {
 
     #[test]
     fn tool_choice_needs_tools_and_names_one() {
-        assert_eq!(refused(with("tool_choice", json!("auto"))).param.as_deref(), Some("tool_choice"));
-        let mut b = with("tools", json!([{"type":"function","function":{"name":"f"}}]));
+        assert_eq!(
+            refused(with("tool_choice", json!("auto"))).param.as_deref(),
+            Some("tool_choice")
+        );
+        let mut b = with(
+            "tools",
+            json!([{"type":"function","function":{"name":"f"}}]),
+        );
         b["tool_choice"] = json!({"type":"function","function":{"name":"g"}});
         refused(b.clone());
         b["tool_choice"] = json!({"type":"function","function":{"name":"f"}});
@@ -460,7 +499,12 @@ mod tests {
     fn stop_is_a_string_or_up_to_four() {
         check(&with("stop", json!("x"))).unwrap();
         check(&with("stop", json!(["a", "b", "c", "d"]))).unwrap();
-        assert_eq!(refused(with("stop", json!(["a", "b", "c", "d", "e"]))).param.as_deref(), Some("stop"));
+        assert_eq!(
+            refused(with("stop", json!(["a", "b", "c", "d", "e"])))
+                .param
+                .as_deref(),
+            Some("stop")
+        );
         refused(with("stop", json!(3)));
     }
 
@@ -476,6 +520,11 @@ mod tests {
     #[test]
     fn reasoning_effort_values() {
         check(&with("reasoning_effort", json!("minimal"))).unwrap();
-        assert_eq!(refused(with("reasoning_effort", json!("max"))).param.as_deref(), Some("reasoning_effort"));
+        assert_eq!(
+            refused(with("reasoning_effort", json!("max")))
+                .param
+                .as_deref(),
+            Some("reasoning_effort")
+        );
     }
 }

@@ -174,12 +174,19 @@ fn check_item<'a>(
 ) -> Result<(), Refusal> {
     let kind = item["type"]
         .as_str()
-        .unwrap_or(if item["role"].is_string() { "message" } else { "" });
+        .unwrap_or(if item["role"].is_string() {
+            "message"
+        } else {
+            ""
+        });
     match kind {
         "message" => check_message(i, item),
         "function_call" => {
             let call_id = item["call_id"].as_str().unwrap_or("");
-            if call_id.is_empty() || item["name"].as_str().is_none_or(str::is_empty) || !item["arguments"].is_string() {
+            if call_id.is_empty()
+                || item["name"].as_str().is_none_or(str::is_empty)
+                || !item["arguments"].is_string()
+            {
                 return Err(Refusal::openai(
                     &format!("input[{i}]"),
                     Some("missing_required_parameter"),
@@ -224,10 +231,20 @@ fn check_item<'a>(
                 ))
             }
         }
-        "item_reference" | "web_search_call" | "file_search_call" | "computer_call"
-        | "computer_call_output" | "local_shell_call" | "local_shell_call_output"
-        | "custom_tool_call" | "custom_tool_call_output" | "mcp_call" | "mcp_approval_response"
-        | "image_generation_call" | "code_interpreter_call" | "compaction" => Ok(()),
+        "item_reference"
+        | "web_search_call"
+        | "file_search_call"
+        | "computer_call"
+        | "computer_call_output"
+        | "local_shell_call"
+        | "local_shell_call_output"
+        | "custom_tool_call"
+        | "custom_tool_call_output"
+        | "mcp_call"
+        | "mcp_approval_response"
+        | "image_generation_call"
+        | "code_interpreter_call"
+        | "compaction" => Ok(()),
         other => Err(unknown(format!("input[{i}].type"), other)),
     }
 }
@@ -336,9 +353,15 @@ mod tests {
 
     #[test]
     fn tool_names_and_named_choice() {
-        let b = with("tools", json!([{"type":"function","name":"a.b","parameters":{}}]));
+        let b = with(
+            "tools",
+            json!([{"type":"function","name":"a.b","parameters":{}}]),
+        );
         assert_eq!(refused(b).param.as_deref(), Some("tools[0].name"));
-        let mut b = with("tools", json!([{"type":"function","name":"f","parameters":{}}]));
+        let mut b = with(
+            "tools",
+            json!([{"type":"function","name":"f","parameters":{}}]),
+        );
         b["tool_choice"] = json!({"type":"function","name":"g"});
         refused(b);
     }
@@ -347,7 +370,12 @@ mod tests {
     fn ranges_and_bounds() {
         refused(with("temperature", json!(3)));
         refused(with("top_p", json!(-0.1)));
-        assert_eq!(refused(with("max_output_tokens", json!(15))).param.as_deref(), Some("max_output_tokens"));
+        assert_eq!(
+            refused(with("max_output_tokens", json!(15)))
+                .param
+                .as_deref(),
+            Some("max_output_tokens")
+        );
         check(&with("max_output_tokens", json!(16))).unwrap();
         refused(with("reasoning", json!({"effort":"max"})));
     }
@@ -356,7 +384,8 @@ mod tests {
     fn identity_and_metadata_limits() {
         refused(with("user", json!("u".repeat(65))));
         refused(with("safety_identifier", json!("s".repeat(65))));
-        let many: serde_json::Map<String, Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let many: serde_json::Map<String, Value> =
+            (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
         refused(with("metadata", Value::Object(many)));
         refused(with("metadata", json!({"k": "v".repeat(513)})));
         refused(with("metadata", json!({"k": 1})));
