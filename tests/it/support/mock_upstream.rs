@@ -236,6 +236,15 @@ struct Entry {
     resp: Vec<u8>,
 }
 
+impl Entry {
+    /// The request as recorded, with the response bytes sent so far.
+    fn recorded(&self) -> Recorded {
+        let mut r = self.rec.clone();
+        r.response_body = Bytes::copy_from_slice(&self.resp);
+        r
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     entries: Mutex<Vec<Entry>>,
@@ -272,14 +281,13 @@ impl Shared {
 
     fn snapshot(&self) -> Vec<Recorded> {
         let entries = self.entries.lock().unwrap();
-        entries
-            .iter()
-            .map(|e| {
-                let mut r = e.rec.clone();
-                r.response_body = Bytes::copy_from_slice(&e.resp);
-                r
-            })
-            .collect()
+        entries.iter().map(Entry::recorded).collect()
+    }
+
+    /// The last request only (a long run's mock holds many).
+    fn last(&self) -> Option<Recorded> {
+        let entries = self.entries.lock().unwrap();
+        entries.last().map(Entry::recorded)
     }
 
     fn behaviour_for(&self, headers: &BTreeMap<String, String>) -> Behaviour {
@@ -395,7 +403,7 @@ impl MockUpstream {
 
     /// The most recent request, if any.
     pub fn last_request(&self) -> Option<Recorded> {
-        self.shared.snapshot().pop()
+        self.shared.last()
     }
 
     /// How many requests arrived so far.
