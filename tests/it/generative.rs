@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 use support::*;
 
 /// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 12 pairs).
-const DEFAULT_CASES: u32 = 40;
+const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
 
