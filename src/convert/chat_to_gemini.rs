@@ -757,6 +757,18 @@ mod tests {
     }
 
     #[test]
+    fn function_names_are_those_gemini_takes() {
+        assert!(gemini_function_name("get_weather"));
+        assert!(gemini_function_name("_ns.tool:v1-2"));
+        assert!(gemini_function_name(&"a".repeat(64)));
+        assert!(!gemini_function_name("2fa_check"));
+        assert!(!gemini_function_name("-x"));
+        assert!(!gemini_function_name("a b"));
+        assert!(!gemini_function_name(&"a".repeat(65)));
+        assert!(!gemini_function_name(""));
+    }
+
+    #[test]
     fn request_maps_tools_calls_and_responses() {
         let v = translate(
             r#"{"model":"g","messages":[
