@@ -10,7 +10,7 @@
 //! the user's other content (their text joined; images in tool results are left out, OpenAI
 //! tool messages take text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
 //! → the `arguments` string, its bytes kept); `thinking` blocks are left out. `max_tokens` →
-//! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop`,
+//! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop` (at most 4, OpenAI's limit: more is a 400 naming `stop_sequences`),
 //! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
 //! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`
@@ -63,6 +63,22 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 // ---------------------------------------------------------------------------------------------
 // Request: OpenAI out.
 
+/// The chat pivot carries at most 4 stop sequences: OpenAI's chat API takes "up to 4"
+/// (API reference, "Create chat completion", `stop`; more is its 400 "array too long"), and
+/// leaving some out would let the answer run past them. More is the client's 400 naming
+/// `stop_sequences`, before any vendor is called.
+const CHAT_MAX_STOPS: usize = 4;
+
+fn chat_stops<T>(stops: Vec<T>) -> Result<Vec<T>, GatewayError> {
+    if stops.len() > CHAT_MAX_STOPS {
+        return Err(invalid(format!(
+            "`stop_sequences`: at most {CHAT_MAX_STOPS} stop sequences can be carried to this route (OpenAI's chat API takes up to 4), this request has {}",
+            stops.len()
+        )));
+    }
+    Ok(stops)
+}
+
 /// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
 /// `model` (the gateway routes it as it routes any chat request).
 pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
@@ -95,9 +111,7 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
         reasoning_effort,
         temperature: req.temperature,
         top_p: req.top_p,
-        stop: req
-            .stop_sequences
-            .unwrap_or_default()
+        stop: chat_stops(req.stop_sequences.unwrap_or_default())?
             .into_iter()
             .map(|s| s.0)
             .collect(),

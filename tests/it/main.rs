@@ -20,6 +20,7 @@ mod failure_mocks;
 mod faults;
 mod first_hour;
 mod gateway_core;
+mod generative;
 mod golden;
 mod graceful;
 mod hardening;

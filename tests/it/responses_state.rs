@@ -243,8 +243,10 @@ async fn another_teams_key_and_unknown_ids_get_404() {
             "{v}"
         );
     }
-    let follow_up =
-        json!({"model": "claude", "previous_response_id": id, "input": "and tomorrow?"});
+    // The next turn answers the stored call (Anthropic refuses a tool_use left unanswered).
+    let follow_up = json!({"model": "claude", "previous_response_id": id, "input": [
+        {"type": "function_call_output", "call_id": "toolu_42", "output": "sunny"},
+        {"role": "user", "content": "and tomorrow?"}]});
     let before = anth.requests().len();
     let (status, v) = create(&gw, OTHER_SECRET, follow_up.clone()).await;
     assert_eq!(status, 404, "{v}");

@@ -1,26 +1,10 @@
 //! `MockAnthropic`: a loopback server that behaves as Anthropic's Messages API does, strict about
 //! the rules Anthropic's docs state, and that records every request byte for byte.
 //!
-//! Enforced (each a 400 `invalid_request_error`, or 401 for the key, in Anthropic's error shape
-//! `{"type":"error","error":{"type","message"}}`):
-//! - `x-api-key` must be the configured key; `anthropic-version` must be present;
-//! - the body is a JSON object whose top-level fields are all known to the API ("Extra inputs
-//!   are not permitted"); `context_management` counts as known: a field newer than the gateway;
-//! - `model` a non-empty string; `messages` a non-empty array; `max_tokens` a positive integer
-//!   (`/v1/messages`); roles `user`, `assistant` (or `system`, which the API accepts);
-//! - every message has non-empty content ("all messages must have non-empty content");
-//! - every stop sequence has a non-whitespace character;
-//! - with `thinking` enabled (or `adaptive`): no `temperature` but 1, no `top_k`, a `top_p`
-//!   only in 0.95–1, no forced `tool_choice` (`any`, `tool`) ("Building with extended
-//!   thinking", Feature compatibility; the 400s Anthropic gives: "temperature may only be set
-//!   to 1 when thinking is enabled", "Thinking may not be enabled when tool_choice forces tool
-//!   use");
-//! - with `thinking` enabled: `budget_tokens` ≥ 1024 and below `max_tokens`; an assistant turn
-//!   that holds `tool_use` starts with a `thinking` or `redacted_thinking` block, and every
-//!   `thinking` block has its `signature` ("Expected `thinking` or `redacted_thinking`");
-//! - `output_config.effort`, when given, is `low`, `medium`, `high` or `max` ("Effort",
-//!   platform.claude.com/docs/en/build-with-claude/effort);
-//! - at most 4 blocks carry `cache_control`.
+//! Enforced: `x-api-key` must be the configured key (else 401 `authentication_error`); every
+//! other rule of Anthropic's contract is [`super::strict::anthropic`]'s (its module doc lists
+//! them with their sources), answered in Anthropic's error shape
+//! `{"type":"error","error":{"type","message"}}`.
 //!
 //! Answers: a `message` (or its event stream) with a fixed text and the usage set with
 //! [`MockAnthropic::set_usage`]; `count_tokens` answers `{"input_tokens": N}` with N the body's
@@ -44,6 +28,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::paced::{paced_body, stall, Then};
+use super::strict::{self, Refusal};
 
 /// The text of every answer.
 pub const ANTHROPIC_REPLY: &str = "Hello from the mock vendor.";
@@ -186,7 +171,11 @@ impl MockAnthropic {
     }
 
     pub fn last(&self) -> AnthRecorded {
-        self.requests().pop().expect("a request reached the mock")
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .last()
+            .cloned()
+            .expect("a request reached the mock")
     }
 }
 
@@ -195,36 +184,13 @@ fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Bytes) {
     (status, Bytes::from(body.to_string()))
 }
 
-fn invalid(message: impl Into<String>) -> (StatusCode, Bytes) {
-    error(
-        StatusCode::BAD_REQUEST,
-        "invalid_request_error",
-        &message.into(),
-    )
+fn refused(r: Refusal) -> (StatusCode, Bytes) {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Bytes::from(r.anthropic_body()))
 }
 
-const KNOWN_FIELDS: &[&str] = &[
-    "model",
-    "messages",
-    "max_tokens",
-    "system",
-    "metadata",
-    "stop_sequences",
-    "stream",
-    "temperature",
-    "top_k",
-    "top_p",
-    "tools",
-    "tool_choice",
-    "thinking",
-    "service_tier",
-    "container",
-    "mcp_servers",
-    "context_management",
-    "output_config",
-];
-
-/// Checks a request as Anthropic does; `Err` is the answer.
+/// Checks a request as Anthropic does (the key here, every other rule in
+/// [`strict::anthropic`]); `Err` is the answer.
 fn check(
     shared: &Shared,
     headers: &HeaderMap,
@@ -238,132 +204,19 @@ fn check(
             "invalid x-api-key",
         ));
     }
-    if headers.get("anthropic-version").is_none() {
-        return Err(invalid("anthropic-version: header is required"));
-    }
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| invalid("body must be an object"))?;
-    for k in obj.keys() {
-        if !KNOWN_FIELDS.contains(&k.as_str()) || (count && k == "max_tokens") {
-            return Err(invalid(format!("{k}: Extra inputs are not permitted")));
-        }
-    }
-    if v["model"].as_str().is_none_or(|m| m.is_empty()) {
-        return Err(invalid("model: Field required"));
-    }
-    let max_tokens = v["max_tokens"].as_u64();
-    if !count && max_tokens.is_none_or(|n| n < 1) {
-        return Err(invalid("max_tokens: Field required"));
-    }
-    let msgs = v["messages"]
-        .as_array()
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| invalid("messages: at least one message is required"))?;
-    let thinking = v["thinking"]["type"] == "enabled";
-    if thinking {
-        let budget = v["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
-        if budget < 1024 || max_tokens.is_some_and(|m| budget >= m) {
-            return Err(invalid(
-                "thinking.budget_tokens: must be ≥ 1024 and less than max_tokens",
-            ));
-        }
-    }
-    if let Some(effort) = v.pointer("/output_config/effort") {
-        if !matches!(effort.as_str(), Some("low" | "medium" | "high" | "max")) {
-            return Err(invalid(
-                "output_config.effort: Input should be 'low', 'medium', 'high' or 'max'",
-            ));
-        }
-    }
-    if thinking || v["thinking"]["type"] == "adaptive" {
-        check_beside_thinking(&v)?;
-    }
-    for (i, m) in msgs.iter().enumerate() {
-        check_message(i, m, thinking)?;
-    }
-    for s in v["stop_sequences"].as_array().into_iter().flatten() {
-        if s.as_str().is_none_or(|s| s.trim().is_empty()) {
-            return Err(invalid(
-                "stop_sequences: each stop sequence must contain non-whitespace",
-            ));
-        }
-    }
-    let marks = body
-        .windows(15)
-        .filter(|w| w == b"\"cache_control\"")
-        .count();
-    if marks > 4 {
-        return Err(invalid(
-            "A maximum of 4 blocks with cache_control may be provided",
-        ));
-    }
-    Ok(v)
-}
-
-/// What thinking is not compatible with (Anthropic, "Building with extended thinking").
-fn check_beside_thinking(v: &Value) -> Result<(), (StatusCode, Bytes)> {
-    if v["temperature"].as_f64().is_some_and(|t| t != 1.0) {
-        return Err(invalid(
-            "temperature may only be set to 1 when thinking is enabled",
-        ));
-    }
-    if !v["top_k"].is_null() {
-        return Err(invalid("top_k is not supported when thinking is enabled"));
-    }
-    if v["top_p"]
-        .as_f64()
-        .is_some_and(|p| !(0.95..=1.0).contains(&p))
-    {
-        return Err(invalid(
-            "top_p must be between 0.95 and 1 when thinking is enabled",
-        ));
-    }
-    if matches!(v["tool_choice"]["type"].as_str(), Some("any" | "tool")) {
-        return Err(invalid(
-            "Thinking may not be enabled when tool_choice forces tool use.",
-        ));
-    }
-    Ok(())
-}
-
-fn check_message(i: usize, m: &Value, thinking: bool) -> Result<(), (StatusCode, Bytes)> {
-    let role = m["role"].as_str().unwrap_or("");
-    if !matches!(role, "user" | "assistant" | "system") {
-        return Err(invalid(format!(
-            "messages.{i}.role: unexpected role `{role}`"
-        )));
-    }
-    let empty = match &m["content"] {
-        Value::String(s) => s.is_empty(),
-        Value::Array(blocks) => blocks.is_empty(),
-        _ => true,
+    let version = headers
+        .get("anthropic-version")
+        .map(|v| v.to_str().unwrap_or(""));
+    strict::anthropic::check_headers(version).map_err(refused)?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| refused(Refusal::anthropic(format!("invalid JSON: {e}"))))?;
+    let checked = if count {
+        strict::anthropic::check_count_tokens(&v)
+    } else {
+        strict::anthropic::check(&v)
     };
-    if empty {
-        return Err(invalid(format!(
-            "messages.{i}: all messages must have non-empty content"
-        )));
-    }
-    let blocks = m["content"].as_array().cloned().unwrap_or_default();
-    for b in &blocks {
-        if b["type"] == "thinking" && !b["signature"].is_string() {
-            return Err(invalid(format!(
-                "messages.{i}.content: `thinking` blocks need their `signature`"
-            )));
-        }
-    }
-    let has_tool_use = blocks.iter().any(|b| b["type"] == "tool_use");
-    if thinking && role == "assistant" && has_tool_use {
-        let first = blocks[0]["type"].as_str().unwrap_or("");
-        if first != "thinking" && first != "redacted_thinking" {
-            return Err(invalid(format!(
-                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block"
-            )));
-        }
-    }
-    Ok(())
+    checked.map_err(refused)?;
+    Ok(v)
 }
 
 fn record(

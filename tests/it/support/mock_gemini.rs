@@ -1,12 +1,9 @@
 //! `MockGemini`: a loopback server that behaves as Gemini's `generateContent` does for what the
 //! gateway sends it, strict about the rules Google's docs state, recording every request.
 //!
-//! Enforced (400 `INVALID_ARGUMENT` in Google's error shape `{"error":{"code","message","status"}}`):
-//! - `x-goog-api-key` must be the configured key (else 403 `PERMISSION_DENIED`);
-//! - `contents` is a non-empty array; roles are `user` or `model`; every content has at least one
-//!   part ("contents.parts must not be empty");
-//! - as Gemini 3 models do, every `functionCall` part of a `model` turn carries the
-//!   `thoughtSignature` the model gave it ("Function call is missing a thought_signature").
+//! Enforced: `x-goog-api-key` must be the configured key (else 403 `PERMISSION_DENIED`); every
+//! other rule of Gemini's contract is [`super::strict::gemini`]'s (its module doc lists them
+//! with their sources), answered in Google's error shape `{"error":{"code","message","status"}}`.
 //!
 //! `batchEmbedContents` requests must name `models/{model}` and carry text; their vectors are
 //! `[i + 0.5, -1]`.
@@ -32,6 +29,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::paced::stall;
+use super::strict;
 
 /// The signature the mock gives its function calls.
 pub const GEMINI_SIGNATURE: &str = "U0lHLTAwMQ==";
@@ -114,6 +112,14 @@ impl MockGemini {
         self.shared.lock().unwrap().requests.len()
     }
 
+    /// The last body received, as JSON.
+    pub fn last_body(&self) -> Option<Value> {
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .last()
+            .and_then(|(_, b)| serde_json::from_slice(b).ok())
+    }
+
     /// The bodies received, as JSON, in order.
     pub fn bodies(&self) -> Vec<Value> {
         let s = self.shared.lock().unwrap();
@@ -169,34 +175,6 @@ fn embed(action: &str, v: &Value) -> Response {
         .unwrap()
 }
 
-fn check(v: &Value) -> Result<(), String> {
-    let contents = v["contents"]
-        .as_array()
-        .filter(|c| !c.is_empty())
-        .ok_or("contents must not be empty")?;
-    for (i, c) in contents.iter().enumerate() {
-        let role = c["role"].as_str().unwrap_or("");
-        if role != "user" && role != "model" {
-            return Err(format!("contents[{i}].role must be user or model"));
-        }
-        let parts = c["parts"]
-            .as_array()
-            .filter(|p| !p.is_empty())
-            .ok_or(format!("contents[{i}].parts must not be empty"))?;
-        for (j, p) in parts.iter().enumerate() {
-            if role == "model"
-                && p.get("functionCall").is_some()
-                && !p["thoughtSignature"].is_string()
-            {
-                return Err(format!(
-                    "Function call is missing a thought_signature in functionCall parts. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures. contents[{i}].parts[{j}]"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn generate(
     State(shared): State<Arc<Mutex<Shared>>>,
     axum::extract::Path(action): axum::extract::Path<String>,
@@ -219,8 +197,8 @@ async fn generate(
     if action.ends_with(":batchEmbedContents") {
         return embed(&action, &v);
     }
-    if let Err(m) = check(&v) {
-        return error(400, "INVALID_ARGUMENT", &m);
+    if let Err(r) = strict::gemini::check(&v) {
+        return error(r.status, r.kind, &r.message);
     }
     let stream = action.ends_with(":streamGenerateContent");
     if let Some(delay) = &behaviour.retry_delay {

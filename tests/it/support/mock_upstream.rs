@@ -59,6 +59,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
+use super::strict;
 use super::tls::TestCa;
 
 /// The fixed `created` timestamp of every mock answer (deterministic output).
@@ -235,6 +236,15 @@ struct Entry {
     resp: Vec<u8>,
 }
 
+impl Entry {
+    /// The request as recorded, with the response bytes sent so far.
+    fn recorded(&self) -> Recorded {
+        let mut r = self.rec.clone();
+        r.response_body = Bytes::copy_from_slice(&self.resp);
+        r
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     entries: Mutex<Vec<Entry>>,
@@ -271,14 +281,13 @@ impl Shared {
 
     fn snapshot(&self) -> Vec<Recorded> {
         let entries = self.entries.lock().unwrap();
-        entries
-            .iter()
-            .map(|e| {
-                let mut r = e.rec.clone();
-                r.response_body = Bytes::copy_from_slice(&e.resp);
-                r
-            })
-            .collect()
+        entries.iter().map(Entry::recorded).collect()
+    }
+
+    /// The last request only (a long run's mock holds many).
+    fn last(&self) -> Option<Recorded> {
+        let entries = self.entries.lock().unwrap();
+        entries.last().map(Entry::recorded)
     }
 
     fn behaviour_for(&self, headers: &BTreeMap<String, String>) -> Behaviour {
@@ -394,7 +403,7 @@ impl MockUpstream {
 
     /// The most recent request, if any.
     pub fn last_request(&self) -> Option<Recorded> {
-        self.shared.snapshot().pop()
+        self.shared.last()
     }
 
     /// How many requests arrived so far.
@@ -934,19 +943,13 @@ async fn sleep_ms(ms: Option<u64>) {
     }
 }
 
-/// Azure OpenAI's rule: API versions before 2024-09-01 do not know `stream_options` and refuse
-/// a request that has it, as the real service does.
+/// Azure OpenAI's rule on the `api-version` query ([`strict::openai_chat::check_azure_api_version`]),
+/// as the refusal body Azure sends.
 fn azure_refusal(path: &str, body: Option<&Value>) -> Option<String> {
     let version = path.split("api-version=").nth(1)?;
-    let date = version.get(..10)?;
-    if date >= "2024-09-01" || body?.get("stream_options").is_none() {
-        return None;
-    }
-    Some(
-        json!({"error":{"code":null,"message":"Unrecognized request argument supplied: stream_options",
-                        "param":null,"type":"invalid_request_error"}})
-        .to_string(),
-    )
+    strict::openai_chat::check_azure_api_version(version, body?)
+        .err()
+        .map(|r| r.openai_body())
 }
 
 async fn handle(
@@ -996,6 +999,7 @@ async fn handle(
         },
         None => behaviour,
     };
+    let rule_path = path.clone();
     let idx = shared.push(Recorded {
         method: parts.method.to_string(),
         path,
@@ -1036,13 +1040,9 @@ async fn handle(
         )
     } else {
         match json_body {
-            Some(j) if j.is_object() && openai_rule_broken(&j).is_some() => {
-                let message = openai_rule_broken(&j).unwrap_or_default();
-                Plan::Fixed(
-                    400,
-                    "application/json",
-                    error_json(&message, "invalid_request_error"),
-                )
+            Some(j) if j.is_object() && openai_rule_broken(&rule_path, &j).is_some() => {
+                let refusal = openai_rule_broken(&rule_path, &j).unwrap_or_default();
+                Plan::Fixed(400, "application/json", refusal)
             }
             Some(j) if j.is_object() => {
                 if stream {
@@ -1286,14 +1286,17 @@ async fn produce_frames(mut p: Producer, frames: Vec<String>, b: Behaviour) {
     p.finish();
 }
 
-/// The rules of OpenAI's chat API this mock enforces (a 400 naming the field), each with the
-/// doc it comes from:
-/// - `user`: a string of at most 64 characters (API reference, "Create chat completion",
-///   `user`; a longer one is refused "string too long").
-fn openai_rule_broken(body: &Value) -> Option<String> {
-    let user = body.get("user")?.as_str()?;
-    let n = user.chars().count();
-    (n > 64).then(|| {
-        format!("Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length {n}.")
-    })
+/// The OpenAI contract of the endpoint `path` names ([`strict::openai_chat`] for chat
+/// completions, [`strict::openai_responses`] for Responses; other endpoints: none), as the
+/// refusal body OpenAI sends.
+fn openai_rule_broken(path: &str, body: &Value) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let checked = if path.ends_with("/chat/completions") {
+        strict::openai_chat::check(body)
+    } else if path.ends_with("/responses") {
+        strict::openai_responses::check(body)
+    } else {
+        Ok(())
+    };
+    checked.err().map(|r| r.openai_body())
 }

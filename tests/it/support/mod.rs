@@ -4,6 +4,7 @@
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
+//! - [`strict`]: the vendors' request contracts (one module per dialect) the mocks enforce.
 //! - [`raw_vendor`]: what raw-socket vendors share (reading a request).
 //! - [`config`]: `ConfigBody`, the TOML of common setups (vendors, models, a team, a key).
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
@@ -19,6 +20,7 @@ pub mod mock_upstream;
 pub mod paced;
 pub mod raw_vendor;
 pub mod redis;
+pub mod strict;
 pub mod tls;
 
 pub use config::ConfigBody;
