@@ -21,6 +21,10 @@
 //!   `responseMimeType` (+ `responseJsonSchema`); Gemini's own `top_k` → `topK`;
 //!   `reasoning_effort` (or Anthropic-style `thinking`) → `thinkingConfig.thinkingBudget`
 //!   (none/minimal 0, low 1,024, medium 8,192, high 24,576; cut to `maxOutputTokens`);
+//! - Gemini's contract ([`crate::contract::gemini`]): a function name Gemini does not take,
+//!   more than 5 stop sequences and a tool result holding an image are each a 400 naming the
+//!   field; tool call ids are not sent (a response is paired with its call by name), so an id
+//!   of any form is no concern here;
 //! - `tools` → one `functionDeclarations` tool (schemas as `parametersJsonSchema`, which takes
 //!   JSON Schema as OpenAI clients write it); `tool_choice` auto/none/required/function →
 //!   `toolConfig.functionCallingConfig` AUTO/NONE/ANY/ANY with `allowedFunctionNames`.
@@ -54,6 +58,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::contract::gemini as contract;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
     Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ToolCallOut,
@@ -240,6 +245,8 @@ fn model_parts<'a>(
     Ok(parts)
 }
 
+/// The `functionResponse` for a `tool` message; a tool result holding anything but text is a
+/// 400 ([`contract::check_tool_result_part`]), never dropped.
 fn function_response<'a>(
     m: OaMessage<'a>,
     calls: &[(Cow<'a, str>, Cow<'a, str>)],
@@ -258,7 +265,13 @@ fn function_response<'a>(
                 format!("the `tool` message for `{id}` answers no earlier assistant tool call"),
             )
         })?;
-    let text = plain_text(content(m.content)?, "\n");
+    let content = content(m.content)?;
+    if let Some(OaContent::Parts(parts)) = &content {
+        for p in parts {
+            contract::check_tool_result_part(id, &p.kind)?;
+        }
+    }
+    let text = plain_text(content, "\n");
     let response = match text.trim_start().starts_with('{') {
         true => serde_json::from_str::<Box<RawValue>>(&text)
             .map(ResponseValue::Object)
@@ -269,7 +282,11 @@ fn function_response<'a>(
 }
 
 fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<FunctionDecl<'a>>, GatewayError> {
-    Ok(function_tools(req, VENDOR)?
+    let tools = function_tools(req, VENDOR)?;
+    for (i, f) in tools.iter().enumerate() {
+        contract::check_function_name(i, &f.name)?;
+    }
+    Ok(tools
         .into_iter()
         .map(|f| FunctionDecl {
             name: f.name,
@@ -314,7 +331,11 @@ fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, 
         top_k: raw_field(req, "top_k"),
         candidate_count: raw_field(req, "n"),
         max_output_tokens: req.max_tokens,
-        stop_sequences: stop_sequences(req)?,
+        stop_sequences: {
+            let stops = stop_sequences(req)?;
+            contract::check_stop_count(stops.len())?;
+            stops
+        },
         seed: raw_field(req, "seed"),
         presence_penalty: raw_field(req, "presence_penalty"),
         frequency_penalty: raw_field(req, "frequency_penalty"),

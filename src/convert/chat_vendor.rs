@@ -1,0 +1,190 @@
+//! The chat pivot's leg to a chat vendor (`openai`, `azure`, OpenAI-compatible servers) on a
+//! translated route: a request that came in at the Messages or Responses door, made to keep
+//! OpenAI's chat contract ([`crate::contract::openai_chat`]) before it goes:
+//!
+//! - tool-call ids over 40 characters (an assistant's `tool_calls[].id` and the `tool`
+//!   message's `tool_call_id` alike) go as their portable ids;
+//! - `user` and `safety_identifier` over 64 characters go as their SHA-256 in hex;
+//! - a function name OpenAI does not take, more than 128 tools, more than 4 stop sequences
+//!   and a tool result holding anything but text are each a 400 naming it and the vendor
+//!   kind, before any vendor is called.
+//!
+//! The pivot is the gateway's own JSON, kept for every attempt; it is rewritten (and its
+//! [`crate::dialect::body::Prepared`] bodies made again) only when a rule changed something.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::config::Provider;
+use crate::contract::openai_chat as contract;
+use crate::dialect::request::Pivot;
+use crate::error::GatewayError;
+use crate::providers;
+
+/// The upstream body for a chat vendor from the pivot of a Messages or Responses request.
+pub(crate) fn request(
+    pivot: &Pivot,
+    provider: &Provider,
+    upstream_model: &str,
+) -> Result<Bytes, GatewayError> {
+    let stream_options = providers::takes_stream_options(provider);
+    let vendor = providers::vendor(provider.kind).name();
+    let Some(body) = conformed(&pivot.body, vendor)? else {
+        let prepared = match stream_options {
+            true => &pivot.prepared,
+            false => &pivot.without_stream_options,
+        };
+        return Ok(prepared.body_for(upstream_model));
+    };
+    let (prepared, without_stream_options) = super::prepared(&body)?;
+    Ok(match stream_options {
+        true => prepared,
+        false => without_stream_options,
+    }
+    .body_for(upstream_model))
+}
+
+/// The pivot `body` made to keep OpenAI's chat contract, or `None` when it keeps it already.
+/// What cannot be made to keep it is a 400.
+fn conformed(body: &[u8], vendor: &str) -> Result<Option<Bytes>, GatewayError> {
+    let mut req: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot is not an object: {e}")))?;
+    check_tools(&req, vendor)?;
+    if let Some(stop) = req.get("stop").and_then(Value::as_array) {
+        // Only the Messages door's `stop_sequences` become a pivot's `stop` on these routes.
+        contract::check_stop_count(vendor, "stop_sequences", stop.len())?;
+    }
+    let mut changed = false;
+    for field in ["user", "safety_identifier"] {
+        if let Some(Value::String(value)) = req.get_mut(field) {
+            changed |= replace(value, |v| contract::user(v.into()).into_owned());
+        }
+    }
+    if let Some(Value::Array(messages)) = req.get_mut("messages") {
+        for m in messages.iter_mut() {
+            changed |= conform_message(m, vendor)?;
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    serde_json::to_vec(&req)
+        .map(|v| Some(Bytes::from(v)))
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot cannot be written: {e}")))
+}
+
+/// The tools OpenAI takes: at most 128, each named as it takes names.
+fn check_tools(req: &Map<String, Value>, vendor: &str) -> Result<(), GatewayError> {
+    let Some(tools) = req.get("tools").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    contract::check_tool_count(vendor, tools.len())?;
+    for (i, tool) in tools.iter().enumerate() {
+        if let Some(name) = tool.pointer("/function/name").and_then(Value::as_str) {
+            contract::check_function_name(vendor, i, name)?;
+        }
+    }
+    Ok(())
+}
+
+/// One message's tool-call ids mapped, and a tool result's parts checked; whether anything
+/// changed.
+fn conform_message(m: &mut Value, vendor: &str) -> Result<bool, GatewayError> {
+    let mut changed = false;
+    if let Some(Value::Array(calls)) = m.get_mut("tool_calls") {
+        for call in calls.iter_mut() {
+            if let Some(Value::String(id)) = call.get_mut("id") {
+                changed |= replace(id, |v| contract::tool_call_id(v.into()).into_owned());
+            }
+        }
+    }
+    if m.get("role").and_then(Value::as_str) != Some("tool") {
+        return Ok(changed);
+    }
+    let call_id = m
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(parts) = m.get("content").and_then(Value::as_array) {
+        for part in parts {
+            let kind = part.get("type").and_then(Value::as_str).unwrap_or("?");
+            contract::check_tool_result_part(vendor, &call_id, kind)?;
+        }
+    }
+    if let Some(Value::String(id)) = m.get_mut("tool_call_id") {
+        changed |= replace(id, |v| contract::tool_call_id(v.into()).into_owned());
+    }
+    Ok(changed)
+}
+
+/// Replaces `value` by `rule(value)`; whether it changed.
+fn replace(value: &mut String, rule: impl Fn(&str) -> String) -> bool {
+    let new = rule(value);
+    if new == *value {
+        return false;
+    }
+    *value = new;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conform(v: Value) -> Result<Option<Value>, GatewayError> {
+        conformed(v.to_string().as_bytes(), "openai")
+            .map(|b| b.map(|b| serde_json::from_slice(&b).unwrap()))
+    }
+
+    #[test]
+    fn long_ids_map_alike_in_call_and_result() {
+        let long = format!("call_1__thought__{}", "Cq+/=".repeat(40));
+        let v = conform(json!({"model":"m","user":"u".repeat(100),"messages":[
+            {"role":"user","content":"hi"},
+            {"role":"assistant","content":null,"tool_calls":[
+                {"id":long,"type":"function","function":{"name":"f","arguments":"{}"}},
+                {"id":"functions.f:1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":long,"content":"ok"},
+            {"role":"tool","tool_call_id":"functions.f:1","content":"ok"}]}))
+        .unwrap()
+        .unwrap();
+        let id = v["messages"][1]["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(id.len() <= 40, "{id}");
+        assert_eq!(v["messages"][2]["tool_call_id"], id);
+        assert_eq!(v["messages"][1]["tool_calls"][1]["id"], "functions.f:1");
+        assert_eq!(v["messages"][3]["tool_call_id"], "functions.f:1");
+        assert_eq!(v["user"].as_str().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn a_request_that_keeps_the_contract_is_left_alone() {
+        let v = json!({"model":"m","user":"u","stop":["a"],"messages":[{"role":"user","content":"hi"}],
+            "tools":[{"type":"function","function":{"name":"f"}}]});
+        assert!(conform(v).unwrap().is_none());
+    }
+
+    #[test]
+    fn what_cannot_travel_is_a_400() {
+        let image = json!({"model":"m","messages":[
+            {"role":"assistant","content":null,"tool_calls":[
+                {"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"see"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}]}]});
+        let e = conform(image).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.to_string().contains("image_url") && e.to_string().contains("openai"),
+            "{e}"
+        );
+        let stops = json!({"model":"m","stop":["a","b","c","d","e"],"messages":[]});
+        assert!(conform(stops)
+            .unwrap_err()
+            .to_string()
+            .contains("stop_sequences"));
+        let name = json!({"model":"m","messages":[],
+            "tools":[{"type":"function","function":{"name":"x".repeat(65)}}]});
+        assert!(conform(name).unwrap_err().to_string().contains("tools[0]"));
+    }
+}
