@@ -11,6 +11,11 @@
 //!
 //! The pivot is the gateway's own JSON, kept for every attempt; it is rewritten (and its
 //! [`crate::dialect::body::Prepared`] bodies made again) only when a rule changed something.
+//!
+//! The chat door's own requests to a chat vendor pass through as the client wrote them, but
+//! for one rule ([`door_ids_mapped`]): a tool-call id over OpenAI's 40 characters (the
+//! gateway's legacy Gemini ids, `<id>__thought__<signature>`, carried to OpenAI by a
+//! fallback) is mapped as above, since the vendor would refuse the whole conversation.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -42,6 +47,58 @@ pub(crate) fn request(
         false => without_stream_options,
     }
     .body_for(upstream_model))
+}
+
+/// The chat door's body with its tool-call ids over 40 characters mapped, or `None` when it
+/// has none (the client's bytes then pass through). A body whose messages cannot be read so
+/// is left to the vendor: the door's own checks passed it.
+pub(crate) fn door_ids_mapped(body: &[u8]) -> Result<Option<Bytes>, GatewayError> {
+    if !has_long_ids(body) {
+        return Ok(None);
+    }
+    let mut req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidRequest(format!("the request body cannot be read: {e}"))
+    })?;
+    if let Some(Value::Array(messages)) = req.get_mut("messages") {
+        for m in messages.iter_mut() {
+            map_ids(m);
+        }
+    }
+    serde_json::to_vec(&req)
+        .map(|v| Some(Bytes::from(v)))
+        .map_err(|e| GatewayError::Internal(format!("the request cannot be written: {e}")))
+}
+
+/// Whether a tool call's `id` or a `tool_call_id` in `body` is one OpenAI refuses: a scan of
+/// the messages that borrows, so the common request costs one pass and no copy.
+fn has_long_ids(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow, default)]
+        messages: Vec<MessageIds<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct MessageIds<'a> {
+        #[serde(borrow, default)]
+        tool_calls: Option<Vec<CallId<'a>>>,
+        #[serde(borrow, default)]
+        tool_call_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct CallId<'a> {
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let Ok(req) = serde_json::from_slice::<Request<'_>>(body) else {
+        return false;
+    };
+    let refused = |id: &Option<std::borrow::Cow<'_, str>>| {
+        id.as_deref()
+            .is_some_and(|id| !contract::valid_tool_call_id(id))
+    };
+    req.messages.iter().any(|m| {
+        refused(&m.tool_call_id) || m.tool_calls.iter().flatten().any(|call| refused(&call.id))
+    })
 }
 
 /// The pivot `body` made to keep OpenAI's chat contract, or `None` when it keeps it already.
@@ -90,6 +147,24 @@ fn check_tools(req: &Map<String, Value>, vendor: &str) -> Result<(), GatewayErro
 /// One message's tool-call ids mapped, and a tool result's parts checked; whether anything
 /// changed.
 fn conform_message(m: &mut Value, vendor: &str) -> Result<bool, GatewayError> {
+    if m.get("role").and_then(Value::as_str) == Some("tool") {
+        let call_id = m
+            .get("tool_call_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(parts) = m.get("content").and_then(Value::as_array) {
+            for part in parts {
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or("?");
+                contract::check_tool_result_part(vendor, call_id, kind)?;
+            }
+        }
+    }
+    Ok(map_ids(m))
+}
+
+/// A message's tool-call ids (its calls', or the one its tool result answers) as OpenAI takes
+/// them; whether any changed.
+fn map_ids(m: &mut Value) -> bool {
     let mut changed = false;
     if let Some(Value::Array(calls)) = m.get_mut("tool_calls") {
         for call in calls.iter_mut() {
@@ -98,24 +173,10 @@ fn conform_message(m: &mut Value, vendor: &str) -> Result<bool, GatewayError> {
             }
         }
     }
-    if m.get("role").and_then(Value::as_str) != Some("tool") {
-        return Ok(changed);
-    }
-    let call_id = m
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if let Some(parts) = m.get("content").and_then(Value::as_array) {
-        for part in parts {
-            let kind = part.get("type").and_then(Value::as_str).unwrap_or("?");
-            contract::check_tool_result_part(vendor, &call_id, kind)?;
-        }
-    }
     if let Some(Value::String(id)) = m.get_mut("tool_call_id") {
         changed |= replace(id, |v| contract::tool_call_id(v.into()).into_owned());
     }
-    Ok(changed)
+    changed
 }
 
 /// Replaces `value` by `rule(value)`; whether it changed.
@@ -156,6 +217,31 @@ mod tests {
         assert_eq!(v["messages"][1]["tool_calls"][1]["id"], "functions.f:1");
         assert_eq!(v["messages"][3]["tool_call_id"], "functions.f:1");
         assert_eq!(v["user"].as_str().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn the_chat_doors_long_ids_alone_are_mapped() {
+        let long = format!("call_1__thought__{}", "Cq+/=".repeat(40));
+        let body = json!({"model":"m","stop":["a","b","c","d","e"],"messages":[
+            {"role":"assistant","content":null,"tool_calls":[
+                {"id":long,"type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":long,"content":"ok"}]});
+        let out = door_ids_mapped(body.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let id = v["messages"][0]["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(id.len() <= 40, "{id}");
+        assert_eq!(v["messages"][1]["tool_call_id"], id);
+        assert_eq!(
+            v["stop"], body["stop"],
+            "the client's other choices are its own"
+        );
+        let short = json!({"model":"m","messages":[{"role":"tool","tool_call_id":"call_1","content":"x"},
+            {"role":"assistant","tool_calls":null}]});
+        assert!(door_ids_mapped(short.to_string().as_bytes())
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -101,7 +101,8 @@ impl Route {
 }
 
 /// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
-/// it is the client's bytes with only `model` spliced; otherwise the request is translated
+/// it is the client's bytes with only `model` spliced (but for a chat request's tool-call ids
+/// over OpenAI's 40 characters: [`chat_vendor::door_ids_mapped`]); otherwise the request is translated
 /// through the chat pivot (made once, on the first attempt that needs it).
 ///
 /// What the translation changed for the vendor is left in `req.adjusted` (empty on
@@ -113,6 +114,16 @@ pub fn upstream_body(
 ) -> Result<Bytes, GatewayError> {
     req.adjusted = Adjustments::default();
     let Route::Translate(pair) = Route::for_provider(req.dialect, provider) else {
+        if req.dialect == Dialect::Chat {
+            if let Some(body) = chat_vendor::door_ids_mapped(&req.body)? {
+                let (prepared, without_stream_options) = prepared(&body)?;
+                return Ok(match providers::takes_stream_options(provider) {
+                    true => prepared,
+                    false => without_stream_options,
+                }
+                .body_for(upstream_model));
+            }
+        }
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
             // The chat door's own body, without `stream_options` (old Azure versions).
             return Ok(chat_pivot(req)?

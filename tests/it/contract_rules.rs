@@ -232,8 +232,8 @@ fn messages_tool_history(id: &str, result: Value) -> Value {
 }
 
 /// "Ids minted by one vendor break the next one", to OpenAI: the gateway's legacy Gemini id
-/// (hundreds of characters) from the Messages door reaches an OpenAI route within its 40
-/// characters, the call and its result alike.
+/// (hundreds of characters) from the Messages and the chat doors reaches an OpenAI route
+/// within its 40 characters, the call and its result alike.
 #[tokio::test]
 async fn long_tool_call_ids_reach_an_openai_route_within_40_characters() {
     let s = setup().await;
@@ -251,6 +251,29 @@ async fn long_tool_call_ids_reach_an_openai_route_within_40_characters() {
         "OpenAI refuses tool call ids over 40 characters: {id}"
     );
     assert_eq!(sent["messages"][2]["tool_call_id"], id, "{sent}");
+
+    // The chat door's own history (a conversation begun on Gemini, carried on by a fallback)
+    // passes through, but for its ids over 40 characters; a valid one is kept as it is.
+    let gemini = gemini_id();
+    let (status, _, v) = post(
+        &s.gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt", "tools": lookup_tool_chat(), "messages": [
+            {"role": "user", "content": "look both up"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": gemini, "type": "function", "function": {"name": "lookup", "arguments": "{}"}},
+                {"id": KIMI_ID, "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": gemini, "content": "A"},
+            {"role": "tool", "tool_call_id": KIMI_ID, "content": "B"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = s.oa.last_request().unwrap().json();
+    let id = sent["messages"][1]["tool_calls"][0]["id"].as_str().unwrap();
+    assert!(id.len() <= 40, "{sent}");
+    assert_eq!(sent["messages"][2]["tool_call_id"], id, "{sent}");
+    assert_eq!(sent["messages"][1]["tool_calls"][1]["id"], KIMI_ID);
+    assert_eq!(sent["messages"][3]["tool_call_id"], KIMI_ID);
 }
 
 /// "Fields with other limits on the other side": Claude Code's 159-character
