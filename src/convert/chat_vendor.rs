@@ -17,11 +17,15 @@
 //! gateway's legacy Gemini ids, `<id>__thought__<signature>`, carried to OpenAI by a
 //! fallback) is mapped as above, since the vendor would refuse the whole conversation.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::config::Provider;
 use crate::contract::openai_chat as contract;
+use crate::dialect::body::{write_json_string, Fields};
 use crate::dialect::request::Pivot;
 use crate::error::GatewayError;
 use crate::providers;
@@ -50,27 +54,17 @@ pub(crate) fn request(
 }
 
 /// The chat door's body with its tool-call ids over 40 characters mapped, or `None` when it
-/// has none (the client's bytes then pass through). A body whose messages cannot be read so
-/// is left to the vendor: the door's own checks passed it.
+/// has none (the client's bytes then pass through).
 pub(crate) fn door_ids_mapped(body: &[u8]) -> Result<Option<Bytes>, GatewayError> {
     if !has_long_ids(body) {
         return Ok(None);
     }
-    let mut req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::InvalidRequest(format!("the request body cannot be read: {e}"))
-    })?;
-    if let Some(Value::Array(messages)) = req.get_mut("messages") {
-        for m in messages.iter_mut() {
-            map_ids(m);
-        }
-    }
-    serde_json::to_vec(&req)
-        .map(|v| Some(Bytes::from(v)))
-        .map_err(|e| GatewayError::Internal(format!("the request cannot be written: {e}")))
+    Ok(rewritten(body, false).map(Bytes::from))
 }
 
 /// Whether a tool call's `id` or a `tool_call_id` in `body` is one OpenAI refuses: a scan of
-/// the messages that borrows, so the common request costs one pass and no copy.
+/// the messages that borrows, so the common request costs one pass and no copy. A body whose
+/// messages cannot be read so is left to the vendor (the door's own checks passed it).
 fn has_long_ids(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Request<'a> {
@@ -82,17 +76,17 @@ fn has_long_ids(body: &[u8]) -> bool {
         #[serde(borrow, default)]
         tool_calls: Option<Vec<CallId<'a>>>,
         #[serde(borrow, default)]
-        tool_call_id: Option<std::borrow::Cow<'a, str>>,
+        tool_call_id: Option<Cow<'a, str>>,
     }
     #[derive(serde::Deserialize)]
     struct CallId<'a> {
         #[serde(borrow, default)]
-        id: Option<std::borrow::Cow<'a, str>>,
+        id: Option<Cow<'a, str>>,
     }
     let Ok(req) = serde_json::from_slice::<Request<'_>>(body) else {
         return false;
     };
-    let refused = |id: &Option<std::borrow::Cow<'_, str>>| {
+    let refused = |id: &Option<Cow<'_, str>>| {
         id.as_deref()
             .is_some_and(|id| !contract::valid_tool_call_id(id))
     };
@@ -104,30 +98,19 @@ fn has_long_ids(body: &[u8]) -> bool {
 /// The pivot `body` made to keep OpenAI's chat contract, or `None` when it keeps it already.
 /// What cannot be made to keep it is a 400.
 fn conformed(body: &[u8], vendor: &str) -> Result<Option<Bytes>, GatewayError> {
-    let mut req: Map<String, Value> = serde_json::from_slice(body)
+    let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| GatewayError::Internal(format!("the chat pivot is not an object: {e}")))?;
     check_tools(&req, vendor)?;
     if let Some(stop) = req.get("stop").and_then(Value::as_array) {
         // Only the Messages door's `stop_sequences` become a pivot's `stop` on these routes.
         contract::check_stop_count(vendor, "stop_sequences", stop.len())?;
     }
-    let mut changed = false;
-    for field in ["user", "safety_identifier"] {
-        if let Some(Value::String(value)) = req.get_mut(field) {
-            changed |= replace(value, |v| contract::user(v.into()).into_owned());
+    if let Some(messages) = req.get("messages").and_then(Value::as_array) {
+        for m in messages {
+            check_tool_result(m, vendor)?;
         }
     }
-    if let Some(Value::Array(messages)) = req.get_mut("messages") {
-        for m in messages.iter_mut() {
-            changed |= conform_message(m, vendor)?;
-        }
-    }
-    if !changed {
-        return Ok(None);
-    }
-    serde_json::to_vec(&req)
-        .map(|v| Some(Bytes::from(v)))
-        .map_err(|e| GatewayError::Internal(format!("the chat pivot cannot be written: {e}")))
+    Ok(rewritten(body, true).map(Bytes::from))
 }
 
 /// The tools OpenAI takes: at most 128, each named as it takes names.
@@ -144,49 +127,118 @@ fn check_tools(req: &Map<String, Value>, vendor: &str) -> Result<(), GatewayErro
     Ok(())
 }
 
-/// One message's tool-call ids mapped, and a tool result's parts checked; whether anything
-/// changed.
-fn conform_message(m: &mut Value, vendor: &str) -> Result<bool, GatewayError> {
-    if m.get("role").and_then(Value::as_str) == Some("tool") {
-        let call_id = m
-            .get("tool_call_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(parts) = m.get("content").and_then(Value::as_array) {
-            for part in parts {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("?");
-                contract::check_tool_result_part(vendor, call_id, kind)?;
-            }
-        }
+/// A `tool` message's content parts as OpenAI takes them: text only.
+fn check_tool_result(m: &Value, vendor: &str) -> Result<(), GatewayError> {
+    if m.get("role").and_then(Value::as_str) != Some("tool") {
+        return Ok(());
     }
-    Ok(map_ids(m))
+    let call_id = m
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    for part in m
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = part.get("type").and_then(Value::as_str).unwrap_or("?");
+        contract::check_tool_result_part(vendor, call_id, kind)?;
+    }
+    Ok(())
 }
 
-/// A message's tool-call ids (its calls', or the one its tool result answers) as OpenAI takes
-/// them; whether any changed.
-fn map_ids(m: &mut Value) -> bool {
+/// `body` with its tool-call ids mapped (and, with `users`, `user` and `safety_identifier`
+/// capped), or `None` when nothing changed. Every other byte is kept, keys in their order: a
+/// tool's schema or a `response_format` keeps the order the client gave its properties.
+fn rewritten(body: &[u8], users: bool) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    edited(text, &mut |key, value| match key {
+        "messages" => edited_items(value, |m| {
+            edited(m.get(), &mut |key, value| match key {
+                "tool_calls" => edited_items(value, |call| {
+                    edited(call.get(), &mut |key, value| {
+                        (key == "id").then(|| mapped_id(value)).flatten()
+                    })
+                }),
+                "tool_call_id" => mapped_id(value),
+                _ => None,
+            })
+        }),
+        "user" | "safety_identifier" if users => capped_user(value),
+        _ => None,
+    })
+    .map(String::into_bytes)
+}
+
+/// A tool-call id's new JSON string when OpenAI does not take it, else `None`.
+fn mapped_id(value: &RawValue) -> Option<String> {
+    let id: Cow<'_, str> = serde_json::from_str(value.get()).ok()?;
+    match contract::tool_call_id(Cow::Borrowed(&id)) {
+        Cow::Owned(mapped) => serde_json::to_string(&mapped).ok(),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// A `user`'s new JSON string when it is over OpenAI's cap, else `None`.
+fn capped_user(value: &RawValue) -> Option<String> {
+    let user: Cow<'_, str> = serde_json::from_str(value.get()).ok()?;
+    match contract::user(Cow::Borrowed(&user)) {
+        Cow::Owned(capped) => serde_json::to_string(&capped).ok(),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// The JSON object `raw` with the values `edit(key, value)` gives replaced (a new raw JSON
+/// value), the others and every key kept as they were; `None` when nothing was replaced or
+/// `raw` is not an object.
+fn edited(raw: &str, edit: &mut dyn FnMut(&str, &RawValue) -> Option<String>) -> Option<String> {
+    let Fields(fields) = serde_json::from_str(raw).ok()?;
     let mut changed = false;
-    if let Some(Value::Array(calls)) = m.get_mut("tool_calls") {
-        for call in calls.iter_mut() {
-            if let Some(Value::String(id)) = call.get_mut("id") {
-                changed |= replace(id, |v| contract::tool_call_id(v.into()).into_owned());
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    out.push(b'{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(&mut out, key);
+        out.push(b':');
+        match edit(key, value) {
+            Some(new) => {
+                changed = true;
+                out.extend_from_slice(new.as_bytes());
             }
+            None => out.extend_from_slice(value.get().as_bytes()),
         }
     }
-    if let Some(Value::String(id)) = m.get_mut("tool_call_id") {
-        changed |= replace(id, |v| contract::tool_call_id(v.into()).into_owned());
+    out.push(b'}');
+    if !changed {
+        return None;
     }
-    changed
+    String::from_utf8(out).ok()
 }
 
-/// Replaces `value` by `rule(value)`; whether it changed.
-fn replace(value: &mut String, rule: impl Fn(&str) -> String) -> bool {
-    let new = rule(value);
-    if new == *value {
-        return false;
+/// The JSON array `raw` with each item `edit` gives replaced; `None` when nothing was
+/// replaced or `raw` is not an array.
+fn edited_items(raw: &RawValue, edit: impl Fn(&RawValue) -> Option<String>) -> Option<String> {
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
+    let mut changed = false;
+    let mut out = String::with_capacity(raw.get().len() + 64);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match edit(item) {
+            Some(new) => {
+                changed = true;
+                out.push_str(&new);
+            }
+            None => out.push_str(item.get()),
+        }
     }
-    *value = new;
-    true
+    out.push(']');
+    changed.then_some(out)
 }
 
 #[cfg(test)]
@@ -242,6 +294,20 @@ mod tests {
         assert!(door_ids_mapped(short.to_string().as_bytes())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_rewrite_keeps_every_other_byte_and_key_order() {
+        let long = "x".repeat(41);
+        let body = format!(
+            r#"{{"model":"m","tools":[{{"type":"function","function":{{"name":"f","parameters":{{"properties":{{"z":{{}},"a":{{}}}}}}}}}}],"messages":[{{"role":"assistant","tool_calls":[{{"type":"function","id":"{long}","function":{{"name":"f","arguments":"{{}}"}}}}]}},{{"role":"tool","tool_call_id":"{long}","content":"ok"}}]}}"#
+        );
+        let out = conformed(body.as_bytes(), "openai").unwrap().unwrap();
+        let mapped = crate::contract::portable_id(&long);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            body.replace(&long, &mapped)
+        );
     }
 
     #[test]
