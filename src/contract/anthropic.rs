@@ -8,6 +8,7 @@
 //! | `metadata.user_id` has at most 256 characters | a longer one goes as its SHA-256 in hex | API reference, "Create a Message", `metadata.user_id`: maxLength 256 |
 //! | thinking's `budget_tokens` is at least 1,024 and below `max_tokens` | a budget is cut to `max_tokens - 1`; a `max_tokens` that leaves no 1,024 is a 400 | "Building with extended thinking"; API reference, `thinking.budget_tokens` ("Must be ≥1024 and less than `max_tokens`") |
 //! | with thinking on: no `temperature` other than 1, no `top_k`, `top_p` only in 0.95–1, no forced `tool_choice` | leaves them out / makes the choice `auto`, noting `temperature`, `top_k`, `top_p`, `tool_choice` | "Building with extended thinking", Feature compatibility ("Thinking isn't compatible with temperature or top_k modifications as well as forced tool use"; "you can set top_p to values between 1 and 0.95"); the 400s "temperature may only be set to 1 when thinking is enabled", "Thinking may not be enabled when tool_choice forces tool use" |
+//! | `temperature` and `top_p` not both | `top_p` is left out, noting `top_p` | API reference, `top_p` ("You should either alter temperature or top_p, but not both"); the 400 "temperature and top_p cannot both be specified for this model" (Opus 4.1, the 4.5 models) |
 //! | each stop sequence contains non-whitespace | whitespace-only ones are left out, noting `stop` | Anthropic's 400 "each stop sequence must contain non-whitespace" |
 //! | a `tool_result` holds text and image blocks | carried, images included | API reference, `tool_result` block `content`: text, image, search result, document blocks |
 
@@ -98,6 +99,22 @@ pub(crate) struct Sampling<'a> {
 }
 
 impl<'a> Sampling<'a> {
+    /// `temperature` and `top_p` never together: Claude Opus 4.1 and the 4.5 models refuse
+    /// both ("temperature and top_p cannot both be specified for this model. Please use only
+    /// one."), and the API reference says to alter one, not both (`top_p`: "You should either
+    /// alter temperature or top_p, but not both"). The `temperature` is kept, `top_p` left
+    /// out and noted.
+    pub(crate) fn one_sampler(self, adjusted: &mut Adjustments) -> Sampling<'a> {
+        if self.temperature.is_none() || self.top_p.is_none() {
+            return self;
+        }
+        adjusted.note("top_p");
+        Sampling {
+            top_p: None,
+            ..self
+        }
+    }
+
     /// What Anthropic takes beside thinking, resolved as its docs advise rather than refused
     /// (see the module's table): a `temperature` other than 1 and `top_k` are left out, a
     /// `top_p` outside 0.95–1 is left out, a forced `tool_choice` (`any`, a named tool)
@@ -184,6 +201,29 @@ mod tests {
         assert_eq!(thinking_budget(500, 4000).unwrap(), 1024);
         assert_eq!(thinking_budget(24576, 4000).unwrap(), 3999);
         assert_eq!(thinking_budget(1024, 1024).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn temperature_and_top_p_are_never_sent_together() {
+        let mut adjusted = Adjustments::default();
+        let both = Sampling {
+            temperature: Some(raw("0.3")),
+            top_p: Some(raw("0.9")),
+            top_k: None,
+            tool_choice: None,
+        }
+        .one_sampler(&mut adjusted);
+        assert!(both.temperature.is_some() && both.top_p.is_none());
+        assert_eq!(adjusted.as_slice(), ["top_p"]);
+        let mut adjusted = Adjustments::default();
+        let one = Sampling {
+            temperature: None,
+            top_p: Some(raw("0.9")),
+            top_k: None,
+            tool_choice: None,
+        }
+        .one_sampler(&mut adjusted);
+        assert!(one.top_p.is_some() && adjusted.is_empty());
     }
 
     #[test]

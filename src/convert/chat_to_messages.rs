@@ -18,7 +18,8 @@
 //! - `max_tokens` (or `max_completion_tokens`), else the provider's `default_max_tokens`,
 //!   else [`FALLBACK_MAX_TOKENS`]: Anthropic requires one;
 //! - `temperature`, `top_p` (as written: Anthropic takes temperature in 0–1 and answers 400
-//!   above), `stop` → `stop_sequences` without its whitespace-only entries (Anthropic refuses
+//!   above; never both: with both, `top_p` is left out and noted,
+//!   `contract::anthropic::Sampling::one_sampler`), `stop` → `stop_sequences` without its whitespace-only entries (Anthropic refuses
 //!   them: "each stop sequence must contain non-whitespace"; the rest still stop the answer),
 //!   `stream`, `user` → `metadata.user_id`;
 //! - `tools` (function tools) → `name`/`description`/`input_schema`; `tool_choice` auto/none/
@@ -142,7 +143,8 @@ pub fn request(
     } = match thinking {
         Some(ThinkingOut::Enabled { .. }) => sampling.beside_thinking(adjusted),
         _ => sampling,
-    };
+    }
+    .one_sampler(adjusted);
     let body = Request {
         model: upstream_model,
         max_tokens,
@@ -769,17 +771,19 @@ mod tests {
             }
             assert_eq!(v["tool_choice"], json!({"type": "auto"}), "{v}");
         }
-        // What Anthropic takes beside thinking stays: temperature 1, top_p in 0.95–1.
-        let v = translate(
-            r#"{"model":"c","max_tokens":4000,"reasoning_effort":"high","temperature":1,
-                "top_p":0.97,"messages":[{"role":"user","content":"hi"}]}"#,
-            None,
-        );
-        assert_eq!(
-            (v["temperature"].as_f64(), v["top_p"].as_f64()),
-            (Some(1.0), Some(0.97))
-        );
-        // Without thinking, everything as sent.
+        // What Anthropic takes beside thinking stays: temperature 1, top_p in 0.95–1 (one of
+        // them: never both, thinking or not).
+        for (sampler, value) in [("temperature", 1.0), ("top_p", 0.97)] {
+            let v = translate(
+                &format!(
+                    r#"{{"model":"c","max_tokens":4000,"reasoning_effort":"high","{sampler}":{value},
+                    "messages":[{{"role":"user","content":"hi"}}]}}"#
+                ),
+                None,
+            );
+            assert_eq!(v[sampler].as_f64(), Some(value), "{v}");
+        }
+        // Without thinking, everything as sent, but `top_p` beside a `temperature`.
         let v = translate(
             &format!(
                 r#"{{"model":"c","temperature":0.2,"top_p":0.5,{tools},"tool_choice":"required",
@@ -789,7 +793,7 @@ mod tests {
         );
         assert_eq!(
             (v["temperature"].as_f64(), v["top_p"].as_f64()),
-            (Some(0.2), Some(0.5))
+            (Some(0.2), None)
         );
         assert_eq!(v["tool_choice"], json!({"type": "any"}), "{v}");
     }
@@ -820,7 +824,7 @@ mod tests {
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0K"}},
                         {"type":"image","source":{"type":"url","url":"https://example.com/a.jpg"}}]}],
-                "temperature":0.5,"top_p":0.9,"top_k":5,"stop_sequences":["END"],"stream":true,
+                "temperature":0.5,"top_k":5,"stop_sequences":["END"],"stream":true,
                 "metadata":{"user_id":"u-42"}
             })
         );

@@ -123,18 +123,34 @@ async fn reasoning_with_sampling_is_adjusted_said_and_counted_from_the_chat_door
     assert_eq!(counted(&s.gw, "claude", "temperature", 1.0).await, 1.0);
     assert_eq!(counted(&s.gw, "claude", "tool_choice", 1.0).await, 1.0);
 
-    // Without reasoning nothing is changed, and nothing is said.
+    // Without reasoning the temperature stays; a `top_p` beside it is left out (Claude's
+    // 4.5 models refuse both), and said.
     let (status, headers, v) = post(
         &s.gw,
         "/v1/chat/completions",
-        &json!({"model": "claude", "temperature": 0.2,
+        &json!({"model": "claude", "temperature": 0.2, "top_p": 0.9,
             "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(s.anth.last().json()["temperature"], 0.2);
-    assert!(headers.get("x-switchyard-adjusted").is_none());
+    let sent = s.anth.last().json();
+    assert_eq!(sent["temperature"], 0.2);
+    assert!(sent.get("top_p").is_none(), "{sent}");
+    assert_eq!(adjusted(&headers), "top_p");
+    assert_eq!(counted(&s.gw, "claude", "top_p", 2.0).await, 2.0);
     assert_eq!(counted(&s.gw, "claude", "temperature", 1.0).await, 1.0);
+
+    // What Anthropic takes as it is is not changed, and nothing is said.
+    let (status, headers, v) = post(
+        &s.gw,
+        "/v1/chat/completions",
+        &json!({"model": "claude", "top_p": 0.9,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(s.anth.last().json()["top_p"], 0.9);
+    assert!(headers.get("x-switchyard-adjusted").is_none());
 }
 
 /// The same from the Responses door: `reasoning.effort` with a `temperature` and a named
