@@ -29,6 +29,9 @@
 //! 6. [`convert`]: one module per translated pair of dialects (`<door>_to_<vendor>`), both
 //!    ways, streams included, used only when the route's vendor speaks another dialect than
 //!    the client's door (decided in one place, `convert::Route`).
+//!    A translated request keeps the route's vendor's contract: [`contract`] states each
+//!    vendor dialect's documented rules (ids, lengths, parameters that cannot go together,
+//!    what a tool result may hold) with their doc sources, and the pairs call them.
 //! 7. [`providers`]: one module per vendor kind behind the `Vendor` trait (path, auth, error
 //!    rewrapping, config fields), retry hints, and the built-in `mock`; `upstream`: the
 //!    gateway's own HTTP/1.1 client to the vendors, with its connection pool.
@@ -43,6 +46,7 @@
 pub mod accounting;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod convert;
 pub mod dialect;
 pub mod error;

@@ -22,8 +22,11 @@
 //!   `responseMimeType` (+ `responseJsonSchema`); Gemini's own `top_k` → `topK`;
 //!   `reasoning_effort` (or Anthropic-style `thinking`) → `thinkingConfig.thinkingBudget`
 //!   (none/minimal 0, low 1,024, medium 8,192, high 24,576; cut to `maxOutputTokens`);
-//! - `tools` → one `functionDeclarations` tool (a name Gemini does not take, e.g. a digit
-//!   first, is a 400 naming `tools[i].function.name`; schemas as `parametersJsonSchema`, which takes
+//! - Gemini's contract ([`crate::contract::gemini`]): a function name Gemini does not take,
+//!   more than 5 stop sequences and a tool result holding an image are each a 400 naming the
+//!   field; tool call ids are not sent (a response is paired with its call by name), so an id
+//!   of any form is no concern here;
+//! - `tools` → one `functionDeclarations` tool (schemas as `parametersJsonSchema`, which takes
 //!   JSON Schema as OpenAI clients write it); `tool_choice` auto/none/required/function →
 //!   `toolConfig.functionCallingConfig` AUTO/NONE/ANY/ANY with `allowedFunctionNames`.
 //!
@@ -56,6 +59,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::contract::gemini as contract;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
     Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ToolCallOut,
@@ -242,6 +246,8 @@ fn model_parts<'a>(
     Ok(parts)
 }
 
+/// The `functionResponse` for a `tool` message; a tool result holding anything but text is a
+/// 400 ([`contract::check_tool_result_part`]), never dropped.
 fn function_response<'a>(
     m: OaMessage<'a>,
     calls: &[(Cow<'a, str>, Cow<'a, str>)],
@@ -260,7 +266,13 @@ fn function_response<'a>(
                 format!("the `tool` message for `{id}` answers no earlier assistant tool call"),
             )
         })?;
-    let text = plain_text(content(m.content)?, "\n");
+    let content = content(m.content)?;
+    if let Some(OaContent::Parts(parts)) = &content {
+        for p in parts {
+            contract::check_tool_result_part(id, &p.kind)?;
+        }
+    }
+    let text = plain_text(content, "\n");
     let response = match text.trim_start().starts_with('{') {
         true => serde_json::from_str::<Box<RawValue>>(&text)
             .map(ResponseValue::Object)
@@ -272,18 +284,8 @@ fn function_response<'a>(
 
 fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<FunctionDecl<'a>>, GatewayError> {
     let tools = function_tools(req, VENDOR)?;
-    if let Some((i, f)) = tools
-        .iter()
-        .enumerate()
-        .find(|(_, f)| !gemini_function_name(&f.name))
-    {
-        return Err(unsupported(
-            VENDOR,
-            format!(
-                "`tools[{i}].function.name`: `{}` is not a function name Gemini takes (a letter or `_` first, then letters, digits, `_`, `.`, `:` or `-`, at most 64)",
-                crate::error::printable(&f.name, 64)
-            ),
-        ));
+    for (i, f) in tools.iter().enumerate() {
+        contract::check_function_name(i, &f.name)?;
     }
     Ok(tools
         .into_iter()
@@ -294,26 +296,6 @@ fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<FunctionDecl<'a>>, Gat
         })
         .collect())
 }
-
-/// Gemini's rule for a function's name: a letter or `_` first, then letters, digits, `_`,
-/// `.`, `:` or `-`, at most 64 characters ("Function calling",
-/// ai.google.dev/gemini-api/docs/function-calling, `FunctionDeclaration.name`; Gemini
-/// answers another name with 400 "Invalid function name. Must start with a letter or an
-/// underscore…"). The gateway does not rename tools (the model's calls would come back under
-/// the new name), so another name is the client's 400, before Gemini is called.
-fn gemini_function_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-}
-
-/// Gemini takes at most 5 stop sequences (API reference, `GenerationConfig.stopSequences`:
-/// "up to 5 character sequences"); more is the client's 400 naming `stop`, before Gemini is
-/// called (leaving some out would let the answer run past them).
-const GEMINI_MAX_STOPS: usize = 5;
 
 fn convert_tool_choice<'a>(
     req: &ChatRequest<'a>,
@@ -350,7 +332,11 @@ fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, 
         top_k: raw_field(req, "top_k"),
         candidate_count: raw_field(req, "n"),
         max_output_tokens: req.max_tokens,
-        stop_sequences: gemini_stops(req)?,
+        stop_sequences: {
+            let stops = stop_sequences(req)?;
+            contract::check_stop_count(stops.len())?;
+            stops
+        },
         seed: raw_field(req, "seed"),
         presence_penalty: raw_field(req, "presence_penalty"),
         frequency_penalty: raw_field(req, "frequency_penalty"),
@@ -358,21 +344,6 @@ fn generation_config<'a>(req: &ChatRequest<'a>) -> Result<GenerationConfig<'a>, 
         response_json_schema,
         thinking_config,
     })
-}
-
-/// The stop sequences, at most [`GEMINI_MAX_STOPS`].
-fn gemini_stops<'a>(req: &ChatRequest<'a>) -> Result<Vec<Cow<'a, str>>, GatewayError> {
-    let stops = stop_sequences(req)?;
-    if stops.len() > GEMINI_MAX_STOPS {
-        return Err(unsupported(
-            VENDOR,
-            format!(
-                "`stop`: Gemini takes at most {GEMINI_MAX_STOPS} stop sequences, this request has {}",
-                stops.len()
-            ),
-        ));
-    }
-    Ok(stops)
 }
 
 type Format<'a> = (Option<&'static str>, Option<&'a RawValue>);
@@ -754,18 +725,6 @@ mod tests {
             v,
             json!({"contents":[{"role":"user","parts":[{"text":"hi"}]}]})
         );
-    }
-
-    #[test]
-    fn function_names_are_those_gemini_takes() {
-        assert!(gemini_function_name("get_weather"));
-        assert!(gemini_function_name("_ns.tool:v1-2"));
-        assert!(gemini_function_name(&"a".repeat(64)));
-        assert!(!gemini_function_name("2fa_check"));
-        assert!(!gemini_function_name("-x"));
-        assert!(!gemini_function_name("a b"));
-        assert!(!gemini_function_name(&"a".repeat(65)));
-        assert!(!gemini_function_name(""));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! - `max_tokens` (or `max_completion_tokens`), else the provider's `default_max_tokens`,
 //!   else [`FALLBACK_MAX_TOKENS`]: Anthropic requires one;
 //! - `temperature`, `top_p` (as written: Anthropic takes temperature in 0–1 and answers 400
-//!   above), `stop` → `stop_sequences` without its whitespace-only entries (Anthropic refuses
+//!   above; never both: with both, `top_p` is left out and noted,
+//!   `contract::anthropic::Sampling::one_sampler`), `stop` → `stop_sequences` without its whitespace-only entries (Anthropic refuses
 //!   them: "each stop sequence must contain non-whitespace"; the rest still stop the answer),
 //!   `stream`, `user` → `metadata.user_id`;
 //! - `tools` (function tools) → `name`/`description`/`input_schema`; `tool_choice` auto/none/
@@ -30,8 +31,13 @@
 //!   `max_completion_tokens`, bounds reasoning and answer together); a `max_tokens` too small
 //!   for Anthropic's 1,024-token minimum is a 400; Anthropic's own `top_k` is passed on.
 //!   With thinking on, what Anthropic refuses beside it is resolved as its docs advise
-//!   (`Sampling::with_thinking`): a `temperature` other than 1, `top_k`, and a `top_p` below
-//!   0.95 are left out, a forced `tool_choice` becomes `auto`.
+//!   (`contract::anthropic::Sampling::beside_thinking`): a `temperature` other than 1, `top_k`,
+//!   and a `top_p` below 0.95 are left out, a forced `tool_choice` becomes `auto`, each noted
+//!   in the request's adjustments.
+//! - Anthropic's contract ([`crate::contract::anthropic`]): a tool-call id outside its
+//!   pattern (`functions.lookup:0`, a legacy Gemini `<id>__thought__<signature>`) goes as its
+//!   portable id, alike in the `tool_use` and its `tool_result`; a `user` over 256 characters
+//!   goes as its SHA-256; a tool name Anthropic does not take is a 400 naming `tools[i]`.
 //!
 //! Dropped, because the Messages API has no equivalent: `frequency_penalty`,
 //! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`,
@@ -63,6 +69,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::contract::anthropic::{self as contract, Sampling};
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
     Choice, Completion, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut,
@@ -90,37 +98,25 @@ const VENDOR: &str = "anthropic";
 // ---------------------------------------------------------------------------------------------
 // Request.
 
-/// Anthropic's smallest thinking budget.
-const MIN_THINKING_BUDGET: u64 = 1024;
-
 /// The client's reasoning request (`reasoning_effort`, or `thinking`) as Anthropic's
-/// `thinking`. The budget must be at least 1,024 tokens and below `max_tokens`: it is cut to
-/// `max_tokens - 1`, and a `max_tokens` that leaves no room for 1,024 is a 400 naming the field.
+/// `thinking`, its budget within Anthropic's bounds ([`contract::thinking_budget`]).
 fn thinking(req: &ChatRequest<'_>, max_tokens: u64) -> Result<Option<ThinkingOut>, GatewayError> {
     match reasoning_budget(req)? {
         None => Ok(None),
         Some(0) => Ok(Some(ThinkingOut::Disabled)),
-        Some(budget) => {
-            let budget = budget
-                .max(MIN_THINKING_BUDGET)
-                .min(max_tokens.saturating_sub(1));
-            if budget < MIN_THINKING_BUDGET {
-                return Err(GatewayError::InvalidRequest(format!(
-                    "reasoning (`reasoning_effort` or `thinking`) needs `max_tokens` above {MIN_THINKING_BUDGET} on this route: Anthropic's smallest thinking budget is {MIN_THINKING_BUDGET} tokens, and it must be below `max_tokens`"
-                )));
-            }
-            Ok(Some(ThinkingOut::Enabled {
-                budget_tokens: budget,
-            }))
-        }
+        Some(budget) => Ok(Some(ThinkingOut::Enabled {
+            budget_tokens: contract::thinking_budget(budget, max_tokens)?,
+        })),
     }
 }
 
-/// The Messages API body for `req`, sent to `upstream_model`.
+/// The Messages API body for `req`, sent to `upstream_model`, made to keep Anthropic's
+/// contract ([`crate::contract::anthropic`]); what that changed is noted in `adjusted`.
 pub fn request(
     req: &ChatRequest<'_>,
     upstream_model: &str,
     default_max_tokens: Option<u64>,
+    adjusted: &mut Adjustments,
 ) -> Result<Bytes, GatewayError> {
     if field::<u64>(req, "n")?.is_some_and(|n| n > 1) {
         return Err(unsupported(VENDOR, "`n` above 1 is not supported"));
@@ -145,9 +141,10 @@ pub fn request(
         top_k,
         tool_choice,
     } = match thinking {
-        Some(ThinkingOut::Enabled { .. }) => sampling.with_thinking(),
+        Some(ThinkingOut::Enabled { .. }) => sampling.beside_thinking(adjusted),
         _ => sampling,
-    };
+    }
+    .one_sampler(adjusted);
     let body = Request {
         model: upstream_model,
         max_tokens,
@@ -156,59 +153,16 @@ pub fn request(
         temperature,
         top_p,
         top_k,
-        // Anthropic refuses whitespace-only stop sequences ("each stop sequence must contain
-        // non-whitespace"): they are left out, the others kept.
-        stop_sequences: stop_sequences(req)?
-            .into_iter()
-            .filter(|s| !s.trim().is_empty())
-            .collect(),
+        stop_sequences: contract::stop_sequences(stop_sequences(req)?, adjusted),
         stream: req.stream,
         tools,
         tool_choice,
-        metadata: field::<Str<'_>>(req, "user")?.map(|u| Metadata { user_id: u.0 }),
+        metadata: field::<Str<'_>>(req, "user")?.map(|u| Metadata {
+            user_id: contract::user_id(u.0),
+        }),
         thinking,
     };
     Ok(to_bytes(&body))
-}
-
-/// The sampling parameters and the tool choice, as the client sent them.
-struct Sampling<'a> {
-    temperature: Option<&'a RawValue>,
-    top_p: Option<&'a RawValue>,
-    top_k: Option<&'a RawValue>,
-    tool_choice: Option<ToolChoiceOut<'a>>,
-}
-
-impl<'a> Sampling<'a> {
-    /// What Anthropic takes beside thinking, resolved as its docs advise rather than refused
-    /// ("Building with extended thinking", Feature compatibility: thinking is not compatible
-    /// with `temperature` or `top_k` modifications nor with forced tool use; `top_p` may be
-    /// set between 0.95 and 1): a `temperature` other than 1 and `top_k` are left out, a
-    /// `top_p` below 0.95 is left out, and a forced `tool_choice` (`required`, a named
-    /// function) becomes `auto` — clients such as LangChain always send a temperature, and
-    /// the vendor would answer 400 "temperature may only be set to 1 when thinking is enabled".
-    fn with_thinking(self) -> Sampling<'a> {
-        let number = |v: &RawValue| v.get().parse::<f64>().ok();
-        Sampling {
-            temperature: self.temperature.filter(|v| number(v) == Some(1.0)),
-            top_p: self
-                .top_p
-                .filter(|v| number(v).is_some_and(|p| (0.95..=1.0).contains(&p))),
-            top_k: None,
-            tool_choice: self.tool_choice.map(|c| match c {
-                ToolChoiceOut::Any {
-                    disable_parallel_tool_use,
-                }
-                | ToolChoiceOut::Tool {
-                    disable_parallel_tool_use,
-                    ..
-                } => ToolChoiceOut::Auto {
-                    disable_parallel_tool_use,
-                },
-                other => other,
-            }),
-        }
-    }
 }
 
 type Converted<'a> = (Option<Cow<'a, str>>, Vec<Message<'a>>);
@@ -317,7 +271,7 @@ fn assistant_blocks(m: OaMessage<'_>) -> Result<Vec<Block<'_>>, GatewayError> {
     for call in m.tool_calls.unwrap_or_default() {
         blocks.push(Block::ToolUse {
             input: arguments_object(&call.function.arguments)?,
-            id: call.id,
+            id: contract::tool_use_id(call.id),
             name: call.function.name,
         });
     }
@@ -329,13 +283,17 @@ fn tool_result(m: OaMessage<'_>) -> Result<Block<'_>, GatewayError> {
         GatewayError::InvalidRequest("a `tool` message needs a `tool_call_id`".into())
     })?;
     Ok(Block::ToolResult {
-        tool_use_id,
+        tool_use_id: contract::tool_use_id(tool_use_id),
         content: user_blocks(content(m.content)?)?,
     })
 }
 
 fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<Tool<'a>>, GatewayError> {
-    Ok(function_tools(req, VENDOR)?
+    let tools = function_tools(req, VENDOR)?;
+    for (i, f) in tools.iter().enumerate() {
+        contract::check_tool_name(i, &f.name)?;
+    }
+    Ok(tools
         .into_iter()
         .map(|f| Tool {
             name: f.name,
@@ -779,12 +737,15 @@ mod tests {
 
     fn translate(body: &str, default_max: Option<u64>) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request(&req, "claude-up", default_max).unwrap()).unwrap()
+        serde_json::from_slice(
+            &request(&req, "claude-up", default_max, &mut Adjustments::default()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn translate_err(body: &str) -> GatewayError {
         let req = parse(body.as_bytes()).unwrap();
-        request(&req, "claude-up", None).unwrap_err()
+        request(&req, "claude-up", None, &mut Adjustments::default()).unwrap_err()
     }
 
     /// Anthropic: thinking is not compatible with `temperature`/`top_k` modifications nor
@@ -810,17 +771,19 @@ mod tests {
             }
             assert_eq!(v["tool_choice"], json!({"type": "auto"}), "{v}");
         }
-        // What Anthropic takes beside thinking stays: temperature 1, top_p in 0.95–1.
-        let v = translate(
-            r#"{"model":"c","max_tokens":4000,"reasoning_effort":"high","temperature":1,
-                "top_p":0.97,"messages":[{"role":"user","content":"hi"}]}"#,
-            None,
-        );
-        assert_eq!(
-            (v["temperature"].as_f64(), v["top_p"].as_f64()),
-            (Some(1.0), Some(0.97))
-        );
-        // Without thinking, everything as sent.
+        // What Anthropic takes beside thinking stays: temperature 1, top_p in 0.95–1 (one of
+        // them: never both, thinking or not).
+        for (sampler, value) in [("temperature", 1.0), ("top_p", 0.97)] {
+            let v = translate(
+                &format!(
+                    r#"{{"model":"c","max_tokens":4000,"reasoning_effort":"high","{sampler}":{value},
+                    "messages":[{{"role":"user","content":"hi"}}]}}"#
+                ),
+                None,
+            );
+            assert_eq!(v[sampler].as_f64(), Some(value), "{v}");
+        }
+        // Without thinking, everything as sent, but `top_p` beside a `temperature`.
         let v = translate(
             &format!(
                 r#"{{"model":"c","temperature":0.2,"top_p":0.5,{tools},"tool_choice":"required",
@@ -830,7 +793,7 @@ mod tests {
         );
         assert_eq!(
             (v["temperature"].as_f64(), v["top_p"].as_f64()),
-            (Some(0.2), Some(0.5))
+            (Some(0.2), None)
         );
         assert_eq!(v["tool_choice"], json!({"type": "any"}), "{v}");
     }
@@ -861,7 +824,7 @@ mod tests {
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0K"}},
                         {"type":"image","source":{"type":"url","url":"https://example.com/a.jpg"}}]}],
-                "temperature":0.5,"top_p":0.9,"top_k":5,"stop_sequences":["END"],"stream":true,
+                "temperature":0.5,"top_k":5,"stop_sequences":["END"],"stream":true,
                 "metadata":{"user_id":"u-42"}
             })
         );
@@ -930,7 +893,7 @@ mod tests {
             br#"{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}]}"#,
         )
         .unwrap();
-        let raw = request(&req, "m", None).unwrap();
+        let raw = request(&req, "m", None, &mut Adjustments::default()).unwrap();
         let text = std::str::from_utf8(&raw).unwrap();
         assert!(text.contains(r#""properties":{"z":{},"a":{}}"#), "{text}");
     }

@@ -7,14 +7,15 @@
 //! Request mapping ([`request`]): `system` (a string or text blocks) → a leading
 //! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
 //! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
-//! the user's other content (their text joined; images in tool results are left out, OpenAI
-//! tool messages take text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
+//! the user's other content (their text joined; with images, text and `image_url` parts,
+//! which a vendor whose tool results hold text only refuses with a 400:
+//! [`crate::contract`]); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
 //! → the `arguments` string, its bytes kept); `thinking` blocks are left out. `max_tokens` →
 //! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop` (at most 4, OpenAI's limit: more is a 400 naming `stop_sequences`),
 //! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
 //! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`
-//! (hashed when over OpenAI's 64 characters), `thinking` (a budget, or `adaptive` with
+//! (hashed when over OpenAI's 64 characters: `crate::contract::openai_chat::user`), `thinking` (a budget, or `adaptive` with
 //! `output_config.effort`) → `reasoning_effort`. Dropped: `top_k`, `service_tier`,
 //! `container`, `mcp_servers`, `cache_control` marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
 //!
@@ -122,7 +123,10 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
         tools,
         tool_choice,
         parallel_tool_calls,
-        user: req.metadata.and_then(|m| m.user_id).map(openai_user),
+        user: req
+            .metadata
+            .and_then(|m| m.user_id)
+            .map(crate::contract::openai_chat::user),
     };
     Ok(to_bytes(&out))
 }
@@ -163,17 +167,6 @@ fn reasoning_effort(
             printable(other, 64)
         ))),
     }
-}
-
-/// OpenAI's `user` is at most 64 characters (API reference, "Create chat completion": `user`;
-/// longer is a 400), while Anthropic's `metadata.user_id` is not bounded so (Claude Code sends
-/// ~160): a longer one goes as the hex SHA-256 of it (64 characters), the same for the same id.
-fn openai_user(user_id: Cow<'_, str>) -> Cow<'_, str> {
-    if user_id.chars().count() <= 64 {
-        return user_id;
-    }
-    use sha2::{Digest, Sha256};
-    Cow::Owned(hex::encode(Sha256::digest(user_id.as_bytes())))
 }
 
 /// The blocks of a content that is a string (one text block) or an array of blocks.
@@ -306,13 +299,29 @@ fn tool_message(b: BlockIn<'_>) -> Result<MessageOut<'_>, GatewayError> {
     let id = b
         .tool_use_id
         .ok_or_else(|| invalid("a `tool_result` block needs a `tool_use_id`"))?;
-    let text = match b.content.filter(|c| c.get() != "null") {
-        Some(raw) => joined_text(blocks(raw)?),
-        None => Cow::Borrowed(""),
+    let blocks_in = match b.content.filter(|c| c.get() != "null") {
+        Some(raw) => blocks(raw)?,
+        None => Vec::new(),
+    };
+    // Images travel as parts: each vendor's contract takes them (Anthropic) or refuses the
+    // request (OpenAI, Gemini), never drops them.
+    let content = match blocks_in.iter().any(|b| b.kind == "image") {
+        false => ContentOut::Text(joined_text(blocks_in)),
+        true => {
+            let mut parts = Vec::with_capacity(blocks_in.len());
+            for b in blocks_in {
+                match b.kind.as_ref() {
+                    "text" => parts.extend(b.text.map(|text| PartOut::Text { text })),
+                    "image" => parts.push(image_part(b.source)?),
+                    _ => {}
+                }
+            }
+            ContentOut::Parts(parts)
+        }
     };
     Ok(MessageOut {
         role: "tool",
-        content: Some(ContentOut::Text(text)),
+        content: Some(content),
         tool_calls: Vec::new(),
         tool_call_id: Some(id),
     })
@@ -927,8 +936,10 @@ mod tests {
         });
         let openai = request(original.to_string().as_bytes()).unwrap();
         let req = parse(&openai).unwrap();
-        let back: Value =
-            serde_json::from_slice(&anthropic::request(&req, "c", None).unwrap()).unwrap();
+        let back: Value = serde_json::from_slice(
+            &anthropic::request(&req, "c", None, &mut Default::default()).unwrap(),
+        )
+        .unwrap();
         for key in [
             "system",
             "messages",

@@ -20,13 +20,16 @@
 //! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
 //!
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
-//! wire`). What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
+//! wire`). A translated request keeps the vendor's contract ([`crate::contract`]): each
+//! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. What the pairs
+//! share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
 //! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
 pub(crate) mod chat_to_gemini;
 pub(crate) mod chat_to_messages;
+pub(crate) mod chat_vendor;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub(crate) mod errors;
@@ -98,7 +101,8 @@ impl Route {
 }
 
 /// The upstream body of one attempt. When the route's vendor speaks the front door's dialect
-/// it is the client's bytes with only `model` spliced; otherwise the request is translated
+/// it is the client's bytes with only `model` spliced (but for a chat request's tool-call ids
+/// over OpenAI's 40 characters: [`chat_vendor::door_ids_mapped`]); otherwise the request is translated
 /// through the chat pivot (made once, on the first attempt that needs it).
 ///
 /// What the translation changed for the vendor is left in `req.adjusted` (empty on
@@ -110,6 +114,16 @@ pub fn upstream_body(
 ) -> Result<Bytes, GatewayError> {
     req.adjusted = Adjustments::default();
     let Route::Translate(pair) = Route::for_provider(req.dialect, provider) else {
+        if req.dialect == Dialect::Chat {
+            if let Some(body) = chat_vendor::door_ids_mapped(&req.body)? {
+                let (prepared, without_stream_options) = prepared(&body)?;
+                return Ok(match providers::takes_stream_options(provider) {
+                    true => prepared,
+                    false => without_stream_options,
+                }
+                .body_for(upstream_model));
+            }
+        }
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
             // The chat door's own body, without `stream_options` (old Azure versions).
             return Ok(chat_pivot(req)?
@@ -132,10 +146,7 @@ pub fn upstream_body(
     let pivot = chat_pivot(req)?;
     let mut adjusted = pivot.adjusted.clone();
     let body = match pair.vendor {
-        Dialect::Chat if !providers::takes_stream_options(provider) => {
-            Ok(pivot.without_stream_options.body_for(upstream_model))
-        }
-        Dialect::Chat => Ok(pivot.prepared.body_for(upstream_model)),
+        Dialect::Chat => chat_vendor::request(pivot, provider, upstream_model),
         Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
             request_body(provider, &view, upstream_model, &mut adjusted)
@@ -155,22 +166,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
             Dialect::Responses => responses_to_chat::request(&req.body)?,
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
         };
-        let view = chat::parse(&body)?;
-        let prepared = Prepared::new(
-            view.fields(),
-            &body,
-            RewriteOptions {
-                stream: view.stream,
-                include_usage: true,
-            },
-        );
-        let fields: Vec<_> = view
-            .fields()
-            .iter()
-            .filter(|(k, _)| k != "stream_options")
-            .cloned()
-            .collect();
-        let without_stream_options = Prepared::new(&fields, &body, RewriteOptions::default());
+        let (prepared, without_stream_options) = prepared(&body)?;
         req.pivot = Some(Pivot {
             body,
             prepared,
@@ -181,6 +177,28 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     req.pivot
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("no chat pivot".into()))
+}
+
+/// A chat body without its `model`, for chat vendors: with usage asked for in streams, and
+/// without `stream_options` (for the vendors that refuse it).
+fn prepared(body: &Bytes) -> Result<(Prepared, Prepared), GatewayError> {
+    let view = chat::parse(body)?;
+    let prepared = Prepared::new(
+        view.fields(),
+        body,
+        RewriteOptions {
+            stream: view.stream,
+            include_usage: true,
+        },
+    );
+    let fields: Vec<_> = view
+        .fields()
+        .iter()
+        .filter(|(k, _)| k != "stream_options")
+        .cloned()
+        .collect();
+    let without_stream_options = Prepared::new(&fields, body, RewriteOptions::default());
+    Ok((prepared, without_stream_options))
 }
 
 /// The translation of a successful answer whose vendor speaks another dialect than the
@@ -447,13 +465,14 @@ pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,
     upstream_model: &str,
-    _adjusted: &mut Adjustments,
+    adjusted: &mut Adjustments,
 ) -> Option<Result<Bytes, GatewayError>> {
     match providers::dialect(provider.kind) {
         Dialect::Messages => Some(chat_to_messages::request(
             req,
             upstream_model,
             provider.default_max_tokens,
+            adjusted,
         )),
         Dialect::Gemini => Some(chat_to_gemini::request(req)),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,

@@ -9,7 +9,8 @@
 //! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
 //! `function_call` → an assistant message's `tool_calls` (consecutive calls in one message);
-//! `function_call_output` → a `tool` message; `reasoning` items are left out (a chat vendor
+//! `function_call_output` → a `tool` message (its text; with `input_image` parts, text and
+//! `image_url` parts, which each vendor's contract carries or refuses, never drops); `reasoning` items are left out (a chat vendor
 //! cannot take them back). `tools` (function tools) → chat function tools; `tool_choice`
 //! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
 //! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
@@ -166,8 +167,8 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
         }
         Some("function_call_output") => {
             let output = match item.get("output") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => parts_text(parts),
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(Value::Array(parts)) => tool_output(i, parts)?,
                 _ => {
                     return Err(invalid(format!(
                         "`input[{i}].output` must be a string or an array of content parts"
@@ -201,6 +202,27 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
         }
     }
     Ok(())
+}
+
+/// A `function_call_output`'s parts as a `tool` message's content: their text joined, or,
+/// with images, text and `image_url` parts (each vendor's contract takes an image in a tool
+/// result or refuses the request; it is never dropped). Other parts are a 400
+/// ([`crate::contract::openai_responses::tool_output_part`]).
+fn tool_output(i: usize, parts: &[Value]) -> Result<Value, GatewayError> {
+    let mut images = false;
+    for (j, p) in parts.iter().enumerate() {
+        let kind = p.get("type").and_then(Value::as_str).unwrap_or_default();
+        images |= !crate::contract::openai_responses::tool_output_part(i, j, kind)?;
+    }
+    if !images {
+        return Ok(Value::String(parts_text(parts)));
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(j, p)| part_to_chat(i, j, p))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
 }
 
 /// The text of `input_text`/`output_text` parts, joined.
