@@ -23,6 +23,7 @@ mod gateway_core;
 mod golden;
 mod graceful;
 mod hardening;
+mod hosted_tools;
 mod hot_reload;
 mod key_file;
 mod native_messages;
