@@ -316,11 +316,11 @@ async fn translated_for_vendors_without_the_api() {
     let before = s.anth.requests().len();
     let (status, text, _) = post(
         &s.gw,
-        r#"{"model":"resp-claude","input":"x","tools":[{"type":"web_search"}]}"#,
+        r#"{"model":"resp-claude","input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}"#,
     )
     .await;
     assert_eq!(status, 400, "{text}");
-    assert!(text.contains("`web_search`"), "{text}");
+    assert!(text.contains("`input_file`"), "{text}");
     assert_eq!(s.anth.requests().len(), before);
 
     // A chat-only OpenAI-compatible server gets chat completions.
