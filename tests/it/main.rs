@@ -29,6 +29,7 @@ mod key_file;
 mod native_messages;
 mod ops_kit;
 mod redis_tls;
+mod real_clients;
 mod refusals;
 mod responses;
 mod responses_state;
