@@ -3,6 +3,8 @@
 //! routed to the built-in mock and on one routed to a strict Anthropic mock; Claude Code
 //! (`claude -p`) on an `openai` route and on the built-in mock.
 //!
+//! The settings are the README's ("Use it with Codex CLI and Claude Code"), read from it.
+//!
 //! Each client is installed in its own folder, `tests/clients/<name>/`, at the version its
 //! `package-lock.json` pins (`.ci/run` runs `npm ci` there; locally:
 //! `npm ci --prefix tests/clients/codex` and `npm ci --prefix tests/clients/claude-code`). A
@@ -65,20 +67,46 @@ async fn run(program: &Path, args: &[&str], home: &Path, env: &[(&str, &str)]) -
     }
 }
 
-/// The `~/.codex/config.toml` the README gives: a model provider pointing at the gateway,
-/// nothing else changed.
-fn codex_config(base_url: &str, model: &str) -> String {
-    format!(
-        r#"model = "{model}"
-model_provider = "switchyard"
+/// The README's section for the coding agents ("Use it with Codex CLI and Claude Code").
+fn readme_section() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("## Use it with Codex CLI and Claude Code")
+        .expect("the README's section for Codex CLI and Claude Code");
+    let rest = &readme[start + 3..];
+    rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+}
 
-[model_providers.switchyard]
-name = "Switchyard"
-base_url = "{base_url}"
-env_key = "SWITCHYARD_API_KEY"
-wire_api = "responses"
-"#
-    )
+/// The first fenced block of `lang` in the README's section.
+fn readme_block(lang: &str) -> String {
+    let section = readme_section();
+    let open = format!("```{lang}\n");
+    let start = section.find(&open).expect("a fenced block") + open.len();
+    let len = section[start..].find("```").expect("its end");
+    section[start..start + len].to_string()
+}
+
+/// The `~/.codex/config.toml` the README gives, pointed at `base_url` and `model`.
+fn codex_config(base_url: &str, model: &str) -> String {
+    let config = readme_block("toml");
+    assert!(config.contains("model = \"demo\"\n") && config.contains("http://localhost:8080/v1"));
+    config
+        .replace("model = \"demo\"", &format!("model = \"{model}\""))
+        .replace("http://localhost:8080/v1", base_url)
+}
+
+/// The environment the README gives Claude Code, pointed at `gw`.
+fn claude_env(gw: &Gateway) -> Vec<(String, String)> {
+    let base = gw.url("");
+    readme_block("sh")
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| {
+            let v = v.replace("http://localhost:8080", base.trim_end_matches('/'));
+            (k.to_string(), v)
+        })
+        .collect()
 }
 
 /// `codex exec "<prompt>"` against `gw` with `model`.
@@ -104,23 +132,26 @@ async fn codex_exec(gw: &Gateway, model: &str, prompt: &str) -> Run {
     .await
 }
 
-/// `claude -p "<prompt>"` against `gw`: `ANTHROPIC_BASE_URL` the gateway, `ANTHROPIC_API_KEY`
-/// a gateway key, and Claude Code's documented switch for everything that is not the API
-/// (`CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`: auto-updater, telemetry, error reporting).
+/// `claude -p "<prompt>"` against `gw` with the README's settings (`ANTHROPIC_BASE_URL` the
+/// gateway, `ANTHROPIC_API_KEY` the demo key), and Claude Code's documented switches for
+/// everything that is not the API (`CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`: auto-updater,
+/// telemetry, error reporting; `DISABLE_AUTOUPDATER`).
 async fn claude_p(gw: &Gateway, prompt: &str) -> Run {
     let wrapper = installed("claude-code", "@anthropic-ai/claude-code/cli-wrapper.cjs");
     let home = tempfile::tempdir().unwrap();
-    let base = gw.url("");
+    let readme = claude_env(gw);
+    let names: Vec<&str> = readme.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"], "the README's settings");
+    let mut env: Vec<(&str, &str)> = readme.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ("DISABLE_AUTOUPDATER", "1"),
+    ]);
     run(
         Path::new("node"),
         &[wrapper.to_str().unwrap(), "-p", prompt],
         home.path(),
-        &[
-            ("ANTHROPIC_BASE_URL", base.trim_end_matches('/')),
-            ("ANTHROPIC_API_KEY", DEMO_SECRET),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-            ("DISABLE_AUTOUPDATER", "1"),
-        ],
+        &env,
     )
     .await
 }
