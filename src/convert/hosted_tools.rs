@@ -273,7 +273,12 @@ pub fn vendor_web_search(
     };
     let tools = v.get("tools").and_then(Value::as_array);
     let tool = match vendor {
-        Dialect::Messages if !tools.into_iter().flatten().any(|t| t["name"] == "web_search") => {
+        Dialect::Messages
+            if !tools
+                .into_iter()
+                .flatten()
+                .any(|t| t["name"] == "web_search") =>
+        {
             anthropic_web_search(options)
         }
         Dialect::Gemini if tools.is_none_or(Vec::is_empty) => gemini_google_search(),
@@ -314,7 +319,10 @@ mod tests {
         assert!(valid_name(&odd), "{odd}");
         assert!(odd.starts_with("mcp_server_x__9_lives_"), "{odd}");
         let digit = flat_name("1ns", "f");
-        assert!(valid_name(&digit) && digit.starts_with("_1ns__f_"), "{digit}");
+        assert!(
+            valid_name(&digit) && digit.starts_with("_1ns__f_"),
+            "{digit}"
+        );
         for bad in ["", "9a", "a.b", "a b", &"a".repeat(65)] {
             assert!(!valid_name(bad), "{bad}");
         }
@@ -335,7 +343,10 @@ mod tests {
             Namespaced::of_request(br#"{"tools":[]}"#),
             Namespaced::default()
         );
-        assert_eq!(Namespaced::of_request(b"not json \"namespace\""), Namespaced::default());
+        assert_eq!(
+            Namespaced::of_request(b"not json \"namespace\""),
+            Namespaced::default()
+        );
     }
 
     #[test]
@@ -406,7 +417,10 @@ mod tests {
         let (v, a) = leg(Dialect::Gemini, r#"{"contents":[]}"#);
         assert_eq!(v["tools"], json!([{"google_search":{}}]));
         assert!(a.is_empty());
-        let (v, a) = leg(Dialect::Gemini, r#"{"tools":[{"functionDeclarations":[]}]}"#);
+        let (v, a) = leg(
+            Dialect::Gemini,
+            r#"{"tools":[{"functionDeclarations":[]}]}"#,
+        );
         assert_eq!(v["tools"], json!([{"functionDeclarations":[]}]));
         assert_eq!(a.as_slice(), [WEB_SEARCH]);
         let (_, a) = leg(Dialect::Chat, r#"{}"#);

@@ -849,8 +849,14 @@ impl StreamState {
                 arguments,
                 ..
             }) => {
-                let item =
-                    call_item(&self.ident.tools, &id, "completed", &call_id, &name, &arguments);
+                let item = call_item(
+                    &self.ident.tools,
+                    &id,
+                    "completed",
+                    &call_id,
+                    &name,
+                    &arguments,
+                );
                 self.push(
                     out,
                     "response.function_call_arguments.done",
@@ -969,12 +975,11 @@ mod tests {
 
     #[test]
     fn a_vendors_previous_response_id_is_a_404_naming_it() {
-        let e =
-            request(
-                br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#,
-                &mut Adjustments::default(),
-            )
-            .unwrap_err();
+        let e = request(
+            br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#,
+            &mut Adjustments::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.status(), 404);
         assert!(e.to_string().contains("'resp_1'"), "{e}");
         assert!(e.to_string().contains("`previous_response_id`"), "{e}");
@@ -1062,7 +1067,10 @@ mod tests {
         let (v, adjusted) = chat_adjusted(
             r#"{"model":"m","input":"x","tool_choice":"required","tools":[{"type":"file_search"}]}"#,
         );
-        assert!(v.get("tools").is_none() && v.get("tool_choice").is_none(), "{v}");
+        assert!(
+            v.get("tools").is_none() && v.get("tool_choice").is_none(),
+            "{v}"
+        );
         assert_eq!(adjusted.as_slice(), ["tools.file_search", "tool_choice"]);
         // A replayed call of a namespace's function goes by the flattened name.
         let v = chat(
@@ -1085,8 +1093,12 @@ mod tests {
             ),
             ..Identity::default()
         };
-        let body = COMPLETION_TOOLS.replace("\"get_current_weather\"", "\"ns__get_current_weather\"");
-        assert!(body.contains("ns__get_current_weather"), "the fixture's call");
+        let body =
+            COMPLETION_TOOLS.replace("\"get_current_weather\"", "\"ns__get_current_weather\"");
+        assert!(
+            body.contains("ns__get_current_weather"),
+            "the fixture's call"
+        );
         let t = answer(body.as_bytes(), "hint", 5, &ident).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
         let call = v["output"]

@@ -191,7 +191,8 @@ async fn codex_offer_on_anthropic_carries_namespaces_and_maps_web_search() {
     items.push(json!({"type": "function_call", "call_id": "toolu_1",
         "namespace": "multi_agent_v1", "name": "spawn_agent", "arguments": "{\"task\":\"summarise\"}"}));
     items.push(json!({"type": "function_call_output", "call_id": "toolu_1", "output": "done"}));
-    s.anth.set_content(json!([{"type": "text", "text": "All done."}]));
+    s.anth
+        .set_content(json!([{"type": "text", "text": "All done."}]));
     let (status, _, body) = post(&s.gw, &next).await;
     assert_eq!(status, 200, "{body}");
     let sent = s.anth.last().json();
@@ -258,7 +259,8 @@ async fn codex_offer_on_gemini_leaves_out_web_search_beside_functions() {
     );
 
     // Web search alone: Gemini's own Google Search, nothing left out.
-    let alone = json!({"model": "gemini", "input": "news?", "tools": [{"type": "web_search_preview"}]});
+    let alone =
+        json!({"model": "gemini", "input": "news?", "tools": [{"type": "web_search_preview"}]});
     let (status, adjusted, body) = post(&s.gw, &alone).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(adjusted, None);

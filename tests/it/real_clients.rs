@@ -25,7 +25,9 @@ const RUN_LIMIT: Duration = Duration::from_secs(50);
 
 /// `tests/clients/<name>/node_modules/<rel>`, or a failure saying how to install it.
 fn installed(name: &str, rel: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name);
     let path = dir.join("node_modules").join(rel);
     assert!(
         path.exists(),
@@ -141,8 +143,15 @@ async fn claude_p(gw: &Gateway, prompt: &str) -> Run {
     let home = tempfile::tempdir().unwrap();
     let readme = claude_env(gw);
     let names: Vec<&str> = readme.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"], "the README's settings");
-    let mut env: Vec<(&str, &str)> = readme.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        names,
+        ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"],
+        "the README's settings"
+    );
+    let mut env: Vec<(&str, &str)> = readme
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     env.extend([
         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
         ("DISABLE_AUTOUPDATER", "1"),
