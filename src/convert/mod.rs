@@ -22,7 +22,9 @@
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
 //! wire`). What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
-//! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
+//! beyond the chat wire view), [`hosted_tools`] (the Responses door's `namespace` and hosted
+//! tools: flattened, mapped to the vendor's own, or left out and noted) and [`errors`]. Each
+//! pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
 pub(crate) mod chat_to_gemini;

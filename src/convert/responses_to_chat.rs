@@ -361,6 +361,11 @@ fn tool_choice_to_chat(choice: &Value) -> Result<Value, GatewayError> {
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("`tool_choice.name` is required"))?;
+            // A namespace's function goes by its flattened name, as offered.
+            let name = match o.get("namespace").and_then(Value::as_str) {
+                Some(namespace) => hosted_tools::flat_name(namespace, name),
+                None => name.to_string(),
+            };
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
         _ => Err(invalid(
@@ -1072,6 +1077,12 @@ mod tests {
             "{v}"
         );
         assert_eq!(adjusted.as_slice(), ["tools.file_search", "tool_choice"]);
+        // A choice of a namespace's function names it as offered.
+        let v = chat(
+            r#"{"model":"m","input":"x","tools":[{"type":"namespace","name":"ns","tools":[{"type":"function","name":"f"}]}],
+                "tool_choice":{"type":"function","namespace":"ns","name":"f"}}"#,
+        );
+        assert_eq!(v["tool_choice"]["function"]["name"], "ns__f");
         // A replayed call of a namespace's function goes by the flattened name.
         let v = chat(
             r#"{"model":"m","input":[{"type":"function_call","call_id":"c1","namespace":"multi_agent_v1",
