@@ -25,32 +25,52 @@ use serde_json::{Map, Value};
 
 use crate::config::Provider;
 use crate::contract::openai_chat as contract;
-use crate::dialect::body::{write_json_string, Fields};
+use crate::dialect::adjusted::Adjustments;
+use crate::dialect::body::{write_json_string, Fields, Prepared, RewriteOptions};
+use crate::dialect::chat;
 use crate::dialect::request::Pivot;
 use crate::error::GatewayError;
 use crate::providers;
 
-/// The upstream body for a chat vendor from the pivot of a Messages or Responses request.
+use super::hosted_tools;
+
+/// The upstream body for a chat vendor from the pivot of a Messages or Responses request:
+/// conformed to OpenAI's chat contract, without `stream_options` for vendors that refuse it,
+/// and without `web_search_options` (a hosted web search only OpenAI's search models take:
+/// left out and noted in `adjusted`, [`super::hosted_tools`]).
 pub(crate) fn request(
     pivot: &Pivot,
     provider: &Provider,
     upstream_model: &str,
+    adjusted: &mut Adjustments,
 ) -> Result<Bytes, GatewayError> {
     let stream_options = providers::takes_stream_options(provider);
     let vendor = providers::vendor(provider.kind).name();
-    let Some(body) = conformed(&pivot.body, vendor)? else {
+    let conformed = conformed(&pivot.body, vendor)?;
+    let body: &Bytes = conformed.as_ref().unwrap_or(&pivot.body);
+    let web_search = hosted_tools::offers_web_search(body);
+    if conformed.is_none() && !web_search {
         let prepared = match stream_options {
             true => &pivot.prepared,
             false => &pivot.without_stream_options,
         };
         return Ok(prepared.body_for(upstream_model));
-    };
-    let (prepared, without_stream_options) = super::prepared(&body)?;
-    Ok(match stream_options {
-        true => prepared,
-        false => without_stream_options,
     }
-    .body_for(upstream_model))
+    let view = chat::parse(body)?;
+    if web_search && view.field("web_search_options").is_some() {
+        adjusted.note(hosted_tools::WEB_SEARCH);
+    }
+    let fields: Vec<_> = view
+        .fields()
+        .iter()
+        .filter(|(k, _)| k != "web_search_options" && (stream_options || k != "stream_options"))
+        .cloned()
+        .collect();
+    let options = RewriteOptions {
+        stream: view.stream && stream_options,
+        include_usage: stream_options,
+    };
+    Ok(Prepared::new(&fields, body, options).body_for(upstream_model))
 }
 
 /// The chat door's body with its tool-call ids over 40 characters mapped, or `None` when it

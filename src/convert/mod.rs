@@ -24,7 +24,9 @@
 //! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. What the pairs
 //! share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
-//! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
+//! beyond the chat wire view), [`hosted_tools`] (the Responses door's `namespace` and hosted
+//! tools: flattened, mapped to the vendor's own, or left out and noted) and [`errors`]. Each
+//! pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
 pub(crate) mod chat_to_gemini;
@@ -33,6 +35,7 @@ pub(crate) mod chat_vendor;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub(crate) mod errors;
+pub(crate) mod hosted_tools;
 pub(crate) mod messages_to_chat;
 pub(crate) mod request;
 pub(crate) mod responses_to_chat;
@@ -146,7 +149,7 @@ pub fn upstream_body(
     let pivot = chat_pivot(req)?;
     let mut adjusted = pivot.adjusted.clone();
     let body = match pair.vendor {
-        Dialect::Chat => chat_vendor::request(pivot, provider, upstream_model),
+        Dialect::Chat => chat_vendor::request(pivot, provider, upstream_model, &mut adjusted),
         Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
             request_body(provider, &view, upstream_model, &mut adjusted)
@@ -158,12 +161,14 @@ pub fn upstream_body(
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
-/// for the others (kept in the request for later attempts).
+/// for the others (kept in the request for later attempts). What the door's leg left out of
+/// the offer is in its `adjusted`.
 pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     if req.pivot.is_none() {
+        let mut adjusted = Adjustments::default();
         let body = match req.dialect {
             Dialect::Messages => messages_to_chat::request(&req.body)?,
-            Dialect::Responses => responses_to_chat::request(&req.body)?,
+            Dialect::Responses => responses_to_chat::request(&req.body, &mut adjusted)?,
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
         };
         let (prepared, without_stream_options) = prepared(&body)?;
@@ -171,7 +176,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
             body,
             prepared,
             without_stream_options,
-            adjusted: Adjustments::default(),
+            adjusted,
         });
     }
     req.pivot
@@ -375,6 +380,11 @@ fn identity(req: &FrontRequest) -> responses_to_chat::Identity {
             id: Some(p.id.clone()),
             store: p.store,
             previous_response_id: p.previous_response_id.clone(),
+            tools: hosted_tools::Namespaced::of_request(&req.body),
+        },
+        None if req.dialect == Dialect::Responses => responses_to_chat::Identity {
+            tools: hosted_tools::Namespaced::of_request(&req.body),
+            ..responses_to_chat::Identity::default()
         },
         None => responses_to_chat::Identity::default(),
     }
@@ -406,8 +416,15 @@ pub fn mock_answer(
             completed: None,
         });
     }
-    let pivot = chat_pivot(req)?.body.clone();
+    let pivot = chat_pivot(req)?;
+    let mut adjusted = pivot.adjusted.clone();
+    let pivot = pivot.body.clone();
     let view = chat::parse(&pivot)?;
+    // The mock hosts no tools: a hosted web search is left out, as for any chat vendor.
+    if view.field("web_search_options").is_some() {
+        adjusted.note(hosted_tools::WEB_SEARCH);
+    }
+    req.adjusted = adjusted;
     let reply = providers::mock::reply(&view);
     let (content_type, chunks) = if view.stream {
         let events = providers::mock::stream_events(id, created, model, &reply);
@@ -460,23 +477,30 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
 /// The vendor body for a provider that does not speak OpenAI's dialect (the chat pivot's leg
 /// to the vendor: `chat_to_<vendor>`), or `None` for chat vendors (`openai`, `azure`,
 /// `mock`), whose body is the client's own ([`crate::dialect::body::Prepared`]).
-/// What the leg changes for the vendor is noted in `adjusted`.
+/// What the leg changes for the vendor is noted in `adjusted`; a hosted web search
+/// (`web_search_options`) becomes the vendor's own or is left out ([`hosted_tools`]).
 pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,
     upstream_model: &str,
     adjusted: &mut Adjustments,
 ) -> Option<Result<Bytes, GatewayError>> {
-    match providers::dialect(provider.kind) {
-        Dialect::Messages => Some(chat_to_messages::request(
+    let vendor = providers::dialect(provider.kind);
+    let body = match vendor {
+        Dialect::Messages => chat_to_messages::request(
             req,
             upstream_model,
             provider.default_max_tokens,
             adjusted,
-        )),
-        Dialect::Gemini => Some(chat_to_gemini::request(req)),
-        Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
-    }
+        ),
+        Dialect::Gemini => chat_to_gemini::request(req),
+        Dialect::Chat | Dialect::Embeddings | Dialect::Responses => return None,
+    };
+    let Some(options) = req.field("web_search_options") else {
+        return Some(body);
+    };
+    let options: serde_json::Value = serde_json::from_str(options.get()).unwrap_or_default();
+    Some(body.map(|b| hosted_tools::vendor_web_search(vendor, b, &options, adjusted)))
 }
 
 /// A translating vendor's successful non-streaming answer as an OpenAI `chat.completion`, or

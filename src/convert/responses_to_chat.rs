@@ -10,15 +10,18 @@
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
 //! `function_call` → an assistant message's `tool_calls` (consecutive calls in one message);
 //! `function_call_output` → a `tool` message (its text; with `input_image` parts, text and
-//! `image_url` parts, which each vendor's contract carries or refuses, never drops); `reasoning` items are left out (a chat vendor
-//! cannot take them back). `tools` (function tools) → chat function tools; `tool_choice`
+//! `image_url` parts, which each vendor's contract carries or refuses, never drops);
+//! `reasoning` items are left out (a chat vendor cannot take them back). `tools`: function
+//! tools → chat function tools; `namespace` tools → function tools with flattened names,
+//! mapped back in the answer; a hosted `web_search` → `web_search_options` (each vendor leg
+//! maps it to its own search or leaves it out); other hosted tools are left out of the offer
+//! and named in `x-switchyard-adjusted` ([`super::hosted_tools`]); `tool_choice`
 //! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
 //! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
 //! `reasoning_effort`; `text.format` `json_schema` → `response_format` `json_schema`,
 //! `json_object` → `json_object`. Dropped: `store`, `metadata`, `include`, `truncation`,
 //! `service_tier`, `prompt_cache_key`, `safety_identifier`, `reasoning.summary`, and any other
-//! field. A 400 names what a chat vendor cannot carry: built-in tools (`web_search`,
-//! `file_search`, `computer_use_preview`, …), `input_file` parts, images by `file_id`, other
+//! field. A 400 names what a chat vendor cannot carry: `input_file` parts, images by `file_id`, other
 //! input item types, `previous_response_id`, `conversation`, `prompt` and `background`.
 //!
 //! Answers: the first choice's `content` → a `message` item with one `output_text` part
@@ -37,9 +40,11 @@ use serde_json::{json, Map, Value};
 use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
+use crate::dialect::adjusted::Adjustments;
 use crate::error::GatewayError;
 
 use super::errors::unreadable;
+use super::hosted_tools::{self, Namespaced};
 use super::translate::{End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
@@ -60,8 +65,9 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("prompt", "stored prompts are OpenAI's own"),
 ];
 
-/// A Responses request body as a chat-completions body.
-pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
+/// A Responses request body as a chat-completions body; what it leaves out of the offer (hosted
+/// tools the pivot has no slot for, [`super::hosted_tools`]) is noted in `adjusted`.
+pub fn request(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
     let given = |name: &str| req.get(name).filter(|v| !v.is_null());
@@ -102,11 +108,26 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
         _ => return Err(invalid("`input` is required")),
     }
     out.insert("messages".into(), Value::Array(messages));
-    if let Some(tools) = given("tools") {
-        out.insert("tools".into(), tools_to_chat(tools)?);
+    let offer = match given("tools") {
+        Some(tools) => tools_to_chat(tools, adjusted)?,
+        None => Offer::default(),
+    };
+    let has_tools = !offer.functions.is_empty();
+    if has_tools {
+        out.insert("tools".into(), Value::Array(offer.functions));
+    }
+    if let Some(options) = offer.web_search {
+        out.insert("web_search_options".into(), options);
     }
     if let Some(choice) = given("tool_choice") {
-        out.insert("tool_choice".into(), tool_choice_to_chat(choice)?);
+        let choice = tool_choice_to_chat(choice)?;
+        // Chat vendors refuse a `tool_choice` without `tools`: when every tool offered was
+        // left out, so is the choice (an adjustment unless it was `auto`/`none`).
+        if has_tools || given("tools").is_none() {
+            out.insert("tool_choice".into(), choice);
+        } else if !matches!(choice.as_str(), Some("auto" | "none")) {
+            adjusted.note("tool_choice");
+        }
     }
     if let Some(n) = given("max_output_tokens") {
         out.insert("max_tokens".into(), n.clone());
@@ -141,11 +162,19 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
     match kind {
         None | Some("message") => messages.push(message_to_chat(i, item)?),
         Some("function_call") => {
+            // A call of a namespace's function goes by its flattened name, as offered.
+            let name = match (
+                item.get("namespace").and_then(Value::as_str),
+                item.get("name").and_then(Value::as_str),
+            ) {
+                (Some(namespace), Some(name)) => json!(hosted_tools::flat_name(namespace, name)),
+                _ => item.get("name").cloned().unwrap_or_default(),
+            };
             let call = json!({
                 "id": item.get("call_id").cloned().unwrap_or_default(),
                 "type": "function",
                 "function": {
-                    "name": item.get("name").cloned().unwrap_or_default(),
+                    "name": name,
                     "arguments": item.get("arguments").cloned().unwrap_or_else(|| json!("{}")),
                 },
             });
@@ -310,12 +339,25 @@ fn part_to_chat(i: usize, j: usize, part: &Value) -> Result<Value, GatewayError>
     }
 }
 
-/// Function tools as chat tools; a built-in tool is a 400 naming it.
-fn tools_to_chat(tools: &Value) -> Result<Value, GatewayError> {
+/// The client's tools as the chat pivot offers them.
+#[derive(Default)]
+struct Offer {
+    /// Chat function tools: the client's functions, and the functions of its `namespace`
+    /// tools under flattened names.
+    functions: Vec<Value>,
+    /// A hosted web search, as chat's `web_search_options` (each vendor leg maps it or
+    /// leaves it out).
+    web_search: Option<Value>,
+}
+
+/// Function tools as chat tools, `namespace` tools flattened, a hosted web search as
+/// `web_search_options`; every other hosted tool is left out and noted
+/// ([`super::hosted_tools`]).
+fn tools_to_chat(tools: &Value, adjusted: &mut Adjustments) -> Result<Offer, GatewayError> {
     let tools = tools
         .as_array()
         .ok_or_else(|| invalid("`tools` must be an array"))?;
-    let mut out = Vec::with_capacity(tools.len());
+    let mut offer = Offer::default();
     for (i, tool) in tools.iter().enumerate() {
         match tool.get("type").and_then(Value::as_str) {
             Some("function") => {
@@ -325,17 +367,22 @@ fn tools_to_chat(tools: &Value) -> Result<Value, GatewayError> {
                         function.insert(name.into(), v.clone());
                     }
                 }
-                out.push(json!({"type": "function", "function": function}));
+                offer
+                    .functions
+                    .push(json!({"type": "function", "function": function}));
             }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`tools[{i}]`: the built-in tool `{other}` is not available for this route's provider; only function tools are"
-                )))
+            Some("namespace") => {
+                hosted_tools::namespace_to_chat(i, tool, &mut offer.functions, adjusted)
+                    .map_err(invalid)?;
             }
+            Some(kind) if hosted_tools::is_web_search(kind) => {
+                offer.web_search = Some(hosted_tools::web_search_options(tool));
+            }
+            Some(other) => adjusted.note(hosted_tools::left_out(other)),
             None => return Err(invalid(format!("`tools[{i}]` needs a `type`"))),
         }
     }
-    Ok(Value::Array(out))
+    Ok(offer)
 }
 
 fn tool_choice_to_chat(choice: &Value) -> Result<Value, GatewayError> {
@@ -348,6 +395,11 @@ fn tool_choice_to_chat(choice: &Value) -> Result<Value, GatewayError> {
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("`tool_choice.name` is required"))?;
+            // A namespace's function goes by its flattened name, as offered.
+            let name = match o.get("namespace").and_then(Value::as_str) {
+                Some(namespace) => hosted_tools::flat_name(namespace, name),
+                None => name.to_string(),
+            };
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
         _ => Err(invalid(
@@ -411,6 +463,8 @@ pub struct Identity {
     pub id: Option<String>,
     pub store: bool,
     pub previous_response_id: Option<String>,
+    /// The flattened names of the request's `namespace` tools, to name calls as offered.
+    pub tools: Namespaced,
 }
 
 impl Identity {
@@ -467,9 +521,23 @@ fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
 
-fn call_item(id: &str, status: &str, call_id: &str, name: &str, arguments: &str) -> Value {
-    json!({"id": id, "type": "function_call", "status": status, "call_id": call_id,
-           "name": name, "arguments": arguments})
+/// A `function_call` item; a namespace's function (by its flattened name, `names`) goes by
+/// its own name and its `namespace`, as the client offered it ([`super::hosted_tools`]).
+fn call_item(
+    names: &Namespaced,
+    id: &str,
+    status: &str,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+) -> Value {
+    let mut item = json!({"id": id, "type": "function_call", "status": status,
+                          "call_id": call_id, "name": name, "arguments": arguments});
+    if let Some((namespace, own)) = names.lookup(name) {
+        item["name"] = json!(own);
+        item["namespace"] = json!(namespace);
+    }
+    item
 }
 
 /// A `chat.completion` as a Responses `response` object (its first choice), of the given
@@ -502,6 +570,7 @@ pub fn answer(
         }
         for call in m.tool_calls.iter().flatten() {
             output.push(call_item(
+                &ident.tools,
                 &format!("fc_{id}_{}", output.len()),
                 "completed",
                 &call.id,
@@ -771,7 +840,7 @@ impl StreamState {
             self.content = true;
             let (id, index) = (self.item_id(), self.output_index());
             if let Some(Item::Call { call_id, name, .. }) = &self.open {
-                let item = call_item(&id, "in_progress", call_id, name, "");
+                let item = call_item(&self.ident.tools, &id, "in_progress", call_id, name, "");
                 self.push(
                     out,
                     "response.output_item.added",
@@ -819,13 +888,21 @@ impl StreamState {
                 arguments,
                 ..
             }) => {
+                let item = call_item(
+                    &self.ident.tools,
+                    &id,
+                    "completed",
+                    &call_id,
+                    &name,
+                    &arguments,
+                );
                 self.push(
                     out,
                     "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": index, "name": name,
+                    json!({"item_id": id, "output_index": index, "name": item["name"],
                            "arguments": arguments}),
                 );
-                call_item(&id, "completed", &call_id, &name, &arguments)
+                item
             }
         };
         self.push(
@@ -870,11 +947,17 @@ mod tests {
         include_str!("../../tests/fixtures/openai/completion_tool_calls.json");
 
     fn chat(body: &str) -> Value {
-        serde_json::from_slice(&request(body.as_bytes()).unwrap()).unwrap()
+        chat_adjusted(body).0
+    }
+
+    fn chat_adjusted(body: &str) -> (Value, Adjustments) {
+        let mut adjusted = Adjustments::default();
+        let body = request(body.as_bytes(), &mut adjusted).unwrap();
+        (serde_json::from_slice(&body).unwrap(), adjusted)
     }
 
     fn refused(body: &str) -> String {
-        let e = request(body.as_bytes()).unwrap_err();
+        let e = request(body.as_bytes(), &mut Adjustments::default()).unwrap_err();
         assert_eq!(e.status(), 400, "{body}");
         e.to_string()
     }
@@ -931,8 +1014,11 @@ mod tests {
 
     #[test]
     fn a_vendors_previous_response_id_is_a_404_naming_it() {
-        let e =
-            request(br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#).unwrap_err();
+        let e = request(
+            br#"{"model":"m","input":"x","previous_response_id":"resp_1"}"#,
+            &mut Adjustments::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.status(), 404);
         assert!(e.to_string().contains("'resp_1'"), "{e}");
         assert!(e.to_string().contains("`previous_response_id`"), "{e}");
@@ -962,6 +1048,7 @@ mod tests {
             id: Some("resp_syabc".into()),
             store: true,
             previous_response_id: Some("resp_syold".into()),
+            ..Identity::default()
         };
         let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
@@ -983,16 +1070,107 @@ mod tests {
         assert!(output.iter().any(|i| i["type"] == "function_call"), "{r}");
     }
 
+    /// Codex CLI's default offer (#27, "Codex CLI out of the box"): its `namespace` tool is
+    /// carried as flattened functions, its hosted `web_search` as `web_search_options`, and
+    /// hosted tools with no slot are left out and noted instead of a 400.
+    #[test]
+    fn namespace_and_hosted_tools_are_carried_or_left_out() {
+        let (v, adjusted) = chat_adjusted(
+            r#"{"model":"m","input":"x","tool_choice":"auto","tools":[
+                {"type":"function","name":"exec_command","parameters":{"type":"object"}},
+                {"type":"namespace","name":"multi_agent_v1","description":"Sub-agents.",
+                 "tools":[{"type":"function","name":"spawn_agent","parameters":{"type":"object"}}]},
+                {"type":"web_search","external_web_access":false},
+                {"type":"file_search","vector_store_ids":["v"]},
+                {"type":"code_interpreter","container":{"type":"auto"}},
+                {"type":"hologram_maker"}]}"#,
+        );
+        let names: Vec<&str> = v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["exec_command", "multi_agent_v1__spawn_agent"]);
+        assert_eq!(
+            v["tools"][1]["function"]["description"],
+            "multi_agent_v1: Sub-agents."
+        );
+        assert_eq!(v["web_search_options"], json!({}));
+        assert_eq!(v["tool_choice"], "auto");
+        assert_eq!(
+            adjusted.as_slice(),
+            ["tools.file_search", "tools.code_interpreter", "tools.other"]
+        );
+        // Only hosted tools the pivot cannot carry: no `tools`, no forced choice.
+        let (v, adjusted) = chat_adjusted(
+            r#"{"model":"m","input":"x","tool_choice":"required","tools":[{"type":"file_search"}]}"#,
+        );
+        assert!(
+            v.get("tools").is_none() && v.get("tool_choice").is_none(),
+            "{v}"
+        );
+        assert_eq!(adjusted.as_slice(), ["tools.file_search", "tool_choice"]);
+        // A choice of a namespace's function names it as offered.
+        let v = chat(
+            r#"{"model":"m","input":"x","tools":[{"type":"namespace","name":"ns","tools":[{"type":"function","name":"f"}]}],
+                "tool_choice":{"type":"function","namespace":"ns","name":"f"}}"#,
+        );
+        assert_eq!(v["tool_choice"]["function"]["name"], "ns__f");
+        // A replayed call of a namespace's function goes by the flattened name.
+        let v = chat(
+            r#"{"model":"m","input":[{"type":"function_call","call_id":"c1","namespace":"multi_agent_v1",
+                "name":"spawn_agent","arguments":"{}"},
+               {"type":"function_call_output","call_id":"c1","output":"ok"}]}"#,
+        );
+        assert_eq!(
+            v["messages"][0]["tool_calls"][0]["function"]["name"],
+            "multi_agent_v1__spawn_agent"
+        );
+    }
+
+    #[test]
+    fn calls_of_namespace_functions_go_back_by_namespace_and_name() {
+        let ident = Identity {
+            tools: Namespaced::of_request(
+                br#"{"tools":[{"type":"namespace","name":"ns","tools":[{"type":"function","name":"get_weather"},
+                    {"type":"function","name":"get_current_weather"}]}]}"#,
+            ),
+            ..Identity::default()
+        };
+        let body =
+            COMPLETION_TOOLS.replace("\"get_current_weather\"", "\"ns__get_current_weather\"");
+        assert!(
+            body.contains("ns__get_current_weather"),
+            "the fixture's call"
+        );
+        let t = answer(body.as_bytes(), "hint", 5, &ident).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        let call = v["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "function_call")
+            .unwrap();
+        assert_eq!(
+            (&call["namespace"], &call["name"]),
+            (&json!("ns"), &json!("get_current_weather"))
+        );
+        let stream = STREAM_TOOLS.replace("\"get_weather\"", "\"ns__get_weather\"");
+        let mut s = Stream::with_identity("h", 1, ident);
+        let mut out = s.feed(stream.as_bytes()).to_vec();
+        out.extend_from_slice(&s.finish());
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("ns__get_weather"), "{text}");
+        assert!(text.contains(r#""namespace":"ns""#), "{text}");
+    }
+
     #[test]
     fn what_chat_cannot_carry_is_a_400_naming_it() {
         for (body, want) in [
             (
-                r#"{"model":"m","input":"x","tools":[{"type":"web_search"}]}"#,
-                "`web_search`",
-            ),
-            (
-                r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f"},{"type":"file_search","vector_store_ids":["v"]}]}"#,
-                "`tools[1]`",
+                r#"{"model":"m","input":"x","tools":[{"type":"namespace","tools":[]}]}"#,
+                "`tools[0].name`",
             ),
             (
                 r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}"#,

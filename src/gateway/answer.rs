@@ -540,7 +540,10 @@ pub(super) async fn answer_mock(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let upstream_model = admitted.route.upstream_model();
-    match convert::mock_answer(&mut admitted.request, &id, created, upstream_model) {
+    let answer = convert::mock_answer(&mut admitted.request, &id, created, upstream_model);
+    // What the translation to the mock's chat left out (`x-switchyard-adjusted`).
+    record.adjusted = admitted.request.adjusted.clone();
+    match answer {
         Ok(answer) => {
             record.local_usage = Some(answer.usage);
             responses
@@ -551,7 +554,21 @@ pub(super) async fn answer_mock(
                     answer.completed,
                 )
                 .await;
-            write_answer(session, record, 200, answer.content_type, answer.chunks).await;
+            let extra = record
+                .adjusted
+                .header_value()
+                .map(|value| (adjusted::HEADER, value))
+                .into_iter()
+                .collect();
+            write_answer_with(
+                session,
+                record,
+                200,
+                answer.content_type,
+                answer.chunks,
+                extra,
+            )
+            .await;
         }
         Err(e) => answer_error(session, record, &e).await,
     }
