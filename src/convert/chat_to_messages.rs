@@ -63,6 +63,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
     Choice, Completion, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut,
@@ -84,6 +85,7 @@ use super::request::{
     arguments_object, function_tools, push_merged, reasoning_budget, FALLBACK_MAX_TOKENS,
 };
 use super::translate::{End, EventState, Translated, Translating};
+use super::vendor_state;
 
 const VENDOR: &str = "anthropic";
 
@@ -121,18 +123,23 @@ pub fn request(
     req: &ChatRequest<'_>,
     upstream_model: &str,
     default_max_tokens: Option<u64>,
+    adjusted: &mut Adjustments,
 ) -> Result<Bytes, GatewayError> {
     if field::<u64>(req, "n")?.is_some_and(|n| n > 1) {
         return Err(unsupported(VENDOR, "`n` above 1 is not supported"));
     }
-    let (system, messages) = convert_messages(messages(req)?)?;
+    let (system, messages) = convert_messages(messages(req)?, adjusted)?;
     let tools = convert_tools(req)?;
     let tool_choice = convert_tool_choice(req, !tools.is_empty())?;
     let max_tokens = req
         .max_tokens
         .or(default_max_tokens)
         .unwrap_or(FALLBACK_MAX_TOKENS);
-    let thinking = thinking(req, max_tokens)?;
+    let mut thinking = thinking(req, max_tokens)?;
+    if matches!(thinking, Some(ThinkingOut::Enabled { .. })) && loop_without_thinking(&messages) {
+        thinking = None;
+        adjusted.note(THINKING_OFF);
+    }
     let sampling = Sampling {
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
@@ -211,17 +218,49 @@ impl<'a> Sampling<'a> {
     }
 }
 
+/// The adjustment noted when thinking is left off for one request (below).
+const THINKING_OFF: &str = "thinking";
+
+/// Whether the conversation is inside a tool loop whose assistant turn Anthropic did not
+/// think in (another vendor's tool calls, or a client that kept no thinking blocks): its
+/// last assistant message calls tools without starting with a `thinking` block. Anthropic
+/// keeps one thinking configuration per assistant turn — "a tool-use loop is one assistant
+/// turn, so change the configuration only between turns", and with thinking on "a final
+/// assistant message must start with a thinking block" (platform.claude.com "Thinking in tool
+/// and multi-turn workflows") — so thinking is left off for this request and comes back on
+/// the next user turn.
+fn loop_without_thinking(messages: &[Message<'_>]) -> bool {
+    let Some(last) = messages.iter().rev().find(|m| m.role == Role::Assistant) else {
+        return false;
+    };
+    let calls = last
+        .content
+        .iter()
+        .any(|b| matches!(b, Block::ToolUse { .. }));
+    let thought = matches!(
+        last.content.first(),
+        Some(Block::Thinking { .. } | Block::RedactedThinking { .. })
+    );
+    calls && !thought
+}
+
 type Converted<'a> = (Option<Cow<'a, str>>, Vec<Message<'a>>);
 
 /// The system text and the conversation.
-fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
+fn convert_messages<'a>(
+    msgs: Vec<OaMessage<'a>>,
+    adjusted: &mut Adjustments,
+) -> Result<Converted<'a>, GatewayError> {
     let mut system: Vec<Cow<'_, str>> = Vec::new();
     let mut turns: Vec<(Role, Vec<Block<'_>>)> = Vec::with_capacity(msgs.len());
     for m in msgs {
         match m.role.as_ref() {
             "system" | "developer" => system.push(plain_text(content(m.content)?, "\n")),
             "user" => push_merged(&mut turns, Role::User, user_blocks(content(m.content)?)?),
-            "assistant" => push_merged(&mut turns, Role::Assistant, assistant_blocks(m)?),
+            "assistant" => {
+                let blocks = assistant_blocks(m, adjusted)?;
+                push_merged(&mut turns, Role::Assistant, blocks)
+            }
             "tool" => push_merged(&mut turns, Role::User, vec![tool_result(m)?]),
             other => {
                 return Err(unsupported(
@@ -279,12 +318,23 @@ fn part_block(part: OaPart<'_>) -> Result<Option<Block<'_>>, GatewayError> {
 
 /// An assistant message: its reasoning blocks (first, as Anthropic requires when thinking is
 /// on), its text (and refusal) parts, then its tool calls. `reasoning_content` without its
-/// blocks cannot be sent back (Anthropic checks the signature) and is left out.
-fn assistant_blocks(m: OaMessage<'_>) -> Result<Vec<Block<'_>>, GatewayError> {
-    let mut blocks: Vec<Block<'_>> = m
+/// blocks cannot be sent back (Anthropic checks the signature) and is left out; so is another
+/// vendor's reasoning state (Gemini's signatures, [`vendor_state`]), noted in `adjusted`.
+fn assistant_blocks<'a>(
+    m: OaMessage<'a>,
+    adjusted: &mut Adjustments,
+) -> Result<Vec<Block<'a>>, GatewayError> {
+    let mut blocks: Vec<Block<'a>> = m
         .thinking_blocks
         .unwrap_or_default()
         .into_iter()
+        .filter(|b| {
+            let ours = vendor_state::owner(b) == vendor_state::Owner::Anthropic;
+            if !ours {
+                adjusted.note(vendor_state::DROPPED);
+            }
+            ours
+        })
         .map(|b| match b {
             ThinkingBlock::Thinking {
                 thinking,
@@ -779,12 +829,15 @@ mod tests {
 
     fn translate(body: &str, default_max: Option<u64>) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request(&req, "claude-up", default_max).unwrap()).unwrap()
+        serde_json::from_slice(
+            &request(&req, "claude-up", default_max, &mut Adjustments::default()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn translate_err(body: &str) -> GatewayError {
         let req = parse(body.as_bytes()).unwrap();
-        request(&req, "claude-up", None).unwrap_err()
+        request(&req, "claude-up", None, &mut Adjustments::default()).unwrap_err()
     }
 
     /// Anthropic: thinking is not compatible with `temperature`/`top_k` modifications nor
@@ -930,7 +983,7 @@ mod tests {
             br#"{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}]}"#,
         )
         .unwrap();
-        let raw = request(&req, "m", None).unwrap();
+        let raw = request(&req, "m", None, &mut Adjustments::default()).unwrap();
         let text = std::str::from_utf8(&raw).unwrap();
         assert!(text.contains(r#""properties":{"z":{},"a":{}}"#), "{text}");
     }

@@ -37,8 +37,8 @@ use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 use crate::dialect::chat::wire::{
     ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
-    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut,
-    ToolDeltaIn, ToolOut,
+    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ThinkingBlock, ToolCallOut,
+    ToolChoiceOut, ToolDeltaIn, ToolOut,
 };
 use crate::dialect::messages::wire::{
     AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
@@ -78,6 +78,7 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
             content: Some(ContentOut::Text(system)),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            thinking_blocks: Vec::new(),
         });
     }
     for m in req.messages {
@@ -221,6 +222,7 @@ fn convert_message<'a>(
                     content: Some(ContentOut::Text(text)),
                     tool_calls: Vec::new(),
                     tool_call_id: None,
+                    thinking_blocks: Vec::new(),
                 });
             }
             Ok(())
@@ -263,6 +265,7 @@ fn user_messages<'a>(
         content: Some(content),
         tool_calls: Vec::new(),
         tool_call_id: None,
+        thinking_blocks: Vec::new(),
     });
     Ok(())
 }
@@ -288,27 +291,62 @@ fn image_part(source: Option<SourceIn<'_>>) -> Result<PartOut<'_>, GatewayError>
     })
 }
 
+/// A `tool_result` block as a `tool` message: its text, or, when it holds images, its text
+/// and image parts (which the vendor leg carries, or refuses naming the vendor: never
+/// dropped).
 fn tool_message(b: BlockIn<'_>) -> Result<MessageOut<'_>, GatewayError> {
     let id = b
         .tool_use_id
         .ok_or_else(|| invalid("a `tool_result` block needs a `tool_use_id`"))?;
-    let text = match b.content.filter(|c| c.get() != "null") {
-        Some(raw) => joined_text(blocks(raw)?),
-        None => Cow::Borrowed(""),
+    let content = match b.content.filter(|c| c.get() != "null") {
+        Some(raw) => tool_content(blocks(raw)?)?,
+        None => ContentOut::Text(Cow::Borrowed("")),
     };
     Ok(MessageOut {
         role: "tool",
-        content: Some(ContentOut::Text(text)),
+        content: Some(content),
         tool_calls: Vec::new(),
         tool_call_id: Some(id),
+        thinking_blocks: Vec::new(),
     })
 }
 
+/// A tool result's blocks: their text joined, or text and image parts when an image is there.
+fn tool_content(blocks: Vec<BlockIn<'_>>) -> Result<ContentOut<'_>, GatewayError> {
+    if !blocks.iter().any(|b| b.kind == "image") {
+        return Ok(ContentOut::Text(joined_text(blocks)));
+    }
+    let mut parts = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        match b.kind.as_ref() {
+            "text" => parts.extend(b.text.map(|text| PartOut::Text { text })),
+            "image" => parts.push(image_part(b.source)?),
+            other => {
+                return Err(invalid(format!(
+                    "`tool_result` content blocks of type `{other}` are not supported by this route"
+                )))
+            }
+        }
+    }
+    Ok(ContentOut::Parts(parts))
+}
+
+/// An assistant turn: its text, its tool calls, and its `thinking`/`redacted_thinking` blocks
+/// as `thinking_blocks` (the vendor leg that made them takes them back; the others drop
+/// them by rule, `super::vendor_state`).
 fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, GatewayError> {
     let mut texts: Vec<Cow<'_, str>> = Vec::new();
     let mut tool_calls = Vec::new();
+    let mut thinking_blocks = Vec::new();
     for b in blocks_in {
         match b.kind.as_ref() {
+            "thinking" => thinking_blocks.push(ThinkingBlock::Thinking {
+                thinking: b.thinking.unwrap_or_default(),
+                signature: b.signature.unwrap_or_default(),
+            }),
+            "redacted_thinking" => thinking_blocks.push(ThinkingBlock::RedactedThinking {
+                data: b.data.unwrap_or_default(),
+            }),
             "text" => texts.extend(b.text),
             "tool_use" => tool_calls.push(ToolCallOut::new(
                 b.id.ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
@@ -316,7 +354,7 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
                     .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
                 b.input.map_or("{}", RawValue::get),
             )),
-            _ => {} // thinking, redacted_thinking: nothing an OpenAI upstream takes
+            _ => {}
         }
     }
     let content = match texts.len() {
@@ -330,6 +368,7 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
         content,
         tool_calls,
         tool_call_id: None,
+        thinking_blocks,
     })
 }
 
@@ -401,7 +440,22 @@ fn input_object(arguments: &str) -> Box<RawValue> {
     })
 }
 
-/// An OpenAI `chat.completion` as an Anthropic `message` (its first choice).
+/// A chat answer's reasoning block as the Messages block the client sends back.
+fn thinking_block(b: ThinkingBlock<'_>) -> Block<'_> {
+    match b {
+        ThinkingBlock::Thinking {
+            thinking,
+            signature,
+        } => Block::Thinking {
+            thinking,
+            signature,
+        },
+        ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
+    }
+}
+
+/// An OpenAI `chat.completion` as an Anthropic `message` (its first choice): its reasoning
+/// blocks, its text, its tool calls.
 pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
     let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
@@ -410,6 +464,13 @@ pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError>
     let reason = stop_reason(finish);
     let mut content = Vec::new();
     if let Some(answer) = choice.and_then(|ch| ch.message) {
+        content.extend(
+            answer
+                .thinking_blocks
+                .unwrap_or_default()
+                .into_iter()
+                .map(thinking_block),
+        );
         let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
         content.extend(
             text.filter(|t| !t.is_empty())
@@ -582,12 +643,55 @@ impl StreamState {
     }
 
     fn delta(&mut self, delta: DeltaIn<'_>, out: &mut Vec<u8>) {
+        for block in delta.thinking_blocks.unwrap_or_default() {
+            self.thinking(block, out);
+        }
         for text in [delta.content, delta.refusal].into_iter().flatten() {
             self.text(&text, out);
         }
         for call in delta.tool_calls.unwrap_or_default() {
             self.tool(call, out);
         }
+    }
+
+    /// A whole reasoning block: its start, its text and signature deltas, its stop.
+    fn thinking(&mut self, block: ThinkingBlock<'_>, out: &mut Vec<u8>) {
+        let (start, deltas) = match &block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => (
+                r#"{"type":"thinking","thinking":"","signature":""}"#.to_string(),
+                vec![
+                    format!(
+                        r#"{{"type":"thinking_delta","thinking":{}}}"#,
+                        json_str(thinking)
+                    ),
+                    format!(
+                        r#"{{"type":"signature_delta","signature":{}}}"#,
+                        json_str(signature)
+                    ),
+                ],
+            ),
+            ThinkingBlock::RedactedThinking { data } => (
+                format!(
+                    r#"{{"type":"redacted_thinking","data":{}}}"#,
+                    json_str(data)
+                ),
+                Vec::new(),
+            ),
+        };
+        let index = self.open_block(out, &start);
+        for d in deltas {
+            let data = format!(r#"{{"type":"content_block_delta","index":{index},"delta":{d}}}"#);
+            push_event(out, "content_block_delta", &data);
+        }
+        push_event(
+            out,
+            "content_block_stop",
+            &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
+        );
+        self.content = true;
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -742,7 +846,10 @@ mod tests {
                 "messages":[
                     {"role":"system","content":"Be brief.\nFrench."},
                     {"role":"user","content":"Hi"},
-                    {"role":"assistant","content":"Salut"},
+                    // the thinking block goes on in the pivot: the vendor leg that made it
+                    // takes it back, the others drop it by rule
+                    {"role":"assistant","content":"Salut",
+                     "thinking_blocks":[{"type":"thinking","thinking":"hm","signature":"s"}]},
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
                         {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],
@@ -913,8 +1020,16 @@ mod tests {
         });
         let openai = request(original.to_string().as_bytes()).unwrap();
         let req = parse(&openai).unwrap();
-        let back: Value =
-            serde_json::from_slice(&anthropic::request(&req, "c", None).unwrap()).unwrap();
+        let back: Value = serde_json::from_slice(
+            &anthropic::request(
+                &req,
+                "c",
+                None,
+                &mut crate::dialect::adjusted::Adjustments::default(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         for key in [
             "system",
             "messages",
@@ -1073,7 +1188,8 @@ mod tests {
 
     #[test]
     fn anthropic_stream_round_trips_through_openai() {
-        // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps text, tool input and usage
+        // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps the signed thinking block, text,
+        // tool input and usage
         let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
         let mut forward = anthropic::Stream::new("h", 1);
         let mut openai = forward.feed(fixture.as_bytes()).to_vec();
@@ -1087,9 +1203,16 @@ mod tests {
             .filter_map(|(_, d)| d["delta"]["text"].as_str())
             .collect();
         assert_eq!(text, "Okay, let me check.");
+        assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+        let signature: String = ev
+            .iter()
+            .filter(|(_, d)| d["index"] == 0)
+            .filter_map(|(_, d)| d["delta"]["signature"].as_str())
+            .collect();
+        assert!(!signature.is_empty());
         let args: String = ev
             .iter()
-            .filter(|(_, d)| d["index"] == 1)
+            .filter(|(_, d)| d["index"] == 2)
             .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
             .collect();
         let args: Value = serde_json::from_str(&args).unwrap();

@@ -34,6 +34,7 @@ pub(crate) mod messages_to_chat;
 pub(crate) mod request;
 pub(crate) mod responses_to_chat;
 pub(crate) mod translate;
+pub(crate) mod vendor_state;
 
 use bytes::{Bytes, BytesMut};
 
@@ -132,6 +133,9 @@ pub fn upstream_body(
     let pivot = chat_pivot(req)?;
     let mut adjusted = pivot.adjusted.clone();
     let body = match pair.vendor {
+        Dialect::Chat if carries_vendor_state(&pivot.body) => {
+            chat_vendor_body(provider, &pivot.body, upstream_model, &mut adjusted)
+        }
         Dialect::Chat if !providers::takes_stream_options(provider) => {
             Ok(pivot.without_stream_options.body_for(upstream_model))
         }
@@ -144,6 +148,67 @@ pub fn upstream_body(
     };
     req.adjusted = adjusted;
     body
+}
+
+/// Whether a translated door's chat pivot holds what a chat vendor cannot take as it is: an
+/// assistant message's `thinking_blocks` (another vendor's reasoning state) or a content
+/// part in a `tool` message (an image in a tool result). A byte search: most bodies hold
+/// neither and go on untouched.
+fn carries_vendor_state(pivot: &[u8]) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(pivot, needle).is_some();
+    has(b"\"thinking_blocks\"") || (has(b"\"tool\"") && has(b"\"image_url\""))
+}
+
+/// The chat vendor's body of a translated door's pivot that [`carries_vendor_state`]:
+/// `thinking_blocks` are another vendor's signatures, dropped by rule and noted
+/// ([`vendor_state::DROPPED`]); an image in a tool result is a 400 naming the vendor, since
+/// OpenAI's `tool` messages take text only (API reference, "Create chat completion", Tool
+/// message: `content` string or array of text parts) and leaving it out would change what
+/// the model is asked.
+fn chat_vendor_body(
+    provider: &Provider,
+    pivot: &[u8],
+    upstream_model: &str,
+    adjusted: &mut Adjustments,
+) -> Result<Bytes, GatewayError> {
+    let mut body: serde_json::Value = serde_json::from_slice(pivot)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot is not JSON: {e}")))?;
+    let kind = providers::vendor(provider.kind).name();
+    for m in body
+        .get_mut("messages")
+        .and_then(serde_json::Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let Some(m) = m.as_object_mut() else { continue };
+        if m.remove("thinking_blocks").is_some() {
+            adjusted.note(vendor_state::DROPPED);
+        }
+        let tool = m.get("role").and_then(serde_json::Value::as_str) == Some("tool");
+        let parts = m.get("content").and_then(serde_json::Value::as_array);
+        let image = parts
+            .into_iter()
+            .flatten()
+            .any(|p| p.get("type").and_then(serde_json::Value::as_str) != Some("text"));
+        if tool && image {
+            return Err(errors::unsupported(
+                kind,
+                "an image in a tool result (`function_call_output.output`, `tool_result.content`) cannot be carried: this route's chat vendor takes text only in tool results",
+            ));
+        }
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.insert("model".into(), serde_json::Value::from(upstream_model));
+        if !providers::takes_stream_options(provider) {
+            o.remove("stream_options");
+        } else if o.get("stream") == Some(&serde_json::Value::Bool(true)) {
+            o.insert(
+                "stream_options".into(),
+                serde_json::json!({"include_usage": true}),
+            );
+        }
+    }
+    Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
@@ -326,8 +391,9 @@ impl AnswerTranslation {
                 let body =
                     responses_to_chat::answer(&chat, &self.model_hint, unix_now(), &self.identity)?
                         .body;
-                self.completed = Some(body.clone());
-                Ok(body)
+                let shown = responses_to_chat::client_view(&self.identity, &body);
+                self.completed = Some(body);
+                Ok(shown)
             }
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
         }
@@ -337,14 +403,37 @@ impl AnswerTranslation {
 /// The Responses door's identity of an answer: the id and state fields decided before
 /// routing, or the defaults (an id derived from the chat answer's) without them.
 fn identity(req: &FrontRequest) -> responses_to_chat::Identity {
+    let include_encrypted = req.dialect == Dialect::Responses && asks_encrypted(&req.body);
     match &req.pending {
         Some(p) => responses_to_chat::Identity {
             id: Some(p.id.clone()),
             store: p.store,
             previous_response_id: p.previous_response_id.clone(),
+            include_encrypted,
         },
-        None => responses_to_chat::Identity::default(),
+        None => responses_to_chat::Identity {
+            include_encrypted,
+            ..responses_to_chat::Identity::default()
+        },
     }
+}
+
+/// Whether a Responses request's `include` names `reasoning.encrypted_content`.
+fn asks_encrypted(body: &[u8]) -> bool {
+    if memchr::memmem::find(body, responses_to_chat::INCLUDE_ENCRYPTED.as_bytes()).is_none() {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Include {
+        #[serde(default)]
+        include: Option<Vec<String>>,
+    }
+    serde_json::from_slice::<Include>(body).is_ok_and(|i| {
+        i.include
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s == responses_to_chat::INCLUDE_ENCRYPTED)
+    })
 }
 
 /// The built-in mock's answer at any front door.
@@ -432,15 +521,16 @@ pub fn request_body(
     provider: &Provider,
     req: &ChatRequest<'_>,
     upstream_model: &str,
-    _adjusted: &mut Adjustments,
+    adjusted: &mut Adjustments,
 ) -> Option<Result<Bytes, GatewayError>> {
     match providers::dialect(provider.kind) {
         Dialect::Messages => Some(chat_to_messages::request(
             req,
             upstream_model,
             provider.default_max_tokens,
+            adjusted,
         )),
-        Dialect::Gemini => Some(chat_to_gemini::request(req)),
+        Dialect::Gemini => Some(chat_to_gemini::request(req, adjusted)),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }

@@ -33,13 +33,14 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
+use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ThinkingBlock, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
 use crate::error::GatewayError;
 
 use super::errors::unreadable;
 use super::translate::{End, EventState, Translated, Translating};
+use super::vendor_state;
 
 const VENDOR: &str = "openai";
 
@@ -94,8 +95,14 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     match given("input") {
         Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
         Some(Value::Array(items)) => {
+            let mut reasoning = Vec::new();
             for (i, item) in items.iter().enumerate() {
+                if item.get("type").and_then(Value::as_str) == Some("reasoning") {
+                    reasoning.extend(reasoning_block(item));
+                    continue;
+                }
                 input_item(i, item, &mut messages)?;
+                attach_reasoning(&mut reasoning, &mut messages);
             }
         }
         _ => return Err(invalid("`input` is required")),
@@ -134,6 +141,39 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     Ok(Bytes::from(serde_json::to_vec(&out).unwrap_or_default()))
 }
 
+/// A `reasoning` item as the pivot's thinking block, when its `encrypted_content` is a
+/// vendor's the gateway handed out (`super::vendor_state`); any other (OpenAI's own, or none)
+/// is left out: no vendor here could check it.
+fn reasoning_block(item: &Value) -> Option<Value> {
+    let encrypted = item.get("encrypted_content").and_then(Value::as_str)?;
+    let text: String = item
+        .get("summary")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect();
+    let block = vendor_state::from_encrypted(encrypted, text)?;
+    serde_json::to_value(block).ok()
+}
+
+/// Reasoning items go with the assistant turn that follows them (the turn they reasoned
+/// for): once one is there, it gets them as `thinking_blocks`.
+fn attach_reasoning(reasoning: &mut Vec<Value>, messages: &mut [Value]) {
+    if reasoning.is_empty() {
+        return;
+    }
+    let Some(m) = messages.last_mut().filter(|m| m["role"] == "assistant") else {
+        return;
+    };
+    if !m.get("thinking_blocks").is_some_and(Value::is_array) {
+        m["thinking_blocks"] = json!([]);
+    }
+    if let Some(blocks) = m["thinking_blocks"].as_array_mut() {
+        blocks.append(reasoning);
+    }
+}
+
 /// One input item, appended to the chat messages.
 fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), GatewayError> {
     let kind = item.get("type").and_then(Value::as_str);
@@ -166,8 +206,8 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
         }
         Some("function_call_output") => {
             let output = match item.get("output") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => parts_text(parts),
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(Value::Array(parts)) => output_to_chat(i, parts)?,
                 _ => {
                     return Err(invalid(format!(
                         "`input[{i}].output` must be a string or an array of content parts"
@@ -180,8 +220,6 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
                 "content": output,
             }));
         }
-        // The vendor cannot take another vendor's reasoning back.
-        Some("reasoning") => {}
         Some(other) => {
             return Err(invalid(format!(
                 "`input[{i}]` of type `{other}` is not supported for this route's provider"
@@ -198,6 +236,35 @@ fn parts_text(parts: &[Value]) -> String {
         .filter_map(|p| p.get("text").and_then(Value::as_str))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A `function_call_output`'s array `output` (`input[i].output`) as a tool message's content:
+/// its text joined, or, when it holds an `input_image`, chat text and image parts, which the
+/// vendor leg carries (Anthropic's `tool_result` image blocks, Gemini's multimodal function
+/// responses) or refuses naming the vendor — never dropped.
+fn output_to_chat(i: usize, parts: &[Value]) -> Result<Value, GatewayError> {
+    let image = |p: &Value| p.get("type").and_then(Value::as_str) == Some("input_image");
+    if !parts.iter().any(image) {
+        return Ok(Value::String(parts_text(parts)));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let at = || format!("`input[{i}].output[{j}]`");
+        match part.get("type").and_then(Value::as_str) {
+            Some("input_text" | "output_text") | Some("input_image") => out.push(
+                part_to_chat(i, j, part)
+                    .map_err(|_| invalid(format!("{} is not a valid content part", at())))?,
+            ),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{} of type `{other}` is not supported for this route's provider",
+                    at()
+                )))
+            }
+            None => return Err(invalid(format!("{} needs a `type`", at()))),
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 /// A message item as a chat message.
@@ -377,6 +444,57 @@ pub struct Identity {
     pub id: Option<String>,
     pub store: bool,
     pub previous_response_id: Option<String>,
+    /// The client asked `include: ["reasoning.encrypted_content"]`: its `reasoning` items
+    /// carry their `encrypted_content` (the stored response always does, so that
+    /// `previous_response_id` carries the vendor's reasoning state on).
+    pub include_encrypted: bool,
+}
+
+/// What `include` asks for a `reasoning` item's `encrypted_content`.
+pub const INCLUDE_ENCRYPTED: &str = "reasoning.encrypted_content";
+
+/// `output` as the client sees it: without `encrypted_content` unless it asked for it.
+fn client_output(ident: &Identity, output: &[Value]) -> Vec<Value> {
+    output
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            if !ident.include_encrypted {
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("encrypted_content");
+                }
+            }
+            item
+        })
+        .collect()
+}
+
+/// A whole translated `response` (as [`answer`] makes it, for the store) as the client gets
+/// it ([`client_output`]).
+pub fn client_view(ident: &Identity, stored: &Bytes) -> Bytes {
+    if ident.include_encrypted || memchr::memmem::find(stored, b"encrypted_content").is_none() {
+        return stored.clone();
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(stored) else {
+        return stored.clone();
+    };
+    if let Some(output) = v.get("output").and_then(Value::as_array) {
+        v["output"] = Value::Array(client_output(ident, output));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// A `reasoning` item for a vendor's reasoning block: its text as the summary, the block as
+/// `encrypted_content` (`super::vendor_state::to_encrypted`).
+fn reasoning_item(id: &str, block: &ThinkingBlock<'_>) -> Value {
+    let summary = match block {
+        ThinkingBlock::Thinking { thinking, .. } if !thinking.is_empty() => {
+            json!([{"type": "summary_text", "text": thinking}])
+        }
+        _ => json!([]),
+    };
+    json!({"id": id, "type": "reasoning", "summary": summary,
+           "encrypted_content": vendor_state::to_encrypted(block)})
 }
 
 impl Identity {
@@ -453,6 +571,9 @@ pub fn answer(
     let finish = choice.as_ref().and_then(|ch| ch.finish_reason.clone());
     let mut output = Vec::new();
     if let Some(m) = choice.and_then(|ch| ch.message) {
+        for block in m.thinking_blocks.iter().flatten() {
+            output.push(reasoning_item(&format!("rs_{id}_{}", output.len()), block));
+        }
         let part = match (m.content.filter(|t| !t.is_empty()), m.refusal) {
             (Some(text), _) => Some(text_part(&text)),
             (None, Some(refusal)) => Some(json!({"type": "refusal", "refusal": refusal})),
@@ -461,7 +582,7 @@ pub fn answer(
         // Item ids as the stream names them: the kind, the response id, the output index.
         if let Some(part) = part {
             output.push(message_item(
-                &format!("msg_{id}_0"),
+                &format!("msg_{id}_{}", output.len()),
                 "completed",
                 vec![part],
             ));
@@ -588,6 +709,9 @@ impl EventState for StreamState {
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
+                for block in delta.thinking_blocks.iter().flatten() {
+                    self.reasoning(block, out);
+                }
                 for text in [delta.content, delta.refusal].into_iter().flatten() {
                     self.text(&text, out);
                 }
@@ -648,7 +772,18 @@ impl StreamState {
         out.extend_from_slice(b"\n\n");
     }
 
+    /// The response as stored (every item whole).
     fn response(&self, status: &str, incomplete: Value) -> Value {
+        self.response_of(status, incomplete, self.done_items.clone())
+    }
+
+    /// The response as the client sees it ([`client_output`]).
+    fn client_response(&self, status: &str, incomplete: Value) -> Value {
+        let output = client_output(&self.ident, &self.done_items);
+        self.response_of(status, incomplete, output)
+    }
+
+    fn response_of(&self, status: &str, incomplete: Value, output: Vec<Value>) -> Value {
         response_object(
             &self.ident,
             &self.id,
@@ -656,9 +791,31 @@ impl StreamState {
             &self.model,
             status,
             incomplete,
-            self.done_items.clone(),
+            output,
             self.usage.as_ref(),
         )
+    }
+
+    /// A whole reasoning block as a `reasoning` item: added and done at once.
+    fn reasoning(&mut self, block: &ThinkingBlock<'_>, out: &mut Vec<u8>) {
+        self.close(out);
+        let index = self.output_index();
+        let item = reasoning_item(&format!("rs_{}_{index}", self.id), block);
+        let shown = client_output(&self.ident, std::slice::from_ref(&item));
+        let mut added = shown.first().cloned().unwrap_or_default();
+        added["summary"] = json!([]);
+        self.push(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": added}),
+        );
+        self.push(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": shown.first().cloned().unwrap_or_default()}),
+        );
+        self.done_items.push(item);
+        self.content = true;
     }
 
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
@@ -807,7 +964,7 @@ impl StreamState {
         self.begin(None, None, out);
         self.close(out);
         let (status, incomplete) = status_of(self.finish.as_deref());
-        let r = self.response(status, incomplete);
+        let r = self.client_response(status, incomplete);
         let kind = if status == "completed" {
             "response.completed"
         } else {
@@ -928,6 +1085,7 @@ mod tests {
             id: Some("resp_syabc".into()),
             store: true,
             previous_response_id: Some("resp_syold".into()),
+            include_encrypted: false,
         };
         let t = answer(COMPLETION_TOOLS.as_bytes(), "hint", 5, &ident).unwrap();
         let v: Value = serde_json::from_slice(&t.body).unwrap();
