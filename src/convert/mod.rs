@@ -31,6 +31,7 @@ pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub(crate) mod errors;
 pub(crate) mod messages_to_chat;
+pub(crate) mod native_history;
 pub(crate) mod request;
 pub(crate) mod responses_to_chat;
 pub(crate) mod translate;
@@ -117,7 +118,15 @@ pub fn upstream_body(
                 .without_stream_options
                 .body_for(upstream_model));
         }
-        return Ok(req.native_body(upstream_model));
+        let body = req.native_body(upstream_model);
+        if req.dialect == Dialect::Messages {
+            let mut adjusted = Adjustments::default();
+            if let Some(cleaned) = native_history::clean(&body, &mut adjusted) {
+                req.adjusted = adjusted;
+                return Ok(cleaned);
+            }
+        }
+        return Ok(body);
     };
     if pair.door == Dialect::Embeddings {
         return match pair.vendor {
@@ -134,7 +143,7 @@ pub fn upstream_body(
     let mut adjusted = pivot.adjusted.clone();
     let body = match pair.vendor {
         Dialect::Chat if carries_vendor_state(&pivot.body) => {
-            chat_vendor_body(provider, &pivot.body, upstream_model, &mut adjusted)
+            chat_vendor_body(provider, pivot, upstream_model, &mut adjusted)
         }
         Dialect::Chat if !providers::takes_stream_options(provider) => {
             Ok(pivot.without_stream_options.body_for(upstream_model))
@@ -164,51 +173,93 @@ fn carries_vendor_state(pivot: &[u8]) -> bool {
 /// ([`vendor_state::DROPPED`]); an image in a tool result is a 400 naming the vendor, since
 /// OpenAI's `tool` messages take text only (API reference, "Create chat completion", Tool
 /// message: `content` string or array of text parts) and leaving it out would change what
-/// the model is asked.
+/// the model is asked. The rest of the body keeps its bytes: each `thinking_blocks` member is
+/// cut out of its message where it stands.
 fn chat_vendor_body(
     provider: &Provider,
-    pivot: &[u8],
+    pivot: &Pivot,
     upstream_model: &str,
     adjusted: &mut Adjustments,
 ) -> Result<Bytes, GatewayError> {
-    let mut body: serde_json::Value = serde_json::from_slice(pivot)
-        .map_err(|e| GatewayError::Internal(format!("the chat pivot is not JSON: {e}")))?;
+    let prepared = match providers::takes_stream_options(provider) {
+        true => &pivot.prepared,
+        false => &pivot.without_stream_options,
+    };
+    let body = prepared.body_for(upstream_model);
+    #[derive(serde::Deserialize)]
+    struct Messages<'a> {
+        #[serde(borrow)]
+        messages: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        role: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        content: Option<serde_json::Value>,
+        #[serde(borrow, default)]
+        thinking_blocks: Option<&'a serde_json::value::RawValue>,
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot is not UTF-8: {e}")))?;
+    let view: Messages<'_> = serde_json::from_str(text)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot has no messages: {e}")))?;
     let kind = providers::vendor(provider.kind).name();
-    for m in body
-        .get_mut("messages")
-        .and_then(serde_json::Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        let Some(m) = m.as_object_mut() else { continue };
-        if m.remove("thinking_blocks").is_some() {
-            adjusted.note(vendor_state::DROPPED);
-        }
-        let tool = m.get("role").and_then(serde_json::Value::as_str) == Some("tool");
-        let parts = m.get("content").and_then(serde_json::Value::as_array);
+    let mut cuts: Vec<std::ops::Range<usize>> = Vec::new();
+    for raw in view.messages {
+        let m: Message<'_> = serde_json::from_str(raw.get())
+            .map_err(|e| GatewayError::Internal(format!("a pivot message: {e}")))?;
+        let parts = m.content.as_ref().and_then(serde_json::Value::as_array);
         let image = parts
             .into_iter()
             .flatten()
             .any(|p| p.get("type").and_then(serde_json::Value::as_str) != Some("text"));
-        if tool && image {
+        if m.role.as_deref() == Some("tool") && image {
             return Err(errors::unsupported(
                 kind,
                 "an image in a tool result (`function_call_output.output`, `tool_result.content`) cannot be carried: this route's chat vendor takes text only in tool results",
             ));
         }
-    }
-    if let Some(o) = body.as_object_mut() {
-        o.insert("model".into(), serde_json::Value::from(upstream_model));
-        if !providers::takes_stream_options(provider) {
-            o.remove("stream_options");
-        } else if o.get("stream") == Some(&serde_json::Value::Bool(true)) {
-            o.insert(
-                "stream_options".into(),
-                serde_json::json!({"include_usage": true}),
-            );
+        if let Some(blocks) = m.thinking_blocks {
+            cuts.push(member_range(text, blocks.get()));
+            adjusted.note(vendor_state::DROPPED);
         }
     }
-    Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
+    if cuts.is_empty() {
+        return Ok(body);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for cut in cuts {
+        out.push_str(&text[at..cut.start]);
+        at = cut.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(Bytes::from(out))
+}
+
+/// The byte range in `text` of the object member whose value is the slice `value` of `text`:
+/// its key, its value and one comma beside it (the one before, or the one after for a first
+/// member), so that what is left is the object without it.
+fn member_range(text: &str, value: &str) -> std::ops::Range<usize> {
+    let start = value.as_ptr() as usize - text.as_ptr() as usize;
+    let end = start + value.len();
+    let before = text[..start].trim_end();
+    let before = before.strip_suffix(':').unwrap_or(before).trim_end();
+    let key_start = before
+        .rfind('"')
+        .and_then(|q| before[..q].rfind('"'))
+        .unwrap_or(start);
+    let lead = text[..key_start].trim_end();
+    if lead.ends_with(',') {
+        return lead.len() - 1..end;
+    }
+    let rest = &text[end..];
+    let trimmed = rest.trim_start();
+    match trimmed.strip_prefix(',') {
+        Some(after) => key_start..text.len() - after.trim_start().len(),
+        None => key_start..end,
+    }
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
@@ -567,6 +618,25 @@ pub fn stream_translator(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_cut_out_where_it_stands() {
+        let cut = |text: &str, key: &str| {
+            let v: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+                serde_json::from_str(text).unwrap();
+            let r = member_range(text, v[key].get());
+            format!("{}{}", &text[..r.start], &text[r.end..])
+        };
+        let m = r#"{"role":"assistant","thinking_blocks":[{"a":1}],"content":"x"}"#;
+        assert_eq!(
+            cut(m, "thinking_blocks"),
+            r#"{"role":"assistant","content":"x"}"#
+        );
+        let m = r#"{"thinking_blocks" : [] , "role":"assistant"}"#;
+        assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
+        let m = r#"{"role":"assistant", "thinking_blocks": []}"#;
+        assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
+    }
 
     #[test]
     fn dispatch_by_kind() {

@@ -13,6 +13,7 @@ mod claude_code_requests;
 mod cli;
 mod config_check;
 mod content_filter;
+mod cross_vendor;
 mod docs_examples;
 mod downstream;
 mod embeddings;
