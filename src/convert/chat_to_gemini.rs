@@ -11,8 +11,13 @@
 //!   extension); assistant `tool_calls` → `functionCall` parts (`arguments` → `args`); `tool`
 //!   messages → `functionResponse` parts of a `user` turn, named after the call they answer
 //!   (found by `tool_call_id` among the earlier assistant messages), `response` being the
-//!   tool's JSON object, or `{"output": text}`. A tool call id that carries a thought
-//!   signature (below) gives its `functionCall` part its `thoughtSignature` back. Consecutive
+//!   tool's JSON object, or `{"output": text}`, and the images of the tool's result (`data:`
+//!   URLs) as its `parts` (`inlineData`: Gemini's multimodal function responses; an image by
+//!   URL is a 400). Each `functionCall` part gets the `thoughtSignature` Gemini gave it back,
+//!   from the assistant message's `thinking_blocks` (`super::vendor_state`) or from a legacy
+//!   `<id>__thought__<signature>` id; a turn whose calls Gemini never signed gets
+//!   [`UNSIGNED_CALL_SIGNATURE`] on its first call, and another vendor's thinking blocks are
+//!   dropped (noted `thinking_signature`). Consecutive
 //!   turns of one role are merged, and a turn without content is left out (Gemini refuses
 //!   empty `parts`); `null` for any optional field is absence;
 //! - `generationConfig`: `temperature`, `top_p` → `topP`, `max_tokens`/`max_completion_tokens`
@@ -31,10 +36,12 @@
 //! any field this module does not name.
 //!
 //! Answers: the text parts of each candidate (thought parts left out) → `message.content`,
-//! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one, else one made from
-//! `responseId`; a part's `thoughtSignature`, which Gemini 3 wants back with the call, is
-//! appended to the id after [`THOUGHT_SIGNATURE_SEPARATOR`]; signatures on text parts, which
-//! Gemini only recommends sending back, are left out), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
+//! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one valid for every
+//! vendor, else a short one made from it or from `responseId`: `call_` + 24 hex digits; a
+//! part's `thoughtSignature`, which Gemini 3 wants back with the call, goes to
+//! `message.thinking_blocks` as `gemini:<call id>:<signature>`, never into the id; signatures
+//! on text parts, which Gemini only recommends sending back, are left out), one choice per
+//! candidate. `finishReason` STOP → `stop` (`tool_calls` when the
 //! candidate called functions), MAX_TOKENS → `length`, the filters' reasons
 //! ([`crate::dialect::gemini::is_filtered`]: SAFETY, RECITATION, BLOCKLIST,
 //! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, …) → `content_filter`; a prompt blocked by

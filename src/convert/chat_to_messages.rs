@@ -38,8 +38,12 @@
 //! `stream_options`, `store`, `metadata`, `modalities`, `audio`, `prediction`,
 //! `service_tier`, `web_search_options`, the legacy `functions` and
 //! `function_call`, an assistant message's `reasoning_content` without its `thinking_blocks`
-//! (Anthropic checks the signature, so bare text cannot be sent back as thinking), and any
-//! field this module does not name. `n` above 1 is a 400 (one answer
+//! (Anthropic checks the signature, so bare text cannot be sent back as thinking), another
+//! vendor's thinking blocks (Gemini's signatures, `super::vendor_state`; noted
+//! `thinking_signature`), and any field this module does not name. With thinking on, a tool
+//! loop whose assistant turn does not start with a thinking block (another vendor's calls)
+//! has thinking left off for the request (noted `thinking`: `loop_without_thinking`). Images
+//! in a `tool` message go into its `tool_result`. `n` above 1 is a 400 (one answer
 //! only), as are tools other than functions and content parts other than text and images.
 //!
 //! Answers: text blocks are joined into `message.content`, `tool_use` blocks become

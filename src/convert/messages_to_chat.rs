@@ -7,9 +7,12 @@
 //! Request mapping ([`request`]): `system` (a string or text blocks) → a leading
 //! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
 //! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
-//! the user's other content (their text joined; images in tool results are left out, OpenAI
-//! tool messages take text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
-//! → the `arguments` string, its bytes kept); `thinking` blocks are left out. `max_tokens` →
+//! the user's other content (their text joined; with images, text and image parts, which the
+//! vendor leg carries or refuses naming the vendor: an OpenAI-compatible tool message takes
+//! text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input` → the `arguments`
+//! string, its bytes kept); `thinking` and `redacted_thinking` blocks → `thinking_blocks`,
+//! which go back to the vendor that signed them and are dropped for any other
+//! (`super::vendor_state`). `max_tokens` →
 //! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop`,
 //! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
@@ -18,7 +21,9 @@
 //! `output_config.effort`) → `reasoning_effort`. Dropped: `top_k`, `service_tier`,
 //! `container`, `mcp_servers`, `cache_control` marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
 //!
-//! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
+//! Answers: `thinking_blocks` → `thinking`/`redacted_thinking` blocks first (a stream: each
+//! whole, its text and signature deltas), `content` → a `text` block, `tool_calls` →
+//! `tool_use` blocks; `finish_reason`
 //! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
 //! `max_tokens`, tool_calls → `tool_use`, content_filter (a filtered answer, whole or at the
 //! end of a stream) → `refusal` (Azure's `content_filter_results` and `prompt_filter_results`,

@@ -20,7 +20,10 @@
 //! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
 //!
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
-//! wire`). What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
+//! wire`). Vendor state that must come back on the next turn (signed thinking, Gemini's
+//! signatures) and the tool-call ids the gateway mints are [`vendor_state`]'s; a Messages body
+//! passed through to Anthropic is cleaned of another vendor's state by [`native_history`].
+//! What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
 //! beyond the chat wire view) and [`errors`]. Each pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].

@@ -9,8 +9,10 @@
 //! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
 //! `function_call` → an assistant message's `tool_calls` (consecutive calls in one message);
-//! `function_call_output` → a `tool` message; `reasoning` items are left out (a chat vendor
-//! cannot take them back). `tools` (function tools) → chat function tools; `tool_choice`
+//! `function_call_output` → a `tool` message (an `output` array with `input_image` parts →
+//! text and image parts, which the vendor leg carries or refuses naming the vendor); `reasoning`
+//! items whose `encrypted_content` the gateway handed out → the next assistant message's
+//! `thinking_blocks` (`super::vendor_state`), any other (OpenAI's own) left out. `tools` (function tools) → chat function tools; `tool_choice`
 //! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
 //! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
 //! `reasoning_effort`; `text.format` `json_schema` → `response_format` `json_schema`,
@@ -26,7 +28,10 @@
 //! `content_filter` → `incomplete` with `content_filter` (a stream ends with
 //! `response.incomplete`), anything else → `completed`; usage →
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
-//! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
+//! (`output_tokens_details.reasoning_tokens`), `total_tokens`. `thinking_blocks` → `reasoning`
+//! items first (the thinking as `summary`, the block as `encrypted_content`, which the client
+//! sees only when `include` asks for `reasoning.encrypted_content` and the store always
+//! keeps); the streamed reasoning text is left out.
 
 use std::borrow::Cow;
 
