@@ -14,7 +14,11 @@
 //!
 //! A body with neither passes untouched (a byte search decides before any parse).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::dialect::adjusted::Adjustments;
@@ -24,10 +28,69 @@ use super::vendor_state;
 /// The adjustment noted when thinking is left off for one request.
 const THINKING_OFF: &str = "thinking";
 
+/// The body as far as deciding needs it: raw values, nothing copied.
+#[derive(Deserialize)]
+struct Light<'a> {
+    #[serde(borrow, default)]
+    thinking: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Turn<'a> {
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+/// Whether `body` needs cleaning, read without building it: a Gemini signature in it, or
+/// thinking on beside a tool loop that does not start with a thinking block. Claude Code sends
+/// thinking and tool calls on every request; this keeps its bodies off the parse below.
+fn needs_cleaning(body: &[u8]) -> bool {
+    if memchr::memmem::find(body, b"\"gemini:").is_some() {
+        return true;
+    }
+    let Ok(light) = serde_json::from_slice::<Light<'_>>(body) else {
+        return false;
+    };
+    let on = light
+        .thinking
+        .and_then(|t| serde_json::from_str::<Kind<'_>>(t.get()).ok())
+        .and_then(|k| k.kind)
+        .is_some_and(|k| k == "enabled" || k == "adaptive");
+    if !on {
+        return false;
+    }
+    let last = light.messages.iter().rev().find_map(|m| {
+        serde_json::from_str::<Turn<'_>>(m.get())
+            .ok()
+            .filter(|t| t.role.as_deref() == Some("assistant"))
+    });
+    let Some(content) = last.and_then(|t| t.content) else {
+        return false;
+    };
+    let blocks: Vec<Kind<'_>> = serde_json::from_str(content.get()).unwrap_or_default();
+    let kind = |k: &Kind<'_>| k.kind.as_deref().unwrap_or("").to_string();
+    let calls = blocks.iter().any(|b| kind(b) == "tool_use");
+    let first = blocks.first().map(kind).unwrap_or_default();
+    calls && first != "thinking" && first != "redacted_thinking"
+}
+
 /// `body` (a Messages request as it goes to Anthropic) cleaned, or `None` when nothing in it
 /// needs to change.
 pub fn clean(body: &[u8], adjusted: &mut Adjustments) -> Option<Bytes> {
     memchr::memmem::find(body, b"\"thinking\"")?;
+    if !needs_cleaning(body) {
+        return None;
+    }
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let mut changed = drop_gemini_blocks(&mut v, adjusted);
     let thinking = v
