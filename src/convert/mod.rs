@@ -269,9 +269,10 @@ fn member_range(text: &str, value: &str) -> std::ops::Range<usize> {
 /// for the others (kept in the request for later attempts).
 pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
     if req.pivot.is_none() {
+        let mut adjusted = Adjustments::default();
         let body = match req.dialect {
             Dialect::Messages => messages_to_chat::request(&req.body)?,
-            Dialect::Responses => responses_to_chat::request(&req.body)?,
+            Dialect::Responses => responses_to_chat::request_noting(&req.body, &mut adjusted)?,
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
         };
         let view = chat::parse(&body)?;
@@ -294,7 +295,7 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
             body,
             prepared,
             without_stream_options,
-            adjusted: Adjustments::default(),
+            adjusted,
         });
     }
     req.pivot

@@ -41,6 +41,7 @@ use serde_json::{json, Map, Value};
 use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ThinkingBlock, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
+use crate::dialect::adjusted::Adjustments;
 use crate::error::GatewayError;
 
 use super::errors::unreadable;
@@ -65,8 +66,16 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("prompt", "stored prompts are OpenAI's own"),
 ];
 
-/// A Responses request body as a chat-completions body.
+/// [`request_noting`] without its notes (tests).
+#[cfg(test)]
 pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
+    request_noting(body, &mut Adjustments::default())
+}
+
+/// A Responses request body as a chat-completions body, noting in `adjusted` the reasoning
+/// state it left out: a `reasoning` item's `encrypted_content` that is no vendor's the gateway
+/// translates to (OpenAI's own, from a native route), `thinking_signature`.
+pub fn request_noting(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
     let given = |name: &str| req.get(name).filter(|v| !v.is_null());
@@ -103,7 +112,13 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
             let mut reasoning = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 if item.get("type").and_then(Value::as_str) == Some("reasoning") {
-                    reasoning.extend(reasoning_block(item));
+                    let block = reasoning_block(item);
+                    if block.is_none()
+                        && item.get("encrypted_content").is_some_and(Value::is_string)
+                    {
+                        adjusted.note(vendor_state::DROPPED);
+                    }
+                    reasoning.extend(block);
                     continue;
                 }
                 input_item(i, item, &mut messages)?;
@@ -1055,6 +1070,36 @@ mod tests {
         let v = chat(r#"{"model":"m","input":"hi","tool_choice":"required"}"#);
         assert_eq!(v["messages"], json!([{"role": "user", "content": "hi"}]));
         assert_eq!(v["tool_choice"], "required");
+    }
+
+    #[test]
+    fn reasoning_items_go_with_their_turn_and_images_with_their_output() {
+        let body = json!({"model":"m","input":[
+            {"role":"user","content":"x"},
+            {"type":"reasoning","summary":[{"type":"summary_text","text":"hm"}],
+             "encrypted_content":"anthropic:EqS+/="},
+            {"type":"reasoning","summary":[],"encrypted_content":"gAAAAABopenai"},
+            {"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},
+            {"type":"function_call_output","call_id":"c1","output":[
+                {"type":"input_text","text":"shot"},
+                {"type":"input_image","image_url":"data:image/png;base64,iVBO"}]}]})
+        .to_string();
+        let mut adjusted = Adjustments::default();
+        let v: Value =
+            serde_json::from_slice(&request_noting(body.as_bytes(), &mut adjusted).unwrap())
+                .unwrap();
+        assert_eq!(
+            v["messages"][1]["thinking_blocks"],
+            json!([{"type":"thinking","thinking":"hm","signature":"EqS+/="}])
+        );
+        assert_eq!(
+            v["messages"][2]["content"],
+            json!([{"type":"text","text":"shot"},
+                   {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}])
+        );
+        // OpenAI's own encrypted reasoning goes to no translated vendor: left out, noted.
+        assert!(!v.to_string().contains("gAAAA"));
+        assert_eq!(adjusted.as_slice(), [vendor_state::DROPPED]);
     }
 
     #[test]
