@@ -5,8 +5,9 @@
 //! |---|---|---|
 //! | a function's `name` is 1 to 64 of `a-z A-Z 0-9 _ . : -`, a letter or `_` first | refuses another name (400 naming `tools[i]`); the gateway does not rename tools (the model's calls would come back under the new name) | API reference, `FunctionDeclaration.name`: "Must be a-z, A-Z, 0-9, or contain underscores, colons, dots, and dashes, with a maximum length of 64"; Gemini answers a digit first with 400 "Invalid function name. Must start with a letter or an underscore" |
 //! | at most 5 stop sequences | refuses more (400 naming the field) | API reference, `GenerationConfig.stopSequences`: "The set of character sequences (up to 5)" |
-//! | a `functionResponse` carries a JSON object (`response`) | a tool result's text goes as its object, or `{"output": text}`; a tool result holding an image is refused (400), never dropped | API reference, `FunctionResponse.response` ("The function response in JSON object format") |
-//! | function call ids | none are sent: Gemini pairs a `functionResponse` with its call by name and order, so no id (nor a legacy `<id>__thought__<signature>` one, whose signature goes back as the part's `thoughtSignature`) can break its rules | API reference, `FunctionCall.id` / `FunctionResponse.id` (optional) |
+//! | a `functionResponse` carries a JSON object (`response`) and inline data (`parts[].inlineData`) | a tool result's text goes as its object, or `{"output": text}`; its images given as `data:` URLs go as inline parts; an image by URL is refused (400 naming the tool result), never dropped (`crate::convert::chat_to_gemini`) | API reference, `FunctionResponse.response` ("The function response in JSON object format"), `FunctionResponse.parts` (multimodal function responses, inline data only) |
+//! | function call ids | none are sent: Gemini pairs a `functionResponse` with its call by name and order, so no id can break its rules | API reference, `FunctionCall.id` / `FunctionResponse.id` (optional) |
+//! | every `functionCall` of a model turn goes back with the `thoughtSignature` Gemini gave it (Gemini 3) | the signature rides in the client's own slot (`thinking_blocks` `gemini:<call id>:<signature>`, a legacy `<id>__thought__<signature>` id is still read) and goes back on its call; a call Gemini never signed (another vendor's history) gets `skip_thought_signature_validator` on the turn's first call (`crate::convert::chat_to_gemini`) | "Thought signatures" (ai.google.dev/gemini-api/docs/thought-signatures), FAQ on transferring a conversation from another model |
 //! | the thinking budget counts against `maxOutputTokens` | a budget above it is cut to it | "Gemini thinking", thinking budgets |
 
 use super::{name_of, refused, shown};
@@ -50,21 +51,6 @@ pub(crate) fn check_stop_count(n: usize) -> Result<(), GatewayError> {
     ))
 }
 
-/// A content part of type `kind` in the tool result for the call `call_id`, else a 400
-/// naming it: the gateway's `functionResponse` carries text.
-pub(crate) fn check_tool_result_part(call_id: &str, kind: &str) -> Result<(), GatewayError> {
-    if kind == "text" {
-        return Ok(());
-    }
-    Err(refused(
-        VENDOR,
-        format!(
-            "the tool result for the call `{}` holds `{}` content: this route's provider takes text only in function responses",
-            shown(call_id),
-            shown(kind)
-        ),
-    ))
-}
 
 #[cfg(test)]
 mod tests {
@@ -89,11 +75,5 @@ mod tests {
         }
         assert!(check_stop_count(5).is_ok());
         assert_eq!(check_stop_count(6).unwrap_err().status(), 400);
-        assert!(check_tool_result_part("c", "text").is_ok());
-        let e = check_tool_result_part("c", "image_url").unwrap_err();
-        assert!(
-            e.to_string().contains("image_url") && e.to_string().contains("gemini"),
-            "{e}"
-        );
     }
 }

@@ -11,8 +11,13 @@
 //!   extension); assistant `tool_calls` → `functionCall` parts (`arguments` → `args`); `tool`
 //!   messages → `functionResponse` parts of a `user` turn, named after the call they answer
 //!   (found by `tool_call_id` among the earlier assistant messages), `response` being the
-//!   tool's JSON object, or `{"output": text}`. A tool call id that carries a thought
-//!   signature (below) gives its `functionCall` part its `thoughtSignature` back. Consecutive
+//!   tool's JSON object, or `{"output": text}`, and the images of the tool's result (`data:`
+//!   URLs) as its `parts` (`inlineData`: Gemini's multimodal function responses; an image by
+//!   URL is a 400). Each `functionCall` part gets the `thoughtSignature` Gemini gave it back,
+//!   from the assistant message's `thinking_blocks` (`super::vendor_state`) or from a legacy
+//!   `<id>__thought__<signature>` id; a turn whose calls Gemini never signed gets
+//!   [`UNSIGNED_CALL_SIGNATURE`] on its first call, and another vendor's thinking blocks are
+//!   dropped (noted `thinking_signature`). Consecutive
 //!   turns of one role are merged, and a turn without content is left out (Gemini refuses
 //!   empty `parts`); `null` for any optional field is absence;
 //! - `generationConfig`: `temperature`, `top_p` → `topP`, `max_tokens`/`max_completion_tokens`
@@ -22,10 +27,11 @@
 //!   `responseMimeType` (+ `responseJsonSchema`); Gemini's own `top_k` → `topK`;
 //!   `reasoning_effort` (or Anthropic-style `thinking`) → `thinkingConfig.thinkingBudget`
 //!   (none/minimal 0, low 1,024, medium 8,192, high 24,576; cut to `maxOutputTokens`);
-//! - Gemini's contract ([`crate::contract::gemini`]): a function name Gemini does not take,
-//!   more than 5 stop sequences and a tool result holding an image are each a 400 naming the
-//!   field; tool call ids are not sent (a response is paired with its call by name), so an id
-//!   of any form is no concern here;
+//! - Gemini's contract ([`crate::contract::gemini`]): a function name Gemini does not take
+//!   and more than 5 stop sequences are each a 400 naming the field; a tool result's images go
+//!   as the `functionResponse`'s inline parts (an image by URL is a 400); tool call ids are
+//!   not sent (a response is paired with its call by name), so an id of any form is no
+//!   concern here;
 //! - `tools` → one `functionDeclarations` tool (schemas as `parametersJsonSchema`, which takes
 //!   JSON Schema as OpenAI clients write it); `tool_choice` auto/none/required/function →
 //!   `toolConfig.functionCallingConfig` AUTO/NONE/ANY/ANY with `allowedFunctionNames`.
@@ -36,10 +42,12 @@
 //! any field this module does not name.
 //!
 //! Answers: the text parts of each candidate (thought parts left out) → `message.content`,
-//! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one, else one made from
-//! `responseId`; a part's `thoughtSignature`, which Gemini 3 wants back with the call, is
-//! appended to the id after [`THOUGHT_SIGNATURE_SEPARATOR`]; signatures on text parts, which
-//! Gemini only recommends sending back, are left out), one choice per candidate. `finishReason` STOP → `stop` (`tool_calls` when the
+//! `functionCall` parts → `tool_calls` (their `id` when Gemini gives one valid for every
+//! vendor, else a short one made from it or from `responseId`: `call_` + 24 hex digits; a
+//! part's `thoughtSignature`, which Gemini 3 wants back with the call, goes to
+//! `message.thinking_blocks` as `gemini:<call id>:<signature>`, never into the id; signatures
+//! on text parts, which Gemini only recommends sending back, are left out), one choice per
+//! candidate. `finishReason` STOP → `stop` (`tool_calls` when the
 //! candidate called functions), MAX_TOKENS → `length`, the filters' reasons
 //! ([`crate::dialect::gemini::is_filtered`]: SAFETY, RECITATION, BLOCKLIST,
 //! PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, …) → `content_filter`; a prompt blocked by
@@ -60,37 +68,45 @@ use serde_json::value::RawValue;
 
 use crate::accounting::usage::Usage;
 use crate::contract::gemini as contract;
+use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
-    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ToolCallOut,
-    ToolChoice,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, ThinkingBlock,
+    ToolCallOut, ToolChoice,
 };
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::gemini::is_filtered;
 use crate::dialect::gemini::wire::{
     Blob, CandidateIn, Content, ContentIn, ErrorIn, FileData, FunctionCall, FunctionCallingConfig,
-    FunctionDecl, FunctionResponse, GenerationConfig, Part, Request, ResponseIn, ResponseValue,
-    Role, SignedFunctionCall, ThinkingConfig, ToolConfig, ToolOut,
+    FunctionDecl, FunctionResponse, FunctionResponsePart, GenerationConfig, Part, Request,
+    ResponseIn, ResponseValue, Role, SignedFunctionCall, ThinkingConfig, ToolConfig, ToolOut,
 };
 use crate::error::GatewayError;
 
-use super::chunks::{content_delta, to_bytes, tool_start_delta, ChunkWriter, ROLE_DELTA};
+use super::chunks::{
+    content_delta, thinking_blocks_delta, to_bytes, tool_start_delta, ChunkWriter, ROLE_DELTA,
+};
 use super::errors::{unreadable, unsupported, vendor_failure};
 use super::request::{arguments_object, function_tools, push_merged, reasoning_budget};
 use super::translate::{End, EventState, Translated, Translating};
+use super::vendor_state;
 
 const VENDOR: &str = "gemini";
 
 // ---------------------------------------------------------------------------------------------
 // Request.
 
-/// Joins a tool call's id and the `thoughtSignature` of its `functionCall` part: Gemini 3
-/// refuses a function call sent back without its signature, and a chat client keeps nothing
-/// of a call but its id, name and arguments. (The separator is the one other gateways use, so
-/// a client that moves between them keeps working.)
+/// The separator of the tool-call ids this gateway used to mint, `<id>__thought__<signature>`
+/// (before the signatures moved to `thinking_blocks`): ids clients still hold are read.
 pub const THOUGHT_SIGNATURE_SEPARATOR: &str = "__thought__";
 
-/// A tool call id and the signature it carries, if any.
+/// The `thoughtSignature` Google documents for function calls Gemini never signed (another
+/// model's calls in a history moved to Gemini): ai.google.dev "Thought signatures", FAQ
+/// "How do I transfer a conversation from a different model to Gemini 3?" — set the
+/// signature to `skip_thought_signature_validator`.
+pub const UNSIGNED_CALL_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// A tool call id and the signature it carries, if any (legacy ids).
 fn split_call_id(id: &str) -> (&str, Option<&str>) {
     match id.split_once(THOUGHT_SIGNATURE_SEPARATOR) {
         Some((id, sig)) if !sig.is_empty() => (id, Some(sig)),
@@ -98,9 +114,10 @@ fn split_call_id(id: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The `generateContent` body for `req` (the same for streaming: the path differs).
-pub fn request(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
-    let (system, contents) = convert_messages(messages(req)?)?;
+/// The `generateContent` body for `req` (the same for streaming: the path differs). Another
+/// vendor's reasoning state in the history is dropped and noted in `adjusted`.
+pub fn request(req: &ChatRequest<'_>, adjusted: &mut Adjustments) -> Result<Bytes, GatewayError> {
+    let (system, contents) = convert_messages(messages(req)?, adjusted)?;
     let declarations = convert_tools(req)?;
     let tool_config = convert_tool_choice(req, !declarations.is_empty())?;
     let body = Request {
@@ -122,12 +139,15 @@ pub fn request(req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
 type Converted<'a> = (Option<Content<'a>>, Vec<Content<'a>>);
 
 /// The system instruction and the conversation.
-fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
+fn convert_messages<'a>(
+    msgs: Vec<OaMessage<'a>>,
+    adjusted: &mut Adjustments,
+) -> Result<Converted<'a>, GatewayError> {
     let mut system = Vec::new();
     let mut turns: Vec<(Role, Vec<Part<'_>>)> = Vec::with_capacity(msgs.len());
     // (tool call id, function name) of the assistant's calls so far, to name the responses
     let mut calls: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
-    for m in msgs {
+    for (i, m) in msgs.into_iter().enumerate() {
         match m.role.as_ref() {
             "system" | "developer" => {
                 let text = plain_text(content(m.content)?, "\n");
@@ -136,8 +156,15 @@ fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayEr
                 }
             }
             "user" => push_merged(&mut turns, Role::User, user_parts(content(m.content)?)?),
-            "assistant" => push_merged(&mut turns, Role::Model, model_parts(m, &mut calls)?),
-            "tool" => push_merged(&mut turns, Role::User, vec![function_response(m, &calls)?]),
+            "assistant" => {
+                let parts = model_parts(m, &mut calls, adjusted)?;
+                push_merged(&mut turns, Role::Model, parts)
+            }
+            "tool" => push_merged(
+                &mut turns,
+                Role::User,
+                vec![function_response(i, m, &calls)?],
+            ),
             other => {
                 return Err(unsupported(
                     VENDOR,
@@ -211,11 +238,37 @@ fn guess_image_type(url: &str) -> Option<&'static str> {
     }
 }
 
-/// A `model` turn: its text, then its function calls (remembered to name their responses).
+/// The Gemini signatures an assistant message carries in its `thinking_blocks`, by the call
+/// they belong to ([`vendor_state::wrap_gemini`]); another vendor's blocks (Anthropic's
+/// signed thinking) are dropped by rule and noted.
+fn gemini_signatures(
+    blocks: Option<Vec<ThinkingBlock<'_>>>,
+    adjusted: &mut Adjustments,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in blocks.unwrap_or_default() {
+        let ThinkingBlock::Thinking { signature, .. } = &b else {
+            adjusted.note(vendor_state::DROPPED);
+            continue;
+        };
+        match vendor_state::unwrap_gemini(signature) {
+            Some((call, sig)) => out.push((call.to_string(), sig.to_string())),
+            None => adjusted.note(vendor_state::DROPPED),
+        }
+    }
+    out
+}
+
+/// A `model` turn: its text, then its function calls (remembered to name their responses),
+/// each with the `thoughtSignature` Gemini gave it (from the message's `thinking_blocks`, or a
+/// legacy id). A turn whose calls Gemini never signed (another vendor's) gets Google's
+/// [`UNSIGNED_CALL_SIGNATURE`] on its first call, where Gemini 3 checks one.
 fn model_parts<'a>(
     m: OaMessage<'a>,
     calls: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    adjusted: &mut Adjustments,
 ) -> Result<Vec<Part<'a>>, GatewayError> {
+    let signatures = gemini_signatures(m.thinking_blocks, adjusted);
     let mut parts: Vec<Part<'a>> = match content(m.content)? {
         None => Vec::new(),
         Some(OaContent::Text(t)) => text_part(t).into_iter().collect(),
@@ -228,27 +281,50 @@ fn model_parts<'a>(
             })
             .collect(),
     };
+    let mut first_call = None;
+    let mut signed = false;
     for call in m.tool_calls.unwrap_or_default() {
         let args = arguments_object(&call.function.arguments)?;
         let function_call = FunctionCall {
             name: call.function.name.clone(),
             args,
         };
-        parts.push(match split_call_id(&call.id).1 {
-            Some(sig) => Part::SignedFunctionCall(SignedFunctionCall {
-                function_call,
-                thought_signature: Cow::Owned(sig.to_string()),
-            }),
+        let sig = split_call_id(&call.id).1.map(str::to_string).or_else(|| {
+            signatures
+                .iter()
+                .find(|(id, _)| *id == call.id)
+                .map(|(_, sig)| sig.clone())
+        });
+        first_call.get_or_insert(parts.len());
+        parts.push(match sig {
+            Some(sig) => {
+                signed = true;
+                Part::SignedFunctionCall(SignedFunctionCall {
+                    function_call,
+                    thought_signature: Cow::Owned(sig),
+                })
+            }
             None => Part::FunctionCall(function_call),
         });
         calls.push((call.id, call.function.name));
     }
+    if let (Some(at), false) = (first_call, signed) {
+        if let Part::FunctionCall(f) = parts.remove(at) {
+            let signed = SignedFunctionCall {
+                function_call: f,
+                thought_signature: Cow::Borrowed(UNSIGNED_CALL_SIGNATURE),
+            };
+            parts.insert(at, Part::SignedFunctionCall(signed));
+        }
+    }
     Ok(parts)
 }
 
-/// The `functionResponse` for a `tool` message; a tool result holding anything but text is a
-/// 400 ([`contract::check_tool_result_part`]), never dropped.
+/// The `functionResponse` of a `tool` message (`messages[i]`): its JSON object, or its text
+/// under `output`; the images it holds (`data:` URLs) as the response's `inlineData` parts.
+/// An image by URL is a 400: Gemini's function responses take inline data only.
 fn function_response<'a>(
+    i: usize,
     m: OaMessage<'a>,
     calls: &[(Cow<'a, str>, Cow<'a, str>)],
 ) -> Result<Part<'a>, GatewayError> {
@@ -266,20 +342,60 @@ fn function_response<'a>(
                 format!("the `tool` message for `{id}` answers no earlier assistant tool call"),
             )
         })?;
-    let content = content(m.content)?;
-    if let Some(OaContent::Parts(parts)) = &content {
-        for p in parts {
-            contract::check_tool_result_part(id, &p.kind)?;
-        }
-    }
-    let text = plain_text(content, "\n");
+    let (text, images) = match content(m.content)? {
+        Some(OaContent::Parts(ps)) => tool_parts(i, ps)?,
+        other => (plain_text(other, "\n"), Vec::new()),
+    };
     let response = match text.trim_start().starts_with('{') {
         true => serde_json::from_str::<Box<RawValue>>(&text)
             .map(ResponseValue::Object)
             .unwrap_or(ResponseValue::Text { output: text }),
         false => ResponseValue::Text { output: text },
     };
-    Ok(Part::FunctionResponse(FunctionResponse { name, response }))
+    Ok(Part::FunctionResponse(FunctionResponse {
+        name,
+        response,
+        parts: images,
+    }))
+}
+
+/// A tool message's parts: its texts joined, its inline images.
+fn tool_parts<'a>(
+    i: usize,
+    parts: Vec<OaPart<'a>>,
+) -> Result<(Cow<'a, str>, Vec<FunctionResponsePart<'a>>), GatewayError> {
+    let mut texts = Vec::new();
+    let mut images = Vec::new();
+    for p in parts {
+        match p.kind.as_ref() {
+            "text" => texts.extend(p.text),
+            "image_url" => match p.image()? {
+                Image::Base64 { media_type, data } => images.push(FunctionResponsePart {
+                    inline_data: Blob {
+                        mime_type: media_type,
+                        data,
+                    },
+                }),
+                Image::Url(_) => {
+                    return Err(unsupported(
+                        VENDOR,
+                        format!("`messages[{i}].content`: an image by URL in a tool result cannot be carried (Gemini's function responses take inline images only)"),
+                    ))
+                }
+            },
+            other => {
+                return Err(unsupported(
+                    VENDOR,
+                    format!("`messages[{i}].content`: tool result parts of type `{other}` are not supported"),
+                ))
+            }
+        }
+    }
+    let text = match texts.len() {
+        1 => texts.remove(0),
+        _ => Cow::Owned(texts.join("\n")),
+    };
+    Ok((text, images))
 }
 
 fn convert_tools<'a>(req: &ChatRequest<'a>) -> Result<Vec<FunctionDecl<'a>>, GatewayError> {
@@ -381,9 +497,29 @@ fn error_of(e: &ErrorIn<'_>) -> GatewayError {
     vendor_failure(VENDOR, e.code.unwrap_or(500), &e.message)
 }
 
-/// A tool call id for a call Gemini gave none: unique per answer and call.
-fn call_id(response_id: &str, candidate: u32, n: u32) -> String {
-    format!("call_{response_id}_{candidate}_{n}")
+/// The tool call id the client sees: Gemini's own when every vendor takes it, else a short
+/// one made from it, or, for a call Gemini gave none, from the answer, candidate and call
+/// (unique per answer and call, the same in a stream and a whole answer).
+fn call_id(given: Option<&str>, response_id: &str, candidate: u32, n: u32) -> String {
+    match given {
+        Some(id) if !id.is_empty() => vendor_state::client_call_id(id),
+        _ => vendor_state::short_call_id(&format!("{response_id}/{candidate}/{n}")),
+    }
+}
+
+/// The thinking blocks that carry a turn's signed calls' `thoughtSignature`s to the client
+/// ([`vendor_state::wrap_gemini`]), which sends them back with the calls.
+fn signature_blocks(calls: &[CallPart<'_>]) -> Vec<ThinkingBlock<'static>> {
+    calls
+        .iter()
+        .filter_map(|c| {
+            let sig = c.signature.as_deref()?;
+            Some(ThinkingBlock::Thinking {
+                thinking: Cow::Borrowed(""),
+                signature: Cow::Owned(vendor_state::wrap_gemini(&c.id, sig)),
+            })
+        })
+        .collect()
 }
 
 /// A successful `generateContent` answer as an OpenAI `chat.completion`, one choice per
@@ -425,14 +561,17 @@ pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated,
 
 fn choice(c: CandidateIn<'_>, response_id: &str) -> Choice {
     let (text, calls) = parts(c.content, response_id, c.index, 0);
+    let thinking_blocks = signature_blocks(&calls);
     let calls: Vec<ToolCallOut> = calls
         .into_iter()
         .map(|f| ToolCallOut::new(f.id, f.name.into_owned(), f.args.to_owned()))
         .collect();
     let finish = finish_reason(c.finish_reason.as_deref(), !calls.is_empty());
+    let mut message = AssistantMessage::new(text, calls);
+    message.thinking_blocks = thinking_blocks;
     Choice {
         index: c.index,
-        message: AssistantMessage::new(text, calls),
+        message,
         finish_reason: finish,
     }
 }
@@ -443,6 +582,8 @@ struct CallPart<'a> {
     name: Cow<'a, str>,
     /// The arguments object (`{}` when Gemini sent none).
     args: &'a str,
+    /// The part's `thoughtSignature`, which Gemini 3 wants back with the call.
+    signature: Option<String>,
 }
 
 /// A candidate's text (its parts joined, thoughts left out) and its function calls, numbered
@@ -464,16 +605,13 @@ fn parts<'a>(
         }
         if let Some(f) = p.function_call {
             let n = first + calls.len() as u32;
-            let mut id =
-                f.id.map_or_else(|| call_id(response_id, candidate, n), Cow::into_owned);
-            if let Some(sig) = p.thought_signature.as_deref().filter(|s| !s.is_empty()) {
-                id.push_str(THOUGHT_SIGNATURE_SEPARATOR);
-                id.push_str(sig);
-            }
+            let id = call_id(f.id.as_deref(), response_id, candidate, n);
+            let signature = p.thought_signature.as_deref().filter(|s| !s.is_empty());
             calls.push(CallPart {
                 id,
                 name: f.name,
                 args: f.args.map_or("{}", RawValue::get),
+                signature: signature.map(str::to_string),
             });
         }
     }
@@ -643,6 +781,10 @@ impl StreamState {
         if !text.is_empty() {
             deltas.push(content_delta(&text));
         }
+        let blocks = signature_blocks(&calls);
+        if !blocks.is_empty() {
+            deltas.push(thinking_blocks_delta(&blocks));
+        }
         for (n, f) in (first..).zip(&calls) {
             deltas.push(tool_start_delta(n, &f.id, &f.name, f.args));
         }
@@ -687,7 +829,7 @@ mod tests {
 
     fn translate(body: &str) -> Value {
         let req = parse(body.as_bytes()).unwrap();
-        serde_json::from_slice(&request(&req).unwrap()).unwrap()
+        serde_json::from_slice(&request(&req, &mut Adjustments::default()).unwrap()).unwrap()
     }
 
     #[test]
@@ -746,8 +888,10 @@ mod tests {
             v["contents"],
             json!([
                 {"role":"user","parts":[{"text":"Weather and time in Paris?"}]},
+                // calls Gemini never signed: Google's documented value on the first
                 {"role":"model","parts":[
-                    {"functionCall":{"name":"get_weather","args":{"location":"Paris"}}},
+                    {"functionCall":{"name":"get_weather","args":{"location":"Paris"}},
+                     "thoughtSignature":"skip_thought_signature_validator"},
                     {"functionCall":{"name":"get_time","args":{}}}]},
                 {"role":"user","parts":[
                     {"functionResponse":{"name":"get_weather","response":{"temp":18}}},
@@ -777,13 +921,95 @@ mod tests {
         }
     }
 
+    const SIGNED_CALL: &str = r#"{"responseId":"r-1","candidates":[{"index":0,"finishReason":"STOP",
+        "content":{"role":"model","parts":[{"functionCall":{"name":"wx","args":{"city":"Oslo"}},
+        "thoughtSignature":"U0lHLTAwMQ+/=="}]}}]}"#;
+
+    #[test]
+    fn signatures_go_to_thinking_blocks_and_come_back_by_call() {
+        let t = answer(SIGNED_CALL.as_bytes(), "h", 1).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        let msg = &v["choices"][0]["message"];
+        let id = msg["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(vendor_state::valid_call_id(id), "{id}");
+        assert!(!id.contains("U0lH"), "the signature is not in the id: {id}");
+        let wrapped = format!("gemini:{id}:U0lHLTAwMQ+/==");
+        assert_eq!(
+            msg["thinking_blocks"],
+            json!([{"type":"thinking","thinking":"","signature":wrapped}])
+        );
+        // The client sends the message back as it got it: the signature returns to its call.
+        let next = json!({"model":"g","messages":[
+            {"role":"user","content":"Weather?"}, msg,
+            {"role":"tool","tool_call_id":id,"content":"sunny"}]});
+        let mut adjusted = Adjustments::default();
+        let next = next.to_string();
+        let req = parse(next.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&request(&req, &mut adjusted).unwrap()).unwrap();
+        assert_eq!(
+            v["contents"][1]["parts"][0],
+            json!({"functionCall":{"name":"wx","args":{"city":"Oslo"}},"thoughtSignature":"U0lHLTAwMQ+/=="})
+        );
+        assert!(adjusted.is_empty());
+    }
+
+    #[test]
+    fn legacy_ids_and_other_vendors_blocks() {
+        // An id this gateway minted before still gives its call the signature.
+        let legacy = "call_a__thought__U0lH";
+        let body = json!({"model":"g","messages":[
+            {"role":"user","content":"x"},
+            {"role":"assistant","content":null,
+             "thinking_blocks":[{"type":"thinking","thinking":"hm","signature":"EqQB+/="},
+                                {"type":"redacted_thinking","data":"xyz"}],
+             "tool_calls":[{"id":legacy,"type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":legacy,"content":"ok"}]});
+        let mut adjusted = Adjustments::default();
+        let body = body.to_string();
+        let req = parse(body.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&request(&req, &mut adjusted).unwrap()).unwrap();
+        assert_eq!(v["contents"][1]["parts"][0]["thoughtSignature"], "U0lH");
+        // Anthropic's signed thinking never reaches Gemini: dropped by rule, noted.
+        assert!(!v.to_string().contains("EqQB"), "{v}");
+        assert_eq!(adjusted.as_slice(), [vendor_state::DROPPED]);
+    }
+
+    #[test]
+    fn images_in_tool_results_are_inline_function_response_parts() {
+        let body = |url: &str| {
+            json!({"model":"g","messages":[
+                {"role":"user","content":"x"},
+                {"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"shot","arguments":"{}"}}]},
+                {"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"here"},
+                    {"type":"image_url","image_url":{"url":url}}]}]})
+            .to_string()
+        };
+        let req_body = body("data:image/png;base64,iVBO");
+        let req = parse(req_body.as_bytes()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&request(&req, &mut Adjustments::default()).unwrap()).unwrap();
+        assert_eq!(
+            v["contents"][2]["parts"][0],
+            json!({"functionResponse":{"name":"shot","response":{"output":"here"},
+                "parts":[{"inlineData":{"mimeType":"image/png","data":"iVBO"}}]}})
+        );
+        let req_body = body("https://x/y.png");
+        let req = parse(req_body.as_bytes()).unwrap();
+        let e = request(&req, &mut Adjustments::default()).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.to_string().contains("messages[2].content") && e.to_string().contains("gemini"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_tool_result_without_its_call_is_400() {
         let req = parse(
             br#"{"model":"g","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
         )
         .unwrap();
-        let e = request(&req).unwrap_err();
+        let e = request(&req, &mut Adjustments::default()).unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("nope"), "{e}");
     }
@@ -814,7 +1040,7 @@ mod tests {
         assert_eq!(
             msg["tool_calls"],
             json!([
-                {"id":"call_resp-fc_0_0","type":"function","function":{"name":"get_weather",
+                {"id":"call_783d61e5db608e9b3421ec08","type":"function","function":{"name":"get_weather",
                     "arguments":"{\"location\": \"Paris\", \"unit\": \"celsius\"}"}},
                 {"id":"gem-call-7","type":"function","function":{"name":"get_time","arguments":"{}"}}
             ])
@@ -909,7 +1135,7 @@ mod tests {
         let events = events_of(&out);
         assert_eq!(
             events[1]["choices"][0]["delta"],
-            json!({"tool_calls":[{"index":0,"id":"call_fc-1_0_0","type":"function",
+            json!({"tool_calls":[{"index":0,"id":"call_bbac3c526d2d1d3893630fe0","type":"function",
                 "function":{"name":"get_weather","arguments":"{\"location\": \"Paris\",\"unit\": \"celsius\"}"}}]})
         );
         assert_eq!(

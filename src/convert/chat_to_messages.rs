@@ -44,8 +44,12 @@
 //! `stream_options`, `store`, `metadata`, `modalities`, `audio`, `prediction`,
 //! `service_tier`, `web_search_options`, the legacy `functions` and
 //! `function_call`, an assistant message's `reasoning_content` without its `thinking_blocks`
-//! (Anthropic checks the signature, so bare text cannot be sent back as thinking), and any
-//! field this module does not name. `n` above 1 is a 400 (one answer
+//! (Anthropic checks the signature, so bare text cannot be sent back as thinking), another
+//! vendor's thinking blocks (Gemini's signatures, `super::vendor_state`; noted
+//! `thinking_signature`), and any field this module does not name. With thinking on, a tool
+//! loop whose assistant turn does not start with a thinking block (another vendor's calls)
+//! has thinking left off for the request (noted `thinking`: `loop_without_thinking`). Images
+//! in a `tool` message go into its `tool_result`. `n` above 1 is a 400 (one answer
 //! only), as are tools other than functions and content parts other than text and images.
 //!
 //! Answers: text blocks are joined into `message.content`, `tool_use` blocks become
@@ -92,6 +96,7 @@ use super::request::{
     arguments_object, function_tools, push_merged, reasoning_budget, FALLBACK_MAX_TOKENS,
 };
 use super::translate::{End, EventState, Translated, Translating};
+use super::vendor_state;
 
 const VENDOR: &str = "anthropic";
 
@@ -121,14 +126,18 @@ pub fn request(
     if field::<u64>(req, "n")?.is_some_and(|n| n > 1) {
         return Err(unsupported(VENDOR, "`n` above 1 is not supported"));
     }
-    let (system, messages) = convert_messages(messages(req)?)?;
+    let (system, messages) = convert_messages(messages(req)?, adjusted)?;
     let tools = convert_tools(req)?;
     let tool_choice = convert_tool_choice(req, !tools.is_empty())?;
     let max_tokens = req
         .max_tokens
         .or(default_max_tokens)
         .unwrap_or(FALLBACK_MAX_TOKENS);
-    let thinking = thinking(req, max_tokens)?;
+    let mut thinking = thinking(req, max_tokens)?;
+    if matches!(thinking, Some(ThinkingOut::Enabled { .. })) && loop_without_thinking(&messages) {
+        thinking = None;
+        adjusted.note(THINKING_OFF);
+    }
     let sampling = Sampling {
         temperature: raw_field(req, "temperature"),
         top_p: raw_field(req, "top_p"),
@@ -165,17 +174,49 @@ pub fn request(
     Ok(to_bytes(&body))
 }
 
+/// The adjustment noted when thinking is left off for one request (below).
+const THINKING_OFF: &str = "thinking";
+
+/// Whether the conversation is inside a tool loop whose assistant turn Anthropic did not
+/// think in (another vendor's tool calls, or a client that kept no thinking blocks): its
+/// last assistant message calls tools without starting with a `thinking` block. Anthropic
+/// keeps one thinking configuration per assistant turn — "a tool-use loop is one assistant
+/// turn, so change the configuration only between turns", and with thinking on "a final
+/// assistant message must start with a thinking block" (platform.claude.com "Thinking in tool
+/// and multi-turn workflows") — so thinking is left off for this request and comes back on
+/// the next user turn.
+fn loop_without_thinking(messages: &[Message<'_>]) -> bool {
+    let Some(last) = messages.iter().rev().find(|m| m.role == Role::Assistant) else {
+        return false;
+    };
+    let calls = last
+        .content
+        .iter()
+        .any(|b| matches!(b, Block::ToolUse { .. }));
+    let thought = matches!(
+        last.content.first(),
+        Some(Block::Thinking { .. } | Block::RedactedThinking { .. })
+    );
+    calls && !thought
+}
+
 type Converted<'a> = (Option<Cow<'a, str>>, Vec<Message<'a>>);
 
 /// The system text and the conversation.
-fn convert_messages(msgs: Vec<OaMessage<'_>>) -> Result<Converted<'_>, GatewayError> {
+fn convert_messages<'a>(
+    msgs: Vec<OaMessage<'a>>,
+    adjusted: &mut Adjustments,
+) -> Result<Converted<'a>, GatewayError> {
     let mut system: Vec<Cow<'_, str>> = Vec::new();
     let mut turns: Vec<(Role, Vec<Block<'_>>)> = Vec::with_capacity(msgs.len());
     for m in msgs {
         match m.role.as_ref() {
             "system" | "developer" => system.push(plain_text(content(m.content)?, "\n")),
             "user" => push_merged(&mut turns, Role::User, user_blocks(content(m.content)?)?),
-            "assistant" => push_merged(&mut turns, Role::Assistant, assistant_blocks(m)?),
+            "assistant" => {
+                let blocks = assistant_blocks(m, adjusted)?;
+                push_merged(&mut turns, Role::Assistant, blocks)
+            }
             "tool" => push_merged(&mut turns, Role::User, vec![tool_result(m)?]),
             other => {
                 return Err(unsupported(
@@ -233,12 +274,23 @@ fn part_block(part: OaPart<'_>) -> Result<Option<Block<'_>>, GatewayError> {
 
 /// An assistant message: its reasoning blocks (first, as Anthropic requires when thinking is
 /// on), its text (and refusal) parts, then its tool calls. `reasoning_content` without its
-/// blocks cannot be sent back (Anthropic checks the signature) and is left out.
-fn assistant_blocks(m: OaMessage<'_>) -> Result<Vec<Block<'_>>, GatewayError> {
-    let mut blocks: Vec<Block<'_>> = m
+/// blocks cannot be sent back (Anthropic checks the signature) and is left out; so is another
+/// vendor's reasoning state (Gemini's signatures, [`vendor_state`]), noted in `adjusted`.
+fn assistant_blocks<'a>(
+    m: OaMessage<'a>,
+    adjusted: &mut Adjustments,
+) -> Result<Vec<Block<'a>>, GatewayError> {
+    let mut blocks: Vec<Block<'a>> = m
         .thinking_blocks
         .unwrap_or_default()
         .into_iter()
+        .filter(|b| {
+            let ours = vendor_state::owner(b) == vendor_state::Owner::Anthropic;
+            if !ours {
+                adjusted.note(vendor_state::DROPPED);
+            }
+            ours
+        })
         .map(|b| match b {
             ThinkingBlock::Thinking {
                 thinking,

@@ -32,7 +32,7 @@ use crate::dialect::request::Pivot;
 use crate::error::GatewayError;
 use crate::providers;
 
-use super::hosted_tools;
+use super::{hosted_tools, vendor_state};
 
 /// The upstream body for a chat vendor from the pivot of a Messages or Responses request:
 /// conformed to OpenAI's chat contract, without `stream_options` for vendors that refuse it,
@@ -54,7 +54,7 @@ pub(crate) fn request(
             true => &pivot.prepared,
             false => &pivot.without_stream_options,
         };
-        return Ok(prepared.body_for(upstream_model));
+        return without_thinking_blocks(prepared.body_for(upstream_model), adjusted);
     }
     let view = chat::parse(body)?;
     if web_search && view.field("web_search_options").is_some() {
@@ -70,7 +70,80 @@ pub(crate) fn request(
         stream: view.stream && stream_options,
         include_usage: stream_options,
     };
-    Ok(Prepared::new(&fields, body, options).body_for(upstream_model))
+    without_thinking_blocks(
+        Prepared::new(&fields, body, options).body_for(upstream_model),
+        adjusted,
+    )
+}
+
+/// `body` without its assistant messages' `thinking_blocks`: another vendor's reasoning state
+/// (Anthropic's signed thinking, Gemini's signatures), which no chat vendor takes back —
+/// dropped by rule and noted ([`vendor_state::DROPPED`]). The rest of the body keeps its
+/// bytes: each member is cut out of its message where it stands. A byte search first: most
+/// bodies hold none and go on untouched.
+fn without_thinking_blocks(body: Bytes, adjusted: &mut Adjustments) -> Result<Bytes, GatewayError> {
+    if memchr::memmem::find(&body, b"\"thinking_blocks\"").is_none() {
+        return Ok(body);
+    }
+    #[derive(serde::Deserialize)]
+    struct Messages<'a> {
+        #[serde(borrow)]
+        messages: Vec<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        thinking_blocks: Option<&'a RawValue>,
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot is not UTF-8: {e}")))?;
+    let view: Messages<'_> = serde_json::from_str(text)
+        .map_err(|e| GatewayError::Internal(format!("the chat pivot has no messages: {e}")))?;
+    let mut cuts: Vec<std::ops::Range<usize>> = Vec::new();
+    for raw in view.messages {
+        let m: Message<'_> = serde_json::from_str(raw.get())
+            .map_err(|e| GatewayError::Internal(format!("a pivot message: {e}")))?;
+        if let Some(blocks) = m.thinking_blocks {
+            cuts.push(member_range(text, blocks.get()));
+            adjusted.note(vendor_state::DROPPED);
+        }
+    }
+    if cuts.is_empty() {
+        return Ok(body);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for cut in cuts {
+        out.push_str(&text[at..cut.start]);
+        at = cut.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(Bytes::from(out))
+}
+
+
+/// The byte range in `text` of the object member whose value is the slice `value` of `text`:
+/// its key, its value and one comma beside it (the one before, or the one after for a first
+/// member), so that what is left is the object without it.
+pub(crate) fn member_range(text: &str, value: &str) -> std::ops::Range<usize> {
+    let start = value.as_ptr() as usize - text.as_ptr() as usize;
+    let end = start + value.len();
+    let before = text[..start].trim_end();
+    let before = before.strip_suffix(':').unwrap_or(before).trim_end();
+    let key_start = before
+        .rfind('"')
+        .and_then(|q| before[..q].rfind('"'))
+        .unwrap_or(start);
+    let lead = text[..key_start].trim_end();
+    if lead.ends_with(',') {
+        return lead.len() - 1..end;
+    }
+    let rest = &text[end..];
+    let trimmed = rest.trim_start();
+    match trimmed.strip_prefix(',') {
+        Some(after) => key_start..text.len() - after.trim_start().len(),
+        None => key_start..end,
+    }
 }
 
 /// The chat door's body with its tool-call ids over 40 characters mapped, or `None` when it

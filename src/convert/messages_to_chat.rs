@@ -7,11 +7,14 @@
 //! Request mapping ([`request`]): `system` (a string or text blocks) → a leading
 //! `system` message; user blocks `text` → text parts, `image` (base64 or url source) →
 //! `image_url` parts (base64 as a `data:` URL), `tool_result` → `tool` messages placed before
-//! the user's other content (their text joined; with images, text and `image_url` parts,
-//! which a vendor whose tool results hold text only refuses with a 400:
-//! [`crate::contract`]); assistant `text` → `content`, `tool_use` → `tool_calls` (`input`
-//! → the `arguments` string, its bytes kept); `thinking` blocks are left out. `max_tokens` →
-//! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop` (at most 4, OpenAI's limit: more is a 400 naming `stop_sequences`),
+//! the user's other content (their text joined; with images, text and image parts, which the
+//! vendor leg carries or refuses naming the vendor: an OpenAI-compatible tool message takes
+//! text); assistant `text` → `content`, `tool_use` → `tool_calls` (`input` → the `arguments`
+//! string, its bytes kept); `thinking` and `redacted_thinking` blocks → `thinking_blocks`,
+//! which go back to the vendor that signed them and are dropped for any other
+//! (`super::vendor_state`). `max_tokens` →
+//! `max_tokens` (the name every OpenAI-compatible server knows), `stop_sequences` → `stop` (a chat vendor takes at most 4: more is a 400 naming
+//! `stop_sequences`, [`crate::contract::openai_chat`]),
 //! `temperature`, `top_p`, `stream` (with `stream_options.include_usage`, so usage arrives),
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
 //! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`
@@ -19,7 +22,9 @@
 //! `output_config.effort`) → `reasoning_effort`. Dropped: `top_k`, `service_tier`,
 //! `container`, `mcp_servers`, `cache_control` marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
 //!
-//! Answers: `content` → a `text` block, `tool_calls` → `tool_use` blocks; `finish_reason`
+//! Answers: `thinking_blocks` → `thinking`/`redacted_thinking` blocks first (a stream: each
+//! whole, its text and signature deltas), `content` → a `text` block, `tool_calls` →
+//! `tool_use` blocks; `finish_reason`
 //! stop → `end_turn` (OpenAI does not say whether a stop sequence matched), length →
 //! `max_tokens`, tool_calls → `tool_use`, content_filter (a filtered answer, whole or at the
 //! end of a stream) → `refusal` (Azure's `content_filter_results` and `prompt_filter_results`,
@@ -38,8 +43,8 @@ use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 use crate::dialect::chat::wire::{
     ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
-    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ToolCallOut, ToolChoiceOut,
-    ToolDeltaIn, ToolOut,
+    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ThinkingBlock, ToolCallOut,
+    ToolChoiceOut, ToolDeltaIn, ToolOut,
 };
 use crate::dialect::messages::wire::{
     AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
@@ -64,22 +69,6 @@ fn invalid(what: impl Into<String>) -> GatewayError {
 // ---------------------------------------------------------------------------------------------
 // Request: OpenAI out.
 
-/// The chat pivot carries at most 4 stop sequences: OpenAI's chat API takes "up to 4"
-/// (API reference, "Create chat completion", `stop`; more is its 400 "array too long"), and
-/// leaving some out would let the answer run past them. More is the client's 400 naming
-/// `stop_sequences`, before any vendor is called.
-const CHAT_MAX_STOPS: usize = 4;
-
-fn chat_stops<T>(stops: Vec<T>) -> Result<Vec<T>, GatewayError> {
-    if stops.len() > CHAT_MAX_STOPS {
-        return Err(invalid(format!(
-            "`stop_sequences`: at most {CHAT_MAX_STOPS} stop sequences can be carried to this route (OpenAI's chat API takes up to 4), this request has {}",
-            stops.len()
-        )));
-    }
-    Ok(stops)
-}
-
 /// An Anthropic Messages request as an OpenAI chat-completions body, with the client's
 /// `model` (the gateway routes it as it routes any chat request).
 pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
@@ -95,6 +84,7 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
             content: Some(ContentOut::Text(system)),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            thinking_blocks: Vec::new(),
         });
     }
     for m in req.messages {
@@ -112,7 +102,9 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
         reasoning_effort,
         temperature: req.temperature,
         top_p: req.top_p,
-        stop: chat_stops(req.stop_sequences.unwrap_or_default())?
+        stop: req
+            .stop_sequences
+            .unwrap_or_default()
             .into_iter()
             .map(|s| s.0)
             .collect(),
@@ -228,6 +220,7 @@ fn convert_message<'a>(
                     content: Some(ContentOut::Text(text)),
                     tool_calls: Vec::new(),
                     tool_call_id: None,
+                    thinking_blocks: Vec::new(),
                 });
             }
             Ok(())
@@ -270,6 +263,7 @@ fn user_messages<'a>(
         content: Some(content),
         tool_calls: Vec::new(),
         tool_call_id: None,
+        thinking_blocks: Vec::new(),
     });
     Ok(())
 }
@@ -295,43 +289,62 @@ fn image_part(source: Option<SourceIn<'_>>) -> Result<PartOut<'_>, GatewayError>
     })
 }
 
+/// A `tool_result` block as a `tool` message: its text, or, when it holds images, its text
+/// and image parts (which the vendor leg carries, or refuses naming the vendor: never
+/// dropped).
 fn tool_message(b: BlockIn<'_>) -> Result<MessageOut<'_>, GatewayError> {
     let id = b
         .tool_use_id
         .ok_or_else(|| invalid("a `tool_result` block needs a `tool_use_id`"))?;
-    let blocks_in = match b.content.filter(|c| c.get() != "null") {
-        Some(raw) => blocks(raw)?,
-        None => Vec::new(),
-    };
-    // Images travel as parts: each vendor's contract takes them (Anthropic) or refuses the
-    // request (OpenAI, Gemini), never drops them.
-    let content = match blocks_in.iter().any(|b| b.kind == "image") {
-        false => ContentOut::Text(joined_text(blocks_in)),
-        true => {
-            let mut parts = Vec::with_capacity(blocks_in.len());
-            for b in blocks_in {
-                match b.kind.as_ref() {
-                    "text" => parts.extend(b.text.map(|text| PartOut::Text { text })),
-                    "image" => parts.push(image_part(b.source)?),
-                    _ => {}
-                }
-            }
-            ContentOut::Parts(parts)
-        }
+    let content = match b.content.filter(|c| c.get() != "null") {
+        Some(raw) => tool_content(blocks(raw)?)?,
+        None => ContentOut::Text(Cow::Borrowed("")),
     };
     Ok(MessageOut {
         role: "tool",
         content: Some(content),
         tool_calls: Vec::new(),
         tool_call_id: Some(id),
+        thinking_blocks: Vec::new(),
     })
 }
 
+/// A tool result's blocks: their text joined, or text and image parts when an image is there.
+fn tool_content(blocks: Vec<BlockIn<'_>>) -> Result<ContentOut<'_>, GatewayError> {
+    if !blocks.iter().any(|b| b.kind == "image") {
+        return Ok(ContentOut::Text(joined_text(blocks)));
+    }
+    let mut parts = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        match b.kind.as_ref() {
+            "text" => parts.extend(b.text.map(|text| PartOut::Text { text })),
+            "image" => parts.push(image_part(b.source)?),
+            other => {
+                return Err(invalid(format!(
+                    "`tool_result` content blocks of type `{other}` are not supported by this route"
+                )))
+            }
+        }
+    }
+    Ok(ContentOut::Parts(parts))
+}
+
+/// An assistant turn: its text, its tool calls, and its `thinking`/`redacted_thinking` blocks
+/// as `thinking_blocks` (the vendor leg that made them takes them back; the others drop
+/// them by rule, `super::vendor_state`).
 fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, GatewayError> {
     let mut texts: Vec<Cow<'_, str>> = Vec::new();
     let mut tool_calls = Vec::new();
+    let mut thinking_blocks = Vec::new();
     for b in blocks_in {
         match b.kind.as_ref() {
+            "thinking" => thinking_blocks.push(ThinkingBlock::Thinking {
+                thinking: b.thinking.unwrap_or_default(),
+                signature: b.signature.unwrap_or_default(),
+            }),
+            "redacted_thinking" => thinking_blocks.push(ThinkingBlock::RedactedThinking {
+                data: b.data.unwrap_or_default(),
+            }),
             "text" => texts.extend(b.text),
             "tool_use" => tool_calls.push(ToolCallOut::new(
                 b.id.ok_or_else(|| invalid("a `tool_use` block needs an `id`"))?,
@@ -339,7 +352,7 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
                     .ok_or_else(|| invalid("a `tool_use` block needs a `name`"))?,
                 b.input.map_or("{}", RawValue::get),
             )),
-            _ => {} // thinking, redacted_thinking: nothing an OpenAI upstream takes
+            _ => {}
         }
     }
     let content = match texts.len() {
@@ -353,6 +366,7 @@ fn assistant_message(blocks_in: Vec<BlockIn<'_>>) -> Result<MessageOut<'_>, Gate
         content,
         tool_calls,
         tool_call_id: None,
+        thinking_blocks,
     })
 }
 
@@ -424,7 +438,22 @@ fn input_object(arguments: &str) -> Box<RawValue> {
     })
 }
 
-/// An OpenAI `chat.completion` as an Anthropic `message` (its first choice).
+/// A chat answer's reasoning block as the Messages block the client sends back.
+fn thinking_block(b: ThinkingBlock<'_>) -> Block<'_> {
+    match b {
+        ThinkingBlock::Thinking {
+            thinking,
+            signature,
+        } => Block::Thinking {
+            thinking,
+            signature,
+        },
+        ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
+    }
+}
+
+/// An OpenAI `chat.completion` as an Anthropic `message` (its first choice): its reasoning
+/// blocks, its text, its tool calls.
 pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
     let c: CompletionIn<'_> =
         serde_json::from_slice(body).map_err(|e| unreadable(VENDOR, "an answer", e))?;
@@ -433,6 +462,13 @@ pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError>
     let reason = stop_reason(finish);
     let mut content = Vec::new();
     if let Some(answer) = choice.and_then(|ch| ch.message) {
+        content.extend(
+            answer
+                .thinking_blocks
+                .unwrap_or_default()
+                .into_iter()
+                .map(thinking_block),
+        );
         let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
         content.extend(
             text.filter(|t| !t.is_empty())
@@ -605,12 +641,55 @@ impl StreamState {
     }
 
     fn delta(&mut self, delta: DeltaIn<'_>, out: &mut Vec<u8>) {
+        for block in delta.thinking_blocks.unwrap_or_default() {
+            self.thinking(block, out);
+        }
         for text in [delta.content, delta.refusal].into_iter().flatten() {
             self.text(&text, out);
         }
         for call in delta.tool_calls.unwrap_or_default() {
             self.tool(call, out);
         }
+    }
+
+    /// A whole reasoning block: its start, its text and signature deltas, its stop.
+    fn thinking(&mut self, block: ThinkingBlock<'_>, out: &mut Vec<u8>) {
+        let (start, deltas) = match &block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => (
+                r#"{"type":"thinking","thinking":"","signature":""}"#.to_string(),
+                vec![
+                    format!(
+                        r#"{{"type":"thinking_delta","thinking":{}}}"#,
+                        json_str(thinking)
+                    ),
+                    format!(
+                        r#"{{"type":"signature_delta","signature":{}}}"#,
+                        json_str(signature)
+                    ),
+                ],
+            ),
+            ThinkingBlock::RedactedThinking { data } => (
+                format!(
+                    r#"{{"type":"redacted_thinking","data":{}}}"#,
+                    json_str(data)
+                ),
+                Vec::new(),
+            ),
+        };
+        let index = self.open_block(out, &start);
+        for d in deltas {
+            let data = format!(r#"{{"type":"content_block_delta","index":{index},"delta":{d}}}"#);
+            push_event(out, "content_block_delta", &data);
+        }
+        push_event(
+            out,
+            "content_block_stop",
+            &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
+        );
+        self.content = true;
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -765,7 +844,10 @@ mod tests {
                 "messages":[
                     {"role":"system","content":"Be brief.\nFrench."},
                     {"role":"user","content":"Hi"},
-                    {"role":"assistant","content":"Salut"},
+                    // the thinking block goes on in the pivot: the vendor leg that made it
+                    // takes it back, the others drop it by rule
+                    {"role":"assistant","content":"Salut",
+                     "thinking_blocks":[{"type":"thinking","thinking":"hm","signature":"s"}]},
                     {"role":"user","content":[{"type":"text","text":"Look"},
                         {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},
                         {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],
@@ -1098,7 +1180,8 @@ mod tests {
 
     #[test]
     fn anthropic_stream_round_trips_through_openai() {
-        // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps text, tool input and usage
+        // Anthropic SSE → OpenAI chunks → Anthropic SSE keeps the signed thinking block, text,
+        // tool input and usage
         let fixture = include_str!("../../tests/fixtures/anthropic/stream_tool_use.sse");
         let mut forward = anthropic::Stream::new("h", 1);
         let mut openai = forward.feed(fixture.as_bytes()).to_vec();
@@ -1112,9 +1195,16 @@ mod tests {
             .filter_map(|(_, d)| d["delta"]["text"].as_str())
             .collect();
         assert_eq!(text, "Okay, let me check.");
+        assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+        let signature: String = ev
+            .iter()
+            .filter(|(_, d)| d["index"] == 0)
+            .filter_map(|(_, d)| d["delta"]["signature"].as_str())
+            .collect();
+        assert!(!signature.is_empty());
         let args: String = ev
             .iter()
-            .filter(|(_, d)| d["index"] == 1)
+            .filter(|(_, d)| d["index"] == 2)
             .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
             .collect();
         let args: Value = serde_json::from_str(&args).unwrap();

@@ -21,8 +21,11 @@
 //!
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
 //! wire`). A translated request keeps the vendor's contract ([`crate::contract`]): each
-//! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. What the pairs
-//! share: [`translate`] (the stream-translation driver, [`Translated`]),
+//! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. Vendor state
+//! that must come back on the next turn (signed thinking, Gemini's signatures) and the
+//! tool-call ids the gateway mints are [`vendor_state`]'s; a Messages body passed through to
+//! Anthropic is cleaned of another vendor's state by [`native_history`].
+//! What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
 //! beyond the chat wire view), [`hosted_tools`] (the Responses door's `namespace` and hosted
 //! tools: flattened, mapped to the vendor's own, or left out and noted) and [`errors`]. Each
@@ -37,9 +40,11 @@ pub(crate) mod embeddings_to_gemini;
 pub(crate) mod errors;
 pub(crate) mod hosted_tools;
 pub(crate) mod messages_to_chat;
+pub(crate) mod native_history;
 pub(crate) mod request;
 pub(crate) mod responses_to_chat;
 pub(crate) mod translate;
+pub(crate) mod vendor_state;
 
 use bytes::{Bytes, BytesMut};
 
@@ -133,7 +138,15 @@ pub fn upstream_body(
                 .without_stream_options
                 .body_for(upstream_model));
         }
-        return Ok(req.native_body(upstream_model));
+        let body = req.native_body(upstream_model);
+        if req.dialect == Dialect::Messages {
+            let mut adjusted = Adjustments::default();
+            if let Some(cleaned) = native_history::clean(&body, &mut adjusted) {
+                req.adjusted = adjusted;
+                return Ok(cleaned);
+            }
+        }
+        return Ok(body);
     };
     if pair.door == Dialect::Embeddings {
         return match pair.vendor {
@@ -364,8 +377,9 @@ impl AnswerTranslation {
                 let body =
                     responses_to_chat::answer(&chat, &self.model_hint, unix_now(), &self.identity)?
                         .body;
-                self.completed = Some(body.clone());
-                Ok(body)
+                let shown = responses_to_chat::client_view(&self.identity, &body);
+                self.completed = Some(body);
+                Ok(shown)
             }
             Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
         }
@@ -375,19 +389,40 @@ impl AnswerTranslation {
 /// The Responses door's identity of an answer: the id and state fields decided before
 /// routing, or the defaults (an id derived from the chat answer's) without them.
 fn identity(req: &FrontRequest) -> responses_to_chat::Identity {
+    let include_encrypted = req.dialect == Dialect::Responses && asks_encrypted(&req.body);
     match &req.pending {
         Some(p) => responses_to_chat::Identity {
             id: Some(p.id.clone()),
             store: p.store,
             previous_response_id: p.previous_response_id.clone(),
             tools: hosted_tools::Namespaced::of_request(&req.body),
+            include_encrypted,
         },
         None if req.dialect == Dialect::Responses => responses_to_chat::Identity {
             tools: hosted_tools::Namespaced::of_request(&req.body),
+            include_encrypted,
             ..responses_to_chat::Identity::default()
         },
         None => responses_to_chat::Identity::default(),
     }
+}
+
+/// Whether a Responses request's `include` names `reasoning.encrypted_content`.
+fn asks_encrypted(body: &[u8]) -> bool {
+    if memchr::memmem::find(body, responses_to_chat::INCLUDE_ENCRYPTED.as_bytes()).is_none() {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Include {
+        #[serde(default)]
+        include: Option<Vec<String>>,
+    }
+    serde_json::from_slice::<Include>(body).is_ok_and(|i| {
+        i.include
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s == responses_to_chat::INCLUDE_ENCRYPTED)
+    })
 }
 
 /// The built-in mock's answer at any front door.
@@ -493,7 +528,7 @@ pub fn request_body(
             provider.default_max_tokens,
             adjusted,
         ),
-        Dialect::Gemini => chat_to_gemini::request(req),
+        Dialect::Gemini => chat_to_gemini::request(req, adjusted),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => return None,
     };
     let Some(options) = req.field("web_search_options") else {
@@ -535,6 +570,25 @@ pub fn stream_translator(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_cut_out_where_it_stands() {
+        let cut = |text: &str, key: &str| {
+            let v: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+                serde_json::from_str(text).unwrap();
+            let r = chat_vendor::member_range(text, v[key].get());
+            format!("{}{}", &text[..r.start], &text[r.end..])
+        };
+        let m = r#"{"role":"assistant","thinking_blocks":[{"a":1}],"content":"x"}"#;
+        assert_eq!(
+            cut(m, "thinking_blocks"),
+            r#"{"role":"assistant","content":"x"}"#
+        );
+        let m = r#"{"thinking_blocks" : [] , "role":"assistant"}"#;
+        assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
+        let m = r#"{"role":"assistant", "thinking_blocks": []}"#;
+        assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
+    }
 
     #[test]
     fn dispatch_by_kind() {

@@ -9,13 +9,15 @@
 //! `system`, `developer` → `system`) with a string content or `input_text`/`output_text`/
 //! `refusal` parts → text, `input_image` (`image_url`, `detail`) → `image_url` parts;
 //! `function_call` → an assistant message's `tool_calls` (consecutive calls in one message);
-//! `function_call_output` → a `tool` message (its text; with `input_image` parts, text and
-//! `image_url` parts, which each vendor's contract carries or refuses, never drops);
-//! `reasoning` items are left out (a chat vendor cannot take them back). `tools`: function
-//! tools → chat function tools; `namespace` tools → function tools with flattened names,
-//! mapped back in the answer; a hosted `web_search` → `web_search_options` (each vendor leg
-//! maps it to its own search or leaves it out); other hosted tools are left out of the offer
-//! and named in `x-switchyard-adjusted` ([`super::hosted_tools`]); `tool_choice`
+//! `function_call_output` → a `tool` message (an `output` array with `input_image` parts →
+//! text and image parts, which each vendor's contract carries or refuses naming the vendor,
+//! never drops); `reasoning` items whose `encrypted_content` the gateway handed out → the
+//! next assistant message's `thinking_blocks` (`super::vendor_state`), any other (OpenAI's
+//! own) left out. `tools`: function tools → chat function tools; `namespace` tools →
+//! function tools with flattened names, mapped back in the answer; a hosted `web_search` →
+//! `web_search_options` (each vendor leg maps it to its own search or leaves it out); other
+//! hosted tools are left out of the offer and named in `x-switchyard-adjusted`
+//! ([`super::hosted_tools`]); `tool_choice`
 //! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
 //! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
 //! `reasoning_effort`; `text.format` `json_schema` → `response_format` `json_schema`,
@@ -30,14 +32,17 @@
 //! `content_filter` → `incomplete` with `content_filter` (a stream ends with
 //! `response.incomplete`), anything else → `completed`; usage →
 //! `input_tokens` (`input_tokens_details.cached_tokens`), `output_tokens`
-//! (`output_tokens_details.reasoning_tokens`), `total_tokens`. Reasoning text is left out.
+//! (`output_tokens_details.reasoning_tokens`), `total_tokens`. `thinking_blocks` → `reasoning`
+//! items first (the thinking as `summary`, the block as `encrypted_content`, which the client
+//! sees only when `include` asks for `reasoning.encrypted_content` and the store always
+//! keeps); the streamed reasoning text is left out.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ToolDeltaIn};
+use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ThinkingBlock, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
 use crate::dialect::adjusted::Adjustments;
@@ -46,6 +51,7 @@ use crate::error::GatewayError;
 use super::errors::unreadable;
 use super::hosted_tools::{self, Namespaced};
 use super::translate::{End, EventState, Translated, Translating};
+use super::vendor_state;
 
 const VENDOR: &str = "openai";
 
@@ -65,8 +71,10 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("prompt", "stored prompts are OpenAI's own"),
 ];
 
-/// A Responses request body as a chat-completions body; what it leaves out of the offer (hosted
-/// tools the pivot has no slot for, [`super::hosted_tools`]) is noted in `adjusted`.
+/// A Responses request body as a chat-completions body, noting in `adjusted` what it left
+/// out: hosted tools the pivot has no slot for ([`super::hosted_tools`]), and a `reasoning`
+/// item's `encrypted_content` that is no vendor's the gateway translates to (OpenAI's own,
+/// from a native route), `thinking_signature`.
 pub fn request(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, GatewayError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the request body is not a JSON object: {e}")))?;
@@ -101,8 +109,20 @@ pub fn request(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, Gateway
     match given("input") {
         Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
         Some(Value::Array(items)) => {
+            let mut reasoning = Vec::new();
             for (i, item) in items.iter().enumerate() {
+                if item.get("type").and_then(Value::as_str) == Some("reasoning") {
+                    let block = reasoning_block(item);
+                    if block.is_none()
+                        && item.get("encrypted_content").is_some_and(Value::is_string)
+                    {
+                        adjusted.note(vendor_state::DROPPED);
+                    }
+                    reasoning.extend(block);
+                    continue;
+                }
                 input_item(i, item, &mut messages)?;
+                attach_reasoning(&mut reasoning, &mut messages);
             }
         }
         _ => return Err(invalid("`input` is required")),
@@ -154,6 +174,39 @@ pub fn request(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, Gateway
         }
     }
     Ok(Bytes::from(serde_json::to_vec(&out).unwrap_or_default()))
+}
+
+/// A `reasoning` item as the pivot's thinking block, when its `encrypted_content` is a
+/// vendor's the gateway handed out (`super::vendor_state`); any other (OpenAI's own, or none)
+/// is left out: no vendor here could check it.
+fn reasoning_block(item: &Value) -> Option<Value> {
+    let encrypted = item.get("encrypted_content").and_then(Value::as_str)?;
+    let text: String = item
+        .get("summary")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect();
+    let block = vendor_state::from_encrypted(encrypted, text)?;
+    serde_json::to_value(block).ok()
+}
+
+/// Reasoning items go with the assistant turn that follows them (the turn they reasoned
+/// for): once one is there, it gets them as `thinking_blocks`.
+fn attach_reasoning(reasoning: &mut Vec<Value>, messages: &mut [Value]) {
+    if reasoning.is_empty() {
+        return;
+    }
+    let Some(m) = messages.last_mut().filter(|m| m["role"] == "assistant") else {
+        return;
+    };
+    if !m.get("thinking_blocks").is_some_and(Value::is_array) {
+        m["thinking_blocks"] = json!([]);
+    }
+    if let Some(blocks) = m["thinking_blocks"].as_array_mut() {
+        blocks.append(reasoning);
+    }
 }
 
 /// One input item, appended to the chat messages.
@@ -210,8 +263,6 @@ fn input_item(i: usize, item: &Value, messages: &mut Vec<Value>) -> Result<(), G
                 "content": output,
             }));
         }
-        // The vendor cannot take another vendor's reasoning back.
-        Some("reasoning") => {}
         // The gateway's own references were resolved before routing
         // (`crate::response_store::expand`); any other names an item nobody here stored.
         Some("item_reference") => {
@@ -465,6 +516,57 @@ pub struct Identity {
     pub previous_response_id: Option<String>,
     /// The flattened names of the request's `namespace` tools, to name calls as offered.
     pub tools: Namespaced,
+    /// The client asked `include: ["reasoning.encrypted_content"]`: its `reasoning` items
+    /// carry their `encrypted_content` (the stored response always does, so that
+    /// `previous_response_id` carries the vendor's reasoning state on).
+    pub include_encrypted: bool,
+}
+
+/// What `include` asks for a `reasoning` item's `encrypted_content`.
+pub const INCLUDE_ENCRYPTED: &str = "reasoning.encrypted_content";
+
+/// `output` as the client sees it: without `encrypted_content` unless it asked for it.
+fn client_output(ident: &Identity, output: &[Value]) -> Vec<Value> {
+    output
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            if !ident.include_encrypted {
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("encrypted_content");
+                }
+            }
+            item
+        })
+        .collect()
+}
+
+/// A whole translated `response` (as [`answer`] makes it, for the store) as the client gets
+/// it ([`client_output`]).
+pub fn client_view(ident: &Identity, stored: &Bytes) -> Bytes {
+    if ident.include_encrypted || memchr::memmem::find(stored, b"encrypted_content").is_none() {
+        return stored.clone();
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(stored) else {
+        return stored.clone();
+    };
+    if let Some(output) = v.get("output").and_then(Value::as_array) {
+        v["output"] = Value::Array(client_output(ident, output));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// A `reasoning` item for a vendor's reasoning block: its text as the summary, the block as
+/// `encrypted_content` (`super::vendor_state::to_encrypted`).
+fn reasoning_item(id: &str, block: &ThinkingBlock<'_>) -> Value {
+    let summary = match block {
+        ThinkingBlock::Thinking { thinking, .. } if !thinking.is_empty() => {
+            json!([{"type": "summary_text", "text": thinking}])
+        }
+        _ => json!([]),
+    };
+    json!({"id": id, "type": "reasoning", "summary": summary,
+           "encrypted_content": vendor_state::to_encrypted(block)})
 }
 
 impl Identity {
@@ -555,6 +657,9 @@ pub fn answer(
     let finish = choice.as_ref().and_then(|ch| ch.finish_reason.clone());
     let mut output = Vec::new();
     if let Some(m) = choice.and_then(|ch| ch.message) {
+        for block in m.thinking_blocks.iter().flatten() {
+            output.push(reasoning_item(&format!("rs_{id}_{}", output.len()), block));
+        }
         let part = match (m.content.filter(|t| !t.is_empty()), m.refusal) {
             (Some(text), _) => Some(text_part(&text)),
             (None, Some(refusal)) => Some(json!({"type": "refusal", "refusal": refusal})),
@@ -563,7 +668,7 @@ pub fn answer(
         // Item ids as the stream names them: the kind, the response id, the output index.
         if let Some(part) = part {
             output.push(message_item(
-                &format!("msg_{id}_0"),
+                &format!("msg_{id}_{}", output.len()),
                 "completed",
                 vec![part],
             ));
@@ -691,6 +796,9 @@ impl EventState for StreamState {
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
+                for block in delta.thinking_blocks.iter().flatten() {
+                    self.reasoning(block, out);
+                }
                 for text in [delta.content, delta.refusal].into_iter().flatten() {
                     self.text(&text, out);
                 }
@@ -751,7 +859,18 @@ impl StreamState {
         out.extend_from_slice(b"\n\n");
     }
 
+    /// The response as stored (every item whole).
     fn response(&self, status: &str, incomplete: Value) -> Value {
+        self.response_of(status, incomplete, self.done_items.clone())
+    }
+
+    /// The response as the client sees it ([`client_output`]).
+    fn client_response(&self, status: &str, incomplete: Value) -> Value {
+        let output = client_output(&self.ident, &self.done_items);
+        self.response_of(status, incomplete, output)
+    }
+
+    fn response_of(&self, status: &str, incomplete: Value, output: Vec<Value>) -> Value {
         response_object(
             &self.ident,
             &self.id,
@@ -759,9 +878,31 @@ impl StreamState {
             &self.model,
             status,
             incomplete,
-            self.done_items.clone(),
+            output,
             self.usage.as_ref(),
         )
+    }
+
+    /// A whole reasoning block as a `reasoning` item: added and done at once.
+    fn reasoning(&mut self, block: &ThinkingBlock<'_>, out: &mut Vec<u8>) {
+        self.close(out);
+        let index = self.output_index();
+        let item = reasoning_item(&format!("rs_{}_{index}", self.id), block);
+        let shown = client_output(&self.ident, std::slice::from_ref(&item));
+        let mut added = shown.first().cloned().unwrap_or_default();
+        added["summary"] = json!([]);
+        self.push(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": added}),
+        );
+        self.push(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": shown.first().cloned().unwrap_or_default()}),
+        );
+        self.done_items.push(item);
+        self.content = true;
     }
 
     fn begin(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<u8>) {
@@ -918,7 +1059,7 @@ impl StreamState {
         self.begin(None, None, out);
         self.close(out);
         let (status, incomplete) = status_of(self.finish.as_deref());
-        let r = self.response(status, incomplete);
+        let r = self.client_response(status, incomplete);
         let kind = if status == "completed" {
             "response.completed"
         } else {
@@ -1010,6 +1151,36 @@ mod tests {
         let v = chat(r#"{"model":"m","input":"hi","tool_choice":"required"}"#);
         assert_eq!(v["messages"], json!([{"role": "user", "content": "hi"}]));
         assert_eq!(v["tool_choice"], "required");
+    }
+
+    #[test]
+    fn reasoning_items_go_with_their_turn_and_images_with_their_output() {
+        let body = json!({"model":"m","input":[
+            {"role":"user","content":"x"},
+            {"type":"reasoning","summary":[{"type":"summary_text","text":"hm"}],
+             "encrypted_content":"anthropic:EqS+/="},
+            {"type":"reasoning","summary":[],"encrypted_content":"gAAAAABopenai"},
+            {"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},
+            {"type":"function_call_output","call_id":"c1","output":[
+                {"type":"input_text","text":"shot"},
+                {"type":"input_image","image_url":"data:image/png;base64,iVBO"}]}]})
+        .to_string();
+        let mut adjusted = Adjustments::default();
+        let v: Value =
+            serde_json::from_slice(&request(body.as_bytes(), &mut adjusted).unwrap())
+                .unwrap();
+        assert_eq!(
+            v["messages"][1]["thinking_blocks"],
+            json!([{"type":"thinking","thinking":"hm","signature":"EqS+/="}])
+        );
+        assert_eq!(
+            v["messages"][2]["content"],
+            json!([{"type":"text","text":"shot"},
+                   {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}}])
+        );
+        // OpenAI's own encrypted reasoning goes to no translated vendor: left out, noted.
+        assert!(!v.to_string().contains("gAAAA"));
+        assert_eq!(adjusted.as_slice(), [vendor_state::DROPPED]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod cli;
 mod config_check;
 mod content_filter;
 mod contract_rules;
+mod cross_vendor;
 mod docs_examples;
 mod downstream;
 mod embeddings;

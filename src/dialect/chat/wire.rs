@@ -452,6 +452,10 @@ pub(crate) struct MessageOut<'a> {
     pub(crate) tool_calls: Vec<ToolCallOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tool_call_id: Option<Cow<'a, str>>,
+    /// An assistant message's reasoning state, for the vendor leg that takes it back
+    /// (`crate::convert::vendor_state`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) thinking_blocks: Vec<ThinkingBlock<'a>>,
 }
 
 #[derive(Serialize)]
@@ -538,6 +542,9 @@ pub(crate) struct AnswerIn<'a> {
     pub(crate) refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) tool_calls: Option<Vec<ToolCallIn<'a>>>,
+    /// The vendor's reasoning state (a translated vendor's, `crate::convert::vendor_state`).
+    #[serde(borrow, default)]
+    pub(crate) thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
 }
 
 /// A tool call of an answer's message, read leniently (servers differ): a missing `id`,
@@ -608,6 +615,9 @@ pub(crate) struct DeltaIn<'a> {
     pub(crate) refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
+    /// Whole reasoning blocks (a translated vendor's, `crate::convert::vendor_state`).
+    #[serde(borrow, default)]
+    pub(crate) thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
 }
 
 #[derive(Deserialize)]

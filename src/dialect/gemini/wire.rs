@@ -89,6 +89,18 @@ pub(crate) struct FunctionCall<'a> {
 pub(crate) struct FunctionResponse<'a> {
     pub(crate) name: Cow<'a, str>,
     pub(crate) response: ResponseValue<'a>,
+    /// Images the tool returned, as Gemini's multimodal function responses take them
+    /// (`FunctionResponsePart`: `inlineData` only; "URI based data … is not supported in
+    /// Gemini API", ai.google.dev "Function calling", Multimodal function responses).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) parts: Vec<FunctionResponsePart<'a>>,
+}
+
+/// One medium of a multimodal function response.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionResponsePart<'a> {
+    pub(crate) inline_data: Blob<'a>,
 }
 
 /// A tool's result: its own JSON object, or its text under `output` (Gemini takes an object).
