@@ -157,7 +157,10 @@ pub fn client_status_for_vendor(status: u16) -> u16 {
 }
 
 /// A vendor's error answer, rewrapped into the spec's shape with the vendor's message kept
-/// (but never the provider's key, which some vendors echo in part).
+/// (but never the provider's key, which some vendors echo in part), and the `type`, `code`
+/// and `param` it gave ([`vendor_code`]), as the vendor names them: the gateway shows them, or
+/// the door's own code for them, after `crate::convert::errors::at_door`. A 401/403 (the
+/// gateway's key refused) keeps nothing of the vendor's answer; a 5xx is the client's 502.
 pub fn vendor_error(provider: Option<&Provider>, status: u16, body: &[u8]) -> GatewayError {
     let name = provider.map_or("?", |p| p.name.as_str());
     let client_status = client_status_for_vendor(status);
@@ -166,28 +169,52 @@ pub fn vendor_error(provider: Option<&Provider>, status: u16, body: &[u8]) -> Ga
             "provider `{name}` refused the gateway's credentials (status {status})"
         ));
     }
-    let mut message = vendor_message(body);
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let mut message = vendor_message(parsed.as_ref(), body);
     if let Some(key) = provider.and_then(|p| p.api_key.as_ref()) {
         if !key.expose().is_empty() {
             message = message.replace(key.expose(), "*****");
         }
     }
     if client_status == 502 {
-        return GatewayError::Upstream(format!(
-            "provider `{name}` failed with status {status}: {message}"
-        ));
+        message = format!("provider `{name}` failed with status {status}: {message}");
     }
+    let code = parsed
+        .as_ref()
+        .and_then(vendor_code)
+        .map(Box::new);
     GatewayError::Vendor {
         status: client_status,
         message,
+        code,
     }
+}
+
+/// The `type`, `code` and `param` of a vendor's error body, where they are strings (OpenAI's
+/// and Azure's `{"error":{"message","type","param","code"}}`, Anthropic's
+/// `{"type":"error","error":{"type","message"}}`; Gemini's `error.code` is the HTTP status, a
+/// number, and is not taken). `None` when it has none of them.
+fn vendor_code(v: &serde_json::Value) -> Option<crate::error::ErrorCode> {
+    let error = v.get("error")?;
+    let text = |name: &str| {
+        error
+            .get(name)
+            .and_then(|f| f.as_str())
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::error::printable(s, 128))
+    };
+    let code = crate::error::ErrorCode {
+        r#type: text("type"),
+        code: text("code"),
+        param: text("param"),
+    };
+    (code != crate::error::ErrorCode::default()).then_some(code)
 }
 
 /// The message of a vendor's error body: `error.message` (OpenAI, Azure, Anthropic, Gemini),
 /// a top-level `message`, or the start of the text.
-fn vendor_message(body: &[u8]) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let found = parsed.as_ref().and_then(|v| {
+fn vendor_message(parsed: Option<&serde_json::Value>, body: &[u8]) -> String {
+    let found = parsed.and_then(|v| {
         v.pointer("/error/message")
             .or_else(|| v.get("message"))
             .or_else(|| v.get("error").filter(|e| e.is_string()))
