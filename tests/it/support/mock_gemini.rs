@@ -49,6 +49,9 @@ pub struct GeminiBehaviour {
     pub block_reason: Option<String>,
     /// Answer 429 `RESOURCE_EXHAUSTED` with a `RetryInfo` of this `retryDelay` ("45.5s").
     pub retry_delay: Option<String>,
+    /// Answer a request that passed the checks with Google's error of this HTTP status,
+    /// `status` and message (`(400, "INVALID_ARGUMENT", "The input token count …")`).
+    pub error: Option<(u16, String, String)>,
 }
 
 /// Gemini's 429 with its wait in a `RetryInfo` detail (the shape of Google's answers).
@@ -223,6 +226,9 @@ async fn generate(
         return error(400, "INVALID_ARGUMENT", &m);
     }
     let stream = action.ends_with(":streamGenerateContent");
+    if let Some((code, status, message)) = &behaviour.error {
+        return error(*code, status, message);
+    }
     if let Some(delay) = &behaviour.retry_delay {
         return Response::builder()
             .status(429)
