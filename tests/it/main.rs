@@ -29,6 +29,7 @@ mod native_messages;
 mod ops_kit;
 mod redis_tls;
 mod refusals;
+mod request_headers;
 mod responses;
 mod responses_state;
 mod routing;

@@ -71,6 +71,8 @@ struct Shared {
     key: String,
     behaviour: GeminiBehaviour,
     requests: Vec<(String, Bytes)>,
+    /// The request heads, in the order of `requests`.
+    heads: Vec<HeaderMap>,
 }
 
 pub struct MockGemini {
@@ -91,6 +93,7 @@ impl MockGemini {
             key: key.to_string(),
             behaviour: GeminiBehaviour::default(),
             requests: Vec::new(),
+            heads: Vec::new(),
         }));
         let app = Router::new()
             .route("/v1beta/models/{action}", post(generate))
@@ -110,6 +113,11 @@ impl MockGemini {
     /// Answers this way from now on.
     pub fn set_behaviour(&self, behaviour: GeminiBehaviour) {
         self.shared.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// The request headers received, in order.
+    pub fn heads(&self) -> Vec<HeaderMap> {
+        self.shared.lock().unwrap().heads.clone()
     }
 
     /// How many requests reached the mock.
@@ -209,6 +217,7 @@ async fn generate(
     let (key_ok, behaviour) = {
         let mut s = shared.lock().unwrap();
         s.requests.push((action.clone(), body.clone()));
+        s.heads.push(headers.clone());
         let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
         (key == Some(s.key.as_str()), s.behaviour.clone())
     };
