@@ -43,4 +43,5 @@ mod upstream_wire;
 mod upstream_wire_adversarial;
 mod usage_billing;
 mod usage_metrics;
+mod vendor_errors;
 mod vendor_rules;
