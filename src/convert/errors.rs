@@ -119,17 +119,15 @@ pub(crate) fn condition(
             502 if says("overloaded") || says("unavailable") => Some(Condition::Overloaded),
             _ => None,
         },
-        Dialect::Chat | Dialect::Responses | Dialect::Embeddings => {
-            match field(|c| &c.code) {
-                Some("context_length_exceeded") => Some(Condition::ContextLength),
-                Some("invalid_image" | "invalid_image_format" | "invalid_image_url") => {
-                    Some(Condition::InvalidImage)
-                }
-                _ if status == 429 => Some(Condition::RateLimited),
-                _ if status == 502 && says("overloaded") => Some(Condition::Overloaded),
-                _ => None,
+        Dialect::Chat | Dialect::Responses | Dialect::Embeddings => match field(|c| &c.code) {
+            Some("context_length_exceeded") => Some(Condition::ContextLength),
+            Some("invalid_image" | "invalid_image_format" | "invalid_image_url") => {
+                Some(Condition::InvalidImage)
             }
-        }
+            _ if status == 429 => Some(Condition::RateLimited),
+            _ if status == 502 && says("overloaded") => Some(Condition::Overloaded),
+            _ => None,
+        },
     }
 }
 
@@ -151,7 +149,10 @@ pub(crate) fn door_code(
     match door {
         Dialect::Messages => match condition {
             Condition::ContextLength => {
-                let message = if message.to_ascii_lowercase().starts_with("prompt is too long") {
+                let message = if message
+                    .to_ascii_lowercase()
+                    .starts_with("prompt is too long")
+                {
                     message
                 } else {
                     format!("prompt is too long: {message}")
@@ -214,4 +215,144 @@ pub(crate) fn unreadable(vendor: &str, what: &str, e: impl std::fmt::Display) ->
     GatewayError::Upstream(format!(
         "the {vendor} provider sent {what} that cannot be read: {e}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vendor(status: u16, message: &str, t: Option<&str>, c: Option<&str>) -> GatewayError {
+        GatewayError::Vendor {
+            status,
+            message: message.into(),
+            code: Some(Box::new(ErrorCode {
+                r#type: t.map(str::to_string),
+                code: c.map(str::to_string),
+                param: Some("messages".into()),
+            })),
+        }
+    }
+
+    #[test]
+    fn a_pass_through_route_keeps_the_vendors_fields() {
+        let err = vendor(
+            400,
+            "too long",
+            Some("invalid_request_error"),
+            Some("x_custom"),
+        );
+        let kept = at_door(err.clone(), Dialect::Chat, Dialect::Chat, true);
+        assert_eq!(kept, err);
+    }
+
+    #[test]
+    fn a_translated_route_shows_the_doors_own_code_or_none() {
+        let cases = [
+            // (vendor dialect, status, message, type, code) → condition
+            (
+                Dialect::Chat,
+                400,
+                "maximum context length is 8192 tokens",
+                Some("invalid_request_error"),
+                Some("context_length_exceeded"),
+                Some(Condition::ContextLength),
+            ),
+            (
+                Dialect::Messages,
+                400,
+                "prompt is too long: 203078 tokens > 200000 maximum",
+                Some("invalid_request_error"),
+                None,
+                Some(Condition::ContextLength),
+            ),
+            (
+                Dialect::Gemini,
+                400,
+                "The input token count (3475108) exceeds the maximum number of tokens allowed (1048576).",
+                None,
+                None,
+                Some(Condition::ContextLength),
+            ),
+            (
+                Dialect::Messages,
+                502,
+                "provider `a` failed with status 529: Overloaded",
+                Some("overloaded_error"),
+                None,
+                Some(Condition::Overloaded),
+            ),
+            (Dialect::Gemini, 429, "Resource has been exhausted", None, None, Some(Condition::RateLimited)),
+            (
+                Dialect::Messages,
+                400,
+                "Could not process image",
+                Some("invalid_request_error"),
+                None,
+                Some(Condition::InvalidImage),
+            ),
+            (
+                Dialect::Messages,
+                400,
+                "messages.0: user messages must have non-empty content",
+                Some("invalid_request_error"),
+                None,
+                None,
+            ),
+            (Dialect::Chat, 400, "bad", Some("invalid_request_error"), Some("invalid_value"), None),
+        ];
+        for (dialect, status, message, t, c, want) in cases {
+            let code = ErrorCode {
+                r#type: t.map(str::to_string),
+                code: c.map(str::to_string),
+                param: None,
+            };
+            assert_eq!(
+                condition(dialect, status, Some(&code), message),
+                want,
+                "{message}"
+            );
+        }
+        // Anthropic's context error at the chat door: OpenAI's code, Anthropic's message.
+        let err = vendor(
+            400,
+            "prompt is too long: 9 tokens > 8 maximum",
+            Some("invalid_request_error"),
+            None,
+        );
+        let at_chat = at_door(err, Dialect::Messages, Dialect::Responses, false);
+        let code = at_chat.vendor_code().unwrap();
+        assert_eq!(code.code.as_deref(), Some("context_length_exceeded"));
+        assert_eq!(code.param.as_deref(), Some("input"));
+        assert_eq!(
+            at_chat.to_string(),
+            "prompt is too long: 9 tokens > 8 maximum"
+        );
+        // OpenAI's at the Messages door: Anthropic's type and wording, OpenAI's message kept.
+        let err = vendor(
+            400,
+            "maximum context length is 8192 tokens",
+            None,
+            Some("context_length_exceeded"),
+        );
+        let at_messages = at_door(err, Dialect::Chat, Dialect::Messages, false);
+        assert_eq!(
+            at_messages.vendor_code().unwrap().r#type.as_deref(),
+            Some("invalid_request_error")
+        );
+        assert_eq!(
+            at_messages.to_string(),
+            "prompt is too long: maximum context length is 8192 tokens"
+        );
+        // Not a well-known condition: the vendor's fields are not shown in another dialect.
+        let err = vendor(
+            400,
+            "bad",
+            Some("invalid_request_error"),
+            Some("invalid_value"),
+        );
+        assert_eq!(
+            at_door(err, Dialect::Chat, Dialect::Messages, false).vendor_code(),
+            None
+        );
+    }
 }

@@ -15,9 +15,18 @@ pub struct Azure;
 /// ([`super::openai::CLIENT_HEADERS`]: its v1 API is OpenAI's) and Azure's own client request
 /// id (Azure REST API guidelines, "x-ms-client-request-id", echoed in Azure's logs).
 const CLIENT_HEADERS: &[Defined] = &[
-    ("openai-beta", "OpenAI API reference, Assistants API (beta) headers"),
-    ("x-client-request-id", "OpenAI API reference, API Overview, Debugging requests"),
-    ("x-ms-client-request-id", "Azure REST API reference, common request headers"),
+    (
+        "openai-beta",
+        "OpenAI API reference, Assistants API (beta) headers",
+    ),
+    (
+        "x-client-request-id",
+        "OpenAI API reference, API Overview, Debugging requests",
+    ),
+    (
+        "x-ms-client-request-id",
+        "Azure REST API reference, common request headers",
+    ),
 ];
 
 impl Vendor for Azure {

@@ -153,7 +153,11 @@ mod tests {
         ] {
             assert!(refused(&p).is_some(), "{p:?}");
         }
-        for p in [exact("x-portkey-trace"), prefix("x-mock-"), prefix("x-acme-")] {
+        for p in [
+            exact("x-portkey-trace"),
+            prefix("x-mock-"),
+            prefix("x-acme-"),
+        ] {
             assert_eq!(refused(&p), None, "{p:?}");
         }
     }

@@ -179,10 +179,7 @@ pub fn vendor_error(provider: Option<&Provider>, status: u16, body: &[u8]) -> Ga
     if client_status == 502 {
         message = format!("provider `{name}` failed with status {status}: {message}");
     }
-    let code = parsed
-        .as_ref()
-        .and_then(vendor_code)
-        .map(Box::new);
+    let code = parsed.as_ref().and_then(vendor_code).map(Box::new);
     GatewayError::Vendor {
         status: client_status,
         message,
@@ -306,7 +303,10 @@ mod tests {
             ("Accept-Encoding", "gzip"),
             ("Connection", "keep-alive"),
             ("User-Agent", "OpenAI/Python 1.0"),
-            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
             ("anthropic-beta", "tools"),
             ("anthropic-version", "2023-06-01"),
             ("OpenAI-Beta", "assistants=v2"),
@@ -390,7 +390,10 @@ mod tests {
             ]
         );
         assert_eq!(get(&head, "x-api-key").as_deref(), Some("sk-vendor"));
-        assert_eq!(get(&head, "anthropic-version").as_deref(), Some("2023-06-01"));
+        assert_eq!(
+            get(&head, "anthropic-version").as_deref(),
+            Some("2023-06-01")
+        );
 
         // Gemini: nothing of its own; a default anthropic-version only for Anthropic.
         let head = upstream_head(

@@ -66,10 +66,16 @@ impl Vendor for OpenAi {
 pub(super) const CLIENT_HEADERS: &[Defined] = &[
     // Betas of the Assistants and Realtime APIs ("OpenAI-Beta: assistants=v2"): OpenAI API
     // reference, "Assistants" migration guide.
-    ("openai-beta", "OpenAI API reference, Assistants API (beta) headers"),
+    (
+        "openai-beta",
+        "OpenAI API reference, Assistants API (beta) headers",
+    ),
     // A request id of the client's own, echoed in OpenAI's logs: OpenAI API reference,
     // "API Overview" › Debugging requests ("X-Client-Request-Id").
-    ("x-client-request-id", "OpenAI API reference, API Overview, Debugging requests"),
+    (
+        "x-client-request-id",
+        "OpenAI API reference, API Overview, Debugging requests",
+    ),
 ];
 
 /// The content-filter signal of the OpenAI API and Azure OpenAI: Azure's 400

@@ -111,7 +111,12 @@ async fn cookies_forwarding_and_gateway_headers_stay_home_on_every_vendor_kind()
             &anth.origin(),
             "api_key_env = \"SY_RH_ANTH\"",
         )
-        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_RH_GEM\"")
+        .provider(
+            "gem",
+            "gemini",
+            &gem.origin(),
+            "api_key_env = \"SY_RH_GEM\"",
+        )
         .model("gpt", &[("oai", "gpt-x")])
         .model("claude", &[("claude", "claude-sonnet-4-5")])
         .model("gemini", &[("gem", "gemini-2.5-flash")])
@@ -239,7 +244,10 @@ async fn check_refuses_forwarding_a_credential() {
     let path = dir.path().join("switchyard.toml");
     for (entry, says) in [
         ("\"authorization\"", "`authorization` never goes upstream"),
-        ("\"OpenAI-Organization\"", "`openai-organization` never goes upstream"),
+        (
+            "\"OpenAI-Organization\"",
+            "`openai-organization` never goes upstream",
+        ),
         ("\"x-forwarded-*\"", "would match"),
     ] {
         let text = format!(

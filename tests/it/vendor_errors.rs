@@ -60,7 +60,12 @@ async fn vendors() -> Vendors {
             &anth.origin(),
             "api_key_env = \"SY_VE_ANTH\"",
         )
-        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_VE_GEM\"")
+        .provider(
+            "gem",
+            "gemini",
+            &gem.origin(),
+            "api_key_env = \"SY_VE_GEM\"",
+        )
         .model("gpt", &[("oai", "gpt-x")])
         .model("claude", &[("claude", "claude-sonnet-4-5")])
         .model("gemini", &[("gem", "gemini-2.5-flash")])
@@ -223,12 +228,18 @@ fn expected(kind: Kind, door: Door, condition: Condition) -> (u16, Value) {
     };
     let fields = match (condition, passes_through(kind, door)) {
         // The vendor's own, as it sent them.
-        (ContextLength, true) => json!(["invalid_request_error", "context_length_exceeded", "messages"]),
+        (ContextLength, true) => json!([
+            "invalid_request_error",
+            "context_length_exceeded",
+            "messages"
+        ]),
         (RateLimited, true) => json!(["requests", "rate_limit_exceeded", null]),
         (Overloaded, true) => json!(["server_error", "upstream_error", null]),
         (InvalidImage, true) => json!(["invalid_request_error", "invalid_image", null]),
         // The door's own for the vendor's condition.
-        (ContextLength, false) => json!(["invalid_request_error", "context_length_exceeded", input]),
+        (ContextLength, false) => {
+            json!(["invalid_request_error", "context_length_exceeded", input])
+        }
         (RateLimited, false) => json!(["rate_limit_error", "rate_limit_exceeded", null]),
         (Overloaded, false) => json!(["api_error", "upstream_error", null]),
         (InvalidImage, false) => json!(["invalid_request_error", "invalid_image", null]),

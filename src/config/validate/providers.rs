@@ -764,7 +764,11 @@ mod tests {
         let with = |list: &str| {
             format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nforward_headers = {list}\n")
         };
-        let c = load_str(&with(r#"["X-Portkey-Trace", "x-mock-*"]"#), Path::new("t.toml")).unwrap();
+        let c = load_str(
+            &with(r#"["X-Portkey-Trace", "x-mock-*"]"#),
+            Path::new("t.toml"),
+        )
+        .unwrap();
         assert_eq!(
             c.providers[0].forward_headers,
             [
@@ -773,7 +777,10 @@ mod tests {
             ]
         );
         for (list, says) in [
-            (r#"["authorization"]"#, "`authorization` never goes upstream"),
+            (
+                r#"["authorization"]"#,
+                "`authorization` never goes upstream",
+            ),
             (r#"["ok", "Cookie"]"#, "`cookie` never goes upstream"),
             (r#"["openai-project"]"#, "never goes upstream"),
             (r#"["x-forwarded-*"]"#, "would match"),

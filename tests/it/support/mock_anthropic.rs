@@ -438,7 +438,14 @@ async fn messages(
     if let Some((status, err)) = behaviour.error.clone() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
         let bytes = Bytes::from(err);
-        record(&shared, "/v1/messages", headers, body, status.as_u16(), bytes.clone());
+        record(
+            &shared,
+            "/v1/messages",
+            headers,
+            body,
+            status.as_u16(),
+            bytes.clone(),
+        );
         return respond(status, "application/json", Body::from(bytes));
     }
     let model = v["model"].as_str().unwrap_or("").to_string();

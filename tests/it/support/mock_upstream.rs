@@ -982,7 +982,12 @@ fn azure_refusal(path: &str, body: Option<&Value>) -> Option<String> {
 
 /// OpenAI's error body: `{"error":{"message","type","param","code"}}` (its API reference,
 /// "Error codes"; e.g. 400 `invalid_request_error` `context_length_exceeded` on `messages`).
-pub fn openai_error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> String {
+pub fn openai_error_body(
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> String {
     json!({"error":{"message":message,"type":kind,"param":param,"code":code}}).to_string()
 }
 
