@@ -46,7 +46,7 @@ pub(crate) enum Condition {
 /// `type`/`code`/`param`) as the client's `door` shows it: the vendor's fields kept when it
 /// speaks the door's dialect (`passes_through`), else the door's own code for a well-known
 /// [`Condition`] of the `vendor` dialect, or none (the gateway's). Other errors are unchanged.
-pub(crate) fn at_door(
+pub fn at_door(
     err: GatewayError,
     vendor: Dialect,
     door: Dialect,

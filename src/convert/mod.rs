@@ -29,7 +29,7 @@ pub(crate) mod chat_to_gemini;
 pub(crate) mod chat_to_messages;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
-pub(crate) mod errors;
+pub mod errors;
 pub(crate) mod messages_to_chat;
 pub(crate) mod request;
 pub(crate) mod responses_to_chat;
