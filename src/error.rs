@@ -58,15 +58,52 @@ pub enum GatewayError {
     UpstreamTimeout(String),
     #[error("{0}")]
     Overloaded(String),
-    /// An upstream answer that is not retried, passed on with the vendor's status and message.
+    /// A vendor's error answer, passed on with the client's status for it and the vendor's
+    /// message; `code`: the `type`/`code`/`param` the client's door shows (the vendor's own on
+    /// a pass-through route, the door's for a well-known condition on a translated one:
+    /// `crate::convert::errors::at_door`), `None` for the gateway's.
     #[error("{message}")]
-    Vendor { status: u16, message: String },
+    Vendor {
+        status: u16,
+        message: String,
+        code: Option<Box<ErrorCode>>,
+    },
     /// A bug in Switchyard; never expected.
     #[error("{0}")]
     Internal(String),
 }
 
+/// An error's `type`, `code` and `param` as a vendor (or the client's door) names them, each
+/// `None` where it gave none: OpenAI's `{"error":{"type","code","param"}}` (`type`
+/// `invalid_request_error`, `code` `context_length_exceeded`, `param` `messages`), or
+/// Anthropic's `{"error":{"type"}}` (`overloaded_error`). A field left `None` takes the
+/// gateway's value (the type of the status, `code` = `reason`, `param` as the gateway finds
+/// it); `reason` and `status` stay the gateway's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub r#type: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+}
+
 impl GatewayError {
+    /// A vendor's error with the client's `status` and the vendor's `message`, no code.
+    pub fn vendor(status: u16, message: String) -> GatewayError {
+        GatewayError::Vendor {
+            status,
+            message,
+            code: None,
+        }
+    }
+
+    /// The vendor's (or the door's) own `type`/`code`/`param` of a [`GatewayError::Vendor`].
+    pub fn vendor_code(&self) -> Option<&ErrorCode> {
+        match self {
+            GatewayError::Vendor { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
@@ -112,8 +149,23 @@ impl GatewayError {
         }
     }
 
-    /// OpenAI's `type` field, which SDKs use to pick an exception class.
-    fn error_type(&self) -> &'static str {
+    /// OpenAI's `type` field: the vendor's when it gave one, else [`Self::gateway_type`].
+    pub fn error_type(&self) -> &str {
+        self.vendor_code()
+            .and_then(|c| c.r#type.as_deref())
+            .unwrap_or_else(|| self.gateway_type())
+    }
+
+    /// OpenAI's `code` field: the vendor's when it gave one, else the `reason`.
+    pub fn code(&self) -> &str {
+        self.vendor_code()
+            .and_then(|c| c.code.as_deref())
+            .unwrap_or_else(|| self.reason())
+    }
+
+    /// The gateway's own OpenAI `type` for this error, which SDKs use to pick an exception
+    /// class.
+    fn gateway_type(&self) -> &'static str {
         match self.status() {
             400 | 404 | 405 | 411 | 413 | 414 | 431 => "invalid_request_error",
             401 => "authentication_error",
@@ -175,7 +227,7 @@ impl GatewayError {
                 message: &message,
                 r#type: self.error_type(),
                 param,
-                code: self.reason(),
+                code: self.code(),
                 reason: self.reason(),
                 status: self.status(),
             },
@@ -191,6 +243,7 @@ impl GatewayError {
         match self {
             GatewayError::ContentFilter => Some("prompt"),
             GatewayError::InvalidParam { param, .. } => Some(param),
+            GatewayError::Vendor { code, .. } => code.as_ref().and_then(|c| c.param.as_deref()),
             GatewayError::InvalidRequest(message) => field_named(message),
             _ => None,
         }
@@ -226,9 +279,9 @@ struct ErrorBody<'a> {
 #[derive(Serialize)]
 struct ErrorObject<'a> {
     message: &'a str,
-    r#type: &'static str,
+    r#type: &'a str,
     param: Option<&'a str>,
-    code: &'static str,
+    code: &'a str,
     reason: &'static str,
     status: u16,
 }
@@ -325,10 +378,7 @@ mod tests {
             GatewayError::Authentication("bad key"),
             GatewayError::Permission("m".into()),
             GatewayError::ModelNotFound("m".into()),
-            GatewayError::Vendor {
-                status: 400,
-                message: "x".into(),
-            },
+            GatewayError::vendor(400, "x".into()),
         ] {
             assert_eq!(
                 e.headers(),
@@ -342,6 +392,38 @@ mod tests {
         };
         assert_eq!(limited.headers(), [("retry-after", "3".to_string())]);
         assert!(GatewayError::Upstream("x".into()).headers().is_empty());
+    }
+
+    #[test]
+    fn a_vendors_own_type_code_and_param_are_shown_and_the_gateways_fill_the_rest() {
+        let e = GatewayError::Vendor {
+            status: 400,
+            message: "This model's maximum context length is 8192 tokens.".into(),
+            code: Some(Box::new(ErrorCode {
+                r#type: Some("invalid_request_error".into()),
+                code: Some("context_length_exceeded".into()),
+                param: Some("messages".into()),
+            })),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(
+            v["error"],
+            serde_json::json!({"message": "This model's maximum context length is 8192 tokens.",
+                "type": "invalid_request_error", "param": "messages",
+                "code": "context_length_exceeded", "reason": "invalid_request", "status": 400})
+        );
+        let bare = GatewayError::Vendor {
+            status: 404,
+            message: "no such model".into(),
+            code: Some(Box::new(ErrorCode {
+                r#type: Some("not_found_error".into()),
+                ..ErrorCode::default()
+            })),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bare.body()).unwrap();
+        assert_eq!(v["error"]["type"], "not_found_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert!(v["error"]["param"].is_null());
     }
 
     #[test]

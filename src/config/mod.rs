@@ -356,6 +356,28 @@ pub struct Provider {
     /// OpenAI-compatible servers that serve chat completions only (vLLM, Ollama, llama.cpp):
     /// the Responses door is translated to chat for them.
     pub chat_only: bool,
+    /// `forward_headers`: client headers forwarded to this provider besides its vendor's own
+    /// allow-list (`crate::providers::headers`); never a credential, cookie, forwarding,
+    /// organisation/project or hop-by-hop header (refused by validation).
+    pub forward_headers: Vec<HeaderPattern>,
+}
+
+/// One `forward_headers` entry: an exact header name, or a prefix (written with a trailing
+/// `*`, kept without it); lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl HeaderPattern {
+    /// Whether the lower-case header `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            HeaderPattern::Exact(n) => n == name,
+            HeaderPattern::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
 }
 
 /// A parsed `base_url`, with its addresses resolved at load time (pingora's `HttpPeer`

@@ -153,6 +153,9 @@ pub struct Provider {
     pub default_max_tokens: Option<Spanned<i64>>,
     /// OpenAI only: the server serves chat completions but not the Responses API.
     pub chat_only: Option<Spanned<bool>>,
+    /// Client headers forwarded besides the vendor's own list: names or `prefix*`.
+    #[serde(default)]
+    pub forward_headers: Vec<Spanned<String>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

@@ -37,7 +37,7 @@ pub(crate) mod chat_to_messages;
 pub(crate) mod chat_vendor;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
-pub(crate) mod errors;
+pub mod errors;
 pub(crate) mod hosted_tools;
 pub(crate) mod messages_to_chat;
 pub(crate) mod native_history;

@@ -108,9 +108,10 @@ impl Gateway {
         Ok(())
     }
 
-    /// A vendor's error status: its body is read (bounded) for its message and any wait it
-    /// asks for; a retryable one fails the attempt, any other is the answer, rewrapped in the
-    /// door's error shape.
+    /// A vendor's error status: its body is read (bounded) for its message, its `type`/`code`/
+    /// `param` (kept on a pass-through route, mapped to the door's own on a translated one:
+    /// [`convert::errors::at_door`]) and any wait it asks for; a retryable one fails the
+    /// attempt, any other is the answer, rewrapped in the door's error shape.
     async fn vendor_error(
         &self,
         session: &mut Session,
@@ -129,14 +130,18 @@ impl Gateway {
         let err = if providers::is_content_filter(provider.kind, status, &body) {
             GatewayError::ContentFilter
         } else {
-            match (
+            let err = convert::errors::at_door(
                 providers::vendor_error(Some(provider), status, &body),
-                retry_after,
-            ) {
+                providers::dialect(provider.kind),
+                record.front,
+                providers::serves(provider, record.front),
+            );
+            match (err, retry_after) {
                 (
                     GatewayError::Vendor {
                         status: 429,
                         message,
+                        ..
                     },
                     Some(wait),
                 ) => GatewayError::RateLimited {

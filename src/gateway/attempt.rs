@@ -138,7 +138,8 @@ impl Gateway {
 
     /// The attempt's body (the client's bytes spliced when the vendor speaks the door's
     /// dialect, else translated), its address and its request head: path, Host, the
-    /// provider's key (the client's credentials never go on), `traceparent`.
+    /// provider's key (the client's credentials never go on), the gateway's `x-request-id`,
+    /// `traceparent`.
     fn prepare_attempt(
         &self,
         session: &Session,
@@ -161,6 +162,10 @@ impl Gateway {
             .map_err(|_| GatewayError::Internal("bad upstream path".into()))?;
         let internal = |_| GatewayError::Internal("bad upstream header".into());
         let mut head = providers::upstream_head(provider, session.req_header(), uri, body.len())
+            .map_err(internal)?;
+        // The gateway's request id (the client's own when it sent a sane one), so that the
+        // vendor's logs and the gateway's name the same call.
+        head.insert_header("x-request-id", record.request_id.as_str())
             .map_err(internal)?;
         if let Some(trace) = &record.trace {
             head.insert_header("traceparent", trace.traceparent())

@@ -129,7 +129,12 @@ pub fn retry_after(resp: &ResponseHeader, body: &[u8]) -> Option<Duration> {
     from_head.max(retry_hint::from_error_body(status, body))
 }
 
-/// The metric cause of a vendor's error status.
+/// The metric cause of a vendor's error status. `status_auth` (401/403) can only be the
+/// gateway's own provider key failing, which is why it fails the route (another route is
+/// tried and the route's health counts it): the client's credentials, organisation and project
+/// headers never reach a vendor (request headers go by allow-list,
+/// `crate::providers::headers`), so no client can make a vendor answer 401/403 and cool a
+/// route for everyone.
 pub fn status_reason(status: u16) -> &'static str {
     match status {
         429 => "status_429",

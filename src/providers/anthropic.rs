@@ -1,9 +1,11 @@
 //! Anthropic (`kind = "anthropic"`): the Messages API and its `count_tokens`, the key in
-//! `x-api-key`, an `anthropic-version` header, and the client's `anthropic-*` headers kept.
+//! `x-api-key`, an `anthropic-version` header, and the client's `anthropic-version` and
+//! `anthropic-beta` kept.
 
 use crate::config::Provider;
 use crate::dialect::{refusal, Dialect};
 
+use super::headers::Defined;
 use super::vendor::{ConfigFields, Vendor};
 use super::Operation;
 
@@ -13,6 +15,16 @@ pub const VERSION: &str = "2023-06-01";
 
 /// The Anthropic API.
 pub struct Anthropic;
+
+/// The client headers the Anthropic API defines that the gateway forwards (not the SDKs'
+/// `x-stainless-*` telemetry, nor `anthropic-dangerous-direct-browser-access`, which is for
+/// browsers calling Anthropic directly).
+const CLIENT_HEADERS: &[Defined] = &[
+    // "You must send an anthropic-version request header": Anthropic API reference, Versions.
+    ("anthropic-version", "Anthropic API reference, Versions"),
+    // Beta features by name, comma-separated: Anthropic API reference, Beta headers.
+    ("anthropic-beta", "Anthropic API reference, Beta headers"),
+];
 
 impl Vendor for Anthropic {
     fn name(&self) -> &'static str {
@@ -43,8 +55,8 @@ impl Vendor for Anthropic {
         Some(("x-api-key", key.to_string()))
     }
 
-    fn takes_client_header(&self, _name: &str) -> bool {
-        true
+    fn client_headers(&self) -> &'static [Defined] {
+        CLIENT_HEADERS
     }
 
     fn default_headers(&self) -> &'static [(&'static str, &'static str)] {

@@ -4,11 +4,30 @@
 use crate::config::Provider;
 use crate::dialect::Dialect;
 
+use super::headers::Defined;
 use super::vendor::{ConfigFields, Vendor};
 use super::{path_segment, Operation};
 
 /// Azure OpenAI.
 pub struct Azure;
+
+/// The client headers Azure OpenAI defines that the gateway forwards: OpenAI's
+/// ([`super::openai::CLIENT_HEADERS`]: its v1 API is OpenAI's) and Azure's own client request
+/// id (Azure REST API guidelines, "x-ms-client-request-id", echoed in Azure's logs).
+const CLIENT_HEADERS: &[Defined] = &[
+    (
+        "openai-beta",
+        "OpenAI API reference, Assistants API (beta) headers",
+    ),
+    (
+        "x-client-request-id",
+        "OpenAI API reference, API Overview, Debugging requests",
+    ),
+    (
+        "x-ms-client-request-id",
+        "Azure REST API reference, common request headers",
+    ),
+];
 
 impl Vendor for Azure {
     fn name(&self) -> &'static str {
@@ -49,6 +68,10 @@ impl Vendor for Azure {
 
     fn key_header(&self, key: &str) -> Option<(&'static str, String)> {
         Some(("api-key", key.to_string()))
+    }
+
+    fn client_headers(&self) -> &'static [Defined] {
+        CLIENT_HEADERS
     }
 
     /// Azure OpenAI refuses `stream_options` ("Unrecognized request argument") before API

@@ -37,6 +37,14 @@ impl Vendor for Gemini {
         Some(("x-goog-api-key", key.to_string()))
     }
 
+    /// None of the Gemini API's own: its `x-goog-*` system parameters are the key
+    /// (`x-goog-api-key`), the project billed (`x-goog-user-project`, never forwarded), the
+    /// SDK's telemetry (`x-goog-api-client`) and request routing for gRPC
+    /// (`x-goog-request-params`): Google Cloud docs, "System parameters".
+    fn client_headers(&self) -> &'static [super::headers::Defined] {
+        &[]
+    }
+
     /// Gemini refuses a bad API key with a 400 (`API_KEY_INVALID`), which is the gateway's own
     /// key failing, like a 401 elsewhere.
     fn status(&self, status: u16, body: &[u8]) -> u16 {

@@ -234,6 +234,7 @@ impl super::vendor::Vendor for Mock {
         super::vendor::ConfigFields {
             base_url: false,
             api_key_env: false,
+            forward_headers: false,
             ..super::vendor::ConfigFields::REMOTE
         }
     }

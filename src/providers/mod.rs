@@ -11,6 +11,7 @@
 pub(crate) mod anthropic;
 pub(crate) mod azure;
 pub(crate) mod gemini;
+pub mod headers;
 pub(crate) mod mock;
 pub(crate) mod openai;
 pub(crate) mod retry_hint;
@@ -90,11 +91,10 @@ pub fn takes_stream_options(provider: &Provider) -> bool {
 }
 
 /// The upstream's request head, made from the client's: `POST uri` in HTTP/1.1 (whatever the
-/// client speaks); the client's credentials and hop-by-hop headers left out
-/// ([`STRIPPED_REQUEST_HEADERS`], and those the vendor does not take: `anthropic-*` headers
-/// unless the vendor is Anthropic, [`Vendor::takes_client_header`]); Host and the provider's
-/// key in; the vendor's default headers (`anthropic-version`) set when the client did not set
-/// them.
+/// client speaks); of the client's headers only those the vendor takes ([`headers::forwards`]:
+/// an allow-list per vendor plus the provider's `forward_headers`, never a credential, cookie,
+/// forwarding, organisation/project or hop-by-hop header); Host and the provider's key in; the
+/// vendor's default headers (`anthropic-version`) set when the client did not set them.
 ///
 /// The head is built as a plain `http` head, headers going in by their parsed names, without
 /// pingora's map of header-name cases (vendors read names case-blind): a head is made for
@@ -114,13 +114,11 @@ pub fn upstream_head(
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let headers = &mut parts.headers;
-    headers.reserve(client.headers.len() + 4);
+    headers.reserve(8);
     for (name, value) in &client.headers {
-        let n = name.as_str();
-        if STRIPPED_REQUEST_HEADERS.contains(&n) || !vendor.takes_client_header(n) {
-            continue;
+        if headers::forwards(provider, vendor, name.as_str()) {
+            headers.append(name.clone(), value.clone());
         }
-        headers.append(name.clone(), value.clone());
     }
     if let Some(up) = &provider.upstream {
         headers.insert(HOST, HeaderValue::from_str(&up.host_header).map_err(bad)?);
@@ -148,29 +146,6 @@ pub fn auth_headers(provider: &Provider) -> Vec<(&'static str, String)> {
     vendor(provider.kind).auth_headers(provider)
 }
 
-/// Client headers that never go upstream: credentials (the client's key must not reach a
-/// vendor), hop-by-hop headers, and `accept-encoding` (the stream is scanned, so it must not
-/// come back compressed).
-pub const STRIPPED_REQUEST_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "accept-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-    "content-length",
-    "host",
-];
-
 /// The status the client gets for a vendor's error status. A vendor's 401/403 means the
 /// gateway's own provider key failed, not the client's: that is the gateway's upstream error.
 pub fn client_status_for_vendor(status: u16) -> u16 {
@@ -182,7 +157,10 @@ pub fn client_status_for_vendor(status: u16) -> u16 {
 }
 
 /// A vendor's error answer, rewrapped into the spec's shape with the vendor's message kept
-/// (but never the provider's key, which some vendors echo in part).
+/// (but never the provider's key, which some vendors echo in part), and the `type`, `code`
+/// and `param` it gave ([`vendor_code`]), as the vendor names them: the gateway shows them, or
+/// the door's own code for them, after `crate::convert::errors::at_door`. A 401/403 (the
+/// gateway's key refused) keeps nothing of the vendor's answer; a 5xx is the client's 502.
 pub fn vendor_error(provider: Option<&Provider>, status: u16, body: &[u8]) -> GatewayError {
     let name = provider.map_or("?", |p| p.name.as_str());
     let client_status = client_status_for_vendor(status);
@@ -191,28 +169,49 @@ pub fn vendor_error(provider: Option<&Provider>, status: u16, body: &[u8]) -> Ga
             "provider `{name}` refused the gateway's credentials (status {status})"
         ));
     }
-    let mut message = vendor_message(body);
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let mut message = vendor_message(parsed.as_ref(), body);
     if let Some(key) = provider.and_then(|p| p.api_key.as_ref()) {
         if !key.expose().is_empty() {
             message = message.replace(key.expose(), "*****");
         }
     }
     if client_status == 502 {
-        return GatewayError::Upstream(format!(
-            "provider `{name}` failed with status {status}: {message}"
-        ));
+        message = format!("provider `{name}` failed with status {status}: {message}");
     }
+    let code = parsed.as_ref().and_then(vendor_code).map(Box::new);
     GatewayError::Vendor {
         status: client_status,
         message,
+        code,
     }
+}
+
+/// The `type`, `code` and `param` of a vendor's error body, where they are strings (OpenAI's
+/// and Azure's `{"error":{"message","type","param","code"}}`, Anthropic's
+/// `{"type":"error","error":{"type","message"}}`; Gemini's `error.code` is the HTTP status, a
+/// number, and is not taken). `None` when it has none of them.
+fn vendor_code(v: &serde_json::Value) -> Option<crate::error::ErrorCode> {
+    let error = v.get("error")?;
+    let text = |name: &str| {
+        error
+            .get(name)
+            .and_then(|f| f.as_str())
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::error::printable(s, 128))
+    };
+    let code = crate::error::ErrorCode {
+        r#type: text("type"),
+        code: text("code"),
+        param: text("param"),
+    };
+    (code != crate::error::ErrorCode::default()).then_some(code)
 }
 
 /// The message of a vendor's error body: `error.message` (OpenAI, Azure, Anthropic, Gemini),
 /// a top-level `message`, or the start of the text.
-fn vendor_message(body: &[u8]) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let found = parsed.as_ref().and_then(|v| {
+fn vendor_message(parsed: Option<&serde_json::Value>, body: &[u8]) -> String {
+    let found = parsed.and_then(|v| {
         v.pointer("/error/message")
             .or_else(|| v.get("message"))
             .or_else(|| v.get("error").filter(|e| e.is_string()))
@@ -274,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_upstream_head_carries_the_providers_key_not_the_clients() {
-        let provider = |kind| Provider {
+        let provider = |kind, forward: Vec<crate::config::HeaderPattern>| Provider {
             name: "p".into(),
             kind,
             upstream: Some(crate::config::Upstream {
@@ -291,6 +290,7 @@ mod tests {
             api_version: None,
             default_max_tokens: None,
             chat_only: false,
+            forward_headers: forward,
         };
         let mut client =
             pingora::http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
@@ -299,23 +299,64 @@ mod tests {
             ("Authorization", "Bearer sk-client"),
             ("x-api-key", "sk-client"),
             ("Content-Length", "999"),
+            ("Content-Type", "text/plain"),
             ("Accept-Encoding", "gzip"),
             ("Connection", "keep-alive"),
             ("User-Agent", "OpenAI/Python 1.0"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
             ("anthropic-beta", "tools"),
-            ("X-Custom", "kept"),
+            ("anthropic-version", "2023-06-01"),
+            ("OpenAI-Beta", "assistants=v2"),
+            ("OpenAI-Organization", "org-client"),
+            ("OpenAI-Project", "proj-client"),
+            ("X-Client-Request-Id", "client-1"),
+            ("x-stainless-os", "Linux"),
+            ("Cookie", "session=1"),
+            ("Forwarded", "for=192.0.2.1"),
+            ("X-Forwarded-For", "192.0.2.1"),
+            ("X-Real-IP", "192.0.2.1"),
+            ("x-switchyard-user", "alice"),
+            ("x-goog-user-project", "billed"),
+            ("X-Custom", "unknown"),
+            ("x-mock-status", "500"),
         ] {
             client.append_header(name, value).unwrap();
         }
         let uri: http::Uri = "/v1/chat/completions".parse().unwrap();
-        let head =
-            upstream_head(&provider(ProviderKind::OpenAi), &client, uri.clone(), 42).unwrap();
-        assert_eq!(head.method, http::Method::POST);
-        assert_eq!(head.version, http::Version::HTTP_11);
-        assert_eq!(head.uri.path(), "/v1/chat/completions");
+        let names = |h: &pingora::http::RequestHeader| {
+            let mut n: Vec<String> = h.headers.keys().map(|k| k.to_string()).collect();
+            n.sort();
+            n
+        };
         let get = |h: &pingora::http::RequestHeader, n: &str| {
             h.headers.get(n).map(|v| v.to_str().unwrap().to_string())
         };
+        let head = upstream_head(
+            &provider(ProviderKind::OpenAi, Vec::new()),
+            &client,
+            uri.clone(),
+            42,
+        )
+        .unwrap();
+        assert_eq!(head.method, http::Method::POST);
+        assert_eq!(head.version, http::Version::HTTP_11);
+        assert_eq!(head.uri.path(), "/v1/chat/completions");
+        assert_eq!(
+            names(&head),
+            [
+                "authorization",
+                "content-length",
+                "content-type",
+                "host",
+                "openai-beta",
+                "traceparent",
+                "user-agent",
+                "x-client-request-id"
+            ]
+        );
         assert_eq!(
             get(&head, "authorization").as_deref(),
             Some("Bearer sk-vendor")
@@ -326,29 +367,85 @@ mod tests {
             get(&head, "content-type").as_deref(),
             Some("application/json")
         );
-        assert_eq!(
-            get(&head, "user-agent").as_deref(),
-            Some("OpenAI/Python 1.0")
-        );
-        assert_eq!(get(&head, "x-custom").as_deref(), Some("kept"));
-        for gone in [
-            "x-api-key",
-            "accept-encoding",
-            "connection",
-            "anthropic-beta",
-        ] {
-            assert_eq!(get(&head, gone), None, "{gone}");
-        }
-        assert_eq!(head.headers.len(), 6);
 
-        // Anthropic: its key header, the client's anthropic-* kept, a default version.
-        let head = upstream_head(&provider(ProviderKind::Anthropic), &client, uri, 42).unwrap();
+        // Anthropic: its key header and the client's anthropic-version/-beta, not OpenAI's.
+        let head = upstream_head(
+            &provider(ProviderKind::Anthropic, Vec::new()),
+            &client,
+            uri.clone(),
+            42,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&head),
+            [
+                "anthropic-beta",
+                "anthropic-version",
+                "content-length",
+                "content-type",
+                "host",
+                "traceparent",
+                "user-agent",
+                "x-api-key"
+            ]
+        );
         assert_eq!(get(&head, "x-api-key").as_deref(), Some("sk-vendor"));
-        assert_eq!(get(&head, "authorization"), None);
-        assert_eq!(get(&head, "anthropic-beta").as_deref(), Some("tools"));
         assert_eq!(
             get(&head, "anthropic-version").as_deref(),
-            Some(ANTHROPIC_VERSION)
+            Some("2023-06-01")
+        );
+
+        // Gemini: nothing of its own; a default anthropic-version only for Anthropic.
+        let head = upstream_head(
+            &provider(ProviderKind::Gemini, Vec::new()),
+            &client,
+            uri.clone(),
+            42,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&head),
+            [
+                "content-length",
+                "content-type",
+                "host",
+                "traceparent",
+                "user-agent",
+                "x-goog-api-key"
+            ]
+        );
+
+        // forward_headers adds names and prefixes, but never a header that must not go.
+        use crate::config::HeaderPattern::{Exact, Prefix};
+        let extended = provider(
+            ProviderKind::OpenAi,
+            vec![Exact("x-custom".into()), Prefix("x-mock-".into())],
+        );
+        let head = upstream_head(&extended, &client, uri, 42).unwrap();
+        assert_eq!(get(&head, "x-custom").as_deref(), Some("unknown"));
+        assert_eq!(get(&head, "x-mock-status").as_deref(), Some("500"));
+        assert_eq!(get(&head, "cookie"), None);
+    }
+
+    #[test]
+    fn a_client_without_anthropic_version_gets_the_default() {
+        let provider = Provider {
+            name: "p".into(),
+            kind: ProviderKind::Anthropic,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: None,
+            default_max_tokens: None,
+            chat_only: false,
+            forward_headers: Vec::new(),
+        };
+        let client = pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
+        let head = upstream_head(&provider, &client, "/v1/messages".parse().unwrap(), 1).unwrap();
+        assert_eq!(
+            head.headers.get("anthropic-version").unwrap(),
+            ANTHROPIC_VERSION
         );
     }
 
@@ -364,6 +461,7 @@ mod tests {
             api_version: v.map(str::to_string),
             default_max_tokens: None,
             chat_only: false,
+            forward_headers: Vec::new(),
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -392,6 +490,7 @@ mod tests {
             api_version: version.map(str::to_string),
             default_max_tokens: None,
             chat_only: false,
+            forward_headers: Vec::new(),
         };
         let path = |kind, version| {
             upstream_path(&provider(kind, version), "dep", true, Operation::Respond)

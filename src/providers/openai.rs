@@ -4,6 +4,7 @@
 use crate::config::Provider;
 use crate::dialect::{refusal, Dialect};
 
+use super::headers::Defined;
 use super::vendor::{ConfigFields, Vendor};
 use super::Operation;
 
@@ -43,6 +44,10 @@ impl Vendor for OpenAi {
         Some(("authorization", format!("Bearer {key}")))
     }
 
+    fn client_headers(&self) -> &'static [Defined] {
+        CLIENT_HEADERS
+    }
+
     fn is_content_filter(&self, status: u16, body: &[u8]) -> bool {
         is_content_filter(status, body)
     }
@@ -54,6 +59,24 @@ impl Vendor for OpenAi {
         }
     }
 }
+
+/// The client headers OpenAI's API defines that the gateway forwards (also Azure's, whose v1
+/// API is OpenAI's). Not `OpenAI-Organization`/`OpenAI-Project` (who pays:
+/// [`super::headers::NEVER`]) nor the SDKs' `x-stainless-*` telemetry.
+pub(super) const CLIENT_HEADERS: &[Defined] = &[
+    // Betas of the Assistants and Realtime APIs ("OpenAI-Beta: assistants=v2"): OpenAI API
+    // reference, "Assistants" migration guide.
+    (
+        "openai-beta",
+        "OpenAI API reference, Assistants API (beta) headers",
+    ),
+    // A request id of the client's own, echoed in OpenAI's logs: OpenAI API reference,
+    // "API Overview" › Debugging requests ("X-Client-Request-Id").
+    (
+        "x-client-request-id",
+        "OpenAI API reference, API Overview, Debugging requests",
+    ),
+];
 
 /// The content-filter signal of the OpenAI API and Azure OpenAI: Azure's 400
 /// `{"error":{"code":"content_filter"}}` (or its `innererror.code`

@@ -64,11 +64,11 @@ pub trait Vendor: Sync {
             .collect()
     }
 
-    /// Whether a client header (lower-case name, not one of
-    /// [`super::STRIPPED_REQUEST_HEADERS`]) goes upstream: by default every one but another
-    /// vendor's `anthropic-*` headers.
-    fn takes_client_header(&self, name: &str) -> bool {
-        !name.starts_with("anthropic-")
+    /// The client headers this vendor defines that the gateway forwards (lower-case names),
+    /// each with the vendor doc it comes from; see [`super::headers`] for the headers every
+    /// vendor takes and those none ever does. By default none.
+    fn client_headers(&self) -> &'static [super::headers::Defined] {
+        &[]
     }
 
     /// Headers set when the client did not send them (an API version).
@@ -119,15 +119,19 @@ pub struct ConfigFields {
     pub chat_only: bool,
     /// `default_max_tokens` is allowed.
     pub default_max_tokens: bool,
+    /// `forward_headers` is allowed (a kind with an upstream).
+    pub forward_headers: bool,
 }
 
 impl ConfigFields {
-    /// A vendor reached over the network with a key: `base_url` and `api_key_env`.
+    /// A vendor reached over the network with a key: `base_url`, `api_key_env` and
+    /// `forward_headers`.
     pub const REMOTE: ConfigFields = ConfigFields {
         base_url: true,
         api_key_env: true,
         api_version: false,
         chat_only: false,
         default_max_tokens: false,
+        forward_headers: true,
     };
 }

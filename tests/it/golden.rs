@@ -619,7 +619,12 @@ fn vendor_error_answer(provider: &Provider, front: Dialect, status: u16, body: &
     let err = if providers::is_content_filter(provider.kind, status, body) {
         GatewayError::ContentFilter
     } else {
-        providers::vendor_error(Some(provider), status, body)
+        convert::errors::at_door(
+            providers::vendor_error(Some(provider), status, body),
+            providers::dialect(provider.kind),
+            front,
+            providers::serves(provider, front),
+        )
     };
     let body = dialect::error_body(front, &err);
     let body = std::str::from_utf8(&body).expect("an error body is UTF-8");

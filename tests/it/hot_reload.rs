@@ -73,6 +73,7 @@ fn config(base_url: &str, v: &Version) -> String {
 name = "up"
 kind = "openai"
 base_url = "{base_url}"
+forward_headers = ["x-mock-*"]
 
 [[models]]
 name = "chat"

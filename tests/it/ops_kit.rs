@@ -270,6 +270,7 @@ cooldown_ms = 600000
 name = "good"
 kind = "openai"
 base_url = "{good}"
+forward_headers = ["x-mock-*"]
 api_key_env = "SY_OPS_KIT_KEY"
 
 [[providers]]

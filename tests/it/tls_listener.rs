@@ -32,7 +32,7 @@ fn body(base_url: &str, team_extra: &str) -> String {
 /// the SDK script checks), the demo key.
 fn builtin_mock_body() -> String {
     body("http://127.0.0.1:9/v1", "").replace(
-        "kind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"",
+        "kind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nforward_headers = [\"x-mock-*\"]",
         "kind = \"mock\"",
     )
 }

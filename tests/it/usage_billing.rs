@@ -55,6 +55,7 @@ api_key_env = "SY_B_GEM"
 name = "oai"
 kind = "openai"
 base_url = "{oai}"
+forward_headers = ["x-mock-*"]
 api_key_env = "SY_B_OAI"
 
 [[models]]

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Mode, Result, Source};
 use crate::config::raw;
-use crate::config::{Provider, ProviderKind, Secret, Timeouts, Upstream};
+use crate::config::{HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream};
 use crate::providers::{self, vendor::ConfigFields};
 
 /// The providers that passed, by their position in the file, and the key files they read.
@@ -81,6 +81,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         positive(src, v, &field("default_max_tokens"), u64::MAX)
     })?;
     let timeouts = timeouts(src, path, p)?;
+    let forward_headers = forward_headers(src, path, &p.forward_headers)?;
     let (api_key, api_key_env, api_key_file) = match (&p.api_key_env, &p.api_key_file) {
         (None, None) => (None, None, None),
         (Some(_), Some(file)) => {
@@ -120,6 +121,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         api_version,
         default_max_tokens,
         chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
+        forward_headers,
     };
     Ok((provider, api_key_file))
 }
@@ -220,6 +222,13 @@ fn check_kind_fields(
             ),
         ));
     }
+    if let (Some(v), false) = (p.forward_headers.first(), takes.forward_headers) {
+        return Err(src.at(
+            v,
+            &field("forward_headers"),
+            format!("a {kind_name} provider has no upstream to forward headers to"),
+        ));
+    }
     if let (Some(v), false) = (&p.default_max_tokens, takes.default_max_tokens) {
         return Err(src.at(
             v,
@@ -231,6 +240,47 @@ fn check_kind_fields(
         ));
     }
     Ok(())
+}
+
+/// `forward_headers`: each entry a header name (RFC 9110 token characters, any case, kept
+/// lower case) or a name prefix with a trailing `*`; a name or prefix that is (or could
+/// match) a header that never goes upstream ([`providers::headers::refused`]) is refused,
+/// and so is a `*` anywhere else.
+fn forward_headers(
+    src: &Source,
+    path: &str,
+    raw: &[Spanned<String>],
+) -> Result<Vec<HeaderPattern>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let field = format!("{path}.forward_headers[{i}]");
+        let text = entry.get_ref().trim().to_ascii_lowercase();
+        let (name, prefix) = match text.strip_suffix('*') {
+            Some(p) => (p, true),
+            None => (text.as_str(), false),
+        };
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'+-.^_`|~".contains(c);
+        if (!prefix && name.is_empty()) || !name.chars().all(token) {
+            return Err(src.at(
+                entry,
+                &field,
+                format!(
+                    "{:?} is not a header name or a `prefix*` (letters, digits and `-`, a `*` only at the end)",
+                    entry.get_ref()
+                ),
+            ));
+        }
+        let pattern = if prefix {
+            HeaderPattern::Prefix(name.to_string())
+        } else {
+            HeaderPattern::Exact(name.to_string())
+        };
+        if let Some(why) = providers::headers::refused(&pattern) {
+            return Err(src.at(entry, &field, why));
+        }
+        out.push(pattern);
+    }
+    Ok(out)
 }
 
 fn timeouts(src: &Source, path: &str, p: &raw::Provider) -> Result<Timeouts> {
@@ -707,6 +757,45 @@ mod tests {
             e.reason.contains("applies only to kind = \"openai\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn forward_headers_take_names_and_prefixes_but_never_credentials() {
+        let with = |list: &str| {
+            format!("[[providers]]\nname = \"v\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nforward_headers = {list}\n")
+        };
+        let c = load_str(
+            &with(r#"["X-Portkey-Trace", "x-mock-*"]"#),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.providers[0].forward_headers,
+            [
+                HeaderPattern::Exact("x-portkey-trace".into()),
+                HeaderPattern::Prefix("x-mock-".into())
+            ]
+        );
+        for (list, says) in [
+            (
+                r#"["authorization"]"#,
+                "`authorization` never goes upstream",
+            ),
+            (r#"["ok", "Cookie"]"#, "`cookie` never goes upstream"),
+            (r#"["openai-project"]"#, "never goes upstream"),
+            (r#"["x-forwarded-*"]"#, "would match"),
+            (r#"["x-*"]"#, "would match"),
+            (r#"["*"]"#, "would match"),
+            (r#"["x-switchyard-user"]"#, "never goes upstream"),
+            (r#"["te"]"#, "never goes upstream"),
+            (r#"["x-*-y"]"#, "is not a header name"),
+            (r#"["a b"]"#, "is not a header name"),
+            (r#"[""]"#, "is not a header name"),
+        ] {
+            let e = load_str(&with(list), Path::new("t.toml")).unwrap_err();
+            assert!(e.path.starts_with("providers[0].forward_headers["), "{e}");
+            assert!(e.reason.contains(says), "{list}: {e}");
+        }
     }
 
     #[test]

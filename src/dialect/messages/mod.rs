@@ -202,11 +202,25 @@ pub fn error_type(status: u16) -> &'static str {
 }
 
 pub fn error_json(status: u16, message: &str) -> String {
+    typed_error_json(error_type(status), message)
+}
+
+/// An Anthropic error body of the given error `type` (`{"type":"error","error":{"type",
+/// "message"}}`).
+fn typed_error_json(kind: &str, message: &str) -> String {
     format!(
-        r#"{{"type":"error","error":{{"type":"{}","message":{}}}}}"#,
-        error_type(status),
+        r#"{{"type":"error","error":{{"type":{},"message":{}}}}}"#,
+        serde_json::Value::from(kind),
         serde_json::Value::from(message)
     )
+}
+
+/// The Anthropic error `type` of a gateway error: the vendor's (or the door's mapped one,
+/// `crate::convert::errors`) when it carries one, else the type of its status.
+fn type_of(err: &GatewayError) -> &str {
+    err.vendor_code()
+        .and_then(|c| c.r#type.as_deref())
+        .unwrap_or_else(|| error_type(err.status()))
 }
 
 fn message_of(err: &GatewayError) -> String {
@@ -219,7 +233,7 @@ fn message_of(err: &GatewayError) -> String {
 /// A gateway error as an Anthropic error body (`{"type":"error","error":{"type","message"}}`),
 /// for answers on the `/v1/messages` front door; the HTTP status stays `err.status()`.
 pub fn error_body(err: &GatewayError) -> Bytes {
-    Bytes::from(error_json(err.status(), &message_of(err)))
+    Bytes::from(typed_error_json(type_of(err), &message_of(err)))
 }
 
 /// The same error as an Anthropic `error` event, for a stream that already started.
@@ -228,7 +242,7 @@ pub fn error_event(err: &GatewayError) -> Bytes {
     push_event(
         &mut out,
         "error",
-        &error_json(err.status(), &message_of(err)),
+        &typed_error_json(type_of(err), &message_of(err)),
     );
     Bytes::from(out)
 }

@@ -19,6 +19,11 @@
 #[cfg(test)]
 use super::gateway::DEMO_SHA256;
 
+/// The line that lets a test's `x-mock-*` request headers through to a [`super::MockUpstream`]
+/// (request headers go upstream by allow-list; `x-mock-*` are on no vendor's list). Raw TOML
+/// configs of providers pointing at a `MockUpstream` that a test steers by header add it too.
+pub const MOCK_FORWARD_HEADERS: &str = "forward_headers = [\"x-mock-*\"]";
+
 /// A config body being built; [`ConfigBody::build`] gives its text.
 #[derive(Clone, Debug, Default)]
 pub struct ConfigBody {
@@ -50,7 +55,10 @@ impl ConfigBody {
     }
 
     /// A `[[providers]]` stanza: `name`, `kind`, `base_url`, then `extra` lines (e.g.
-    /// `api_key_env = "…"`).
+    /// `api_key_env = "…"`). An OpenAI-shaped provider (`openai`, `azure`: the kinds a
+    /// [`super::MockUpstream`] serves) also gets [`MOCK_FORWARD_HEADERS`], so that the
+    /// `x-mock-*` headers a test sends steer the mock through the gateway's allow-list,
+    /// unless `extra` sets `forward_headers` itself.
     pub fn provider(self, name: &str, kind: &str, base_url: &str, extra: &str) -> Self {
         let head = format!(
             "[[providers]]\nname = {}\nkind = {}\nbase_url = {}",
@@ -58,7 +66,12 @@ impl ConfigBody {
             q(kind),
             q(base_url)
         );
-        self.text(&with_extra(head, extra))
+        let mut stanza = with_extra(head, extra);
+        if matches!(kind, "openai" | "azure") && !extra.contains("forward_headers") {
+            stanza.push('\n');
+            stanza.push_str(MOCK_FORWARD_HEADERS);
+        }
+        self.text(&stanza)
     }
 
     /// A `[[providers]]` stanza of the built-in mock vendor (`kind = "mock"`).
@@ -146,6 +159,7 @@ mod tests {
         let provider = &v["providers"][0];
         assert_eq!(provider["base_url"].as_str(), Some("http://127.0.0.1:1"));
         assert_eq!(provider["api_key_env"].as_str(), Some("K"));
+        assert_eq!(provider["forward_headers"][0].as_str(), Some("x-mock-*"));
         assert_eq!(v["providers"][1]["kind"].as_str(), Some("mock"));
         assert_eq!(v["models"][0]["fallbacks"][0].as_str(), Some("n"));
         assert_eq!(v["models"][0]["routes"][1]["model"].as_str(), Some("b"));

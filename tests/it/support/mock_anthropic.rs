@@ -61,9 +61,20 @@ pub struct AnthBehaviour {
     pub trickle_ms: Option<u64>,
     /// The answer's `stop_reason` (e.g. `refusal`) instead of `end_turn`/`tool_use`.
     pub stop_reason: Option<String>,
+    /// Answer a request that passed the checks with this status and Anthropic error body
+    /// ([`anthropic_error_body`]), as Anthropic refuses a prompt that is too long (400) or
+    /// is overloaded (529).
+    pub error: Option<(u16, String)>,
     /// Streams: after the last event (`message_stop`), hold the body's end back N ms (the
     /// client has the whole answer; the vendor's last bytes come late).
     pub end_delay_ms: Option<u64>,
+}
+
+/// Anthropic's error body (API reference, "Errors"): `{"type":"error","error":{"type",
+/// "message"},"request_id"}`.
+pub fn anthropic_error_body(kind: &str, message: &str) -> String {
+    json!({"type":"error","error":{"type":kind,"message":message},"request_id":"req_mock_err"})
+        .to_string()
 }
 
 /// The error event of an overloaded Anthropic, as it ends a stream.
@@ -280,6 +291,19 @@ async fn messages(
             return respond(status, "application/json", Body::from(err));
         }
     };
+    if let Some((status, err)) = behaviour.error.clone() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let bytes = Bytes::from(err);
+        record(
+            &shared,
+            "/v1/messages",
+            headers,
+            body,
+            status.as_u16(),
+            bytes.clone(),
+        );
+        return respond(status, "application/json", Body::from(bytes));
+    }
     let model = v["model"].as_str().unwrap_or("").to_string();
     let u = json!({"input_tokens":usage.input,"cache_creation_input_tokens":usage.cache_write,
                    "cache_read_input_tokens":usage.cache_read,"output_tokens":usage.output});

@@ -47,6 +47,9 @@ pub struct GeminiBehaviour {
     pub block_reason: Option<String>,
     /// Answer 429 `RESOURCE_EXHAUSTED` with a `RetryInfo` of this `retryDelay` ("45.5s").
     pub retry_delay: Option<String>,
+    /// Answer a request that passed the checks with Google's error of this HTTP status,
+    /// `status` and message (`(400, "INVALID_ARGUMENT", "The input token count …")`).
+    pub error: Option<(u16, String, String)>,
 }
 
 /// Gemini's 429 with its wait in a `RetryInfo` detail (the shape of Google's answers).
@@ -66,6 +69,8 @@ struct Shared {
     key: String,
     behaviour: GeminiBehaviour,
     requests: Vec<(String, Bytes)>,
+    /// The request heads, in the order of `requests`.
+    heads: Vec<HeaderMap>,
 }
 
 pub struct MockGemini {
@@ -86,6 +91,7 @@ impl MockGemini {
             key: key.to_string(),
             behaviour: GeminiBehaviour::default(),
             requests: Vec::new(),
+            heads: Vec::new(),
         }));
         let app = Router::new()
             .route("/v1beta/models/{action}", post(generate))
@@ -105,6 +111,11 @@ impl MockGemini {
     /// Answers this way from now on.
     pub fn set_behaviour(&self, behaviour: GeminiBehaviour) {
         self.shared.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// The request headers received, in order.
+    pub fn heads(&self) -> Vec<HeaderMap> {
+        self.shared.lock().unwrap().heads.clone()
     }
 
     /// How many requests reached the mock.
@@ -184,6 +195,7 @@ async fn generate(
     let (key_ok, behaviour) = {
         let mut s = shared.lock().unwrap();
         s.requests.push((action.clone(), body.clone()));
+        s.heads.push(headers.clone());
         let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
         (key == Some(s.key.as_str()), s.behaviour.clone())
     };
@@ -201,6 +213,9 @@ async fn generate(
         return error(r.status, r.kind, &r.message);
     }
     let stream = action.ends_with(":streamGenerateContent");
+    if let Some((code, status, message)) = &behaviour.error {
+        return error(*code, status, message);
+    }
     if let Some(delay) = &behaviour.retry_delay {
         return Response::builder()
             .status(429)

@@ -20,6 +20,17 @@
 //! | `x-mock-no-usage: 1` | omit usage (non-streaming: no `usage` field; streaming: no usage chunk) |
 //! | `x-mock-billed-tokens: 1` | report `prompt_tokens` as OpenAI bills them ([`billed_prompt_tokens`]) instead of words |
 //!
+//! `Behaviour::error(status, body)` answers a vendor's own error body (OpenAI's
+//! `{"error":{"message","type","param","code"}}`, [`openai_error_body`]).
+//!
+//! As OpenAI does, a request that names an organization or a project (`OpenAI-Organization`,
+//! `OpenAI-Project`) that is not the key's is refused with 401 `mismatched_organization`: the
+//! mock's key belongs to none, so any such header is refused.
+//!
+//! [`Recorded::mock_headers`] names the `x-mock-*` headers a request carried, so a test can
+//! show its steering reached the mock (request headers go upstream by allow-list, and
+//! `x-mock-*` only through a provider's `forward_headers`).
+//!
 //! As Azure OpenAI does, a request whose `api-version` query is a date before 2024-09-01 and
 //! whose body has `stream_options` is refused with 400 "Unrecognized request argument".
 //!
@@ -114,6 +125,16 @@ impl Behaviour {
     pub fn status(status: u16) -> Behaviour {
         Behaviour {
             status: Some(status),
+            ..Behaviour::default()
+        }
+    }
+
+    /// Shorthand: answer `status` with this error body (a vendor's own error, e.g.
+    /// [`openai_error_body`]).
+    pub fn error(status: u16, body: &str) -> Behaviour {
+        Behaviour {
+            status: Some(status),
+            body: Some(body.to_string()),
             ..Behaviour::default()
         }
     }
@@ -222,6 +243,16 @@ impl Recorded {
     /// The response body as (lossy) UTF-8 text.
     pub fn response_text(&self) -> String {
         String::from_utf8_lossy(&self.response_body).into_owned()
+    }
+
+    /// The `x-mock-*` headers the request carried (sorted names): the steering that reached
+    /// the mock.
+    pub fn mock_headers(&self) -> Vec<&str> {
+        self.headers
+            .keys()
+            .filter(|n| n.starts_with("x-mock-"))
+            .map(|n| n.as_str())
+            .collect()
     }
 
     /// The path without its query string.
@@ -952,6 +983,38 @@ fn azure_refusal(path: &str, body: Option<&Value>) -> Option<String> {
         .map(|r| r.openai_body())
 }
 
+/// OpenAI's error body: `{"error":{"message","type","param","code"}}` (its API reference,
+/// "Error codes"; e.g. 400 `invalid_request_error` `context_length_exceeded` on `messages`).
+pub fn openai_error_body(
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> String {
+    json!({"error":{"message":message,"type":kind,"param":param,"code":code}}).to_string()
+}
+
+/// OpenAI's 401 for an `OpenAI-Organization`/`OpenAI-Project` that is not the key's (the
+/// mock's key has neither): `mismatched_organization` / `mismatched_project`.
+fn organization_refusal(headers: &BTreeMap<String, String>) -> Option<String> {
+    if headers.contains_key("openai-organization") {
+        return Some(openai_error_body(
+            "OpenAI-Organization header should match organization for API key",
+            "invalid_request_error",
+            None,
+            Some("mismatched_organization"),
+        ));
+    }
+    headers.contains_key("openai-project").then(|| {
+        openai_error_body(
+            "OpenAI-Project header should match project for API key",
+            "invalid_request_error",
+            None,
+            Some("mismatched_project"),
+        )
+    })
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
@@ -997,7 +1060,10 @@ async fn handle(
             body: Some(body),
             ..Behaviour::default()
         },
-        None => behaviour,
+        None => match organization_refusal(&headers) {
+            Some(body) => Behaviour::error(401, &body),
+            None => behaviour,
+        },
     };
     let rule_path = path.clone();
     let idx = shared.push(Recorded {

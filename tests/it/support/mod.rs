@@ -29,11 +29,11 @@ pub use gateway::{
     DEMO_SHA256,
 };
 pub use mock_anthropic::{
-    AnthBehaviour, AnthRecorded, AnthUsage, MockAnthropic, ANTHROPIC_OVERLOADED_EVENT,
-    ANTHROPIC_REPLY,
+    anthropic_error_body, AnthBehaviour, AnthRecorded, AnthUsage, MockAnthropic,
+    ANTHROPIC_OVERLOADED_EVENT, ANTHROPIC_REPLY,
 };
 pub use mock_gemini::{gemini_retry_info_body, GeminiBehaviour, MockGemini, GEMINI_SIGNATURE};
-pub use mock_upstream::{closed_port_addr, Behaviour, MockUpstream, Recorded};
+pub use mock_upstream::{closed_port_addr, openai_error_body, Behaviour, MockUpstream, Recorded};
 pub use redis::RedisServer;
 pub use tls::{LeafCert, TestCa};
 
