@@ -51,7 +51,6 @@ pub(crate) fn check_stop_count(n: usize) -> Result<(), GatewayError> {
     ))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

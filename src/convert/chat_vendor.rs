@@ -121,7 +121,6 @@ fn without_thinking_blocks(body: Bytes, adjusted: &mut Adjustments) -> Result<By
     Ok(Bytes::from(out))
 }
 
-
 /// The byte range in `text` of the object member whose value is the slice `value` of `text`:
 /// its key, its value and one comma beside it (the one before, or the one after for a first
 /// member), so that what is left is the object without it.

@@ -522,12 +522,9 @@ pub fn request_body(
 ) -> Option<Result<Bytes, GatewayError>> {
     let vendor = providers::dialect(provider.kind);
     let body = match vendor {
-        Dialect::Messages => chat_to_messages::request(
-            req,
-            upstream_model,
-            provider.default_max_tokens,
-            adjusted,
-        ),
+        Dialect::Messages => {
+            chat_to_messages::request(req, upstream_model, provider.default_max_tokens, adjusted)
+        }
         Dialect::Gemini => chat_to_gemini::request(req, adjusted),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => return None,
     };

@@ -1167,8 +1167,7 @@ mod tests {
         .to_string();
         let mut adjusted = Adjustments::default();
         let v: Value =
-            serde_json::from_slice(&request(body.as_bytes(), &mut adjusted).unwrap())
-                .unwrap();
+            serde_json::from_slice(&request(body.as_bytes(), &mut adjusted).unwrap()).unwrap();
         assert_eq!(
             v["messages"][1]["thinking_blocks"],
             json!([{"type":"thinking","thinking":"hm","signature":"EqS+/="}])
