@@ -12,7 +12,12 @@
 //!   between turns" (platform.claude.com, "Thinking in tool and multi-turn workflows");
 //!   noted `thinking`.
 //!
-//! A body with neither passes untouched (a byte search decides before any parse).
+//! - a tool-call id Anthropic refuses (`tool_use.id` and `tool_result.tool_use_id` must match
+//!   `^[a-zA-Z0-9_-]+$`: ids another vendor minted, such as Kimi's `functions.lookup:0`, that
+//!   a translated route handed the client) goes as its portable id, alike in the call and its
+//!   result ([`crate::contract::anthropic::tool_use_id`]).
+//!
+//! A body with none of these passes untouched (a byte search decides before any parse).
 
 use std::borrow::Cow;
 
@@ -21,6 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::contract::anthropic as contract;
 use crate::dialect::adjusted::Adjustments;
 
 use super::vendor_state;
@@ -87,24 +93,89 @@ fn needs_cleaning(body: &[u8]) -> bool {
 /// `body` (a Messages request as it goes to Anthropic) cleaned, or `None` when nothing in it
 /// needs to change.
 pub fn clean(body: &[u8], adjusted: &mut Adjustments) -> Option<Bytes> {
-    memchr::memmem::find(body, b"\"thinking\"")?;
-    if !needs_cleaning(body) {
+    let foreign_ids = has_foreign_ids(body);
+    let state = memchr::memmem::find(body, b"\"thinking\"").is_some() && needs_cleaning(body);
+    if !foreign_ids && !state {
         return None;
     }
     let mut v: Value = serde_json::from_slice(body).ok()?;
-    let mut changed = drop_gemini_blocks(&mut v, adjusted);
-    let thinking = v
-        .pointer("/thinking/type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t == "enabled" || t == "adaptive");
-    if thinking && loop_without_thinking(&v) {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("thinking");
+    let mut changed = foreign_ids && map_ids(&mut v);
+    if state {
+        changed |= drop_gemini_blocks(&mut v, adjusted);
+        let thinking = v
+            .pointer("/thinking/type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == "enabled" || t == "adaptive");
+        if thinking && loop_without_thinking(&v) {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("thinking");
+            }
+            adjusted.note(THINKING_OFF);
+            changed = true;
         }
-        adjusted.note(THINKING_OFF);
-        changed = true;
     }
     changed.then(|| Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
+}
+
+/// Whether an `"id"` or `"tool_use_id"` member of `body` holds a string Anthropic would refuse
+/// as a tool-call id: a byte scan, no parse. A member of that name elsewhere (a tool's input)
+/// may make it answer `true` for nothing; [`map_ids`] then changes nothing.
+fn has_foreign_ids(body: &[u8]) -> bool {
+    [&b"\"tool_use_id\""[..], &b"\"id\""[..]].iter().any(|key| {
+        memchr::memmem::find_iter(body, key).any(|at| {
+            let rest = &body[at + key.len()..];
+            let rest = trim_ws(rest);
+            let Some(rest) = rest.strip_prefix(b":") else {
+                return false;
+            };
+            let Some(rest) = trim_ws(rest).strip_prefix(b"\"") else {
+                return false;
+            };
+            let end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
+            !rest[..end]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+    })
+}
+
+fn trim_ws(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        b = rest;
+    }
+    b
+}
+
+/// Maps the tool-call ids Anthropic refuses, in `tool_use` and `tool_result` blocks alike;
+/// whether any changed.
+fn map_ids(v: &mut Value) -> bool {
+    let mut changed = false;
+    let messages = v.get_mut("messages").and_then(Value::as_array_mut);
+    for m in messages.into_iter().flatten() {
+        let Some(blocks) = m.get_mut("content").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for b in blocks {
+            let key = match b.get("type").and_then(Value::as_str) {
+                Some("tool_use") => "id",
+                Some("tool_result") => "tool_use_id",
+                _ => continue,
+            };
+            let Some(id) = b.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            if contract::valid_tool_use_id(id) {
+                continue;
+            }
+            let mapped = contract::tool_use_id(Cow::Borrowed(id)).into_owned();
+            b[key] = Value::String(mapped);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Drops the Gemini-signed `thinking` blocks of assistant turns; whether there were any.
@@ -184,5 +255,27 @@ mod tests {
         assert!(clean(own.to_string().as_bytes(), &mut adjusted).is_none());
         assert!(adjusted.is_empty());
         assert!(clean(br#"{"model":"c","messages":[]}"#, &mut adjusted).is_none());
+    }
+
+    #[test]
+    fn foreign_tool_ids_are_mapped_alike_in_call_and_result() {
+        let body = json!({"model":"c","messages":[
+            {"role":"user","content":"hi"},
+            {"role":"assistant","content":[{"type":"tool_use","id":"functions.lookup:0","name":"f","input":{"id":"a.b"}}]},
+            {"role":"user","content":[{"type":"tool_result","tool_use_id":"functions.lookup:0","content":"r"}]}]});
+        let mut adjusted = Adjustments::default();
+        let out = clean(body.to_string().as_bytes(), &mut adjusted).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let call = v["messages"][1]["content"][0]["id"].as_str().unwrap();
+        assert!(contract::valid_tool_use_id(call), "{call}");
+        assert_eq!(v["messages"][2]["content"][0]["tool_use_id"], call);
+        // A tool's own input keeps its values.
+        assert_eq!(v["messages"][1]["content"][0]["input"]["id"], "a.b");
+        // Valid ids (and an `id` inside a tool's input only): nothing to change.
+        let fine = json!({"model":"c","messages":[
+            {"role":"assistant","content":[{"type":"tool_use","id":"toolu_01","name":"f","input":{"id":"a.b"}}]}]});
+        assert!(clean(fine.to_string().as_bytes(), &mut adjusted).is_none());
+        assert!(!has_foreign_ids(br#"{"id" : "toolu_01A-b"}"#));
+        assert!(has_foreign_ids(br#"{"tool_use_id" : "x.y"}"#));
     }
 }

@@ -30,7 +30,7 @@
 //! | every stop sequence has a non-whitespace character | the API's 400 | `vendor_rules::empty_turns_*`, `generative::` |
 //! | `thinking.type` `enabled`, `disabled` or `adaptive`; enabled: `budget_tokens` ≥ 1024 and below `max_tokens` | "Thinking" | `generative::` |
 //! | with thinking on (enabled or adaptive): `temperature` only 1, no `top_k`, `top_p` 0.95–1, no forced `tool_choice` (`any`, `tool`) | "Thinking", Feature compatibility ("temperature may only be set to 1 when thinking is enabled", "Thinking may not be enabled when tool_choice forces tool use") | `translation::`, `generative::` |
-//! | with thinking enabled, an assistant turn holding `tool_use` starts with `thinking`/`redacted_thinking` | "Thinking", preserving thinking blocks ("Expected `thinking` or `redacted_thinking`") | `vendor_rules::`, `generative::` |
+//! | with thinking enabled, the last assistant message, when it holds `tool_use`, starts with `thinking`/`redacted_thinking` (earlier turns' blocks may be left out) | "Thinking", preserving thinking blocks ("Expected `thinking` or `redacted_thinking`") | `vendor_rules::`, `generative::` |
 //! | every `thinking` block has its `signature` | "Thinking" | `generative::` |
 //! | `output_config.effort` `low`, `medium`, `high` or `max` | "Effort" | `claude_code_requests::`, `generative::` |
 //! | at most 4 blocks with `cache_control` | "Prompt caching" | `generative::` |
@@ -115,8 +115,12 @@ fn check_with(v: &Value, count: bool) -> Result<(), Refusal> {
     if thinking || v["thinking"]["type"] == "adaptive" {
         check_beside_thinking(v)?;
     }
+    // Only the last assistant message must keep its thinking: "During tool use, you must pass
+    // thinking blocks back to the API for the last assistant message" (extended thinking,
+    // "Preserving thinking blocks"); earlier turns' blocks may be left out.
+    let last_assistant = msgs.iter().rposition(|m| m["role"] == "assistant");
     for (i, m) in msgs.iter().enumerate() {
-        check_message(i, m, thinking)?;
+        check_message(i, m, thinking && Some(i) == last_assistant)?;
     }
     check_stop_sequences(v)?;
     if cache_marks(v) > 4 {
@@ -208,6 +212,8 @@ fn allowed_blocks(role: &str) -> &'static [&'static str] {
     }
 }
 
+/// `thinking`: thinking is on and `m` is the last assistant message, which must then start
+/// with its thinking when it holds `tool_use`.
 fn check_message(i: usize, m: &Value, thinking: bool) -> Result<(), Refusal> {
     let role = m["role"].as_str().unwrap_or("");
     if !matches!(role, "user" | "assistant" | "system") {
@@ -728,7 +734,13 @@ mod tests {
             .as_array_mut()
             .unwrap()
             .remove(0);
-        refused_saying(b, "Expected `thinking` or `redacted_thinking`");
+        refused_saying(b.clone(), "Expected `thinking` or `redacted_thinking`");
+        // Only the last assistant message must keep its thinking: once a later assistant
+        // turn follows, the earlier tool turn may go without.
+        let msgs = b["messages"].as_array_mut().unwrap();
+        msgs.push(json!({"role":"assistant","content":"done"}));
+        msgs.push(json!({"role":"user","content":"thanks"}));
+        check(&b).unwrap();
         let mut b = ok();
         b["messages"][1]["content"][0]
             .as_object_mut()

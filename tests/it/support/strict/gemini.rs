@@ -14,7 +14,7 @@
 //! | a part holds data (`text`, `inlineData`, `fileData`, `functionCall`, `functionResponse`, …); `text` non-empty | API ref, `Part`; "Unable to submit request because it has an empty text parameter" | `generative::` |
 //! | `inlineData` has a `mimeType` and valid base64 `data` | API ref, `Blob` | `generative::` |
 //! | `functionCall` has a name | API ref, `FunctionCall` | `generative::` |
-//! | every `functionCall` of a `model` turn carries its `thoughtSignature` (Gemini 3) | "Thought signatures" ("Function call is missing a thought_signature") | `vendor_rules::gemini_thought_signatures_*`, `generative::` |
+//! | the first `functionCall` of a `model` turn carries its `thoughtSignature` (Gemini 3; parallel calls after it carry none) | "Thought signatures" ("Function call is missing a thought_signature") | `vendor_rules::gemini_thought_signatures_*`, `generative::` |
 //! | a function call turn comes right after a user turn or a function response turn | "Please ensure that function call turn comes immediately after a user turn or after a function response turn." | `generative::` |
 //! | a function response turn comes right after a function call turn, with as many `functionResponse` parts as it has `functionCall` parts | "Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn." (gemini-cli#3814) | `generative::` |
 //! | `systemInstruction` has non-empty parts | API ref, `systemInstruction` | `generative::` |
@@ -85,9 +85,11 @@ fn check_content(i: usize, c: &Value) -> Result<(), Refusal> {
         .as_array()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| invalid(format!("contents[{i}].parts must not be empty")))?;
+    // Parallel calls: only the first `functionCall` part of a step carries the signature
+    // ("Thought signatures": "only the first function call part … will contain a signature").
+    let first_call = parts.iter().position(|p| p.get("functionCall").is_some());
     for (j, p) in parts.iter().enumerate() {
-        if role == "model" && p.get("functionCall").is_some() && !p["thoughtSignature"].is_string()
-        {
+        if role == "model" && Some(j) == first_call && !p["thoughtSignature"].is_string() {
             return Err(invalid(format!(
                 "Function call is missing a thought_signature in functionCall parts. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures. contents[{i}].parts[{j}]"
             )));
@@ -353,11 +355,18 @@ mod tests {
     #[test]
     fn function_calls_carry_their_thought_signature() {
         let mut b = ok();
-        b["contents"][1]["parts"][1]
+        b["contents"][1]["parts"][0]
             .as_object_mut()
             .unwrap()
             .remove("thoughtSignature");
         refused_saying(b, "missing a thought_signature");
+        // A parallel call after the first needs none.
+        let mut b = ok();
+        b["contents"][1]["parts"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("thoughtSignature");
+        check(&b).unwrap();
     }
 
     #[test]
