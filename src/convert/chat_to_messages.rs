@@ -38,9 +38,12 @@
 //!   pattern (`functions.lookup:0`, a legacy Gemini `<id>__thought__<signature>`) goes as its
 //!   portable id, alike in the `tool_use` and its `tool_result`; a `user` over 256 characters
 //!   goes as its SHA-256; a tool name Anthropic does not take is a 400 naming `tools[i]`.
+//! - `response_format` `json_schema` → `output_config.format` (Anthropic's structured
+//!   outputs); `json_object` has no equivalent (Anthropic's needs a schema) and is not sent.
 //!
 //! Dropped, because the Messages API has no equivalent: `frequency_penalty`,
-//! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`,
+//! `presence_penalty`, `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`
+//! `json_object`,
 //! `stream_options`, `store`, `metadata`, `modalities`, `audio`, `prediction`,
 //! `service_tier`, `web_search_options`, the legacy `functions` and
 //! `function_call`, an assistant message's `reasoning_content` without its `thinking_blocks`
@@ -77,13 +80,13 @@ use crate::contract::anthropic::{self as contract, Sampling};
 use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
-    Choice, Completion, Image, OaContent, OaMessage, OaPart, Str, ThinkingBlock, ToolCallOut,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, Str, ThinkingBlock, ToolCallOut,
     ToolChoice,
 };
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::messages::wire::{
-    AnswerIn, Block, BlockIn, DeltaIn, ErrorIn, EventIn, Message, Metadata, Request, Role, Schema,
-    Source, ThinkingOut, Tool, ToolChoiceOut, UsageIn,
+    AnswerIn, Block, BlockIn, DeltaIn, ErrorIn, EventIn, Message, Metadata, OutputConfigOut,
+    OutputFormat, Request, Role, Schema, Source, ThinkingOut, Tool, ToolChoiceOut, UsageIn,
 };
 use crate::error::GatewayError;
 
@@ -170,8 +173,34 @@ pub fn request(
             user_id: contract::user_id(u.0),
         }),
         thinking,
+        output_config: output_config(req)?,
     };
     Ok(to_bytes(&body))
+}
+
+/// `response_format` `json_schema` as Anthropic's structured output (`output_config.format`,
+/// "Structured outputs": `{"type":"json_schema","schema"}`). `json_object` has no Anthropic
+/// equivalent (its structured outputs need a schema) and `text` is the default: neither is
+/// sent (`tests/golden/KNOWN_GAPS.md`).
+fn output_config<'a>(req: &ChatRequest<'a>) -> Result<Option<OutputConfigOut<'a>>, GatewayError> {
+    let Some(f) = field::<ResponseFormat<'a>>(req, "response_format")? else {
+        return Ok(None);
+    };
+    if f.kind != "json_schema" {
+        return Ok(None);
+    }
+    let schema = f.json_schema.and_then(|s| s.schema).ok_or_else(|| {
+        unsupported(
+            VENDOR,
+            "`response_format` of type `json_schema` needs `json_schema.schema`",
+        )
+    })?;
+    Ok(Some(OutputConfigOut {
+        format: OutputFormat {
+            kind: Cow::Borrowed("json_schema"),
+            schema: Some(schema),
+        },
+    }))
 }
 
 /// The adjustment noted when thinking is left off for one request (below).

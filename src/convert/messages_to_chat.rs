@@ -19,7 +19,8 @@
 //! `tools` → function tools, `tool_choice` auto/any/tool/none → auto/required/function/none,
 //! `disable_parallel_tool_use` → `parallel_tool_calls: false`, `metadata.user_id` → `user`
 //! (hashed when over OpenAI's 64 characters: `crate::contract::openai_chat::user`), `thinking` (a budget, or `adaptive` with
-//! `output_config.effort`) → `reasoning_effort`. Dropped: `top_k`, `service_tier`,
+//! `output_config.effort`) → `reasoning_effort`, `output_config.format` (`json_schema`) →
+//! `response_format` `json_schema` named `output` (another format is a 400). Dropped: `top_k`, `service_tier`,
 //! `container`, `mcp_servers`, `cache_control` marks, and any other field. Server tools (web search, …) and `document` blocks are a 400.
 //!
 //! Answers: `thinking_blocks` → `thinking`/`redacted_thinking` blocks first (a stream: each
@@ -43,12 +44,12 @@ use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 use crate::dialect::chat::wire::{
     ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
-    FunctionName, ImageUrl, MessageOut, PartOut, StreamOptions, ThinkingBlock, ToolCallOut,
-    ToolChoiceOut, ToolDeltaIn, ToolOut,
+    FunctionName, ImageUrl, JsonSchemaOut, MessageOut, PartOut, ResponseFormatOut, StreamOptions,
+    ThinkingBlock, ToolCallOut, ToolChoiceOut, ToolDeltaIn, ToolOut,
 };
 use crate::dialect::messages::wire::{
-    AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, SourceIn,
-    ThinkingIn, ToolChoiceIn, ToolIn,
+    AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, OutputFormat,
+    SourceIn, ThinkingIn, ToolChoiceIn, ToolIn,
 };
 use crate::dialect::messages::{error_event, error_json, push_event};
 use crate::error::{printable, GatewayError};
@@ -93,7 +94,10 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
     let stream = req.stream.unwrap_or(false);
     let tools = convert_tools(req.tools.unwrap_or_default())?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req.tool_choice);
-    let effort = req.output_config.and_then(|c| c.effort);
+    let (effort, format) = req
+        .output_config
+        .map_or((None, None), |c| (c.effort, c.format));
+    let response_format = response_format(format)?;
     let reasoning_effort = reasoning_effort(req.thinking, effort.as_deref())?;
     let out = ChatRequestOut {
         model: req.model,
@@ -119,8 +123,35 @@ pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
             .metadata
             .and_then(|m| m.user_id)
             .map(crate::contract::openai_chat::user),
+        response_format,
     };
     Ok(to_bytes(&out))
+}
+
+/// `output_config.format` (Anthropic's structured outputs) as chat's `response_format`:
+/// `json_schema` with its schema, named `output` (OpenAI requires a name). Another format
+/// type, or one without a schema, is a 400 naming the field: leaving it out would lift the
+/// constraint on the answer.
+fn response_format<'a>(
+    format: Option<OutputFormat<'a>>,
+) -> Result<Option<ResponseFormatOut<'a>>, GatewayError> {
+    let Some(format) = format else {
+        return Ok(None);
+    };
+    match (format.kind.as_ref(), format.schema) {
+        ("json_schema", Some(schema)) => Ok(Some(ResponseFormatOut {
+            kind: "json_schema",
+            json_schema: JsonSchemaOut {
+                name: "output",
+                schema,
+            },
+        })),
+        (kind, _) => Err(invalid(format!(
+            "`output_config.format` of type `{}` with{} a schema cannot be carried to this route: only `json_schema` with its `schema`",
+            printable(kind, 64),
+            if format.schema.is_some() { "" } else { "out" }
+        ))),
+    }
 }
 
 /// Anthropic's thinking as OpenAI's `reasoning_effort`. A budget (`enabled`): under 2,048

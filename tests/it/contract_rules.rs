@@ -367,3 +367,54 @@ async fn what_a_vendor_cannot_hold_is_refused_before_it_is_called() {
     assert_eq!(result["type"], "tool_result", "{sent}");
     assert_eq!(result["content"][1]["type"], "image", "{sent}");
 }
+
+/// Structured outputs travel, never dropped: the chat door's `response_format` `json_schema`
+/// reaches Anthropic as `output_config.format` (Anthropic, "Structured outputs"), and the
+/// Messages door's `output_config.format` reaches a chat vendor as `response_format` with the
+/// `name` OpenAI requires; a format that cannot travel is a 400 naming it.
+#[tokio::test]
+async fn structured_output_travels_between_chat_and_messages() {
+    let s = setup().await;
+    let schema = json!({"type":"object","properties":{"city":{"type":"string"}},
+                        "required":["city"],"additionalProperties":false});
+    let (status, _, body) = post(
+        &s.gw,
+        "/v1/chat/completions",
+        &json!({"model":"claude","messages":[{"role":"user","content":"where?"}],
+                "response_format":{"type":"json_schema",
+                                   "json_schema":{"name":"place","schema":schema}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = s.anth.last().json();
+    assert_eq!(
+        sent["output_config"],
+        json!({"format":{"type":"json_schema","schema":schema}}),
+        "{sent}"
+    );
+
+    let (status, _, body) = post(
+        &s.gw,
+        "/v1/messages",
+        &json!({"model":"gpt","max_tokens":100,"messages":[{"role":"user","content":"where?"}],
+                "output_config":{"format":{"type":"json_schema","schema":schema}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = s.oa.last_request().unwrap().json();
+    assert_eq!(sent["response_format"]["type"], "json_schema", "{sent}");
+    assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+    assert_eq!(sent["response_format"]["json_schema"]["name"], "output");
+
+    let before = s.oa.request_count();
+    let (status, _, body) = post(
+        &s.gw,
+        "/v1/messages",
+        &json!({"model":"gpt","max_tokens":100,"messages":[{"role":"user","content":"x"}],
+                "output_config":{"format":{"type":"json_schema"}}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("output_config.format"), "{body}");
+    assert_eq!(s.oa.request_count(), before, "refused before any vendor is called");
+}

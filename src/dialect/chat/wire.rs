@@ -436,6 +436,24 @@ pub(crate) struct ChatRequestOut<'a> {
     pub(crate) parallel_tool_calls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) user: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_format: Option<ResponseFormatOut<'a>>,
+}
+
+/// `response_format` as the gateway writes it: `{"type":"json_schema","json_schema":{"name",
+/// "schema"}}` (API reference, "Create chat completion", `response_format`; `name` is required,
+/// `^[a-zA-Z0-9_-]{1,64}$`).
+#[derive(Serialize)]
+pub(crate) struct ResponseFormatOut<'a> {
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) json_schema: JsonSchemaOut<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct JsonSchemaOut<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) schema: &'a RawValue,
 }
 
 #[derive(Serialize)]

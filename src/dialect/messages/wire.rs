@@ -40,6 +40,25 @@ pub(crate) struct Request<'a> {
     pub(crate) metadata: Option<Metadata<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) thinking: Option<ThinkingOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) output_config: Option<OutputConfigOut<'a>>,
+}
+
+/// `output_config` as the gateway writes it: `format`, the answer constrained to a JSON
+/// schema (Anthropic, "Structured outputs": `output_config.format` = `{"type":"json_schema",
+/// "schema"}`; generally available, the older `output_format` beta field is deprecated).
+#[derive(Serialize)]
+pub(crate) struct OutputConfigOut<'a> {
+    pub(crate) format: OutputFormat<'a>,
+}
+
+/// A structured-output format: today only `json_schema`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct OutputFormat<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(crate) kind: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub(crate) schema: Option<&'a RawValue>,
 }
 
 /// Anthropic's `thinking`: on with a budget of reasoning tokens (below `max_tokens`), or off.
@@ -355,6 +374,10 @@ pub(crate) struct MessagesRequest<'a> {
 pub(crate) struct OutputConfigIn<'a> {
     #[serde(borrow, default)]
     pub(crate) effort: Option<Cow<'a, str>>,
+    /// `{"type":"json_schema","schema"}`: the answer constrained to the schema ("Structured
+    /// outputs").
+    #[serde(borrow, default)]
+    pub(crate) format: Option<OutputFormat<'a>>,
 }
 
 /// `thinking`: `{"type":"enabled","budget_tokens":N}`, `{"type":"adaptive"}` (the model decides

@@ -33,6 +33,7 @@
 //! | with thinking enabled, the last assistant message, when it holds `tool_use`, starts with `thinking`/`redacted_thinking` (earlier turns' blocks may be left out) | "Thinking", preserving thinking blocks ("Expected `thinking` or `redacted_thinking`") | `vendor_rules::`, `generative::` |
 //! | every `thinking` block has its `signature` | "Thinking" | `generative::` |
 //! | `output_config.effort` `low`, `medium`, `high` or `max` | "Effort" | `claude_code_requests::`, `generative::` |
+//! | `output_config.format` is `{"type":"json_schema","schema":{…}}` | "Structured outputs" | `translation::structured_output_*` |
 //! | at most 4 blocks with `cache_control` | "Prompt caching" | `generative::` |
 
 use serde_json::Value;
@@ -109,6 +110,13 @@ fn check_with(v: &Value, count: bool) -> Result<(), Refusal> {
         if !matches!(effort.as_str(), Some("low" | "medium" | "high" | "max")) {
             return Err(invalid(
                 "output_config.effort: Input should be 'low', 'medium', 'high' or 'max'",
+            ));
+        }
+    }
+    if let Some(format) = v.pointer("/output_config/format") {
+        if format["type"] != "json_schema" || !format["schema"].is_object() {
+            return Err(invalid(
+                "output_config.format: Input tag should be 'json_schema', with an object `schema`",
             ));
         }
     }

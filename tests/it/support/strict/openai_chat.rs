@@ -8,6 +8,7 @@
 //!
 //! | rule | source | checked through the gateway by |
 //! |---|---|---|
+//! | `response_format.json_schema.name` required, `^[a-zA-Z0-9_-]{1,64}$` | API ref, `response_format` | `translation::structured_output_*` |
 //! | `user` ≤ 64 characters | API ref, `user`; "string too long … maximum length 64" | `claude_code_requests::*`, `generative::` |
 //! | `safety_identifier` ≤ 64 characters | API ref, `safety_identifier` | `generative::` |
 //! | `messages` a non-empty array; roles `system`, `developer`, `user`, `assistant`, `tool`, `function` | API ref, `messages` | `generative::` |
@@ -63,6 +64,7 @@ const ROLES: &[&str] = &[
 /// Checks a chat completions body as OpenAI does.
 pub fn check(body: &Value) -> Result<(), Refusal> {
     check_identity(body)?;
+    check_response_format(body)?;
     check_sampling(body)?;
     check_tools(body)?;
     let msgs = body["messages"]
@@ -79,6 +81,29 @@ pub fn check(body: &Value) -> Result<(), Refusal> {
         check_message(i, m)?;
     }
     check_tool_pairing(msgs)
+}
+
+/// `response_format` `json_schema`: a `json_schema` with a `name` of 1 to 64 letters, digits,
+/// `_` or `-` (API reference, "Create chat completion", `response_format.json_schema.name`,
+/// required).
+fn check_response_format(body: &Value) -> Result<(), Refusal> {
+    let f = &body["response_format"];
+    if f["type"] != "json_schema" {
+        return Ok(());
+    }
+    let name = f["json_schema"]["name"].as_str().unwrap_or("");
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(Refusal::openai(
+            "response_format.json_schema.name",
+            Some("invalid_value"),
+            "Invalid 'response_format.json_schema.name': expected a string of 1 to 64 letters, digits, underscores or dashes.",
+        ));
+    }
+    Ok(())
 }
 
 /// `user`, `safety_identifier`: at most 64 characters.
