@@ -80,8 +80,8 @@ use crate::contract::anthropic::{self as contract, Sampling};
 use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
     content, field, messages, plain_text, raw_field, stop_sequences, tool_choice, AssistantMessage,
-    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, Str, ThinkingBlock, ToolCallOut,
-    ToolChoice,
+    Choice, Completion, Image, OaContent, OaMessage, OaPart, ResponseFormat, Str, ThinkingBlock,
+    ToolCallOut, ToolChoice,
 };
 use crate::dialect::chat::ChatRequest;
 use crate::dialect::messages::wire::{

@@ -416,5 +416,9 @@ async fn structured_output_travels_between_chat_and_messages() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("output_config.format"), "{body}");
-    assert_eq!(s.oa.request_count(), before, "refused before any vendor is called");
+    assert_eq!(
+        s.oa.request_count(),
+        before,
+        "refused before any vendor is called"
+    );
 }
