@@ -320,16 +320,7 @@ fn assistant_blocks<'a>(
             }
             ours
         })
-        .map(|b| match b {
-            ThinkingBlock::Thinking {
-                thinking,
-                signature,
-            } => Block::Thinking {
-                thinking,
-                signature,
-            },
-            ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
-        })
+        .map(vendor_state::messages_block)
         .collect();
     match content(m.content)? {
         None => {}

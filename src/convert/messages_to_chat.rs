@@ -469,20 +469,6 @@ fn input_object(arguments: &str) -> Box<RawValue> {
     })
 }
 
-/// A chat answer's reasoning block as the Messages block the client sends back.
-fn thinking_block(b: ThinkingBlock<'_>) -> Block<'_> {
-    match b {
-        ThinkingBlock::Thinking {
-            thinking,
-            signature,
-        } => Block::Thinking {
-            thinking,
-            signature,
-        },
-        ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
-    }
-}
-
 /// An OpenAI `chat.completion` as an Anthropic `message` (its first choice): its reasoning
 /// blocks, its text, its tool calls.
 pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError> {
@@ -498,7 +484,7 @@ pub fn answer(body: &[u8], model_hint: &str) -> Result<Translated, GatewayError>
                 .thinking_blocks
                 .unwrap_or_default()
                 .into_iter()
-                .map(thinking_block),
+                .map(super::vendor_state::messages_block),
         );
         let text = answer.content.filter(|t| !t.is_empty()).or(answer.refusal);
         content.extend(

@@ -26,6 +26,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::dialect::chat::wire::ThinkingBlock;
+use crate::dialect::messages::wire::Block;
 
 /// The adjustment noted when a vendor leg drops another vendor's reasoning state.
 pub const DROPPED: &str = "thinking_signature";
@@ -121,6 +122,21 @@ pub fn client_call_id(vendor_id: &str) -> String {
         vendor_id.to_string()
     } else {
         short_call_id(vendor_id)
+    }
+}
+
+/// A chat `thinking_blocks` entry as the Messages block it stands for (Anthropic's own
+/// `thinking` or `redacted_thinking`).
+pub(crate) fn messages_block(b: ThinkingBlock<'_>) -> Block<'_> {
+    match b {
+        ThinkingBlock::Thinking {
+            thinking,
+            signature,
+        } => Block::Thinking {
+            thinking,
+            signature,
+        },
+        ThinkingBlock::RedactedThinking { data } => Block::RedactedThinking { data },
     }
 }
 
