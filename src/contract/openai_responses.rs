@@ -5,7 +5,7 @@
 //!
 //! | Rule | What the gateway does | Source |
 //! |---|---|---|
-//! | `user` and `safety_identifier` have at most 64 characters | `user` is carried as chat's `user` (within [`super::openai_chat::USER_MAX`], hashed when longer; to Anthropic as `metadata.user_id`); `safety_identifier` is left out | API reference, "Create a model response": `safety_identifier`, `user` |
+//! | `user` and `safety_identifier` have at most 64 characters | `user` is carried as chat's `user` (within [`super::openai_chat::USER_MAX`], hashed when longer; to Anthropic as `metadata.user_id`); `safety_identifier` likewise (chat's `safety_identifier`, capped; to Anthropic as `metadata.user_id` when there is no `user`) | API reference, "Create a model response": `safety_identifier`, `user` |
 //! | a `function_call_output`'s `output` is a string or `input_text`, `input_image`, `input_file` parts | text and images are carried (each vendor's contract then takes or refuses an image in a tool result); a file is refused (400 naming the item) | API reference, "Create a model response", `input[]` function tool call output: `output` |
 //! | a `function_call`'s `call_id` | carried; each vendor's contract maps an id it does not take | API reference, function tool call `call_id` |
 

@@ -169,13 +169,23 @@ pub fn request(
         stream: req.stream,
         tools,
         tool_choice,
-        metadata: field::<Str<'_>>(req, "user")?.map(|u| Metadata {
-            user_id: contract::user_id(u.0),
+        metadata: end_user(req)?.map(|u| Metadata {
+            user_id: contract::user_id(u),
         }),
         thinking,
         output_config: output_config(req)?,
     };
     Ok(to_bytes(&body))
+}
+
+/// Who the end user is, for Anthropic's `metadata.user_id` (an opaque id for abuse
+/// detection, as OpenAI's `safety_identifier` and the older `user` are): `user`, else
+/// `safety_identifier`.
+fn end_user<'a>(req: &ChatRequest<'a>) -> Result<Option<Cow<'a, str>>, GatewayError> {
+    if let Some(u) = field::<Str<'a>>(req, "user")? {
+        return Ok(Some(u.0));
+    }
+    Ok(field::<Str<'a>>(req, "safety_identifier")?.map(|u| u.0))
 }
 
 /// `response_format` `json_schema` as Anthropic's structured output (`output_config.format`,

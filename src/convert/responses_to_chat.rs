@@ -19,10 +19,10 @@
 //! hosted tools are left out of the offer and named in `x-switchyard-adjusted`
 //! ([`super::hosted_tools`]); `tool_choice`
 //! `auto`/`none`/`required`/`{"type":"function","name"}`; `max_output_tokens` → `max_tokens`;
-//! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` kept; `reasoning.effort` →
+//! `temperature`, `top_p`, `parallel_tool_calls`, `user`, `safety_identifier`, `stream` kept; `reasoning.effort` →
 //! `reasoning_effort`; `text.format` `json_schema` → `response_format` `json_schema`,
 //! `json_object` → `json_object`. Dropped: `store`, `metadata`, `include`, `truncation`,
-//! `service_tier`, `prompt_cache_key`, `safety_identifier`, `reasoning.summary`, and any other
+//! `service_tier`, `prompt_cache_key`, `reasoning.summary`, and any other
 //! field. A 400 names what a chat vendor cannot carry: `input_file` parts, images by `file_id`, other
 //! input item types, `previous_response_id`, `conversation`, `prompt` and `background`.
 //!
@@ -157,6 +157,7 @@ pub fn request(body: &[u8], adjusted: &mut Adjustments) -> Result<Bytes, Gateway
         "top_p",
         "parallel_tool_calls",
         "user",
+        "safety_identifier",
         "stream",
     ] {
         if let Some(v) = given(name) {

@@ -422,3 +422,26 @@ async fn structured_output_travels_between_chat_and_messages() {
         "refused before any vendor is called"
     );
 }
+
+/// The Responses door's `safety_identifier` (the OpenAI SDKs' successor of `user`) is carried:
+/// to a chat vendor capped at OpenAI's 64 characters, to Anthropic as `metadata.user_id`.
+#[tokio::test]
+async fn the_responses_doors_safety_identifier_is_carried() {
+    let s = setup().await;
+    let long = format!("user-{}", "9".repeat(80));
+    for model in ["gpt", "claude"] {
+        let (status, _, body) = post(
+            &s.gw,
+            "/v1/responses",
+            &json!({"model": model, "input": "hi", "safety_identifier": long, "store": false}),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {body}");
+    }
+    let sent = s.oa.last_request().unwrap().json();
+    let id = sent["safety_identifier"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 64, "{sent}");
+    assert_ne!(id, long);
+    let sent = s.anth.last().json();
+    assert_eq!(sent["metadata"]["user_id"], long, "{sent}");
+}
