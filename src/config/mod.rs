@@ -102,6 +102,9 @@ pub struct Config {
     pub telemetry: Option<TelemetryConfig>,
     /// Model name or alias → index into `models`.
     pub model_index: HashMap<String, usize>,
+    /// Aliases with a `*` (`claude-*`), each with its model's index, in the config's order:
+    /// asked only for a name no model or exact alias has.
+    pub alias_patterns: Vec<(Globs, usize)>,
     /// SHA-256 of a key's secret → index into `keys`.
     pub key_index: HashMap<[u8; 32], usize>,
     /// The files vendor keys were read from (`api_key_file`), as written: the reloader
@@ -110,9 +113,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// The model a client's `model` names, by its name or one of its aliases.
+    /// The model a client's `model` names: by its name or one of its aliases, else by the
+    /// first alias pattern (`claude-*`) that matches it, in the config's order.
     pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
-        self.model_index.get(name).map(|&i| &self.models[i])
+        let i = self.model_index.get(name).copied().or_else(|| {
+            self.alias_patterns
+                .iter()
+                .find(|(globs, _)| globs.matches(name))
+                .map(|&(_, i)| i)
+        })?;
+        self.models.get(i)
     }
     pub fn provider(&self, idx: usize) -> &Arc<Provider> {
         &self.providers[idx]

@@ -48,7 +48,8 @@ struct Listed<'a> {
     kind: ModelKind,
 }
 
-/// The ids the team may send as `model`: each model it may use, then its aliases.
+/// The ids the team may send as `model`: each model it may use, then its aliases (not the
+/// patterns, `claude-*`, which name no one model id).
 fn listed<'a>(config: &'a Config, principal: &Principal) -> Vec<Listed<'a>> {
     config
         .models
@@ -56,7 +57,12 @@ fn listed<'a>(config: &'a Config, principal: &Principal) -> Vec<Listed<'a>> {
         .filter(|m| principal.team.allows(&m.name))
         .flat_map(|m| {
             std::iter::once(m.name.as_str())
-                .chain(m.aliases.iter().map(String::as_str))
+                .chain(
+                    m.aliases
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|a| !a.contains('*')),
+                )
                 .map(|id| Listed { id, kind: m.kind })
         })
         .collect()

@@ -188,9 +188,10 @@ fn requests_ok(metrics: &str, model: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// The model names Claude Code 2.1.332 asks for by default (its main model), as aliases of
-/// the test's models.
-const CLAUDE_CODE_MODELS: &str = r#"aliases = ["claude-opus-5-5"]"#;
+/// The model names Claude Code asks for by default (2.1.332: `claude-opus-5-5` for its main
+/// model), matched by an alias pattern as in the example config (`config/switchyard.toml`), so
+/// that no version's names need typing.
+const CLAUDE_CODE_MODELS: &str = r#"aliases = ["claude-*"]"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_exec_on_the_builtin_mock_and_a_strict_anthropic() {

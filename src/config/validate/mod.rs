@@ -41,7 +41,7 @@ use toml::Spanned;
 use super::raw;
 use super::{Config, ConfigError};
 use filters::content_filters;
-use models::{fallback_kinds, model, model_index};
+use models::{alias_patterns, fallback_kinds, model, model_index};
 use providers::{providers, Providers};
 use routing::{limits_config, routing};
 use server::server;
@@ -364,6 +364,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         key_files,
     } = providers(src, &raw.providers);
     let model_index = model_index(src, &raw.models);
+    let alias_patterns = alias_patterns(src, &raw.models);
     let models: Vec<Option<Arc<_>>> = raw
         .models
         .iter()
@@ -429,6 +430,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
             .into_iter()
             .map(|(name, entry)| (name, entry.model))
             .collect(),
+        alias_patterns,
         key_index,
         key_files,
     })
@@ -1236,5 +1238,34 @@ endpoint = "https://127.0.0.1:4318"
         let errors = check_str(&bad, Path::new(FILE), Mode::Offline).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["routing.max_attempts", "providers[0].api_key_env"]);
+    }
+
+    #[test]
+    fn alias_patterns_match_what_no_name_or_alias_has() {
+        let c = crate::config::load_str(
+            &std::fs::read_to_string("config/switchyard.toml").unwrap(),
+            std::path::Path::new("config/switchyard.toml"),
+        )
+        .unwrap();
+        // Claude Code's default model names reach the example config's `claude-sonnet`.
+        for asked in [
+            "claude-opus-5-5",
+            "claude-haiku-4-5-20251001",
+            "claude-sonnet",
+        ] {
+            assert_eq!(c.model(asked).unwrap().name, "claude-sonnet", "{asked}");
+        }
+        assert_eq!(c.model("demo").unwrap().name, "gpt-4o-mini");
+        assert!(c.model("gpt-5").is_none());
+        // An exact name wins over a pattern, whatever the order.
+        let c = crate::config::load_str(
+            "[[providers]]\nname = \"m\"\nkind = \"mock\"\n\
+             [[models]]\nname = \"any\"\naliases = [\"*\"]\n[[models.routes]]\nprovider = \"m\"\nmodel = \"x\"\n\
+             [[models]]\nname = \"exact\"\n[[models.routes]]\nprovider = \"m\"\nmodel = \"y\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.model("exact").unwrap().name, "exact");
+        assert_eq!(c.model("whatever").unwrap().name, "any");
     }
 }

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::checks::{money, name, non_blank, opt, positive_u32};
 use super::{Result, Source};
 use crate::config::raw;
-use crate::config::{Model, ModelKind, Route, Strategy};
+use crate::config::{Globs, Model, ModelKind, Route, Strategy};
 
 /// Where a model name or alias was defined, to name both sides of a clash.
 pub(super) struct NameEntry {
@@ -31,6 +31,9 @@ pub(super) fn model_index(src: &Source, models: &[raw::Model]) -> HashMap<String
                 .map(|(j, a)| (a, format!("models[{i}].aliases[{j}]"), true)),
         );
         for (value, path, alias) in names {
+            if alias && value.get_ref().contains('*') {
+                continue; // a pattern: [`alias_patterns`]
+            }
             let Some(text) = src.keep(name(src, value, &path)) else {
                 continue;
             };
@@ -48,6 +51,35 @@ pub(super) fn model_index(src: &Source, models: &[raw::Model]) -> HashMap<String
         }
     }
     index
+}
+
+/// The aliases with a `*` (`claude-*`: any model name a client sends that no model or exact
+/// alias has, such as the dated names coding agents ask for), each compiled with its model's
+/// index, in the config's order; an invalid pattern is recorded in `src`.
+pub(super) fn alias_patterns(src: &Source, models: &[raw::Model]) -> Vec<(Globs, usize)> {
+    let mut out = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        for (j, a) in m.aliases.iter().enumerate() {
+            if !a.get_ref().contains('*') {
+                continue;
+            }
+            let path = format!("models[{i}].aliases[{j}]");
+            let Some(text) = src.keep(name(src, a, &path)) else {
+                continue;
+            };
+            match Globs::new(vec![text]) {
+                Ok(globs) => out.push((globs, i)),
+                Err((_, reason)) => {
+                    src.keep::<()>(Err(src.at(
+                        a,
+                        &path,
+                        format!("not a valid pattern: {reason}"),
+                    )));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn name_clash(models: &[raw::Model], text: &str, first: &NameEntry, new: &NameEntry) -> String {
