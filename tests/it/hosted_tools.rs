@@ -120,13 +120,15 @@ fn searched_then_called() -> Value {
     ])
 }
 
-fn adjustments(metrics: &str, adjustment: &str) -> f64 {
-    metric_value(
-        metrics,
+/// `switchyard_request_adjustments_total{adjustment}` once it reads `want` (polled: a request
+/// is counted after its answer went out).
+async fn adjustments(gw: &Gateway, adjustment: &str, want: f64) -> f64 {
+    gw.metric_until(
         "switchyard_request_adjustments_total",
         &[("adjustment", adjustment)],
+        want,
     )
-    .unwrap_or(0.0)
+    .await
 }
 
 #[tokio::test]
@@ -179,10 +181,9 @@ async fn codex_offer_on_anthropic_carries_namespaces_and_maps_web_search() {
     assert_eq!(call["namespace"], "multi_agent_v1", "{call}");
     assert_eq!(call["arguments"], r#"{"task":"summarise"}"#);
 
-    let m = s.gw.metrics().await;
-    assert_eq!(adjustments(&m, "tools.file_search"), 1.0, "{m}");
-    assert_eq!(adjustments(&m, "tools.image_generation"), 1.0);
-    assert_eq!(adjustments(&m, "tools.web_search"), 0.0);
+    assert_eq!(adjustments(&s.gw, "tools.file_search", 1.0).await, 1.0);
+    assert_eq!(adjustments(&s.gw, "tools.image_generation", 1.0).await, 1.0);
+    assert_eq!(adjustments(&s.gw, "tools.web_search", 0.0).await, 0.0);
 
     // The next turn replays the call by namespace and name: it reaches Anthropic under the
     // flattened name the model called.
@@ -267,8 +268,7 @@ async fn codex_offer_on_gemini_leaves_out_web_search_beside_functions() {
     let sent = s.gem.bodies().pop().unwrap();
     assert_eq!(sent["tools"], json!([{"google_search": {}}]), "{sent}");
 
-    let m = s.gw.metrics().await;
-    assert_eq!(adjustments(&m, "tools.web_search"), 1.0, "{m}");
+    assert_eq!(adjustments(&s.gw, "tools.web_search", 1.0).await, 1.0);
 }
 
 #[tokio::test]
@@ -288,7 +288,6 @@ async fn codex_offer_on_the_builtin_mock_is_answered_with_what_was_left_out_name
     let (status, adjusted, body) = post(&s.gw, &novel).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(adjusted.as_deref(), Some("tools.other"));
-    let m = s.gw.metrics().await;
-    assert_eq!(adjustments(&m, "tools.web_search"), 2.0, "{m}");
-    assert_eq!(adjustments(&m, "tools.other"), 1.0, "{m}");
+    assert_eq!(adjustments(&s.gw, "tools.web_search", 2.0).await, 2.0);
+    assert_eq!(adjustments(&s.gw, "tools.other", 1.0).await, 1.0);
 }

@@ -454,6 +454,21 @@ impl Gateway {
         }
     }
 
+    /// The value of the series `name{labels}` once it reads `want` (a request is counted
+    /// after its answer went out, so a scrape right after the answer may not show it yet):
+    /// polls for up to 5 s and returns the last value read (0 when absent).
+    pub async fn metric_until(&self, name: &str, labels: &[(&str, &str)], want: f64) -> f64 {
+        let mut last = 0.0;
+        for _ in 0..50 {
+            last = super::metric_value(&self.metrics().await, name, labels).unwrap_or(0.0);
+            if last == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last
+    }
+
     /// `GET /metrics` on the admin listener, as text.
     pub async fn metrics(&self) -> String {
         let resp = super::client()
