@@ -262,6 +262,7 @@ mod tests {
             max_bytes,
             team_max_bytes: max_bytes,
             max_entries,
+            vendor_state_ttl: Duration::from_secs(ttl_s),
         }
     }
 
