@@ -192,16 +192,21 @@ async fn anthropic_loop(w: &World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend_gives_dropped_state_back_per_team() {
-    let w = world("").await;
+    // Each answer kind on a gateway of its own: the mock's call ids repeat, and what one kept
+    // must not answer for the other.
     for stream in [false, true] {
+        let w = world("").await;
         gemini_loop(&w, stream).await;
+        if stream {
+            continue;
+        }
+        anthropic_loop(&w).await;
+        let metrics = w.gw.metrics().await;
+        assert!(
+            metrics.contains("switchyard_vendor_state_recalled_total 2"),
+            "{metrics}"
+        );
     }
-    anthropic_loop(&w).await;
-    let metrics = w.gw.metrics().await;
-    assert!(
-        metrics.contains("switchyard_vendor_state_recalled_total 3"),
-        "{metrics}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
