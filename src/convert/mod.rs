@@ -24,7 +24,9 @@
 //! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. Vendor state
 //! that must come back on the next turn (signed thinking, Gemini's signatures) and the
 //! tool-call ids the gateway mints are [`vendor_state`]'s; a Messages body passed through to
-//! Anthropic is cleaned of another vendor's state by [`native_history`].
+//! Anthropic is cleaned of another vendor's state by [`native_history`]; the state of a
+//! chat-door answer's tool calls, for clients that drop `thinking_blocks`, is gathered and
+//! put back by [`kept_state`] (kept in `crate::response_store::vendor_state`).
 //! What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
 //! beyond the chat wire view), [`hosted_tools`] (the Responses door's `namespace` and hosted

@@ -35,7 +35,9 @@
 //! bound) is logged (the id and the team, nothing of the content) and counted in
 //! `switchyard_responses_store_errors_total{op}`.
 //!
-//! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers).
+//! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers),
+//! [`vendor_state`] (the vendor state kept for chat-door clients that drop `thinking_blocks`,
+//! in the same backend and bounds under `vs_{call id}` ids, with its own TTL and metrics).
 
 pub mod door;
 pub mod memory;
