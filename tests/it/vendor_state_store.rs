@@ -162,10 +162,10 @@ async fn gemini_loop(w: &World, stream: bool) -> String {
 /// One Anthropic tool loop with `reasoning_effort` whose client drops `thinking_blocks`: the
 /// signed thinking block comes back first in the assistant turn and thinking stays on; another
 /// team's key finds nothing (thinking left off for that request, as without state).
-async fn anthropic_loop(w: &World) {
-    let (status, text) = post(&w.gw, DEMO_SECRET, &first_turn("m-anthropic", false)).await;
+async fn anthropic_loop(w: &World, stream: bool) {
+    let (status, text) = post(&w.gw, DEMO_SECRET, &first_turn("m-anthropic", stream)).await;
     assert_eq!(status, 200, "{text}");
-    let (call_id, carried) = call_id_of(&text, false);
+    let (call_id, carried) = call_id_of(&text, stream);
     assert!(carried, "{text}");
     let next = second_turn("m-anthropic", &call_id);
     let (status, text) = post(&w.gw, DEMO_SECRET, &next).await;
@@ -192,15 +192,12 @@ async fn anthropic_loop(w: &World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend_gives_dropped_state_back_per_team() {
-    // Each answer kind on a gateway of its own: the mock's call ids repeat, and what one kept
+    // Each answer kind on a gateway of its own: the mocks' call ids repeat, and what one kept
     // must not answer for the other.
     for stream in [false, true] {
         let w = world("").await;
         gemini_loop(&w, stream).await;
-        if stream {
-            continue;
-        }
-        anthropic_loop(&w).await;
+        anthropic_loop(&w, stream).await;
         let metrics = w.gw.metrics().await;
         assert!(
             metrics.contains("switchyard_vendor_state_recalled_total 2"),
@@ -230,7 +227,7 @@ async fn redis_backend_keeps_state_with_its_ttl_and_a_failure_is_not_fatal() {
         .parse()
         .unwrap();
     assert!((590..=600).contains(&ttl), "{ttl}");
-    anthropic_loop(&w).await;
+    anthropic_loop(&w, false).await;
 
     // Redis down: the request goes on without the state (Gemini's placeholder), counted.
     redis.stop();
