@@ -9,6 +9,7 @@
 //! - an Anthropic route with `reasoning_effort` gets its signed thinking block first in the
 //!   tool loop's assistant turn, thinking on;
 //! - another team's key finds nothing (the placeholder; thinking left off);
+//! - the OpenAI Python SDK used plainly, on the Gemini route, likewise;
 //! - on the memory and the Redis backend (a real redis-server), with the TTL of
 //!   `[state] vendor_state_ttl_s`; Redis down, the request goes on without it (counted).
 
@@ -239,4 +240,52 @@ async fn redis_backend_keeps_state_with_its_ttl_and_a_failure_is_not_fatal() {
         metrics.contains("switchyard_vendor_state_errors_total{op=\"load\"} 1"),
         "{metrics}"
     );
+}
+
+/// The OpenAI Python SDK used plainly (the pattern of its function-calling guide: the
+/// assistant message rebuilt from `content` and `tool_calls`), in a tool loop on the Gemini
+/// route: its second turn reaches Gemini with the real signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_python_sdk_tool_loop_keeps_gemini_s_signature() {
+    let w = world("").await;
+    let code = r#"
+import json, sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2])
+tools = [{"type": "function", "function": {"name": "wx", "parameters":
+    {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+messages = [{"role": "user", "content": "Weather in Oslo?"}]
+first = client.chat.completions.create(model="m-gemini", messages=messages, tools=tools,
+    reasoning_effort="low")
+m = first.choices[0].message
+messages.append({"role": "assistant", "content": m.content,
+    "tool_calls": [c.model_dump(exclude_none=True) for c in m.tool_calls]})
+for c in m.tool_calls:
+    messages.append({"role": "tool", "tool_call_id": c.id, "content": "-3C"})
+second = client.chat.completions.create(model="m-gemini", messages=messages, tools=tools,
+    reasoning_effort="low")
+print(second.choices[0].message.content)
+"#;
+    let url = w.gw.url("/v1");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python())
+            .args(["-c", code, &url, DEMO_SECRET])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "It is cold in Oslo."
+    );
+    // The client sent no thinking_blocks; Gemini got its own signature back.
+    assert!(!w.gem.bodies().is_empty());
+    assert_eq!(gemini_call_signature(&w), GEMINI_SIGNATURE);
 }
