@@ -35,7 +35,8 @@
 //! 7. [`providers`]: one module per vendor kind behind the `Vendor` trait (path, auth, error
 //!    rewrapping, config fields), retry hints, and the built-in `mock`; `upstream`: the
 //!    gateway's own HTTP/1.1 client to the vendors, with its connection pool.
-//! 8. `response_store`: the Responses API's state on translated routes (memory or Redis).
+//! 8. `response_store`: the Responses API's state on translated routes (memory or Redis), and
+//!    the vendor state it keeps for chat-door clients that drop `thinking_blocks`.
 //! 9. [`accounting`]: usage read from the answer's bytes ([`accounting::meter`]), estimated
 //!    when a vendor reports none, priced ([`accounting::usage`]) and logged
 //!    (`accounting::usage_log`).

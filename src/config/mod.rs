@@ -264,6 +264,9 @@ pub struct StoredResponses {
     pub team_max_bytes: usize,
     /// Memory backend: the most responses kept.
     pub max_entries: usize,
+    /// How long vendor state kept for a tool call lives (`[state] vendor_state_ttl_s`,
+    /// `crate::response_store::vendor_state`); it shares the bounds above.
+    pub vendor_state_ttl: Duration,
 }
 
 impl StoredResponses {
@@ -280,6 +283,7 @@ impl Default for StoredResponses {
             max_bytes: Self::DEFAULT_MAX_BYTES,
             team_max_bytes: Self::DEFAULT_TEAM_MAX_BYTES,
             max_entries: 10_000,
+            vendor_state_ttl: Duration::from_secs(86_400),
         }
     }
 }

@@ -121,6 +121,9 @@ pub struct State {
     pub responses_redis_url: Option<Spanned<String>>,
     /// Memory backend: the most stored responses kept (default 10000).
     pub responses_max_entries: Option<Spanned<i64>>,
+    /// Vendor state kept for chat-door clients that drop `thinking_blocks`: how long (default
+    /// 24 hours).
+    pub vendor_state_ttl_s: Option<Spanned<i64>>,
 }
 
 /// `[log]`.

@@ -24,7 +24,9 @@
 //! vendor leg calls its rules, and the leg to chat vendors is [`chat_vendor`]. Vendor state
 //! that must come back on the next turn (signed thinking, Gemini's signatures) and the
 //! tool-call ids the gateway mints are [`vendor_state`]'s; a Messages body passed through to
-//! Anthropic is cleaned of another vendor's state by [`native_history`].
+//! Anthropic is cleaned of another vendor's state by [`native_history`]; the state of a
+//! chat-door answer's tool calls, for clients that drop `thinking_blocks`, is gathered and
+//! put back by [`kept_state`] (kept in `crate::response_store::vendor_state`).
 //! What the pairs share: [`translate`] (the stream-translation driver, [`Translated`]),
 //! [`chunks`] (the writer of chat chunk events), [`request`] (what chat → vendor requests read
 //! beyond the chat wire view), [`hosted_tools`] (the Responses door's `namespace` and hosted
@@ -39,6 +41,7 @@ pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub mod errors;
 pub(crate) mod hosted_tools;
+pub mod kept_state;
 pub(crate) mod messages_to_chat;
 pub(crate) mod native_history;
 pub(crate) mod request;
@@ -133,10 +136,9 @@ pub fn upstream_body(
             }
         }
         if req.dialect == Dialect::Chat && !providers::takes_stream_options(provider) {
-            // The chat door's own body, without `stream_options` (old Azure versions).
-            return Ok(chat_pivot(req)?
-                .without_stream_options
-                .body_for(upstream_model));
+            // The chat door's own body, without `stream_options` (old Azure versions); not
+            // the pivot, which may hold vendor state the gateway kept (`kept_state`).
+            return Ok(prepared(&req.body)?.1.body_for(upstream_model));
         }
         let body = req.native_body(upstream_model);
         if req.dialect == Dialect::Messages {
@@ -197,6 +199,20 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
         .ok_or_else(|| GatewayError::Internal("no chat pivot".into()))
 }
 
+/// Makes the chat door's pivot from `body`, the client's body with the vendor state the
+/// gateway kept spliced in ([`kept_state::splice`]): translations read it, pass-through
+/// routes send the client's own bytes.
+pub fn set_chat_pivot(req: &mut FrontRequest, body: Bytes) -> Result<(), GatewayError> {
+    let (prepared, without_stream_options) = prepared(&body)?;
+    req.pivot = Some(Pivot {
+        body,
+        prepared,
+        without_stream_options,
+        adjusted: Adjustments::default(),
+    });
+    Ok(())
+}
+
 /// A chat body without its `model`, for chat vendors: with usage asked for in streams, and
 /// without `stream_options` (for the vendors that refuse it).
 fn prepared(body: &Bytes) -> Result<(Prepared, Prepared), GatewayError> {
@@ -238,6 +254,11 @@ pub struct AnswerTranslation {
     completed: Option<Bytes>,
     /// Responses door: the completed response was handed out for the store already.
     handed_out: bool,
+    /// Chat door from a vendor that signs its reasoning (Gemini, Anthropic): the answer's
+    /// vendor state for its tool calls, kept for clients that drop it ([`kept_state`]).
+    kept: Option<kept_state::Collector>,
+    /// The answer is complete (a whole answer, or the pivot stream's end went through).
+    complete: bool,
 }
 
 impl AnswerTranslation {
@@ -278,6 +299,10 @@ impl AnswerTranslation {
             identity: identity(req),
             completed: None,
             handed_out: false,
+            kept: (pair.door == Dialect::Chat
+                && matches!(pair.vendor, Dialect::Gemini | Dialect::Messages))
+            .then(kept_state::Collector::default),
+            complete: false,
         };
         if req.stream {
             t.to_chat = stream_translator(pair.vendor, model_hint, unix_now());
@@ -327,6 +352,10 @@ impl AnswerTranslation {
             None => chunk,
         };
         meter.feed(&out);
+        if let Some(kept) = self.kept.as_mut() {
+            kept.feed(&out);
+            self.complete |= end || self.to_chat.as_ref().is_some_and(|t| t.is_done());
+        }
         if let Some(front) = self.to_front.as_mut() {
             out = through(front.as_mut(), &out, end);
         }
@@ -355,6 +384,17 @@ impl AnswerTranslation {
         Some(response)
     }
 
+    /// The vendor state of a complete chat-door answer's tool calls, `(tool-call id,
+    /// thinking_blocks array)`, the first time the answer is complete; empty before, after,
+    /// and for answers that carry none ([`kept_state`]). The caller keeps it before the
+    /// answer's end goes out, so the client's next turn finds it.
+    pub fn take_vendor_state(&mut self) -> Vec<(String, Bytes)> {
+        match self.kept.as_mut() {
+            Some(kept) if self.complete => kept.take(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
     fn whole(&mut self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
         if self.front == Dialect::Embeddings {
@@ -371,6 +411,10 @@ impl AnswerTranslation {
             Some(t) => t?.body,
         };
         meter.feed(&chat);
+        if let Some(kept) = self.kept.as_mut() {
+            kept.whole(&chat);
+            self.complete = true;
+        }
         match self.front {
             Dialect::Messages => messages_to_chat::answer(&chat, &self.model_hint).map(|t| t.body),
             Dialect::Responses => {

@@ -130,6 +130,8 @@ impl Gateway {
         };
         let req = FrontRequest::read(record.front, bytes)?;
         let req = response_store::expand(&self.responses, &principal.team.name, req).await?;
+        let req =
+            response_store::vendor_state::recall(&self.responses, &principal.team.name, req).await;
         record.stream = req.stream;
         record.prompt_estimate = req.prompt_estimate;
         if let Some(filter) = content_filter::check(&config, &principal.team, || req.texts()) {

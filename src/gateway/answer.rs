@@ -381,7 +381,28 @@ impl Gateway {
     /// just made, or the whole answer), before those bytes go to the client: a follow-up sent
     /// the moment the client reads that event finds it, though the vendor's own last bytes
     /// come later. Once per answer; nothing for other answers.
+    ///
+    /// Likewise a translated chat-door answer's vendor state for its tool calls
+    /// (`crate::response_store::vendor_state`), for clients that drop `thinking_blocks`.
     async fn keep_response(&self, attempt: &mut Attempt<'_>) {
+        let Admitted {
+            config,
+            principal,
+            request,
+            ..
+        } = attempt.admitted;
+        let state = attempt
+            .translation
+            .as_mut()
+            .map(AnswerTranslation::take_vendor_state)
+            .unwrap_or_default();
+        if !state.is_empty() {
+            Box::pin(
+                self.responses
+                    .keep_vendor_state(config, &principal.team.name, state),
+            )
+            .await;
+        }
         let Some(completed) = attempt
             .translation
             .as_mut()
@@ -389,12 +410,6 @@ impl Gateway {
         else {
             return;
         };
-        let Admitted {
-            config,
-            principal,
-            request,
-            ..
-        } = attempt.admitted;
         // Boxed: only translated Responses answers are kept.
         Box::pin(self.responses.keep(
             Some(config),

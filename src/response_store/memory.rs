@@ -2,7 +2,9 @@
 //! per team) and in entries, each entry living `[state] responses_ttl_s`. When a new response
 //! does not fit, the team's oldest ones are evicted first for the team's bound, then the
 //! oldest of all for the store's (insertion order, which with one TTL for all is also expiry
-//! order); expired ones are dropped as they are met.
+//! order); expired ones are dropped as they are met. Vendor state (`super::vendor_state`)
+//! lives a shorter TTL beside the responses: an expired entry behind a live older one stays
+//! counted until it is read, evicted or reached, so the bounds hold whatever the TTLs.
 //!
 //! What is counted is what is held ([`held_bytes`]): the body (kept at its exact length), the
 //! key twice (the map's and the eviction queue's), the team's name, and a fixed estimate of
@@ -262,6 +264,7 @@ mod tests {
             max_bytes,
             team_max_bytes: max_bytes,
             max_entries,
+            vendor_state_ttl: Duration::from_secs(ttl_s),
         }
     }
 

@@ -35,11 +35,14 @@
 //! bound) is logged (the id and the team, nothing of the content) and counted in
 //! `switchyard_responses_store_errors_total{op}`.
 //!
-//! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers).
+//! Modules: [`memory`] and [`redis`] (the backends), [`door`] (the `GET`/`DELETE` answers),
+//! [`vendor_state`] (the vendor state kept for chat-door clients that drop `thinking_blocks`,
+//! in the same backend and bounds under `vs_{call id}` ids, with its own TTL and metrics).
 
 pub mod door;
 pub mod memory;
 pub mod redis;
+pub mod vendor_state;
 
 use std::time::Instant;
 
@@ -108,6 +111,10 @@ enum Backend {
 pub struct ResponseStore {
     backend: Backend,
     errors: IntCounterVec,
+    /// `switchyard_vendor_state_errors_total{op}`: kept vendor state not written or read.
+    vendor_state_errors: IntCounterVec,
+    /// `switchyard_vendor_state_recalled_total`: tool calls given back kept state.
+    vendor_state_recalled: prometheus::IntCounter,
     evicted: IntCounterVec,
     /// The bytes the store holds (memory: this process's; Redis: every instance's, as of this
     /// instance's last save).
@@ -156,9 +163,24 @@ impl ResponseStore {
             "Bytes held by stored responses (Redis: all instances', as of this instance's last \
              save).",
         );
+        let vendor_state_errors = counter(
+            "switchyard_vendor_state_errors_total",
+            "Vendor state kept for tool calls (chat-door clients that drop thinking_blocks) \
+             that could not be written or read; the request went on without it.",
+            &["op"],
+        );
+        let recalled = counter(
+            "switchyard_vendor_state_recalled_total",
+            "Tool calls of a history given back the vendor state the gateway kept for them.",
+            &[],
+        );
+        let vendor_state_recalled = recalled.with_label_values::<&str>(&[]);
         // Present from the first scrape, like every counter whose labels are a fixed set.
         for op in ["save", "load", "delete"] {
             errors.with_label_values(&[op]);
+        }
+        for op in ["save", "load"] {
+            vendor_state_errors.with_label_values(&[op]);
         }
         for why in Eviction::ALL {
             evicted.with_label_values(&[why.label()]);
@@ -166,9 +188,13 @@ impl ResponseStore {
         metrics.register(Box::new(errors.clone()));
         metrics.register(Box::new(evicted.clone()));
         metrics.register(Box::new(held.clone()));
+        metrics.register(Box::new(vendor_state_errors.clone()));
+        metrics.register(Box::new(recalled));
         ResponseStore {
             backend,
             errors,
+            vendor_state_errors,
+            vendor_state_recalled,
             evicted,
             held,
         }
@@ -188,6 +214,27 @@ impl ResponseStore {
         Ok(found.and_then(|b| Stored::from_bytes(&b)))
     }
 
+    /// The entries `ids` of `team` (raw bodies, in order; `None` for each it does not hold), in
+    /// one call to the backend (Redis: one `MGET`). A failure is counted as `kind`'s `load`.
+    async fn load_many(
+        &self,
+        kind: Kind,
+        team: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Bytes>>, Unavailable> {
+        let keys: Vec<String> = ids.iter().map(|id| store_key(team, id)).collect();
+        match &self.backend {
+            Backend::Memory(m) => {
+                let now = Instant::now();
+                Ok(keys.iter().map(|k| m.load(k, now)).collect())
+            }
+            Backend::Redis(r) => r.load_many(&keys).await.map_err(|e| {
+                self.failed_as(kind, "load", team, "", &e.to_string());
+                Unavailable(e.to_string())
+            }),
+        }
+    }
+
     /// Deletes the stored response `id` of `team`; whether there was one.
     pub async fn delete(&self, team: &str, id: &str) -> Result<bool, Unavailable> {
         match &self.backend {
@@ -205,15 +252,23 @@ impl ResponseStore {
 
     /// Keeps `stored` as `id` of `team`; a failure is logged and counted, not returned: the
     /// answer is on its way to the client.
-    async fn save(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
+    async fn save(
+        &self,
+        kind: Kind,
+        team: &str,
+        id: &str,
+        stored: Bytes,
+        limits: &StoredResponses,
+    ) {
         match &self.backend {
-            Backend::Memory(_) => self.save_in_memory(team, id, stored, limits),
-            Backend::Redis(r) => self.save_in_redis(r, team, id, stored, limits).await,
+            Backend::Memory(_) => self.save_in_memory(kind, team, id, stored, limits),
+            Backend::Redis(r) => self.save_in_redis(kind, r, team, id, stored, limits).await,
         }
     }
 
     async fn save_in_redis(
         &self,
+        kind: Kind,
         r: &RedisStore,
         team: &str,
         id: &str,
@@ -226,14 +281,14 @@ impl ResponseStore {
             let why = format!(
                 "the response ({held} bytes) is larger than responses_team_max_bytes ({team_max})"
             );
-            return self.failed("save", team, id, &why);
+            return self.failed_as(kind, "save", team, id, &why);
         }
         let bounds = Bounds {
             team_max,
             total_max: limits.max_bytes,
         };
         match r
-            .save(&team_part(team), id, &stored, limits.ttl, bounds)
+            .save(&team_part(team), id, &stored, kind.ttl(limits), bounds)
             .await
         {
             Ok(saved) => {
@@ -243,22 +298,34 @@ impl ResponseStore {
                 self.held
                     .set(i64::try_from(saved.bytes).unwrap_or(i64::MAX));
             }
-            Err(e) => self.failed("save", team, id, &e.to_string()),
+            Err(e) => self.failed_as(kind, "save", team, id, &e.to_string()),
         }
     }
 
-    fn save_in_memory(&self, team: &str, id: &str, stored: Bytes, limits: &StoredResponses) {
+    fn save_in_memory(
+        &self,
+        kind: Kind,
+        team: &str,
+        id: &str,
+        stored: Bytes,
+        limits: &StoredResponses,
+    ) {
         let Backend::Memory(m) = &self.backend else {
             return;
         };
-        match m.save(team, store_key(team, id), stored, limits, Instant::now()) {
+        let limits = StoredResponses {
+            ttl: kind.ttl(limits),
+            ..*limits
+        };
+        match m.save(team, store_key(team, id), stored, &limits, Instant::now()) {
             Ok(evicted) => {
                 for why in evicted {
                     self.evicted.with_label_values(&[why.label()]).inc();
                 }
                 self.held.set(gauge_value(m.usage().bytes));
             }
-            Err(e) => self.failed(
+            Err(e) => self.failed_as(
+                kind,
                 "save",
                 team,
                 id,
@@ -273,8 +340,21 @@ impl ResponseStore {
 
     /// Logs and counts a failed call; the message never holds content or secrets.
     fn failed(&self, op: &'static str, team: &str, id: &str, why: &str) {
-        self.errors.with_label_values(&[op]).inc();
-        tracing::warn!(op, team, response_id = id, "response store: {why}");
+        self.failed_as(Kind::Response, op, team, id, why);
+    }
+
+    /// [`Self::failed`], counted as what was stored.
+    fn failed_as(&self, kind: Kind, op: &'static str, team: &str, id: &str, why: &str) {
+        match kind {
+            Kind::Response => {
+                self.errors.with_label_values(&[op]).inc();
+                tracing::warn!(op, team, response_id = id, "response store: {why}");
+            }
+            Kind::VendorState => {
+                self.vendor_state_errors.with_label_values(&[op]).inc();
+                tracing::warn!(op, team, key = id, "vendor state store: {why}");
+            }
+        }
     }
 
     /// What to keep of a translated answer that completed (`response`, the object the
@@ -307,7 +387,25 @@ impl ResponseStore {
             return;
         };
         if let Some((id, stored)) = Self::what_to_keep(req, response) {
-            self.save(team, &id, stored, &config.stored_responses).await;
+            self.save(Kind::Response, team, &id, stored, &config.stored_responses)
+                .await;
+        }
+    }
+}
+
+/// What an entry of the store is: a stored response, or vendor state kept for a tool call
+/// ([`vendor_state`]); they share the backend and its bounds, not the TTL nor the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Response,
+    VendorState,
+}
+
+impl Kind {
+    fn ttl(self, limits: &StoredResponses) -> std::time::Duration {
+        match self {
+            Kind::Response => limits.ttl,
+            Kind::VendorState => limits.vendor_state_ttl,
         }
     }
 }

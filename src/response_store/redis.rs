@@ -144,6 +144,16 @@ impl RedisStore {
         Ok(v.map(Bytes::from))
     }
 
+    /// The bodies under `keys`, in one `MGET` (one round trip however many).
+    pub async fn load_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, RedisError> {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(key);
+        }
+        let v: Vec<Option<Vec<u8>>> = self.run(&cmd).await?;
+        Ok(v.into_iter().map(|b| b.map(Bytes::from)).collect())
+    }
+
     /// Deletes `{team}:{id}` and its index entries; whether there was a body.
     pub async fn delete(&self, team_part: &str, id: &str) -> Result<bool, RedisError> {
         let member = format!("{team_part}:{id}");

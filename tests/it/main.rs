@@ -52,3 +52,4 @@ mod usage_billing;
 mod usage_metrics;
 mod vendor_errors;
 mod vendor_rules;
+mod vendor_state_store;

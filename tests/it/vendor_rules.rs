@@ -182,13 +182,24 @@ async fn thinking_blocks_go_to_the_chat_client_and_back() {
     assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
     assert_eq!(sent["messages"][1]["content"][1]["type"], "tool_use");
 
-    // Without its thinking blocks Anthropic would refuse the turn (the mock enforces the
-    // rule): thinking is left off for this request, as Anthropic advises for a tool loop that
-    // does not start with its thinking, and the answer says so.
+    // A client that drops the thinking blocks (the OpenAI SDKs used plainly) gets them back
+    // from the gateway's `[state]` backend, kept under the tool call's id: thinking stays on
+    // (`tests/it/vendor_state_store.rs` has the whole of it).
     turn2["messages"][1]
         .as_object_mut()
         .unwrap()
         .remove("thinking_blocks");
+    let (status, _, text) = chat(&s.gw, turn2.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = s.anth.last().json();
+    assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
+    assert_eq!(sent["thinking"]["type"], "enabled", "{sent}");
+
+    // A tool call whose thinking nobody kept (another id): Anthropic would refuse the turn
+    // (the mock enforces the rule), so thinking is left off for this request, as Anthropic
+    // advises for a tool loop that does not start with its thinking, and the answer says so.
+    turn2["messages"][1]["tool_calls"][0]["id"] = json!("toolu_never_kept");
+    turn2["messages"][2]["tool_call_id"] = json!("toolu_never_kept");
     let (status, headers, text) = chat(&s.gw, turn2).await;
     assert_eq!(status, 200, "{text}");
     assert!(s.anth.last().json().get("thinking").is_none());

@@ -377,7 +377,7 @@ mod tests {
         let c = load("").unwrap();
         assert_eq!(c.stored_responses, StoredResponses::default());
         let c = load(&with_base(&format!(
-            "[state]\nresponses_ttl_s = 60\nresponses_max_bytes = 1000\nresponses_max_entries = 5\n{}{}",
+            "[state]\nresponses_ttl_s = 60\nresponses_max_bytes = 1000\nresponses_max_entries = 5\nvendor_state_ttl_s = 90\n{}{}",
             model("e", "kind = \"embedding\""),
             model("c", "kind = \"chat\"")
         )))
@@ -388,7 +388,8 @@ mod tests {
                 ttl: Duration::from_secs(60),
                 max_bytes: 1000,
                 team_max_bytes: 1000,
-                max_entries: 5
+                max_entries: 5,
+                vendor_state_ttl: Duration::from_secs(90),
             }
         );
         let team = load("[state]\nresponses_team_max_bytes = 4096\n").unwrap();
@@ -416,6 +417,7 @@ mod tests {
             "responses_max_bytes",
             "responses_team_max_bytes",
             "responses_max_entries",
+            "vendor_state_ttl_s",
         ] {
             rejects(
                 &format!("[state]\n{field} = 0 # <-\n"),

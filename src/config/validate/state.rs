@@ -44,7 +44,7 @@ pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
 }
 
 /// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_team_max_bytes`,
-/// `responses_max_entries`: positive integers; absent ones keep [`StoredResponses::default`]
+/// `responses_max_entries`, `vendor_state_ttl_s` (at most 366 days): positive integers; absent ones keep [`StoredResponses::default`]
 /// (the team's bound no more than the total's). A team bound over the total is refused.
 pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredResponses> {
     let d = StoredResponses::default();
@@ -77,11 +77,16 @@ pub(super) fn stored_responses(src: &Source, raw: &raw::State) -> Result<StoredR
         None => d.max_entries,
         Some(v) => positive_usize(src, v, "state.responses_max_entries")?,
     };
+    let vendor_state_ttl = match &raw.vendor_state_ttl_s {
+        None => d.vendor_state_ttl,
+        Some(v) => Duration::from_secs(positive(src, v, "state.vendor_state_ttl_s", 366 * 86_400)?),
+    };
     Ok(StoredResponses {
         ttl,
         max_bytes,
         team_max_bytes,
         max_entries,
+        vendor_state_ttl,
     })
 }
 
