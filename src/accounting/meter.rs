@@ -69,6 +69,25 @@ impl Meter {
         }
     }
 
+    /// Meters one event of a chat stream that a translator decoded already (its `event:` name
+    /// and data): the door's leg of a translated stream decodes each chat event once, for
+    /// itself and the meter ([`crate::convert::SseTranslator::feed_metered`]). Only a chat
+    /// stream's meter reads decoded events (translated streams are metered in chat); the
+    /// others take their bytes through [`Meter::feed`].
+    pub fn event(&mut self, name: &[u8], data: &[u8]) {
+        if let Meter::Stream(s) = self {
+            s.decoded_event(name, data);
+        }
+    }
+
+    /// The event a translator's decoder found left without its blank line at the body's
+    /// end: read at the stream's end, when whole, as one left in [`Meter::feed`]'s bytes.
+    pub fn last_event(&mut self, name: &[u8], data: &[u8]) {
+        if let Meter::Stream(s) = self {
+            s.last_event(name, data);
+        }
+    }
+
     /// Meters a chunk that goes to the client as it is: a body keeps a reference to it.
     pub fn feed_bytes(&mut self, chunk: &Bytes) {
         match self {
