@@ -1,7 +1,8 @@
 //! Reads the usage of an answer from the bytes that go to the client.
 //!
 //! Streams are metered by their dialect's scanner ([`crate::dialect`]) over the bytes that are
-//! forwarded; a non-streaming answer's body is kept (bounded, shared not copied) and its `usage`
+//! forwarded, or, on a translated stream with a door's leg, over the chat events that leg
+//! decoded ([`Meter::event`]: one decode for both); a non-streaming answer's body is kept (bounded, shared not copied) and its `usage`
 //! read at the end. When an upstream reports no usage, it is estimated from the text and marked
 //! `estimated`: a request is never silently counted as zero tokens.
 

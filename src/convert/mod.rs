@@ -221,7 +221,8 @@ fn prepared(body: &Bytes) -> Result<(Prepared, Prepared), GatewayError> {
 
 /// The translation of a successful answer whose vendor speaks another dialect than the
 /// client: vendor → chat (metered there) → the front door's dialect. Streams go chunk by
-/// chunk; a whole answer is kept and translated at its end.
+/// chunk; the door's leg, when there is one, decodes each chat event once for itself and the
+/// meter ([`SseTranslator::feed_metered`]). A whole answer is kept and translated at its end.
 pub struct AnswerTranslation {
     front: Dialect,
     vendor: Dialect,
@@ -306,7 +307,8 @@ impl AnswerTranslation {
     }
 
     /// One chunk of the vendor's answer in; what to send the client now out (`None`: nothing
-    /// yet). `meter` reads the chat pivot. An untranslatable whole answer is an error.
+    /// yet). `meter` reads the chat pivot: its events as the door's leg decodes them, or, for
+    /// the chat door, its bytes. An untranslatable whole answer is an error.
     pub fn chunk(
         &mut self,
         chunk: Option<Bytes>,

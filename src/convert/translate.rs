@@ -36,8 +36,9 @@ pub struct Translated {
 ///
 /// [`super::chat_to_messages::Stream`] and [`super::chat_to_gemini::Stream`] write OpenAI streams, so [`crate::dialect::chat_stream::Scanner`]
 /// can meter their output like any pass-through stream;
-/// [`super::messages_to_chat::Stream`] writes Anthropic events (meter its
-/// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
+/// [`super::messages_to_chat::Stream`] and [`super::responses_to_chat::Stream`] read OpenAI
+/// streams: [`SseTranslator::feed_metered`] meters the chat events they decode, so the chat
+/// pivot is decoded once. Translators chain: Gemini → OpenAI → Anthropic.
 pub trait SseTranslator: Send + Sync {
     /// Translates the next chunk of the vendor's body.
     fn feed(&mut self, chunk: &[u8]) -> Bytes;
