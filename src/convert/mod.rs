@@ -641,6 +641,11 @@ mod tests {
             inputs.push(open.clone());
             inputs.push(open[..open.len() - 3].to_vec());
         }
+        // No usage: the estimate counts the text of the last event, left without its blank
+        // line, and only at the end.
+        inputs.push(
+            b"data: {\"id\":\"chatcmpl-1\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefgh\"}}]}".to_vec(),
+        );
         let doors: [fn() -> Box<dyn SseTranslator>; 2] = [
             || Box::new(messages_to_chat::Stream::new("m")),
             || Box::new(responses_to_chat::Stream::new("m", 1)),
