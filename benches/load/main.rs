@@ -955,6 +955,8 @@ name = "benchmock"
 kind = "openai"
 base_url = "http://127.0.0.1:{mock}/v1"
 api_key_env = "SWITCHYARD_BENCH_VENDOR_KEY"
+# The stream's shape, for a translated request too (whose body keeps no `bench_chunks`).
+forward_headers = ["x-bench-chunks", "x-bench-chunk-ms"]
 
 [[models]]
 name = "bench"

@@ -1,7 +1,8 @@
 //! Reads the usage of an answer from the bytes that go to the client.
 //!
 //! Streams are metered by their dialect's scanner ([`crate::dialect`]) over the bytes that are
-//! forwarded; a non-streaming answer's body is kept (bounded, shared not copied) and its `usage`
+//! forwarded, or, on a translated stream with a door's leg, over the chat events that leg
+//! decoded ([`Meter::event`]: one decode for both); a non-streaming answer's body is kept (bounded, shared not copied) and its `usage`
 //! read at the end. When an upstream reports no usage, it is estimated from the text and marked
 //! `estimated`: a request is never silently counted as zero tokens.
 
@@ -66,6 +67,25 @@ impl Meter {
             Meter::Responses(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
+        }
+    }
+
+    /// Meters one event of a chat stream that a translator decoded already (its `event:` name
+    /// and data): the door's leg of a translated stream decodes each chat event once, for
+    /// itself and the meter ([`crate::convert::SseTranslator::feed_metered`]). Only a chat
+    /// stream's meter reads decoded events (translated streams are metered in chat); the
+    /// others take their bytes through [`Meter::feed`].
+    pub fn event(&mut self, name: &[u8], data: &[u8]) {
+        if let Meter::Stream(s) = self {
+            s.decoded_event(name, data);
+        }
+    }
+
+    /// The event a translator's decoder found left without its blank line at the body's
+    /// end: read at the stream's end, when whole, as one left in [`Meter::feed`]'s bytes.
+    pub fn last_event(&mut self, name: &[u8], data: &[u8]) {
+        if let Meter::Stream(s) = self {
+            s.last_event(name, data);
         }
     }
 

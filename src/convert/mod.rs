@@ -237,7 +237,8 @@ fn prepared(body: &Bytes) -> Result<(Prepared, Prepared), GatewayError> {
 
 /// The translation of a successful answer whose vendor speaks another dialect than the
 /// client: vendor → chat (metered there) → the front door's dialect. Streams go chunk by
-/// chunk; a whole answer is kept and translated at its end.
+/// chunk; the door's leg, when there is one, decodes each chat event once for itself and the
+/// meter ([`SseTranslator::feed_metered`]). A whole answer is kept and translated at its end.
 pub struct AnswerTranslation {
     front: Dialect,
     vendor: Dialect,
@@ -331,7 +332,8 @@ impl AnswerTranslation {
     }
 
     /// One chunk of the vendor's answer in; what to send the client now out (`None`: nothing
-    /// yet). `meter` reads the chat pivot. An untranslatable whole answer is an error.
+    /// yet). `meter` reads the chat pivot: its events as the door's leg decodes them, or, for
+    /// the chat door, its bytes. An untranslatable whole answer is an error.
     pub fn chunk(
         &mut self,
         chunk: Option<Bytes>,
@@ -347,18 +349,22 @@ impl AnswerTranslation {
             let whole = std::mem::take(buf).freeze();
             return self.whole(whole, meter).map(Some);
         }
-        let mut out = match self.to_chat.as_mut() {
+        let chat = match self.to_chat.as_mut() {
             Some(t) => through(t.as_mut(), &chunk, end),
             None => chunk,
         };
-        meter.feed(&out);
         if let Some(kept) = self.kept.as_mut() {
-            kept.feed(&out);
+            kept.feed(&chat);
             self.complete |= end || self.to_chat.as_ref().is_some_and(|t| t.is_done());
         }
-        if let Some(front) = self.to_front.as_mut() {
-            out = through(front.as_mut(), &out, end);
-        }
+        let out = match self.to_front.as_mut() {
+            // The door's leg decodes each chat event once, for itself and the meter.
+            Some(front) => through_metered(front.as_mut(), &chat, end, meter),
+            None => {
+                meter.feed(&chat);
+                chat
+            }
+        };
         Ok((end || !out.is_empty()).then_some(out))
     }
 
@@ -553,6 +559,23 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
     both.freeze()
 }
 
+/// [`through`] the door's leg of a translated stream, which hands each chat event it decodes
+/// to `meter` ([`SseTranslator::feed_metered`]).
+fn through_metered(t: &mut dyn SseTranslator, input: &[u8], end: bool, meter: &mut Meter) -> Bytes {
+    let out = t.feed_metered(input, meter);
+    if !end {
+        return out;
+    }
+    let last = t.finish_metered(meter);
+    if out.is_empty() {
+        return last;
+    }
+    let mut both = BytesMut::with_capacity(out.len() + last.len());
+    both.extend_from_slice(&out);
+    both.extend_from_slice(&last);
+    both.freeze()
+}
+
 /// The vendor body for a provider that does not speak OpenAI's dialect (the chat pivot's leg
 /// to the vendor: `chat_to_<vendor>`), or `None` for chat vendors (`openai`, `azure`,
 /// `mock`), whose body is the client's own ([`crate::dialect::body::Prepared`]).
@@ -629,6 +652,74 @@ mod tests {
         assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
         let m = r#"{"role":"assistant", "thinking_blocks": []}"#;
         assert_eq!(cut(m, "thinking_blocks"), r#"{"role":"assistant"}"#);
+    }
+
+    /// What a meter read: (started, refused, error, usage as settled).
+    fn read(m: &mut Meter) -> (bool, bool, Option<String>, String) {
+        let (started, refused) = (m.started(), m.refused());
+        let error = m.stream_error().map(str::to_string);
+        (started, refused, error, format!("{:?}", m.settle(7)))
+    }
+
+    /// The door's leg of a translated stream meters the chat events it decodes: the client
+    /// gets the same bytes, and the meter reads the same, after every chunk and at the end,
+    /// as when it decoded the chat bytes itself — wherever the stream is cut, with an event
+    /// after `[DONE]` and with a last event left without its blank line (whole or cut).
+    #[test]
+    fn the_door_leg_meters_what_it_decodes() {
+        let fixtures: [&[u8]; 4] = [
+            include_bytes!("../../tests/fixtures/openai/stream_text.sse"),
+            include_bytes!("../../tests/fixtures/openai/stream_tool_calls.sse"),
+            include_bytes!("../../tests/fixtures/openai/stream_content_filter.sse"),
+            include_bytes!("../../tests/fixtures/openai/stream_error.sse"),
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for f in fixtures {
+            inputs.push(f.to_vec());
+            let mut after = f.to_vec();
+            after
+                .extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n");
+            inputs.push(after);
+            // The last event without its blank line, then cut inside its data.
+            let open = f.trim_ascii_end().to_vec();
+            inputs.push(open.clone());
+            inputs.push(open[..open.len() - 3].to_vec());
+        }
+        // No usage: the estimate counts the text of the last event, left without its blank
+        // line, and only at the end.
+        inputs.push(
+            b"data: {\"id\":\"chatcmpl-1\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefgh\"}}]}".to_vec(),
+        );
+        let doors: [fn() -> Box<dyn SseTranslator>; 2] = [
+            || Box::new(messages_to_chat::Stream::new("m")),
+            || Box::new(responses_to_chat::Stream::new("m", 1)),
+        ];
+        for input in &inputs {
+            for door in doors {
+                // Every fifth byte, and each of the last ten (where the end is told).
+                let len = input.len();
+                for cut in (0..=len).filter(|c| c % 5 == 0 || len - c < 10) {
+                    let (a, b) = input.split_at(cut);
+                    let (mut old_t, mut new_t) = (door(), door());
+                    let mut old_m = Meter::stream_of(Dialect::Chat);
+                    let mut new_m = Meter::stream_of(Dialect::Chat);
+                    old_m.feed(a);
+                    let old_a = through(old_t.as_mut(), a, false);
+                    let new_a = through_metered(new_t.as_mut(), a, false, &mut new_m);
+                    assert_eq!(old_a, new_a, "cut at {cut}");
+                    assert_eq!(
+                        (old_m.started(), old_m.refused(), old_m.stream_error()),
+                        (new_m.started(), new_m.refused(), new_m.stream_error()),
+                        "cut at {cut}"
+                    );
+                    old_m.feed(b);
+                    let old_b = through(old_t.as_mut(), b, true);
+                    let new_b = through_metered(new_t.as_mut(), b, true, &mut new_m);
+                    assert_eq!(old_b, new_b, "cut at {cut}");
+                    assert_eq!(read(&mut old_m), read(&mut new_m), "cut at {cut}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::accounting::meter::Meter;
 use crate::accounting::usage::Usage;
 use crate::dialect::sse::Decoder;
 
@@ -35,13 +36,27 @@ pub struct Translated {
 ///
 /// [`super::chat_to_messages::Stream`] and [`super::chat_to_gemini::Stream`] write OpenAI streams, so [`crate::dialect::chat_stream::Scanner`]
 /// can meter their output like any pass-through stream;
-/// [`super::messages_to_chat::Stream`] writes Anthropic events (meter its
-/// OpenAI input with the scanner instead). Translators chain: Gemini → OpenAI → Anthropic.
+/// [`super::messages_to_chat::Stream`] and [`super::responses_to_chat::Stream`] read OpenAI
+/// streams: [`SseTranslator::feed_metered`] meters the chat events they decode, so the chat
+/// pivot is decoded once. Translators chain: Gemini → OpenAI → Anthropic.
 pub trait SseTranslator: Send + Sync {
     /// Translates the next chunk of the vendor's body.
     fn feed(&mut self, chunk: &[u8]) -> Bytes;
     /// Ends the stream; calling it again returns nothing more.
     fn finish(&mut self) -> Bytes;
+    /// [`feed`](SseTranslator::feed) a chat stream's chunk, metering its events on the way:
+    /// the door's leg of a translated stream decodes each chat event once, for itself and
+    /// `meter` ([`Meter::event`]), which then needs no decoding of its own. Every event of
+    /// the chunk is metered, those after the stream's end too, as the meter reads all bytes.
+    fn feed_metered(&mut self, chunk: &[u8], meter: &mut Meter) -> Bytes {
+        meter.feed(chunk);
+        self.feed(chunk)
+    }
+    /// [`finish`](SseTranslator::finish), handing `meter` the event left without its blank
+    /// line, if any ([`Meter::last_event`]).
+    fn finish_metered(&mut self, _meter: &mut Meter) -> Bytes {
+        self.finish()
+    }
     /// The usage the vendor reported so far (complete once the stream ended).
     fn usage(&self) -> Option<Usage>;
     /// Whether any text or tool call reached the output.
@@ -126,6 +141,33 @@ impl<S: EventState> SseTranslator for Translating<S> {
         let mut out = Vec::new();
         if self.st.end() == End::Open {
             if let Some(ev) = self.sse.finish() {
+                self.st.on_event(ev.data, &mut out);
+            }
+        }
+        if self.st.end() == End::Open {
+            self.st.at_eof(&mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn feed_metered(&mut self, chunk: &[u8], meter: &mut Meter) -> Bytes {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while let Some(ev) = self.sse.next_event(&mut rest) {
+            meter.event(ev.name, ev.data);
+            // What follows the end is metered, not translated (as `feed` drops it).
+            if self.st.end() == End::Open {
+                self.st.on_event(ev.data, &mut out);
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn finish_metered(&mut self, meter: &mut Meter) -> Bytes {
+        let mut out = Vec::new();
+        if let Some(ev) = self.sse.finish() {
+            meter.last_event(ev.name, ev.data);
+            if self.st.end() == End::Open {
                 self.st.on_event(ev.data, &mut out);
             }
         }

@@ -84,15 +84,19 @@ pub fn finish<S>(
 ) -> bool {
     let mut sse = std::mem::take(decoder(scanner));
     if let Some(ev) = sse.finish() {
-        let whole = ev.data.trim_ascii() == b"[DONE]"
-            || serde_json::from_slice::<serde::de::IgnoredAny>(ev.data).is_ok();
-        if whole {
+        if is_whole(ev.data) {
             on_event(scanner, ev.name, ev.data);
         }
     }
     let overflowed = sse.overflowed;
     *decoder(scanner) = sse;
     overflowed
+}
+
+/// Whether the data of an event left without its blank line at the body's end is whole:
+/// `[DONE]` or complete JSON (a cut one is dropped). What [`finish`] dispatches.
+pub fn is_whole(data: &[u8]) -> bool {
+    data.trim_ascii() == b"[DONE]" || serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
 }
 
 impl Default for Decoder {

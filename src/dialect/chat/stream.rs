@@ -102,6 +102,9 @@ pub struct Scanner {
     /// A line (or an event's data) outgrew the cap and was dropped.
     pub overflowed: bool,
     sse: Decoder,
+    /// An event a translator decoded and found left without its blank line at the body's end
+    /// ([`Scanner::last_event`]): taken by [`Scanner::finish`], as the scanner's own would be.
+    last: Option<(Vec<u8>, Vec<u8>)>,
     usage_key: Finder<'static>,
     content_key: Finder<'static>,
     tool_calls_key: Finder<'static>,
@@ -135,6 +138,7 @@ impl Scanner {
             refused: false,
             overflowed: false,
             sse: Decoder::with_cap(max_line),
+            last: None,
             usage_key: Finder::new(USAGE_KEY),
             content_key: Finder::new(CONTENT_KEY),
             tool_calls_key: Finder::new(TOOL_CALLS_KEY),
@@ -153,6 +157,26 @@ impl Scanner {
     /// nothing), and dropped if it was cut. Calling it again does nothing more.
     pub fn finish(&mut self) {
         self.overflowed |= sse::finish(self, |s| &mut s.sse, Self::event);
+        if let Some((name, data)) = self.last.take() {
+            if sse::is_whole(&data) {
+                self.event(&name, &data);
+            }
+        }
+    }
+
+    /// Scans one event a stream translator decoded already (its `event:` name and its data):
+    /// a translated stream's chat events are decoded once, by the door's leg, which hands
+    /// each to the meter as well ([`crate::convert::SseTranslator::feed_metered`]). Counts as
+    /// [`feed`](Scanner::feed) would for the event's bytes.
+    pub fn decoded_event(&mut self, name: &[u8], data: &[u8]) {
+        self.event(name, data);
+    }
+
+    /// The event a translator's decoder found left without its blank line at the body's end:
+    /// kept, and taken by [`finish`](Scanner::finish) when whole, as one cut in
+    /// [`feed`](Scanner::feed)'s input would be.
+    pub fn last_event(&mut self, name: &[u8], data: &[u8]) {
+        self.last = Some((name.to_vec(), data.to_vec()));
     }
 
     /// The bytes the scanner holds between chunks.
