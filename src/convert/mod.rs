@@ -549,14 +549,7 @@ fn through(t: &mut dyn SseTranslator, input: &[u8], end: bool) -> Bytes {
     if !end {
         return out;
     }
-    let last = t.finish();
-    if out.is_empty() {
-        return last;
-    }
-    let mut both = BytesMut::with_capacity(out.len() + last.len());
-    both.extend_from_slice(&out);
-    both.extend_from_slice(&last);
-    both.freeze()
+    joined(out, t.finish())
 }
 
 /// [`through`] the door's leg of a translated stream, which hands each chat event it decodes
@@ -566,9 +559,16 @@ fn through_metered(t: &mut dyn SseTranslator, input: &[u8], end: bool, meter: &m
     if !end {
         return out;
     }
-    let last = t.finish_metered(meter);
+    joined(out, t.finish_metered(meter))
+}
+
+/// `out` then `last`, copied only when both hold bytes.
+fn joined(out: Bytes, last: Bytes) -> Bytes {
     if out.is_empty() {
         return last;
+    }
+    if last.is_empty() {
+        return out;
     }
     let mut both = BytesMut::with_capacity(out.len() + last.len());
     both.extend_from_slice(&out);
