@@ -368,6 +368,16 @@ impl AnswerTranslation {
         Ok((end || !out.is_empty()).then_some(out))
     }
 
+    /// Whether the client's stream has had its end event (`[DONE]`, `message_stop`, a terminal
+    /// `response.*` event) from this translation: the answer is complete for the client,
+    /// whatever the vendor still sends after it.
+    pub fn is_done(&self) -> bool {
+        self.to_front
+            .as_ref()
+            .or(self.to_chat.as_ref())
+            .is_some_and(|t| t.is_done())
+    }
+
     /// The Responses door's answer once it is complete: the whole `response` object (of a
     /// non-streamed answer, or what a stream's `response.completed` carried), for the
     /// response store. `None` for other doors and for answers that failed or were cut.

@@ -284,7 +284,13 @@ impl Gateway {
         let route = &admitted.route;
         let mut vendor_failed = false;
         loop {
-            let Some(chunk) = self.next_chunk(session, record, route, exchange).await else {
+            // A client that leaves once its stream's end event went out had the whole answer:
+            // it is not a 499 (agents close at once, before the vendor's last bytes come).
+            let delivered = delivered(record, attempt);
+            let Some(chunk) = self
+                .next_chunk(session, record, route, exchange, delivered)
+                .await
+            else {
                 return;
             };
             let end = chunk.is_none();
@@ -334,7 +340,9 @@ impl Gateway {
                     .await
                     .is_err()
             {
-                record.status = 499;
+                if !delivered {
+                    record.status = 499;
+                }
                 return;
             }
             if end {
@@ -349,19 +357,22 @@ impl Gateway {
     }
 
     /// The vendor's next chunk (`Some(None)` at its end); `None` when the answer ended
-    /// otherwise: the client left (499), or the vendor failed (the failure is recorded and the
-    /// answer ended with its error).
+    /// otherwise: the client left (499, unless it had the whole answer: `delivered`), or the
+    /// vendor failed (the failure is recorded and the answer ended with its error).
     async fn next_chunk(
         &self,
         session: &mut Session,
         record: &mut Record,
         route: &Chosen,
         exchange: &mut Exchange,
+        delivered: bool,
     ) -> Option<Option<Bytes>> {
         let read = tokio::select! {
             read = exchange.chunks() => read,
             () = client_gone(session) => {
-                record.status = 499;
+                if !delivered {
+                    record.status = 499;
+                }
                 return None;
             }
         };
@@ -486,6 +497,15 @@ fn relay_chunk(
 /// stream is judged by its translator, which ends a cut one with its own error event.
 fn cut_short(record: &mut Record, attempt: &Attempt<'_>) -> bool {
     attempt.translation.is_none() && record.meter.is_stream() && !record.meter.ended()
+}
+
+/// Whether the client has had its stream's end event: the vendor's own (`[DONE]`,
+/// `message_stop`, `response.completed`) when its bytes pass through, else the translation's.
+fn delivered(record: &mut Record, attempt: &Attempt<'_>) -> bool {
+    match &attempt.translation {
+        None => record.meter.is_stream() && record.meter.ended(),
+        Some(t) => t.is_done(),
+    }
 }
 
 /// The client's head but its framing: the vendor's headers cut to an allow-list, the

@@ -11,6 +11,7 @@ mod support;
 
 mod claude_code_requests;
 mod cli;
+mod client_leaves;
 mod config_check;
 mod content_filter;
 mod contract_rules;
