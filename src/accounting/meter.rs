@@ -135,6 +135,18 @@ impl Meter {
         }
     }
 
+    /// Whether a stream's end event has been read so far ([`Meter::ended`] without taking a
+    /// last event left without its blank line, so it can be asked mid-stream); `false` for a
+    /// whole answer.
+    pub fn end_seen(&self) -> bool {
+        match self {
+            Meter::Stream(s) => s.done || s.finished,
+            Meter::Messages(s) => s.done,
+            Meter::Responses(s) => s.done,
+            Meter::Body { .. } | Meter::None => false,
+        }
+    }
+
     /// Whether this meters an event stream (not a whole answer).
     pub fn is_stream(&self) -> bool {
         matches!(

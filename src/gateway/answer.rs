@@ -501,9 +501,9 @@ fn cut_short(record: &mut Record, attempt: &Attempt<'_>) -> bool {
 
 /// Whether the client has had its stream's end event: the vendor's own (`[DONE]`,
 /// `message_stop`, `response.completed`) when its bytes pass through, else the translation's.
-fn delivered(record: &mut Record, attempt: &Attempt<'_>) -> bool {
+fn delivered(record: &Record, attempt: &Attempt<'_>) -> bool {
     match &attempt.translation {
-        None => record.meter.is_stream() && record.meter.ended(),
+        None => record.meter.end_seen(),
         Some(t) => t.is_done(),
     }
 }
