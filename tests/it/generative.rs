@@ -15,7 +15,8 @@
 //! with `output_config.effort`; Responses `reasoning.effort`), sampling parameters, foreign
 //! tool-call ids (`functions.lookup:0`, 60-character ids, ids with `.`/`:`), images in user
 //! turns and in tool results, `user`/`metadata.user_id` (up to 200 characters where the door
-//! takes them), stop sequences, and a multi-turn history of tool calls, results and thinking
+//! takes them) and `safety_identifier`, structured outputs (chat `response_format`, Messages
+//! `output_config.format`, Responses `text.format`, each `json_schema`), stop sequences, and a multi-turn history of tool calls, results and thinking
 //! blocks with signatures. Each door's renderer makes the request valid in that door's dialect
 //! (e.g. Messages with thinking on leaves out a temperature other than 1).
 //!
@@ -188,6 +189,9 @@ struct Case {
     /// Tool results marked as errors (Messages `is_error`), `redacted_thinking` beside
     /// thinking (Messages), named user messages (chat).
     marks: bool,
+    /// A structured output: chat `response_format` `json_schema`, Messages
+    /// `output_config.format`, Responses `text.format` `json_schema`.
+    structured: bool,
     choice: Choice,
     reasoning: Reasoning,
     temperature: Option<f64>,
@@ -382,12 +386,13 @@ fn case() -> impl Strategy<Value = Case> {
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
     );
     (head, tail, extra).prop_map(
         |(
             (system, names, choice, reasoning, temperature, top_p, max_tokens),
             (stop, user, history, last, stream),
-            (top_k, cache, developer, stateless, bare_tools, parts, more_params, marks),
+            (top_k, cache, developer, stateless, bare_tools, parts, more_params, marks, structured),
         )| {
             normalise(
                 Case {
@@ -401,6 +406,7 @@ fn case() -> impl Strategy<Value = Case> {
                     parts,
                     more_params,
                     marks,
+                    structured,
                     choice,
                     reasoning,
                     temperature,
@@ -474,6 +480,12 @@ fn tool_id(kind: IdKind, tool: &str, n: usize) -> String {
 
 fn tool_schema() -> Value {
     json!({"type":"object","properties":{"q":{"type":"string"}}})
+}
+
+/// The schema of a structured output.
+fn answer_schema() -> Value {
+    json!({"type":"object","properties":{"answer":{"type":"string"}},
+           "required":["answer"],"additionalProperties":false})
 }
 
 fn render(case: &Case, door: Door, model: &str) -> Value {
@@ -576,7 +588,12 @@ fn render_chat(case: &Case, model: &str) -> Value {
         body["stop"] = json!(case.stop.iter().take(4).collect::<Vec<_>>());
     }
     body["user"] = json!(case.user.as_deref().map(first_64));
+    if case.structured {
+        body["response_format"] =
+            json!({"type":"json_schema","json_schema":{"name":"answer","schema":answer_schema()}});
+    }
     if case.more_params {
+        body["safety_identifier"] = json!(case.user.as_deref().map(first_64));
         body["seed"] = json!(7);
         body["presence_penalty"] = json!(0.5);
         body["frequency_penalty"] = json!(-0.5);
@@ -683,6 +700,9 @@ fn render_messages(case: &Case, model: &str) -> Value {
         }
         Reasoning::Adaptive => body["thinking"] = json!({"type":"adaptive"}),
         Reasoning::Disabled => body["thinking"] = json!({"type":"disabled"}),
+    }
+    if case.structured {
+        body["output_config"]["format"] = json!({"type":"json_schema","schema":answer_schema()});
     }
     body["max_tokens"] = json!(max_tokens);
     if let Some(s) = &case.system {
@@ -831,6 +851,13 @@ fn render_responses(case: &Case, model: &str) -> Value {
     if let Some(u) = &case.user {
         body["user"] = json!(first_64(u));
         body["metadata"] = json!({ "client_user": u });
+        if case.more_params {
+            body["safety_identifier"] = json!(first_64(u));
+        }
+    }
+    if case.structured {
+        body["text"] =
+            json!({"format":{"type":"json_schema","name":"answer","schema":answer_schema()}});
     }
     strip_nulls(body)
 }

@@ -20,6 +20,7 @@
 //! | `max_output_tokens` ≥ 16 | API ref; "integer below minimum value. Expected a value >= 16" | `generative::` |
 //! | `reasoning.effort` one of `none`, `minimal`, `low`, `medium`, `high`, `xhigh` | API ref, `reasoning.effort` | `generative::` |
 //! | `user`, `safety_identifier` ≤ 64 characters | API ref | `generative::` |
+//! | `text.format` `json_schema` has a `name` (`^[a-zA-Z0-9_-]{1,64}$`) and an object `schema` | API ref, "Create a model response", `text.format` | `generative::` |
 //! | `metadata`: at most 16 pairs, keys ≤ 64, string values ≤ 512 | API ref, `metadata` | `generative::` |
 
 use serde_json::Value;
@@ -86,6 +87,21 @@ fn check_fields(body: &Value) -> Result<(), Refusal> {
             Some("invalid_value"),
             format!("Invalid value: {effort}. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', and 'xhigh'."),
         ));
+    }
+    let format = &body["text"]["format"];
+    if format["type"] == "json_schema" {
+        let name = format["name"].as_str().unwrap_or("");
+        let named = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !named || !format["schema"].is_object() {
+            return Err(Refusal::openai(
+                "text.format.name",
+                Some("invalid_value"),
+                "Invalid 'text.format': a json_schema format needs a 'name' of 1 to 64 letters, digits, underscores or dashes and an object 'schema'.",
+            ));
+        }
     }
     for p in ["user", "safety_identifier"] {
         if let Some(s) = body[p].as_str() {
