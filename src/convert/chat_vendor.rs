@@ -175,6 +175,10 @@ fn has_long_ids(body: &[u8]) -> bool {
         #[serde(borrow, default)]
         id: Option<Cow<'a, str>>,
     }
+    // Most bodies hold no tool call at all: one byte search, no parse.
+    if memchr::memmem::find(body, b"\"tool_call").is_none() {
+        return false;
+    }
     let Ok(req) = serde_json::from_slice::<Request<'_>>(body) else {
         return false;
     };

@@ -19,7 +19,10 @@
 
 use std::collections::HashMap;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::dialect::sse::Decoder;
@@ -147,25 +150,49 @@ pub fn wanted(body: &[u8]) -> Vec<String> {
     if memchr::memmem::find(body, b"\"tool_calls\"").is_none() {
         return Vec::new();
     }
-    let Some(messages) = messages_of(body) else {
+    // Borrowed: the messages' content is skipped, not built (this runs before routing on
+    // every chat request with a tool history).
+    #[derive(serde::Deserialize)]
+    struct Light<'a> {
+        #[serde(borrow)]
+        messages: Vec<Message<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        role: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        tool_calls: Option<Vec<Call<'a>>>,
+        #[serde(borrow, default)]
+        thinking_blocks: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    let Ok(light) = serde_json::from_slice::<Light<'_>>(body) else {
         return Vec::new();
     };
-    let mut ids: Vec<String> = bare_calls(&messages)
-        .flat_map(|(_, ids)| ids.into_iter().map(str::to_string).collect::<Vec<_>>())
+    // No blocks: absent, `null` or an empty array (as [`lacks_blocks`] reads them).
+    let bare = |b: Option<&RawValue>| {
+        b.is_none_or(|b| {
+            let t: String = b.get().chars().filter(|c| !c.is_whitespace()).collect();
+            t == "null" || t == "[]"
+        })
+    };
+    let mut ids: Vec<String> = light
+        .messages
+        .into_iter()
+        .filter(|m| m.role.as_deref() == Some("assistant") && bare(m.thinking_blocks))
+        .flat_map(|m| m.tool_calls.unwrap_or_default())
+        .filter_map(|c| c.id)
+        .filter(|id| vendor_state::valid_call_id(id))
+        .map(Cow::into_owned)
         .collect();
     let skip = ids.len().saturating_sub(MAX_LOOKUPS);
     ids.drain(..skip);
     ids
-}
-
-fn messages_of(body: &[u8]) -> Option<Vec<Value>> {
-    #[derive(serde::Deserialize)]
-    struct Messages {
-        messages: Vec<Value>,
-    }
-    serde_json::from_slice::<Messages>(body)
-        .ok()
-        .map(|m| m.messages)
 }
 
 /// The chat body with each assistant message that has tool calls and no `thinking_blocks`
