@@ -87,11 +87,16 @@ pub struct Pair {
 }
 
 impl Route {
-    /// The route from `door` to `provider` (whose configuration may narrow what its kind
-    /// speaks: a `chat_only` OpenAI provider serves no Responses).
-    pub fn for_provider(door: Dialect, provider: &Provider) -> Route {
-        let native = providers::serves(provider, door);
-        Route::decide(door, providers::dialect(provider.kind), native)
+    /// The route from `door` to `provider` for `upstream_model` (the provider's configuration
+    /// may narrow what its kind speaks: a `chat_only` OpenAI provider serves no Responses; a
+    /// cloud's dialect depends on the model).
+    pub fn for_provider(door: Dialect, provider: &Provider, upstream_model: &str) -> Route {
+        let native = providers::serves(provider, upstream_model, door);
+        Route::decide(
+            door,
+            providers::dialect_for(provider, upstream_model),
+            native,
+        )
     }
 
     /// The route from `door` to a vendor kind (the built-in mock).
@@ -124,7 +129,7 @@ pub fn upstream_body(
     upstream_model: &str,
 ) -> Result<Bytes, GatewayError> {
     req.adjusted = Adjustments::default();
-    let Route::Translate(pair) = Route::for_provider(req.dialect, provider) else {
+    let Route::Translate(pair) = Route::for_provider(req.dialect, provider, upstream_model) else {
         if req.dialect == Dialect::Chat {
             if let Some(body) = chat_vendor::door_ids_mapped(&req.body)? {
                 let (prepared, without_stream_options) = prepared(&body)?;
@@ -263,13 +268,15 @@ pub struct AnswerTranslation {
 }
 
 impl AnswerTranslation {
-    /// `None` when the provider speaks the client's dialect (the answer passes through).
+    /// `None` when the provider speaks the client's dialect for `upstream_model` (the answer
+    /// passes through).
     pub fn for_provider(
         req: &FrontRequest,
         provider: &Provider,
-        model_hint: &str,
+        upstream_model: &str,
     ) -> Option<AnswerTranslation> {
-        match Route::for_provider(req.dialect, provider) {
+        let model_hint = upstream_model;
+        match Route::for_provider(req.dialect, provider, upstream_model) {
             Route::PassThrough => None,
             Route::Translate(pair) => Some(AnswerTranslation::build(req, pair, model_hint)),
         }
@@ -597,7 +604,7 @@ pub fn request_body(
     upstream_model: &str,
     adjusted: &mut Adjustments,
 ) -> Option<Result<Bytes, GatewayError>> {
-    let vendor = providers::dialect(provider.kind);
+    let vendor = providers::dialect_for(provider, upstream_model);
     let body = match vendor {
         Dialect::Messages => {
             chat_to_messages::request(req, upstream_model, provider.default_max_tokens, adjusted)

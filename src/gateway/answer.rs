@@ -70,6 +70,19 @@ impl Gateway {
             // Boxed: the largest state of an attempt (3.5 KB), needed only on an error status.
             return Box::pin(self.vendor_error(session, record, route, exchange)).await;
         }
+        let call = providers::Call {
+            provider: &route.provider,
+            upstream_model: route.upstream_model(),
+            op: record.operation,
+            stream: record.stream,
+            client: session.req_header(),
+        };
+        if let Some(reframe) = providers::reframe(&call) {
+            exchange.reframe(reframe);
+        }
+        let Some(vendor) = exchange.head() else {
+            return Err(Failed::of(Failure::Reset, Some(&route.provider)));
+        };
         begin_answer(record, &mut attempt, vendor);
         // The client's head, but for its framing, while the vendor's is at hand.
         let head = client_parts(record, &attempt, vendor);
@@ -132,9 +145,9 @@ impl Gateway {
         } else {
             let err = convert::errors::at_door(
                 providers::vendor_error(Some(provider), status, &body),
-                providers::dialect(provider.kind),
+                providers::dialect_for(provider, route.upstream_model()),
                 record.front,
-                providers::serves(provider, record.front),
+                providers::serves(provider, route.upstream_model(), record.front),
             );
             match (err, retry_after) {
                 (

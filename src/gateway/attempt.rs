@@ -149,6 +149,14 @@ impl Gateway {
         let route = &admitted.route;
         let (provider, upstream_model) = (&route.provider, route.upstream_model());
         let body = convert::upstream_body(&mut admitted.request, provider, upstream_model)?;
+        let call = providers::Call {
+            provider,
+            upstream_model,
+            op: record.operation,
+            stream: record.stream,
+            client: session.req_header(),
+        };
+        let body = providers::envelope(&call, body)?;
         record.adjusted = admitted.request.adjusted.clone();
         if let Some(trace) = &mut record.trace {
             trace.attempt(provider, upstream_model);
@@ -161,8 +169,7 @@ impl Gateway {
             .parse::<http::Uri>()
             .map_err(|_| GatewayError::Internal("bad upstream path".into()))?;
         let internal = |_| GatewayError::Internal("bad upstream header".into());
-        let mut head = providers::upstream_head(provider, session.req_header(), uri, body.len())
-            .map_err(internal)?;
+        let mut head = providers::upstream_head(provider, session.req_header(), uri, &body)?;
         // The gateway's request id (the client's own when it sent a sane one), so that the
         // vendor's logs and the gateway's name the same call.
         head.insert_header("x-request-id", record.request_id.as_str())

@@ -232,7 +232,7 @@ impl super::vendor::Vendor for Mock {
 
     fn fields(&self) -> super::vendor::ConfigFields {
         super::vendor::ConfigFields {
-            base_url: false,
+            base_url: super::vendor::Need::Refused,
             api_key_env: false,
             forward_headers: false,
             ..super::vendor::ConfigFields::REMOTE

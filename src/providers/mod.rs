@@ -21,7 +21,7 @@ use crate::config::{Provider, ProviderKind};
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
 
-pub use vendor::Vendor;
+pub use vendor::{Call, Vendor};
 
 /// The Messages API version sent to `anthropic` vendors when the client gave none.
 pub use anthropic::VERSION as ANTHROPIC_VERSION;
@@ -73,15 +73,34 @@ pub fn speaks(kind: ProviderKind, dialect: Dialect) -> bool {
     vendor(kind).speaks(dialect)
 }
 
-/// Whether this provider speaks `dialect` natively: its kind does, and an `openai` provider
-/// marked `chat_only` does not serve the Responses API.
-pub fn serves(provider: &Provider, dialect: Dialect) -> bool {
-    speaks(provider.kind, dialect) && !(dialect == Dialect::Responses && provider.chat_only)
+/// Whether this provider speaks `dialect` natively for `upstream_model`: its kind does (for
+/// that model: [`Vendor::speaks_for`]), and an `openai` provider marked `chat_only` does not
+/// serve the Responses API.
+pub fn serves(provider: &Provider, upstream_model: &str, dialect: Dialect) -> bool {
+    vendor(provider.kind).speaks_for(provider, upstream_model, dialect)
+        && !(dialect == Dialect::Responses && provider.chat_only)
 }
 
-/// The generation dialect a vendor kind speaks (the built-in mock speaks chat).
+/// The generation dialect a vendor kind speaks (the built-in mock speaks chat); a cloud's
+/// may depend on the model: [`dialect_for`].
 pub fn dialect(kind: ProviderKind) -> Dialect {
     vendor(kind).dialect()
+}
+
+/// The generation dialect this provider speaks for `upstream_model` ([`Vendor::dialect_for`]).
+pub fn dialect_for(provider: &Provider, upstream_model: &str) -> Dialect {
+    vendor(provider.kind).dialect_for(provider, upstream_model)
+}
+
+/// The upstream body of `call` made from the body in the vendor's dialect
+/// ([`Vendor::envelope`]).
+pub fn envelope(call: &Call<'_>, body: bytes::Bytes) -> Result<bytes::Bytes, GatewayError> {
+    vendor(call.provider.kind).envelope(call, body)
+}
+
+/// The re-framer of `call`'s successful answer, if its vendor needs one ([`Vendor::reframe`]).
+pub fn reframe(call: &Call<'_>) -> Option<Box<dyn crate::upstream::reframe::Reframe>> {
+    vendor(call.provider.kind).reframe(call)
 }
 
 /// Whether a chat vendor takes `stream_options` (so that its stream can end with usage); see
@@ -96,6 +115,9 @@ pub fn takes_stream_options(provider: &Provider) -> bool {
 /// forwarding, organisation/project or hop-by-hop header); Host and the provider's key in; the
 /// vendor's default headers (`anthropic-version`) set when the client did not set them.
 ///
+/// Last, the vendor signs the request ([`Vendor::sign`]: AWS SigV4, a cloud's token) over
+/// the finished head and `body`.
+///
 /// The head is built as a plain `http` head, headers going in by their parsed names, without
 /// pingora's map of header-name cases (vendors read names case-blind): a head is made for
 /// every attempt, and pingora's `insert_header`/`remove_header` parse each name again and keep
@@ -104,10 +126,10 @@ pub fn upstream_head(
     provider: &Provider,
     client: &pingora::http::RequestHeader,
     uri: http::Uri,
-    body_len: usize,
-) -> pingora::Result<pingora::http::RequestHeader> {
+    body: &[u8],
+) -> Result<pingora::http::RequestHeader, GatewayError> {
     use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-    let bad = |_| pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "bad header");
+    let bad = |_| GatewayError::Internal("bad upstream header".into());
     let vendor = vendor(provider.kind);
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = http::Method::POST;
@@ -137,7 +159,8 @@ pub fn upstream_head(
         }
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    vendor.sign(provider, &mut parts, body)?;
     Ok(pingora::http::RequestHeader::from(parts))
 }
 
@@ -338,7 +361,7 @@ mod tests {
             &provider(ProviderKind::OpenAi, Vec::new()),
             &client,
             uri.clone(),
-            42,
+            &[0u8; 42],
         )
         .unwrap();
         assert_eq!(head.method, http::Method::POST);
@@ -373,7 +396,7 @@ mod tests {
             &provider(ProviderKind::Anthropic, Vec::new()),
             &client,
             uri.clone(),
-            42,
+            &[0u8; 42],
         )
         .unwrap();
         assert_eq!(
@@ -400,7 +423,7 @@ mod tests {
             &provider(ProviderKind::Gemini, Vec::new()),
             &client,
             uri.clone(),
-            42,
+            &[0u8; 42],
         )
         .unwrap();
         assert_eq!(
@@ -421,7 +444,7 @@ mod tests {
             ProviderKind::OpenAi,
             vec![Exact("x-custom".into()), Prefix("x-mock-".into())],
         );
-        let head = upstream_head(&extended, &client, uri, 42).unwrap();
+        let head = upstream_head(&extended, &client, uri, &[0u8; 42]).unwrap();
         assert_eq!(get(&head, "x-custom").as_deref(), Some("unknown"));
         assert_eq!(get(&head, "x-mock-status").as_deref(), Some("500"));
         assert_eq!(get(&head, "cookie"), None);
@@ -442,7 +465,8 @@ mod tests {
             forward_headers: Vec::new(),
         };
         let client = pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
-        let head = upstream_head(&provider, &client, "/v1/messages".parse().unwrap(), 1).unwrap();
+        let head =
+            upstream_head(&provider, &client, "/v1/messages".parse().unwrap(), b"x").unwrap();
         assert_eq!(
             head.headers.get("anthropic-version").unwrap(),
             ANTHROPIC_VERSION

@@ -5,13 +5,18 @@
 //! its own. The methods are pure: they look at the provider's config and the bytes given, and
 //! do no I/O.
 //!
-//! Room for what comes next (issue #28): a vendor whose requests are signed (AWS SigV4) or
-//! carry a short-lived token (Vertex) overrides [`Vendor::auth_headers`] (today built from
-//! the static key by [`Vendor::key_header`]); such a vendor will need the request's method,
-//! URI and body hash there, which can be added as an argument without touching the others.
+//! The clouds (Bedrock, Vertex) serve several dialects on one provider, by model: a vendor may
+//! answer [`Vendor::dialect_for`] per upstream model, wrap the body the dialect gives in its own
+//! envelope ([`Vendor::envelope`]), sign each request ([`Vendor::sign`]: AWS SigV4, or a
+//! short-lived OAuth token) and re-frame its answer's body into the dialect's server-sent
+//! events ([`Vendor::reframe`]: AWS event streams).
+
+use bytes::Bytes;
 
 use crate::config::Provider;
 use crate::dialect::Dialect;
+use crate::error::GatewayError;
+use crate::upstream::reframe::Reframe;
 
 use super::Operation;
 
@@ -30,6 +35,54 @@ pub trait Vendor: Sync {
     /// Whether the vendor speaks `dialect` natively (then the client's bytes go through).
     fn speaks(&self, dialect: Dialect) -> bool {
         dialect == self.dialect()
+    }
+
+    /// The dialect the vendor speaks for `upstream_model`: by default its one
+    /// [`Vendor::dialect`]; a cloud that serves several model families answers per model
+    /// (Bedrock: Claude in the Messages body, others through Converse).
+    fn dialect_for(&self, _provider: &Provider, _upstream_model: &str) -> Dialect {
+        self.dialect()
+    }
+
+    /// Whether the vendor speaks `dialect` natively for `upstream_model`; by default
+    /// [`Vendor::speaks`].
+    fn speaks_for(&self, _provider: &Provider, _upstream_model: &str, dialect: Dialect) -> bool {
+        self.speaks(dialect)
+    }
+
+    /// The upstream body made from `body`, the body in the vendor's dialect (the client's,
+    /// spliced, or a translation): by default `body` itself. A cloud wraps it as it requires
+    /// (Bedrock and Vertex take the Messages body without `model` and `stream`, with their own
+    /// `anthropic_version`). `client` is the client's request head (Bedrock carries
+    /// `anthropic-beta` in the body). An error is the client's answer.
+    fn envelope(&self, _call: &Call<'_>, body: Bytes) -> Result<Bytes, GatewayError> {
+        Ok(body)
+    }
+
+    /// Authenticates the upstream request: by default nothing beyond
+    /// [`Vendor::auth_headers`] (already in `head`). A cloud signs the whole request (AWS
+    /// SigV4 over method, path, query, headers and the body's hash) or adds a short-lived
+    /// token; credentials are refreshed off the request path, never fetched here. `head` is
+    /// complete (Host, content type and length in); `body` is what will be sent.
+    fn sign(
+        &self,
+        _provider: &Provider,
+        _head: &mut http::request::Parts,
+        _body: &[u8],
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    /// The re-framer of a successful answer's body when the vendor's wire framing is not the
+    /// dialect's (AWS event streams → the dialect's server-sent events); by default `None`.
+    fn reframe(&self, _call: &Call<'_>) -> Option<Box<dyn Reframe>> {
+        None
+    }
+
+    /// The provider's `base_url` when the config gives none, made from its other fields (a
+    /// cloud's region); `None` when the kind has no default.
+    fn default_base_url(&self, _raw: &crate::config::raw::Provider) -> Option<String> {
+        None
     }
 
     /// The path (and query) of the endpoint for `op` on `upstream_model`, after the
@@ -105,12 +158,35 @@ pub trait Vendor: Sync {
     }
 }
 
+/// One upstream call, as the vendor hooks see it.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub provider: &'a Provider,
+    /// The upstream's name for the model (the route's `model`).
+    pub upstream_model: &'a str,
+    pub op: Operation,
+    pub stream: bool,
+    /// The client's request head.
+    pub client: &'a pingora::http::RequestHeader,
+}
+
+/// Whether a kind needs `base_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The field must be given.
+    Required,
+    /// The field may be given (else the kind's default, [`Vendor::default_base_url`]).
+    Optional,
+    /// The field is refused.
+    Refused,
+}
+
 /// Which `[[providers]]` fields a kind takes. A field a kind does not take is refused when
 /// set (it would be silently unused, almost always a copy-paste mistake).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConfigFields {
-    /// `base_url` is required (`true`) or refused (`false`).
-    pub base_url: bool,
+    /// Whether `base_url` is required, optional or refused.
+    pub base_url: Need,
     /// `api_key_env` is allowed.
     pub api_key_env: bool,
     /// `api_version` is required (`true`) or refused (`false`).
@@ -127,7 +203,7 @@ impl ConfigFields {
     /// A vendor reached over the network with a key: `base_url`, `api_key_env` and
     /// `forward_headers`.
     pub const REMOTE: ConfigFields = ConfigFields {
-        base_url: true,
+        base_url: Need::Required,
         api_key_env: true,
         api_version: false,
         chat_only: false,

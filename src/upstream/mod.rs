@@ -26,6 +26,7 @@
 //! reading the request may so see it twice; it sent no answer to the first.
 
 pub mod pool;
+pub mod reframe;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -174,6 +175,9 @@ pub struct Exchange {
     clock: Clock,
     /// What a read ahead by [`Exchange::chunks`] got after its batch: the end, or a failure.
     ahead: Option<Result<Option<Bytes>, Failure>>,
+    /// The re-framer of the body, for a vendor whose framing is not its dialect's
+    /// ([`Exchange::reframe`]); `None` for most.
+    reframe: Option<Box<dyn reframe::Reframe>>,
 }
 
 /// The most bytes [`Exchange::chunks`] gathers into one piece.
@@ -232,6 +236,7 @@ async fn connect_and_send(
             answered: false,
             clock,
             ahead: None,
+            reframe: None,
         };
         let sent = match exchange.write_request(&request, body).await {
             Ok(()) => {
@@ -356,8 +361,50 @@ impl Exchange {
         self.head = None;
     }
 
-    /// The next chunk of the answer's body; `None` at its end.
+    /// Re-frames the rest of the answer's body with `reframe` (a successful answer, its
+    /// head still held: its content type becomes the re-framer's).
+    pub fn reframe(&mut self, reframe: Box<dyn reframe::Reframe>) {
+        if let Some(head) = &mut self.head {
+            // A static, valid header value: this cannot fail.
+            let _ = head.insert_header(http::header::CONTENT_TYPE, reframe.content_type());
+        }
+        self.reframe = Some(reframe);
+    }
+
+    /// The next chunk of the answer's body (re-framed, when a re-framer is set); `None` at its
+    /// end. A body the re-framer cannot read ends as a reset.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Failure> {
+        if self.reframe.is_none() {
+            return self.raw_chunk().await;
+        }
+        loop {
+            let raw = self.raw_chunk().await?;
+            let Some(reframe) = self.reframe.as_mut() else {
+                return Ok(raw);
+            };
+            let out = match raw {
+                Some(raw) => reframe.feed(&raw),
+                None => {
+                    let last = reframe.finish();
+                    self.reframe = None;
+                    match last {
+                        Ok(last) if last.is_empty() => return Ok(None),
+                        // The last events now; the end at the next call (the re-framer gone).
+                        Ok(last) => return Ok(Some(last)),
+                        Err(_) => return Err(Failure::Reset),
+                    }
+                }
+            };
+            match out {
+                Ok(out) if out.is_empty() => continue,
+                Ok(out) => return Ok(Some(out)),
+                Err(_) => return Err(Failure::Reset),
+            }
+        }
+    }
+
+    /// The next chunk of the answer's body as it came; `None` at its end.
+    async fn raw_chunk(&mut self) -> Result<Option<Bytes>, Failure> {
         loop {
             match self.body.decode(&mut self.buf) {
                 Err(_) => return Err(Failure::Reset),

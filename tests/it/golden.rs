@@ -623,7 +623,7 @@ fn vendor_error_answer(provider: &Provider, front: Dialect, status: u16, body: &
             providers::vendor_error(Some(provider), status, body),
             providers::dialect(provider.kind),
             front,
-            providers::serves(provider, front),
+            providers::serves(provider, "", front),
         )
     };
     let body = dialect::error_body(front, &err);

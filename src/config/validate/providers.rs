@@ -13,7 +13,7 @@ use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Mode, Result, Source};
 use crate::config::raw;
 use crate::config::{HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream};
-use crate::providers::{self, vendor::ConfigFields};
+use crate::providers::{self, vendor::ConfigFields, vendor::Need};
 
 /// The providers that passed, by their position in the file, and the key files they read.
 pub(super) struct Providers {
@@ -100,10 +100,20 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             (key, None, Some(path))
         }
     };
-    let upstream = match (&p.base_url, providers::vendor(kind).fields().base_url) {
+    let vendor = providers::vendor(kind);
+    let upstream = match (&p.base_url, vendor.fields().base_url) {
         (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
-        (None, false) => None,
-        (None, true) => {
+        (None, Need::Refused) => None,
+        (None, Need::Optional) => match vendor.default_base_url(p) {
+            // The kind's default, made from fields already checked: spanned at the name.
+            Some(url) => Some(upstream(
+                src,
+                &Spanned::new(p.name.span(), url),
+                &field("base_url"),
+            )?),
+            None => None,
+        },
+        (None, Need::Required) => {
             return Err(src.at(
                 &p.name,
                 &field("base_url"),
@@ -170,7 +180,7 @@ fn check_kind_fields(
     let field = |name: &str| format!("{path}.{name}");
     let kind_name = p.kind.get_ref();
     let takes = providers::vendor(kind).fields();
-    if let (Some(url), false) = (&p.base_url, takes.base_url) {
+    if let (Some(url), Need::Refused) = (&p.base_url, takes.base_url) {
         return Err(src.at(
             url,
             &field("base_url"),
@@ -591,7 +601,7 @@ mod tests {
     fn kind_only_fields_name_the_kinds_that_take_them() {
         assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
-            kinds_taking(|f| f.base_url),
+            kinds_taking(|f| f.base_url != Need::Refused),
             "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
         );
         assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
