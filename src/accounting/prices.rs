@@ -1,0 +1,243 @@
+//! Prices of a model as the vendors bill them, and the price line one answer is billed at.
+//!
+//! A model's [`Prices`] are resolved once, when the config loads
+//! ([`crate::config::validate`]): the `[[models]]` entry's own price fields, else the price
+//! catalogue's entry for its route (the catalogue shipped in `config/prices.toml`, or the
+//! operator's `[pricing] catalogue`). Cache prices left out take the catalogue's ratio to the
+//! input price, else the vendor's documented ratio ([`VendorRatios`]).
+//!
+//! An answer is billed at one price line ([`Prices::line`]):
+//! - the OpenAI `service_tier` the answer says served it (`flex`, `priority`) when the model
+//!   has rates for it ("Flex processing", "Priority processing",
+//!   <https://platform.openai.com/docs/pricing>): the whole request at those rates;
+//! - else the highest prompt-size tier whose `above_prompt_tokens` the prompt passes: the whole
+//!   request at the tier's rates, as Anthropic ("Long context pricing",
+//!   <https://docs.anthropic.com/en/docs/about-claude/pricing>), Google ("Gemini 2.5 Pro:
+//!   prompts > 200k tokens", <https://ai.google.dev/gemini-api/docs/pricing>) and OpenAI bill it;
+//! - else the base rates.
+//!
+//! A service tier's rates are not tiered by prompt size. The cost itself is
+//! [`crate::accounting::usage::cost`]'s (this module imports nothing of the crate: the config
+//! holds its types).
+
+use std::fmt;
+
+/// An OpenAI processing tier billed at other rates than the default ("Flex processing",
+/// "Priority processing": <https://platform.openai.com/docs/api-reference/chat/object>
+/// `service_tier`). `default`, `auto` and `scale` are the standard rates: not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceTier {
+    Flex,
+    Priority,
+}
+
+impl ServiceTier {
+    /// The answer's `service_tier` value; `None` for the standard tiers or an unknown one.
+    pub fn parse(s: &str) -> Option<ServiceTier> {
+        match s {
+            "flex" => Some(ServiceTier::Flex),
+            "priority" => Some(ServiceTier::Priority),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceTier::Flex => "flex",
+            ServiceTier::Priority => "priority",
+        }
+    }
+}
+
+/// One set of rates, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Rates {
+    /// Uncached input tokens.
+    pub input: f64,
+    /// Output tokens, reasoning included.
+    pub output: f64,
+    /// Input tokens read from the prompt cache.
+    pub cached_input: f64,
+    /// Input tokens written to the prompt cache with the default (5-minute) lifetime.
+    pub cache_write: f64,
+    /// Input tokens written to the prompt cache with a 1-hour lifetime (Anthropic's
+    /// `ttl: "1h"`).
+    pub cache_write_1h: f64,
+}
+
+/// The multipliers of the input price a vendor documents for its cache prices, used when
+/// neither the config nor the catalogue gives one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VendorRatios {
+    pub cached_input: f64,
+    pub cache_write: f64,
+    pub cache_write_1h: f64,
+}
+
+impl VendorRatios {
+    /// No documented ratio: every cache price is the input price.
+    pub const NONE: VendorRatios = VendorRatios {
+        cached_input: 1.0,
+        cache_write: 1.0,
+        cache_write_1h: 1.0,
+    };
+
+    /// The ratios of a vendor kind (`anthropic`, `openai`, ...):
+    /// - `anthropic`, `bedrock`, `vertex` (Claude): cache reads 0.1×, 5-minute writes 1.25×,
+    ///   1-hour writes 2× the base input price ("Prompt caching" and "Pricing",
+    ///   <https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#pricing>); Bedrock
+    ///   and Vertex bill Claude's cache the same way.
+    /// - `openai`, `azure`: cache reads 0.5× (the discount OpenAI's "Prompt caching" guide,
+    ///   <https://platform.openai.com/docs/guides/prompt-caching>, gives as the least of its
+    ///   models; newer models bill less, which the catalogue states), writes at the input price
+    ///   (OpenAI bills no cache write).
+    /// - `gemini`: cache reads 0.25× (the least discount of "Context caching",
+    ///   <https://ai.google.dev/gemini-api/docs/pricing>), writes at the input price (Gemini
+    ///   reports no write).
+    /// - others: the input price.
+    pub fn of_kind(kind: &str) -> VendorRatios {
+        match kind {
+            "anthropic" | "bedrock" | "vertex" => VendorRatios {
+                cached_input: 0.1,
+                cache_write: 1.25,
+                cache_write_1h: 2.0,
+            },
+            "openai" | "azure" => VendorRatios {
+                cached_input: 0.5,
+                cache_write: 1.0,
+                cache_write_1h: 1.0,
+            },
+            "gemini" => VendorRatios {
+                cached_input: 0.25,
+                cache_write: 1.0,
+                cache_write_1h: 1.0,
+            },
+            _ => VendorRatios::NONE,
+        }
+    }
+
+    /// The ratios of a catalogue entry's rates (each cache price over its input price);
+    /// `None` for a free input price.
+    pub fn of_rates(r: &Rates) -> Option<VendorRatios> {
+        (r.input > 0.0).then(|| VendorRatios {
+            cached_input: r.cached_input / r.input,
+            cache_write: r.cache_write / r.input,
+            cache_write_1h: r.cache_write_1h / r.input,
+        })
+    }
+}
+
+/// Rates above a prompt size: a request whose prompt has more than `above_prompt_tokens`
+/// tokens is billed wholly at `rates`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptTier {
+    pub above_prompt_tokens: u64,
+    pub rates: Rates,
+}
+
+/// Where a price came from, for `switchyard prices` and the docs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// The `[[models]]` entry of the config.
+    Config,
+    /// A catalogue entry: its model pattern, the vendor page it was read from and when.
+    Catalogue {
+        /// `built-in` or the operator's catalogue file.
+        file: String,
+        kind: String,
+        pattern: String,
+        source: String,
+        as_of: String,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Config => f.write_str("config"),
+            Origin::Catalogue {
+                file,
+                kind,
+                pattern,
+                source,
+                as_of,
+            } => write!(
+                f,
+                "catalogue ({file}): {kind} {pattern:?}, {source} as of {as_of}"
+            ),
+        }
+    }
+}
+
+/// How each base price was found: given (by the config or the catalogue entry) or derived
+/// from the input price by a ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Whence {
+    /// Written in the config or the catalogue entry.
+    #[default]
+    Given,
+    /// The catalogue entry's ratio to its input price.
+    CatalogueRatio,
+    /// The vendor's documented ratio ([`VendorRatios::of_kind`]).
+    VendorRatio,
+}
+
+/// A model's prices: the base rates, tiers by prompt size (ascending), rates per service tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices {
+    pub base: Rates,
+    /// Ascending by `above_prompt_tokens`, no two alike.
+    pub tiers: Vec<PromptTier>,
+    pub flex: Option<Rates>,
+    pub priority: Option<Rates>,
+    pub origin: Origin,
+    /// How `cached_input`, `cache_write` and `cache_write_1h` of the base were found.
+    pub cache_whence: [Whence; 3],
+}
+
+/// The price line an answer was billed at, as the usage log names it: `base`,
+/// `tier>200000`, `flex`, `priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceLine {
+    Base,
+    Tier(u64),
+    Service(ServiceTier),
+}
+
+impl fmt::Display for PriceLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PriceLine::Base => f.write_str("base"),
+            PriceLine::Tier(n) => write!(f, "tier>{n}"),
+            PriceLine::Service(t) => f.write_str(t.as_str()),
+        }
+    }
+}
+
+impl Prices {
+    /// The rates a request with `prompt_tokens` served at `service_tier` is billed at, and the
+    /// line's name (module doc: service tier first, then prompt tiers, then base).
+    pub fn line(
+        &self,
+        prompt_tokens: u64,
+        service_tier: Option<ServiceTier>,
+    ) -> (&Rates, PriceLine) {
+        let service = match service_tier {
+            Some(ServiceTier::Flex) => self.flex.as_ref(),
+            Some(ServiceTier::Priority) => self.priority.as_ref(),
+            None => None,
+        };
+        if let (Some(rates), Some(tier)) = (service, service_tier) {
+            return (rates, PriceLine::Service(tier));
+        }
+        match self
+            .tiers
+            .iter()
+            .rev()
+            .find(|t| prompt_tokens > t.above_prompt_tokens)
+        {
+            Some(t) => (&t.rates, PriceLine::Tier(t.above_prompt_tokens)),
+            None => (&self.base, PriceLine::Base),
+        }
+    }
+}
