@@ -241,3 +241,60 @@ impl Prices {
         }
     }
 }
+
+/// `switchyard prices`' lines for one model: where its prices come from, then one line per
+/// price line (`base`, `tier>N`, `flex`, `priority`) in USD per million tokens, a cache price
+/// derived by a ratio marked so. `None` prices: one line saying so.
+pub fn describe(name: &str, prices: Option<&Prices>) -> String {
+    // Rounded to the nano-dollar: a ratio's product prints as 0.4, not 0.39999999999999997.
+    let usd = |v: f64| (v * 1e9).round() / 1e9;
+    let Some(p) = prices else {
+        return format!(
+            "{name}: no price (neither in the config nor in a catalogue): it costs 0 and no budget sees it\n"
+        );
+    };
+    let mut out = format!("{name}: {}\n", p.origin);
+    let mark = |w: Whence| match w {
+        Whence::Given => "",
+        Whence::CatalogueRatio => " (catalogue ratio)",
+        Whence::VendorRatio => " (vendor ratio)",
+    };
+    let [w0, w1, w2] = p.cache_whence;
+    let b = &p.base;
+    out.push_str(&format!(
+        "  base: input {} output {} cached_input {}{} cache_write {}{} cache_write_1h {}{}\n",
+        usd(b.input),
+        usd(b.output),
+        usd(b.cached_input),
+        mark(w0),
+        usd(b.cache_write),
+        mark(w1),
+        usd(b.cache_write_1h),
+        mark(w2)
+    ));
+    let lines = p
+        .tiers
+        .iter()
+        .map(|t| (PriceLine::Tier(t.above_prompt_tokens), &t.rates))
+        .chain(
+            p.flex
+                .iter()
+                .map(|r| (PriceLine::Service(ServiceTier::Flex), r)),
+        )
+        .chain(
+            p.priority
+                .iter()
+                .map(|r| (PriceLine::Service(ServiceTier::Priority), r)),
+        );
+    for (line, r) in lines {
+        out.push_str(&format!(
+            "  {line}: input {} output {} cached_input {} cache_write {} cache_write_1h {}\n",
+            usd(r.input),
+            usd(r.output),
+            usd(r.cached_input),
+            usd(r.cache_write),
+            usd(r.cache_write_1h)
+        ));
+    }
+    out
+}

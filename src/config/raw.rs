@@ -183,7 +183,7 @@ pub struct Model {
     #[serde(default)]
     pub price_tiers: Vec<PriceTier>,
     /// `[models.service_tiers.flex]`, `[models.service_tiers.priority]`.
-    pub service_tiers: Option<Spanned<ServiceTiers>>,
+    pub service_tiers: Option<ServiceTiers>,
     /// `weighted` (default) or `latency`.
     pub strategy: Option<Spanned<String>>,
     /// `chat` (default) or `embedding`.
@@ -253,8 +253,8 @@ pub struct PriceTier {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTiers {
-    pub flex: Option<Spanned<ServiceRates>>,
-    pub priority: Option<Spanned<ServiceRates>>,
+    pub flex: Option<ServiceRates>,
+    pub priority: Option<ServiceRates>,
 }
 
 /// `[models.service_tiers.flex]` or `.priority`.
@@ -301,7 +301,7 @@ pub struct CatalogueEntry {
     pub cache_write_1h_usd_per_mtok: Option<Spanned<f64>>,
     #[serde(default)]
     pub price_tiers: Vec<PriceTier>,
-    pub service_tiers: Option<Spanned<ServiceTiers>>,
+    pub service_tiers: Option<ServiceTiers>,
     /// The date the prices were read (`YYYY-MM-DD`).
     pub as_of: Spanned<String>,
     /// The vendor page they were read from.

@@ -148,7 +148,7 @@ pub(super) fn written(
     path: &str,
     rates: raw::RawRates,
     tiers: &[raw::PriceTier],
-    service: Option<&Spanned<raw::ServiceTiers>>,
+    service: Option<&raw::ServiceTiers>,
 ) -> Result<Written> {
     let base = partial(src, rates, path)?;
     let mut out = Vec::with_capacity(tiers.len());
@@ -176,14 +176,13 @@ pub(super) fn written(
     let (flex, priority) = match service {
         None => (None, None),
         Some(s) => {
-            let s = s.get_ref();
             let spath = format!("{path}.service_tiers");
             (
                 opt(s.flex.as_ref(), |f| {
-                    partial(src, f.get_ref().rates(), &format!("{spath}.flex"))
+                    partial(src, f.rates(), &format!("{spath}.flex"))
                 })?,
                 opt(s.priority.as_ref(), |p| {
-                    partial(src, p.get_ref().rates(), &format!("{spath}.priority"))
+                    partial(src, p.rates(), &format!("{spath}.priority"))
                 })?,
             )
         }
