@@ -544,3 +544,69 @@ name = "unknown"
         "{err}"
     );
 }
+
+fn catalogue(input: &str) -> String {
+    format!(
+        "[[prices]]\nkind = \"anthropic\"\nmodels = [\"claude-in-house-*\"]\n\
+         input_usd_per_mtok = {input}\noutput_usd_per_mtok = 10\n\
+         as_of = \"2026-12-06\"\nsource = \"https://example.com/our-negotiated-prices\"\n"
+    )
+}
+
+/// Writes `text` to `path` as editors and ConfigMaps do: a new file renamed over the old one.
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// An operator's `[pricing] catalogue` prices a model the built-in one does not know; a change
+/// to the file is used by the next requests without a restart, and a bad one is refused (the
+/// running prices keep serving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_catalogue_is_reloaded_when_it_changes() {
+    let anth = MockUpstream::start().await;
+    let oai = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prices.toml");
+    std::fs::write(&file, catalogue("2")).unwrap();
+    let models = format!(
+        "[pricing]\ncatalogue = \"{}\"\n\n[[models]]\nname = \"own\"\n  [[models.routes]]\n  provider = \"claude\"\n  model = \"claude-in-house-7\"\n",
+        file.display()
+    );
+    let gw = gateway(&anth, &oai, &models, "").await;
+    anth.set_default(body(&anthropic_message(
+        json!({"input_tokens":1000,"output_tokens":100}),
+    )));
+    let ask = json!({"model":"own","max_tokens":100,"messages":[{"role":"user","content":"hi"}]});
+    let mut sent = 0;
+    let mut send = || {
+        sent += 1;
+        let n = sent;
+        let gw = &gw;
+        let ask = ask.clone();
+        async move {
+            let (status, text) = post(gw, "/v1/messages", &ask).await;
+            assert_eq!(status, 200, "{text}");
+            gw.wait_usage_lines(n).await[n - 1]["cost_usd"]
+                .as_f64()
+                .unwrap()
+        }
+    };
+    // 1000 × 2 + 100 × 10 µ$.
+    assert!(close(send().await, 0.003));
+    replace(&file, &catalogue("5"));
+    let mut cost = 0.0;
+    for _ in 0..50 {
+        cost = send().await;
+        if close(cost, 0.006) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(close(cost, 0.006), "the new price was never used: {cost}");
+    replace(&file, &catalogue("-1"));
+    gw.wait_for_log("prices.toml:4: prices[0].input_usd_per_mtok: must be a finite number >= 0")
+        .await;
+    assert!(close(send().await, 0.006));
+}

@@ -407,7 +407,145 @@ pub(super) fn resolve(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::*;
     use super::*;
+    use crate::accounting::prices::PriceLine;
+    use crate::accounting::usage::Usage;
+
+    const VENDORS: &str = r#"
+[[providers]]
+name = "anth"
+kind = "anthropic"
+base_url = "http://127.0.0.1:1"
+api_key_env = "PATH"
+
+[[providers]]
+name = "az"
+kind = "azure"
+base_url = "http://127.0.0.1:1"
+api_key_env = "PATH"
+api_version = "2024-10-21"
+"#;
+
+    fn priced(models: &str) -> Config {
+        load(&format!("{VENDORS}{models}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn prices<'a>(c: &'a Config, name: &str) -> &'a Prices {
+        c.model(name).and_then(|m| m.prices.as_deref()).unwrap()
+    }
+
+    #[test]
+    fn the_catalogue_prices_a_model_without_config_prices_by_its_route() {
+        let c = priced(
+            "[[models]]\nname = \"s\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-sonnet-4-5-20250929\"\n\
+             [[models]]\nname = \"gpt-4o-mini\"\n  [[models.routes]]\n  provider = \"az\"\n  model = \"my-deployment\"\n\
+             [[models]]\nname = \"o\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-opus-5-5\"\n",
+        );
+        let s = prices(&c, "s");
+        assert_eq!((s.base.input, s.base.cache_write_1h), (3.0, 6.0));
+        assert!(matches!(&s.origin, Origin::Catalogue { kind, .. } if kind == "anthropic"));
+        assert_eq!(s.tiers[0].above_prompt_tokens, 200_000);
+        // An Azure deployment's name says nothing: the model's name finds the OpenAI entry.
+        assert_eq!(prices(&c, "gpt-4o-mini").base.cached_input, 0.075);
+        // A model the catalogue leaves out (its price unconfirmed) is not priced by a family
+        // glob of another model.
+        assert!(c.model("o").unwrap().prices.is_none());
+    }
+
+    #[test]
+    fn config_prices_take_the_catalogue_ratio_else_the_vendors() {
+        let c = priced(
+            "[[models]]\nname = \"a\"\ninput_usd_per_mtok = 4\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-haiku-4-5\"\n\
+             [[models]]\nname = \"b\"\ninput_usd_per_mtok = 4\noutput_usd_per_mtok = 8\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-own-build\"\n",
+        );
+        let a = prices(&c, "a");
+        // Output from the catalogue entry (Haiku 4.5: $5), cache prices by its ratios.
+        assert_eq!(a.base.output, 5.0);
+        assert!((a.base.cached_input - 0.4).abs() < 1e-12);
+        assert_eq!(a.cache_whence, [Whence::CatalogueRatio; 3]);
+        let b = prices(&c, "b");
+        assert_eq!(b.origin, Origin::Config);
+        assert!((b.base.cached_input - 0.4).abs() < 1e-12);
+        assert!((b.base.cache_write - 5.0).abs() < 1e-12);
+        assert!((b.base.cache_write_1h - 8.0).abs() < 1e-12);
+        assert_eq!(b.cache_whence, [Whence::VendorRatio; 3]);
+    }
+
+    /// A budget reserves at the price line the prompt estimate falls in.
+    #[test]
+    fn a_reservation_is_priced_at_the_tier_of_the_estimate() {
+        let c = priced(
+            "[[models]]\nname = \"t\"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 2\n\
+             [[models.price_tiers]]\nabove_prompt_tokens = 1000\ninput_usd_per_mtok = 10\noutput_usd_per_mtok = 20\n\
+             [[models.routes]]\nprovider = \"anth\"\nmodel = \"x\"\n",
+        );
+        let m = c.model("t").unwrap();
+        let limits = crate::config::LimitsConfig::default();
+        let below = crate::policy::limits::Demand::estimate(m, 1000, Some(100), &limits);
+        assert!((below.usd - (1000.0 + 200.0) / 1e6).abs() < 1e-12);
+        let above = crate::policy::limits::Demand::estimate(m, 1001, Some(100), &limits);
+        assert!((above.usd - (10_010.0 + 2_000.0) / 1e6).abs() < 1e-12);
+        let p = m.prices.as_deref().unwrap();
+        assert_eq!(
+            p.line(Usage::new(1001, 0).prompt_tokens, None).1,
+            PriceLine::Tier(1000)
+        );
+    }
+
+    #[test]
+    fn bad_tiers_and_catalogue_entries() {
+        rejects(
+            &with_base(
+                "[[models]]\nname = \"a\"\n[[models.price_tiers]]\nabove_prompt_tokens = 5000\n\
+                 [[models.price_tiers]]\nabove_prompt_tokens = 4000 # <-\n\
+                 [[models.routes]]\nprovider = \"p\"\nmodel = \"x\"\n",
+            ),
+            "models[0].price_tiers[1].above_prompt_tokens",
+            "4000 is below the threshold 5000 of the tier on line 10: tiers overlap",
+        );
+        rejects(
+            &with_base(
+                "[[models]]\nname = \"a\"\n[[models.price_tiers]]\nabove_prompt_tokens = 0 # <-\n\
+                 [[models.routes]]\nprovider = \"p\"\nmodel = \"x\"\n",
+            ),
+            "models[0].price_tiers[0].above_prompt_tokens",
+            "positive",
+        );
+        rejects(
+            &with_base(
+                "[[models]]\nname = \"a\"\n[models.service_tiers.scale] # <-\ninput_usd_per_mtok = 1\n\
+                 [[models.routes]]\nprovider = \"p\"\nmodel = \"x\"\n",
+            ),
+            "models[0].service_tiers.scale",
+            "unknown field `scale`, expected `flex` or `priority`",
+        );
+        let entry = |fields: &str| {
+            format!("[[prices]]\nkind = \"openai\"\nmodels = [\"m\"]\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n{fields}")
+        };
+        let errors = |text: &str| {
+            parse_catalogue(text, Path::new("cat.toml"), "cat.toml")
+                .map(|_| ())
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let e = errors(&entry("as_of = \"2026-02-30x\"\nsource = \"https://x\"\n"));
+        assert!(e.contains("cat.toml:6: prices[0].as_of"), "{e}");
+        let e = errors(&entry("as_of = \"2026-02-03\"\nsource = \"http://x\"\n"));
+        assert!(
+            e.contains("cat.toml:7: prices[0].source: must be the https://"),
+            "{e}"
+        );
+        let e = errors("[[prices]]\nkind = \"bedrok\"\nmodels = [\"m\"]\n\
+            input_usd_per_mtok = 1\noutput_usd_per_mtok = 1\nas_of = \"2026-02-03\"\nsource = \"https://x\"\n");
+        assert!(
+            e.contains("cat.toml:2: prices[0].kind: unknown kind \"bedrok\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_builtin_catalogue_is_valid() {
