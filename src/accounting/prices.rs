@@ -82,36 +82,43 @@ impl VendorRatios {
         cache_write_1h: 1.0,
     };
 
-    /// The ratios of a vendor kind (`anthropic`, `openai`, ...):
-    /// - `anthropic`, `bedrock`, `vertex` (Claude): cache reads 0.1×, 5-minute writes 1.25×,
-    ///   1-hour writes 2× the base input price ("Prompt caching" and "Pricing",
+    /// The ratios of a vendor kind (`anthropic`, `openai`, ...) for `model` (the upstream
+    /// model, or a catalogue entry's glob):
+    /// - Claude (`anthropic`; `bedrock` and `vertex` for a model whose name holds `claude`):
+    ///   cache reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2× the base input price
+    ///   ("Prompt caching" → "Pricing",
     ///   <https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#pricing>); Bedrock
     ///   and Vertex bill Claude's cache the same way.
     /// - `openai`, `azure`: cache reads 0.5× (the discount OpenAI's "Prompt caching" guide,
     ///   <https://platform.openai.com/docs/guides/prompt-caching>, gives as the least of its
     ///   models; newer models bill less, which the catalogue states), writes at the input price
     ///   (OpenAI bills no cache write).
-    /// - `gemini`: cache reads 0.25× (the least discount of "Context caching",
-    ///   <https://ai.google.dev/gemini-api/docs/pricing>), writes at the input price (Gemini
-    ///   reports no write).
-    /// - others: the input price.
-    pub fn of_kind(kind: &str) -> VendorRatios {
+    /// - Gemini (`gemini`; `vertex` for a `gemini` model): cache reads 0.25× (the least discount
+    ///   of "Context caching", <https://ai.google.dev/gemini-api/docs/pricing>), writes at the
+    ///   input price (Gemini reports no write).
+    /// - anything else (Bedrock's other models, `mock`): no documented ratio, the input price.
+    pub fn of(kind: &str, model: &str) -> VendorRatios {
+        const CLAUDE: VendorRatios = VendorRatios {
+            cached_input: 0.1,
+            cache_write: 1.25,
+            cache_write_1h: 2.0,
+        };
+        const OPENAI: VendorRatios = VendorRatios {
+            cached_input: 0.5,
+            cache_write: 1.0,
+            cache_write_1h: 1.0,
+        };
+        const GEMINI: VendorRatios = VendorRatios {
+            cached_input: 0.25,
+            cache_write: 1.0,
+            cache_write_1h: 1.0,
+        };
         match kind {
-            "anthropic" | "bedrock" | "vertex" => VendorRatios {
-                cached_input: 0.1,
-                cache_write: 1.25,
-                cache_write_1h: 2.0,
-            },
-            "openai" | "azure" => VendorRatios {
-                cached_input: 0.5,
-                cache_write: 1.0,
-                cache_write_1h: 1.0,
-            },
-            "gemini" => VendorRatios {
-                cached_input: 0.25,
-                cache_write: 1.0,
-                cache_write_1h: 1.0,
-            },
+            "anthropic" => CLAUDE,
+            "bedrock" | "vertex" if model.contains("claude") => CLAUDE,
+            "openai" | "azure" => OPENAI,
+            "gemini" => GEMINI,
+            "vertex" if model.contains("gemini") => GEMINI,
             _ => VendorRatios::NONE,
         }
     }
@@ -178,7 +185,7 @@ pub enum Whence {
     Given,
     /// The catalogue entry's ratio to its input price.
     CatalogueRatio,
-    /// The vendor's documented ratio ([`VendorRatios::of_kind`]).
+    /// The vendor's documented ratio ([`VendorRatios::of`]).
     VendorRatio,
 }
 

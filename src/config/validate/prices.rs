@@ -10,7 +10,7 @@
 //! 2. A model that writes any price field, tier or service tier is priced by the config: each
 //!    base field it leaves out is the catalogue entry's (input, output) or the entry's ratio
 //!    to its input price (cache prices), else the vendor's documented ratio
-//!    ([`VendorRatios::of_kind`] of its first route) times the input price. The catalogue's
+//!    ([`VendorRatios::of`] its first route's kind and model) times the input price. The catalogue's
 //!    tiers and service tiers are not mixed in: the config's are the only ones.
 //! 3. Otherwise the catalogue entry, its cache prices left out filled by the vendor's ratio.
 //! 4. No entry: no prices (the model costs 0; `switchyard check` warns).
@@ -301,9 +301,10 @@ fn entry(src: &Source, i: usize, e: &raw::CatalogueEntry, file: &str) -> Result<
         source,
         as_of: as_of.clone(),
     };
+    let first = models.patterns().first().map_or("", String::as_str);
     let complete = prices.complete(
         None,
-        (VendorRatios::of_kind(kind), Whence::VendorRatio),
+        (VendorRatios::of(kind, first), Whence::VendorRatio),
         origin,
     );
     Ok(Entry {
@@ -396,10 +397,10 @@ pub(super) fn resolve(
     if !written.any() {
         return entry.map(|e| e.complete.clone());
     }
-    let kind = routes.first().map_or("", |(k, _)| *k);
+    let (kind, model) = routes.first().copied().unwrap_or(("", ""));
     let ratios = match entry.and_then(|e| VendorRatios::of_rates(&e.complete.base)) {
         Some(r) => (r, Whence::CatalogueRatio),
-        None => (VendorRatios::of_kind(kind), Whence::VendorRatio),
+        None => (VendorRatios::of(kind, model), Whence::VendorRatio),
     };
     let fallback = entry.map(|e| &e.complete.base);
     Some(written.complete(fallback, ratios, Origin::Config))
@@ -551,6 +552,28 @@ api_version = "2024-10-21"
     fn the_builtin_catalogue_is_valid() {
         let c = builtin().unwrap_or_else(|e| panic!("{e:?}"));
         assert!(!c.entries.is_empty());
+    }
+
+    /// Bedrock and Vertex ids, keyed by the kind names those providers take.
+    #[test]
+    fn bedrock_and_vertex_entries() {
+        let c = builtin().unwrap_or_else(|e| panic!("{e:?}"));
+        let input = |kind: &str, model: &str| c.find(kind, model).map(|e| e.complete.base.input);
+        let global = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        assert_eq!(input("bedrock", global), Some(3.0));
+        let regional = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        assert_eq!(input("bedrock", regional), Some(3.3));
+        assert_eq!(
+            input("bedrock", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+            Some(1.1)
+        );
+        assert_eq!(input("vertex", "claude-sonnet-4-5@20250929"), Some(3.0));
+        assert_eq!(input("bedrock", "claude-sonnet-4-5@20250929"), None);
+        // Nova lists no cache price and has no documented ratio: reads at the input price.
+        let nova = c.find("bedrock", "us.amazon.nova-micro-v1:0").unwrap();
+        assert_eq!(nova.complete.base.cached_input, 0.035);
+        // Azure routes take the OpenAI entries.
+        assert_eq!(input("azure", "gpt-4.1-mini"), Some(0.4));
     }
 
     #[test]
