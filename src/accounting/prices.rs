@@ -176,13 +176,16 @@ impl fmt::Display for Origin {
     }
 }
 
-/// How each base price was found: given (by the config or the catalogue entry) or derived
-/// from the input price by a ratio.
+/// How each base price was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Whence {
     /// Written in the config or the catalogue entry.
     #[default]
     Given,
+    /// Left out of the config, taken from the model's catalogue entry.
+    Catalogue,
+    /// Left out of the config with no catalogue entry: 0.
+    Missing,
     /// The catalogue entry's ratio to its input price.
     CatalogueRatio,
     /// The vendor's documented ratio ([`VendorRatios::of`]).
@@ -198,8 +201,11 @@ pub struct Prices {
     pub flex: Option<Rates>,
     pub priority: Option<Rates>,
     pub origin: Origin,
-    /// How `cached_input`, `cache_write` and `cache_write_1h` of the base were found.
-    pub cache_whence: [Whence; 3],
+    /// How the base's `input`, `output`, `cached_input`, `cache_write` and `cache_write_1h`
+    /// were found.
+    pub whence: [Whence; 5],
+    /// The catalogue entry that lent a price or a ratio to prices the config gives.
+    pub lender: Option<Origin>,
 }
 
 /// The price line an answer was billed at, as the usage log names it: `base`,
@@ -261,17 +267,24 @@ pub fn describe(name: &str, prices: Option<&Prices>) -> String {
         );
     };
     let mut out = format!("{name}: {}\n", p.origin);
+    if let Some(lender) = &p.lender {
+        out.push_str(&format!("  lent by {lender}\n"));
+    }
     let mark = |w: Whence| match w {
         Whence::Given => "",
+        Whence::Catalogue => " (catalogue)",
+        Whence::Missing => " (not given)",
         Whence::CatalogueRatio => " (catalogue ratio)",
         Whence::VendorRatio => " (vendor ratio)",
     };
-    let [w0, w1, w2] = p.cache_whence;
+    let [wi, wo, w0, w1, w2] = p.whence;
     let b = &p.base;
     out.push_str(&format!(
-        "  base: input {} output {} cached_input {}{} cache_write {}{} cache_write_1h {}{}\n",
+        "  base: input {}{} output {}{} cached_input {}{} cache_write {}{} cache_write_1h {}{}\n",
         usd(b.input),
+        mark(wi),
         usd(b.output),
+        mark(wo),
         usd(b.cached_input),
         mark(w0),
         usd(b.cache_write),

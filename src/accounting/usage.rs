@@ -244,7 +244,8 @@ mod tests {
                     flex: None,
                     priority: None,
                     origin: Origin::Config,
-                    cache_whence: Default::default(),
+                    whence: Default::default(),
+                    lender: None,
                 })
             }),
             strategy: Default::default(),
@@ -320,7 +321,8 @@ mod tests {
             flex: Some(r(1.5, 7.5)),
             priority: None,
             origin: Origin::Config,
-            cache_whence: Default::default(),
+            whence: Default::default(),
+            lender: None,
         }
     }
 

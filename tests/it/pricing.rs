@@ -519,7 +519,10 @@ name = "unknown"
         text.contains("  tier>200000: input 6 output 22.5"),
         "{text}"
     );
-    assert!(text.contains("mine: config\n"), "{text}");
+    assert!(
+        text.contains("mine: config\n  lent by catalogue (built-in config/prices.toml): anthropic \"claude-sonnet-4-5* "),
+        "{text}"
+    );
     assert!(
         text.contains("  base: input 4 output 20 cached_input 0.4 (catalogue ratio) cache_write 5 (catalogue ratio) cache_write_1h 8 (catalogue ratio)"),
         "{text}"

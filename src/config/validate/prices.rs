@@ -61,11 +61,17 @@ impl Partial {
         *self != Partial::default()
     }
 
-    /// Complete rates: `input`/`output` left out from `base`, cache prices from `ratios`
-    /// times the input price. Also says how each cache price was found.
-    fn fill(&self, base: Option<&Rates>, ratios: (VendorRatios, Whence)) -> (Rates, [Whence; 3]) {
-        let input = self.input.or(base.map(|b| b.input)).unwrap_or(0.0);
-        let output = self.output.or(base.map(|b| b.output)).unwrap_or(0.0);
+    /// Complete rates: `input`/`output` left out from `base` (else 0), cache prices from
+    /// `ratios` times the input price. Also says how each of the five was found (input and
+    /// output left out: [`Whence::Catalogue`] when `base` gave them).
+    fn fill(&self, base: Option<&Rates>, ratios: (VendorRatios, Whence)) -> (Rates, [Whence; 5]) {
+        let lent = |given: Option<f64>, from: Option<f64>| match (given, from) {
+            (Some(v), _) => (v, Whence::Given),
+            (None, Some(v)) => (v, Whence::Catalogue),
+            (None, None) => (0.0, Whence::Missing),
+        };
+        let (input, wi) = lent(self.input, base.map(|b| b.input));
+        let (output, wo) = lent(self.output, base.map(|b| b.output));
         let (ratio, derived) = ratios;
         let pick = |given: Option<f64>, r: f64| match given {
             Some(v) => (v, Whence::Given),
@@ -82,7 +88,7 @@ impl Partial {
                 cache_write,
                 cache_write_1h,
             },
-            [w0, w1, w2],
+            [wi, wo, w0, w1, w2],
         )
     }
 }
@@ -102,14 +108,16 @@ impl Written {
     }
 
     /// Complete prices: the base filled from `fallback` (input/output) and `ratios`, the
-    /// tiers and service tiers from the base and `ratios`.
+    /// tiers and service tiers from the base and `ratios`; `lender` is the catalogue entry
+    /// that lent values or ratios to a config's prices.
     fn complete(
         &self,
         fallback: Option<&Rates>,
         ratios: (VendorRatios, Whence),
         origin: Origin,
+        lender: Option<Origin>,
     ) -> Prices {
-        let (base, cache_whence) = self.base.fill(fallback, ratios);
+        let (base, whence) = self.base.fill(fallback, ratios);
         let tier = |p: &Partial| p.fill(Some(&base), ratios).0;
         Prices {
             tiers: self
@@ -124,7 +132,8 @@ impl Written {
             priority: self.priority.as_ref().map(tier),
             base,
             origin,
-            cache_whence,
+            whence,
+            lender,
         }
     }
 }
@@ -306,6 +315,7 @@ fn entry(src: &Source, i: usize, e: &raw::CatalogueEntry, file: &str) -> Result<
         None,
         (VendorRatios::of(kind, first), Whence::VendorRatio),
         origin,
+        None,
     );
     Ok(Entry {
         kind: kind.clone(),
@@ -403,7 +413,16 @@ pub(super) fn resolve(
         None => (VendorRatios::of(kind, model), Whence::VendorRatio),
     };
     let fallback = entry.map(|e| &e.complete.base);
-    Some(written.complete(fallback, ratios, Origin::Config))
+    let prices = written.complete(fallback, ratios, Origin::Config, None);
+    // The entry is named only when it lent a value or a ratio to the base.
+    let lent = prices
+        .whence
+        .iter()
+        .any(|w| matches!(w, Whence::Catalogue | Whence::CatalogueRatio));
+    Some(Prices {
+        lender: entry.filter(|_| lent).map(|e| e.complete.origin.clone()),
+        ..prices
+    })
 }
 
 #[cfg(test)]
@@ -464,13 +483,26 @@ api_version = "2024-10-21"
         // Output from the catalogue entry (Haiku 4.5: $5), cache prices by its ratios.
         assert_eq!(a.base.output, 5.0);
         assert!((a.base.cached_input - 0.4).abs() < 1e-12);
-        assert_eq!(a.cache_whence, [Whence::CatalogueRatio; 3]);
+        assert_eq!(
+            a.whence,
+            [
+                Whence::Given,
+                Whence::Catalogue,
+                Whence::CatalogueRatio,
+                Whence::CatalogueRatio,
+                Whence::CatalogueRatio
+            ]
+        );
+        assert!(
+            matches!(&a.lender, Some(Origin::Catalogue { pattern, .. }) if pattern == "claude-haiku-4-5*")
+        );
         let b = prices(&c, "b");
         assert_eq!(b.origin, Origin::Config);
         assert!((b.base.cached_input - 0.4).abs() < 1e-12);
         assert!((b.base.cache_write - 5.0).abs() < 1e-12);
         assert!((b.base.cache_write_1h - 8.0).abs() < 1e-12);
-        assert_eq!(b.cache_whence, [Whence::VendorRatio; 3]);
+        assert_eq!(b.whence[2..], [Whence::VendorRatio; 3]);
+        assert_eq!(b.lender, None);
     }
 
     /// A budget reserves at the price line the prompt estimate falls in.
