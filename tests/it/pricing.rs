@@ -1,5 +1,5 @@
-//! Prices as vendors bill them, through the real binary: 1-hour and 5-minute cache writes in
-//! one Anthropic answer (pass-through, streamed, and translated to the chat door); a price tier
+//! Prices as vendors bill them, through the real binary and the strict mock vendors: 1-hour and
+//! 5-minute cache writes in one Anthropic answer (pass-through, streamed, and translated to the chat door); a price tier
 //! below and above its threshold; a model priced only by the built-in catalogue reaching the
 //! team's `usd_per_month`; an OpenAI answer served `flex` or `priority` priced by its rates; the
 //! usage log's `price` and `service_tier`; bad prices refused by `check` with file:line;
@@ -29,8 +29,9 @@ fn sse(events: &[String]) -> Behaviour {
     }
 }
 
-/// Two vendors (Anthropic, OpenAI) and `models` (their `{ANTH}`/`{OAI}` routes), one team.
-async fn gateway(anth: &MockUpstream, oai: &MockUpstream, models: &str, team: &str) -> Gateway {
+/// Two strict vendors (Anthropic, OpenAI), `models` routed to them (providers `claude` and
+/// `oai`), one team `t` with `team`'s limits, and the usage log.
+async fn gateway(anth: &MockAnthropic, oai: &MockUpstream, models: &str, team: &str) -> Gateway {
     let body = format!(
         r#"[log]
 usage = "{{DIR}}/usage.jsonl"
@@ -84,60 +85,13 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-/// Anthropic's usage with 100,000 tokens written to the 1-hour cache and 100,000 to the
-/// 5-minute one (and their total in `cache_creation_input_tokens`), as the Messages API
-/// reports it.
-fn two_ttl_usage(output: u64) -> Value {
-    json!({"input_tokens":10,"cache_read_input_tokens":0,
-           "cache_creation_input_tokens":200000,
-           "cache_creation":{"ephemeral_5m_input_tokens":100000,"ephemeral_1h_input_tokens":100000},
-           "output_tokens":output})
-}
-
-fn anthropic_message(usage: Value) -> String {
-    json!({"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
-           "content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",
-           "stop_sequence":null,"usage":usage})
-    .to_string()
-}
-
-fn anthropic_stream(start_usage: Value, output: u64) -> Vec<String> {
-    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}");
-    vec![
-        ev(
-            "message_start",
-            json!({"type":"message_start","message":{"id":"msg_1","type":"message",
-                   "role":"assistant","model":"claude-x","content":[],"stop_reason":null,
-                   "usage":start_usage}}),
-        ),
-        ev(
-            "content_block_start",
-            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
-        ),
-        ev(
-            "content_block_delta",
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}),
-        ),
-        ev(
-            "content_block_stop",
-            json!({"type":"content_block_stop","index":0}),
-        ),
-        ev(
-            "message_delta",
-            json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},
-                   "usage":{"output_tokens":output}}),
-        ),
-        ev("message_stop", json!({"type":"message_stop"})),
-    ]
-}
-
 /// The issue's example: at $3/MTok input, 100,000 tokens written to the 1-hour cache cost
 /// $0.60 (2×) and 100,000 to the 5-minute cache $0.375 (1.25×), whether the answer passes
 /// through (whole or streamed) or is translated to the chat door; no cache price is written in
 /// the config: Anthropic's documented ratios apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hour_and_five_minute_writes_in_one_request_cost_the_vendors_bill() {
-    let anth = MockUpstream::start().await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let models = r#"
 [[models]]
@@ -149,11 +103,15 @@ output_usd_per_mtok = 15
   model = "claude-x"
 "#;
     let gw = gateway(&anth, &oai, models, "").await;
-    anth.enqueue(body(&anthropic_message(two_ttl_usage(100))));
-    let mut start = two_ttl_usage(1);
-    start["output_tokens"] = json!(1);
-    anth.enqueue(sse(&anthropic_stream(start, 100)));
-    anth.enqueue(body(&anthropic_message(two_ttl_usage(100))));
+    // 100,000 tokens written for 1 hour and 100,000 for 5 minutes, reported by the vendor in
+    // `usage.cache_creation` beside their total.
+    anth.set_usage(AnthUsage {
+        input: 10,
+        cache_read: 0,
+        cache_write: 200_000,
+        output: 100,
+    });
+    anth.set_cache_write_1h(100_000);
     let ask = |stream: bool| {
         json!({"model":"claude","max_tokens":500,"stream":stream,
                "messages":[{"role":"user","content":"hello"}]})
@@ -183,7 +141,7 @@ output_usd_per_mtok = 15
 /// more and the whole request (output included) at the tier's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiered_request_below_and_above_the_threshold() {
-    let anth = MockUpstream::start().await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let models = r#"
 [[models]]
@@ -200,8 +158,12 @@ output_usd_per_mtok = 15
 "#;
     let gw = gateway(&anth, &oai, models, "").await;
     for input in [200_000, 200_001] {
-        let usage = json!({"input_tokens":input,"output_tokens":1000});
-        anth.enqueue(body(&anthropic_message(usage)));
+        anth.set_usage(AnthUsage {
+            input,
+            cache_read: 0,
+            cache_write: 0,
+            output: 1000,
+        });
         let (status, text) = post(
             &gw,
             "/v1/messages",
@@ -245,7 +207,7 @@ async fn budget_spent_nanos(gw: &Gateway, want: u64) -> u64 {
 /// `usd_per_month`, which then refuses the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_priced_only_by_the_catalogue_reaches_the_budget() {
-    let anth = MockUpstream::start().await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let models = r#"
 [[models]]
@@ -256,8 +218,12 @@ name = "sonnet"
 "#;
     let gw = gateway(&anth, &oai, models, "usd_per_month = 0.05").await;
     // 20 × 3 + 10,000 × 0.3 + 1,000 × 15 = 18,060 µ$ a request.
-    let usage = json!({"input_tokens":20,"cache_read_input_tokens":10000,"output_tokens":1000});
-    anth.set_default(body(&anthropic_message(usage)));
+    anth.set_usage(AnthUsage {
+        input: 20,
+        cache_read: 10_000,
+        cache_write: 0,
+        output: 1000,
+    });
     let mut admitted = 0;
     for i in 0..10 {
         let (status, text) = post(
@@ -328,7 +294,7 @@ fn openai_stream(tier: &str) -> Vec<String> {
 /// rates (`[models.service_tiers.*]`), whole or streamed; `default` at the base rates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flex_and_priority_answers_are_priced_by_their_rates() {
-    let anth = MockUpstream::start().await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let models = r#"
 [[models]]
@@ -568,7 +534,7 @@ fn replace(path: &std::path::Path, text: &str) {
 /// running prices keep serving).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operators_catalogue_is_reloaded_when_it_changes() {
-    let anth = MockUpstream::start().await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
     let oai = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prices.toml");
@@ -578,9 +544,12 @@ async fn the_operators_catalogue_is_reloaded_when_it_changes() {
         file.display()
     );
     let gw = gateway(&anth, &oai, &models, "").await;
-    anth.set_default(body(&anthropic_message(
-        json!({"input_tokens":1000,"output_tokens":100}),
-    )));
+    anth.set_usage(AnthUsage {
+        input: 1000,
+        cache_read: 0,
+        cache_write: 0,
+        output: 100,
+    });
     let ask = json!({"model":"own","max_tokens":100,"messages":[{"role":"user","content":"hi"}]});
     let mut sent = 0;
     let mut send = || {
