@@ -291,7 +291,8 @@ fn openai_stream(tier: &str) -> Vec<String> {
 }
 
 /// An OpenAI answer that says it was served `flex` or `priority` is priced at that tier's
-/// rates (`[models.service_tiers.*]`), whole or streamed; `default` at the base rates.
+/// rates (`[models.service_tiers.*]`), whole or streamed, chat completions or the Responses
+/// API; `default` at the base rates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flex_and_priority_answers_are_priced_by_their_rates() {
     let anth = MockAnthropic::start(ANTH_KEY).await;
@@ -343,6 +344,27 @@ output_usd_per_mtok = 8
             assert_eq!(l["service_tier"], *tier, "{l}");
             assert_eq!(l["price"], *tier, "{l}");
         }
+    }
+    // The Responses API passed through: `response.service_tier`, whole and streamed.
+    let response = json!({"id":"resp_1","object":"response","created_at":1,"status":"completed",
+        "model":"gpt-x","service_tier":"priority","output":[{"type":"message","id":"msg_1",
+        "status":"completed","role":"assistant",
+        "content":[{"type":"output_text","text":"ok","annotations":[]}]}],
+        "usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}});
+    oai.enqueue(body(&response.to_string()));
+    let completed = format!(
+        "event: response.completed\ndata: {}",
+        json!({"type":"response.completed","sequence_number":1,"response":response})
+    );
+    oai.enqueue(sse(&[completed]));
+    for (n, stream) in [(6, false), (7, true)] {
+        let ask = json!({"model":"gpt","input":"hi","stream":stream});
+        let (status, text) = post(&gw, "/v1/responses", &ask).await;
+        assert_eq!(status, 200, "{text}");
+        let l = &gw.wait_usage_lines(n).await[n - 1];
+        assert_eq!(l["service_tier"], "priority", "stream={stream}: {l}");
+        let cost = l["cost_usd"].as_f64().unwrap();
+        assert!(close(cost, 0.0035 + 0.0014), "stream={stream}: {l}");
     }
 }
 
