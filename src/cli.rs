@@ -1,4 +1,4 @@
-//! The command line (`spec/gateway.md` §5): `serve`, `check`, `key new`.
+//! The command line (`spec/gateway.md` §5): `serve`, `check`, `prices`, `key new`.
 //!
 //! Pingora's own `Opt::parse_args()` would reject these flags, so pingora's `Opt` is built
 //! here from ours.
@@ -65,6 +65,15 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Print the prices in force for each model (or the one a name or alias resolves to), in
+    /// USD per million tokens, and where each comes from: the config, or a catalogue entry with
+    /// its vendor page and date.
+    Prices {
+        #[arg(short, long, default_value = "config/switchyard.toml")]
+        config: PathBuf,
+        /// A model name or alias; absent: every model.
+        model: Option<String>,
+    },
     /// Manage client keys.
     Key {
         #[command(subcommand)]
@@ -93,6 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ready_file,
         } => serve(&config, upgrade, ready_file),
         Command::Check { config, offline } => check(&config, offline),
+        Command::Prices { config, model } => prices(&config, model.as_deref()),
         Command::Key {
             command: KeyCommand::New { id, team },
         } => key_new(&id, &team),
@@ -120,6 +130,7 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
                     ""
                 }
             );
+            warn_unpriced(&c);
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -127,6 +138,51 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A warning (on stderr; `check` still succeeds) per model routed to a vendor that has no
+/// price from the config nor a catalogue: its spending would never reach `usd_per_month`.
+fn warn_unpriced(c: &Config) {
+    for m in c.models.iter().filter(|m| m.prices.is_none()) {
+        let vendor = m
+            .routes
+            .iter()
+            .any(|r| c.providers[r.provider].kind != config::ProviderKind::Mock);
+        if vendor {
+            eprintln!(
+                "warning: model {:?} has no price (none in the config, no catalogue entry for its routes): it costs 0 and no usd_per_month budget sees it",
+                m.name
+            );
+        }
+    }
+}
+
+/// `prices`: the config is read offline (no secret is needed to read prices).
+fn prices(path: &std::path::Path, model: Option<&str>) -> ExitCode {
+    let c = match config::check_file(path, config::Mode::Offline) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(path, &errors);
+            return ExitCode::from(2);
+        }
+    };
+    let models: Vec<_> = match model {
+        None => c.models.iter().collect(),
+        Some(name) => match c.model(name) {
+            Some(m) => vec![m],
+            None => {
+                eprintln!("switchyard prices: no model or alias named {name:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    for m in models {
+        print!(
+            "{}",
+            crate::accounting::prices::describe(&m.name, m.prices.as_deref())
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// Every error on its own line (`file:line: path: reason`), then their count.

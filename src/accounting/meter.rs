@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::accounting::estimate::generated_chars;
-use crate::accounting::usage::{estimate_tokens, estimated, Usage, UsageSource};
+use crate::accounting::usage::{estimate_tokens, estimated, ServiceTier, Usage, UsageSource};
 use crate::dialect::chat::stream::Scanner;
 use crate::dialect::{self, embeddings, messages, responses, BodyReader, Dialect, StreamScanner};
 
@@ -289,7 +289,12 @@ fn body_usage(chunks: &[Bytes], len: usize, overflowed: bool, prompt: u64) -> (U
     }
     let body = whole(chunks);
     let body: &[u8] = &body;
-    if let Ok(UsageOnly { usage: Some(u) }) = serde_json::from_slice::<UsageOnly>(body) {
+    if let Ok(UsageOnly {
+        usage: Some(mut u),
+        service_tier,
+    }) = serde_json::from_slice::<UsageOnly>(body)
+    {
+        u.service_tier = service_tier.as_deref().and_then(ServiceTier::parse);
         return (u, UsageSource::Reported);
     }
     let completion = match generated_chars(body) {
@@ -328,11 +333,14 @@ fn dialect_body_usage(
     )
 }
 
-/// The `usage` of a `chat.completion` body; everything else is skipped without allocating.
+/// The `usage` of a `chat.completion` body and the `service_tier` that served it; everything
+/// else is skipped without allocating.
 #[derive(Deserialize)]
-struct UsageOnly {
+struct UsageOnly<'a> {
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(borrow, default)]
+    service_tier: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[cfg(test)]

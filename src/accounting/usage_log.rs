@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::accounting::prices::PriceLine;
 use crate::accounting::usage::{Usage, UsageSource};
 use crate::config::{Key, Model, Provider, Team, UsageSink};
 use crate::observability::metrics::Metrics;
@@ -35,11 +36,21 @@ struct Record<'a> {
     /// Parts of `prompt_tokens`: read from and written to the vendor's prompt cache.
     cached_tokens: u64,
     cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written with a 1-hour lifetime.
+    cache_write_1h_tokens: u64,
     /// Part of `completion_tokens`.
     reasoning_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_source: Option<UsageSource>,
     cost_usd: f64,
+    /// The price line `cost_usd` was billed at: `base`, `tier>N` (a prompt of more than N
+    /// tokens), `flex` or `priority`; absent when the model has no prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price: Option<String>,
+    /// The OpenAI processing tier that served the answer, when not the default (`flex`,
+    /// `priority`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'static str>,
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttft_ms: Option<f64>,
@@ -62,6 +73,8 @@ pub struct Entry {
     pub attempts: u32,
     pub usage: Option<(Usage, UsageSource)>,
     pub cost_usd: f64,
+    /// The price line `cost_usd` was billed at (`None`: no prices).
+    pub price: Option<PriceLine>,
     pub duration_ms: f64,
     pub ttft_ms: Option<f64>,
 }
@@ -90,9 +103,15 @@ impl Entry {
             completion_tokens: self.usage.map_or(0, |(u, _)| u.completion_tokens),
             cached_tokens: self.usage.map_or(0, |(u, _)| u.cached_tokens),
             cache_write_tokens: self.usage.map_or(0, |(u, _)| u.cache_write_tokens),
+            cache_write_1h_tokens: self.usage.map_or(0, |(u, _)| u.cache_write_1h_tokens),
             reasoning_tokens: self.usage.map_or(0, |(u, _)| u.reasoning_tokens),
             usage_source: self.usage.map(|(_, s)| s),
             cost_usd: self.cost_usd,
+            price: self.price.map(|p| p.to_string()),
+            service_tier: self
+                .usage
+                .and_then(|(u, _)| u.service_tier)
+                .map(|t| t.as_str()),
             duration_ms: self.duration_ms,
             ttft_ms: self.ttft_ms,
         }

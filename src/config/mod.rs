@@ -110,6 +110,9 @@ pub struct Config {
     /// The files vendor keys were read from (`api_key_file`), as written: the reloader
     /// watches them, so a rotated key is read again without a restart.
     pub key_files: Vec<PathBuf>,
+    /// `[pricing] catalogue` as written and the SHA-256 of the bytes it was read with: the
+    /// reloader watches it like a key file, and stores a new config when its bytes changed.
+    pub price_catalogue: Option<(PathBuf, String)>,
 }
 
 impl Config {
@@ -437,12 +440,10 @@ pub struct Model {
     pub aliases: Vec<String>,
     /// Other models (indices into `Config::models`) to try, in order, when every route fails.
     pub fallbacks: Vec<usize>,
-    pub input_usd_per_mtok: Option<f64>,
-    pub output_usd_per_mtok: Option<f64>,
-    /// Prompt-cache reads; `None`: the input price.
-    pub cached_input_usd_per_mtok: Option<f64>,
-    /// Prompt-cache writes; `None`: the input price.
-    pub cache_write_usd_per_mtok: Option<f64>,
+    /// Its prices: the config's, else the price catalogue's entry for its routes
+    /// ([`crate::accounting::prices`]); `None`: neither has one (it costs 0, and
+    /// `switchyard check` warns).
+    pub prices: Option<Arc<crate::accounting::prices::Prices>>,
     /// How a route is picked among the healthy ones.
     pub strategy: Strategy,
     /// What the model does: chat (every generating door), embeddings, or unmarked (any door).

@@ -34,6 +34,8 @@ pub struct Config {
     pub keys: Vec<Key>,
     #[serde(default)]
     pub content_filters: Vec<ContentFilter>,
+    #[serde(default)]
+    pub pricing: Pricing,
     /// Absent: no traces are exported.
     pub telemetry: Option<Spanned<Telemetry>>,
 }
@@ -173,7 +175,15 @@ pub struct Model {
     pub input_usd_per_mtok: Option<Spanned<f64>>,
     pub output_usd_per_mtok: Option<Spanned<f64>>,
     pub cached_input_usd_per_mtok: Option<Spanned<f64>>,
+    /// 5-minute prompt-cache writes.
     pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
+    /// 1-hour prompt-cache writes.
+    pub cache_write_1h_usd_per_mtok: Option<Spanned<f64>>,
+    /// `[[models.price_tiers]]`: the whole request at other prices above a prompt size.
+    #[serde(default)]
+    pub price_tiers: Vec<PriceTier>,
+    /// `[models.service_tiers.flex]`, `[models.service_tiers.priority]`.
+    pub service_tiers: Option<ServiceTiers>,
     /// `weighted` (default) or `latency`.
     pub strategy: Option<Spanned<String>>,
     /// `chat` (default) or `embedding`.
@@ -181,6 +191,121 @@ pub struct Model {
     /// Defaults to empty so that "no routes" is reported by validation at the model's line.
     #[serde(default)]
     pub routes: Vec<Route>,
+}
+
+/// The five price fields of a model, a tier, a service tier or a catalogue entry, borrowed
+/// (written out in each table, not flattened: flatten defeats `deny_unknown_fields`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawRates<'a> {
+    pub input_usd_per_mtok: Option<&'a Spanned<f64>>,
+    pub output_usd_per_mtok: Option<&'a Spanned<f64>>,
+    pub cached_input_usd_per_mtok: Option<&'a Spanned<f64>>,
+    pub cache_write_usd_per_mtok: Option<&'a Spanned<f64>>,
+    pub cache_write_1h_usd_per_mtok: Option<&'a Spanned<f64>>,
+}
+
+impl RawRates<'_> {
+    /// Whether any price is written.
+    pub fn any(&self) -> bool {
+        self.input_usd_per_mtok.is_some()
+            || self.output_usd_per_mtok.is_some()
+            || self.cached_input_usd_per_mtok.is_some()
+            || self.cache_write_usd_per_mtok.is_some()
+            || self.cache_write_1h_usd_per_mtok.is_some()
+    }
+}
+
+/// Implements `rates()` for a table that writes out the five price fields.
+macro_rules! raw_rates {
+    ($t:ty) => {
+        impl $t {
+            pub fn rates(&self) -> RawRates<'_> {
+                RawRates {
+                    input_usd_per_mtok: self.input_usd_per_mtok.as_ref(),
+                    output_usd_per_mtok: self.output_usd_per_mtok.as_ref(),
+                    cached_input_usd_per_mtok: self.cached_input_usd_per_mtok.as_ref(),
+                    cache_write_usd_per_mtok: self.cache_write_usd_per_mtok.as_ref(),
+                    cache_write_1h_usd_per_mtok: self.cache_write_1h_usd_per_mtok.as_ref(),
+                }
+            }
+        }
+    };
+}
+raw_rates!(Model);
+raw_rates!(PriceTier);
+raw_rates!(ServiceRates);
+raw_rates!(CatalogueEntry);
+
+/// One `[[models.price_tiers]]` (or a catalogue entry's `[[prices.price_tiers]]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTier {
+    /// The tier applies to a prompt of more than this many tokens.
+    pub above_prompt_tokens: Spanned<i64>,
+    pub input_usd_per_mtok: Option<Spanned<f64>>,
+    pub output_usd_per_mtok: Option<Spanned<f64>>,
+    pub cached_input_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_1h_usd_per_mtok: Option<Spanned<f64>>,
+}
+
+/// `[models.service_tiers]`: rates of the OpenAI processing tiers other than the default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTiers {
+    pub flex: Option<ServiceRates>,
+    pub priority: Option<ServiceRates>,
+}
+
+/// `[models.service_tiers.flex]` or `.priority`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRates {
+    pub input_usd_per_mtok: Option<Spanned<f64>>,
+    pub output_usd_per_mtok: Option<Spanned<f64>>,
+    pub cached_input_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_1h_usd_per_mtok: Option<Spanned<f64>>,
+}
+
+/// `[pricing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// An operator's price catalogue (the shape of `config/prices.toml`), searched before the
+    /// built-in one; reloaded with the config.
+    pub catalogue: Option<Spanned<String>>,
+}
+
+/// A price catalogue file: `[[prices]]` entries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    #[serde(default)]
+    pub prices: Vec<CatalogueEntry>,
+}
+
+/// One `[[prices]]` entry of a catalogue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueEntry {
+    /// The vendor kind (`openai`, `anthropic`, `gemini`, `bedrock`, `vertex`; `azure` routes
+    /// take the `openai` entries).
+    pub kind: Spanned<String>,
+    /// Model-name globs (the route's upstream model, else the model's name).
+    pub models: Vec<Spanned<String>>,
+    pub input_usd_per_mtok: Option<Spanned<f64>>,
+    pub output_usd_per_mtok: Option<Spanned<f64>>,
+    pub cached_input_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_usd_per_mtok: Option<Spanned<f64>>,
+    pub cache_write_1h_usd_per_mtok: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub price_tiers: Vec<PriceTier>,
+    pub service_tiers: Option<ServiceTiers>,
+    /// The date the prices were read (`YYYY-MM-DD`).
+    pub as_of: Spanned<String>,
+    /// The vendor page they were read from.
+    pub source: Spanned<String>,
 }
 
 /// One `[[models.routes]]` entry.

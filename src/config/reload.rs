@@ -11,7 +11,8 @@
 //! - A file event whose bytes hash to the running config's hash (or to the last rejected
 //!   file's) changes nothing; SIGHUP always reloads (it also re-resolves provider addresses
 //!   and rereads the key files).
-//! - The vendor key files the running config names (`api_key_file`) are watched the same way
+//! - The vendor key files the running config names (`api_key_file`), and its price catalogue
+//!   (`[pricing] catalogue`, stored again when its bytes changed), are watched the same way
 //!   (a Kubernetes Secret volume swaps `..data` as a ConfigMap volume does): a change to one
 //!   reloads the config, which rereads every key file, and the new config is stored only when
 //!   a key differs ([`Trigger::KeyFile`]); the next request uses the new key. A key's value is
@@ -280,7 +281,7 @@ impl Reloader {
         let watch = FileWatch::start(&self.path, tx, "config file");
         let (key_tx, key_rx) = mpsc::channel(1);
         let mut keys = KeyFileWatches::new(key_tx);
-        keys.follow(&self.snapshot.load().key_files);
+        keys.follow(&watched_files(&self.snapshot.load()));
         let _ = ready.send(Ok(()));
         self.event_loop(rx, key_rx, hangup, watch, keys).await;
     }
@@ -316,7 +317,7 @@ impl Reloader {
                 // A ConfigMap swap moves the symlink's target: follow it.
                 w.refresh(&self.path);
             }
-            keys.follow(&self.snapshot.load().key_files);
+            keys.follow(&watched_files(&self.snapshot.load()));
         }
     }
 }
@@ -356,9 +357,24 @@ impl KeyFileWatches {
     }
 }
 
-/// Whether a provider's key differs between the two configs (compared by provider, in
-/// order; the keys themselves are never shown).
+/// The files watched beside the config: its key files and its `[pricing] catalogue`.
+fn watched_files(config: &Config) -> Vec<PathBuf> {
+    let mut files = config.key_files.clone();
+    files.extend(
+        config
+            .price_catalogue
+            .as_ref()
+            .map(|(path, _)| path.clone()),
+    );
+    files
+}
+
+/// Whether a provider's key (compared by provider, in order; the keys themselves are never
+/// shown) or the price catalogue's bytes differ between the two configs.
 fn keys_changed(running: &Config, new: &Config) -> bool {
+    if running.price_catalogue != new.price_catalogue {
+        return true;
+    }
     let keys = |c: &Config| {
         c.providers
             .iter()

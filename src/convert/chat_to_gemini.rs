@@ -1240,6 +1240,7 @@ mod tests {
                 cached_tokens: 1000,
                 cache_write_tokens: 0,
                 reasoning_tokens: 70,
+                ..Usage::default()
             })
         );
         let v: Value = serde_json::from_slice(&t.body).unwrap();

@@ -1266,6 +1266,7 @@ mod tests {
             cached_tokens: 90_000,
             cache_write_tokens: 1_000,
             reasoning_tokens: 0,
+            ..Usage::default()
         };
         assert_eq!(t.usage, Some(want));
         let v: Value = serde_json::from_slice(&t.body).unwrap();

@@ -132,6 +132,7 @@ mod tests {
             cached_tokens: 6,
             cache_write_tokens: 3,
             reasoning_tokens: 1,
+            ..Usage::default()
         };
         w.last(&mut out, &[(0, "stop")], Some(usage));
         let events = events_of(&out);

@@ -47,9 +47,9 @@ impl Gateway {
         };
         // Priced at the model that served it (a fallback may cost otherwise).
         let served = route.map(|r| &r.choice.model).or(record.model.as_ref());
-        let cost = match (&settled, served) {
-            (Some((u, _)), Some(m)) => usage::cost(m, u),
-            _ => 0.0,
+        let (cost, price) = match (&settled, served) {
+            (Some((u, _)), Some(m)) => usage::priced(m, u),
+            _ => (0.0, None),
         };
         // Time to first token means something only for answers that carried content.
         let answered = (200..300).contains(&status) || status == 499;
@@ -85,6 +85,7 @@ impl Gateway {
             attempts: record.attempts,
             usage: settled,
             cost_usd: cost,
+            price,
             duration_ms: duration.as_secs_f64() * 1000.0,
             ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         });

@@ -216,10 +216,7 @@ impl Metrics {
 
     /// The per-team series of [`Metrics::preset`]: cost and content filters.
     fn preset_per_team(&self, config: &Config) {
-        let priced = |i: usize| {
-            let m = &config.models[i];
-            m.input_usd_per_mtok.is_some() || m.output_usd_per_mtok.is_some()
-        };
+        let priced = |i: usize| config.models[i].prices.is_some();
         for team in &config.teams {
             for (i, model) in config.models.iter().enumerate() {
                 let costs = priced(i) || model.fallbacks.iter().any(|&f| priced(f));

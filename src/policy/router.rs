@@ -270,10 +270,7 @@ mod tests {
             name: "m".into(),
             aliases: vec![],
             fallbacks: vec![],
-            input_usd_per_mtok: None,
-            output_usd_per_mtok: None,
-            cached_input_usd_per_mtok: None,
-            cache_write_usd_per_mtok: None,
+            prices: None,
             strategy: Default::default(),
             kind: Default::default(),
             routes: weights

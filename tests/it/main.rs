@@ -33,6 +33,7 @@ mod key_file;
 mod models_endpoint;
 mod native_messages;
 mod ops_kit;
+mod pricing;
 mod real_clients;
 mod real_clients_vercel;
 mod redis_tls;

@@ -22,6 +22,7 @@
 mod checks;
 mod filters;
 mod models;
+pub(crate) mod prices;
 mod providers;
 mod routing;
 mod server;
@@ -365,11 +366,28 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
     } = providers(src, &raw.providers);
     let model_index = model_index(src, &raw.models);
     let alias_patterns = alias_patterns(src, &raw.models);
+    let catalogues = prices::catalogues(src, &raw.pricing);
+    let kinds: HashMap<&str, &str> = raw
+        .providers
+        .iter()
+        .map(|p| (p.name.get_ref().as_str(), p.kind.get_ref().as_str()))
+        .collect();
     let models: Vec<Option<Arc<_>>> = raw
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| src.keep(model(src, i, m, &provider_index, &model_index).map(Arc::new)))
+        .map(|(i, m)| {
+            let built = model(
+                src,
+                i,
+                m,
+                &provider_index,
+                &kinds,
+                &model_index,
+                &catalogues,
+            );
+            src.keep(built.map(Arc::new))
+        })
         .collect();
     // Fallbacks are model indices: their kinds are compared only when every model was built.
     let models: Option<Vec<_>> = models.into_iter().collect();
@@ -433,6 +451,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         alias_patterns,
         key_index,
         key_files,
+        price_catalogue: catalogues.file,
     })
 }
 
@@ -748,12 +767,12 @@ teams = ["search", "x-*"]
         assert_eq!(gpt.name, "gpt-4o");
         assert_eq!(gpt.aliases, ["gpt4o", "4o"]);
         assert_eq!(gpt.fallbacks, [1, 2]);
-        assert_eq!(gpt.input_usd_per_mtok, Some(2.5));
-        assert_eq!(gpt.output_usd_per_mtok, Some(10.0));
-        assert_eq!(gpt.cached_input_usd_per_mtok, Some(1.25));
+        let p = gpt.prices.as_deref().unwrap();
+        assert_eq!((p.base.input, p.base.output), (2.5, 10.0));
+        assert_eq!(p.base.cached_input, 1.25);
         assert_eq!(
-            gpt.cache_write_usd_per_mtok, None,
-            "absent: the input price"
+            p.base.cache_write, 2.5,
+            "absent: OpenAI bills no cache write"
         );
         assert_eq!(
             gpt.routes,
@@ -772,8 +791,7 @@ teams = ["search", "x-*"]
         );
         assert_eq!(c.model("sonnet").unwrap().name, "claude-sonnet");
         let flash = c.model("flash").unwrap();
-        assert_eq!(flash.input_usd_per_mtok, Some(0.0));
-        assert_eq!(flash.output_usd_per_mtok, None);
+        assert_eq!(flash.prices.as_deref().unwrap().base.input, 0.0);
         assert_eq!(flash.routes[1].provider, 4);
         assert_eq!(flash.routes[1].weight, 2);
         let mut index: Vec<(&str, usize)> = c

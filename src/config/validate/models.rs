@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::checks::{money, name, non_blank, opt, positive_u32};
+use super::checks::{name, non_blank, opt, positive_u32};
+use super::prices::{resolve, written, Catalogues};
 use super::{Result, Source};
 use crate::config::raw;
 use crate::config::{Globs, Model, ModelKind, Route, Strategy};
@@ -107,7 +108,9 @@ pub(super) fn model(
     i: usize,
     m: &raw::Model,
     providers: &HashMap<String, usize>,
+    kinds: &HashMap<&str, &str>,
     models: &HashMap<String, NameEntry>,
+    catalogues: &Catalogues,
 ) -> Result<Model> {
     let path = format!("models[{i}]");
     if m.routes.is_empty() {
@@ -124,20 +127,28 @@ pub(super) fn model(
         .map(|(j, r)| route(src, &format!("{path}.routes[{j}]"), r, providers))
         .collect::<Result<Vec<_>>>()?;
     let fallbacks = fallbacks(src, i, m, models)?;
-    let price = |v: &Option<Spanned<f64>>, name: &str| {
-        opt(v.as_ref(), |v| money(src, v, &format!("{path}.{name}")))
-    };
+    let written = written(
+        src,
+        &path,
+        m.rates(),
+        &m.price_tiers,
+        m.service_tiers.as_ref(),
+    )?;
+    // Each route's vendor kind and upstream model, for the catalogue.
+    let route_kinds: Vec<(&str, &str)> = m
+        .routes
+        .iter()
+        .map(|r| {
+            let kind = kinds.get(r.provider.get_ref().as_str()).copied();
+            (kind.unwrap_or(""), r.model.get_ref().as_str())
+        })
+        .collect();
+    let prices = resolve(&written, &route_kinds, m.name.get_ref(), catalogues);
     Ok(Model {
         name: m.name.get_ref().clone(),
         aliases: m.aliases.iter().map(|a| a.get_ref().clone()).collect(),
         fallbacks,
-        input_usd_per_mtok: price(&m.input_usd_per_mtok, "input_usd_per_mtok")?,
-        output_usd_per_mtok: price(&m.output_usd_per_mtok, "output_usd_per_mtok")?,
-        cached_input_usd_per_mtok: price(
-            &m.cached_input_usd_per_mtok,
-            "cached_input_usd_per_mtok",
-        )?,
-        cache_write_usd_per_mtok: price(&m.cache_write_usd_per_mtok, "cache_write_usd_per_mtok")?,
+        prices: prices.map(Arc::new),
         strategy: strategy(src, &path, m.strategy.as_ref())?,
         kind: model_kind(src, &path, m.kind.as_ref())?,
         routes,

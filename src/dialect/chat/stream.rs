@@ -25,7 +25,7 @@
 use memchr::memchr2;
 use memchr::memmem::Finder;
 
-use crate::accounting::usage::Usage;
+use crate::accounting::usage::{ServiceTier, Usage};
 use crate::dialect::refusal;
 use crate::dialect::sse::{self, Decoder};
 
@@ -200,7 +200,10 @@ impl Scanner {
         self.content_chars = self.content_chars.saturating_add(ev.chars);
         let other = crate::accounting::estimate::generated_chars_besides_content(data);
         self.other_chars = self.other_chars.saturating_add(other);
-        if let Some(u) = scan_usage(&self.usage_key, data) {
+        if let Some(mut u) = scan_usage(&self.usage_key, data) {
+            // OpenAI writes the tier that served the answer in every chunk; the usage chunk's
+            // is read ("service_tier", Chat Completions chunk object).
+            u.service_tier = service_tier(data);
             self.usage = Some(u);
         }
         if !self.finished && finish_reason_set(&self.finish_reason_key, data) {
@@ -281,6 +284,21 @@ fn scan_usage(key: &Finder<'_>, data: &[u8]) -> Option<Usage> {
         }
     }
     found
+}
+
+/// The `"service_tier"` of an event's data when it is one billed apart (`flex`, `priority`),
+/// by byte search: read only on the event that carries the usage.
+fn service_tier(data: &[u8]) -> Option<ServiceTier> {
+    const KEY: &[u8] = b"\"service_tier\"";
+    let k = memchr::memmem::find(data, KEY)?;
+    let mut p = skip_ws(data, k + KEY.len());
+    if data.get(p) != Some(&b':') {
+        return None;
+    }
+    p = skip_ws(data, p + 1);
+    let rest = data.get(p..)?.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    ServiceTier::parse(std::str::from_utf8(&rest[..end]).ok()?)
 }
 
 /// Measures the `"content"` string values of an event's data, by byte search: adds their

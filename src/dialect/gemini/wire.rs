@@ -306,6 +306,7 @@ impl UsageIn {
             cached_tokens: self.cached_content_token_count.unwrap_or(0).min(prompt),
             cache_write_tokens: 0,
             reasoning_tokens: reasoning,
+            ..Usage::default()
         })
     }
 }

@@ -173,13 +173,33 @@ pub(crate) struct Metadata<'a> {
 /// Anthropic's `usage`. `input_tokens` excludes the prompt tokens read from
 /// (`cache_read_input_tokens`) or written to (`cache_creation_input_tokens`) the cache, which
 /// the normalised `prompt_tokens` includes. `output_tokens` includes thinking, which Anthropic
-/// does not count apart: reasoning stays 0.
+/// does not count apart: reasoning stays 0. `cache_creation` splits the cache writes by
+/// lifetime (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`: "Messages" API
+/// reference, `usage.cache_creation`, <https://docs.anthropic.com/en/api/messages>); its 1-hour
+/// part is priced apart.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub(crate) struct UsageIn {
     pub(crate) input_tokens: Option<u64>,
     pub(crate) output_tokens: Option<u64>,
     pub(crate) cache_creation_input_tokens: Option<u64>,
     pub(crate) cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) cache_creation: Option<CacheCreationIn>,
+}
+
+/// Anthropic's `usage.cache_creation`: the cache writes by lifetime.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct CacheCreationIn {
+    pub(crate) ephemeral_5m_input_tokens: Option<u64>,
+    pub(crate) ephemeral_1h_input_tokens: Option<u64>,
+}
+
+impl CacheCreationIn {
+    fn total(&self) -> u64 {
+        self.ephemeral_5m_input_tokens
+            .unwrap_or(0)
+            .saturating_add(self.ephemeral_1h_input_tokens.unwrap_or(0))
+    }
 }
 
 impl UsageIn {
@@ -195,7 +215,19 @@ impl UsageIn {
             cache_read_input_tokens: later
                 .cache_read_input_tokens
                 .or(self.cache_read_input_tokens),
+            cache_creation: later.cache_creation.or(self.cache_creation),
         }
+    }
+
+    /// Tokens written to the cache (`cache_creation_input_tokens`, else the sum of
+    /// `cache_creation`'s parts) and the 1-hour part of them.
+    fn written(&self) -> (u64, u64) {
+        let parts = self.cache_creation.unwrap_or_default();
+        let written = self
+            .cache_creation_input_tokens
+            .unwrap_or_else(|| parts.total());
+        let one_hour = parts.ephemeral_1h_input_tokens.unwrap_or(0).min(written);
+        (written, one_hour)
     }
 
     /// The normalised usage as the meter reads it from a pass-through answer; `None` without
@@ -203,7 +235,7 @@ impl UsageIn {
     pub(crate) fn reported(&self) -> Option<Usage> {
         let output = self.output_tokens?;
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_creation_input_tokens.unwrap_or(0);
+        let (written, one_hour) = self.written();
         let prompt = self
             .input_tokens?
             .saturating_add(cached)
@@ -211,6 +243,7 @@ impl UsageIn {
         Some(Usage {
             cached_tokens: cached,
             cache_write_tokens: written,
+            cache_write_1h_tokens: one_hour,
             ..Usage::new(prompt, output)
         })
     }
@@ -227,7 +260,7 @@ impl UsageIn {
             return None;
         }
         let cached_tokens = self.cache_read_input_tokens.unwrap_or(0);
-        let cache_write_tokens = self.cache_creation_input_tokens.unwrap_or(0);
+        let (cache_write_tokens, cache_write_1h_tokens) = self.written();
         let prompt = self
             .input_tokens
             .unwrap_or(0)
@@ -236,6 +269,7 @@ impl UsageIn {
         Some(Usage {
             cached_tokens,
             cache_write_tokens,
+            cache_write_1h_tokens,
             ..Usage::new(prompt, self.output_tokens.unwrap_or(0))
         })
     }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::accounting::usage::Usage;
+use crate::accounting::usage::{ServiceTier, Usage};
 use crate::dialect::body::fields_and_model;
 use crate::dialect::chat::whole_number;
 use crate::error::{GatewayError, CONTENT_FILTER_MESSAGE};
@@ -254,11 +254,16 @@ impl UsageWire {
 /// The usage of a whole `response` object.
 pub fn body_usage(body: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]
-    struct Answer {
+    struct Answer<'a> {
         #[serde(default)]
         usage: Option<UsageWire>,
+        #[serde(borrow, default)]
+        service_tier: Option<std::borrow::Cow<'a, str>>,
     }
-    serde_json::from_slice::<Answer>(body).ok()?.usage?.usage()
+    let a = serde_json::from_slice::<Answer>(body).ok()?;
+    let mut u = a.usage?.usage()?;
+    u.service_tier = a.service_tier.as_deref().and_then(ServiceTier::parse);
+    Some(u)
 }
 
 /// Characters of generated text in a whole `response` object (`output_text` parts, refusals,

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::accounting::usage::Usage;
+use crate::accounting::usage::{ServiceTier, Usage};
 use crate::dialect::refusal::ResponseObject;
 use crate::dialect::responses::UsageWire;
 use crate::dialect::sse::{self, Decoder};
@@ -67,6 +67,9 @@ struct EventIn<'a> {
 struct ResponseIn<'a> {
     #[serde(default)]
     usage: Option<UsageWire>,
+    /// The processing tier that served it (`flex`, `priority` are billed apart).
+    #[serde(borrow, default)]
+    service_tier: Option<Cow<'a, str>>,
     #[serde(borrow, flatten)]
     finish: ResponseObject<'a>,
     #[serde(borrow, default)]
@@ -122,7 +125,8 @@ impl Scanner {
             "response.completed" | "response.incomplete" | "response.failed" => {
                 self.done = true;
                 let Some(r) = ev.response else { return };
-                if let Some(u) = r.usage.as_ref().and_then(UsageWire::usage) {
+                if let Some(mut u) = r.usage.as_ref().and_then(UsageWire::usage) {
+                    u.service_tier = r.service_tier.as_deref().and_then(ServiceTier::parse);
                     self.usage = Some(u);
                 }
                 self.refused |= r.finish.filtered();

@@ -7,7 +7,9 @@
 //! `{"type":"error","error":{"type","message"}}`.
 //!
 //! Answers: a `message` (or its event stream) with a fixed text and the usage set with
-//! [`MockAnthropic::set_usage`]; `count_tokens` answers `{"input_tokens": N}` with N the body's
+//! [`MockAnthropic::set_usage`] (its cache writes split by lifetime in `usage.cache_creation`,
+//! as Anthropic reports them: the 1-hour part set with [`MockAnthropic::set_cache_write_1h`],
+//! the rest 5-minute); `count_tokens` answers `{"input_tokens": N}` with N the body's
 //! length divided by 4.
 //!
 //! Failures as Anthropic has them, set with [`MockAnthropic::set_behaviour`]
@@ -103,6 +105,8 @@ impl AnthRecorded {
 struct Shared {
     key: String,
     usage: AnthUsage,
+    /// The part of `usage.cache_write` written for 1 hour.
+    cache_write_1h: u64,
     /// The answer's content blocks (default: one text block of [`ANTHROPIC_REPLY`]).
     content: Option<Value>,
     behaviour: AnthBehaviour,
@@ -132,6 +136,7 @@ impl MockAnthropic {
                 cache_write: 0,
                 output: 7,
             },
+            cache_write_1h: 0,
             requests: Vec::new(),
             content: None,
             behaviour: AnthBehaviour::default(),
@@ -175,6 +180,12 @@ impl MockAnthropic {
 
     pub fn set_usage(&self, usage: AnthUsage) {
         self.shared.lock().unwrap().usage = usage;
+    }
+
+    /// Reports this many of the usage's cache writes as 1-hour writes
+    /// (`usage.cache_creation.ephemeral_1h_input_tokens`).
+    pub fn set_cache_write_1h(&self, tokens: u64) {
+        self.shared.lock().unwrap().cache_write_1h = tokens;
     }
 
     pub fn requests(&self) -> Vec<AnthRecorded> {
@@ -268,7 +279,12 @@ async fn messages(
             .clone()
             .unwrap_or_else(|| json!([{"type":"text","text":ANTHROPIC_REPLY}]));
         let b = s.behaviour.clone();
-        (check(&s, &headers, &body, false), s.usage, content, b)
+        (
+            check(&s, &headers, &body, false),
+            (s.usage, s.cache_write_1h),
+            content,
+            b,
+        )
     };
     stall(behaviour.stall_headers_ms).await;
     let blocks = content.as_array().cloned().unwrap_or_default();
@@ -305,8 +321,12 @@ async fn messages(
         return respond(status, "application/json", Body::from(bytes));
     }
     let model = v["model"].as_str().unwrap_or("").to_string();
+    let (usage, one_hour) = usage;
+    let one_hour = one_hour.min(usage.cache_write);
     let u = json!({"input_tokens":usage.input,"cache_creation_input_tokens":usage.cache_write,
-                   "cache_read_input_tokens":usage.cache_read,"output_tokens":usage.output});
+                   "cache_read_input_tokens":usage.cache_read,"output_tokens":usage.output,
+                   "cache_creation":{"ephemeral_5m_input_tokens":usage.cache_write - one_hour,
+                                     "ephemeral_1h_input_tokens":one_hour}});
     if v["stream"] != true {
         let answer = json!({"id":"msg_mock1","type":"message","role":"assistant","model":model,
             "content":content,"stop_reason":stop_reason,"stop_sequence":null,"usage":u});
