@@ -160,13 +160,12 @@ fn bound(value: &str, end: bool) -> Result<String, String> {
         }
     }
     let ts = v.parse::<jiff::Timestamp>().map_err(|_| bad())?;
-    log_time(ts).ok_or_else(bad)
+    Ok(log_time(ts))
 }
 
-/// A timestamp written as the usage log writes times.
-fn log_time(ts: jiff::Timestamp) -> Option<String> {
-    let t = std::time::SystemTime::try_from(ts).ok()?;
-    Some(humantime::format_rfc3339_millis(t).to_string())
+/// A timestamp written as the usage log writes times (`2026-11-01T00:00:00.000Z`).
+fn log_time(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// A line's time as the log writes it: as it is when it has that shape (24 bytes, `Z`),
@@ -178,8 +177,7 @@ fn normal_time(time: &str) -> Option<Cow<'_, str>> {
     }
     time.parse::<jiff::Timestamp>()
         .ok()
-        .and_then(log_time)
-        .map(Cow::Owned)
+        .map(|ts| Cow::Owned(log_time(ts)))
 }
 
 /// What a report asks.
@@ -542,7 +540,9 @@ fn json(query: &Query, rows: &[(Vec<&str>, Sums)]) -> String {
             sums.requests,
             sums.prompt_tokens,
             sums.completion_tokens,
-            usd(sums.cost_usd).trim_end_matches('0').trim_end_matches('.')
+            usd(sums.cost_usd)
+                .trim_end_matches('0')
+                .trim_end_matches('.')
         );
     }
     out.push_str("\n]\n");
@@ -672,6 +672,14 @@ mod tests {
         assert_eq!(
             normal_time("2026-11-03T10:00:00Z").as_deref(),
             Some("2026-11-03T10:00:00.000Z")
+        );
+        assert_eq!(
+            normal_time("2026-11-03T10:00:00.5+01:00").as_deref(),
+            Some("2026-11-03T09:00:00.500Z")
+        );
+        assert_eq!(
+            normal_time("1960-01-01T00:00:00Z").as_deref(),
+            Some("1960-01-01T00:00:00.000Z")
         );
         assert_eq!(normal_time("tomorrow"), None);
     }

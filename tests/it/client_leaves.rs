@@ -5,7 +5,8 @@
 //! leaves before the end is still a 499.
 //!
 //! A client that leaves a non-streaming request while the vendor still works on it (before its
-//! head, or while its body is being generated) is noticed at once, at every door, passed
+//! head, or while its body is being generated), or a stream before its first content, is
+//! noticed at once, at every door, passed
 //! through and translated: the vendor's connection is closed (within a millisecond on
 //! loopback), the request's `max_concurrent` slot is free for the next, and it is logged 499.
 
@@ -131,6 +132,10 @@ async fn silent_vendor() -> (String, Seen) {
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
                             content-length: 400\r\n\r\n{\"id\":\"msg_1\",";
                 let _ = sock.write_all(head.as_bytes()).await;
+            } else if request.contains("stall-in-stream") {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
             }
             let mut buf = [0u8; 1024];
             while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
@@ -155,8 +160,9 @@ async fn wait_vendor(seen: &Seen, within: Duration, what: &str, f: impl Fn(&[Ven
 }
 
 /// A client that leaves a non-streaming request while the vendor is still working on it
-/// (before the vendor's head, or after its head while its body is being generated), at each
-/// door, passed through and translated, Responses included: the vendor sees its connection
+/// (before the vendor's head, or after its head while its body is being generated), or a
+/// stream before its first content, at each door, passed through and translated, Responses
+/// included: the vendor sees its connection
 /// closed at once, the team's only slot (`max_concurrent = 1`) is free for the next request,
 /// and the usage log says 499 with an estimate (the vendor reported nothing). The delay from
 /// the client's close to the vendor's is printed (target under 50 ms; asserted under 2 s so
@@ -208,8 +214,13 @@ async fn a_client_that_leaves_a_non_streaming_request_closes_the_vendor_connecti
     let mut figures = Vec::new();
     let mut n = 0;
     for (path, model, make) in cases {
-        for stall in ["stall-before-head", "stall-in-body"] {
-            let body = make(model, &format!("{stall}: write a long essay"));
+        for stall in ["stall-before-head", "stall-in-body", "stall-in-stream"] {
+            let mut body = make(model, &format!("{stall}: write a long essay"));
+            let streamed = stall == "stall-in-stream";
+            if streamed {
+                // A stream whose first content has not come yet (held back).
+                body["stream"] = json!(true);
+            }
             let mut conn = send_raw(&gw, path, &body).await;
             // The request reaches the vendor: the slot the last one held is free again.
             let reached = async {
@@ -226,7 +237,7 @@ async fn a_client_that_leaves_a_non_streaming_request_closes_the_vendor_connecti
                     read.map(|k| String::from_utf8_lossy(&early[..k]).to_string())
                 ),
             }
-            if stall == "stall-in-body" {
+            if stall != "stall-before-head" {
                 // The gateway reads the head and waits for the body.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -248,6 +259,7 @@ async fn a_client_that_leaves_a_non_streaming_request_closes_the_vendor_connecti
             let line = &lines[n - 1];
             assert_eq!(line["status"], 499, "{path} {model} {stall}: {line}");
             assert_eq!(line["model"], model, "{line}");
+            assert_eq!(line["stream"], streamed, "{line}");
             assert_eq!(line["usage_source"], "estimated", "{line}");
             assert!(line["prompt_tokens"].as_u64().unwrap() > 0, "{line}");
         }
@@ -258,7 +270,7 @@ async fn a_client_that_leaves_a_non_streaming_request_closes_the_vendor_connecti
     );
     assert_eq!(
         seen.lock().unwrap().len(),
-        12,
+        18,
         "one vendor request per client request"
     );
 }
