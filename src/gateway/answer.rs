@@ -8,6 +8,11 @@
 //! as nothing went to the client), released (head and what was held), then relayed chunk by
 //! chunk (a failure now ends the answer with one error event, and the request counts as
 //! failed).
+//!
+//! Every wait on the vendor (its head, in `attempt.rs`; the hold; the relay) is raced against
+//! the client closing its connection ([`client_gone`]): a client that leaves before its
+//! answer is complete drops the exchange at once (the vendor's connection closes, and its
+//! generation with it), and the request is counted 499 with what was read so far.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

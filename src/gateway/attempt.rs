@@ -3,7 +3,8 @@
 //! sends them; what the vendor answers is `answer.rs`'s. A failure before anything went to the
 //! client is recorded on its route, and the next route (or a fallback) follows after a
 //! jittered backoff while attempts (`max_attempts`), time (`total_timeout_ms`) and routes are
-//! left; else the last failure is the answer.
+//! left; else the last failure is the answer. A client that leaves while the send waits for
+//! the vendor's head, or during the backoff, ends the request at once (499).
 
 use std::time::Instant;
 

@@ -128,6 +128,16 @@ async fn silent_vendor() -> (String, Seen) {
                 c.push(VendorConn { closed_at: None });
                 c.len() - 1
             };
+            if request.contains("answer-503") {
+                let body = r#"{"error":{"message":"busy","type":"server_error"}}"#;
+                let answer = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                     connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+                return;
+            }
             if request.contains("stall-in-body") {
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
                             content-length: 400\r\n\r\n{\"id\":\"msg_1\",";
@@ -287,4 +297,57 @@ async fn send_raw(gw: &Gateway, path: &str, body: &Value) -> tokio::net::TcpStre
     );
     conn.write_all(head.as_bytes()).await.unwrap();
     conn
+}
+
+/// A client that leaves while the gateway waits to retry (the backoff after a vendor's 503) is
+/// noticed at once too: it is logged 499 without waiting out the backoff, and no retry goes
+/// to the vendor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_during_the_backoff_before_a_retry_stops_the_retries() {
+    let (origin, seen) = silent_vendor().await;
+    let body = ConfigBody::new()
+        .usage_log()
+        .text("[routing]\nmax_attempts = 3\nbackoff_base_ms = 8000\nbackoff_max_ms = 8000")
+        .provider(
+            "oa",
+            "openai",
+            &format!("{origin}/v1"),
+            "api_key_env = \"SY_CL_OA\"",
+        )
+        .model("gpt", &[("oa", "gpt-4o")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::builder(&body)
+        .env("SY_CL_OA", "oa-key")
+        .start()
+        .await;
+    let conn = send_raw(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model":"gpt","messages":[{"role":"user","content":"answer-503"}]}),
+    )
+    .await;
+    wait_vendor(&seen, Duration::from_secs(10), "the request", |c| {
+        !c.is_empty()
+    })
+    .await;
+    // The 503 is read and the backoff (at least 4 s: 8 s ± 50%) begins.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left_at = Instant::now();
+    drop(conn);
+    let lines = gw.wait_usage_lines(1).await;
+    let after = left_at.elapsed();
+    assert!(
+        after < Duration::from_secs(2),
+        "logged {after:?} after the client left"
+    );
+    assert_eq!(lines[0]["status"], 499, "{}", lines[0]);
+    assert_eq!(lines[0]["attempts"], 1, "{}", lines[0]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "no retry after the client left"
+    );
 }
