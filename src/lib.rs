@@ -39,10 +39,11 @@
 //!    the vendor state it keeps for chat-door clients that drop `thinking_blocks`.
 //! 9. [`accounting`]: usage read from the answer's bytes ([`accounting::meter`]), estimated
 //!    when a vendor reports none, priced ([`accounting::usage`]) and logged
-//!    (`accounting::usage_log`).
+//!    (`accounting::usage_log`); the log is read back by `switchyard usage`
+//!    ([`accounting::report`]).
 //! 10. [`observability`]: every Prometheus metric, and OpenTelemetry traces.
 //!
-//! [`cli`] is the command line: `serve`, `check`, `key new`.
+//! [`cli`] is the command line: `serve`, `check`, `key new`, `usage`.
 
 pub mod accounting;
 pub mod cli;
