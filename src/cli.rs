@@ -1,4 +1,5 @@
-//! The command line (`spec/gateway.md` §5): `serve`, `check`, `prices`, `key new`.
+//! The command line (`spec/gateway.md` §5): `serve`, `check`, `prices`, `key new`, `usage`
+//! (`crate::accounting::report`).
 //!
 //! Pingora's own `Opt::parse_args()` would reject these flags, so pingora's `Opt` is built
 //! here from ours.
@@ -79,6 +80,27 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Requests, tokens and cost from the usage log, grouped (the monthly chargeback).
+    /// Streams: only the groups are held in memory.
+    Usage {
+        /// Usage log files, plain or gzip (rotated ones too). None: the config's `[log] usage`
+        /// file and its rotated siblings (`usage.jsonl.1`, `usage.jsonl.2.gz`, ...).
+        files: Vec<PathBuf>,
+        /// Group by these, comma-separated: team, key, model, provider, user, tag, day, month.
+        #[arg(long, default_value = "team")]
+        by: String,
+        /// From this date (YYYY-MM-DD), month (YYYY-MM) or RFC 3339 time (UTC days).
+        #[arg(long)]
+        since: Option<String>,
+        /// To this date or month, included, or until this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::accounting::report::Format,
+        /// The config whose usage log is read when no file is named.
+        #[arg(short, long, default_value = "config/switchyard.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +128,87 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Key {
             command: KeyCommand::New { id, team },
         } => key_new(&id, &team),
+        Command::Usage {
+            files,
+            by,
+            since,
+            until,
+            format,
+            config,
+        } => usage(
+            &files,
+            &by,
+            since.as_deref(),
+            until.as_deref(),
+            format,
+            &config,
+        ),
+    }
+}
+
+/// `usage`: the report on stdout (a table ends with what was read; CSV and JSON say it on
+/// stderr). Exit 2 with the argument named: an unknown grouping, a bad date, a file that
+/// cannot be opened, a config without a usage log file.
+fn usage(
+    files: &[PathBuf],
+    by: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+    format: crate::accounting::report::Format,
+    config_path: &std::path::Path,
+) -> ExitCode {
+    use crate::accounting::report::{self, Format, Query, Totals, Window};
+    let query = match (report::parse_by(by), Window::parse(since, until)) {
+        (Ok(by), Ok(window)) => Query { by, window },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("switchyard usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = if files.is_empty() {
+        match config_usage_log(config_path).and_then(|log| report::with_rotated(&log)) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("switchyard usage: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        files.to_vec()
+    };
+    let mut totals = Totals::default();
+    for file in &files {
+        if let Err(e) = totals.read_file(&query, file) {
+            eprintln!("switchyard usage: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for cut in &totals.cut_files {
+        eprintln!("switchyard usage: {cut} (read up to there)");
+    }
+    print!("{}", report::render(&query, &totals, format, files.len()));
+    if format != Format::Table {
+        eprintln!("{}", totals.summary(files.len()));
+    }
+    ExitCode::SUCCESS
+}
+
+/// The usage log file a config names (`[log] usage`), checked as `check --offline` would.
+fn config_usage_log(path: &std::path::Path) -> Result<PathBuf, String> {
+    let config = config::check_file(path, config::Mode::Offline).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("--config: {}", lines.join("\n"))
+    })?;
+    match &config.log.usage {
+        Some(config::UsageSink::File(file)) => Ok(file.clone()),
+        Some(config::UsageSink::Stdout) => Err(format!(
+            "--config: {}: [log] usage is stdout; name the usage log files",
+            path.display()
+        )),
+        None => Err(format!(
+            "--config: {}: no [log] usage file; name the usage log files",
+            path.display()
+        )),
     }
 }
 

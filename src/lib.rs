@@ -38,11 +38,12 @@
 //! 8. `response_store`: the Responses API's state on translated routes (memory or Redis), and
 //!    the vendor state it keeps for chat-door clients that drop `thinking_blocks`.
 //! 9. [`accounting`]: usage read from the answer's bytes ([`accounting::meter`]), estimated
-//!    when a vendor reports none, priced ([`accounting::usage`] at [`accounting::prices`]) and logged
-//!    (`accounting::usage_log`).
+//!    when a vendor reports none, priced ([`accounting::usage`] at [`accounting::prices`]) and
+//!    logged (`accounting::usage_log`); the log is read back by `switchyard usage`
+//!    ([`accounting::report`]).
 //! 10. [`observability`]: every Prometheus metric, and OpenTelemetry traces.
 //!
-//! [`cli`] is the command line: `serve`, `check`, `prices`, `key new`.
+//! [`cli`] is the command line: `serve`, `check`, `prices`, `key new`, `usage`.
 
 pub mod accounting;
 pub mod cli;

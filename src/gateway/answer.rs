@@ -8,6 +8,11 @@
 //! as nothing went to the client), released (head and what was held), then relayed chunk by
 //! chunk (a failure now ends the answer with one error event, and the request counts as
 //! failed).
+//!
+//! Every wait on the vendor (its head, in `attempt.rs`; the hold; the relay) is raced against
+//! the client closing its connection ([`client_gone`]): a client that leaves before its
+//! answer is complete drops the exchange at once (the vendor's connection closes, and its
+//! generation with it), and the request is counted 499 with what was read so far.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +53,8 @@ enum Hold {
     Ended,
     /// The vendor refused on content grounds (in a 200).
     Refused,
+    /// The client left before any of the answer went out.
+    ClientGone,
 }
 
 impl Gateway {
@@ -89,7 +96,7 @@ impl Gateway {
         exchange.forget_head();
         let mut held = Vec::new();
         let hold = match self
-            .hold(record, &mut attempt, &mut exchange, &mut held)
+            .hold(session, record, &mut attempt, &mut exchange, &mut held)
             .await
         {
             Ok(hold) => hold,
@@ -99,6 +106,12 @@ impl Gateway {
             }
         };
         match hold {
+            Hold::ClientGone => {
+                // Dropped unfinished: the vendor's connection closes now, and generation
+                // with it. What was read so far is settled (`Meter::settle`).
+                drop(exchange);
+                record.status = 499;
+            }
             Hold::Refused => {
                 exchange.finish(&self.pool);
                 self.answered(route);
@@ -180,8 +193,11 @@ impl Gateway {
     /// Reads the answer until it can go to the client: a stream until its first content
     /// event, a whole answer to its end. A failure meanwhile (an error event, a timeout, a
     /// reset) fails the attempt: nothing has gone to the client, so another route may answer.
+    /// The client's connection is watched meanwhile: one that closes ends the hold at once
+    /// ([`Hold::ClientGone`]), not when the vendor's whole answer came.
     async fn hold(
         &self,
+        session: &mut Session,
         record: &mut Record,
         attempt: &mut Attempt<'_>,
         exchange: &mut Exchange,
@@ -197,10 +213,10 @@ impl Gateway {
         };
         let mut len = 0;
         loop {
-            let chunk = exchange
-                .chunk()
-                .await
-                .map_err(|f| Failed::of(f, Some(provider)))?;
+            let chunk = tokio::select! {
+                chunk = exchange.chunk() => chunk.map_err(|f| Failed::of(f, Some(provider)))?,
+                () = client_gone(session) => return Ok(Hold::ClientGone),
+            };
             let end = chunk.is_none();
             let out = relay_chunk(record, attempt, chunk, end);
             if end {
@@ -557,11 +573,29 @@ async fn end_with_error(session: &mut Session, record: &mut Record, err: &Gatewa
     downstream::close_after_failed_stream(session).await;
 }
 
-/// Resolves when the client closes its connection while its answer is being relayed (a
-/// client that sends anything else meanwhile is simply not watched any more).
-async fn client_gone(session: &mut Session) {
-    if session.read_body_or_idle(true).await.is_ok() {
+/// Resolves when the client closes its connection (or resets its HTTP/2 stream) once its
+/// request body was read: it left before its answer was complete. Raced against every wait on
+/// the vendor (the send and its head, the hold, the backoff before a retry, the relay), so the
+/// vendor's connection is closed within a millisecond or two of the client's (measured in
+/// `tests/it/client_leaves.rs`). A client that sends anything else meanwhile is simply not
+/// watched any more; one whose body is still unread is not watched (its reads are its body's).
+pub(super) async fn client_gone(session: &mut Session) {
+    if !session.is_body_done() || session.read_body_or_idle(true).await.is_ok() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// The client left before its answer began (waiting for the vendor's head, or between two
+/// attempts): 499, and its usage is the estimate of the prompt the vendor was sent, with no
+/// completion (nothing came), marked `estimated`. `count_tokens` stays uncounted.
+pub(super) fn left_before_answer(record: &mut Record) {
+    record.status = 499;
+    if matches!(record.meter, Meter::None) && record.operation != Operation::CountTokens {
+        record.meter = if record.stream {
+            Meter::stream_of(record.front)
+        } else {
+            Meter::body_of(record.front)
+        };
     }
 }
 

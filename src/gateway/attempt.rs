@@ -3,7 +3,8 @@
 //! sends them; what the vendor answers is `answer.rs`'s. A failure before anything went to the
 //! client is recorded on its route, and the next route (or a fallback) follows after a
 //! jittered backoff while attempts (`max_attempts`), time (`total_timeout_ms`) and routes are
-//! left; else the last failure is the answer.
+//! left; else the last failure is the answer. A client that leaves while the send waits for
+//! the vendor's head, or during the backoff, ends the request at once (499).
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::answer::{answer_error, answer_error_from};
+use super::answer::{answer_error, answer_error_from, client_gone, left_before_answer};
 use super::Admitted;
 use super::{Attempt, Chosen, Gateway, Record};
 use crate::convert;
@@ -55,9 +56,18 @@ impl Gateway {
                 answer_error_from(session, record, &err, id).await;
                 break;
             }
-            match self.next_route(record, &admitted, &tried, again).await {
-                Ok(next) => admitted.route = next,
-                Err(err) => {
+            // The backoff before the next attempt is a wait on the vendors too.
+            let next = tokio::select! {
+                next = self.next_route(record, &admitted, &tried, again) => Some(next),
+                () = client_gone(session) => None,
+            };
+            match next {
+                None => {
+                    left_before_answer(record);
+                    break;
+                }
+                Some(Ok(next)) => admitted.route = next,
+                Some(Err(err)) => {
                     answer_error(session, record, &err).await;
                     break;
                 }
@@ -97,7 +107,8 @@ impl Gateway {
 
     /// Makes the attempt's request (`prepare_attempt`) and sends it; the peer, the head and
     /// the body are needed only to send (and resend on a stale connection), not while the
-    /// answer streams. `Ok(None)`: the request could not be made, and its error was answered.
+    /// answer streams. `Ok(None)`: the request could not be made, and its error was answered,
+    /// or the client left before the vendor's head came (499).
     async fn send(
         &self,
         session: &mut Session,
@@ -120,7 +131,17 @@ impl Gateway {
         let mut peer = peer;
         let mut next = record.attempts;
         loop {
-            match upstream::send(&self.pool, &peer, &head, &body, clock).await {
+            // Until the vendor's head came, the client's connection is watched: one that
+            // closes drops the send, which closes the vendor's connection.
+            let sent = tokio::select! {
+                sent = upstream::send(&self.pool, &peer, &head, &body, clock) => Some(sent),
+                () = client_gone(session) => None,
+            };
+            let Some(sent) = sent else {
+                left_before_answer(record);
+                return Ok(None);
+            };
+            match sent {
                 // A host's address that refuses the connection (`localhost` as `::1` while the
                 // vendor listens on 127.0.0.1 only, as Ollama does): its next address, in the
                 // same attempt, once each.

@@ -52,6 +52,7 @@ mod upstream_wire;
 mod upstream_wire_adversarial;
 mod usage_billing;
 mod usage_metrics;
+mod usage_report;
 mod vendor_errors;
 mod vendor_rules;
 mod vendor_state_store;
