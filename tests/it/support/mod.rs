@@ -1,6 +1,7 @@
 //! Shared helpers for Switchyard's integration tests: include with `mod support;`.
 //!
 //! - [`mock_anthropic`]: `MockAnthropic`, a strict Anthropic Messages vendor that records bytes.
+//! - [`mock_bedrock_converse`]: the mock Bedrock server's `Converse`/`ConverseStream` answers.
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod gateway;
 pub mod mock_anthropic;
+pub mod mock_bedrock_converse;
 pub mod mock_gemini;
 pub mod mock_upstream;
 pub mod paced;
