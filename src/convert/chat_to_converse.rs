@@ -1108,6 +1108,39 @@ mod tests {
         assert_eq!(answer(b"not json", "h", 1).unwrap_err().status(), 502);
     }
 
+    /// Converse usage reaches the meter, cache reads and writes apart, through the chat pivot
+    /// the translated answer is metered on, whole or streamed.
+    #[test]
+    fn the_meter_reads_converse_usage_with_its_cache_counts() {
+        use crate::accounting::meter::Meter;
+        use crate::accounting::usage::UsageSource;
+        let want = Usage {
+            prompt_tokens: 1212,
+            completion_tokens: 5,
+            total_tokens: 1217,
+            cached_tokens: 1000,
+            cache_write_tokens: 200,
+            reasoning_tokens: 0,
+        };
+        let t = answer(TEXT_ANSWER.as_bytes(), "h", 1).unwrap();
+        let mut m = Meter::body_of(crate::dialect::Dialect::Chat);
+        m.feed(&t.body);
+        assert_eq!(m.settle(7), Some((want, UsageSource::Reported)));
+        let stream = concat!(
+            "event: messageStart\ndata: {\"role\":\"assistant\"}\n\n",
+            "event: contentBlockDelta\ndata: {\"contentBlockIndex\":0,\"delta\":{\"text\":\"Hi\"}}\n\n",
+            "event: messageStop\ndata: {\"stopReason\":\"end_turn\"}\n\n",
+            "event: metadata\ndata: {\"usage\":{\"inputTokens\":12,\"outputTokens\":5,\"totalTokens\":1217,",
+            "\"cacheReadInputTokens\":1000,\"cacheWriteInputTokens\":200}}\n\n",
+        );
+        let mut t = Stream::new("h", 1);
+        let mut m = Meter::stream_of(crate::dialect::Dialect::Converse);
+        m.feed(&t.feed(stream.as_bytes()));
+        m.feed(&t.finish());
+        assert!(m.ended());
+        assert_eq!(m.settle(7), Some((want, UsageSource::Reported)));
+    }
+
     const STREAM_TEXT: &str = concat!(
         "event: messageStart\ndata: {\"p\":\"abc\",\"role\":\"assistant\"}\n\n",
         "event: contentBlockDelta\ndata: {\"contentBlockIndex\":0,\"delta\":{\"reasoningContent\":{\"text\":\"Hm.\"}},\"p\":\"a\"}\n\n",
