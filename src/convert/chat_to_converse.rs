@@ -22,11 +22,14 @@
 //!   auto/required/function → `auto`/`any`/`tool` (see the contract for models without `any`
 //!   and for `none`);
 //! - `reasoning_effort` (or `thinking`) → `additionalModelRequestFields.reasoningConfig` on
-//!   Amazon Nova 2, else left out and noted.
+//!   Amazon Nova 2, else left out and noted;
+//! - `response_format` `json_schema` → `outputConfig.textFormat` (`json_schema`, the schema as
+//!   a string, its name); `json_object` has no Converse form: left out, noted
+//!   `response_format`.
 //!
 //! Refused (400 naming the field): `n` above 1, an image or file by URL, media Converse does
 //! not take, and what the contract refuses. Dropped: `user`, `logit_bias`, `logprobs`,
-//! `top_logprobs`, `seed`, `presence_penalty`, `frequency_penalty`, `response_format`,
+//! `top_logprobs`, `seed`, `presence_penalty`, `frequency_penalty`,
 //! `stream` (the path says it), `stream_options`, `parallel_tool_calls`, `store`,
 //! `metadata`, `service_tier`, and any field this module does not name.
 //!
@@ -63,8 +66,9 @@ use crate::dialect::chat::ChatRequest;
 use crate::dialect::converse::is_filtered;
 use crate::dialect::converse::wire::{
     AdditionalFields, Block, BlockIn, CachePoint, DocumentBlock, EventIn, ImageBlock,
-    InferenceConfig, InputSchema, Message, NovaReasoning, Request, ResponseIn, Role, Source,
-    SystemBlock, Tool, ToolChoiceOut, ToolConfig, ToolResult, ToolResultContent, ToolSpec, ToolUse,
+    InferenceConfig, InputSchema, JsonSchemaDefinition, Message, NovaReasoning, OutputConfig,
+    OutputFormat, OutputStructure, Request, ResponseIn, Role, Source, SystemBlock, Tool,
+    ToolChoiceOut, ToolConfig, ToolResult, ToolResultContent, ToolSpec, ToolUse,
 };
 use crate::error::GatewayError;
 
@@ -123,6 +127,7 @@ pub fn request(
         inference_config: inference_config(req, adjusted)?,
         tool_config,
         additional_model_request_fields: reasoning(req, upstream_model, adjusted)?,
+        output_config: output_config(req, adjusted)?,
     };
     Ok(to_bytes(&body))
 }
@@ -517,6 +522,55 @@ fn reasoning(
             max_reasoning_effort: Some(contract::nova_effort(budget)),
         }),
     }))
+}
+
+/// `response_format` `json_schema` → `outputConfig.textFormat` with the schema (as a
+/// string) and its name; `json_object`, which Converse has no form of, is left out and noted.
+fn output_config<'a>(
+    req: &ChatRequest<'a>,
+    adjusted: &mut Adjustments,
+) -> Result<Option<OutputConfig<'a>>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Format<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        json_schema: Option<Schema<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Schema<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        schema: Option<&'a RawValue>,
+    }
+    let Some(f) = field::<Format<'a>>(req, "response_format")? else {
+        return Ok(None);
+    };
+    match (f.kind.as_ref(), f.json_schema) {
+        (
+            "json_schema",
+            Some(Schema {
+                name,
+                schema: Some(schema),
+            }),
+        ) => Ok(Some(OutputConfig {
+            text_format: OutputFormat {
+                kind: "json_schema",
+                structure: OutputStructure {
+                    json_schema: JsonSchemaDefinition {
+                        schema: schema.get().to_string(),
+                        name,
+                    },
+                },
+            },
+        })),
+        ("text", _) => Ok(None),
+        _ => {
+            adjusted.note("response_format");
+            Ok(None)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1020,6 +1074,28 @@ mod tests {
             adjusted.as_slice(),
             [contract::DOCUMENT_NAME, vendor_state::DROPPED]
         );
+        // Structured output: the schema as a string; `json_object` left out, noted.
+        let (v, adjusted) = translate_for(
+            NOVA,
+            &json!({"model":"b","messages":[{"role":"user","content":"x"}],
+                "response_format":{"type":"json_schema","json_schema":{"name":"answer",
+                    "schema":{"type":"object","properties":{"a":{"type":"string"}}}}}}),
+        );
+        assert_eq!(
+            v["outputConfig"],
+            json!({"textFormat":{"type":"json_schema","structure":{"jsonSchema":{
+                // the client's bytes as written (here by `json!`, keys sorted)
+                "schema":"{\"properties\":{\"a\":{\"type\":\"string\"}},\"type\":\"object\"}",
+                "name":"answer"}}}})
+        );
+        assert!(adjusted.is_empty());
+        let (v, adjusted) = translate_for(
+            NOVA,
+            &json!({"model":"b","messages":[{"role":"user","content":"x"}],
+                "response_format":{"type":"json_object"}}),
+        );
+        assert!(v.get("outputConfig").is_none());
+        assert_eq!(adjusted.as_slice(), ["response_format"]);
         // Reasoning on a model family without it: left out, noted.
         let (v, adjusted) = translate_for(
             LLAMA,

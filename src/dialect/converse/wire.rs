@@ -31,6 +31,39 @@ pub(crate) struct Request<'a> {
     pub(crate) tool_config: Option<ToolConfig<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) additional_model_request_fields: Option<AdditionalFields>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) output_config: Option<OutputConfig<'a>>,
+}
+
+/// `OutputConfig`: structured output, `{"textFormat":{"type":"json_schema","structure":
+/// {"jsonSchema":{"schema":"<the JSON Schema as a string>","name":…}}}}` (API reference,
+/// `OutputConfig`, `OutputFormat`, `JsonSchemaDefinition`; user guide "Get validated JSON
+/// results from models").
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OutputConfig<'a> {
+    pub(crate) text_format: OutputFormat<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OutputFormat<'a> {
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) structure: OutputStructure<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OutputStructure<'a> {
+    pub(crate) json_schema: JsonSchemaDefinition<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct JsonSchemaDefinition<'a> {
+    /// The schema, serialised: Bedrock takes it as a string.
+    pub(crate) schema: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -27,6 +27,7 @@
 //! | `toolConfig.tools` non-empty, each a `toolSpec` with a `name`, a non-empty `description` if any, an `inputSchema.json` object; tool names unique | API ref, `ToolConfiguration`, `ToolSpecification` | `generative::` |
 //! | `toolChoice`: one of `auto {}`, `any {}`, `tool {name}` naming a declared tool; `any`/`tool` only on Claude, Mistral Large, Amazon Nova | API ref, `ToolChoice` ("only supported by Anthropic Claude 3 models, Mistral Large, and Amazon Nova") | `converse::`, `generative::` |
 //! | `additionalModelRequestFields.reasoningConfig` only on Nova 2, `type` enabled/disabled, `maxReasoningEffort` low/medium/high | Amazon Nova 2 user guide, "Extended thinking" | `converse::`, `generative::` |
+//! | `outputConfig.textFormat`: `type` `json_schema`, `structure.jsonSchema.schema` a JSON Schema in a string | API ref, `OutputConfig`, `OutputFormat`, `JsonSchemaDefinition` | `converse::`, `generative::` |
 //! | `reasoningContent` only in assistant turns, and signed reasoning only for Claude | API ref, `ReasoningContentBlock`, `ReasoningTextBlock.signature` | `generative::` |
 
 use serde_json::Value;
@@ -45,6 +46,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "promptVariables",
     "requestMetadata",
     "performanceConfig",
+    "outputConfig",
 ];
 
 /// The members of a `ContentBlock`.
@@ -117,7 +119,31 @@ pub fn check(v: &Value, model: &str) -> Result<(), Refusal> {
     check_system(v, model)?;
     check_inference(&v["inferenceConfig"])?;
     check_tools(v, model, counts.tool_blocks)?;
+    check_output(&v["outputConfig"])?;
     check_additional(&v["additionalModelRequestFields"], model)
+}
+
+/// `outputConfig.textFormat`: `type` `json_schema`, `structure.jsonSchema.schema` a string
+/// holding a JSON object.
+fn check_output(c: &Value) -> Result<(), Refusal> {
+    if c.is_null() {
+        return Ok(());
+    }
+    let f = &c["textFormat"];
+    if f["type"] != "json_schema" {
+        return Err(invalid(
+            "1 validation error detected: Value at 'outputConfig.textFormat.type' failed to satisfy constraint: Member must satisfy enum value set: [json_schema]",
+        ));
+    }
+    let schema = f["structure"]["jsonSchema"]["schema"]
+        .as_str()
+        .unwrap_or("");
+    if !serde_json::from_str::<Value>(schema).is_ok_and(|s| s.is_object()) {
+        return Err(invalid(
+            "outputConfig.textFormat.structure.jsonSchema.schema must be a JSON schema in a string",
+        ));
+    }
+    Ok(())
 }
 
 fn check_message(i: usize, m: &Value, model: &str, counts: &mut Counts) -> Result<(), Refusal> {
@@ -742,6 +768,12 @@ mod tests {
             b["inferenceConfig"][k] = v;
             refused_saying(b, NOVA, words);
         }
+        let mut b = ok();
+        b["outputConfig"] = json!({"textFormat":{"type":"json_schema","structure":{"jsonSchema":{"schema":{"type":"object"}}}}});
+        refused_saying(b.clone(), NOVA, "JSON schema in a string");
+        b["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"] =
+            json!("{\"type\":\"object\"}");
+        check(&b, NOVA).unwrap();
         let mut b = ok();
         b["additionalModelRequestFields"] =
             json!({"reasoningConfig":{"type":"enabled","maxReasoningEffort":"low"}});
