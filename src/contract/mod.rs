@@ -8,6 +8,7 @@
 //!   OpenAI-compatible servers and the built-in `mock` on translated routes);
 //! - [`openai_responses`]: the Responses API (the `/v1/responses` door, and OpenAI behind it);
 //! - [`anthropic`]: Anthropic Messages;
+//! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
 //! - [`gemini`]: Gemini `generateContent`.
 //!
 //! What a rule does with a request that breaks it, in this order of preference:
@@ -32,6 +33,7 @@
 //! requests, where a call and its result map alike.
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
