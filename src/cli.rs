@@ -120,6 +120,11 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
                     ""
                 }
             );
+            for provider in &c.providers {
+                if let Some(source) = crate::providers::credential_source(provider) {
+                    println!("  provider `{}`: credentials from {source}", provider.name);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -159,6 +159,11 @@ pub struct Provider {
     /// Client headers forwarded besides the vendor's own list: names or `prefix*`.
     #[serde(default)]
     pub forward_headers: Vec<Spanned<String>>,
+    /// Bedrock only: the AWS region (`us-east-1`), for the endpoint and the signature.
+    pub region: Option<Spanned<String>>,
+    /// Bedrock only: the API a model id whose family cannot be read from it (an ARN) is
+    /// called through: `invoke` (Claude, the Messages body) or `converse`.
+    pub bedrock_api: Option<Spanned<String>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

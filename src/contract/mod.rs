@@ -8,6 +8,7 @@
 //!   OpenAI-compatible servers and the built-in `mock` on translated routes);
 //! - [`openai_responses`]: the Responses API (the `/v1/responses` door, and OpenAI behind it);
 //! - [`anthropic`]: Anthropic Messages;
+//! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
 //! - [`gemini`]: Gemini `generateContent`;
 //! - [`converse`]: Bedrock Converse (`bedrock`, every model family but Claude).
 //!
@@ -33,6 +34,7 @@
 //! requests, where a call and its result map alike.
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
 pub(crate) mod converse;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod bedrock;
 mod claude_code_requests;
 mod cli;
 mod client_leaves;
