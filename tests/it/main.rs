@@ -16,6 +16,7 @@ mod client_leaves;
 mod config_check;
 mod content_filter;
 mod contract_rules;
+mod converse;
 mod cross_vendor;
 mod docs_examples;
 mod downstream;

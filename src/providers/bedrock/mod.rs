@@ -149,11 +149,12 @@ impl Vendor for Bedrock {
         Dialect::Messages
     }
 
-    /// Claude through invoke speaks Messages. Converse is its own dialect, which the
-    /// Converse translation adds; until then a Converse model is answered as Messages.
+    /// Claude through invoke speaks Messages; every other model Converse
+    /// ([`crate::convert::chat_to_converse`]).
     fn dialect_for(&self, provider: &Provider, upstream_model: &str) -> Dialect {
         match api(provider, upstream_model) {
-            Api::Invoke | Api::Converse => Dialect::Messages,
+            Api::Invoke => Dialect::Messages,
+            Api::Converse => Dialect::Converse,
         }
     }
 

@@ -366,19 +366,7 @@ async fn handle(
             .map_err(converse_error),
         _ => super::mock_bedrock_converse::converse_stream(&v, &model)
             .map(|events| {
-                let frames = events
-                    .iter()
-                    .map(|(kind, payload)| {
-                        encode_frame(
-                            &[
-                                (":event-type", kind.as_str()),
-                                (":content-type", "application/json"),
-                                (":message-type", "event"),
-                            ],
-                            payload.to_string().as_bytes(),
-                        )
-                    })
-                    .collect();
+                let frames = super::mock_bedrock_converse::frames(&events, &behaviour);
                 stream_response(frames, &behaviour)
             })
             .map_err(converse_error),

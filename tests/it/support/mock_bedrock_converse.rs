@@ -22,6 +22,9 @@
 //! with a `cachePoint` writes its prefix (`cacheWriteInputTokens` 100) on its first turn and
 //! reads it (`cacheReadInputTokens` 100) on later turns (more than one message).
 //!
+//! Failures are the server's ([`super::mock_bedrock::BedrockBehaviour`]); in a stream
+//! ([`frames`]) an exception frame, a bad CRC or a drop after K text deltas.
+//!
 //! The stream is the same answer as `ConverseStream` events `(event type, payload)`:
 //! `messageStart`, per block `contentBlockStart` (tool uses) / `contentBlockDelta` (text in two
 //! pieces, tool input in two fragments) / `contentBlockStop`, `messageStop`, `metadata`; every
@@ -29,6 +32,7 @@
 
 use serde_json::{json, Value};
 
+use super::mock_bedrock::{encode_frame, BedrockBehaviour};
 use super::strict;
 
 /// The text the mock answers once a tool's result came back.
@@ -105,6 +109,60 @@ pub fn converse_stream(body: &Value, model: &str) -> Result<Vec<(String, Value)>
         json!({"usage":a.usage,"metrics":{"latencyMs":42}}),
     ));
     Ok(events)
+}
+
+/// The event-stream frames of `events` (`:message-type` `event`, `:event-type` each one's
+/// type), with the behaviour's failure after K text deltas: an exception frame
+/// (`exception_after`), a frame with a wrong CRC (`corrupt_after`), or half a frame and the
+/// connection dropped (`drop_after`: an empty frame marks the drop).
+pub fn frames(events: &[(String, Value)], behaviour: &BedrockBehaviour) -> Vec<Vec<u8>> {
+    let frame = |kind: &str, payload: &Value| {
+        encode_frame(
+            &[
+                (":event-type", kind),
+                (":content-type", "application/json"),
+                (":message-type", "event"),
+            ],
+            payload.to_string().as_bytes(),
+        )
+    };
+    let mut out = Vec::new();
+    let mut deltas = 0;
+    for (kind, payload) in events {
+        if let Some((k, exception)) = &behaviour.exception_after {
+            if deltas == *k {
+                out.push(encode_frame(
+                    &[
+                        (":exception-type", exception.as_str()),
+                        (":content-type", "application/json"),
+                        (":message-type", "exception"),
+                    ],
+                    json!({"message": format!("mock {exception}")})
+                        .to_string()
+                        .as_bytes(),
+                ));
+                return out;
+            }
+        }
+        if behaviour.corrupt_after == Some(deltas) {
+            let mut f = frame(kind, payload);
+            let at = f.len() - 6;
+            f[at] ^= 0x20;
+            out.push(f);
+            return out;
+        }
+        if behaviour.drop_after == Some(deltas) {
+            let f = frame(kind, payload);
+            out.push(f[..f.len() / 2].to_vec());
+            out.push(Vec::new());
+            return out;
+        }
+        out.push(frame(kind, payload));
+        if kind == "contentBlockDelta" && payload["delta"]["text"].is_string() {
+            deltas += 1;
+        }
+    }
+    out
 }
 
 /// An event with Bedrock's `p` padding field in its payload.
