@@ -587,9 +587,12 @@ pub fn finish_reason(reason: Option<&str>, called: bool) -> &'static str {
     }
 }
 
-/// The chat id of a Converse answer (Bedrock gives none in the body): made from `seed`.
-fn answer_id(seed: &str) -> String {
-    let hex = crate::contract::sha256_hex(seed);
+/// The chat id of a Converse answer (Bedrock gives none in the body): made from `seed`, the
+/// answer's bytes (a whole answer) or its first event's (a stream), which differ from answer
+/// to answer by Bedrock's latency metrics and random `p` padding.
+fn answer_id(seed: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hex = hex::encode(Sha256::digest(seed));
     format!("bedrock-{}", &hex[..24])
 }
 
@@ -607,7 +610,7 @@ pub fn answer(body: &[u8], model_hint: &str, created: u64) -> Result<Translated,
     let mut message = AssistantMessage::new(text, calls);
     message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
     let usage = r.usage.and_then(|u| u.usage());
-    let id = answer_id(&format!("{created}/{}", String::from_utf8_lossy(body)));
+    let id = answer_id(body);
     let body = to_bytes(&Completion {
         id: &id,
         object: "chat.completion",
@@ -652,15 +655,15 @@ fn read_blocks(blocks: Vec<BlockIn<'_>>) -> (String, String, Vec<ToolCallOut<'st
 }
 
 /// The status of a stream's exception, by its type (AWS's Bedrock API reference,
-/// "ConverseStream", Errors): throttling 429, validation 400, a model's own error 424,
-/// unavailable 503, timeouts 408, anything else 500.
+/// "ConverseStream", Errors): throttling 429 and validation 400 (the client's to see);
+/// unavailable 503; the model's own failures (`modelStreamErrorException`,
+/// `modelTimeoutException`, `internalServerException`, …) 500: the vendor failed, which
+/// the client sees as the gateway's 502 (as Bedrock's 424 `ModelErrorException` answers are).
 fn exception_status(kind: &str) -> u16 {
     match kind.to_ascii_lowercase().trim_end_matches("exception") {
         "throttling" => 429,
         "validation" => 400,
-        "modelstreamerror" => 424,
         "serviceunavailable" => 503,
-        "modeltimeout" => 408,
         _ => 500,
     }
 }
@@ -729,7 +732,7 @@ impl EventState for StreamState {
                 out,
             );
         }
-        self.begin(out);
+        self.begin(data, out);
         let index = e.content_block_index.unwrap_or(0);
         if let Some(t) = e.start.and_then(|s| s.tool_use) {
             let n = self.tools.len() as u32;
@@ -793,12 +796,13 @@ impl EventState for StreamState {
 }
 
 impl StreamState {
-    /// The chunk envelope and the role chunk, at the first event.
-    fn begin(&mut self, out: &mut Vec<u8>) {
+    /// The chunk envelope (its id made from the first event, `first`) and the role chunk, at
+    /// the first event.
+    fn begin(&mut self, first: &[u8], out: &mut Vec<u8>) {
         if self.writer.is_some() {
             return;
         }
-        let id = answer_id(&format!("{}/{}", self.created, self.model_hint));
+        let id = answer_id(first);
         let w = ChunkWriter::new(&id, self.created, &self.model_hint);
         w.chunk(out, 0, ROLE_DELTA);
         self.writer = Some(w);
@@ -812,7 +816,7 @@ impl StreamState {
     }
 
     fn last(&mut self, out: &mut Vec<u8>) {
-        self.begin(out);
+        self.begin(b"", out);
         if let Some(w) = &self.writer {
             w.last(out, &[(0, self.finish.unwrap_or("stop"))], self.usage);
         }
@@ -1319,8 +1323,9 @@ mod tests {
         // A 5xx exception is the gateway's 502.
         let mut t = Stream::new("h", 1);
         let out = t.feed(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"modelStreamErrorException\",\"message\":\"boom\"}}\n\n");
-        assert_eq!(exception_status("modelStreamErrorException"), 424);
-        assert!(t.is_failed() && !out.is_empty());
+        assert_eq!(exception_status("modelStreamErrorException"), 500);
+        assert!(t.is_failed());
+        assert_eq!(events_of(&out)[0]["error"]["status"], 502);
         // Cut before messageStop: an error event; after it without metadata: a clean end.
         let cut = &STREAM_TEXT[..STREAM_TEXT.find("event: messageStop").unwrap()];
         let mut t = Stream::new("h", 1);
