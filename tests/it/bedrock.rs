@@ -893,3 +893,127 @@ async fn api_key_and_arn_model_ids() {
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A111122223333%3Aapplication-inference-profile%2Fa1b2c3/invoke-with-response-stream"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Config and `switchyard check`.
+
+/// `switchyard check -c <config>` with only `env` set.
+fn check(config: &str, env: &[(&str, &str)], offline: bool) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = std::process::Command::new(switchyard_bin());
+    cmd.arg("check").arg("-c").arg(&path);
+    if offline {
+        cmd.arg("--offline");
+    }
+    let out = cmd
+        .current_dir(dir.path())
+        .env_clear()
+        .env("HOME", dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+const CHECKED: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[providers]]
+name = "aws"
+kind = "bedrock"
+base_url = "http://127.0.0.1:9"
+region = "eu-central-1"
+
+[[providers]]
+name = "aws-key"
+kind = "bedrock"
+base_url = "http://127.0.0.1:9"
+region = "us-east-1"
+api_key_env = "BEDROCK_KEY"
+
+[[models]]
+name = "claude"
+  [[models.routes]]
+  provider = "aws"
+  model = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
+  [[models.routes]]
+  provider = "aws-key"
+  model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+"#;
+
+#[test]
+fn check_names_each_providers_credential_source_and_no_secret() {
+    let mut env = aws_env();
+    env.push(("BEDROCK_KEY", "bedrock-secret-api-key"));
+    let (code, text) = check(CHECKED, &env, false);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("provider `aws`: credentials from AWS environment (AWS_ACCESS_KEY_ID)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("provider `aws-key`: credentials from Bedrock API key (BEDROCK_KEY)"),
+        "{text}"
+    );
+    for secret in [SECRET, TOKEN, KEY_ID, "bedrock-secret-api-key"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    // A profile file: its source named.
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(&creds, format!("[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")).unwrap();
+    let (code, text) = check(
+        CHECKED,
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("BEDROCK_KEY", "k"),
+        ],
+        false,
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("provider `aws`: credentials from AWS shared profile"), "{text}");
+}
+
+#[test]
+fn a_bedrock_provider_without_credentials_or_region_is_a_config_error() {
+    let env = [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+        ("BEDROCK_KEY", "k"),
+    ];
+    let (code, text) = check(CHECKED, &env, false);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains(":7: providers[0].kind: no AWS credentials found"), "{text}");
+    // Offline, no credential is looked for.
+    let (code, text) = check(CHECKED, &env, true);
+    assert_eq!(code, 0, "{text}");
+
+    let bad = [
+        (CHECKED.replacen("region = \"eu-central-1\"\n", "", 1), ":7: providers[0].region: kind = \"bedrock\" requires region"),
+        (CHECKED.replacen("\"eu-central-1\"", "\"Frankfurt\"", 1), ":9: providers[0].region: \"Frankfurt\" is not an AWS region"),
+        (
+            CHECKED.replacen("region = \"eu-central-1\"", "region = \"eu-central-1\"\nbedrock_api = \"chat\"", 1),
+            ":10: providers[0].bedrock_api: unknown bedrock_api \"chat\"",
+        ),
+        (
+            CHECKED.replacen("kind = \"bedrock\"", "kind = \"anthropic\"", 1),
+            ":9: providers[0].region: region applies only to kind = \"bedrock\"",
+        ),
+    ];
+    for (config, want) in bad {
+        let (code, text) = check(&config, &env, true);
+        assert_eq!(code, 2, "{want}: {text}");
+        assert!(text.contains(want), "{want}: {text}");
+    }
+}
