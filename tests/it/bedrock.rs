@@ -969,7 +969,11 @@ fn check_names_each_providers_credential_source_and_no_secret() {
     // A profile file: its source named.
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("credentials");
-    std::fs::write(&creds, format!("[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")).unwrap();
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
     let (code, text) = check(
         CHECKED,
         &[
@@ -981,7 +985,10 @@ fn check_names_each_providers_credential_source_and_no_secret() {
         false,
     );
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("provider `aws`: credentials from AWS shared profile"), "{text}");
+    assert!(
+        text.contains("provider `aws`: credentials from AWS shared profile"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -989,21 +996,37 @@ fn a_bedrock_provider_without_credentials_or_region_is_a_config_error() {
     let env = [
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
         ("BEDROCK_KEY", "k"),
     ];
     let (code, text) = check(CHECKED, &env, false);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains(":7: providers[0].kind: no AWS credentials found"), "{text}");
+    assert!(
+        text.contains(":7: providers[0].kind: no AWS credentials found"),
+        "{text}"
+    );
     // Offline, no credential is looked for.
     let (code, text) = check(CHECKED, &env, true);
     assert_eq!(code, 0, "{text}");
 
     let bad = [
-        (CHECKED.replacen("region = \"eu-central-1\"\n", "", 1), ":7: providers[0].region: kind = \"bedrock\" requires region"),
-        (CHECKED.replacen("\"eu-central-1\"", "\"Frankfurt\"", 1), ":9: providers[0].region: \"Frankfurt\" is not an AWS region"),
         (
-            CHECKED.replacen("region = \"eu-central-1\"", "region = \"eu-central-1\"\nbedrock_api = \"chat\"", 1),
+            CHECKED.replacen("region = \"eu-central-1\"\n", "", 1),
+            ":7: providers[0].region: kind = \"bedrock\" requires region",
+        ),
+        (
+            CHECKED.replacen("\"eu-central-1\"", "\"Frankfurt\"", 1),
+            ":9: providers[0].region: \"Frankfurt\" is not an AWS region",
+        ),
+        (
+            CHECKED.replacen(
+                "region = \"eu-central-1\"",
+                "region = \"eu-central-1\"\nbedrock_api = \"chat\"",
+                1,
+            ),
             ":10: providers[0].bedrock_api: unknown bedrock_api \"chat\"",
         ),
         (
@@ -1016,4 +1039,98 @@ fn a_bedrock_provider_without_credentials_or_region_is_a_config_error() {
         assert_eq!(code, 2, "{want}: {text}");
         assert!(text.contains(want), "{want}: {text}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real clients.
+
+/// Runs tests/python/anthropic_sdk.py (create, stream, count_tokens) against the gateway.
+fn anthropic_sdk(gw: &Gateway, model: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/anthropic_sdk.py");
+    let out = std::process::Command::new(support::python())
+        .args([script, &gw.url(""), DEMO_SECRET, model, "1024"])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// The official Anthropic SDK on a model routed to Bedrock: its cache marks arrive, its
+/// `prompt-caching-2024-07-31` beta (which Bedrock does not list) is left out, usage comes
+/// back with the cache reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_on_a_bedrock_route() {
+    let s = setup().await;
+    s.bedrock.set_usage(AnthUsage {
+        input: 12,
+        cache_read: 4000,
+        cache_write: 0,
+        output: 9,
+    });
+    let r = anthropic_sdk(&s.gw, "claude");
+    assert_eq!(r["create"]["content"], BEDROCK_REPLY, "{r}");
+    assert_eq!(r["create"]["usage"]["cache_read_input_tokens"], 4000, "{r}");
+    assert_eq!(r["stream"]["content"], BEDROCK_REPLY, "{r}");
+    assert_eq!(r["stream"]["stop_reason"], "end_turn", "{r}");
+    assert_eq!(r["stream"]["usage"]["cache_read_input_tokens"], 4000, "{r}");
+    assert!(r["count"]["input_tokens"].as_u64().unwrap() > 0, "{r}");
+    let actions: Vec<String> = s
+        .bedrock
+        .requests()
+        .iter()
+        .map(|q| q.action.clone())
+        .collect();
+    assert_eq!(actions, ["invoke", "invoke-with-response-stream"]);
+    for q in s.bedrock.requests() {
+        let body = q.json();
+        assert_eq!(
+            body["system"][0]["cache_control"],
+            json!({"type":"ephemeral"})
+        );
+        assert!(body.get("anthropic_beta").is_none(), "{body}");
+    }
+}
+
+/// Claude Code (`claude -p`, pinned in tests/clients/claude-code) on a model routed to the
+/// Bedrock mock: every request it makes answers 200 (the mock refusing what Bedrock refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_on_a_bedrock_route() {
+    let bedrock = MockBedrock::start(REGION, &[CLAUDE], Some(static_key())).await;
+    let body = bedrock_provider(ConfigBody::new().usage_log(), "aws", &bedrock.origin(), "")
+        .model_with(
+            "cc-bedrock",
+            crate::real_clients::CLAUDE_CODE_MODELS,
+            &[("aws", CLAUDE)],
+        )
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::builder(&body).envs(&aws_env()).start().await;
+    let r = crate::real_clients::claude_p(&gw, "say hi").await;
+    assert!(
+        r.success,
+        "claude -p failed:\n{}\n{}\n{}",
+        r.stdout,
+        r.stderr,
+        gw.logs()
+    );
+    assert!(
+        r.stdout.contains(BEDROCK_REPLY),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    crate::real_clients::answered(&gw, "cc-bedrock").await;
+    let invoked = bedrock
+        .requests()
+        .iter()
+        .filter(|q| q.action.starts_with("invoke"))
+        .count();
+    assert!(invoked >= 1);
+    assert!(bedrock.requests().iter().all(|q| q.status == 200));
 }
