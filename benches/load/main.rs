@@ -62,7 +62,10 @@ const CLIENT_KEY: &str = "sk-switchyard-bench-0123456789abcdef";
 /// same config): static keys with a session token, no instance metadata.
 const AWS_BENCH_ENV: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "AKIABENCHBENCHBENCH1"),
-    ("AWS_SECRET_ACCESS_KEY", "bench/secret/key/not/real/0123456789abcd"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "bench/secret/key/not/real/0123456789abcd",
+    ),
     ("AWS_SESSION_TOKEN", "bench-session-token"),
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
@@ -1598,9 +1601,15 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
             .find(|t| t.name == "switchyard")
             .expect("the gateway is a target");
         let mut runs = Vec::new();
-        for (name, model) in [("anthropic", "bench-anthropic"), ("bedrock", "bench-bedrock")] {
+        for (name, model) in [
+            ("anthropic", "bench-anthropic"),
+            ("bedrock", "bench-bedrock"),
+        ] {
             let req = messages_streaming_request(model);
-            runs.push((name, run_tput(t.addr, req, STREAM_CHUNKS + 5, secs, t.pid).await));
+            runs.push((
+                name,
+                run_tput(t.addr, req, STREAM_CHUNKS + 5, secs, t.pid).await,
+            ));
         }
         for (name, r) in &runs {
             eprintln!(
