@@ -139,7 +139,7 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: Spanned<String>,
-    /// `openai | azure | anthropic | gemini | mock`; kept a string so an unknown kind is
+    /// `openai | azure | anthropic | gemini | bedrock | mock`; kept a string so an unknown kind is
     /// reported by validation with its line and the list of known kinds.
     pub kind: Spanned<String>,
     pub base_url: Option<Spanned<String>>,

@@ -1096,7 +1096,7 @@ max_attempts = 0
 
 [[providers]]
 name = "a"
-kind = "bedrock"
+kind = "sagemaker"
 
 [[providers]]
 name = "b"

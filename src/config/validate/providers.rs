@@ -218,7 +218,8 @@ fn provider_kind(s: &str) -> Option<ProviderKind> {
         .find(|k| providers::vendor(*k).name() == s)
 }
 
-/// The kind names as a config error lists them: `openai, azure, anthropic, gemini or mock`.
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini, bedrock or
+/// mock`.
 fn kind_names() -> String {
     let names: Vec<&str> = ProviderKind::ALL
         .iter()
@@ -602,9 +603,9 @@ mod tests {
     #[test]
     fn provider_kind_and_kind_fields() {
         rejects(
-            &provider("kind = \"bedrock\" # <-\n"),
+            &provider("kind = \"sagemaker\" # <-\n"),
             "providers[0].kind",
-            "unknown provider kind \"bedrock\"",
+            "unknown provider kind \"sagemaker\"",
         );
         // A missing base_url is reported at the provider's name.
         rejects(
@@ -677,11 +678,15 @@ mod tests {
         assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
             kinds_taking(|f| f.base_url != Need::Refused),
-            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\" or \"bedrock\""
         );
-        assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
+        assert_eq!(
+            kind_names(),
+            "openai, azure, anthropic, gemini, bedrock or mock"
+        );
         assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
-        assert_eq!(provider_kind("bedrock"), None);
+        assert_eq!(provider_kind("bedrock"), Some(ProviderKind::Bedrock));
+        assert_eq!(provider_kind("sagemaker"), None);
     }
 
     #[test]

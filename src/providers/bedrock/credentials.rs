@@ -44,6 +44,9 @@ const MAX_MARGIN: Duration = Duration::from_secs(300);
 /// The shortest wait between two fetches.
 const MIN_WAIT: Duration = Duration::from_millis(200);
 
+/// The longest a refresher sleeps before looking whether its config is still in use.
+const SLICE: Duration = Duration::from_secs(60);
+
 /// The longest back-off after a failed refresh.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -264,7 +267,14 @@ async fn refresh(keeper: Weak<Keeper>, provider: SharedCredentialsProvider) {
         let Some(wait) = next_refresh(expiry, SystemTime::now()) else {
             return;
         };
-        tokio::time::sleep(wait).await;
+        // In slices, so that the thread of a config replaced by a reload ends within one.
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until {
+            if keeper.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + SLICE)).await;
+        }
         loop {
             let Some(k) = keeper.upgrade() else {
                 return;
