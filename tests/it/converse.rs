@@ -12,6 +12,7 @@ use support::*;
 const REGION: &str = "us-east-1";
 const NOVA: &str = "us.amazon.nova-pro-v1:0";
 const LLAMA: &str = "meta.llama3-1-70b-instruct-v1:0";
+const NOVA2: &str = "global.amazon.nova-2-lite-v1:0";
 const KEY_ID: &str = "AKIAMOCKCONVERSE01";
 const SECRET: &str = "mock/secret+key=converse";
 const TOKEN: &str = "mock-session-token-converse";
@@ -55,7 +56,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let bedrock = MockBedrock::start(REGION, &[NOVA, LLAMA], Some(static_key())).await;
+    let bedrock = MockBedrock::start(REGION, &[NOVA, LLAMA, NOVA2], Some(static_key())).await;
     let prices = format!(
         "input_usd_per_mtok = {INPUT}\noutput_usd_per_mtok = {OUTPUT}\n\
          cached_input_usd_per_mtok = {CACHED}\ncache_write_usd_per_mtok = {CACHE_WRITE}"
@@ -70,6 +71,7 @@ async fn setup() -> Setup {
         )
         .model_with("nova", &prices, &[("aws", NOVA)])
         .model("llama", &[("aws", LLAMA)])
+        .model("nova2", &[("aws", NOVA2)])
         .team("t", "")
         .demo_key("k", "t")
         .build();
@@ -568,4 +570,62 @@ async fn bedrock_errors_reach_each_door_in_its_shape() {
         "{text}"
     );
     assert!(!text.contains("message_stop"), "{text}");
+}
+
+/// A chat door's PDF (a `file` part) reaches Converse as a `document` block, its name made one
+/// Converse takes (said in `x-switchyard-adjusted`); Nova 2's reasoning is asked through
+/// `additionalModelRequestFields.reasoningConfig` and its reasoning text comes back as
+/// `reasoning_content`, whole and streamed.
+#[tokio::test]
+async fn documents_and_nova_reasoning_travel() {
+    let s = setup().await;
+    let body = json!({"model":"nova","messages":[{"role":"user","content":[
+        {"type":"text","text":"Sum it up"},
+        {"type":"file","file":{"filename":"q3_report.pdf","file_data":"data:application/pdf;base64,JVBERi0xLjQK"}}]}]});
+    let r = post(&s.gw, Door::Chat, &body).await;
+    assert_eq!(r.status(), 200, "{}", s.gw.logs());
+    assert_eq!(
+        r.headers()["x-switchyard-adjusted"].to_str().unwrap(),
+        "file.filename"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Seen 0 image(s), 1 document(s)."),
+        "{v}"
+    );
+    assert_eq!(
+        s.bedrock.last().json()["messages"][0]["content"][1],
+        json!({"document":{"format":"pdf","name":"q3 report pdf","source":{"bytes":"JVBERi0xLjQK"}}})
+    );
+
+    for stream in [false, true] {
+        let body = json!({"model":"nova2","reasoning_effort":"high","stream":stream,
+            "messages":[{"role":"user","content":"Think first."}]});
+        let r = post(&s.gw, Door::Chat, &body).await;
+        assert_eq!(r.status(), 200, "{}", s.gw.logs());
+        let text = r.text().await.unwrap();
+        let reasoning: String = if stream {
+            parse_sse_json(&text)
+                .iter()
+                .filter_map(|e| e.pointer("/choices/0/delta/reasoning_content"))
+                .filter_map(Value::as_str)
+                .collect()
+        } else {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            v["choices"][0]["message"]["reasoning_content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(reasoning, "The user asks; I answer.", "{text}");
+        let sent = s.bedrock.last();
+        assert_eq!(sent.model, NOVA2);
+        assert_eq!(
+            sent.json()["additionalModelRequestFields"],
+            json!({"reasoningConfig":{"type":"enabled","maxReasoningEffort":"high"}})
+        );
+    }
 }
