@@ -212,9 +212,15 @@ impl Vendor for Bedrock {
             .then(|| Box::new(eventstream::EventStream::new()) as Box<dyn Reframe>)
     }
 
+    /// `https://bedrock-runtime.{region}.amazonaws.com` (`.amazonaws.com.cn` in the China
+    /// regions: "Amazon Bedrock endpoints and quotas", AWS General Reference).
     fn default_base_url(&self, raw: &crate::config::raw::Provider) -> Option<String> {
         let region = raw.region.as_ref()?.get_ref();
-        valid_region(region).then(|| format!("https://bedrock-runtime.{region}.amazonaws.com"))
+        let domain = match region.starts_with("cn-") {
+            true => "amazonaws.com.cn",
+            false => "amazonaws.com",
+        };
+        valid_region(region).then(|| format!("https://bedrock-runtime.{region}.{domain}"))
     }
 
     fn path(&self, provider: &Provider, model: &str, stream: bool, op: Operation) -> String {
@@ -377,6 +383,99 @@ fn raw(v: &Value) -> Result<Box<RawValue>, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn provider() -> Provider {
+        Provider {
+            name: "aws".into(),
+            kind: crate::config::ProviderKind::Bedrock,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: None,
+            default_max_tokens: None,
+            chat_only: false,
+            forward_headers: Vec::new(),
+            bedrock: None,
+        }
+    }
+
+    fn envelope(body: Value, betas: Option<&str>) -> (Value, Vec<&'static str>) {
+        let mut client =
+            pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
+        if let Some(b) = betas {
+            client.append_header("anthropic-beta", b).unwrap();
+        }
+        let provider = provider();
+        let call = Call {
+            provider: &provider,
+            upstream_model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            op: Operation::Generate,
+            stream: true,
+            client: &client,
+        };
+        let mut adjusted = Adjustments::default();
+        let out = Bedrock
+            .envelope_noting(&call, Bytes::from(body.to_string()), &mut adjusted)
+            .unwrap();
+        (
+            serde_json::from_slice(&out).unwrap(),
+            adjusted.as_slice().to_vec(),
+        )
+    }
+
+    #[test]
+    fn the_invoke_envelope_changes_only_what_bedrock_requires() {
+        let body = serde_json::json!({"model":"claude","stream":true,"max_tokens":10,
+            "system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral","ttl":"1h"}}],
+            "messages":[{"role":"user","content":"hi"}],
+            "tools":[{"name":"t","input_schema":{"type":"object"},"defer_loading":true}],
+            "output_config":{"effort":"high","format":{"type":"json_schema","schema":{}}}});
+        let (out, notes) = envelope(
+            body.clone(),
+            Some("effort-2025-11-24, claude-code-20250219"),
+        );
+        assert_eq!(out["anthropic_version"], "bedrock-2023-05-31");
+        assert_eq!(
+            out["anthropic_beta"],
+            serde_json::json!(["effort-2025-11-24"])
+        );
+        assert!(out.get("model").is_none() && out.get("stream").is_none());
+        assert_eq!(out["system"], body["system"]);
+        assert_eq!(out["output_config"], body["output_config"]);
+        assert!(out["tools"][0].get("defer_loading").is_none());
+        assert_eq!(notes, ["anthropic-beta", "tools.defer_loading"]);
+
+        let (out, notes) = envelope(body, None);
+        assert!(out.get("anthropic_beta").is_none());
+        assert_eq!(
+            out["output_config"],
+            serde_json::json!({"format":{"type":"json_schema","schema":{}}})
+        );
+        assert_eq!(notes, ["output_config.effort", "tools.defer_loading"]);
+    }
+
+    #[test]
+    fn paths() {
+        let p = provider();
+        let path = |m: &str, stream: bool| Bedrock.path(&p, m, stream, Operation::Generate);
+        assert_eq!(
+            path("anthropic.claude-3-haiku-20240307-v1:0", false),
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
+        );
+        assert_eq!(
+            path("us.anthropic.claude-3-haiku-20240307-v1:0", true),
+            "/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke-with-response-stream"
+        );
+        assert_eq!(
+            path("amazon.nova-pro-v1:0", false),
+            "/model/amazon.nova-pro-v1%3A0/converse"
+        );
+        assert_eq!(
+            path("arn:aws:bedrock:us-east-1:1:application-inference-profile/x", true),
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aapplication-inference-profile%2Fx/converse-stream"
+        );
+    }
 
     #[test]
     fn regions() {
