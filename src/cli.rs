@@ -234,6 +234,11 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
                 }
             );
             warn_unpriced(&c);
+            for provider in &c.providers {
+                if let Some(source) = crate::providers::credential_source(provider) {
+                    println!("  provider `{}`: credentials from {source}", provider.name);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -9,6 +9,10 @@
 //! LOAD_ONLY=translated cargo bench --bench load # 20-chunk streams per CPU-second, passed
 //!                                               # through (chat door) and translated (the
 //!                                               # Messages door on the same chat vendor)
+//! LOAD_ONLY=bedrock cargo bench --bench load    # 20-delta streams per CPU-second at the
+//!                                               # Messages door: an `anthropic` vendor's SSE
+//!                                               # beside a `bedrock` vendor's event stream
+//!                                               # (SigV4 signing, event-stream decoding)
 //! LOAD_ONLY=mock cargo bench --bench load       # only the mock vendor, to profile by hand
 //! LOAD_GATEWAY_BIN=path/to/switchyard cargo bench --bench load   # another gateway build
 //! ```
@@ -54,6 +58,17 @@ use tokio::net::{TcpListener, TcpStream};
 mod null_proxy;
 
 const CLIENT_KEY: &str = "sk-switchyard-bench-0123456789abcdef";
+/// The AWS environment of the gateway's `bedrock` vendor (and of this process, which loads the
+/// same config): static keys with a session token, no instance metadata.
+const AWS_BENCH_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "AKIABENCHBENCHBENCH1"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "bench/secret/key/not/real/0123456789abcd",
+    ),
+    ("AWS_SESSION_TOKEN", "bench-session-token"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 /// Upper bound of samples kept per latency run (memory bound).
 const MAX_SAMPLES: usize = 2_000_000;
 /// Concurrency of the throughput run.
@@ -197,7 +212,97 @@ fn num_header(req: &Request<Incoming>, name: &str) -> Option<u64> {
     req.headers().get(name)?.to_str().ok()?.parse().ok()
 }
 
+/// The Anthropic events of a Messages stream of `chunks` text deltas, each as its JSON.
+fn anthropic_events(chunks: u64) -> Vec<String> {
+    let mut events = vec![
+        r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}"#.to_string(),
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string(),
+    ];
+    for _ in 0..chunks {
+        events.push(
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tok "}}"#.to_string(),
+        );
+    }
+    events.push(r#"{"type":"content_block_stop","index":0}"#.to_string());
+    events.push(format!(
+        r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{chunks}}}}}"#
+    ));
+    events.push(r#"{"type":"message_stop"}"#.to_string());
+    events
+}
+
+/// One AWS event-stream frame with string headers (AWS General Reference, "Event stream
+/// encoding"): total length, headers length, prelude CRC, headers, payload, message CRC.
+fn event_stream_frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (name, value) in headers {
+        h.push(name.len() as u8);
+        h.extend_from_slice(name.as_bytes());
+        h.push(7);
+        h.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        h.extend_from_slice(value.as_bytes());
+    }
+    let total = 12 + h.len() + payload.len() + 4;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(h.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
+    out
+}
+
+/// A stream of Anthropic events: as SSE (`anthropic`), or each in an invoke `chunk` frame
+/// (`bedrock`, `{"bytes":"<base64>"}`), one write per event.
+fn anthropic_stream(chunks: u64, bedrock: bool) -> Response<MockBody> {
+    use base64::Engine;
+    let frames: Vec<Bytes> = anthropic_events(chunks)
+        .into_iter()
+        .map(|json| {
+            if !bedrock {
+                let name = json
+                    .split('"')
+                    .nth(3)
+                    .unwrap_or("message_delta")
+                    .to_string();
+                return Bytes::from(format!("event: {name}\ndata: {json}\n\n"));
+            }
+            let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+            let payload = format!(r#"{{"bytes":"{b64}","p":"abcdefghijklmnop"}}"#);
+            Bytes::from(event_stream_frame(
+                &[
+                    (":event-type", "chunk"),
+                    (":content-type", "application/json"),
+                    (":message-type", "event"),
+                ],
+                payload.as_bytes(),
+            ))
+        })
+        .collect();
+    let s = futures::stream::iter(
+        frames
+            .into_iter()
+            .map(|f| Ok::<_, Infallible>(Frame::data(f))),
+    );
+    let content_type = if bedrock {
+        "application/vnd.amazon.eventstream"
+    } else {
+        "text/event-stream"
+    };
+    Response::builder()
+        .header("content-type", content_type)
+        .body(BodyExt::boxed(StreamBody::new(s)))
+        .expect("response")
+}
+
 async fn mock_handle(req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+    let path = req.uri().path();
+    let bedrock = path.ends_with("/invoke-with-response-stream");
+    if bedrock || path == "/v1/messages" {
+        let chunks = num_header(&req, "x-bench-chunks").unwrap_or(5).min(100_000);
+        return Ok(anthropic_stream(chunks, bedrock));
+    }
     let h_chunks = num_header(&req, "x-bench-chunks");
     let h_ms = num_header(&req, "x-bench-chunk-ms");
     let body = match req.into_body().collect().await {
@@ -730,6 +835,20 @@ fn translated_streaming_request() -> Rc<[u8]> {
     Rc::from(r.into_bytes())
 }
 
+/// A 20-delta stream asked for at the Messages door of `model` (`bench-anthropic`: an
+/// `anthropic` vendor, passed through; `bench-bedrock`: a `bedrock` vendor, signed with SigV4
+/// and re-framed from its event stream). Each ends with at least 25 events.
+fn messages_streaming_request(model: &str) -> Rc<[u8]> {
+    let body = format!(
+        r#"{{"model":"{model}","stream":true,"max_tokens":64,"messages":[{{"role":"user","content":"How are you?"}}]}}"#
+    );
+    let r = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {CLIENT_KEY}\r\nanthropic-version: 2023-06-01\r\nContent-Type: application/json\r\nContent-Length: {}\r\nx-bench-chunks: {STREAM_CHUNKS}\r\n\r\n{body}",
+        body.len()
+    );
+    Rc::from(r.into_bytes())
+}
+
 /// Chunks/s through 1,000-chunk streams (no delay at the mock), at most `reps` streams
 /// and about `secs` seconds.
 async fn run_chunks(addr: SocketAddr, req: &[u8], secs: f64) -> (f64, u64) {
@@ -958,6 +1077,37 @@ api_key_env = "SWITCHYARD_BENCH_VENDOR_KEY"
 # The stream's shape, for a translated request too (whose body keeps no `bench_chunks`).
 forward_headers = ["x-bench-chunks", "x-bench-chunk-ms"]
 
+[[providers]]
+name = "benchanthropic"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}"
+api_key_env = "SWITCHYARD_BENCH_VENDOR_KEY"
+forward_headers = ["x-bench-chunks"]
+
+# Signed with the AWS keys of the bench's environment (AWS_ACCESS_KEY_ID, …).
+[[providers]]
+name = "benchbedrock"
+kind = "bedrock"
+region = "us-east-1"
+base_url = "http://127.0.0.1:{mock}"
+forward_headers = ["x-bench-chunks"]
+
+[[models]]
+name = "bench-anthropic"
+input_usd_per_mtok = 3.0
+output_usd_per_mtok = 15.0
+  [[models.routes]]
+  provider = "benchanthropic"
+  model = "claude-sonnet-4-5"
+
+[[models]]
+name = "bench-bedrock"
+input_usd_per_mtok = 3.0
+output_usd_per_mtok = 15.0
+  [[models.routes]]
+  provider = "benchbedrock"
+  model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
 [[models]]
 name = "bench"
 input_usd_per_mtok = 0.15
@@ -1070,6 +1220,7 @@ async fn start_gateway(
             .arg("-c")
             .arg(&cfg)
             .env("SWITCHYARD_BENCH_VENDOR_KEY", "sk-vendor-bench")
+            .envs(AWS_BENCH_ENV)
             .env("RUST_LOG", if f.request_log { "info" } else { "warn" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1209,6 +1360,10 @@ fn main() {
     // The generated config names its vendor key by this variable; the in-process measures
     // load that config too. Set before any thread starts.
     std::env::set_var("SWITCHYARD_BENCH_VENDOR_KEY", "sk-vendor-bench");
+    // The `bedrock` vendor's AWS credentials: static keys from the environment (no IMDS).
+    for (k, v) in AWS_BENCH_ENV {
+        std::env::set_var(k, v);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cores >= 2 && have("taskset").is_some();
     if pin && !pin_self(1) {
@@ -1434,6 +1589,38 @@ async fn run(pin: bool, cores: usize, nofile: u64) {
                 "[load] translated / passed through, per CPU-second: {:.2}",
                 a / b
             );
+        }
+        return;
+    }
+    if only == "bedrock" {
+        // Requests/s and per proxy CPU-second of the gateway alone, the same 20-delta stream
+        // at the Messages door from an `anthropic` vendor (SSE, passed through) and from a
+        // `bedrock` vendor (SigV4, event stream re-framed); no report is written.
+        let t = targets
+            .iter()
+            .find(|t| t.name == "switchyard")
+            .expect("the gateway is a target");
+        let mut runs = Vec::new();
+        for (name, model) in [
+            ("anthropic", "bench-anthropic"),
+            ("bedrock", "bench-bedrock"),
+        ] {
+            let req = messages_streaming_request(model);
+            runs.push((
+                name,
+                run_tput(t.addr, req, STREAM_CHUNKS + 5, secs, t.pid).await,
+            ));
+        }
+        for (name, r) in &runs {
+            eprintln!(
+                "[load] switchyard, Messages stream from {name}: {:.0} requests/s (c={CONC}), {} per proxy CPU-second, {} failed",
+                r.per_s(),
+                fmt_opt(r.per_cpu_s(), 0),
+                r.errors
+            );
+        }
+        if let (Some(a), Some(b)) = (runs[1].1.per_cpu_s(), runs[0].1.per_cpu_s()) {
+            eprintln!("[load] bedrock / anthropic, per CPU-second: {:.2}", a / b);
         }
         return;
     }

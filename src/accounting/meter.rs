@@ -39,8 +39,9 @@ pub enum Meter {
 }
 
 impl Meter {
-    /// The meter of a stream in `dialect` (Chat or Messages; a Gemini stream is metered after
-    /// its translation to chat).
+    /// The meter of a stream in `dialect` (Chat or Messages; a Gemini or Bedrock Converse
+    /// stream is metered after its translation to chat, whose last chunk carries the vendor's
+    /// usage, cache reads and writes included).
     pub fn stream_of(dialect: Dialect) -> Meter {
         match dialect.stream_scanner() {
             StreamScanner::Messages => Meter::Messages(Box::default()),

@@ -338,17 +338,19 @@ pub enum ProviderKind {
     Azure,
     Anthropic,
     Gemini,
+    Bedrock,
     Mock,
 }
 
 impl ProviderKind {
     /// Every kind, in the order a config error lists them. What each one is and takes is its
     /// [`crate::providers::Vendor`] (`crate::providers::vendor(kind)`).
-    pub const ALL: [ProviderKind; 5] = [
+    pub const ALL: [ProviderKind; 6] = [
         ProviderKind::OpenAi,
         ProviderKind::Azure,
         ProviderKind::Anthropic,
         ProviderKind::Gemini,
+        ProviderKind::Bedrock,
         ProviderKind::Mock,
     ];
 }
@@ -377,6 +379,8 @@ pub struct Provider {
     /// allow-list (`crate::providers::headers`); never a credential, cookie, forwarding,
     /// organisation/project or hop-by-hop header (refused by validation).
     pub forward_headers: Vec<HeaderPattern>,
+    /// Bedrock (`kind = "bedrock"`): its region, API override and AWS credentials.
+    pub bedrock: Option<crate::providers::bedrock::Settings>,
 }
 
 /// One `forward_headers` entry: an exact header name, or a prefix (written with a trailing

@@ -141,7 +141,7 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: Spanned<String>,
-    /// `openai | azure | anthropic | gemini | mock`; kept a string so an unknown kind is
+    /// `openai | azure | anthropic | gemini | bedrock | mock`; kept a string so an unknown kind is
     /// reported by validation with its line and the list of known kinds.
     pub kind: Spanned<String>,
     pub base_url: Option<Spanned<String>>,
@@ -161,6 +161,11 @@ pub struct Provider {
     /// Client headers forwarded besides the vendor's own list: names or `prefix*`.
     #[serde(default)]
     pub forward_headers: Vec<Spanned<String>>,
+    /// Bedrock only: the AWS region (`us-east-1`), for the endpoint and the signature.
+    pub region: Option<Spanned<String>>,
+    /// Bedrock only: the API a model id whose family cannot be read from it (an ARN) is
+    /// called through: `invoke` (Claude, the Messages body) or `converse`.
+    pub bedrock_api: Option<Spanned<String>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

@@ -8,7 +8,9 @@
 //!   OpenAI-compatible servers and the built-in `mock` on translated routes);
 //! - [`openai_responses`]: the Responses API (the `/v1/responses` door, and OpenAI behind it);
 //! - [`anthropic`]: Anthropic Messages;
-//! - [`gemini`]: Gemini `generateContent`.
+//! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
+//! - [`gemini`]: Gemini `generateContent`;
+//! - [`converse`]: Bedrock Converse (`bedrock`, every model family but Claude).
 //!
 //! What a rule does with a request that breaks it, in this order of preference:
 //!
@@ -32,6 +34,8 @@
 //! requests, where a call and its result map alike.
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
+pub(crate) mod converse;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;

@@ -10,13 +10,13 @@
 //! `code: "context_length_exceeded"`, Claude Code on an `invalid_request_error` whose message
 //! starts with "prompt is too long".
 //!
-//! | condition | OpenAI/Azure say | Anthropic says | Gemini says | chat, Responses door | Messages door |
-//! |---|---|---|---|---|---|
-//! | context length | 400 `code: "context_length_exceeded"` | 400 `invalid_request_error` "prompt is too long: N tokens > M maximum" | 400 `INVALID_ARGUMENT` "The input token count (N) exceeds the maximum number of tokens allowed (M)." | `invalid_request_error`, `context_length_exceeded`, `param` `messages` (chat) / `input` (Responses) | `invalid_request_error`, the message starting "prompt is too long: " |
-//! | rate limited | 429 (`rate_limit_exceeded`) | 429 `rate_limit_error` | 429 `RESOURCE_EXHAUSTED` | `rate_limit_error`, `rate_limit_exceeded` | `rate_limit_error` |
-//! | overloaded | 503 | 529 `overloaded_error` | 503 `UNAVAILABLE` "The model is overloaded." | the gateway's 502 (OpenAI has no code for it) | `overloaded_error` (status 502) |
-//! | invalid image | 400 `code: "invalid_image"` ("Invalid image.") | 400 `invalid_request_error` "Could not process image" / an image's media type | 400 `INVALID_ARGUMENT` "Unable to process input image" / "Provided image is not valid" | `invalid_request_error`, `invalid_image` | `invalid_request_error` |
-//! | content filtered | Azure 400 `content_filter` | 200 `stop_reason: "refusal"` | 200 `blockReason` / SAFETY | the "Contents Filtered" error (`crate::providers::is_content_filter`, before this table) | the same, in Anthropic's shape |
+//! | condition | OpenAI/Azure say | Anthropic says | Gemini says | Bedrock Converse says | chat, Responses door | Messages door |
+//! |---|---|---|---|---|---|---|
+//! | context length | 400 `code: "context_length_exceeded"` | 400 `invalid_request_error` "prompt is too long: N tokens > M maximum" | 400 `INVALID_ARGUMENT` "The input token count (N) exceeds the maximum number of tokens allowed (M)." | 400 `ValidationException` "Input is too long for requested model." | `invalid_request_error`, `context_length_exceeded`, `param` `messages` (chat) / `input` (Responses) | `invalid_request_error`, the message starting "prompt is too long: " |
+//! | rate limited | 429 (`rate_limit_exceeded`) | 429 `rate_limit_error` | 429 `RESOURCE_EXHAUSTED` | 429 `ThrottlingException` | `rate_limit_error`, `rate_limit_exceeded` | `rate_limit_error` |
+//! | overloaded | 503 | 529 `overloaded_error` | 503 `UNAVAILABLE` "The model is overloaded." | 503 `ServiceUnavailableException` | the gateway's 502 (OpenAI has no code for it) | `overloaded_error` (status 502) |
+//! | invalid image | 400 `code: "invalid_image"` ("Invalid image.") | 400 `invalid_request_error` "Could not process image" / an image's media type | 400 `INVALID_ARGUMENT` "Unable to process input image" / "Provided image is not valid" | 400 `ValidationException` about the image | `invalid_request_error`, `invalid_image` | `invalid_request_error` |
+//! | content filtered | Azure 400 `content_filter` | 200 `stop_reason: "refusal"` | 200 `blockReason` / SAFETY | 200 `stopReason` `content_filtered` / `guardrail_intervened` | the "Contents Filtered" error (`crate::providers::is_content_filter`, before this table) | the same, in Anthropic's shape |
 //!
 //! Sources: OpenAI's error body is as its API reference ("Error codes") shows and as clients
 //! report it (`{"message":"This model's maximum context length is 8192 tokens…","type":
@@ -119,6 +119,26 @@ pub(crate) fn condition(
             502 if says("overloaded") || says("unavailable") => Some(Condition::Overloaded),
             _ => None,
         },
+        // Bedrock's errors (AWS's Bedrock API reference, "Converse", Errors): a 400
+        // `ValidationException` "Input is too long for requested model." (Nova: "Input Tokens
+        // Exceeded…"), or about an image; 429 `ThrottlingException` "Too many requests, please
+        // wait before trying again."; 503 `ServiceUnavailableException`.
+        Dialect::Converse => match status {
+            400 if says("too long")
+                || (says("input token") && says("exceed"))
+                || says("context window") =>
+            {
+                Some(Condition::ContextLength)
+            }
+            400 if says("image")
+                && (says("invalid") || says("unable to process") || says("could not process")) =>
+            {
+                Some(Condition::InvalidImage)
+            }
+            429 => Some(Condition::RateLimited),
+            502 if says("unavailable") || says("overloaded") => Some(Condition::Overloaded),
+            _ => None,
+        },
         Dialect::Chat | Dialect::Responses | Dialect::Embeddings => match field(|c| &c.code) {
             Some("context_length_exceeded") => Some(Condition::ContextLength),
             Some("invalid_image" | "invalid_image_format" | "invalid_image_url") => {
@@ -163,7 +183,11 @@ pub(crate) fn door_code(
             Condition::Overloaded => (message, code(Some("overloaded_error"), None, None)),
             Condition::InvalidImage => (message, code(Some("invalid_request_error"), None, None)),
         },
-        Dialect::Chat | Dialect::Responses | Dialect::Embeddings | Dialect::Gemini => {
+        Dialect::Chat
+        | Dialect::Responses
+        | Dialect::Embeddings
+        | Dialect::Gemini
+        | Dialect::Converse => {
             let input = if door == Dialect::Responses {
                 "input"
             } else {
@@ -299,6 +323,18 @@ mod tests {
                 None,
             ),
             (Dialect::Chat, 400, "bad", Some("invalid_request_error"), Some("invalid_value"), None),
+            (
+                Dialect::Converse,
+                400,
+                "The model returned the following errors: Input is too long for requested model.",
+                Some("ValidationException"),
+                None,
+                Some(Condition::ContextLength),
+            ),
+            (Dialect::Converse, 429, "Too many requests, please wait before trying again.", Some("ThrottlingException"), None, Some(Condition::RateLimited)),
+            (Dialect::Converse, 502, "the bedrock provider failed (status 503): Service unavailable", None, None, Some(Condition::Overloaded)),
+            (Dialect::Converse, 400, "Unable to process the image: invalid format", None, None, Some(Condition::InvalidImage)),
+            (Dialect::Converse, 400, "Malformed input request", Some("ValidationException"), None, None),
         ];
         for (dialect, status, message, t, c, want) in cases {
             let code = ErrorCode {

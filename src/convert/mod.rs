@@ -13,6 +13,8 @@
 //!   chat;
 //! - [`chat_to_gemini`]: chat requests → Gemini `generateContent`; its answers and streams →
 //!   chat;
+//! - [`chat_to_converse`]: chat requests → Bedrock `Converse` (every model family on Bedrock
+//!   but Claude); its answers and `ConverseStream` events → chat;
 //! - [`messages_to_chat`]: Messages requests (the `/v1/messages` door) → chat; chat answers and
 //!   streams → Messages;
 //! - [`responses_to_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
@@ -34,6 +36,7 @@
 //! pair's doc lists what it drops.
 //! The proxy calls [`upstream_body`], [`AnswerTranslation`] and [`mock_answer`].
 
+pub(crate) mod chat_to_converse;
 pub(crate) mod chat_to_gemini;
 pub(crate) mod chat_to_messages;
 pub(crate) mod chat_vendor;
@@ -170,7 +173,11 @@ pub fn upstream_body(
     let mut adjusted = pivot.adjusted.clone();
     let body = match pair.vendor {
         Dialect::Chat => chat_vendor::request(pivot, provider, upstream_model, &mut adjusted),
-        Dialect::Messages | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
+        Dialect::Messages
+        | Dialect::Gemini
+        | Dialect::Converse
+        | Dialect::Embeddings
+        | Dialect::Responses => {
             let view = chat::parse(&pivot.body)?;
             request_body(provider, &view, upstream_model, &mut adjusted)
                 .unwrap_or_else(|| Ok(pivot.prepared.body_for(upstream_model)))
@@ -189,7 +196,9 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
         let body = match req.dialect {
             Dialect::Messages => messages_to_chat::request(&req.body)?,
             Dialect::Responses => responses_to_chat::request(&req.body, &mut adjusted)?,
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => req.body.clone(),
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
+                req.body.clone()
+            }
         };
         let (prepared, without_stream_options) = prepared(&body)?;
         req.pivot = Some(Pivot {
@@ -321,7 +330,7 @@ impl AnswerTranslation {
                     unix_now(),
                     t.identity.clone(),
                 ))),
-                Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
+                Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => None,
             };
         } else {
             t.buffered = Some(BytesMut::new());
@@ -448,7 +457,7 @@ impl AnswerTranslation {
                 self.completed = Some(body);
                 Ok(shown)
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => Ok(chat),
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => Ok(chat),
         }
     }
 }
@@ -610,6 +619,7 @@ pub fn request_body(
             chat_to_messages::request(req, upstream_model, provider.default_max_tokens, adjusted)
         }
         Dialect::Gemini => chat_to_gemini::request(req, adjusted),
+        Dialect::Converse => chat_to_converse::request(req, upstream_model, adjusted),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => return None,
     };
     let Some(options) = req.field("web_search_options") else {
@@ -630,6 +640,7 @@ pub fn response_body(
     match vendor {
         Dialect::Messages => Some(chat_to_messages::answer(body, model_hint, created)),
         Dialect::Gemini => Some(chat_to_gemini::answer(body, model_hint, created)),
+        Dialect::Converse => Some(chat_to_converse::answer(body, model_hint, created)),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }
@@ -644,6 +655,7 @@ pub fn stream_translator(
     match vendor {
         Dialect::Messages => Some(Box::new(chat_to_messages::Stream::new(model_hint, created))),
         Dialect::Gemini => Some(Box::new(chat_to_gemini::Stream::new(model_hint, created))),
+        Dialect::Converse => Some(Box::new(chat_to_converse::Stream::new(model_hint, created))),
         Dialect::Chat | Dialect::Embeddings | Dialect::Responses => None,
     }
 }

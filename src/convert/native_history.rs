@@ -5,7 +5,12 @@
 //!
 //! - a `thinking` block signed by Gemini (the gateway's `gemini:` form,
 //!   [`super::vendor_state`]) is dropped: Anthropic checks every signature it gets back
-//!   ("Invalid `signature` in `thinking` block"); noted `thinking_signature`;
+//!   ("Invalid `signature` in `thinking` block"); noted `thinking_signature`. Claude's own
+//!   signatures are kept whichever platform made them: the Claude API, Amazon Bedrock and
+//!   Vertex AI take each other's (Anthropic, "Building with extended thinking", thinking
+//!   encryption: signatures are compatible across platforms; Amazon Bedrock User Guide,
+//!   "Thinking encryption": pass thinking blocks back "as you received it"), so a
+//!   conversation moves between `anthropic` and `bedrock` routes with its thinking intact;
 //! - with thinking on (`enabled` or `adaptive`), a tool loop whose assistant turn does not
 //!   start with a `thinking` block (another vendor's tool calls) has thinking left off for
 //!   this request: "a tool-use loop is one assistant turn, so change the configuration only

@@ -13,7 +13,9 @@
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`responses`]: OpenAI Responses (`openai`, `azure`);
 //! - [`gemini`]: Gemini `generateContent` and `batchEmbedContents` (`gemini`; a vendor dialect
-//!   only).
+//!   only);
+//! - [`converse`]: Bedrock Converse / ConverseStream (`bedrock`, every model family but
+//!   Claude; a vendor dialect only).
 //!
 //! Shared by all: [`sse`], the one Server-Sent Events decoder, [`refusal`], each dialect's
 //! way of saying its content filter stopped an answer, and [`adjusted`], what a translation
@@ -23,6 +25,7 @@
 pub mod adjusted;
 pub mod body;
 pub mod chat;
+pub(crate) mod converse;
 pub(crate) mod embeddings;
 pub(crate) mod gemini;
 pub(crate) mod messages;
@@ -55,6 +58,8 @@ pub enum Dialect {
     Embeddings,
     /// OpenAI Responses.
     Responses,
+    /// Amazon Bedrock `Converse` / `ConverseStream` (a vendor dialect only).
+    Converse,
 }
 
 /// How a whole answer in a dialect is read for its usage: the usage it reports, and the
@@ -71,13 +76,15 @@ pub enum StreamScanner {
 }
 
 impl Dialect {
-    /// The scanner that meters a stream in this dialect. A Gemini stream is metered after its
-    /// translation to chat; embeddings do not stream.
+    /// The scanner that meters a stream in this dialect. A Gemini or Converse stream is
+    /// metered after its translation to chat; embeddings do not stream.
     pub fn stream_scanner(self) -> StreamScanner {
         match self {
             Dialect::Messages => StreamScanner::Messages,
             Dialect::Responses => StreamScanner::Responses,
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => StreamScanner::Chat,
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
+                StreamScanner::Chat
+            }
         }
     }
 
@@ -88,7 +95,7 @@ impl Dialect {
         match self {
             Dialect::Messages => Some((messages::body_usage, messages::body_text_chars)),
             Dialect::Responses => Some((responses::body_usage, responses::body_text_chars)),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => None,
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => None,
         }
     }
 }
@@ -109,9 +116,11 @@ impl Dialect {
     pub fn error_body(self, err: &GatewayError) -> Bytes {
         match self {
             Dialect::Messages => messages::error_body(err),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings | Dialect::Responses => {
-                err.body()
-            }
+            Dialect::Chat
+            | Dialect::Gemini
+            | Dialect::Converse
+            | Dialect::Embeddings
+            | Dialect::Responses => err.body(),
         }
     }
 
@@ -120,7 +129,9 @@ impl Dialect {
         match self {
             Dialect::Messages => messages::error_event(err),
             Dialect::Responses => responses::error_event(err),
-            Dialect::Chat | Dialect::Gemini | Dialect::Embeddings => err.sse_event(),
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
+                err.sse_event()
+            }
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   `promptFeedback.blockReason`. RECITATION (the answer would recite copyrighted text) counts
 //!   as filtered: the vendor withheld the content on policy grounds, as OpenAI-compatible
 //!   translations of Gemini report it (`content_filter`).
+//! - Bedrock Converse: `stopReason` `content_filtered` (the model's filter) or
+//!   `guardrail_intervened` (a Bedrock guardrail) ([`super::converse::is_filtered`]).
 //!
 //! A whole answer is refused when any of its choices (candidates) is: the gateway answers one
 //! error, not part of an answer. Every reader runs a byte search first, so an ordinary answer
@@ -42,6 +44,7 @@ pub fn refused(dialect: Dialect, body: &[u8]) -> bool {
         Dialect::Messages => messages(body),
         Dialect::Responses => responses(body),
         Dialect::Gemini => gemini_answer(body),
+        Dialect::Converse => converse_answer(body),
         Dialect::Embeddings => false,
     }
 }
@@ -76,6 +79,23 @@ pub fn messages(body: &[u8]) -> bool {
     has(body, ANTHROPIC_REFUSAL.as_bytes())
         && serde_json::from_slice::<Message<'_>>(body)
             .is_ok_and(|m| m.stop_reason.as_deref() == Some(ANTHROPIC_REFUSAL))
+}
+
+/// A Bedrock `ConverseResponse` whose `stopReason` says a filter stopped it
+/// ([`super::converse::is_filtered`]: `content_filtered`, `guardrail_intervened`).
+pub fn converse_answer(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer<'a> {
+        #[serde(borrow, default)]
+        stop_reason: Option<Cow<'a, str>>,
+    }
+    (has(body, b"content_filtered") || has(body, b"guardrail_intervened"))
+        && serde_json::from_slice::<Answer<'_>>(body).is_ok_and(|a| {
+            a.stop_reason
+                .as_deref()
+                .is_some_and(super::converse::is_filtered)
+        })
 }
 
 /// A Responses `response` object left incomplete by the content filter.

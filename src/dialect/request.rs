@@ -125,7 +125,7 @@ impl FrontRequest {
                     body,
                 })
             }
-            Dialect::Chat | Dialect::Gemini => {
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse => {
                 let view = chat::parse(&body)?;
                 let native = Prepared::new(
                     view.fields(),
@@ -170,15 +170,16 @@ impl FrontRequest {
             Dialect::Responses => {
                 responses::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
             }
-            Dialect::Chat | Dialect::Gemini => chat::parse(&self.body).map_or_else(
-                |_| Vec::new(),
-                |v| {
-                    v.messages
-                        .iter()
-                        .map(|m| chat::message_text(m.get()))
-                        .collect()
-                },
-            ),
+            Dialect::Chat | Dialect::Gemini | Dialect::Converse => chat::parse(&self.body)
+                .map_or_else(
+                    |_| Vec::new(),
+                    |v| {
+                        v.messages
+                            .iter()
+                            .map(|m| chat::message_text(m.get()))
+                            .collect()
+                    },
+                ),
         }
     }
 }

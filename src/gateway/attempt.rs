@@ -177,7 +177,7 @@ impl Gateway {
             stream: record.stream,
             client: session.req_header(),
         };
-        let body = providers::envelope(&call, body)?;
+        let body = providers::envelope(&call, body, &mut admitted.request.adjusted)?;
         record.adjusted = admitted.request.adjusted.clone();
         if let Some(trace) = &mut record.trace {
             trace.attempt(provider, upstream_model);

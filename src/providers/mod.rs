@@ -10,6 +10,7 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod azure;
+pub mod bedrock;
 pub(crate) mod gemini;
 pub mod headers;
 pub(crate) mod mock;
@@ -48,6 +49,7 @@ pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
         ProviderKind::Azure => &azure::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::Bedrock => &bedrock::Bedrock,
         ProviderKind::Mock => &mock::Mock,
     }
 }
@@ -93,9 +95,20 @@ pub fn dialect_for(provider: &Provider, upstream_model: &str) -> Dialect {
 }
 
 /// The upstream body of `call` made from the body in the vendor's dialect
-/// ([`Vendor::envelope`]).
-pub fn envelope(call: &Call<'_>, body: bytes::Bytes) -> Result<bytes::Bytes, GatewayError> {
-    vendor(call.provider.kind).envelope(call, body)
+/// ([`Vendor::envelope`]), what it dropped of the client's noted in `adjusted`
+/// ([`Vendor::envelope_noting`]).
+pub fn envelope(
+    call: &Call<'_>,
+    body: bytes::Bytes,
+    adjusted: &mut crate::dialect::adjusted::Adjustments,
+) -> Result<bytes::Bytes, GatewayError> {
+    vendor(call.provider.kind).envelope_noting(call, body, adjusted)
+}
+
+/// Where this provider's credentials come from, for `switchyard check`
+/// ([`Vendor::credential_source`]; never a secret).
+pub fn credential_source(provider: &Provider) -> Option<String> {
+    vendor(provider.kind).credential_source(provider)
 }
 
 /// The re-framer of `call`'s successful answer, if its vendor needs one ([`Vendor::reframe`]).
@@ -314,6 +327,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: forward,
+            bedrock: None,
         };
         let mut client =
             pingora::http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
@@ -463,6 +477,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            bedrock: None,
         };
         let client = pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
         let head =
@@ -486,6 +501,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            bedrock: None,
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -515,6 +531,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            bedrock: None,
         };
         let path = |kind, version| {
             upstream_path(&provider(kind, version), "dep", true, Operation::Respond)
@@ -546,12 +563,15 @@ mod tests {
             .iter()
             .map(|k| vendor(*k).name())
             .collect();
-        assert_eq!(names, ["openai", "azure", "anthropic", "gemini", "mock"]);
+        assert_eq!(
+            names,
+            ["openai", "azure", "anthropic", "gemini", "bedrock", "mock"]
+        );
         let local: Vec<bool> = ProviderKind::ALL
             .iter()
             .map(|k| vendor(*k).is_local())
             .collect();
-        assert_eq!(local, [false, false, false, false, true]);
+        assert_eq!(local, [false, false, false, false, false, true]);
         assert!(ProviderKind::ALL
             .iter()
             .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));

@@ -59,6 +59,17 @@ pub trait Vendor: Sync {
         Ok(body)
     }
 
+    /// [`Vendor::envelope`], noting in `adjusted` what the envelope dropped that the client
+    /// sent (Bedrock drops the betas it does not take): by default the envelope alone.
+    fn envelope_noting(
+        &self,
+        call: &Call<'_>,
+        body: Bytes,
+        _adjusted: &mut crate::dialect::adjusted::Adjustments,
+    ) -> Result<Bytes, GatewayError> {
+        self.envelope(call, body)
+    }
+
     /// Authenticates the upstream request: by default nothing beyond
     /// [`Vendor::auth_headers`] (already in `head`). A cloud signs the whole request (AWS
     /// SigV4 over method, path, query, headers and the body's hash) or adds a short-lived
@@ -76,6 +87,12 @@ pub trait Vendor: Sync {
     /// The re-framer of a successful answer's body when the vendor's wire framing is not the
     /// dialect's (AWS event streams → the dialect's server-sent events); by default `None`.
     fn reframe(&self, _call: &Call<'_>) -> Option<Box<dyn Reframe>> {
+        None
+    }
+
+    /// Where the provider's credentials come from, as `switchyard check` says it (never a
+    /// secret): a cloud's credential source; by default `None` (a key named in the config).
+    fn credential_source(&self, _provider: &Provider) -> Option<String> {
         None
     }
 

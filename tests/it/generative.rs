@@ -1,7 +1,9 @@
 //! The generative test: random but valid front-door requests, rendered for every door (chat
 //! completions, Messages, Responses) and sent through the real binary to every vendor kind (an
 //! `openai` route to `MockUpstream`, `anthropic` to `MockAnthropic`, `gemini` to `MockGemini`,
-//! the built-in `mock`), each mock strict about its vendor's contract (`support::strict`).
+//! `bedrock` Converse models (Amazon Nova, and Llama, which takes no forced tool choice, no
+//! tool-result image and no cache point) to `MockBedrock`, the built-in `mock`), each mock
+//! strict about its vendor's contract (`support::strict`).
 //!
 //! The property, per request and door × vendor pair: the gateway answers 2xx (the vendor took
 //! the translated request, and got every image the client sent), or refuses with a 4xx in the
@@ -45,13 +47,19 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Value};
 use support::*;
 
-/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 12 pairs).
+/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 18 pairs).
 const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
 
 const ANTH_KEY: &str = "sk-ant-generative";
 const GEM_KEY: &str = "gem-generative";
+/// The Bedrock Converse models of the `ConverseNova` and `ConverseLlama` routes.
+const NOVA: &str = "us.amazon.nova-pro-v1:0";
+const LLAMA: &str = "meta.llama3-1-70b-instruct-v1:0";
+const AWS_KEY_ID: &str = "AKIAGENERATIVE0001";
+const AWS_SECRET: &str = "generative/secret+key";
+const AWS_TOKEN: &str = "generative-session-token";
 
 /// A 1×1 PNG, base64 (what every vendor takes as an image).
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
@@ -79,14 +87,18 @@ enum Vendor {
     OpenAi,
     Anthropic,
     Gemini,
+    ConverseNova,
+    ConverseLlama,
     Builtin,
 }
 
 const DOORS: [Door; 3] = [Door::Chat, Door::Messages, Door::Responses];
-const VENDORS: [Vendor; 4] = [
+const VENDORS: [Vendor; 6] = [
     Vendor::OpenAi,
     Vendor::Anthropic,
     Vendor::Gemini,
+    Vendor::ConverseNova,
+    Vendor::ConverseLlama,
     Vendor::Builtin,
 ];
 
@@ -97,6 +109,8 @@ impl Vendor {
             Vendor::OpenAi => "gen-openai",
             Vendor::Anthropic => "gen-anthropic",
             Vendor::Gemini => "gen-gemini",
+            Vendor::ConverseNova => "gen-converse-nova",
+            Vendor::ConverseLlama => "gen-converse-llama",
             Vendor::Builtin => "gen-builtin",
         }
     }
@@ -878,6 +892,7 @@ struct World {
     openai: MockUpstream,
     anth: MockAnthropic,
     gem: MockGemini,
+    bedrock: MockBedrock,
     gw: Gateway,
     http: reqwest::Client,
 }
@@ -886,6 +901,17 @@ async fn world() -> World {
     let openai = MockUpstream::start().await;
     let anth = MockAnthropic::start(ANTH_KEY).await;
     let gem = MockGemini::start(GEM_KEY).await;
+    let bedrock = MockBedrock::start(
+        "us-east-1",
+        &[NOVA, LLAMA],
+        Some(AwsKey {
+            id: AWS_KEY_ID.into(),
+            secret: AWS_SECRET.into(),
+            token: Some(AWS_TOKEN.into()),
+            until: None,
+        }),
+    )
+    .await;
     let body = ConfigBody::new()
         .provider("oa", "openai", &openai.base_url(), "")
         .provider(
@@ -900,6 +926,12 @@ async fn world() -> World {
             &gem.origin(),
             "api_key_env = \"SY_GEN_GEM\"",
         )
+        .provider(
+            "aws",
+            "bedrock",
+            &bedrock.origin(),
+            "region = \"us-east-1\"",
+        )
         .mock_provider("builtin")
         .model(Vendor::OpenAi.model(), &[("oa", "gpt-5")])
         .model(
@@ -907,6 +939,8 @@ async fn world() -> World {
             &[("claude", "claude-sonnet-4-5")],
         )
         .model(Vendor::Gemini.model(), &[("gem", "gemini-3-pro")])
+        .model(Vendor::ConverseNova.model(), &[("aws", NOVA)])
+        .model(Vendor::ConverseLlama.model(), &[("aws", LLAMA)])
         .model(Vendor::Builtin.model(), &[("builtin", "mock-large")])
         .team("t", "")
         .demo_key("k", "t")
@@ -914,6 +948,15 @@ async fn world() -> World {
     let gw = Gateway::builder(&body)
         .env("SY_GEN_ANTH", ANTH_KEY)
         .env("SY_GEN_GEM", GEM_KEY)
+        .env("AWS_ACCESS_KEY_ID", AWS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+        .env("AWS_SESSION_TOKEN", AWS_TOKEN)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
         .start()
         .await;
     let http = gw.client();
@@ -921,6 +964,7 @@ async fn world() -> World {
         openai,
         anth,
         gem,
+        bedrock,
         gw,
         http,
     }
@@ -933,6 +977,7 @@ impl World {
             Vendor::OpenAi => self.openai.request_count(),
             Vendor::Anthropic => self.anth.message_count(),
             Vendor::Gemini => self.gem.request_count(),
+            Vendor::ConverseNova | Vendor::ConverseLlama => self.bedrock.count(),
             Vendor::Builtin => 0,
         }
     }
@@ -962,6 +1007,12 @@ impl World {
             Vendor::Gemini => {
                 let body = self.gem.last_body().unwrap_or(Value::Null);
                 let check = strict::gemini::check(&body);
+                (body, verdict(check))
+            }
+            Vendor::ConverseNova | Vendor::ConverseLlama => {
+                let last = self.bedrock.last();
+                let body = last.json();
+                let check = strict::converse::check(&body, &last.model);
                 (body, verdict(check))
             }
             Vendor::Builtin => (Value::Null, String::new()),

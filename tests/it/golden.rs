@@ -4,10 +4,12 @@
 //!
 //! - Requests: `tests/golden/requests/<door>/<case>.json` (written by hand) is read at its
 //!   front door (`chat`, `messages` or `responses`) with [`FrontRequest::read`] and rendered for every vendor
-//!   kind (`openai`, `azure`, `anthropic`, `gemini`) with [`convert::upstream_body`]; the result
+//!   kind (`openai`, `azure`, `anthropic`, `gemini`, and `converse`: a `bedrock` provider's
+//!   Converse model) with [`convert::upstream_body`]; the result
 //!   is compared with `<case>.<vendor>.json` (pretty-printed, keys in the order they are sent).
 //!   A refusal is `<case>.<vendor>.error.json` with its status and message.
-//! - Answers: every vendor answer of `tests/fixtures/{openai,anthropic,gemini}/` is rendered for
+//! - Answers: every vendor answer of `tests/fixtures/{openai,anthropic,gemini,bedrock_converse}/`
+//!   (the last as Bedrock's re-framer renders a Converse stream) is rendered for
 //!   each front door into `tests/golden/answers/<vendor>/<fixture>.<door>.<ext>`: a body
 //!   (`*.json`) through [`AnswerTranslation`] whole, a stream (`*.sse`) through it in cuts of
 //!   several sizes (which must all give the same bytes); an error body (`error_*.json`) the way
@@ -41,13 +43,19 @@ const DOORS: [(&str, Dialect); 3] = [
     ("responses", Dialect::Responses),
 ];
 
-/// The vendor kinds a request is rendered for, with the upstream model of their route.
-const VENDORS: [(&str, &str); 4] = [
+/// The providers a request is rendered for, with the upstream model of their route
+/// (`converse`: a `bedrock` provider's non-Claude model, spoken through Converse).
+const VENDORS: [(&str, &str); 5] = [
     ("openai", "gpt-5"),
     ("azure", "gpt-4o-deployment"),
     ("anthropic", "claude-sonnet-4-5"),
     ("gemini", "gemini-2.5-flash"),
+    ("converse", CONVERSE_MODEL),
 ];
+
+/// The upstream model of the `converse` provider's route (Amazon Nova: prompt caching,
+/// forced tool choice, tool-result images).
+const CONVERSE_MODEL: &str = "us.amazon.nova-pro-v1:0";
 
 /// The model name answers are translated under until the vendor names its own.
 const MODEL_HINT: &str = "upstream-model";
@@ -56,11 +64,14 @@ const MODEL_HINT: &str = "upstream-model";
 const CUTS: [usize; 3] = [1, 7, 64];
 
 /// The status a vendor answered each error fixture with (the fixtures hold only bodies).
-const ERROR_STATUS: [(&str, u16); 4] = [
+const ERROR_STATUS: [(&str, u16); 7] = [
     ("error_invalid_request.json", 400),
     ("error_overloaded.json", 529),
     ("error_api_key_invalid.json", 400),
     ("error_resource_exhausted.json", 429),
+    ("error_input_too_long.json", 400),
+    ("error_throttling.json", 429),
+    ("error_service_unavailable.json", 503),
 ];
 
 const PROVIDERS: &str = r#"
@@ -298,8 +309,20 @@ fn error_file(err: &GatewayError) -> String {
     pretty(format!(r#"{{"status":{},"message":{message}}}"#, err.status()).as_bytes()).unwrap()
 }
 
+/// The golden providers, and the `converse` provider (`kind = "bedrock"`, with a Bedrock API
+/// key from a file written here: no AWS credentials are looked for).
 fn config() -> Config {
-    config::load_str(PROVIDERS, Path::new("golden.toml")).expect("the golden providers load")
+    let key = std::env::temp_dir().join(format!(
+        "switchyard-golden-bedrock-{}.key",
+        std::process::id()
+    ));
+    fs::write(&key, "golden-bedrock-api-key\n").unwrap();
+    let text = format!(
+        "{PROVIDERS}\n[[providers]]\nname = \"converse\"\nkind = \"bedrock\"\n\
+         region = \"us-east-1\"\nbase_url = \"http://127.0.0.1:9\"\napi_key_file = {:?}\n",
+        key.display().to_string()
+    );
+    config::load_str(&text, Path::new("golden.toml")).expect("the golden providers load")
 }
 
 fn provider<'c>(config: &'c Config, name: &str) -> &'c Provider {
@@ -397,12 +420,52 @@ fn same_dialect_requests_are_the_clients_bytes_with_model_spliced() {
 // -------------------------------------------------------------------------------------------
 // Answers.
 
-/// The vendor kind whose answers each fixture directory holds.
-const ANSWER_VENDORS: [(&str, ProviderKind); 3] = [
-    ("openai", ProviderKind::OpenAi),
-    ("anthropic", ProviderKind::Anthropic),
-    ("gemini", ProviderKind::Gemini),
+/// The vendor whose answers each fixture directory holds: its kind, or (for a kind whose
+/// dialect depends on the model) the provider of that name and its route's model.
+const ANSWER_VENDORS: [(&str, Target); 4] = [
+    ("openai", Target::Kind(ProviderKind::OpenAi)),
+    ("anthropic", Target::Kind(ProviderKind::Anthropic)),
+    ("gemini", Target::Kind(ProviderKind::Gemini)),
+    (
+        "bedrock_converse",
+        Target::Provider("converse", CONVERSE_MODEL),
+    ),
 ];
+
+/// Whom an answer fixture comes from.
+#[derive(Clone, Copy)]
+enum Target {
+    Kind(ProviderKind),
+    /// A provider of the golden config by name, and the upstream model.
+    Provider(&'static str, &'static str),
+}
+
+impl Target {
+    /// The answer's translation for a request at `req`'s door (`None`: passed through).
+    fn translation(self, req: &FrontRequest) -> Option<AnswerTranslation> {
+        match self {
+            Target::Kind(kind) => AnswerTranslation::new(req, kind, MODEL_HINT),
+            Target::Provider(name, model) => {
+                let config = golden_config();
+                AnswerTranslation::for_provider(req, provider(config, name), model)
+            }
+        }
+    }
+
+    /// The provider of the golden config that answers, and its route's model.
+    fn provider<'c>(self, config: &'c Config, dir: &str) -> (&'c Provider, &'static str) {
+        match self {
+            Target::Kind(_) => (provider(config, dir), ""),
+            Target::Provider(name, model) => (provider(config, name), model),
+        }
+    }
+}
+
+/// The golden config, loaded once.
+fn golden_config() -> &'static Config {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(config)
+}
 
 const PASSTHROUGH: &str =
     "pass-through: the vendor speaks this door's dialect; its bytes reach the client untouched\n";
@@ -414,7 +477,7 @@ fn answers_render_as_the_golden_files_for_every_door() {
     let mut golden = Golden::new(out, |_| true);
     let mut rendered = 0;
     for (vendor, kind) in ANSWER_VENDORS {
-        let provider = provider(&config, vendor);
+        let (provider, model) = kind.provider(&config, vendor);
         let fixtures = root().join("fixtures").join(vendor);
         let mut files: Vec<PathBuf> = fs::read_dir(&fixtures)
             .unwrap()
@@ -432,7 +495,7 @@ fn answers_render_as_the_golden_files_for_every_door() {
                 };
                 let rel = |ext: &str| format!("{vendor}/{stem}.{door}.{ext}");
                 if let Some(&(_, status)) = ERROR_STATUS.iter().find(|(n, _)| *n == name) {
-                    let text = vendor_error_answer(provider, dialect, status, &bytes);
+                    let text = vendor_error_answer(provider, model, dialect, status, &bytes);
                     golden.check(&rel("error.json"), &text);
                     continue;
                 }
@@ -465,7 +528,10 @@ fn answers_render_as_the_golden_files_for_every_door() {
 }
 
 /// The answer fixtures in which the vendor's filter stopped the answer.
-const REFUSALS: [&str; 7] = [
+const REFUSALS: [&str; 10] = [
+    "bedrock_converse/converse_content_filtered.json",
+    "bedrock_converse/converse_guardrail_intervened.json",
+    "bedrock_converse/stream_content_filtered.sse",
     "openai/completion_content_filter.json",
     "openai/stream_content_filter.sse",
     "anthropic/message_refusal.json",
@@ -512,7 +578,7 @@ fn refusals_are_seen_by_the_meter_and_carried_to_every_door() {
 /// `None` where the fixture is not what this door's client would get.
 fn refusal_seen(
     front: Dialect,
-    kind: ProviderKind,
+    kind: Target,
     stream: bool,
     bytes: &[u8],
 ) -> (Option<bool>, Option<bool>) {
@@ -523,11 +589,10 @@ fn refusal_seen(
             Meter::body_of(d)
         }
     };
-    let Some(mut t) = AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT)
-    else {
+    let Some(mut t) = kind.translation(&front_request(front, stream)) else {
         // Pass-through: the vendor's own bytes, read in their dialect (an `openai` fixture is a
         // chat answer, not what the vendor sends the Responses door: it is not read there).
-        if (kind, front) == (ProviderKind::OpenAi, Dialect::Responses) {
+        if matches!(kind, Target::Kind(ProviderKind::OpenAi)) && front == Dialect::Responses {
             return (None, None);
         }
         let mut m = meter_of(front);
@@ -553,8 +618,8 @@ enum Answer {
     Stream(Vec<(usize, String)>),
 }
 
-fn answer(front: Dialect, kind: ProviderKind, stream: bool, bytes: &[u8]) -> Answer {
-    if AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT).is_none() {
+fn answer(front: Dialect, kind: Target, stream: bool, bytes: &[u8]) -> Answer {
+    if kind.translation(&front_request(front, stream)).is_none() {
         return Answer::PassThrough;
     }
     if !stream {
@@ -590,12 +655,12 @@ fn front_request(front: Dialect, stream: bool) -> switchyard::dialect::request::
 /// An answer through a fresh translation, fed in chunks of `cut` bytes.
 fn translate(
     front: Dialect,
-    kind: ProviderKind,
+    kind: Target,
     stream: bool,
     bytes: &[u8],
     cut: usize,
 ) -> Result<Vec<u8>, GatewayError> {
-    let mut t = AnswerTranslation::new(&front_request(front, stream), kind, MODEL_HINT).unwrap();
+    let mut t = kind.translation(&front_request(front, stream)).unwrap();
     let mut meter = Meter::None;
     let mut out = Vec::new();
     let chunks: Vec<&[u8]> = bytes.chunks(cut.max(1)).collect();
@@ -615,15 +680,21 @@ fn translate(
 
 /// A vendor's error answer the way the proxy gives it to the client: rewrapped in the front
 /// door's error shape, with the status the client gets.
-fn vendor_error_answer(provider: &Provider, front: Dialect, status: u16, body: &[u8]) -> String {
+fn vendor_error_answer(
+    provider: &Provider,
+    model: &str,
+    front: Dialect,
+    status: u16,
+    body: &[u8],
+) -> String {
     let err = if providers::is_content_filter(provider.kind, status, body) {
         GatewayError::ContentFilter
     } else {
         convert::errors::at_door(
             providers::vendor_error(Some(provider), status, body),
-            providers::dialect(provider.kind),
+            providers::dialect_for(provider, model),
             front,
-            providers::serves(provider, "", front),
+            providers::serves(provider, model, front),
         )
     };
     let body = dialect::error_body(front, &err);

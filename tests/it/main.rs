@@ -9,12 +9,14 @@
 
 mod support;
 
+mod bedrock;
 mod claude_code_requests;
 mod cli;
 mod client_leaves;
 mod config_check;
 mod content_filter;
 mod contract_rules;
+mod converse;
 mod cross_vendor;
 mod docs_examples;
 mod downstream;

@@ -39,10 +39,10 @@ fn installed(name: &str, rel: &str) -> PathBuf {
 }
 
 /// What a client run printed.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `program args…` in `home/work` with `HOME=home`, only `PATH` and `env` besides.
@@ -138,7 +138,7 @@ async fn codex_exec(gw: &Gateway, model: &str, prompt: &str) -> Run {
 /// gateway, `ANTHROPIC_API_KEY` the demo key), and Claude Code's documented switches for
 /// everything that is not the API (`CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`: auto-updater,
 /// telemetry, error reporting; `DISABLE_AUTOUPDATER`).
-async fn claude_p(gw: &Gateway, prompt: &str) -> Run {
+pub(crate) async fn claude_p(gw: &Gateway, prompt: &str) -> Run {
     let wrapper = installed("claude-code", "@anthropic-ai/claude-code/cli-wrapper.cjs");
     let home = tempfile::tempdir().unwrap();
     let readme = claude_env(gw);
@@ -167,7 +167,7 @@ async fn claude_p(gw: &Gateway, prompt: &str) -> Run {
 
 /// The usage log shows `model` answered 200, and every request the client made answered 200
 /// (no endpoint it calls is missing, no field it sends is refused).
-async fn answered(gw: &Gateway, model: &str) {
+pub(crate) async fn answered(gw: &Gateway, model: &str) {
     let lines = gw.wait_usage_lines(1).await;
     assert!(
         lines
@@ -191,7 +191,7 @@ fn requests_ok(metrics: &str, model: &str) -> f64 {
 /// The model names Claude Code asks for by default (2.1.332: `claude-opus-5-5` for its main
 /// model), matched by an alias pattern as in the example config (`config/switchyard.toml`), so
 /// that no version's names need typing.
-const CLAUDE_CODE_MODELS: &str = r#"aliases = ["claude-*"]"#;
+pub(crate) const CLAUDE_CODE_MODELS: &str = r#"aliases = ["claude-*"]"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_exec_on_the_builtin_mock_and_a_strict_anthropic() {

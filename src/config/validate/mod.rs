@@ -1114,7 +1114,7 @@ max_attempts = 0
 
 [[providers]]
 name = "a"
-kind = "bedrock"
+kind = "sagemaker"
 
 [[providers]]
 name = "b"

@@ -121,6 +121,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             ))
         }
     };
+    let bedrock = bedrock(src, path, p, kind)?;
     let provider = Provider {
         name,
         kind,
@@ -132,8 +133,82 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         default_max_tokens,
         chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
         forward_headers,
+        bedrock,
     };
     Ok((provider, api_key_file))
+}
+
+/// A `bedrock` provider's settings: `region` (required, an AWS region), `bedrock_api`
+/// (`invoke` or `converse`), and, without an API key (`api_key_env`/`api_key_file`), its AWS
+/// credentials found now by AWS's chain ([`providers::bedrock::credentials::load`]): none
+/// found is an error at the provider's `kind`, as a missing key is. Offline, no credential is
+/// looked for. Other kinds take neither field.
+fn bedrock(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    kind: ProviderKind,
+) -> Result<Option<providers::bedrock::Settings>> {
+    let field = |name: &str| format!("{path}.{name}");
+    if kind != ProviderKind::Bedrock {
+        for (value, name) in [(&p.region, "region"), (&p.bedrock_api, "bedrock_api")] {
+            if let Some(v) = value {
+                return Err(src.at(
+                    v,
+                    &field(name),
+                    format!(
+                        "{name} applies only to kind = \"bedrock\", not {:?}",
+                        p.kind.get_ref()
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(region) = &p.region else {
+        return Err(src.at(
+            &p.kind,
+            &field("region"),
+            "kind = \"bedrock\" requires region (the AWS region, e.g. \"us-east-1\")",
+        ));
+    };
+    if !providers::bedrock::valid_region(region.get_ref()) {
+        return Err(src.at(
+            region,
+            &field("region"),
+            format!(
+                "{:?} is not an AWS region (like \"us-east-1\")",
+                region.get_ref()
+            ),
+        ));
+    }
+    let api = match &p.bedrock_api {
+        None => None,
+        Some(v) => Some(providers::bedrock::Api::parse(v.get_ref()).ok_or_else(|| {
+            src.at(
+                v,
+                &field("bedrock_api"),
+                format!(
+                    "unknown bedrock_api {:?} (expected \"invoke\" or \"converse\")",
+                    v.get_ref()
+                ),
+            )
+        })?),
+    };
+    let has_key = p.api_key_env.is_some() || p.api_key_file.is_some();
+    let credentials = if has_key || !src.online() {
+        None
+    } else {
+        Some(
+            providers::bedrock::credentials::load(region.get_ref())
+                .map_err(|reason| src.at(&p.kind, &field("kind"), reason))?,
+        )
+    };
+    Ok(Some(providers::bedrock::Settings {
+        region: region.get_ref().clone(),
+        api,
+        credentials,
+    }))
 }
 
 /// The kind named `s` (its vendor's [`crate::providers::Vendor::name`]).
@@ -143,7 +218,8 @@ fn provider_kind(s: &str) -> Option<ProviderKind> {
         .find(|k| providers::vendor(*k).name() == s)
 }
 
-/// The kind names as a config error lists them: `openai, azure, anthropic, gemini or mock`.
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini, bedrock or
+/// mock`.
 fn kind_names() -> String {
     let names: Vec<&str> = ProviderKind::ALL
         .iter()
@@ -527,9 +603,9 @@ mod tests {
     #[test]
     fn provider_kind_and_kind_fields() {
         rejects(
-            &provider("kind = \"bedrock\" # <-\n"),
+            &provider("kind = \"sagemaker\" # <-\n"),
             "providers[0].kind",
-            "unknown provider kind \"bedrock\"",
+            "unknown provider kind \"sagemaker\"",
         );
         // A missing base_url is reported at the provider's name.
         rejects(
@@ -602,11 +678,15 @@ mod tests {
         assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
             kinds_taking(|f| f.base_url != Need::Refused),
-            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\" or \"bedrock\""
         );
-        assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
+        assert_eq!(
+            kind_names(),
+            "openai, azure, anthropic, gemini, bedrock or mock"
+        );
         assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
-        assert_eq!(provider_kind("bedrock"), None);
+        assert_eq!(provider_kind("bedrock"), Some(ProviderKind::Bedrock));
+        assert_eq!(provider_kind("sagemaker"), None);
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub(crate) struct OaPart<'a> {
     pub image_url: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub refusal: Option<Cow<'a, str>>,
+    /// A `file` part's `{"file_data": <data: URL>, "filename": …}` (or `file_id`).
+    #[serde(borrow, default)]
+    pub file: Option<&'a RawValue>,
 }
 
 /// An image the client gave: inline (a `data:` URL) or by URL.

@@ -407,7 +407,7 @@ fn failing(mut frames: Vec<String>, b: &AnthBehaviour) -> (Vec<String>, Then) {
 
 /// The stream events of one content block, as Anthropic sends them: text in three deltas,
 /// thinking then its signature, a tool's input as JSON fragments.
-fn block_events(index: usize, block: &Value) -> Vec<String> {
+pub fn block_events(index: usize, block: &Value) -> Vec<String> {
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let delta = |d: Value| {
         event(

@@ -1,6 +1,8 @@
 //! Shared helpers for Switchyard's integration tests: include with `mod support;`.
 //!
 //! - [`mock_anthropic`]: `MockAnthropic`, a strict Anthropic Messages vendor that records bytes.
+//! - [`mock_bedrock`]: `MockBedrock`, Amazon Bedrock Runtime checking SigV4 on its own, with
+//!   event-stream answers ([`mock_bedrock_converse`]: its Converse answers).
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
@@ -15,6 +17,8 @@
 pub mod config;
 pub mod gateway;
 pub mod mock_anthropic;
+pub mod mock_bedrock;
+pub mod mock_bedrock_converse;
 pub mod mock_gemini;
 pub mod mock_upstream;
 pub mod paced;
@@ -32,6 +36,7 @@ pub use mock_anthropic::{
     anthropic_error_body, AnthBehaviour, AnthRecorded, AnthUsage, MockAnthropic,
     ANTHROPIC_OVERLOADED_EVENT, ANTHROPIC_REPLY,
 };
+pub use mock_bedrock::{AwsKey, BedrockBehaviour, BedrockRecorded, MockBedrock, BEDROCK_REPLY};
 pub use mock_gemini::{gemini_retry_info_body, GeminiBehaviour, MockGemini, GEMINI_SIGNATURE};
 pub use mock_upstream::{closed_port_addr, openai_error_body, Behaviour, MockUpstream, Recorded};
 pub use redis::RedisServer;

@@ -8,6 +8,7 @@
 //! - [`openai_responses`]: `POST /v1/responses`.
 //! - [`anthropic`]: `POST /v1/messages` (and `count_tokens`).
 //! - [`gemini`]: `generateContent` / `streamGenerateContent`.
+//! - [`converse`]: Bedrock `Converse` / `ConverseStream` (`check(body, model)`).
 //!
 //! Each module's doc is its rule list: rule → the vendor doc (URL or page title) it comes from
 //! → the tests that check the gateway keeps it. Every rule has a unit test of the validator
@@ -15,6 +16,7 @@
 //! gateway keeps all of them for random valid requests.
 
 pub mod anthropic;
+pub mod converse;
 pub mod gemini;
 pub mod openai_chat;
 pub mod openai_responses;
