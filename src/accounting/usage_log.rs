@@ -43,6 +43,12 @@ struct Record<'a> {
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttft_ms: Option<f64>,
+    /// The end user (`crate::policy::attribution`); absent when none was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    /// The request's tags; absent when none.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
 }
 
 /// One request's usage as the request path hands it over: the JSON line is built by the
@@ -64,6 +70,10 @@ pub struct Entry {
     pub cost_usd: f64,
     pub duration_ms: f64,
     pub ttft_ms: Option<f64>,
+    /// The end user, when one was named (`crate::policy::attribution`).
+    pub user: Option<String>,
+    /// The request's tags (empty: none).
+    pub tags: Vec<String>,
 }
 
 /// `-` for a name the request never had.
@@ -95,6 +105,8 @@ impl Entry {
             cost_usd: self.cost_usd,
             duration_ms: self.duration_ms,
             ttft_ms: self.ttft_ms,
+            user: self.user.as_deref(),
+            tags: &self.tags,
         }
     }
 }

@@ -87,6 +87,8 @@ impl Gateway {
             cost_usd: cost,
             duration_ms: duration.as_secs_f64() * 1000.0,
             ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+            user: record.attribution.user.clone(),
+            tags: record.attribution.tags.clone(),
         });
         if let (Some(t), Some(trace)) = (&self.telemetry, record.trace.take()) {
             let outcome = telemetry::Outcome {
@@ -103,6 +105,8 @@ impl Gateway {
                 stream: record.stream,
                 usage: settled,
                 cost_usd: cost,
+                user: record.attribution.user.as_deref(),
+                tags: &record.attribution.tags,
             };
             t.finish(trace, &outcome);
         }
