@@ -9,6 +9,8 @@
 
 mod support;
 
+mod attribution;
+mod budget_gauges;
 mod claude_code_requests;
 mod cli;
 mod client_leaves;
