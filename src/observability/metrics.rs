@@ -19,6 +19,10 @@
 //! | `switchyard_content_filtered_total` | every team × every content filter that applies to it |
 //! | `switchyard_usage_log_errors_total` | `cause` = `write`, `queue_full`, `writer_gone` |
 //!
+//! The `switchyard_budget_{limit,spent,reserved}` gauges ([`BudgetGauges`]) hold every budget
+//! of the config, as the limiter publishes them before each scrape; they replace their whole
+//! set each time, so a budget removed by a reload leaves with its series.
+//!
 //! Families whose labels cannot be known ahead appear with their first observation:
 //! `switchyard_requests_total` (its `status` is the answer's),
 //! `switchyard_request_adjustments_total` (its `adjustment` is a contract rule's field name),

@@ -241,6 +241,51 @@ mod tests {
     // --- teams and keys ----------------------------------------------------------------------
 
     #[test]
+    fn per_user_budgets_and_attribution_sources() {
+        use crate::config::UserSource;
+        let team = |field: &str| format!("[[teams]]\nname = \"t\"\n{field} # <-\n");
+        rejects(
+            &team("user_tokens_per_day = 0"),
+            "teams[0].user_tokens_per_day",
+            "positive",
+        );
+        rejects(
+            &team("user_usd_per_month = -1.0"),
+            "teams[0].user_usd_per_month",
+            ">= 0",
+        );
+        let sources = |list: &str| {
+            format!("[[teams]]\nname = \"t\"\n[teams.attribution]\nuser_from = {list} # <-\n")
+        };
+        rejects(
+            &sources("[\"header\", \"cookie\"]"),
+            "teams[0].attribution.user_from",
+            "unknown source \"cookie\"",
+        );
+        rejects(
+            &sources("[\"body\", \"body\"]"),
+            "teams[0].attribution.user_from",
+            "listed twice",
+        );
+        let c = load(
+            "[[teams]]\nname = \"t\"\nuser_tokens_per_day = 400\nuser_usd_per_month = 2.5\n\
+             [teams.attribution]\nuser_from = [\"body\", \"header\"]\n",
+        )
+        .unwrap();
+        let t = &c.teams[0];
+        assert_eq!(t.user_from, [UserSource::Body, UserSource::Header]);
+        assert_eq!(t.user_limits.tokens_per_day, Some(400));
+        assert_eq!(t.user_limits.usd_per_month, Some(2.5));
+        assert_eq!(t.user_limits.rpm, None);
+        let plain = load("[[teams]]\nname = \"t\"\n").unwrap();
+        assert_eq!(
+            plain.teams[0].user_from,
+            [UserSource::Header],
+            "the default"
+        );
+    }
+
+    #[test]
     fn team_limits_and_globs() {
         let team = |field: &str| format!("[[teams]]\nname = \"t\"\n{field} # <-\n");
         rejects(&team("rpm = 0"), "teams[0].rpm", "positive integer");

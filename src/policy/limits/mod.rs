@@ -10,7 +10,9 @@
 //! limiter.sync(&config);
 //! // In proxy's admit, after auth and model resolution, before choosing a route:
 //! let demand = Demand::estimate(&model, prompt_estimate, max_tokens, &config.limits);
-//! match limiter.admit(&principal.key, &principal.team, demand).await {
+//! // `admit_for` also holds the end user (named by `policy::attribution`) to the team's
+//! // per-user budgets; `admit` is `admit_for` without a user.
+//! match limiter.admit_for(&principal.key, &principal.team, user, demand).await {
 //!     Ok(admission) => ctx.admission = Some(admission), // admission.headers().apply(resp)
 //!     Err(rejection) => {
 //!         // rejection.to_error(): 429 rate_limit / quota_exceeded with its retry-after;
@@ -22,6 +24,8 @@
 //! limiter.settle(admission, Some(Spent { tokens, usd })).await; // or None: refund everything
 //! // An authenticated answer refused before admission (404, 403…) still gets the headers:
 //! limiter.peek_headers(&principal.key, &principal.team).await.apply(resp);
+//! // Before each scrape of /metrics (the admin listener): the switchyard_budget_* gauges.
+//! limiter.publish_budgets(&config).await;
 //! // At shutdown (memory backend), after pingora's `Server::run` returns:
 //! limiter.flush();
 //! ```
@@ -60,6 +64,15 @@
 //!   real usage beyond what was left. Spending is counted in the period the request ends in; a reservation made in a period that has ended is dropped with it.
 //!   A request that costs nothing against a budget (a model without prices, for
 //!   `usd_per_month`) is never refused by it. Money is counted in nano-dollars.
+//! - **Per-user budgets.** A team's `user_tokens_per_day` / `user_usd_per_month` give each
+//!   of its end users (a request's `user`, `crate::policy::attribution`) budgets of their
+//!   own: a third entity beside key and team ([`Scope::User`]), checked and taken with them,
+//!   settled the same way. Users have budgets only (no rates, no `max_concurrent`). A request
+//!   naming no user, or of a team without per-user budgets, has no user entity. Memory: users
+//!   are created at their first request (kept by `memory::user_id`, `team:user` escaped),
+//!   snapshotted with keys and teams, dropped when their team loses its per-user budgets, and
+//!   pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
+//!   `…:upm:{month}`, in the same scripts.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
 //!   period. rpm / tpm → 429 `rate_limit`, `retry-after` = the GCRA's wait (rounded up to a
 //!   whole second); concurrency → 429 `rate_limit`, `retry-after: 1`. When several limits
@@ -67,7 +80,14 @@
 //! - **Headers.** [`RateHeaders`]: OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,
 //!   tokens}` of the tighter of key and team (the one with less remaining); absent when
 //!   neither has that limit. `reset-*` is the time until the bucket is full again, written
-//!   like OpenAI's (`"0.5s"`, `"1s"`, `"6m0s"`, `"1h2m3s"`: see [`format_reset`]).
+//!   like OpenAI's (`"0.5s"`, `"1s"`, `"6m0s"`, `"1h2m3s"`: see [`format_reset`]). Beside
+//!   them `x-switchyard-budget-remaining-usd` (dollars, [`format_usd`]) and
+//!   `x-switchyard-budget-remaining-tokens`: the least left of the money and token budgets that
+//!   apply (key, team, user), after the admission's reservation; absent when none applies.
+//! - **Gauges.** [`Limiter::publish_budgets`] sets `switchyard_budget_{limit,spent,reserved}`
+//!   of every configured key and team budget: memory from this process's counters; Redis from
+//!   Redis (one pipelined `HMGET` per budget, one round trip, so another instance's spending
+//!   shows), or from the fallback's numbers while Redis is down. Per-user budgets have none.
 //! - **Reloads** ([`Limiter::sync`]): a key or team whose limits did not change keeps its
 //!   state. One whose limits changed keeps its facts (requests in flight, what its budgets
 //!   spent) and gets a new, full bucket for each rate whose value changed. A removed one is
