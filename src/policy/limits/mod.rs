@@ -862,8 +862,11 @@ impl Limiter {
                 let now = self.inner.memory.clock().unix();
                 let call = shared.settle(
                     id,
-                    [&admission.key, &admission.team],
-                    admission.user.as_deref(),
+                    [
+                        &admission.key,
+                        &admission.team,
+                        admission.user.as_deref().unwrap_or("-"),
+                    ],
                     &admission.holds,
                     admission.periods,
                     now,

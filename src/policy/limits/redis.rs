@@ -598,12 +598,12 @@ impl Shared {
         Ok(out)
     }
 
-    /// Runs the settle script of an admission.
+    /// Runs the settle script of an admission: `names` are the key's id, the team's name and
+    /// the user's `memory::user_id` (`-` without a user, whose hold then holds nothing).
     pub(crate) async fn settle(
         &self,
         id: &str,
-        names: [&String; 2],
-        user: Option<&str>,
+        names: [&str; 3],
         holds: &[Hold; 3],
         admitted: Periods,
         now: Duration,
@@ -612,9 +612,9 @@ impl Shared {
         let current = Periods::at(now);
         let mut call = self.settle.prepare_invoke();
         let names = [
-            (Scope::Key, names[0].as_str()),
-            (Scope::Team, names[1].as_str()),
-            (Scope::User, user.unwrap_or("-")),
+            (Scope::Key, names[0]),
+            (Scope::Team, names[1]),
+            (Scope::User, names[2]),
         ];
         for (scope, name) in names {
             let base = base_key(scope, name);
