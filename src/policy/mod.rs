@@ -1,4 +1,5 @@
-//! Who may do what: authentication, content filters, rate limits and budgets, model resolution
+//! Who may do what: authentication, content filters, attribution below the key, rate limits
+//! and budgets (per key, team and end user), model resolution
 //! and routing, and the passive health of routes.
 
 pub mod attribution;

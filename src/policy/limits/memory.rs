@@ -618,6 +618,19 @@ impl Memory {
                 out.push((scope, name.clone(), state.day, state.month));
             }
         }
+        // Users restored from the last snapshot who have not come back yet keep what they
+        // spent this day or month (a second restart must not forget it).
+        let periods = Periods::at(self.clock.unix());
+        let restored = self
+            .restored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for ((scope, name), (day, month)) in restored.iter() {
+            let current = day.period == periods.day || month.period == periods.month;
+            if *scope == Scope::User && current && !users.contains_key(name) {
+                out.push((*scope, name.clone(), *day, *month));
+            }
+        }
         out
     }
 
