@@ -22,12 +22,14 @@ use switchyard::observability::metrics::Metrics;
 use switchyard::policy::limits::{Demand, Limiter, Spent};
 
 /// Key `free` has no limits; key `busy` and its team have every one, high enough never to
-/// refuse during a bench run.
+/// refuse during a bench run, and the team gives each end user budgets (used when the bench
+/// names a user).
 fn config() -> Config {
     let text = format!(
         "[[teams]]\nname = \"open\"\n\
          [[teams]]\nname = \"t\"\nrpm = 4000000000\ntpm = 4000000000\nmax_concurrent = 1000000\n\
          tokens_per_day = 9000000000000000000\nusd_per_month = 1e12\n\
+         user_tokens_per_day = 9000000000000000000\nuser_usd_per_month = 1e12\n\
          [[keys]]\nid = \"free\"\nteam = \"open\"\nsha256 = \"{}\"\n\
          [[keys]]\nid = \"busy\"\nteam = \"t\"\nsha256 = \"{}\"\n\
          rpm = 4000000000\ntpm = 4000000000\nmax_concurrent = 1000000\n\
@@ -63,13 +65,25 @@ async fn off(demand: Demand) -> Option<Spent> {
 }
 
 fn bench_admit_settle(c: &mut Criterion, name: &str, limiter: &Limiter, cfg: &Config, key: usize) {
+    bench_admit_settle_as(c, name, limiter, cfg, key, None);
+}
+
+/// [`bench_admit_settle`] for end user `user` (per-user budgets: a third entity).
+fn bench_admit_settle_as(
+    c: &mut Criterion,
+    name: &str,
+    limiter: &Limiter,
+    cfg: &Config,
+    key: usize,
+    user: Option<&str>,
+) {
     let rt = runtime();
     let key = &cfg.keys[key];
     let team = &cfg.teams[key.team];
     c.bench_function(name, |b| {
         b.iter(|| {
             rt.block_on(async {
-                match limiter.admit(key, team, black_box(DEMAND)).await {
+                match limiter.admit_for(key, team, user, black_box(DEMAND)).await {
                     Ok(admission) => limiter.settle(admission, Some(SPENT)).await,
                     Err(rejection) => panic!("bench refused: {rejection:?}"),
                 }
@@ -99,6 +113,14 @@ fn limits(c: &mut Criterion) {
         &cfg,
         1,
     );
+    bench_admit_settle_as(
+        c,
+        "limits/memory, every limit and a user's budgets",
+        &limiter,
+        &cfg,
+        1,
+        Some("user-1"),
+    );
 
     let Some(server) = redis_server::RedisServer::try_start() else {
         eprintln!("limits/redis: skipped, redis-server is not installed");
@@ -118,6 +140,18 @@ fn limits(c: &mut Criterion) {
         &limiter,
         &cfg,
         1,
+    );
+    // A limiter of its own: one that met a slow answer under the previous run (a busy
+    // machine) may be limiting on its memory fallback.
+    let limiter = Limiter::new(&state, Arc::new(Metrics::new())).expect("redis limiter");
+    limiter.sync(&cfg);
+    bench_admit_settle_as(
+        c,
+        "limits/redis, every limit and a user's budgets",
+        &limiter,
+        &cfg,
+        1,
+        Some("user-1"),
     );
 }
 

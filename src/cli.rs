@@ -469,6 +469,7 @@ fn build_server(
     let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
+    let limiter_admin = Arc::clone(&limiter);
     let mut listeners: Vec<reload::Listener> = vec![
         Box::new(move |c: &Arc<Config>| health_sync.sync(c)),
         Box::new(move |c: &Arc<Config>| limiter_sync.sync(c)),
@@ -520,6 +521,7 @@ fn build_server(
         pingora::apps::http_app::HttpServer::new_app(AdminApp {
             snapshot: Arc::clone(&snapshot),
             metrics,
+            limiter: limiter_admin,
             api_probe: crate::server::admin::probe_address(&listen),
             api_tls: resolver.is_some(),
         }),

@@ -900,3 +900,179 @@ async fn a_reload_keeps_the_state_of_unchanged_limits() {
         "key b's rpm changed: a new, full bucket of 5"
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// Per-user budgets inside a team, and the budget gauges, on both backends (issue 29)
+
+/// A team whose every end user may spend 400 tokens a day; users named by the header.
+fn user_budget_config(state: &str) -> String {
+    mock_config(&format!(
+        "{state}\n[[teams]]\nname = \"t\"\nuser_tokens_per_day = 400\n\n{}",
+        key("a", "t", SECRET_A, "")
+    ))
+}
+
+/// Sends a chat request as end user `user` (none: no header).
+async fn as_user(gw: &Gateway, user: Option<&str>) -> Answer {
+    let mut request = chat("spend some tokens");
+    request["max_tokens"] = json!(60);
+    let mut req = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(SECRET_A)
+        .json(&request);
+    if let Some(user) = user {
+        req = req.header("x-switchyard-user", user);
+    }
+    let resp = req.send().await.expect("the gateway answers");
+    Answer {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+/// User `alice` spends through `spend_on` until refused twice in a row (100 ms apart: an
+/// answer reaches the client before its settle); then, on `check_on`, alice is refused with
+/// `quota_exceeded` naming her, while `bob` of the same key and a request naming no user are
+/// admitted.
+async fn a_users_budget_binds_that_user_alone(spend_on: &Gateway, check_on: &Gateway) {
+    let mut ok = 0;
+    let mut refused_in_a_row = 0;
+    while refused_in_a_row < 2 {
+        let a = as_user(spend_on, Some("alice")).await;
+        match a.status {
+            200 => {
+                ok += 1;
+                refused_in_a_row = 0;
+            }
+            429 => {
+                refused_in_a_row += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            s => panic!("status {s}: {}", a.body),
+        }
+        assert!(ok < 100, "alice's budget never ran out");
+    }
+    assert!(ok > 0, "alice was admitted before her budget ran out");
+    let refused = as_user(check_on, Some("alice")).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.reason(), "quota_exceeded");
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("user `alice` of team `t`"), "{message}");
+    assert!(refused.retry_after() <= secs_to_midnight() + 1);
+    let bob = as_user(check_on, Some("bob")).await;
+    assert_eq!(
+        bob.status, 200,
+        "another user of the same key: {}",
+        bob.body
+    );
+    assert!(
+        bob.header("x-switchyard-budget-remaining-tokens").is_some(),
+        "bob's answer tells what is left of his budget"
+    );
+    let nobody = as_user(check_on, None).await;
+    assert_eq!(
+        nobody.status, 200,
+        "no user, no per-user budget: {}",
+        nobody.body
+    );
+}
+
+#[tokio::test]
+async fn a_users_budget_refuses_that_users_next_request_but_not_another_users_memory() {
+    let _turn = my_turn().await;
+    let state = tempfile::tempdir().unwrap();
+    let body = user_budget_config(&format!(
+        "[state]\nbackend = \"memory\"\ndir = \"{}\"",
+        state.path().display()
+    ));
+    let mut gw = start(&body).await;
+    a_users_budget_binds_that_user_alone(&gw, &gw).await;
+    // The users' spending is in the snapshot: a restart keeps alice refused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gw.kill();
+    let gw = start(&body).await;
+    let again = as_user(&gw, Some("alice")).await;
+    assert_eq!(
+        again.status, 429,
+        "alice's day survived the restart: {}",
+        again.body
+    );
+    assert_eq!(as_user(&gw, Some("bob")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_budget_refuses_that_users_next_request_but_not_another_users_redis() {
+    let _turn = my_turn().await;
+    let Some(redis) = RedisServer::try_start() else {
+        return;
+    };
+    let body = user_budget_config(&redis_state(&redis.url()));
+    let one = start(&body).await;
+    let two = start(&body).await;
+    // Alice spends on one gateway and is refused on the other: the user's budget is shared.
+    a_users_budget_binds_that_user_alone(&one, &two).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_budget_gauges_show_another_instances_spending() {
+    let _turn = my_turn().await;
+    let Some(redis) = RedisServer::try_start() else {
+        return;
+    };
+    let body = mock_config(&format!(
+        "{}\n[[teams]]\nname = \"t\"\ntokens_per_day = 100000\n{}",
+        redis_state(&redis.url()),
+        key("a", "t", SECRET_A, "tokens_per_day = 5000")
+    ));
+    let one = start(&body).await;
+    let two = start(&body).await;
+    let spent = |text: &str, key: &str| {
+        metric_value(
+            text,
+            "switchyard_budget_spent",
+            &[
+                ("team", "t"),
+                ("key", key),
+                ("period", "day"),
+                ("unit", "tokens"),
+            ],
+        )
+    };
+    let before = two.metrics().await;
+    assert_eq!(spent(&before, "a"), Some(0.0), "present before any request");
+    assert_eq!(
+        metric_value(
+            &before,
+            "switchyard_budget_limit",
+            &[
+                ("team", "t"),
+                ("key", ""),
+                ("period", "day"),
+                ("unit", "tokens")
+            ]
+        ),
+        Some(100000.0)
+    );
+    assert_eq!(one.chat(SECRET_A, &chat("hello")).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = two.metrics().await;
+        let (key, team) = (spent(&text, "a").unwrap(), spent(&text, "").unwrap());
+        if key > 0.0 {
+            assert_eq!(
+                key, team,
+                "the key's and the team's day counted the same tokens"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other instance's spending never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -54,6 +54,12 @@ struct Record<'a> {
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttft_ms: Option<f64>,
+    /// The end user (`crate::policy::attribution`); absent when none was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    /// The request's tags; absent when none.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
 }
 
 /// One request's usage as the request path hands it over: the JSON line is built by the
@@ -77,6 +83,10 @@ pub struct Entry {
     pub price: Option<PriceLine>,
     pub duration_ms: f64,
     pub ttft_ms: Option<f64>,
+    /// The end user, when one was named (`crate::policy::attribution`).
+    pub user: Option<String>,
+    /// The request's tags (empty: none).
+    pub tags: Vec<String>,
 }
 
 /// `-` for a name the request never had.
@@ -114,6 +124,8 @@ impl Entry {
                 .map(|t| t.as_str()),
             duration_ms: self.duration_ms,
             ttft_ms: self.ttft_ms,
+            user: self.user.as_deref(),
+            tags: &self.tags,
         }
     }
 }

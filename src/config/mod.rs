@@ -517,6 +517,32 @@ pub struct Team {
     /// Allowed model names (globs); `None`: every model.
     pub models: Option<Globs>,
     pub limits: Limits,
+    /// Each end user's budgets inside the team (`user_tokens_per_day`, `user_usd_per_month`;
+    /// the rates are always `None`). A request without a user is not held to them.
+    pub user_limits: Limits,
+    /// Where the end user of a request is read from (`[teams.attribution] user_from`), in
+    /// order, first found wins. Default: the `x-switchyard-user` header only.
+    pub user_from: Vec<UserSource>,
+}
+
+/// Where an end user's name can be read from (`crate::policy::attribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSource {
+    /// The `x-switchyard-user` request header.
+    Header,
+    /// The door's own body field: `safety_identifier`, else `user` (chat completions and
+    /// Responses); `metadata.user_id` (Messages).
+    Body,
+}
+
+impl UserSource {
+    /// Its name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UserSource::Header => "header",
+            UserSource::Body => "body",
+        }
+    }
 }
 
 impl Team {

@@ -348,6 +348,22 @@ pub struct Team {
     pub max_concurrent: Option<Spanned<i64>>,
     pub tokens_per_day: Option<Spanned<i64>>,
     pub usd_per_month: Option<Spanned<f64>>,
+    /// Each end user's own budget inside the team (a user named by attribution), tokens per
+    /// UTC day.
+    pub user_tokens_per_day: Option<Spanned<i64>>,
+    /// Each end user's own budget inside the team, USD per UTC month.
+    pub user_usd_per_month: Option<Spanned<f64>>,
+    /// `[teams.attribution]`: where the end user of a request is read from.
+    pub attribution: Option<Spanned<Attribution>>,
+}
+
+/// `[teams.attribution]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribution {
+    /// Sources of the end user, first found wins: `"header"` (`x-switchyard-user`), `"body"`
+    /// (the door's own field). Default `["header"]`.
+    pub user_from: Option<Vec<Spanned<String>>>,
 }
 
 impl Team {

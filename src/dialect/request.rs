@@ -3,7 +3,10 @@
 //! speaks the same dialect. A translation to the chat pivot is made only when an attempt needs
 //! it ([`crate::convert::upstream_body`]).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 use crate::accounting::estimate;
 use crate::dialect::adjusted::Adjustments;
@@ -36,6 +39,8 @@ pub struct FrontRequest {
     /// What the last attempt's translation changed for its vendor
     /// ([`crate::dialect::adjusted`]); empty on pass-through.
     pub adjusted: Adjustments,
+    /// The body's end-user field, read with the view (`crate::policy::attribution`).
+    pub body_user: Option<BodyUser>,
 }
 
 /// What a Responses request carries for the store, decided before routing ([`crate::response_store::expand`]).
@@ -79,11 +84,13 @@ impl FrontRequest {
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
+                    body_user: None,
                     body,
                 })
             }
             Dialect::Responses => {
                 let view = responses::parse(&body)?;
+                let body_user = body_user(dialect, view.fields());
                 let prompt_estimate = estimate::json_tokens(view.input_json());
                 let native = Prepared::new(view.fields(), &body, RewriteOptions::default());
                 Ok(FrontRequest {
@@ -97,11 +104,13 @@ impl FrontRequest {
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
+                    body_user,
                     body,
                 })
             }
             Dialect::Messages => {
                 let view = messages::parse(&body)?;
+                let body_user = body_user(dialect, view.fields());
                 let prompt_estimate = estimate::json_tokens(view.input_json());
                 let native = Prepared::new(
                     view.fields(),
@@ -122,6 +131,7 @@ impl FrontRequest {
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
+                    body_user,
                     body,
                 })
             }
@@ -146,6 +156,7 @@ impl FrontRequest {
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
+                    body_user: body_user(Dialect::Chat, view.fields()),
                     body,
                 })
             }
@@ -181,5 +192,43 @@ impl FrontRequest {
                     },
                 ),
         }
+    }
+}
+
+/// The body's own user field, as the door's view read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyUser {
+    /// The field's name, for an error: `safety_identifier`, `user` or `metadata.user_id`.
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// The user field of a request body at `door`, from its top-level fields (already split by
+/// the door's view): `safety_identifier`, else `user` (chat completions, Responses);
+/// `metadata.user_id` (Messages). See `crate::policy::attribution` for the vendor docs.
+pub fn body_user(door: Dialect, fields: &[(Cow<'_, str>, &RawValue)]) -> Option<BodyUser> {
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let string = |v: &RawValue| serde_json::from_str::<String>(v.get()).ok();
+    match door {
+        Dialect::Messages => {
+            #[derive(serde::Deserialize)]
+            struct Metadata {
+                user_id: Option<String>,
+            }
+            let metadata = field("metadata")?;
+            let m: Metadata = serde_json::from_str(metadata.get()).ok()?;
+            m.user_id.map(|value| BodyUser {
+                field: "metadata.user_id",
+                value,
+            })
+        }
+        Dialect::Chat | Dialect::Responses => {
+            ["safety_identifier", "user"].into_iter().find_map(|name| {
+                field(name)
+                    .and_then(string)
+                    .map(|value| BodyUser { field: name, value })
+            })
+        }
+        Dialect::Embeddings | Dialect::Gemini | Dialect::Converse => None,
     }
 }

@@ -88,6 +88,8 @@ impl Gateway {
             price,
             duration_ms: duration.as_secs_f64() * 1000.0,
             ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+            user: record.attribution.user.clone(),
+            tags: record.attribution.tags.clone(),
         });
         if let (Some(t), Some(trace)) = (&self.telemetry, record.trace.take()) {
             let outcome = telemetry::Outcome {
@@ -104,6 +106,8 @@ impl Gateway {
                 stream: record.stream,
                 usage: settled,
                 cost_usd: cost,
+                user: record.attribution.user.as_deref(),
+                tags: &record.attribution.tags,
             };
             t.finish(trace, &outcome);
         }

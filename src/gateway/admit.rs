@@ -17,6 +17,7 @@ use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::failed;
+use crate::policy::attribution;
 use crate::policy::auth::{self, Principal};
 use crate::policy::content_filter;
 use crate::policy::health::now_ms;
@@ -129,6 +130,11 @@ impl Gateway {
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
         let req = FrontRequest::read(record.front, bytes)?;
+        record.attribution = attribution::read(
+            &principal.team,
+            &session.req_header().headers,
+            req.body_user.as_ref(),
+        )?;
         let req = response_store::expand(&self.responses, &principal.team.name, req).await?;
         let req =
             response_store::vendor_state::recall(&self.responses, &principal.team.name, req).await;
@@ -188,9 +194,10 @@ impl Gateway {
         max_tokens: Option<u64>,
     ) -> Result<(), GatewayError> {
         let demand = Demand::estimate(model, record.prompt_estimate, max_tokens, &config.limits);
+        let user = record.attribution.user.as_deref();
         match self
             .limiter
-            .admit(&principal.key, &principal.team, demand)
+            .admit_for(&principal.key, &principal.team, user, demand)
             .await
         {
             Ok(admission) => {

@@ -59,6 +59,7 @@ use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
 use crate::observability::metrics::Metrics;
 use crate::observability::telemetry::{self, Telemetry};
+use crate::policy::attribution::Attribution;
 use crate::policy::auth::Principal;
 use crate::policy::health::{Health, InFlight};
 use crate::policy::limits::{Admission, Limiter, RateHeaders};
@@ -229,6 +230,9 @@ struct Record {
     /// What the last attempt's translation changed for its vendor (said in the answer's
     /// `x-switchyard-adjusted`, counted in `switchyard_request_adjustments_total`).
     adjusted: Adjustments,
+    /// The end user and tags (`crate::policy::attribution`), for the usage log, the trace
+    /// and the per-user budgets; empty until the body was read.
+    attribution: Attribution,
 }
 
 impl Record {
@@ -255,6 +259,7 @@ impl Record {
             prompt_estimate: 0,
             in_active_streams: false,
             adjusted: Adjustments::default(),
+            attribution: Attribution::default(),
         }
     }
 }

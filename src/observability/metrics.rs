@@ -19,6 +19,10 @@
 //! | `switchyard_content_filtered_total` | every team × every content filter that applies to it |
 //! | `switchyard_usage_log_errors_total` | `cause` = `write`, `queue_full`, `writer_gone` |
 //!
+//! The `switchyard_budget_{limit,spent,reserved}` gauges ([`BudgetGauges`]) hold every budget
+//! of the config, as the limiter publishes them before each scrape; they replace their whole
+//! set each time, so a budget removed by a reload leaves with its series.
+//!
 //! Families whose labels cannot be known ahead appear with their first observation:
 //! `switchyard_requests_total` (its `status` is the answer's),
 //! `switchyard_request_adjustments_total` (its `adjustment` is a contract rule's field name),
@@ -93,8 +97,97 @@ pub struct Finished<'a> {
     pub adjusted: &'a [&'static str],
 }
 
+/// One budget as the `switchyard_budget_*` gauges show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRow {
+    pub team: String,
+    /// Empty for a team's own budget.
+    pub key: String,
+    /// `day` or `month`.
+    pub period: &'static str,
+    /// `tokens` or `usd`.
+    pub unit: &'static str,
+    pub limit: f64,
+    pub spent: f64,
+    pub reserved: f64,
+}
+
+/// The `switchyard_budget_limit`, `switchyard_budget_spent` and `switchyard_budget_reserved`
+/// gauges (labels `team`, `key`, `period`, `unit`): every configured budget, as the limiter
+/// last published them ([`Metrics::set_budgets`], called by the admin listener before each
+/// scrape). Each publication replaces the whole set, so a budget removed from the config
+/// leaves with its series.
+pub struct BudgetGauges {
+    rows: std::sync::Mutex<Vec<BudgetRow>>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+/// The three families: name and help.
+const BUDGET_FAMILIES: [(&str, &str); 3] = [
+    (
+        "switchyard_budget_limit",
+        "A budget's cap per period: tokens per UTC day, or US dollars per UTC month.",
+    ),
+    (
+        "switchyard_budget_spent",
+        "What a budget's current period has spent (settled requests), in its unit.",
+    ),
+    (
+        "switchyard_budget_reserved",
+        "What requests in flight hold of a budget's current period, in its unit.",
+    ),
+];
+
+/// The labels of the budget gauges.
+const BUDGET_LABELS: [&str; 4] = ["team", "key", "period", "unit"];
+
+impl BudgetGauges {
+    fn new() -> BudgetGauges {
+        let descs = BUDGET_FAMILIES
+            .iter()
+            .filter_map(|(name, help)| {
+                prometheus::core::Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    BUDGET_LABELS.iter().map(|l| l.to_string()).collect(),
+                    Default::default(),
+                )
+                .ok()
+            })
+            .collect();
+        BudgetGauges {
+            rows: std::sync::Mutex::new(Vec::new()),
+            descs,
+        }
+    }
+}
+
+impl prometheus::core::Collector for BudgetGauges {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::with_capacity(3);
+        for (i, (name, help)) in BUDGET_FAMILIES.iter().enumerate() {
+            let Ok(vec) = prometheus::GaugeVec::new(Opts::new(*name, *help), &BUDGET_LABELS) else {
+                continue;
+            };
+            for r in &rows {
+                let value = [r.limit, r.spent, r.reserved][i];
+                vec.with_label_values(&[&r.team, &r.key, r.period, r.unit])
+                    .set(value);
+            }
+            out.extend(prometheus::core::Collector::collect(&vec));
+        }
+        out
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub budgets: std::sync::Arc<BudgetGauges>,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub ttft: HistogramVec,
@@ -236,6 +329,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let m = Metrics {
+            budgets: std::sync::Arc::new(BudgetGauges::new()),
             requests: counter(
                 "switchyard_requests_total",
                 "Requests that reached the gateway, by outcome.",
@@ -385,6 +479,15 @@ impl Metrics {
             // Names are distinct constants: registration cannot collide.
             let _ = self.registry.register(c);
         }
+        let _ = self
+            .registry
+            .register(Box::new(SharedBudgets(self.budgets.clone())));
+    }
+
+    /// Replaces every `switchyard_budget_*` series with `rows` (the limiter's
+    /// `publish_budgets`).
+    pub fn set_budgets(&self, rows: Vec<BudgetRow>) {
+        *self.budgets.rows.lock().unwrap_or_else(|p| p.into_inner()) = rows;
     }
 
     /// Publishes the TLS certificate's expiry gauge (only a TLS listener registers it).
@@ -411,6 +514,19 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// The budget gauges as the registry holds them (a collector must be owned).
+struct SharedBudgets(std::sync::Arc<BudgetGauges>);
+
+impl prometheus::core::Collector for SharedBudgets {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
     }
 }
 

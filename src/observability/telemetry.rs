@@ -134,6 +134,10 @@ pub struct Outcome<'a> {
     pub stream: bool,
     pub usage: Option<(Usage, UsageSource)>,
     pub cost_usd: f64,
+    /// The end user (`crate::policy::attribution`): span attribute `user.id`.
+    pub user: Option<&'a str>,
+    /// The request's tags: span attribute `switchyard.tags` (an array of strings).
+    pub tags: &'a [String],
 }
 
 /// One request's trace, carried in the request's context.
@@ -238,6 +242,13 @@ impl Trace {
         );
         push("switchyard.team", text(o.team));
         push("switchyard.key_id", text(o.key_id));
+        push("user.id", text(o.user));
+        push(
+            "switchyard.tags",
+            Some(o.tags)
+                .filter(|t| !t.is_empty())
+                .map(|t| Attr::Strs(t.to_vec())),
+        );
         push(
             "switchyard.provider",
             o.provider.map(|p| Attr::Str(p.name.clone())),
@@ -410,6 +421,8 @@ enum Attr {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// An array of strings (OTLP `arrayValue`).
+    Strs(Vec<String>),
 }
 
 /// A finished span, as queued for export.
@@ -444,6 +457,11 @@ fn span_json(s: &SpanData) -> Value {
                 Attr::Int(n) => json!({ "intValue": n.to_string() }),
                 Attr::Float(f) => json!({ "doubleValue": f }),
                 Attr::Bool(b) => json!({ "boolValue": b }),
+                Attr::Strs(list) => {
+                    let values: Vec<Value> =
+                        list.iter().map(|s| json!({ "stringValue": s })).collect();
+                    json!({ "arrayValue": { "values": values } })
+                }
             };
             json!({ "key": k, "value": value })
         })

@@ -1,6 +1,8 @@
-//! Who may do what: authentication, content filters, rate limits and budgets, model resolution
+//! Who may do what: authentication, content filters, attribution below the key, rate limits
+//! and budgets (per key, team and end user), model resolution
 //! and routing, and the passive health of routes.
 
+pub mod attribution;
 pub mod auth;
 pub(crate) mod content_filter;
 pub(crate) mod health;

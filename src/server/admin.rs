@@ -13,11 +13,14 @@ use serde_json::json;
 use crate::config::snapshot::Snapshot;
 use crate::error::GatewayError;
 use crate::observability::metrics::Metrics;
+use crate::policy::limits::Limiter;
 use crate::server::request_head;
 
 pub struct AdminApp {
     pub snapshot: Arc<Snapshot>,
     pub metrics: Arc<Metrics>,
+    /// Publishes the budget gauges before each scrape (`Limiter::publish_budgets`).
+    pub limiter: Arc<Limiter>,
     /// Where the API listener can be reached from this host, to tell that it accepts.
     pub api_probe: Option<SocketAddr>,
     /// Whether the API listener serves TLS (the probe then completes a handshake).
@@ -56,6 +59,7 @@ impl ServeHttp for AdminApp {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => self.readyz().await,
             "/metrics" => {
+                self.limiter.publish_budgets(&self.snapshot.load()).await;
                 let (body, content_type) = self.metrics.render();
                 reply(StatusCode::OK, &content_type, body)
             }

@@ -9,7 +9,9 @@
 
 mod support;
 
+mod attribution;
 mod bedrock;
+mod budget_gauges;
 mod claude_code_requests;
 mod cli;
 mod client_leaves;

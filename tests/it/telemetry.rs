@@ -435,3 +435,49 @@ async fn a_sample_ratio_of_zero_sends_no_new_trace() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rx.spans().len(), 2, "the unsampled request sent nothing");
 }
+
+/// The end user and tags of a request (`x-switchyard-user`, `x-switchyard-tags`) are span
+/// attributes `user.id` and `switchyard.tags` (an array), never metric labels; a request
+/// without them has neither attribute.
+#[tokio::test]
+async fn the_end_user_and_tags_are_span_attributes() {
+    let rx = Receiver::start().await;
+    let mock = MockUpstream::start().await;
+    let gw = start(&mock, &telemetry_section(&rx)).await;
+    let resp = gw
+        .client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(DEMO_SECRET)
+        .header("x-switchyard-user", "user-7f3a")
+        .header("x-switchyard-tags", "nightly, eval")
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(chat_with_traceparent(&gw, None).await.status(), 200);
+    let spans = rx.wait_spans(4).await;
+    let servers: Vec<&Value> = spans.iter().filter(|s| s["kind"] == 2).collect();
+    assert_eq!(servers.len(), 2, "{spans:#?}");
+    let named = servers
+        .iter()
+        .map(|s| attrs(s))
+        .find(|a| a.contains_key("user.id"))
+        .expect("a span with user.id");
+    assert_eq!(text(&named, "user.id"), "user-7f3a");
+    assert_eq!(
+        named["switchyard.tags"],
+        json!({"arrayValue": {"values": [{"stringValue": "nightly"}, {"stringValue": "eval"}]}})
+    );
+    let other = servers
+        .iter()
+        .map(|s| attrs(s))
+        .find(|a| !a.contains_key("user.id"))
+        .expect("the span of the request without a user");
+    assert!(!other.contains_key("switchyard.tags"));
+    let scrape = gw.metrics().await;
+    assert!(
+        !scrape.contains("user-7f3a") && !scrape.contains("nightly"),
+        "no label holds them"
+    );
+}

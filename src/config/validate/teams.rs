@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use toml::Spanned;
 
-use super::checks::{globs, limits, name, opt, unique};
+use super::checks::{globs, limits, money, name, opt, positive, unique};
 use super::{Result, Source};
 use crate::config::raw;
-use crate::config::{Key, Team};
+use crate::config::{Key, Limits, Team, UserSource};
 
 type Teams = (Vec<Arc<Team>>, HashMap<String, usize>);
 
@@ -49,11 +49,58 @@ fn team(src: &Source, path: &str, t: &raw::Team) -> Result<Team> {
     let models = opt(t.models.as_ref(), |g| {
         globs(src, g, &format!("{path}.models"))
     })?;
+    let user_from = match &t.attribution {
+        None => vec![UserSource::Header],
+        Some(a) => user_from(src, a, path)?,
+    };
     Ok(Team {
         name: t.name.get_ref().clone(),
         models,
         limits: limits(src, t.limits(), path)?,
+        user_limits: user_limits(src, t, path)?,
+        user_from,
     })
+}
+
+/// `user_tokens_per_day` and `user_usd_per_month`: the budgets of each user of the team.
+fn user_limits(src: &Source, t: &raw::Team, path: &str) -> Result<Limits> {
+    Ok(Limits {
+        tokens_per_day: opt(t.user_tokens_per_day.as_ref(), |v| {
+            positive(src, v, &format!("{path}.user_tokens_per_day"), u64::MAX)
+        })?,
+        usd_per_month: opt(t.user_usd_per_month.as_ref(), |v| {
+            money(src, v, &format!("{path}.user_usd_per_month"))
+        })?,
+        ..Limits::default()
+    })
+}
+
+/// `[teams.attribution] user_from`: a list of `"header"` and `"body"`, each at most once (an
+/// empty list: no user is read). Absent: `["header"]`.
+fn user_from(src: &Source, a: &Spanned<raw::Attribution>, path: &str) -> Result<Vec<UserSource>> {
+    let field = format!("{path}.attribution.user_from");
+    let Some(list) = &a.get_ref().user_from else {
+        return Ok(vec![UserSource::Header]);
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for v in list {
+        let source = match v.get_ref().as_str() {
+            "header" => UserSource::Header,
+            "body" => UserSource::Body,
+            other => {
+                return Err(src.at(
+                    v,
+                    &field,
+                    format!("unknown source {other:?}: one of \"header\", \"body\""),
+                ))
+            }
+        };
+        if out.contains(&source) {
+            return Err(src.at(v, &field, format!("{:?} is listed twice", source.name())));
+        }
+        out.push(source);
+    }
+    Ok(out)
 }
 
 type Keys = (Vec<Arc<Key>>, HashMap<[u8; 32], usize>);
@@ -192,6 +239,51 @@ mod tests {
     use crate::config::validate::testing::*;
 
     // --- teams and keys ----------------------------------------------------------------------
+
+    #[test]
+    fn per_user_budgets_and_attribution_sources() {
+        use crate::config::UserSource;
+        let team = |field: &str| format!("[[teams]]\nname = \"t\"\n{field} # <-\n");
+        rejects(
+            &team("user_tokens_per_day = 0"),
+            "teams[0].user_tokens_per_day",
+            "positive",
+        );
+        rejects(
+            &team("user_usd_per_month = -1.0"),
+            "teams[0].user_usd_per_month",
+            ">= 0",
+        );
+        let sources = |list: &str| {
+            format!("[[teams]]\nname = \"t\"\n[teams.attribution]\nuser_from = {list} # <-\n")
+        };
+        rejects(
+            &sources("[\"header\", \"cookie\"]"),
+            "teams[0].attribution.user_from",
+            "unknown source \"cookie\"",
+        );
+        rejects(
+            &sources("[\"body\", \"body\"]"),
+            "teams[0].attribution.user_from",
+            "listed twice",
+        );
+        let c = load(
+            "[[teams]]\nname = \"t\"\nuser_tokens_per_day = 400\nuser_usd_per_month = 2.5\n\
+             [teams.attribution]\nuser_from = [\"body\", \"header\"]\n",
+        )
+        .unwrap();
+        let t = &c.teams[0];
+        assert_eq!(t.user_from, [UserSource::Body, UserSource::Header]);
+        assert_eq!(t.user_limits.tokens_per_day, Some(400));
+        assert_eq!(t.user_limits.usd_per_month, Some(2.5));
+        assert_eq!(t.user_limits.rpm, None);
+        let plain = load("[[teams]]\nname = \"t\"\n").unwrap();
+        assert_eq!(
+            plain.teams[0].user_from,
+            [UserSource::Header],
+            "the default"
+        );
+    }
 
     #[test]
     fn team_limits_and_globs() {

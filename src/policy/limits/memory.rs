@@ -267,19 +267,46 @@ pub(crate) struct Entity {
 pub(crate) struct Tables {
     pub(crate) keys: HashMap<String, Arc<Entity>>,
     pub(crate) teams: HashMap<String, Arc<Entity>>,
+    /// The per-user budgets of each team that has some (`user_tokens_per_day`,
+    /// `user_usd_per_month`).
+    pub(crate) user_limits: HashMap<String, Limits>,
 }
 
 impl Tables {
-    fn map(&self, scope: Scope) -> &HashMap<String, Arc<Entity>> {
+    fn map(&self, scope: Scope) -> Option<&HashMap<String, Arc<Entity>>> {
         match scope {
-            Scope::Key => &self.keys,
-            Scope::Team => &self.teams,
+            Scope::Key => Some(&self.keys),
+            Scope::Team => Some(&self.teams),
+            Scope::User => None,
         }
     }
 }
 
+/// The end users met so far, by [`user_id`], each with the budgets of its team. Created by
+/// the first request of a user of a team with per-user budgets; dropped when its team loses
+/// them (or leaves the config), and, once [`USERS_PRUNE_AT`] are held, when nothing of the
+/// current day and month is counted for it.
+pub(crate) type Users = HashMap<String, Arc<Entity>>;
+
+/// How many users are held before idle ones are pruned (then again at each doubling).
+const USERS_PRUNE_AT: usize = 4096;
+
+/// A user's name in the limiter (the memory map, the snapshot, the Redis keys): its team's
+/// name and its own, each with `%`, `:` and braces escaped, joined by `:` (so no two pairs
+/// share one).
+pub(crate) fn user_id(team: &str, user: &str) -> String {
+    let mut out = String::with_capacity(team.len() + user.len() + 1);
+    super::redis::push_key_part(&mut out, team);
+    out.push(':');
+    super::redis::push_key_part(&mut out, user);
+    out
+}
+
 /// Budget numbers restored from a snapshot, waiting for their key or team to appear.
 pub(crate) type Restored = HashMap<(Scope, String), (Budget, Budget)>;
+
+/// The day's and the month's budget numbers of keys and teams, for the gauges.
+pub(crate) type Spending = HashMap<(Scope, String), (Budget, Budget)>;
 
 /// Why one entity refuses a request (a [`super::Rejection`] without its names and headers).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -340,6 +367,9 @@ impl Periods {
 /// The in-process limiter.
 pub(crate) struct Memory {
     tables: ArcSwap<Tables>,
+    users: Mutex<Users>,
+    /// The size of `users` at which idle users are pruned next.
+    prune_at: AtomicU64,
     clock: Clock,
     restored: Mutex<Restored>,
 }
@@ -356,6 +386,8 @@ impl Memory {
     pub(crate) fn new(clock: Clock, restored: Restored) -> Memory {
         Memory {
             tables: ArcSwap::from_pointee(Tables::default()),
+            users: Mutex::new(Users::new()),
+            prune_at: AtomicU64::new(USERS_PRUNE_AT as u64),
             clock,
             restored: Mutex::new(restored),
         }
@@ -381,7 +413,7 @@ impl Memory {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut entity = |scope: Scope, name: &str, limits: &Limits| {
-            let previous = old.map(scope).get(name);
+            let previous = old.map(scope).and_then(|m| m.get(name));
             let saved = restored.remove(&(scope, name.to_string()));
             self.carry(previous, limits, saved)
         };
@@ -395,7 +427,73 @@ impl Memory {
             .iter()
             .map(|t| (t.name.clone(), entity(Scope::Team, &t.name, &t.limits)))
             .collect();
-        self.tables.store(Arc::new(Tables { keys, teams }));
+        let user_limits: HashMap<String, Limits> = config
+            .teams
+            .iter()
+            .filter(|t| t.user_limits != Limits::default())
+            .map(|t| (t.name.clone(), t.user_limits.clone()))
+            .collect();
+        drop(restored);
+        self.sync_users(&user_limits);
+        self.tables.store(Arc::new(Tables {
+            keys,
+            teams,
+            user_limits,
+        }));
+    }
+
+    /// Keeps the users whose team still has per-user budgets, with the new budgets (and their
+    /// counters); drops the others.
+    fn sync_users(&self, user_limits: &HashMap<String, Limits>) {
+        let mut users = lock_users(&self.users);
+        let old = std::mem::take(&mut *users);
+        for (id, entity) in old {
+            let Some(limits) = team_of(&id).and_then(|team| user_limits.get(&team)) else {
+                continue;
+            };
+            let kept = self.carry(Some(&entity), limits, None);
+            users.insert(id, kept);
+        }
+    }
+
+    /// The entity of `user` of `team`, created at its first request; `None` when the team
+    /// has no per-user budgets.
+    fn user(&self, tables: &Tables, team: &str, user: &str) -> Option<Arc<Entity>> {
+        let limits = tables.user_limits.get(team)?;
+        let id = user_id(team, user);
+        let mut users = lock_users(&self.users);
+        if let Some(e) = users.get(&id) {
+            return Some(e.clone());
+        }
+        self.prune_if_due(&mut users);
+        let saved = self
+            .restored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(Scope::User, id.clone()));
+        let entity = self.carry(None, limits, saved);
+        users.insert(id, entity.clone());
+        Some(entity)
+    }
+
+    /// Once `users` holds [`USERS_PRUNE_AT`] (then twice as many…), drops those that count
+    /// nothing of the current day and month and have no request in flight.
+    fn prune_if_due(&self, users: &mut Users) {
+        let at = self.prune_at.load(Ordering::Relaxed);
+        if (users.len() as u64) < at {
+            return;
+        }
+        let periods = Periods::at(self.clock.unix());
+        users.retain(|_, e| {
+            Arc::strong_count(&e.state) > 1 || {
+                let s = lock(&e.state);
+                s.inflight > 0
+                    || (s.day.period == periods.day && s.day.spent + s.day.reserved > 0)
+                    || (s.month.period == periods.month && s.month.spent + s.month.reserved > 0)
+            }
+        });
+        let next = (users.len() as u64 * 2).max(USERS_PRUNE_AT as u64);
+        self.prune_at.store(next, Ordering::Relaxed);
     }
 
     /// The entity for `limits`, carried over from `previous` when there is one.
@@ -444,14 +542,16 @@ impl Memory {
         &self,
         key: &str,
         team: &str,
+        user: Option<&str>,
         need: Need,
-    ) -> Result<(Periods, [Hold; 2], RateHeaders), Refused> {
+    ) -> Result<(Periods, [Hold; 3], RateHeaders), Refused> {
         let tables = self.tables.load();
         let periods = Periods::at(self.clock.unix());
-        let mut guards = locked(&tables, key, team);
-        let mut plans: [Option<Plan>; 2] = [None, None];
+        let user = user.and_then(|u| self.user(&tables, team, u));
+        let mut guards = locked(&tables, key, team, user.as_ref());
+        let mut plans: [Option<Plan>; 3] = [None, None, None];
         let mut refusal: Option<Refusal> = None;
-        let scopes = [Scope::Key, Scope::Team];
+        let scopes = [Scope::Key, Scope::Team, Scope::User];
         for ((scope, slot), plan) in scopes.into_iter().zip(&mut guards).zip(&mut plans) {
             let Some((entity, state)) = slot else {
                 continue;
@@ -462,29 +562,34 @@ impl Memory {
             }
         }
         if let Some(r) = refusal {
-            return Err(Box::new((r, headers_of(&mut guards))));
+            return Err(Box::new((r, headers_of(&mut guards, periods))));
         }
-        let mut holds = [Hold::default(), Hold::default()];
+        let mut holds = [Hold::default(), Hold::default(), Hold::default()];
         for ((slot, plan), hold) in guards.iter_mut().zip(plans).zip(&mut holds) {
             if let (Some((entity, state)), Some(plan)) = (slot, plan) {
                 *hold = commit(state, plan, &entity.state);
             }
         }
-        Ok((periods, holds, headers_of(&mut guards)))
+        Ok((periods, holds, headers_of(&mut guards, periods)))
     }
 
     /// The headers of `key` and `team` as they stand, taking nothing.
     pub(crate) fn peek(&self, key: &str, team: &str) -> RateHeaders {
         let tables = self.tables.load();
-        let mut guards = locked(&tables, key, team);
-        headers_of(&mut guards)
+        let periods = Periods::at(self.clock.unix());
+        let mut guards = locked(&tables, key, team, None);
+        headers_of(&mut guards, periods)
     }
 
     /// Raises the budgets of `scope`/`name` to what the shared backend reported (when higher),
     /// so that a fallback during a Redis outage starts from the shared spending, not from zero.
     pub(crate) fn observe(&self, scope: Scope, name: &str, periods: Periods, day: u64, month: u64) {
         let tables = self.tables.load();
-        let Some(entity) = tables.map(scope).get(name) else {
+        let entity = match tables.map(scope) {
+            Some(map) => map.get(name).cloned(),
+            None => lock_users(&self.users).get(name).cloned(),
+        };
+        let Some(entity) = entity else {
             return;
         };
         let mut state = lock(&entity.state);
@@ -497,14 +602,55 @@ impl Memory {
             .max(month.saturating_sub(state.month.reserved));
     }
 
-    /// Every entity's budgets, for the snapshot.
+    /// Every entity's budgets (users' included), for the snapshot.
     pub(crate) fn budgets(&self) -> Vec<(Scope, String, Budget, Budget)> {
         let tables = self.tables.load();
-        let mut out = Vec::with_capacity(tables.keys.len() + tables.teams.len());
-        for scope in [Scope::Key, Scope::Team] {
-            for (name, entity) in tables.map(scope) {
+        let users = lock_users(&self.users).clone();
+        let mut out = Vec::with_capacity(tables.keys.len() + tables.teams.len() + users.len());
+        let all = [
+            (Scope::Key, &tables.keys),
+            (Scope::Team, &tables.teams),
+            (Scope::User, &users),
+        ];
+        for (scope, map) in all {
+            for (name, entity) in map {
                 let state = lock(&entity.state);
                 out.push((scope, name.clone(), state.day, state.month));
+            }
+        }
+        // Users restored from the last snapshot who have not come back yet keep what they
+        // spent this day or month (a second restart must not forget it).
+        let periods = Periods::at(self.clock.unix());
+        let restored = self
+            .restored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for ((scope, name), (day, month)) in restored.iter() {
+            let current = day.period == periods.day || month.period == periods.month;
+            if *scope == Scope::User && current && !users.contains_key(name) {
+                out.push((*scope, name.clone(), *day, *month));
+            }
+        }
+        out
+    }
+
+    /// The budgets of every key and team with one, for the `switchyard_budget_*` gauges; the
+    /// numbers of a past period read as nothing.
+    pub(crate) fn gauges(&self) -> Spending {
+        let tables = self.tables.load();
+        let periods = Periods::at(self.clock.unix());
+        let mut out = Spending::new();
+        for (scope, map) in [(Scope::Key, &tables.keys), (Scope::Team, &tables.teams)] {
+            for (name, entity) in map {
+                let l = &entity.limits;
+                if l.tokens_per_day.is_none() && l.usd_per_month.is_none() {
+                    continue;
+                }
+                let state = lock(&entity.state);
+                let (mut day, mut month) = (state.day, state.month);
+                day.roll(periods.day);
+                month.roll(periods.month);
+                out.insert((scope, name.clone()), (day, month));
             }
         }
         out
@@ -514,21 +660,60 @@ impl Memory {
 /// An entity with its counters locked.
 type Locked<'a> = Option<(&'a Arc<Entity>, MutexGuard<'a, State>)>;
 
-/// The key's and the team's counters, locked in that order (the one order every path uses, so
-/// that two requests never wait on each other in a cycle); absent for an unknown name or an
-/// entity without limits.
-fn locked<'a>(tables: &'a Tables, key: &str, team: &str) -> [Locked<'a>; 2] {
-    [tables.keys.get(key), tables.teams.get(team)]
+/// The key's, the team's and the user's counters, locked in that order (the one order every
+/// path uses, so that two requests never wait on each other in a cycle); absent for an
+/// unknown name or an entity without limits.
+fn locked<'a>(
+    tables: &'a Tables,
+    key: &str,
+    team: &str,
+    user: Option<&'a Arc<Entity>>,
+) -> [Locked<'a>; 3] {
+    [tables.keys.get(key), tables.teams.get(team), user]
         .map(|e| e.filter(|e| e.limited).map(|e| (e, lock(&e.state))))
 }
 
-/// The headers of the two entities (either may be absent), the tighter of each.
-fn headers_of(guards: &mut [Locked<'_>; 2]) -> RateHeaders {
+/// The headers of the entities (any may be absent), the tighter of each.
+fn headers_of(guards: &mut [Locked<'_>; 3], periods: Periods) -> RateHeaders {
     guards
         .iter_mut()
         .flatten()
-        .map(|(_, state)| state.headers())
+        .map(|(entity, state)| {
+            let mut h = state.headers();
+            h.budget_tokens_left = entity.limits.tokens_per_day.map(|cap| {
+                let mut day = state.day;
+                day.roll(periods.day);
+                day.left(cap)
+            });
+            h.budget_usd_left = entity.limits.usd_per_month.map(|usd| {
+                let mut month = state.month;
+                month.roll(periods.month);
+                month.left(money_cap(usd))
+            });
+            h
+        })
         .fold(RateHeaders::default(), RateHeaders::tighter)
+}
+
+/// Locks the users' map (a panic while it was held leaves it usable).
+fn lock_users(users: &Mutex<Users>) -> MutexGuard<'_, Users> {
+    users
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The team's name in a [`user_id`].
+fn team_of(id: &str) -> Option<String> {
+    let escaped = id.split(':').next()?;
+    Some(unescape(escaped))
+}
+
+/// Undoes `push_key_part`'s escapes.
+fn unescape(s: &str) -> String {
+    s.replace("%3A", ":")
+        .replace("%7B", "{")
+        .replace("%7D", "}")
+        .replace("%25", "%")
 }
 
 /// Checks every limit of one entity for `need`, taking nothing; the refusal, if any, is the

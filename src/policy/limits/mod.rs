@@ -10,7 +10,9 @@
 //! limiter.sync(&config);
 //! // In proxy's admit, after auth and model resolution, before choosing a route:
 //! let demand = Demand::estimate(&model, prompt_estimate, max_tokens, &config.limits);
-//! match limiter.admit(&principal.key, &principal.team, demand).await {
+//! // `admit_for` also holds the end user (named by `policy::attribution`) to the team's
+//! // per-user budgets; `admit` is `admit_for` without a user.
+//! match limiter.admit_for(&principal.key, &principal.team, user, demand).await {
 //!     Ok(admission) => ctx.admission = Some(admission), // admission.headers().apply(resp)
 //!     Err(rejection) => {
 //!         // rejection.to_error(): 429 rate_limit / quota_exceeded with its retry-after;
@@ -22,6 +24,8 @@
 //! limiter.settle(admission, Some(Spent { tokens, usd })).await; // or None: refund everything
 //! // An authenticated answer refused before admission (404, 403…) still gets the headers:
 //! limiter.peek_headers(&principal.key, &principal.team).await.apply(resp);
+//! // Before each scrape of /metrics (the admin listener): the switchyard_budget_* gauges.
+//! limiter.publish_budgets(&config).await;
 //! // At shutdown (memory backend), after pingora's `Server::run` returns:
 //! limiter.flush();
 //! ```
@@ -60,6 +64,15 @@
 //!   real usage beyond what was left. Spending is counted in the period the request ends in; a reservation made in a period that has ended is dropped with it.
 //!   A request that costs nothing against a budget (a model without prices, for
 //!   `usd_per_month`) is never refused by it. Money is counted in nano-dollars.
+//! - **Per-user budgets.** A team's `user_tokens_per_day` / `user_usd_per_month` give each
+//!   of its end users (a request's `user`, `crate::policy::attribution`) budgets of their
+//!   own: a third entity beside key and team ([`Scope::User`]), checked and taken with them,
+//!   settled the same way. Users have budgets only (no rates, no `max_concurrent`). A request
+//!   naming no user, or of a team without per-user budgets, has no user entity. Memory: users
+//!   are created at their first request (kept by `memory::user_id`, `team:user` escaped),
+//!   snapshotted with keys and teams, dropped when their team loses its per-user budgets, and
+//!   pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
+//!   `…:upm:{month}`, in the same scripts.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
 //!   period. rpm / tpm → 429 `rate_limit`, `retry-after` = the GCRA's wait (rounded up to a
 //!   whole second); concurrency → 429 `rate_limit`, `retry-after: 1`. When several limits
@@ -67,7 +80,14 @@
 //! - **Headers.** [`RateHeaders`]: OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,
 //!   tokens}` of the tighter of key and team (the one with less remaining); absent when
 //!   neither has that limit. `reset-*` is the time until the bucket is full again, written
-//!   like OpenAI's (`"0.5s"`, `"1s"`, `"6m0s"`, `"1h2m3s"`: see [`format_reset`]).
+//!   like OpenAI's (`"0.5s"`, `"1s"`, `"6m0s"`, `"1h2m3s"`: see [`format_reset`]). Beside
+//!   them `x-switchyard-budget-remaining-usd` (dollars, [`format_usd`]) and
+//!   `x-switchyard-budget-remaining-tokens`: the least left of the money and token budgets that
+//!   apply (key, team, user), after the admission's reservation; absent when none applies.
+//! - **Gauges.** [`Limiter::publish_budgets`] sets `switchyard_budget_{limit,spent,reserved}`
+//!   of every configured key and team budget: memory from this process's counters; Redis from
+//!   Redis (one pipelined `HMGET` per budget, one round trip, so another instance's spending
+//!   shows), or from the fallback's numbers while Redis is down. Per-user budgets have none.
 //! - **Reloads** ([`Limiter::sync`]): a key or team whose limits did not change keeps its
 //!   state. One whose limits changed keeps its facts (requests in flight, what its budgets
 //!   spent) and gets a new, full bucket for each rate whose value changed. A removed one is
@@ -118,7 +138,7 @@ use pingora::http::ResponseHeader;
 
 use crate::config::{self, Config, Key, LimitsConfig, Model, Team};
 use crate::error::GatewayError;
-use crate::observability::metrics::Metrics;
+use crate::observability::metrics::{BudgetRow, Metrics};
 
 pub use self::clock::Clock;
 /// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
@@ -212,11 +232,13 @@ impl From<Spent> for Need {
     }
 }
 
-/// Whose limit: the key's own, or its team's.
+/// Whose limit: the key's own, its team's, or its end user's inside the team (the
+/// per-user budgets, `crate::policy::attribution`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     Key,
     Team,
+    User,
 }
 
 impl Scope {
@@ -224,6 +246,7 @@ impl Scope {
         match self {
             Scope::Key => "key",
             Scope::Team => "team",
+            Scope::User => "user",
         }
     }
 }
@@ -264,8 +287,10 @@ pub(crate) struct RateStatus {
     pub(crate) reset: Duration,
 }
 
-/// The `x-ratelimit-*` headers of an answer: the tighter of the key's and the team's rates.
-/// A `None` field is a header left out (neither has that limit).
+/// The `x-ratelimit-*` headers of an answer: the tighter of the key's and the team's rates;
+/// and the `x-switchyard-budget-remaining-{usd,tokens}` headers: the least left of the
+/// budgets that apply (key, team, end user), after this request's reservation.
+/// A `None` field is a header left out (none has that limit).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RateHeaders {
     pub limit_requests: Option<u64>,
@@ -274,6 +299,10 @@ pub struct RateHeaders {
     pub limit_tokens: Option<u64>,
     pub remaining_tokens: Option<u64>,
     pub reset_tokens: Option<Duration>,
+    /// What is left of the tightest `usd_per_month` (nano-dollars).
+    pub budget_usd_left: Option<u64>,
+    /// What is left of the tightest `tokens_per_day`.
+    pub budget_tokens_left: Option<u64>,
 }
 
 impl RateHeaders {
@@ -285,6 +314,8 @@ impl RateHeaders {
             limit_tokens: tpm.map(|s| s.limit),
             remaining_tokens: tpm.map(|s| s.remaining),
             reset_tokens: tpm.map(|s| s.reset),
+            budget_usd_left: None,
+            budget_tokens_left: None,
         }
     }
 
@@ -315,10 +346,18 @@ impl RateHeaders {
             }),
             (a, b) => a.or(b),
         };
-        RateHeaders::from_status(
-            pick(self.requests(), other.requests()),
-            pick(self.tokens(), other.tokens()),
-        )
+        let least = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        RateHeaders {
+            budget_usd_left: least(self.budget_usd_left, other.budget_usd_left),
+            budget_tokens_left: least(self.budget_tokens_left, other.budget_tokens_left),
+            ..RateHeaders::from_status(
+                pick(self.requests(), other.requests()),
+                pick(self.tokens(), other.tokens()),
+            )
+        }
     }
 
     /// Every header name with its value, if any, in a fixed order: the one list that
@@ -328,8 +367,8 @@ impl RateHeaders {
         self.entries().iter().filter(|(_, v)| v.is_some()).count()
     }
 
-    fn entries(&self) -> [(&'static str, Option<RateValue>); 6] {
-        use RateValue::{Count, Reset};
+    fn entries(&self) -> [(&'static str, Option<RateValue>); 8] {
+        use RateValue::{Count, Reset, Usd};
         [
             ("x-ratelimit-limit-requests", self.limit_requests.map(Count)),
             (
@@ -343,6 +382,14 @@ impl RateHeaders {
                 self.remaining_tokens.map(Count),
             ),
             ("x-ratelimit-reset-tokens", self.reset_tokens.map(Reset)),
+            (
+                "x-switchyard-budget-remaining-usd",
+                self.budget_usd_left.map(Usd),
+            ),
+            (
+                "x-switchyard-budget-remaining-tokens",
+                self.budget_tokens_left.map(Count),
+            ),
         ]
     }
 
@@ -353,6 +400,7 @@ impl RateHeaders {
             .filter_map(|(name, v)| match v? {
                 RateValue::Count(n) => Some((name, n.to_string())),
                 RateValue::Reset(d) => Some((name, format_reset(d))),
+                RateValue::Usd(n) => Some((name, format_usd(n))),
             })
             .collect()
     }
@@ -365,6 +413,7 @@ impl RateHeaders {
             let _ = match v {
                 Some(RateValue::Count(n)) => resp.insert_header(name, http::HeaderValue::from(n)),
                 Some(RateValue::Reset(d)) => resp.insert_header(name, format_reset(d)),
+                Some(RateValue::Usd(n)) => resp.insert_header(name, format_usd(n)),
                 None => Ok(()),
             };
         }
@@ -376,18 +425,24 @@ impl RateHeaders {
     /// so, `crate::gateway::response_headers::client_head`): by names parsed once, at compile time.
     pub fn apply_to(&self, headers: &mut http::HeaderMap) {
         use http::{HeaderName, HeaderValue};
-        const NAMES: [HeaderName; 6] = [
+        const NAMES: [HeaderName; 8] = [
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
             HeaderName::from_static("x-ratelimit-limit-tokens"),
             HeaderName::from_static("x-ratelimit-remaining-tokens"),
             HeaderName::from_static("x-ratelimit-reset-tokens"),
+            HeaderName::from_static("x-switchyard-budget-remaining-usd"),
+            HeaderName::from_static("x-switchyard-budget-remaining-tokens"),
         ];
         for (name, (_, v)) in NAMES.into_iter().zip(self.entries()) {
             let value = match v {
                 Some(RateValue::Count(n)) => HeaderValue::from(n),
                 Some(RateValue::Reset(d)) => match HeaderValue::try_from(format_reset(d)) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                Some(RateValue::Usd(n)) => match HeaderValue::try_from(format_usd(n)) {
                     Ok(v) => v,
                     Err(_) => continue,
                 },
@@ -398,11 +453,19 @@ impl RateHeaders {
     }
 }
 
-/// One `x-ratelimit-*` value: a count, or the time until a reset.
+/// One header value: a count, the time until a reset, or nano-dollars.
 #[derive(Clone, Copy)]
 enum RateValue {
     Count(u64),
     Reset(Duration),
+    Usd(u64),
+}
+
+/// Nano-dollars as a decimal number of dollars with six decimals, rounded down (what is left
+/// is never overstated): `"12.500000"`, `"0.000450"`.
+pub fn format_usd(nanos: u64) -> String {
+    let micros = nanos / 1000;
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 /// A duration the way OpenAI writes its `x-ratelimit-reset-*` headers (Go's duration format),
@@ -425,7 +488,7 @@ pub fn format_reset(d: Duration) -> String {
     }
 }
 
-/// What an admission holds in one entity (key or team), to settle or give back.
+/// What an admission holds in one entity (key, team or user), to settle or give back.
 #[derive(Default)]
 pub(crate) struct Hold {
     /// The memory backend's counters of the entity (`None` for a Redis admission).
@@ -454,9 +517,11 @@ enum Via {
 pub struct Admission {
     key: String,
     team: String,
+    /// The end user's [`memory::user_id`], when its team has per-user budgets.
+    user: Option<String>,
     need: Need,
     periods: Periods,
-    holds: [Hold; 2],
+    holds: [Hold; 3],
     headers: RateHeaders,
     via: Via,
     settled: bool,
@@ -730,23 +795,43 @@ impl Limiter {
         team: &Team,
         demand: Demand,
     ) -> Result<Admission, Rejection> {
+        self.admit_for(key, team, None, demand).await
+    }
+
+    /// [`Limiter::admit`] for the end user `user` of the request (named by attribution), held
+    /// also to its team's per-user budgets (`user_tokens_per_day`, `user_usd_per_month`) when
+    /// the team has some; `None`, or a team without them: key and team only.
+    pub async fn admit_for(
+        &self,
+        key: &Key,
+        team: &Team,
+        user: Option<&str>,
+        demand: Demand,
+    ) -> Result<Admission, Rejection> {
         let need = Need::from(demand);
+        let user = user.filter(|_| team.user_limits != config::Limits::default());
+        let user_id = user.map(|u| memory::user_id(&team.name, u));
+        let who = Who {
+            key,
+            team,
+            user: user_id.as_deref(),
+        };
         let result = match self.usable_shared() {
-            Some(shared) => match shared.admit(key, team, need, self.periods()).await {
+            Some(shared) => match shared.admit(&who, need, self.periods()).await {
                 Ok(result) => {
-                    self.observe_shared(key, team, &result);
+                    self.observe_shared(&who, &result);
                     result
                 }
                 Err(e) => {
                     shared.went_down(&e, &self.inner.metrics);
-                    self.admit_locally(key, team, need)
+                    self.admit_locally(key, team, user, need)
                 }
             },
-            None => self.admit_locally(key, team, need),
+            None => self.admit_locally(key, team, user, need),
         };
         let result = result
-            .map(|granted| self.admission(key, team, need, granted))
-            .map_err(|refused| self.rejection(key, team, *refused));
+            .map(|granted| self.admission(&who, need, granted))
+            .map_err(|refused| self.rejection(key, team, user, *refused));
         if let Err(rejection) = &result {
             self.inner
                 .metrics
@@ -777,7 +862,11 @@ impl Limiter {
                 let now = self.inner.memory.clock().unix();
                 let call = shared.settle(
                     id,
-                    [&admission.key, &admission.team],
+                    [
+                        &admission.key,
+                        &admission.team,
+                        admission.user.as_deref().unwrap_or("-"),
+                    ],
                     &admission.holds,
                     admission.periods,
                     now,
@@ -802,6 +891,29 @@ impl Limiter {
         self.inner.memory.peek(&key.id, &team.name)
     }
 
+    /// Publishes every configured budget of `config` in the `switchyard_budget_*` gauges
+    /// (`Metrics::set_budgets`): its limit, and what its current period spent and holds
+    /// reserved. Called by the admin listener before each scrape, so the numbers are those of
+    /// the moment. Memory: read from this process's counters. Redis: read from Redis in one
+    /// pipelined round trip (so another instance's spending shows), within the call timeout;
+    /// while Redis is down or does not answer in time, this instance's fallback numbers (the
+    /// shared spending it last saw, plus its own since).
+    pub async fn publish_budgets(&self, config: &Config) {
+        let numbers = match self.usable_shared() {
+            Some(shared) => match shared.budgets(config, self.periods()).await {
+                Ok(numbers) => numbers,
+                Err(e) => {
+                    shared.went_down(&e, &self.inner.metrics);
+                    self.inner.memory.gauges()
+                }
+            },
+            None => self.inner.memory.gauges(),
+        };
+        self.inner
+            .metrics
+            .set_budgets(budget_rows(config, &numbers));
+    }
+
     /// Writes the budgets snapshot now (memory backend; nothing to do for Redis). Call it at
     /// shutdown: pingora's `run_forever` exits the process without running destructors.
     pub fn flush(&self) {
@@ -823,10 +935,16 @@ impl Limiter {
         None
     }
 
-    fn admit_locally(&self, key: &Key, team: &Team, need: Need) -> Result<Granted, Refused> {
+    fn admit_locally(
+        &self,
+        key: &Key,
+        team: &Team,
+        user: Option<&str>,
+        need: Need,
+    ) -> Result<Granted, Refused> {
         self.inner
             .memory
-            .admit(&key.id, &team.name, need)
+            .admit(&key.id, &team.name, user, need)
             .map(|(periods, holds, headers)| Granted {
                 periods,
                 holds,
@@ -837,7 +955,7 @@ impl Limiter {
     }
 
     /// After a shared admission, raises the fallback's budgets to the shared spending.
-    fn observe_shared(&self, key: &Key, team: &Team, result: &Result<Granted, Refused>) {
+    fn observe_shared(&self, who: &Who<'_>, result: &Result<Granted, Refused>) {
         if let Ok(Granted {
             periods,
             budgets: Some(b),
@@ -845,15 +963,19 @@ impl Limiter {
         }) = result
         {
             let memory = &self.inner.memory;
-            memory.observe(Scope::Key, &key.id, *periods, b[0].0, b[0].1);
-            memory.observe(Scope::Team, &team.name, *periods, b[1].0, b[1].1);
+            memory.observe(Scope::Key, &who.key.id, *periods, b[0].0, b[0].1);
+            memory.observe(Scope::Team, &who.team.name, *periods, b[1].0, b[1].1);
+            if let Some(user) = who.user {
+                memory.observe(Scope::User, user, *periods, b[2].0, b[2].1);
+            }
         }
     }
 
-    fn admission(&self, key: &Key, team: &Team, need: Need, granted: Granted) -> Admission {
+    fn admission(&self, who: &Who<'_>, need: Need, granted: Granted) -> Admission {
         Admission {
-            key: key.id.clone(),
-            team: team.name.clone(),
+            key: who.key.id.clone(),
+            team: who.team.name.clone(),
+            user: who.user.map(str::to_string),
             need,
             periods: granted.periods,
             holds: granted.holds,
@@ -870,11 +992,13 @@ impl Limiter {
         &self,
         key: &Key,
         team: &Team,
+        user: Option<&str>,
         (refusal, headers): (memory::Refusal, RateHeaders),
     ) -> Rejection {
         let name = match refusal.scope {
             Scope::Key => key.id.clone(),
             Scope::Team => team.name.clone(),
+            Scope::User => format!("{}` of team `{}", user.unwrap_or("-"), team.name),
         };
         Rejection {
             scope: refusal.scope,
@@ -889,15 +1013,60 @@ impl Limiter {
     }
 }
 
+/// The gauges' rows: every team's then every key's budgets, in config order, with the
+/// numbers of `spending` (none yet: 0).
+fn budget_rows(config: &Config, spending: &memory::Spending) -> Vec<BudgetRow> {
+    let teams = config
+        .teams
+        .iter()
+        .map(|t| (Scope::Team, &t.name, &t.name, "", &t.limits));
+    let keys = config.keys.iter().filter_map(|k| {
+        let team = &config.teams.get(k.team)?.name;
+        Some((Scope::Key, &k.id, team, k.id.as_str(), &k.limits))
+    });
+    let mut rows = Vec::new();
+    for (scope, name, team, key, limits) in teams.chain(keys) {
+        let (day, month) = spending
+            .get(&(scope, name.clone()))
+            .copied()
+            .unwrap_or_default();
+        let row = |period, unit, limit: f64, b: budget::Budget, scale: f64| BudgetRow {
+            team: team.clone(),
+            key: key.to_string(),
+            period,
+            unit,
+            limit,
+            spent: b.spent as f64 / scale,
+            reserved: b.reserved as f64 / scale,
+        };
+        if let Some(cap) = limits.tokens_per_day {
+            rows.push(row("day", "tokens", cap as f64, day, 1.0));
+        }
+        if let Some(usd) = limits.usd_per_month {
+            rows.push(row("month", "usd", usd, month, 1e9));
+        }
+    }
+    rows
+}
+
+/// Whom an admission is for: the key, its team, and the end user's [`memory::user_id`] when
+/// the team has per-user budgets.
+pub(crate) struct Who<'a> {
+    pub(crate) key: &'a Key,
+    pub(crate) team: &'a Team,
+    pub(crate) user: Option<&'a str>,
+}
+
 /// An admission as a backend returns it.
 pub(crate) struct Granted {
     pub(crate) periods: Periods,
-    pub(crate) holds: [Hold; 2],
+    pub(crate) holds: [Hold; 3],
     pub(crate) headers: RateHeaders,
     /// The Redis admission's id (its member in the in-flight sets).
     pub(crate) shared_id: Option<String>,
-    /// Redis: the key's and the team's (day tokens, month nano-dollars) spent and reserved.
-    pub(crate) budgets: Option<[(u64, u64); 2]>,
+    /// Redis: the key's, the team's and the user's (day tokens, month nano-dollars) spent and
+    /// reserved.
+    pub(crate) budgets: Option<[(u64, u64); 3]>,
 }
 
 /// A refusal as a backend returns it, with the headers as they stand (boxed: refusals are

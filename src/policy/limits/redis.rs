@@ -2,8 +2,9 @@
 //! one per settle (one round trip each; a script runs atomically, so "check every limit of key
 //! and team, then take from all" needs no lock).
 //!
-//! Layout (`{s}` is `k` or `t`, `{name}` the key id or team name with `%`, `:`, `{`, `}`
-//! percent-encoded):
+//! Layout (`{s}` is `k`, `t` or `u`, `{name}` the key id or team name with `%`, `:`, `{`, `}`
+//! percent-encoded; for a user, its team's name and its own, each so encoded, joined by `:`;
+//! a user has only the two budget hashes):
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
@@ -33,9 +34,9 @@ use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::budget::{money_cap, Period};
-use super::memory::{Periods, Refusal, CONCURRENCY_RETRY};
-use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope};
+use super::budget::{money_cap, Budget, Period};
+use super::memory::{Periods, Refusal, Spending, CONCURRENCY_RETRY};
+use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope, Who};
 use crate::config::{Config, Key, Limits, RedisState, Team};
 use crate::observability::metrics::Metrics;
 
@@ -52,24 +53,26 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// started in it).
 const BUDGET_GRACE_SECS: u64 = 86_400;
 
-/// Admission (and, with `ARGV[7] = "peek"`, the headers alone). KEYS: for the key then the team,
-/// `rpm, tpm, inflight, tpd:{day}, upm:{month}`. ARGV: id, tokens, nano-dollars, safety TTL
-/// (ms), day and month expiry (unix ms), mode; then for the key then the team `rpm, tpm,
-/// max_concurrent, tokens_per_day, usd_per_month (nano-dollars)`, -1 for none; then the floors
-/// (the least a budget must have left: tokens, nano-dollars).
-/// Returns 25 integers: status (1 admitted, 0 refused, 2 peek), refusing scope (0 key, 1 team),
-/// limit (1 rpm, 2 tpm, 3 concurrency, 4 tokens/day, 5 usd/month), wait (ms), the limit's
-/// value; then for key and team, rpm and tpm: limit (-1 none), remaining, reset (ms); then
-/// for key and team: day tokens and month nano-dollars spent + reserved; then for key and
-/// team: the day tokens and month nano-dollars reserved by this admission (0: none).
+/// Admission (and, with `ARGV[7] = "peek"`, the headers alone). KEYS: for the key, the team
+/// then the user, `rpm, tpm, inflight, tpd:{day}, upm:{month}`. ARGV: id, tokens,
+/// nano-dollars, safety TTL (ms), day and month expiry (unix ms), mode; then for the key, the
+/// team and the user `rpm, tpm, max_concurrent, tokens_per_day, usd_per_month
+/// (nano-dollars)`, -1 for none (a user has budgets only, and none without a user); then the
+/// floors (the least a budget must have left: tokens, nano-dollars).
+/// Returns 35 integers: status (1 admitted, 0 refused, 2 peek), refusing scope (0 key, 1 team,
+/// 2 user), limit (1 rpm, 2 tpm, 3 concurrency, 4 tokens/day, 5 usd/month), wait (ms), the
+/// limit's value; then for key, team and user, rpm and tpm: limit (-1 none), remaining, reset
+/// (ms); then for key, team and user: day tokens and month nano-dollars spent + reserved;
+/// then for key, team and user: the day tokens and month nano-dollars reserved by this
+/// admission (0: none).
 const ADMIT_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tokens = tonumber(ARGV[2])
 local usd = tonumber(ARGV[3])
 local mode = ARGV[7]
-local floor_tokens = tonumber(ARGV[18])
-local floor_usd = tonumber(ARGV[19])
+local floor_tokens = tonumber(ARGV[23])
+local floor_usd = tonumber(ARGV[24])
 
 local function lim(s, i) return tonumber(ARGV[7 + s * 5 + i]) end
 
@@ -120,7 +123,7 @@ local function grant(key, cap, demand, floor)
   return nil
 end
 
-local grants = {0, 0, 0, 0}
+local grants = {0, 0, 0, 0, 0, 0}
 local fs, fc, fw, fcap = -1, 0, 0, 0
 local function refuse(s, code, wait, cap)
   local rank = (code >= 4) and 1 or 0
@@ -132,7 +135,7 @@ end
 
 if mode == 'admit' then
   local plans = {}
-  for s = 0, 1 do
+  for s = 0, 2 do
     local k = s * 5
     local p = {}
     local rpm, tpm, conc, tpd, upm = lim(s, 1), lim(s, 2), lim(s, 3), lim(s, 4), lim(s, 5)
@@ -159,7 +162,7 @@ if mode == 'admit' then
     plans[s] = p
   end
   if fs < 0 then
-    for s = 0, 1 do
+    for s = 0, 2 do
       local k = s * 5
       local p = plans[s]
       if p.rpm then set_tat(KEYS[k + 1], p.rpm) end
@@ -185,7 +188,7 @@ end
 local st = 2
 if mode == 'admit' then st = (fs < 0) and 1 or 0 end
 local out = {st, fs, fc, math.ceil(fw / 1000), fcap}
-for s = 0, 1 do
+for s = 0, 2 do
   for i = 1, 2 do
     local l, r, reset = status(KEYS[s * 5 + i], lim(s, i))
     out[#out + 1] = l
@@ -193,18 +196,19 @@ for s = 0, 1 do
     out[#out + 1] = reset
   end
 end
-for s = 0, 1 do
+for s = 0, 2 do
   out[#out + 1] = used(KEYS[s * 5 + 4], lim(s, 4))
   out[#out + 1] = used(KEYS[s * 5 + 5], lim(s, 5))
 end
-for i = 1, 4 do out[#out + 1] = grants[i] end
+for i = 1, 6 do out[#out + 1] = grants[i] end
 return out
 "#;
 
-/// Settle. KEYS: for the key then the team, `rpm, tpm, inflight, tpd:{admitted}, tpd:{now},
-/// upm:{admitted}, upm:{now}`. ARGV: id, refund (1/0), tokens used, nano-dollars used, day and
-/// month expiry (unix ms); then for the key then the team: rpm taken (its limit, or -1), tpm
-/// limit (-1 none), tokens reserved from it, in flight (1/0), day and month reservations.
+/// Settle. KEYS: for the key, the team then the user, `rpm, tpm, inflight, tpd:{admitted},
+/// tpd:{now}, upm:{admitted}, upm:{now}`. ARGV: id, refund (1/0), tokens used, nano-dollars
+/// used, day and month expiry (unix ms); then for the key, the team and the user: rpm taken
+/// (its limit, or -1), tpm limit (-1 none), tokens reserved from it, in flight (1/0), day and
+/// month reservations.
 const SETTLE_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -234,7 +238,7 @@ local function budget(admitted, current, reserved, spent, expire)
   end
 end
 
-for s = 0, 1 do
+for s = 0, 2 do
   local k = s * 7
   local a = 6 + s * 6
   local rpm, tpm, reserved = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
@@ -436,16 +440,18 @@ impl Shared {
         });
     }
 
-    /// Runs the admission script for `key` of `team`.
+    /// Runs the admission script for `who`.
     pub(crate) async fn admit(
         &self,
-        key: &Key,
-        team: &Team,
+        who: &Who<'_>,
         need: Need,
         periods: Periods,
     ) -> Result<Result<Granted, Refused>, SharedError> {
-        let (id, reply) = self.run_admit("admit", key, team, need, periods).await?;
-        let reply = Reply::parse(&reply)?;
+        let (id, reply) = self.run_admit("admit", who, need, periods).await?;
+        let mut reply = Reply::parse(&reply)?;
+        let (usd, tokens) = budget_left(who, &reply.budgets);
+        reply.headers.budget_usd_left = usd;
+        reply.headers.budget_tokens_left = tokens;
         if reply.status != 1 {
             return Ok(Err(Box::new((
                 reply.refusal(need, periods)?,
@@ -453,8 +459,9 @@ impl Shared {
             ))));
         }
         let holds = [
-            hold(&key.limits, need, reply.grants[0]),
-            hold(&team.limits, need, reply.grants[1]),
+            hold(&who.key.limits, need, reply.grants[0]),
+            hold(&who.team.limits, need, reply.grants[1]),
+            hold(user_limits(who), need, reply.grants[2]),
         ];
         Ok(Ok(Granted {
             periods,
@@ -472,23 +479,38 @@ impl Shared {
         team: &Team,
         periods: Periods,
     ) -> Result<RateHeaders, SharedError> {
+        let who = Who {
+            key,
+            team,
+            user: None,
+        };
         let (_, reply) = self
-            .run_admit("peek", key, team, Need::default(), periods)
+            .run_admit("peek", &who, Need::default(), periods)
             .await?;
-        Ok(Reply::parse(&reply)?.headers)
+        let reply = Reply::parse(&reply)?;
+        let (usd, tokens) = budget_left(&who, &reply.budgets);
+        Ok(RateHeaders {
+            budget_usd_left: usd,
+            budget_tokens_left: tokens,
+            ..reply.headers
+        })
     }
 
     async fn run_admit(
         &self,
         mode: &str,
-        key: &Key,
-        team: &Team,
+        who: &Who<'_>,
         need: Need,
         periods: Periods,
     ) -> Result<(String, Vec<i64>), SharedError> {
         let id = format!("{:032x}", rand::random::<u128>());
         let mut call = self.admit.prepare_invoke();
-        for (scope, name) in [(Scope::Key, &key.id), (Scope::Team, &team.name)] {
+        let names = [
+            (Scope::Key, who.key.id.as_str()),
+            (Scope::Team, who.team.name.as_str()),
+            (Scope::User, who.user.unwrap_or("-")),
+        ];
+        for (scope, name) in names {
             let base = base_key(scope, name);
             call.key(format!("{base}:rpm"))
                 .key(format!("{base}:tpm"))
@@ -503,7 +525,7 @@ impl Shared {
             .arg(expiry_ms(Period::Day, periods))
             .arg(expiry_ms(Period::Month, periods))
             .arg(mode);
-        for limits in [&key.limits, &team.limits] {
+        for limits in [&who.key.limits, &who.team.limits, user_limits(who)] {
             call.arg(opt(limits.rpm.map(u64::from)))
                 .arg(opt(limits.tpm.map(u64::from)))
                 .arg(opt(limits.max_concurrent.map(u64::from)))
@@ -515,19 +537,86 @@ impl Shared {
         Ok((id, reply))
     }
 
-    /// Runs the settle script of an admission.
+    /// What every key and team with a budget has spent and reserved in the current day and
+    /// month, read in one pipelined round trip (`HMGET spent reserved` of each budget hash),
+    /// within the call timeout: the gauges of a scrape.
+    pub(crate) async fn budgets(
+        &self,
+        config: &Config,
+        periods: Periods,
+    ) -> Result<Spending, SharedError> {
+        let mut pipe = redis::pipe();
+        let mut asked: Vec<((Scope, String), Period)> = Vec::new();
+        let keys = config.keys.iter().map(|k| (Scope::Key, &k.id, &k.limits));
+        let teams = config
+            .teams
+            .iter()
+            .map(|t| (Scope::Team, &t.name, &t.limits));
+        for (scope, name, limits) in keys.chain(teams) {
+            let base = base_key(scope, name);
+            if limits.tokens_per_day.is_some() {
+                pipe.cmd("HMGET")
+                    .arg(format!("{base}:tpd:{}", periods.day))
+                    .arg("spent")
+                    .arg("reserved");
+                asked.push(((scope, name.clone()), Period::Day));
+            }
+            if limits.usd_per_month.is_some() {
+                pipe.cmd("HMGET")
+                    .arg(format!("{base}:upm:{}", periods.month))
+                    .arg("spent")
+                    .arg("reserved");
+                asked.push(((scope, name.clone()), Period::Month));
+            }
+        }
+        let mut out = Spending::new();
+        if asked.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.connection()?;
+        let replies: Vec<(Option<u64>, Option<u64>)> = tokio::time::timeout(
+            self.call_timeout.max(PROBE_TIMEOUT),
+            pipe.query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| SharedError::Timeout)??;
+        for ((who, period), (spent, reserved)) in asked.into_iter().zip(replies) {
+            let entry = out.entry(who).or_default();
+            let budget = match period {
+                Period::Day => &mut entry.0,
+                Period::Month => &mut entry.1,
+            };
+            *budget = Budget {
+                period: match period {
+                    Period::Day => periods.day,
+                    Period::Month => periods.month,
+                },
+                spent: spent.unwrap_or(0),
+                reserved: reserved.unwrap_or(0),
+            };
+        }
+        Ok(out)
+    }
+
+    /// Runs the settle script of an admission: `names` are the key's id, the team's name and
+    /// the user's `memory::user_id` (`-` without a user, whose hold then holds nothing).
     pub(crate) async fn settle(
         &self,
         id: &str,
-        names: [&String; 2],
-        holds: &[Hold; 2],
+        names: [&str; 3],
+        holds: &[Hold; 3],
         admitted: Periods,
         now: Duration,
         used: Option<Need>,
     ) -> Result<(), SharedError> {
         let current = Periods::at(now);
         let mut call = self.settle.prepare_invoke();
-        for (scope, name) in [(Scope::Key, names[0]), (Scope::Team, names[1])] {
+        let names = [
+            (Scope::Key, names[0]),
+            (Scope::Team, names[1]),
+            (Scope::User, names[2]),
+        ];
+        for (scope, name) in names {
             let base = base_key(scope, name);
             call.key(format!("{base}:rpm"))
                 .key(format!("{base}:tpm"))
@@ -587,15 +676,49 @@ fn opt(v: Option<u64>) -> i64 {
     v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// `switchyard:{k|t}:{name}`, the name escaped so that no two names share a key.
-fn base_key(scope: Scope, name: &str) -> String {
+/// `switchyard:{k|t|u}:{name}`, the name escaped so that no two names share a key (a user's
+/// name is its `memory::user_id`, escaped already).
+pub(crate) fn base_key(scope: Scope, name: &str) -> String {
     let s = match scope {
         Scope::Key => 'k',
         Scope::Team => 't',
+        Scope::User => 'u',
     };
     let mut out = format!("switchyard:{s}:");
-    push_key_part(&mut out, name);
+    match scope {
+        Scope::User => out.push_str(name),
+        Scope::Key | Scope::Team => push_key_part(&mut out, name),
+    }
     out
+}
+
+/// The least left of the money budgets and of the token budgets of `who`, from what each has
+/// spent and reserved (`budgets`: key, team, user).
+fn budget_left(who: &Who<'_>, budgets: &[(u64, u64); 3]) -> (Option<u64>, Option<u64>) {
+    let limits = [&who.key.limits, &who.team.limits, user_limits(who)];
+    let mut usd: Option<u64> = None;
+    let mut tokens: Option<u64> = None;
+    for (limits, (day, month)) in limits.into_iter().zip(budgets) {
+        if let Some(cap) = limits.tokens_per_day {
+            let left = cap.saturating_sub(*day);
+            tokens = Some(tokens.map_or(left, |t| t.min(left)));
+        }
+        if let Some(cap) = limits.usd_per_month.map(money_cap) {
+            let left = cap.saturating_sub(*month);
+            usd = Some(usd.map_or(left, |u| u.min(left)));
+        }
+    }
+    (usd, tokens)
+}
+
+/// The limits of the user scope of an admission: its team's per-user budgets, none without
+/// a user.
+fn user_limits<'a>(who: &Who<'a>) -> &'a Limits {
+    static NONE: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    match who.user {
+        Some(_) => &who.team.user_limits,
+        None => NONE.get_or_init(Limits::default),
+    }
 }
 
 /// Appends `name` to a Redis key, `%`, `:` and braces escaped, so that no two names share a
@@ -648,14 +771,14 @@ struct Reply {
     wait_ms: i64,
     cap: i64,
     headers: RateHeaders,
-    budgets: [(u64, u64); 2],
-    /// What this admission reserved from the day and month budgets, for key and team.
-    grants: [(u64, u64); 2],
+    budgets: [(u64, u64); 3],
+    /// What this admission reserved from the day and month budgets, for key, team and user.
+    grants: [(u64, u64); 3],
 }
 
 impl Reply {
     fn parse(v: &[i64]) -> Result<Reply, SharedError> {
-        if v.len() < 25 {
+        if v.len() < 35 {
             return Err(SharedError::Reply(format!("{} values", v.len())));
         }
         let status = |at: usize| {
@@ -676,18 +799,18 @@ impl Reply {
             wait_ms: v[3],
             cap: v[4],
             headers: key.tighter(team),
-            budgets: [(n(17), n(18)), (n(19), n(20))],
-            grants: [(n(21), n(22)), (n(23), n(24))],
+            budgets: [(n(23), n(24)), (n(25), n(26)), (n(27), n(28))],
+            grants: [(n(29), n(30)), (n(31), n(32)), (n(33), n(34))],
         })
     }
 
     /// The refusal this reply tells of; for a budget, what `need` needed at least and what
     /// the refusing entity's budget had left (its cap less its `used`, from `budgets`).
     fn refusal(&self, need: Need, periods: Periods) -> Result<Refusal, SharedError> {
-        let scope = if self.scope == 1 {
-            Scope::Team
-        } else {
-            Scope::Key
+        let scope = match self.scope {
+            1 => Scope::Team,
+            2 => Scope::User,
+            _ => Scope::Key,
         };
         let wait = Duration::from_millis(self.wait_ms.max(0).unsigned_abs());
         let (limit, retry_after) = match self.code {
@@ -705,7 +828,11 @@ impl Reply {
             other => return Err(SharedError::Reply(format!("limit code {other}"))),
         };
         let cap = self.cap.max(0).unsigned_abs();
-        let (day_used, month_used) = self.budgets[usize::from(scope == Scope::Team)];
+        let (day_used, month_used) = self.budgets[match scope {
+            Scope::Key => 0,
+            Scope::Team => 1,
+            Scope::User => 2,
+        }];
         let (needed, left) = match limit {
             LimitKind::TokensPerDay => (need.floor_tokens, cap.saturating_sub(day_used)),
             LimitKind::UsdPerMonth => (need.floor_usd_nanos, cap.saturating_sub(month_used)),

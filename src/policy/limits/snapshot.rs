@@ -31,6 +31,10 @@ struct Snapshot {
     version: u32,
     keys: BTreeMap<String, Saved>,
     teams: BTreeMap<String, Saved>,
+    /// End users of teams with per-user budgets, by `memory::user_id` (`team:user`, each
+    /// escaped). Absent from files written before per-user budgets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    users: BTreeMap<String, Saved>,
 }
 
 /// One key's or team's spending: the day and month it is for, and what was spent in each.
@@ -119,6 +123,7 @@ fn encode(budgets: Vec<(Scope, String, Budget, Budget)>) -> io::Result<Vec<u8>> 
         match scope {
             Scope::Key => snapshot.keys.insert(name, saved),
             Scope::Team => snapshot.teams.insert(name, saved),
+            Scope::User => snapshot.users.insert(name, saved),
         };
     }
     serde_json::to_vec_pretty(&snapshot).map_err(io::Error::other)
@@ -146,7 +151,11 @@ fn restored(snapshot: Snapshot) -> Restored {
         .teams
         .into_iter()
         .map(|(name, s)| ((Scope::Team, name), budgets(s)));
-    keys.chain(teams).collect()
+    let users = snapshot
+        .users
+        .into_iter()
+        .map(|(name, s)| ((Scope::User, name), budgets(s)));
+    keys.chain(teams).chain(users).collect()
 }
 
 /// Replaces `path` with `bytes` so that a crash at any point leaves either the old file or the

@@ -97,6 +97,16 @@ impl Rig {
         self.limiter.admit(k, t, demand).await
     }
 
+    /// A request of key `a` as end user `user`.
+    async fn admit_user(&self, user: Option<&str>, tokens: u64) -> Result<Admission, Rejection> {
+        let (k, t) = self.key("a");
+        let demand = Demand {
+            tokens,
+            ..Demand::default()
+        };
+        self.limiter.admit_for(k, t, user, demand).await
+    }
+
     async fn peek(&self, id: &str) -> RateHeaders {
         let (k, t) = self.key(id);
         self.limiter.peek_headers(k, t).await
@@ -586,6 +596,80 @@ async fn a_restart_keeps_the_days_spent_budget() {
     drop(rig.limiter);
     let rig = Rig::in_dir(cfg(), dir, Duration::from_secs(NOON + DAY));
     rig.admit("a", 500).await.expect("a new day");
+}
+
+/// Per-user budgets: each user of the team has its own; the key's and the team's still bind;
+/// a request without a user is not held to them; users survive two restarts in a row (one
+/// that did not come back in between included); the headers tell the least left.
+#[tokio::test]
+async fn a_users_budget_binds_that_user_alone_and_survives_restarts() {
+    let cfg = || two_keys("user_tokens_per_day = 300\ntokens_per_day = 1000", "");
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::in_dir(cfg(), dir, Duration::from_secs(NOON));
+    let alice = rig
+        .admit_user(Some("alice"), 250)
+        .await
+        .expect("250 of 300");
+    assert_eq!(
+        alice.headers().budget_tokens_left,
+        Some(50),
+        "alice's 300 less 250"
+    );
+    rig.limiter.settle(alice, spent(250)).await;
+    let refused = rig.admit_user(Some("alice"), 51).await.unwrap_err();
+    assert_eq!(
+        (refused.scope, refused.limit),
+        (Scope::User, LimitKind::TokensPerDay)
+    );
+    let message = refused.to_error().to_string();
+    assert!(message.contains("user `alice` of team `t`"), "{message}");
+    let bob = rig
+        .admit_user(Some("bob"), 300)
+        .await
+        .expect("bob has his own");
+    rig.limiter.settle(bob, spent(300)).await;
+    let nobody = rig
+        .admit_user(None, 400)
+        .await
+        .expect("the team's 450 left");
+    rig.limiter.settle(nobody, spent(400)).await;
+    let carol = rig.admit_user(Some("carol"), 51).await.unwrap_err();
+    assert_eq!(
+        carol.scope,
+        Scope::Team,
+        "the team's 1000 bind its users too"
+    );
+
+    // Restart (with a larger team budget); only alice comes back; restart again: bob's day
+    // is not forgotten.
+    let more = || two_keys("user_tokens_per_day = 300\ntokens_per_day = 5000", "");
+    let dir = rig._dir;
+    drop(rig.limiter);
+    let rig = Rig::in_dir(more(), dir, Duration::from_secs(NOON + 60));
+    let refused = rig.admit_user(Some("alice"), 51).await.unwrap_err();
+    assert_eq!(
+        refused.scope,
+        Scope::User,
+        "alice's 250 survived the restart"
+    );
+    let fifty = rig
+        .admit_user(Some("alice"), 50)
+        .await
+        .expect("her 50 left");
+    rig.limiter.settle(fifty, None).await;
+    rig.limiter.flush();
+    let dir = rig._dir;
+    drop(rig.limiter);
+    let rig = Rig::in_dir(more(), dir, Duration::from_secs(NOON + 120));
+    let refused = rig.admit_user(Some("bob"), 1).await.unwrap_err();
+    assert_eq!(
+        refused.scope,
+        Scope::User,
+        "bob's 300 survived two restarts"
+    );
+    rig.admit_user(Some("carol"), 300)
+        .await
+        .expect("carol spent nothing");
 }
 
 #[tokio::test]
