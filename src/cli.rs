@@ -120,6 +120,9 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
                     ""
                 }
             );
+            for line in credential_sources(&c, offline) {
+                println!("{line}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -127,6 +130,29 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Which credentials each cloud provider will use, one line each (never a secret): the
+/// source its first token came from; offline, what would be looked up.
+fn credential_sources(c: &Config, offline: bool) -> Vec<String> {
+    c.providers
+        .iter()
+        .filter_map(|p| {
+            let google = p.google.as_ref()?;
+            let source = match (&google.tokens, &google.credentials_file) {
+                (Some(tokens), _) => tokens.source().to_string(),
+                (None, Some(file)) if offline => format!(
+                    "service-account key file {} (credentials_file; not read offline)",
+                    file.display()
+                ),
+                (None, _) => "Application Default Credentials (not looked up offline)".to_string(),
+            };
+            Some(format!(
+                "provider {:?}: Google credentials: {source}",
+                p.name
+            ))
+        })
+        .collect()
 }
 
 /// Every error on its own line (`file:line: path: reason`), then their count.

@@ -139,7 +139,7 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: Spanned<String>,
-    /// `openai | azure | anthropic | gemini | mock`; kept a string so an unknown kind is
+    /// `openai | azure | anthropic | gemini | vertex | mock`; kept a string so an unknown kind is
     /// reported by validation with its line and the list of known kinds.
     pub kind: Spanned<String>,
     pub base_url: Option<Spanned<String>>,
@@ -159,6 +159,12 @@ pub struct Provider {
     /// Client headers forwarded besides the vendor's own list: names or `prefix*`.
     #[serde(default)]
     pub forward_headers: Vec<Spanned<String>>,
+    /// Vertex only: the Google Cloud project id.
+    pub project: Option<Spanned<String>>,
+    /// Vertex only: the location (`us-east5`, `europe-west1`, `global`).
+    pub location: Option<Spanned<String>>,
+    /// Vertex only: a Google credentials JSON file (service-account key or authorized user).
+    pub credentials_file: Option<Spanned<String>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

@@ -8,7 +8,8 @@
 //!   OpenAI-compatible servers and the built-in `mock` on translated routes);
 //! - [`openai_responses`]: the Responses API (the `/v1/responses` door, and OpenAI behind it);
 //! - [`anthropic`]: Anthropic Messages;
-//! - [`gemini`]: Gemini `generateContent`.
+//! - [`gemini`]: Gemini `generateContent`;
+//! - [`vertex`]: what Vertex AI adds for Claude (its `anthropic_version`, the betas it serves).
 //!
 //! What a rule does with a request that breaks it, in this order of preference:
 //!
@@ -35,6 +36,7 @@ pub(crate) mod anthropic;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
+pub(crate) mod vertex;
 
 use std::borrow::Cow;
 

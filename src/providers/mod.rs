@@ -2,7 +2,7 @@
 //! it speaks, and how its errors are rewrapped.
 //!
 //! A vendor kind is a module implementing [`Vendor`] ([`openai`], [`azure`], [`anthropic`],
-//! [`gemini`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
+//! [`gemini`], [`vertex`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
 //! [`ProviderKind`] is turned into its vendor: adding a kind is adding its file, its
 //! `ProviderKind` variant and a line there. The free functions below are what the rest of the
 //! gateway calls; each asks the provider's vendor. Requests in another dialect than the
@@ -16,6 +16,7 @@ pub(crate) mod mock;
 pub(crate) mod openai;
 pub(crate) mod retry_hint;
 pub(crate) mod vendor;
+pub mod vertex;
 
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::Dialect;
@@ -48,6 +49,7 @@ pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
         ProviderKind::Azure => &azure::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::Vertex => &vertex::Vertex,
         ProviderKind::Mock => &mock::Mock,
     }
 }
@@ -314,6 +316,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: forward,
+            google: None,
         };
         let mut client =
             pingora::http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
@@ -463,6 +466,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            google: None,
         };
         let client = pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
         let head =
@@ -486,6 +490,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            google: None,
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -515,6 +520,7 @@ mod tests {
             default_max_tokens: None,
             chat_only: false,
             forward_headers: Vec::new(),
+            google: None,
         };
         let path = |kind, version| {
             upstream_path(&provider(kind, version), "dep", true, Operation::Respond)
@@ -546,12 +552,15 @@ mod tests {
             .iter()
             .map(|k| vendor(*k).name())
             .collect();
-        assert_eq!(names, ["openai", "azure", "anthropic", "gemini", "mock"]);
+        assert_eq!(
+            names,
+            ["openai", "azure", "anthropic", "gemini", "vertex", "mock"]
+        );
         let local: Vec<bool> = ProviderKind::ALL
             .iter()
             .map(|k| vendor(*k).is_local())
             .collect();
-        assert_eq!(local, [false, false, false, false, true]);
+        assert_eq!(local, [false, false, false, false, false, true]);
         assert!(ProviderKind::ALL
             .iter()
             .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));

@@ -12,7 +12,9 @@ use toml::Spanned;
 use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Mode, Result, Source};
 use crate::config::raw;
-use crate::config::{HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream};
+use crate::config::{
+    GoogleCloud, HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream,
+};
 use crate::providers::{self, vendor::ConfigFields, vendor::Need};
 
 /// The providers that passed, by their position in the file, and the key files they read.
@@ -100,6 +102,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             (key, None, Some(path))
         }
     };
+    let google = google(src, path, p, kind, &name)?;
     let vendor = providers::vendor(kind);
     let upstream = match (&p.base_url, vendor.fields().base_url) {
         (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
@@ -132,6 +135,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         default_max_tokens,
         chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
         forward_headers,
+        google,
     };
     Ok((provider, api_key_file))
 }
@@ -239,6 +243,24 @@ fn check_kind_fields(
             format!("a {kind_name} provider has no upstream to forward headers to"),
         ));
     }
+    if !takes.google {
+        for (value, name) in [
+            (&p.project, "project"),
+            (&p.location, "location"),
+            (&p.credentials_file, "credentials_file"),
+        ] {
+            if let Some(v) = value {
+                return Err(src.at(
+                    v,
+                    &field(name),
+                    format!(
+                        "{name} applies only to {}, not {kind_name:?}",
+                        kinds_taking(|f| f.google)
+                    ),
+                ));
+            }
+        }
+    }
     if let (Some(v), false) = (&p.default_max_tokens, takes.default_max_tokens) {
         return Err(src.at(
             v,
@@ -250,6 +272,67 @@ fn check_kind_fields(
         ));
     }
     Ok(())
+}
+
+/// A Google Cloud kind's `project`, `location` and `credentials_file` (`None` for other
+/// kinds, which [`check_kind_fields`] refuses them on). `project` and `location` are
+/// required; `location` goes into the endpoint's host name. Online, the credentials are
+/// found ([`providers::vertex::auth::find`]) and the first access token fetched now, so that
+/// a missing or unusable credential fails the load, not the first request; offline neither.
+fn google(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    kind: ProviderKind,
+    name: &str,
+) -> Result<Option<GoogleCloud>> {
+    use providers::vertex::{auth, is_location};
+    if !providers::vendor(kind).fields().google {
+        return Ok(None);
+    }
+    let field = |n: &str| format!("{path}.{n}");
+    let kind_name = p.kind.get_ref();
+    let required = |v: &Option<Spanned<String>>, n: &str| match v {
+        Some(v) => non_blank(src, v, &field(n)),
+        None => Err(src.at(
+            &p.kind,
+            &field(n),
+            format!("kind = {kind_name:?} requires {n}"),
+        )),
+    };
+    let project = required(&p.project, "project")?;
+    let location = required(&p.location, "location")?;
+    if let Some(at) = &p.location {
+        if !is_location(&location) {
+            return Err(src.at(
+                at,
+                &field("location"),
+                format!(
+                    "{location:?} is not a Google Cloud location (like \"us-east5\" or \"global\")"
+                ),
+            ));
+        }
+    }
+    let credentials_file = opt(p.credentials_file.as_ref(), |v| {
+        non_blank(src, v, &field("credentials_file"))
+    })?
+    .map(PathBuf::from);
+    let tokens = if src.online() {
+        let at = p.credentials_file.as_ref().map_or(&p.name, |f| f);
+        let source = auth::find(credentials_file.as_deref())
+            .map_err(|e| src.at(at, &field("credentials_file"), e))?;
+        let tokens = auth::Tokens::start(name, source)
+            .map_err(|e| src.at(at, &field("credentials_file"), e))?;
+        Some(tokens)
+    } else {
+        None
+    };
+    Ok(Some(GoogleCloud {
+        project,
+        location,
+        credentials_file,
+        tokens,
+    }))
 }
 
 /// `forward_headers`: each entry a header name (RFC 9110 token characters, any case, kept
@@ -602,9 +685,12 @@ mod tests {
         assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
             kinds_taking(|f| f.base_url != Need::Refused),
-            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\""
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\" or \"vertex\""
         );
-        assert_eq!(kind_names(), "openai, azure, anthropic, gemini or mock");
+        assert_eq!(
+            kind_names(),
+            "openai, azure, anthropic, gemini, vertex or mock"
+        );
         assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
         assert_eq!(provider_kind("bedrock"), None);
     }
