@@ -54,3 +54,4 @@ mod usage_metrics;
 mod vendor_errors;
 mod vendor_rules;
 mod vendor_state_store;
+mod vertex;
