@@ -147,7 +147,8 @@ fn provider_kind(s: &str) -> Option<ProviderKind> {
         .find(|k| providers::vendor(*k).name() == s)
 }
 
-/// The kind names as a config error lists them: `openai, azure, anthropic, gemini or mock`.
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini, vertex or
+/// mock`.
 fn kind_names() -> String {
     let names: Vec<&str> = ProviderKind::ALL
         .iter()
@@ -677,6 +678,66 @@ mod tests {
             &url("http://no-such-host.invalid/v1"),
             path,
             "cannot resolve host no-such-host.invalid:80",
+        );
+    }
+
+    #[test]
+    fn vertex_takes_a_project_and_a_location() {
+        let vertex = |fields: &str| {
+            format!("[[providers]]\nname = \"vx\"\nkind = \"vertex\" # <-\n{fields}")
+        };
+        rejects(
+            &vertex("location = \"us-east5\"\n"),
+            "providers[0].project",
+            "kind = \"vertex\" requires project",
+        );
+        rejects(
+            &vertex("project = \"p\"\n"),
+            "providers[0].location",
+            "kind = \"vertex\" requires location",
+        );
+        let bad = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"us east\" # <-\n";
+        rejects(
+            bad,
+            "providers[0].location",
+            "is not a Google Cloud location",
+        );
+        let blank = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\ncredentials_file = \" \" # <-\n";
+        rejects(blank, "providers[0].credentials_file", "must not be empty");
+        let keyed = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\napi_key_env = \"K\" # <-\n";
+        rejects(keyed, "providers[0].api_key_env", "takes no api_key_env");
+        let elsewhere = "[[providers]]\nname = \"g\"\nkind = \"gemini\"\nbase_url = \"http://127.0.0.1\"\nproject = \"p\" # <-\n";
+        rejects(
+            elsewhere,
+            "providers[0].project",
+            "project applies only to kind = \"vertex\", not \"gemini\"",
+        );
+
+        // Offline: no credentials are read; the endpoint is made from the location.
+        let ok = |location: &str| {
+            let text = format!("[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"my-project\"\nlocation = \"{location}\"\ncredentials_file = \"/no/such/key.json\"\n");
+            super::super::check_str(&text, Path::new(FILE), super::super::Mode::Offline).unwrap()
+        };
+        let c = ok("europe-west1");
+        let p = c.provider(0);
+        let up = p.upstream.as_ref().unwrap();
+        assert_eq!(
+            (up.host.as_str(), up.port, up.tls),
+            ("europe-west1-aiplatform.googleapis.com", 443, true)
+        );
+        let google = p.google.as_ref().unwrap();
+        assert_eq!(
+            (google.project.as_str(), google.location.as_str()),
+            ("my-project", "europe-west1")
+        );
+        assert_eq!(
+            google.credentials_file,
+            Some(PathBuf::from("/no/such/key.json"))
+        );
+        assert!(google.tokens.is_none());
+        assert_eq!(
+            ok("global").provider(0).upstream.as_ref().unwrap().host,
+            "aiplatform.googleapis.com"
         );
     }
 

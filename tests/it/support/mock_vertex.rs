@@ -392,7 +392,7 @@ fn admit(
     location: &str,
     publisher: &str,
     model: &str,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -400,24 +400,24 @@ fn admit(
     let now = Instant::now();
     let current = bearer.is_some_and(|b| s.tokens.iter().any(|(t, until)| t == b && *until > now));
     if !current {
-        return Err(google_error(401, "UNAUTHENTICATED",
-            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."));
+        return Err(Box::new(google_error(401, "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.")));
     }
     let resource =
         format!("projects/{project}/locations/{location}/publishers/{publisher}/models/{model}");
     if project != VERTEX_PROJECT || s.deny {
-        return Err(google_error(403, "PERMISSION_DENIED", &format!(
-            "Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/{resource}' (or it may not exist).")));
+        return Err(Box::new(google_error(403, "PERMISSION_DENIED", &format!(
+            "Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/{resource}' (or it may not exist)."))));
     }
     if location != s.location {
-        return Err(google_error(
+        return Err(Box::new(google_error(
             400,
             "INVALID_ARGUMENT",
             &format!(
                 "Location {location} is not served by this endpoint ({}).",
                 s.location
             ),
-        ));
+        )));
     }
     let want = if model.starts_with("claude-") {
         "anthropic"
@@ -426,15 +426,17 @@ fn admit(
     };
     let served = s.models.as_ref().is_none_or(|m| m.contains(model));
     if publisher != want || !served {
-        return Err(google_error(404, "NOT_FOUND", &format!(
-            "Publisher Model `{resource}` was not found or your project does not have access to it.")));
+        return Err(Box::new(google_error(404, "NOT_FOUND", &format!(
+            "Publisher Model `{resource}` was not found or your project does not have access to it."))));
     }
     if let Some(delay) = &s.throttle {
-        return Err(Response::builder()
-            .status(429)
-            .header("content-type", "application/json")
-            .body(Body::from(gemini_retry_info_body(delay)))
-            .unwrap());
+        return Err(Box::new(
+            Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .body(Body::from(gemini_retry_info_body(delay)))
+                .unwrap(),
+        ));
     }
     Ok(())
 }
@@ -459,7 +461,7 @@ async fn model(
         )
     };
     let answer = match admitted {
-        Err(r) => r,
+        Err(r) => *r,
         Ok(()) => match (publisher.as_str(), method) {
             ("google", "generateContent" | "streamGenerateContent") => {
                 gemini_call(&gemini, model, method, query.as_deref(), &body).await
