@@ -291,6 +291,18 @@ async fn messages_to_vertex_claude_keep_cache_marks_and_thinking() {
     assert_eq!(sent, want, "the body arrives as the client wrote it");
     // What the Anthropic mock behind Vertex validated: the same, with `model` from the path.
     assert_eq!(vx.anthropic.last().json()["model"], model);
+
+    // Token counting on a Vertex Claude route is the gateway's estimate: Vertex is not called.
+    let before = vx.requests().len();
+    let mut count = body.clone();
+    for k in ["max_tokens", "stream"] {
+        count.as_object_mut().unwrap().remove(k);
+    }
+    let (status, _, text) = post(&gw, "/v1/messages/count_tokens", &count).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(vx.requests().len(), before);
 }
 
 /// `/v1/embeddings` → Vertex's `:predict`: one instance per input, the vectors back in
