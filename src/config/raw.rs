@@ -163,7 +163,7 @@ pub struct Provider {
     pub project: Option<Spanned<String>>,
     /// Vertex only: the location (`us-east5`, `europe-west1`, `global`).
     pub location: Option<Spanned<String>>,
-    /// Vertex only: a Google credentials JSON file (service-account key or authorized user).
+    /// Vertex only: a service-account key file (JSON); absent: Application Default Credentials.
     pub credentials_file: Option<Spanned<String>>,
 }
 

@@ -35,7 +35,8 @@ pub enum Operation {
     /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
     /// the gateway's estimate).
     CountTokens,
-    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`).
+    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`, `vertex` through
+    /// `:predict`).
     Embed,
     /// A Responses API call: `openai`/`azure` serve their own `/responses`; other vendors
     /// generate through their usual endpoint, the request translated.

@@ -102,7 +102,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             (key, None, Some(path))
         }
     };
-    let google = google(src, path, p, kind, &name)?;
+    let mut google = google(src, path, p, kind)?;
     let vendor = providers::vendor(kind);
     let upstream = match (&p.base_url, vendor.fields().base_url) {
         (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
@@ -124,6 +124,10 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             ))
         }
     };
+    if let Some(google) = &mut google {
+        // Last: online, this fetches the first access token (a thread of its own thereafter).
+        google.tokens = google_tokens(src, path, p, &name, google.credentials_file.as_deref())?;
+    }
     let provider = Provider {
         name,
         kind,
@@ -276,18 +280,15 @@ fn check_kind_fields(
 }
 
 /// A Google Cloud kind's `project`, `location` and `credentials_file` (`None` for other
-/// kinds, which [`check_kind_fields`] refuses them on). `project` and `location` are
-/// required; `location` goes into the endpoint's host name. Online, the credentials are
-/// found ([`providers::vertex::auth::find`]) and the first access token fetched now, so that
-/// a missing or unusable credential fails the load, not the first request; offline neither.
+/// kinds, which [`check_kind_fields`] refuses them on), its tokens not started yet
+/// ([`google_tokens`]). `project` and `location` are required; `location` goes into the
+/// endpoint's host name.
 fn google(
     src: &Source,
     path: &str,
     p: &raw::Provider,
     kind: ProviderKind,
-    name: &str,
 ) -> Result<Option<GoogleCloud>> {
-    use providers::vertex::{auth, is_location};
     if !providers::vendor(kind).fields().google {
         return Ok(None);
     }
@@ -304,7 +305,7 @@ fn google(
     let project = required(&p.project, "project")?;
     let location = required(&p.location, "location")?;
     if let Some(at) = &p.location {
-        if !is_location(&location) {
+        if !providers::vertex::is_location(&location) {
             return Err(src.at(
                 at,
                 &field("location"),
@@ -318,22 +319,34 @@ fn google(
         non_blank(src, v, &field("credentials_file"))
     })?
     .map(PathBuf::from);
-    let tokens = if src.online() {
-        let at = p.credentials_file.as_ref().map_or(&p.name, |f| f);
-        let source = auth::find(credentials_file.as_deref())
-            .map_err(|e| src.at(at, &field("credentials_file"), e))?;
-        let tokens = auth::Tokens::start(name, source)
-            .map_err(|e| src.at(at, &field("credentials_file"), e))?;
-        Some(tokens)
-    } else {
-        None
-    };
     Ok(Some(GoogleCloud {
         project,
         location,
         credentials_file,
-        tokens,
+        tokens: None,
     }))
+}
+
+/// Online, the provider's credentials found ([`providers::vertex::auth::find`]) and its first
+/// access token fetched now, so that a missing or unusable credential fails the load, not the
+/// first request (the error at `credentials_file`, or the provider's name when none is
+/// given); offline, nothing.
+fn google_tokens(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    name: &str,
+    credentials_file: Option<&std::path::Path>,
+) -> Result<Option<Arc<providers::vertex::auth::Tokens>>> {
+    use providers::vertex::auth;
+    if !src.online() {
+        return Ok(None);
+    }
+    let at = p.credentials_file.as_ref().map_or(&p.name, |f| f);
+    let field = format!("{path}.credentials_file");
+    let source = auth::find(credentials_file).map_err(|e| src.at(at, &field, e))?;
+    let tokens = auth::Tokens::start(name, source).map_err(|e| src.at(at, &field, e))?;
+    Ok(Some(tokens))
 }
 
 /// `forward_headers`: each entry a header name (RFC 9110 token characters, any case, kept

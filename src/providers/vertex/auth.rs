@@ -199,6 +199,19 @@ impl Tokens {
         }
     }
 
+    /// Tokens that hold `secret` until `expires`, with no thread (for tests).
+    #[cfg(test)]
+    pub(crate) fn fixed(secret: &str, expires: SystemTime) -> Tokens {
+        Tokens {
+            source: Source::MetadataServer,
+            current: ArcSwapOption::from_pointee(Token {
+                secret: secret.to_string(),
+                expires,
+            }),
+            _stop: tokio::sync::watch::channel(()).0,
+        }
+    }
+
     /// Where the tokens come from.
     pub fn source(&self) -> &Source {
         &self.source

@@ -92,8 +92,9 @@ impl Vendor for Vertex {
     }
 
     /// `Authorization: Bearer` with the provider's current access token ([`auth::Tokens`],
-    /// refreshed in the background, never fetched here); the client's `anthropic-beta` kept to
-    /// the betas Vertex serves.
+    /// refreshed in the background, never fetched here; none is a 502); the client's
+    /// `anthropic-beta` kept to the betas Vertex serves on a Claude path, and not sent on
+    /// another.
     fn sign(
         &self,
         provider: &Provider,
@@ -115,7 +116,12 @@ impl Vendor for Vertex {
             .map_err(|_| GatewayError::Internal("bad access token".into()))?;
         value.set_sensitive(true);
         head.headers.insert(http::header::AUTHORIZATION, value);
-        keep_vertex_betas(&mut head.headers);
+        if head.uri.path().contains("/publishers/anthropic/") {
+            keep_vertex_betas(&mut head.headers);
+        } else {
+            // Anthropic's betas mean nothing to Gemini.
+            head.headers.remove("anthropic-beta");
+        }
         Ok(())
     }
 
@@ -254,6 +260,68 @@ mod tests {
             br#"{"anthropic_version":"vertex-2023-10-16","max_tokens":1}"#
         );
         assert!(claude_body(b"[1]").is_err());
+    }
+
+    fn provider(expires: std::time::SystemTime) -> Provider {
+        Provider {
+            name: "vx".into(),
+            kind: crate::config::ProviderKind::Vertex,
+            upstream: None,
+            api_key: None,
+            api_key_env: None,
+            timeouts: Default::default(),
+            api_version: None,
+            default_max_tokens: None,
+            chat_only: false,
+            forward_headers: Vec::new(),
+            google: Some(crate::config::GoogleCloud {
+                project: "my-project".into(),
+                location: "global".into(),
+                credentials_file: None,
+                tokens: Some(std::sync::Arc::new(auth::Tokens::fixed("ya29.t", expires))),
+            }),
+        }
+    }
+
+    #[test]
+    fn requests_are_signed_with_the_current_token() {
+        use std::time::{Duration, SystemTime};
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let p = provider(later);
+        let head = |path: &str| {
+            let mut parts = http::Request::post(path).body(()).unwrap().into_parts().0;
+            parts.headers.insert(
+                "anthropic-beta",
+                "claude-code-20250219,context-1m-2025-08-07"
+                    .parse()
+                    .unwrap(),
+            );
+            parts
+        };
+        let claude = "/v1/projects/my-project/locations/global/publishers/anthropic/models/claude-x:rawPredict";
+        let mut parts = head(claude);
+        Vertex.sign(&p, &mut parts, b"{}").unwrap();
+        assert_eq!(parts.headers["authorization"], "Bearer ya29.t");
+        assert!(parts.headers["authorization"].is_sensitive());
+        assert_eq!(parts.headers["anthropic-beta"], "context-1m-2025-08-07");
+        let mut parts = head("/v1/projects/my-project/locations/global/publishers/google/models/gemini-3-pro:generateContent");
+        Vertex.sign(&p, &mut parts, b"{}").unwrap();
+        assert!(parts.headers.get("anthropic-beta").is_none());
+
+        let expired = provider(SystemTime::now() - Duration::from_secs(1));
+        let e = Vertex.sign(&expired, &mut head(claude), b"{}").unwrap_err();
+        assert_eq!(e.status(), 502);
+        assert!(e
+            .to_string()
+            .contains("provider `vx` has no current Google access token"));
+        assert_eq!(
+            Vertex.path(&p, "claude-sonnet-4-5@20250929", true, Operation::Generate),
+            "/v1/projects/my-project/locations/global/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
+        );
+        assert_eq!(
+            Vertex.path(&p, "gemini-embedding-001", false, Operation::Embed),
+            "/v1/projects/my-project/locations/global/publishers/google/models/gemini-embedding-001:predict"
+        );
     }
 
     #[test]
