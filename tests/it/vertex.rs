@@ -636,6 +636,39 @@ async fn check_names_the_credential_source_and_refuses_an_unusable_one() {
         assert!(!stdout.contains(&t));
     }
 
+    // Without credentials_file: Application Default Credentials, the environment's file first.
+    let adc = config.replace(
+        &format!("credentials_file = \"{}\"\n", vx.account.key_file.display()),
+        "",
+    );
+    assert_ne!(adc, config);
+    let adc_path = dir.path().join("adc.toml");
+    std::fs::write(&adc_path, &adc).unwrap();
+    let key_file = vx.account.key_file.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(switchyard_bin())
+            .args(["check", "--config", adc_path.to_str().unwrap()])
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file)
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "provider \"vx\": Google credentials: service-account key file {} (GOOGLE_APPLICATION_CREDENTIALS)",
+            vx.account.key_file.display()
+        )),
+        "{stdout}"
+    );
+
     vx.refuse_grants(true);
     let p = path.to_str().unwrap().to_string();
     let out = tokio::task::spawn_blocking(move || {
