@@ -684,3 +684,100 @@ async fn check_names_the_credential_source_and_refuses_an_unusable_one() {
         "{stderr}"
     );
 }
+
+/// One `[[models]]` entry over `vertex` and `anthropic` for Claude (and one over `vertex` and
+/// `gemini` for Gemini): when the Vertex route fails the other serves, and the other way; a
+/// conversation with Claude's signed thinking goes to either as it is (Anthropic: signatures
+/// are valid on every platform).
+#[tokio::test]
+async fn one_model_over_vertex_and_the_vendors_own_api() {
+    const ANTH_KEY: &str = "anth-direct-key";
+    let vx = MockVertex::start("us-east5").await;
+    let anth = MockAnthropic::start(ANTH_KEY).await;
+    let gem = MockGemini::start(GEM_KEY).await;
+    let gw = gateway(
+        ConfigBody::new()
+            .text(&vx.provider("vx", ""))
+            .provider(
+                "an",
+                "anthropic",
+                &anth.origin(),
+                "api_key_env = \"SY_VX_ANTH\"",
+            )
+            .provider("ge", "gemini", &gem.origin(), "api_key_env = \"SY_VX_GEM\"")
+            .model(
+                "claude",
+                &[
+                    ("vx", "claude-sonnet-4-5@20250929"),
+                    ("an", "claude-sonnet-4-5"),
+                ],
+            )
+            .model("gem", &[("vx", "gemini-3-pro"), ("ge", "gemini-3-pro")])
+            .text("[routing]\nmax_attempts = 2\nfailures_to_cool = 1\ncooldown_ms = 60000"),
+        &[("SY_VX_ANTH", ANTH_KEY), ("SY_VX_GEM", GEM_KEY)],
+    )
+    .await;
+    let history = json!({"model": "claude", "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [{"name": "wx", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "What is the weather in Oslo?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should call wx.", "signature": ANTH_SIGNATURE},
+                {"type": "tool_use", "id": "toolu_01A", "name": "wx", "input": {"city": "Oslo"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01A", "content": "-3C"}]}]});
+
+    // Vertex denies: Anthropic's own API answers, with the signed thinking as sent.
+    vx.deny(true);
+    let (status, _, text) = post(&gw, "/v1/messages", &history).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = anth.last().json();
+    assert_eq!(sent["messages"][1], history["messages"][1]);
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    let anth_calls = anth.requests().len();
+    // Vertex's route is cooled; once it serves again and Anthropic fails, Vertex answers.
+    vx.deny(false);
+    anth.set_behaviour(AnthBehaviour {
+        error: Some((529, anthropic_error_body("overloaded_error", "busy"))),
+        ..Default::default()
+    });
+    let mut served_by_vertex = false;
+    for _ in 0..4 {
+        let (status, _, _) = post(&gw, "/v1/messages", &history).await;
+        if status == 200 && vx.last().status == 200 && vx.last().path.contains("anthropic") {
+            served_by_vertex = true;
+            break;
+        }
+    }
+    assert!(
+        served_by_vertex,
+        "Vertex never answered for the failing Anthropic API"
+    );
+    assert!(anth.requests().len() > anth_calls);
+    assert_eq!(
+        vx.anthropic.last().json()["messages"][1],
+        history["messages"][1]
+    );
+
+    // Gemini: the Gemini API down, Vertex answers (the other way round:
+    // `vertex_and_gemini_fall_back_to_each_other`).
+    gem.set_behaviour(GeminiBehaviour {
+        error: Some((503, "UNAVAILABLE".into(), "The model is overloaded.".into())),
+        ..Default::default()
+    });
+    let before = vx.requests().len();
+    let mut ok = 0;
+    for _ in 0..3 {
+        let (status, _, text) = post(
+            &gw,
+            "/v1/chat/completions",
+            &with_tool(Door::Chat, "gem", false),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        ok += 1;
+    }
+    assert_eq!(ok, 3);
+    assert!(vx.requests().len() >= before + 3, "Vertex served every one");
+}
