@@ -239,6 +239,9 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
                     println!("  provider `{}`: credentials from {source}", provider.name);
                 }
             }
+            for line in credential_sources(&c, offline) {
+                println!("{line}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -291,6 +294,29 @@ fn prices(path: &std::path::Path, model: Option<&str>) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Which credentials each cloud provider will use, one line each (never a secret): the
+/// source its first token came from; offline, what would be looked up.
+fn credential_sources(c: &Config, offline: bool) -> Vec<String> {
+    c.providers
+        .iter()
+        .filter_map(|p| {
+            let google = p.google.as_ref()?;
+            let source = match (&google.tokens, &google.credentials_file) {
+                (Some(tokens), _) => tokens.source().to_string(),
+                (None, Some(file)) if offline => format!(
+                    "service-account key file {} (credentials_file; not read offline)",
+                    file.display()
+                ),
+                (None, _) => "Application Default Credentials (not looked up offline)".to_string(),
+            };
+            Some(format!(
+                "provider {:?}: Google credentials: {source}",
+                p.name
+            ))
+        })
+        .collect()
 }
 
 /// Every error on its own line (`file:line: path: reason`), then their count.

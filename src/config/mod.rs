@@ -339,18 +339,20 @@ pub enum ProviderKind {
     Anthropic,
     Gemini,
     Bedrock,
+    Vertex,
     Mock,
 }
 
 impl ProviderKind {
     /// Every kind, in the order a config error lists them. What each one is and takes is its
     /// [`crate::providers::Vendor`] (`crate::providers::vendor(kind)`).
-    pub const ALL: [ProviderKind; 6] = [
+    pub const ALL: [ProviderKind; 7] = [
         ProviderKind::OpenAi,
         ProviderKind::Azure,
         ProviderKind::Anthropic,
         ProviderKind::Gemini,
         ProviderKind::Bedrock,
+        ProviderKind::Vertex,
         ProviderKind::Mock,
     ];
 }
@@ -381,6 +383,22 @@ pub struct Provider {
     pub forward_headers: Vec<HeaderPattern>,
     /// Bedrock (`kind = "bedrock"`): its region, API override and AWS credentials.
     pub bedrock: Option<crate::providers::bedrock::Settings>,
+    /// Vertex: the project, location and credentials (`None` for other kinds).
+    pub google: Option<GoogleCloud>,
+}
+
+/// Where a `kind = "vertex"` provider's models run and who it is to Google.
+#[derive(Debug)]
+pub struct GoogleCloud {
+    /// The Google Cloud project id (in every path).
+    pub project: String,
+    /// The location (`us-east5`, `global`): in every path, and the default endpoint's host.
+    pub location: String,
+    /// `credentials_file` as written, if given (else Application Default Credentials).
+    pub credentials_file: Option<PathBuf>,
+    /// The access tokens, refreshed in the background; `None` only in a config checked
+    /// offline, which is never served.
+    pub tokens: Option<Arc<crate::providers::vertex::auth::Tokens>>,
 }
 
 /// One `forward_headers` entry: an exact header name, or a prefix (written with a trailing

@@ -141,7 +141,7 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: Spanned<String>,
-    /// `openai | azure | anthropic | gemini | bedrock | mock`; kept a string so an unknown kind is
+    /// `openai | azure | anthropic | gemini | bedrock | vertex | mock`; kept a string so an unknown kind is
     /// reported by validation with its line and the list of known kinds.
     pub kind: Spanned<String>,
     pub base_url: Option<Spanned<String>>,
@@ -166,6 +166,12 @@ pub struct Provider {
     /// Bedrock only: the API a model id whose family cannot be read from it (an ARN) is
     /// called through: `invoke` (Claude, the Messages body) or `converse`.
     pub bedrock_api: Option<Spanned<String>>,
+    /// Vertex only: the Google Cloud project id.
+    pub project: Option<Spanned<String>>,
+    /// Vertex only: the location (`us-east5`, `europe-west1`, `global`).
+    pub location: Option<Spanned<String>>,
+    /// Vertex only: a service-account key file (JSON); absent: Application Default Credentials.
+    pub credentials_file: Option<Spanned<String>>,
 }
 
 /// One `[[models]]` entry with its `[[models.routes]]`.

@@ -11,6 +11,7 @@
 //! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
 //! - [`gemini`]: Gemini `generateContent`;
 //! - [`converse`]: Bedrock Converse (`bedrock`, every model family but Claude).
+//! - [`vertex`]: what Vertex AI adds for Claude (its `anthropic_version`, the betas it serves).
 //!
 //! What a rule does with a request that breaks it, in this order of preference:
 //!
@@ -39,6 +40,7 @@ pub(crate) mod converse;
 pub(crate) mod gemini;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
+pub(crate) mod vertex;
 
 use std::borrow::Cow;
 

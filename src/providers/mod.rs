@@ -2,7 +2,7 @@
 //! it speaks, and how its errors are rewrapped.
 //!
 //! A vendor kind is a module implementing [`Vendor`] ([`openai`], [`azure`], [`anthropic`],
-//! [`gemini`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
+//! [`gemini`], [`vertex`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
 //! [`ProviderKind`] is turned into its vendor: adding a kind is adding its file, its
 //! `ProviderKind` variant and a line there. The free functions below are what the rest of the
 //! gateway calls; each asks the provider's vendor. Requests in another dialect than the
@@ -17,6 +17,7 @@ pub(crate) mod mock;
 pub(crate) mod openai;
 pub(crate) mod retry_hint;
 pub(crate) mod vendor;
+pub mod vertex;
 
 use crate::config::{Provider, ProviderKind};
 use crate::dialect::Dialect;
@@ -35,7 +36,8 @@ pub enum Operation {
     /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
     /// the gateway's estimate).
     CountTokens,
-    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`).
+    /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`, `vertex` through
+    /// `:predict`).
     Embed,
     /// A Responses API call: `openai`/`azure` serve their own `/responses`; other vendors
     /// generate through their usual endpoint, the request translated.
@@ -50,6 +52,7 @@ pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
         ProviderKind::Bedrock => &bedrock::Bedrock,
+        ProviderKind::Vertex => &vertex::Vertex,
         ProviderKind::Mock => &mock::Mock,
     }
 }
@@ -328,6 +331,7 @@ mod tests {
             chat_only: false,
             forward_headers: forward,
             bedrock: None,
+            google: None,
         };
         let mut client =
             pingora::http::RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
@@ -478,6 +482,7 @@ mod tests {
             chat_only: false,
             forward_headers: Vec::new(),
             bedrock: None,
+            google: None,
         };
         let client = pingora::http::RequestHeader::build("POST", b"/v1/messages", None).unwrap();
         let head =
@@ -502,6 +507,7 @@ mod tests {
             chat_only: false,
             forward_headers: Vec::new(),
             bedrock: None,
+            google: None,
         };
         let azure = |v: &str| provider(ProviderKind::Azure, Some(v));
         for (v, takes) in [
@@ -532,6 +538,7 @@ mod tests {
             chat_only: false,
             forward_headers: Vec::new(),
             bedrock: None,
+            google: None,
         };
         let path = |kind, version| {
             upstream_path(&provider(kind, version), "dep", true, Operation::Respond)
@@ -565,7 +572,15 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["openai", "azure", "anthropic", "gemini", "bedrock", "mock"]
+            [
+                "openai",
+                "azure",
+                "anthropic",
+                "gemini",
+                "bedrock",
+                "vertex",
+                "mock"
+            ]
         );
         let local: Vec<bool> = ProviderKind::ALL
             .iter()

@@ -214,6 +214,9 @@ pub struct ConfigFields {
     pub default_max_tokens: bool,
     /// `forward_headers` is allowed (a kind with an upstream).
     pub forward_headers: bool,
+    /// `project`, `location` and `credentials_file` (Google Cloud) are taken: `project` and
+    /// `location` required.
+    pub google: bool,
 }
 
 impl ConfigFields {
@@ -226,5 +229,6 @@ impl ConfigFields {
         chat_only: false,
         default_max_tokens: false,
         forward_headers: true,
+        google: false,
     };
 }

@@ -60,3 +60,4 @@ mod usage_report;
 mod vendor_errors;
 mod vendor_rules;
 mod vendor_state_store;
+mod vertex;

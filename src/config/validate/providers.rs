@@ -12,7 +12,9 @@ use toml::Spanned;
 use super::checks::{name, non_blank, opt, positive, unique};
 use super::{Mode, Result, Source};
 use crate::config::raw;
-use crate::config::{HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream};
+use crate::config::{
+    GoogleCloud, HeaderPattern, Provider, ProviderKind, Secret, Timeouts, Upstream,
+};
 use crate::providers::{self, vendor::ConfigFields, vendor::Need};
 
 /// The providers that passed, by their position in the file, and the key files they read.
@@ -100,6 +102,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
             (key, None, Some(path))
         }
     };
+    let mut google = google(src, path, p, kind)?;
     let vendor = providers::vendor(kind);
     let upstream = match (&p.base_url, vendor.fields().base_url) {
         (Some(url), _) => Some(upstream(src, url, &field("base_url"))?),
@@ -122,6 +125,10 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         }
     };
     let bedrock = bedrock(src, path, p, kind)?;
+    if let Some(google) = &mut google {
+        // Last: online, this fetches the first access token (a thread of its own thereafter).
+        google.tokens = google_tokens(src, path, p, &name, google.credentials_file.as_deref())?;
+    }
     let provider = Provider {
         name,
         kind,
@@ -134,6 +141,7 @@ fn provider(src: &Source, path: &str, p: &raw::Provider) -> Result<(Provider, Op
         chat_only: p.chat_only.as_ref().is_some_and(|v| *v.get_ref()),
         forward_headers,
         bedrock,
+        google,
     };
     Ok((provider, api_key_file))
 }
@@ -218,7 +226,7 @@ fn provider_kind(s: &str) -> Option<ProviderKind> {
         .find(|k| providers::vendor(*k).name() == s)
 }
 
-/// The kind names as a config error lists them: `openai, azure, anthropic, gemini, bedrock or
+/// The kind names as a config error lists them: `openai, azure, anthropic, gemini, bedrock, vertex or
 /// mock`.
 fn kind_names() -> String {
     let names: Vec<&str> = ProviderKind::ALL
@@ -315,6 +323,24 @@ fn check_kind_fields(
             format!("a {kind_name} provider has no upstream to forward headers to"),
         ));
     }
+    if !takes.google {
+        for (value, name) in [
+            (&p.project, "project"),
+            (&p.location, "location"),
+            (&p.credentials_file, "credentials_file"),
+        ] {
+            if let Some(v) = value {
+                return Err(src.at(
+                    v,
+                    &field(name),
+                    format!(
+                        "{name} applies only to {}, not {kind_name:?}",
+                        kinds_taking(|f| f.google)
+                    ),
+                ));
+            }
+        }
+    }
     if let (Some(v), false) = (&p.default_max_tokens, takes.default_max_tokens) {
         return Err(src.at(
             v,
@@ -326,6 +352,76 @@ fn check_kind_fields(
         ));
     }
     Ok(())
+}
+
+/// A Google Cloud kind's `project`, `location` and `credentials_file` (`None` for other
+/// kinds, which [`check_kind_fields`] refuses them on), its tokens not started yet
+/// ([`google_tokens`]). `project` and `location` are required; `location` goes into the
+/// endpoint's host name.
+fn google(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    kind: ProviderKind,
+) -> Result<Option<GoogleCloud>> {
+    if !providers::vendor(kind).fields().google {
+        return Ok(None);
+    }
+    let field = |n: &str| format!("{path}.{n}");
+    let kind_name = p.kind.get_ref();
+    let required = |v: &Option<Spanned<String>>, n: &str| match v {
+        Some(v) => non_blank(src, v, &field(n)),
+        None => Err(src.at(
+            &p.kind,
+            &field(n),
+            format!("kind = {kind_name:?} requires {n}"),
+        )),
+    };
+    let project = required(&p.project, "project")?;
+    let location = required(&p.location, "location")?;
+    if let Some(at) = &p.location {
+        if !providers::vertex::is_location(&location) {
+            return Err(src.at(
+                at,
+                &field("location"),
+                format!(
+                    "{location:?} is not a Google Cloud location (like \"us-east5\" or \"global\")"
+                ),
+            ));
+        }
+    }
+    let credentials_file = opt(p.credentials_file.as_ref(), |v| {
+        non_blank(src, v, &field("credentials_file"))
+    })?
+    .map(PathBuf::from);
+    Ok(Some(GoogleCloud {
+        project,
+        location,
+        credentials_file,
+        tokens: None,
+    }))
+}
+
+/// Online, the provider's credentials found ([`providers::vertex::auth::find`]) and its first
+/// access token fetched now, so that a missing or unusable credential fails the load, not the
+/// first request (the error at `credentials_file`, or the provider's name when none is
+/// given); offline, nothing.
+fn google_tokens(
+    src: &Source,
+    path: &str,
+    p: &raw::Provider,
+    name: &str,
+    credentials_file: Option<&std::path::Path>,
+) -> Result<Option<Arc<providers::vertex::auth::Tokens>>> {
+    use providers::vertex::auth;
+    if !src.online() {
+        return Ok(None);
+    }
+    let at = p.credentials_file.as_ref().map_or(&p.name, |f| f);
+    let field = format!("{path}.credentials_file");
+    let source = auth::find(credentials_file).map_err(|e| src.at(at, &field, e))?;
+    let tokens = auth::Tokens::start(name, source).map_err(|e| src.at(at, &field, e))?;
+    Ok(Some(tokens))
 }
 
 /// `forward_headers`: each entry a header name (RFC 9110 token characters, any case, kept
@@ -674,15 +770,75 @@ mod tests {
     }
 
     #[test]
+    fn vertex_takes_a_project_and_a_location() {
+        let vertex = |fields: &str| {
+            format!("[[providers]]\nname = \"vx\"\nkind = \"vertex\" # <-\n{fields}")
+        };
+        rejects(
+            &vertex("location = \"us-east5\"\n"),
+            "providers[0].project",
+            "kind = \"vertex\" requires project",
+        );
+        rejects(
+            &vertex("project = \"p\"\n"),
+            "providers[0].location",
+            "kind = \"vertex\" requires location",
+        );
+        let bad = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"us east\" # <-\n";
+        rejects(
+            bad,
+            "providers[0].location",
+            "is not a Google Cloud location",
+        );
+        let blank = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\ncredentials_file = \" \" # <-\n";
+        rejects(blank, "providers[0].credentials_file", "must not be empty");
+        let keyed = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\napi_key_env = \"K\" # <-\n";
+        rejects(keyed, "providers[0].api_key_env", "takes no api_key_env");
+        let elsewhere = "[[providers]]\nname = \"g\"\nkind = \"gemini\"\nbase_url = \"http://127.0.0.1\"\nproject = \"p\" # <-\n";
+        rejects(
+            elsewhere,
+            "providers[0].project",
+            "project applies only to kind = \"vertex\", not \"gemini\"",
+        );
+
+        // Offline: no credentials are read; the endpoint is made from the location.
+        let ok = |location: &str| {
+            let text = format!("[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"my-project\"\nlocation = \"{location}\"\ncredentials_file = \"/no/such/key.json\"\n");
+            super::super::check_str(&text, Path::new(FILE), super::super::Mode::Offline).unwrap()
+        };
+        let c = ok("europe-west1");
+        let p = c.provider(0);
+        let up = p.upstream.as_ref().unwrap();
+        assert_eq!(
+            (up.host.as_str(), up.port, up.tls),
+            ("europe-west1-aiplatform.googleapis.com", 443, true)
+        );
+        let google = p.google.as_ref().unwrap();
+        assert_eq!(
+            (google.project.as_str(), google.location.as_str()),
+            ("my-project", "europe-west1")
+        );
+        assert_eq!(
+            google.credentials_file,
+            Some(PathBuf::from("/no/such/key.json"))
+        );
+        assert!(google.tokens.is_none());
+        assert_eq!(
+            ok("global").provider(0).upstream.as_ref().unwrap().host,
+            "aiplatform.googleapis.com"
+        );
+    }
+
+    #[test]
     fn kind_only_fields_name_the_kinds_that_take_them() {
         assert_eq!(kinds_taking(|f| f.api_version), "kind = \"azure\"");
         assert_eq!(
             kinds_taking(|f| f.base_url != Need::Refused),
-            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\" or \"bedrock\""
+            "kind = \"openai\" or \"azure\" or \"anthropic\" or \"gemini\" or \"bedrock\" or \"vertex\""
         );
         assert_eq!(
             kind_names(),
-            "openai, azure, anthropic, gemini, bedrock or mock"
+            "openai, azure, anthropic, gemini, bedrock, vertex or mock"
         );
         assert_eq!(provider_kind("gemini"), Some(ProviderKind::Gemini));
         assert_eq!(provider_kind("bedrock"), Some(ProviderKind::Bedrock));

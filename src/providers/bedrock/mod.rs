@@ -397,6 +397,7 @@ mod tests {
             chat_only: false,
             forward_headers: Vec::new(),
             bedrock: None,
+            google: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`mock_bedrock`]: `MockBedrock`, Amazon Bedrock Runtime checking SigV4 on its own, with
 //!   event-stream answers ([`mock_bedrock_converse`]: its Converse answers).
 //! - [`mock_gemini`]: `MockGemini`, a Gemini vendor that wants its thought signatures back.
+//! - [`mock_vertex`]: `MockVertex`, Vertex AI with its token endpoint (Gemini and Claude inside).
 //! - [`mock_upstream`]: `MockUpstream`, an OpenAI-compatible vendor with fault injection.
 //! - [`paced`]: the axum mocks' streamed body that stalls or trickles.
 //! - [`strict`]: the vendors' request contracts (one module per dialect) the mocks enforce.
@@ -21,6 +22,7 @@ pub mod mock_bedrock;
 pub mod mock_bedrock_converse;
 pub mod mock_gemini;
 pub mod mock_upstream;
+pub mod mock_vertex;
 pub mod paced;
 pub mod raw_vendor;
 pub mod redis;
@@ -39,6 +41,7 @@ pub use mock_anthropic::{
 pub use mock_bedrock::{AwsKey, BedrockBehaviour, BedrockRecorded, MockBedrock, BEDROCK_REPLY};
 pub use mock_gemini::{gemini_retry_info_body, GeminiBehaviour, MockGemini, GEMINI_SIGNATURE};
 pub use mock_upstream::{closed_port_addr, openai_error_body, Behaviour, MockUpstream, Recorded};
+pub use mock_vertex::{MockVertex, VertexRecorded, VERTEX_PROJECT};
 pub use redis::RedisServer;
 pub use tls::{LeafCert, TestCa};
 

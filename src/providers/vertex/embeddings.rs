@@ -1,0 +1,176 @@
+//! Embeddings on Vertex AI: Google's text embeddings API is `:predict` on the model
+//! (`publishers/google/models/{model}:predict`), not the Gemini API's `batchEmbedContents`
+//! (Google Cloud, "Get text embeddings" and the "Text embeddings API" reference):
+//!
+//! - request: `{"instances":[{"content":"…"}, …],"parameters":{"outputDimensionality":N}}`;
+//! - answer: `{"predictions":[{"embeddings":{"values":[…],"statistics":{"token_count":N,
+//!   "truncated":false}}}, …]}`.
+//!
+//! The door's translation makes `batchEmbedContents`' body ([`crate::convert`]'s
+//! `embeddings_to_gemini`, shared with the `gemini` kind); [`request`] re-shapes it for
+//! `:predict`, and [`Answer`] re-shapes the answer back into `batchEmbedContents`' before the
+//! same translation reads it. Google documents `gemini-embedding-001` as taking one input
+//! per request: Vertex's own 400 for more reaches the client as a 400.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+use crate::upstream::reframe::{Corrupt, Reframe};
+
+/// `batchEmbedContents`' request, as far as it is read here.
+#[derive(Deserialize)]
+struct Batch {
+    requests: Vec<One>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct One {
+    content: Content,
+    output_dimensionality: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: String,
+}
+
+/// `:predict`'s request.
+#[derive(Serialize)]
+struct Predict<'a> {
+    instances: Vec<Instance<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Parameters>,
+}
+
+#[derive(Serialize)]
+struct Instance<'a> {
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Parameters {
+    output_dimensionality: u64,
+}
+
+/// The `:predict` body for a `batchEmbedContents` body: one instance per request, the texts
+/// of its parts joined; `outputDimensionality` (the same for every request) as a parameter.
+pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
+    let batch: Batch = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::Internal(format!("embeddings body for vertex: {e}")))?;
+    let texts: Vec<String> = batch
+        .requests
+        .iter()
+        .map(|r| r.content.parts.iter().map(|p| p.text.as_str()).collect())
+        .collect();
+    let predict = Predict {
+        instances: texts.iter().map(|t| Instance { content: t }).collect(),
+        parameters: batch
+            .requests
+            .first()
+            .and_then(|r| r.output_dimensionality)
+            .map(|n| Parameters {
+                output_dimensionality: n,
+            }),
+    };
+    serde_json::to_vec(&predict)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(format!("embeddings body for vertex: {e}")))
+}
+
+/// `:predict`'s answer.
+#[derive(Deserialize)]
+struct Predictions {
+    #[serde(default)]
+    predictions: Vec<Prediction>,
+}
+
+#[derive(Deserialize)]
+struct Prediction {
+    embeddings: Values,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Values {
+    #[serde(default)]
+    values: Vec<f32>,
+}
+
+/// `batchEmbedContents`' answer.
+#[derive(Serialize)]
+struct BatchAnswer {
+    embeddings: Vec<Values>,
+}
+
+/// Gathers a `:predict` answer and gives it, at its end, as `batchEmbedContents`' answer
+/// (`{"embeddings":[{"values":[…]}, …]}`, in order). An answer that is not `:predict`'s
+/// is [`Corrupt`].
+#[derive(Default)]
+pub struct Answer {
+    body: Vec<u8>,
+}
+
+impl Reframe for Answer {
+    fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, Corrupt> {
+        self.body.extend_from_slice(bytes);
+        Ok(Bytes::new())
+    }
+
+    fn finish(&mut self) -> Result<Bytes, Corrupt> {
+        let answer: Predictions = serde_json::from_slice(&self.body)
+            .map_err(|e| Corrupt(format!("not a :predict answer: {e}")))?;
+        let batch = BatchAnswer {
+            embeddings: answer
+                .predictions
+                .into_iter()
+                .map(|p| p.embeddings)
+                .collect(),
+        };
+        serde_json::to_vec(&batch)
+            .map(Bytes::from)
+            .map_err(|e| Corrupt(e.to_string()))
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_requests_become_predict_instances_and_back() {
+        let body = br#"{"requests":[{"model":"models/gemini-embedding-001","content":{"parts":[{"text":"hello"}]},"outputDimensionality":8},{"model":"models/gemini-embedding-001","content":{"parts":[{"text":"world"}]},"outputDimensionality":8}]}"#;
+        let out = request(body).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"instances":[{"content":"hello"},{"content":"world"}],"parameters":{"outputDimensionality":8}}"#
+        );
+        let plain =
+            request(br#"{"requests":[{"model":"m","content":{"parts":[{"text":"a"}]}}]}"#).unwrap();
+        assert_eq!(&plain[..], br#"{"instances":[{"content":"a"}]}"#);
+
+        let answer = br#"{"predictions":[{"embeddings":{"statistics":{"truncated":false,"token_count":2},"values":[0.5,-1]}},{"embeddings":{"values":[0.25]}}],"metadata":{"billableCharacterCount":10}}"#;
+        let mut reframe = Answer::default();
+        for piece in answer.chunks(7) {
+            assert!(reframe.feed(piece).unwrap().is_empty());
+        }
+        assert_eq!(
+            &reframe.finish().unwrap()[..],
+            br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#
+        );
+        let mut bad = Answer::default();
+        bad.feed(b"{\"predictions\":").unwrap();
+        assert!(bad.finish().is_err());
+    }
+}
