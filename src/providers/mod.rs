@@ -586,7 +586,7 @@ mod tests {
             .iter()
             .map(|k| vendor(*k).is_local())
             .collect();
-        assert_eq!(local, [false, false, false, false, false, true]);
+        assert_eq!(local, [false, false, false, false, false, false, true]);
         assert!(ProviderKind::ALL
             .iter()
             .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));
