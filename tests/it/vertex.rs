@@ -420,7 +420,9 @@ async fn vertex_and_gemini_fall_back_to_each_other() {
 #[tokio::test]
 async fn tokens_refresh_under_steady_traffic() {
     let vx = MockVertex::start("us-east5").await;
-    vx.set_token_lifetime(4);
+    // Six seconds: a refresh is due halfway, leaving three seconds for a token fetch on a
+    // loaded machine (the mock's RS256 check is unoptimised in a debug build).
+    vx.set_token_lifetime(6);
     let gw = gateway(
         ConfigBody::new()
             .text(&vx.provider("vx", ""))
@@ -430,7 +432,7 @@ async fn tokens_refresh_under_steady_traffic() {
     .await;
     let start = Instant::now();
     let mut sent = 0;
-    while start.elapsed() < Duration::from_secs(10) {
+    while start.elapsed() < Duration::from_secs(14) {
         let (status, _, text) = post(
             &gw,
             "/v1/chat/completions",
