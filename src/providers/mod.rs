@@ -2,7 +2,7 @@
 //! it speaks, and how its errors are rewrapped.
 //!
 //! A vendor kind is a module implementing [`Vendor`] ([`openai`], [`azure`], [`anthropic`],
-//! [`gemini`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
+//! [`gemini`], [`bedrock`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
 //! [`ProviderKind`] is turned into its vendor: adding a kind is adding its file, its
 //! `ProviderKind` variant and a line there. The free functions below are what the rest of the
 //! gateway calls; each asks the provider's vendor. Requests in another dialect than the
