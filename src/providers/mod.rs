@@ -2,7 +2,7 @@
 //! it speaks, and how its errors are rewrapped.
 //!
 //! A vendor kind is a module implementing [`Vendor`] ([`openai`], [`azure`], [`anthropic`],
-//! [`gemini`], [`vertex`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
+//! [`gemini`], [`bedrock`], [`vertex`], [`mock`], which also answers in-process), and [`vendor`] is the one place a
 //! [`ProviderKind`] is turned into its vendor: adding a kind is adding its file, its
 //! `ProviderKind` variant and a line there. The free functions below are what the rest of the
 //! gateway calls; each asks the provider's vendor. Requests in another dialect than the
@@ -98,14 +98,13 @@ pub fn dialect_for(provider: &Provider, upstream_model: &str) -> Dialect {
 }
 
 /// The upstream body of `call` made from the body in the vendor's dialect
-/// ([`Vendor::envelope`]), what it dropped of the client's noted in `adjusted`
-/// ([`Vendor::envelope_noting`]).
+/// ([`Vendor::envelope`]), what it dropped of the client's noted in `adjusted`.
 pub fn envelope(
     call: &Call<'_>,
     body: bytes::Bytes,
     adjusted: &mut crate::dialect::adjusted::Adjustments,
 ) -> Result<bytes::Bytes, GatewayError> {
-    vendor(call.provider.kind).envelope_noting(call, body, adjusted)
+    vendor(call.provider.kind).envelope(call, body, adjusted)
 }
 
 /// Where this provider's credentials come from, for `switchyard check`

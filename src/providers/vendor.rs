@@ -54,20 +54,15 @@ pub trait Vendor: Sync {
     /// spliced, or a translation): by default `body` itself. A cloud wraps it as it requires
     /// (Bedrock and Vertex take the Messages body without `model` and `stream`, with their own
     /// `anthropic_version`). `client` is the client's request head (Bedrock carries
-    /// `anthropic-beta` in the body). An error is the client's answer.
-    fn envelope(&self, _call: &Call<'_>, body: Bytes) -> Result<Bytes, GatewayError> {
-        Ok(body)
-    }
-
-    /// [`Vendor::envelope`], noting in `adjusted` what the envelope dropped that the client
-    /// sent (Bedrock drops the betas it does not take): by default the envelope alone.
-    fn envelope_noting(
+    /// `anthropic-beta` in the body). What it drops of the client's is noted in `adjusted`
+    /// (Bedrock drops the betas it does not take). An error is the client's answer.
+    fn envelope(
         &self,
-        call: &Call<'_>,
+        _call: &Call<'_>,
         body: Bytes,
         _adjusted: &mut crate::dialect::adjusted::Adjustments,
     ) -> Result<Bytes, GatewayError> {
-        self.envelope(call, body)
+        Ok(body)
     }
 
     /// Authenticates the upstream request: by default nothing beyond

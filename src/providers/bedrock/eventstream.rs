@@ -138,15 +138,24 @@ fn chunk_bytes(payload: &[u8]) -> Result<Vec<u8>, Corrupt> {
         .map_err(|_| Corrupt("an event-stream chunk whose bytes are not base64".into()))
 }
 
-/// The `type` of a model's event (Anthropic's `message_start`, …).
-fn event_type(json: &[u8]) -> Result<String, Corrupt> {
+/// The `type` of a model's event (Anthropic's `message_start`, …): read off the front when the
+/// event starts `{"type":"<name>"` (Anthropic's always do), else parsed.
+fn event_type(json: &[u8]) -> Result<std::borrow::Cow<'_, str>, Corrupt> {
     #[derive(serde::Deserialize)]
     struct Typed {
         #[serde(rename = "type")]
         kind: String,
     }
+    let front = json
+        .strip_prefix(b"{\"type\":\"")
+        .and_then(|rest| Some(&rest[..memchr::memchr(b'"', rest)?]))
+        .filter(|name| name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+        .and_then(|name| std::str::from_utf8(name).ok());
+    if let Some(name) = front {
+        return Ok(std::borrow::Cow::Borrowed(name));
+    }
     serde_json::from_slice::<Typed>(json)
-        .map(|t| t.kind)
+        .map(|t| std::borrow::Cow::Owned(t.kind))
         .map_err(|_| Corrupt("an event-stream chunk that is not a typed JSON event".into()))
 }
 
@@ -156,10 +165,15 @@ fn event(name: &str, json: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend(json.iter().map(|&b| match b {
-        b'\n' | b'\r' => b' ',
-        other => other,
-    }));
+    let start = out.len();
+    out.extend_from_slice(json);
+    if memchr::memchr2(b'\n', b'\r', json).is_some() {
+        for b in &mut out[start..] {
+            if matches!(*b, b'\n' | b'\r') {
+                *b = b' ';
+            }
+        }
+    }
     out.extend_from_slice(b"\n\n");
 }
 
@@ -234,6 +248,19 @@ mod tests {
             "event: messageStart\ndata: {\"role\":\"assistant\"}\n\n\
              event: error\ndata: {\"error\":{\"message\":\"Too many requests\",\"type\":\"throttlingException\"},\"type\":\"error\"}\n\n"
         );
+    }
+
+    #[test]
+    fn event_names_are_read_off_the_front_or_parsed() {
+        assert_eq!(
+            event_type(br#"{"type":"message_stop"}"#).unwrap(),
+            "message_stop"
+        );
+        assert_eq!(
+            event_type(br#"{ "index":0, "type":"ping"}"#).unwrap(),
+            "ping"
+        );
+        assert!(event_type(br#"{"index":0}"#).is_err());
     }
 
     #[test]

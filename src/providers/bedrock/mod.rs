@@ -162,11 +162,7 @@ impl Vendor for Bedrock {
         dialect == self.dialect_for(provider, upstream_model)
     }
 
-    fn envelope(&self, call: &Call<'_>, body: Bytes) -> Result<Bytes, GatewayError> {
-        self.envelope_noting(call, body, &mut Adjustments::default())
-    }
-
-    fn envelope_noting(
+    fn envelope(
         &self,
         call: &Call<'_>,
         body: Bytes,
@@ -417,7 +413,7 @@ mod tests {
         };
         let mut adjusted = Adjustments::default();
         let out = Bedrock
-            .envelope_noting(&call, Bytes::from(body.to_string()), &mut adjusted)
+            .envelope(&call, Bytes::from(body.to_string()), &mut adjusted)
             .unwrap();
         (
             serde_json::from_slice(&out).unwrap(),

@@ -81,7 +81,12 @@ impl Vendor for Vertex {
     /// Claude's body: the client's (or the translation's) fields as written, but `model`
     /// (in the path) and any `anthropic_version`, after Vertex's `anthropic_version`. An
     /// embeddings body becomes `:predict`'s. Gemini's goes as it is.
-    fn envelope(&self, call: &Call<'_>, body: Bytes) -> Result<Bytes, GatewayError> {
+    fn envelope(
+        &self,
+        call: &Call<'_>,
+        body: Bytes,
+        _adjusted: &mut crate::dialect::adjusted::Adjustments,
+    ) -> Result<Bytes, GatewayError> {
         if call.op == Operation::Embed {
             return embeddings::request(&body);
         }
