@@ -197,11 +197,23 @@ pub struct Sums {
 }
 
 impl Sums {
+    /// Adds one line. Counts saturate at `u64::MAX` rather than wrap: a corrupt or hostile
+    /// line with huge numbers must not panic the report nor wrap it round to small sums.
     fn add(&mut self, line: &Line<'_>) {
-        self.requests += 1;
-        self.prompt_tokens += line.prompt_tokens;
-        self.completion_tokens += line.completion_tokens;
+        self.requests = self.requests.saturating_add(1);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(line.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(line.completion_tokens);
         self.cost_usd += line.cost_usd;
+    }
+
+    /// Adds a group's sums into a total, saturating as [`Sums::add`] does.
+    fn merge(&mut self, s: &Sums) {
+        self.requests = self.requests.saturating_add(s.requests);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(s.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(s.completion_tokens);
+        self.cost_usd += s.cost_usd;
     }
 }
 
@@ -254,6 +266,37 @@ fn dash<'a>() -> Cow<'a, str> {
     Cow::Borrowed("-")
 }
 
+/// Appends a group value to a group key. A [`SEP`] inside the value (never written by the
+/// gateway: a corrupt or hand-made line) becomes U+FFFD, so it cannot split the value into
+/// two columns.
+fn push_value(key: &mut String, value: &str) {
+    if value.contains(SEP) {
+        key.extend(value.chars().map(|c| if c == SEP { '\u{fffd}' } else { c }));
+    } else {
+        key.push_str(value);
+    }
+}
+
+/// A group value as a table prints it: control characters (an ESC that would drive the
+/// terminal, a tab or line break that would break the columns) written as escapes (`\u{1b}`).
+fn printable(v: &str) -> Cow<'_, str> {
+    if v.chars().any(char::is_control) {
+        Cow::Owned(
+            v.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(v)
+    }
+}
+
 /// A value as grouped: `-` for an empty one.
 fn or_dash(v: &str) -> &str {
     if v.is_empty() {
@@ -264,9 +307,16 @@ fn or_dash(v: &str) -> &str {
 }
 
 impl Totals {
-    /// Reads one file (plain or gzip) into the totals. `Err`: it cannot be opened.
+    /// Reads one file (plain or gzip) into the totals. `Err`: it cannot be opened, or it is
+    /// a directory (which opens on Unix but cannot be read).
     pub fn read_file(&mut self, query: &Query, path: &Path) -> Result<(), String> {
         let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(format!(
+                "{}: is a directory, not a usage log",
+                path.display()
+            ));
+        }
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         let gzip = path.extension().is_some_and(|e| e == "gz")
             || reader
@@ -322,6 +372,11 @@ impl Totals {
             self.skipped += 1;
             return;
         };
+        // The gateway writes a finite cost >= 0 (prices are checked so): another is corrupt.
+        if !line.cost_usd.is_finite() || line.cost_usd < 0.0 {
+            self.skipped += 1;
+            return;
+        }
         let Some(time) = normal_time(&line.time) else {
             self.skipped += 1;
             return;
@@ -349,7 +404,7 @@ impl Totals {
                     Group::Day => time.get(..10).unwrap_or("-"),
                     Group::Month => time.get(..7).unwrap_or("-"),
                 };
-                key.push_str(value);
+                push_value(key, value);
             }
             match self.groups.get_mut(key.as_str()) {
                 Some(sums) => sums.add(&line),
@@ -377,10 +432,7 @@ impl Totals {
     /// The sum over the groups (over lines, but for a line counted in several tags).
     pub fn total(&self) -> Sums {
         self.groups.values().fold(Sums::default(), |mut t, s| {
-            t.requests += s.requests;
-            t.prompt_tokens += s.prompt_tokens;
-            t.completion_tokens += s.completion_tokens;
-            t.cost_usd += s.cost_usd;
+            t.merge(s);
             t
         })
     }
@@ -450,7 +502,7 @@ fn table(query: &Query, rows: &[(Vec<&str>, Sums)], totals: &Totals, files: usiz
         lines.push(
             values
                 .iter()
-                .map(|v| v.to_string())
+                .map(|v| printable(v).into_owned())
                 .chain(sum_cells(sums))
                 .collect(),
         );
@@ -634,6 +686,41 @@ mod tests {
                 ("y/u1".into(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn hostile_lines_neither_panic_nor_wrap_nor_split_columns() {
+        let max = u64::MAX;
+        let huge = format!(
+            r#"{{"time":"2026-11-03T10:00:00.000Z","team":"a","prompt_tokens":{max},"completion_tokens":{max},"cost_usd":1}}"#
+        );
+        let negative = r#"{"time":"2026-11-03T10:00:00.000Z","team":"a","prompt_tokens":1,"completion_tokens":1,"cost_usd":-5}"#;
+        let split = r#"{"time":"2026-11-03T10:00:00.000Z","team":"x\u001fy","model":"m","prompt_tokens":1,"completion_tokens":1,"cost_usd":1}"#;
+        let escape = r#"{"time":"2026-11-03T10:00:00.000Z","team":"\u001b[31mred","model":"m","prompt_tokens":1,"completion_tokens":1,"cost_usd":1}"#;
+        let q = query("team,model");
+        let t = read(
+            &q,
+            &format!("{huge}\n{huge}\n{negative}\n{split}\n{escape}\n"),
+        );
+        assert_eq!((t.lines, t.skipped), (5, 1), "the negative cost is skipped");
+        let rows = t.rows();
+        let a = rows.iter().find(|r| r.0[0] == "a").unwrap();
+        assert_eq!((a.1.requests, a.1.prompt_tokens), (2, max), "saturates");
+        assert!(rows.iter().all(|r| r.0.len() == 2), "two columns each");
+        assert!(rows.iter().any(|r| r.0 == ["x\u{fffd}y", "m"]));
+        assert_eq!(t.total().prompt_tokens, max);
+        let text = render(&q, &t, Format::Table, 1);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Totals::default()
+            .read_file(&query("team"), dir.path())
+            .unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

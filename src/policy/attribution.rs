@@ -27,7 +27,11 @@
 //! 64 characters, Anthropic gives no bound: 256 bytes hold any opaque id or hash). A header
 //! over its cap, or not UTF-8, is a 400 naming the header; a body field over the cap (from a
 //! team that reads it) is a 400 naming the field. Nothing is truncated: a truncated user
-//! would be charged someone else's budget.
+//! would be charged someone else's budget. A user or tag holding a control character (an
+//! escape that would drive the terminal of whoever reads the report, a tab or line break) is a
+//! 400 naming its source, as is an `x-switchyard-user` header given twice; `x-switchyard-tags`
+//! headers given several times are one list (RFC 9110 §5.3: a repeated list header is the
+//! comma-joined values).
 //!
 //! `x-switchyard-*` headers are never forwarded upstream (`crate::providers` forwards only
 //! each vendor's own list and the provider's `forward_headers`).
@@ -65,14 +69,16 @@ pub fn read(
     headers: &HeaderMap,
     body: Option<&BodyUser>,
 ) -> Result<Attribution, GatewayError> {
-    let tags = match headers.get(TAGS_HEADER) {
-        None => Vec::new(),
-        Some(v) => tags(header_text(v.as_bytes(), TAGS_HEADER)?)?,
-    };
+    // Repeated tags headers are one comma-separated list (RFC 9110 §5.3).
+    let mut tag_values = Vec::new();
+    for v in headers.get_all(TAGS_HEADER) {
+        tag_values.push(header_text(v.as_bytes(), TAGS_HEADER)?);
+    }
+    let tags = tags(&tag_values.join(","))?;
     let mut user = None;
     for source in &team.user_from {
         let found = match source {
-            UserSource::Header => match headers.get(USER_HEADER) {
+            UserSource::Header => match one_header(headers, USER_HEADER)? {
                 None => None,
                 Some(v) => Some((header_text(v.as_bytes(), USER_HEADER)?.trim(), USER_HEADER)),
             },
@@ -80,7 +86,7 @@ pub fn read(
         };
         if let Some((value, name)) = found.filter(|(v, _)| !v.is_empty()) {
             if value.len() > MAX_USER_BYTES {
-                return Err(too_long(
+                return Err(invalid(
                     name,
                     format!(
                         "`{name}` is {} bytes: at most {MAX_USER_BYTES}",
@@ -88,11 +94,28 @@ pub fn read(
                     ),
                 ));
             }
+            if value.chars().any(char::is_control) {
+                return Err(invalid(name, format!("`{name}` holds a control character")));
+            }
             user = Some(value.to_string());
             break;
         }
     }
     Ok(Attribution { user, tags })
+}
+
+/// The one value of header `name`, if any; given twice, a 400 naming it (two users: whose
+/// budget would it be?).
+fn one_header<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h http::HeaderValue>, GatewayError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(invalid(name, format!("`{name}` is given more than once")));
+    }
+    Ok(first)
 }
 
 /// A header's value as UTF-8 text, or a 400 naming it.
@@ -108,7 +131,7 @@ fn tags(value: &str) -> Result<Vec<String>, GatewayError> {
     let mut out: Vec<String> = Vec::new();
     for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         if tag.len() > MAX_TAG_BYTES {
-            return Err(too_long(
+            return Err(invalid(
                 TAGS_HEADER,
                 format!(
                     "`{TAGS_HEADER}` holds a tag of {} bytes: at most {MAX_TAG_BYTES} each",
@@ -116,11 +139,17 @@ fn tags(value: &str) -> Result<Vec<String>, GatewayError> {
                 ),
             ));
         }
+        if tag.chars().any(char::is_control) {
+            return Err(invalid(
+                TAGS_HEADER,
+                format!("`{TAGS_HEADER}` holds a control character"),
+            ));
+        }
         if out.iter().any(|t| t == tag) {
             continue;
         }
         if out.len() == MAX_TAGS {
-            return Err(too_long(
+            return Err(invalid(
                 TAGS_HEADER,
                 format!("`{TAGS_HEADER}` holds more than {MAX_TAGS} tags"),
             ));
@@ -130,7 +159,8 @@ fn tags(value: &str) -> Result<Vec<String>, GatewayError> {
     Ok(out)
 }
 
-fn too_long(param: &str, message: String) -> GatewayError {
+/// A 400 `invalid_request_error` naming `param`.
+fn invalid(param: &str, message: String) -> GatewayError {
     GatewayError::InvalidParam {
         message,
         param: param.to_string(),
@@ -240,6 +270,30 @@ mod tests {
         let long = "x".repeat(65);
         let e = read(&t, &headers(&[(TAGS_HEADER, &long)]), None).unwrap_err();
         assert_eq!(e.param(), Some(TAGS_HEADER));
+    }
+
+    #[test]
+    fn control_characters_and_a_second_user_are_refused_repeated_tags_joined() {
+        let t = team(vec![UserSource::Header, UserSource::Body]);
+        let e = read(&t, &headers(&[(USER_HEADER, "a\tb")]), None).unwrap_err();
+        assert_eq!(e.param(), Some(USER_HEADER));
+        let b = BodyUser {
+            field: "user",
+            value: "\u{1b}[31mred".into(),
+        };
+        let e = read(&t, &HeaderMap::new(), Some(&b)).unwrap_err();
+        assert_eq!(e.param(), Some("user"));
+        let e = read(&t, &headers(&[(TAGS_HEADER, "ok,a\tb")]), None).unwrap_err();
+        assert_eq!(e.param(), Some(TAGS_HEADER));
+        let mut two = HeaderMap::new();
+        two.append(USER_HEADER, "alice".parse().unwrap());
+        two.append(USER_HEADER, "bob".parse().unwrap());
+        let e = read(&t, &two, None).unwrap_err();
+        assert_eq!(e.param(), Some(USER_HEADER));
+        let mut tags = HeaderMap::new();
+        tags.append(TAGS_HEADER, "a, b".parse().unwrap());
+        tags.append(TAGS_HEADER, "c,a".parse().unwrap());
+        assert_eq!(read(&t, &tags, None).unwrap().tags, ["a", "b", "c"]);
     }
 
     #[test]

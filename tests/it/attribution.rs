@@ -225,3 +225,50 @@ async fn a_header_over_its_cap_is_a_400_naming_it_in_the_doors_shape() {
         "no refused request went upstream"
     );
 }
+
+/// Found by a hostile review: a user or tag with a control character (an escape sequence
+/// that would drive the terminal of whoever reads `switchyard usage`) and a user header given
+/// twice are 400s naming their source; repeated tags headers are one list.
+#[tokio::test]
+async fn control_characters_and_a_second_user_header_are_refused_repeated_tags_joined() {
+    let s = setup().await;
+    for door in ["chat", "responses", "messages"] {
+        let (status, _, body) = send(&s.gw, door, BODY_SECRET, "\u{1b}[31mred", &[]).await;
+        assert_eq!(status, 400, "{door}: {body}");
+        let field = match door {
+            "chat" => "safety_identifier",
+            "responses" => "user",
+            _ => "metadata.user_id",
+        };
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field) && message.contains("control character"),
+            "{door}: {body}"
+        );
+    }
+    for headers in [
+        &[("x-switchyard-user", "a\tb")][..],
+        &[("x-switchyard-tags", "ok,a\tb")][..],
+        &[("x-switchyard-user", "alice"), ("x-switchyard-user", "bob")][..],
+    ] {
+        let (status, _, body) = send(&s.gw, "chat", HEADER_SECRET, "x", headers).await;
+        assert_eq!(status, 400, "{headers:?}: {body}");
+        assert_eq!(body["error"]["param"], headers[0].0, "{body}");
+    }
+    let (status, id, body) = send(
+        &s.gw,
+        "chat",
+        HEADER_SECRET,
+        "x",
+        &[("x-switchyard-tags", "a, b"), ("x-switchyard-tags", "c,a")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let line = s.gw.usage_line(&id).await;
+    assert_eq!(line["tags"], json!(["a", "b", "c"]), "{line}");
+    assert_eq!(
+        s.anth.requests().len() + s.oai.requests().len(),
+        1,
+        "no refused request went upstream"
+    );
+}

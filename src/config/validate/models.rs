@@ -381,6 +381,22 @@ mod tests {
             "models[0].cache_write_usd_per_mtok",
             "finite number >= 0",
         );
+        // Finite but so large a request's cost overflows to infinity (which stuck in the
+        // cost counter and was logged as `null`): refused. A dollar a token is taken.
+        rejects(
+            &with_base(&model("a", "output_usd_per_mtok = 1e300 # <-")),
+            "models[0].output_usd_per_mtok",
+            "above the most taken, 1000000",
+        );
+        rejects(
+            &with_base(&model(
+                "a",
+                "input_usd_per_mtok = 1\n  [[models.price_tiers]]\n  above_prompt_tokens = 10\n  input_usd_per_mtok = 1e7 # <-",
+            )),
+            "models[0].price_tiers[0].input_usd_per_mtok",
+            "above the most taken",
+        );
+        assert!(load(&with_base(&model("a", "output_usd_per_mtok = 1000000"))).is_ok());
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! 4. No entry: no prices (the model costs 0; `switchyard check` warns).
 //!
 //! In a tier or a service tier, `input` and `output` left out are the base's, cache prices
-//! left out the same ratio times the tier's input. Every price must be a finite number >= 0,
-//! and tiers' `above_prompt_tokens` must rise strictly, in the order written: a repeated or
+//! left out the same ratio times the tier's input. Every price must be a finite number >= 0
+//! and at most [`MAX_USD_PER_MTOK`] (1,000,000), and tiers' `above_prompt_tokens` must rise strictly, in the order written: a repeated or
 //! lower threshold is an error naming the line of both.
 
 use std::path::{Path, PathBuf};
@@ -138,10 +138,30 @@ impl Written {
     }
 }
 
-/// The five price fields of a table at `path`, each a finite number >= 0.
+/// The highest price taken, in USD per million tokens: a dollar a token, far above any
+/// vendor's (the dearest list at a few hundred). Above it a request's cost can overflow to
+/// infinity, which would stick in the `switchyard_cost_usd_total` counter and be written as
+/// `null` in the usage log.
+pub const MAX_USD_PER_MTOK: f64 = 1_000_000.0;
+
+/// One price field at `path`: a finite number >= 0 and at most [`MAX_USD_PER_MTOK`].
+fn price(src: &Source, v: &Spanned<f64>, path: &str) -> Result<f64> {
+    let p = money(src, v, path)?;
+    if p > MAX_USD_PER_MTOK {
+        return Err(src.at(
+            v,
+            path,
+            format!("{p} USD per million tokens is above the most taken, {MAX_USD_PER_MTOK}"),
+        ));
+    }
+    Ok(p)
+}
+
+/// The five price fields of a table at `path`, each a finite number >= 0, at most
+/// [`MAX_USD_PER_MTOK`].
 fn partial(src: &Source, r: raw::RawRates, path: &str) -> Result<Partial> {
     let price =
-        |v: Option<&Spanned<f64>>, name: &str| opt(v, |v| money(src, v, &format!("{path}.{name}")));
+        |v: Option<&Spanned<f64>>, name: &str| opt(v, |v| price(src, v, &format!("{path}.{name}")));
     Ok(Partial {
         input: price(r.input_usd_per_mtok, "input_usd_per_mtok")?,
         output: price(r.output_usd_per_mtok, "output_usd_per_mtok")?,

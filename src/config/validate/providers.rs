@@ -379,6 +379,17 @@ fn google(
     };
     let project = required(&p.project, "project")?;
     let location = required(&p.location, "location")?;
+    if let Some(at) = &p.project {
+        if !providers::vertex::is_project(&project) {
+            return Err(src.at(
+                at,
+                &field("project"),
+                format!(
+                    "{project:?} is not a Google Cloud project id (lower case letters, digits and -, like \"my-project\")"
+                ),
+            ));
+        }
+    }
     if let Some(at) = &p.location {
         if !providers::vertex::is_location(&location) {
             return Err(src.at(
@@ -790,6 +801,14 @@ mod tests {
             "providers[0].location",
             "is not a Google Cloud location",
         );
+        for project in ["..", "a/b", "p?x", "my project", ".hidden", "My-Project"] {
+            let bad = format!("[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = {project:?} # <-\nlocation = \"global\"\n");
+            rejects(
+                &bad,
+                "providers[0].project",
+                "is not a Google Cloud project id",
+            );
+        }
         let blank = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\ncredentials_file = \" \" # <-\n";
         rejects(blank, "providers[0].credentials_file", "must not be empty");
         let keyed = "[[providers]]\nname = \"vx\"\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\napi_key_env = \"K\" # <-\n";

@@ -88,11 +88,26 @@ pub fn find(credentials_file: Option<&Path>) -> Result<Source, String> {
     Ok(Source::MetadataServer)
 }
 
+/// The largest credentials file read (a service-account key is about 2.3 KiB).
+const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Checks that the credentials file at `path` is a service-account key (its `type`); the
 /// key itself is read when the tokens start.
 fn key_file_kind(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut text = String::new();
+    // Bounded: a key file is a few KiB; `/dev/zero` or a huge file must not hang the load.
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!(
+            "{} is over {MAX_KEY_FILE_BYTES} bytes: not a Google credentials JSON file",
+            path.display()
+        ));
+    }
     #[derive(serde::Deserialize)]
     struct Kind {
         #[serde(rename = "type")]
@@ -386,6 +401,13 @@ mod tests {
             e.contains("not a Google credentials JSON file") && !e.contains("SECRET"),
             "{e}"
         );
+        let huge = file("huge.json", &" ".repeat(2 * 1024 * 1024));
+        assert!(find(Some(&huge))
+            .unwrap_err()
+            .contains("is over 1048576 bytes"));
+        assert!(find(Some(Path::new("/dev/zero")))
+            .unwrap_err()
+            .contains("is over"));
         assert!(find(Some(Path::new("/no/such/file.json")))
             .unwrap_err()
             .contains("cannot read /no/such/file.json"));

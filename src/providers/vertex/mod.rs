@@ -196,6 +196,23 @@ impl Vendor for Vertex {
     }
 }
 
+/// Whether `s` can be a Google Cloud project in a Vertex path: a project id (lower case
+/// letters, digits and `-`, a letter first: Google Cloud SDK reference, "gcloud projects
+/// create", PROJECT_ID, <https://cloud.google.com/sdk/gcloud/reference/projects/create>), a
+/// project number (digits), or a legacy domain-scoped id (`example.com:my-project`): lower
+/// case letters, digits, `-`, `.` and `:`, a letter or digit first. So never `..`, `/`, `?` or
+/// a space, which would change the path the request goes to.
+pub fn is_project(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':')
+        })
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 /// Whether `s` can be a Google Cloud location (`us-east5`, `europe-west1`, `global`): lower
 /// case letters, digits and `-`, as it goes into a host name.
 pub fn is_location(s: &str) -> bool {
