@@ -460,7 +460,7 @@ api_version = "2024-10-21"
         let c = priced(
             "[[models]]\nname = \"s\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-sonnet-4-5-20250929\"\n\
              [[models]]\nname = \"gpt-4o-mini\"\n  [[models.routes]]\n  provider = \"az\"\n  model = \"my-deployment\"\n\
-             [[models]]\nname = \"o\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-fable-5-2\"\n",
+             [[models]]\nname = \"o\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-opus-6\"\n",
         );
         let s = prices(&c, "s");
         assert_eq!((s.base.input, s.base.cache_write_1h), (3.0, 6.0));
@@ -653,7 +653,10 @@ api_version = "2024-10-21"
             ),
             (0.5, 2.5, 0.05, 0.625, 1.0)
         );
-        // Sonnet 5 and Opus 5 keep their own entries.
+        assert_eq!(rates("anthropic", "claude-fable-5-2"), (8.0, 40.0));
+        assert_eq!(rates("anthropic", "claude-mythos-5-2"), (8.0, 40.0));
+        // Sonnet 5, Opus 5 and Fable 5 keep their own entries.
+        assert_eq!(rates("anthropic", "claude-fable-5-20260609"), (10.0, 50.0));
         assert_eq!(rates("anthropic", "claude-sonnet-5"), (2.0, 10.0));
         assert_eq!(cached("anthropic", "claude-opus-5"), 0.5);
         // OpenAI's o-series and embeddings; Azure routes take the same entries.
@@ -699,7 +702,7 @@ api_version = "2024-10-21"
         for (kind, model) in [
             ("gemini", "gemini-3.5-flash-lite"),
             ("openai", "o1-mini"),
-            ("anthropic", "claude-fable-5-2"),
+            ("anthropic", "claude-opus-6"),
         ] {
             assert!(c.find(kind, model).is_none(), "{kind} {model}");
         }
