@@ -673,7 +673,7 @@ api_version = "2024-10-21"
         assert_eq!(rates("openai", "codex-mini-latest"), (1.5, 6.0));
         // Priority rates, from OpenAI's "Priority processing" page.
         let priority = |model: &str| {
-            let p = entry("openai", model).complete.priority.clone();
+            let p = entry("openai", model).complete.priority;
             p.map(|r| (r.input, r.cached_input, r.output))
         };
         assert_eq!(priority("gpt-5.5"), Some((12.5, 1.25, 75.0)));
