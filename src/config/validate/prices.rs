@@ -480,7 +480,7 @@ api_version = "2024-10-21"
         let c = priced(
             "[[models]]\nname = \"s\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-sonnet-4-5-20250929\"\n\
              [[models]]\nname = \"gpt-4o-mini\"\n  [[models.routes]]\n  provider = \"az\"\n  model = \"my-deployment\"\n\
-             [[models]]\nname = \"o\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-opus-5-5\"\n",
+             [[models]]\nname = \"o\"\n  [[models.routes]]\n  provider = \"anth\"\n  model = \"claude-opus-6\"\n",
         );
         let s = prices(&c, "s");
         assert_eq!((s.base.input, s.base.cache_write_1h), (3.0, 6.0));
@@ -626,6 +626,106 @@ api_version = "2024-10-21"
         assert_eq!(nova.complete.base.cached_input, 0.035);
         // Azure routes take the OpenAI entries.
         assert_eq!(input("azure", "gpt-4.1-mini"), Some(0.4));
+    }
+
+    /// Models the catalogue's second pass added, looked up through the embedded catalogue by
+    /// the ids clients send: input and output (and the cache read where the entry gives one) as
+    /// the vendor pages state them, and no family glob catching a sibling.
+    #[test]
+    fn newly_catalogued_models_carry_the_vendor_prices() {
+        let c = builtin().unwrap_or_else(|e| panic!("{e:?}"));
+        let entry = |kind: &str, model: &str| {
+            c.find(kind, model)
+                .unwrap_or_else(|| panic!("{kind} {model} has no catalogue price"))
+        };
+        let rates = |kind: &str, model: &str| {
+            let b = &entry(kind, model).complete.base;
+            (b.input, b.output)
+        };
+        let cached = |kind: &str, model: &str| entry(kind, model).complete.base.cached_input;
+        // Anthropic's Claude 5.5 generation (platform.claude.com model pages and pricing).
+        assert_eq!(rates("anthropic", "claude-opus-5-5"), (4.0, 20.0));
+        assert_eq!(cached("anthropic", "claude-opus-5-5"), 0.2);
+        assert_eq!(
+            entry("anthropic", "claude-opus-5-5")
+                .complete
+                .base
+                .cache_write_1h,
+            8.0
+        );
+        assert_eq!(
+            rates("anthropic", "claude-sonnet-5-5-20260915"),
+            (2.0, 10.0)
+        );
+        assert_eq!(cached("anthropic", "claude-sonnet-5-5"), 0.1);
+        let haiku = &entry("anthropic", "claude-haiku-5-5").complete;
+        assert_eq!((haiku.base.input, haiku.base.output), (0.1, 0.5));
+        let long = &haiku.tiers[0];
+        assert_eq!(long.above_prompt_tokens, 100_000);
+        let r = &long.rates;
+        assert_eq!(
+            (
+                r.input,
+                r.output,
+                r.cached_input,
+                r.cache_write,
+                r.cache_write_1h
+            ),
+            (0.5, 2.5, 0.05, 0.625, 1.0)
+        );
+        assert_eq!(rates("anthropic", "claude-fable-5-2"), (8.0, 40.0));
+        assert_eq!(rates("anthropic", "claude-mythos-5-2"), (8.0, 40.0));
+        // Sonnet 5, Opus 5 and Fable 5 keep their own entries.
+        assert_eq!(rates("anthropic", "claude-fable-5-20260609"), (10.0, 50.0));
+        assert_eq!(rates("anthropic", "claude-sonnet-5"), (2.0, 10.0));
+        assert_eq!(cached("anthropic", "claude-opus-5"), 0.5);
+        // OpenAI's o-series and embeddings; Azure routes take the same entries.
+        assert_eq!(rates("openai", "o3"), (2.0, 8.0));
+        assert_eq!(cached("openai", "o3-2025-04-16"), 0.5);
+        assert_eq!(rates("openai", "o3-mini"), (1.1, 4.4));
+        assert_eq!(rates("openai", "o3-pro"), (20.0, 80.0));
+        assert_eq!(rates("azure", "o4-mini"), (1.1, 4.4));
+        assert_eq!(cached("openai", "o4-mini-2025-04-16"), 0.275);
+        assert_eq!(rates("openai", "o1"), (15.0, 60.0));
+        assert_eq!(rates("openai", "gpt-5.2"), (1.75, 14.0));
+        assert_eq!(rates("openai", "gpt-5.1-2025-11-13"), (1.25, 10.0));
+        assert_eq!(rates("openai", "gpt-4-turbo"), (10.0, 30.0));
+        assert_eq!(rates("openai", "codex-mini-latest"), (1.5, 6.0));
+        // Priority rates, from OpenAI's "Priority processing" page.
+        let priority = |model: &str| {
+            let p = entry("openai", model).complete.priority;
+            p.map(|r| (r.input, r.cached_input, r.output))
+        };
+        assert_eq!(priority("gpt-5.5"), Some((12.5, 1.25, 75.0)));
+        assert_eq!(priority("o3"), Some((3.5, 0.875, 14.0)));
+        assert_eq!(priority("o4-mini"), Some((2.0, 0.5, 8.0)));
+        assert_eq!(priority("gpt-4o-mini"), Some((0.25, 0.125, 1.0)));
+        assert_eq!(priority("gpt-5.4-nano"), None);
+        assert_eq!(rates("openai", "text-embedding-3-small"), (0.02, 0.0));
+        assert_eq!(rates("openai", "text-embedding-3-large"), (0.13, 0.0));
+        assert_eq!(rates("openai", "text-embedding-ada-002"), (0.1, 0.0));
+        // Google's Gemini API.
+        assert_eq!(rates("gemini", "gemini-2.5-flash-lite"), (0.1, 0.4));
+        assert_eq!(cached("gemini", "gemini-2.5-flash-lite"), 0.01);
+        let pro = &entry("gemini", "gemini-3.1-pro-preview").complete;
+        assert_eq!((pro.base.input, pro.base.output), (2.0, 12.0));
+        assert_eq!(pro.tiers[0].above_prompt_tokens, 200_000);
+        assert_eq!(
+            (pro.tiers[0].rates.input, pro.tiers[0].rates.output),
+            (4.0, 18.0)
+        );
+        assert_eq!(rates("gemini", "gemini-3.5-flash"), (1.5, 9.0));
+        assert_eq!(rates("gemini", "gemini-3-flash-preview"), (0.5, 3.0));
+        assert_eq!(rates("gemini", "gemini-3.1-flash-lite"), (0.25, 1.5));
+        assert_eq!(rates("gemini", "gemini-embedding-001"), (0.15, 0.0));
+        // Left out, unconfirmed: not priced by a neighbour's entry.
+        for (kind, model) in [
+            ("gemini", "gemini-3.5-flash-lite"),
+            ("openai", "o1-mini"),
+            ("anthropic", "claude-opus-6"),
+        ] {
+            assert!(c.find(kind, model).is_none(), "{kind} {model}");
+        }
     }
 
     #[test]
