@@ -47,7 +47,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Value};
 use support::*;
 
-/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 18 pairs).
+/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 21 pairs).
 const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
@@ -57,6 +57,8 @@ const GEM_KEY: &str = "gem-generative";
 /// The Bedrock Converse models of the `ConverseNova` and `ConverseLlama` routes.
 const NOVA: &str = "us.amazon.nova-pro-v1:0";
 const LLAMA: &str = "meta.llama3-1-70b-instruct-v1:0";
+/// The Bedrock Claude model of the `BedrockClaude` route (InvokeModel, the Messages body).
+const BEDROCK_CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const AWS_KEY_ID: &str = "AKIAGENERATIVE0001";
 const AWS_SECRET: &str = "generative/secret+key";
 const AWS_TOKEN: &str = "generative-session-token";
@@ -89,16 +91,18 @@ enum Vendor {
     Gemini,
     ConverseNova,
     ConverseLlama,
+    BedrockClaude,
     Builtin,
 }
 
 const DOORS: [Door; 3] = [Door::Chat, Door::Messages, Door::Responses];
-const VENDORS: [Vendor; 6] = [
+const VENDORS: [Vendor; 7] = [
     Vendor::OpenAi,
     Vendor::Anthropic,
     Vendor::Gemini,
     Vendor::ConverseNova,
     Vendor::ConverseLlama,
+    Vendor::BedrockClaude,
     Vendor::Builtin,
 ];
 
@@ -111,6 +115,7 @@ impl Vendor {
             Vendor::Gemini => "gen-gemini",
             Vendor::ConverseNova => "gen-converse-nova",
             Vendor::ConverseLlama => "gen-converse-llama",
+            Vendor::BedrockClaude => "gen-bedrock-claude",
             Vendor::Builtin => "gen-builtin",
         }
     }
@@ -903,7 +908,7 @@ async fn world() -> World {
     let gem = MockGemini::start(GEM_KEY).await;
     let bedrock = MockBedrock::start(
         "us-east-1",
-        &[NOVA, LLAMA],
+        &[NOVA, LLAMA, BEDROCK_CLAUDE],
         Some(AwsKey {
             id: AWS_KEY_ID.into(),
             secret: AWS_SECRET.into(),
@@ -941,6 +946,7 @@ async fn world() -> World {
         .model(Vendor::Gemini.model(), &[("gem", "gemini-3-pro")])
         .model(Vendor::ConverseNova.model(), &[("aws", NOVA)])
         .model(Vendor::ConverseLlama.model(), &[("aws", LLAMA)])
+        .model(Vendor::BedrockClaude.model(), &[("aws", BEDROCK_CLAUDE)])
         .model(Vendor::Builtin.model(), &[("builtin", "mock-large")])
         .team("t", "")
         .demo_key("k", "t")
@@ -977,7 +983,9 @@ impl World {
             Vendor::OpenAi => self.openai.request_count(),
             Vendor::Anthropic => self.anth.message_count(),
             Vendor::Gemini => self.gem.request_count(),
-            Vendor::ConverseNova | Vendor::ConverseLlama => self.bedrock.count(),
+            Vendor::ConverseNova | Vendor::ConverseLlama | Vendor::BedrockClaude => {
+                self.bedrock.count()
+            }
             Vendor::Builtin => 0,
         }
     }
@@ -1013,6 +1021,21 @@ impl World {
                 let last = self.bedrock.last();
                 let body = last.json();
                 let check = strict::converse::check(&body, &last.model);
+                (body, verdict(check))
+            }
+            Vendor::BedrockClaude => {
+                let last = self.bedrock.last();
+                let body = last.json();
+                let check = match support::mock_bedrock::check_invoke(&body, &last.model) {
+                    Ok(_) => Ok(()),
+                    Err((status, kind, message)) => Err(strict::Refusal {
+                        status,
+                        kind: "ValidationException",
+                        code: None,
+                        param: None,
+                        message: format!("{kind}: {message}"),
+                    }),
+                };
                 (body, verdict(check))
             }
             Vendor::Builtin => (Value::Null, String::new()),

@@ -605,7 +605,7 @@ fn validation(message: impl Into<String>) -> Failure {
 
 /// Checks an invoke body for Claude as Bedrock does; `Ok` is the body as Anthropic's API
 /// would take it (for the Messages rules).
-fn check_invoke(v: &Value, model: &str) -> Result<Value, Failure> {
+pub fn check_invoke(v: &Value, model: &str) -> Result<Value, Failure> {
     let obj = v
         .as_object()
         .ok_or_else(|| validation("Malformed input request: expected an object"))?;
