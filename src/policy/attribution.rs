@@ -82,7 +82,8 @@ pub fn read(
                 None => None,
                 Some(v) => Some((header_text(v.as_bytes(), USER_HEADER)?.trim(), USER_HEADER)),
             },
-            UserSource::Body => body.map(|b| (b.value.as_str(), b.field)),
+            // Trimmed like the header's value: " alice" and "alice" are one user (one budget).
+            UserSource::Body => body.map(|b| (b.value.trim(), b.field)),
         };
         if let Some((value, name)) = found.filter(|(v, _)| !v.is_empty()) {
             if value.len() > MAX_USER_BYTES {
@@ -230,7 +231,7 @@ mod tests {
         let h = headers(&[(USER_HEADER, " alice ")]);
         let b = BodyUser {
             field: "user",
-            value: "bob".into(),
+            value: " bob\u{20}".into(),
         };
         let header_first = team(vec![UserSource::Header, UserSource::Body]);
         assert_eq!(
