@@ -47,7 +47,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Value};
 use support::*;
 
-/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 21 pairs).
+/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 27 pairs).
 const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
@@ -59,6 +59,9 @@ const NOVA: &str = "us.amazon.nova-pro-v1:0";
 const LLAMA: &str = "meta.llama3-1-70b-instruct-v1:0";
 /// The Bedrock Claude model of the `BedrockClaude` route (InvokeModel, the Messages body).
 const BEDROCK_CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+/// The Vertex AI models of the `VertexClaude` and `VertexGemini` routes.
+const VERTEX_CLAUDE: &str = "claude-sonnet-4-5@20250929";
+const VERTEX_GEMINI: &str = "gemini-3-pro";
 const AWS_KEY_ID: &str = "AKIAGENERATIVE0001";
 const AWS_SECRET: &str = "generative/secret+key";
 const AWS_TOKEN: &str = "generative-session-token";
@@ -92,17 +95,21 @@ enum Vendor {
     ConverseNova,
     ConverseLlama,
     BedrockClaude,
+    VertexClaude,
+    VertexGemini,
     Builtin,
 }
 
 const DOORS: [Door; 3] = [Door::Chat, Door::Messages, Door::Responses];
-const VENDORS: [Vendor; 7] = [
+const VENDORS: [Vendor; 9] = [
     Vendor::OpenAi,
     Vendor::Anthropic,
     Vendor::Gemini,
     Vendor::ConverseNova,
     Vendor::ConverseLlama,
     Vendor::BedrockClaude,
+    Vendor::VertexClaude,
+    Vendor::VertexGemini,
     Vendor::Builtin,
 ];
 
@@ -116,6 +123,8 @@ impl Vendor {
             Vendor::ConverseNova => "gen-converse-nova",
             Vendor::ConverseLlama => "gen-converse-llama",
             Vendor::BedrockClaude => "gen-bedrock-claude",
+            Vendor::VertexClaude => "gen-vertex-claude",
+            Vendor::VertexGemini => "gen-vertex-gemini",
             Vendor::Builtin => "gen-builtin",
         }
     }
@@ -898,6 +907,7 @@ struct World {
     anth: MockAnthropic,
     gem: MockGemini,
     bedrock: MockBedrock,
+    vertex: MockVertex,
     gw: Gateway,
     http: reqwest::Client,
 }
@@ -917,7 +927,9 @@ async fn world() -> World {
         }),
     )
     .await;
+    let vertex = MockVertex::start("us-east5").await;
     let body = ConfigBody::new()
+        .text(&vertex.provider("vx", ""))
         .provider("oa", "openai", &openai.base_url(), "")
         .provider(
             "claude",
@@ -947,6 +959,8 @@ async fn world() -> World {
         .model(Vendor::ConverseNova.model(), &[("aws", NOVA)])
         .model(Vendor::ConverseLlama.model(), &[("aws", LLAMA)])
         .model(Vendor::BedrockClaude.model(), &[("aws", BEDROCK_CLAUDE)])
+        .model(Vendor::VertexClaude.model(), &[("vx", VERTEX_CLAUDE)])
+        .model(Vendor::VertexGemini.model(), &[("vx", VERTEX_GEMINI)])
         .model(Vendor::Builtin.model(), &[("builtin", "mock-large")])
         .team("t", "")
         .demo_key("k", "t")
@@ -971,6 +985,7 @@ async fn world() -> World {
         anth,
         gem,
         bedrock,
+        vertex,
         gw,
         http,
     }
@@ -986,6 +1001,7 @@ impl World {
             Vendor::ConverseNova | Vendor::ConverseLlama | Vendor::BedrockClaude => {
                 self.bedrock.count()
             }
+            Vendor::VertexClaude | Vendor::VertexGemini => self.vertex.requests().len(),
             Vendor::Builtin => 0,
         }
     }
@@ -1036,6 +1052,18 @@ impl World {
                         message: format!("{kind}: {message}"),
                     }),
                 };
+                (body, verdict(check))
+            }
+            // The Vertex mock checks Vertex's own rules (path, token, envelope, betas), then
+            // hands the body (Claude's with `model` back) to the vendor's strict mock.
+            Vendor::VertexClaude => {
+                let body = self.vertex.anthropic.last().json();
+                let check = strict::anthropic::check(&body);
+                (body, verdict(check))
+            }
+            Vendor::VertexGemini => {
+                let body = self.vertex.gemini.last_body().unwrap_or(Value::Null);
+                let check = strict::gemini::check(&body);
                 (body, verdict(check))
             }
             Vendor::Builtin => (Value::Null, String::new()),
