@@ -251,8 +251,8 @@ impl Gateway {
 
 /// The caller's key: a bearer token, or (on the Anthropic door, and from an Anthropic client
 /// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`.
-/// A JWT-shaped bearer token goes to `jwt` when an issuer is configured; anything else is
-/// a key.
+/// A JWT-shaped bearer token (or `x-api-key` on the Messages door) goes to `jwt` when an
+/// issuer is configured; anything else is a key.
 async fn authenticate(
     config: &Config,
     req: &RequestHeader,
@@ -262,13 +262,14 @@ async fn authenticate(
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let jwt = auth_header
-        .and_then(auth::bearer)
-        .filter(|t| !config.jwt.is_empty() && jwt::looks_like_jwt(t));
-    if let Some(token) = jwt {
+    let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
+    let token = match (auth_header, api_key, front) {
+        (None, Some(key), Dialect::Messages) => Some(key.trim_ascii()),
+        _ => auth_header.and_then(auth::bearer),
+    };
+    if let Some(token) = token.filter(|t| !config.jwt.is_empty() && jwt::looks_like_jwt(t)) {
         return jwt::authenticate(config, token).await;
     }
-    let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
     match (auth_header, api_key, front) {
         (None, Some(key), Dialect::Messages) => {
             auth::authenticate_secret(config, key, SystemTime::now())

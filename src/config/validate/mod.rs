@@ -915,6 +915,7 @@ teams = ["search", "x-*"]
         let raw: raw::Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(raw.providers.len(), 6);
         assert!(raw.content_filters.iter().all(|f| !f.deny.is_empty()));
+        assert_eq!(raw.auth.jwt.len(), 1, "the example shows a JWT issuer");
     }
 
     /// The full example is semantically valid too, once its vendors' hosts and key variables
