@@ -138,10 +138,11 @@ fn issuer(
         "jwks_refresh_s",
         DEFAULT_REFRESH_S,
     )?;
+    // The default never exceeds a shorter refresh period.
     let min_refetch = seconds(
         j.jwks_min_refetch_s.as_ref(),
         "jwks_min_refetch_s",
-        DEFAULT_MIN_REFETCH_S,
+        DEFAULT_MIN_REFETCH_S.min(refresh),
     )?;
     if let Some(v) = j
         .jwks_min_refetch_s
@@ -267,6 +268,13 @@ mod tests {
         assert_eq!(j.leeway_s, 0);
         assert_eq!(j.default_team, Some(0));
         assert_eq!(j.jwks_min_refetch.as_secs(), 5);
+        let c = load(&issuer("jwks_refresh_s = 4\n")).unwrap();
+        assert_eq!(
+            c.jwt[0].jwks_min_refetch.as_secs(),
+            4,
+            "the default follows a short refresh"
+        );
+        assert_eq!(c.jwt[0].leeway_s, 60);
     }
 
     #[test]

@@ -120,7 +120,12 @@ impl Jwks {
         };
         match result {
             Ok(set) => {
-                tracing::debug!(issuer = %self.name, url = %self.url, keys = set.by_kid.len(), "JWKS loaded");
+                let keys = set.by_kid.len();
+                if self.keys.load().loaded {
+                    tracing::debug!(issuer = %self.name, url = %self.url, keys, "JWKS refreshed");
+                } else {
+                    tracing::info!(issuer = %self.name, url = %self.url, keys, "JWKS loaded");
+                }
                 self.keys.store(Arc::new(set));
             }
             Err(reason) => {
