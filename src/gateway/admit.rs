@@ -251,6 +251,7 @@ impl Gateway {
 
 /// The caller's key: a bearer token, or (on the Anthropic door, and from an Anthropic client
 /// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`.
+///
 /// A JWT-shaped bearer token (or `x-api-key` on the Messages door) goes to `jwt` when an
 /// issuer is configured; anything else is a key.
 async fn authenticate(
