@@ -441,3 +441,34 @@ async fn a_users_budget_comes_from_the_tokens_user() {
     .await;
     assert_eq!(status, 429);
 }
+
+#[tokio::test]
+async fn an_issuer_added_by_a_reload_is_served_and_without_one_a_jwt_is_a_plain_401() {
+    let key = SigningKey::ed25519("k1");
+    let idp = JwksServer::start(&[&key]).await;
+    let without = ConfigBody::new()
+        .mock_provider("builtin")
+        .model("m", &[("builtin", "mock-1")])
+        .team("research", "")
+        .key("svc", "research", KEY_SECRET, "")
+        .build();
+    let gw = Gateway::start(&without).await;
+    let token = key.sign(&claims("ana@example.com", &["research"]));
+    // No issuer configured: the token is looked up as a key, like any unknown bearer.
+    let (status, _, body) = chat(&gw, &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(message(&body).contains("invalid API key"), "{body}");
+    assert_eq!(idp.fetches(), 0);
+    // A reload adds the issuer: its fetcher starts and its tokens pass.
+    gw.write_config(&config(&idp.url(), ""));
+    let mut status = 0;
+    for _ in 0..100 {
+        status = chat(&gw, &token).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "{}", gw.logs());
+    assert!(idp.fetches() >= 1);
+}
