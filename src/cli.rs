@@ -496,9 +496,12 @@ fn build_server(
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
     let limiter_admin = Arc::clone(&limiter);
+    // The JWKS of each `[[auth.jwt]]` issuer, fetched from now on (and after reloads).
+    crate::policy::jwt::jwks::sync(&snapshot.load());
     let mut listeners: Vec<reload::Listener> = vec![
         Box::new(move |c: &Arc<Config>| health_sync.sync(c)),
         Box::new(move |c: &Arc<Config>| limiter_sync.sync(c)),
+        Box::new(|c: &Arc<Config>| crate::policy::jwt::jwks::sync(c)),
     ];
     if let Some(rotation) = &tls {
         // SIGHUP (which always reloads the config) looks at the certificate files too.

@@ -18,7 +18,8 @@
 //! 3. [`config`]: the TOML file, validated section by section into the runtime
 //!    [`config::Config`], kept behind an `ArcSwap` that a request takes once, and hot reloaded
 //!    on the file watcher.
-//! 4. [`policy`]: who may do what: the key ([`policy::auth`]), content filters, the end user
+//! 4. [`policy`]: who may do what: the key ([`policy::auth`]) or the identity provider's JWT
+//!    ([`policy::jwt`], its JWK Sets fetched off the request path), content filters, the end user
 //!    and tags below the key ([`policy::attribution`]), rate limits and budgets reserved then
 //!    settled ([`policy::limits`], memory or Redis), the model and
 //!    the route chosen by weight (`policy::router`, `policy::models`), and the passive health

@@ -97,6 +97,8 @@ pub struct Config {
     pub models: Vec<Arc<Model>>,
     pub teams: Vec<Arc<Team>>,
     pub keys: Vec<Arc<Key>>,
+    /// `[[auth.jwt]]`: the identity providers whose JWTs are accepted (`crate::policy::jwt`).
+    pub jwt: Vec<Arc<JwtIssuer>>,
     pub content_filters: Vec<Arc<ContentFilter>>,
     /// `[telemetry]`; `None`: no traces.
     pub telemetry: Option<TelemetryConfig>,
@@ -583,6 +585,68 @@ pub struct Key {
     pub limits: Limits,
     pub expires_at: Option<SystemTime>,
     pub disabled: bool,
+}
+
+/// One `[[auth.jwt]]` issuer, checked (`crate::policy::jwt` verifies its tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtIssuer {
+    /// Shown in metrics (the `key` label) and logs; never a user.
+    pub name: String,
+    /// The `iss` its tokens carry, exactly.
+    pub issuer: String,
+    /// Accepted `aud` values (at least one).
+    pub audiences: Vec<String>,
+    /// The JWK Set's URL.
+    pub jwks_url: String,
+    /// The claim naming the team (a string, or a list of group names); `None`: every token
+    /// gets `default_team`.
+    pub team_claim: Option<String>,
+    /// Index into `Config::teams` of the team of a token whose claim names none.
+    pub default_team: Option<usize>,
+    /// The claim naming the end user (default `sub`).
+    pub user_claim: String,
+    /// Accepted algorithms (never `none`, never HS*).
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_s: u64,
+    /// The JWK Set is fetched again this often.
+    pub jwks_refresh: Duration,
+    /// The least time between two fetches of the JWK Set.
+    pub jwks_min_refetch: Duration,
+}
+
+/// A JWS algorithm an issuer may sign with: asymmetric only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
+    Rs256,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4).
+    Es256,
+    /// Ed25519 (RFC 8037).
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    /// All of them, the default.
+    pub const ALL: [JwtAlgorithm; 3] = [
+        JwtAlgorithm::Rs256,
+        JwtAlgorithm::Es256,
+        JwtAlgorithm::EdDsa,
+    ];
+
+    /// Its `alg` name (RFC 7518 §3.1, RFC 8037 §3.1).
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Es256 => "ES256",
+            JwtAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// The algorithm an `alg` names, if it is one of these.
+    pub fn from_name(name: &str) -> Option<JwtAlgorithm> {
+        JwtAlgorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
 }
 
 #[derive(Debug)]

@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub keys: Vec<Key>,
     #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
     pub content_filters: Vec<ContentFilter>,
     #[serde(default)]
     pub pricing: Pricing,
@@ -414,6 +416,45 @@ impl Key {
             usd_per_month: self.usd_per_month.as_ref(),
         }
     }
+}
+
+/// `[auth]`: clients beside the `[[keys]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// `[[auth.jwt]]`: identity providers whose signed JWTs are accepted as bearer tokens.
+    #[serde(default)]
+    pub jwt: Vec<Jwt>,
+}
+
+/// One `[[auth.jwt]]` issuer (see `crate::policy::jwt`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    /// Shown in metrics (the `key` label) and logs.
+    pub name: Spanned<String>,
+    /// The exact `iss` of its tokens.
+    pub issuer: Spanned<String>,
+    /// Accepted `aud` values: a token must name at least one.
+    pub audiences: Spanned<Vec<Spanned<String>>>,
+    /// Where its public keys are served (a JWK Set), `https://…` (or `http://` on loopback).
+    pub jwks_url: Spanned<String>,
+    /// The claim naming the team: a string, or a list of strings (groups) of which the first
+    /// naming a `[[teams]]` entry wins.
+    pub team_claim: Option<Spanned<String>>,
+    /// The team of a token whose team claim is absent or names no team.
+    pub default_team: Option<Spanned<String>>,
+    /// The claim naming the end user (default `sub`).
+    pub user_claim: Option<Spanned<String>>,
+    /// Accepted algorithms, of `RS256`, `ES256`, `EdDSA` (default all three).
+    pub algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds (default 60).
+    pub leeway_s: Option<Spanned<i64>>,
+    /// How often the JWK Set is fetched again, seconds (default 300).
+    pub jwks_refresh_s: Option<Spanned<i64>>,
+    /// The least time between two fetches, seconds (default 10): bounds the refetches a
+    /// token with an unknown `kid` may cause.
+    pub jwks_min_refetch_s: Option<Spanned<i64>>,
 }
 
 /// One `[[content_filters]]` entry.

@@ -21,6 +21,7 @@ use crate::policy::attribution;
 use crate::policy::auth::{self, Principal};
 use crate::policy::content_filter;
 use crate::policy::health::now_ms;
+use crate::policy::jwt;
 use crate::policy::limits::Demand;
 use crate::policy::models;
 use crate::policy::router::{self, Next};
@@ -94,7 +95,7 @@ impl Gateway {
             Endpoint::Responses => Operation::Respond,
             _ => Operation::Generate,
         };
-        let principal = authenticate(&config, session.req_header(), record.front)?;
+        let principal = authenticate(&config, session.req_header(), record.front).await?;
         record.principal = Some(principal.clone());
 
         if let Endpoint::Models(id) = &endpoint {
@@ -135,6 +136,10 @@ impl Gateway {
             &session.req_header().headers,
             req.body_user.as_ref(),
         )?;
+        if let Some(user) = &principal.user {
+            // A JWT's user is the signed one, whatever the client's headers say.
+            record.attribution.user = Some(user.clone());
+        }
         let req = response_store::expand(&self.responses, &principal.team.name, req).await?;
         let req =
             response_store::vendor_state::recall(&self.responses, &principal.team.name, req).await;
@@ -246,7 +251,10 @@ impl Gateway {
 
 /// The caller's key: a bearer token, or (on the Anthropic door, and from an Anthropic client
 /// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`.
-fn authenticate(
+///
+/// A JWT-shaped bearer token (or `x-api-key` on the Messages door) goes to `jwt` when an
+/// issuer is configured; anything else is a key.
+async fn authenticate(
     config: &Config,
     req: &RequestHeader,
     front: Dialect,
@@ -256,6 +264,13 @@ fn authenticate(
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
     let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
+    let token = match (auth_header, api_key, front) {
+        (None, Some(key), Dialect::Messages) => Some(key.trim_ascii()),
+        _ => auth_header.and_then(auth::bearer),
+    };
+    if let Some(token) = token.filter(|t| !config.jwt.is_empty() && jwt::looks_like_jwt(t)) {
+        return jwt::authenticate(config, token).await;
+    }
     match (auth_header, api_key, front) {
         (None, Some(key), Dialect::Messages) => {
             auth::authenticate_secret(config, key, SystemTime::now())

@@ -16,8 +16,12 @@ use crate::error::GatewayError;
 /// The key a request authenticated with, and its team.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The config key; for a JWT, a stand-in named after its issuer (`crate::policy::jwt`).
     pub key: Arc<Key>,
     pub team: Arc<Team>,
+    /// The end user the credential itself names (a JWT's user claim); it takes the place of
+    /// the team's attribution sources. `None` for keys.
+    pub user: Option<String>,
 }
 
 /// Checks an `Authorization` header value against the config's keys.
@@ -61,11 +65,12 @@ pub fn authenticate_secret(
     Ok(Principal {
         key: key.clone(),
         team: config.teams[key.team].clone(),
+        user: None,
     })
 }
 
 /// The secret of `Bearer <secret>` (scheme case-insensitive), if well formed.
-fn bearer(header: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer(header: &[u8]) -> Option<&[u8]> {
     let header = header.trim_ascii();
     let (scheme, rest) = header.split_at_checked(6)?;
     if !scheme.eq_ignore_ascii_case(b"bearer") {

@@ -1,4 +1,4 @@
-//! Who may do what: authentication, content filters, attribution below the key, rate limits
+//! Who may do what: authentication (keys, and JWTs of identity providers), content filters, attribution below the key, rate limits
 //! and budgets (per key, team and end user), model resolution
 //! and routing, and the passive health of routes.
 
@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod auth;
 pub(crate) mod content_filter;
 pub(crate) mod health;
+pub mod jwt;
 pub mod limits;
 pub(crate) mod models;
 pub(crate) mod router;

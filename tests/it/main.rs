@@ -33,6 +33,7 @@ mod graceful;
 mod hardening;
 mod hosted_tools;
 mod hot_reload;
+mod jwt;
 mod key_file;
 mod models_endpoint;
 mod native_messages;

@@ -16,9 +16,11 @@
 //! DNS.
 //!
 //! One submodule per section: [`server`], [`state`] (and `[log]`), [`routing`] (and
-//! `[limits]`), [`providers`], [`models`], [`teams`] (and keys), [`filters`], [`telemetry`];
+//! `[limits]`), [`providers`], [`models`], [`teams`] (and keys), [`auth`] (`[[auth.jwt]]`),
+//! [`filters`], [`telemetry`];
 //! [`checks`] holds the small checks they share.
 
+mod auth;
 mod checks;
 mod filters;
 mod models;
@@ -41,6 +43,7 @@ use toml::Spanned;
 
 use super::raw;
 use super::{Config, ConfigError};
+use auth::jwt_issuers;
 use filters::content_filters;
 use models::{alias_patterns, fallback_kinds, model, model_index};
 use providers::{providers, Providers};
@@ -396,6 +399,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
     }
     let (teams, team_index) = teams(src, &raw.teams);
     let (keys, key_index) = keys(src, &raw.keys, &team_index);
+    let jwt = jwt_issuers(src, &raw.auth.jwt, &team_index, &raw.keys);
     let content_filters = content_filters(src, &raw.content_filters);
     let telemetry = match raw.telemetry.as_ref() {
         None => Some(None),
@@ -442,6 +446,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         models,
         teams,
         keys,
+        jwt,
         content_filters,
         telemetry,
         model_index: model_index
@@ -910,6 +915,7 @@ teams = ["search", "x-*"]
         let raw: raw::Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(raw.providers.len(), 6);
         assert!(raw.content_filters.iter().all(|f| !f.deny.is_empty()));
+        assert_eq!(raw.auth.jwt.len(), 1, "the example shows a JWT issuer");
     }
 
     /// The full example is semantically valid too, once its vendors' hosts and key variables

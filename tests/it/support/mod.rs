@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod jwks;
 pub mod mock_anthropic;
 pub mod mock_bedrock;
 pub mod mock_bedrock_converse;
