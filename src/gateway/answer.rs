@@ -213,7 +213,11 @@ impl Gateway {
         };
         let mut len = 0;
         loop {
+            // Biased: the vendor's bytes first, so that a chunk already read costs no look at
+            // the client's connection (a read of its socket); that is looked at only while the
+            // vendor is silent.
             let chunk = tokio::select! {
+                biased;
                 chunk = exchange.chunk() => chunk.map_err(|f| Failed::of(f, Some(provider)))?,
                 () = client_gone(session) => return Ok(Hold::ClientGone),
             };
@@ -396,7 +400,10 @@ impl Gateway {
         exchange: &mut Exchange,
         delivered: bool,
     ) -> Option<Option<Bytes>> {
+        // Biased, as in `hold`: the client's connection is looked at only while the vendor is
+        // silent.
         let read = tokio::select! {
+            biased;
             read = exchange.chunks() => read,
             () = client_gone(session) => {
                 if !delivered {

@@ -134,6 +134,7 @@ impl Gateway {
             // Until the vendor's head came, the client's connection is watched: one that
             // closes drops the send, which closes the vendor's connection.
             let sent = tokio::select! {
+                biased;
                 sent = upstream::send(&self.pool, &peer, &head, &body, clock) => Some(sent),
                 () = client_gone(session) => None,
             };
