@@ -1084,7 +1084,13 @@ impl World {
                 .http
                 .post(self.gw.url("/v1/messages"))
                 .header("x-api-key", DEMO_SECRET)
-                .header("anthropic-version", "2023-06-01"),
+                .header("anthropic-version", "2023-06-01")
+                // As Claude Code sends them: one beta every Claude platform takes, and ones
+                // Bedrock and Vertex refuse (the gateway must drop those for the clouds).
+                .header(
+                    "anthropic-beta",
+                    "interleaved-thinking-2025-05-14,claude-code-20250219,prompt-caching-scope-2026-01-05",
+                ),
         };
         let resp = req.json(body).send().await.expect("the gateway answers");
         let status = resp.status().as_u16();
