@@ -19,7 +19,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use switchyard::config::{self, Config};
 use switchyard::observability::metrics::Metrics;
-use switchyard::policy::limits::{Demand, Limiter, Spent};
+use switchyard::policy::limits::{Demand, EndUser, Limiter, Spent};
 
 /// Key `free` has no limits; key `busy` and its team have every one, high enough never to
 /// refuse during a bench run, and the team gives each end user budgets (used when the bench
@@ -83,6 +83,7 @@ fn bench_admit_settle_as(
     c.bench_function(name, |b| {
         b.iter(|| {
             rt.block_on(async {
+                let user = user.map(|name| EndUser { name, limits: None });
                 match limiter.admit_for(key, team, user, black_box(DEMAND)).await {
                     Ok(admission) => limiter.settle(admission, Some(SPENT)).await,
                     Err(rejection) => panic!("bench refused: {rejection:?}"),

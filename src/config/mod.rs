@@ -605,6 +605,8 @@ pub struct JwtIssuer {
     pub default_team: Option<usize>,
     /// The claim naming the end user (default `sub`).
     pub user_claim: String,
+    /// The claim holding the user's own limits (`crate::policy::jwt::claim_limits`).
+    pub limits_claim: Option<String>,
     /// Accepted algorithms (never `none`, never HS*).
     pub algorithms: Vec<JwtAlgorithm>,
     /// Clock skew allowed on `exp` and `nbf`, seconds.

@@ -446,6 +446,10 @@ pub struct Jwt {
     pub default_team: Option<Spanned<String>>,
     /// The claim naming the end user (default `sub`).
     pub user_claim: Option<Spanned<String>>,
+    /// The claim holding the user's own limits (an object of `rpm`, `tpm`,
+    /// `max_concurrent`, `tokens_per_day`, `usd_per_month`), in place of the team's per-user
+    /// budgets.
+    pub limits_claim: Option<Spanned<String>>,
     /// Accepted algorithms, of `RS256`, `ES256`, `EdDSA` (default all three).
     pub algorithms: Option<Spanned<Vec<Spanned<String>>>>,
     /// Clock skew allowed on `exp` and `nbf`, seconds (default 60).

@@ -22,7 +22,7 @@ use crate::policy::auth::{self, Principal};
 use crate::policy::content_filter;
 use crate::policy::health::now_ms;
 use crate::policy::jwt;
-use crate::policy::limits::Demand;
+use crate::policy::limits::{Demand, EndUser};
 use crate::policy::models;
 use crate::policy::router::{self, Next};
 use crate::providers::{self, Operation};
@@ -199,7 +199,10 @@ impl Gateway {
         max_tokens: Option<u64>,
     ) -> Result<(), GatewayError> {
         let demand = Demand::estimate(model, record.prompt_estimate, max_tokens, &config.limits);
-        let user = record.attribution.user.as_deref();
+        let user = record.attribution.user.as_deref().map(|name| EndUser {
+            name,
+            limits: principal.user_limits.as_deref(),
+        });
         match self
             .limiter
             .admit_for(&principal.key, &principal.team, user, demand)

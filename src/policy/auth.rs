@@ -22,6 +22,9 @@ pub struct Principal {
     /// The end user the credential itself names (a JWT's user claim); it takes the place of
     /// the team's attribution sources. `None` for keys.
     pub user: Option<String>,
+    /// The user's limits the credential names (a JWT's limits claim, `crate::policy::jwt`):
+    /// they take the place of the team's per-user budgets. `None`: the team's.
+    pub user_limits: Option<Arc<crate::config::Limits>>,
 }
 
 /// Checks an `Authorization` header value against the config's keys.
@@ -66,6 +69,7 @@ pub fn authenticate_secret(
         key: key.clone(),
         team: config.teams[key.team].clone(),
         user: None,
+        user_limits: None,
     })
 }
 

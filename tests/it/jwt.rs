@@ -472,3 +472,61 @@ async fn an_issuer_added_by_a_reload_is_served_and_without_one_a_jwt_is_a_plain_
     assert_eq!(status, 200, "{}", gw.logs());
     assert!(idp.fetches() >= 1);
 }
+
+/// Claims nested as identity providers nest them (Keycloak's `realm_access.roles`) give the
+/// team and user; a limits claim gives the user its own limits (an rpm of 1 here, in a team
+/// with no per-user rates), which bind that user alone; a malformed limits claim is a 401
+/// that names the claim and not its value.
+#[tokio::test]
+async fn nested_claims_give_the_team_and_a_limits_claim_the_users_own_limits() {
+    let key = SigningKey::ed25519("k1");
+    let idp = JwksServer::start(&[&key]).await;
+    let cfg = ConfigBody::new()
+        .usage_log()
+        .mock_provider("builtin")
+        .model("m", &[("builtin", "mock-1")])
+        .team("ops", "")
+        .text(&format!(
+            "[[auth.jwt]]\nname = \"keycloak\"\nissuer = \"{ISSUER}\"\naudiences = [\"{AUDIENCE}\"]\n\
+             jwks_url = \"{}\"\nteam_claim = \"realm_access.roles\"\nuser_claim = \"profile.login\"\n\
+             limits_claim = \"switchyard.limits\"\n",
+            idp.url()
+        ))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let token = |login: &str, limits: Value| {
+        key.sign(
+            &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "s", "profile": {"login": login},
+            "realm_access": {"roles": ["offline_access", "ops"]},
+            "switchyard": {"limits": limits}, "iat": now_s(), "exp": now_s() + 600}),
+        )
+    };
+    let carol = token("carol", json!({"rpm": 1}));
+    let (status, id, body) = chat(&gw, &carol).await;
+    assert_eq!(status, 200, "{body}");
+    let line = gw.usage_line(&id).await;
+    assert_eq!(
+        (&line["user"], &line["team"]),
+        (&json!("carol"), &json!("ops"))
+    );
+    let (status, _, body) = chat(&gw, &carol).await;
+    assert_eq!(status, 429, "carol's own rpm of 1: {body}");
+    assert!(
+        message(&body).contains("user `carol` of team `ops`"),
+        "{body}"
+    );
+    // Another user of the team, without limits in the token, is not held to carol's.
+    let dave = token("dave", Value::Null);
+    for _ in 0..3 {
+        let (status, _, body) = chat(&gw, &dave).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let bad = token("erin", json!({"rpm": "unlimited-please"}));
+    refused(&gw, &bad, "malformed limits claim").await;
+    let logs = gw.logs();
+    assert!(
+        !logs.contains("unlimited-please"),
+        "a claim's value is never logged"
+    );
+}

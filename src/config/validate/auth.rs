@@ -118,6 +118,9 @@ fn issuer(
         non_blank(src, c, &format!("{path}.user_claim"))
     })?
     .unwrap_or_else(|| "sub".to_string());
+    let limits_claim = opt(j.limits_claim.as_ref(), |c| {
+        non_blank(src, c, &format!("{path}.limits_claim"))
+    })?;
     let algorithms = match &j.algorithms {
         None => JwtAlgorithm::ALL.to_vec(),
         Some(list) => algorithms(src, list, &format!("{path}.algorithms"))?,
@@ -163,6 +166,7 @@ fn issuer(
         team_claim,
         default_team,
         user_claim,
+        limits_claim,
         algorithms,
         leeway_s,
         jwks_refresh: Duration::from_secs(refresh),

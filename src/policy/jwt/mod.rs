@@ -28,10 +28,15 @@
 //!    issuer's; `aud` (a string or a list) names one of `audiences` ("wrong audience").
 //! 5. The user claim (`user_claim`, default `sub`) is a non-empty string of at most 256
 //!    bytes ("no user claim"); the team is the first team-named string of the team claim (a
-//!    string, or a list such as `groups`), else `default_team` ("no team for this token").
+//!    string, or a list such as `groups`), else `default_team` ("no team for this token");
+//!    the limits claim (`limits_claim`), when the issuer names one and the token has it, is
+//!    the user's own limits ("malformed limits claim"; [`claims::claim_limits`]). A claim
+//!    name is looked up as written, else as a dotted path into nested objects
+//!    ([`claims::claim`]: `realm_access.roles`).
 //!
 //! No token, header or claim value is logged or echoed: the reasons are fixed strings.
 
+pub mod claims;
 pub mod jwks;
 
 use std::sync::Arc;
@@ -178,7 +183,7 @@ fn principal(
     issuer: &JwtIssuer,
     claims: &Map<String, Value>,
 ) -> Result<Principal, GatewayError> {
-    let user = match claims.get(&issuer.user_claim) {
+    let user = match claims::claim(claims, &issuer.user_claim) {
         Some(Value::String(u)) if !u.is_empty() => u,
         _ => {
             return Err(refused(
@@ -191,6 +196,14 @@ fn principal(
     }
     let team = team(config, issuer, claims)
         .ok_or_else(|| refused("no team for this token: its team claim names no team"))?;
+    let limits_claim = issuer
+        .limits_claim
+        .as_deref()
+        .and_then(|name| claims::claim(claims, name));
+    let user_limits = claims::claim_limits(limits_claim, &config.teams[team].user_limits)
+        .map_err(|claims::MalformedLimits| {
+            refused("malformed limits claim: an object of rpm, tpm, max_concurrent, tokens_per_day, usd_per_month")
+        })?;
     let key = Arc::new(Key {
         id: issuer.name.clone(),
         team,
@@ -203,6 +216,7 @@ fn principal(
         key,
         team: Arc::clone(&config.teams[team]),
         user: Some(user.clone()),
+        user_limits: user_limits.map(Arc::new),
     })
 }
 
@@ -210,7 +224,11 @@ fn principal(
 /// first string of a list that names a team), else the default team.
 fn team(config: &Config, issuer: &JwtIssuer, claims: &Map<String, Value>) -> Option<usize> {
     let by_name = |name: &str| config.teams.iter().position(|t| t.name == name);
-    let claimed = match issuer.team_claim.as_ref().and_then(|c| claims.get(c)) {
+    let claimed = match issuer
+        .team_claim
+        .as_ref()
+        .and_then(|c| claims::claim(claims, c))
+    {
         Some(Value::String(s)) => by_name(s),
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).find_map(by_name),
         _ => None,

@@ -267,9 +267,6 @@ pub(crate) struct Entity {
 pub(crate) struct Tables {
     pub(crate) keys: HashMap<String, Arc<Entity>>,
     pub(crate) teams: HashMap<String, Arc<Entity>>,
-    /// The per-user budgets of each team that has some (`user_tokens_per_day`,
-    /// `user_usd_per_month`).
-    pub(crate) user_limits: HashMap<String, Limits>,
 }
 
 impl Tables {
@@ -427,43 +424,32 @@ impl Memory {
             .iter()
             .map(|t| (t.name.clone(), entity(Scope::Team, &t.name, &t.limits)))
             .collect();
-        let user_limits: HashMap<String, Limits> = config
-            .teams
-            .iter()
-            .filter(|t| t.user_limits != Limits::default())
-            .map(|t| (t.name.clone(), t.user_limits.clone()))
-            .collect();
         drop(restored);
-        self.sync_users(&user_limits);
-        self.tables.store(Arc::new(Tables {
-            keys,
-            teams,
-            user_limits,
-        }));
+        self.sync_users(&teams);
+        self.tables.store(Arc::new(Tables { keys, teams }));
     }
 
-    /// Keeps the users whose team still has per-user budgets, with the new budgets (and their
-    /// counters); drops the others.
-    fn sync_users(&self, user_limits: &HashMap<String, Limits>) {
+    /// Keeps the users whose team is still configured (each takes its limits, the team's
+    /// per-user budgets or its credential's, at its next request: [`Memory::user`]); drops
+    /// the others.
+    fn sync_users(&self, teams: &HashMap<String, Arc<Entity>>) {
         let mut users = lock_users(&self.users);
-        let old = std::mem::take(&mut *users);
-        for (id, entity) in old {
-            let Some(limits) = team_of(&id).and_then(|team| user_limits.get(&team)) else {
-                continue;
-            };
-            let kept = self.carry(Some(&entity), limits, None);
-            users.insert(id, kept);
-        }
+        users.retain(|id, _| team_of(id).is_some_and(|team| teams.contains_key(&team)));
     }
 
-    /// The entity of `user` of `team`, created at its first request; `None` when the team
-    /// has no per-user budgets.
-    fn user(&self, tables: &Tables, team: &str, user: &str) -> Option<Arc<Entity>> {
-        let limits = tables.user_limits.get(team)?;
+    /// The entity of `user` of `team` held to `limits` (its team's per-user budgets, or those
+    /// its credential names), created at its first request; an entity whose limits changed
+    /// (another token's limits claim) keeps its counters under the new limits.
+    fn user(&self, team: &str, user: &str, limits: &Limits) -> Arc<Entity> {
         let id = user_id(team, user);
         let mut users = lock_users(&self.users);
         if let Some(e) = users.get(&id) {
-            return Some(e.clone());
+            if e.limits == *limits {
+                return e.clone();
+            }
+            let kept = self.carry(Some(e), limits, None);
+            users.insert(id, kept.clone());
+            return kept;
         }
         self.prune_if_due(&mut users);
         let saved = self
@@ -473,7 +459,7 @@ impl Memory {
             .remove(&(Scope::User, id.clone()));
         let entity = self.carry(None, limits, saved);
         users.insert(id, entity.clone());
-        Some(entity)
+        entity
     }
 
     /// Once `users` holds [`USERS_PRUNE_AT`] (then twice as many…), drops those that count
@@ -542,12 +528,12 @@ impl Memory {
         &self,
         key: &str,
         team: &str,
-        user: Option<&str>,
+        user: Option<(&str, &Limits)>,
         need: Need,
     ) -> Result<(Periods, [Hold; 3], RateHeaders), Refused> {
         let tables = self.tables.load();
         let periods = Periods::at(self.clock.unix());
-        let user = user.and_then(|u| self.user(&tables, team, u));
+        let user = user.map(|(name, limits)| self.user(team, name, limits));
         let mut guards = locked(&tables, key, team, user.as_ref());
         let mut plans: [Option<Plan>; 3] = [None, None, None];
         let mut refusal: Option<Refusal> = None;

@@ -67,11 +67,13 @@
 //! - **Per-user budgets.** A team's `user_tokens_per_day` / `user_usd_per_month` give each
 //!   of its end users (a request's `user`, `crate::policy::attribution`) budgets of their
 //!   own: a third entity beside key and team ([`Scope::User`]), checked and taken with them,
-//!   settled the same way. Users have budgets only (no rates, no `max_concurrent`). A request
-//!   naming no user, or of a team without per-user budgets, has no user entity. Memory: users
-//!   are created at their first request (kept by `memory::user_id`, `team:user` escaped),
-//!   snapshotted with keys and teams, dropped when their team loses its per-user budgets, and
-//!   pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
+//!   settled the same way. A user's limits are its team's per-user budgets, or those its
+//!   credential names ([`EndUser::limits`]: a JWT's limits claim, which may add rates and
+//!   `max_concurrent`). A request naming no user, or whose user has no limits, has no user
+//!   entity. Memory: users are created at their first request (kept by `memory::user_id`,
+//!   `team:user` escaped), take new limits at the request that brings them (their counters
+//!   kept), are snapshotted with keys and teams, dropped when their team leaves the config,
+//!   and pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
 //!   `…:upm:{month}`, in the same scripts.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
 //!   period. rpm / tpm → 429 `rate_limit`, `retry-after` = the GCRA's wait (rounded up to a
@@ -799,22 +801,27 @@ impl Limiter {
     }
 
     /// [`Limiter::admit`] for the end user `user` of the request (named by attribution), held
-    /// also to its team's per-user budgets (`user_tokens_per_day`, `user_usd_per_month`) when
-    /// the team has some; `None`, or a team without them: key and team only.
+    /// also to its team's per-user budgets (`user_tokens_per_day`, `user_usd_per_month`), or
+    /// to the limits its credential names ([`EndUser::limits`]), when there are some; `None`,
+    /// or no user limits: key and team only.
     pub async fn admit_for(
         &self,
         key: &Key,
         team: &Team,
-        user: Option<&str>,
+        user: Option<EndUser<'_>>,
         demand: Demand,
     ) -> Result<Admission, Rejection> {
         let need = Need::from(demand);
-        let user = user.filter(|_| team.user_limits != config::Limits::default());
+        let user_limits = user.and_then(|u| u.limits).unwrap_or(&team.user_limits);
+        let user = user
+            .map(|u| u.name)
+            .filter(|_| *user_limits != config::Limits::default());
         let user_id = user.map(|u| memory::user_id(&team.name, u));
         let who = Who {
             key,
             team,
             user: user_id.as_deref(),
+            user_limits,
         };
         let result = match self.usable_shared() {
             Some(shared) => match shared.admit(&who, need, self.periods()).await {
@@ -824,10 +831,10 @@ impl Limiter {
                 }
                 Err(e) => {
                     shared.went_down(&e, &self.inner.metrics);
-                    self.admit_locally(key, team, user, need)
+                    self.admit_locally(&who, user, need)
                 }
             },
-            None => self.admit_locally(key, team, user, need),
+            None => self.admit_locally(&who, user, need),
         };
         let result = result
             .map(|granted| self.admission(&who, need, granted))
@@ -937,14 +944,14 @@ impl Limiter {
 
     fn admit_locally(
         &self,
-        key: &Key,
-        team: &Team,
+        who: &Who<'_>,
         user: Option<&str>,
         need: Need,
     ) -> Result<Granted, Refused> {
+        let user = user.map(|name| (name, who.user_limits));
         self.inner
             .memory
-            .admit(&key.id, &team.name, user, need)
+            .admit(&who.key.id, &who.team.name, user, need)
             .map(|(periods, holds, headers)| Granted {
                 periods,
                 holds,
@@ -1055,6 +1062,18 @@ pub(crate) struct Who<'a> {
     pub(crate) key: &'a Key,
     pub(crate) team: &'a Team,
     pub(crate) user: Option<&'a str>,
+    /// The user's limits: the team's per-user budgets, or those its credential names
+    /// ([`EndUser::limits`]).
+    pub(crate) user_limits: &'a config::Limits,
+}
+
+/// The end user of a request ([`Limiter::admit_for`]): its name, and the limits its
+/// credential names for it (a JWT's limits claim, `crate::policy::jwt`), which take the
+/// place of its team's per-user budgets; `None`: the team's.
+#[derive(Debug, Clone, Copy)]
+pub struct EndUser<'a> {
+    pub name: &'a str,
+    pub limits: Option<&'a config::Limits>,
 }
 
 /// An admission as a backend returns it.

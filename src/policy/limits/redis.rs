@@ -483,6 +483,7 @@ impl Shared {
             key,
             team,
             user: None,
+            user_limits: &team.user_limits,
         };
         let (_, reply) = self
             .run_admit("peek", &who, Need::default(), periods)
@@ -711,12 +712,12 @@ fn budget_left(who: &Who<'_>, budgets: &[(u64, u64); 3]) -> (Option<u64>, Option
     (usd, tokens)
 }
 
-/// The limits of the user scope of an admission: its team's per-user budgets, none without
-/// a user.
+/// The limits of the user scope of an admission: its team's per-user budgets or those its
+/// credential named, none without a user.
 fn user_limits<'a>(who: &Who<'a>) -> &'a Limits {
     static NONE: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
     match who.user {
-        Some(_) => &who.team.user_limits,
+        Some(_) => who.user_limits,
         None => NONE.get_or_init(Limits::default),
     }
 }

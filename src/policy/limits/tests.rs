@@ -99,11 +99,22 @@ impl Rig {
 
     /// A request of key `a` as end user `user`.
     async fn admit_user(&self, user: Option<&str>, tokens: u64) -> Result<Admission, Rejection> {
+        self.admit_user_with(user, None, tokens).await
+    }
+
+    /// A request of key `a` as end user `user` whose credential names `limits`.
+    async fn admit_user_with(
+        &self,
+        user: Option<&str>,
+        limits: Option<&config::Limits>,
+        tokens: u64,
+    ) -> Result<Admission, Rejection> {
         let (k, t) = self.key("a");
         let demand = Demand {
             tokens,
             ..Demand::default()
         };
+        let user = user.map(|name| EndUser { name, limits });
         self.limiter.admit_for(k, t, user, demand).await
     }
 
@@ -670,6 +681,51 @@ async fn a_users_budget_binds_that_user_alone_and_survives_restarts() {
     rig.admit_user(Some("carol"), 300)
         .await
         .expect("carol spent nothing");
+}
+
+/// Limits a credential names for its user (a JWT's limits claim) hold that user in a team
+/// without per-user budgets, replace the team's per-user budgets in a team with some, and
+/// keep the user's counters when they change, and across a reload.
+#[tokio::test]
+async fn a_users_own_limits_hold_it_and_keep_its_counters_when_they_change() {
+    let rig = Rig::new(two_keys("tokens_per_day = 10000", ""));
+    let own = config::Limits {
+        tokens_per_day: Some(100),
+        ..config::Limits::default()
+    };
+    let dana = rig
+        .admit_user_with(Some("dana"), Some(&own), 80)
+        .await
+        .expect("80 of her 100");
+    rig.limiter.settle(dana, spent(80)).await;
+    let refused = rig
+        .admit_user_with(Some("dana"), Some(&own), 21)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.scope, refused.limit),
+        (Scope::User, LimitKind::TokensPerDay)
+    );
+    rig.admit_user(Some("dana"), 500)
+        .await
+        .expect("without her limits she is held to the team's alone");
+    let raised = config::Limits {
+        tokens_per_day: Some(120),
+        ..config::Limits::default()
+    };
+    rig.limiter.sync(&rig.config);
+    let refused = rig
+        .admit_user_with(Some("dana"), Some(&raised), 41)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.scope,
+        Scope::User,
+        "her 80 are kept under new limits and across a reload"
+    );
+    rig.admit_user_with(Some("dana"), Some(&raised), 40)
+        .await
+        .expect("120 - 80");
 }
 
 #[tokio::test]
