@@ -10,3 +10,4 @@ pub mod jwt;
 pub mod limits;
 pub(crate) mod models;
 pub(crate) mod router;
+pub mod runtime_keys;

@@ -9,7 +9,7 @@ use super::checks::{non_blank, opt, pem_roots, positive, positive_usize};
 use super::providers::api_key;
 use super::{Result, Source};
 use crate::config::raw;
-use crate::config::{Log, RedisState, State, StoredResponses, UsageSink};
+use crate::config::{Log, RedisState, RuntimeKeysConfig, State, StoredResponses, UsageSink};
 
 pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
     if let Some(url) = &raw.redis_url {
@@ -182,6 +182,28 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
         timeout,
         password,
         ca_file,
+    })
+}
+
+/// `[server] admin_token_env` (an environment variable read now, like a provider's
+/// `api_key_env`) and `[state] keys_file` (default `keys.json` in `[state] dir`).
+pub(super) fn runtime_keys(
+    src: &Source,
+    server: &raw::Server,
+    raw: &raw::State,
+) -> Result<RuntimeKeysConfig> {
+    let admin_token = opt(server.admin_token_env.as_ref(), |var| {
+        api_key(src, var, "server.admin_token_env")
+    })?
+    .flatten();
+    let keys_file = match (&raw.keys_file, &raw.dir) {
+        (Some(f), _) => PathBuf::from(non_blank(src, f, "state.keys_file")?),
+        (None, Some(d)) => PathBuf::from(d.get_ref()).join("keys.json"),
+        (None, None) => PathBuf::from("data").join("keys.json"),
+    };
+    Ok(RuntimeKeysConfig {
+        admin_token,
+        keys_file,
     })
 }
 
