@@ -1,5 +1,6 @@
 //! The command line (`spec/gateway.md` §5): `serve`, `check`, `prices`, `key new`, `usage`
-//! (`crate::accounting::report`).
+//! (`crate::accounting::report`), and `key create|list|update|revoke` ([`keys`]: the runtime
+//! key API of a running gateway).
 //!
 //! Pingora's own `Opt::parse_args()` would reject these flags, so pingora's `Opt` is built
 //! here from ours.
@@ -7,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod keys;
 
 use clap::{Parser, Subcommand};
 use pingora::connectors::ConnectorOptions;
@@ -114,6 +117,8 @@ pub enum KeyCommand {
         #[arg(long)]
         team: String,
     },
+    #[command(flatten)]
+    Runtime(keys::RuntimeKeyCommand),
 }
 
 /// Runs a parsed command line.
@@ -129,6 +134,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Key {
             command: KeyCommand::New { id, team },
         } => key_new(&id, &team),
+        Command::Key {
+            command: KeyCommand::Runtime(command),
+        } => keys::run(command),
         Command::Usage {
             files,
             by,

@@ -427,3 +427,70 @@ async fn two_instances_on_one_redis_share_runtime_keys_and_a_revoke_within_a_sec
     assert_eq!(chat_status(&c, &kept_secret).await, 200);
     assert_no_secret(&c, &kept_secret);
 }
+
+/// `switchyard key …` with `args`, the admin token in `SWITCHYARD_ADMIN_TOKEN`.
+fn cli(gw: &Gateway, args: &[&str]) -> std::process::Output {
+    let url = format!("http://{}", gw.admin_addr());
+    std::process::Command::new(switchyard_bin())
+        .arg("key")
+        .args(args)
+        .args(["--admin-url", &url])
+        .env("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)
+        .current_dir(gw.dir())
+        .output()
+        .expect("run switchyard")
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[tokio::test]
+async fn the_key_subcommands_drive_a_running_gateway() {
+    let gw = start("").await;
+    let created = stdout_json(&cli(
+        &gw,
+        &[
+            "create", "--team", "research", "--id", "cli-1", "--tpm", "100000",
+        ],
+    ));
+    let secret = created["key"].as_str().unwrap().to_string();
+    assert_eq!(chat_status(&gw, &secret).await, 200);
+
+    let listed = stdout_json(&cli(&gw, &["list"]));
+    assert_eq!(listed["data"][0]["id"], "cli-1");
+    assert!(!listed.to_string().contains(&secret));
+
+    // update keeps the limits not named: tpm stays, rpm 1 is added.
+    let updated = stdout_json(&cli(&gw, &["update", "cli-1", "--rpm", "1"]));
+    assert_eq!(updated["limits"], json!({"rpm": 1, "tpm": 100000}));
+    assert_eq!(chat_status(&gw, &secret).await, 200);
+    assert_eq!(chat_status(&gw, &secret).await, 429);
+
+    stdout_json(&cli(&gw, &["revoke", "cli-1", "--disable"]));
+    assert_eq!(chat_status(&gw, &secret).await, 401);
+    stdout_json(&cli(&gw, &["revoke", "cli-1"]));
+    let again = cli(&gw, &["revoke", "cli-1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("404"));
+
+    // Without a token: told, exit 2.
+    let out = std::process::Command::new(switchyard_bin())
+        .args([
+            "key",
+            "list",
+            "--admin-url",
+            &format!("http://{}", gw.admin_addr()),
+        ])
+        .args(["-c", "/nonexistent.toml"])
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHYARD_ADMIN_TOKEN"));
+}
