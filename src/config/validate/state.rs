@@ -225,6 +225,34 @@ mod tests {
     use crate::config::validate::testing::*;
 
     #[test]
+    fn admin_token_and_keys_file() {
+        let c = load("").unwrap();
+        assert_eq!(c.runtime_keys.admin_token, None);
+        assert_eq!(c.runtime_keys.keys_file, PathBuf::from("data/keys.json"));
+        let c = load("[state]\ndir = \"/var/lib/sy\"\n").unwrap();
+        assert_eq!(
+            c.runtime_keys.keys_file,
+            PathBuf::from("/var/lib/sy/keys.json")
+        );
+        let c = load("[state]\nkeys_file = \"/etc/sy/k.json\"\n").unwrap();
+        assert_eq!(c.runtime_keys.keys_file, PathBuf::from("/etc/sy/k.json"));
+        rejects(
+            "[state]\nkeys_file = \" \" # <-\n",
+            "state.keys_file",
+            "must not be empty",
+        );
+        rejects(
+            "[server]\nadmin_token_env = \"SY_TEST_UNSET_ADMIN_TOKEN\" # <-\n",
+            "server.admin_token_env",
+            "SY_TEST_UNSET_ADMIN_TOKEN is not set",
+        );
+        // PATH is set in every test environment: the token is read, and never shown.
+        let c = load("[server]\nadmin_token_env = \"PATH\"\n").unwrap();
+        let token = c.runtime_keys.admin_token.as_ref().unwrap();
+        assert_eq!(format!("{token:?}"), "*****");
+    }
+
+    #[test]
     fn state_and_log_checks() {
         rejects(
             "[state]\nbackend = \"redis\" # <-\n",

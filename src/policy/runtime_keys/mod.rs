@@ -638,7 +638,8 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        crate::config::load_str("[[teams]]\nname = \"t\"\n").unwrap()
+        crate::config::load_str("[[teams]]\nname = \"t\"\n", std::path::Path::new("t.toml"))
+            .unwrap()
     }
 
     #[test]
