@@ -409,6 +409,22 @@ async fn two_instances_on_one_redis_share_runtime_keys_and_a_revoke_within_a_sec
     );
     assert!(disable_took < Duration::from_secs(1) && delete_took < Duration::from_secs(1));
 
+    // The poll alone keeps the bound: a change made in Redis without a PUBLISH (as if the
+    // message were lost) is followed by both within a second.
+    let (_, polled) = create(&a, r#"{"team":"ops","id":"polled"}"#).await;
+    let polled_secret = polled["key"].as_str().unwrap().to_string();
+    until_status(&b, &polled_secret, 200, Duration::from_secs(1)).await;
+    let revoked = Instant::now();
+    redis
+        .command(&["HSET", "switchyard:rkey:polled", "disabled", "1"])
+        .unwrap();
+    redis.command(&["INCR", "switchyard:rkeys:gen"]).unwrap();
+    until_status(&a, &polled_secret, 401, Duration::from_secs(1)).await;
+    until_status(&b, &polled_secret, 401, Duration::from_secs(1)).await;
+    let poll_took = revoked.elapsed();
+    eprintln!("without pub/sub (the poll alone): refused by both after {poll_took:?}");
+    assert!(poll_took < Duration::from_secs(1));
+
     // Stored in Redis as documented, without the secret.
     let (_, kept) = create(&a, r#"{"team":"ops","id":"kept","limits":{"rpm":5}}"#).await;
     let kept_secret = kept["key"].as_str().unwrap().to_string();

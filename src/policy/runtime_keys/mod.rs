@@ -15,10 +15,11 @@
 //! - **Lookup**: an in-memory index (an `ArcSwap`, rebuilt from the store after every change
 //!   and whenever the store's generation moves), so a request never waits on the store. A
 //!   key whose team left the config is refused (403) until the team is back.
-//! - **Revocation everywhere**: with Redis each instance polls the generation counter every
-//!   [`POLL_EVERY`] and reloads when it moved; a change also publishes on
-//!   [`redis::CHANNEL`]. A DELETE or a PATCH `{"disabled": true}` is refused by every
-//!   instance within a second.
+//! - **Revocation everywhere**: a change publishes on [`redis::CHANNEL`], to which every
+//!   instance subscribes and reloads at once; as a backstop each instance also polls the
+//!   generation counter every [`POLL_EVERY`] and reloads when it moved (the poll alone keeps
+//!   the bound). A DELETE or a PATCH `{"disabled": true}` is refused by every instance within a
+//!   second.
 
 pub(crate) mod memory;
 pub(crate) mod redis;

@@ -5,7 +5,8 @@
 //!   `updated_at`;
 //! - `switchyard:rkeys:ids`: the set of ids;
 //! - `switchyard:rkeys:gen`: a counter raised (`INCR`) after every change;
-//! - [`CHANNEL`]: a change is also published there (`PUBLISH`), for tools that listen.
+//! - [`CHANNEL`]: a change is also published there (`PUBLISH`, the key's id); every instance
+//!   subscribes and reloads at once (the poll is the backstop that alone keeps the bound).
 //!
 //! Only single-key commands (and pipelines of them), no script and no transaction, so the same
 //! commands work on a Redis Cluster. A create claims its id with `HSETNX … id`, so two
@@ -20,6 +21,8 @@ use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::{Client, RedisResult};
+use futures_util::StreamExt;
+use tokio::sync::Notify;
 
 use super::{ApiError, KeyLimits, RuntimeKey, RuntimeKeys, POLL_EVERY};
 use crate::config::RedisState;
@@ -28,7 +31,7 @@ use crate::config::RedisState;
 pub const IDS: &str = "switchyard:rkeys:ids";
 /// The generation counter.
 pub const GENERATION: &str = "switchyard:rkeys:gen";
-/// Where each change is published (the id changed).
+/// Where each change is published (the id changed); each instance listens.
 pub const CHANNEL: &str = "switchyard:rkeys:changed";
 /// The longest an admin call waits for Redis.
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -286,6 +289,12 @@ fn poll(weak: &Weak<RuntimeKeys>, ready: mpsc::Sender<()>) {
         }
     };
     runtime.block_on(async move {
+        let wake = Arc::new(Notify::new());
+        if let Some(keys) = weak.upgrade() {
+            if let Some(store) = keys.redis() {
+                tokio::spawn(listen(store.client.clone(), Arc::clone(&wake)));
+            }
+        }
         let mut conn: Option<MultiplexedConnection> = None;
         let mut seen: Option<i64> = None;
         let mut failing = false;
@@ -324,9 +333,29 @@ fn poll(weak: &Weak<RuntimeKeys>, ready: mpsc::Sender<()>) {
                 }
             }
             drop(keys);
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::select! {
+                () = tokio::time::sleep(POLL_EVERY) => {}
+                () = wake.notified() => {}
+            }
         }
     });
+}
+
+/// Wakes the poller at each message on [`CHANNEL`], so that a change is followed at once; a
+/// lost subscription only costs the wait for the next poll. Resubscribes every second while
+/// Redis cannot be reached. (On a Redis Cluster a `PUBLISH` reaches every node.)
+async fn listen(client: Client, wake: Arc<Notify>) {
+    loop {
+        if let Ok(mut pubsub) = client.get_async_pubsub().await {
+            if pubsub.subscribe(CHANNEL).await.is_ok() {
+                let mut messages = pubsub.into_on_message();
+                while messages.next().await.is_some() {
+                    wake.notify_one();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// One poll: the generation, and every key when it moved since `seen`.
