@@ -197,6 +197,15 @@ async fn a_runtime_key_is_created_used_limited_disabled_and_deleted() {
     patch(&gw, "portal-1", r#"{"disabled":false}"#).await;
     assert_eq!(chat_status(&gw, &secret).await, 200);
 
+    // Expired: refused; its expiry removed: in force again.
+    let (status, _) = patch(&gw, "portal-1", r#"{"expires_at":"2020-01-01T00:00:00Z"}"#).await;
+    assert_eq!(status, 200);
+    let resp = gw.chat(&secret, &chat_body("m", "hello", false)).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("expired"));
+    patch(&gw, "portal-1", r#"{"expires_at":null}"#).await;
+    assert_eq!(chat_status(&gw, &secret).await, 200);
+
     // Deleted: refused as unknown; a second delete is a 404.
     let (status, gone) = delete(&gw, "portal-1").await;
     assert_eq!((status, &gone["deleted"]), (StatusCode::OK, &json!(true)));
@@ -509,4 +518,74 @@ async fn the_key_subcommands_drive_a_running_gateway() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHYARD_ADMIN_TOKEN"));
+}
+
+#[tokio::test]
+async fn the_admin_listeners_mtls_is_a_credential_of_its_own() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf_for_localhost();
+    let dir = tempfile::tempdir().unwrap();
+    leaf.write_pem_files(dir.path());
+    let server = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\nadmin_tls = true\nadmin_tls_client_ca = {:?}\n",
+        dir.path().join("cert.pem").display().to_string(),
+        dir.path().join("key.pem").display().to_string(),
+        ca.ca_pem_path().display().to_string()
+    );
+    let mut gw = Gateway::builder(&body("")).server_extra(&server).spawn();
+    gw.wait_bound().await;
+    let client_cert = ca.client_leaf("key-portal");
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client_cert.cert_pem, client_cert.key_pem).as_bytes(),
+    )
+    .unwrap();
+    let tls_client = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .add_root_certificate(ca.reqwest_certificate())
+        .identity(identity)
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}/v1/keys", gw.admin_addr().port());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resp = loop {
+        let sent = tls_client
+            .post(&url)
+            .body(r#"{"team":"ops","id":"by-mtls"}"#)
+            .send()
+            .await;
+        match sent {
+            Ok(r) => break r,
+            Err(e) => assert!(Instant::now() < deadline, "{e}\n{}", gw.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let secret = created["key"].as_str().unwrap().to_string();
+    // The key works on the API listener (TLS too).
+    let api = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .add_root_certificate(ca.reqwest_certificate())
+        .build()
+        .unwrap();
+    let chat = api
+        .post(format!(
+            "https://127.0.0.1:{}/v1/chat/completions",
+            gw.api_addr().port()
+        ))
+        .bearer_auth(&secret)
+        .json(&chat_body("m", "hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    let logs = gw.wait_for_log("runtime key create").await;
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("switchyard::audit") && l.contains("mTLS client")),
+        "{logs}"
+    );
+    assert_no_secret(&gw, &secret);
 }

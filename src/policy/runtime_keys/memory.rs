@@ -117,6 +117,10 @@ impl FileStore {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp).map_err(fail)?;
+        // A temporary file left by a crash keeps its mode: set it again.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(fail)?;
         file.write_all(&body).map_err(fail)?;
         file.sync_all().map_err(fail)?;
         std::fs::rename(&tmp, &self.path).map_err(fail)

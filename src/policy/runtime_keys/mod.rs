@@ -264,7 +264,7 @@ fn key_of(config: &Config, r: &RuntimeKey) -> Option<Key> {
 /// The `[state]` backend's store of runtime keys.
 pub enum Store {
     File(memory::FileStore),
-    Redis(redis::RedisStore),
+    Redis(Box<redis::RedisStore>),
 }
 
 /// Called with the runtime keys after each reload of the index (the limiter's sync).
@@ -288,7 +288,7 @@ impl RuntimeKeys {
             State::Memory { .. } => {
                 Store::File(memory::FileStore::open(&config.runtime_keys.keys_file)?)
             }
-            State::Redis(state) => Store::Redis(redis::RedisStore::new(state)?),
+            State::Redis(state) => Store::Redis(Box::new(redis::RedisStore::new(state)?)),
         };
         let keys = Arc::new(RuntimeKeys {
             store,
