@@ -149,11 +149,26 @@ impl RedisStore {
                     .arg(hash_key(&record.id))
                     .query_async(c)
                     .await?;
-                if exists == 1 {
-                    write(c, record).await?;
-                    changed(c, &record.id).await?;
+                if exists == 0 {
+                    return Ok(false);
                 }
-                Ok(exists == 1)
+                write(c, record).await?;
+                // Deleted meanwhile (by another instance): the write made an orphan hash,
+                // which would hold the id; take it away again.
+                let member: i64 = ::redis::cmd("SISMEMBER")
+                    .arg(IDS)
+                    .arg(&record.id)
+                    .query_async(c)
+                    .await?;
+                if member == 0 {
+                    ::redis::cmd("DEL")
+                        .arg(hash_key(&record.id))
+                        .query_async::<()>(c)
+                        .await?;
+                    return Ok(false);
+                }
+                changed(c, &record.id).await?;
+                Ok(true)
             })
             .await?;
         if found {
