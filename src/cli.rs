@@ -1,5 +1,6 @@
 //! The command line (`spec/gateway.md` §5): `serve`, `check`, `prices`, `key new`, `usage`
-//! (`crate::accounting::report`).
+//! (`crate::accounting::report`), and `key create|list|update|revoke` ([`keys`]: the runtime
+//! key API of a running gateway).
 //!
 //! Pingora's own `Opt::parse_args()` would reject these flags, so pingora's `Opt` is built
 //! here from ours.
@@ -7,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod keys;
 
 use clap::{Parser, Subcommand};
 use pingora::connectors::ConnectorOptions;
@@ -25,6 +28,7 @@ use crate::observability::metrics::Metrics;
 use crate::observability::telemetry::Telemetry;
 use crate::policy::health::Health;
 use crate::policy::limits::Limiter;
+use crate::policy::runtime_keys::RuntimeKeys;
 use crate::response_store::ResponseStore;
 use crate::server::admin::AdminApp;
 use crate::server::{bind, drain};
@@ -113,6 +117,8 @@ pub enum KeyCommand {
         #[arg(long)]
         team: String,
     },
+    #[command(flatten)]
+    Runtime(keys::RuntimeKeyCommand),
 }
 
 /// Runs a parsed command line.
@@ -128,6 +134,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Key {
             command: KeyCommand::New { id, team },
         } => key_new(&id, &team),
+        Command::Key {
+            command: KeyCommand::Runtime(command),
+        } => keys::run(command),
         Command::Usage {
             files,
             by,
@@ -493,6 +502,8 @@ fn build_server(
             }
         };
     let tls = load_tls(path, snapshot.load().server.tls.as_ref(), &metrics);
+    let runtime_keys = open_runtime_keys(path, &snapshot, &limiter);
+    let runtime_sync = Arc::clone(&runtime_keys);
     let health_sync = Arc::clone(&health);
     let limiter_sync = Arc::clone(&limiter);
     let limiter_admin = Arc::clone(&limiter);
@@ -502,6 +513,7 @@ fn build_server(
         Box::new(move |c: &Arc<Config>| health_sync.sync(c)),
         Box::new(move |c: &Arc<Config>| limiter_sync.sync(c)),
         Box::new(|c: &Arc<Config>| crate::policy::jwt::jwks::sync(c)),
+        Box::new(move |c: &Arc<Config>| runtime_sync.resync(c)),
     ];
     if let Some(rotation) = &tls {
         // SIGHUP (which always reloads the config) looks at the certificate files too.
@@ -553,6 +565,7 @@ fn build_server(
             limiter: limiter_admin,
             api_probe: crate::server::admin::probe_address(&listen),
             api_tls: resolver.is_some(),
+            runtime_keys,
         }),
     );
     match (&resolver, &tls_config) {
@@ -578,6 +591,22 @@ fn build_server(
     server.add_service(proxy);
     server.add_service(admin_service);
     server
+}
+
+/// The keys issued at runtime, from the `[state]` backend (memory: the keys file; Redis:
+/// loaded and then followed by a poller), handed to the limiter whenever they change; exit 2
+/// when the store cannot be opened (an unreadable keys file).
+fn open_runtime_keys(
+    path: &std::path::Path,
+    snapshot: &Arc<Snapshot>,
+    limiter: &Arc<Limiter>,
+) -> Arc<RuntimeKeys> {
+    let limiter = Arc::clone(limiter);
+    let on_change = Box::new(move |c: &Config, keys| limiter.sync_runtime_keys(c, keys));
+    RuntimeKeys::open(snapshot, on_change).unwrap_or_else(|e| {
+        eprintln!("{}: [state] runtime keys: {e}", path.display());
+        std::process::exit(2);
+    })
 }
 
 /// The certificate pair of `[server] tls_cert`/`tls_key`, loaded for serving (validation read

@@ -6,7 +6,8 @@
 //!    port-0 listeners reserved and reported by `server::bind`); `server::downstream` reads
 //!    each request head in turn and `server::request_head` caps its size; `server::probe`
 //!    answers load balancers' health probes on the API port; `server::admin` serves
-//!    `/metrics`, `/healthz` and `/readyz` on a listener of its own; `server::drain` ends a
+//!    `/metrics`, `/healthz`, `/readyz` and the runtime key API (`/v1/keys`) on a listener of
+//!    its own; `server::drain` ends a
 //!    graceful stop early.
 //! 2. [`gateway`]: the request path, one file per phase in the order a request meets them (its
 //!    module doc is the map): `admit` (door, key, body, views, policies, model, limits, first
@@ -18,8 +19,9 @@
 //! 3. [`config`]: the TOML file, validated section by section into the runtime
 //!    [`config::Config`], kept behind an `ArcSwap` that a request takes once, and hot reloaded
 //!    on the file watcher.
-//! 4. [`policy`]: who may do what: the key ([`policy::auth`]) or the identity provider's JWT
-//!    ([`policy::jwt`], its JWK Sets fetched off the request path), content filters, the end user
+//! 4. [`policy`]: who may do what: the key ([`policy::auth`]; a config key, or one issued at
+//!    runtime through the admin listener, [`policy::runtime_keys`]) or the identity provider's
+//!    JWT ([`policy::jwt`], its JWK Sets fetched off the request path), content filters, the end user
 //!    and tags below the key ([`policy::attribution`]), rate limits and budgets reserved then
 //!    settled ([`policy::limits`], memory or Redis), the model and
 //!    the route chosen by weight (`policy::router`, `policy::models`), and the passive health
@@ -45,7 +47,8 @@
 //!    ([`accounting::report`]).
 //! 10. [`observability`]: every Prometheus metric, and OpenTelemetry traces.
 //!
-//! [`cli`] is the command line: `serve`, `check`, `prices`, `key new`, `usage`.
+//! [`cli`] is the command line: `serve`, `check`, `prices`, `key new`, `key
+//! create|list|update|revoke` (the admin key API), `usage`.
 
 pub mod accounting;
 pub mod cli;

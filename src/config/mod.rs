@@ -115,6 +115,19 @@ pub struct Config {
     /// `[pricing] catalogue` as written and the SHA-256 of the bytes it was read with: the
     /// reloader watches it like a key file, and stores a new config when its bytes changed.
     pub price_catalogue: Option<(PathBuf, String)>,
+    /// The admin key API's credential and the memory backend's key file
+    /// (`crate::policy::runtime_keys`).
+    pub runtime_keys: RuntimeKeysConfig,
+}
+
+/// `[server] admin_token_env` and `[state] keys_file`: what the keys issued at runtime need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeKeysConfig {
+    /// The admin API's bearer token, read from `admin_token_env` at load; `None`: only the
+    /// admin listener's mTLS (if any) admits a caller to the key API.
+    pub admin_token: Option<Secret>,
+    /// Memory backend: where runtime keys are kept (written atomically, mode 0600).
+    pub keys_file: PathBuf,
 }
 
 impl Config {

@@ -76,6 +76,9 @@ pub struct Server {
     pub max_header_line_bytes: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
     pub max_headers: Option<Spanned<i64>>,
+    /// The environment variable holding the admin API's bearer token (the runtime key API,
+    /// `crate::policy::runtime_keys`); read at start.
+    pub admin_token_env: Option<Spanned<String>>,
 }
 
 /// `[routing]`: retries, fallbacks and the cool-down of failing routes.
@@ -128,6 +131,8 @@ pub struct State {
     /// Vendor state kept for chat-door clients that drop `thinking_blocks`: how long (default
     /// 24 hours).
     pub vendor_state_ttl_s: Option<Spanned<i64>>,
+    /// Memory backend: the file of the keys issued at runtime (default `<dir>/keys.json`).
+    pub keys_file: Option<Spanned<String>>,
 }
 
 /// `[log]`.

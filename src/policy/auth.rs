@@ -1,5 +1,7 @@
 //! Bearer keys. The config holds only each secret's SHA-256; a presented secret is hashed and
-//! looked up by its hash, then compared in constant time.
+//! looked up by its hash, then compared in constant time. A hash the config does not hold is
+//! looked up among the keys issued at runtime ([`crate::policy::runtime_keys`], an in-memory
+//! index: no store round trip per request).
 //!
 //! Looking up by hash leaks nothing useful through timing: an attacker who learns how close
 //! the SHA-256 of a guess is to a stored hash learns nothing about the secret behind it.
@@ -12,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Key, Team};
 use crate::error::GatewayError;
+use crate::policy::runtime_keys;
 
 /// The key a request authenticated with, and its team.
 #[derive(Debug, Clone)]
@@ -53,12 +56,16 @@ pub fn authenticate_secret(
         return Err(GatewayError::Authentication("malformed API key"));
     }
     let digest: [u8; 32] = Sha256::digest(secret).into();
-    let key = config
+    let found = config
         .key_index
         .get(&digest)
         .map(|&i| &config.keys[i])
-        .filter(|k| bool::from(k.sha256.ct_eq(&digest)))
-        .ok_or(GatewayError::Authentication("invalid API key"))?;
+        .filter(|k| bool::from(k.sha256.ct_eq(&digest)));
+    let Some(key) = found else {
+        // Not a key of the config: perhaps one issued at runtime (an in-memory index).
+        return runtime_keys::authenticate(config, &digest, now)
+            .unwrap_or(Err(GatewayError::Authentication("invalid API key")));
+    };
     if key.disabled {
         return Err(GatewayError::Authentication("this API key is disabled"));
     }
@@ -88,7 +95,7 @@ pub(crate) fn bearer(header: &[u8]) -> Option<&[u8]> {
     Some(secret)
 }
 
-/// A new random secret for `switchyard key new`, and its SHA-256 in hex.
+/// A new random secret for `switchyard key new` and the admin key API, and its SHA-256 in hex.
 pub fn new_secret() -> (String, String) {
     use rand::RngCore;
     let mut bytes = [0u8; 32];

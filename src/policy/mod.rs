@@ -1,4 +1,4 @@
-//! Who may do what: authentication (keys, and JWTs of identity providers), content filters, attribution below the key, rate limits
+//! Who may do what: authentication (keys of the config or issued at runtime, and JWTs of identity providers), content filters, attribution below the key, rate limits
 //! and budgets (per key, team and end user), model resolution
 //! and routing, and the passive health of routes.
 
@@ -10,3 +10,4 @@ pub mod jwt;
 pub mod limits;
 pub(crate) mod models;
 pub(crate) mod router;
+pub mod runtime_keys;

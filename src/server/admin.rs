@@ -1,4 +1,7 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Never on the public listener.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the runtime key API under
+//! `/v1/keys` ([`keys`], behind its own credential). Never on the public listener.
+
+mod keys;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use crate::config::snapshot::Snapshot;
 use crate::error::GatewayError;
 use crate::observability::metrics::Metrics;
 use crate::policy::limits::Limiter;
+use crate::policy::runtime_keys::RuntimeKeys;
 use crate::server::request_head;
 
 pub struct AdminApp {
@@ -25,6 +29,8 @@ pub struct AdminApp {
     pub api_probe: Option<SocketAddr>,
     /// Whether the API listener serves TLS (the probe then completes a handshake).
     pub api_tls: bool,
+    /// The keys issued at runtime, served under `/v1/keys`.
+    pub runtime_keys: Arc<RuntimeKeys>,
 }
 
 /// The address that reaches a listener bound to `listen` from this host: a wildcard bind
@@ -48,6 +54,9 @@ impl ServeHttp for AdminApp {
         }
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
+        if path == "/v1/keys" || path.starts_with("/v1/keys/") {
+            return keys::serve(self, session, &method, &path).await;
+        }
         if method != http::Method::GET && method != http::Method::HEAD {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,

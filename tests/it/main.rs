@@ -47,6 +47,7 @@ mod request_headers;
 mod responses;
 mod responses_state;
 mod routing;
+mod runtime_keys;
 mod stream_failover;
 mod support_selftest;
 mod telemetry;

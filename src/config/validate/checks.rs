@@ -6,32 +6,15 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::{Result, Source, MAX_NAME_LEN};
+use super::{rules, Result, Source};
 use crate::config::raw;
 use crate::config::{Globs, Limits};
 
 /// A provider, model, alias or team name: it is matched exactly and becomes a metric label, so
 /// it must be non-empty, short, and free of whitespace and control characters.
 pub(super) fn name(src: &Source, value: &Spanned<String>, path: &str) -> Result<String> {
-    let s = value.get_ref();
-    if s.is_empty() {
-        return Err(src.at(value, path, "must not be empty"));
-    }
-    if s.chars().count() > MAX_NAME_LEN {
-        return Err(src.at(
-            value,
-            path,
-            format!("must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(src.at(
-            value,
-            path,
-            format!("{s:?} must not contain whitespace or control characters"),
-        ));
-    }
-    Ok(s.clone())
+    rules::name(value.get_ref()).map_err(|reason| src.at(value, path, reason))?;
+    Ok(value.get_ref().clone())
 }
 
 /// Records `value` as a name of kind `what`, refusing one already seen (it names the first).
@@ -66,17 +49,11 @@ pub(super) fn non_blank(src: &Source, value: &Spanned<String>, path: &str) -> Re
 
 /// A positive integer no larger than `max` (the runtime type's range).
 pub(super) fn positive(src: &Source, value: &Spanned<i64>, path: &str, max: u64) -> Result<u64> {
-    let v = *value.get_ref();
-    match u64::try_from(v) {
-        Ok(n) if n >= 1 && n <= max => Ok(n),
-        Ok(n) if n > max => Err(src.at(value, path, format!("must be at most {max}, not {v}"))),
-        _ => Err(src.at(value, path, format!("must be a positive integer, not {v}"))),
-    }
+    rules::positive(*value.get_ref(), max).map_err(|reason| src.at(value, path, reason))
 }
 
 pub(super) fn positive_u32(src: &Source, value: &Spanned<i64>, path: &str) -> Result<u32> {
-    let n = positive(src, value, path, u64::from(u32::MAX))?;
-    u32::try_from(n).map_err(|_| src.at(value, path, "out of range"))
+    rules::positive_u32(*value.get_ref()).map_err(|reason| src.at(value, path, reason))
 }
 
 pub(super) fn positive_usize(src: &Source, value: &Spanned<i64>, path: &str) -> Result<usize> {
@@ -87,16 +64,7 @@ pub(super) fn positive_usize(src: &Source, value: &Spanned<i64>, path: &str) -> 
 
 /// A price or a money budget: finite and not negative (zero is a free model or no spending).
 pub(super) fn money(src: &Source, value: &Spanned<f64>, path: &str) -> Result<f64> {
-    let v = *value.get_ref();
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(src.at(
-            value,
-            path,
-            format!("must be a finite number >= 0, not {v}"),
-        ))
-    }
+    rules::money(*value.get_ref()).map_err(|reason| src.at(value, path, reason))
 }
 
 /// Applies `f` to an optional field, keeping `None`.

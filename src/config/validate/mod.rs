@@ -18,7 +18,8 @@
 //! One submodule per section: [`server`], [`state`] (and `[log]`), [`routing`] (and
 //! `[limits]`), [`providers`], [`models`], [`teams`] (and keys), [`auth`] (`[[auth.jwt]]`),
 //! [`filters`], [`telemetry`];
-//! [`checks`] holds the small checks they share.
+//! [`checks`] holds the small checks they share, on the value [`rules`] that the admin key
+//! API (`crate::policy::runtime_keys`) shares too.
 
 mod auth;
 mod checks;
@@ -27,6 +28,7 @@ mod models;
 pub(crate) mod prices;
 mod providers;
 mod routing;
+pub(crate) mod rules;
 mod server;
 mod state;
 mod teams;
@@ -49,7 +51,7 @@ use models::{alias_patterns, fallback_kinds, model, model_index};
 use providers::{providers, Providers};
 use routing::{limits_config, routing};
 use server::server;
-use state::{log, responses_redis, state, stored_responses};
+use state::{log, responses_redis, runtime_keys, state, stored_responses};
 use teams::{keys, teams};
 use telemetry::telemetry;
 
@@ -360,6 +362,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
     let stored_responses = src.keep(stored_responses(src, &raw.state));
     let responses_redis = src.keep(responses_redis(src, &raw.state));
     let log = src.keep(log(src, &raw.log));
+    let runtime_keys = src.keep(runtime_keys(src, &raw.server, &raw.state));
     let routing = src.keep(routing(src, &raw.routing));
     let limits = src.keep(limits_config(src, &raw.limits));
     let Providers {
@@ -413,6 +416,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         Some(stored_responses),
         Some(responses_redis),
         Some(log),
+        Some(runtime_keys),
         Some(routing),
         Some(limits),
         Some(models),
@@ -424,6 +428,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         stored_responses,
         responses_redis,
         log,
+        runtime_keys,
         routing,
         limits,
         models,
@@ -457,6 +462,7 @@ fn build(src: &Source, raw: &raw::Config) -> std::result::Result<Config, Vec<Con
         key_index,
         key_files,
         price_catalogue: catalogues.file,
+        runtime_keys,
     })
 }
 

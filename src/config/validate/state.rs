@@ -9,7 +9,7 @@ use super::checks::{non_blank, opt, pem_roots, positive, positive_usize};
 use super::providers::api_key;
 use super::{Result, Source};
 use crate::config::raw;
-use crate::config::{Log, RedisState, State, StoredResponses, UsageSink};
+use crate::config::{Log, RedisState, RuntimeKeysConfig, State, StoredResponses, UsageSink};
 
 pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
     if let Some(url) = &raw.redis_url {
@@ -185,6 +185,28 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
     })
 }
 
+/// `[server] admin_token_env` (an environment variable read now, like a provider's
+/// `api_key_env`) and `[state] keys_file` (default `keys.json` in `[state] dir`).
+pub(super) fn runtime_keys(
+    src: &Source,
+    server: &raw::Server,
+    raw: &raw::State,
+) -> Result<RuntimeKeysConfig> {
+    let admin_token = opt(server.admin_token_env.as_ref(), |var| {
+        api_key(src, var, "server.admin_token_env")
+    })?
+    .flatten();
+    let keys_file = match (&raw.keys_file, &raw.dir) {
+        (Some(f), _) => PathBuf::from(non_blank(src, f, "state.keys_file")?),
+        (None, Some(d)) => PathBuf::from(d.get_ref()).join("keys.json"),
+        (None, None) => PathBuf::from("data").join("keys.json"),
+    };
+    Ok(RuntimeKeysConfig {
+        admin_token,
+        keys_file,
+    })
+}
+
 pub(super) fn log(src: &Source, raw: &raw::Log) -> Result<Log> {
     let usage = match &raw.usage {
         None => None,
@@ -201,6 +223,34 @@ pub(super) fn log(src: &Source, raw: &raw::Log) -> Result<Log> {
 #[cfg(test)]
 mod tests {
     use crate::config::validate::testing::*;
+
+    #[test]
+    fn admin_token_and_keys_file() {
+        let c = load("").unwrap();
+        assert_eq!(c.runtime_keys.admin_token, None);
+        assert_eq!(c.runtime_keys.keys_file, PathBuf::from("data/keys.json"));
+        let c = load("[state]\ndir = \"/var/lib/sy\"\n").unwrap();
+        assert_eq!(
+            c.runtime_keys.keys_file,
+            PathBuf::from("/var/lib/sy/keys.json")
+        );
+        let c = load("[state]\nkeys_file = \"/etc/sy/k.json\"\n").unwrap();
+        assert_eq!(c.runtime_keys.keys_file, PathBuf::from("/etc/sy/k.json"));
+        rejects(
+            "[state]\nkeys_file = \" \" # <-\n",
+            "state.keys_file",
+            "must not be empty",
+        );
+        rejects(
+            "[server]\nadmin_token_env = \"SY_TEST_UNSET_ADMIN_TOKEN\" # <-\n",
+            "server.admin_token_env",
+            "SY_TEST_UNSET_ADMIN_TOKEN is not set",
+        );
+        // PATH is set in every test environment: the token is read, and never shown.
+        let c = load("[server]\nadmin_token_env = \"PATH\"\n").unwrap();
+        let token = c.runtime_keys.admin_token.as_ref().unwrap();
+        assert_eq!(format!("{token:?}"), "*****");
+    }
 
     #[test]
     fn state_and_log_checks() {

@@ -173,20 +173,11 @@ fn key(src: &Source, path: &str, k: &raw::Key, teams: &HashMap<String, usize>) -
     })
 }
 
-/// A key id is a metric label and a log field: a conservative character set keeps it one.
+/// A key id is a metric label and a log field: a conservative character set keeps it one
+/// ([`super::rules::key_id`]).
 fn key_id(src: &Source, value: &Spanned<String>, path: &str) -> Result<String> {
-    let id = name(src, value, path)?;
-    let ok = id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        return Err(src.at(
-            value,
-            path,
-            format!("{id:?} may contain only A-Z, a-z, 0-9, '.', '_' and '-'"),
-        ));
-    }
-    Ok(id)
+    super::rules::key_id(value.get_ref()).map_err(|reason| src.at(value, path, reason))?;
+    Ok(value.get_ref().clone())
 }
 
 fn sha256_hex(s: &str) -> Option<[u8; 32]> {
@@ -214,24 +205,9 @@ fn expires_at(src: &Source, value: &Spanned<toml::Value>, path: &str) -> Result<
     parse_rfc3339(&text).map_err(|reason| src.at(value, path, reason))
 }
 
-/// RFC 3339 with `Z` or a numeric offset (`+02:00`), parsed by jiff. jiff's timestamps also
-/// take offsets up to ±25:59 (Temporal's range); RFC 3339's are at most ±23:59.
+/// RFC 3339 with `Z` or a numeric offset ([`super::rules::rfc3339`]).
 fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
-    let bad = || format!("{text:?} is not an RFC 3339 date-time such as 2027-01-01T00:00:00Z");
-    let text = text.trim();
-    let t: jiff::Timestamp = text.parse().map_err(|_| bad())?;
-    if offset_hours(text).is_some_and(|h| h > 23) {
-        return Err(bad());
-    }
-    Ok(SystemTime::from(t))
-}
-
-/// The hours of a numeric offset at the end of `text` (`…+HH:MM`), if it has one.
-fn offset_hours(text: &str) -> Option<u32> {
-    let at = text.len().checked_sub(6)?;
-    let off = text.get(at..)?;
-    off.starts_with(['+', '-'])
-        .then(|| off.get(1..3)?.parse().ok())?
+    super::rules::rfc3339(text)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use governor::{Quota, RateLimiter};
 use super::budget::{money_cap, Budget, Period};
 use super::clock::Clock;
 use super::{Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope};
-use crate::config::{Config, Limits};
+use crate::config::{Config, Key, Limits};
 
 /// What a GCRA check does with the state it computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -369,6 +369,10 @@ pub(crate) struct Memory {
     prune_at: AtomicU64,
     clock: Clock,
     restored: Mutex<Restored>,
+    /// The keys issued at runtime (`crate::policy::runtime_keys`), synced beside the config's.
+    runtime_keys: ArcSwap<Vec<Arc<Key>>>,
+    /// Held through a sync: the config's reloader and the runtime keys' poller both sync.
+    syncing: Mutex<()>,
 }
 
 /// Locks an entity's counters. A panic while they were held cannot leave them inconsistent in
@@ -387,7 +391,14 @@ impl Memory {
             prune_at: AtomicU64::new(USERS_PRUNE_AT as u64),
             clock,
             restored: Mutex::new(restored),
+            runtime_keys: ArcSwap::from_pointee(Vec::new()),
+            syncing: Mutex::new(()),
         }
+    }
+
+    /// Replaces the keys issued at runtime; they take effect at the next [`Memory::sync`].
+    pub(crate) fn set_runtime_keys(&self, keys: Vec<Arc<Key>>) {
+        self.runtime_keys.store(Arc::new(keys));
     }
 
     pub(crate) fn clock(&self) -> &Clock {
@@ -404,6 +415,11 @@ impl Memory {
     /// spent: those are facts, not settings) and gets a new, full bucket for each rate whose
     /// value changed; a removed one is dropped.
     pub(crate) fn sync(&self, config: &Config) {
+        let _syncing = self
+            .syncing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let runtime_keys = self.runtime_keys.load();
         let old = self.tables.load();
         let mut restored = self
             .restored
@@ -417,6 +433,7 @@ impl Memory {
         let keys = config
             .keys
             .iter()
+            .chain(runtime_keys.iter())
             .map(|k| (k.id.clone(), entity(Scope::Key, &k.id, &k.limits)))
             .collect();
         let teams = config

@@ -788,6 +788,13 @@ impl Limiter {
         }
     }
 
+    /// Takes the keys issued at runtime (`crate::policy::runtime_keys`) beside the config's
+    /// ones, with the same rules as [`Limiter::sync`]; later syncs keep them.
+    pub fn sync_runtime_keys(&self, config: &Config, keys: Vec<Arc<Key>>) {
+        self.inner.memory.set_runtime_keys(keys);
+        self.sync(config);
+    }
+
     /// Admits a request of `key` (of `team`) that may cost `demand`, reserving it from every
     /// limit of both; or refuses it, taking nothing, and counts the refusal in
     /// `switchyard_rate_limited_total`.
