@@ -209,6 +209,7 @@ fn principal(config: &Config, entry: &Entry, now: SystemTime) -> Result<Principa
         key: Arc::clone(key),
         team: Arc::clone(team),
         user: None,
+        user_limits: None,
     })
 }
 
