@@ -233,7 +233,7 @@ fn lib_config(team: &str, key_a: &str) -> Config {
 fn redis_limiter(url: &str, config: &Config) -> (Limiter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let state = config::State::Redis(config::RedisState {
-        url: url.to_string(),
+        nodes: config::RedisNodes::Single(url.to_string()),
         timeout: Duration::from_millis(1000),
         password: None,
         ca_file: None,
@@ -283,7 +283,7 @@ async fn two_limiters_sharing_redis_admit_the_limit_once() {
     );
     assert_eq!(one.backend(), "redis");
     assert!(
-        !redis.keys("switchyard:k:a:rpm").is_empty(),
+        !redis.keys("switchyard:{t:t}:k:a:rpm").is_empty(),
         "the key's GCRA lives in Redis"
     );
 }
@@ -339,7 +339,7 @@ async fn redis_budgets_grant_what_is_left_to_a_large_max_tokens() {
         }),
     )
     .await;
-    let day = redis.keys("switchyard:t:t:tpd:*");
+    let day = redis.keys("switchyard:{t:t}:t:tpd:*");
     assert_eq!(day.len(), 1);
     assert_eq!(
         redis.hget(&day[0], "spent").as_deref(),
@@ -350,7 +350,7 @@ async fn redis_budgets_grant_what_is_left_to_a_large_max_tokens() {
     assert!(two.admit(b, team, demand(1)).await.is_err());
     // The key's month: 0.1 was left, all reserved (the floor fit, the demand did not);
     // 0.93 spent once settled.
-    let month = redis.keys("switchyard:k:a:upm:*");
+    let month = redis.keys("switchyard:{t:t}:k:a:upm:*");
     assert_eq!(redis.hget(&month[0], "spent").as_deref(), Some("930000000"));
 }
 
@@ -469,7 +469,7 @@ async fn redis_down_falls_back_to_memory_and_recovers() {
         .expect("shared again");
     limiter.settle(adm, Some(Spent::default())).await;
     assert!(
-        !redis.keys("switchyard:k:a:rpm").is_empty(),
+        !redis.keys("switchyard:{t:t}:k:a:rpm").is_empty(),
         "counters are in Redis again"
     );
 }

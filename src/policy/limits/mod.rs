@@ -141,8 +141,9 @@ use crate::error::GatewayError;
 use crate::observability::metrics::{BudgetRow, Metrics};
 
 pub use self::clock::Clock;
-/// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
-pub(crate) use self::connect::client as redis_client;
+/// The Redis of `[state]` (single, cluster or Sentinel; password, TLS roots) and its
+/// connection, for the response store too.
+pub(crate) use self::connect::{Conn as RedisConn, Redis};
 use self::memory::{Memory, Periods};
 pub(crate) use self::redis::push_key_part;
 
