@@ -71,7 +71,7 @@
 //!   naming no user, or of a team without per-user budgets, has no user entity. Memory: users
 //!   are created at their first request (kept by `memory::user_id`, `team:user` escaped),
 //!   snapshotted with keys and teams, dropped when their team loses its per-user budgets, and
-//!   pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
+//!   pruned when idle once thousands are held. Redis: `switchyard:{t:<team>}:u:<team>:<user>:tpd:{day}` /
 //!   `…:upm:{month}`, in the same scripts.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
 //!   period. rpm / tpm → 429 `rate_limit`, `retry-after` = the GCRA's wait (rounded up to a
