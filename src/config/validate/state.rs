@@ -263,13 +263,11 @@ fn redis_state(src: &Source, raw: &raw::State, nodes: RedisNodes, tls: bool) -> 
     .flatten();
     let ca_file = match &raw.redis_ca_file {
         None => None,
-        Some(ca) if !tls => {
-            return Err(src.at(
-                ca,
-                "state.redis_ca_file",
-                "redis_ca_file requires rediss:// (TLS) Redis URLs",
-            ))
-        }
+        Some(ca) if !tls => return Err(src.at(
+            ca,
+            "state.redis_ca_file",
+            "redis_ca_file requires a rediss:// (TLS) redis_url, redis_cluster or redis_sentinels",
+        )),
         Some(ca) => {
             let path = PathBuf::from(non_blank(src, ca, "state.redis_ca_file")?);
             pem_roots(src, &path).map_err(|reason| {
@@ -382,5 +380,69 @@ mod tests {
         );
         let c = load("[log]\nusage = \"data/u.jsonl\"\n").unwrap();
         assert_eq!(c.log.usage, Some(UsageSink::File("data/u.jsonl".into())));
+    }
+
+    #[test]
+    fn cluster_and_sentinel_checks() {
+        let cluster = "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\", \"redis://b:7001\"]\n";
+        let c = load(cluster).unwrap();
+        assert!(matches!(&c.state, State::Redis(r) if r.nodes
+            == RedisNodes::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])));
+        let c = load(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"rediss://s:26379\"]\n\
+             redis_master_name = \"mymaster\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.state, State::Redis(r) if r.nodes == RedisNodes::Sentinel {
+                sentinels: vec!["rediss://s:26379".into()],
+                master_name: "mymaster".into(),
+            })
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://a\"\nredis_cluster = [\"redis://b:7000\"] # <-\n",
+            "state.redis_cluster",
+            "redis_url is given too: name Redis once",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [] # <-\n",
+            "state.redis_cluster",
+            "must name at least one node",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\", \"rediss://b:7001\"] # <-\n",
+            "state.redis_cluster",
+            "mixes redis:// and rediss://",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000/3\"] # <-\n",
+            "state.redis_cluster",
+            "names a database: a cluster has only database 0",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://:pw@a:7000\"] # <-\n",
+            "state.redis_cluster",
+            "holds a password",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"redis://s:26379\"] # <-\n",
+            "state.redis_master_name",
+            "redis_sentinels requires redis_master_name",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://a\"\nredis_master_name = \"m\" # <-\n",
+            "state.redis_master_name",
+            "only with redis_sentinels",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"redis://s:26379\"]\nredis_master_name = \" \" # <-\n",
+            "state.redis_master_name",
+            "must not be empty",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\"]\nredis_ca_file = \"ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "requires a rediss://",
+        );
     }
 }
