@@ -99,7 +99,10 @@
 //! - `memory` (`memory.rs`): one process. Budgets are snapshotted to `state.dir/budgets.json`
 //!   every `snapshot::INTERVAL` (2 s) and by [`Limiter::flush`]; a crash loses at most the
 //!   last 2 s of spending (`snapshot.rs`). Rates and in-flight counts start afresh on restart.
-//! - `redis` (`redis.rs`): every instance shares the counters. One Lua script per admission
+//! - `redis` (`redis.rs`): every instance shares the counters, on one Redis server, a Redis
+//!   Cluster (an admission's keys share their team's hash slot) or a master found through
+//!   Sentinel (`connect.rs`; a failover is an outage until a probe finds the new master, at
+//!   most about 2 s after the sentinels name it). One Lua script per admission
 //!   and one per settle (one round trip each), GCRA in Lua on Redis' own clock, keys with
 //!   TTLs. If Redis does not answer within `[state] redis_timeout_ms` (100 ms by default; 1 s until it first
 //!   answered, while the connection is made) or the connection fails, that request is limited
@@ -118,8 +121,8 @@
 //!
 //! `budget.rs` (calendar periods, nano-dollars), `clock.rs` (monotonic and wall time, a manual
 //! clock for tests), `memory.rs` (the in-process limiter and its GCRA with a peek), `redis.rs`
-//! (the Lua scripts, the connection and the outage logic), `connect.rs` (the Redis client:
-//! URL, password, TLS roots), `snapshot.rs` (the budgets file).
+//! (the Lua scripts, the connection and the outage logic), `connect.rs` (the Redis
+//! connection: one server, cluster or Sentinel; password, TLS roots), `snapshot.rs` (the budgets file).
 
 mod budget;
 mod clock;

@@ -2,16 +2,23 @@
 //! one per settle (one round trip each; a script runs atomically, so "check every limit of key
 //! and team, then take from all" needs no lock).
 //!
-//! Layout (`{s}` is `k`, `t` or `u`, `{name}` the key id or team name with `%`, `:`, `{`, `}`
-//! percent-encoded; for a user, its team's name and its own, each so encoded, joined by `:`;
-//! a user has only the two budget hashes):
+//! Layout: every key of an admission starts with its team's hash tag, `switchyard:{t:<team>}:`
+//! ([`base_key`]), then `k:<key id>` (the key's counters), `t` (the team's) or
+//! `u:<team>:<user>` (a user's, its `memory::user_id`), each name with `%`, `:`, `{`, `}`
+//! percent-encoded; a user has only the two budget hashes. On a Redis Cluster the tag puts all
+//! the keys one script touches in one hash slot (the cluster client routes the script by its
+//! `KEYS`, which name every key it touches), and spreads teams over the masters.
 //!
-//! | key | type | holds | expires |
+//! | key (after the team's prefix) | type | holds | expires |
 //! |---|---|---|---|
-//! | `switchyard:{s}:{name}:rpm`, `…:tpm` | string | GCRA arrival time (µs, Redis clock) | when the bucket is full again |
-//! | `switchyard:{s}:{name}:inflight` | sorted set | admitted request ids, scored by their deadline | safety TTL after the last admission |
-//! | `switchyard:{s}:{name}:tpd:{day}` | hash | `spent`, `reserved` tokens | a day after the day ends |
-//! | `switchyard:{s}:{name}:upm:{month}` | hash | `spent`, `reserved` nano-dollars | a day after the month ends |
+//! | `{who}:rpm`, `{who}:tpm` | string | GCRA arrival time (µs, Redis clock) | when the bucket is full again |
+//! | `{who}:inflight` | sorted set | admitted request ids, scored by their deadline | safety TTL after the last admission |
+//! | `{who}:tpd:{day}` | hash | `spent`, `reserved` tokens | a day after the day ends |
+//! | `{who}:upm:{month}` | hash | `spent`, `reserved` nano-dollars | a day after the month ends |
+//!
+//! These names replaced `switchyard:{k|t|u}:<name>:…` when cluster support came: a gateway
+//! upgraded across it starts with full buckets and the current periods' spending forgotten,
+//! once (README, "Shared state on Redis Cluster and Sentinel").
 //!
 //! Rates are GCRA (not a sliding window), like the memory backend, computed on Redis' clock
 //! (`TIME`) so that every instance agrees. A refund or an overdraft moves the arrival time back
@@ -22,9 +29,12 @@
 //! ends (conservative: at most its in-flight requests' reservations), and so do those of a
 //! settle that could not reach Redis.
 //!
-//! Redis down: see [`super`]'s module doc. The connection is made on first use (a
-//! `ConnectionManager`, which needs the tokio runtime of the requests); after a failure,
-//! [`Shared::probe_if_due`] builds a fresh connection in the background once a second.
+//! Redis down: see [`super`]'s module doc. The connection (`super::connect`: one server, a
+//! cluster, or Sentinel's master) is made on first use, in the tokio runtime of the requests;
+//! after a failure, [`Shared::probe_if_due`] builds a fresh connection in the background once a
+//! second (behind Sentinel, asking the sentinels again: that is how a failover is followed).
+//! The budget gauges' reads are one pipeline on a single server, one command per budget
+//! (sent at once) on a cluster, where a pipeline must stay within a slot.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
