@@ -203,7 +203,7 @@ async fn sentinel_failover_keeps_the_limits_within_the_stated_bound() {
         .unwrap();
     let rpm: usize = 4;
     let limits = format!("rpm = {rpm}");
-    let teams = [("t", limits.as_str()), ("u", limits.as_str())];
+    let teams = [("t", limits.as_str()), ("u", limits.as_str()), ("r", "")];
     let one = Gateway::start(&config(&redis.state_toml(), &teams)).await;
     let two = Gateway::start(&config(&redis.state_toml(), &teams)).await;
 
@@ -215,6 +215,9 @@ async fn sentinel_failover_keeps_the_limits_within_the_stated_bound() {
         before.push(chat(gw, "t").await.0);
     }
     assert_eq!(before, [200, 200, 200, 200, 429, 429], "{}", one.logs());
+    // A response stored through the master before it fails.
+    let kept = store(&one).await;
+    assert_eq!(read(&two, &kept).await.0, 200);
     redis.wait_replicated();
 
     // 2. The master is killed. Until each instance is back on the new master, its requests
@@ -302,4 +305,52 @@ async fn sentinel_failover_keeps_the_limits_within_the_stated_bound() {
         !redis.replica.keys("switchyard:{t:u}:*").is_empty(),
         "team u's counters are not on the new master"
     );
+
+    // The response store follows too: its connection to the old master fails once (a 503
+    // for a lookup, then 503s at once for a second), the next call asks the sentinels. The
+    // response stored before the failover was replicated; one stored after it is shared.
+    for gw in [&one, &two] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, v) = read(gw, &kept).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "{v}");
+            assert!(Instant::now() < deadline, "the store never came back: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let after = store(&one).await;
+    let (status, v) = read(&two, &after).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], after.as_str());
+}
+
+/// A response stored by team r through `gw`: its id.
+async fn store(gw: &Gateway) -> String {
+    let r = gw
+        .client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth("sk-r")
+        .json(&json!({"model": "m", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// `GET /v1/responses/{id}` of team r through `gw`: status and body.
+async fn read(gw: &Gateway, id: &str) -> (u16, Value) {
+    let r = gw
+        .client()
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("sk-r")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
