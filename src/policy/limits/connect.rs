@@ -259,3 +259,48 @@ fn roots_pem(ca: &Path) -> Result<Vec<u8>, String> {
 fn usable_root(cert: &CertificateDer<'static>) -> bool {
     RootCertStore::empty().add(cert.clone()).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn state(nodes: RedisNodes) -> RedisState {
+        RedisState {
+            nodes,
+            timeout: Duration::from_millis(100),
+            password: Some(Secret::new("hunter2".into())),
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn every_kind_is_built_without_connecting() {
+        let single = Redis::new(&state(RedisNodes::Single("redis://127.0.0.1:1/0".into())));
+        assert!(!single.map(|r| r.is_cluster()).unwrap_or(true));
+        let seeds = vec![
+            "rediss://127.0.0.1:1".to_string(),
+            "rediss://127.0.0.1:2".to_string(),
+        ];
+        let cluster = Redis::new(&state(RedisNodes::Cluster(seeds)));
+        assert!(cluster.map(|r| r.is_cluster()).unwrap_or(false));
+        let sentinel = Redis::new(&state(RedisNodes::Sentinel {
+            sentinels: vec!["redis://127.0.0.1:1".into()],
+            master_name: "mymaster".into(),
+        }));
+        assert!(!sentinel.map(|r| r.is_cluster()).unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_does_not_answer_fails_within_the_timeout() {
+        let seeds = vec!["redis://127.0.0.1:1".to_string()];
+        let Ok(redis) = Redis::new(&state(RedisNodes::Cluster(seeds))) else {
+            panic!("a cluster client");
+        };
+        let started = std::time::Instant::now();
+        let err = redis.connect(Duration::from_millis(300)).await.err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let shown = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(!shown.is_empty() && !shown.contains("hunter2"), "{shown}");
+    }
+}
