@@ -128,7 +128,7 @@ fn limits(c: &mut Criterion) {
         return;
     };
     let state = config::State::Redis(config::RedisState {
-        url: server.url(),
+        nodes: switchyard::config::RedisNodes::Single(server.url()),
         timeout: std::time::Duration::from_millis(100),
         password: None,
         ca_file: None,

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use support::*;
 use switchyard::config::{self, Config};
 use switchyard::observability::metrics::Metrics;
-use switchyard::policy::limits::{Demand, LimitKind, Limiter, Scope, Spent};
+use switchyard::policy::limits::{Demand, EndUser, LimitKind, Limiter, Scope, Spent};
 
 // -------------------------------------------------------------------------------------------
 // Helpers
@@ -233,7 +233,7 @@ fn lib_config(team: &str, key_a: &str) -> Config {
 fn redis_limiter(url: &str, config: &Config) -> (Limiter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let state = config::State::Redis(config::RedisState {
-        url: url.to_string(),
+        nodes: config::RedisNodes::Single(url.to_string()),
         timeout: Duration::from_millis(1000),
         password: None,
         ca_file: None,
@@ -283,9 +283,125 @@ async fn two_limiters_sharing_redis_admit_the_limit_once() {
     );
     assert_eq!(one.backend(), "redis");
     assert!(
-        !redis.keys("switchyard:k:a:rpm").is_empty(),
+        !redis.keys("switchyard:{t:t}:k:a:rpm").is_empty(),
         "the key's GCRA lives in Redis"
     );
+}
+
+/// On a real Redis Cluster (three masters) the scripts' keys share their team's slot: a
+/// user's budget, the key's rates and the team's in one script, on one master, exact; the
+/// gauges read the budgets across the slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_keeps_key_team_and_user_in_the_teams_slot() {
+    let _turn = my_turn().await;
+    let cluster = tokio::task::spawn_blocking(redis_topology::RedisCluster::start)
+        .await
+        .unwrap();
+    let cfg = lib_config(
+        "user_tokens_per_day = 100\ntokens_per_day = 1000",
+        "rpm = 30",
+    );
+    let seeds = cluster
+        .nodes
+        .iter()
+        .map(|n| n.url().trim_end_matches("/0").to_string())
+        .collect();
+    let metrics = Arc::new(Metrics::new());
+    let state = config::State::Redis(config::RedisState {
+        nodes: config::RedisNodes::Cluster(seeds),
+        timeout: Duration::from_millis(1000),
+        password: None,
+        ca_file: None,
+    });
+    let limiter = Limiter::new(&state, metrics.clone()).expect("a cluster limiter");
+    limiter.sync(&cfg);
+    let (key, team) = (&cfg.keys[0], &cfg.teams[0]);
+
+    let bob = limiter
+        .admit_for(
+            key,
+            team,
+            Some(EndUser {
+                name: "bob",
+                limits: None,
+            }),
+            demand(60),
+        )
+        .await
+        .expect("bob's first request");
+    limiter
+        .settle(
+            bob,
+            Some(Spent {
+                tokens: 60,
+                usd: 0.0,
+            }),
+        )
+        .await;
+    let refused = limiter
+        .admit_for(
+            key,
+            team,
+            Some(EndUser {
+                name: "bob",
+                limits: None,
+            }),
+            demand(60),
+        )
+        .await
+        .expect_err("bob has 40 tokens left of 100");
+    assert_eq!(
+        (refused.scope, refused.limit),
+        (Scope::User, LimitKind::TokensPerDay)
+    );
+    let carol = limiter
+        .admit_for(
+            key,
+            team,
+            Some(EndUser {
+                name: "carol",
+                limits: None,
+            }),
+            demand(60),
+        )
+        .await
+        .expect("carol's own budget");
+    limiter.settle(carol, None).await;
+    assert_eq!(
+        metric_value(&rendered(&metrics), "switchyard_limits_backend_up", &[]),
+        Some(1.0),
+        "every call answered by the cluster"
+    );
+
+    // Key, team and users: one master, one slot.
+    let by_node = cluster.keys_by_node("switchyard:{t:t}:*");
+    let holders: Vec<&Vec<String>> = by_node.iter().filter(|k| !k.is_empty()).collect();
+    assert_eq!(holders.len(), 1, "{by_node:?}");
+    let keys = holders[0];
+    for part in [":k:a:rpm", ":t:tpd:", ":u:t:bob:tpd:"] {
+        assert!(keys.iter().any(|k| k.contains(part)), "{part}: {keys:?}");
+    }
+    let slots: std::collections::BTreeSet<u16> = keys.iter().map(|k| cluster.slot(k)).collect();
+    assert_eq!(slots.len(), 1, "{keys:?}");
+
+    // The team's day budget as the gauges read it from the cluster: bob's 60 spent.
+    limiter.publish_budgets(&cfg).await;
+    let text = rendered(&metrics);
+    let spent = metric_value(
+        &text,
+        "switchyard_budget_spent",
+        &[
+            ("team", "t"),
+            ("key", ""),
+            ("period", "day"),
+            ("unit", "tokens"),
+        ],
+    );
+    assert_eq!(spent, Some(60.0), "{text}");
+}
+
+fn rendered(metrics: &Metrics) -> String {
+    String::from_utf8(metrics.render().0).unwrap()
 }
 
 /// The rule for a large `max_tokens` against a small remaining budget, in the shared backend:
@@ -339,7 +455,7 @@ async fn redis_budgets_grant_what_is_left_to_a_large_max_tokens() {
         }),
     )
     .await;
-    let day = redis.keys("switchyard:t:t:tpd:*");
+    let day = redis.keys("switchyard:{t:t}:t:tpd:*");
     assert_eq!(day.len(), 1);
     assert_eq!(
         redis.hget(&day[0], "spent").as_deref(),
@@ -350,7 +466,7 @@ async fn redis_budgets_grant_what_is_left_to_a_large_max_tokens() {
     assert!(two.admit(b, team, demand(1)).await.is_err());
     // The key's month: 0.1 was left, all reserved (the floor fit, the demand did not);
     // 0.93 spent once settled.
-    let month = redis.keys("switchyard:k:a:upm:*");
+    let month = redis.keys("switchyard:{t:t}:k:a:upm:*");
     assert_eq!(redis.hget(&month[0], "spent").as_deref(), Some("930000000"));
 }
 
@@ -469,7 +585,7 @@ async fn redis_down_falls_back_to_memory_and_recovers() {
         .expect("shared again");
     limiter.settle(adm, Some(Spent::default())).await;
     assert!(
-        !redis.keys("switchyard:k:a:rpm").is_empty(),
+        !redis.keys("switchyard:{t:t}:k:a:rpm").is_empty(),
         "counters are in Redis again"
     );
 }

@@ -306,15 +306,30 @@ impl Default for StoredResponses {
     }
 }
 
-/// How to reach Redis: `redis://` or `rediss://` (TLS, system roots plus `ca_file`), the
-/// password read from the environment at load.
+/// How to reach Redis: one server, a cluster or a master found through Sentinel; `redis://`
+/// or `rediss://` (TLS, system roots plus `ca_file`), the password read from the environment
+/// at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisState {
-    /// Never holds a password (refused at load).
-    pub url: String,
+    pub nodes: RedisNodes,
     pub timeout: Duration,
     pub password: Option<Secret>,
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where Redis is (`[state] redis_url`, `redis_cluster`, or `redis_sentinels` with
+/// `redis_master_name`). No URL holds a password (refused at load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisNodes {
+    /// One server (or a primary behind a fixed address): `redis_url`.
+    Single(String),
+    /// A Redis Cluster: its seed nodes (any reachable one gives the slot map).
+    Cluster(Vec<String>),
+    /// The master named `master_name`, asked of `sentinels` (`redis://host:26379`).
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
 }
 
 /// `[telemetry]`: where and how the spans are exported (read at start; a reload keeps the

@@ -111,6 +111,14 @@ pub struct State {
     pub dir: Option<Spanned<String>>,
     /// Redis backend: `redis://…` or `rediss://…` (TLS); never with a password in it.
     pub redis_url: Option<Spanned<String>>,
+    /// Redis backend on a Redis Cluster, instead of `redis_url`: seed nodes
+    /// (`redis://host:port` or `rediss://…`, no password), any of which gives the slot map.
+    pub redis_cluster: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Redis backend behind Sentinel, instead of `redis_url`: the sentinels
+    /// (`redis://host:26379` or `rediss://…`), asked for the master `redis_master_name`.
+    pub redis_sentinels: Option<Spanned<Vec<Spanned<String>>>>,
+    /// With `redis_sentinels`: the master set's name (`sentinel monitor <name> …`).
+    pub redis_master_name: Option<Spanned<String>>,
     /// Redis backend: the environment variable holding the password (`AUTH`).
     pub redis_password_env: Option<Spanned<String>>,
     /// Redis backend, `rediss://`: PEM CA certificates trusted beside the system roots.

@@ -556,7 +556,15 @@ fn describe_sink(sink: Option<&UsageSink>) -> String {
 fn describe_state(state: &State) -> String {
     match state {
         State::Memory { dir } => format!("memory backend in {}", dir.display()),
-        State::Redis(_) => "redis backend (URL not shown)".to_string(),
+        State::Redis(r) => match r.nodes {
+            crate::config::RedisNodes::Single(_) => "redis backend (URL not shown)".to_string(),
+            crate::config::RedisNodes::Cluster(_) => {
+                "redis cluster backend (URLs not shown)".to_string()
+            }
+            crate::config::RedisNodes::Sentinel { .. } => {
+                "redis sentinel backend (URLs not shown)".to_string()
+            }
+        },
     }
 }
 
@@ -767,7 +775,7 @@ sha256 = "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
     #[test]
     fn redis_urls_are_never_described() {
         let s = State::Redis(crate::config::RedisState {
-            url: "redis://db:6379".into(),
+            nodes: crate::config::RedisNodes::Single("redis://db:6379".into()),
             timeout: std::time::Duration::from_millis(100),
             password: Some(crate::config::Secret::new("hunter2".into())),
             ca_file: None,

@@ -410,9 +410,9 @@ impl Kind {
     }
 }
 
-/// `switchyard:resp:{team}:{id}`, the team escaped so that no two teams share a key.
+/// `switchyard:{resp}:b:{team}:{id}`, the team escaped so that no two teams share a key.
 fn store_key(team: &str, id: &str) -> String {
-    format!("switchyard:resp:{}:{id}", team_part(team))
+    format!("{}{}:{id}", redis::KEY_PREFIX, team_part(team))
 }
 
 /// The team as it is written in keys: escaped (no `:`, no two teams alike).
@@ -783,7 +783,7 @@ mod tests {
     fn keys_hold_the_team_escaped() {
         assert_eq!(
             store_key("a:b", "resp_sy1"),
-            "switchyard:resp:a%3Ab:resp_sy1"
+            "switchyard:{resp}:b:a%3Ab:resp_sy1"
         );
         assert_ne!(store_key("a:b", "x"), store_key("a", "b:x"));
     }

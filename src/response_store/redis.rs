@@ -1,18 +1,20 @@
 //! The `redis` backend of the response store: one string per response, `SET … PX` with the
 //! TTL, shared by every instance that names the same Redis. Keys are
-//! `switchyard:resp:{team}:{id}` (the team percent-encoded like the limiter's names), so a key
-//! of another team reads nothing. The connection is the limiter's kind (`[state]` URL, or the
-//! store's own `responses_redis_url`; password, CA file), made on first use; every call is bounded by [`CALL_TIMEOUT`], and after a
+//! `switchyard:{resp}:b:{team}:{id}` (the team percent-encoded like the limiter's names), so
+//! a key of another team reads nothing. The connection is the limiter's kind (`[state]`
+//! single server, cluster or Sentinel, or the store's own `responses_redis_url`; password, CA
+//! file), made on first use and made again after a failed call (behind Sentinel, that finds
+//! the new master after a failover); every call is bounded by [`CALL_TIMEOUT`], and after a
 //! failed call the next ones fail at once for [`RETRY_AFTER`] (a Redis that does not answer
 //! must not hold every request that needs it for the whole timeout).
 //!
 //! Bounded by what it holds, per team and in total (`[state] responses_team_max_bytes`,
 //! `responses_max_bytes`), so that stored responses can never crowd out the limiter's keys.
 //! Beside the bodies, three index keys:
-//! - `switchyard:resp-team:{team}`: a sorted set of the team's response ids, scored by expiry
+//! - `switchyard:{resp}:i:{team}`: a sorted set of the team's response ids, scored by expiry
 //!   (epoch ms; with one TTL for all, the oldest first);
-//! - `switchyard:resp-all`: a sorted set of every `{team}:{id}`, scored the same way;
-//! - `switchyard:resp-held`: a hash of `{team}:{id}` → the bytes that entry holds
+//! - `switchyard:{resp}:all`: a sorted set of every `{team}:{id}`, scored the same way;
+//! - `switchyard:{resp}:held`: a hash of `{team}:{id}` → the bytes that entry holds
 //!   ([`held_bytes`]), and the running sums `total` and `team:{team}`.
 //!
 //! Saving and deleting are Lua scripts ([`SAVE_LUA`], [`DELETE_LUA`]), so each runs atomically
@@ -20,17 +22,23 @@
 //! first forgets the entries whose expiry passed (up to 100 per call, the index entries of
 //! bodies Redis already expired), then evicts the team's oldest while the team is over its
 //! bound, then the oldest of all while the store is over its own, then writes. The index keys
-//! get the TTL at each save, so an idle store leaves nothing behind. The scripts touch keys
-//! they derive from their arguments: a single Redis (or a primary with replicas), not Redis
-//! Cluster, as for the limiter.
+//! get the TTL at each save, so an idle store leaves nothing behind.
+//!
+//! Redis Cluster: every key of the store carries the hash tag `{resp}`, so the whole store is
+//! one hash slot, on one master. That is what keeps the store-wide bound exact (one script
+//! sees every team's sums), and it is why the scripts may delete the bodies they evict: the
+//! scripts declare the keys they are called for in `KEYS` (the client routes them by those),
+//! and the bodies they evict, found in the indexes, are in the same slot by construction. The
+//! store's size is bounded by `responses_max_bytes`; a store too big for one master gets a
+//! Redis of its own (`responses_redis_url`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisState;
+use crate::policy::limits::{Redis, RedisConn};
 
 /// The most a store call may take (a stored conversation can be large; the limiter's
 /// `redis_timeout_ms` is for small scripts).
@@ -50,10 +58,11 @@ pub enum RedisError {
 }
 
 pub struct RedisStore {
-    client: redis::Client,
+    redis: Redis,
     save_script: redis::Script,
     delete_script: redis::Script,
-    conn: Mutex<Option<ConnectionManager>>,
+    /// The connection, once made; dropped after a failed call, so the next one is made anew.
+    conn: tokio::sync::Mutex<Option<RedisConn>>,
     /// Until when calls fail at once, after a failed one.
     down_until: Mutex<Option<Instant>>,
 }
@@ -61,37 +70,39 @@ pub struct RedisStore {
 impl RedisStore {
     pub fn new(state: &RedisState) -> Result<RedisStore, String> {
         Ok(RedisStore {
-            client: crate::policy::limits::redis_client(state)?,
+            redis: Redis::new(state)?,
             save_script: redis::Script::new(SAVE_LUA),
             delete_script: redis::Script::new(DELETE_LUA),
-            conn: Mutex::new(None),
+            conn: tokio::sync::Mutex::new(None),
             down_until: Mutex::new(None),
         })
     }
 
-    /// The connection, made lazily on first use (in the requests' runtime).
-    fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+    /// The connection, made on first use (in the requests' runtime) and after a failed call,
+    /// within [`CALL_TIMEOUT`].
+    async fn connection(&self) -> Result<RedisConn, RedisError> {
+        let mut conn = tokio::time::timeout(CALL_TIMEOUT, self.conn.lock())
+            .await
+            .map_err(|_| RedisError::Timeout)?;
         if let Some(c) = conn.as_ref() {
             return Ok(c.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let c = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let c = self.redis.connect(CALL_TIMEOUT).await?;
         *conn = Some(c.clone());
         Ok(c)
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
         self.check_down()?;
-        let mut conn = self.connection()?;
-        let result = tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| RedisError::Timeout)
-            .and_then(|r| r.map_err(RedisError::Redis));
-        self.mark(result.is_err());
+        let result = async {
+            let mut conn = self.connection().await?;
+            tokio::time::timeout(CALL_TIMEOUT, cmd.query_async(&mut conn))
+                .await
+                .map_err(|_| RedisError::Timeout)?
+                .map_err(RedisError::Redis)
+        }
+        .await;
+        self.mark(result.is_err()).await;
         result
     }
 
@@ -175,12 +186,15 @@ impl RedisStore {
         call: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         self.check_down()?;
-        let mut conn = self.connection()?;
-        let result = tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn))
-            .await
-            .map_err(|_| RedisError::Timeout)
-            .and_then(|r| r.map_err(RedisError::Redis));
-        self.mark(result.is_err());
+        let result = async {
+            let mut conn = self.connection().await?;
+            tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn))
+                .await
+                .map_err(|_| RedisError::Timeout)?
+                .map_err(RedisError::Redis)
+        }
+        .await;
+        self.mark(result.is_err()).await;
         result
     }
 
@@ -192,9 +206,18 @@ impl RedisStore {
         Ok(())
     }
 
-    fn mark(&self, failed: bool) {
-        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
-        *down = failed.then(|| Instant::now() + RETRY_AFTER);
+    /// Records how a call went; a failed one also drops the connection (the next call makes
+    /// a new one: behind Sentinel, to whichever server is master then).
+    async fn mark(&self, failed: bool) {
+        {
+            let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+            *down = failed.then(|| Instant::now() + RETRY_AFTER);
+        }
+        if failed {
+            if let Ok(mut conn) = self.conn.try_lock() {
+                *conn = None;
+            }
+        }
     }
 }
 
@@ -214,17 +237,18 @@ pub struct Saved {
     pub bytes: u64,
 }
 
-/// The body keys' prefix (then `{team}:{id}`).
-const KEY_PREFIX: &str = "switchyard:resp:";
+/// The body keys' prefix (then `{team}:{id}`); `crate::response_store`'s `store_key` makes
+/// the whole key. Every key of the store carries the hash tag `{resp}` (one cluster slot).
+pub const KEY_PREFIX: &str = "switchyard:{resp}:b:";
 /// A team's index (then `{team}`).
-const TEAM_INDEX_PREFIX: &str = "switchyard:resp-team:";
-const ALL_INDEX: &str = "switchyard:resp-all";
-const HELD: &str = "switchyard:resp-held";
+const TEAM_INDEX_PREFIX: &str = "switchyard:{resp}:i:";
+const ALL_INDEX: &str = "switchyard:{resp}:all";
+const HELD: &str = "switchyard:{resp}:held";
 /// Redis's own bookkeeping per stored response, an estimate: the key's and the value's
 /// headers, the expiry entry, the sorted sets' skip-list and dict nodes, the hash's entry.
 const REDIS_ENTRY_OVERHEAD: usize = 200;
 
-/// The bytes one stored response holds in Redis: the body, its key (`switchyard:resp:` and
+/// The bytes one stored response holds in Redis: the body, its key ([`KEY_PREFIX`] and
 /// `member`), `member` in the store's index and the held hash, the id in the team's index, and
 /// [`REDIS_ENTRY_OVERHEAD`].
 pub fn held_bytes(member: &str, body_len: usize) -> usize {

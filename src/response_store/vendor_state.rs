@@ -14,7 +14,7 @@
 //!   pivot, so every vendor leg reads it exactly as if the client had sent it. Pass-through
 //!   routes (a chat vendor) still get the client's own bytes.
 //!
-//! The entries share the response store's backend, keys (`switchyard:resp:{team}:vs_{call id}`,
+//! The entries share the response store's backend, keys (`switchyard:{resp}:b:{team}:vs_{call id}`,
 //! an id no `GET /v1/responses/{id}` takes: only minted `resp_sy…` ids are answered) and
 //! bounds in bytes (`responses_max_bytes`, `responses_team_max_bytes`; memory also
 //! `responses_max_entries`): one store, evicting its oldest first, whatever it holds. Another

@@ -41,6 +41,7 @@ mod ops_kit;
 mod pricing;
 mod real_clients;
 mod real_clients_vercel;
+mod redis_cluster;
 mod redis_tls;
 mod refusals;
 mod request_headers;

@@ -410,8 +410,8 @@ async fn redis_shares_the_state_between_instances() {
     // Stored by one, continued on the other.
     let first = first_turn(&one).await;
     let id = first["id"].as_str().unwrap();
-    let key = format!("switchyard:resp:t:{id}");
-    assert_eq!(redis.keys("switchyard:resp:*"), vec![key.clone()]);
+    let key = format!("switchyard:{{resp}}:b:t:{id}");
+    assert_eq!(redis.keys("switchyard:{resp}:b:*"), vec![key.clone()]);
     let ttl: i64 = redis
         .command(&["TTL", &key])
         .unwrap()
@@ -665,7 +665,7 @@ async fn unknown_item_references_are_a_400_naming_the_item() {
 /// The bytes the Redis store holds, all teams or one (`team:{team}`).
 fn held(redis: &RedisServer, field: &str) -> u64 {
     redis
-        .hget("switchyard:resp-held", field)
+        .hget("switchyard:{resp}:held", field)
         .map_or(0, |v| v.parse().unwrap())
 }
 
@@ -744,7 +744,7 @@ async fn redis_store_is_bounded_per_team_and_in_total() {
     let total = held(&redis, "total");
     assert!(total <= total_max, "{total} > {total_max}");
     assert_eq!(
-        redis.keys("switchyard:resp:*").len(),
+        redis.keys("switchyard:{resp}:b:*").len(),
         4,
         "{:?}",
         redis.keys("*")
@@ -768,7 +768,7 @@ async fn redis_store_is_bounded_per_team_and_in_total() {
     let path = format!("/v1/responses/{}", mine[4]["id"].as_str().unwrap());
     assert_eq!(call(&gw, DEMO_SECRET, "DELETE", &path, None).await.0, 200);
     assert!(held(&redis, "total") < total);
-    let index = redis.command(&["ZCARD", "switchyard:resp-team:t"]).unwrap();
+    let index = redis.command(&["ZCARD", "switchyard:{resp}:i:t"]).unwrap();
     assert_eq!(index.trim(), ":1", "only mine[3] is left in t's index");
 }
 
@@ -792,11 +792,11 @@ async fn stored_responses_in_a_redis_of_their_own() {
     let first = first_turn(&gw).await;
     let id = first["id"].as_str().unwrap();
     assert_eq!(
-        redis.keys("switchyard:resp:*"),
-        vec![format!("switchyard:resp:t:{id}")]
+        redis.keys("switchyard:{resp}:b:*"),
+        vec![format!("switchyard:{{resp}}:b:t:{id}")]
     );
     assert!(
-        redis.keys("switchyard:t:*").is_empty(),
+        redis.keys("switchyard:{t:*").is_empty(),
         "the limiter is not there"
     );
     let (status, v) = create(

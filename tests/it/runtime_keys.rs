@@ -425,9 +425,9 @@ async fn two_instances_on_one_redis_share_runtime_keys_and_a_revoke_within_a_sec
     until_status(&b, &polled_secret, 200, Duration::from_secs(1)).await;
     let revoked = Instant::now();
     redis
-        .command(&["HSET", "switchyard:rkey:polled", "disabled", "1"])
+        .command(&["HSET", "switchyard:{rkeys}:key:polled", "disabled", "1"])
         .unwrap();
-    redis.command(&["INCR", "switchyard:rkeys:gen"]).unwrap();
+    redis.command(&["INCR", "switchyard:{rkeys}:gen"]).unwrap();
     until_status(&a, &polled_secret, 401, Duration::from_secs(1)).await;
     until_status(&b, &polled_secret, 401, Duration::from_secs(1)).await;
     let poll_took = revoked.elapsed();
@@ -438,11 +438,13 @@ async fn two_instances_on_one_redis_share_runtime_keys_and_a_revoke_within_a_sec
     let (_, kept) = create(&a, r#"{"team":"ops","id":"kept","limits":{"rpm":5}}"#).await;
     let kept_secret = kept["key"].as_str().unwrap().to_string();
     assert_eq!(
-        redis.hget("switchyard:rkey:kept", "team").as_deref(),
+        redis.hget("switchyard:{rkeys}:key:kept", "team").as_deref(),
         Some("ops")
     );
     assert_eq!(
-        redis.hget("switchyard:rkey:kept", "sha256").as_deref(),
+        redis
+            .hget("switchyard:{rkeys}:key:kept", "sha256")
+            .as_deref(),
         Some(sha256_hex(&kept_secret).as_str())
     );
     // A restart (a third instance, the first two gone) keeps it.

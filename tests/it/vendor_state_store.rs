@@ -218,8 +218,8 @@ async fn redis_backend_keeps_state_with_its_ttl_and_a_failure_is_not_fatal() {
     );
     let w = world(&state).await;
     let call_id = gemini_loop(&w, false).await;
-    let key = format!("switchyard:resp:t:vs_{call_id}");
-    assert!(redis.keys("switchyard:resp:*").contains(&key), "{key}");
+    let key = format!("switchyard:{{resp}}:b:t:vs_{call_id}");
+    assert!(redis.keys("switchyard:{resp}:b:*").contains(&key), "{key}");
     let ttl: i64 = redis
         .command(&["TTL", &key])
         .unwrap()

@@ -705,7 +705,7 @@ teams = ["search", "x-*"]
         assert_eq!(
             c.state,
             State::Redis(RedisState {
-                url: "redis://cache:6380/1".into(),
+                nodes: crate::config::RedisNodes::Single("redis://cache:6380/1".into()),
                 timeout: Duration::from_millis(100),
                 password: None,
                 ca_file: None,

@@ -424,8 +424,10 @@ mod tests {
         assert!(team.responses_redis.is_none());
         let own = load("[state]\nresponses_redis_url = \"redis://127.0.0.1:6390/2\"\n").unwrap();
         assert_eq!(
-            own.responses_redis.map(|r| r.url),
-            Some("redis://127.0.0.1:6390/2".to_string())
+            own.responses_redis.map(|r| r.nodes),
+            Some(crate::config::RedisNodes::Single(
+                "redis://127.0.0.1:6390/2".to_string()
+            ))
         );
         rejects(
             "[state]\nresponses_redis_url = \"redis://:hunter2@h:6379\" # <-\n",

@@ -9,12 +9,12 @@ use super::checks::{non_blank, opt, pem_roots, positive, positive_usize};
 use super::providers::api_key;
 use super::{Result, Source};
 use crate::config::raw;
-use crate::config::{Log, RedisState, RuntimeKeysConfig, State, StoredResponses, UsageSink};
+use crate::config::{
+    Log, RedisNodes, RedisState, RuntimeKeysConfig, State, StoredResponses, UsageSink,
+};
 
 pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
-    if let Some(url) = &raw.redis_url {
-        redis_url(src, url)?;
-    }
+    let nodes = redis_nodes(src, raw)?;
     let backend = raw
         .backend
         .as_ref()
@@ -27,12 +27,14 @@ pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
             };
             Ok(State::Memory { dir })
         }
-        "redis" => match &raw.redis_url {
-            Some(url) => Ok(State::Redis(redis_state(src, raw, url)?)),
+        "redis" => match nodes {
+            Some((nodes, tls)) => Ok(State::Redis(redis_state(src, raw, nodes, tls)?)),
             None => Err(src.error(
                 raw.backend.as_ref().map(Spanned::span),
                 "state.redis_url",
-                "backend = \"redis\" requires redis_url".to_string(),
+                "backend = \"redis\" requires redis_url (one server), redis_cluster (a Redis \
+                 Cluster's seed nodes) or redis_sentinels with redis_master_name"
+                    .to_string(),
             )),
         },
         other => Err(src.error(
@@ -41,6 +43,114 @@ pub(super) fn state(src: &Source, raw: &raw::State) -> Result<State> {
             format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
         )),
     }
+}
+
+/// Where Redis is: `redis_url`, `redis_cluster` or `redis_sentinels` (with
+/// `redis_master_name`), at most one of them, each URL checked like [`redis_url_as`]; and
+/// whether its URLs are `rediss://` (all of a list are one or the other). `None`: none given.
+fn redis_nodes(src: &Source, raw: &raw::State) -> Result<Option<(RedisNodes, bool)>> {
+    let given = [
+        raw.redis_url
+            .as_ref()
+            .map(|u| (u.span(), "state.redis_url")),
+        raw.redis_cluster
+            .as_ref()
+            .map(|u| (u.span(), "state.redis_cluster")),
+        raw.redis_sentinels
+            .as_ref()
+            .map(|u| (u.span(), "state.redis_sentinels")),
+    ];
+    let mut given = given.into_iter().flatten();
+    let first = given.next();
+    if let (Some((_, first)), Some((span, second))) = (first, given.next()) {
+        return Err(src.error(
+            Some(span),
+            second,
+            format!(
+                "{} is given too: name Redis once (redis_url for one server, redis_cluster for \
+                 a cluster, redis_sentinels for Sentinel)",
+                first.trim_start_matches("state.")
+            ),
+        ));
+    }
+    if raw.redis_sentinels.is_none() {
+        if let Some(name) = &raw.redis_master_name {
+            return Err(src.at(
+                name,
+                "state.redis_master_name",
+                "only with redis_sentinels (the master set they are asked for)",
+            ));
+        }
+    }
+    if let Some(url) = &raw.redis_url {
+        redis_url_as(src, url, "state.redis_url")?;
+        let tls = url.get_ref().starts_with("rediss://");
+        return Ok(Some((RedisNodes::Single(url.get_ref().clone()), tls)));
+    }
+    if let Some(seeds) = &raw.redis_cluster {
+        let (seeds, tls) = url_list(src, seeds, "state.redis_cluster")?;
+        return Ok(Some((RedisNodes::Cluster(seeds), tls)));
+    }
+    let Some(list) = &raw.redis_sentinels else {
+        return Ok(None);
+    };
+    let (sentinels, tls) = url_list(src, list, "state.redis_sentinels")?;
+    let master_name = match &raw.redis_master_name {
+        Some(name) => non_blank(src, name, "state.redis_master_name")?,
+        None => {
+            return Err(src.at(
+                list,
+                "state.redis_master_name",
+                "redis_sentinels requires redis_master_name (the name the sentinels monitor \
+                 the master under)",
+            ))
+        }
+    };
+    Ok(Some((
+        RedisNodes::Sentinel {
+            sentinels,
+            master_name,
+        },
+        tls,
+    )))
+}
+
+/// A non-empty list of Redis URLs (each checked like [`redis_url_as`], without a database
+/// number: a cluster has only database 0, and sentinels have none), all `redis://` or all
+/// `rediss://`; the URLs and whether they are TLS.
+fn url_list(
+    src: &Source,
+    list: &Spanned<Vec<Spanned<String>>>,
+    path: &str,
+) -> Result<(Vec<String>, bool)> {
+    let Some(first) = list.get_ref().first() else {
+        return Err(src.at(
+            list,
+            path,
+            "must name at least one node (redis://host:port)",
+        ));
+    };
+    let tls = first.get_ref().starts_with("rediss://");
+    let mut out = Vec::new();
+    for url in list.get_ref() {
+        let info = redis_url_as(src, url, path)?;
+        if url.get_ref().starts_with("rediss://") != tls {
+            return Err(src.at(
+                url,
+                path,
+                "mixes redis:// and rediss://: every node is reached with TLS or none is",
+            ));
+        }
+        if info.redis_settings().db() != 0 {
+            return Err(src.at(
+                url,
+                path,
+                "names a database: a cluster has only database 0 (and a sentinel none)",
+            ));
+        }
+        out.push(url.get_ref().clone());
+    }
+    Ok((out, tls))
 }
 
 /// `[state] responses_ttl_s`, `responses_max_bytes`, `responses_team_max_bytes`,
@@ -97,17 +207,14 @@ pub(super) fn responses_redis(src: &Source, raw: &raw::State) -> Result<Option<R
         return Ok(None);
     };
     redis_url_as(src, url, "state.responses_redis_url")?;
-    redis_state(src, raw, url).map(Some)
+    let tls = url.get_ref().starts_with("rediss://");
+    redis_state(src, raw, RedisNodes::Single(url.get_ref().clone()), tls).map(Some)
 }
 
 /// A `redis://` or `rediss://` URL without a password (the config holds no secret: the
-/// password comes from `redis_password_env`). The URL is never quoted in a message.
-fn redis_url(src: &Source, url: &Spanned<String>) -> Result<()> {
-    redis_url_as(src, url, "state.redis_url")
-}
-
-/// [`redis_url`] for the setting at `path`.
-fn redis_url_as(src: &Source, url: &Spanned<String>, path: &str) -> Result<()> {
+/// password comes from `redis_password_env`), for the setting at `path`; its parsed form.
+/// The URL is never quoted in a message.
+fn redis_url_as(src: &Source, url: &Spanned<String>, path: &str) -> Result<redis::ConnectionInfo> {
     let u = url.get_ref();
     let rest = u
         .strip_prefix("redis://")
@@ -142,12 +249,12 @@ fn redis_url_as(src: &Source, url: &Spanned<String>, path: &str) -> Result<()> {
              holds it in redis_password_env",
         ));
     }
-    Ok(())
+    Ok(info)
 }
 
-/// The Redis backend's settings: the timeout, the password from its environment variable,
-/// the extra CA file (read now; only with `rediss://`).
-fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<RedisState> {
+/// The Redis backend's settings: where it is, the timeout, the password from its environment
+/// variable, the extra CA file (read now; only when `tls`, the nodes' URLs being `rediss://`).
+fn redis_state(src: &Source, raw: &raw::State, nodes: RedisNodes, tls: bool) -> Result<RedisState> {
     let timeout = match &raw.redis_timeout_ms {
         None => Duration::from_millis(100),
         Some(ms) => Duration::from_millis(positive(src, ms, "state.redis_timeout_ms", 60_000)?),
@@ -158,13 +265,11 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
     .flatten();
     let ca_file = match &raw.redis_ca_file {
         None => None,
-        Some(ca) if !url.get_ref().starts_with("rediss://") => {
-            return Err(src.at(
-                ca,
-                "state.redis_ca_file",
-                "redis_ca_file requires a rediss:// (TLS) redis_url",
-            ))
-        }
+        Some(ca) if !tls => return Err(src.at(
+            ca,
+            "state.redis_ca_file",
+            "redis_ca_file requires a rediss:// (TLS) redis_url, redis_cluster or redis_sentinels",
+        )),
         Some(ca) => {
             let path = PathBuf::from(non_blank(src, ca, "state.redis_ca_file")?);
             pem_roots(src, &path).map_err(|reason| {
@@ -178,7 +283,7 @@ fn redis_state(src: &Source, raw: &raw::State, url: &Spanned<String>) -> Result<
         }
     };
     Ok(RedisState {
-        url: url.get_ref().clone(),
+        nodes,
         timeout,
         password,
         ca_file,
@@ -297,7 +402,9 @@ mod tests {
         let c =
             load("[state]\nbackend = \"redis\"\nredis_url = \"rediss://default@cache:6380/2\"\n")
                 .unwrap();
-        assert!(matches!(&c.state, State::Redis(r) if r.url == "rediss://default@cache:6380/2"));
+        assert!(
+            matches!(&c.state, State::Redis(r) if r.nodes == RedisNodes::Single("rediss://default@cache:6380/2".into()))
+        );
         rejects(
             "[state]\nbackend = \"disk\" # <-\n",
             "state.backend",
@@ -325,5 +432,69 @@ mod tests {
         );
         let c = load("[log]\nusage = \"data/u.jsonl\"\n").unwrap();
         assert_eq!(c.log.usage, Some(UsageSink::File("data/u.jsonl".into())));
+    }
+
+    #[test]
+    fn cluster_and_sentinel_checks() {
+        let cluster = "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\", \"redis://b:7001\"]\n";
+        let c = load(cluster).unwrap();
+        assert!(matches!(&c.state, State::Redis(r) if r.nodes
+            == RedisNodes::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])));
+        let c = load(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"rediss://s:26379\"]\n\
+             redis_master_name = \"mymaster\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.state, State::Redis(r) if r.nodes == RedisNodes::Sentinel {
+                sentinels: vec!["rediss://s:26379".into()],
+                master_name: "mymaster".into(),
+            })
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://a\"\nredis_cluster = [\"redis://b:7000\"] # <-\n",
+            "state.redis_cluster",
+            "redis_url is given too: name Redis once",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [] # <-\n",
+            "state.redis_cluster",
+            "must name at least one node",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\", \"rediss://b:7001\"] # <-\n",
+            "state.redis_cluster",
+            "mixes redis:// and rediss://",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000/3\"] # <-\n",
+            "state.redis_cluster",
+            "names a database: a cluster has only database 0",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://:pw@a:7000\"] # <-\n",
+            "state.redis_cluster",
+            "holds a password",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"redis://s:26379\"] # <-\n",
+            "state.redis_master_name",
+            "redis_sentinels requires redis_master_name",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://a\"\nredis_master_name = \"m\" # <-\n",
+            "state.redis_master_name",
+            "only with redis_sentinels",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_sentinels = [\"redis://s:26379\"]\nredis_master_name = \" \" # <-\n",
+            "state.redis_master_name",
+            "must not be empty",
+        );
+        rejects(
+            "[state]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:7000\"]\nredis_ca_file = \"ca.pem\" # <-\n",
+            "state.redis_ca_file",
+            "requires a rediss://",
+        );
     }
 }

@@ -73,7 +73,7 @@
 //!   entity. Memory: users are created at their first request (kept by `memory::user_id`,
 //!   `team:user` escaped), take new limits at the request that brings them (their counters
 //!   kept), are snapshotted with keys and teams, dropped when their team leaves the config,
-//!   and pruned when idle once thousands are held. Redis: `switchyard:u:{team}:{user}:tpd:{day}` /
+//!   and pruned when idle once thousands are held. Redis: `switchyard:{t:<team>}:u:<team>:<user>:tpd:{day}` /
 //!   `…:upm:{month}`, in the same scripts.
 //! - **Answers.** A spent budget → 429 `quota_exceeded`, `retry-after` = seconds to the next
 //!   period. rpm / tpm → 429 `rate_limit`, `retry-after` = the GCRA's wait (rounded up to a
@@ -101,7 +101,10 @@
 //! - `memory` (`memory.rs`): one process. Budgets are snapshotted to `state.dir/budgets.json`
 //!   every `snapshot::INTERVAL` (2 s) and by [`Limiter::flush`]; a crash loses at most the
 //!   last 2 s of spending (`snapshot.rs`). Rates and in-flight counts start afresh on restart.
-//! - `redis` (`redis.rs`): every instance shares the counters. One Lua script per admission
+//! - `redis` (`redis.rs`): every instance shares the counters, on one Redis server, a Redis
+//!   Cluster (an admission's keys share their team's hash slot) or a master found through
+//!   Sentinel (`connect.rs`; a failover is an outage until a probe finds the new master, at
+//!   most about 2 s after the sentinels name it). One Lua script per admission
 //!   and one per settle (one round trip each), GCRA in Lua on Redis' own clock, keys with
 //!   TTLs. If Redis does not answer within `[state] redis_timeout_ms` (100 ms by default; 1 s until it first
 //!   answered, while the connection is made) or the connection fails, that request is limited
@@ -120,8 +123,8 @@
 //!
 //! `budget.rs` (calendar periods, nano-dollars), `clock.rs` (monotonic and wall time, a manual
 //! clock for tests), `memory.rs` (the in-process limiter and its GCRA with a peek), `redis.rs`
-//! (the Lua scripts, the connection and the outage logic), `connect.rs` (the Redis client:
-//! URL, password, TLS roots), `snapshot.rs` (the budgets file).
+//! (the Lua scripts, the connection and the outage logic), `connect.rs` (the Redis
+//! connection: one server, cluster or Sentinel; password, TLS roots), `snapshot.rs` (the budgets file).
 
 mod budget;
 mod clock;
@@ -143,8 +146,9 @@ use crate::error::GatewayError;
 use crate::observability::metrics::{BudgetRow, Metrics};
 
 pub use self::clock::Clock;
-/// The Redis client of `[state]` (URL, password, TLS roots), for the response store too.
-pub(crate) use self::connect::client as redis_client;
+/// The Redis of `[state]` (single, cluster or Sentinel; password, TLS roots) and its
+/// connection, for the response store too.
+pub(crate) use self::connect::{Conn as RedisConn, Redis};
 use self::memory::{Memory, Periods};
 pub(crate) use self::redis::push_key_part;
 

@@ -2,16 +2,23 @@
 //! one per settle (one round trip each; a script runs atomically, so "check every limit of key
 //! and team, then take from all" needs no lock).
 //!
-//! Layout (`{s}` is `k`, `t` or `u`, `{name}` the key id or team name with `%`, `:`, `{`, `}`
-//! percent-encoded; for a user, its team's name and its own, each so encoded, joined by `:`;
-//! a user has only the two budget hashes):
+//! Layout: every key of an admission starts with its team's hash tag, `switchyard:{t:<team>}:`
+//! ([`base_key`]), then `k:<key id>` (the key's counters), `t` (the team's) or
+//! `u:<team>:<user>` (a user's, its `memory::user_id`), each name with `%`, `:`, `{`, `}`
+//! percent-encoded; a user has only the two budget hashes. On a Redis Cluster the tag puts all
+//! the keys one script touches in one hash slot (the cluster client routes the script by its
+//! `KEYS`, which name every key it touches), and spreads teams over the masters.
 //!
-//! | key | type | holds | expires |
+//! | key (after the team's prefix) | type | holds | expires |
 //! |---|---|---|---|
-//! | `switchyard:{s}:{name}:rpm`, `…:tpm` | string | GCRA arrival time (µs, Redis clock) | when the bucket is full again |
-//! | `switchyard:{s}:{name}:inflight` | sorted set | admitted request ids, scored by their deadline | safety TTL after the last admission |
-//! | `switchyard:{s}:{name}:tpd:{day}` | hash | `spent`, `reserved` tokens | a day after the day ends |
-//! | `switchyard:{s}:{name}:upm:{month}` | hash | `spent`, `reserved` nano-dollars | a day after the month ends |
+//! | `{who}:rpm`, `{who}:tpm` | string | GCRA arrival time (µs, Redis clock) | when the bucket is full again |
+//! | `{who}:inflight` | sorted set | admitted request ids, scored by their deadline | safety TTL after the last admission |
+//! | `{who}:tpd:{day}` | hash | `spent`, `reserved` tokens | a day after the day ends |
+//! | `{who}:upm:{month}` | hash | `spent`, `reserved` nano-dollars | a day after the month ends |
+//!
+//! These names replaced `switchyard:{k|t|u}:<name>:…` when cluster support came: a gateway
+//! upgraded across it starts with full buckets and the current periods' spending forgotten,
+//! once (README, "Shared state on Redis Cluster and Sentinel").
 //!
 //! Rates are GCRA (not a sliding window), like the memory backend, computed on Redis' clock
 //! (`TIME`) so that every instance agrees. A refund or an overdraft moves the arrival time back
@@ -22,19 +29,22 @@
 //! ends (conservative: at most its in-flight requests' reservations), and so do those of a
 //! settle that could not reach Redis.
 //!
-//! Redis down: see [`super`]'s module doc. The connection is made on first use (a
-//! `ConnectionManager`, which needs the tokio runtime of the requests); after a failure,
-//! [`Shared::probe_if_due`] builds a fresh connection in the background once a second.
+//! Redis down: see [`super`]'s module doc. The connection (`super::connect`: one server, a
+//! cluster, or Sentinel's master) is made on first use, in the tokio runtime of the requests;
+//! after a failure, [`Shared::probe_if_due`] builds a fresh connection in the background once a
+//! second (behind Sentinel, asking the sentinels again: that is how a failover is followed).
+//! The budget gauges' reads are one pipeline on a single server, one command per budget
+//! (sent at once) on a cluster, where a pipeline must stay within a slot.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::budget::{money_cap, Budget, Period};
+use super::connect::{Conn, Redis};
 use super::memory::{Periods, Refusal, Spending, CONCURRENCY_RETRY};
 use super::{Granted, Hold, LimitKind, Need, RateHeaders, RateStatus, Refused, Scope, Who};
 use crate::config::{Config, Key, Limits, RedisState, Team};
@@ -268,15 +278,15 @@ pub enum SharedError {
 
 /// The shared backend: a Redis connection, the scripts, and whether Redis is up.
 pub struct Shared {
-    client: redis::Client,
-    conn: ArcSwapOption<ConnectionManager>,
+    redis: Redis,
+    conn: ArcSwapOption<Conn>,
     admit: Script,
     settle: Script,
     up: AtomicBool,
     /// Whether Redis has answered since the connection was made (see [`PROBE_TIMEOUT`]).
     answered: AtomicBool,
     /// Held while the first connection is made.
-    connecting: Mutex<()>,
+    connecting: tokio::sync::Mutex<()>,
     /// Calls that timed out since the last answer.
     timeouts_in_a_row: AtomicU32,
     probing: AtomicBool,
@@ -291,16 +301,16 @@ pub struct Shared {
 impl Shared {
     /// Checks the URL (and the TLS roots); connects on first use.
     pub(crate) fn new(state: &RedisState) -> Result<Shared, String> {
-        let client = super::connect::client(state)?;
+        let redis = Redis::new(state)?;
         let call_timeout = state.timeout;
         Ok(Shared {
-            client,
+            redis,
             conn: ArcSwapOption::empty(),
             admit: Script::new(ADMIT_LUA),
             settle: Script::new(SETTLE_LUA),
             up: AtomicBool::new(true),
             timeouts_in_a_row: AtomicU32::new(0),
-            connecting: Mutex::new(()),
+            connecting: tokio::sync::Mutex::new(()),
             answered: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             last_try: Mutex::new(None),
@@ -373,7 +383,7 @@ impl Shared {
 
     async fn probe(&self, metrics: &Metrics) {
         let attempt = async {
-            let mut conn = self.new_connection()?;
+            let mut conn = self.redis.connect(PROBE_TIMEOUT).await?;
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             // A restarted Redis has no scripts: load them before requests come back.
             self.admit.load_async(&mut conn).await?;
@@ -395,37 +405,29 @@ impl Shared {
         self.probing.store(false, Ordering::Release);
     }
 
-    fn new_connection(&self) -> Result<ConnectionManager, SharedError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(PROBE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        Ok(ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            config,
-        )?)
-    }
-
     /// The connection, made on first use: one for all requests (a burst at startup must not
-    /// open one each), lazy (it connects with the first command, which the others wait for),
-    /// and with the scripts loaded in the background so the first requests rarely pay the
-    /// `NOSCRIPT` round trips.
-    fn connection(&self) -> Result<ConnectionManager, SharedError> {
+    /// open one each; the others wait for it, within [`PROBE_TIMEOUT`]: a single server's is
+    /// lazy and connects with the first command, a cluster's reads the slot map, Sentinel's
+    /// asks the sentinels for the master), with the scripts loaded in the background so the
+    /// first requests rarely pay the `NOSCRIPT` round trips.
+    async fn connection(&self) -> Result<Conn, SharedError> {
         if let Some(conn) = self.conn.load_full() {
             return Ok((*conn).clone());
         }
-        let _only_one = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+        let only_one = tokio::time::timeout(PROBE_TIMEOUT, self.connecting.lock());
+        let _only_one = only_one.await.map_err(|_| SharedError::Timeout)?;
         if let Some(conn) = self.conn.load_full() {
             return Ok((*conn).clone());
         }
-        let conn = self.new_connection()?;
+        let conn = self.redis.connect(PROBE_TIMEOUT).await?;
         self.conn.store(Some(Arc::new(conn.clone())));
         self.preload(conn.clone());
         Ok(conn)
     }
 
-    /// Loads both scripts on `conn` in the background (no request waits for it).
-    fn preload(&self, mut conn: ConnectionManager) {
+    /// Loads both scripts on `conn` in the background (no request waits for it; on a
+    /// cluster, `SCRIPT LOAD` goes to every master).
+    fn preload(&self, mut conn: Conn) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -506,13 +508,14 @@ impl Shared {
     ) -> Result<(String, Vec<i64>), SharedError> {
         let id = format!("{:032x}", rand::random::<u128>());
         let mut call = self.admit.prepare_invoke();
+        let team = who.team.name.as_str();
         let names = [
             (Scope::Key, who.key.id.as_str()),
-            (Scope::Team, who.team.name.as_str()),
+            (Scope::Team, team),
             (Scope::User, who.user.unwrap_or("-")),
         ];
         for (scope, name) in names {
-            let base = base_key(scope, name);
+            let base = base_key(team, scope, name);
             call.key(format!("{base}:rpm"))
                 .key(format!("{base}:tpm"))
                 .key(format!("{base}:inflight"))
@@ -546,27 +549,25 @@ impl Shared {
         config: &Config,
         periods: Periods,
     ) -> Result<Spending, SharedError> {
-        let mut pipe = redis::pipe();
+        let mut hashes: Vec<String> = Vec::new();
         let mut asked: Vec<((Scope, String), Period)> = Vec::new();
-        let keys = config.keys.iter().map(|k| (Scope::Key, &k.id, &k.limits));
+        let team_of = |k: &Key| config.teams.get(k.team).map_or("", |t| t.name.as_str());
+        let keys = config
+            .keys
+            .iter()
+            .map(|k| (team_of(k), Scope::Key, &k.id, &k.limits));
         let teams = config
             .teams
             .iter()
-            .map(|t| (Scope::Team, &t.name, &t.limits));
-        for (scope, name, limits) in keys.chain(teams) {
-            let base = base_key(scope, name);
+            .map(|t| (t.name.as_str(), Scope::Team, &t.name, &t.limits));
+        for (team, scope, name, limits) in keys.chain(teams) {
+            let base = base_key(team, scope, name);
             if limits.tokens_per_day.is_some() {
-                pipe.cmd("HMGET")
-                    .arg(format!("{base}:tpd:{}", periods.day))
-                    .arg("spent")
-                    .arg("reserved");
+                hashes.push(format!("{base}:tpd:{}", periods.day));
                 asked.push(((scope, name.clone()), Period::Day));
             }
             if limits.usd_per_month.is_some() {
-                pipe.cmd("HMGET")
-                    .arg(format!("{base}:upm:{}", periods.month))
-                    .arg("spent")
-                    .arg("reserved");
+                hashes.push(format!("{base}:upm:{}", periods.month));
                 asked.push(((scope, name.clone()), Period::Month));
             }
         }
@@ -574,10 +575,10 @@ impl Shared {
         if asked.is_empty() {
             return Ok(out);
         }
-        let mut conn = self.connection()?;
-        let replies: Vec<(Option<u64>, Option<u64>)> = tokio::time::timeout(
+        let conn = self.connection().await?;
+        let replies = tokio::time::timeout(
             self.call_timeout.max(PROBE_TIMEOUT),
-            pipe.query_async(&mut conn),
+            self.read_budgets(conn, &hashes),
         )
         .await
         .map_err(|_| SharedError::Timeout)??;
@@ -599,6 +600,43 @@ impl Shared {
         Ok(out)
     }
 
+    /// `HMGET spent reserved` of each of `hashes`: one pipeline on a single server; on a
+    /// cluster (where a pipeline must stay in one slot, and teams spread over slots) one
+    /// command each, all sent at once.
+    async fn read_budgets(
+        &self,
+        mut conn: Conn,
+        hashes: &[String],
+    ) -> Result<Vec<(Option<u64>, Option<u64>)>, SharedError> {
+        let hmget = |hash: &String| {
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(hash).arg("spent").arg("reserved");
+            cmd
+        };
+        if !self.redis.is_cluster() {
+            let mut pipe = redis::pipe();
+            for hash in hashes {
+                pipe.add_command(hmget(hash));
+            }
+            return Ok(pipe.query_async(&mut conn).await?);
+        }
+        let reads: Vec<_> = hashes
+            .iter()
+            .map(|hash| {
+                let (cmd, mut conn) = (hmget(hash), conn.clone());
+                tokio::spawn(async move { cmd.query_async(&mut conn).await })
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(reads.len());
+        for read in reads {
+            let reply = read
+                .await
+                .map_err(|e| SharedError::Reply(format!("a budget read failed: {e}")))?;
+            replies.push(reply?);
+        }
+        Ok(replies)
+    }
+
     /// Runs the settle script of an admission: `names` are the key's id, the team's name and
     /// the user's `memory::user_id` (`-` without a user, whose hold then holds nothing).
     pub(crate) async fn settle(
@@ -612,13 +650,14 @@ impl Shared {
     ) -> Result<(), SharedError> {
         let current = Periods::at(now);
         let mut call = self.settle.prepare_invoke();
+        let team = names[1];
         let names = [
             (Scope::Key, names[0]),
-            (Scope::Team, names[1]),
+            (Scope::Team, team),
             (Scope::User, names[2]),
         ];
         for (scope, name) in names {
-            let base = base_key(scope, name);
+            let base = base_key(team, scope, name);
             call.key(format!("{base}:rpm"))
                 .key(format!("{base}:tpm"))
                 .key(format!("{base}:inflight"))
@@ -653,7 +692,7 @@ impl Shared {
         &self,
         call: &redis::ScriptInvocation<'_>,
     ) -> Result<T, SharedError> {
-        let mut conn = self.connection()?;
+        let mut conn = self.connection().await?;
         let budget = if self.answered.load(Ordering::Relaxed) {
             self.call_timeout
         } else {
@@ -677,18 +716,33 @@ fn opt(v: Option<u64>) -> i64 {
     v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// `switchyard:{k|t|u}:{name}`, the name escaped so that no two names share a key (a user's
-/// name is its `memory::user_id`, escaped already).
-pub(crate) fn base_key(scope: Scope, name: &str) -> String {
-    let s = match scope {
-        Scope::Key => 'k',
-        Scope::Team => 't',
-        Scope::User => 'u',
-    };
-    let mut out = format!("switchyard:{s}:");
+/// The prefix of every counter of an admission of `team`: `switchyard:{t:<team>}:` with the
+/// team's name escaped ([`push_key_part`]). The braces are a Redis Cluster hash tag: the
+/// key's, the team's and the user's counters of one team share a hash slot (so one script
+/// can touch them all), while different teams spread over the slots.
+fn team_tag(team: &str) -> String {
+    let mut out = String::from("switchyard:{t:");
+    push_key_part(&mut out, team);
+    out.push_str("}:");
+    out
+}
+
+/// `switchyard:{t:<team>}:k:<key id>`, `…:t` (the team itself) or `…:u:<user>`, each name
+/// escaped so that no two names share a key (a user's name is its `memory::user_id`, escaped
+/// already). A key belongs to one team, so its counters sit in its team's slot; a key moved
+/// to another team starts afresh there.
+pub(crate) fn base_key(team: &str, scope: Scope, name: &str) -> String {
+    let mut out = team_tag(team);
     match scope {
-        Scope::User => out.push_str(name),
-        Scope::Key | Scope::Team => push_key_part(&mut out, name),
+        Scope::Key => {
+            out.push_str("k:");
+            push_key_part(&mut out, name);
+        }
+        Scope::Team => out.push('t'),
+        Scope::User => {
+            out.push_str("u:");
+            out.push_str(name);
+        }
     }
     out
 }
@@ -856,9 +910,40 @@ mod tests {
 
     #[test]
     fn names_are_escaped_so_they_cannot_collide() {
-        assert_eq!(base_key(Scope::Key, "alice"), "switchyard:k:alice");
-        assert_eq!(base_key(Scope::Team, "a:rpm"), "switchyard:t:a%3Arpm");
-        assert_eq!(base_key(Scope::Team, "{x}%"), "switchyard:t:%7Bx%7D%25");
+        assert_eq!(
+            base_key("ml", Scope::Key, "alice"),
+            "switchyard:{t:ml}:k:alice"
+        );
+        assert_eq!(
+            base_key("a:rpm", Scope::Team, "a:rpm"),
+            "switchyard:{t:a%3Arpm}:t"
+        );
+        assert_eq!(
+            base_key("{x}%", Scope::Team, "{x}%"),
+            "switchyard:{t:%7Bx%7D%25}:t"
+        );
+        assert_eq!(
+            base_key("ml", Scope::User, "ml:bob"),
+            "switchyard:{t:ml}:u:ml:bob"
+        );
+    }
+
+    #[test]
+    fn every_key_of_an_admission_carries_its_team_hash_tag() {
+        // The hash tag is what lies between the first `{` and the next `}`: an escaped team
+        // name holds no brace, so the tag is the whole `t:<team>`, whatever the key or user.
+        for (scope, name) in [
+            (Scope::Key, "k{1}"),
+            (Scope::Team, "t{x}"),
+            (Scope::User, "t%7Bx%7D:u"),
+        ] {
+            let key = base_key("t{x}", scope, name);
+            let tag = key
+                .split_once('{')
+                .and_then(|(_, rest)| rest.split_once('}'))
+                .map(|(tag, _)| tag);
+            assert_eq!(tag, Some("t:t%7Bx%7D"), "{key}");
+        }
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! The Redis backend's store of runtime keys, shared by every instance:
 //!
-//! - `switchyard:rkey:<id>`: a hash per key, fields `id`, `team`, `sha256`, `limits` (JSON),
-//!   `expires_at` (RFC 3339 or empty), `disabled` (`0`/`1`), `metadata` (JSON), `created_at`,
-//!   `updated_at`;
-//! - `switchyard:rkeys:ids`: the set of ids;
-//! - `switchyard:rkeys:gen`: a counter raised (`INCR`) after every change;
-//! - [`CHANNEL`]: a change is also published there (`PUBLISH`, the key's id); every instance
-//!   subscribes and reloads at once (the poll is the backstop that alone keeps the bound).
+//! - `switchyard:{rkeys}:key:<id>`: a hash per key, fields `id`, `team`, `sha256`, `limits`
+//!   (JSON), `expires_at` (RFC 3339 or empty), `disabled` (`0`/`1`), `metadata` (JSON),
+//!   `created_at`, `updated_at`;
+//! - `switchyard:{rkeys}:ids`: the set of ids;
+//! - `switchyard:{rkeys}:gen`: a counter raised (`INCR`) after every change;
+//! - [`CHANNEL`]: a change is also published there (`PUBLISH`, the key's id); on a single
+//!   server every instance subscribes and reloads at once (on a Redis Cluster or behind
+//!   Sentinel the poll alone follows changes: it keeps the bound by itself).
 //!
-//! Only single-key commands (and pipelines of them), no script and no transaction, so the same
-//! commands work on a Redis Cluster. A create claims its id with `HSETNX … id`, so two
+//! Only single-key commands (and pipelines of them), no script and no transaction; every key
+//! carries the hash tag `{rkeys}`, so on a Redis Cluster they share one slot and a pipeline
+//! of them goes to one master (the store is small and changes at an administrator's pace).
+//! The connection is the limiter's kind ([`crate::policy::limits::Redis`]): one server, a
+//! cluster or Sentinel's master. A create claims its id with `HSETNX … id`, so two
 //! instances creating one id get one 201 and one 409. Each instance polls the generation every
 //! [`super::POLL_EVERY`] on a thread of its own and reloads every key when it moved: a revoke
 //! is in force everywhere within that period plus one reload.
@@ -19,18 +23,19 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::aio::ConnectionLike;
 use ::redis::{Client, RedisResult};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 use super::{ApiError, KeyLimits, RuntimeKey, RuntimeKeys, POLL_EVERY};
 use crate::config::RedisState;
+use crate::policy::limits::{Redis, RedisConn};
 
 /// The set of ids.
-pub const IDS: &str = "switchyard:rkeys:ids";
+pub const IDS: &str = "switchyard:{rkeys}:ids";
 /// The generation counter.
-pub const GENERATION: &str = "switchyard:rkeys:gen";
+pub const GENERATION: &str = "switchyard:{rkeys}:gen";
 /// Where each change is published (the id changed); each instance listens.
 pub const CHANNEL: &str = "switchyard:rkeys:changed";
 /// The longest an admin call waits for Redis.
@@ -40,26 +45,25 @@ const FIRST_LOAD: Duration = Duration::from_secs(3);
 
 /// The hash of the key `id`.
 pub fn hash_key(id: &str) -> String {
-    format!("switchyard:rkey:{id}")
+    format!("switchyard:{{rkeys}}:key:{id}")
 }
 
 /// The Redis client, and the keys as last loaded.
 pub struct RedisStore {
-    client: Client,
+    redis: Redis,
     last: Mutex<Vec<RuntimeKey>>,
 }
 
-/// A connection to the store's Redis: the one place that makes them (a cluster-aware
-/// connection can take its place: the store needs only `ConnectionLike`).
-async fn connection(client: &Client) -> RedisResult<MultiplexedConnection> {
-    client.get_multiplexed_async_connection().await
+/// A connection to the store's Redis: the one place that makes them.
+async fn connection(redis: &Redis) -> RedisResult<RedisConn> {
+    redis.connect(OP_TIMEOUT).await
 }
 
 impl RedisStore {
     /// Checks the URL (and the TLS roots); connects on first use.
     pub fn new(state: &RedisState) -> Result<RedisStore, String> {
         Ok(RedisStore {
-            client: crate::policy::limits::redis_client(state)?,
+            redis: Redis::new(state)?,
             last: Mutex::new(Vec::new()),
         })
     }
@@ -72,12 +76,14 @@ impl RedisStore {
     /// Runs `op` on a fresh connection, within [`OP_TIMEOUT`]; a failure is a 503.
     async fn call<T, F>(&self, op: F) -> Result<T, ApiError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+        F: AsyncFnOnce(&mut RedisConn) -> RedisResult<T>,
     {
-        let run = async {
-            let mut conn = connection(&self.client).await?;
+        // Boxed: the cluster connection's futures are deep, and the admin listener's handler
+        // awaits this inside its own.
+        let run = Box::pin(async {
+            let mut conn = connection(&self.redis).await?;
             op(&mut conn).await
-        };
+        });
         match tokio::time::timeout(OP_TIMEOUT, run).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(ApiError::unavailable(format!(
@@ -306,11 +312,11 @@ fn poll(weak: &Weak<RuntimeKeys>, ready: mpsc::Sender<()>) {
     runtime.block_on(async move {
         let wake = Arc::new(Notify::new());
         if let Some(keys) = weak.upgrade() {
-            if let Some(store) = keys.redis() {
-                tokio::spawn(listen(store.client.clone(), Arc::clone(&wake)));
+            if let Some(client) = keys.redis().and_then(|store| store.redis.single_client()) {
+                tokio::spawn(listen(client, Arc::clone(&wake)));
             }
         }
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut conn: Option<RedisConn> = None;
         let mut seen: Option<i64> = None;
         let mut failing = false;
         let mut ready = Some(ready);
@@ -358,7 +364,8 @@ fn poll(weak: &Weak<RuntimeKeys>, ready: mpsc::Sender<()>) {
 
 /// Wakes the poller at each message on [`CHANNEL`], so that a change is followed at once; a
 /// lost subscription only costs the wait for the next poll. Resubscribes every second while
-/// Redis cannot be reached. (On a Redis Cluster a `PUBLISH` reaches every node.)
+/// Redis cannot be reached. Single server only (a cluster's or Sentinel's instances follow by
+/// the poll).
 async fn listen(client: Client, wake: Arc<Notify>) {
     loop {
         if let Ok(mut pubsub) = client.get_async_pubsub().await {
@@ -376,12 +383,12 @@ async fn listen(client: Client, wake: Arc<Notify>) {
 /// One poll: the generation, and every key when it moved since `seen`.
 async fn poll_once(
     store: &RedisStore,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<RedisConn>,
     seen: Option<i64>,
 ) -> RedisResult<Option<(i64, Vec<RuntimeKey>)>> {
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(connection(&store.client).await?),
+        None => conn.insert(connection(&store.redis).await?),
     };
     let generation: Option<i64> = ::redis::cmd("GET").arg(GENERATION).query_async(c).await?;
     let generation = generation.unwrap_or(0);

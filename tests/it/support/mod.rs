@@ -12,6 +12,8 @@
 //! - [`config`]: `ConfigBody`, the TOML of common setups (vendors, models, a team, a key).
 //! - [`gateway`]: `Gateway`, the real `switchyard serve` binary as a child process.
 //! - [`redis`]: `RedisServer`, a real `redis-server` on a free port, stopped and restarted on demand.
+//! - [`redis_topology`]: `RedisCluster` (three masters) and `RedisSentinel` (master, replica,
+//!   sentinel) made of such servers.
 //! - [`tls`]: `TestCa`, a throw-away CA and `localhost` leaf certificates.
 #![allow(dead_code, unused_imports)]
 
@@ -27,6 +29,7 @@ pub mod mock_vertex;
 pub mod paced;
 pub mod raw_vendor;
 pub mod redis;
+pub mod redis_topology;
 pub mod strict;
 pub mod tls;
 

@@ -2,7 +2,8 @@
 //! (`--save "" --appendonly no`), that a test can stop and restart on the same port (to take
 //! Redis away mid-run and bring it back empty). Killed on drop.
 //! [`RedisServer::start_tls`] also serves TLS (`--tls-port`, a certificate given as PEM, e.g.
-//! by `tls::TestCa`) and requires a password (`--requirepass`).
+//! by `tls::TestCa`) and requires a password (`--requirepass`). [`RedisServer::start_with`]
+//! passes extra arguments (a cluster node, a replica: `redis_topology.rs`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +23,8 @@ pub struct RedisServer {
     /// The TLS port, when started with [`RedisServer::start_tls`].
     tls_port: Option<u16>,
     password: Option<String>,
+    /// More `redis-server` arguments (`--cluster-enabled yes`, `--replicaof …`, `--sentinel`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -52,9 +55,41 @@ impl RedisServer {
                 .expect("tempdir"),
             tls_port: None,
             password: None,
+            extra: Vec::new(),
         };
         server.first_start();
         Some(server)
+    }
+
+    /// Starts one with `extra` arguments after the harness's own (a first one that is not an
+    /// option, a config file, before them), on a free loopback port; `{dir}` in an argument
+    /// is replaced by the server's directory (its `--dir`). Panics when `redis-server` is not
+    /// installed.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        assert!(
+            Self::available(),
+            "redis-server is not installed: run the tests with `bash .ci/run`, which installs it"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-redis-")
+            .tempdir()
+            .expect("tempdir");
+        let at = dir.path().to_string_lossy().into_owned();
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            tls_port: None,
+            password: None,
+            extra: extra.iter().map(|a| a.replace("{dir}", &at)).collect(),
+        };
+        server.first_start();
+        server
+    }
+
+    /// The server's directory (its `--dir`, where its log and config files are).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Starts one that also listens with TLS on a second port (serving `cert_pem`, a chain
@@ -83,6 +118,7 @@ impl RedisServer {
             dir,
             tls_port: Some(free_port()),
             password: Some(password.to_string()),
+            extra: Vec::new(),
         };
         server.first_start();
         server
@@ -161,6 +197,13 @@ impl RedisServer {
 
     fn spawn(&self) -> Child {
         let mut cmd = Command::new("redis-server");
+        // A config file (an extra first argument that is not an option, as a sentinel's in
+        // `redis-server <file> --sentinel`) comes before every option.
+        let (conf, options) = match self.extra.split_first() {
+            Some((first, rest)) if !first.starts_with("--") => (Some(first), rest),
+            _ => (None, &self.extra[..]),
+        };
+        cmd.args(conf);
         if let Some(tls_port) = self.tls_port {
             let file = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
             cmd.args(["--tls-port", &tls_port.to_string()])
@@ -178,6 +221,7 @@ impl RedisServer {
             .args(["--appendonly", "no"])
             .args(["--dir", &self.dir.path().to_string_lossy()])
             .args(["--logfile", &self.log_path().to_string_lossy()])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
