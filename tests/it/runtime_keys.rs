@@ -386,12 +386,28 @@ async fn two_instances_on_one_redis_share_runtime_keys_and_a_revoke_within_a_sec
     let state = redis_state(&redis);
     let a = start(&state).await;
     let b = start(&state).await;
-    let (status, created) = create(&a, r#"{"team":"research","id":"shared-1"}"#).await;
+    let (status, created) = create(
+        &a,
+        r#"{"team":"research","id":"shared-1","limits":{"tokens_per_day":100000}}"#,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let secret = created["key"].as_str().unwrap().to_string();
     assert_eq!(chat_status(&a, &secret).await, 200);
     // Created on A, in force on B within the poll.
     until_status(&b, &secret, 200, Duration::from_secs(1)).await;
+    // Its budget is in both instances' gauges, read from Redis: what A's request spent.
+    for gw in [&a, &b] {
+        let metrics = gw.metrics().await;
+        let labels = [("key", "shared-1"), ("period", "day"), ("unit", "tokens")];
+        assert_eq!(
+            metric_value(&metrics, "switchyard_budget_limit", &labels),
+            Some(100000.0),
+            "{metrics}"
+        );
+        let spent = metric_value(&metrics, "switchyard_budget_spent", &labels);
+        assert!(spent.is_some_and(|s| s > 0.0), "{metrics}");
+    }
     // Created twice (on B): one id, one key.
     let (status, _) = create(&b, r#"{"team":"ops","id":"shared-1"}"#).await;
     assert_eq!(status, 409);

@@ -401,6 +401,11 @@ impl Memory {
         self.runtime_keys.store(Arc::new(keys));
     }
 
+    /// The keys issued at runtime, as last set.
+    pub(crate) fn runtime_keys(&self) -> Arc<Vec<Arc<Key>>> {
+        self.runtime_keys.load_full()
+    }
+
     pub(crate) fn clock(&self) -> &Clock {
         &self.clock
     }

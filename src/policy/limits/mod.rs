@@ -917,8 +917,12 @@ impl Limiter {
     /// while Redis is down or does not answer in time, this instance's fallback numbers (the
     /// shared spending it last saw, plus its own since).
     pub async fn publish_budgets(&self, config: &Config) {
+        let runtime_keys = self.inner.memory.runtime_keys();
         let numbers = match self.usable_shared() {
-            Some(shared) => match shared.budgets(config, self.periods()).await {
+            Some(shared) => match shared
+                .budgets(config, &runtime_keys, self.periods())
+                .await
+            {
                 Ok(numbers) => numbers,
                 Err(e) => {
                     shared.went_down(&e, &self.inner.metrics);
@@ -929,7 +933,7 @@ impl Limiter {
         };
         self.inner
             .metrics
-            .set_budgets(budget_rows(config, &numbers));
+            .set_budgets(budget_rows(config, &runtime_keys, &numbers));
     }
 
     /// Writes the budgets snapshot now (memory backend; nothing to do for Redis). Call it at
@@ -1033,12 +1037,16 @@ impl Limiter {
 
 /// The gauges' rows: every team's then every key's budgets, in config order, with the
 /// numbers of `spending` (none yet: 0).
-fn budget_rows(config: &Config, spending: &memory::Spending) -> Vec<BudgetRow> {
+fn budget_rows(
+    config: &Config,
+    runtime_keys: &[Arc<Key>],
+    spending: &memory::Spending,
+) -> Vec<BudgetRow> {
     let teams = config
         .teams
         .iter()
         .map(|t| (Scope::Team, &t.name, &t.name, "", &t.limits));
-    let keys = config.keys.iter().filter_map(|k| {
+    let keys = config.keys.iter().chain(runtime_keys).filter_map(|k| {
         let team = &config.teams.get(k.team)?.name;
         Some((Scope::Key, &k.id, team, k.id.as_str(), &k.limits))
     });

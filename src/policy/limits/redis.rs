@@ -547,6 +547,7 @@ impl Shared {
     pub(crate) async fn budgets(
         &self,
         config: &Config,
+        runtime_keys: &[Arc<Key>],
         periods: Periods,
     ) -> Result<Spending, SharedError> {
         let mut hashes: Vec<String> = Vec::new();
@@ -555,6 +556,7 @@ impl Shared {
         let keys = config
             .keys
             .iter()
+            .chain(runtime_keys)
             .map(|k| (team_of(k), Scope::Key, &k.id, &k.limits));
         let teams = config
             .teams
