@@ -38,6 +38,7 @@ pub(crate) mod anthropic;
 pub(crate) mod bedrock;
 pub(crate) mod converse;
 pub(crate) mod gemini;
+pub(crate) mod gemini_door;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
 pub(crate) mod vertex;

@@ -43,6 +43,7 @@ pub(crate) mod chat_vendor;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub mod errors;
+pub(crate) mod gemini_to_chat;
 pub(crate) mod hosted_tools;
 pub mod kept_state;
 pub(crate) mod messages_to_chat;
@@ -196,9 +197,13 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
         let body = match req.dialect {
             Dialect::Messages => messages_to_chat::request(&req.body)?,
             Dialect::Responses => responses_to_chat::request(&req.body, &mut adjusted)?,
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
-                req.body.clone()
+            Dialect::Gemini => {
+                let (body, door_adjusted) =
+                    gemini_to_chat::request(&req.body, &req.model, req.stream)?;
+                adjusted = door_adjusted;
+                body
             }
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => req.body.clone(),
         };
         let (prepared, without_stream_options) = prepared(&body)?;
         req.pivot = Some(Pivot {
@@ -330,7 +335,8 @@ impl AnswerTranslation {
                     unix_now(),
                     t.identity.clone(),
                 ))),
-                Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => None,
+                Dialect::Gemini => Some(Box::new(gemini_to_chat::Stream::new(model_hint))),
+                Dialect::Chat | Dialect::Converse | Dialect::Embeddings => None,
             };
         } else {
             t.buffered = Some(BytesMut::new());
@@ -457,7 +463,8 @@ impl AnswerTranslation {
                 self.completed = Some(body);
                 Ok(shown)
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => Ok(chat),
+            Dialect::Gemini => gemini_to_chat::answer(&chat, &self.model_hint),
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => Ok(chat),
         }
     }
 }
