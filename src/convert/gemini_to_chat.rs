@@ -723,10 +723,12 @@ fn convert_tool_config<'a>(
             }
             Some(ToolChoiceOut::Mode("required"))
         }
-        other => return Err(invalid(format!(
+        other => {
+            return Err(invalid(format!(
             "`toolConfig.functionCallingConfig.mode` `{}` is not one of AUTO, ANY, NONE, VALIDATED",
             printable(other, 64)
-        ))),
+        )))
+        }
     })
 }
 

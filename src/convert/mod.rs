@@ -44,6 +44,7 @@ pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub mod errors;
 pub(crate) mod gemini_to_chat;
+pub(crate) mod gemini_to_embeddings;
 pub(crate) mod hosted_tools;
 pub mod kept_state;
 pub(crate) mod messages_to_chat;
