@@ -93,14 +93,17 @@ fn has_image_extension(uri: &str) -> bool {
 }
 
 /// Standard base64 with padding for a proto3 `bytes` value given standard or URL-safe, with or
-/// without padding; `None` when it holds a character of neither alphabet. Borrowed when it
-/// already is.
+/// without padding; `None` when it is no base64 (a character of neither alphabet, or a length
+/// no encoding gives). Borrowed when it already is standard.
 pub(crate) fn standard_base64(data: &str) -> Option<Cow<'_, str>> {
     let body = data.trim_end_matches('=');
     if !body
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
     {
+        return None;
+    }
+    if body.len() % 4 == 1 {
         return None;
     }
     let url_safe = body.bytes().any(|b| b == b'-' || b == b'_');
@@ -166,6 +169,7 @@ mod tests {
         assert_eq!(standard_base64("ab-_").as_deref(), Some("ab+/"));
         assert_eq!(standard_base64("YQ").as_deref(), Some("YQ=="));
         assert_eq!(standard_base64("a b"), None);
+        assert_eq!(standard_base64("abcde"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`anthropic`]: Anthropic Messages;
 //! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
 //! - [`gemini`]: Gemini `generateContent`;
+//! - [`gemini_door`]: what the Gemini front door's requests carry to other vendors;
 //! - [`converse`]: Bedrock Converse (`bedrock`, every model family but Claude).
 //! - [`vertex`]: what Vertex AI adds for Claude (its `anthropic_version`, the betas it serves).
 //!

@@ -19,7 +19,11 @@
 //!   streams → Messages;
 //! - [`responses_to_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
 //!   and streams → a `response` object and the Responses events;
-//! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
+//! - [`gemini_to_chat`]: Gemini `generateContent` requests (the Gemini door) → chat; chat
+//!   answers and streams → `GenerateContentResponse`s;
+//! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back;
+//! - [`gemini_to_embeddings`]: the Gemini door's `embedContent`/`batchEmbedContents` → OpenAI
+//!   embeddings, and back.
 //!
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
 //! wire`). A translated request keeps the vendor's contract ([`crate::contract`]): each
