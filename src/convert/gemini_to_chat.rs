@@ -443,24 +443,26 @@ fn tool_message<'a>(
     r: FunctionResponseIn<'a>,
     pending: &mut Pending<'a>,
 ) -> Result<MessageOut<'a>, GatewayError> {
-    let id = match r.id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => {
-            let id = vendor_state::client_call_id(id);
-            pending.retain(|(p, _)| *p != id);
-            id
-        }
-        None => {
-            let k = pending
-                .iter()
-                .position(|(_, name)| *name == r.name)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "`{at}.functionResponse` (`{}`) answers no function call of the model turn before it",
-                        printable(&r.name, 64)
-                    ))
-                })?;
-            pending.remove(k).0
-        }
+    let given =
+        r.id.as_deref()
+            .filter(|id| !id.is_empty())
+            .map(vendor_state::client_call_id);
+    let by_id = given
+        .as_ref()
+        .and_then(|id| pending.iter().position(|(p, _)| p == id));
+    let id = match (by_id, given) {
+        (Some(k), _) => pending.remove(k).0,
+        // An id of no pending call: the call's id was left out (the client's, or minted), so
+        // the name and order pair them; with no such call either, the id stands.
+        (None, given) => match pending.iter().position(|(_, name)| *name == r.name) {
+            Some(k) => pending.remove(k).0,
+            None => given.ok_or_else(|| {
+                invalid(format!(
+                    "`{at}.functionResponse` (`{}`) answers no function call of the model turn before it",
+                    printable(&r.name, 64)
+                ))
+            })?,
+        },
     };
     let text = r
         .response
@@ -1507,6 +1509,18 @@ mod tests {
         assert_eq!(m[6]["tool_call_id"], "toolu_01");
         // The same history gives the same ids.
         assert_eq!(pivot(body, false).0, p);
+        // A response with an id its call did not carry is paired by name.
+        let (p, _) = pivot(
+            json!({"contents": [
+                {"role": "model", "parts": [{"functionCall": {"name": "a", "args": {}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "x1", "name": "a", "response": {}}}]}
+            ]}),
+            false,
+        );
+        assert_eq!(
+            p["messages"][1]["tool_call_id"],
+            p["messages"][0]["tool_calls"][0]["id"]
+        );
         // A response that answers no call.
         let e = refused(json!({"contents": [
             {"role": "model", "parts": [{"functionCall": {"name": "a", "args": {}}}]},
