@@ -500,6 +500,9 @@ fn model_message<'a>(
     let mut texts: Vec<Cow<'a, str>> = Vec::new();
     let mut tool_calls = Vec::new();
     let mut thinking_blocks = Vec::new();
+    // The text of unsigned thought parts since the last signed one: a streamed thought comes
+    // as text parts, then a part with its signature.
+    let mut thought = String::new();
     for (j, p) in parts.into_iter().enumerate() {
         if let Some(call) = p.function_call {
             let id = call_id(i, j, &call);
@@ -515,18 +518,18 @@ fn model_message<'a>(
             tool_calls.push(ToolCallOut::new(id.clone(), call.name.clone(), arguments));
             pending.push((id, call.name));
         } else if p.thought == Some(true) {
+            thought.push_str(p.text.as_deref().unwrap_or_default());
             let Some(sig) = p.thought_signature.as_deref().filter(|s| !s.is_empty()) else {
                 continue;
             };
-            let signature = signature_of(sig);
-            thinking_blocks.push(match p.text.filter(|t| !t.is_empty()) {
-                Some(thinking) => ThinkingBlock::Thinking {
-                    thinking,
-                    signature: Cow::Owned(signature),
+            let signature = Cow::Owned(signature_of(sig));
+            let text = std::mem::take(&mut thought);
+            thinking_blocks.push(match text.is_empty() {
+                false => ThinkingBlock::Thinking {
+                    thinking: Cow::Owned(text),
+                    signature,
                 },
-                None => ThinkingBlock::RedactedThinking {
-                    data: Cow::Owned(signature),
-                },
+                true => ThinkingBlock::RedactedThinking { data: signature },
             });
         } else if let Some(text) = p.text {
             texts.push(text);
@@ -954,11 +957,14 @@ fn args_object(arguments: &str) -> Box<RawValue> {
     })
 }
 
-/// Thinking blocks as thought parts; the Gemini signatures among them (`gemini:<call
-/// id>:<signature>`) are returned for their calls instead.
+/// Thinking blocks as thought parts (without their text when it was streamed already, as
+/// `reasoning_content`: the signature then closes the streamed thought); the Gemini
+/// signatures among them (`gemini:<call id>:<signature>`) are returned for their calls
+/// instead.
 fn thought_parts<'a>(
     blocks: Vec<ThinkingBlock<'a>>,
     parts: &mut Vec<GeminiPart<'a>>,
+    text_streamed: bool,
 ) -> Vec<(String, String)> {
     let mut signatures = Vec::new();
     for b in blocks {
@@ -972,7 +978,7 @@ fn thought_parts<'a>(
                     continue;
                 }
                 parts.push(GeminiPart {
-                    text: Some(thinking),
+                    text: (!text_streamed && !thinking.is_empty()).then_some(thinking),
                     thought: Some(true),
                     thought_signature: Some(signature),
                     ..GeminiPart::default()
@@ -1018,8 +1024,14 @@ pub(crate) fn answer(chat_answer: &[u8], model: &str) -> Result<Bytes, GatewayEr
     for choice in c.choices {
         let mut parts = Vec::new();
         if let Some(m) = choice.message {
-            let signatures = thought_parts(m.thinking_blocks.unwrap_or_default(), &mut parts);
-            if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+            let blocks = m.thinking_blocks.unwrap_or_default();
+            // Anthropic's thinking text is in its blocks and in `reasoning_content` both.
+            let texts_in_blocks = blocks.iter().any(
+                |b| matches!(b, ThinkingBlock::Thinking { thinking, .. } if !thinking.is_empty()),
+            );
+            let signatures = thought_parts(blocks, &mut parts, false);
+            let reasoning = m.reasoning_content.filter(|_| !texts_in_blocks);
+            if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
                 parts.push(GeminiPart {
                     text: Some(r),
                     thought: Some(true),
@@ -1123,6 +1135,9 @@ pub struct StreamState {
     id: String,
     calls: Vec<CallSoFar>,
     signatures: Vec<(String, String)>,
+    /// Reasoning text went out since the last thinking block: the block that follows closes
+    /// it with its signature only.
+    reasoning_streamed: bool,
     finish: Option<&'static str>,
     usage: Option<Usage>,
     content: bool,
@@ -1208,9 +1223,13 @@ impl EventState for StreamState {
 impl StreamState {
     fn delta<'a>(&mut self, delta: DeltaRead<'a>, parts: &mut Vec<GeminiPart<'a>>) {
         let blocks = delta.thinking_blocks.unwrap_or_default();
-        let signatures = thought_parts(blocks, parts);
-        self.signatures.extend(signatures);
+        if !blocks.is_empty() {
+            let streamed = std::mem::take(&mut self.reasoning_streamed);
+            let signatures = thought_parts(blocks, parts, streamed);
+            self.signatures.extend(signatures);
+        }
         if let Some(r) = delta.reasoning_content.filter(|r| !r.is_empty()) {
+            self.reasoning_streamed = true;
             parts.push(GeminiPart {
                 text: Some(r),
                 thought: Some(true),
@@ -1762,6 +1781,58 @@ mod tests {
         assert_eq!(
             p["messages"][1]["thinking_blocks"],
             chat["choices"][0]["message"]["thinking_blocks"]
+        );
+    }
+
+    /// Anthropic's thinking through the chat pivot: its text once (streamed as thought
+    /// parts, or whole), its signature closing it; sent back, it is the same block again.
+    #[test]
+    fn thinking_text_once_and_its_signature_back() {
+        let chat = "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me \"}}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think.\"}}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"Let me think.\",\"signature\":\"U2ln\"}]}}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Yes.\"},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+        let events = stream_of(chat);
+        let parts: Vec<Value> = events
+            .iter()
+            .flat_map(|e| {
+                e["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                json!({"text": "Let me ", "thought": true}),
+                json!({"text": "think.", "thought": true}),
+                json!({"thought": true, "thoughtSignature": "U2ln"}),
+                json!({"text": "Yes."})
+            ]
+        );
+        let (p, _) = pivot(
+            json!({"contents": [
+                {"role": "user", "parts": [{"text": "q"}]},
+                {"role": "model", "parts": parts},
+                {"role": "user", "parts": [{"text": "more"}]}
+            ]}),
+            false,
+        );
+        assert_eq!(
+            p["messages"][1]["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "Let me think.", "signature": "U2ln"}])
+        );
+        // A whole answer: the text once, in the signed part.
+        let whole = json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "content": "Yes.", "reasoning_content": "Let me think.",
+            "thinking_blocks": [{"type": "thinking", "thinking": "Let me think.", "signature": "U2ln"}]}}]});
+        let out: Value =
+            serde_json::from_slice(&answer(whole.to_string().as_bytes(), "h").unwrap()).unwrap();
+        assert_eq!(
+            out["candidates"][0]["content"]["parts"],
+            json!([{"text": "Let me think.", "thought": true, "thoughtSignature": "U2ln"}, {"text": "Yes."}])
         );
     }
 
