@@ -62,6 +62,11 @@
 //! `modelVersion`. A stream: one `data: {GenerateContentResponse}` event per chat chunk with
 //! its text and thought deltas; tool calls whole (Gemini streams a call in one part), with
 //! `finishReason` and `usageMetadata` on the last event; only the first choice is streamed.
+//! Reasoning streamed as `reasoning_content` goes out as thought text parts, and the thinking
+//! block that follows it (Anthropic's, whole) as a thought part with only its signature; a
+//! request gathers a model turn's unsigned thought parts into the signed part that closes
+//! them, so the block goes back whole (a whole answer's `reasoning_content` is left out when
+//! its blocks carry the text).
 //! An error chunk, or a stream cut before its end, → `data: {"error":{code,message,status}}`.
 
 use std::borrow::Cow;
