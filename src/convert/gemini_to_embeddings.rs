@@ -58,8 +58,14 @@ struct EmbeddingsOut<'a> {
 }
 
 /// The OpenAI embeddings body for an `embedContent` (`batch` false) or `batchEmbedContents`
-/// request to `model` (the path's); bad input is a 400 naming the field.
-pub(crate) fn request(body: &[u8], model: &str, batch: bool) -> Result<Bytes, GatewayError> {
+/// request to `model` (the path's), sent to `upstream_model`; bad input is a 400 naming the
+/// field.
+pub(crate) fn request(
+    body: &[u8],
+    model: &str,
+    upstream_model: &str,
+    batch: bool,
+) -> Result<Bytes, GatewayError> {
     let requests = match batch {
         true => {
             let b: BatchIn<'_> = serde_json::from_slice(body).map_err(|e| {
@@ -102,7 +108,7 @@ pub(crate) fn request(body: &[u8], model: &str, batch: bool) -> Result<Bytes, Ga
         input.push(text_of(&at, r.content)?);
     }
     Ok(to_bytes(&EmbeddingsOut {
-        model,
+        model: upstream_model,
         input,
         dimensions,
     }))
@@ -187,7 +193,8 @@ mod tests {
     use serde_json::{json, Value};
 
     fn body(v: Value, batch: bool) -> Result<Value, GatewayError> {
-        request(v.to_string().as_bytes(), "emb", batch).map(|b| serde_json::from_slice(&b).unwrap())
+        request(v.to_string().as_bytes(), "emb", "up", batch)
+            .map(|b| serde_json::from_slice(&b).unwrap())
     }
 
     #[test]
@@ -199,7 +206,7 @@ mod tests {
                 false
             )
             .unwrap(),
-            json!({"model": "emb", "input": ["a\nb"], "dimensions": 8})
+            json!({"model": "up", "input": ["a\nb"], "dimensions": 8})
         );
         assert_eq!(
             body(
@@ -210,7 +217,7 @@ mod tests {
                 true
             )
             .unwrap(),
-            json!({"model": "emb", "input": ["x", "y"], "dimensions": 4})
+            json!({"model": "up", "input": ["x", "y"], "dimensions": 4})
         );
     }
 

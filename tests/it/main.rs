@@ -28,6 +28,7 @@ mod faults;
 mod first_hour;
 mod gateway_core;
 mod gemini_door;
+mod gemini_translated;
 mod generative;
 mod golden;
 mod graceful;
