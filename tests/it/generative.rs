@@ -1,5 +1,6 @@
 //! The generative test: random but valid front-door requests, rendered for every door (chat
-//! completions, Messages, Responses) and sent through the real binary to every vendor kind (an
+//! completions, Messages, Responses, and Google's `generateContent` at the Gemini door) and
+//! sent through the real binary to every vendor kind (an
 //! `openai` route to `MockUpstream`, `anthropic` to `MockAnthropic`, `gemini` to `MockGemini`,
 //! `bedrock` Converse models (Amazon Nova, and Llama, which takes no forced tool choice, no
 //! tool-result image and no cache point) to `MockBedrock`, the built-in `mock`), each mock
@@ -47,7 +48,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Value};
 use support::*;
 
-/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 27 pairs).
+/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 36 pairs).
 const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
