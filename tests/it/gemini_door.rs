@@ -891,3 +891,85 @@ async fn a_client_that_leaves_cancels_the_vendor() {
         assert_eq!(lines[n]["status"], 499, "{}", lines[n]);
     }
 }
+
+/// A Vertex Gemini route is native too: generate (bytes both ways), both stream framings,
+/// `countTokens` on Google's publisher path, and embeddings through Vertex's `:predict`
+/// answered in the Gemini API's shapes.
+#[tokio::test]
+async fn vertex_gemini_is_native() {
+    let vx = MockVertex::start("us-east5").await;
+    let body = ConfigBody::new()
+        .usage_log()
+        .text(&vx.provider("vx", ""))
+        .model("vx-gemini", &[("vx", "gemini-3-pro")])
+        .model("vx-embed", &[("vx", "gemini-embedding-001")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::start(&body).await;
+    let base = format!("/v1/projects/{VERTEX_PROJECT}/locations/us-east5/publishers/google/models");
+    let sent = turn("What is the weather in Oslo?").to_string();
+    for (path, method, query) in [
+        (
+            "/v1beta/models/vx-gemini:generateContent",
+            "gemini-3-pro:generateContent",
+            None,
+        ),
+        (
+            "/v1beta/models/vx-gemini:streamGenerateContent",
+            "gemini-3-pro:streamGenerateContent",
+            None,
+        ),
+        (
+            "/v1/models/vx-gemini:streamGenerateContent?alt=sse",
+            "gemini-3-pro:streamGenerateContent",
+            Some("alt=sse"),
+        ),
+        (
+            "/v1beta/models/vx-gemini:countTokens",
+            "gemini-3-pro:countTokens",
+            None,
+        ),
+    ] {
+        let (status, _, bytes) = post_raw(&gw, path, sent.as_bytes(), Key::Goog).await;
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert_eq!(status, 200, "{path}: {text}");
+        let r = vx.last();
+        assert_eq!(
+            (r.path.as_str(), r.query.as_deref()),
+            (format!("{base}/{method}").as_str(), query),
+            "{path}"
+        );
+        assert_eq!(&r.body[..], sent.as_bytes(), "{path}");
+        assert!(r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer ") && !a.contains(DEMO_SECRET)));
+        if method.ends_with("countTokens") {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["totalTokens"], 6, "{text}");
+        } else {
+            assert!(text.contains(GEMINI_SIGNATURE), "{path}: {text}");
+        }
+    }
+    let one = br#"{"content":{"parts":[{"text":"hello world"}]},"taskType":"RETRIEVAL_QUERY"}"#;
+    let (status, _, bytes) =
+        post_raw(&gw, "/v1beta/models/vx-embed:embedContent", one, Key::Goog).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, br#"{"embedding":{"values":[0.5,-1.0]}}"#);
+    let r = vx.last();
+    assert_eq!(r.path, format!("{base}/gemini-embedding-001:predict"));
+    assert_eq!(
+        r.json(),
+        json!({"instances": [{"content": "hello world", "task_type": "RETRIEVAL_QUERY"}]})
+    );
+    let batch = br#"{"requests":[{"model":"models/gemini-embedding-001","content":{"parts":[{"text":"a"}]}}]}"#;
+    let (status, _, bytes) = post_raw(
+        &gw,
+        "/v1beta/models/vx-embed:batchEmbedContents",
+        batch,
+        Key::Goog,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, br#"{"embeddings":[{"values":[0.5,-1.0]}]}"#);
+}
