@@ -257,7 +257,9 @@ async fn errors_are_in_googles_shape_with_retry_info() {
         );
     };
     let body = turn("hi").to_string();
-    let cases: [(&str, &[u8], Option<(&str, &str)>, u16, &str); 7] = [
+    /// (path, body, the key header instead of the demo key, status, Google's status).
+    type Case<'a> = (&'a str, &'a [u8], Option<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 7] = [
         (
             "/v1beta/models/nope:generateContent",
             body.as_bytes(),
@@ -790,7 +792,7 @@ async fn a_query_key_is_nowhere_and_the_door_is_a_label() {
     assert_eq!(metrics, 2.0);
     let lines = gw.wait_usage_lines(4).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while spans.lock().unwrap().len() < 1 && std::time::Instant::now() < deadline {
+    while spans.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let traces = spans.lock().unwrap().join("\n");
