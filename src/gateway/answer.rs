@@ -695,6 +695,13 @@ pub(super) async fn answer_error_from(
     if !session.is_body_done() {
         drain_or_close(session).await;
     }
+    if record.front == Dialect::Gemini && *err == GatewayError::ContentFilter {
+        // Google's way: a prompt blocked for SAFETY, in a 200 (`dialect::gemini::error`).
+        let (content_type, body) =
+            dialect::gemini::error::blocked(record.stream, record.array_stream);
+        write_answer(session, record, 200, content_type, vec![body]).await;
+        return;
+    }
     let mut extra = err.headers();
     if let Some(id) = upstream_request_id {
         extra.push((response_headers::UPSTREAM_REQUEST_ID, id));

@@ -9,6 +9,10 @@
 //! API design guide, "Errors", error details; `retryDelay` a `google.protobuf.Duration` in
 //! its JSON form, seconds with an `s`), besides the `Retry-After` header every door gets.
 //!
+//! The gateway's own content filter (a `[[content_filters]]` match, or a translated vendor's
+//! refusal) is answered Google's way, a prompt blocked for `SAFETY` ([`blocked`]), not an
+//! error: that is how Gemini itself refuses, and what Google's clients expect.
+//!
 //! In a stream that already started an error is the stream's last element, as Google ends
 //! one: a `data:` event holding the error object (`alt=sse`), or the error object as the
 //! array's last element (the JSON array; [`super::array`] closes it).
@@ -63,6 +67,31 @@ pub fn error_body(err: &GatewayError) -> Bytes {
     Bytes::from(object(err).to_string())
 }
 
+/// The "Contents Filtered" refusal at the Gemini door, Google's way: a 200
+/// `GenerateContentResponse` with no candidate whose `promptFeedback.blockReason` is `SAFETY`
+/// (Gemini API reference, "Generating content", `PromptFeedback`, `BlockReason.SAFETY`: "Prompt
+/// was blocked due to safety reasons"), the seed's message word for word in
+/// `blockReasonMessage` (Vertex AI's `PromptFeedback` field, which the Gen AI SDKs read as
+/// `block_reason_message`), no tokens counted. A stream gets it as its one element: an
+/// `alt=sse` event, or a one-element JSON array (`array`). Returns the content type and body.
+pub fn blocked(stream: bool, array: bool) -> (&'static str, Bytes) {
+    let answer = json!({
+        "promptFeedback": {
+            "blockReason": "SAFETY",
+            "blockReasonMessage": CONTENT_FILTER_MESSAGE,
+        },
+        "usageMetadata": {"promptTokenCount": 0, "totalTokenCount": 0},
+    });
+    match (stream, array) {
+        (true, false) => (
+            "text/event-stream",
+            Bytes::from(format!("data: {answer}\r\n\r\n")),
+        ),
+        (true, true) => ("application/json", Bytes::from(format!("[{answer}]"))),
+        (false, _) => ("application/json", Bytes::from(answer.to_string())),
+    }
+}
+
 /// An error as the last event of an `alt=sse` stream.
 pub fn error_event(err: &GatewayError) -> Bytes {
     Bytes::from(format!("data: {}\r\n\r\n", object(err)))
@@ -98,6 +127,25 @@ mod tests {
         ] {
             assert_eq!(status_name(status), name);
         }
+    }
+
+    #[test]
+    fn the_content_filter_is_a_blocked_prompt() {
+        let (ct, body) = blocked(false, false);
+        assert_eq!(ct, "application/json");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["promptFeedback"]["blockReason"], "SAFETY");
+        assert_eq!(
+            v["promptFeedback"]["blockReasonMessage"],
+            CONTENT_FILTER_MESSAGE
+        );
+        assert!(crate::dialect::refusal::gemini_answer(&body));
+        let (_, body) = blocked(true, true);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v[0]["promptFeedback"]["blockReason"], "SAFETY");
+        let (ct, body) = blocked(true, false);
+        assert_eq!(ct, "text/event-stream");
+        assert!(body.starts_with(b"data: {"));
     }
 
     #[test]
