@@ -478,8 +478,11 @@ impl AnswerTranslation {
     /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
     fn whole(&mut self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
         if let Some(batch) = self.gemini_embed {
-            // OpenAI's vectors in Google's shape; their usage is metered as the vendor said.
-            meter.feed(&whole);
+            // OpenAI's vectors in Google's shape. The meter reads the chat pivot: the
+            // embeddings' usage (input only) is handed to it in a chat answer's `usage`.
+            if let Some(usage) = embeddings::body_usage(&whole) {
+                meter.feed(&chunks::to_bytes(&serde_json::json!({ "usage": usage })));
+            }
             return gemini_to_embeddings::answer(&whole, batch);
         }
         if self.front == Dialect::Embeddings {
@@ -844,6 +847,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The Gemini door's `batchEmbedContents` on an OpenAI route: Google's shape out, and the
+    /// vendor's input tokens metered as reported (not estimated).
+    #[test]
+    fn gemini_door_embeddings_are_answered_and_metered() {
+        use crate::dialect::gemini::door::{Call, Method};
+        let call = Call {
+            model: "emb".into(),
+            method: Method::BatchEmbed,
+            sse: false,
+        };
+        let body = br#"{"requests":[{"model":"models/emb","content":{"parts":[{"text":"a"}]}}]}"#;
+        let req = FrontRequest::read_gemini(Bytes::from_static(body), &call).unwrap();
+        let mut t = AnswerTranslation::new(&req, ProviderKind::OpenAi, "up").unwrap();
+        let answer = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"up","usage":{"prompt_tokens":3,"total_tokens":3}}"#;
+        let mut meter = Meter::body_of(Dialect::Chat);
+        let out = t
+            .chunk(Some(Bytes::from_static(answer)), true, &mut meter)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&out[..], br#"{"embeddings":[{"values":[0.5]}]}"#);
+        let (usage, source) = meter.settle(99).unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (3, 0));
+        assert_eq!(source, crate::accounting::usage::UsageSource::Reported);
     }
 
     #[test]
