@@ -27,6 +27,8 @@ mod failure_mocks;
 mod faults;
 mod first_hour;
 mod gateway_core;
+mod gemini_door;
+mod gemini_translated;
 mod generative;
 mod golden;
 mod graceful;

@@ -87,8 +87,10 @@ impl Vendor for Vertex {
         body: Bytes,
         _adjusted: &mut crate::dialect::adjusted::Adjustments,
     ) -> Result<Bytes, GatewayError> {
-        if call.op == Operation::Embed {
-            return embeddings::request(&body);
+        match call.op {
+            Operation::Embed => return embeddings::request(&body),
+            Operation::EmbedOne => return embeddings::request_one(&body),
+            _ => {}
         }
         if !is_claude(call.upstream_model) {
             return Ok(body);
@@ -130,9 +132,14 @@ impl Vendor for Vertex {
         Ok(())
     }
 
-    /// An embeddings answer (`:predict`'s `predictions`) is read as `batchEmbedContents`'.
+    /// An embeddings answer (`:predict`'s `predictions`) is read as `batchEmbedContents`' (as
+    /// `embedContent`'s for the Gemini door's one content).
     fn reframe(&self, call: &Call<'_>) -> Option<Box<dyn Reframe>> {
-        (call.op == Operation::Embed).then(|| Box::new(embeddings::Answer::default()) as _)
+        match call.op {
+            Operation::Embed => Some(Box::new(embeddings::Answer::default())),
+            Operation::EmbedOne => Some(Box::new(embeddings::Answer::one())),
+            _ => None,
+        }
     }
 
     /// `https://{location}-aiplatform.googleapis.com`; `https://aiplatform.googleapis.com` for
@@ -162,7 +169,8 @@ impl Vendor for Vertex {
         // `@` (Claude's `claude-sonnet-4-5@20250929`) is a path character (RFC 3986 `pchar`).
         let model = path_segment(model).replace("%40", "@");
         let method = match op {
-            Operation::Embed => ":predict",
+            Operation::Embed | Operation::EmbedOne => ":predict",
+            _ if publisher == "google" && op == Operation::CountTokens => ":countTokens",
             _ if publisher == "anthropic" && stream => ":streamRawPredict",
             _ if publisher == "anthropic" => ":rawPredict",
             _ if stream => ":streamGenerateContent?alt=sse",
@@ -177,6 +185,13 @@ impl Vendor for Vertex {
 
     fn client_headers(&self) -> &'static [Defined] {
         CLIENT_HEADERS
+    }
+
+    /// A Gemini model's `countTokens` for the Gemini door (the request passes through; Vertex
+    /// AI REST reference, `projects.locations.publishers.models.countTokens`); Claude's are
+    /// estimated.
+    fn counts_tokens(&self, door: Dialect) -> bool {
+        door == Dialect::Gemini
     }
 
     /// A Gemini answer blocked or stopped for safety, or a Claude answer with
