@@ -677,6 +677,7 @@ fn always_on_costs(config_toml: &str, reps: usize) -> (Duration, Duration) {
             UsageSource::Reported,
         )),
         adjusted: &[],
+        door: "chat",
         cost: 0.000_006,
     };
     let per_call = |f: &dyn Fn()| {

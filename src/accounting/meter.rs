@@ -12,7 +12,9 @@ use serde::Deserialize;
 use crate::accounting::estimate::generated_chars;
 use crate::accounting::usage::{estimate_tokens, estimated, ServiceTier, Usage, UsageSource};
 use crate::dialect::chat::stream::Scanner;
-use crate::dialect::{self, embeddings, messages, responses, BodyReader, Dialect, StreamScanner};
+use crate::dialect::{
+    self, embeddings, gemini, messages, responses, BodyReader, Dialect, StreamScanner,
+};
 
 /// The largest non-streaming answer kept to read its usage; a larger one is estimated.
 const BODY_METER_LIMIT: usize = 16 * 1024 * 1024;
@@ -28,6 +30,9 @@ pub enum Meter {
     Messages(Box<messages::stream::Scanner>),
     /// An OpenAI Responses event stream.
     Responses(Box<responses::stream::Scanner>),
+    /// A Gemini stream passing through to the Gemini door (server-sent events or Google's
+    /// JSON array).
+    Gemini(Box<gemini::stream::Scanner>),
     /// A non-streaming answer in `dialect`, kept as the chunks that went to the client (shared,
     /// not copied) and read once whole at the end.
     Body {
@@ -46,6 +51,7 @@ impl Meter {
         match dialect.stream_scanner() {
             StreamScanner::Messages => Meter::Messages(Box::default()),
             StreamScanner::Responses => Meter::Responses(Box::default()),
+            StreamScanner::Gemini => Meter::Gemini(Box::default()),
             StreamScanner::Chat => Meter::Stream(Box::default()),
         }
     }
@@ -66,6 +72,7 @@ impl Meter {
             Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
             Meter::Responses(s) => s.feed(chunk),
+            Meter::Gemini(s) => s.feed(chunk),
             Meter::Body { .. } => self.feed_bytes(&Bytes::copy_from_slice(chunk)),
             Meter::None => {}
         }
@@ -97,6 +104,7 @@ impl Meter {
             Meter::Stream(s) => s.feed(chunk),
             Meter::Messages(s) => s.feed(chunk),
             Meter::Responses(s) => s.feed(chunk),
+            Meter::Gemini(s) => s.feed(chunk),
             Meter::Body {
                 chunks,
                 len,
@@ -132,6 +140,10 @@ impl Meter {
                 s.finish();
                 s.done
             }
+            Meter::Gemini(s) => {
+                s.finish();
+                s.done
+            }
             Meter::Body { .. } | Meter::None => true,
         }
     }
@@ -144,6 +156,7 @@ impl Meter {
             Meter::Stream(s) => s.done || s.finished,
             Meter::Messages(s) => s.done,
             Meter::Responses(s) => s.done,
+            Meter::Gemini(s) => s.done,
             Meter::Body { .. } | Meter::None => false,
         }
     }
@@ -152,7 +165,7 @@ impl Meter {
     pub fn is_stream(&self) -> bool {
         matches!(
             self,
-            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_)
+            Meter::Stream(_) | Meter::Messages(_) | Meter::Responses(_) | Meter::Gemini(_)
         )
     }
 
@@ -178,6 +191,8 @@ impl Meter {
             Meter::Messages(s) => s.content_events > 0,
             // Every `*.delta` with text: output text, refusal, reasoning, call arguments.
             Meter::Responses(s) => s.content_events > 0,
+            // An element with a candidate part.
+            Meter::Gemini(s) => s.content_events > 0,
             Meter::Body { len, .. } => *len > 0,
             Meter::None => false,
         }
@@ -189,6 +204,7 @@ impl Meter {
             Meter::Stream(s) => s.error.as_deref(),
             Meter::Messages(s) => s.error.as_deref(),
             Meter::Responses(s) => s.error.as_deref(),
+            Meter::Gemini(s) => s.error.as_deref(),
             Meter::Body { .. } | Meter::None => None,
         }
     }
@@ -201,6 +217,7 @@ impl Meter {
             Meter::Stream(s) => s.refused,
             Meter::Messages(s) => s.refused,
             Meter::Responses(s) => s.refused,
+            Meter::Gemini(s) => s.refused,
             Meter::Body {
                 dialect,
                 chunks,
@@ -241,6 +258,16 @@ impl Meter {
                 })
             }
             Meter::Responses(s) => {
+                s.finish();
+                Some(match s.usage() {
+                    Some(u) => (u, UsageSource::Reported),
+                    None => (
+                        estimated(prompt_estimate, estimate_tokens(s.content_chars)),
+                        UsageSource::Estimated,
+                    ),
+                })
+            }
+            Meter::Gemini(s) => {
                 s.finish();
                 Some(match s.usage() {
                     Some(u) => (u, UsageSource::Reported),

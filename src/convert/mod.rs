@@ -158,6 +158,11 @@ pub fn upstream_body(
         }
         return Ok(body);
     };
+    if pair.door == Dialect::Gemini {
+        // gemini-pair: the Gemini door's translations (`gemini_to_chat`,
+        // `gemini_to_embeddings`) plug in here.
+        return Err(not_translated(provider));
+    }
     if pair.door == Dialect::Embeddings {
         return match pair.vendor {
             Dialect::Gemini => {
@@ -185,6 +190,19 @@ pub fn upstream_body(
     };
     req.adjusted = adjusted;
     body
+}
+
+/// The Gemini door's answer on a route whose vendor speaks another dialect, until its
+/// translation exists: a 501 in Google's shape.
+fn not_translated(provider: &Provider) -> GatewayError {
+    GatewayError::vendor(
+        501,
+        format!(
+            "the Gemini door is served natively only (`gemini` and Vertex Gemini routes); the \
+             route's provider `{}` speaks another dialect",
+            provider.name
+        ),
+    )
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
@@ -518,6 +536,9 @@ pub fn mock_answer(
     created: u64,
     model: &str,
 ) -> Result<MockAnswer, GatewayError> {
+    if req.dialect == Dialect::Gemini {
+        return gemini_mock_answer(req, id, model);
+    }
     if req.dialect == Dialect::Embeddings {
         let (body, usage) = providers::mock::embeddings(&embeddings::parse(&req.body)?, model);
         return Ok(MockAnswer {
@@ -566,6 +587,43 @@ pub fn mock_answer(
         chunks: out,
         usage: reply.usage(),
         completed: t.completed_response(),
+    })
+}
+
+/// The built-in mock's answer at the Gemini door, in Google's shapes: a generation (whole, or
+/// a stream in the framing the client asked), or embeddings.
+fn gemini_mock_answer(
+    req: &FrontRequest,
+    id: &str,
+    model: &str,
+) -> Result<MockAnswer, GatewayError> {
+    use crate::dialect::gemini::{array, door::Method, view};
+    let method = req.gemini_method.unwrap_or(Method::Generate);
+    let view = view::parse(&req.body, method)?;
+    if method.embeds() {
+        let texts = view.embed_texts();
+        let (body, usage) =
+            providers::mock::gemini_embeddings(&texts, method == Method::BatchEmbed);
+        return Ok(MockAnswer {
+            content_type: "application/json",
+            chunks: vec![body],
+            usage,
+            completed: None,
+        });
+    }
+    let texts: Vec<String> = view.texts();
+    let reply = providers::mock::reply_to(&texts, view.max_tokens);
+    let events = providers::mock::gemini(id, model, &reply, req.stream);
+    let (content_type, chunks) = match (req.stream, req.gemini_sse) {
+        (false, _) => ("application/json", events),
+        (true, true) => ("text/event-stream", events),
+        (true, false) => ("application/json", vec![array::whole(&events)]),
+    };
+    Ok(MockAnswer {
+        content_type,
+        chunks,
+        usage: reply.usage(),
+        completed: None,
     })
 }
 

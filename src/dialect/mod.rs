@@ -12,8 +12,9 @@
 //! - [`messages`]: Anthropic Messages (`anthropic`);
 //! - [`embeddings`]: OpenAI Embeddings (`openai`, `azure`);
 //! - [`responses`]: OpenAI Responses (`openai`, `azure`);
-//! - [`gemini`]: Gemini `generateContent` and `batchEmbedContents` (`gemini`; a vendor dialect
-//!   only);
+//! - [`gemini`]: Gemini `generateContent`, `countTokens`, `embedContent` and
+//!   `batchEmbedContents` (`gemini`, Vertex's Gemini models; and a front door, Google's
+//!   Gemini API paths: [`gemini::door`]);
 //! - [`converse`]: Bedrock Converse / ConverseStream (`bedrock`, every model family but
 //!   Claude; a vendor dialect only).
 //!
@@ -67,35 +68,38 @@ pub enum Dialect {
 pub type BodyReader = (fn(&[u8]) -> Option<Usage>, fn(&[u8]) -> u64);
 
 /// The scanner that meters a stream: each dialect's own ([`chat::stream`], [`messages::stream`],
-/// [`responses::stream`]).
+/// [`responses::stream`], [`gemini::stream`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamScanner {
     Chat,
     Messages,
     Responses,
+    Gemini,
 }
 
 impl Dialect {
-    /// The scanner that meters a stream in this dialect. A Gemini or Converse stream is
-    /// metered after its translation to chat; embeddings do not stream.
+    /// The scanner that meters a stream in this dialect. A Converse stream is metered after
+    /// its translation to chat (a Gemini one too, but at the Gemini door, where it passes
+    /// through); embeddings do not stream.
     pub fn stream_scanner(self) -> StreamScanner {
         match self {
             Dialect::Messages => StreamScanner::Messages,
             Dialect::Responses => StreamScanner::Responses,
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
-                StreamScanner::Chat
-            }
+            Dialect::Gemini => StreamScanner::Gemini,
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => StreamScanner::Chat,
         }
     }
 
     /// The reader of a whole answer in this dialect (Anthropic's `message`, a Responses
-    /// `response`); `None` for a `chat.completion` (the dialects answered in chat's shape),
-    /// which the meter reads itself, and for embeddings, which generate no text.
+    /// `response`, a `GenerateContentResponse` at the Gemini door); `None` for a
+    /// `chat.completion` (the dialects answered in chat's shape), which the meter reads
+    /// itself, and for embeddings, which generate no text.
     pub fn body_reader(self) -> Option<BodyReader> {
         match self {
             Dialect::Messages => Some((messages::body_usage, messages::body_text_chars)),
             Dialect::Responses => Some((responses::body_usage, responses::body_text_chars)),
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => None,
+            Dialect::Gemini => Some((gemini::body_usage, gemini::body_text_chars)),
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => None,
         }
     }
 }
@@ -112,26 +116,25 @@ pub fn error_event(dialect: Dialect, err: &GatewayError) -> Bytes {
 
 impl Dialect {
     /// An error's JSON body in this dialect's shape (a vendor dialect answers in the chat
-    /// shape: it is never a front door).
+    /// shape: it is never a front door; the Gemini door in Google's).
     pub fn error_body(self, err: &GatewayError) -> Bytes {
         match self {
             Dialect::Messages => messages::error_body(err),
-            Dialect::Chat
-            | Dialect::Gemini
-            | Dialect::Converse
-            | Dialect::Embeddings
-            | Dialect::Responses => err.body(),
+            Dialect::Gemini => gemini::error::error_body(err),
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings | Dialect::Responses => {
+                err.body()
+            }
         }
     }
 
-    /// An error as the last event of a stream, in this dialect's shape.
+    /// An error as the last event of a stream, in this dialect's shape (a Gemini stream in
+    /// server-sent events; its JSON-array framing ends with [`gemini::array::error_tail`]).
     pub fn error_event(self, err: &GatewayError) -> Bytes {
         match self {
             Dialect::Messages => messages::error_event(err),
             Dialect::Responses => responses::error_event(err),
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
-                err.sse_event()
-            }
+            Dialect::Gemini => gemini::error::error_event(err),
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => err.sse_event(),
         }
     }
 }

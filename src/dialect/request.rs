@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use crate::accounting::estimate;
 use crate::dialect::adjusted::Adjustments;
 use crate::dialect::body::{Prepared, RewriteOptions};
+use crate::dialect::gemini::{self, door};
 use crate::dialect::{chat, embeddings, messages, responses, Dialect};
 use crate::error::GatewayError;
 
@@ -28,8 +29,14 @@ pub struct FrontRequest {
     pub prompt_estimate: u64,
     /// Embeddings: the vectors were asked for as base64.
     pub base64: bool,
-    /// The client's body without `model`, for a vendor of the same dialect.
-    native: Prepared,
+    /// Gemini door: the call the path named (`None` at the other doors).
+    pub gemini_method: Option<door::Method>,
+    /// Gemini door: the client asked a stream as server-sent events (`alt=sse`); otherwise
+    /// it is Google's streamed JSON array ([`crate::dialect::gemini::array`]).
+    pub gemini_sse: bool,
+    /// The client's body without `model`, for a vendor of the same dialect; `None`: the body
+    /// goes as it is (the Gemini door, whose model is in the path).
+    native: Option<Prepared>,
     /// The request as a chat-completions body (the pivot of every translation), built by the
     /// first attempt that needs it and kept for the others.
     pub pivot: Option<Pivot>,
@@ -80,7 +87,9 @@ impl FrontRequest {
                     max_tokens: Some(0),
                     prompt_estimate: view.prompt_estimate(),
                     base64: view.base64,
-                    native,
+                    gemini_method: None,
+                    gemini_sse: false,
+                    native: Some(native),
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
@@ -100,7 +109,9 @@ impl FrontRequest {
                     max_tokens: view.max_output_tokens,
                     prompt_estimate,
                     base64: false,
-                    native,
+                    gemini_method: None,
+                    gemini_sse: false,
+                    native: Some(native),
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
@@ -127,7 +138,9 @@ impl FrontRequest {
                     max_tokens: view.max_tokens,
                     prompt_estimate,
                     base64: false,
-                    native,
+                    gemini_method: None,
+                    gemini_sse: false,
+                    native: Some(native),
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
@@ -135,7 +148,10 @@ impl FrontRequest {
                     body,
                 })
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse => {
+            Dialect::Gemini => Err(GatewayError::Internal(
+                "the Gemini door's model is its path's: FrontRequest::read_gemini".into(),
+            )),
+            Dialect::Chat | Dialect::Converse => {
                 let view = chat::parse(&body)?;
                 let native = Prepared::new(
                     view.fields(),
@@ -152,7 +168,9 @@ impl FrontRequest {
                     max_tokens: view.max_tokens,
                     prompt_estimate: estimate::prompt_tokens(&view.messages),
                     base64: false,
-                    native,
+                    gemini_method: None,
+                    gemini_sse: false,
+                    native: Some(native),
                     pivot: None,
                     pending: None,
                     adjusted: Adjustments::default(),
@@ -163,10 +181,42 @@ impl FrontRequest {
         }
     }
 
+    /// Reads a request at the Gemini door: the model and the call are the path's (`call`), the
+    /// body the client's bytes, which go upstream untouched to a Gemini route. A body that is
+    /// not a request of that call is a 400 naming the field ([`gemini::view::parse`]).
+    pub fn read_gemini(body: Bytes, call: &door::Call) -> Result<FrontRequest, GatewayError> {
+        let view = gemini::view::parse(&body, call.method)?;
+        let prompt_estimate = estimate::json_tokens(view.input_json());
+        let max_tokens = match call.method {
+            door::Method::Embed | door::Method::BatchEmbed => Some(0),
+            _ => view.max_tokens,
+        };
+        Ok(FrontRequest {
+            dialect: Dialect::Gemini,
+            model: call.model.clone(),
+            stream: call.method == door::Method::Stream,
+            max_tokens,
+            prompt_estimate,
+            base64: false,
+            gemini_method: Some(call.method),
+            gemini_sse: call.sse,
+            native: None,
+            pivot: None,
+            pending: None,
+            adjusted: Adjustments::default(),
+            body_user: None,
+            body,
+        })
+    }
+
     /// The upstream body for a vendor of the front door's own dialect: the client's bytes with
-    /// only `model` changed (and, for chat streams, usage asked for).
+    /// only `model` changed (and, for chat streams, usage asked for); at the Gemini door the
+    /// client's bytes as they are (the model is in the path).
     pub fn native_body(&self, upstream_model: &str) -> Bytes {
-        self.native.body_for(upstream_model)
+        match &self.native {
+            Some(native) => native.body_for(upstream_model),
+            None => self.body.clone(),
+        }
     }
 
     /// The texts of the request's system prompt and messages, for content policies.
@@ -181,16 +231,19 @@ impl FrontRequest {
             Dialect::Responses => {
                 responses::parse(&self.body).map_or_else(|_| Vec::new(), |v| v.texts())
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse => chat::parse(&self.body)
-                .map_or_else(
-                    |_| Vec::new(),
-                    |v| {
-                        v.messages
-                            .iter()
-                            .map(|m| chat::message_text(m.get()))
-                            .collect()
-                    },
-                ),
+            Dialect::Gemini => self
+                .gemini_method
+                .and_then(|m| gemini::view::parse(&self.body, m).ok())
+                .map_or_else(Vec::new, |v| v.texts()),
+            Dialect::Chat | Dialect::Converse => chat::parse(&self.body).map_or_else(
+                |_| Vec::new(),
+                |v| {
+                    v.messages
+                        .iter()
+                        .map(|m| chat::message_text(m.get()))
+                        .collect()
+                },
+            ),
         }
     }
 }

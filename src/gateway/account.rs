@@ -70,6 +70,7 @@ impl Gateway {
             usage: settled,
             cost,
             adjusted: record.adjusted.as_slice(),
+            door: door_label(record.front),
         });
         self.usage_log.write(usage_log::Entry {
             request_id: record.request_id.clone(),
@@ -174,5 +175,18 @@ fn final_status(session: &Session, served: Served, record: &Record) -> u16 {
     match session.response_written() {
         Some(resp) => resp.status.as_u16(),
         None => 499,
+    }
+}
+
+/// The `door` label of `switchyard_door_requests_total`: the front door's dialect.
+fn door_label(front: crate::dialect::Dialect) -> &'static str {
+    use crate::dialect::Dialect;
+    match front {
+        Dialect::Chat => "chat",
+        Dialect::Messages => "messages",
+        Dialect::Responses => "responses",
+        Dialect::Embeddings => "embeddings",
+        Dialect::Gemini => "gemini",
+        Dialect::Converse => "converse",
     }
 }

@@ -13,6 +13,7 @@ use pingora::http::RequestHeader;
 use super::{answer, Admitted, Chosen, Gateway, Record};
 use crate::config::{Config, Model};
 use crate::dialect::body::{self, BodyError};
+use crate::dialect::gemini::door::{self as gemini_door, Method as GeminiMethod};
 use crate::dialect::request::FrontRequest;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
@@ -65,8 +66,10 @@ enum Endpoint {
     Responses,
     /// `GET`/`DELETE /v1/responses/{id}`, `GET …/input_items`: from the response store.
     StoredResponse(door::Call),
-    /// `GET /v1/models` (`None`) or `GET /v1/models/{id}`.
+    /// `GET /v1/models` (`None`) or `GET /v1/models/{id}` (and Google's `/v1beta/models…`).
     Models(Option<String>),
+    /// Google's Gemini API: a call on a model (`…/models/{model}:generateContent`, …).
+    Gemini(gemini_door::Call),
 }
 
 impl Gateway {
@@ -77,22 +80,37 @@ impl Gateway {
         session: &mut Session,
         record: &mut Record,
     ) -> Result<Admit, Refused> {
-        request_head::check(session.req_header(), &self.snapshot.load().server.head)?;
-        let endpoint = endpoint(session.req_header())?;
+        let head = session.req_header();
+        // The Gemini door refuses in Google's shape from the first check on.
+        let google_path = gemini_door::claims(&head.method, head.uri.path());
+        if google_path {
+            record.front = Dialect::Gemini;
+        }
+        request_head::check(head, &self.snapshot.load().server.head)?;
+        let endpoint = endpoint(head)?;
         let config = self.snapshot.load();
         // `/v1/models` answers (and refuses) in the shape of the client that asks.
-        let anthropic_client = models::anthropic_client(session.req_header());
+        let anthropic_client = models::anthropic_client(head);
+        let google_client = google_path || models::google_client(head);
         record.front = match endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Messages,
+            Endpoint::Gemini(_) => Dialect::Gemini,
+            Endpoint::Models(_) if google_client => Dialect::Gemini,
             Endpoint::Models(_) if anthropic_client => Dialect::Messages,
             Endpoint::Embeddings => Dialect::Embeddings,
             Endpoint::Responses | Endpoint::StoredResponse(_) => Dialect::Responses,
             Endpoint::Chat | Endpoint::Models(_) => Dialect::Chat,
         };
-        record.operation = match endpoint {
+        record.operation = match &endpoint {
             Endpoint::CountTokens => Operation::CountTokens,
             Endpoint::Embeddings => Operation::Embed,
             Endpoint::Responses => Operation::Respond,
+            Endpoint::Gemini(call) => match call.method {
+                GeminiMethod::Generate | GeminiMethod::Stream => Operation::Generate,
+                GeminiMethod::CountTokens => Operation::CountTokens,
+                GeminiMethod::Embed => Operation::EmbedOne,
+                GeminiMethod::BatchEmbed => Operation::Embed,
+            },
             _ => Operation::Generate,
         };
         let principal = authenticate(&config, session.req_header(), record.front).await?;
@@ -100,13 +118,17 @@ impl Gateway {
 
         if let Endpoint::Models(id) = &endpoint {
             self.peek_rate_headers(record).await;
-            let anthropic = record.front == Dialect::Messages;
+            let shape = match record.front {
+                Dialect::Messages => models::Shape::Anthropic,
+                Dialect::Gemini => models::Shape::Google,
+                _ => models::Shape::OpenAi,
+            };
             let body = match id {
                 None => {
                     let query = session.req_header().uri.query();
-                    models::list(&config, &principal, anthropic, query)?
+                    models::list(&config, &principal, shape, query)?
                 }
-                Some(id) => models::retrieve(&config, &principal, anthropic, id)?,
+                Some(id) => models::retrieve(&config, &principal, shape, id)?,
             };
             answer::write_answer(session, record, 200, "application/json", vec![body]).await;
             return Ok(Admit::Answered);
@@ -130,7 +152,10 @@ impl Gateway {
             Err(BodyError::ClientGone) => return Err(Refused::ClientGone),
             Err(BodyError::Gateway(e)) => return Err(e.into()),
         };
-        let req = FrontRequest::read(record.front, bytes)?;
+        let req = match &endpoint {
+            Endpoint::Gemini(call) => FrontRequest::read_gemini(bytes, call)?,
+            _ => FrontRequest::read(record.front, bytes)?,
+        };
         record.attribution = attribution::read(
             &principal.team,
             &session.req_header().headers,
@@ -144,6 +169,7 @@ impl Gateway {
         let req =
             response_store::vendor_state::recall(&self.responses, &principal.team.name, req).await;
         record.stream = req.stream;
+        record.array_stream = req.stream && req.dialect == Dialect::Gemini && !req.gemini_sse;
         record.prompt_estimate = req.prompt_estimate;
         if let Some(filter) = content_filter::check(&config, &principal.team, || req.texts()) {
             self.metrics
@@ -165,10 +191,16 @@ impl Gateway {
         let route = self.first_route(&config, &principal, &model)?;
         let deadline = record.started + route.provider.timeouts.total;
         let vendor = providers::vendor(route.provider.kind);
-        if record.operation == Operation::CountTokens && !vendor.counts_tokens() {
+        let counts = vendor.counts_tokens(record.front)
+            && providers::serves(&route.provider, route.upstream_model(), record.front);
+        if record.operation == Operation::CountTokens && !counts {
             record.route = Some(route);
             self.peek_rate_headers(record).await;
-            let body = format!(r#"{{"input_tokens":{}}}"#, req.prompt_estimate);
+            let body = match record.front {
+                // Google's `CountTokensResponse`.
+                Dialect::Gemini => format!(r#"{{"totalTokens":{}}}"#, req.prompt_estimate),
+                _ => format!(r#"{{"input_tokens":{}}}"#, req.prompt_estimate),
+            };
             answer::write_answer(session, record, 200, "application/json", vec![body.into()]).await;
             return Ok(Admit::Answered);
         }
@@ -250,10 +282,12 @@ impl Gateway {
 }
 
 /// The caller's key: a bearer token, or (on the Anthropic door, and from an Anthropic client
-/// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`.
+/// on `/v1/models`, as Anthropic's SDKs send it) `x-api-key`, or (on the Gemini door, and
+/// from a Google client on `/v1/models`, as Google's SDKs and CLI send it) `x-goog-api-key`
+/// or the query's `key` ([`gemini_key`]).
 ///
-/// A JWT-shaped bearer token (or `x-api-key` on the Messages door) goes to `jwt` when an
-/// issuer is configured; anything else is a key.
+/// A JWT-shaped bearer token (or `x-api-key` on the Messages door, the Google key on the
+/// Gemini door) goes to `jwt` when an issuer is configured; anything else is a key.
 async fn authenticate(
     config: &Config,
     req: &RequestHeader,
@@ -263,6 +297,15 @@ async fn authenticate(
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
+    let google_key = (front == Dialect::Gemini && auth_header.is_none())
+        .then(|| gemini_key(req))
+        .flatten();
+    if let Some(key) = &google_key {
+        if !config.jwt.is_empty() && jwt::looks_like_jwt(key.as_bytes()) {
+            return jwt::authenticate(config, key.as_bytes()).await;
+        }
+        return auth::authenticate_secret(config, key.as_bytes(), SystemTime::now());
+    }
     let api_key = req.headers.get("x-api-key").map(|v| v.as_bytes());
     let token = match (auth_header, api_key, front) {
         (None, Some(key), Dialect::Messages) => Some(key.trim_ascii()),
@@ -279,12 +322,29 @@ async fn authenticate(
     }
 }
 
+/// The Google way of sending a key: `x-goog-api-key`, else the query's `key` (Gemini API
+/// reference, "API keys": the key "in the `x-goog-api-key` header" or as the `key` query
+/// parameter). The query's key never leaves the request head: traces and logs show the path
+/// alone, and the upstream's path is the vendor's own (`crate::providers`).
+fn gemini_key(req: &RequestHeader) -> Option<String> {
+    if let Some(v) = req.headers.get("x-goog-api-key") {
+        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    gemini_door::query_value(req.uri.query(), "key")
+}
+
 /// The endpoint of a request line; anything else is a 404 or 405.
 fn endpoint(req: &RequestHeader) -> Result<Endpoint, GatewayError> {
     let path = req.uri.path();
     let method = &req.method;
     if let Some(call) = door::route(method, path) {
         return call.map(Endpoint::StoredResponse);
+    }
+    if let Some(google) = gemini_door::route(method, path, req.uri.query()) {
+        return google.map(|e| match e {
+            gemini_door::Endpoint::Call(call) => Endpoint::Gemini(call),
+            gemini_door::Endpoint::Models(id) => Endpoint::Models(id),
+        });
     }
     match path {
         // `/v2/chat/completions`: the chat API this gateway serves names both versions.

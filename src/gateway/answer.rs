@@ -239,7 +239,7 @@ impl Gateway {
                     return Err(Failed::stream_error(message, Some(provider)));
                 }
             }
-            if (streamed || end) && record.meter.refused() {
+            if (streamed || end) && refused(record, attempt) {
                 return Ok(Hold::Refused);
             }
             if end && cut_short(record, attempt) {
@@ -331,7 +331,7 @@ impl Gateway {
                 Ok(out) => out,
                 Err(e) => return Box::pin(end_with_error(session, record, &e)).await,
             };
-            if record.stream && record.meter.refused() {
+            if record.stream && refused(record, attempt) {
                 return Box::pin(end_with_error(
                     session,
                     record,
@@ -528,6 +528,14 @@ fn relay_chunk(
     Ok(chunk)
 }
 
+/// Whether the answer is a refusal on content grounds that the gateway answers with its
+/// "Contents Filtered" error: not at the Gemini door from a vendor that speaks Gemini, whose
+/// refusal (`promptFeedback.blockReason`, a candidate stopped for SAFETY, with its
+/// `safetyRatings`) is already in the door's own words and goes to the client untouched.
+fn refused(record: &Record, attempt: &Attempt<'_>) -> bool {
+    record.meter.refused() && !(record.front == Dialect::Gemini && attempt.translation.is_none())
+}
+
 /// Whether a stream the vendor's bytes go through as they are ended without its end event
 /// (`[DONE]` or a finished choice, `message_stop`, a terminal `response.*` event). A translated
 /// stream is judged by its translator, which ends a cut one with its own error event.
@@ -573,9 +581,11 @@ async fn end_with_error(session: &mut Session, record: &mut Record, err: &Gatewa
     record.status = err.status();
     record.reason = Some(err.reason());
     if record.stream {
-        let _ = session
-            .write_response_body(dialect::error_event(record.front, err), true)
-            .await;
+        let last = match record.array_stream {
+            true => dialect::gemini::array::error_tail(err),
+            false => dialect::error_event(record.front, err),
+        };
+        let _ = session.write_response_body(last, true).await;
     }
     downstream::close_after_failed_stream(session).await;
 }
@@ -684,6 +694,13 @@ pub(super) async fn answer_error_from(
     record.reason = Some(err.reason());
     if !session.is_body_done() {
         drain_or_close(session).await;
+    }
+    if record.front == Dialect::Gemini && *err == GatewayError::ContentFilter {
+        // Google's way: a prompt blocked for SAFETY, in a 200 (`dialect::gemini::error`).
+        let (content_type, body) =
+            dialect::gemini::error::blocked(record.stream, record.array_stream);
+        write_answer(session, record, 200, content_type, vec![body]).await;
+        return;
     }
     let mut extra = err.headers();
     if let Some(id) = upstream_request_id {

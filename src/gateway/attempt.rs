@@ -16,6 +16,8 @@ use super::answer::{answer_error, answer_error_from, client_gone, left_before_an
 use super::Admitted;
 use super::{Attempt, Chosen, Gateway, Record};
 use crate::convert;
+use crate::dialect::gemini::door as gemini_door;
+use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::gateway::failed::{self, Failed};
 use crate::policy::health::{now_ms, InFlight};
@@ -185,8 +187,18 @@ impl Gateway {
         }
         let peer = upstream::peer(provider, record.attempts)
             .ok_or_else(|| GatewayError::Internal("no upstream address".into()))?;
-        let path =
+        let mut path =
             providers::upstream_path(provider, upstream_model, record.stream, record.operation);
+        let request = &admitted.request;
+        if request.dialect == Dialect::Gemini
+            && !request.gemini_sse
+            && convert::Route::for_provider(request.dialect, provider, upstream_model)
+                == convert::Route::PassThrough
+        {
+            // The Gemini door's client asked Google's JSON array: so is its vendor asked,
+            // and the answer's bytes pass through.
+            path = gemini_door::without_sse(&path);
+        }
         let uri = path
             .parse::<http::Uri>()
             .map_err(|_| GatewayError::Internal("bad upstream path".into()))?;

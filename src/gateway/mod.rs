@@ -196,6 +196,9 @@ struct Record {
     /// What the request asks of the vendor (`count_tokens` or a generation).
     operation: Operation,
     stream: bool,
+    /// The Gemini door's stream is Google's JSON array, not server-sent events: an error
+    /// after its start is the array's last element.
+    array_stream: bool,
     /// `None`: refused before it authenticated.
     principal: Option<Principal>,
     /// The model the client asked for; `None`: refused before it was resolved.
@@ -244,6 +247,7 @@ impl Record {
             front: Dialect::Chat,
             operation: Operation::Generate,
             stream: false,
+            array_stream: false,
             principal: None,
             model: None,
             route: None,

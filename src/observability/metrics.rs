@@ -26,6 +26,7 @@
 //! Families whose labels cannot be known ahead appear with their first observation:
 //! `switchyard_requests_total` (its `status` is the answer's),
 //! `switchyard_request_adjustments_total` (its `adjustment` is a contract rule's field name),
+//! `switchyard_door_requests_total` (its `status` is the answer's),
 //! `switchyard_tokens_total`
 //! (`usage_source` and the served route), and the histograms (a `stream` or route first
 //! used). The alerts and the dashboard are written for that (see `deploy/`). A series whose
@@ -95,6 +96,9 @@ pub struct Finished<'a> {
     pub cost: f64,
     /// What the translation changed for the vendor (`crate::dialect::adjusted`): fixed names.
     pub adjusted: &'a [&'static str],
+    /// The front door the request came through (a fixed name: `chat`, `messages`,
+    /// `responses`, `embeddings`, `gemini`).
+    pub door: &'static str,
 }
 
 /// One budget as the `switchyard_budget_*` gauges show it.
@@ -207,6 +211,8 @@ pub struct Metrics {
     pub usage_log_errors: IntCounterVec,
     pub content_filtered: IntCounterVec,
     pub adjustments: IntCounterVec,
+    /// Requests by front door (`chat`, `messages`, `responses`, `embeddings`, `gemini`).
+    pub door_requests: IntCounterVec,
     pub tls_certificate_expiry: Gauge,
     pub tls_certificate_reloads: IntCounterVec,
 }
@@ -224,6 +230,9 @@ impl Metrics {
                 provider,
                 status_label(f.status, &mut digits),
             ])
+            .inc();
+        self.door_requests
+            .with_label_values(&[f.door, status_label(f.status, &mut digits)])
             .inc();
         for adjustment in f.adjusted {
             self.adjustments
@@ -431,6 +440,11 @@ impl Metrics {
                 "Requests refused by a content policy of the config.",
                 &["team", "filter"],
             ),
+            door_requests: counter(
+                "switchyard_door_requests_total",
+                "Requests by the front door they came through, by outcome.",
+                &["door", "status"],
+            ),
             adjustments: counter(
                 "switchyard_request_adjustments_total",
                 "Requests a translation changed so that the route's vendor takes them (a field its docs say cannot go with another, a hosted tool it cannot run), by provider and the client's field changed.",
@@ -473,6 +487,7 @@ impl Metrics {
             Box::new(self.usage_log_errors.clone()),
             Box::new(self.content_filtered.clone()),
             Box::new(self.adjustments.clone()),
+            Box::new(self.door_requests.clone()),
             Box::new(self.tls_certificate_reloads.clone()),
         ];
         for c in collectors {

@@ -330,7 +330,7 @@ impl Trace {
 fn operation_name(op: Operation) -> &'static str {
     match op {
         Operation::Generate => "chat",
-        Operation::Embed => "embeddings",
+        Operation::Embed | Operation::EmbedOne => "embeddings",
         Operation::CountTokens => "count_tokens",
         // A well-known value of the semconv for multimodal generation (the Responses API).
         Operation::Respond => "generate_content",

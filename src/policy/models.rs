@@ -2,10 +2,12 @@
 //! in the shape of the client that asks), and the check that a door asks a model for what it
 //! does (`[[models]] kind`).
 //!
-//! The shape: Anthropic's when the request carries `anthropic-version` (every Anthropic SDK
-//! sends it) or authenticates with `x-api-key` ([`anthropic_client`]), OpenAI's otherwise.
-//! Either lists each model the key's team may use, then each of its aliases (a name a client
-//! may send as `model`), in the config's order.
+//! The shape: Google's on the Gemini door's `/v1beta/models[/{id}]`, and on `/v1/models` when
+//! the client authenticates the Google way, `x-goog-api-key` or `?key=` ([`google_client`]);
+//! Anthropic's when the request carries `anthropic-version` (every Anthropic SDK sends it) or
+//! authenticates with `x-api-key` ([`anthropic_client`]); OpenAI's otherwise. Each lists each
+//! model the key's team may use, then each of its aliases (a name a client may send as
+//! `model`), in the config's order.
 //!
 //! - OpenAI (API reference, "Models": list `{"object":"list","data":[Model]}`, retrieve a
 //!   `Model` `{"id","object":"model","created","owned_by"}`): `created` 0, `owned_by`
@@ -16,6 +18,16 @@
 //!   `{"type":"model","id","display_name","created_at"}`, `created_at` RFC 3339 "may be set to
 //!   an epoch value if the release date is unknown"): `created_at` the epoch, `display_name`
 //!   the id; pages by `limit` (1–1000, default 20), `after_id`, `before_id`, as Anthropic's.
+//! - Google (Gemini API reference, "Models": `models.list` → `{"models":[Model],
+//!   "nextPageToken"}`, `pageSize` default 50 and at most 1000 "even if you pass a larger
+//!   pageSize", `pageToken` the previous page's `nextPageToken`; `Model` = `{"name":
+//!   "models/{id}","baseModelId","version","displayName","description","inputTokenLimit",
+//!   "outputTokenLimit","supportedGenerationMethods"}`): `name` `models/` and the id,
+//!   `displayName` the id, `version` `switchyard`, the methods the model's `kind` serves at the
+//!   Gemini door (a chat model `generateContent`, `streamGenerateContent`, `countTokens`; an
+//!   embedding model `embedContent`, `batchEmbedContents`; an unmarked one all five); no token
+//!   limits (the config knows none). The page token is the next entry's position, opaque to
+//!   the client.
 //!
 //! Errors, in the door's shape ([`crate::error`] by the asking client's dialect): a retrieve
 //! of a model that does not exist or that the team may not use is a 404 `model_not_found`
@@ -37,9 +49,29 @@ const EPOCH: &str = "1970-01-01T00:00:00Z";
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 1000;
 
+/// Google's default and largest page.
+const GOOGLE_DEFAULT_PAGE: usize = 50;
+const GOOGLE_MAX_PAGE: usize = 1000;
+
 /// Whether the asking client is Anthropic's: it sends `anthropic-version` or `x-api-key`.
 pub fn anthropic_client(req: &RequestHeader) -> bool {
     req.headers.contains_key("anthropic-version") || req.headers.contains_key("x-api-key")
+}
+
+/// Whether the asking client is Google's: it sends its key as Google's SDKs do,
+/// `x-goog-api-key` or the query's `key`, and no `Authorization`.
+pub fn google_client(req: &RequestHeader) -> bool {
+    !req.headers.contains_key(http::header::AUTHORIZATION)
+        && (req.headers.contains_key("x-goog-api-key")
+            || crate::dialect::gemini::door::query_value(req.uri.query(), "key").is_some())
+}
+
+/// The shape a model list answers in: the asking client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    OpenAi,
+    Anthropic,
+    Google,
 }
 
 /// One listed id: a model's name or one of its aliases.
@@ -90,44 +122,113 @@ fn anthropic_entry(l: &Listed<'_>) -> Value {
     })
 }
 
-/// `GET /v1/models`: the models this key's team may use, with their aliases, in OpenAI's list
-/// shape or (`anthropic`) Anthropic's, one page of it by the `query`'s `limit`, `after_id`,
-/// `before_id`. A bad page query: 400 naming the parameter.
+fn google_entry(l: &Listed<'_>) -> Value {
+    let methods: &[&str] = match l.kind {
+        ModelKind::Chat => &["generateContent", "streamGenerateContent", "countTokens"],
+        ModelKind::Embedding => &["embedContent", "batchEmbedContents"],
+        ModelKind::Unmarked => &[
+            "generateContent",
+            "streamGenerateContent",
+            "countTokens",
+            "embedContent",
+            "batchEmbedContents",
+        ],
+    };
+    json!({
+        "name": format!("models/{}", l.id),
+        "baseModelId": l.id,
+        "version": "switchyard",
+        "displayName": l.id,
+        "description": format!("{} through Switchyard", l.id),
+        "supportedGenerationMethods": methods,
+    })
+}
+
+/// `GET /v1/models`: the models this key's team may use, with their aliases, in the asking
+/// client's `shape`, one page of it by the `query` (Anthropic's `limit`, `after_id`,
+/// `before_id`; Google's `pageSize`, `pageToken`; OpenAI's list is whole). A bad page query:
+/// 400 naming the parameter.
 pub fn list(
     config: &Config,
     principal: &Principal,
-    anthropic: bool,
+    shape: Shape,
     query: Option<&str>,
 ) -> Result<Bytes, GatewayError> {
     let all = listed(config, principal);
-    let body = if anthropic {
-        anthropic_page(&all, &Page::read(query)?)?
-    } else {
-        let data: Vec<Value> = all.iter().map(openai_entry).collect();
-        json!({"object": "list", "data": data})
+    let body = match shape {
+        Shape::Anthropic => anthropic_page(&all, &Page::read(query)?)?,
+        Shape::Google => google_page(&all, query)?,
+        Shape::OpenAi => {
+            let data: Vec<Value> = all.iter().map(openai_entry).collect();
+            json!({"object": "list", "data": data})
+        }
     };
     Ok(Bytes::from(body.to_string()))
 }
 
-/// `GET /v1/models/{id}`: the model (or alias) `id` in OpenAI's `Model` shape or Anthropic's
-/// `ModelInfo`; 404 when the team may not use it or there is none.
+/// `GET /v1/models/{id}`: the model (or alias) `id` in OpenAI's `Model` shape, Anthropic's
+/// `ModelInfo` or Google's `Model` (`id` without Google's `models/`); 404 when the team may not
+/// use it or there is none.
 pub fn retrieve(
     config: &Config,
     principal: &Principal,
-    anthropic: bool,
+    shape: Shape,
     id: &str,
 ) -> Result<Bytes, GatewayError> {
     let all = listed(config, principal);
+    let id = match shape {
+        Shape::Google => id.strip_prefix("models/").unwrap_or(id),
+        _ => id,
+    };
     let found = all
         .iter()
         .find(|l| l.id == id)
         .ok_or_else(|| GatewayError::ModelNotFound(printable(id, 128)))?;
-    let body = if anthropic {
-        anthropic_entry(found)
-    } else {
-        openai_entry(found)
+    let body = match shape {
+        Shape::Anthropic => anthropic_entry(found),
+        Shape::Google => google_entry(found),
+        Shape::OpenAi => openai_entry(found),
     };
     Ok(Bytes::from(body.to_string()))
+}
+
+/// One page of Google's list: `pageSize` entries (50 by default, at most 1000) from the
+/// position `pageToken` names; `nextPageToken` when more follow.
+fn google_page(all: &[Listed<'_>], query: Option<&str>) -> Result<Value, GatewayError> {
+    use crate::dialect::gemini::door::query_value;
+    let bad = |param: &str, message: String| GatewayError::InvalidParam {
+        message: format!("{param}: {message}"),
+        param: param.to_string(),
+    };
+    let size = match query_value(query, "pageSize") {
+        None => GOOGLE_DEFAULT_PAGE,
+        Some(v) => match v.parse::<usize>() {
+            Ok(0) => GOOGLE_DEFAULT_PAGE,
+            Ok(n) => n.min(GOOGLE_MAX_PAGE),
+            Err(_) => {
+                let shown = printable(&v, 32);
+                return Err(bad(
+                    "pageSize",
+                    format!("must be a whole number, not `{shown}`"),
+                ));
+            }
+        },
+    };
+    let start = match query_value(query, "pageToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= all.len())
+            .ok_or_else(|| bad("pageToken", "not a page token of this list".to_string()))?,
+    };
+    let end = (start + size).min(all.len());
+    let models: Vec<Value> = all[start..end].iter().map(google_entry).collect();
+    let mut body = json!({ "models": models });
+    if end < all.len() {
+        body["nextPageToken"] = end.to_string().into();
+    }
+    Ok(body)
 }
 
 /// Anthropic's page query.
@@ -226,7 +327,7 @@ pub fn percent_decoded(s: &str) -> String {
 /// model, or a generation (chat, Messages, Responses, token counting) to an embedding model.
 pub fn check_kind(model: &Model, operation: Operation) -> Result<(), GatewayError> {
     let wanted = match operation {
-        Operation::Embed => ModelKind::Embedding,
+        Operation::Embed | Operation::EmbedOne => ModelKind::Embedding,
         Operation::Generate | Operation::CountTokens | Operation::Respond => ModelKind::Chat,
     };
     if model.kind == wanted || model.kind == ModelKind::Unmarked {
@@ -293,6 +394,39 @@ mod tests {
         assert_eq!(e.param(), Some("after_id"));
         let e = Page::read(Some("limit=0")).unwrap_err();
         assert_eq!((e.status(), e.param()), (400, Some("limit")));
+    }
+
+    #[test]
+    fn google_pages() {
+        let names = ["a", "b", "c"];
+        let all: Vec<Listed<'_>> = names
+            .iter()
+            .map(|id| Listed {
+                id,
+                kind: ModelKind::Embedding,
+            })
+            .collect();
+        let v = google_page(&all, Some("pageSize=2")).unwrap();
+        assert_eq!(v["models"][0]["name"], "models/a");
+        assert_eq!(
+            v["models"][0]["supportedGenerationMethods"],
+            json!(["embedContent", "batchEmbedContents"])
+        );
+        assert_eq!(v["nextPageToken"], "2");
+        let v = google_page(&all, Some("pageSize=2&pageToken=2")).unwrap();
+        assert_eq!(v["models"].as_array().unwrap().len(), 1);
+        assert!(v.get("nextPageToken").is_none());
+        assert_eq!(
+            google_page(&all, None).unwrap()["models"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        let e = google_page(&all, Some("pageToken=x")).unwrap_err();
+        assert_eq!((e.status(), e.param()), (400, Some("pageToken")));
+        let e = google_page(&all, Some("pageSize=-1")).unwrap_err();
+        assert_eq!(e.param(), Some("pageSize"));
     }
 
     #[test]

@@ -42,13 +42,13 @@ impl Vendor for Anthropic {
     fn path(&self, _provider: &Provider, _model: &str, _stream: bool, op: Operation) -> String {
         match op {
             Operation::CountTokens => "/v1/messages/count_tokens".to_string(),
-            Operation::Embed => "/embeddings".to_string(),
+            Operation::Embed | Operation::EmbedOne => "/embeddings".to_string(),
             Operation::Generate | Operation::Respond => "/v1/messages".to_string(),
         }
     }
 
-    fn counts_tokens(&self) -> bool {
-        true
+    fn counts_tokens(&self, door: Dialect) -> bool {
+        door == Dialect::Messages
     }
 
     fn key_header(&self, key: &str) -> Option<(&'static str, String)> {

@@ -52,7 +52,7 @@ impl Vendor for Azure {
     fn path(&self, provider: &Provider, model: &str, _stream: bool, op: Operation) -> String {
         let version = provider.api_version.as_deref().unwrap_or_default();
         match op {
-            Operation::Embed => format!(
+            Operation::Embed | Operation::EmbedOne => format!(
                 "/openai/deployments/{}/embeddings?api-version={version}",
                 path_segment(model)
             ),

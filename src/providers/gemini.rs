@@ -1,6 +1,8 @@
 //! Google Gemini (`kind = "gemini"`, the Gemini API): `generateContent`,
-//! `streamGenerateContent` (as SSE) and `batchEmbedContents` on `v1beta/models/{model}`, the key
-//! in `x-goog-api-key`.
+//! `streamGenerateContent` (as SSE, or Google's JSON array when the Gemini door's client asked
+//! it so), `countTokens`, `embedContent` and `batchEmbedContents` on `v1beta/models/{model}`
+//! (Gemini API reference: "Generating content", "Counting tokens", "Embeddings"), the key in
+//! `x-goog-api-key`.
 
 use crate::config::Provider;
 use crate::dialect::{refusal, Dialect};
@@ -28,9 +30,16 @@ impl Vendor for Gemini {
         let model = path_segment(model);
         match op {
             Operation::Embed => format!("/v1beta/models/{model}:batchEmbedContents"),
+            Operation::EmbedOne => format!("/v1beta/models/{model}:embedContent"),
+            Operation::CountTokens => format!("/v1beta/models/{model}:countTokens"),
             _ if stream => format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
             _ => format!("/v1beta/models/{model}:generateContent"),
         }
+    }
+
+    /// `countTokens` for the Gemini door (the request passes through).
+    fn counts_tokens(&self, door: Dialect) -> bool {
+        door == Dialect::Gemini
     }
 
     fn key_header(&self, key: &str) -> Option<(&'static str, String)> {

@@ -45,6 +45,12 @@ impl Reply {
 /// The mock's answer to a request.
 pub fn reply(req: &ChatRequest<'_>) -> Reply {
     let texts: Vec<String> = req.messages.iter().map(|m| message_text(m.get())).collect();
+    reply_to(&texts, req.max_tokens)
+}
+
+/// The mock's answer to a request whose texts are `texts` (the last one echoed), cut at
+/// `max_tokens` words.
+pub fn reply_to(texts: &[String], max_tokens: Option<u64>) -> Reply {
     let prompt_tokens = texts
         .iter()
         .map(|t| t.split_whitespace().count() as u64)
@@ -60,7 +66,7 @@ pub fn reply(req: &ChatRequest<'_>) -> Reply {
         .collect();
     words.extend(echo.iter().map(|w| w.to_string()));
     let mut finish_reason = "stop";
-    if let Some(max) = req.max_tokens {
+    if let Some(max) = max_tokens {
         if (words.len() as u64) > max {
             words.truncate(max as usize);
             finish_reason = "length";
@@ -190,6 +196,73 @@ pub fn stream_events(id: &str, created: u64, model: &str, reply: &Reply) -> Vec<
     out
 }
 
+/// The mock's answer at the Gemini door: a `GenerateContentResponse` (Gemini API reference,
+/// "Generating content"), whole or as the server-sent events of a stream (one per word, the
+/// last with `finishReason` and the `usageMetadata` totals).
+pub fn gemini(id: &str, model: &str, reply: &Reply, stream: bool) -> Vec<Bytes> {
+    let finish = match reply.finish_reason {
+        "length" => "MAX_TOKENS",
+        _ => "STOP",
+    };
+    let u = reply.usage();
+    let usage = json!({
+        "promptTokenCount": u.prompt_tokens,
+        "candidatesTokenCount": u.completion_tokens,
+        "totalTokenCount": u.total_tokens,
+    });
+    let response = |text: String, last: bool| {
+        let mut candidate =
+            json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+        let mut r = json!({"candidates": [], "modelVersion": model, "responseId": id});
+        if last {
+            candidate["finishReason"] = finish.into();
+            r["usageMetadata"] = usage.clone();
+        }
+        r["candidates"] = json!([candidate]);
+        r
+    };
+    if !stream {
+        return vec![Bytes::from(
+            response(reply.words.join(" "), true).to_string(),
+        )];
+    }
+    let last = reply.words.len().saturating_sub(1);
+    reply
+        .words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let text = if i == last {
+                w.clone()
+            } else {
+                format!("{w} ")
+            };
+            Bytes::from(format!("data: {}\r\n\r\n", response(text, i == last)))
+        })
+        .collect()
+}
+
+/// The mock's embeddings at the Gemini door: `embedContent`'s `{"embedding":{"values"}}` for
+/// one text, or `batchEmbedContents`' `{"embeddings":[…]}` (Gemini API reference,
+/// "Embeddings"), the vectors as [`embeddings`] draws them; one prompt token per word.
+pub fn gemini_embeddings(texts: &[String], batch: bool) -> (Bytes, Usage) {
+    let dims = 8;
+    let tokens: u64 = texts
+        .iter()
+        .map(|t| (t.split_whitespace().count() as u64).max(1))
+        .sum();
+    let values: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({"values": vector(t.as_bytes(), dims)}))
+        .collect();
+    let body = match (batch, values.first()) {
+        (true, _) => json!({"embeddings": values}),
+        (false, Some(one)) => json!({"embedding": one}),
+        (false, None) => json!({"embedding": {"values": vector(b"", dims)}}),
+    };
+    (Bytes::from(body.to_string()), Usage::new(tokens, 0))
+}
+
 /// The built-in mock as a vendor kind (`kind = "mock"`): it speaks chat (and embeddings),
 /// answers in-process, and takes neither `base_url` nor `api_key_env`.
 pub struct Mock;
@@ -221,7 +294,7 @@ impl super::vendor::Vendor for Mock {
         op: super::Operation,
     ) -> String {
         match op {
-            super::Operation::Embed => "/embeddings".to_string(),
+            super::Operation::Embed | super::Operation::EmbedOne => "/embeddings".to_string(),
             _ => "/chat/completions".to_string(),
         }
     }

@@ -33,12 +33,16 @@ pub use anthropic::VERSION as ANTHROPIC_VERSION;
 pub enum Operation {
     /// A chat completion or message (streamed or not).
     Generate,
-    /// Anthropic's `count_tokens` (only `anthropic` vendors have it; others are answered with
-    /// the gateway's estimate).
+    /// Token counting: Anthropic's `count_tokens`, Gemini's `countTokens` (answered by the
+    /// vendor only where it speaks the door's dialect, [`Vendor::counts_tokens`]; others are
+    /// answered with the gateway's estimate).
     CountTokens,
     /// Embeddings (`openai`, `azure`; `gemini` through `batchEmbedContents`, `vertex` through
-    /// `:predict`).
+    /// `:predict`); at the Gemini door, `batchEmbedContents`.
     Embed,
+    /// The Gemini door's `embedContent`: one content's embedding (`gemini` natively; other
+    /// vendors as their embeddings of one input).
+    EmbedOne,
     /// A Responses API call: `openai`/`azure` serve their own `/responses`; other vendors
     /// generate through their usual endpoint, the request translated.
     Respond,
@@ -586,9 +590,9 @@ mod tests {
             .map(|k| vendor(*k).is_local())
             .collect();
         assert_eq!(local, [false, false, false, false, false, false, true]);
-        assert!(ProviderKind::ALL
-            .iter()
-            .all(|k| vendor(*k).counts_tokens() == (*k == ProviderKind::Anthropic)));
+        assert!(ProviderKind::ALL.iter().all(
+            |k| vendor(*k).counts_tokens(Dialect::Messages) == (*k == ProviderKind::Anthropic)
+        ));
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Vendor for OpenAi {
 
     fn path(&self, provider: &Provider, _model: &str, _stream: bool, op: Operation) -> String {
         match op {
-            Operation::Embed => "/embeddings".to_string(),
+            Operation::Embed | Operation::EmbedOne => "/embeddings".to_string(),
             // A provider marked `chat_only` does not serve the Responses API.
             Operation::Respond if !provider.chat_only => "/responses".to_string(),
             _ => "/chat/completions".to_string(),

@@ -107,9 +107,11 @@ pub trait Vendor: Sync {
         op: Operation,
     ) -> String;
 
-    /// Whether the vendor counts a request's tokens itself ([`Operation::CountTokens`]);
-    /// others are answered with the gateway's estimate.
-    fn counts_tokens(&self) -> bool {
+    /// Whether the vendor counts the tokens of a request from the `door` dialect itself
+    /// ([`Operation::CountTokens`]: Anthropic's `count_tokens` for the Messages door, Gemini's
+    /// `countTokens` for the Gemini door, the request passing through); others are answered
+    /// with the gateway's estimate.
+    fn counts_tokens(&self, _door: Dialect) -> bool {
         false
     }
 

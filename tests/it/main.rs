@@ -27,6 +27,7 @@ mod failure_mocks;
 mod faults;
 mod first_hour;
 mod gateway_core;
+mod gemini_door;
 mod gemini_door_attacks;
 mod generative;
 mod golden;

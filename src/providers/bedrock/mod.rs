@@ -222,7 +222,7 @@ impl Vendor for Bedrock {
     fn path(&self, provider: &Provider, model: &str, stream: bool, op: Operation) -> String {
         let id = super::path_segment(model);
         let action = match (op, api(provider, model), stream) {
-            (Operation::Embed | Operation::CountTokens, _, _) => "invoke",
+            (Operation::Embed | Operation::EmbedOne | Operation::CountTokens, _, _) => "invoke",
             (_, Api::Invoke, false) => "invoke",
             (_, Api::Invoke, true) => "invoke-with-response-stream",
             (_, Api::Converse, false) => "converse",

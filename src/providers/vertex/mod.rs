@@ -162,7 +162,8 @@ impl Vendor for Vertex {
         // `@` (Claude's `claude-sonnet-4-5@20250929`) is a path character (RFC 3986 `pchar`).
         let model = path_segment(model).replace("%40", "@");
         let method = match op {
-            Operation::Embed => ":predict",
+            Operation::Embed | Operation::EmbedOne => ":predict",
+            _ if publisher == "google" && op == Operation::CountTokens => ":countTokens",
             _ if publisher == "anthropic" && stream => ":streamRawPredict",
             _ if publisher == "anthropic" => ":rawPredict",
             _ if stream => ":streamGenerateContent?alt=sse",
@@ -177,6 +178,13 @@ impl Vendor for Vertex {
 
     fn client_headers(&self) -> &'static [Defined] {
         CLIENT_HEADERS
+    }
+
+    /// A Gemini model's `countTokens` for the Gemini door (the request passes through; Vertex
+    /// AI REST reference, `projects.locations.publishers.models.countTokens`); Claude's are
+    /// estimated.
+    fn counts_tokens(&self, door: Dialect) -> bool {
+        door == Dialect::Gemini
     }
 
     /// A Gemini answer blocked or stopped for safety, or a Claude answer with

@@ -11,7 +11,12 @@
 //! Answers: while the last turn is the user's text, a `functionCall` of `wx` with a
 //! `thoughtSignature` (the model wants the weather); once a `functionResponse` came back, a text.
 //!
-//! Set with [`MockGemini::set_behaviour`] ([`GeminiBehaviour`]): a filtered answer (text parts,
+//! Streams: server-sent events with `?alt=sse`, else Google's JSON array (`[{…}\r\n]`).
+//! `countTokens` answers `{"totalTokens"}` (the words of the texts), `embedContent` one vector
+//! `[0.5, -1]`. Every request's action, query, head and body are recorded.
+//!
+//! Set with [`MockGemini::set_behaviour`] ([`GeminiBehaviour`]): fixed answer bytes
+//! (`raw`), a filtered answer (text parts,
 //! one stream event each, then a candidate with `finishReason` SAFETY or another reason), a
 //! prompt blocked by `promptFeedback.blockReason`, a 429 `RESOURCE_EXHAUSTED` whose wait is
 //! only in its body (`google.rpc.RetryInfo` `retryDelay`, no `retry-after` header, as Gemini
@@ -50,6 +55,9 @@ pub struct GeminiBehaviour {
     /// Answer a request that passed the checks with Google's error of this HTTP status,
     /// `status` and message (`(400, "INVALID_ARGUMENT", "The input token count …")`).
     pub error: Option<(u16, String, String)>,
+    /// Answer a request that passed the checks with these bytes as they are (a whole answer,
+    /// or a stream's whole body in the framing asked), with this content type.
+    pub raw: Option<(String, String)>,
 }
 
 /// Gemini's 429 with its wait in a `RetryInfo` detail (the shape of Google's answers).
@@ -71,6 +79,8 @@ struct Shared {
     requests: Vec<(String, Bytes)>,
     /// The request heads, in the order of `requests`.
     heads: Vec<HeaderMap>,
+    /// The request queries, in the order of `requests`.
+    queries: Vec<Option<String>>,
 }
 
 pub struct MockGemini {
@@ -92,6 +102,7 @@ impl MockGemini {
             behaviour: GeminiBehaviour::default(),
             requests: Vec::new(),
             heads: Vec::new(),
+            queries: Vec::new(),
         }));
         let app = Router::new()
             .route("/v1beta/models/{action}", post(generate))
@@ -116,6 +127,16 @@ impl MockGemini {
     /// The request headers received, in order.
     pub fn heads(&self) -> Vec<HeaderMap> {
         self.shared.lock().unwrap().heads.clone()
+    }
+
+    /// The requests received, as (action, query, raw body), in order.
+    pub fn received(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let s = self.shared.lock().unwrap();
+        s.requests
+            .iter()
+            .zip(&s.queries)
+            .map(|((a, b), q)| (a.clone(), q.clone(), b.clone()))
+            .collect()
     }
 
     /// How many requests reached the mock.
@@ -191,16 +212,84 @@ fn embed(action: &str, v: &Value) -> Response {
         .unwrap()
 }
 
+/// `countTokens`: the words of every text in the body.
+fn count_tokens(v: &Value) -> Response {
+    fn words(v: &Value) -> u64 {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("text", Value::String(s)) => s.split_whitespace().count() as u64,
+                    _ => words(v),
+                })
+                .sum(),
+            Value::Array(a) => a.iter().map(words).sum(),
+            _ => 0,
+        }
+    }
+    if v.get("contents").is_none() && v.get("generateContentRequest").is_none() {
+        return error(
+            400,
+            "INVALID_ARGUMENT",
+            "contents or generateContentRequest is required",
+        );
+    }
+    let n = words(v);
+    let body = json!({"totalTokens": n,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]});
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// `embedContent`: one content with text → one vector `[0.5, -1]`.
+fn embed_one(v: &Value) -> Response {
+    if v["content"]["parts"][0]["text"]
+        .as_str()
+        .is_none_or(|t| t.is_empty())
+    {
+        return error(400, "INVALID_ARGUMENT", "content is empty");
+    }
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"embedding": {"values": [0.5, -1.0]}}).to_string(),
+        ))
+        .unwrap()
+}
+
+/// A stream's body in the framing asked: server-sent events, or Google's JSON array.
+fn framed(sse: bool, answers: &[Value]) -> (&'static str, String) {
+    if sse {
+        let events: Vec<String> = answers
+            .iter()
+            .map(|a| format!("data: {a}\r\n\r\n"))
+            .collect();
+        return ("text/event-stream", events.concat());
+    }
+    let elements: Vec<String> = answers.iter().map(Value::to_string).collect();
+    (
+        "application/json",
+        format!("[{}\r\n]", elements.join("\r\n,")),
+    )
+}
+
 async fn generate(
     State(shared): State<Arc<Mutex<Shared>>>,
     axum::extract::Path(action): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let sse = query.as_deref() == Some("alt=sse");
     let (key_ok, behaviour) = {
         let mut s = shared.lock().unwrap();
         s.requests.push((action.clone(), body.clone()));
         s.heads.push(headers.clone());
+        s.queries.push(query.clone());
         let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
         (key == Some(s.key.as_str()), s.behaviour.clone())
     };
@@ -213,6 +302,12 @@ async fn generate(
     };
     if action.ends_with(":batchEmbedContents") {
         return embed(&action, &v);
+    }
+    if action.ends_with(":embedContent") {
+        return embed_one(&v);
+    }
+    if action.ends_with(":countTokens") {
+        return count_tokens(&v);
     }
     if let Err(r) = strict::gemini::check(&v) {
         return error(r.status, r.kind, &r.message);
@@ -228,8 +323,15 @@ async fn generate(
             .body(Body::from(gemini_retry_info_body(delay)))
             .unwrap();
     }
+    if let Some((content_type, raw)) = &behaviour.raw {
+        return Response::builder()
+            .status(200)
+            .header("content-type", content_type.as_str())
+            .body(Body::from(raw.clone()))
+            .unwrap();
+    }
     if behaviour.finish_reason.is_some() || behaviour.block_reason.is_some() {
-        return filtered(&behaviour, stream);
+        return filtered(&behaviour, stream, sse);
     }
     let answered = v["contents"]
         .as_array()
@@ -245,7 +347,7 @@ async fn generate(
         "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15},
         "modelVersion":"gemini-3-pro","responseId":"resp-1"});
     let (content_type, text) = if stream {
-        ("text/event-stream", format!("data: {answer}\r\n\r\n"))
+        framed(sse, &[answer])
     } else {
         ("application/json", answer.to_string())
     };
@@ -258,7 +360,7 @@ async fn generate(
 
 /// A filtered answer: the text parts (a stream: one event each), then the candidate stopped
 /// with `finishReason`, or a prompt blocked by `promptFeedback.blockReason`.
-fn filtered(b: &GeminiBehaviour, stream: bool) -> Response {
+fn filtered(b: &GeminiBehaviour, stream: bool, sse: bool) -> Response {
     let usage = json!({"promptTokenCount":10,"candidatesTokenCount":b.text_before.len(),
         "totalTokenCount":10 + b.text_before.len()});
     let text_event = |t: &str| {
@@ -281,13 +383,9 @@ fn filtered(b: &GeminiBehaviour, stream: bool) -> Response {
         }
     };
     let (content_type, text) = if stream {
-        let mut events: Vec<String> = b
-            .text_before
-            .iter()
-            .map(|t| format!("data: {}\r\n\r\n", text_event(t)))
-            .collect();
-        events.push(format!("data: {last}\r\n\r\n"));
-        ("text/event-stream", events.concat())
+        let mut answers: Vec<Value> = b.text_before.iter().map(|t| text_event(t)).collect();
+        answers.push(last);
+        framed(sse, &answers)
     } else {
         ("application/json", last.to_string())
     };

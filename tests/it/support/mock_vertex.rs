@@ -16,8 +16,9 @@
 //! (else 400) served, the publisher of the model (`anthropic` for `claude-*`, else `google`;
 //! else 404) and a model served there (else 404 `NOT_FOUND`), then:
 //!
-//! - `publishers/google` `:generateContent` / `:streamGenerateContent?alt=sse` go to a
-//!   [`MockGemini`] (its strict validator and answers), `alt=sse` required for the stream;
+//! - `publishers/google` `:generateContent` / `:streamGenerateContent` (`?alt=sse` for
+//!   server-sent events, else Google's JSON array) / `:countTokens` go to a [`MockGemini`]
+//!   (its strict validator and answers);
 //! - `publishers/google` `:predict` (embeddings): `instances` of `{"content": text}`, one per
 //!   request for `gemini-embedding-001` (Google, "Get text embeddings"); vectors
 //!   `[i + 0.5, -1]` with `statistics`;
@@ -463,7 +464,7 @@ async fn model(
     let answer = match admitted {
         Err(r) => *r,
         Ok(()) => match (publisher.as_str(), method) {
-            ("google", "generateContent" | "streamGenerateContent") => {
+            ("google", "generateContent" | "streamGenerateContent" | "countTokens") => {
                 gemini_call(&gemini, model, method, query.as_deref(), &body).await
             }
             ("google", "predict") => predict(model, &body),
@@ -511,17 +512,18 @@ async fn gemini_call(
     query: Option<&str>,
     body: &Bytes,
 ) -> Response {
+    // A stream is server-sent events with `alt=sse`, Google's JSON array without it.
     let stream = method == "streamGenerateContent";
-    if stream != (query == Some("alt=sse")) {
+    if query.is_some_and(|q| q != "alt=sse") || (!stream && query.is_some()) {
         return google_error(
             400,
             "INVALID_ARGUMENT",
-            "streamGenerateContent is served as SSE with alt=sse only",
+            "only streamGenerateContent takes a query, and only alt=sse",
         );
     }
     let url = format!(
         "{origin}/v1beta/models/{model}:{method}{}",
-        if stream { "?alt=sse" } else { "" }
+        query.map_or(String::new(), |q| format!("?{q}"))
     );
     forward(
         url,

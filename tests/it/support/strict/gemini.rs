@@ -22,6 +22,10 @@
 //! | `toolConfig.functionCallingConfig.mode` `AUTO`, `ANY`, `NONE` or `VALIDATED`; `allowedFunctionNames` only with `ANY`, naming declared functions | API ref, `FunctionCallingConfig` | `generative::` |
 //! | `generationConfig`: `temperature` 0–2, `topP` 0–1, `topK` ≥ 1, `candidateCount` ≥ 1, `maxOutputTokens` ≥ 1, at most 5 `stopSequences` | API ref, `GenerationConfig` | `generative::` |
 //! | `thinkingConfig`: not both `thinkingBudget` and `thinkingLevel` | "Gemini thinking" | `generative::` |
+//!
+//! Gemini's JSON is proto3 JSON: a field is taken by its lowerCamelCase name or its proto
+//! snake_case one (protobuf.dev, "ProtoJSON Format"), and bytes as standard or URL-safe
+//! base64; the check reads both spellings (`gemini_door::` sends the SDKs' snake_case).
 
 use serde_json::Value;
 
@@ -54,8 +58,41 @@ fn invalid(message: impl Into<String>) -> Refusal {
     Refusal::gemini(message)
 }
 
+/// `v` with every object key in lowerCamelCase (`inline_data` → `inlineData`), as a proto3
+/// JSON parser reads it.
+fn camel_cased(v: &Value) -> Value {
+    let camel = |k: &str| {
+        let mut out = String::with_capacity(k.len());
+        let mut upper = false;
+        for c in k.chars() {
+            match (c, upper) {
+                ('_', _) => upper = true,
+                (c, true) => {
+                    out.push(c.to_ascii_uppercase());
+                    upper = false;
+                }
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    };
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (camel(k), camel_cased(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(camel_cased).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Standard or URL-safe base64, as Google's proto3 JSON parser takes bytes.
+fn gemini_base64_ok(s: &str) -> bool {
+    base64_ok(&s.replace('-', "+").replace('_', "/"))
+}
+
 /// Checks a `generateContent` body as Gemini does.
 pub fn check(v: &Value) -> Result<(), Refusal> {
+    let v = &camel_cased(v);
     if let Some(obj) = v.as_object() {
         if let Some(k) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
             return Err(invalid(format!(
@@ -115,7 +152,7 @@ fn check_part(at: &str, p: &Value) -> Result<(), Refusal> {
         if blob["mimeType"].as_str().is_none_or(str::is_empty) {
             return Err(invalid(format!("{at}.inline_data.mime_type: required")));
         }
-        if !base64_ok(blob["data"].as_str().unwrap_or("")) {
+        if !gemini_base64_ok(blob["data"].as_str().unwrap_or("")) {
             return Err(invalid(format!(
                 "Invalid value at '{at}.inline_data.data' (TYPE_BYTES), Base64 decoding failed"
             )));
