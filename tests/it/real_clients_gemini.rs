@@ -124,6 +124,18 @@ fn action(path: &str, model: &str, upstream: &str) -> String {
     rest.replacen(&format!("{model}:"), &format!("{upstream}:"), 1)
 }
 
+/// Notes a difference (`what`: `left` is not `right`) in `problems`.
+fn differ<T: PartialEq + std::fmt::Debug>(
+    problems: &mut Vec<String>,
+    what: String,
+    left: T,
+    right: T,
+) {
+    if left != right {
+        problems.push(format!("{what}:\n   got {left:?}\n  want {right:?}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
     let gem = MockGemini::start("gem-key").await;
@@ -133,14 +145,16 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
     for op in NATIVE_OPS {
         outcome(&direct, op);
     }
+    // Every difference, so that one run shows them all.
+    let mut problems = Vec::new();
     let mut calls = 0;
     for (version, used) in [("default", "v1"), ("v1beta", "v1beta")] {
-        let from = gem.raw_requests().len();
+        let from = gem.request_count();
         let mut ops = NATIVE_OPS.to_vec();
         ops.extend(["list", "get"]);
         let via = genai(&gw.url(""), DEMO_SECRET, "flash", version, &ops);
         assert_eq!(via["api_version"], used, "the SDK's API version");
-        let received = &gem.raw_requests()[from..];
+        let received = &gem.received()[from..];
         let sent: Vec<&Value> = NATIVE_OPS
             .iter()
             .flat_map(|op| exchanges(&via, op))
@@ -156,27 +170,52 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
                 path.starts_with(&format!("/{used}/models/flash:")),
                 "{path}"
             );
-            assert_eq!(got.0, action(path, "flash", UPSTREAM), "{version}: {path}");
+            let at = |what: &str| format!("{version} {path}: {what}");
+            differ(
+                &mut problems,
+                at("the vendor's {model}:{method}"),
+                got.0.clone(),
+                action(path, "flash", UPSTREAM),
+            );
+            // `alt=sse` goes on iff the SDK sent it; the key never does.
+            let query = path.split_once('?').map(|(_, q)| q.to_string());
+            differ(
+                &mut problems,
+                at("the vendor's query"),
+                got.1.clone(),
+                query,
+            );
             // The client's bytes untouched but for the model (which batch embeddings name
-            // in the body too).
+            // in the body too: each request's model must be the path's, Google's reference,
+            // models.batchEmbedContents).
             let want = ex["request"]
                 .as_str()
                 .unwrap()
                 .replace("\"models/flash\"", &format!("\"models/{UPSTREAM}\""));
-            assert_eq!(
-                String::from_utf8_lossy(&got.1),
+            differ(
+                &mut problems,
+                at("what the vendor received"),
+                String::from_utf8_lossy(&got.2).into_owned(),
                 want,
-                "{version}: what the vendor received for {path}"
             );
         }
         for op in NATIVE_OPS {
             let (via_x, direct_x) = (exchanges(&via, op), exchanges(&direct, op));
-            assert_eq!(via_x.len(), direct_x.len(), "{op}");
+            differ(
+                &mut problems,
+                format!("{version} {op}: exchanges"),
+                via_x.len(),
+                direct_x.len(),
+            );
             for (v, d) in via_x.iter().zip(direct_x) {
-                assert_eq!(v["status"], d["status"], "{version} {op}: {v}");
-                assert_eq!(
-                    v["response"], d["response"],
-                    "{version} {op}: the vendor's answer, byte for byte"
+                let at = |what: &str| format!("{version} {op}: {what}");
+                differ(&mut problems, at("status"), &v["status"], &d["status"]);
+                // The vendor's answer, byte for byte.
+                differ(
+                    &mut problems,
+                    at("what the SDK got"),
+                    &v["response"],
+                    &d["response"],
                 );
                 let unnamed = |x: &Value| {
                     x["request"]
@@ -184,15 +223,35 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
                         .unwrap()
                         .replace(&format!("models/{UPSTREAM}"), "models/flash")
                 };
-                assert_eq!(unnamed(v), unnamed(d), "{op}: the SDK sends the same bytes");
+                differ(
+                    &mut problems,
+                    at("what the SDK sent"),
+                    unnamed(v),
+                    unnamed(d),
+                );
             }
-            outcome(&via, op);
+            if let Some(e) = via["ops"][op].get("error") {
+                problems.push(format!(
+                    "{version} {op}: the SDK raised {e}: {}",
+                    via["ops"][op]
+                ));
+            }
         }
         calls += sent.len();
         // What the SDK made of the answers.
-        let tools = outcome(&via, "tools");
-        assert_eq!(tools["calls"][0]["name"], "wx", "{tools}");
-        assert_eq!(tools["text"], "It is cold in Oslo.", "{tools}");
+        let tools = &via["ops"]["tools"];
+        differ(
+            &mut problems,
+            format!("{version} tools: the call"),
+            &tools["calls"][0]["name"],
+            &json!("wx"),
+        );
+        differ(
+            &mut problems,
+            format!("{version} tools: the text"),
+            &tools["text"],
+            &json!("It is cold in Oslo."),
+        );
         let names: Vec<&str> = outcome(&via, "list")["models"]
             .as_array()
             .unwrap()
@@ -202,6 +261,7 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
         assert!(names.contains(&"models/flash"), "{names:?}");
         assert_eq!(outcome(&via, "get")["name"], "models/flash");
     }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     // Each vendor request carried the provider's key, never the client's.
     for head in gem.heads() {
         assert_eq!(head["x-goog-api-key"], "gem-key");

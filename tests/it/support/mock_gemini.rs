@@ -152,11 +152,6 @@ impl MockGemini {
             .and_then(|(_, b)| serde_json::from_slice(b).ok())
     }
 
-    /// The requests received, in order: the path's `{model}:{method}` and the body's bytes.
-    pub fn raw_requests(&self) -> Vec<(String, Bytes)> {
-        self.shared.lock().unwrap().requests.clone()
-    }
-
     /// The bodies received, as JSON, in order.
     pub fn bodies(&self) -> Vec<Value> {
         let s = self.shared.lock().unwrap();
