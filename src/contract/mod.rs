@@ -10,6 +10,7 @@
 //! - [`anthropic`]: Anthropic Messages;
 //! - [`bedrock`]: Claude's Messages body on Amazon Bedrock (its envelope, betas and fields);
 //! - [`gemini`]: Gemini `generateContent`;
+//! - [`gemini_door`]: what the Gemini front door's requests carry to other vendors;
 //! - [`converse`]: Bedrock Converse (`bedrock`, every model family but Claude).
 //! - [`vertex`]: what Vertex AI adds for Claude (its `anthropic_version`, the betas it serves).
 //!
@@ -38,6 +39,7 @@ pub(crate) mod anthropic;
 pub(crate) mod bedrock;
 pub(crate) mod converse;
 pub(crate) mod gemini;
+pub(crate) mod gemini_door;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_responses;
 pub(crate) mod vertex;

@@ -19,7 +19,11 @@
 //!   streams → Messages;
 //! - [`responses_to_chat`]: Responses requests (the `/v1/responses` door) → chat; chat answers
 //!   and streams → a `response` object and the Responses events;
-//! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back.
+//! - [`gemini_to_chat`]: Gemini `generateContent` requests (the Gemini door) → chat; chat
+//!   answers and streams → `GenerateContentResponse`s;
+//! - [`embeddings_to_gemini`]: embeddings requests → Gemini `batchEmbedContents`, and back;
+//! - [`gemini_to_embeddings`]: the Gemini door's `embedContent`/`batchEmbedContents` → OpenAI
+//!   embeddings, and back.
 //!
 //! The wire types the pairs read and write belong to their dialect (`crate::dialect::<name>::
 //! wire`). A translated request keeps the vendor's contract ([`crate::contract`]): each
@@ -43,6 +47,8 @@ pub(crate) mod chat_vendor;
 pub(crate) mod chunks;
 pub(crate) mod embeddings_to_gemini;
 pub mod errors;
+pub(crate) mod gemini_to_chat;
+pub(crate) mod gemini_to_embeddings;
 pub(crate) mod hosted_tools;
 pub mod kept_state;
 pub(crate) mod messages_to_chat;
@@ -158,10 +164,17 @@ pub fn upstream_body(
         }
         return Ok(body);
     };
-    if pair.door == Dialect::Gemini {
-        // gemini-pair: the Gemini door's translations (`gemini_to_chat`,
-        // `gemini_to_embeddings`) plug in here.
-        return Err(not_translated(provider));
+    if let Some(batch) = gemini_embeds(req) {
+        // The Gemini door's embeddings, to a vendor of OpenAI's embeddings.
+        return match pair.vendor {
+            Dialect::Chat => {
+                gemini_to_embeddings::request(&req.body, &req.model, upstream_model, batch)
+            }
+            _ => Err(GatewayError::InvalidRequest(format!(
+                "the route's provider `{}` serves no embeddings",
+                provider.name
+            ))),
+        };
     }
     if pair.door == Dialect::Embeddings {
         return match pair.vendor {
@@ -192,17 +205,15 @@ pub fn upstream_body(
     body
 }
 
-/// The Gemini door's answer on a route whose vendor speaks another dialect, until its
-/// translation exists: a 501 in Google's shape.
-fn not_translated(provider: &Provider) -> GatewayError {
-    GatewayError::vendor(
-        501,
-        format!(
-            "the Gemini door is served natively only (`gemini` and Vertex Gemini routes); the \
-             route's provider `{}` speaks another dialect",
-            provider.name
-        ),
-    )
+/// A Gemini-door embeddings request: `Some(batch)` for `:batchEmbedContents` (`true`) and
+/// `:embedContent` (`false`); `None` for other calls and other doors.
+fn gemini_embeds(req: &FrontRequest) -> Option<bool> {
+    use crate::dialect::gemini::door::Method;
+    match req.gemini_method {
+        Some(Method::BatchEmbed) => Some(true),
+        Some(Method::Embed) => Some(false),
+        _ => None,
+    }
 }
 
 /// The request as a chat-completions body: the client's own for the chat door, a translation
@@ -214,9 +225,13 @@ pub fn chat_pivot(req: &mut FrontRequest) -> Result<&Pivot, GatewayError> {
         let body = match req.dialect {
             Dialect::Messages => messages_to_chat::request(&req.body)?,
             Dialect::Responses => responses_to_chat::request(&req.body, &mut adjusted)?,
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => {
-                req.body.clone()
+            Dialect::Gemini => {
+                let (body, door_adjusted) =
+                    gemini_to_chat::request(&req.body, &req.model, req.stream)?;
+                adjusted = door_adjusted;
+                body
             }
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => req.body.clone(),
         };
         let (prepared, without_stream_options) = prepared(&body)?;
         req.pivot = Some(Pivot {
@@ -292,6 +307,10 @@ pub struct AnswerTranslation {
     kept: Option<kept_state::Collector>,
     /// The answer is complete (a whole answer, or the pivot stream's end went through).
     complete: bool,
+    /// Gemini door: an embeddings call (`Some(batch)`), answered in Google's shape.
+    gemini_embed: Option<bool>,
+    /// Gemini door: a stream asked without `alt=sse`, re-framed as Google's JSON array.
+    array: Option<crate::dialect::gemini::array::ToArray>,
 }
 
 impl AnswerTranslation {
@@ -338,6 +357,9 @@ impl AnswerTranslation {
                 && matches!(pair.vendor, Dialect::Gemini | Dialect::Messages))
             .then(kept_state::Collector::default),
             complete: false,
+            gemini_embed: gemini_embeds(req),
+            array: (pair.door == Dialect::Gemini && req.stream && !req.gemini_sse)
+                .then(Default::default),
         };
         if req.stream {
             t.to_chat = stream_translator(pair.vendor, model_hint, unix_now());
@@ -348,7 +370,8 @@ impl AnswerTranslation {
                     unix_now(),
                     t.identity.clone(),
                 ))),
-                Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => None,
+                Dialect::Gemini => Some(Box::new(gemini_to_chat::Stream::new(model_hint))),
+                Dialect::Chat | Dialect::Converse | Dialect::Embeddings => None,
             };
         } else {
             t.buffered = Some(BytesMut::new());
@@ -358,7 +381,7 @@ impl AnswerTranslation {
 
     /// The content type of the translated answer.
     pub fn content_type(&self) -> &'static str {
-        if self.buffered.is_some() {
+        if self.buffered.is_some() || self.array.is_some() {
             "application/json"
         } else {
             "text/event-stream"
@@ -391,7 +414,7 @@ impl AnswerTranslation {
             kept.feed(&chat);
             self.complete |= end || self.to_chat.as_ref().is_some_and(|t| t.is_done());
         }
-        let out = match self.to_front.as_mut() {
+        let mut out = match self.to_front.as_mut() {
             // The door's leg decodes each chat event once, for itself and the meter.
             Some(front) => through_metered(front.as_mut(), &chat, end, meter),
             None => {
@@ -399,6 +422,13 @@ impl AnswerTranslation {
                 chat
             }
         };
+        if let Some(array) = self.array.as_mut() {
+            let framed = array.feed(&out);
+            out = match end {
+                true => joined(framed, array.finish()),
+                false => framed,
+            };
+        }
         Ok((end || !out.is_empty()).then_some(out))
     }
 
@@ -447,6 +477,11 @@ impl AnswerTranslation {
 
     /// A whole non-streaming answer: to chat, metered, then to the client's dialect.
     fn whole(&mut self, whole: Bytes, meter: &mut Meter) -> Result<Bytes, GatewayError> {
+        if let Some(batch) = self.gemini_embed {
+            // OpenAI's vectors in Google's shape; their usage is metered as the vendor said.
+            meter.feed(&whole);
+            return gemini_to_embeddings::answer(&whole, batch);
+        }
         if self.front == Dialect::Embeddings {
             // Gemini's vectors; the usage in them is the gateway's estimate, metered as such.
             return embeddings_to_gemini::answer(
@@ -475,7 +510,8 @@ impl AnswerTranslation {
                 self.completed = Some(body);
                 Ok(shown)
             }
-            Dialect::Chat | Dialect::Gemini | Dialect::Converse | Dialect::Embeddings => Ok(chat),
+            Dialect::Gemini => gemini_to_chat::answer(&chat, &self.model_hint),
+            Dialect::Chat | Dialect::Converse | Dialect::Embeddings => Ok(chat),
         }
     }
 }

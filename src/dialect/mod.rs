@@ -44,6 +44,8 @@ use bytes::Bytes;
 use crate::accounting::usage::Usage;
 use crate::error::GatewayError;
 
+/// The Gemini door's calls (`dialect::gemini::door`), for tests that read a request at it.
+pub use gemini::door as gemini_door;
 pub use refusal::refused;
 
 /// A wire dialect: what a front door or a vendor speaks.

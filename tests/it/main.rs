@@ -29,6 +29,7 @@ mod first_hour;
 mod gateway_core;
 mod gemini_door;
 mod gemini_door_attacks;
+mod gemini_translated;
 mod generative;
 mod golden;
 mod graceful;

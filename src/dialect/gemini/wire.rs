@@ -229,12 +229,19 @@ pub(crate) struct CandidateIn<'a> {
     pub(crate) index: u32,
 }
 
+/// A `Content` as read: a candidate's (an answer), or a turn of a request at the Gemini door
+/// (with its `role`).
 #[derive(Deserialize)]
 pub(crate) struct ContentIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) role: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) parts: Vec<PartIn<'a>>,
 }
 
+/// A `Part` as read (an answer's, or a request's at the Gemini door). proto3 JSON: parsers
+/// take the proto's snake_case names too, and the SDKs send some (`inline_data`,
+/// `function_call`, `thought_signature`, …), so each has its alias (reading only).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PartIn<'a> {
@@ -242,10 +249,62 @@ pub(crate) struct PartIn<'a> {
     pub(crate) text: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(crate) thought: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "function_call")]
     pub(crate) function_call: Option<FunctionCallIn<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "thought_signature")]
     pub(crate) thought_signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "inline_data")]
+    pub(crate) inline_data: Option<BlobIn<'a>>,
+    #[serde(borrow, default, alias = "file_data")]
+    pub(crate) file_data: Option<FileDataIn<'a>>,
+    #[serde(borrow, default, alias = "function_response")]
+    pub(crate) function_response: Option<FunctionResponseIn<'a>>,
+    /// Code execution's parts (`executableCode`, `codeExecutionResult`): read to be named.
+    #[serde(borrow, default, alias = "executable_code")]
+    pub(crate) executable_code: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "code_execution_result")]
+    pub(crate) code_execution_result: Option<&'a RawValue>,
+}
+
+/// `inlineData`: a medium's bytes, base64 (standard or URL-safe).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BlobIn<'a> {
+    #[serde(borrow, default, alias = "mime_type")]
+    pub(crate) mime_type: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(crate) data: Cow<'a, str>,
+}
+
+/// `fileData`: a medium by URI.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FileDataIn<'a> {
+    #[serde(borrow, default, alias = "mime_type")]
+    pub(crate) mime_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "file_uri")]
+    pub(crate) file_uri: Cow<'a, str>,
+}
+
+/// `functionResponse`: a tool's result, paired with its call by `id` or by name and order.
+#[derive(Deserialize)]
+pub(crate) struct FunctionResponseIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(crate) response: Option<&'a RawValue>,
+    /// Multimodal function responses (`FunctionResponsePart`: `inlineData`).
+    #[serde(borrow, default)]
+    pub(crate) parts: Vec<FunctionResponsePartIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionResponsePartIn<'a> {
+    #[serde(borrow, default, alias = "inline_data")]
+    pub(crate) inline_data: Option<BlobIn<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +368,145 @@ impl UsageIn {
             ..Usage::default()
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `generateContent` request, as read at the Gemini door (`crate::convert::gemini_to_chat`).
+// Google's reference: "Generating content" (`GenerateContentRequest`), "Caching"
+// (`cachedContent`), "Function calling" (`Tool`, `ToolConfig`), `GenerationConfig`.
+
+/// A `GenerateContentRequest` as a client sends it (camelCase, or the proto's snake_case).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RequestIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) contents: Vec<ContentIn<'a>>,
+    /// A `Content` (its text parts are read), or a bare string.
+    #[serde(borrow, default, alias = "system_instruction")]
+    pub(crate) system_instruction: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) tools: Vec<ToolIn<'a>>,
+    #[serde(borrow, default, alias = "tool_config")]
+    pub(crate) tool_config: Option<ToolConfigIn<'a>>,
+    #[serde(borrow, default, alias = "generation_config")]
+    pub(crate) generation_config: Option<GenerationConfigIn<'a>>,
+    #[serde(borrow, default, alias = "safety_settings")]
+    pub(crate) safety_settings: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "cached_content")]
+    pub(crate) cached_content: Option<Cow<'a, str>>,
+    /// Vertex AI's billing labels.
+    #[serde(borrow, default)]
+    pub(crate) labels: Option<&'a RawValue>,
+}
+
+/// A `Tool`: function declarations, or one of Google's own tools.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ToolIn<'a> {
+    #[serde(borrow, default, alias = "function_declarations")]
+    pub(crate) function_declarations: Vec<FunctionDeclIn<'a>>,
+    #[serde(borrow, default, alias = "google_search")]
+    pub(crate) google_search: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "google_search_retrieval")]
+    pub(crate) google_search_retrieval: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "code_execution")]
+    pub(crate) code_execution: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "url_context")]
+    pub(crate) url_context: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "google_maps")]
+    pub(crate) google_maps: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "file_search")]
+    pub(crate) file_search: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "computer_use")]
+    pub(crate) computer_use: Option<&'a RawValue>,
+}
+
+/// A `FunctionDeclaration`: its schema as Google's OpenAPI subset (`parameters`) or as JSON
+/// Schema (`parametersJsonSchema`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionDeclIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(crate) description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) parameters: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "parameters_json_schema")]
+    pub(crate) parameters_json_schema: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ToolConfigIn<'a> {
+    #[serde(borrow, default, alias = "function_calling_config")]
+    pub(crate) function_calling_config: Option<FunctionCallingConfigIn<'a>>,
+}
+
+/// `functionCallingConfig`: `mode` AUTO, ANY, NONE or VALIDATED, and for ANY the names the
+/// model may call.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionCallingConfigIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) mode: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "allowed_function_names")]
+    pub(crate) allowed_function_names: Vec<Cow<'a, str>>,
+}
+
+/// `generationConfig` as read. Numbers the pivot takes as they are stay raw.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GenerationConfigIn<'a> {
+    #[serde(borrow, default)]
+    pub(crate) temperature: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "top_p")]
+    pub(crate) top_p: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "top_k")]
+    pub(crate) top_k: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "candidate_count")]
+    pub(crate) candidate_count: Option<&'a RawValue>,
+    #[serde(default, alias = "max_output_tokens")]
+    pub(crate) max_output_tokens: Option<u64>,
+    #[serde(borrow, default, alias = "stop_sequences")]
+    pub(crate) stop_sequences: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "presence_penalty")]
+    pub(crate) presence_penalty: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "frequency_penalty")]
+    pub(crate) frequency_penalty: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) seed: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "response_mime_type")]
+    pub(crate) response_mime_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "response_schema")]
+    pub(crate) response_schema: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "response_json_schema")]
+    pub(crate) response_json_schema: Option<&'a RawValue>,
+    #[serde(default, alias = "response_logprobs")]
+    pub(crate) response_logprobs: Option<bool>,
+    #[serde(default)]
+    pub(crate) logprobs: Option<u32>,
+    #[serde(default, alias = "thinking_config")]
+    pub(crate) thinking_config: Option<ThinkingConfigIn<'a>>,
+    #[serde(borrow, default, alias = "response_modalities")]
+    pub(crate) response_modalities: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "speech_config")]
+    pub(crate) speech_config: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "media_resolution")]
+    pub(crate) media_resolution: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "image_config")]
+    pub(crate) image_config: Option<&'a RawValue>,
+}
+
+/// `thinkingConfig`: a budget in tokens (-1: dynamic, 0: off) or a level (Gemini 3);
+/// `includeThoughts` is not read (the thoughts a vendor shows are shown).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ThinkingConfigIn<'a> {
+    #[serde(default, alias = "thinking_budget")]
+    pub(crate) thinking_budget: Option<i64>,
+    #[serde(borrow, default, alias = "thinking_level")]
+    pub(crate) thinking_level: Option<Cow<'a, str>>,
 }
 
 // ---------------------------------------------------------------------------------------------
