@@ -28,15 +28,11 @@ use support::*;
 /// door's rewrite of the model is seen).
 const UPSTREAM: &str = "gemini-2.5-flash";
 
-/// The SDK calls that reach the vendor on a native route, in the order the script makes them.
-const NATIVE_OPS: [&str; 6] = [
-    "generate",
-    "stream",
-    "count",
-    "embed_one",
-    "embed_batch",
-    "tools",
-];
+/// The SDK's generative calls, in the order the script makes them.
+const GENERATIVE_OPS: [&str; 4] = ["generate", "stream", "count", "tools"];
+
+/// The SDK's embedding calls (both are `batchEmbedContents` to the Gemini API).
+const EMBED_OPS: [&str; 2] = ["embed_one", "embed_batch"];
 
 /// Runs `tests/python/genai_sdk.py` with `ops` against `base_url`: its JSON report.
 fn genai(base_url: &str, key: &str, model: &str, version: &str, ops: &[&str]) -> Value {
@@ -136,29 +132,24 @@ fn differ<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
-    let gem = MockGemini::start("gem-key").await;
-    let gw = gemini_gateway(&gem).await;
+/// The SDK's `ops` through `gw` (model `flash`) at its default API version and at `v1beta`,
+/// compared with the SDK's `ops` straight at `gem` (model [`UPSTREAM`]): each vendor request
+/// the client's bytes but for the model, each answer the vendor's bytes. Returns every
+/// difference (so that one run shows them all) and how many calls went through.
+fn bytes_both_ways(gem: &MockGemini, gw: &Gateway, ops: &[&str]) -> (Vec<String>, usize) {
     // The SDK straight at the vendor: the bytes it sends Google, and what Google answers.
-    let direct = genai(&gem.origin(), "gem-key", UPSTREAM, "v1beta", &NATIVE_OPS);
-    for op in NATIVE_OPS {
+    let direct = genai(&gem.origin(), "gem-key", UPSTREAM, "v1beta", ops);
+    for op in ops {
         outcome(&direct, op);
     }
-    // Every difference, so that one run shows them all.
     let mut problems = Vec::new();
     let mut calls = 0;
     for (version, used) in [("default", "v1"), ("v1beta", "v1beta")] {
         let from = gem.request_count();
-        let mut ops = NATIVE_OPS.to_vec();
-        ops.extend(["list", "get"]);
-        let via = genai(&gw.url(""), DEMO_SECRET, "flash", version, &ops);
+        let via = genai(&gw.url(""), DEMO_SECRET, "flash", version, ops);
         assert_eq!(via["api_version"], used, "the SDK's API version");
         let received = &gem.received()[from..];
-        let sent: Vec<&Value> = NATIVE_OPS
-            .iter()
-            .flat_map(|op| exchanges(&via, op))
-            .collect();
+        let sent: Vec<&Value> = ops.iter().flat_map(|op| exchanges(&via, op)).collect();
         assert_eq!(
             received.len(),
             sent.len(),
@@ -199,7 +190,7 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
                 want,
             );
         }
-        for op in NATIVE_OPS {
+        for &op in ops {
             let (via_x, direct_x) = (exchanges(&via, op), exchanges(&direct, op));
             differ(
                 &mut problems,
@@ -238,20 +229,28 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
             }
         }
         calls += sent.len();
+    }
+    (problems, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
+    let gem = MockGemini::start("gem-key").await;
+    let gw = gemini_gateway(&gem).await;
+    let (problems, calls) = bytes_both_ways(&gem, &gw, &GENERATIVE_OPS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for version in ["default", "v1beta"] {
+        let via = genai(
+            &gw.url(""),
+            DEMO_SECRET,
+            "flash",
+            version,
+            &["tools", "list", "get"],
+        );
         // What the SDK made of the answers.
-        let tools = &via["ops"]["tools"];
-        differ(
-            &mut problems,
-            format!("{version} tools: the call"),
-            &tools["calls"][0]["name"],
-            &json!("wx"),
-        );
-        differ(
-            &mut problems,
-            format!("{version} tools: the text"),
-            &tools["text"],
-            &json!("It is cold in Oslo."),
-        );
+        let tools = outcome(&via, "tools");
+        assert_eq!(tools["calls"][0]["name"], "wx", "{tools}");
+        assert_eq!(tools["text"], "It is cold in Oslo.", "{tools}");
         let names: Vec<&str> = outcome(&via, "list")["models"]
             .as_array()
             .unwrap()
@@ -261,7 +260,6 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
         assert!(names.contains(&"models/flash"), "{names:?}");
         assert_eq!(outcome(&via, "get")["name"], "models/flash");
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
     // Each vendor request carried the provider's key, never the client's.
     for head in gem.heads() {
         assert_eq!(head["x-goog-api-key"], "gem-key");
@@ -274,7 +272,27 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
     }
     answered(&gw, "flash").await;
     let m = gw.metrics().await;
-    assert!(requests_ok(&m, "flash") >= calls as f64, "{calls}: {m}");
+    // Each call that names the model is counted (the round trips' four too).
+    assert_eq!(requests_ok(&m, "flash"), (calls + 4) as f64, "{calls}: {m}");
+}
+
+/// Finding (gemini-door): the SDK's `embed_content` is `batchEmbedContents` to the Gemini API,
+/// whose body names the model again in each request (`requests[].model`, which must be the
+/// path's: Google's reference, `models.batchEmbedContents`); on a native route the door
+/// changes the model in the path only, so Gemini refuses the batch (400 INVALID_ARGUMENT
+/// "requests[0].model must be models/gemini-2.5-flash", from the strict mock), e.g.
+/// `POST /v1/models/flash:batchEmbedContents` `{"requests": [{"content": {"parts": [{"text":
+/// "hello"}], "role": "user"}, "model": "models/flash"}]}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding for gemini-door: batchEmbedContents keeps the gateway's model in the body"]
+async fn the_genai_sdk_embeds_on_a_gemini_route_bytes_both_ways() {
+    let gem = MockGemini::start("gem-key").await;
+    let gw = gemini_gateway(&gem).await;
+    let (problems, calls) = bytes_both_ways(&gem, &gw, &EMBED_OPS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    answered(&gw, "flash").await;
+    let m = gw.metrics().await;
+    assert_eq!(requests_ok(&m, "flash"), calls as f64, "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,7 +379,8 @@ async fn the_genai_sdk_on_an_anthropic_route_translated_with_a_tool_round_trip()
     assert!(result.to_string().contains("temp_c"), "{result}");
     answered(&gw, "sonnet").await;
     let m = gw.metrics().await;
-    assert!(requests_ok(&m, "sonnet") >= 10.0, "{m}");
+    // generate, stream and count at both versions, and the round trip's two calls.
+    assert_eq!(requests_ok(&m, "sonnet"), 8.0, "{m}");
 
     // Anthropic has no embeddings: a clear 4xx in Google's shape, raised by the SDK.
     let r = genai(
@@ -424,8 +443,9 @@ async fn gemini_p(gw: &Gateway, prompt: &str, args: &[&str]) -> Run {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gemini_p_on_an_anthropic_route_and_the_builtin_mock() {
+/// `gemini -p "say hi"` with its default model (`auto`) on an `anthropic` route: the strict
+/// mock, the gateway and what Gemini CLI printed.
+async fn gemini_p_on_anthropic() -> (MockAnthropic, Gateway, Run) {
     let anth = MockAnthropic::start("anth-gcli-key").await;
     // Gemini CLI's `auto` model first asks a flash-lite model to rate the prompt, in JSON of
     // its schema; the vendor's one answer is that JSON, so that both calls succeed.
@@ -460,6 +480,12 @@ async fn gemini_p_on_an_anthropic_route_and_the_builtin_mock() {
         r.stderr,
         gw.logs()
     );
+    (anth, gw, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_p_on_an_anthropic_route_and_the_builtin_mock() {
+    let (anth, gw, r) = gemini_p_on_anthropic().await;
     assert!(
         r.stdout.contains(ANTHROPIC_REPLY),
         "Gemini CLI printed Anthropic's answer:\n{}\n{}",
@@ -467,8 +493,21 @@ async fn gemini_p_on_an_anthropic_route_and_the_builtin_mock() {
         r.stderr
     );
     answered(&gw, "gcli-claude").await;
-    assert!(anth.message_count() >= 1);
-    assert!(requests_ok(&gw.metrics().await, "gcli-claude") >= 1.0);
+    // The rating (whole, JSON asked for) and the answer (streamed, with the CLI's tools).
+    let sent: Vec<Value> = anth.requests().iter().map(|q| q.json()).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[0]["output_config"]["format"]["schema"].is_object(),
+        "{}",
+        sent[0]
+    );
+    assert_eq!(sent[1]["stream"], true);
+    assert!(
+        sent[1]["tools"].as_array().is_some_and(|t| !t.is_empty()),
+        "{}",
+        sent[1]
+    );
+    assert_eq!(requests_ok(&gw.metrics().await, "gcli-claude"), 2.0);
 
     let mock = ConfigBody::new()
         .usage_log()
@@ -495,4 +534,66 @@ async fn gemini_p_on_an_anthropic_route_and_the_builtin_mock() {
     );
     answered(&gw, "gcli-mock").await;
     assert!(requests_ok(&gw.metrics().await, "gcli-mock") >= 1.0);
+}
+
+/// The `type` values under `schema` that JSON Schema does not define (`"OBJECT"`, …), with
+/// their JSON pointers.
+fn non_json_schema_types(schema: &Value, at: &str, found: &mut Vec<String>) {
+    const TYPES: [&str; 7] = [
+        "object", "array", "string", "number", "integer", "boolean", "null",
+    ];
+    match schema {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let here = format!("{at}/{k}");
+                let bad = |t: &Value| t.as_str().is_some_and(|t| !TYPES.contains(&t));
+                let is_bad = match v {
+                    Value::String(_) => bad(v),
+                    Value::Array(ts) => ts.iter().any(bad),
+                    _ => false,
+                };
+                if k == "type" && is_bad {
+                    found.push(format!("{here} = {v}"));
+                }
+                non_json_schema_types(v, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                non_json_schema_types(v, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Finding (gemini-pair): Gemini CLI 0.61.0 writes its JSON schemas with the Gen AI SDK's
+/// `Type` enum (`"type": "OBJECT"`, `"STRING"`, `"INTEGER"`) in `responseJsonSchema` (the
+/// model router's rating call, `BaseLlmClient.generateJson`), which Gemini takes; on an
+/// `anthropic` route that schema reaches Anthropic's `output_config.format.schema` as sent,
+/// and JSON Schema's types are lower-case (json-schema.org, "type"), so Anthropic refuses it
+/// (the strict mock does not check schemas; this test does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding for gemini-pair: responseJsonSchema's upper-case types reach Anthropic"]
+async fn gemini_cli_s_schemas_reach_anthropic_as_json_schema() {
+    let (anth, _gw, _r) = gemini_p_on_anthropic().await;
+    let mut found = Vec::new();
+    for (i, q) in anth.requests().iter().enumerate() {
+        let v = q.json();
+        let schema = &v["output_config"]["format"]["schema"];
+        non_json_schema_types(
+            schema,
+            &format!("request {i} output_config.format.schema"),
+            &mut found,
+        );
+        for (t, tool) in v["tools"].as_array().into_iter().flatten().enumerate() {
+            let at = format!("request {i} tools/{t} ({}) input_schema", tool["name"]);
+            non_json_schema_types(&tool["input_schema"], &at, &mut found);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "not JSON Schema types:\n{}",
+        found.join("\n")
+    );
 }
