@@ -243,12 +243,15 @@ async fn an_encoded_slash_or_colon_in_the_model_is_a_name_not_a_path() {
     for path in [
         "/v1beta/models/a%2Fb:generateContent",
         "/v1beta/models/flash%2F..%2F..%2Fv1%2Fchat%2Fcompletions:generateContent",
-        "/v1beta/models/flash%3AgenerateContent",
         "/v1beta/models/tunedModels%2Fflash:generateContent",
     ] {
         let a = post(&d.gw, path, &hello()).await;
         assert_google_4xx(path, &a, &[400, 404]);
     }
+    // No literal colon: the path of a model (`models.get`), where POST is not allowed.
+    let path = "/v1beta/models/flash%3AgenerateContent";
+    let a = post(&d.gw, path, &hello()).await;
+    assert_google_4xx(path, &a, &[400, 404, 405]);
     assert_eq!(d.upstream_count(), 0, "no vendor was asked");
     still_serves(&d).await;
 }
@@ -319,61 +322,55 @@ async fn get_put_or_delete_on_a_method_is_a_google_4xx() {
 // ---------------------------------------------------------------------------------------
 // Keys
 
-#[tokio::test]
-async fn a_key_given_twice_in_the_query_is_refused() {
-    let d = door().await;
-    for query in [
-        format!("key={DEMO_SECRET}&key=sk-not-a-key"),
-        format!("key=sk-not-a-key&key={DEMO_SECRET}"),
-        format!("key={DEMO_SECRET}&key={DEMO_SECRET}x"),
-    ] {
-        let path = format!("/v1beta/models/flash:generateContent?{query}");
-        let a = send(
-            &d.gw,
-            "POST",
-            &path,
-            &[("content-type", "application/json")],
-            hello().to_string().into_bytes(),
-        )
-        .await;
-        assert_google_4xx("two ?key= values", &a, &[400, 401]);
-        assert!(!a.text().contains(DEMO_SECRET), "{}", a.text());
-    }
-    assert_eq!(d.upstream_count(), 0, "no vendor was asked");
-}
-
-#[tokio::test]
-async fn a_key_in_the_header_and_another_in_the_query_is_refused() {
-    let d = door().await;
-    for (header, query) in [(DEMO_SECRET, "sk-not-a-key"), ("sk-not-a-key", DEMO_SECRET)] {
-        let path = format!("/v1beta/models/flash:generateContent?key={query}");
-        let a = send(
-            &d.gw,
-            "POST",
-            &path,
-            &[
-                ("x-goog-api-key", header),
-                ("content-type", "application/json"),
-            ],
-            hello().to_string().into_bytes(),
-        )
-        .await;
-        assert_google_4xx("x-goog-api-key and ?key= differ", &a, &[400, 401]);
-    }
-    // And a bearer key beside a different x-goog-api-key.
+/// `POST :generateContent` of `flash` with `query` and `headers` (and a JSON body): why the
+/// answer is not a Google-shaped 400 or 401 (None: it is).
+async fn not_refused(d: &Door, query: &str, headers: &[(&str, &str)]) -> Option<String> {
+    let path = format!("/v1beta/models/flash:generateContent?{query}");
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", "application/json"));
     let a = send(
         &d.gw,
         "POST",
-        "/v1beta/models/flash:generateContent",
-        &[
-            ("x-goog-api-key", DEMO_SECRET),
-            ("authorization", "Bearer sk-not-a-key"),
-            ("content-type", "application/json"),
-        ],
+        &path,
+        &headers,
         hello().to_string().into_bytes(),
     )
     .await;
-    assert_google_4xx("x-goog-api-key and bearer differ", &a, &[400, 401]);
+    assert!(!a.text().contains(DEMO_SECRET), "{}", a.text());
+    let why = not_google_4xx(&a)
+        .or_else(|| (![400, 401].contains(&a.status)).then(|| format!("status {}", a.status)));
+    let shown: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    why.map(|why| format!("?{query} {shown:?}: {why}"))
+}
+
+/// Finding (gemini-door): a request carrying two different keys is served with one of them
+/// (which one is the door's choice, unseen by the client); a client or proxy that appends its
+/// own `key=` cannot know which key paid. Google's system parameters give one key per request
+/// (`key` / `$key` / `X-Goog-Api-Key`, cloud.google.com/apis/docs/system-parameters).
+#[tokio::test]
+#[ignore = "finding for gemini-door: two different keys in one request are served"]
+async fn two_different_keys_in_one_request_are_refused() {
+    let d = door().await;
+    let mut found = Vec::new();
+    let wrong = "sk-not-a-key";
+    for query in [
+        format!("key={DEMO_SECRET}&key={wrong}"),
+        format!("key={wrong}&key={DEMO_SECRET}"),
+        format!("key={DEMO_SECRET}&$key={wrong}"),
+    ] {
+        found.extend(not_refused(&d, &query, &[]).await);
+    }
+    for (header, query) in [(DEMO_SECRET, wrong), (wrong, DEMO_SECRET)] {
+        let query = format!("key={query}");
+        found.extend(not_refused(&d, &query, &[("x-goog-api-key", header)]).await);
+    }
+    let bearer = format!("Bearer {wrong}");
+    let headers = [
+        ("x-goog-api-key", DEMO_SECRET),
+        ("authorization", bearer.as_str()),
+    ];
+    found.extend(not_refused(&d, "", &headers).await);
+    assert!(found.is_empty(), "served:\n{}", found.join("\n"));
     assert_eq!(d.upstream_count(), 0, "no vendor was asked");
 }
 
@@ -430,27 +427,65 @@ async fn alt_json_streams_google_s_json_array() {
     );
 }
 
+/// Finding (gemini-door): Google's `alt` takes `json` (default), `media`, `proto` or `sse`
+/// (cloud.google.com/apis/docs/system-parameters); the door answers any other value, a second
+/// `alt`, and `proto`/`media` (which it cannot produce) with the JSON-array framing and a 200,
+/// so a client that asked `alt=SSE` gets an array its SSE reader cannot parse.
 #[tokio::test]
-async fn an_alt_google_does_not_define_is_a_google_4xx() {
+#[ignore = "finding for gemini-door: an alt it cannot honour is answered as alt=json"]
+async fn an_alt_the_door_cannot_honour_is_a_google_400() {
     let d = door().await;
-    for alt in ["SSE", "proto", "media", "xml", "sse,json"] {
+    let mut found = Vec::new();
+    for alt in [
+        "SSE",
+        "Sse",
+        "proto",
+        "media",
+        "xml",
+        "",
+        "sse&alt=json",
+        "json&alt=sse",
+    ] {
         for model in ["flash", "sonnet"] {
             let path = format!("/v1beta/models/{model}:streamGenerateContent?alt={alt}");
             let a = post(&d.gw, &path, &hello()).await;
-            assert_google_4xx(&path, &a, &[400]);
+            if let Some(why) = not_google_4xx(&a) {
+                let start: String = a.text().chars().take(60).collect();
+                found.push(format!("{path}: {why}: {start}"));
+            }
         }
     }
-    assert_eq!(d.upstream_count(), 0, "no vendor was asked");
-    still_serves(&d).await;
+    assert!(found.is_empty(), "answered:\n{}", found.join("\n"));
 }
 
+/// Finding (gemini-door): `$alt` and `$key` are `alt`'s and `key`'s other spellings (Google's
+/// system parameters); `?$key=` is a 401 ("missing bearer key") and `?$alt=sse` gets the
+/// JSON array instead of events.
 #[tokio::test]
-async fn alt_given_twice_is_a_google_4xx() {
+#[ignore = "finding for gemini-door: $key and $alt are not read as key and alt"]
+async fn dollar_alt_and_dollar_key_are_alt_and_key() {
     let d = door().await;
-    let path = "/v1beta/models/flash:streamGenerateContent?alt=sse&alt=json";
-    let a = post(&d.gw, path, &hello()).await;
-    assert_google_4xx(path, &a, &[400]);
-    assert_eq!(d.upstream_count(), 0, "no vendor was asked");
+    for query in [
+        format!("$key={DEMO_SECRET}"),
+        format!("%24key={DEMO_SECRET}"),
+    ] {
+        let path = format!("/v1beta/models/flash:generateContent?{query}");
+        let a = send(
+            &d.gw,
+            "POST",
+            &path,
+            &[("content-type", "application/json")],
+            hello().to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(a.status, 200, "?{query}: {}", a.text());
+    }
+    for query in ["$alt=sse", "%24alt=sse"] {
+        let path = format!("/v1beta/models/flash:streamGenerateContent?{query}");
+        let a = post(&d.gw, &path, &hello()).await;
+        assert_eq!(a.status, 200, "{query}: {}", a.text());
+        assert!(a.text().starts_with("data: "), "{query}: {}", a.text());
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,8 +493,13 @@ async fn alt_given_twice_is_a_google_4xx() {
 
 /// `body` to `:generateContent` of both routes: each a Google-shaped 4xx (one of `statuses`).
 async fn bad_body(d: &Door, what: &str, body: &[u8], statuses: &[u16]) {
+    bad_body_to(d, "generateContent", what, body, statuses).await;
+}
+
+/// `body` to `:{method}` of both routes: each a Google-shaped 4xx (one of `statuses`).
+async fn bad_body_to(d: &Door, method: &str, what: &str, body: &[u8], statuses: &[u16]) {
     for model in ["flash", "sonnet"] {
-        let path = format!("/v1beta/models/{model}:generateContent");
+        let path = format!("/v1beta/models/{model}:{method}");
         let a = send(
             &d.gw,
             "POST",
@@ -471,7 +511,7 @@ async fn bad_body(d: &Door, what: &str, body: &[u8], statuses: &[u16]) {
             body.to_vec(),
         )
         .await;
-        assert_google_4xx(&format!("{what} to {model}"), &a, statuses);
+        assert_google_4xx(&format!("{what} to {path}"), &a, statuses);
     }
 }
 
@@ -486,13 +526,21 @@ async fn a_body_that_is_not_json_is_a_google_400() {
         b"null",
         b"{\"contents\":[]} trailing",
     ] {
-        bad_body(&d, &String::from_utf8_lossy(body), body, &[400]).await;
+        for method in [
+            "generateContent",
+            "streamGenerateContent",
+            "countTokens",
+            "embedContent",
+            "batchEmbedContents",
+        ] {
+            bad_body_to(&d, method, &String::from_utf8_lossy(body), body, &[400]).await;
+        }
     }
     still_serves(&d).await;
 }
 
 #[tokio::test]
-async fn contents_that_are_not_an_array_are_a_google_400_naming_contents() {
+async fn contents_that_are_not_an_array_are_a_google_400() {
     let d = door().await;
     for body in [
         json!({"contents":"hello"}),
@@ -503,8 +551,6 @@ async fn contents_that_are_not_an_array_are_a_google_400_naming_contents() {
     ] {
         let what = body.to_string();
         bad_body(&d, &what, what.as_bytes(), &[400]).await;
-        let a = post(&d.gw, "/v1beta/models/sonnet:generateContent", &body).await;
-        assert!(a.text().contains("contents"), "{what}: {}", a.text());
     }
     assert_eq!(
         d.anth.requests().len(),
@@ -512,6 +558,41 @@ async fn contents_that_are_not_an_array_are_a_google_400_naming_contents() {
         "nothing was translated to Anthropic"
     );
     still_serves(&d).await;
+}
+
+/// Finding (gemini-pair): a field of the wrong JSON type is a 400 whose message is serde's
+/// ("invalid type: string \"x\", expected a sequence at line 1 column 25"), not the field's
+/// name as the project's errors give it (`contents[0].parts`).
+#[tokio::test]
+#[ignore = "finding for gemini-pair: a wrong type's 400 does not name the field"]
+async fn a_wrong_type_is_a_google_400_naming_the_field() {
+    let d = door().await;
+    let mut found = Vec::new();
+    for (body, field) in [
+        (json!({"contents":"hello"}), "contents"),
+        (json!({"contents":[{"role":"user","parts":"x"}]}), "parts"),
+        (
+            json!({"contents":[{"role":"user","parts":[{"text":7}]}]}),
+            "text",
+        ),
+        (
+            json!({"contents":[{"role":"user","parts":[{"text":"x"}]}],
+                "generationConfig":{"maxOutputTokens":"many"}}),
+            "maxOutputTokens",
+        ),
+        (
+            json!({"contents":[{"role":"user","parts":[{"text":"x"}]}],
+                "tools":{"functionDeclarations":[]}}),
+            "tools",
+        ),
+    ] {
+        let a = post(&d.gw, "/v1beta/models/sonnet:generateContent", &body).await;
+        assert_google_4xx(&body.to_string(), &a, &[400]);
+        if !a.text().contains(field) {
+            found.push(format!("{body}: {}", a.text()));
+        }
+    }
+    assert!(found.is_empty(), "not named:\n{}", found.join("\n"));
 }
 
 #[tokio::test]
@@ -556,7 +637,7 @@ async fn deep_nesting_is_a_google_400() {
 #[tokio::test]
 async fn invalid_base64_is_a_google_400_naming_the_field() {
     let d = door().await;
-    for data in ["!!!not base64***", "QUJD=QUJD", "QQ"] {
+    for data in ["!!!not base64***", "QUJD=QUJD", "Q"] {
         let body = json!({"contents":[{"role":"user","parts":[
             {"text":"what is this?"},
             {"inlineData":{"mimeType":"image/png","data":data}}]}]});
@@ -675,6 +756,32 @@ async fn a_query_key_shows_in_no_log_metric_trace_error_or_header() {
             format!("/v1beta/models/flash:generateContent?key={wrong}&key={wrong}"),
         ),
         ("POST", format!("/v1/chat/completions?key={DEMO_SECRET}")),
+        // Google's other spellings of the key (system parameters: `$key`, URL-encoded
+        // `%24key`), a key among other parameters, and reserved `password`.
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?$key={DEMO_SECRET}"),
+        ),
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?%24key={DEMO_SECRET}"),
+        ),
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?KEY={DEMO_SECRET}"),
+        ),
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?alt=sse&key={DEMO_SECRET}&x=1"),
+        ),
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?password={DEMO_SECRET}"),
+        ),
+        (
+            "POST",
+            format!("/v1beta/models/flash:generateContent?key%3D{DEMO_SECRET}"),
+        ),
     ];
     let mut statuses = Vec::new();
     for (method, path) in &requests {
