@@ -9,7 +9,8 @@
 //!    `/metrics`, `/healthz` and `/readyz` on a listener of its own; `server::drain` ends a
 //!    graceful stop early.
 //! 2. [`gateway`]: the request path, one file per phase in the order a request meets them (its
-//!    module doc is the map): `admit` (door, key, body, views, policies, model, limits, first
+//!    module doc is the map): `admit` (door — chat, Messages, Responses, Embeddings, Gemini —,
+//!    key, body, views, policies, model, limits, first
 //!    route), `attempt` (the forward loop, one try at a time), `answer` (hold, release, relay)
 //!    and `account` (counted once). The body is read by [`dialect::body`] and viewed in its
 //!    door's dialect by [`dialect::request`]. Every error the gateway answers itself is an
@@ -25,7 +26,8 @@
 //!    the route chosen by weight (`policy::router`, `policy::models`), and the passive health
 //!    of routes (`policy::health`).
 //! 5. [`dialect`]: one folder per wire dialect a client or a vendor speaks, with its wire
-//!    types, request view, stream scanner and error shape, over the one SSE decoder; the
+//!    types, request view, stream scanner and error shape, over the one SSE decoder (the
+//!    Gemini door's paths, both stream framings and Google's errors in `dialect::gemini`); the
 //!    request body's JSON view and rewrite ([`dialect::body`]) and the client's request as read
 //!    at its door ([`dialect::request`]), which every part below takes.
 //! 6. [`convert`]: one module per translated pair of dialects (`<door>_to_<vendor>`), both

@@ -649,6 +649,7 @@ fn gemini_mock_answer(
     }
     let texts: Vec<String> = view.texts();
     let reply = providers::mock::reply_to(&texts, view.max_tokens);
+    let id = id.trim_start_matches("chatcmpl-");
     let events = providers::mock::gemini(id, model, &reply, req.stream);
     let (content_type, chunks) = match (req.stream, req.gemini_sse) {
         (false, _) => ("application/json", events),

@@ -297,9 +297,10 @@ async fn authenticate(
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let google_key = (front == Dialect::Gemini && auth_header.is_none())
-        .then(|| gemini_key(req))
-        .flatten();
+    let google_key = match front {
+        Dialect::Gemini => gemini_key(req, auth_header)?,
+        _ => None,
+    };
     if let Some(key) = &google_key {
         if !config.jwt.is_empty() && jwt::looks_like_jwt(key.as_bytes()) {
             return jwt::authenticate(config, key.as_bytes()).await;
@@ -322,15 +323,40 @@ async fn authenticate(
     }
 }
 
-/// The Google way of sending a key: `x-goog-api-key`, else the query's `key` (Gemini API
+/// The Google way of sending a key: `x-goog-api-key` or the query's `key` (Gemini API
 /// reference, "API keys": the key "in the `x-goog-api-key` header" or as the `key` query
-/// parameter). The query's key never leaves the request head: traces and logs show the path
-/// alone, and the upstream's path is the vendor's own (`crate::providers`).
-fn gemini_key(req: &RequestHeader) -> Option<String> {
-    if let Some(v) = req.headers.get("x-goog-api-key") {
-        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+/// parameter); `None` when the client sent neither (a bearer key is then read as at every
+/// door). Two keys that differ (the header, the query and a bearer), or `key` given twice in
+/// the query, are a 400: the gateway would check one and a reader of the request another.
+/// The query's key never leaves the request head: traces and logs show the path alone, and
+/// the upstream's path is the vendor's own (`crate::providers`).
+fn gemini_key(
+    req: &RequestHeader,
+    auth_header: Option<&[u8]>,
+) -> Result<Option<String>, GatewayError> {
+    let mut keys = gemini_door::query_values(req.uri.query(), "key");
+    if keys.len() > 1 {
+        return Err(GatewayError::InvalidParam {
+            message: "`key` is given twice in the query".into(),
+            param: "key".into(),
+        });
     }
-    gemini_door::query_value(req.uri.query(), "key")
+    if let Some(v) = req.headers.get("x-goog-api-key") {
+        keys.push(String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    }
+    let Some(first) = keys.first().cloned() else {
+        return Ok(None);
+    };
+    let bearer = auth_header.map(|h| auth::bearer(h).unwrap_or_default());
+    let differs = keys.iter().any(|k| *k != first) || bearer.is_some_and(|b| b != first.as_bytes());
+    if differs {
+        return Err(GatewayError::InvalidRequest(
+            "the request carries two different keys (`x-goog-api-key`, the query's `key`, \
+             `Authorization`): send one"
+                .into(),
+        ));
+    }
+    Ok(Some(first))
 }
 
 /// The endpoint of a request line; anything else is a 404 or 405.

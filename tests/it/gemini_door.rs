@@ -257,7 +257,9 @@ async fn errors_are_in_googles_shape_with_retry_info() {
         );
     };
     let body = turn("hi").to_string();
-    let cases: [(&str, &[u8], Option<(&str, &str)>, u16, &str); 7] = [
+    /// (path, body, the key header instead of the demo key, status, Google's status).
+    type Case<'a> = (&'a str, &'a [u8], Option<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 7] = [
         (
             "/v1beta/models/nope:generateContent",
             body.as_bytes(),
@@ -592,4 +594,384 @@ async fn embeddings_native_and_mock() {
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
+}
+
+/// A `gemini` route that fails before any content (a 503, or a stream whose first element is
+/// an error) falls back to a Vertex Gemini route, in both stream framings: the client gets
+/// Vertex's answer, and Vertex got the client's bytes untouched on Google's publisher path.
+#[tokio::test]
+async fn fallback_from_gemini_to_vertex_before_content() {
+    let gem = MockGemini::start(GEM_KEY).await;
+    let vx = MockVertex::start("us-east5").await;
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_T_GEM\"")
+        .text(&vx.provider("vx", ""))
+        .model_with(
+            "gemini-flash",
+            "fallbacks = [\"vx-gemini\"]",
+            &[("gem", "gemini-2.5-flash")],
+        )
+        .model("vx-gemini", &[("vx", "gemini-3-pro")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::builder(&body)
+        .env("SY_T_GEM", GEM_KEY)
+        .start()
+        .await;
+    let sent = turn("What is the weather in Oslo?").to_string();
+    let failures = [
+        GeminiBehaviour {
+            error: Some((503, "UNAVAILABLE".into(), "The model is overloaded.".into())),
+            ..GeminiBehaviour::default()
+        },
+        GeminiBehaviour {
+            raw: Some(("application/json".into(), r#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#.into())),
+            ..GeminiBehaviour::default()
+        },
+    ];
+    let mut n = 0;
+    for failure in failures {
+        gem.set_behaviour(failure);
+        for (path, query) in [
+            ("/v1beta/models/gemini-flash:generateContent", None),
+            ("/v1beta/models/gemini-flash:streamGenerateContent", None),
+            (
+                "/v1beta/models/gemini-flash:streamGenerateContent?alt=sse",
+                Some("alt=sse"),
+            ),
+        ] {
+            let (status, _, bytes) = post_raw(&gw, path, sent.as_bytes(), Key::Goog).await;
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            assert_eq!(status, 200, "{path}: {text}");
+            assert!(text.contains(GEMINI_SIGNATURE), "Vertex's answer: {text}");
+            let r = vx.last();
+            let method = path.rsplit_once(':').unwrap().1.split('?').next().unwrap();
+            assert_eq!(
+                r.path,
+                format!("/v1/projects/{VERTEX_PROJECT}/locations/us-east5/publishers/google/models/gemini-3-pro:{method}")
+            );
+            assert_eq!(r.query.as_deref(), query, "{path}");
+            assert_eq!(&r.body[..], sent.as_bytes(), "the client's bytes: {path}");
+            n += 1;
+        }
+    }
+    let lines = gw.wait_usage_lines(n).await;
+    for l in &lines {
+        assert_eq!(
+            (l["status"].as_u64(), l["provider"].as_str()),
+            (Some(200), Some("vx")),
+            "{l}"
+        );
+        assert_eq!(l["prompt_tokens"], 10, "Vertex's usageMetadata: {l}");
+    }
+}
+
+/// A stream cut after its content began ends as Google ends one: with an error object as the
+/// array's last element (the array closed), or as the last `alt=sse` event.
+#[tokio::test]
+async fn a_stream_cut_mid_way_ends_with_a_google_error() {
+    let s = setup().await;
+    let first =
+        r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Oslo is"}]},"index":0}]}"#;
+    let body = turn("hi").to_string();
+    for (sse, raw) in [
+        (false, format!("[{first}\r\n")),
+        (true, format!("data: {first}\r\n\r\n")),
+    ] {
+        s.gem.set_behaviour(GeminiBehaviour {
+            raw: Some((
+                if sse {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }
+                .into(),
+                raw,
+            )),
+            ..GeminiBehaviour::default()
+        });
+        let path = match sse {
+            true => "/v1beta/models/gemini-flash:streamGenerateContent?alt=sse",
+            false => "/v1beta/models/gemini-flash:streamGenerateContent",
+        };
+        let (status, _, bytes) = post_raw(&s.gw, path, body.as_bytes(), Key::Goog).await;
+        assert_eq!(status, 200);
+        let text = String::from_utf8(bytes).unwrap();
+        if sse {
+            let last = text.trim_end().rsplit("data: ").next().unwrap();
+            let v: Value = serde_json::from_str(last).unwrap();
+            assert_eq!(v["error"]["status"], "UNAVAILABLE", "{text}");
+        } else {
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(
+                v[0]["candidates"][0]["content"]["parts"][0]["text"],
+                "Oslo is"
+            );
+            assert_eq!(v[1]["error"]["code"], 502, "{text}");
+        }
+    }
+}
+
+/// Traces, the usage log, `/metrics`, the gateway's own output and its answers never show a
+/// key sent in the query; the upstream request carries the provider's key, never the
+/// client's; the door is a metric label.
+#[tokio::test]
+async fn a_query_key_is_nowhere_and_the_door_is_a_label() {
+    use std::sync::{Arc, Mutex};
+    let spans: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: String| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let gem = MockGemini::start(GEM_KEY).await;
+    let body = ConfigBody::new()
+        .usage_log()
+        .text(&format!(
+            "[telemetry]\nendpoint = \"http://{otlp}\"\nservice_name = \"gw\""
+        ))
+        .provider("gem", "gemini", &gem.origin(), "api_key_env = \"SY_T_GEM\"")
+        .model("gemini-flash", &[("gem", "gemini-2.5-flash")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::builder(&body)
+        .env("SY_T_GEM", GEM_KEY)
+        .env("RUST_LOG", "debug")
+        .start()
+        .await;
+    let sent = turn("hi").to_string();
+    let mut answers = Vec::new();
+    for path in [
+        "/v1beta/models/gemini-flash:generateContent",
+        "/v1beta/models/gemini-flash:streamGenerateContent?alt=sse",
+        "/v1beta/models/nope:generateContent",
+        "/v1beta/models/gemini-flash:nothing",
+    ] {
+        let (status, headers, bytes) = post_raw(&gw, path, sent.as_bytes(), Key::Query).await;
+        answers.push(format!(
+            "{status} {headers:?} {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    assert!(
+        answers[0].starts_with("200") && answers[2].starts_with("404"),
+        "{answers:?}"
+    );
+    for (i, head) in gem.heads().iter().enumerate() {
+        assert_eq!(head["x-goog-api-key"], GEM_KEY);
+        assert!(
+            !format!("{head:?}").contains(DEMO_SECRET),
+            "request {i} upstream"
+        );
+    }
+    for (_, query, _) in gem.received() {
+        assert!(
+            query.as_deref().is_none_or(|q| !q.contains("key")),
+            "{query:?}"
+        );
+    }
+    let metrics = gw
+        .metric_until(
+            "switchyard_door_requests_total",
+            &[("door", "gemini"), ("status", "200")],
+            2.0,
+        )
+        .await;
+    assert_eq!(metrics, 2.0);
+    let lines = gw.wait_usage_lines(4).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while spans.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let traces = spans.lock().unwrap().join("\n");
+    assert!(
+        traces.contains("generateContent"),
+        "the span names the path: {traces}"
+    );
+    let everything = [
+        ("answers", answers.join("\n")),
+        ("usage log", format!("{lines:?}")),
+        ("metrics", gw.metrics().await),
+        ("traces", traces),
+        ("gateway output", gw.logs()),
+    ];
+    for (what, text) in everything {
+        assert!(
+            !text.contains(DEMO_SECRET),
+            "the {what} show the query's key"
+        );
+    }
+}
+
+/// A client that leaves before its answer began closes the vendor's connection at once, in
+/// both stream framings and whole; the request is logged 499.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_cancels_the_vendor() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let closed: Arc<Mutex<Vec<Option<Instant>>>> = Arc::default();
+    let seen = closed.clone();
+    let (origin, _) = support::raw_vendor::serve(move |mut sock, _| {
+        let seen = seen.clone();
+        async move {
+            if support::raw_vendor::read_request(&mut sock).await.is_none() {
+                return;
+            }
+            let index = {
+                let mut c = seen.lock().unwrap();
+                c.push(None);
+                c.len() - 1
+            };
+            let mut buf = [0u8; 1024];
+            while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            seen.lock().unwrap()[index] = Some(Instant::now());
+        }
+    })
+    .await;
+    let origin = origin.trim_end_matches("/v1").to_string();
+    let body = ConfigBody::new()
+        .usage_log()
+        .provider("gem", "gemini", &origin, "api_key_env = \"SY_T_GEM\"")
+        .model("gemini-flash", &[("gem", "gemini-2.5-flash")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::builder(&body)
+        .env("SY_T_GEM", GEM_KEY)
+        .start()
+        .await;
+    let sent = turn("write a long essay").to_string();
+    let paths = [
+        "/v1beta/models/gemini-flash:generateContent",
+        "/v1beta/models/gemini-flash:streamGenerateContent",
+        "/v1beta/models/gemini-flash:streamGenerateContent?alt=sse",
+    ];
+    for (n, path) in paths.iter().enumerate() {
+        let mut conn = tokio::net::TcpStream::connect(gw.api_addr()).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: gw\r\nx-goog-api-key: {DEMO_SECRET}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{sent}",
+            sent.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while closed.lock().unwrap().len() <= n {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: never reached the vendor"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let left = Instant::now();
+        drop(conn);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while closed.lock().unwrap()[n].is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: the vendor's connection stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let after = closed.lock().unwrap()[n]
+            .unwrap()
+            .saturating_duration_since(left);
+        println!("{path}: vendor connection closed {after:?} after the client's");
+        let lines = gw.wait_usage_lines(n + 1).await;
+        assert_eq!(lines[n]["status"], 499, "{}", lines[n]);
+    }
+}
+
+/// A Vertex Gemini route is native too: generate (bytes both ways), both stream framings,
+/// `countTokens` on Google's publisher path, and embeddings through Vertex's `:predict`
+/// answered in the Gemini API's shapes.
+#[tokio::test]
+async fn vertex_gemini_is_native() {
+    let vx = MockVertex::start("us-east5").await;
+    let body = ConfigBody::new()
+        .usage_log()
+        .text(&vx.provider("vx", ""))
+        .model("vx-gemini", &[("vx", "gemini-3-pro")])
+        .model("vx-embed", &[("vx", "gemini-embedding-001")])
+        .team("t", "")
+        .demo_key("k", "t")
+        .build();
+    let gw = Gateway::start(&body).await;
+    let base = format!("/v1/projects/{VERTEX_PROJECT}/locations/us-east5/publishers/google/models");
+    let sent = turn("What is the weather in Oslo?").to_string();
+    for (path, method, query) in [
+        (
+            "/v1beta/models/vx-gemini:generateContent",
+            "gemini-3-pro:generateContent",
+            None,
+        ),
+        (
+            "/v1beta/models/vx-gemini:streamGenerateContent",
+            "gemini-3-pro:streamGenerateContent",
+            None,
+        ),
+        (
+            "/v1/models/vx-gemini:streamGenerateContent?alt=sse",
+            "gemini-3-pro:streamGenerateContent",
+            Some("alt=sse"),
+        ),
+        (
+            "/v1beta/models/vx-gemini:countTokens",
+            "gemini-3-pro:countTokens",
+            None,
+        ),
+    ] {
+        let (status, _, bytes) = post_raw(&gw, path, sent.as_bytes(), Key::Goog).await;
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert_eq!(status, 200, "{path}: {text}");
+        let r = vx.last();
+        assert_eq!(
+            (r.path.as_str(), r.query.as_deref()),
+            (format!("{base}/{method}").as_str(), query),
+            "{path}"
+        );
+        assert_eq!(&r.body[..], sent.as_bytes(), "{path}");
+        assert!(r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer ") && !a.contains(DEMO_SECRET)));
+        if method.ends_with("countTokens") {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["totalTokens"], 6, "{text}");
+        } else {
+            assert!(text.contains(GEMINI_SIGNATURE), "{path}: {text}");
+        }
+    }
+    let one = br#"{"content":{"parts":[{"text":"hello world"}]},"taskType":"RETRIEVAL_QUERY"}"#;
+    let (status, _, bytes) =
+        post_raw(&gw, "/v1beta/models/vx-embed:embedContent", one, Key::Goog).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, br#"{"embedding":{"values":[0.5,-1.0]}}"#);
+    let r = vx.last();
+    assert_eq!(r.path, format!("{base}/gemini-embedding-001:predict"));
+    assert_eq!(
+        r.json(),
+        json!({"instances": [{"content": "hello world", "task_type": "RETRIEVAL_QUERY"}]})
+    );
+    let batch = br#"{"requests":[{"model":"models/gemini-embedding-001","content":{"parts":[{"text":"a"}]}}]}"#;
+    let (status, _, bytes) = post_raw(
+        &gw,
+        "/v1beta/models/vx-embed:batchEmbedContents",
+        batch,
+        Key::Goog,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, br#"{"embeddings":[{"values":[0.5,-1.0]}]}"#);
 }

@@ -148,6 +148,7 @@ fn beta(method: &http::Method, rest: &str, query: Option<&str>) -> Result<Endpoi
 
 /// `{model}:{verb}` (after `models/`), POSTed.
 fn on_model(rest: &str, query: Option<&str>) -> Result<Endpoint, GatewayError> {
+    let sse = alt_is_sse(query)?;
     let (model, verb) = rest.rsplit_once(':').unwrap_or((rest, ""));
     let method = Method::parse(verb).ok_or_else(|| {
         not_found(format!(
@@ -159,8 +160,31 @@ fn on_model(rest: &str, query: Option<&str>) -> Result<Endpoint, GatewayError> {
     Ok(Endpoint::Call(Call {
         model: model_name(model)?,
         method,
-        sse: query_value(query, "alt").is_some_and(|v| v == "sse"),
+        sse,
     }))
+}
+
+/// The query's `alt` (Google's system parameter "alt": the answer's format): `sse`
+/// (server-sent events), `json` or none (JSON; a stream is the JSON array). Any other value,
+/// or `alt` given twice, is a 400 (Google Cloud docs, "System parameters": `alt` is `json`,
+/// `media` or `proto`; `sse` for the streaming methods; the door serves no `media`/`proto`).
+fn alt_is_sse(query: Option<&str>) -> Result<bool, GatewayError> {
+    match query_values(query, "alt").as_slice() {
+        [] => Ok(false),
+        [one] if one == "sse" => Ok(true),
+        [one] if one == "json" => Ok(false),
+        [one] => Err(GatewayError::InvalidParam {
+            message: format!(
+                "Invalid value at 'alt' ({}): the door answers `json` or `sse`",
+                printable(one, 32)
+            ),
+            param: "alt".into(),
+        }),
+        _ => Err(GatewayError::InvalidParam {
+            message: "`alt` is given twice".into(),
+            param: "alt".into(),
+        }),
+    }
 }
 
 /// The model of a path segment: `%XX`-decoded, a `models/` prefix dropped; a tuned model or
@@ -183,10 +207,21 @@ fn model_name(segment: &str) -> Result<String, GatewayError> {
 /// The value of `name` in a query string (`a=1&b=2`), `%XX`- and `+`-decoded; the first one
 /// given.
 pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| crate::policy::models::percent_decoded(&v.replace('+', " ")))
-    })
+    query_values(query, name).into_iter().next()
+}
+
+/// Every value of `name` in a query string, in order, decoded as [`query_value`] does.
+pub fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
+    let Some(query) = query else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| crate::policy::models::percent_decoded(&v.replace('+', " ")))
+        })
+        .collect()
 }
 
 /// A vendor's stream path without its `alt=sse` (the `gemini` and Vertex paths ask for server-sent
@@ -276,6 +311,28 @@ mod tests {
             call("POST", "/v1/models/ft:x:countTokens"),
             ok("ft:x", Method::CountTokens, false)
         );
+    }
+
+    #[test]
+    fn alt_is_sse_or_json_once() {
+        let stream = |q: &str| {
+            call(
+                "POST",
+                &format!("/v1beta/models/g:streamGenerateContent?{q}"),
+            )
+        };
+        assert_eq!(stream("alt=json"), ok("g", Method::Stream, false));
+        assert_eq!(stream("alt=sse"), ok("g", Method::Stream, true));
+        for bad in [
+            "alt=SSE",
+            "alt=proto",
+            "alt=media",
+            "alt=sse,json",
+            "alt=sse&alt=json",
+        ] {
+            let err = stream(bad).unwrap().unwrap_err();
+            assert_eq!((err.status(), err.param()), (400, Some("alt")), "{bad}");
+        }
     }
 
     #[test]

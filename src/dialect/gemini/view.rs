@@ -95,6 +95,14 @@ pub fn parse(body: &[u8], method: Method) -> Result<GeminiRequest<'_>, GatewayEr
         GatewayError::InvalidRequest(format!("the request body is not a JSON object: {e}"))
     })?;
     reject_duplicates(&fields)?;
+    if let Some((k, _)) = fields.iter().find(|(k, _)| {
+        k.contains('_') && fields.iter().any(|(o, _)| snake_case(o) == **k && o != k)
+    }) {
+        let name: String = k.chars().take(64).collect();
+        return Err(invalid(format!(
+            "the field `{name}` is given twice, in snake_case and in lowerCamelCase"
+        )));
+    }
     let view = GeminiRequest {
         fields,
         max_tokens: None,
@@ -210,5 +218,7 @@ mod tests {
         let bad = br#"{"contents":[],"generationConfig":{"maxOutputTokens":"x"}}"#;
         assert!(err(bad, Method::Generate).contains("maxOutputTokens"));
         assert!(err(br#"{"contents":[],"contents":[]}"#, Method::Generate).contains("twice"));
+        let both = br#"{"contents":[],"generationConfig":{},"generation_config":{}}"#;
+        assert!(err(both, Method::Generate).contains("`generation_config` is given twice"));
     }
 }

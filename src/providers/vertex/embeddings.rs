@@ -28,7 +28,10 @@ struct Batch {
 #[serde(rename_all = "camelCase")]
 struct One {
     content: Content,
+    #[serde(alias = "output_dimensionality")]
     output_dimensionality: Option<u64>,
+    #[serde(default, alias = "task_type")]
+    task_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +56,8 @@ struct Predict<'a> {
 #[derive(Serialize)]
 struct Instance<'a> {
     content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_type: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -64,15 +69,37 @@ struct Parameters {
 /// The `:predict` body for a `batchEmbedContents` body: one instance per request, the texts
 /// of its parts joined; `outputDimensionality` (the same for every request) as a parameter.
 pub fn request(body: &[u8]) -> Result<Bytes, GatewayError> {
-    let batch: Batch = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::Internal(format!("embeddings body for vertex: {e}")))?;
+    let batch: Batch = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidRequest(format!("not a batchEmbedContents body for Vertex: {e}"))
+    })?;
+    predict(&batch)
+}
+
+/// The `:predict` body for an `embedContent` body (the Gemini door's): one instance.
+pub fn request_one(body: &[u8]) -> Result<Bytes, GatewayError> {
+    let one: One = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidRequest(format!("not an embedContent body for Vertex: {e}"))
+    })?;
+    predict(&Batch {
+        requests: vec![one],
+    })
+}
+
+fn predict(batch: &Batch) -> Result<Bytes, GatewayError> {
     let texts: Vec<String> = batch
         .requests
         .iter()
         .map(|r| r.content.parts.iter().map(|p| p.text.as_str()).collect())
         .collect();
     let predict = Predict {
-        instances: texts.iter().map(|t| Instance { content: t }).collect(),
+        instances: texts
+            .iter()
+            .zip(&batch.requests)
+            .map(|(t, r)| Instance {
+                content: t,
+                task_type: r.task_type.as_deref(),
+            })
+            .collect(),
         parameters: batch
             .requests
             .first()
@@ -110,12 +137,30 @@ struct BatchAnswer {
     embeddings: Vec<Values>,
 }
 
+/// `embedContent`'s answer.
+#[derive(Serialize)]
+struct OneAnswer {
+    embedding: Values,
+}
+
 /// Gathers a `:predict` answer and gives it, at its end, as `batchEmbedContents`' answer
 /// (`{"embeddings":[{"values":[…]}, …]}`, in order). An answer that is not `:predict`'s
 /// is [`Corrupt`].
 #[derive(Default)]
 pub struct Answer {
     body: Vec<u8>,
+    /// `embedContent`'s answer (the first prediction) instead of `batchEmbedContents`'.
+    one: bool,
+}
+
+impl Answer {
+    /// The re-framer of an `embedContent` call's answer.
+    pub fn one() -> Answer {
+        Answer {
+            body: Vec::new(),
+            one: true,
+        }
+    }
 }
 
 impl Reframe for Answer {
@@ -127,16 +172,22 @@ impl Reframe for Answer {
     fn finish(&mut self) -> Result<Bytes, Corrupt> {
         let answer: Predictions = serde_json::from_slice(&self.body)
             .map_err(|e| Corrupt(format!("not a :predict answer: {e}")))?;
-        let batch = BatchAnswer {
-            embeddings: answer
-                .predictions
-                .into_iter()
-                .map(|p| p.embeddings)
-                .collect(),
+        let mut embeddings: Vec<Values> = answer
+            .predictions
+            .into_iter()
+            .map(|p| p.embeddings)
+            .collect();
+        let out = match self.one {
+            true => {
+                let embedding = embeddings
+                    .drain(..)
+                    .next()
+                    .ok_or_else(|| Corrupt("a :predict answer without predictions".into()))?;
+                serde_json::to_vec(&OneAnswer { embedding })
+            }
+            false => serde_json::to_vec(&BatchAnswer { embeddings }),
         };
-        serde_json::to_vec(&batch)
-            .map(Bytes::from)
-            .map_err(|e| Corrupt(e.to_string()))
+        out.map(Bytes::from).map_err(|e| Corrupt(e.to_string()))
     }
 
     fn content_type(&self) -> &'static str {
@@ -168,6 +219,19 @@ mod tests {
         assert_eq!(
             &reframe.finish().unwrap()[..],
             br#"{"embeddings":[{"values":[0.5,-1.0]},{"values":[0.25]}]}"#
+        );
+        let one =
+            request_one(br#"{"content":{"parts":[{"text":"hi"}]},"task_type":"RETRIEVAL_QUERY"}"#)
+                .unwrap();
+        assert_eq!(
+            &one[..],
+            br#"{"instances":[{"content":"hi","task_type":"RETRIEVAL_QUERY"}]}"#
+        );
+        let mut reframe = Answer::one();
+        reframe.feed(answer).unwrap();
+        assert_eq!(
+            &reframe.finish().unwrap()[..],
+            br#"{"embedding":{"values":[0.5,-1.0]}}"#
         );
         let mut bad = Answer::default();
         bad.feed(b"{\"predictions\":").unwrap();

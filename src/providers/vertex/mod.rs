@@ -87,8 +87,10 @@ impl Vendor for Vertex {
         body: Bytes,
         _adjusted: &mut crate::dialect::adjusted::Adjustments,
     ) -> Result<Bytes, GatewayError> {
-        if call.op == Operation::Embed {
-            return embeddings::request(&body);
+        match call.op {
+            Operation::Embed => return embeddings::request(&body),
+            Operation::EmbedOne => return embeddings::request_one(&body),
+            _ => {}
         }
         if !is_claude(call.upstream_model) {
             return Ok(body);
@@ -130,9 +132,14 @@ impl Vendor for Vertex {
         Ok(())
     }
 
-    /// An embeddings answer (`:predict`'s `predictions`) is read as `batchEmbedContents`'.
+    /// An embeddings answer (`:predict`'s `predictions`) is read as `batchEmbedContents`' (as
+    /// `embedContent`'s for the Gemini door's one content).
     fn reframe(&self, call: &Call<'_>) -> Option<Box<dyn Reframe>> {
-        (call.op == Operation::Embed).then(|| Box::new(embeddings::Answer::default()) as _)
+        match call.op {
+            Operation::Embed => Some(Box::new(embeddings::Answer::default())),
+            Operation::EmbedOne => Some(Box::new(embeddings::Answer::one())),
+            _ => None,
+        }
     }
 
     /// `https://{location}-aiplatform.googleapis.com`; `https://aiplatform.googleapis.com` for
