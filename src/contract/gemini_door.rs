@@ -107,7 +107,7 @@ pub(crate) fn standard_base64(data: &str) -> Option<Cow<'_, str>> {
         return None;
     }
     let url_safe = body.bytes().any(|b| b == b'-' || b == b'_');
-    if !url_safe && data.len() % 4 == 0 {
+    if !url_safe && data.len().is_multiple_of(4) {
         return Some(Cow::Borrowed(data));
     }
     let mut out: String = body
@@ -118,7 +118,7 @@ pub(crate) fn standard_base64(data: &str) -> Option<Cow<'_, str>> {
             c => c,
         })
         .collect();
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     Some(Cow::Owned(out))

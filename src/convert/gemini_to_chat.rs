@@ -1343,7 +1343,7 @@ impl StreamState {
     }
 
     fn fail(&mut self, err: &GatewayError, out: &mut Vec<u8>) {
-        push_data(out, error_json(err.status(), &err.to_string()).as_bytes());
+        out.extend_from_slice(&crate::dialect::gemini::error::error_event(err));
         self.end = End::Failed;
     }
 }
@@ -1356,24 +1356,12 @@ fn push_data(out: &mut Vec<u8>, json: &[u8]) {
 }
 
 /// Google's error body, `{"error":{"code","message","status"}}`, with the canonical status
-/// name of the HTTP status (ai.google.dev "API errors"; google.rpc.Code).
-pub(crate) fn error_json(code: u16, message: &str) -> String {
-    let status = match code {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        409 => "ABORTED",
-        429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        501 => "UNIMPLEMENTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ => "INTERNAL",
-    };
+/// name of the HTTP status ([`crate::dialect::gemini::error::status_name`]).
+fn error_json(code: u16, message: &str) -> String {
     format!(
-        r#"{{"error":{{"code":{code},"message":{},"status":"{status}"}}}}"#,
-        super::chunks::json_str(message)
+        r#"{{"error":{{"code":{code},"message":{},"status":"{}"}}}}"#,
+        super::chunks::json_str(message),
+        crate::dialect::gemini::error::status_name(code)
     )
 }
 
@@ -1896,7 +1884,7 @@ data: [DONE]\n\n";
         let events = stream_of(STREAM_ERROR);
         let last = events.last().unwrap();
         assert_eq!(last["error"]["code"], 502);
-        assert_eq!(last["error"]["status"], "INTERNAL");
+        assert_eq!(last["error"]["status"], "UNAVAILABLE");
         let events = stream_of(STREAM_FILTER);
         assert_eq!(
             events.last().unwrap()["candidates"][0]["finishReason"],

@@ -1,5 +1,6 @@
 //! The generative test: random but valid front-door requests, rendered for every door (chat
-//! completions, Messages, Responses) and sent through the real binary to every vendor kind (an
+//! completions, Messages, Responses, and Google's `generateContent` at the Gemini door) and
+//! sent through the real binary to every vendor kind (an
 //! `openai` route to `MockUpstream`, `anthropic` to `MockAnthropic`, `gemini` to `MockGemini`,
 //! `bedrock` Converse models (Amazon Nova, and Llama, which takes no forced tool choice, no
 //! tool-result image and no cache point) to `MockBedrock`, the built-in `mock`), each mock
@@ -47,7 +48,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Value};
 use support::*;
 
-/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 27 pairs).
+/// Cases per run when `SWITCHYARD_GENERATIVE_CASES` is not set (each is sent through 36 pairs).
 const DEFAULT_CASES: u32 = 150;
 /// The seed when `SWITCHYARD_GENERATIVE_SEED` is not set.
 const DEFAULT_SEED: u64 = 27;
@@ -85,6 +86,8 @@ enum Door {
     Chat,
     Messages,
     Responses,
+    /// Google's `generateContent` / `streamGenerateContent?alt=sse` (the model in the path).
+    Gemini,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,7 +103,7 @@ enum Vendor {
     Builtin,
 }
 
-const DOORS: [Door; 3] = [Door::Chat, Door::Messages, Door::Responses];
+const DOORS: [Door; 4] = [Door::Chat, Door::Messages, Door::Responses, Door::Gemini];
 const VENDORS: [Vendor; 9] = [
     Vendor::OpenAi,
     Vendor::Anthropic,
@@ -516,11 +519,13 @@ fn answer_schema() -> Value {
            "required":["answer"],"additionalProperties":false})
 }
 
-fn render(case: &Case, door: Door, model: &str) -> Value {
+fn render(case: &Case, door: Door, vendor: Vendor) -> Value {
+    let model = vendor.model();
     match door {
         Door::Chat => render_chat(case, model),
         Door::Messages => render_messages(case, model),
         Door::Responses => render_responses(case, model),
+        Door::Gemini => render_gemini(case, vendor),
     }
 }
 
@@ -890,6 +895,212 @@ fn render_responses(case: &Case, model: &str) -> Value {
     strip_nulls(body)
 }
 
+/// A tool name as a Gemini client would declare it (Google refuses a digit first).
+fn gem_name(name: &str) -> String {
+    match name.starts_with(|c: char| c.is_ascii_digit()) {
+        true => format!("_{name}"),
+        false => name.to_string(),
+    }
+}
+
+/// An image part as the Google SDKs send it: standard base64 to a Gemini route (as Google
+/// itself answers), or URL-safe without padding elsewhere (`snake`: the Python SDK's
+/// spellings), which the gateway must make standard for the vendor.
+fn gem_image(snake: bool) -> Value {
+    match snake {
+        true => json!({"inline_data":{"mime_type":"image/png","data":PNG.trim_end_matches('=')}}),
+        false => json!({"inlineData":{"mimeType":"image/png","data":PNG}}),
+    }
+}
+
+fn gem_user_parts(u: &UserTurn, snake: bool) -> Vec<Value> {
+    let mut parts = Vec::new();
+    if !u.text.is_empty() {
+        parts.push(json!({ "text": u.text }));
+    }
+    if u.image {
+        parts.push(gem_image(snake));
+    }
+    parts
+}
+
+/// A Gemini `Schema` (Google's OpenAPI subset) of the tools' parameters.
+fn gem_openapi_schema() -> Value {
+    json!({"type":"OBJECT","properties":{"q":{"type":"STRING","nullable":true}},"propertyOrdering":["q"]})
+}
+
+/// The Gemini door (`generateContent`): `contents` with `user`/`model` turns, function calls
+/// (with their `id` when `marks`, else paired by name and order, and the `thoughtSignature`
+/// Gemini gave the turn's first call), function responses (with inline images), signed thought
+/// parts, `tools[].functionDeclarations` (OpenAPI `parameters`, or `parametersJsonSchema` when
+/// `parts`), `toolConfig`, `generationConfig` with `thinkingConfig` (a level, a budget, 0 or
+/// -1), `safetySettings` (`cache`). To every vendor but Gemini's own routes (where the bytes
+/// pass through to a validator that reads camelCase) a third of the cases (`developer`) is
+/// spelled as the Python SDK does: snake_case names and URL-safe, unpadded base64.
+fn render_gemini(case: &Case, vendor: Vendor) -> Value {
+    use base64::Engine;
+    let native = matches!(vendor, Vendor::Gemini | Vendor::VertexGemini);
+    let snake = case.developer && !native;
+    let sign = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut contents = Vec::new();
+    let mut pending: Vec<Value> = Vec::new();
+    for ex in &case.history {
+        if !pending.is_empty() {
+            contents.push(json!({"role":"user","parts":std::mem::take(&mut pending)}));
+        }
+        if let Some(u) = &ex.user {
+            let parts = gem_user_parts(u, snake);
+            if !parts.is_empty() {
+                contents.push(json!({"role":"user","parts":parts}));
+            }
+        }
+        let mut parts = Vec::new();
+        if let Some((t, sig)) = &ex.thinking {
+            parts.push(json!({"text":t,"thought":true,"thoughtSignature":sign(sig)}));
+        }
+        if let Some(t) = &ex.text {
+            parts.push(json!({ "text": t }));
+        }
+        for (k, c) in ex.calls.iter().enumerate() {
+            let args: Value = serde_json::from_str(&c.args).unwrap_or(json!({}));
+            let mut call = json!({"name":gem_name(case.names[c.tool]),"args":args});
+            if case.marks {
+                call["id"] = json!(c.id);
+            }
+            let mut part = json!({ "functionCall": call });
+            if k == 0 {
+                part["thoughtSignature"] = json!(sign(&format!("sig-{}", c.id)));
+            }
+            parts.push(part);
+        }
+        contents.push(json!({"role":"model","parts":parts}));
+        for c in &ex.calls {
+            let mut response =
+                json!({"name":gem_name(case.names[c.tool]),"response":{"result":c.result}});
+            if case.marks {
+                response["id"] = json!(c.id);
+            }
+            if c.result_image {
+                response["parts"] = json!([gem_image(snake)]);
+            }
+            pending.push(json!({ "functionResponse": response }));
+        }
+    }
+    let mut last = pending;
+    if let Some(u) = &case.last {
+        if !last.is_empty() {
+            contents.push(json!({"role":"user","parts":std::mem::take(&mut last)}));
+        }
+        last = gem_user_parts(u, snake);
+    }
+    if !last.is_empty() {
+        contents.push(json!({"role":"user","parts":last}));
+    }
+    let mut body = json!({"contents":contents,"stream":case.stream});
+    if let Some(s) = &case.system {
+        body["systemInstruction"] = json!({"parts":[{"text":s}]});
+    }
+    if !case.names.is_empty() {
+        let declarations: Vec<Value> = case
+            .names
+            .iter()
+            .map(|n| match (case.bare_tools, case.parts) {
+                (true, _) => json!({"name":gem_name(n)}),
+                (false, true) => json!({"name":gem_name(n),"description":"a tool","parametersJsonSchema":tool_schema()}),
+                (false, false) => json!({"name":gem_name(n),"description":"a tool","parameters":gem_openapi_schema()}),
+            })
+            .collect();
+        body["tools"] = json!([{ "functionDeclarations": declarations }]);
+        let mode = match case.choice {
+            Choice::Unset => None,
+            Choice::Auto => Some(json!({"mode":"AUTO"})),
+            Choice::Nothing => Some(json!({"mode":"NONE"})),
+            Choice::Required => Some(json!({"mode":"ANY"})),
+            Choice::Named => {
+                Some(json!({"mode":"ANY","allowedFunctionNames":[gem_name(case.names[0])]}))
+            }
+        };
+        if let Some(config) = mode {
+            body["toolConfig"] = json!({ "functionCallingConfig": config });
+        }
+    }
+    let mut config = json!({});
+    config["temperature"] = json!(case.temperature);
+    config["topP"] = json!(case.top_p);
+    config["topK"] = json!(case.top_k);
+    config["maxOutputTokens"] = json!(case.max_tokens);
+    let stops: Vec<&String> = case.stop.iter().take(4).collect();
+    if !stops.is_empty() {
+        config["stopSequences"] = json!(stops);
+    }
+    config["thinkingConfig"] = match case.reasoning {
+        Reasoning::Off => Value::Null,
+        Reasoning::Effort(e) => json!({"thinkingLevel": e.to_uppercase(), "includeThoughts": true}),
+        Reasoning::Enabled(budget) => json!({ "thinkingBudget": budget }),
+        Reasoning::Adaptive => json!({"thinkingBudget": -1}),
+        Reasoning::Disabled => json!({"thinkingBudget": 0}),
+    };
+    if case.more_params {
+        config["seed"] = json!(7);
+        config["presencePenalty"] = json!(0.5);
+        config["frequencyPenalty"] = json!(-0.5);
+    }
+    if case.structured {
+        config["responseMimeType"] = json!("application/json");
+        config["responseJsonSchema"] = answer_schema();
+    }
+    let config = strip_nulls(config);
+    if config.as_object().is_some_and(|o| !o.is_empty()) {
+        body["generationConfig"] = config;
+    }
+    if case.cache {
+        body["safetySettings"] =
+            json!([{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_ONLY_HIGH"}]);
+    }
+    let body = strip_nulls(body);
+    match snake {
+        true => snake_case(body),
+        false => body,
+    }
+}
+
+/// The proto's snake_case names of a Gemini request's camelCase fields, as the Python SDK
+/// sends some (the values of schemas, arguments and responses are the client's own).
+fn snake_case(v: Value) -> Value {
+    const OWN: &[&str] = &[
+        "args",
+        "response",
+        "parameters",
+        "parametersJsonSchema",
+        "responseJsonSchema",
+    ];
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = if OWN.contains(&k.as_str()) {
+                        v
+                    } else {
+                        snake_case(v)
+                    };
+                    let mut snake = String::new();
+                    for c in k.chars() {
+                        if c.is_ascii_uppercase() {
+                            snake.push('_');
+                            snake.push(c.to_ascii_lowercase());
+                        } else {
+                            snake.push(c);
+                        }
+                    }
+                    (snake, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(snake_case).collect()),
+        other => other,
+    }
+}
+
 /// The body without its null fields (a client leaves unset fields out).
 fn strip_nulls(mut body: Value) -> Value {
     if let Some(o) = body.as_object_mut() {
@@ -1070,8 +1281,34 @@ impl World {
         }
     }
 
-    async fn send(&self, door: Door, body: &Value) -> (u16, String) {
+    async fn send(&self, door: Door, vendor: Vendor, body: &Value) -> (u16, String) {
         let req = match door {
+            // As the Google SDKs send it: the model and the method in the path, the key in
+            // `x-goog-api-key`, streams with `alt=sse`; the body has no `model` or `stream`.
+            Door::Gemini => {
+                let stream = body["stream"].as_bool().unwrap_or(false);
+                let mut body = body.clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("stream");
+                }
+                let path = match stream {
+                    true => format!(
+                        "/v1beta/models/{}:streamGenerateContent?alt=sse",
+                        vendor.model()
+                    ),
+                    false => format!("/v1beta/models/{}:generateContent", vendor.model()),
+                };
+                let resp = self
+                    .http
+                    .post(self.gw.url(&path))
+                    .header("x-goog-api-key", DEMO_SECRET)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("the gateway answers");
+                let status = resp.status().as_u16();
+                return (status, resp.text().await.unwrap_or_default());
+            }
             Door::Chat => self
                 .http
                 .post(self.gw.url("/v1/chat/completions"))
@@ -1098,11 +1335,15 @@ impl World {
     }
 }
 
-/// The door's error shape with a message: `{"error":{"message",…}}` (chat, Responses) or
+/// The door's error shape with a message: `{"error":{"message",…}}` (chat, Responses; Google's
+/// `{"error":{"code","message","status"}}` at the Gemini door) or
 /// `{"type":"error","error":{"type","message"}}` (Messages).
 fn door_error_message(door: Door, text: &str) -> Option<String> {
     let v: Value = serde_json::from_str(text).ok()?;
     if door == Door::Messages && v["type"] != "error" {
+        return None;
+    }
+    if door == Door::Gemini && !(v["error"]["code"].is_u64() && v["error"]["status"].is_string()) {
         return None;
     }
     v["error"]["message"]
@@ -1145,14 +1386,14 @@ async fn exercise(w: &World, case: &Case, door: Door, vendor: Vendor) -> Outcome
     if let Some(kind) = known(case, door, vendor) {
         return Outcome::Skipped(kind);
     }
-    let mut body = render(case, door, vendor.model());
+    let mut body = render(case, door, vendor);
     if door == Door::Responses && vendor == Vendor::OpenAi {
         // Passed through: MockUpstream answers a chat stream, not Responses events, so the
         // gateway would report the stream cut; the request contract is what is tested here.
         body["stream"] = json!(false);
     }
     let before = w.seen(vendor);
-    let (status, text) = w.send(door, &body).await;
+    let (status, text) = w.send(door, vendor, &body).await;
     let called = w.seen(vendor) > before;
     let shaped = door_error_message(door, &text);
     if (200..300).contains(&status) {
@@ -1196,7 +1437,8 @@ async fn exercise(w: &World, case: &Case, door: Door, vendor: Vendor) -> Outcome
 /// When the vendor got fewer images than the client sent (an answered request that lost
 /// content, which the vendor cannot see), what was sent and what arrived.
 fn dropped_images(w: &World, vendor: Vendor, body: &Value) -> Option<String> {
-    let count = |v: &Value| v.to_string().matches(PNG).count();
+    // The unpadded prefix: the Gemini door sends some images in URL-safe base64 without padding.
+    let count = |v: &Value| v.to_string().matches(PNG.trim_end_matches('=')).count();
     let sent = count(body);
     if sent == 0 {
         return None;

@@ -3,9 +3,12 @@
 //! A change to a conversion shows as a diff of plain, checked-in files.
 //!
 //! - Requests: `tests/golden/requests/<door>/<case>.json` (written by hand) is read at its
-//!   front door (`chat`, `messages` or `responses`) with [`FrontRequest::read`] and rendered for every vendor
+//!   front door (`chat`, `messages`, `responses` with [`FrontRequest::read`]; `gemini` with
+//!   [`FrontRequest::read_gemini`], the model `gw-model` in the path, streamed for `stream_*`
+//!   cases) and rendered for every vendor
 //!   kind (`openai`, `azure`, `anthropic`, `gemini`, and `converse`: a `bedrock` provider's
-//!   Converse model) with [`convert::upstream_body`]; the result
+//!   Converse model; the Gemini door's cases also for Claude on Bedrock, Claude and Gemini on
+//!   Vertex AI and an OpenAI-compatible server) with [`convert::upstream_body`]; the result
 //!   is compared with `<case>.<vendor>.json` (pretty-printed, keys in the order they are sent).
 //!   A refusal is `<case>.<vendor>.error.json` with its status and message.
 //! - Answers: every vendor answer of `tests/fixtures/{openai,anthropic,gemini,bedrock_converse}/`
@@ -37,10 +40,11 @@ use switchyard::dialect::{self, Dialect};
 use switchyard::error::GatewayError;
 use switchyard::providers;
 
-const DOORS: [(&str, Dialect); 3] = [
+const DOORS: [(&str, Dialect); 4] = [
     ("chat", Dialect::Chat),
     ("messages", Dialect::Messages),
     ("responses", Dialect::Responses),
+    ("gemini", Dialect::Gemini),
 ];
 
 /// The providers a request is rendered for, with the upstream model of their route
@@ -56,6 +60,32 @@ const VENDORS: [(&str, &str); 5] = [
 /// The upstream model of the `converse` provider's route (Amazon Nova: prompt caching,
 /// forced tool choice, tool-result images).
 const CONVERSE_MODEL: &str = "us.amazon.nova-pro-v1:0";
+
+/// The Gemini door's requests are rendered for these too (the door is new: every vendor kind
+/// and dialect is shown once): Claude on Bedrock (the Messages body), Claude and Gemini on
+/// Vertex AI, and an OpenAI-compatible server (`openai` with `chat_only`).
+const GEMINI_DOOR_VENDORS: [(&str, &str); 4] = [
+    (
+        "bedrock_claude",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ),
+    ("vertex_claude", "claude-sonnet-4-5@20250929"),
+    ("vertex_gemini", "gemini-2.5-flash"),
+    ("openai_compatible", "llama-3.1-8b"),
+];
+
+/// The provider of the golden config each of [`GEMINI_DOOR_VENDORS`] is.
+fn door_vendor_provider(vendor: &str) -> &str {
+    match vendor {
+        "bedrock_claude" => "converse",
+        "vertex_claude" | "vertex_gemini" => "vertex",
+        "openai_compatible" => "compat",
+        other => other,
+    }
+}
+
+/// The model in a Gemini-door request's path (the body has none).
+const GEMINI_DOOR_MODEL: &str = "gw-model";
 
 /// The model name answers are translated under until the vendor names its own.
 const MODEL_HINT: &str = "upstream-model";
@@ -96,6 +126,23 @@ default_max_tokens = 4096
 name = "gemini"
 kind = "gemini"
 base_url = "http://127.0.0.1:9"
+
+[[providers]]
+name = "compat"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+chat_only = true
+"#;
+
+/// A Vertex AI provider, loaded offline (no Google credentials are looked for): the bodies
+/// the gateway makes for it need none.
+const VERTEX_PROVIDER: &str = r#"
+[[providers]]
+name = "vertex"
+kind = "vertex"
+base_url = "http://127.0.0.1:9"
+project = "golden-project"
+location = "us-east5"
 "#;
 
 fn root() -> PathBuf {
@@ -325,7 +372,27 @@ fn config() -> Config {
     config::load_str(&text, Path::new("golden.toml")).expect("the golden providers load")
 }
 
+/// The Vertex AI provider (loaded offline, once).
+fn vertex_config() -> &'static Config {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        config::check_str(
+            VERTEX_PROVIDER,
+            Path::new("golden-vertex.toml"),
+            config::Mode::Offline,
+        )
+        .expect("the golden Vertex provider loads")
+    })
+}
+
 fn provider<'c>(config: &'c Config, name: &str) -> &'c Provider {
+    if name == "vertex" {
+        return provider_in(vertex_config(), name);
+    }
+    provider_in(config, name)
+}
+
+fn provider_in<'c>(config: &'c Config, name: &str) -> &'c Provider {
     config
         .providers
         .iter()
@@ -361,9 +428,15 @@ fn requests_render_as_the_golden_files_for_every_door_and_vendor() {
         for (case, path) in inputs(&dir.join(door), ".json") {
             cases += 1;
             let body = Bytes::from(fs::read(&path).unwrap());
-            for (vendor, upstream_model) in VENDORS {
-                let provider = provider(&config, vendor);
-                let rendered = FrontRequest::read(dialect, body.clone())
+            let more: &[(&str, &str)] = match dialect {
+                Dialect::Gemini => &GEMINI_DOOR_VENDORS,
+                _ => &[],
+            };
+            for &(vendor, upstream_model) in VENDORS.iter().chain(more) {
+                let provider = provider(&config, door_vendor_provider(vendor));
+                // The Gemini door's streamed cases are named `stream_*` (the method says it).
+                let stream = case.starts_with("stream_");
+                let rendered = read_at_door(dialect, body.clone(), stream)
                     .and_then(|mut req| convert::upstream_body(&mut req, provider, upstream_model));
                 match rendered {
                     Ok(bytes) => match pretty(&bytes) {
@@ -385,6 +458,8 @@ fn requests_render_as_the_golden_files_for_every_door_and_vendor() {
 /// A same-dialect route sends the client's bytes with only `model` changed: checked on the
 /// bytes themselves (the golden files are re-indented). The fixtures are sent compact: the
 /// splice keeps every top-level value's bytes, not the whitespace between top-level members.
+/// The Gemini door's model is in the path: to `gemini` and Vertex Gemini routes its bodies go
+/// byte for byte.
 #[test]
 fn same_dialect_requests_are_the_clients_bytes_with_model_spliced() {
     let config = config();
@@ -392,15 +467,20 @@ fn same_dialect_requests_are_the_clients_bytes_with_model_spliced() {
         ("messages", Dialect::Messages, "anthropic"),
         ("responses", Dialect::Responses, "openai"),
         ("responses", Dialect::Responses, "azure"),
+        ("gemini", Dialect::Gemini, "gemini"),
+        ("gemini", Dialect::Gemini, "vertex"),
     ];
     let mut checked = 0;
     for (door, dialect, vendor) in pairs {
         let dir = root().join("golden/requests").join(door);
         for (case, path) in inputs(&dir, ".json") {
             let body = Bytes::from(compact(&fs::read(&path).unwrap()));
-            let mut req = FrontRequest::read(dialect, body.clone()).unwrap();
-            let sent = convert::upstream_body(&mut req, provider(&config, vendor), "spliced-model")
-                .unwrap();
+            let mut req = read_at_door(dialect, body.clone(), case.starts_with("stream_")).unwrap();
+            let model = match vendor {
+                "vertex" => "gemini-2.5-flash",
+                _ => "spliced-model",
+            };
+            let sent = convert::upstream_body(&mut req, provider(&config, vendor), model).unwrap();
             let expected = String::from_utf8(body.to_vec()).unwrap().replacen(
                 "\"gw-model\"",
                 "\"spliced-model\"",
@@ -644,12 +724,43 @@ fn front_request(front: Dialect, stream: bool) -> switchyard::dialect::request::
         Dialect::Responses => {
             format!(r#"{{"model":"m","max_output_tokens":16,"input":"x","stream":{stream}}}"#)
         }
+        Dialect::Gemini => {
+            r#"{"contents":[{"role":"user","parts":[{"text":"x"}]}],"generationConfig":{"maxOutputTokens":16}}"#.to_string()
+        }
         _ => format!(
             r#"{{"model":"m","max_tokens":16,"messages":[{{"role":"user","content":"x"}}],"stream":{stream}}}"#
         ),
     };
-    switchyard::dialect::request::FrontRequest::read(front, Bytes::from(body))
-        .expect("a valid request")
+    read_at_door(front, Bytes::from(body), stream).expect("a valid request")
+}
+
+/// A `generateContent` (or, `stream`, `streamGenerateContent?alt=sse`) body at the Gemini
+/// door for `model`.
+fn gemini_front_request(
+    body: Bytes,
+    model: &str,
+    stream: bool,
+) -> Result<FrontRequest, GatewayError> {
+    use switchyard::dialect::gemini_door::{Call, Method};
+    let call = Call {
+        model: model.to_string(),
+        method: if stream {
+            Method::Stream
+        } else {
+            Method::Generate
+        },
+        sse: true,
+    };
+    FrontRequest::read_gemini(body, &call)
+}
+
+/// A request body as its door reads it; the Gemini door takes the model and `stream` from
+/// the path ([`GEMINI_DOOR_MODEL`], the method).
+fn read_at_door(door: Dialect, body: Bytes, stream: bool) -> Result<FrontRequest, GatewayError> {
+    match door {
+        Dialect::Gemini => gemini_front_request(body, GEMINI_DOOR_MODEL, stream),
+        _ => FrontRequest::read(door, body),
+    }
 }
 
 /// An answer through a fresh translation, fed in chunks of `cut` bytes.
