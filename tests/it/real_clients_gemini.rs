@@ -417,30 +417,64 @@ const GEMINI_CLI_SETTINGS: &str = r#"{
   "general": {"enableAutoUpdate": false}
 }"#;
 
-/// `gemini -p "<prompt>" <args…>` against `gw`, in a fresh HOME with [`GEMINI_CLI_SETTINGS`]:
-/// `GOOGLE_GEMINI_BASE_URL` the gateway and `GEMINI_API_KEY` the demo key (its configuration
-/// reference), the working folder trusted by its documented variable
-/// (`GEMINI_CLI_TRUST_WORKSPACE`; headless runs refuse an untrusted folder).
+/// The environment the README gives Gemini CLI ("## Gemini clients"), pointed at `gw`; the
+/// README also names the settings line [`GEMINI_CLI_SETTINGS`] carries for the auth type.
+fn gemini_cli_env(gw: &Gateway) -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("## Gemini clients")
+        .expect("the README's section for Gemini clients");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    assert!(
+        section.contains(r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#),
+        "the README names the auth type setting: {section}"
+    );
+    let cli = section
+        .find("**Gemini CLI**")
+        .expect("the README's Gemini CLI part");
+    let block = &section[cli..];
+    let open = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let len = block[open..].find("```").expect("its end");
+    let base = gw.url("");
+    let env: Vec<(String, String)> = block[open..open + len]
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| {
+            let v = v.replace("http://localhost:8080", base.trim_end_matches('/'));
+            (k.to_string(), v)
+        })
+        .collect();
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY"],
+        "the README's settings"
+    );
+    env
+}
+
+/// `gemini -p "<prompt>" <args…>` against `gw`, in a fresh HOME with [`GEMINI_CLI_SETTINGS`]
+/// and the README's environment ([`gemini_cli_env`]: `GOOGLE_GEMINI_BASE_URL` the gateway,
+/// `GEMINI_API_KEY` the demo key, as Gemini CLI's configuration reference names them), the
+/// working folder trusted by its documented variable (`GEMINI_CLI_TRUST_WORKSPACE`; headless
+/// runs refuse an untrusted folder).
 async fn gemini_p(gw: &Gateway, prompt: &str, args: &[&str]) -> Run {
     let gemini = installed("gemini-cli", "@google/gemini-cli/bundle/gemini.js");
     let home = tempfile::tempdir().unwrap();
     let settings = home.path().join(".gemini");
     std::fs::create_dir_all(&settings).unwrap();
     std::fs::write(settings.join("settings.json"), GEMINI_CLI_SETTINGS).unwrap();
-    let base = gw.url("");
+    let readme = gemini_cli_env(gw);
+    let mut env: Vec<(&str, &str)> = readme
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("GEMINI_CLI_TRUST_WORKSPACE", "true"));
     let mut argv = vec![gemini.to_str().unwrap(), "-p", prompt];
     argv.extend(args);
-    run(
-        Path::new("node"),
-        &argv,
-        home.path(),
-        &[
-            ("GOOGLE_GEMINI_BASE_URL", base.trim_end_matches('/')),
-            ("GEMINI_API_KEY", DEMO_SECRET),
-            ("GEMINI_CLI_TRUST_WORKSPACE", "true"),
-        ],
-    )
-    .await
+    run(Path::new("node"), &argv, home.path(), &env).await
 }
 
 /// `gemini -p "say hi"` with its default model (`auto`) on an `anthropic` route: the strict
