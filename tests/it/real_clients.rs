@@ -24,7 +24,7 @@ use support::*;
 const RUN_LIMIT: Duration = Duration::from_secs(50);
 
 /// `tests/clients/<name>/node_modules/<rel>`, or a failure saying how to install it.
-fn installed(name: &str, rel: &str) -> PathBuf {
+pub(crate) fn installed(name: &str, rel: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(name);
@@ -46,7 +46,7 @@ pub(crate) struct Run {
 }
 
 /// Runs `program args…` in `home/work` with `HOME=home`, only `PATH` and `env` besides.
-async fn run(program: &Path, args: &[&str], home: &Path, env: &[(&str, &str)]) -> Run {
+pub(crate) async fn run(program: &Path, args: &[&str], home: &Path, env: &[(&str, &str)]) -> Run {
     let work = home.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let mut cmd = tokio::process::Command::new(program);
