@@ -243,10 +243,21 @@ pub(crate) fn request(
     model: &str,
     stream: bool,
 ) -> Result<(Bytes, Adjustments), GatewayError> {
-    let req: RequestIn<'_> = serde_json::from_slice(body).map_err(|e| {
-        invalid(format!(
-            "the request body is not a GenerateContentRequest: {e}"
-        ))
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(invalid(
+            "the request body is not a GenerateContentRequest: a JSON object is expected",
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let req: RequestIn<'_> = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match field.as_str() {
+            "." | "" => invalid(format!(
+                "the request body is not a GenerateContentRequest: {inner}"
+            )),
+            _ => invalid(format!("`{field}`: {inner}")),
+        }
     })?;
     let mut adjusted = Adjustments::default();
     if req.cached_content.as_deref().is_some_and(|c| !c.is_empty()) {
@@ -611,7 +622,7 @@ fn function_tool<'a>(
         )));
     }
     let parameters = match (f.parameters_json_schema, f.parameters) {
-        (Some(raw), _) if raw.get() != "null" => Some(Schema::Raw(raw)),
+        (Some(raw), _) if raw.get() != "null" => Some(json_schema_as_is(raw)),
         (_, Some(raw)) if raw.get() != "null" => Some(Schema::Converted(openapi_schema(
             &format!("tools[{i}].functionDeclarations[{j}].parameters"),
             raw,
@@ -626,6 +637,63 @@ fn function_tool<'a>(
             parameters,
         },
     })
+}
+
+/// A JSON Schema the client sent (`parametersJsonSchema`, `responseJsonSchema`): its bytes,
+/// unless it names a type in Google's upper-case enum (`"type": "OBJECT"`), which the Gemini
+/// API takes there and Gemini CLI sends (0.61.0, its model router's `responseJsonSchema`), but
+/// JSON Schema does not (JSON Schema Validation §6.1.1: the type names are lower-case) and so
+/// neither do the vendors behind the pivot: those are lower-cased, nothing else is changed.
+fn json_schema_as_is(raw: &RawValue) -> Schema<'_> {
+    const GOOGLE_TYPES: [&str; 7] = [
+        "\"STRING\"",
+        "\"NUMBER\"",
+        "\"INTEGER\"",
+        "\"BOOLEAN\"",
+        "\"ARRAY\"",
+        "\"OBJECT\"",
+        "\"NULL\"",
+    ];
+    let text = raw.get();
+    if !GOOGLE_TYPES.iter().any(|t| text.contains(t)) {
+        return Schema::Raw(raw);
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Schema::Converted(lower_type_names(v)),
+        Err(_) => Schema::Raw(raw),
+    }
+}
+
+/// `v` with every schema's `type` (a name or a list of names) in lower case, recursively
+/// through subschemas; values (`enum`, `const`, `default`, `examples`) are data and kept.
+fn lower_type_names(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, val)| {
+                    let val = match k.as_str() {
+                        "type" => match val {
+                            Value::String(t) => Value::String(t.to_ascii_lowercase()),
+                            Value::Array(a) => Value::Array(
+                                a.into_iter()
+                                    .map(|t| match t {
+                                        Value::String(t) => Value::String(t.to_ascii_lowercase()),
+                                        other => other,
+                                    })
+                                    .collect(),
+                            ),
+                            other => lower_type_names(other),
+                        },
+                        "enum" | "const" | "default" | "examples" | "example" => val,
+                        _ => lower_type_names(val),
+                    };
+                    (k, val)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(lower_type_names).collect()),
+        other => other,
+    }
 }
 
 /// Google's OpenAPI-subset `Schema` (`at` names it) as JSON Schema.
@@ -798,7 +866,7 @@ fn response_format<'a>(
         None | Some("") | Some("text/plain") => Ok(None),
         Some("application/json") => {
             let schema = match (json_schema, openapi) {
-                (Some(raw), _) => Schema::Raw(raw),
+                (Some(raw), _) => json_schema_as_is(raw),
                 (None, Some(raw)) => Schema::Converted(openapi_schema(
                     "generationConfig.responseSchema",
                     raw,
@@ -1695,7 +1763,8 @@ mod tests {
                 json!({"contents": [{"parts": [{"text": "x"}]}], "tools": [{"functionDeclarations": [{"description": "no name"}]}]}),
                 "`tools[0].functionDeclarations[0].name`",
             ),
-            (json!({"contents": "x"}), "GenerateContentRequest"),
+            (json!({"contents": "x"}), "`contents`: invalid type"),
+            (json!([1]), "not a GenerateContentRequest"),
         ] {
             let e = refused(body);
             assert!(e.contains(field), "{field}: {e}");

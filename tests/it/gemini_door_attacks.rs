@@ -570,7 +570,6 @@ async fn contents_that_are_not_an_array_are_a_google_400() {
 /// ("invalid type: string \"x\", expected a sequence at line 1 column 25"), not the field's
 /// name as the project's errors give it (`contents[0].parts`).
 #[tokio::test]
-#[ignore = "finding for gemini-pair: a wrong type's 400 does not name the field"]
 async fn a_wrong_type_is_a_google_400_naming_the_field() {
     let d = door().await;
     let mut found = Vec::new();

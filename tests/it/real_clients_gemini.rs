@@ -608,7 +608,6 @@ fn non_json_schema_types(schema: &Value, at: &str, found: &mut Vec<String>) {
 /// and JSON Schema's types are lower-case (json-schema.org, "type"), so Anthropic refuses it
 /// (the strict mock does not check schemas; this test does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding for gemini-pair: responseJsonSchema's upper-case types reach Anthropic"]
 async fn gemini_cli_s_schemas_reach_anthropic_as_json_schema() {
     let (anth, _gw, _r) = gemini_p_on_anthropic().await;
     let mut found = Vec::new();

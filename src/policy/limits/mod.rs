@@ -919,10 +919,7 @@ impl Limiter {
     pub async fn publish_budgets(&self, config: &Config) {
         let runtime_keys = self.inner.memory.runtime_keys();
         let numbers = match self.usable_shared() {
-            Some(shared) => match shared
-                .budgets(config, &runtime_keys, self.periods())
-                .await
-            {
+            Some(shared) => match shared.budgets(config, &runtime_keys, self.periods()).await {
                 Ok(numbers) => numbers,
                 Err(e) => {
                     shared.went_down(&e, &self.inner.metrics);
