@@ -210,16 +210,20 @@ pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     query_values(query, name).into_iter().next()
 }
 
-/// Every value of `name` in a query string, in order, decoded as [`query_value`] does.
+/// Every value of `name` in a query string, in order, decoded as [`query_value`] does. A
+/// system parameter's name may also be written with a `$` (`$key`, `$alt`, `%24key`): Google
+/// Cloud docs, "System parameters" (each is given as `name` or `$name` in the URL query).
 pub fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
     let Some(query) = query else {
         return Vec::new();
     };
+    let decode = |s: &str| crate::policy::models::percent_decoded(&s.replace('+', " "));
     query
         .split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == name).then(|| crate::policy::models::percent_decoded(&v.replace('+', " ")))
+            let k = decode(k);
+            (k.strip_prefix('$').unwrap_or(&k) == name).then(|| decode(v))
         })
         .collect()
 }
@@ -388,5 +392,13 @@ mod tests {
         assert_eq!(query_value(Some("key"), "key").unwrap(), "");
         assert_eq!(query_value(Some("alt=sse"), "key"), None);
         assert_eq!(query_value(None, "key"), None);
+        assert_eq!(
+            super::query_values(Some("key=a&$key=b&%24key=c&xkey=d"), "key"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            call("POST", "/v1beta/models/g:streamGenerateContent?%24alt=sse"),
+            ok("g", Method::Stream, true)
+        );
     }
 }
