@@ -355,7 +355,6 @@ async fn not_refused(d: &Door, query: &str, headers: &[(&str, &str)]) -> Option<
 /// own `key=` cannot know which key paid. Google's system parameters give one key per request
 /// (`key` / `$key` / `X-Goog-Api-Key`, cloud.google.com/apis/docs/system-parameters).
 #[tokio::test]
-#[ignore = "finding for gemini-door: two different keys in one request are served"]
 async fn two_different_keys_in_one_request_are_refused() {
     let d = door().await;
     let mut found = Vec::new();
@@ -468,7 +467,6 @@ async fn an_alt_the_door_cannot_honour_is_a_google_400() {
 /// system parameters); `?$key=` is a 401 ("missing bearer key") and `?$alt=sse` gets the
 /// JSON array instead of events.
 #[tokio::test]
-#[ignore = "finding for gemini-door: $key and $alt are not read as key and alt"]
 async fn dollar_alt_and_dollar_key_are_alt_and_key() {
     let d = door().await;
     for query in [
