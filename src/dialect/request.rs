@@ -211,10 +211,14 @@ impl FrontRequest {
 
     /// The upstream body for a vendor of the front door's own dialect: the client's bytes with
     /// only `model` changed (and, for chat streams, usage asked for); at the Gemini door the
-    /// client's bytes as they are (the model is in the path).
+    /// client's bytes as they are (the model is in the path), but for `batchEmbedContents`,
+    /// whose requests name the model again ([`gemini::view::batch_models_spliced`]).
     pub fn native_body(&self, upstream_model: &str) -> Bytes {
         match &self.native {
             Some(native) => native.body_for(upstream_model),
+            None if self.gemini_method == Some(door::Method::BatchEmbed) => {
+                gemini::view::batch_models_spliced(&self.body, &self.model, upstream_model)
+            }
             None => self.body.clone(),
         }
     }

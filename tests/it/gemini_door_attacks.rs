@@ -9,10 +9,6 @@
 //! (cloud.google.com/apis/docs/system-parameters: `key`/`$key`, `alt`/`$alt` with `json`,
 //! `media`, `proto`, `sse`).
 //!
-//! What the door does not do yet is written as `#[ignore]`d tests whose reason names the
-//! finding and the helper it is for (run them with `cargo test --test it gemini_door_attacks
-//! -- --ignored`).
-//!
 //! One gateway per test: `flash` routed natively to a strict [`MockGemini`] (as
 //! `gemini-2.5-flash`), `sonnet` translated to a strict [`MockAnthropic`].
 

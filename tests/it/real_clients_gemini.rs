@@ -284,7 +284,6 @@ async fn the_genai_sdk_on_a_gemini_route_bytes_both_ways() {
 /// `POST /v1/models/flash:batchEmbedContents` `{"requests": [{"content": {"parts": [{"text":
 /// "hello"}], "role": "user"}, "model": "models/flash"}]}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding for gemini-door: batchEmbedContents keeps the gateway's model in the body"]
 async fn the_genai_sdk_embeds_on_a_gemini_route_bytes_both_ways() {
     let gem = MockGemini::start("gem-key").await;
     let gw = gemini_gateway(&gem).await;

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -220,5 +221,80 @@ mod tests {
         assert!(err(br#"{"contents":[],"contents":[]}"#, Method::Generate).contains("twice"));
         let both = br#"{"contents":[],"generationConfig":{},"generation_config":{}}"#;
         assert!(err(both, Method::Generate).contains("`generation_config` is given twice"));
+    }
+}
+
+/// A `batchEmbedContents` body for a vendor of the Gemini dialect: the client's bytes with
+/// each `requests[].model` that names the client's model (`client_model`, with or without
+/// `models/`) replaced by `models/{upstream_model}`, nothing else changed. Google's reference
+/// (`models.batchEmbedContents`): each request's model "must match the model specified in the
+/// path", and the path now names the upstream model. A request naming another model is left
+/// as it is (the vendor refuses it, as Google would); a body that cannot be read is returned
+/// as it came (the door's view read it already).
+pub fn batch_models_spliced(body: &Bytes, client_model: &str, upstream_model: &str) -> Bytes {
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        requests: Vec<Request<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow, default)]
+        model: Option<&'a RawValue>,
+    }
+    let Ok(batch) = serde_json::from_slice::<Batch<'_>>(body) else {
+        return body.clone();
+    };
+    let names_client = |raw: &RawValue| {
+        serde_json::from_str::<&str>(raw.get()).is_ok_and(|m| {
+            m.strip_prefix("models/").unwrap_or(m)
+                == client_model.strip_prefix("models/").unwrap_or(client_model)
+        })
+    };
+    let spans: Vec<(usize, usize)> = batch
+        .requests
+        .iter()
+        .filter_map(|r| r.model)
+        .filter(|raw| names_client(raw))
+        .map(|raw| {
+            let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+            (start, start + raw.get().len())
+        })
+        .collect();
+    if spans.is_empty() {
+        return body.clone();
+    }
+    let replacement =
+        serde_json::to_string(&format!("models/{upstream_model}")).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() + spans.len() * replacement.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend_from_slice(&body[at..start]);
+        out.extend_from_slice(replacement.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::batch_models_spliced;
+    use bytes::Bytes;
+
+    #[test]
+    fn each_request_naming_the_clients_model_names_the_upstream_one() {
+        let body = Bytes::from_static(
+            br#"{"requests": [{"content": {"parts": [{"text": "models/flash"}]}, "model": "models/flash"},
+                {"model":"flash","content":{}}, {"model": "models/other"}]}"#,
+        );
+        let out = batch_models_spliced(&body, "flash", "gemini-2.5-flash");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"requests": [{"content": {"parts": [{"text": "models/flash"}]}, "model": "models/gemini-2.5-flash"},
+                {"model":"models/gemini-2.5-flash","content":{}}, {"model": "models/other"}]}"#
+        );
+        let bad = Bytes::from_static(b"{\"requests\": 5}");
+        assert_eq!(batch_models_spliced(&bad, "flash", "x"), bad);
     }
 }
