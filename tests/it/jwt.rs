@@ -474,8 +474,8 @@ async fn an_issuer_added_by_a_reload_is_served_and_without_one_a_jwt_is_a_plain_
 }
 
 /// Claims nested as identity providers nest them (Keycloak's `realm_access.roles`) give the
-/// team and user; a limits claim gives the user its own limits (an rpm of 1 here, in a team
-/// with no per-user rates), which bind that user alone; a malformed limits claim is a 401
+/// team and user; a limits claim gives the user its own limits (an rpm of 1, a day's budget
+/// of 5 tokens, in a team with no per-user limits), which bind that user alone; a malformed limits claim is a 401
 /// that names the claim and not its value.
 #[tokio::test]
 async fn nested_claims_give_the_team_and_a_limits_claim_the_users_own_limits() {
@@ -521,6 +521,16 @@ async fn nested_claims_give_the_team_and_a_limits_claim_the_users_own_limits() {
         let (status, _, body) = chat(&gw, &dave).await;
         assert_eq!(status, 200, "{body}");
     }
+
+    // A budget from the claims: a day of 5 tokens cannot take even this small request.
+    let frank = token("frank", json!({"tokens_per_day": 5}));
+    let (status, _, body) = chat(&gw, &frank).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    assert!(
+        message(&body).contains("user `frank` of team `ops`"),
+        "{body}"
+    );
 
     let bad = token("erin", json!({"rpm": "unlimited-please"}));
     refused(&gw, &bad, "malformed limits claim").await;
