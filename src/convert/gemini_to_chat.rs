@@ -72,7 +72,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -80,8 +80,8 @@ use crate::accounting::usage::Usage;
 use crate::contract::gemini_door as contract;
 use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
-    lenient_usage, ChunkErrorIn, FunctionName, ImageUrl, Str, StreamOptions, ThinkingBlock,
-    ToolCallIn, ToolCallOut, ToolChoiceOut, ToolDeltaIn,
+    ChunkErrorIn, ChunkIn, CompletionIn, DeltaIn, FunctionName, ImageUrl, Str, StreamOptions,
+    ThinkingBlock, ToolCallOut, ToolChoiceOut, ToolDeltaIn,
 };
 use crate::dialect::gemini::wire::{
     BlobIn, ContentIn, FunctionCallIn, FunctionDeclIn, FunctionResponseIn, GenerationConfigIn,
@@ -890,43 +890,6 @@ fn response_format<'a>(
 // ---------------------------------------------------------------------------------------------
 // Answers: chat in, Gemini out.
 
-/// A chat answer as read here (with `reasoning_content`, which some chat vendors send).
-#[derive(Deserialize)]
-struct CompletionRead<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChoiceRead<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceRead<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    message: Option<MessageRead<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct MessageRead<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolCallIn<'a>>>,
-    #[serde(borrow, default)]
-    thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
-}
-
 /// A `GenerateContentResponse` as written.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1091,7 +1054,7 @@ fn call_part<'a>(
 
 /// A whole `chat.completion` as a `GenerateContentResponse` (see the module doc).
 pub(crate) fn answer(chat_answer: &[u8], model: &str) -> Result<Bytes, GatewayError> {
-    let c: CompletionRead<'_> =
+    let c: CompletionIn<'_> =
         serde_json::from_slice(chat_answer).map_err(|e| unreadable(VENDOR, "an answer", e))?;
     let mut candidates = Vec::with_capacity(c.choices.len());
     for choice in c.choices {
@@ -1150,44 +1113,6 @@ pub(crate) fn answer(chat_answer: &[u8], model: &str) -> Result<Bytes, GatewayEr
 // ---------------------------------------------------------------------------------------------
 // Streams: chat chunks in, Gemini stream events out.
 
-#[derive(Deserialize)]
-struct ChunkRead<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChunkChoiceRead<'a>>,
-    #[serde(default, deserialize_with = "lenient_usage")]
-    usage: Option<Usage>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoiceRead<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    delta: Option<DeltaRead<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaRead<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
-    #[serde(borrow, default)]
-    thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
-}
-
 /// A tool call being streamed: its chat index, id, name and arguments so far.
 #[derive(Debug, Default)]
 struct CallSoFar {
@@ -1236,7 +1161,7 @@ impl EventState for StreamState {
         if data == b"[DONE]" {
             return self.last(out);
         }
-        let chunk: ChunkRead<'_> = match serde_json::from_slice(data) {
+        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
             Ok(c) => c,
             Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
         };
@@ -1294,7 +1219,7 @@ impl EventState for StreamState {
 }
 
 impl StreamState {
-    fn delta<'a>(&mut self, delta: DeltaRead<'a>, parts: &mut Vec<GeminiPart<'a>>) {
+    fn delta<'a>(&mut self, delta: DeltaIn<'a>, parts: &mut Vec<GeminiPart<'a>>) {
         let blocks = delta.thinking_blocks.unwrap_or_default();
         if !blocks.is_empty() {
             let streamed = std::mem::take(&mut self.reasoning_streamed);

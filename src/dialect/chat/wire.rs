@@ -549,6 +549,8 @@ pub(crate) struct CompletionIn<'a> {
 
 #[derive(Deserialize)]
 pub(crate) struct ChoiceIn<'a> {
+    #[serde(default)]
+    pub(crate) index: u32,
     #[serde(borrow, default)]
     pub(crate) message: Option<AnswerIn<'a>>,
     #[serde(borrow, default)]
@@ -561,6 +563,9 @@ pub(crate) struct AnswerIn<'a> {
     pub(crate) content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) refusal: Option<Cow<'a, str>>,
+    /// The reasoning text some chat servers send (DeepSeek, vLLM, OpenRouter).
+    #[serde(borrow, default)]
+    pub(crate) reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) tool_calls: Option<Vec<ToolCallIn<'a>>>,
     /// The vendor's reasoning state (a translated vendor's, `crate::convert::vendor_state`).
@@ -634,6 +639,9 @@ pub(crate) struct DeltaIn<'a> {
     pub(crate) content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) refusal: Option<Cow<'a, str>>,
+    /// The reasoning text some chat servers stream (DeepSeek, vLLM, OpenRouter).
+    #[serde(borrow, default)]
+    pub(crate) reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) tool_calls: Option<Vec<ToolDeltaIn<'a>>>,
     /// Whole reasoning blocks (a translated vendor's, `crate::convert::vendor_state`).
