@@ -84,9 +84,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
     parts.headers.reserve(resp.headers.len());
+    // The head copied once; each value is a slice of that copy (one allocation for them all,
+    // and the client's head shares them: `crate::gateway::response_headers`).
+    let raw = bytes::Bytes::copy_from_slice(&buf[..len]);
     for h in resp.headers.iter() {
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Malformed)?;
-        parts.headers.append(name, unfold(h.value)?);
+        let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+        parts.headers.append(
+            name,
+            unfold(h.value, || raw.slice(start..start + h.value.len()))?,
+        );
     }
     let http11 = resp.version == Some(1);
     parts.version = if http11 {
@@ -103,10 +110,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
 }
 
 /// A header value with each obsolete line folding (CRLF and its spaces) replaced by spaces
-/// (RFC 9112 §5.2); a value with another control byte is refused.
-fn unfold(value: &[u8]) -> Result<http::HeaderValue, Malformed> {
+/// (RFC 9112 §5.2); a value with another control byte is refused. `shared` gives the same
+/// bytes as `value`, shared with the head's copy (taken when nothing is to be replaced).
+fn unfold(
+    value: &[u8],
+    shared: impl FnOnce() -> bytes::Bytes,
+) -> Result<http::HeaderValue, Malformed> {
     if !value.iter().any(|&b| b == b'\r' || b == b'\n') {
-        return http::HeaderValue::from_bytes(value).map_err(|_| Malformed);
+        return http::HeaderValue::from_maybe_shared(shared()).map_err(|_| Malformed);
     }
     let value: Vec<u8> = value
         .iter()

@@ -441,20 +441,31 @@ impl RateHeaders {
             HeaderName::from_static("x-switchyard-budget-remaining-usd"),
             HeaderName::from_static("x-switchyard-budget-remaining-tokens"),
         ];
-        for (name, (_, v)) in NAMES.into_iter().zip(self.entries()) {
-            let value = match v {
-                Some(RateValue::Count(n)) => HeaderValue::from(n),
-                Some(RateValue::Reset(d)) => match HeaderValue::try_from(format_reset(d)) {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
-                Some(RateValue::Usd(n)) => match HeaderValue::try_from(format_usd(n)) {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
+        // Every value is written into one buffer and each header takes a slice of it: one
+        // allocation for all of them (a `HeaderValue` of its own costs two each).
+        let mut buf = bytes::BytesMut::with_capacity(160);
+        let mut ends: [Option<(usize, usize)>; 8] = [None; 8];
+        for ((_, v), end) in self.entries().into_iter().zip(&mut ends) {
+            let start = buf.len();
+            let written = match v {
+                Some(RateValue::Count(n)) => fmt::Write::write_fmt(&mut buf, format_args!("{n}")),
+                Some(RateValue::Reset(d)) => write_reset(&mut buf, d),
+                Some(RateValue::Usd(n)) => write_usd(&mut buf, n),
                 None => continue,
             };
-            headers.insert(name, value);
+            if written.is_ok() {
+                *end = Some((start, buf.len()));
+            }
+        }
+        let buf = buf.freeze();
+        for (name, range) in NAMES.into_iter().zip(ends) {
+            let Some((start, end)) = range else {
+                continue;
+            };
+            // Digits, dots and unit letters: always a valid value.
+            if let Ok(value) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
+                headers.insert(name, value);
+            }
         }
     }
 }
@@ -470,28 +481,47 @@ enum RateValue {
 /// Nano-dollars as a decimal number of dollars with six decimals, rounded down (what is left
 /// is never overstated): `"12.500000"`, `"0.000450"`.
 pub fn format_usd(nanos: u64) -> String {
+    let mut out = String::new();
+    let _ = write_usd(&mut out, nanos);
+    out
+}
+
+/// [`format_usd`] into `out`.
+fn write_usd(out: &mut impl std::fmt::Write, nanos: u64) -> std::fmt::Result {
     let micros = nanos / 1000;
-    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+    write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 /// A duration the way OpenAI writes its `x-ratelimit-reset-*` headers (Go's duration format),
 /// to the millisecond, rounded up: `"0s"`, `"0.5s"`, `"1s"`, `"59.999s"`, `"6m0s"`,
 /// `"1m30.5s"`, `"1h0m0s"`.
 pub fn format_reset(d: Duration) -> String {
+    let mut out = String::new();
+    let _ = write_reset(&mut out, d);
+    out
+}
+
+/// [`format_reset`] into `out`.
+fn write_reset(out: &mut impl std::fmt::Write, d: Duration) -> std::fmt::Result {
     let ms = d.as_nanos().div_ceil(1_000_000);
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
     let (m, s_ms) = (rest / 60_000, rest % 60_000);
-    let secs = if s_ms % 1000 == 0 {
-        format!("{}s", s_ms / 1000)
-    } else {
-        let frac = format!("{:03}", s_ms % 1000);
-        format!("{}.{}s", s_ms / 1000, frac.trim_end_matches('0'))
-    };
-    match (h, m) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
+    if h > 0 {
+        write!(out, "{h}h{m}m")?;
+    } else if m > 0 {
+        write!(out, "{m}m")?;
     }
+    let (secs, frac) = (s_ms / 1000, s_ms % 1000);
+    if frac == 0 {
+        return write!(out, "{secs}s");
+    }
+    // Milliseconds without trailing zeros: 500 -> "5", 250 -> "25", 7 -> "007".
+    let (mut digits, mut width) = (frac, 3);
+    while digits % 10 == 0 {
+        digits /= 10;
+        width -= 1;
+    }
+    write!(out, "{secs}.{digits:0width$}s")
 }
 
 /// What an admission holds in one entity (key, team or user), to settle or give back.
