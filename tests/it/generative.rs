@@ -513,6 +513,31 @@ fn tool_schema() -> Value {
     json!({"type":"object","properties":{"q":{"type":"string"}}})
 }
 
+/// A JSON Schema as a Gemini client sends it: with `upper`, its types in Google's upper-case
+/// enum names (`"OBJECT"`), which the Gemini API takes in `parametersJsonSchema` and
+/// `responseJsonSchema` and Gemini CLI sends; JSON Schema's own names (lower case) otherwise.
+fn gem_json_schema(schema: Value, upper: bool) -> Value {
+    match schema {
+        Value::Object(m) if upper => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("type", Value::String(t)) => (k, Value::String(t.to_uppercase())),
+                    ("properties", Value::Object(p)) => (
+                        k,
+                        Value::Object(
+                            p.into_iter()
+                                .map(|(n, s)| (n, gem_json_schema(s, true)))
+                                .collect(),
+                        ),
+                    ),
+                    (_, v) => (k, v),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// The schema of a structured output.
 fn answer_schema() -> Value {
     json!({"type":"object","properties":{"answer":{"type":"string"}},
@@ -1006,7 +1031,7 @@ fn render_gemini(case: &Case, vendor: Vendor) -> Value {
             .iter()
             .map(|n| match (case.bare_tools, case.parts) {
                 (true, _) => json!({"name":gem_name(n)}),
-                (false, true) => json!({"name":gem_name(n),"description":"a tool","parametersJsonSchema":tool_schema()}),
+                (false, true) => json!({"name":gem_name(n),"description":"a tool","parametersJsonSchema":gem_json_schema(tool_schema(), case.more_params)}),
                 (false, false) => json!({"name":gem_name(n),"description":"a tool","parameters":gem_openapi_schema()}),
             })
             .collect();
@@ -1047,7 +1072,7 @@ fn render_gemini(case: &Case, vendor: Vendor) -> Value {
     }
     if case.structured {
         config["responseMimeType"] = json!("application/json");
-        config["responseJsonSchema"] = answer_schema();
+        config["responseJsonSchema"] = gem_json_schema(answer_schema(), case.more_params);
     }
     let config = strip_nulls(config);
     if config.as_object().is_some_and(|o| !o.is_empty()) {

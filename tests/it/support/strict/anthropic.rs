@@ -34,11 +34,12 @@
 //! | every `thinking` block has its `signature` | "Thinking" | `generative::` |
 //! | `output_config.effort` `low`, `medium`, `high` or `max` | "Effort" | `claude_code_requests::`, `generative::` |
 //! | `output_config.format` is `{"type":"json_schema","schema":{…}}` | "Structured outputs" | `translation::structured_output_*` |
+//! | `tools[].input_schema` and `output_config.format.schema` are JSON Schema: `type` names lower case | "Tool use" (`input_schema`: "JSON Schema"), JSON Schema Validation §6.1.1 | `generative::` (Gemini door, Google's upper-case types), `real_clients_gemini::gemini_cli_s_schemas_reach_anthropic_as_json_schema` |
 //! | at most 4 blocks with `cache_control` | "Prompt caching" | `generative::` |
 
 use serde_json::Value;
 
-use super::{base64_ok, chars, in_range, word_id, Refusal, IMAGE_TYPES};
+use super::{base64_ok, chars, in_range, schema_type_error, word_id, Refusal, IMAGE_TYPES};
 
 /// The top-level fields the Messages API knows; `context_management` counts as known (a
 /// field newer than the gateway).
@@ -118,6 +119,9 @@ fn check_with(v: &Value, count: bool) -> Result<(), Refusal> {
             return Err(invalid(
                 "output_config.format: Input tag should be 'json_schema', with an object `schema`",
             ));
+        }
+        if let Some(bad) = schema_type_error(&format["schema"], "output_config.format.schema") {
+            return Err(invalid(format!("{bad}: not a JSON Schema type")));
         }
     }
     if thinking || v["thinking"]["type"] == "adaptive" {
@@ -403,6 +407,10 @@ fn check_tools(v: &Value) -> Result<(), Refusal> {
         }
         if names.contains(&name) {
             return Err(invalid("tools: Tool names must be unique."));
+        }
+        if let Some(bad) = schema_type_error(&t["input_schema"], &format!("tools.{i}.input_schema"))
+        {
+            return Err(invalid(format!("{bad}: not a JSON Schema type")));
         }
         names.push(name);
     }

@@ -139,6 +139,43 @@ pub fn in_range(v: &Value, lo: f64, hi: f64) -> bool {
     v.is_null() || v.as_f64().is_some_and(|x| (lo..=hi).contains(&x))
 }
 
+/// The first `type` of a JSON Schema (`schema`, reached at `at`) that is not one of JSON
+/// Schema's type names, which are lower case (JSON Schema Validation §6.1.1: "null",
+/// "boolean", "object", "array", "number", "string", "integer"): where it is, and what it is.
+/// Subschemas are followed (`properties`, `items`, `anyOf`/`oneOf`/`allOf`,
+/// `additionalProperties`, `$defs`); values (`enum`, `const`, `default`) are data.
+pub fn schema_type_error(schema: &Value, at: &str) -> Option<String> {
+    const TYPES: [&str; 7] = [
+        "null", "boolean", "object", "array", "number", "string", "integer",
+    ];
+    let Value::Object(m) = schema else {
+        return None;
+    };
+    let bad = |t: &Value| t.as_str().is_some_and(|t| !TYPES.contains(&t));
+    match m.get("type") {
+        Some(t @ Value::String(_)) if bad(t) => return Some(format!("{at}.type: {t}")),
+        Some(Value::Array(ts)) if ts.iter().any(bad) => return Some(format!("{at}.type: {ts:?}")),
+        _ => {}
+    }
+    for (key, v) in m {
+        let found = match (key.as_str(), v) {
+            ("properties" | "$defs" | "definitions", Value::Object(p)) => p
+                .iter()
+                .find_map(|(n, s)| schema_type_error(s, &format!("{at}.{key}.{n}"))),
+            ("items" | "additionalProperties", s) => schema_type_error(s, &format!("{at}.{key}")),
+            ("anyOf" | "oneOf" | "allOf", Value::Array(all)) => all
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| schema_type_error(s, &format!("{at}.{key}[{i}]"))),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

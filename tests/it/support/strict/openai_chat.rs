@@ -19,6 +19,7 @@
 //! | content parts by role: `image_url`/`input_audio`/`file` only from `user`; assistant parts `text`/`refusal`; system, developer and tool parts `text` | API ref, each message type's content parts | `generative::` |
 //! | `image_url.url` an http(s) URL or a base64 `data:` URL of JPEG/PNG/GIF/WebP | "Images and vision" | `generative::` |
 //! | `tools[].function.name` matches `^[a-zA-Z0-9_-]{1,64}$`; at most 128 tools | API ref, `tools` / function `name` | `generative::` |
+//! | `tools[].function.parameters` and `response_format.json_schema.schema` are JSON Schema: `type` names lower case | API ref (`parameters`: "described as a JSON Schema object"), JSON Schema Validation §6.1.1 | `generative::` (Gemini door, Google's upper-case types) |
 //! | `tool_choice` only with `tools`; a named function is one of them | "tool_choice is only allowed when 'tools' are specified" (API ref, `tool_choice`) | `generative::` |
 //! | `temperature` 0–2, `top_p` 0–1, `presence_penalty`/`frequency_penalty` −2–2, `n` 1–128 | API ref | `generative::` |
 //! | `max_tokens`/`max_completion_tokens` a positive integer | API ref | `generative::` |
@@ -28,7 +29,7 @@
 
 use serde_json::Value;
 
-use super::{chars, in_range, openai_image_url_ok, word_id, Refusal};
+use super::{chars, in_range, openai_image_url_ok, schema_type_error, word_id, Refusal};
 
 /// Azure OpenAI's rule: API versions (the `api-version` query, `YYYY-MM-DD…`) before
 /// 2024-09-01 do not know `stream_options` and refuse a request that has it ("Unrecognized
@@ -90,6 +91,16 @@ fn check_response_format(body: &Value) -> Result<(), Refusal> {
     let f = &body["response_format"];
     if f["type"] != "json_schema" {
         return Ok(());
+    }
+    if let Some(bad) = schema_type_error(
+        &f["json_schema"]["schema"],
+        "response_format.json_schema.schema",
+    ) {
+        return Err(Refusal::openai(
+            "response_format.json_schema.schema",
+            Some("invalid_value"),
+            format!("Invalid schema for response_format: {bad} is not a JSON Schema type."),
+        ));
     }
     let name = f["json_schema"]["name"].as_str().unwrap_or("");
     let ok = (1..=64).contains(&name.len())
@@ -220,6 +231,14 @@ fn check_tools(body: &Value) -> Result<(), Refusal> {
                 &format!("tools[{i}].function.name"),
                 Some("invalid_value"),
                 format!("Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$' and has at most 64 characters."),
+            ));
+        }
+        let at = format!("tools[{i}].function.parameters");
+        if let Some(bad) = schema_type_error(&t["function"]["parameters"], &at) {
+            return Err(Refusal::openai(
+                &at,
+                Some("invalid_function_parameters"),
+                format!("Invalid schema for function: {bad} is not a JSON Schema type."),
             ));
         }
         names.push(name);
