@@ -80,8 +80,8 @@ use crate::accounting::usage::Usage;
 use crate::contract::gemini_door as contract;
 use crate::dialect::adjusted::Adjustments;
 use crate::dialect::chat::wire::{
-    ChunkErrorIn, ChunkIn, CompletionIn, DeltaIn, FunctionName, ImageUrl, Str, StreamOptions,
-    ThinkingBlock, ToolCallOut, ToolChoiceOut, ToolDeltaIn,
+    ChunkErrorIn, CompletionIn, DeltaIn, FunctionName, ImageUrl, Str, StreamOptions, ThinkingBlock,
+    ToolCallOut, ToolChoiceOut, ToolDeltaIn,
 };
 use crate::dialect::gemini::wire::{
     BlobIn, ContentIn, FunctionCallIn, FunctionDeclIn, FunctionResponseIn, GenerationConfigIn,
@@ -91,7 +91,7 @@ use crate::error::{printable, GatewayError};
 
 use super::chunks::to_bytes;
 use super::errors::unreadable;
-use super::translate::{End, EventState, Translating};
+use super::translate::{chat_event, ChatEvent, End, EventState, Translating};
 use super::vendor_state;
 
 const VENDOR: &str = "openai";
@@ -1154,20 +1154,15 @@ impl Stream {
 
 impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let data = data.trim_ascii();
-        if data.is_empty() {
-            return;
-        }
-        if data == b"[DONE]" {
-            return self.last(out);
-        }
-        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
-            Ok(c) => c,
-            Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
+        let chunk = match chat_event(data) {
+            ChatEvent::Nothing => return,
+            ChatEvent::Done => return self.last(out),
+            ChatEvent::Unreadable(e) => {
+                return self.fail(&unreadable(VENDOR, "a stream event", e), out)
+            }
+            ChatEvent::Error(err) => return self.upstream_error(err, out),
+            ChatEvent::Chunk(chunk) => chunk,
         };
-        if let Some(err) = chunk.error {
-            return self.upstream_error(err, out);
-        }
         if let Some(id) = chunk.id.filter(|s| !s.is_empty()) {
             self.id = id.into_owned();
         }

@@ -43,9 +43,9 @@ use serde_json::value::RawValue;
 use crate::accounting::usage::Usage;
 use crate::dialect::chat::wire::Str;
 use crate::dialect::chat::wire::{
-    ChatRequestOut, ChunkErrorIn, ChunkIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut,
-    FunctionName, ImageUrl, JsonSchemaOut, MessageOut, PartOut, ResponseFormatOut, StreamOptions,
-    ThinkingBlock, ToolCallOut, ToolChoiceOut, ToolDeltaIn, ToolOut,
+    ChatRequestOut, ChunkErrorIn, CompletionIn, ContentOut, DeltaIn, FunctionDefOut, FunctionName,
+    ImageUrl, JsonSchemaOut, MessageOut, PartOut, ResponseFormatOut, StreamOptions, ThinkingBlock,
+    ToolCallOut, ToolChoiceOut, ToolDeltaIn, ToolOut,
 };
 use crate::dialect::messages::wire::{
     AnthropicUsage, Block, BlockIn, MessageIn, MessageOutBody, MessagesRequest, OutputFormat,
@@ -56,7 +56,7 @@ use crate::error::{printable, GatewayError};
 
 use super::chunks::{json_str, to_bytes};
 use super::errors::unreadable;
-use super::translate::{End, EventState, Translated, Translating};
+use super::translate::{chat_event, ChatEvent, End, EventState, Translated, Translating};
 
 const VENDOR: &str = "openai";
 
@@ -563,20 +563,15 @@ impl Stream {
 
 impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let data = data.trim_ascii();
-        if data.is_empty() {
-            return;
-        }
-        if data == b"[DONE]" {
-            return self.last(out);
-        }
-        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
-            Ok(c) => c,
-            Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
+        let chunk = match chat_event(data) {
+            ChatEvent::Nothing => return,
+            ChatEvent::Done => return self.last(out),
+            ChatEvent::Unreadable(e) => {
+                return self.fail(&unreadable(VENDOR, "a stream event", e), out)
+            }
+            ChatEvent::Error(err) => return self.upstream_error(err, out),
+            ChatEvent::Chunk(chunk) => chunk,
         };
-        if let Some(err) = chunk.error {
-            return self.upstream_error(err, out);
-        }
         // Azure's first chunk carries only `prompt_filter_results` (empty `id`, `model` and
         // `choices`): the message starts at the next one, which names them.
         if chunk.choices.is_empty() && chunk.usage.is_none() {

@@ -42,7 +42,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::dialect::chat::wire::{ChunkIn, CompletionIn, ThinkingBlock, ToolDeltaIn};
+use crate::dialect::chat::wire::{CompletionIn, ThinkingBlock, ToolDeltaIn};
 
 use crate::accounting::usage::Usage;
 use crate::dialect::adjusted::Adjustments;
@@ -50,7 +50,7 @@ use crate::error::GatewayError;
 
 use super::errors::unreadable;
 use super::hosted_tools::{self, Namespaced};
-use super::translate::{End, EventState, Translated, Translating};
+use super::translate::{chat_event, ChatEvent, End, EventState, Translated, Translating};
 use super::vendor_state;
 
 const VENDOR: &str = "openai";
@@ -770,27 +770,29 @@ impl Stream {
     }
 }
 
+impl StreamState {
+    /// An error object in place of a chunk: the stream fails with its message.
+    fn upstream_error(&mut self, err: &serde_json::value::RawValue, out: &mut Vec<u8>) {
+        let err: Value = serde_json::from_str(err.get()).unwrap_or_default();
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the upstream stream failed");
+        self.fail(&GatewayError::Upstream(message.to_string()), out);
+    }
+}
+
 impl EventState for StreamState {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let data = data.trim_ascii();
-        if data.is_empty() {
-            return;
-        }
-        if data == b"[DONE]" {
-            return self.last(out);
-        }
-        let chunk: ChunkIn<'_> = match serde_json::from_slice(data) {
-            Ok(c) => c,
-            Err(e) => return self.fail(&unreadable(VENDOR, "a stream event", e), out),
+        let chunk = match chat_event(data) {
+            ChatEvent::Nothing => return,
+            ChatEvent::Done => return self.last(out),
+            ChatEvent::Unreadable(e) => {
+                return self.fail(&unreadable(VENDOR, "a stream event", e), out)
+            }
+            ChatEvent::Error(err) => return self.upstream_error(err, out),
+            ChatEvent::Chunk(chunk) => chunk,
         };
-        if let Some(err) = chunk.error {
-            let err: Value = serde_json::from_str(err.get()).unwrap_or_default();
-            let message = err
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("the upstream stream failed");
-            return self.fail(&GatewayError::Upstream(message.to_string()), out);
-        }
         self.begin(chunk.id.as_deref(), chunk.model.as_deref(), out);
         if chunk.usage.is_some() {
             self.usage = chunk.usage;

@@ -198,6 +198,39 @@ impl<S: EventState> SseTranslator for Translating<S> {
     }
 }
 
+/// One server-sent event of a chat completions stream, as the translators from chat
+/// (`<door>_to_chat`'s `Stream`) read it.
+pub(crate) enum ChatEvent<'a> {
+    /// A blank event (a keep-alive).
+    Nothing,
+    /// `[DONE]`: the stream's end.
+    Done,
+    /// A chunk (its `error` taken out: that is [`ChatEvent::Error`]).
+    Chunk(crate::dialect::chat::wire::ChunkIn<'a>),
+    /// An error object in place of a chunk (the gateway's own, or a vendor's).
+    Error(&'a serde_json::value::RawValue),
+    /// Not a chunk.
+    Unreadable(serde_json::Error),
+}
+
+/// Reads one event's `data` of a chat completions stream.
+pub(crate) fn chat_event(data: &[u8]) -> ChatEvent<'_> {
+    let data = data.trim_ascii();
+    if data.is_empty() {
+        return ChatEvent::Nothing;
+    }
+    if data == b"[DONE]" {
+        return ChatEvent::Done;
+    }
+    match serde_json::from_slice::<crate::dialect::chat::wire::ChunkIn<'_>>(data) {
+        Ok(mut chunk) => match chunk.error.take() {
+            Some(err) => ChatEvent::Error(err),
+            None => ChatEvent::Chunk(chunk),
+        },
+        Err(e) => ChatEvent::Unreadable(e),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
